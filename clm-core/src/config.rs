@@ -1,0 +1,128 @@
+//! Host configuration: where the data lives, pool sizes, and (later) the master
+//! key. Built in code or from `CLM_*` environment variables.
+
+use std::path::PathBuf;
+
+use crate::db::{DatabaseConfig, PoolSettings};
+use crate::{Error, Result};
+
+#[derive(Debug, Clone)]
+pub struct ClmConfig {
+    pub database: DatabaseConfig,
+    pub pool: PoolSettings,
+}
+
+impl ClmConfig {
+    /// Embedded SQLite: `secure.db` and `core.db` in `data_dir`.
+    pub fn sqlite(data_dir: impl Into<PathBuf>) -> Self {
+        ClmConfig {
+            database: DatabaseConfig::Sqlite {
+                data_dir: data_dir.into(),
+            },
+            pool: PoolSettings::default(),
+        }
+    }
+
+    /// Two PostgreSQL databases (e.g. `clm_secure_db` and `clm_core_db`).
+    pub fn postgres(secure_url: impl Into<String>, core_url: impl Into<String>) -> Self {
+        ClmConfig {
+            database: DatabaseConfig::Postgres {
+                secure_url: secure_url.into(),
+                core_url: core_url.into(),
+                secure_replica_url: None,
+                core_replica_url: None,
+            },
+            pool: PoolSettings::default(),
+        }
+    }
+
+    /// Routes read-only reporting queries (views, lists) to replicas.
+    pub fn with_read_replicas(
+        mut self,
+        secure_replica: impl Into<String>,
+        core_replica: impl Into<String>,
+    ) -> Self {
+        if let DatabaseConfig::Postgres {
+            secure_replica_url,
+            core_replica_url,
+            ..
+        } = &mut self.database
+        {
+            *secure_replica_url = Some(secure_replica.into());
+            *core_replica_url = Some(core_replica.into());
+        }
+        self
+    }
+
+    pub fn with_max_connections(mut self, max: u32) -> Self {
+        self.pool.max_connections = max;
+        self
+    }
+
+    /// `sqlite://DIR` or a directory path opens SQLite.
+    pub fn from_location(location: &str) -> Result<Self> {
+        let location = location.trim();
+        if location.is_empty() {
+            return Err(Error::invalid("location", "is empty"));
+        }
+        if location.starts_with("postgres://") || location.starts_with("postgresql://") {
+            return Err(Error::invalid(
+                "location",
+                "PostgreSQL needs two URLs (secure and core); use ClmConfig::postgres",
+            ));
+        }
+        let dir = location.strip_prefix("sqlite://").unwrap_or(location);
+        Ok(ClmConfig::sqlite(dir))
+    }
+
+    /// Reads `CLM_SECURE_DATABASE_URL` + `CLM_CORE_DATABASE_URL` (PostgreSQL,
+    /// with optional `CLM_SECURE_REPLICA_URL`/`CLM_CORE_REPLICA_URL`), else
+    /// `CLM_DATA_DIR` (SQLite), plus `CLM_MAX_CONNECTIONS`.
+    pub fn from_env() -> Result<Self> {
+        Self::from_vars(|name| std::env::var(name).ok().filter(|v| !v.trim().is_empty()))
+    }
+
+    /// [`Self::from_env`] over any variable source (testable without touching the process environment).
+    pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<Self> {
+        let mut config = match (var("CLM_SECURE_DATABASE_URL"), var("CLM_CORE_DATABASE_URL")) {
+            (Some(secure), Some(core)) => {
+                let mut config = ClmConfig::postgres(secure, core);
+                if let DatabaseConfig::Postgres {
+                    secure_replica_url,
+                    core_replica_url,
+                    ..
+                } = &mut config.database
+                {
+                    *secure_replica_url = var("CLM_SECURE_REPLICA_URL");
+                    *core_replica_url = var("CLM_CORE_REPLICA_URL");
+                }
+                config
+            }
+            (Some(_), None) => {
+                return Err(Error::Configuration(
+                    "CLM_SECURE_DATABASE_URL is set but CLM_CORE_DATABASE_URL is not".into(),
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(Error::Configuration(
+                    "CLM_CORE_DATABASE_URL is set but CLM_SECURE_DATABASE_URL is not".into(),
+                ));
+            }
+            (None, None) => match var("CLM_DATA_DIR") {
+                Some(dir) => ClmConfig::sqlite(dir),
+                None => {
+                    return Err(Error::Configuration(
+                        "set CLM_DATA_DIR (SQLite) or CLM_SECURE_DATABASE_URL and CLM_CORE_DATABASE_URL (PostgreSQL)"
+                            .into(),
+                    ));
+                }
+            },
+        };
+        if let Some(max) = var("CLM_MAX_CONNECTIONS") {
+            config.pool.max_connections = max.parse().map_err(|_| {
+                Error::Configuration(format!("CLM_MAX_CONNECTIONS={max:?} is not a number"))
+            })?;
+        }
+        Ok(config)
+    }
+}

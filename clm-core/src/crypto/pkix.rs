@@ -1,0 +1,333 @@
+//! Shared ASN.1/PKIX plumbing for the crypto module: object identifiers, the
+//! lenient parsing profile, signed-structure splitting, signature
+//! verification, SubjectPublicKeyInfo inspection and time conversion.
+
+use chrono::{DateTime, TimeZone, Utc};
+use der::asn1::{AnyRef, BitStringRef, GeneralizedTime, ObjectIdentifier, UtcTime};
+use der::{Decode, Encode, Sequence};
+use spki::{AlgorithmIdentifierRef, SubjectPublicKeyInfoRef};
+use x509_cert::time::Time;
+
+use crate::{Error, Result};
+
+/// Object identifiers used across the module (RFC 5280, 5480, 8410, 3279, 4055).
+pub(crate) mod oid {
+    use der::asn1::ObjectIdentifier as Oid;
+
+    pub const RSA_ENCRYPTION: Oid = Oid::new_unwrap("1.2.840.113549.1.1.1");
+    pub const SHA1_WITH_RSA: Oid = Oid::new_unwrap("1.2.840.113549.1.1.5");
+    pub const MD5_WITH_RSA: Oid = Oid::new_unwrap("1.2.840.113549.1.1.4");
+    pub const RSASSA_PSS: Oid = Oid::new_unwrap("1.2.840.113549.1.1.10");
+    pub const SHA256_WITH_RSA: Oid = Oid::new_unwrap("1.2.840.113549.1.1.11");
+    pub const SHA384_WITH_RSA: Oid = Oid::new_unwrap("1.2.840.113549.1.1.12");
+    pub const SHA512_WITH_RSA: Oid = Oid::new_unwrap("1.2.840.113549.1.1.13");
+    pub const EC_PUBLIC_KEY: Oid = Oid::new_unwrap("1.2.840.10045.2.1");
+    pub const ECDSA_WITH_SHA1: Oid = Oid::new_unwrap("1.2.840.10045.4.1");
+    pub const ECDSA_WITH_SHA256: Oid = Oid::new_unwrap("1.2.840.10045.4.3.2");
+    pub const ECDSA_WITH_SHA384: Oid = Oid::new_unwrap("1.2.840.10045.4.3.3");
+    pub const ECDSA_WITH_SHA512: Oid = Oid::new_unwrap("1.2.840.10045.4.3.4");
+    pub const SECP256R1: Oid = Oid::new_unwrap("1.2.840.10045.3.1.7");
+    pub const SECP384R1: Oid = Oid::new_unwrap("1.3.132.0.34");
+    pub const SECP521R1: Oid = Oid::new_unwrap("1.3.132.0.35");
+    pub const SECP256K1: Oid = Oid::new_unwrap("1.3.132.0.10");
+    pub const ED25519: Oid = Oid::new_unwrap("1.3.101.112");
+    pub const ED448: Oid = Oid::new_unwrap("1.3.101.113");
+
+    // Name attributes.
+    pub const CN: Oid = Oid::new_unwrap("2.5.4.3");
+    pub const SURNAME: Oid = Oid::new_unwrap("2.5.4.4");
+    pub const SERIAL_NUMBER: Oid = Oid::new_unwrap("2.5.4.5");
+    pub const C: Oid = Oid::new_unwrap("2.5.4.6");
+    pub const L: Oid = Oid::new_unwrap("2.5.4.7");
+    pub const ST: Oid = Oid::new_unwrap("2.5.4.8");
+    pub const STREET: Oid = Oid::new_unwrap("2.5.4.9");
+    pub const O: Oid = Oid::new_unwrap("2.5.4.10");
+    pub const OU: Oid = Oid::new_unwrap("2.5.4.11");
+    pub const TITLE: Oid = Oid::new_unwrap("2.5.4.12");
+    pub const POSTAL_CODE: Oid = Oid::new_unwrap("2.5.4.17");
+    pub const GIVEN_NAME: Oid = Oid::new_unwrap("2.5.4.42");
+    pub const ORGANIZATION_IDENTIFIER: Oid = Oid::new_unwrap("2.5.4.97");
+    pub const DC: Oid = Oid::new_unwrap("0.9.2342.19200300.100.1.25");
+    pub const UID: Oid = Oid::new_unwrap("0.9.2342.19200300.100.1.1");
+    pub const EMAIL_ADDRESS: Oid = Oid::new_unwrap("1.2.840.113549.1.9.1");
+
+    // Certificate extensions.
+    pub const SUBJECT_DIRECTORY_ATTRIBUTES: Oid = Oid::new_unwrap("2.5.29.9");
+    pub const SUBJECT_KEY_ID: Oid = Oid::new_unwrap("2.5.29.14");
+    pub const KEY_USAGE: Oid = Oid::new_unwrap("2.5.29.15");
+    pub const SUBJECT_ALT_NAME: Oid = Oid::new_unwrap("2.5.29.17");
+    pub const ISSUER_ALT_NAME: Oid = Oid::new_unwrap("2.5.29.18");
+    pub const BASIC_CONSTRAINTS: Oid = Oid::new_unwrap("2.5.29.19");
+    pub const CRL_NUMBER: Oid = Oid::new_unwrap("2.5.29.20");
+    pub const CRL_REASON: Oid = Oid::new_unwrap("2.5.29.21");
+    pub const NAME_CONSTRAINTS: Oid = Oid::new_unwrap("2.5.29.30");
+    pub const CRL_DISTRIBUTION_POINTS: Oid = Oid::new_unwrap("2.5.29.31");
+    pub const CERTIFICATE_POLICIES: Oid = Oid::new_unwrap("2.5.29.32");
+    pub const POLICY_MAPPINGS: Oid = Oid::new_unwrap("2.5.29.33");
+    pub const AUTHORITY_KEY_ID: Oid = Oid::new_unwrap("2.5.29.35");
+    pub const POLICY_CONSTRAINTS: Oid = Oid::new_unwrap("2.5.29.36");
+    pub const EXT_KEY_USAGE: Oid = Oid::new_unwrap("2.5.29.37");
+    pub const FRESHEST_CRL: Oid = Oid::new_unwrap("2.5.29.46");
+    pub const INHIBIT_ANY_POLICY: Oid = Oid::new_unwrap("2.5.29.54");
+    pub const AUTHORITY_INFO_ACCESS: Oid = Oid::new_unwrap("1.3.6.1.5.5.7.1.1");
+    pub const SUBJECT_INFO_ACCESS: Oid = Oid::new_unwrap("1.3.6.1.5.5.7.1.11");
+    pub const CT_PRECERT_SCTS: Oid = Oid::new_unwrap("1.3.6.1.4.1.11129.2.4.2");
+
+    // Extended key usages and access methods.
+    pub const KP_SERVER_AUTH: Oid = Oid::new_unwrap("1.3.6.1.5.5.7.3.1");
+    pub const KP_CLIENT_AUTH: Oid = Oid::new_unwrap("1.3.6.1.5.5.7.3.2");
+    pub const KP_CODE_SIGNING: Oid = Oid::new_unwrap("1.3.6.1.5.5.7.3.3");
+    pub const KP_EMAIL_PROTECTION: Oid = Oid::new_unwrap("1.3.6.1.5.5.7.3.4");
+    pub const KP_TIME_STAMPING: Oid = Oid::new_unwrap("1.3.6.1.5.5.7.3.8");
+    pub const KP_OCSP_SIGNING: Oid = Oid::new_unwrap("1.3.6.1.5.5.7.3.9");
+    pub const KP_ANY: Oid = Oid::new_unwrap("2.5.29.37.0");
+    pub const AD_OCSP: Oid = Oid::new_unwrap("1.3.6.1.5.5.7.48.1");
+    pub const AD_CA_ISSUERS: Oid = Oid::new_unwrap("1.3.6.1.5.5.7.48.2");
+
+    // PKCS#9 attribute carrying requested extensions in a CSR.
+    pub const EXTENSION_REQUEST: Oid = Oid::new_unwrap("1.2.840.113549.1.9.14");
+}
+
+/// Parsing profile that accepts what RFC 5280 tells certificate *users* to
+/// tolerate: serials that are negative, zero or longer than 20 bytes. The
+/// import path reports those as flags instead of refusing the certificate.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct Lenient;
+
+impl x509_cert::certificate::Profile for Lenient {
+    fn check_serial_number(_serial: &x509_cert::serial_number::SerialNumber<Self>) -> der::Result<()> {
+        Ok(())
+    }
+}
+
+pub(crate) type LenientCertificate = x509_cert::certificate::CertificateInner<Lenient>;
+
+/// Any signed PKIX structure (certificate, CSR, CRL): the exact bytes that
+/// were signed, the algorithm and the signature.
+#[derive(Sequence)]
+pub(crate) struct Signed<'a> {
+    pub to_be_signed: AnyRef<'a>,
+    pub algorithm: AlgorithmIdentifierRef<'a>,
+    pub signature: BitStringRef<'a>,
+}
+
+impl<'a> Signed<'a> {
+    /// Splits a DER signed structure; `what` names it in errors.
+    pub fn parse(der: &'a [u8], what: &str) -> Result<Self> {
+        Signed::from_der(der).map_err(|err| Error::invalid(what, format!("malformed DER: {err}")))
+    }
+
+    /// The to-be-signed bytes exactly as they appear in the input (DER
+    /// decoding is strict, so re-encoding the header is byte-identical).
+    pub fn message(&self) -> Result<Vec<u8>> {
+        self.to_be_signed
+            .to_der()
+            .map_err(|err| Error::crypto(format!("cannot re-encode signed data: {err}")))
+    }
+}
+
+/// Maps a DER error to an invalid-input error on `field`.
+pub(crate) fn malformed(field: &str) -> impl Fn(der::Error) -> Error + '_ {
+    move |err| Error::invalid(field, format!("malformed DER: {err}"))
+}
+
+/// Maps an encoding error while *building* a structure (our own bug or an
+/// out-of-range input) to a crypto error naming what was being built.
+pub(crate) fn encoding(what: &str) -> impl Fn(der::Error) -> Error + '_ {
+    move |err| Error::crypto(format!("cannot encode {what}: {err}"))
+}
+
+/// Human name of a signature algorithm, as OpenSSL prints it.
+pub(crate) fn signature_algorithm_name(algorithm: &ObjectIdentifier) -> String {
+    let name = match *algorithm {
+        oid::SHA256_WITH_RSA => "sha256WithRSAEncryption",
+        oid::SHA384_WITH_RSA => "sha384WithRSAEncryption",
+        oid::SHA512_WITH_RSA => "sha512WithRSAEncryption",
+        oid::SHA1_WITH_RSA => "sha1WithRSAEncryption",
+        oid::MD5_WITH_RSA => "md5WithRSAEncryption",
+        oid::RSASSA_PSS => "rsassaPss",
+        oid::ECDSA_WITH_SHA1 => "ecdsa-with-SHA1",
+        oid::ECDSA_WITH_SHA256 => "ecdsa-with-SHA256",
+        oid::ECDSA_WITH_SHA384 => "ecdsa-with-SHA384",
+        oid::ECDSA_WITH_SHA512 => "ecdsa-with-SHA512",
+        oid::ED25519 => "Ed25519",
+        oid::ED448 => "Ed448",
+        _ => return algorithm.to_string(),
+    };
+    name.to_string()
+}
+
+/// What a SubjectPublicKeyInfo holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct PublicKeyInfo {
+    /// "RSA", "ECDSA", "Ed25519", "Ed448" or the algorithm OID.
+    pub family: String,
+    /// RSA modulus bits, curve size, or 0 when unknown.
+    pub bits: u32,
+    /// Named curve of an EC key.
+    pub curve: Option<ObjectIdentifier>,
+}
+
+pub(crate) fn public_key_info(spki: &SubjectPublicKeyInfoRef<'_>) -> PublicKeyInfo {
+    let algorithm = spki.algorithm.oid;
+    match algorithm {
+        oid::RSA_ENCRYPTION => {
+            let bits = spki
+                .subject_public_key
+                .as_bytes()
+                .and_then(|key| pkcs1::RsaPublicKey::from_der(key).ok())
+                .map(|key| unsigned_bit_length(key.modulus.as_bytes()))
+                .unwrap_or(0);
+            PublicKeyInfo { family: "RSA".into(), bits, curve: None }
+        }
+        oid::EC_PUBLIC_KEY => {
+            let curve = spki
+                .algorithm
+                .parameters
+                .and_then(|parameters| parameters.decode_as::<ObjectIdentifier>().ok());
+            let bits = match curve {
+                Some(oid::SECP256R1) | Some(oid::SECP256K1) => 256,
+                Some(oid::SECP384R1) => 384,
+                Some(oid::SECP521R1) => 521,
+                _ => 0,
+            };
+            PublicKeyInfo { family: "ECDSA".into(), bits, curve }
+        }
+        oid::ED25519 => PublicKeyInfo { family: "Ed25519".into(), bits: 256, curve: None },
+        oid::ED448 => PublicKeyInfo { family: "Ed448".into(), bits: 448, curve: None },
+        other => PublicKeyInfo { family: other.to_string(), bits: 0, curve: None },
+    }
+}
+
+/// Bit length of a big-endian unsigned integer.
+pub(crate) fn unsigned_bit_length(bytes: &[u8]) -> u32 {
+    let significant: &[u8] = match bytes.iter().position(|&b| b != 0) {
+        Some(start) => &bytes[start..],
+        None => return 0,
+    };
+    let leading = significant.first().map_or(0, |b| b.leading_zeros());
+    (significant.len() as u32) * 8 - leading
+}
+
+/// Verifies `signature` over `message` with the key in `spki_der`, for the
+/// algorithm named by `algorithm`. SHA-1 and MD5 signatures are refused.
+pub(crate) fn verify_signature(
+    spki_der: &[u8],
+    algorithm: &AlgorithmIdentifierRef<'_>,
+    message: &[u8],
+    signature: &[u8],
+) -> Result<()> {
+    use ring::signature as rs;
+
+    let spki = SubjectPublicKeyInfoRef::from_der(spki_der)
+        .map_err(|err| Error::invalid("public_key", format!("malformed SubjectPublicKeyInfo: {err}")))?;
+    let key_bytes = spki
+        .subject_public_key
+        .as_bytes()
+        .ok_or_else(|| Error::invalid("public_key", "public key BIT STRING has unused bits"))?;
+    let info = public_key_info(&spki);
+    let name = signature_algorithm_name(&algorithm.oid);
+
+    let verifier: &dyn rs::VerificationAlgorithm = match (algorithm.oid, spki.algorithm.oid) {
+        (oid::SHA256_WITH_RSA, oid::RSA_ENCRYPTION) => &rs::RSA_PKCS1_2048_8192_SHA256,
+        (oid::SHA384_WITH_RSA, oid::RSA_ENCRYPTION) => &rs::RSA_PKCS1_2048_8192_SHA384,
+        (oid::SHA512_WITH_RSA, oid::RSA_ENCRYPTION) => &rs::RSA_PKCS1_2048_8192_SHA512,
+        (oid::ECDSA_WITH_SHA256, oid::EC_PUBLIC_KEY) => match info.curve {
+            Some(oid::SECP256R1) => &rs::ECDSA_P256_SHA256_ASN1,
+            Some(oid::SECP384R1) => &rs::ECDSA_P384_SHA256_ASN1,
+            _ => return Err(unsupported_curve(&info)),
+        },
+        (oid::ECDSA_WITH_SHA384, oid::EC_PUBLIC_KEY) => match info.curve {
+            Some(oid::SECP256R1) => &rs::ECDSA_P256_SHA384_ASN1,
+            Some(oid::SECP384R1) => &rs::ECDSA_P384_SHA384_ASN1,
+            _ => return Err(unsupported_curve(&info)),
+        },
+        (oid::ED25519, oid::ED25519) => &rs::ED25519,
+        (oid::SHA1_WITH_RSA | oid::MD5_WITH_RSA | oid::ECDSA_WITH_SHA1, _) => {
+            return Err(Error::crypto(format!(
+                "signature algorithm {name} is not accepted: its hash is broken"
+            )));
+        }
+        (
+            oid::SHA256_WITH_RSA
+            | oid::SHA384_WITH_RSA
+            | oid::SHA512_WITH_RSA
+            | oid::ECDSA_WITH_SHA256
+            | oid::ECDSA_WITH_SHA384
+            | oid::ED25519,
+            _,
+        ) => {
+            return Err(Error::crypto(format!(
+                "signature algorithm {name} does not match the {} public key",
+                info.family
+            )));
+        }
+        _ => {
+            return Err(Error::crypto(format!("unsupported signature algorithm {name}")));
+        }
+    };
+    rs::UnparsedPublicKey::new(verifier, key_bytes)
+        .verify(message, signature)
+        .map_err(|_| Error::crypto(format!("{name} signature does not verify")))
+}
+
+fn unsupported_curve(info: &PublicKeyInfo) -> Error {
+    let curve = info.curve.map_or_else(|| "an unnamed curve".to_string(), |c| c.to_string());
+    Error::crypto(format!("unsupported elliptic curve {curve} (supported: P-256, P-384)"))
+}
+
+/// RFC 5280 time: UTCTime through 2049, GeneralizedTime from 2050, whole
+/// seconds (sub-second precision is dropped, never rounded up).
+pub(crate) fn to_time(value: DateTime<Utc>, field: &str) -> Result<Time> {
+    let seconds = u64::try_from(value.timestamp())
+        .map_err(|_| Error::invalid(field, "must not be before 1970-01-01"))?;
+    let duration = std::time::Duration::from_secs(seconds);
+    let date = der::DateTime::from_unix_duration(duration)
+        .map_err(|err| Error::invalid(field, format!("cannot be encoded: {err}")))?;
+    if date.year() <= 2049 {
+        UtcTime::from_date_time(date)
+            .map(Time::UtcTime)
+            .map_err(|err| Error::invalid(field, format!("cannot be encoded: {err}")))
+    } else {
+        Ok(Time::GeneralTime(GeneralizedTime::from_date_time(date)))
+    }
+}
+
+pub(crate) fn from_time(value: &Time, field: &str) -> Result<DateTime<Utc>> {
+    let duration = value.to_unix_duration();
+    let seconds = i64::try_from(duration.as_secs())
+        .map_err(|_| Error::invalid(field, "time is out of range"))?;
+    Utc.timestamp_opt(seconds, 0)
+        .single()
+        .ok_or_else(|| Error::invalid(field, "time is out of range"))
+}
+
+/// Lowercase hex.
+pub(crate) fn hex_lower(bytes: &[u8]) -> String {
+    hex::encode(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bit_lengths() {
+        assert_eq!(unsigned_bit_length(&[]), 0);
+        assert_eq!(unsigned_bit_length(&[0, 0]), 0);
+        assert_eq!(unsigned_bit_length(&[1]), 1);
+        assert_eq!(unsigned_bit_length(&[0, 0x80, 0]), 16);
+        assert_eq!(unsigned_bit_length(&[0x7f, 0xff]), 15);
+    }
+
+    #[test]
+    fn times_pick_the_rfc5280_encoding() {
+        let early = Utc.with_ymd_and_hms(2049, 12, 31, 23, 59, 59).single().unwrap();
+        let late = Utc.with_ymd_and_hms(2050, 1, 1, 0, 0, 0).single().unwrap();
+        assert!(matches!(to_time(early, "t").unwrap(), Time::UtcTime(_)));
+        assert!(matches!(to_time(late, "t").unwrap(), Time::GeneralTime(_)));
+        assert_eq!(from_time(&to_time(late, "t").unwrap(), "t").unwrap(), late);
+        let before_epoch = Utc.with_ymd_and_hms(1960, 1, 1, 0, 0, 0).single().unwrap();
+        assert!(to_time(before_epoch, "not_before").is_err());
+    }
+}

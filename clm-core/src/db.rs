@@ -1,0 +1,414 @@
+//! The two backends behind one small surface. Repositories write their SQL once
+//! (`$1` placeholders work on both) and run it through [`on_conn!`], which
+//! expands the same code for PostgreSQL and SQLite. Dialect differences live in
+//! [`Dialect`] and nowhere else.
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::pool::PoolConnection;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{PgConnection, PgPool, Postgres, Sqlite, SqliteConnection, SqlitePool};
+
+use crate::{Error, Result};
+
+static POSTGRES_SECURE: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres/secure");
+static POSTGRES_CORE: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres/core");
+static SQLITE_SECURE: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite/secure");
+static SQLITE_CORE: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite/core");
+
+/// Which SQL dialect a connection speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Postgres,
+    Sqlite,
+}
+
+impl Dialect {
+    /// Row lock for read-modify-write inside a transaction. SQLite write
+    /// transactions start with `BEGIN IMMEDIATE` and hold the database lock.
+    pub fn for_update(self) -> &'static str {
+        match self {
+            Dialect::Postgres => " FOR UPDATE",
+            Dialect::Sqlite => "",
+        }
+    }
+
+    /// Case-insensitive pattern match.
+    pub fn ilike(self) -> &'static str {
+        match self {
+            Dialect::Postgres => "ILIKE",
+            Dialect::Sqlite => "LIKE",
+        }
+    }
+
+    /// A predicate true when the JSON array column `column` holds an element
+    /// whose `value` equals the text parameter `$n`.
+    pub fn json_array_has_value(self, column: &str, param: usize) -> String {
+        match self {
+            Dialect::Postgres => format!(
+                "EXISTS (SELECT 1 FROM jsonb_array_elements({column}) AS e WHERE e->>'value' = ${param})"
+            ),
+            Dialect::Sqlite => format!(
+                "EXISTS (SELECT 1 FROM json_each({column}) AS e WHERE json_extract(e.value, '$.value') = ${param})"
+            ),
+        }
+    }
+}
+
+/// A connection pool of either backend.
+#[derive(Debug, Clone)]
+pub enum Pool {
+    Postgres(PgPool),
+    Sqlite(SqlitePool),
+}
+
+/// A borrowed connection of either backend: a pooled one or a transaction's.
+pub enum Conn<'c> {
+    Postgres(&'c mut PgConnection),
+    Sqlite(&'c mut SqliteConnection),
+}
+
+impl Conn<'_> {
+    pub fn dialect(&self) -> Dialect {
+        match self {
+            Conn::Postgres(_) => Dialect::Postgres,
+            Conn::Sqlite(_) => Dialect::Sqlite,
+        }
+    }
+}
+
+/// Runs `$body` with `$c` bound to the backend's concrete connection
+/// (`&mut PgConnection` or `&mut SqliteConnection`). The body is compiled once
+/// per backend, so the same query text and binds serve both.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! on_conn {
+    ($conn:expr, |$c:ident| $body:expr) => {
+        match $conn {
+            $crate::db::Conn::Postgres(inner) => {
+                let $c: &mut sqlx::PgConnection = &mut **inner;
+                $body
+            }
+            $crate::db::Conn::Sqlite(inner) => {
+                let $c: &mut sqlx::SqliteConnection = &mut **inner;
+                $body
+            }
+        }
+    };
+}
+
+/// Executes a statement built by `$query` (with `$c` the concrete connection)
+/// on either backend and returns the number of rows it affected.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! exec {
+    ($conn:expr, |$c:ident| $query:expr) => {
+        $crate::on_conn!($conn, |$c| ($query)
+            .execute(&mut *$c)
+            .await
+            .map(|done| done.rows_affected()))
+    };
+}
+
+/// A connection checked out of a pool.
+pub enum PooledConn {
+    Postgres(PoolConnection<Postgres>),
+    Sqlite(PoolConnection<Sqlite>),
+}
+
+impl PooledConn {
+    pub fn conn(&mut self) -> Conn<'_> {
+        match self {
+            PooledConn::Postgres(c) => Conn::Postgres(&mut **c),
+            PooledConn::Sqlite(c) => Conn::Sqlite(&mut **c),
+        }
+    }
+}
+
+/// A transaction of either backend. Dropped without `commit` it rolls back.
+pub enum Tx {
+    Postgres(sqlx::Transaction<'static, Postgres>),
+    Sqlite(sqlx::Transaction<'static, Sqlite>),
+}
+
+impl Tx {
+    pub fn conn(&mut self) -> Conn<'_> {
+        match self {
+            Tx::Postgres(t) => Conn::Postgres(&mut **t),
+            Tx::Sqlite(t) => Conn::Sqlite(&mut **t),
+        }
+    }
+
+    pub fn dialect(&self) -> Dialect {
+        match self {
+            Tx::Postgres(_) => Dialect::Postgres,
+            Tx::Sqlite(_) => Dialect::Sqlite,
+        }
+    }
+
+    pub async fn commit(self) -> Result<()> {
+        match self {
+            Tx::Postgres(t) => t.commit().await?,
+            Tx::Sqlite(t) => t.commit().await?,
+        }
+        Ok(())
+    }
+}
+
+impl Pool {
+    pub fn dialect(&self) -> Dialect {
+        match self {
+            Pool::Postgres(_) => Dialect::Postgres,
+            Pool::Sqlite(_) => Dialect::Sqlite,
+        }
+    }
+
+    pub async fn acquire(&self) -> Result<PooledConn> {
+        Ok(match self {
+            Pool::Postgres(p) => PooledConn::Postgres(p.acquire().await?),
+            Pool::Sqlite(p) => PooledConn::Sqlite(p.acquire().await?),
+        })
+    }
+
+    /// A write transaction. On SQLite it takes the write lock up front
+    /// (`BEGIN IMMEDIATE`) so two writers wait for each other instead of
+    /// failing when a read lock would have to be upgraded.
+    pub async fn begin(&self) -> Result<Tx> {
+        Ok(match self {
+            Pool::Postgres(p) => Tx::Postgres(p.begin().await?),
+            Pool::Sqlite(p) => Tx::Sqlite(p.begin_with("BEGIN IMMEDIATE").await?),
+        })
+    }
+
+    pub async fn close(&self) {
+        match self {
+            Pool::Postgres(p) => p.close().await,
+            Pool::Sqlite(p) => p.close().await,
+        }
+    }
+
+    pub fn is_closed(&self) -> bool {
+        match self {
+            Pool::Postgres(p) => p.is_closed(),
+            Pool::Sqlite(p) => p.is_closed(),
+        }
+    }
+}
+
+/// The two logical databases, each with a primary pool and a pool for
+/// read-only reporting queries (a replica when configured, else the primary).
+#[derive(Debug, Clone)]
+pub struct Databases {
+    pub secure: Pool,
+    pub core: Pool,
+    pub secure_read: Pool,
+    pub core_read: Pool,
+}
+
+impl Databases {
+    pub fn dialect(&self) -> Dialect {
+        self.secure.dialect()
+    }
+
+    pub async fn close(&self) {
+        self.secure_read.close().await;
+        self.core_read.close().await;
+        self.secure.close().await;
+        self.core.close().await;
+    }
+}
+
+/// Where the data lives.
+#[derive(Clone, PartialEq, Eq)]
+pub enum DatabaseConfig {
+    /// Two SQLite files, `secure.db` and `core.db`, in one directory.
+    Sqlite { data_dir: PathBuf },
+    /// Two PostgreSQL databases, with optional read replicas for reporting.
+    Postgres {
+        secure_url: String,
+        core_url: String,
+        secure_replica_url: Option<String>,
+        core_replica_url: Option<String>,
+    },
+}
+
+impl std::fmt::Debug for DatabaseConfig {
+    // URLs may carry passwords: print them with the password masked.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DatabaseConfig::Sqlite { data_dir } => f
+                .debug_struct("Sqlite")
+                .field("data_dir", data_dir)
+                .finish(),
+            DatabaseConfig::Postgres {
+                secure_url,
+                core_url,
+                secure_replica_url,
+                core_replica_url,
+            } => f
+                .debug_struct("Postgres")
+                .field("secure_url", &redact_url(secure_url))
+                .field("core_url", &redact_url(core_url))
+                .field(
+                    "secure_replica_url",
+                    &secure_replica_url.as_deref().map(redact_url),
+                )
+                .field(
+                    "core_replica_url",
+                    &core_replica_url.as_deref().map(redact_url),
+                )
+                .finish(),
+        }
+    }
+}
+
+/// `postgres://user:secret@host/db` -> `postgres://user:[redacted]@host/db`.
+pub fn redact_url(url: &str) -> String {
+    if let Some((scheme, rest)) = url.split_once("://")
+        && let Some((credentials, host)) = rest.rsplit_once('@')
+        && let Some((user, _password)) = credentials.split_once(':')
+    {
+        return format!("{scheme}://{user}:[redacted]@{host}");
+    }
+    url.to_string()
+}
+
+/// Pool sizes and timeouts.
+#[derive(Debug, Clone, Copy)]
+pub struct PoolSettings {
+    pub max_connections: u32,
+    pub replica_max_connections: u32,
+    pub acquire_timeout: Duration,
+}
+
+impl Default for PoolSettings {
+    fn default() -> Self {
+        PoolSettings {
+            max_connections: 10,
+            replica_max_connections: 5,
+            acquire_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+pub async fn connect(config: &DatabaseConfig, settings: PoolSettings) -> Result<Databases> {
+    if settings.max_connections == 0 {
+        return Err(Error::invalid("max_connections", "must be at least 1"));
+    }
+    match config {
+        DatabaseConfig::Sqlite { data_dir } => connect_sqlite(data_dir, settings).await,
+        DatabaseConfig::Postgres {
+            secure_url,
+            core_url,
+            secure_replica_url,
+            core_replica_url,
+        } => {
+            let secure =
+                connect_postgres(secure_url, "secure_url", settings.max_connections, settings)
+                    .await?;
+            let core =
+                connect_postgres(core_url, "core_url", settings.max_connections, settings).await?;
+            POSTGRES_SECURE.run(&secure).await?;
+            POSTGRES_CORE.run(&core).await?;
+            let secure_read = match secure_replica_url {
+                Some(url) => {
+                    connect_postgres(
+                        url,
+                        "secure_replica_url",
+                        settings.replica_max_connections,
+                        settings,
+                    )
+                    .await?
+                }
+                None => secure.clone(),
+            };
+            let core_read = match core_replica_url {
+                Some(url) => {
+                    connect_postgres(
+                        url,
+                        "core_replica_url",
+                        settings.replica_max_connections,
+                        settings,
+                    )
+                    .await?
+                }
+                None => core.clone(),
+            };
+            Ok(Databases {
+                secure: Pool::Postgres(secure),
+                core: Pool::Postgres(core),
+                secure_read: Pool::Postgres(secure_read),
+                core_read: Pool::Postgres(core_read),
+            })
+        }
+    }
+}
+
+async fn connect_postgres(
+    url: &str,
+    field: &str,
+    max: u32,
+    settings: PoolSettings,
+) -> Result<PgPool> {
+    let options = PgConnectOptions::from_str(url).map_err(|err| {
+        Error::Configuration(format!(
+            "{field} is not a PostgreSQL URL ({}): {err}",
+            redact_url(url)
+        ))
+    })?;
+    PgPoolOptions::new()
+        .max_connections(max.max(1))
+        .acquire_timeout(settings.acquire_timeout)
+        .connect_with(options)
+        .await
+        .map_err(|err| {
+            Error::Database(format!(
+                "cannot connect to {field} {}: {err}",
+                redact_url(url)
+            ))
+        })
+}
+
+async fn connect_sqlite(data_dir: &Path, settings: PoolSettings) -> Result<Databases> {
+    std::fs::create_dir_all(data_dir).map_err(|err| {
+        Error::Configuration(format!(
+            "cannot create data directory {}: {err}",
+            data_dir.display()
+        ))
+    })?;
+    let open = |file: &str| {
+        let options = SqliteConnectOptions::new()
+            .filename(data_dir.join(file))
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // WAL + NORMAL is durable across application crashes; FULL adds
+            // protection against power loss at a large cost per commit.
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(30));
+        SqlitePoolOptions::new()
+            .max_connections(settings.max_connections)
+            .acquire_timeout(settings.acquire_timeout)
+            .connect_with(options)
+    };
+    let secure = open("secure.db").await.map_err(|err| {
+        Error::Database(format!(
+            "cannot open {}/secure.db: {err}",
+            data_dir.display()
+        ))
+    })?;
+    let core = open("core.db").await.map_err(|err| {
+        Error::Database(format!("cannot open {}/core.db: {err}", data_dir.display()))
+    })?;
+    SQLITE_SECURE.run(&secure).await?;
+    SQLITE_CORE.run(&core).await?;
+    Ok(Databases {
+        secure_read: Pool::Sqlite(secure.clone()),
+        core_read: Pool::Sqlite(core.clone()),
+        secure: Pool::Sqlite(secure),
+        core: Pool::Sqlite(core),
+    })
+}

@@ -1,0 +1,487 @@
+//! Typed JSON documents stored in JSONB (PostgreSQL) or checked TEXT (SQLite):
+//! `roles.permissions`, `policies.policy_rules`, `workflows.workflow_definition`,
+//! `certificates.subject_alternative_names`.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::model::status::{CertificateKind, StepType};
+use crate::{Error, Result};
+
+/// Parses a JSON document, naming the offending field (as a path such as
+/// `steps[1].approvers`) when it is malformed.
+pub fn parse_document<T: DeserializeOwned>(document: &'static str, json: &str) -> Result<T> {
+    let mut deserializer = serde_json::Deserializer::from_str(json);
+    let value: T = serde_path_to_error::deserialize(&mut deserializer).map_err(|err| {
+        let path = err.path().to_string();
+        let field = if path == "." || path.is_empty() {
+            document.to_string()
+        } else {
+            format!("{document}.{path}")
+        };
+        Error::invalid(field, err.into_inner().to_string())
+    })?;
+    deserializer
+        .end()
+        .map_err(|err| Error::invalid(document, err.to_string()))?;
+    Ok(value)
+}
+
+/// `roles.permissions`: resource -> allowed actions, e.g.
+/// `{"certificates": ["create","read"], "audit": ["read"]}`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Permissions(pub BTreeMap<String, Vec<String>>);
+
+/// Resources and the actions each accepts. A permission outside this table is
+/// refused when a role is created, so a typo cannot grant nothing silently.
+pub const PERMISSION_CATALOG: &[(&str, &[&str])] = &[
+    (
+        "certificates",
+        &[
+            "create", "read", "update", "delete", "revoke", "export", "import", "renew",
+        ],
+    ),
+    ("authorities", &["create", "read", "sign_crl"]),
+    ("requests", &["create", "read", "cancel"]),
+    ("policies", &["create", "read", "update", "delete"]),
+    (
+        "workflows",
+        &["create", "read", "update", "delete", "execute", "approve"],
+    ),
+    ("users", &["create", "read", "update", "delete", "unlock"]),
+    ("roles", &["create", "read", "update", "delete", "assign"]),
+    (
+        "organizations",
+        &["create", "read", "update", "delete", "manage_members"],
+    ),
+    ("api_keys", &["create", "read", "revoke"]),
+    ("keys", &["rotate", "read"]),
+    ("notifications", &["read", "deliver"]),
+    ("audit", &["read", "verify", "archive"]),
+    ("system", &["admin", "lifecycle"]),
+];
+
+impl Permissions {
+    pub fn parse(json: &str) -> Result<Self> {
+        let permissions: Self = parse_document("permissions", json)?;
+        permissions.validate()?;
+        Ok(permissions)
+    }
+
+    /// Every resource and action must be in [`PERMISSION_CATALOG`].
+    pub fn validate(&self) -> Result<()> {
+        for (resource, actions) in &self.0 {
+            let known = PERMISSION_CATALOG
+                .iter()
+                .find(|(name, _)| name == resource)
+                .ok_or_else(|| {
+                    Error::invalid(
+                        format!("permissions.{resource}"),
+                        "unknown resource".to_string(),
+                    )
+                })?;
+            for action in actions {
+                if action != "*" && !known.1.contains(&action.as_str()) {
+                    return Err(Error::invalid(
+                        format!("permissions.{resource}"),
+                        format!("unknown action {action:?}; known: {}", known.1.join(", ")),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub fn allows(&self, resource: &str, action: &str) -> bool {
+        self.0.get(resource).is_some_and(|actions| {
+            actions
+                .iter()
+                .any(|granted| granted == action || granted == "*")
+        })
+    }
+
+    /// Every permission of the catalog: what the built-in administrator holds.
+    pub fn all() -> Self {
+        Permissions(
+            PERMISSION_CATALOG
+                .iter()
+                .map(|(resource, actions)| {
+                    (
+                        resource.to_string(),
+                        actions.iter().map(|a| a.to_string()).collect(),
+                    )
+                })
+                .collect(),
+        )
+    }
+
+    pub fn from_pairs(pairs: &[(&str, &[&str])]) -> Self {
+        Permissions(
+            pairs
+                .iter()
+                .map(|(resource, actions)| {
+                    (
+                        resource.to_string(),
+                        actions.iter().map(|a| a.to_string()).collect(),
+                    )
+                })
+                .collect(),
+        )
+    }
+
+    /// Union with another set (effective permissions of several roles).
+    pub fn merge(&mut self, other: &Permissions) {
+        for (resource, actions) in &other.0 {
+            let entry = self.0.entry(resource.clone()).or_default();
+            for action in actions {
+                if !entry.contains(action) {
+                    entry.push(action.clone());
+                }
+            }
+        }
+    }
+
+    /// True when every permission of `self` is also granted by `other`.
+    pub fn is_subset_of(&self, other: &Permissions) -> bool {
+        self.0
+            .iter()
+            .all(|(resource, actions)| actions.iter().all(|action| other.allows(resource, action)))
+    }
+}
+
+/// `policies.policy_rules`. The summary's six rules plus what a real policy
+/// needs (domains, SAN types, certificate kinds, the approval workflow).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyRules {
+    /// Longest validity a certificate may be issued with.
+    pub max_validity_days: u32,
+    /// Smallest RSA modulus in bits.
+    #[serde(default = "default_min_key_size")]
+    pub min_key_size: u32,
+    /// Smallest elliptic-curve size in bits (256 = P-256).
+    #[serde(default = "default_min_ec_key_size")]
+    pub min_ec_key_size: u32,
+    /// Key algorithm families allowed: "RSA", "ECDSA", "Ed25519".
+    #[serde(default = "default_algorithms")]
+    pub allowed_algorithms: Vec<String>,
+    #[serde(default)]
+    pub require_approval: bool,
+    /// Workflow a request goes through when approval is required; the default
+    /// workflow when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workflow_code: Option<String>,
+    #[serde(default)]
+    pub auto_renewal: bool,
+    #[serde(default = "default_renewal_threshold")]
+    pub renewal_threshold_days: u32,
+    /// DNS names allowed in subject CN and SANs. Empty = any. `example.com`
+    /// allows exactly that name, plus its subdomains when `allow_subdomains`.
+    #[serde(default)]
+    pub allowed_domains: Vec<String>,
+    #[serde(default)]
+    pub allow_subdomains: bool,
+    #[serde(default)]
+    pub allow_wildcards: bool,
+    /// SAN types allowed ("DNS", "IP", "EMAIL", "URI"). Empty = any.
+    #[serde(default)]
+    pub allowed_san_types: Vec<String>,
+    /// Certificate kinds this policy may issue. Empty = any end-entity kind.
+    #[serde(default)]
+    pub allowed_kinds: Vec<CertificateKind>,
+}
+
+fn default_min_key_size() -> u32 {
+    2048
+}
+fn default_min_ec_key_size() -> u32 {
+    256
+}
+fn default_algorithms() -> Vec<String> {
+    vec!["RSA".into(), "ECDSA".into(), "Ed25519".into()]
+}
+fn default_renewal_threshold() -> u32 {
+    30
+}
+
+impl Default for PolicyRules {
+    fn default() -> Self {
+        PolicyRules {
+            max_validity_days: 365,
+            min_key_size: default_min_key_size(),
+            min_ec_key_size: default_min_ec_key_size(),
+            allowed_algorithms: default_algorithms(),
+            require_approval: false,
+            workflow_code: None,
+            auto_renewal: false,
+            renewal_threshold_days: default_renewal_threshold(),
+            allowed_domains: Vec::new(),
+            allow_subdomains: false,
+            allow_wildcards: false,
+            allowed_san_types: Vec::new(),
+            allowed_kinds: Vec::new(),
+        }
+    }
+}
+
+impl PolicyRules {
+    pub fn parse(json: &str) -> Result<Self> {
+        let rules: Self = parse_document("policy_rules", json)?;
+        rules.validate()?;
+        Ok(rules)
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        if self.max_validity_days == 0 || self.max_validity_days > 36_500 {
+            return Err(Error::invalid(
+                "policy_rules.max_validity_days",
+                "must be between 1 and 36500",
+            ));
+        }
+        if self.renewal_threshold_days >= self.max_validity_days {
+            return Err(Error::invalid(
+                "policy_rules.renewal_threshold_days",
+                "must be smaller than max_validity_days",
+            ));
+        }
+        for algorithm in &self.allowed_algorithms {
+            if !["RSA", "ECDSA", "Ed25519"].contains(&algorithm.as_str()) {
+                return Err(Error::invalid(
+                    "policy_rules.allowed_algorithms",
+                    format!("{algorithm:?} is not one of RSA, ECDSA, Ed25519"),
+                ));
+            }
+        }
+        for san_type in &self.allowed_san_types {
+            if !["DNS", "IP", "EMAIL", "URI"].contains(&san_type.as_str()) {
+                return Err(Error::invalid(
+                    "policy_rules.allowed_san_types",
+                    format!("{san_type:?} is not one of DNS, IP, EMAIL, URI"),
+                ));
+            }
+        }
+        for domain in &self.allowed_domains {
+            if domain.is_empty() || domain.starts_with('.') || domain.contains('*') {
+                return Err(Error::invalid(
+                    "policy_rules.allowed_domains",
+                    format!("{domain:?} must be a plain domain such as example.com"),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One entry of `certificates.subject_alternative_names`:
+/// `{"type": "DNS", "value": "example.com"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "type", content = "value")]
+pub enum SubjectAlternativeName {
+    #[serde(rename = "DNS")]
+    Dns(String),
+    #[serde(rename = "IP")]
+    Ip(IpAddr),
+    #[serde(rename = "EMAIL")]
+    Email(String),
+    #[serde(rename = "URI")]
+    Uri(String),
+}
+
+impl SubjectAlternativeName {
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            SubjectAlternativeName::Dns(_) => "DNS",
+            SubjectAlternativeName::Ip(_) => "IP",
+            SubjectAlternativeName::Email(_) => "EMAIL",
+            SubjectAlternativeName::Uri(_) => "URI",
+        }
+    }
+
+    pub fn value(&self) -> String {
+        match self {
+            SubjectAlternativeName::Dns(v)
+            | SubjectAlternativeName::Email(v)
+            | SubjectAlternativeName::Uri(v) => v.clone(),
+            SubjectAlternativeName::Ip(ip) => ip.to_string(),
+        }
+    }
+
+    pub fn parse_list(json: &str) -> Result<Vec<Self>> {
+        let names: Vec<Self> = parse_document("subject_alternative_names", json)?;
+        for (index, name) in names.iter().enumerate() {
+            name.validate().map_err(|reason| {
+                Error::invalid(format!("subject_alternative_names[{index}]"), reason)
+            })?;
+        }
+        Ok(names)
+    }
+
+    /// Syntax check of the value for its type.
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        match self {
+            SubjectAlternativeName::Dns(name) => validate_dns_name(name),
+            SubjectAlternativeName::Ip(_) => Ok(()),
+            SubjectAlternativeName::Email(address) => {
+                let valid = address.split_once('@').is_some_and(|(local, domain)| {
+                    !local.is_empty() && validate_dns_name(domain).is_ok()
+                }) && address.is_ascii();
+                if valid {
+                    Ok(())
+                } else {
+                    Err(format!("{address:?} is not an email address"))
+                }
+            }
+            SubjectAlternativeName::Uri(uri) => {
+                let valid = uri.split_once("://").is_some_and(|(scheme, rest)| {
+                    !scheme.is_empty()
+                        && scheme
+                            .chars()
+                            .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+                        && !rest.is_empty()
+                }) && uri.is_ascii()
+                    && !uri.contains(char::is_whitespace);
+                if valid {
+                    Ok(())
+                } else {
+                    Err(format!("{uri:?} is not an absolute URI"))
+                }
+            }
+        }
+    }
+}
+
+/// A DNS name as it may appear in a certificate: ASCII (IDNs as A-labels),
+/// labels of 1..=63 letters, digits or hyphens, at most 253 characters, and at
+/// most one leading `*.` wildcard label.
+pub fn validate_dns_name(name: &str) -> std::result::Result<(), String> {
+    let body = name.strip_prefix("*.").unwrap_or(name);
+    let valid = !body.is_empty()
+        && name.len() <= 253
+        && body.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        });
+    if valid {
+        Ok(())
+    } else {
+        Err(format!("{name:?} is not a valid DNS name"))
+    }
+}
+
+/// `workflows.workflow_definition`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkflowDefinition {
+    pub steps: Vec<WorkflowStepDefinition>,
+    /// Hours a request may wait for approval before it expires.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_after_hours: Option<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkflowStepDefinition {
+    pub step_id: u32,
+    #[serde(rename = "type")]
+    pub step_type: StepType,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Approval steps: `role:CODE` or `user:UUID`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub approvers: Vec<String>,
+    /// Distinct approvals needed (M of N); 1 when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub required_approvals: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<serde_json::Value>,
+}
+
+/// A parsed approver reference of a workflow definition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ApproverRef {
+    Role(String),
+    User(uuid::Uuid),
+}
+
+impl ApproverRef {
+    pub fn parse(text: &str) -> std::result::Result<Self, String> {
+        if let Some(code) = text.strip_prefix("role:") {
+            if code.is_empty() {
+                return Err("role approver needs a role code after \"role:\"".into());
+            }
+            Ok(ApproverRef::Role(code.to_string()))
+        } else if let Some(id) = text.strip_prefix("user:") {
+            uuid::Uuid::parse_str(id)
+                .map(ApproverRef::User)
+                .map_err(|_| format!("{id:?} after \"user:\" is not a UUID"))
+        } else {
+            Err(format!("{text:?} must be \"role:CODE\" or \"user:UUID\""))
+        }
+    }
+}
+
+impl WorkflowDefinition {
+    pub fn parse(json: &str) -> Result<Self> {
+        let definition: Self = parse_document("workflow_definition", json)?;
+        definition.validate_shape()?;
+        Ok(definition)
+    }
+
+    /// Structural checks that need no database: at least one step, unique step
+    /// ids, approvers well formed on approval steps and only there. Whether the
+    /// approvers exist is checked by the service.
+    pub fn validate_shape(&self) -> Result<()> {
+        if self.steps.is_empty() {
+            return Err(Error::invalid(
+                "workflow_definition.steps",
+                "needs at least one step",
+            ));
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for (index, step) in self.steps.iter().enumerate() {
+            let field = |name: &str| format!("workflow_definition.steps[{index}].{name}");
+            if !seen.insert(step.step_id) {
+                return Err(Error::invalid(
+                    field("step_id"),
+                    format!("step_id {} is used twice", step.step_id),
+                ));
+            }
+            match step.step_type {
+                StepType::Approval => {
+                    if step.approvers.is_empty() {
+                        return Err(Error::invalid(
+                            field("approvers"),
+                            "an approval step needs approvers",
+                        ));
+                    }
+                    for approver in &step.approvers {
+                        ApproverRef::parse(approver)
+                            .map_err(|reason| Error::invalid(field("approvers"), reason))?;
+                    }
+                    if step.required_approvals == Some(0) {
+                        return Err(Error::invalid(
+                            field("required_approvals"),
+                            "must be at least 1",
+                        ));
+                    }
+                }
+                _ => {
+                    if !step.approvers.is_empty() || step.required_approvals.is_some() {
+                        return Err(Error::invalid(
+                            field("approvers"),
+                            "only approval steps take approvers",
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
