@@ -4,12 +4,45 @@
 use std::path::PathBuf;
 
 use crate::db::{DatabaseConfig, PoolSettings};
+use crate::keyring::MasterKeySource;
 use crate::{Error, Result};
 
 #[derive(Debug, Clone)]
 pub struct ClmConfig {
     pub database: DatabaseConfig,
     pub pool: PoolSettings,
+    /// Required: the key that wraps the data-encryption keys.
+    pub master_key: Option<MasterKeySource>,
+    pub security: SecuritySettings,
+}
+
+/// Login, lockout and session limits.
+#[derive(Debug, Clone, Copy)]
+pub struct SecuritySettings {
+    /// Consecutive failed logins before the account locks.
+    pub max_failed_logins: u32,
+    /// How long a lockout lasts unless an administrator lifts it.
+    pub lockout_seconds: u64,
+    /// Absolute session lifetime.
+    pub session_ttl_seconds: u64,
+    /// A session unused this long expires.
+    pub session_idle_seconds: u64,
+    /// Concurrent CPU-heavy jobs (password hashing, RSA key generation).
+    pub cpu_jobs: usize,
+}
+
+impl Default for SecuritySettings {
+    fn default() -> Self {
+        SecuritySettings {
+            max_failed_logins: 5,
+            lockout_seconds: 15 * 60,
+            session_ttl_seconds: 12 * 60 * 60,
+            session_idle_seconds: 30 * 60,
+            cpu_jobs: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2),
+        }
+    }
 }
 
 impl ClmConfig {
@@ -20,6 +53,8 @@ impl ClmConfig {
                 data_dir: data_dir.into(),
             },
             pool: PoolSettings::default(),
+            master_key: None,
+            security: SecuritySettings::default(),
         }
     }
 
@@ -33,7 +68,19 @@ impl ClmConfig {
                 core_replica_url: None,
             },
             pool: PoolSettings::default(),
+            master_key: None,
+            security: SecuritySettings::default(),
         }
+    }
+
+    pub fn with_master_key(mut self, source: MasterKeySource) -> Self {
+        self.master_key = Some(source);
+        self
+    }
+
+    pub fn with_security(mut self, security: SecuritySettings) -> Self {
+        self.security = security;
+        self
     }
 
     /// Routes read-only reporting queries (views, lists) to replicas.
@@ -77,7 +124,8 @@ impl ClmConfig {
 
     /// Reads `CLM_SECURE_DATABASE_URL` + `CLM_CORE_DATABASE_URL` (PostgreSQL,
     /// with optional `CLM_SECURE_REPLICA_URL`/`CLM_CORE_REPLICA_URL`), else
-    /// `CLM_DATA_DIR` (SQLite), plus `CLM_MAX_CONNECTIONS`.
+    /// `CLM_DATA_DIR` (SQLite), plus `CLM_MASTER_KEY` (base64) or
+    /// `CLM_MASTER_KEY_FILE`, and `CLM_MAX_CONNECTIONS`.
     pub fn from_env() -> Result<Self> {
         Self::from_vars(|name| std::env::var(name).ok().filter(|v| !v.trim().is_empty()))
     }
@@ -117,6 +165,11 @@ impl ClmConfig {
                     ));
                 }
             },
+        };
+        config.master_key = match (var("CLM_MASTER_KEY"), var("CLM_MASTER_KEY_FILE")) {
+            (Some(key), _) => Some(MasterKeySource::Base64(key)),
+            (None, Some(path)) => Some(MasterKeySource::File(PathBuf::from(path))),
+            (None, None) => None,
         };
         if let Some(max) = var("CLM_MAX_CONNECTIONS") {
             config.pool.max_connections = max.parse().map_err(|_| {

@@ -12,17 +12,23 @@
 //! ```
 
 pub mod config;
+pub mod crypto;
 pub mod db;
 pub mod error;
+pub mod keyring;
 pub mod model;
+pub mod service;
 pub mod store;
 
-pub use config::ClmConfig;
+pub use config::{ClmConfig, SecuritySettings};
 pub use error::{Error, ErrorCode, Result};
+pub use keyring::{KeyProvider, LocalMasterKey, MasterKeySource};
+pub use service::{Actor, ActorKind};
 
 use std::sync::Arc;
 
 use db::Databases;
+use keyring::KeyRing;
 
 /// The handle a host keeps: both databases, opened and migrated.
 #[derive(Clone)]
@@ -33,6 +39,9 @@ pub struct Clm {
 struct Inner {
     databases: Databases,
     config: ClmConfig,
+    keyring: KeyRing,
+    /// Bounds CPU-heavy work moved off the async executor.
+    cpu_jobs: tokio::sync::Semaphore,
 }
 
 impl std::fmt::Debug for Clm {
@@ -45,15 +54,56 @@ impl std::fmt::Debug for Clm {
 
 impl Clm {
     /// Opens (creating when missing) both databases and applies the migrations.
+    /// A wrong master key fails here with a Configuration error.
     pub async fn open(config: ClmConfig) -> Result<Clm> {
+        let source = config.master_key.clone().ok_or_else(|| {
+            Error::Configuration(
+                "no master key: set ClmConfig::master_key, CLM_MASTER_KEY (base64 of 32 bytes) or CLM_MASTER_KEY_FILE".into(),
+            )
+        })?;
+        let (provider, _created) = source.resolve()?;
         let databases = db::connect(&config.database, config.pool).await?;
-        Ok(Clm {
-            inner: Arc::new(Inner { databases, config }),
-        })
+        let keyring = match KeyRing::load(&databases.secure, provider).await {
+            Ok(keyring) => keyring,
+            Err(err) => {
+                databases.close().await;
+                return Err(err);
+            }
+        };
+        let cpu_jobs = tokio::sync::Semaphore::new(config.security.cpu_jobs.max(1));
+        let clm = Clm {
+            inner: Arc::new(Inner {
+                databases,
+                config,
+                keyring,
+                cpu_jobs,
+            }),
+        };
+        clm.seed_builtin_roles().await?;
+        Ok(clm)
+    }
+
+    pub(crate) fn keyring(&self) -> &KeyRing {
+        &self.inner.keyring
+    }
+
+    /// A permit for one CPU-heavy job off the executor.
+    pub(crate) async fn cpu_permit(&self) -> Result<tokio::sync::SemaphorePermit<'_>> {
+        self.inner
+            .cpu_jobs
+            .acquire()
+            .await
+            .map_err(|_| Error::Closed)
+    }
+
+    /// The host application's own actor (bootstrap, jobs): every permission.
+    pub fn system_actor(&self) -> Actor {
+        Actor::system()
     }
 
     /// Closes every pool. Later calls fail with [`Error::Closed`].
     pub async fn close(&self) {
+        self.inner.cpu_jobs.close();
         self.inner.databases.close().await;
     }
 

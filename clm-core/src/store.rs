@@ -14,7 +14,29 @@ use crate::db::Conn;
 use crate::model::ResourceId;
 use crate::{Error, Result, exec, on_conn};
 
+pub(crate) mod support;
+
+pub mod api_keys;
+pub mod audit;
+pub mod certificate_metadata;
+pub mod certificate_requests;
+pub mod certificate_revocations;
+pub mod certificates;
+pub mod encryption_keys;
+pub mod key_rotation_history;
+pub mod notifications;
+pub mod organizations;
+pub mod policies;
+pub mod private_keys;
+pub mod roles;
+pub mod sessions;
+pub mod user_organizations;
+pub mod user_roles;
 pub mod users;
+pub mod views;
+pub mod workflow_instances;
+pub mod workflow_steps;
+pub mod workflows;
 
 /// Current time, truncated to microseconds: the precision both backends keep,
 /// so a value read back compares equal to the value written.
@@ -373,6 +395,7 @@ pub async fn count<T: Table>(conn: &mut Conn<'_>, filter: &Filter) -> Result<i64
 /// Marks a live row deleted. NotFound when it is absent or already deleted.
 pub async fn soft_delete<T: Table>(conn: &mut Conn<'_>, id: impl Into<uuid::Uuid>) -> Result<()> {
     let id = ResourceId(id.into());
+    no_soft_delete_guard::<T>()?;
     let sql = format!(
         "UPDATE {} SET deleted_at = $1 WHERE id = $2 AND deleted_at IS NULL",
         T::NAME
@@ -389,6 +412,7 @@ pub async fn soft_delete<T: Table>(conn: &mut Conn<'_>, id: impl Into<uuid::Uuid
 /// Brings a soft-deleted row back. NotFound when no deleted row has that id.
 pub async fn restore<T: Table>(conn: &mut Conn<'_>, id: impl Into<uuid::Uuid>) -> Result<()> {
     let id = ResourceId(id.into());
+    no_soft_delete_guard::<T>()?;
     let sql = format!(
         "UPDATE {} SET deleted_at = NULL WHERE id = $1 AND deleted_at IS NOT NULL",
         T::NAME
@@ -398,6 +422,19 @@ pub async fn restore<T: Table>(conn: &mut Conn<'_>, id: impl Into<uuid::Uuid>) -
         return Err(Error::not_found(T::ENTITY, format!("deleted {id}")));
     }
     Ok(())
+}
+
+/// Tables without `deleted_at` (the append-only audit logs) have nothing to
+/// soft-delete or restore; say so instead of failing on a missing column.
+fn no_soft_delete_guard<T: Table>() -> Result<()> {
+    if T::SOFT_DELETE {
+        Ok(())
+    } else {
+        Err(Error::conflict(format!(
+            "{} is append-only: rows cannot be deleted or restored",
+            T::NAME
+        )))
+    }
 }
 
 /// Records expose their primary key for cursors.

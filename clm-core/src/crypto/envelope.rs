@@ -82,12 +82,21 @@ pub fn seal(key: &SecretBytes, key_version: u32, plaintext: &[u8], aad: &[u8]) -
         .map_err(|_| Error::crypto("AES-GCM nonce has the wrong length"))?;
     let header = header(key_version);
     let body = cipher
-        .encrypt(&nonce, Payload { msg: plaintext, aad: &header_aad(&header, aad) })
+        .encrypt(
+            &nonce,
+            Payload {
+                msg: plaintext,
+                aad: &header_aad(&header, aad),
+            },
+        )
         .map_err(|_| Error::crypto("AES-256-GCM encryption failed"))?;
     let mut ciphertext = Vec::with_capacity(HEADER_LEN + body.len());
     ciphertext.extend_from_slice(&header);
     ciphertext.extend_from_slice(&body);
-    Ok(Sealed { nonce: nonce_bytes, ciphertext })
+    Ok(Sealed {
+        nonce: nonce_bytes,
+        ciphertext,
+    })
 }
 
 /// Reads the key version from a ciphertext's header, so a caller can fetch
@@ -109,7 +118,13 @@ pub fn open(
     sealed: &Sealed,
     aad: &[u8],
 ) -> Result<SecretBytes> {
-    open_parts(key, expected_key_version, &sealed.nonce, &sealed.ciphertext, aad)
+    open_parts(
+        key,
+        expected_key_version,
+        &sealed.nonce,
+        &sealed.ciphertext,
+        aad,
+    )
 }
 
 /// Decrypts `ciphertext` sealed under `key` with `nonce` and `aad`.
@@ -138,12 +153,21 @@ pub fn open_parts(
         )));
     }
     let nonce = Nonce::try_from(nonce).map_err(|_| {
-        Error::crypto(format!("nonce must be {NONCE_LEN} bytes, got {}", nonce.len()))
+        Error::crypto(format!(
+            "nonce must be {NONCE_LEN} bytes, got {}",
+            nonce.len()
+        ))
     })?;
     let cipher = cipher(key)?;
     let (header, body) = ciphertext.split_at(HEADER_LEN);
     cipher
-        .decrypt(&nonce, Payload { msg: body, aad: &header_aad(header, aad) })
+        .decrypt(
+            &nonce,
+            Payload {
+                msg: body,
+                aad: &header_aad(header, aad),
+            },
+        )
         .map(SecretBytes::new)
         .map_err(|_| {
             Error::crypto("sealed data does not open: wrong key or data moved to another row")
@@ -183,7 +207,11 @@ mod tests {
         let (key, sealed, row_aad) = sample();
         let other = generate_data_key();
         let err = open(&other, 7, &sealed, &row_aad).unwrap_err();
-        assert!(err.to_string().contains("wrong key or data moved to another row"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("wrong key or data moved to another row"),
+            "{err}"
+        );
         let moved = aad(&["org-1", "certificates", "row-43", "private_key"]);
         assert!(open(&key, 7, &sealed, &moved).is_err());
         let mut flipped = sealed.clone();
@@ -214,10 +242,16 @@ mod tests {
         assert!(err.to_string().contains("format byte 0x02"), "{err}");
         // Truncations never panic.
         for len in 0..sealed.ciphertext.len() {
-            let cut = Sealed { nonce: sealed.nonce.clone(), ciphertext: sealed.ciphertext[..len].to_vec() };
+            let cut = Sealed {
+                nonce: sealed.nonce.clone(),
+                ciphertext: sealed.ciphertext[..len].to_vec(),
+            };
             assert!(open(&key, 7, &cut, &row_aad).is_err());
         }
-        let short_nonce = Sealed { nonce: vec![0; 8], ciphertext: sealed.ciphertext.clone() };
+        let short_nonce = Sealed {
+            nonce: vec![0; 8],
+            ciphertext: sealed.ciphertext.clone(),
+        };
         assert!(open(&key, 7, &short_nonce, &row_aad).is_err());
         let short_key = SecretBytes::new(vec![0; 16]);
         assert!(seal(&short_key, 1, b"x", b"").is_err());

@@ -95,7 +95,9 @@ pub(crate) mod oid {
 pub(crate) struct Lenient;
 
 impl x509_cert::certificate::Profile for Lenient {
-    fn check_serial_number(_serial: &x509_cert::serial_number::SerialNumber<Self>) -> der::Result<()> {
+    fn check_serial_number(
+        _serial: &x509_cert::serial_number::SerialNumber<Self>,
+    ) -> der::Result<()> {
         Ok(())
     }
 }
@@ -124,11 +126,6 @@ impl<'a> Signed<'a> {
             .to_der()
             .map_err(|err| Error::crypto(format!("cannot re-encode signed data: {err}")))
     }
-}
-
-/// Maps a DER error to an invalid-input error on `field`.
-pub(crate) fn malformed(field: &str) -> impl Fn(der::Error) -> Error + '_ {
-    move |err| Error::invalid(field, format!("malformed DER: {err}"))
 }
 
 /// Maps an encoding error while *building* a structure (our own bug or an
@@ -175,10 +172,14 @@ pub(crate) fn public_key_info(spki: &SubjectPublicKeyInfoRef<'_>) -> PublicKeyIn
             let bits = spki
                 .subject_public_key
                 .as_bytes()
-                .and_then(|key| pkcs1::RsaPublicKey::from_der(key).ok())
+                .and_then(|key| pkcs1::RsaPublicKeyRef::from_der(key).ok())
                 .map(|key| unsigned_bit_length(key.modulus.as_bytes()))
                 .unwrap_or(0);
-            PublicKeyInfo { family: "RSA".into(), bits, curve: None }
+            PublicKeyInfo {
+                family: "RSA".into(),
+                bits,
+                curve: None,
+            }
         }
         oid::EC_PUBLIC_KEY => {
             let curve = spki
@@ -191,11 +192,27 @@ pub(crate) fn public_key_info(spki: &SubjectPublicKeyInfoRef<'_>) -> PublicKeyIn
                 Some(oid::SECP521R1) => 521,
                 _ => 0,
             };
-            PublicKeyInfo { family: "ECDSA".into(), bits, curve }
+            PublicKeyInfo {
+                family: "ECDSA".into(),
+                bits,
+                curve,
+            }
         }
-        oid::ED25519 => PublicKeyInfo { family: "Ed25519".into(), bits: 256, curve: None },
-        oid::ED448 => PublicKeyInfo { family: "Ed448".into(), bits: 448, curve: None },
-        other => PublicKeyInfo { family: other.to_string(), bits: 0, curve: None },
+        oid::ED25519 => PublicKeyInfo {
+            family: "Ed25519".into(),
+            bits: 256,
+            curve: None,
+        },
+        oid::ED448 => PublicKeyInfo {
+            family: "Ed448".into(),
+            bits: 448,
+            curve: None,
+        },
+        other => PublicKeyInfo {
+            family: other.to_string(),
+            bits: 0,
+            curve: None,
+        },
     }
 }
 
@@ -219,14 +236,24 @@ pub(crate) fn verify_signature(
 ) -> Result<()> {
     use ring::signature as rs;
 
-    let spki = SubjectPublicKeyInfoRef::from_der(spki_der)
-        .map_err(|err| Error::invalid("public_key", format!("malformed SubjectPublicKeyInfo: {err}")))?;
+    let spki = SubjectPublicKeyInfoRef::from_der(spki_der).map_err(|err| {
+        Error::invalid(
+            "public_key",
+            format!("malformed SubjectPublicKeyInfo: {err}"),
+        )
+    })?;
     let key_bytes = spki
         .subject_public_key
         .as_bytes()
         .ok_or_else(|| Error::invalid("public_key", "public key BIT STRING has unused bits"))?;
     let info = public_key_info(&spki);
     let name = signature_algorithm_name(&algorithm.oid);
+    if info.family == "RSA" && info.bits < 2048 {
+        return Err(Error::crypto(format!(
+            "RSA keys under 2048 bits are not accepted (this one has {} bits)",
+            info.bits
+        )));
+    }
 
     let verifier: &dyn rs::VerificationAlgorithm = match (algorithm.oid, spki.algorithm.oid) {
         (oid::SHA256_WITH_RSA, oid::RSA_ENCRYPTION) => &rs::RSA_PKCS1_2048_8192_SHA256,
@@ -263,7 +290,9 @@ pub(crate) fn verify_signature(
             )));
         }
         _ => {
-            return Err(Error::crypto(format!("unsupported signature algorithm {name}")));
+            return Err(Error::crypto(format!(
+                "unsupported signature algorithm {name}"
+            )));
         }
     };
     rs::UnparsedPublicKey::new(verifier, key_bytes)
@@ -272,8 +301,12 @@ pub(crate) fn verify_signature(
 }
 
 fn unsupported_curve(info: &PublicKeyInfo) -> Error {
-    let curve = info.curve.map_or_else(|| "an unnamed curve".to_string(), |c| c.to_string());
-    Error::crypto(format!("unsupported elliptic curve {curve} (supported: P-256, P-384)"))
+    let curve = info
+        .curve
+        .map_or_else(|| "an unnamed curve".to_string(), |c| c.to_string());
+    Error::crypto(format!(
+        "unsupported elliptic curve {curve} (supported: P-256, P-384)"
+    ))
 }
 
 /// RFC 5280 time: UTCTime through 2049, GeneralizedTime from 2050, whole
@@ -322,7 +355,10 @@ mod tests {
 
     #[test]
     fn times_pick_the_rfc5280_encoding() {
-        let early = Utc.with_ymd_and_hms(2049, 12, 31, 23, 59, 59).single().unwrap();
+        let early = Utc
+            .with_ymd_and_hms(2049, 12, 31, 23, 59, 59)
+            .single()
+            .unwrap();
         let late = Utc.with_ymd_and_hms(2050, 1, 1, 0, 0, 0).single().unwrap();
         assert!(matches!(to_time(early, "t").unwrap(), Time::UtcTime(_)));
         assert!(matches!(to_time(late, "t").unwrap(), Time::GeneralTime(_)));

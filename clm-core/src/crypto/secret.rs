@@ -127,7 +127,10 @@ mod tests {
     fn secrets_never_print() {
         let bytes = SecretBytes::new(b"top secret".to_vec());
         let text = SecretString::from("hunter2");
-        assert_eq!(format!("{bytes:?} {bytes} {text:?} {text}"), "[redacted] [redacted] [redacted] [redacted]");
+        assert_eq!(
+            format!("{bytes:?} {bytes} {text:?} {text}"),
+            "[redacted] [redacted] [redacted] [redacted]"
+        );
         assert_eq!(bytes.expose(), b"top secret");
         assert_eq!(text.expose(), "hunter2");
     }

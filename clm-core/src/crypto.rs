@@ -1,0 +1,32 @@
+//! Pure cryptography: key generation and import, CSRs, certificate parsing
+//! and building, CRLs, envelope encryption and secret wrappers. No I/O, no
+//! database: services call these functions and store what they return.
+
+pub mod certificate;
+pub mod crl;
+pub mod csr;
+pub mod envelope;
+#[cfg(test)]
+mod interop_tests;
+pub mod keys;
+pub mod name;
+// Password hashing, bearer tokens and TOTP live here too (written with the
+// identity service).
+pub mod password;
+pub mod pem;
+mod pkix;
+pub mod secret;
+pub mod token;
+pub mod totp;
+
+pub use certificate::{
+    CertificateTemplate, Issuer, MAX_CERTIFICATE_LEN, ParsedCertificate, build_certificate,
+    parse_certificate_der, parse_certificates, random_serial, verify_signed_by,
+};
+pub use crl::{CrlEntry, build_crl};
+pub use csr::{ParsedCsr, build_csr, parse_csr};
+pub use envelope::{Sealed, aad, generate_data_key, open, open_parts, seal, sealed_key_version};
+pub use keys::{KeyAlgorithm, KeyInfo, KeyPair};
+pub use name::DistinguishedName;
+pub use pem::der_to_pem;
+pub use secret::{SecretBytes, SecretString, random_bytes};

@@ -1,0 +1,796 @@
+//! X.509 certificates: lenient, flagging import and RFC 5280 issuance.
+
+use std::net::IpAddr;
+
+use chrono::{DateTime, Utc};
+use der::asn1::{Ia5String, OctetString};
+use der::{Decode, Encode};
+use serde::{Deserialize, Serialize};
+use sha1::Sha1;
+use sha2::{Digest, Sha256};
+use spki::{SubjectPublicKeyInfoOwned, SubjectPublicKeyInfoRef};
+use x509_cert::builder::profile::BuilderProfile;
+use x509_cert::builder::{Builder, CertificateBuilder};
+use x509_cert::certificate::{TbsCertificate, Version};
+use x509_cert::ext::Extension;
+use x509_cert::ext::pkix::crl::dp::DistributionPoint;
+use x509_cert::ext::pkix::name::{DistributionPointName, GeneralName};
+use x509_cert::ext::pkix::{
+    AccessDescription, AuthorityInfoAccessSyntax, AuthorityKeyIdentifier, BasicConstraints,
+    CrlDistributionPoints, ExtendedKeyUsage, KeyUsage, KeyUsages, SubjectAltName,
+    SubjectKeyIdentifier,
+};
+use x509_cert::name::Name;
+use x509_cert::serial_number::SerialNumber;
+use x509_cert::time::Validity;
+
+use super::keys::{KeyPair, RawSignature};
+use super::name::{DistinguishedName, common_name_of, format_name};
+use super::pem::{der_to_pem, looks_like_pem, pem_blocks};
+use super::pkix::{
+    LenientCertificate, Signed, encoding, from_time, hex_lower, oid, public_key_info,
+    signature_algorithm_name, to_time, verify_signature,
+};
+use super::secret::random_bytes;
+use crate::model::{CertificateKind, SubjectAlternativeName};
+use crate::{Error, Result};
+
+const FIELD: &str = "certificate";
+
+/// Largest certificate accepted on import. Real certificates are a few KB;
+/// this only bounds work on hostile input.
+pub const MAX_CERTIFICATE_LEN: usize = 1024 * 1024;
+
+/// Everything clm records about a certificate, read from its DER.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ParsedCertificate {
+    pub der: Vec<u8>,
+    pub pem: String,
+    /// RFC 4514, most specific first: `CN=server.example.com,O=Example`.
+    pub subject_dn: String,
+    pub common_name: Option<String>,
+    pub issuer_dn: String,
+    /// Lowercase hex of the serial's DER content bytes: lossless even for
+    /// negative, zero or over-long serials (see `flags`).
+    pub serial_hex: String,
+    pub not_before: DateTime<Utc>,
+    pub not_after: DateTime<Utc>,
+    pub subject_alternative_names: Vec<SubjectAlternativeName>,
+    /// "RSA", "ECDSA", "Ed25519", "Ed448" or the key algorithm's OID.
+    pub key_algorithm: String,
+    /// RSA modulus bits or curve size; 0 when unknown.
+    pub key_size: u32,
+    /// e.g. `sha256WithRSAEncryption`, `ecdsa-with-SHA256`, `Ed25519`.
+    pub signature_algorithm: String,
+    pub is_ca: bool,
+    pub path_len: Option<u8>,
+    /// Lowercase hex SHA-256 of the DER.
+    pub fingerprint_sha256: String,
+    pub subject_key_id: Option<String>,
+    pub authority_key_id: Option<String>,
+    /// SubjectPublicKeyInfo DER.
+    pub public_key_der: Vec<u8>,
+    /// keyUsage bits by RFC 5280 name (`digitalSignature`, `keyCertSign`, ...).
+    pub key_usage: Vec<String>,
+    /// extendedKeyUsage purposes (`serverAuth`, `clientAuth`, ... or OIDs).
+    pub extended_key_usage: Vec<String>,
+    /// Oddities that did not stop the import: `serial_negative`,
+    /// `serial_zero`, `serial_too_long`, `unknown_critical_extension:OID`,
+    /// `malformed_extension:OID`, `duplicate_extension:OID`,
+    /// `unsupported_san:KIND`, `version_1`, `version_2`,
+    /// `signature_algorithm_mismatch`, `validity_inverted`.
+    pub flags: Vec<String>,
+}
+
+impl ParsedCertificate {
+    /// The serial's DER content bytes (what [`CrlEntry`](super::CrlEntry) takes).
+    pub fn serial_bytes(&self) -> Vec<u8> {
+        hex::decode(&self.serial_hex).unwrap_or_default()
+    }
+
+    /// True when the named flag (or flag prefix such as
+    /// `unknown_critical_extension`) is set.
+    pub fn has_flag(&self, flag: &str) -> bool {
+        self.flags
+            .iter()
+            .any(|f| f == flag || f.split(':').next() == Some(flag))
+    }
+}
+
+/// Parses one DER certificate. Never panics; malformed input (trailing
+/// bytes, non-minimal DER, impossible lengths) is `InvalidInput` on
+/// `certificate`.
+pub fn parse_certificate_der(der: &[u8]) -> Result<ParsedCertificate> {
+    if der.is_empty() {
+        return Err(Error::invalid(FIELD, "is empty"));
+    }
+    if der.len() > MAX_CERTIFICATE_LEN {
+        return Err(Error::invalid(
+            FIELD,
+            format!(
+                "is {} bytes; at most {MAX_CERTIFICATE_LEN} are accepted",
+                der.len()
+            ),
+        ));
+    }
+    let certificate = LenientCertificate::from_der(der)
+        .map_err(|err| Error::invalid(FIELD, format!("malformed DER: {err}")))?;
+    let tbs = certificate.tbs_certificate();
+    let mut flags = Vec::new();
+
+    match tbs.version() {
+        Version::V1 => flags.push("version_1".to_string()),
+        Version::V2 => flags.push("version_2".to_string()),
+        Version::V3 => {}
+    }
+
+    let serial = tbs.serial_number().as_bytes();
+    if serial.first().is_some_and(|b| b & 0x80 != 0) {
+        flags.push("serial_negative".into());
+    } else if serial.iter().all(|&b| b == 0) {
+        flags.push("serial_zero".into());
+    }
+    if serial.len() > 20 {
+        flags.push("serial_too_long".into());
+    }
+
+    let not_before = from_time(&tbs.validity().not_before, "certificate.not_before")?;
+    let not_after = from_time(&tbs.validity().not_after, "certificate.not_after")?;
+    if not_after < not_before {
+        flags.push("validity_inverted".into());
+    }
+
+    if tbs.signature() != certificate.signature_algorithm() {
+        flags.push("signature_algorithm_mismatch".into());
+    }
+
+    let public_key_der = tbs
+        .subject_public_key_info()
+        .to_der()
+        .map_err(|err| Error::invalid(FIELD, format!("cannot re-encode the public key: {err}")))?;
+    let spki = SubjectPublicKeyInfoRef::from_der(&public_key_der)
+        .map_err(|err| Error::invalid(FIELD, format!("malformed public key: {err}")))?;
+    let key = public_key_info(&spki);
+
+    let mut parsed = ParsedCertificate {
+        der: der.to_vec(),
+        pem: der_to_pem("CERTIFICATE", der),
+        subject_dn: format_name(tbs.subject()),
+        common_name: common_name_of(tbs.subject()),
+        issuer_dn: format_name(tbs.issuer()),
+        serial_hex: hex_lower(serial),
+        not_before,
+        not_after,
+        subject_alternative_names: Vec::new(),
+        key_algorithm: key.family,
+        key_size: key.bits,
+        signature_algorithm: signature_algorithm_name(&certificate.signature_algorithm().oid),
+        is_ca: false,
+        path_len: None,
+        fingerprint_sha256: hex_lower(&Sha256::digest(der)),
+        subject_key_id: None,
+        authority_key_id: None,
+        public_key_der,
+        key_usage: Vec::new(),
+        extended_key_usage: Vec::new(),
+        flags,
+    };
+    read_extensions(
+        tbs.extensions().map(Vec::as_slice).unwrap_or(&[]),
+        &mut parsed,
+    );
+    Ok(parsed)
+}
+
+/// Extensions we understand (or knowingly ignore) on import.
+const KNOWN_EXTENSIONS: [der::asn1::ObjectIdentifier; 19] = [
+    oid::BASIC_CONSTRAINTS,
+    oid::KEY_USAGE,
+    oid::EXT_KEY_USAGE,
+    oid::SUBJECT_ALT_NAME,
+    oid::ISSUER_ALT_NAME,
+    oid::SUBJECT_KEY_ID,
+    oid::AUTHORITY_KEY_ID,
+    oid::NAME_CONSTRAINTS,
+    oid::CERTIFICATE_POLICIES,
+    oid::POLICY_MAPPINGS,
+    oid::POLICY_CONSTRAINTS,
+    oid::INHIBIT_ANY_POLICY,
+    oid::CRL_DISTRIBUTION_POINTS,
+    oid::FRESHEST_CRL,
+    oid::AUTHORITY_INFO_ACCESS,
+    oid::SUBJECT_INFO_ACCESS,
+    oid::SUBJECT_DIRECTORY_ATTRIBUTES,
+    oid::CT_PRECERT_SCTS,
+    oid::CRL_NUMBER,
+];
+
+fn read_extensions(extensions: &[Extension], parsed: &mut ParsedCertificate) {
+    let mut seen = Vec::with_capacity(extensions.len());
+    for extension in extensions {
+        let id = extension.extn_id;
+        if seen.contains(&id) {
+            parsed.flags.push(format!("duplicate_extension:{id}"));
+            continue;
+        }
+        seen.push(id);
+        let value = extension.extn_value.as_bytes();
+        let ok = match id {
+            oid::BASIC_CONSTRAINTS => BasicConstraints::from_der(value).map(|bc| {
+                parsed.is_ca = bc.ca;
+                parsed.path_len = bc.path_len_constraint;
+            }),
+            oid::KEY_USAGE => KeyUsage::from_der(value).map(|ku| {
+                parsed.key_usage = key_usage_names(&ku);
+            }),
+            oid::EXT_KEY_USAGE => ExtendedKeyUsage::from_der(value).map(|eku| {
+                parsed.extended_key_usage = eku.0.iter().map(eku_name).collect();
+            }),
+            oid::SUBJECT_ALT_NAME => SubjectAltName::from_der(value).map(|san| {
+                for name in san.0 {
+                    match general_name_to_san(&name) {
+                        Ok(san) => parsed.subject_alternative_names.push(san),
+                        Err(kind) => parsed.flags.push(format!("unsupported_san:{kind}")),
+                    }
+                }
+            }),
+            oid::SUBJECT_KEY_ID => SubjectKeyIdentifier::from_der(value).map(|ski| {
+                parsed.subject_key_id = Some(hex_lower(ski.0.as_bytes()));
+            }),
+            oid::AUTHORITY_KEY_ID => AuthorityKeyIdentifier::from_der(value).map(|aki| {
+                parsed.authority_key_id = aki.key_identifier.map(|id| hex_lower(id.as_bytes()));
+            }),
+            other => {
+                if extension.critical && !KNOWN_EXTENSIONS.contains(&other) {
+                    parsed
+                        .flags
+                        .push(format!("unknown_critical_extension:{other}"));
+                }
+                Ok(())
+            }
+        };
+        if ok.is_err() {
+            parsed.flags.push(format!("malformed_extension:{id}"));
+        }
+    }
+}
+
+fn key_usage_names(usage: &KeyUsage) -> Vec<String> {
+    const NAMES: [(KeyUsages, &str); 9] = [
+        (KeyUsages::DigitalSignature, "digitalSignature"),
+        (KeyUsages::NonRepudiation, "nonRepudiation"),
+        (KeyUsages::KeyEncipherment, "keyEncipherment"),
+        (KeyUsages::DataEncipherment, "dataEncipherment"),
+        (KeyUsages::KeyAgreement, "keyAgreement"),
+        (KeyUsages::KeyCertSign, "keyCertSign"),
+        (KeyUsages::CRLSign, "cRLSign"),
+        (KeyUsages::EncipherOnly, "encipherOnly"),
+        (KeyUsages::DecipherOnly, "decipherOnly"),
+    ];
+    NAMES
+        .iter()
+        .filter(|(bit, _)| usage.0.contains(*bit))
+        .map(|(_, name)| name.to_string())
+        .collect()
+}
+
+fn eku_name(purpose: &der::asn1::ObjectIdentifier) -> String {
+    match *purpose {
+        oid::KP_SERVER_AUTH => "serverAuth".into(),
+        oid::KP_CLIENT_AUTH => "clientAuth".into(),
+        oid::KP_CODE_SIGNING => "codeSigning".into(),
+        oid::KP_EMAIL_PROTECTION => "emailProtection".into(),
+        oid::KP_TIME_STAMPING => "timeStamping".into(),
+        oid::KP_OCSP_SIGNING => "OCSPSigning".into(),
+        oid::KP_ANY => "anyExtendedKeyUsage".into(),
+        other => other.to_string(),
+    }
+}
+
+/// Maps a GeneralName to the model's SAN, or names the unsupported kind.
+pub(crate) fn general_name_to_san(
+    name: &GeneralName,
+) -> std::result::Result<SubjectAlternativeName, &'static str> {
+    match name {
+        GeneralName::DnsName(dns) => Ok(SubjectAlternativeName::Dns(dns.to_string())),
+        GeneralName::Rfc822Name(email) => Ok(SubjectAlternativeName::Email(email.to_string())),
+        GeneralName::UniformResourceIdentifier(uri) => {
+            Ok(SubjectAlternativeName::Uri(uri.to_string()))
+        }
+        GeneralName::IpAddress(octets) => match octets.as_bytes() {
+            bytes if bytes.len() == 4 => {
+                let mut v4 = [0u8; 4];
+                v4.copy_from_slice(bytes);
+                Ok(SubjectAlternativeName::Ip(IpAddr::from(v4)))
+            }
+            bytes if bytes.len() == 16 => {
+                let mut v6 = [0u8; 16];
+                v6.copy_from_slice(bytes);
+                Ok(SubjectAlternativeName::Ip(IpAddr::from(v6)))
+            }
+            _ => Err("malformedIpAddress"),
+        },
+        GeneralName::OtherName(_) => Err("otherName"),
+        GeneralName::DirectoryName(_) => Err("directoryName"),
+        GeneralName::EdiPartyName(_) => Err("ediPartyName"),
+        GeneralName::RegisteredId(_) => Err("registeredID"),
+    }
+}
+
+/// Parses one PEM certificate, a PEM bundle (non-certificate blocks such as
+/// private keys are skipped), or one DER certificate.
+pub fn parse_certificates(input: &[u8]) -> Result<Vec<ParsedCertificate>> {
+    if !looks_like_pem(input) {
+        return parse_certificate_der(input).map(|certificate| vec![certificate]);
+    }
+    let blocks = pem_blocks(input, FIELD)?;
+    let certificates: Vec<_> = blocks
+        .iter()
+        .filter(|block| matches!(block.label.as_str(), "CERTIFICATE" | "X509 CERTIFICATE"))
+        .collect();
+    if certificates.is_empty() {
+        return Err(Error::invalid(FIELD, "PEM holds no CERTIFICATE block"));
+    }
+    let count = certificates.len();
+    certificates
+        .into_iter()
+        .enumerate()
+        .map(|(index, block)| {
+            parse_certificate_der(&block.der).map_err(|err| match err {
+                Error::InvalidInput { field, reason } if count > 1 => Error::invalid(
+                    field,
+                    format!("certificate #{} of {count}: {reason}", index + 1),
+                ),
+                other => other,
+            })
+        })
+        .collect()
+}
+
+/// Checks that `child` was signed by the key in `issuer_spki_der`
+/// (the issuer's [`ParsedCertificate::public_key_der`]).
+pub fn verify_signed_by(child: &ParsedCertificate, issuer_spki_der: &[u8]) -> Result<()> {
+    let signed = Signed::parse(&child.der, FIELD)?;
+    let signature = signed
+        .signature
+        .as_bytes()
+        .ok_or_else(|| Error::crypto("certificate signature BIT STRING has unused bits"))?;
+    verify_signature(
+        issuer_spki_der,
+        &signed.algorithm,
+        &signed.message()?,
+        signature,
+    )
+}
+
+/// A fresh serial: 16 random bytes with the top bits forced to `01`, so it
+/// is positive, always 16 bytes long (no leading zero byte) and carries
+/// 126 random bits, well over CA/B Forum's 64.
+pub fn random_serial() -> Vec<u8> {
+    let mut serial = random_bytes(16);
+    if let Some(first) = serial.first_mut() {
+        *first = (*first & 0x3f) | 0x40;
+    }
+    serial
+}
+
+/// What to issue. The subject key and the issuer come separately.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertificateTemplate {
+    pub subject: DistinguishedName,
+    pub subject_alternative_names: Vec<SubjectAlternativeName>,
+    pub kind: CertificateKind,
+    pub not_before: DateTime<Utc>,
+    pub not_after: DateTime<Utc>,
+    /// DER content bytes of a positive INTEGER: 1..=20 bytes, top bit of the
+    /// first byte clear, no redundant leading zero. [`random_serial`] makes one.
+    pub serial: Vec<u8>,
+    /// pathLenConstraint; CA kinds only.
+    pub path_len: Option<u8>,
+    pub crl_distribution_points: Vec<String>,
+    pub ocsp_urls: Vec<String>,
+    pub ca_issuers_urls: Vec<String>,
+}
+
+impl CertificateTemplate {
+    /// A template with a random serial and no SANs, path length or URLs.
+    pub fn new(
+        subject: DistinguishedName,
+        kind: CertificateKind,
+        not_before: DateTime<Utc>,
+        not_after: DateTime<Utc>,
+    ) -> Self {
+        CertificateTemplate {
+            subject,
+            subject_alternative_names: Vec::new(),
+            kind,
+            not_before,
+            not_after,
+            serial: random_serial(),
+            path_len: None,
+            crl_distribution_points: Vec::new(),
+            ocsp_urls: Vec::new(),
+            ca_issuers_urls: Vec::new(),
+        }
+    }
+}
+
+/// Who signs: the subject's own key (a root, or a self-signed end entity),
+/// or a CA certificate with its key.
+#[derive(Debug, Clone, Copy)]
+pub enum Issuer<'a> {
+    SelfSigned(&'a KeyPair),
+    Ca {
+        certificate: &'a ParsedCertificate,
+        key: &'a KeyPair,
+    },
+}
+
+fn is_ca_kind(kind: CertificateKind) -> bool {
+    matches!(
+        kind,
+        CertificateKind::RootCa | CertificateKind::IntermediateCa
+    )
+}
+
+/// Checks a serial is the canonical DER content of a positive INTEGER that
+/// RFC 5280 allows (1..=20 octets).
+pub(crate) fn validate_serial(serial: &[u8], field: &str) -> Result<()> {
+    match serial {
+        [] => Err(Error::invalid(field, "is empty")),
+        _ if serial.len() > 20 => Err(Error::invalid(
+            field,
+            format!("is {} bytes; RFC 5280 allows at most 20", serial.len()),
+        )),
+        [first, ..] if first & 0x80 != 0 => Err(Error::invalid(
+            field,
+            "is negative (top bit of the first byte set); prefix a 0x00 byte",
+        )),
+        [0, second, ..] if second & 0x80 == 0 => {
+            Err(Error::invalid(field, "has a redundant leading zero byte"))
+        }
+        _ if serial.iter().all(|&b| b == 0) => {
+            Err(Error::invalid(field, "is zero; serials must be positive"))
+        }
+        _ => Ok(()),
+    }
+}
+
+fn validate_template(template: &CertificateTemplate) -> Result<()> {
+    if template.kind == CertificateKind::Imported {
+        return Err(Error::invalid(
+            "kind",
+            "imported certificates are not issued",
+        ));
+    }
+    validate_serial(&template.serial, "serial")?;
+    if template.not_after <= template.not_before {
+        return Err(Error::invalid("not_after", "must be later than not_before"));
+    }
+    template.subject.validate()?;
+    if is_ca_kind(template.kind) {
+        if template.subject.is_empty() {
+            return Err(Error::invalid(
+                "subject",
+                "a CA certificate needs a non-empty subject",
+            ));
+        }
+    } else {
+        if template.path_len.is_some() {
+            return Err(Error::invalid(
+                "path_len",
+                "only CA certificates take a path length",
+            ));
+        }
+        if template.subject.is_empty() && template.subject_alternative_names.is_empty() {
+            return Err(Error::invalid(
+                "subject",
+                "is empty; give a subject or at least one subject alternative name",
+            ));
+        }
+    }
+    for (index, san) in template.subject_alternative_names.iter().enumerate() {
+        san.validate().map_err(|reason| {
+            Error::invalid(format!("subject_alternative_names[{index}]"), reason)
+        })?;
+    }
+    for (field, urls) in [
+        ("crl_distribution_points", &template.crl_distribution_points),
+        ("ocsp_urls", &template.ocsp_urls),
+        ("ca_issuers_urls", &template.ca_issuers_urls),
+    ] {
+        for (index, url) in urls.iter().enumerate() {
+            SubjectAlternativeName::Uri(url.clone())
+                .validate()
+                .map_err(|reason| Error::invalid(format!("{field}[{index}]"), reason))?;
+        }
+    }
+    Ok(())
+}
+
+/// Issues a certificate: validates the template and the issuer, builds an
+/// RFC 5280 v3 certificate for `subject_public_key_der` (SubjectPublicKeyInfo
+/// DER) and signs it with the issuer's key. Returns the DER.
+pub fn build_certificate(
+    template: &CertificateTemplate,
+    subject_public_key_der: &[u8],
+    issuer: Issuer<'_>,
+) -> Result<Vec<u8>> {
+    validate_template(template)?;
+    let subject_spki =
+        SubjectPublicKeyInfoOwned::from_der(subject_public_key_der).map_err(|err| {
+            Error::invalid(
+                "subject_public_key",
+                format!("malformed SubjectPublicKeyInfo: {err}"),
+            )
+        })?;
+    let subject = template.subject.to_name()?;
+
+    let (issuer_name, issuer_key_id, signing_key) = match issuer {
+        Issuer::SelfSigned(key) => {
+            if template.kind == CertificateKind::IntermediateCa {
+                return Err(Error::invalid(
+                    "kind",
+                    "an intermediate CA must be issued by another CA",
+                ));
+            }
+            if !key.matches_public_key(subject_public_key_der) {
+                return Err(Error::invalid(
+                    "subject_public_key",
+                    "a self-signed certificate must carry the signing key's public key",
+                ));
+            }
+            (subject.clone(), None, key)
+        }
+        Issuer::Ca { certificate, key } => {
+            check_issuer(template, certificate, key)?;
+            let issuer_cert = LenientCertificate::from_der(&certificate.der).map_err(|err| {
+                Error::invalid("issuer", format!("issuer certificate is malformed: {err}"))
+            })?;
+            let key_id = certificate
+                .subject_key_id
+                .as_deref()
+                .and_then(|hex_id| hex::decode(hex_id).ok());
+            (issuer_cert.tbs_certificate().subject().clone(), key_id, key)
+        }
+    };
+
+    let serial = SerialNumber::new(&template.serial)
+        .map_err(|err| Error::invalid("serial", err.to_string()))?;
+    let validity = Validity::new(
+        to_time(template.not_before, "not_before")?,
+        to_time(template.not_after, "not_after")?,
+    );
+    let profile = ClmProfile {
+        template,
+        subject,
+        issuer: issuer_name,
+        issuer_key_id,
+    };
+    let builder = CertificateBuilder::new(profile, serial, validity, subject_spki)
+        .map_err(|err| Error::crypto(format!("cannot start the certificate: {err}")))?;
+    let certificate = builder
+        .build::<_, RawSignature>(&signing_key.x509_signer())
+        .map_err(|err| Error::crypto(format!("cannot build the certificate: {err}")))?;
+    certificate.to_der().map_err(encoding("certificate"))
+}
+
+fn check_issuer(
+    template: &CertificateTemplate,
+    certificate: &ParsedCertificate,
+    key: &KeyPair,
+) -> Result<()> {
+    if template.kind == CertificateKind::RootCa {
+        return Err(Error::invalid("kind", "a root CA must be self-signed"));
+    }
+    if !certificate.is_ca {
+        return Err(Error::invalid(
+            "issuer",
+            format!(
+                "{} is not a CA certificate (basicConstraints CA:FALSE or absent)",
+                certificate.subject_dn
+            ),
+        ));
+    }
+    if !certificate.key_usage.is_empty()
+        && !certificate.key_usage.iter().any(|u| u == "keyCertSign")
+    {
+        return Err(Error::invalid(
+            "issuer",
+            "issuer certificate's keyUsage lacks keyCertSign",
+        ));
+    }
+    if !key.matches_public_key(&certificate.public_key_der) {
+        return Err(Error::invalid(
+            "issuer",
+            "issuer key does not match the issuer certificate",
+        ));
+    }
+    if template.kind == CertificateKind::IntermediateCa {
+        match (certificate.path_len, template.path_len) {
+            (Some(0), _) => {
+                return Err(Error::invalid(
+                    "issuer",
+                    "issuer's pathLenConstraint of 0 forbids issuing CA certificates",
+                ));
+            }
+            (Some(limit), Some(requested)) if requested >= limit => {
+                return Err(Error::invalid(
+                    "path_len",
+                    format!("must be less than the issuer's pathLenConstraint of {limit}"),
+                ));
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// clm's own issuance profile (x509-cert's CA/B Forum profile leaves out
+/// SANs and panics on other certificate types).
+struct ClmProfile<'a> {
+    template: &'a CertificateTemplate,
+    subject: Name,
+    issuer: Name,
+    /// The issuer certificate's subjectKeyIdentifier, when it has one.
+    issuer_key_id: Option<Vec<u8>>,
+}
+
+/// RFC 5280 §4.2.1.2 method 1: SHA-1 of the subjectPublicKey bits.
+fn key_identifier(spki: &SubjectPublicKeyInfoRef<'_>) -> Vec<u8> {
+    Sha1::digest(spki.subject_public_key.raw_bytes()).to_vec()
+}
+
+fn extension<T: Encode>(
+    id: der::asn1::ObjectIdentifier,
+    critical: bool,
+    value: &T,
+) -> x509_cert::builder::Result<Extension> {
+    Ok(Extension {
+        extn_id: id,
+        critical,
+        extn_value: OctetString::new(value.to_der()?)?,
+    })
+}
+
+fn uri(text: &str) -> der::Result<GeneralName> {
+    Ok(GeneralName::UniformResourceIdentifier(Ia5String::new(
+        text,
+    )?))
+}
+
+impl BuilderProfile for ClmProfile<'_> {
+    fn get_issuer(&self, _subject: &Name) -> Name {
+        self.issuer.clone()
+    }
+
+    fn get_subject(&self) -> Name {
+        self.subject.clone()
+    }
+
+    fn build_extensions(
+        &self,
+        spk: SubjectPublicKeyInfoRef<'_>,
+        issuer_spk: SubjectPublicKeyInfoRef<'_>,
+        _tbs: &TbsCertificate,
+    ) -> x509_cert::builder::Result<Vec<Extension>> {
+        let template = self.template;
+        let is_ca = is_ca_kind(template.kind);
+        let rsa = spk.algorithm.oid == oid::RSA_ENCRYPTION;
+        let mut extensions = Vec::with_capacity(8);
+
+        let basic = BasicConstraints {
+            ca: is_ca,
+            path_len_constraint: if is_ca { template.path_len } else { None },
+        };
+        extensions.push(extension(oid::BASIC_CONSTRAINTS, true, &basic)?);
+
+        // keyEncipherment only means something for RSA keys (RSA key transport).
+        let usage = match template.kind {
+            CertificateKind::RootCa | CertificateKind::IntermediateCa => {
+                KeyUsages::KeyCertSign | KeyUsages::CRLSign | KeyUsages::DigitalSignature
+            }
+            CertificateKind::TlsServer
+            | CertificateKind::TlsServerClient
+            | CertificateKind::Email
+                if rsa =>
+            {
+                KeyUsages::DigitalSignature | KeyUsages::KeyEncipherment
+            }
+            _ => KeyUsages::DigitalSignature.into(),
+        };
+        extensions.push(extension(oid::KEY_USAGE, true, &KeyUsage(usage))?);
+
+        let purposes = match template.kind {
+            CertificateKind::TlsServer => vec![oid::KP_SERVER_AUTH],
+            CertificateKind::TlsClient => vec![oid::KP_CLIENT_AUTH],
+            CertificateKind::TlsServerClient => vec![oid::KP_SERVER_AUTH, oid::KP_CLIENT_AUTH],
+            CertificateKind::CodeSigning => vec![oid::KP_CODE_SIGNING],
+            CertificateKind::Email => vec![oid::KP_EMAIL_PROTECTION],
+            _ => Vec::new(),
+        };
+        if !purposes.is_empty() {
+            extensions.push(extension(
+                oid::EXT_KEY_USAGE,
+                false,
+                &ExtendedKeyUsage(purposes),
+            )?);
+        }
+
+        if !template.subject_alternative_names.is_empty() {
+            let names = template
+                .subject_alternative_names
+                .iter()
+                .map(|san| match san {
+                    SubjectAlternativeName::Dns(name) => {
+                        Ok(GeneralName::DnsName(Ia5String::new(name)?))
+                    }
+                    SubjectAlternativeName::Email(address) => {
+                        Ok(GeneralName::Rfc822Name(Ia5String::new(address)?))
+                    }
+                    SubjectAlternativeName::Uri(text) => uri(text),
+                    SubjectAlternativeName::Ip(ip) => Ok(GeneralName::from(*ip)),
+                })
+                .collect::<der::Result<Vec<_>>>()?;
+            // RFC 5280 §4.2.1.6: critical when the subject is empty.
+            extensions.push(extension(
+                oid::SUBJECT_ALT_NAME,
+                self.subject.is_empty(),
+                &SubjectAltName(names),
+            )?);
+        }
+
+        let own_id = key_identifier(&spk);
+        extensions.push(extension(
+            oid::SUBJECT_KEY_ID,
+            false,
+            &SubjectKeyIdentifier(OctetString::new(own_id.clone())?),
+        )?);
+
+        let authority_id = match &self.issuer_key_id {
+            Some(id) => id.clone(),
+            None if matches!(template.kind, CertificateKind::RootCa) || spk == issuer_spk => own_id,
+            None => key_identifier(&issuer_spk),
+        };
+        let aki = AuthorityKeyIdentifier {
+            key_identifier: Some(OctetString::new(authority_id)?),
+            ..Default::default()
+        };
+        extensions.push(extension(oid::AUTHORITY_KEY_ID, false, &aki)?);
+
+        if !template.crl_distribution_points.is_empty() {
+            let names = template
+                .crl_distribution_points
+                .iter()
+                .map(|u| uri(u))
+                .collect::<der::Result<Vec<_>>>()?;
+            let points = CrlDistributionPoints(vec![DistributionPoint {
+                distribution_point: Some(DistributionPointName::FullName(names)),
+                reasons: None,
+                crl_issuer: None,
+            }]);
+            extensions.push(extension(oid::CRL_DISTRIBUTION_POINTS, false, &points)?);
+        }
+
+        let mut access = Vec::new();
+        for (method, urls) in [
+            (oid::AD_OCSP, &template.ocsp_urls),
+            (oid::AD_CA_ISSUERS, &template.ca_issuers_urls),
+        ] {
+            for url in urls {
+                access.push(AccessDescription {
+                    access_method: method,
+                    access_location: uri(url)?,
+                });
+            }
+        }
+        if !access.is_empty() {
+            extensions.push(extension(
+                oid::AUTHORITY_INFO_ACCESS,
+                false,
+                &AuthorityInfoAccessSyntax(access),
+            )?);
+        }
+        Ok(extensions)
+    }
+}

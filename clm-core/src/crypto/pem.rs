@@ -1,0 +1,133 @@
+//! PEM (RFC 7468) encoding and a lenient block splitter for bundles.
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use zeroize::Zeroizing;
+
+use crate::{Error, Result};
+
+/// One `-----BEGIN LABEL-----` block, decoded. The bytes are wiped on drop
+/// because a block may hold a private key.
+pub(crate) struct PemBlock {
+    pub label: String,
+    pub der: Zeroizing<Vec<u8>>,
+}
+
+/// Encodes DER as PEM with 64-column lines and a trailing newline.
+pub fn der_to_pem(label: &str, der: &[u8]) -> String {
+    let body = STANDARD.encode(der);
+    let mut out = String::with_capacity(body.len() + body.len() / 64 + 2 * label.len() + 40);
+    out.push_str("-----BEGIN ");
+    out.push_str(label);
+    out.push_str("-----\n");
+    for line in body.as_bytes().chunks(64) {
+        // base64 output is ASCII, so every 64-byte chunk is valid UTF-8.
+        out.push_str(std::str::from_utf8(line).unwrap_or_default());
+        out.push('\n');
+    }
+    out.push_str("-----END ");
+    out.push_str(label);
+    out.push_str("-----\n");
+    out
+}
+
+/// True when the input contains a PEM armor line.
+pub(crate) fn looks_like_pem(input: &[u8]) -> bool {
+    find(input, b"-----BEGIN ").is_some()
+}
+
+/// Splits text into its PEM blocks, in order. Text outside blocks (comments,
+/// `openssl x509 -text` output) is ignored. A block whose base64 is damaged,
+/// whose END line is missing, or that carries RFC 1421 headers (legacy
+/// encrypted keys) is an error on `field`.
+pub(crate) fn pem_blocks(input: &[u8], field: &str) -> Result<Vec<PemBlock>> {
+    let mut blocks = Vec::new();
+    let mut rest = input;
+    while let Some(start) = find(rest, b"-----BEGIN ") {
+        let after_begin = &rest[start + 11..];
+        let label_end = find(after_begin, b"-----")
+            .ok_or_else(|| Error::invalid(field, "PEM BEGIN line is not terminated"))?;
+        let label_bytes = &after_begin[..label_end];
+        let label = std::str::from_utf8(label_bytes)
+            .ok()
+            .filter(|l| l.len() <= 64 && l.bytes().all(|b| b.is_ascii_graphic() || b == b' '))
+            .ok_or_else(|| Error::invalid(field, "PEM label is not printable ASCII"))?
+            .to_string();
+        let body_and_rest = &after_begin[label_end + 5..];
+        let end_marker = format!("-----END {label}-----");
+        let body_end = find(body_and_rest, end_marker.as_bytes())
+            .ok_or_else(|| Error::invalid(field, format!("PEM block {label:?} has no END line")))?;
+        let body = &body_and_rest[..body_end];
+        if body.contains(&b':') {
+            return Err(Error::invalid(
+                field,
+                format!(
+                    "PEM block {label:?} has headers (a legacy encrypted key?); decrypt it first"
+                ),
+            ));
+        }
+        let compact: Zeroizing<Vec<u8>> = Zeroizing::new(
+            body.iter()
+                .copied()
+                .filter(|b| !b.is_ascii_whitespace())
+                .collect(),
+        );
+        let der = STANDARD.decode(compact.as_slice()).map_err(|err| {
+            Error::invalid(
+                field,
+                format!("PEM block {label:?} is not valid base64: {err}"),
+            )
+        })?;
+        blocks.push(PemBlock {
+            label,
+            der: Zeroizing::new(der),
+        });
+        rest = &body_and_rest[body_end + end_marker.len()..];
+    }
+    Ok(blocks)
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    if needle.is_empty() || haystack.len() < needle.len() {
+        return None;
+    }
+    haystack
+        .windows(needle.len())
+        .position(|window| window == needle)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_bundles() {
+        let der: Vec<u8> = (0..=255u8).collect();
+        let pem = der_to_pem("CERTIFICATE", &der);
+        assert!(pem.lines().all(|l| l.len() <= 64 || l.starts_with("-----")));
+        let text = format!(
+            "subject=CN=x\n{pem}junk\n{}",
+            der_to_pem("PRIVATE KEY", b"abc")
+        );
+        let blocks = pem_blocks(text.as_bytes(), "certificate").unwrap();
+        assert_eq!(blocks.len(), 2);
+        assert_eq!(blocks[0].label, "CERTIFICATE");
+        assert_eq!(blocks[0].der.as_slice(), der.as_slice());
+        assert_eq!(blocks[1].label, "PRIVATE KEY");
+        assert_eq!(blocks[1].der.as_slice(), b"abc");
+    }
+
+    #[test]
+    fn damaged_pem_is_an_error() {
+        let pem = der_to_pem("CERTIFICATE", b"hello world");
+        let truncated = &pem[..pem.len() - 10];
+        assert!(pem_blocks(truncated.as_bytes(), "certificate").is_err());
+        let bad = pem.replace("aGVs", "a*Vs");
+        assert!(pem_blocks(bad.as_bytes(), "certificate").is_err());
+        let headers = "-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\nAAAA\n-----END RSA PRIVATE KEY-----\n";
+        let err = pem_blocks(headers.as_bytes(), "private_key").err().unwrap();
+        assert!(err.to_string().contains("headers"), "{err}");
+        assert!(pem_blocks(b"-----BEGIN ", "x").is_err());
+        assert!(pem_blocks(b"no pem here", "x").unwrap().is_empty());
+    }
+}

@@ -1,0 +1,418 @@
+//! Secrets at rest: the host's master key wraps the data-encryption keys kept
+//! in `encryption_keys`; the active data key seals private keys and MFA
+//! secrets. Unwrapped data keys live only in memory, in zeroizing buffers.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use base64::Engine;
+
+use crate::crypto::envelope::{self, Sealed};
+use crate::crypto::secret::SecretBytes;
+use crate::db::Pool;
+use crate::model::{EncryptionKey, EncryptionKeyId, KeyStatus, KeyType, Opaque};
+use crate::store::{self, encryption_keys};
+use crate::{Error, Result};
+
+/// Wraps and unwraps data keys under a master key the host controls: a local
+/// 32-byte key, or a KMS/HSM behind this trait.
+pub trait KeyProvider: Send + Sync {
+    /// A stable, non-secret identifier of the master key (recorded with each
+    /// wrapped data key so the wrong master key is detected at open).
+    fn master_key_id(&self) -> String;
+    fn wrap(&self, data_key: &SecretBytes, aad: &[u8]) -> Result<Sealed>;
+    fn unwrap(&self, sealed: &Sealed, aad: &[u8]) -> Result<SecretBytes>;
+}
+
+/// A 32-byte master key held in memory.
+pub struct LocalMasterKey {
+    key: SecretBytes,
+    id: String,
+}
+
+impl std::fmt::Debug for LocalMasterKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalMasterKey")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+const MASTER_KEY_VERSION: u32 = 1;
+
+impl LocalMasterKey {
+    pub fn new(key: SecretBytes) -> Result<Self> {
+        if key.len() != envelope::DATA_KEY_LEN {
+            return Err(Error::Configuration(format!(
+                "master key must be {} bytes, got {}",
+                envelope::DATA_KEY_LEN,
+                key.len()
+            )));
+        }
+        let id = crate::crypto::token::sha256_hex(
+            &[b"clm master key id v1:".as_slice(), key.expose()].concat(),
+        );
+        Ok(LocalMasterKey {
+            key,
+            id: format!("local:{}", &id[..16]),
+        })
+    }
+
+    /// From standard base64 (as in `CLM_MASTER_KEY`).
+    pub fn from_base64(text: &str) -> Result<Self> {
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(text.trim())
+            .map_err(|_| Error::Configuration("master key is not valid base64".into()))?;
+        Self::new(SecretBytes::new(bytes))
+    }
+
+    /// From a file holding the key as base64 (or 32 raw bytes).
+    pub fn from_file(path: &Path) -> Result<Self> {
+        let bytes = std::fs::read(path).map_err(|err| {
+            Error::Configuration(format!(
+                "cannot read master key file {}: {err}",
+                path.display()
+            ))
+        })?;
+        let bytes = SecretBytes::new(bytes);
+        if bytes.len() == envelope::DATA_KEY_LEN {
+            return Self::new(bytes);
+        }
+        let text = std::str::from_utf8(bytes.expose()).map_err(|_| {
+            Error::Configuration(format!(
+                "master key file {} is neither 32 bytes nor base64",
+                path.display()
+            ))
+        })?;
+        Self::from_base64(text)
+    }
+
+    /// Reads the key file, or creates it (mode 0600) with a fresh random key.
+    /// Returns whether it was created.
+    pub fn from_file_or_create(path: &Path) -> Result<(Self, bool)> {
+        if path.exists() {
+            return Ok((Self::from_file(path)?, false));
+        }
+        let key = envelope::generate_data_key();
+        let encoded =
+            zeroize::Zeroizing::new(base64::engine::general_purpose::STANDARD.encode(key.expose()));
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|err| {
+                Error::Configuration(format!("cannot create {}: {err}", parent.display()))
+            })?;
+        }
+        write_private_file(path, encoded.as_bytes())?;
+        Ok((Self::new(key)?, true))
+    }
+}
+
+#[cfg(unix)]
+fn write_private_file(path: &Path, contents: &[u8]) -> Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|err| {
+            Error::Configuration(format!(
+                "cannot create master key file {}: {err}",
+                path.display()
+            ))
+        })?;
+    file.write_all(contents).map_err(|err| {
+        Error::Configuration(format!(
+            "cannot write master key file {}: {err}",
+            path.display()
+        ))
+    })
+}
+
+#[cfg(not(unix))]
+fn write_private_file(path: &Path, contents: &[u8]) -> Result<()> {
+    std::fs::write(path, contents).map_err(|err| {
+        Error::Configuration(format!(
+            "cannot write master key file {}: {err}",
+            path.display()
+        ))
+    })
+}
+
+impl KeyProvider for LocalMasterKey {
+    fn master_key_id(&self) -> String {
+        self.id.clone()
+    }
+    fn wrap(&self, data_key: &SecretBytes, aad: &[u8]) -> Result<Sealed> {
+        envelope::seal(&self.key, MASTER_KEY_VERSION, data_key.expose(), aad)
+    }
+    fn unwrap(&self, sealed: &Sealed, aad: &[u8]) -> Result<SecretBytes> {
+        envelope::open(&self.key, MASTER_KEY_VERSION, sealed, aad)
+    }
+}
+
+/// Where the master key comes from.
+#[derive(Clone)]
+pub enum MasterKeySource {
+    /// Base64 text of 32 bytes.
+    Base64(String),
+    /// A key file (base64 or 32 raw bytes).
+    File(PathBuf),
+    /// A key file, created with a new random key when missing.
+    FileOrCreate(PathBuf),
+    /// A host-implemented provider (KMS, HSM).
+    Provider(Arc<dyn KeyProvider>),
+}
+
+impl std::fmt::Debug for MasterKeySource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            MasterKeySource::Base64(_) => f.write_str("Base64([redacted])"),
+            MasterKeySource::File(p) => f.debug_tuple("File").field(p).finish(),
+            MasterKeySource::FileOrCreate(p) => f.debug_tuple("FileOrCreate").field(p).finish(),
+            MasterKeySource::Provider(p) => {
+                f.debug_tuple("Provider").field(&p.master_key_id()).finish()
+            }
+        }
+    }
+}
+
+impl MasterKeySource {
+    /// Resolves the provider; the flag says whether a key file was created.
+    pub fn resolve(&self) -> Result<(Arc<dyn KeyProvider>, bool)> {
+        Ok(match self {
+            MasterKeySource::Base64(text) => (Arc::new(LocalMasterKey::from_base64(text)?), false),
+            MasterKeySource::File(path) => (Arc::new(LocalMasterKey::from_file(path)?), false),
+            MasterKeySource::FileOrCreate(path) => {
+                let (key, created) = LocalMasterKey::from_file_or_create(path)?;
+                (Arc::new(key), created)
+            }
+            MasterKeySource::Provider(provider) => (provider.clone(), false),
+        })
+    }
+}
+
+struct LoadedKey {
+    version: u32,
+    key: SecretBytes,
+}
+
+struct RingState {
+    keys: HashMap<EncryptionKeyId, LoadedKey>,
+    active: EncryptionKeyId,
+}
+
+/// The unwrapped data keys, for sealing (active key) and opening (any key
+/// that is not retired).
+pub struct KeyRing {
+    provider: RwLock<Arc<dyn KeyProvider>>,
+    state: RwLock<RingState>,
+}
+
+impl std::fmt::Debug for KeyRing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("KeyRing([redacted])")
+    }
+}
+
+/// Associated data binding a wrapped data key to its row and version.
+fn wrap_aad(key: &EncryptionKey) -> Vec<u8> {
+    envelope::aad(&[
+        "encryption_keys",
+        &key.id.to_string(),
+        &key.key_version.to_string(),
+    ])
+}
+
+fn unwrap_key(provider: &dyn KeyProvider, key: &EncryptionKey) -> Result<LoadedKey> {
+    if key.master_key_id != provider.master_key_id() {
+        return Err(Error::Configuration(format!(
+            "the configured master key ({}) is not the one that wrapped data key {} ({}); open with the right master key",
+            provider.master_key_id(),
+            key.key_id,
+            key.master_key_id
+        )));
+    }
+    let sealed = Sealed {
+        nonce: key.wrap_nonce.0.clone(),
+        ciphertext: key.wrapped_key.0.clone(),
+    };
+    let data_key = provider.unwrap(&sealed, &wrap_aad(key)).map_err(|_| {
+        Error::Configuration(format!(
+            "data key {} does not open with the configured master key: wrong master key or tampered key row",
+            key.key_id
+        ))
+    })?;
+    Ok(LoadedKey {
+        version: u32::try_from(key.key_version)
+            .map_err(|_| Error::Internal("negative key version".into()))?,
+        key: data_key,
+    })
+}
+
+/// Builds a new data key row (not yet inserted) wrapped by `provider`.
+pub fn new_data_key(
+    provider: &dyn KeyProvider,
+    version: i32,
+    status: KeyStatus,
+) -> Result<(EncryptionKey, SecretBytes)> {
+    let now = store::now();
+    let data_key = envelope::generate_data_key();
+    let mut row = EncryptionKey {
+        id: EncryptionKeyId::new(),
+        key_id: format!("dek-v{version}"),
+        key_type: KeyType::DataEncryption,
+        key_status: status,
+        algorithm: "AES-256-GCM".into(),
+        key_version: version,
+        wrapped_key: Opaque(Vec::new()),
+        wrap_nonce: Opaque(Vec::new()),
+        master_key_id: provider.master_key_id(),
+        encryption_count: 0,
+        activated_at: (status == KeyStatus::Active).then_some(now),
+        retired_at: None,
+        created_at: now,
+        updated_at: now,
+        deleted_at: None,
+    };
+    let sealed = provider.wrap(&data_key, &wrap_aad(&row))?;
+    row.wrapped_key = Opaque(sealed.ciphertext);
+    row.wrap_nonce = Opaque(sealed.nonce);
+    Ok((row, data_key))
+}
+
+/// Re-wraps an existing data key row under another provider.
+pub fn rewrap(
+    row: &EncryptionKey,
+    old: &dyn KeyProvider,
+    new: &dyn KeyProvider,
+) -> Result<(Vec<u8>, Vec<u8>, String)> {
+    let loaded = unwrap_key(old, row)?;
+    let sealed = new.wrap(&loaded.key, &wrap_aad(row))?;
+    Ok((sealed.ciphertext, sealed.nonce, new.master_key_id()))
+}
+
+impl KeyRing {
+    /// Loads every usable data key, creating the first one on a new database.
+    /// A wrong master key fails here, with a clear error.
+    pub async fn load(pool: &Pool, provider: Arc<dyn KeyProvider>) -> Result<KeyRing> {
+        let mut tx = pool.begin().await?;
+        let mut rows = encryption_keys::list_all(&mut tx.conn()).await?;
+        if rows.is_empty() {
+            let (row, _) = new_data_key(provider.as_ref(), 1, KeyStatus::Active)?;
+            encryption_keys::insert(&mut tx.conn(), &row).await?;
+            rows.push(row);
+        }
+        tx.commit().await?;
+        let state = Self::state_from_rows(provider.as_ref(), &rows)?;
+        Ok(KeyRing {
+            provider: RwLock::new(provider),
+            state: RwLock::new(state),
+        })
+    }
+
+    fn state_from_rows(provider: &dyn KeyProvider, rows: &[EncryptionKey]) -> Result<RingState> {
+        let mut keys = HashMap::new();
+        let mut active = None;
+        for row in rows
+            .iter()
+            .filter(|r| r.key_status != KeyStatus::Retired && r.deleted_at.is_none())
+        {
+            keys.insert(row.id, unwrap_key(provider, row)?);
+            if row.key_status == KeyStatus::Active {
+                active = Some(row.id);
+            }
+        }
+        let active =
+            active.ok_or_else(|| Error::Configuration("no active data-encryption key".into()))?;
+        Ok(RingState { keys, active })
+    }
+
+    /// Re-reads the key rows (after a rotation, or another process's).
+    pub async fn reload(&self, pool: &Pool) -> Result<()> {
+        let mut conn = pool.acquire().await?;
+        let rows = encryption_keys::list_all(&mut conn.conn()).await?;
+        let provider = self.provider()?;
+        let state = Self::state_from_rows(provider.as_ref(), &rows)?;
+        *self.state.write().map_err(|_| poisoned())? = state;
+        Ok(())
+    }
+
+    pub fn provider(&self) -> Result<Arc<dyn KeyProvider>> {
+        Ok(self.provider.read().map_err(|_| poisoned())?.clone())
+    }
+
+    pub fn set_provider(&self, provider: Arc<dyn KeyProvider>) -> Result<()> {
+        *self.provider.write().map_err(|_| poisoned())? = provider;
+        Ok(())
+    }
+
+    pub fn active_key_id(&self) -> Result<EncryptionKeyId> {
+        Ok(self.state.read().map_err(|_| poisoned())?.active)
+    }
+
+    /// Seals under the active key. The key's id joins the associated data.
+    pub fn seal(&self, plaintext: &[u8], aad_parts: &[&str]) -> Result<(EncryptionKeyId, Sealed)> {
+        let state = self.state.read().map_err(|_| poisoned())?;
+        let key = state
+            .keys
+            .get(&state.active)
+            .ok_or_else(|| Error::Internal("active data key is not loaded".into()))?;
+        let sealed = envelope::seal(
+            &key.key,
+            key.version,
+            plaintext,
+            &full_aad(state.active, aad_parts),
+        )?;
+        Ok((state.active, sealed))
+    }
+
+    /// Seals under a specific loaded key (rotation re-seals under the new key).
+    pub fn seal_with(
+        &self,
+        key_id: EncryptionKeyId,
+        plaintext: &[u8],
+        aad_parts: &[&str],
+    ) -> Result<Sealed> {
+        let state = self.state.read().map_err(|_| poisoned())?;
+        let key = state
+            .keys
+            .get(&key_id)
+            .ok_or_else(|| Error::crypto(format!("data key {key_id} is not loaded")))?;
+        envelope::seal(
+            &key.key,
+            key.version,
+            plaintext,
+            &full_aad(key_id, aad_parts),
+        )
+    }
+
+    /// Opens a value sealed under `key_id`. An unknown key id is an explicit
+    /// error, never a fallback to another key.
+    pub fn open(
+        &self,
+        key_id: EncryptionKeyId,
+        sealed: &Sealed,
+        aad_parts: &[&str],
+    ) -> Result<SecretBytes> {
+        let state = self.state.read().map_err(|_| poisoned())?;
+        let key = state.keys.get(&key_id).ok_or_else(|| {
+            Error::crypto(format!(
+                "data key {key_id} is unknown or retired; reload the key ring"
+            ))
+        })?;
+        envelope::open(&key.key, key.version, sealed, &full_aad(key_id, aad_parts))
+    }
+}
+
+fn full_aad(key_id: EncryptionKeyId, parts: &[&str]) -> Vec<u8> {
+    let key_text = key_id.to_string();
+    let mut all: Vec<&str> = parts.to_vec();
+    all.push(&key_text);
+    envelope::aad(&all)
+}
+
+fn poisoned() -> Error {
+    Error::Internal("key ring lock poisoned".into())
+}

@@ -1,0 +1,622 @@
+//! Roles, role grants, organizations and memberships, and the built-in roles.
+
+use serde_json::json;
+
+use crate::model::{
+    Organization, OrganizationId, OrganizationStatus, Permissions, Role, RoleId, UserId, UserRole,
+    UserRoleId,
+};
+use crate::service::actor::{Access, Actor};
+use crate::service::audit::{AuditEntry, append};
+use crate::service::identity::add_membership;
+use crate::store::audit::AuditLogKind;
+use crate::store::organizations::Organizations;
+use crate::store::roles::Roles;
+use crate::store::users::Users;
+use crate::store::{
+    self, Page, PageRequest, now, organizations, roles, user_organizations, user_roles,
+};
+use crate::{Clm, Error, Result};
+
+/// Built-in role codes.
+pub const ROLE_ADMIN: &str = "ADMIN";
+pub const ROLE_APPROVER: &str = "APPROVER";
+pub const ROLE_OPERATOR: &str = "OPERATOR";
+pub const ROLE_AUDITOR: &str = "AUDITOR";
+pub const ROLE_VIEWER: &str = "VIEWER";
+
+/// The built-in roles: code, name, description, permissions.
+pub fn builtin_roles() -> Vec<(&'static str, &'static str, &'static str, Permissions)> {
+    vec![
+        (
+            ROLE_ADMIN,
+            "Administrator",
+            "Every permission in every organization",
+            Permissions::all(),
+        ),
+        (
+            ROLE_APPROVER,
+            "Approver",
+            "Reviews and approves certificate requests",
+            Permissions::from_pairs(&[
+                ("certificates", &["read"]),
+                ("requests", &["read"]),
+                ("workflows", &["read", "approve"]),
+                ("policies", &["read"]),
+                ("notifications", &["read"]),
+            ]),
+        ),
+        (
+            ROLE_OPERATOR,
+            "Operator",
+            "Requests, issues, imports, renews and revokes certificates",
+            Permissions::from_pairs(&[
+                (
+                    "certificates",
+                    &[
+                        "create", "read", "update", "revoke", "import", "renew", "export",
+                    ],
+                ),
+                ("authorities", &["read", "sign_crl"]),
+                ("requests", &["create", "read", "cancel"]),
+                ("policies", &["read"]),
+                ("workflows", &["read", "execute"]),
+                ("api_keys", &["create", "read", "revoke"]),
+                ("notifications", &["read"]),
+            ]),
+        ),
+        (
+            ROLE_AUDITOR,
+            "Auditor",
+            "Reads everything and verifies the audit trails",
+            Permissions::from_pairs(&[
+                ("certificates", &["read"]),
+                ("authorities", &["read"]),
+                ("requests", &["read"]),
+                ("policies", &["read"]),
+                ("workflows", &["read"]),
+                ("users", &["read"]),
+                ("roles", &["read"]),
+                ("organizations", &["read"]),
+                ("audit", &["read", "verify"]),
+                ("keys", &["read"]),
+            ]),
+        ),
+        (
+            ROLE_VIEWER,
+            "Viewer",
+            "Read-only access to the inventory",
+            Permissions::from_pairs(&[
+                ("certificates", &["read"]),
+                ("authorities", &["read"]),
+                ("requests", &["read"]),
+                ("policies", &["read"]),
+                ("notifications", &["read"]),
+            ]),
+        ),
+    ]
+}
+
+/// A role to create.
+#[derive(Debug, Clone, Default)]
+pub struct NewRole {
+    pub role_code: String,
+    pub role_name: String,
+    pub description: Option<String>,
+    pub permissions: Permissions,
+    /// Custom roles may belong to one organization.
+    pub organization_id: Option<OrganizationId>,
+}
+
+/// An organization to create.
+#[derive(Debug, Clone, Default)]
+pub struct NewOrganization {
+    pub org_code: String,
+    pub name: String,
+    pub description: Option<String>,
+    pub parent_organization_id: Option<OrganizationId>,
+}
+
+fn validate_code(field: &str, code: &str) -> Result<String> {
+    let code = code.trim();
+    let valid = (2..=64).contains(&code.len())
+        && code
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c));
+    if !valid {
+        return Err(Error::invalid(
+            field,
+            "must be 2-64 characters of letters, digits, '_', '-' or '.'",
+        ));
+    }
+    Ok(code.to_string())
+}
+
+impl Clm {
+    /// Inserts the built-in roles that are missing (idempotent, safe to race).
+    pub(crate) async fn seed_builtin_roles(&self) -> Result<()> {
+        let mut tx = self.databases().core.begin().await?;
+        for (code, name, description, permissions) in builtin_roles() {
+            if store::find_by::<Roles>(&mut tx.conn(), "role_code", code)
+                .await?
+                .is_some()
+            {
+                continue;
+            }
+            let at = now();
+            let role = Role {
+                id: RoleId::new(),
+                role_code: code.into(),
+                role_name: name.into(),
+                description: Some(description.into()),
+                permissions: sqlx::types::Json(permissions),
+                is_builtin: true,
+                organization_id: None,
+                created_at: at,
+                updated_at: at,
+                deleted_at: None,
+            };
+            roles::insert(&mut tx.conn(), &role).await?;
+            append(
+                &mut tx.conn(),
+                AuditLogKind::Core,
+                &Actor::system(),
+                AuditEntry::new("role.created", "create")
+                    .resource("role", role.id)
+                    .details(json!({"role_code": code, "builtin": true})),
+            )
+            .await?;
+        }
+        match tx.commit().await {
+            // Another process seeded at the same moment.
+            Err(Error::AlreadyExists { .. }) => Ok(()),
+            other => other,
+        }
+    }
+
+    /// Creates a custom role. Nobody grants what they do not hold.
+    pub async fn create_role(&self, actor: &Actor, new: NewRole) -> Result<Role> {
+        self.authorize(
+            actor,
+            Access::new("roles", "create").in_org(new.organization_id),
+        )
+        .await?;
+        let code = validate_code("role_code", &new.role_code)?;
+        if new.role_name.trim().is_empty() {
+            return Err(Error::invalid("role_name", "is required"));
+        }
+        new.permissions.validate()?;
+        if !actor.is_global() && !new.permissions.is_subset_of(&actor.permissions) {
+            return Err(Error::invalid(
+                "permissions",
+                "may not exceed the creator's own permissions",
+            ));
+        }
+        let at = now();
+        let role = Role {
+            id: RoleId::new(),
+            role_code: code,
+            role_name: new.role_name.trim().into(),
+            description: new.description,
+            permissions: sqlx::types::Json(new.permissions),
+            is_builtin: false,
+            organization_id: new.organization_id,
+            created_at: at,
+            updated_at: at,
+            deleted_at: None,
+        };
+        let mut tx = self.databases().core.begin().await?;
+        roles::insert(&mut tx.conn(), &role).await?;
+        append(
+            &mut tx.conn(),
+            AuditLogKind::Core,
+            actor,
+            AuditEntry::new("role.created", "create")
+                .resource("role", role.id)
+                .org(role.organization_id)
+                .details(json!({"role_code": role.role_code, "permissions": role.permissions.0})),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(role)
+    }
+
+    pub async fn get_role(&self, actor: &Actor, id: RoleId) -> Result<Role> {
+        let mut conn = self.databases().core.acquire().await?;
+        let role = store::get::<Roles>(&mut conn.conn(), id, false).await?;
+        self.authorize_visible(
+            actor,
+            Access::new("roles", "read").in_org(role.organization_id),
+            "role",
+            id,
+        )
+        .await?;
+        Ok(role)
+    }
+
+    pub async fn get_role_by_code(&self, actor: &Actor, code: &str) -> Result<Role> {
+        let id = {
+            let mut conn = self.databases().core.acquire().await?;
+            roles::get_by_code(&mut conn.conn(), code).await?.id
+        };
+        self.get_role(actor, id).await
+    }
+
+    pub async fn list_roles(&self, actor: &Actor, page: &PageRequest) -> Result<Page<Role>> {
+        self.authorize(actor, Access::new("roles", "read")).await?;
+        let filter = crate::store::support::shared_or_in_orgs(
+            crate::store::Filter::new(),
+            "organization_id",
+            actor.visible_organizations().as_ref(),
+        );
+        let mut conn = self.databases().core_read.acquire().await?;
+        store::list::<Roles>(&mut conn.conn(), &filter, page).await
+    }
+
+    /// Replaces a custom role's permissions. Built-in roles are fixed.
+    pub async fn update_role_permissions(
+        &self,
+        actor: &Actor,
+        id: RoleId,
+        permissions: Permissions,
+    ) -> Result<Role> {
+        let mut tx = self.databases().core.begin().await?;
+        let mut role = store::get::<Roles>(&mut tx.conn(), id, false).await?;
+        self.authorize_visible(
+            actor,
+            Access::new("roles", "update").in_org(role.organization_id),
+            "role",
+            id,
+        )
+        .await?;
+        if role.is_builtin {
+            return Err(Error::conflict(format!(
+                "built-in role {} cannot be changed",
+                role.role_code
+            )));
+        }
+        permissions.validate()?;
+        if !actor.is_global() && !permissions.is_subset_of(&actor.permissions) {
+            return Err(Error::invalid(
+                "permissions",
+                "may not exceed the actor's own permissions",
+            ));
+        }
+        role.permissions = sqlx::types::Json(permissions);
+        roles::update(&mut tx.conn(), &role).await?;
+        append(
+            &mut tx.conn(),
+            AuditLogKind::Core,
+            actor,
+            AuditEntry::new("role.updated", "update")
+                .resource("role", id)
+                .org(role.organization_id)
+                .details(json!({"permissions": role.permissions.0})),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(role)
+    }
+
+    pub async fn delete_role(&self, actor: &Actor, id: RoleId) -> Result<()> {
+        let mut tx = self.databases().core.begin().await?;
+        let role = store::get::<Roles>(&mut tx.conn(), id, false).await?;
+        self.authorize_visible(
+            actor,
+            Access::new("roles", "delete").in_org(role.organization_id),
+            "role",
+            id,
+        )
+        .await?;
+        if role.is_builtin {
+            return Err(Error::conflict(format!(
+                "built-in role {} cannot be deleted",
+                role.role_code
+            )));
+        }
+        store::soft_delete::<Roles>(&mut tx.conn(), id).await?;
+        append(
+            &mut tx.conn(),
+            AuditLogKind::Core,
+            actor,
+            AuditEntry::new("role.deleted", "delete")
+                .resource("role", id)
+                .org(role.organization_id),
+        )
+        .await?;
+        tx.commit().await
+    }
+
+    /// Grants a role. The grantor must reach the user and hold every
+    /// permission the role carries (unless a global administrator).
+    pub async fn assign_role(
+        &self,
+        actor: &Actor,
+        user_id: UserId,
+        role_id: RoleId,
+    ) -> Result<UserRole> {
+        let mut tx = self.databases().core.begin().await?;
+        let role = store::get::<Roles>(&mut tx.conn(), role_id, false).await?;
+        self.authorize_visible(
+            actor,
+            Access::new("roles", "assign").in_org(role.organization_id),
+            "role",
+            role_id,
+        )
+        .await?;
+        store::get::<Users>(&mut tx.conn(), user_id, false).await?;
+        self.require_user_reach(&mut tx.conn(), actor, user_id)
+            .await?;
+        if !actor.is_global() && !role.permissions.0.is_subset_of(&actor.permissions) {
+            self.audit_denial(actor, Access::new("roles", "assign"))
+                .await?;
+            return Err(Error::denied(format!("role {}", role.role_code), "assign"));
+        }
+        if user_roles::find_current(&mut tx.conn(), user_id, role_id)
+            .await?
+            .is_some()
+        {
+            return Err(Error::AlreadyExists {
+                entity: "user_roles".into(),
+                field: "role grant (user_id, role_id)".into(),
+            });
+        }
+        let at = now();
+        let grant = UserRole {
+            id: UserRoleId::new(),
+            user_id,
+            role_id,
+            granted_by_user_id: actor.user_id(),
+            granted_at: at,
+            revoked_at: None,
+            revoked_by_user_id: None,
+            created_at: at,
+            updated_at: at,
+            deleted_at: None,
+        };
+        user_roles::insert(&mut tx.conn(), &grant).await?;
+        append(
+            &mut tx.conn(),
+            AuditLogKind::Core,
+            actor,
+            AuditEntry::new("role.assigned", "assign")
+                .resource("user", user_id)
+                .org(role.organization_id)
+                .details(json!({"role_code": role.role_code, "role_id": role_id})),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(grant)
+    }
+
+    /// Revokes a role grant (kept, with `revoked_at`).
+    pub async fn revoke_role(&self, actor: &Actor, user_id: UserId, role_id: RoleId) -> Result<()> {
+        let mut tx = self.databases().core.begin().await?;
+        let role = store::get::<Roles>(&mut tx.conn(), role_id, false).await?;
+        self.authorize_visible(
+            actor,
+            Access::new("roles", "assign").in_org(role.organization_id),
+            "role",
+            role_id,
+        )
+        .await?;
+        self.require_user_reach(&mut tx.conn(), actor, user_id)
+            .await?;
+        let grant = user_roles::find_current(&mut tx.conn(), user_id, role_id)
+            .await?
+            .ok_or_else(|| {
+                Error::not_found(
+                    "role grant",
+                    format!("{} for user {user_id}", role.role_code),
+                )
+            })?;
+        user_roles::revoke(&mut tx.conn(), grant.id, actor.user_id(), now()).await?;
+        append(
+            &mut tx.conn(),
+            AuditLogKind::Core,
+            actor,
+            AuditEntry::new("role.revoked", "revoke")
+                .resource("user", user_id)
+                .org(role.organization_id)
+                .details(json!({"role_code": role.role_code, "role_id": role_id})),
+        )
+        .await?;
+        tx.commit().await
+    }
+
+    async fn require_user_reach(
+        &self,
+        conn: &mut crate::db::Conn<'_>,
+        actor: &Actor,
+        user_id: UserId,
+    ) -> Result<()> {
+        if actor.is_global() {
+            return Ok(());
+        }
+        let orgs = user_organizations::organizations_of_user(conn, user_id).await?;
+        if orgs.iter().any(|o| actor.organization_ids.contains(o)) {
+            Ok(())
+        } else {
+            Err(Error::not_found("user", user_id))
+        }
+    }
+
+    /// Creates an organization (global administrators only).
+    pub async fn create_organization(
+        &self,
+        actor: &Actor,
+        new: NewOrganization,
+    ) -> Result<Organization> {
+        self.authorize(actor, Access::new("organizations", "create"))
+            .await?;
+        if !actor.is_global() {
+            self.audit_denial(actor, Access::new("organizations", "create"))
+                .await?;
+            return Err(Error::denied("organizations", "create"));
+        }
+        let code = validate_code("org_code", &new.org_code)?;
+        if new.name.trim().is_empty() {
+            return Err(Error::invalid("name", "is required"));
+        }
+        let at = now();
+        let org = Organization {
+            id: OrganizationId::new(),
+            org_code: code,
+            name: new.name.trim().into(),
+            description: new.description,
+            status: OrganizationStatus::Active,
+            parent_organization_id: new.parent_organization_id,
+            created_at: at,
+            updated_at: at,
+            deleted_at: None,
+        };
+        let mut tx = self.databases().core.begin().await?;
+        organizations::insert(&mut tx.conn(), &org).await?;
+        append(
+            &mut tx.conn(),
+            AuditLogKind::Core,
+            actor,
+            AuditEntry::new("organization.created", "create")
+                .resource("organization", org.id)
+                .org(Some(org.id))
+                .details(json!({"org_code": org.org_code})),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(org)
+    }
+
+    pub async fn get_organization(
+        &self,
+        actor: &Actor,
+        id: OrganizationId,
+    ) -> Result<Organization> {
+        self.authorize_visible(
+            actor,
+            Access::new("organizations", "read").in_org(Some(id)),
+            "organization",
+            id,
+        )
+        .await?;
+        let mut conn = self.databases().core.acquire().await?;
+        store::get::<Organizations>(&mut conn.conn(), id, false).await
+    }
+
+    pub async fn list_organizations(
+        &self,
+        actor: &Actor,
+        page: &PageRequest,
+    ) -> Result<Page<Organization>> {
+        self.authorize(actor, Access::new("organizations", "read"))
+            .await?;
+        let filter = crate::store::support::in_ids_opt(
+            crate::store::Filter::new(),
+            "id",
+            actor.visible_organizations().as_ref(),
+        );
+        let mut conn = self.databases().core_read.acquire().await?;
+        store::list::<Organizations>(&mut conn.conn(), &filter, page).await
+    }
+
+    pub async fn set_organization_status(
+        &self,
+        actor: &Actor,
+        id: OrganizationId,
+        status: OrganizationStatus,
+    ) -> Result<Organization> {
+        self.authorize_visible(
+            actor,
+            Access::new("organizations", "update").in_org(Some(id)),
+            "organization",
+            id,
+        )
+        .await?;
+        let mut tx = self.databases().core.begin().await?;
+        let mut org = store::get::<Organizations>(&mut tx.conn(), id, false).await?;
+        org.status = status;
+        organizations::update(&mut tx.conn(), &org).await?;
+        append(
+            &mut tx.conn(),
+            AuditLogKind::Core,
+            actor,
+            AuditEntry::new("organization.updated", "update")
+                .resource("organization", id)
+                .org(Some(id))
+                .details(json!({"status": status})),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(org)
+    }
+
+    /// Adds a user to an organization.
+    pub async fn add_organization_member(
+        &self,
+        actor: &Actor,
+        org: OrganizationId,
+        user_id: UserId,
+        membership_role: &str,
+    ) -> Result<()> {
+        self.authorize_visible(
+            actor,
+            Access::new("organizations", "manage_members").in_org(Some(org)),
+            "organization",
+            org,
+        )
+        .await?;
+        if !["member", "admin"].contains(&membership_role) {
+            return Err(Error::invalid("membership_role", "must be member or admin"));
+        }
+        let mut tx = self.databases().core.begin().await?;
+        store::get::<Organizations>(&mut tx.conn(), org, false).await?;
+        store::get::<Users>(&mut tx.conn(), user_id, false).await?;
+        add_membership(&mut tx.conn(), user_id, org, membership_role).await?;
+        append(
+            &mut tx.conn(),
+            AuditLogKind::Core,
+            actor,
+            AuditEntry::new("organization.member_added", "manage_members")
+                .resource("user", user_id)
+                .org(Some(org))
+                .details(json!({"membership_role": membership_role})),
+        )
+        .await?;
+        tx.commit().await
+    }
+
+    pub async fn remove_organization_member(
+        &self,
+        actor: &Actor,
+        org: OrganizationId,
+        user_id: UserId,
+    ) -> Result<()> {
+        self.authorize_visible(
+            actor,
+            Access::new("organizations", "manage_members").in_org(Some(org)),
+            "organization",
+            org,
+        )
+        .await?;
+        let mut tx = self.databases().core.begin().await?;
+        let membership = user_organizations::find_membership(&mut tx.conn(), user_id, org)
+            .await?
+            .ok_or_else(|| {
+                Error::not_found(
+                    "membership",
+                    format!("user {user_id} in organization {org}"),
+                )
+            })?;
+        store::soft_delete::<user_organizations::UserOrganizations>(&mut tx.conn(), membership.id)
+            .await?;
+        append(
+            &mut tx.conn(),
+            AuditLogKind::Core,
+            actor,
+            AuditEntry::new("organization.member_removed", "manage_members")
+                .resource("user", user_id)
+                .org(Some(org)),
+        )
+        .await?;
+        tx.commit().await
+    }
+}

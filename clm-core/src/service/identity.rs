@@ -1,0 +1,995 @@
+//! Users, authentication (password + TOTP), lockout, sessions and API keys.
+
+use chrono::Duration;
+use serde_json::json;
+
+use crate::crypto::envelope::Sealed;
+use crate::crypto::secret::{SecretBytes, SecretString};
+use crate::crypto::{password, token, totp};
+use crate::db::Conn;
+use crate::model::{
+    ApiKey, ApiKeyId, AuditOutcome, OrganizationId, Permissions, Session, SessionId, User, UserId,
+    UserOrganization, UserOrganizationId, UserStatus,
+};
+use crate::service::actor::{Access, Actor, ActorKind};
+use crate::service::audit::{AuditEntry, append};
+use crate::store::audit::AuditLogKind;
+use crate::store::users::{UserFilter, Users};
+use crate::store::{
+    self, Page, PageRequest, api_keys, now, roles, sessions, user_organizations, users,
+};
+use crate::{Clm, Error, Result};
+
+/// A user to create.
+#[derive(Debug, Clone, Default)]
+pub struct NewUser {
+    pub username: String,
+    pub email: String,
+    pub display_name: Option<String>,
+    /// None creates an account that cannot log in until a password is set.
+    pub password: Option<SecretString>,
+    /// The organization the user joins (required unless the actor is global).
+    pub organization_id: Option<OrganizationId>,
+}
+
+/// Changes to a user; None leaves a field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct UserUpdate {
+    pub email: Option<String>,
+    pub display_name: Option<String>,
+    pub status: Option<UserStatus>,
+}
+
+/// Where a login comes from (recorded on the session).
+#[derive(Debug, Clone, Default)]
+pub struct LoginContext {
+    pub ip_address: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+/// A successful login: the bearer token is shown this once.
+#[derive(Debug)]
+pub struct LoginOutcome {
+    pub token: SecretString,
+    pub session: Session,
+    pub user: User,
+}
+
+/// An MFA enrollment to show the user once (secret and otpauth URI).
+#[derive(Debug)]
+pub struct MfaEnrollment {
+    pub secret_base32: SecretString,
+    pub provisioning_uri: SecretString,
+}
+
+/// An API key to create.
+#[derive(Debug, Clone, Default)]
+pub struct NewApiKey {
+    pub name: String,
+    /// A subset of the creator's permissions; None = all of them.
+    pub scopes: Option<Permissions>,
+    pub expires_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub organization_id: Option<OrganizationId>,
+}
+
+/// A created API key: the key text is shown this once.
+#[derive(Debug)]
+pub struct CreatedApiKey {
+    pub key: SecretString,
+    pub api_key: ApiKey,
+}
+
+/// One message for every credential failure, so callers cannot tell an
+/// unknown user from a wrong password.
+fn bad_credentials() -> Error {
+    Error::Authentication("invalid username, password or one-time code".into())
+}
+
+fn validate_username(username: &str) -> Result<String> {
+    let username = username.trim();
+    let valid = (3..=64).contains(&username.len())
+        && username
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-@".contains(c));
+    if !valid {
+        return Err(Error::invalid(
+            "username",
+            "must be 3-64 characters of letters, digits, '.', '_', '-' or '@'",
+        ));
+    }
+    Ok(username.to_string())
+}
+
+fn validate_email(email: &str) -> Result<String> {
+    let email = email.trim().to_lowercase();
+    crate::model::SubjectAlternativeName::Email(email.clone())
+        .validate()
+        .map_err(|reason| Error::invalid("email", reason))?;
+    Ok(email)
+}
+
+fn mfa_aad(user_id: UserId) -> [String; 3] {
+    ["users".into(), "mfa_secret".into(), user_id.to_string()]
+}
+
+impl Clm {
+    /// Hashes a password off the async executor, bounded by a semaphore.
+    pub(crate) async fn hash_password(&self, password: SecretString) -> Result<String> {
+        let _permit = self.cpu_permit().await?;
+        tokio::task::spawn_blocking(move || password::hash_password(&password)).await?
+    }
+
+    async fn verify_password(&self, password: SecretString, phc: String) -> Result<(bool, bool)> {
+        let _permit = self.cpu_permit().await?;
+        tokio::task::spawn_blocking(move || password::verify_password(&password, &phc)).await?
+    }
+
+    /// Creates a user (and its membership when an organization is given).
+    pub async fn create_user(&self, actor: &Actor, new: NewUser) -> Result<User> {
+        self.authorize(
+            actor,
+            Access::new("users", "create").in_org(new.organization_id),
+        )
+        .await?;
+        let username = validate_username(&new.username)?;
+        let email = validate_email(&new.email)?;
+        let password_hash = match &new.password {
+            Some(pw) => {
+                password::check_password_policy(pw, &username, &email)?;
+                Some(self.hash_password(pw.clone()).await?)
+            }
+            None => None,
+        };
+        let at = now();
+        let user = User {
+            id: UserId::new(),
+            username,
+            email,
+            display_name: new.display_name.clone(),
+            status: UserStatus::Active,
+            password_hash: password_hash.map(crate::model::OpaqueText),
+            mfa_enabled: false,
+            mfa_secret: None,
+            mfa_secret_nonce: None,
+            mfa_encryption_key_id: None,
+            mfa_last_used_step: None,
+            failed_login_attempts: 0,
+            locked_until: None,
+            last_login_at: None,
+            password_changed_at: new.password.as_ref().map(|_| at),
+            created_at: at,
+            updated_at: at,
+            deleted_at: None,
+        };
+        let mut tx = self.databases().core.begin().await?;
+        users::insert(&mut tx.conn(), &user).await?;
+        if let Some(org) = new.organization_id {
+            add_membership(&mut tx.conn(), user.id, org, "member").await?;
+        }
+        append(
+            &mut tx.conn(),
+            AuditLogKind::Core,
+            actor,
+            AuditEntry::new("user.created", "create")
+                .resource("user", user.id)
+                .org(new.organization_id)
+                .details(json!({"username": user.username, "email": user.email})),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(user)
+    }
+
+    /// Whether `actor` may see `user`: itself, a global administrator, or a
+    /// member of an organization the user belongs to.
+    async fn user_in_reach(
+        &self,
+        conn: &mut Conn<'_>,
+        actor: &Actor,
+        user: UserId,
+    ) -> Result<bool> {
+        if actor.is_global() || actor.user_id() == Some(user) {
+            return Ok(true);
+        }
+        let orgs = user_organizations::organizations_of_user(conn, user).await?;
+        Ok(orgs.iter().any(|o| actor.organization_ids.contains(o)))
+    }
+
+    /// Loads a user the actor may act on, or NotFound (no existence oracle).
+    async fn reachable_user(
+        &self,
+        conn: &mut Conn<'_>,
+        actor: &Actor,
+        action: &str,
+        id: UserId,
+        include_deleted: bool,
+    ) -> Result<User> {
+        let self_service = actor.user_id() == Some(id) && action == "read";
+        if !self_service && !actor.can("users", action) {
+            self.audit_denial(actor, Access::new("users", action))
+                .await?;
+            return Err(Error::denied("users", action));
+        }
+        let user = store::get::<Users>(conn, id, include_deleted).await?;
+        if !self.user_in_reach(conn, actor, id).await? {
+            self.audit_denial(actor, Access::new("users", action))
+                .await?;
+            return Err(Error::not_found("user", id));
+        }
+        Ok(user)
+    }
+
+    pub async fn get_user(&self, actor: &Actor, id: UserId) -> Result<User> {
+        let mut conn = self.databases().core.acquire().await?;
+        self.reachable_user(&mut conn.conn(), actor, "read", id, false)
+            .await
+    }
+
+    pub async fn get_user_by_username(&self, actor: &Actor, username: &str) -> Result<User> {
+        let id = {
+            let mut conn = self.databases().core.acquire().await?;
+            users::get_by_username(&mut conn.conn(), username).await?.id
+        };
+        self.get_user(actor, id).await
+    }
+
+    pub async fn list_users(
+        &self,
+        actor: &Actor,
+        filter: &UserFilter,
+        page: &PageRequest,
+    ) -> Result<Page<User>> {
+        self.authorize(actor, Access::new("users", "read")).await?;
+        let mut filter = filter.clone();
+        if let Some(orgs) = actor.visible_organizations() {
+            filter.organization_ids = Some(match filter.organization_ids.take() {
+                Some(asked) => asked.into_iter().filter(|o| orgs.contains(o)).collect(),
+                None => orgs,
+            });
+        }
+        let mut conn = self.databases().core_read.acquire().await?;
+        users::list_users(&mut conn.conn(), &filter, page).await
+    }
+
+    pub async fn update_user(&self, actor: &Actor, id: UserId, update: UserUpdate) -> Result<User> {
+        let mut tx = self.databases().core.begin().await?;
+        let mut user = self
+            .reachable_user(&mut tx.conn(), actor, "update", id, false)
+            .await?;
+        if let Some(email) = &update.email {
+            user.email = validate_email(email)?;
+        }
+        if let Some(name) = update.display_name {
+            user.display_name = Some(name);
+        }
+        if let Some(status) = update.status {
+            user.status = status;
+            if status != UserStatus::Locked {
+                user.locked_until = None;
+            }
+        }
+        users::update(&mut tx.conn(), &user).await?;
+        append(
+            &mut tx.conn(),
+            AuditLogKind::Core,
+            actor,
+            AuditEntry::new("user.updated", "update")
+                .resource("user", id)
+                .details(json!({"email": user.email, "status": user.status})),
+        )
+        .await?;
+        let user = store::get::<Users>(&mut tx.conn(), id, false).await?;
+        tx.commit().await?;
+        Ok(user)
+    }
+
+    /// Soft-deletes a user and ends its sessions.
+    pub async fn delete_user(&self, actor: &Actor, id: UserId) -> Result<()> {
+        let mut tx = self.databases().core.begin().await?;
+        self.reachable_user(&mut tx.conn(), actor, "delete", id, false)
+            .await?;
+        store::soft_delete::<Users>(&mut tx.conn(), id).await?;
+        sessions::revoke_all_for_user(&mut tx.conn(), id, "user deleted", now()).await?;
+        append(
+            &mut tx.conn(),
+            AuditLogKind::Core,
+            actor,
+            AuditEntry::new("user.deleted", "delete").resource("user", id),
+        )
+        .await?;
+        tx.commit().await
+    }
+
+    pub async fn restore_user(&self, actor: &Actor, id: UserId) -> Result<User> {
+        let mut tx = self.databases().core.begin().await?;
+        self.reachable_user(&mut tx.conn(), actor, "update", id, true)
+            .await?;
+        store::restore::<Users>(&mut tx.conn(), id).await?;
+        append(
+            &mut tx.conn(),
+            AuditLogKind::Core,
+            actor,
+            AuditEntry::new("user.restored", "restore").resource("user", id),
+        )
+        .await?;
+        let user = store::get::<Users>(&mut tx.conn(), id, false).await?;
+        tx.commit().await?;
+        Ok(user)
+    }
+
+    /// Sets a user's password (the user itself, or an actor allowed to update users).
+    pub async fn set_password(
+        &self,
+        actor: &Actor,
+        id: UserId,
+        new_password: SecretString,
+    ) -> Result<()> {
+        let action = if actor.user_id() == Some(id) {
+            "read"
+        } else {
+            "update"
+        };
+        let user = {
+            let mut conn = self.databases().core.acquire().await?;
+            self.reachable_user(&mut conn.conn(), actor, action, id, false)
+                .await?
+        };
+        password::check_password_policy(&new_password, &user.username, &user.email)?;
+        let hash = self.hash_password(new_password).await?;
+        let mut tx = self.databases().core.begin().await?;
+        let mut user = store::get::<Users>(&mut tx.conn(), id, false).await?;
+        user.password_hash = Some(crate::model::OpaqueText(hash));
+        user.password_changed_at = Some(now());
+        users::update(&mut tx.conn(), &user).await?;
+        append(
+            &mut tx.conn(),
+            AuditLogKind::Core,
+            actor,
+            AuditEntry::new("user.password_changed", "update").resource("user", id),
+        )
+        .await?;
+        tx.commit().await
+    }
+
+    /// Lifts a lockout and clears the failure count.
+    pub async fn unlock_user(&self, actor: &Actor, id: UserId) -> Result<User> {
+        let mut tx = self.databases().core.begin().await?;
+        let mut user = self
+            .reachable_user(&mut tx.conn(), actor, "unlock", id, false)
+            .await?;
+        if user.status != UserStatus::Locked {
+            return Err(Error::conflict(format!(
+                "user {} is {}, not locked",
+                user.username, user.status
+            )));
+        }
+        user.status = UserStatus::Active;
+        user.locked_until = None;
+        user.failed_login_attempts = 0;
+        users::update(&mut tx.conn(), &user).await?;
+        append(
+            &mut tx.conn(),
+            AuditLogKind::Core,
+            actor,
+            AuditEntry::new("user.unlocked", "unlock").resource("user", id),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(user)
+    }
+
+    /// Starts MFA enrollment for the acting user: a fresh 160-bit secret,
+    /// sealed at rest. MFA turns on once a code is confirmed.
+    pub async fn begin_mfa_enrollment(&self, actor: &Actor) -> Result<MfaEnrollment> {
+        let user_id = actor
+            .user_id()
+            .ok_or_else(|| Error::invalid("actor", "MFA enrollment needs a user"))?;
+        let secret = totp::generate_secret();
+        let aad = mfa_aad(user_id);
+        let aad_refs: Vec<&str> = aad.iter().map(String::as_str).collect();
+        let (key_id, sealed) = self.keyring().seal(secret.expose(), &aad_refs)?;
+        let mut tx = self.databases().core.begin().await?;
+        let mut user = store::get::<Users>(&mut tx.conn(), user_id, false).await?;
+        if user.mfa_enabled {
+            return Err(Error::conflict("MFA is already enabled; disable it first"));
+        }
+        user.mfa_secret = Some(crate::model::Opaque(sealed.ciphertext));
+        user.mfa_secret_nonce = Some(crate::model::Opaque(sealed.nonce));
+        user.mfa_encryption_key_id = Some(key_id);
+        user.mfa_last_used_step = None;
+        users::update(&mut tx.conn(), &user).await?;
+        append(
+            &mut tx.conn(),
+            AuditLogKind::Core,
+            actor,
+            AuditEntry::new("user.mfa_enrollment_started", "update").resource("user", user_id),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(MfaEnrollment {
+            secret_base32: totp::base32_encode(secret.expose()),
+            provisioning_uri: totp::provisioning_uri(&secret, "clm", &user.username),
+        })
+    }
+
+    /// Confirms enrollment with a current code and turns MFA on.
+    pub async fn confirm_mfa_enrollment(&self, actor: &Actor, code: &str) -> Result<()> {
+        let user_id = actor
+            .user_id()
+            .ok_or_else(|| Error::invalid("actor", "MFA enrollment needs a user"))?;
+        let mut tx = self.databases().core.begin().await?;
+        let mut user = store::get::<Users>(&mut tx.conn(), user_id, false).await?;
+        let secret = self
+            .open_mfa_secret(&user)?
+            .ok_or_else(|| Error::conflict("no MFA enrollment in progress"))?;
+        let step = totp::verify(&secret, code, now().timestamp())?
+            .ok_or_else(|| Error::invalid("code", "one-time code does not match"))?;
+        user.mfa_enabled = true;
+        user.mfa_last_used_step = Some(step);
+        users::update(&mut tx.conn(), &user).await?;
+        append(
+            &mut tx.conn(),
+            AuditLogKind::Core,
+            actor,
+            AuditEntry::new("user.mfa_enabled", "update").resource("user", user_id),
+        )
+        .await?;
+        tx.commit().await
+    }
+
+    /// Turns MFA off for a user (itself, or an actor allowed to update users).
+    pub async fn disable_mfa(&self, actor: &Actor, id: UserId) -> Result<()> {
+        let action = if actor.user_id() == Some(id) {
+            "read"
+        } else {
+            "update"
+        };
+        let mut tx = self.databases().core.begin().await?;
+        let mut user = self
+            .reachable_user(&mut tx.conn(), actor, action, id, false)
+            .await?;
+        user.mfa_enabled = false;
+        user.mfa_secret = None;
+        user.mfa_secret_nonce = None;
+        user.mfa_encryption_key_id = None;
+        user.mfa_last_used_step = None;
+        users::update(&mut tx.conn(), &user).await?;
+        append(
+            &mut tx.conn(),
+            AuditLogKind::Core,
+            actor,
+            AuditEntry::new("user.mfa_disabled", "update").resource("user", id),
+        )
+        .await?;
+        tx.commit().await
+    }
+
+    fn open_mfa_secret(&self, user: &User) -> Result<Option<SecretBytes>> {
+        let (Some(secret), Some(nonce), Some(key_id)) = (
+            &user.mfa_secret,
+            &user.mfa_secret_nonce,
+            user.mfa_encryption_key_id,
+        ) else {
+            return Ok(None);
+        };
+        let aad = mfa_aad(user.id);
+        let aad_refs: Vec<&str> = aad.iter().map(String::as_str).collect();
+        let sealed = Sealed {
+            nonce: nonce.0.clone(),
+            ciphertext: secret.0.clone(),
+        };
+        self.keyring().open(key_id, &sealed, &aad_refs).map(Some)
+    }
+
+    /// Authenticates by username or email + password (+ TOTP code when MFA is
+    /// on) and opens a session. Every failure is the same Authentication
+    /// error; each is audited, and repeated failures lock the account.
+    pub async fn authenticate(
+        &self,
+        login: &str,
+        password: SecretString,
+        otp: Option<&str>,
+        context: LoginContext,
+    ) -> Result<LoginOutcome> {
+        let security = self.config().security;
+        let found = {
+            let mut conn = self.databases().core.acquire().await?;
+            users::find_by_login(&mut conn.conn(), login).await?
+        };
+        let Some(user) = found else {
+            // Spend the same time as a real check so timing does not reveal
+            // whether the account exists.
+            let _ = self.verify_password(password, DUMMY_HASH.to_string()).await;
+            self.audit_login_failure(None, "unknown user").await?;
+            return Err(bad_credentials());
+        };
+        let at = now();
+        // An expired lock lifts by itself.
+        let locked =
+            user.status == UserStatus::Locked && user.locked_until.is_none_or(|until| until > at);
+        if locked || (user.status != UserStatus::Active && user.status != UserStatus::Locked) {
+            self.audit_login_failure(Some(&user), &format!("account {}", user.status))
+                .await?;
+            return Err(bad_credentials());
+        }
+        let Some(phc) = user.password_hash.clone() else {
+            self.audit_login_failure(Some(&user), "no password set")
+                .await?;
+            return Err(bad_credentials());
+        };
+        let (matched, outdated) = self.verify_password(password.clone(), phc.0).await?;
+        let otp_step = if matched && user.mfa_enabled {
+            let secret = self.open_mfa_secret(&user)?;
+            match (secret, otp) {
+                (Some(secret), Some(code)) => totp::verify(&secret, code, at.timestamp())?
+                    .filter(|step| user.mfa_last_used_step.is_none_or(|last| *step > last)),
+                _ => None,
+            }
+        } else {
+            None
+        };
+        let mfa_ok = !user.mfa_enabled || otp_step.is_some();
+        if !matched || !mfa_ok {
+            let reason = if matched {
+                "wrong or reused one-time code"
+            } else {
+                "wrong password"
+            };
+            let mut tx = self.databases().core.begin().await?;
+            let failures = users::record_failed_login(&mut tx.conn(), user.id).await?;
+            let actor = user_actor(&user);
+            append(
+                &mut tx.conn(),
+                AuditLogKind::Core,
+                &actor,
+                AuditEntry::new("auth.login_failed", "login")
+                    .outcome(AuditOutcome::Failure)
+                    .resource("user", user.id)
+                    .details(json!({"reason": reason, "consecutive_failures": failures})),
+            )
+            .await?;
+            if failures >= security.max_failed_logins as i32 {
+                let until = at + Duration::seconds(security.lockout_seconds as i64);
+                users::set_status(&mut tx.conn(), user.id, UserStatus::Locked, Some(until)).await?;
+                append(
+                    &mut tx.conn(),
+                    AuditLogKind::Core,
+                    &actor,
+                    AuditEntry::new("auth.account_locked", "lock")
+                        .outcome(AuditOutcome::Failure)
+                        .resource("user", user.id)
+                        .details(json!({"locked_until": until, "consecutive_failures": failures})),
+                )
+                .await?;
+            }
+            tx.commit().await?;
+            return Err(bad_credentials());
+        }
+        let new_hash = if outdated {
+            Some(self.hash_password(password).await?)
+        } else {
+            None
+        };
+        let token = token::new_session_token();
+        let session = Session {
+            id: SessionId::new(),
+            session_id: format!("ses_{}", token::random_base62(20)),
+            token_hash: crate::model::OpaqueText(token::sha256_hex(token.expose().as_bytes())),
+            user_id: user.id,
+            ip_address: context.ip_address,
+            user_agent: context.user_agent,
+            expires_at: at + Duration::seconds(security.session_ttl_seconds as i64),
+            idle_timeout_secs: security.session_idle_seconds as i32,
+            last_activity_at: at,
+            revoked_at: None,
+            revoke_reason: None,
+            created_at: at,
+            updated_at: at,
+            deleted_at: None,
+        };
+        let mut tx = self.databases().core.begin().await?;
+        let mut fresh = store::get::<Users>(&mut tx.conn(), user.id, false).await?;
+        fresh.status = UserStatus::Active;
+        fresh.locked_until = None;
+        fresh.failed_login_attempts = 0;
+        fresh.last_login_at = Some(at);
+        if let Some(step) = otp_step {
+            fresh.mfa_last_used_step = Some(step);
+        }
+        if let Some(hash) = new_hash {
+            fresh.password_hash = Some(crate::model::OpaqueText(hash));
+        }
+        users::update(&mut tx.conn(), &fresh).await?;
+        sessions::insert(&mut tx.conn(), &session).await?;
+        append(
+            &mut tx.conn(),
+            AuditLogKind::Core,
+            &user_actor(&fresh),
+            AuditEntry::new("auth.login", "login")
+                .resource("session", session.id)
+                .details(json!({"user_id": user.id, "session_id": session.session_id, "mfa": user.mfa_enabled})),
+        )
+        .await?;
+        let user = store::get::<Users>(&mut tx.conn(), user.id, false).await?;
+        tx.commit().await?;
+        Ok(LoginOutcome {
+            token,
+            session,
+            user,
+        })
+    }
+
+    async fn audit_login_failure(&self, user: Option<&User>, reason: &str) -> Result<()> {
+        let actor = user.map(user_actor).unwrap_or_else(Actor::system);
+        let mut entry = AuditEntry::new("auth.login_failed", "login")
+            .outcome(AuditOutcome::Failure)
+            .details(json!({"reason": reason}));
+        if let Some(user) = user {
+            entry = entry.resource("user", user.id);
+        }
+        let mut tx = self.databases().core.begin().await?;
+        append(&mut tx.conn(), AuditLogKind::Core, &actor, entry).await?;
+        tx.commit().await
+    }
+
+    /// Resolves the actor behind a session token: the session must be
+    /// unrevoked, within its absolute and idle timeouts, and its user active.
+    pub async fn validate_session(&self, session_token: &str) -> Result<Actor> {
+        let invalid = || Error::Authentication("session is invalid or has expired".into());
+        if !session_token.starts_with("clms_") || session_token.len() != 48 {
+            return Err(invalid());
+        }
+        let hash = token::sha256_hex(session_token.as_bytes());
+        let mut conn = self.databases().core.acquire().await?;
+        let session = sessions::get_by_token_hash(&mut conn.conn(), &hash)
+            .await
+            .map_err(|_| invalid())?;
+        if !token::digests_equal(&session.token_hash.0, &hash) {
+            return Err(invalid());
+        }
+        let at = now();
+        let idle_deadline =
+            session.last_activity_at + Duration::seconds(i64::from(session.idle_timeout_secs));
+        if session.revoked_at.is_some() || session.expires_at <= at || idle_deadline <= at {
+            return Err(invalid());
+        }
+        let user = store::get::<Users>(&mut conn.conn(), session.user_id, false)
+            .await
+            .map_err(|_| invalid())?;
+        if user.status != UserStatus::Active {
+            return Err(invalid());
+        }
+        sessions::touch(&mut conn.conn(), session.id, at).await?;
+        let mut actor = self.resolve_user_actor(&mut conn.conn(), user.id).await?;
+        actor.session_id = Some(session.id);
+        Ok(actor)
+    }
+
+    /// The actor for a user with its current roles and memberships.
+    pub(crate) async fn resolve_user_actor(
+        &self,
+        conn: &mut Conn<'_>,
+        user_id: UserId,
+    ) -> Result<Actor> {
+        let mut permissions = Permissions::default();
+        for role in roles::roles_of_user(conn, user_id).await? {
+            permissions.merge(&role.permissions.0);
+        }
+        let organization_ids = user_organizations::organizations_of_user(conn, user_id).await?;
+        Ok(Actor {
+            kind: ActorKind::User(user_id),
+            permissions,
+            organization_ids,
+            session_id: None,
+        })
+    }
+
+    /// The actor of an active user (for hosts that authenticate elsewhere).
+    pub async fn actor_for_user(&self, user_id: UserId) -> Result<Actor> {
+        let mut conn = self.databases().core.acquire().await?;
+        let user = store::get::<Users>(&mut conn.conn(), user_id, false).await?;
+        if user.status != UserStatus::Active {
+            return Err(Error::Authentication(format!(
+                "user {} is {}",
+                user.username, user.status
+            )));
+        }
+        self.resolve_user_actor(&mut conn.conn(), user_id).await
+    }
+
+    /// Ends the session of a token (logout).
+    pub async fn logout(&self, session_token: &str) -> Result<()> {
+        let actor = self.validate_session(session_token).await?;
+        let id = actor
+            .session_id
+            .ok_or_else(|| Error::Internal("session actor without session".into()))?;
+        let mut tx = self.databases().core.begin().await?;
+        sessions::revoke(&mut tx.conn(), id, "logout", now()).await?;
+        append(
+            &mut tx.conn(),
+            AuditLogKind::Core,
+            &actor,
+            AuditEntry::new("auth.logout", "logout").resource("session", id),
+        )
+        .await?;
+        tx.commit().await
+    }
+
+    /// Revokes one session (its owner, or an actor allowed to update users).
+    pub async fn revoke_session(&self, actor: &Actor, id: SessionId) -> Result<()> {
+        let mut tx = self.databases().core.begin().await?;
+        let session = store::get::<sessions::Sessions>(&mut tx.conn(), id, false).await?;
+        let action = if actor.user_id() == Some(session.user_id) {
+            "read"
+        } else {
+            "update"
+        };
+        self.reachable_user(&mut tx.conn(), actor, action, session.user_id, false)
+            .await?;
+        if session.revoked_at.is_some() {
+            return Err(Error::conflict(format!(
+                "session {} is already revoked",
+                session.session_id
+            )));
+        }
+        sessions::revoke(&mut tx.conn(), id, "revoked", now()).await?;
+        append(
+            &mut tx.conn(),
+            AuditLogKind::Core,
+            actor,
+            AuditEntry::new("session.revoked", "revoke").resource("session", id),
+        )
+        .await?;
+        tx.commit().await
+    }
+
+    /// Revokes every session of a user; returns how many were open.
+    pub async fn revoke_user_sessions(&self, actor: &Actor, user_id: UserId) -> Result<u64> {
+        let mut tx = self.databases().core.begin().await?;
+        let action = if actor.user_id() == Some(user_id) {
+            "read"
+        } else {
+            "update"
+        };
+        self.reachable_user(&mut tx.conn(), actor, action, user_id, false)
+            .await?;
+        let revoked =
+            sessions::revoke_all_for_user(&mut tx.conn(), user_id, "revoked", now()).await?;
+        append(
+            &mut tx.conn(),
+            AuditLogKind::Core,
+            actor,
+            AuditEntry::new("session.revoked_all", "revoke")
+                .resource("user", user_id)
+                .details(json!({"sessions": revoked})),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(revoked)
+    }
+
+    /// Deletes expired and revoked sessions; returns how many.
+    pub async fn purge_expired_sessions(&self, actor: &Actor) -> Result<u64> {
+        self.authorize(actor, Access::new("system", "lifecycle"))
+            .await?;
+        let mut tx = self.databases().core.begin().await?;
+        let purged = sessions::purge_expired(&mut tx.conn(), now()).await?;
+        append(
+            &mut tx.conn(),
+            AuditLogKind::Core,
+            actor,
+            AuditEntry::new("session.purged", "delete").details(json!({"sessions": purged})),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(purged)
+    }
+
+    /// Creates an API key for the acting user with scopes no wider than the
+    /// user's own permissions. The key text is returned once.
+    pub async fn create_api_key(&self, actor: &Actor, new: NewApiKey) -> Result<CreatedApiKey> {
+        self.authorize(
+            actor,
+            Access::new("api_keys", "create").in_org(new.organization_id),
+        )
+        .await?;
+        let user_id = actor.user_id().ok_or_else(|| {
+            Error::invalid(
+                "actor",
+                "API keys belong to a user; the system actor has none",
+            )
+        })?;
+        if new.name.trim().is_empty() {
+            return Err(Error::invalid("name", "is required"));
+        }
+        let scopes = match new.scopes {
+            Some(scopes) => {
+                scopes.validate()?;
+                if !scopes.is_subset_of(&actor.permissions) {
+                    return Err(Error::invalid(
+                        "scopes",
+                        "must be a subset of the creator's permissions",
+                    ));
+                }
+                scopes
+            }
+            None => actor.permissions.clone(),
+        };
+        let at = now();
+        if new.expires_at.is_some_and(|e| e <= at) {
+            return Err(Error::invalid("expires_at", "must be in the future"));
+        }
+        let (key_id, key) = token::new_api_key();
+        let api_key = ApiKey {
+            id: ApiKeyId::new(),
+            key_id,
+            key_hash: crate::model::OpaqueText(token::sha256_hex(key.expose().as_bytes())),
+            name: new.name.trim().to_string(),
+            user_id,
+            organization_id: new.organization_id,
+            scopes: sqlx::types::Json(scopes),
+            expires_at: new.expires_at.map(store::truncate_micros),
+            last_used_at: None,
+            revoked_at: None,
+            revoked_by_user_id: None,
+            created_at: at,
+            updated_at: at,
+            deleted_at: None,
+        };
+        let mut tx = self.databases().core.begin().await?;
+        api_keys::insert(&mut tx.conn(), &api_key).await?;
+        append(
+            &mut tx.conn(),
+            AuditLogKind::Core,
+            actor,
+            AuditEntry::new("api_key.created", "create")
+                .resource("api_key", api_key.id)
+                .org(new.organization_id)
+                .details(json!({"key_id": api_key.key_id, "name": api_key.name})),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(CreatedApiKey { key, api_key })
+    }
+
+    /// Resolves the actor behind an API key. Malformed keys are refused
+    /// before any lookup; hashes compare in constant time; expired or revoked
+    /// keys and inactive users are refused.
+    pub async fn authenticate_api_key(&self, presented: &str) -> Result<Actor> {
+        let key_id = token::parse_api_key(presented)?;
+        let invalid = || Error::Authentication("API key is invalid, expired or revoked".into());
+        let mut conn = self.databases().core.acquire().await?;
+        let api_key = api_keys::get_by_key_id(&mut conn.conn(), &key_id)
+            .await
+            .map_err(|_| invalid())?;
+        let hash = token::sha256_hex(presented.as_bytes());
+        if !token::digests_equal(&api_key.key_hash.0, &hash) {
+            return Err(invalid());
+        }
+        let at = now();
+        if api_key.revoked_at.is_some() || api_key.expires_at.is_some_and(|e| e <= at) {
+            return Err(invalid());
+        }
+        let user = store::get::<Users>(&mut conn.conn(), api_key.user_id, false)
+            .await
+            .map_err(|_| invalid())?;
+        if user.status != UserStatus::Active {
+            return Err(invalid());
+        }
+        api_keys::touch_last_used(&mut conn.conn(), api_key.id, at).await?;
+        let user_actor = self.resolve_user_actor(&mut conn.conn(), user.id).await?;
+        // A key never grants more than its user currently holds.
+        let mut permissions = Permissions::default();
+        for (resource, actions) in &api_key.scopes.0.0 {
+            let kept: Vec<String> = actions
+                .iter()
+                .filter(|a| user_actor.permissions.allows(resource, a))
+                .cloned()
+                .collect();
+            if !kept.is_empty() {
+                permissions.0.insert(resource.clone(), kept);
+            }
+        }
+        let organization_ids = match api_key.organization_id {
+            Some(org) => user_actor
+                .organization_ids
+                .into_iter()
+                .filter(|o| *o == org)
+                .collect(),
+            None => user_actor.organization_ids,
+        };
+        Ok(Actor {
+            kind: ActorKind::ApiKey {
+                api_key_id: api_key.id,
+                user_id: user.id,
+            },
+            permissions,
+            organization_ids,
+            session_id: None,
+        })
+    }
+
+    pub async fn revoke_api_key(&self, actor: &Actor, id: ApiKeyId) -> Result<()> {
+        let mut tx = self.databases().core.begin().await?;
+        let api_key = store::get::<api_keys::ApiKeys>(&mut tx.conn(), id, false).await?;
+        let own = actor.user_id() == Some(api_key.user_id);
+        if !own {
+            self.authorize_visible(
+                actor,
+                Access::new("api_keys", "revoke").in_org(api_key.organization_id),
+                "api key",
+                id,
+            )
+            .await?;
+        }
+        if api_key.revoked_at.is_some() {
+            return Err(Error::conflict(format!(
+                "API key {} is already revoked",
+                api_key.key_id
+            )));
+        }
+        api_keys::revoke(&mut tx.conn(), id, actor.user_id(), now()).await?;
+        append(
+            &mut tx.conn(),
+            AuditLogKind::Core,
+            actor,
+            AuditEntry::new("api_key.revoked", "revoke")
+                .resource("api_key", id)
+                .org(api_key.organization_id),
+        )
+        .await?;
+        tx.commit().await
+    }
+
+    /// The acting user's API keys (hashes never leave the library).
+    pub async fn list_api_keys(&self, actor: &Actor, page: &PageRequest) -> Result<Page<ApiKey>> {
+        let user_id = actor
+            .user_id()
+            .ok_or_else(|| Error::invalid("actor", "API keys belong to a user"))?;
+        let mut conn = self.databases().core_read.acquire().await?;
+        api_keys::list_api_keys(
+            &mut conn.conn(),
+            &api_keys::ApiKeyFilter {
+                user_id: Some(user_id),
+                ..Default::default()
+            },
+            page,
+        )
+        .await
+    }
+}
+
+/// An argon2id hash of a random string, verified against when the user does
+/// not exist so both paths cost the same.
+const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$0mZyHVOZ6U0J3dBq5P2bOQ0Aq4cN0Bq4v7sQ3u0qj9s";
+
+fn user_actor(user: &User) -> Actor {
+    Actor {
+        kind: ActorKind::User(user.id),
+        permissions: Permissions::default(),
+        organization_ids: Vec::new(),
+        session_id: None,
+    }
+}
+
+/// Adds a membership row (used by user creation and organization service).
+pub(crate) async fn add_membership(
+    conn: &mut Conn<'_>,
+    user_id: UserId,
+    organization_id: OrganizationId,
+    role: &str,
+) -> Result<UserOrganization> {
+    let at = now();
+    let membership = UserOrganization {
+        id: UserOrganizationId::new(),
+        user_id,
+        organization_id,
+        membership_role: role.to_string(),
+        joined_at: at,
+        created_at: at,
+        updated_at: at,
+        deleted_at: None,
+    };
+    user_organizations::insert(conn, &membership).await?;
+    Ok(membership)
+}

@@ -1,0 +1,247 @@
+//! Certificate policies: versioned rule documents, organization-scoped.
+
+use serde_json::json;
+
+use crate::model::{OrganizationId, Policy, PolicyId, PolicyRules, PolicyStatus, WorkflowId};
+use crate::service::actor::{Access, Actor};
+use crate::service::audit::{AuditEntry, append};
+use crate::store::audit::AuditLogKind;
+use crate::store::policies::{Policies, PolicyFilter};
+use crate::store::{self, Page, PageRequest, now, policies};
+use crate::{Clm, Error, Result};
+
+/// A policy to create.
+#[derive(Debug, Clone)]
+pub struct NewPolicy {
+    pub policy_code: String,
+    pub name: String,
+    pub description: Option<String>,
+    pub rules: PolicyRules,
+    pub status: PolicyStatus,
+    /// None = a shared policy (global administrators only).
+    pub organization_id: Option<OrganizationId>,
+    pub workflow_id: Option<WorkflowId>,
+}
+
+impl Default for NewPolicy {
+    fn default() -> Self {
+        NewPolicy {
+            policy_code: String::new(),
+            name: String::new(),
+            description: None,
+            rules: PolicyRules::default(),
+            status: PolicyStatus::Active,
+            organization_id: None,
+            workflow_id: None,
+        }
+    }
+}
+
+/// Changes to a policy; new rules bump its version.
+#[derive(Debug, Clone, Default)]
+pub struct PolicyUpdate {
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub rules: Option<PolicyRules>,
+    pub status: Option<PolicyStatus>,
+    pub workflow_id: Option<WorkflowId>,
+}
+
+impl Clm {
+    pub async fn create_policy(&self, actor: &Actor, new: NewPolicy) -> Result<Policy> {
+        self.authorize(
+            actor,
+            Access::new("policies", "create").in_org(new.organization_id),
+        )
+        .await?;
+        let code = new.policy_code.trim();
+        if !(2..=64).contains(&code.len())
+            || !code
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
+        {
+            return Err(Error::invalid(
+                "policy_code",
+                "must be 2-64 characters of letters, digits, '_', '-' or '.'",
+            ));
+        }
+        if new.name.trim().is_empty() {
+            return Err(Error::invalid("name", "is required"));
+        }
+        new.rules.validate()?;
+        let at = now();
+        let policy = Policy {
+            id: PolicyId::new(),
+            policy_code: code.into(),
+            name: new.name.trim().into(),
+            description: new.description,
+            policy_rules: sqlx::types::Json(new.rules),
+            status: new.status,
+            version: 1,
+            organization_id: new.organization_id,
+            workflow_id: new.workflow_id,
+            created_by_user_id: actor.user_id(),
+            created_at: at,
+            updated_at: at,
+            deleted_at: None,
+        };
+        let mut tx = self.databases().core.begin().await?;
+        policies::insert(&mut tx.conn(), &policy).await?;
+        append(
+            &mut tx.conn(),
+            AuditLogKind::Core,
+            actor,
+            AuditEntry::new("policy.created", "create")
+                .resource("policy", policy.id)
+                .org(policy.organization_id)
+                .details(
+                    json!({"policy_code": policy.policy_code, "rules": policy.policy_rules.0}),
+                ),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(policy)
+    }
+
+    pub async fn get_policy(&self, actor: &Actor, id: PolicyId) -> Result<Policy> {
+        let mut conn = self.databases().core.acquire().await?;
+        let policy = store::get::<Policies>(&mut conn.conn(), id, false).await?;
+        self.authorize_visible(
+            actor,
+            Access::new("policies", "read").in_org(policy.organization_id),
+            "policy",
+            id,
+        )
+        .await?;
+        Ok(policy)
+    }
+
+    pub async fn get_policy_by_code(&self, actor: &Actor, code: &str) -> Result<Policy> {
+        let id = {
+            let mut conn = self.databases().core.acquire().await?;
+            store::get_by::<Policies>(&mut conn.conn(), "policy_code", code)
+                .await?
+                .id
+        };
+        self.get_policy(actor, id).await
+    }
+
+    /// Policies the actor can see: its organizations' and the shared ones.
+    pub async fn list_policies(
+        &self,
+        actor: &Actor,
+        filter: &PolicyFilter,
+        page: &PageRequest,
+    ) -> Result<Page<Policy>> {
+        self.authorize(actor, Access::new("policies", "read"))
+            .await?;
+        let mut conn = self.databases().core_read.acquire().await?;
+        let mut f = crate::store::Filter::new()
+            .eq_opt("status", filter.status.map(|s| s.as_str()))
+            .eq_opt(
+                "workflow_id",
+                filter.workflow_id.map(crate::store::id_value),
+            );
+        f = crate::store::support::in_ids_opt(
+            f,
+            "organization_id",
+            filter.organization_ids.as_ref(),
+        );
+        f = crate::store::support::shared_or_in_orgs(
+            f,
+            "organization_id",
+            actor.visible_organizations().as_ref(),
+        );
+        store::list::<Policies>(&mut conn.conn(), &f, page).await
+    }
+
+    pub async fn update_policy(
+        &self,
+        actor: &Actor,
+        id: PolicyId,
+        update: PolicyUpdate,
+    ) -> Result<Policy> {
+        let mut tx = self.databases().core.begin().await?;
+        let mut policy = store::get::<Policies>(&mut tx.conn(), id, false).await?;
+        self.authorize_visible(
+            actor,
+            Access::new("policies", "update").in_org(policy.organization_id),
+            "policy",
+            id,
+        )
+        .await?;
+        if let Some(name) = update.name {
+            if name.trim().is_empty() {
+                return Err(Error::invalid("name", "is required"));
+            }
+            policy.name = name.trim().into();
+        }
+        if let Some(description) = update.description {
+            policy.description = Some(description);
+        }
+        if let Some(rules) = update.rules {
+            rules.validate()?;
+            policy.policy_rules = sqlx::types::Json(rules);
+            policy.version += 1;
+        }
+        if let Some(status) = update.status {
+            policy.status = status;
+        }
+        if let Some(workflow) = update.workflow_id {
+            policy.workflow_id = Some(workflow);
+        }
+        policies::update(&mut tx.conn(), &policy).await?;
+        append(&mut tx.conn(), AuditLogKind::Core, actor, AuditEntry::new("policy.updated", "update").resource("policy", id).org(policy.organization_id).details(json!({"version": policy.version, "status": policy.status, "rules": policy.policy_rules.0}))).await?;
+        let policy = store::get::<Policies>(&mut tx.conn(), id, false).await?;
+        tx.commit().await?;
+        Ok(policy)
+    }
+
+    pub async fn delete_policy(&self, actor: &Actor, id: PolicyId) -> Result<()> {
+        let mut tx = self.databases().core.begin().await?;
+        let policy = store::get::<Policies>(&mut tx.conn(), id, false).await?;
+        self.authorize_visible(
+            actor,
+            Access::new("policies", "delete").in_org(policy.organization_id),
+            "policy",
+            id,
+        )
+        .await?;
+        store::soft_delete::<Policies>(&mut tx.conn(), id).await?;
+        append(
+            &mut tx.conn(),
+            AuditLogKind::Core,
+            actor,
+            AuditEntry::new("policy.deleted", "delete")
+                .resource("policy", id)
+                .org(policy.organization_id),
+        )
+        .await?;
+        tx.commit().await
+    }
+
+    pub async fn restore_policy(&self, actor: &Actor, id: PolicyId) -> Result<Policy> {
+        let mut tx = self.databases().core.begin().await?;
+        let policy = store::get::<Policies>(&mut tx.conn(), id, true).await?;
+        self.authorize_visible(
+            actor,
+            Access::new("policies", "update").in_org(policy.organization_id),
+            "policy",
+            id,
+        )
+        .await?;
+        store::restore::<Policies>(&mut tx.conn(), id).await?;
+        append(
+            &mut tx.conn(),
+            AuditLogKind::Core,
+            actor,
+            AuditEntry::new("policy.restored", "restore")
+                .resource("policy", id)
+                .org(policy.organization_id),
+        )
+        .await?;
+        let policy = store::get::<Policies>(&mut tx.conn(), id, false).await?;
+        tx.commit().await?;
+        Ok(policy)
+    }
+}

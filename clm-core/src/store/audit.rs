@@ -1,0 +1,181 @@
+//! `secure_audit_log` and `audit_log`: two append-only trails of the same
+//! shape. Nothing here updates or deletes; the database refuses both anyway.
+
+use sqlx::AssertSqlSafe;
+
+use crate::db::Conn;
+use crate::model::{AuditEvent, OrganizationId, ResourceId, Timestamp, UserId};
+use crate::store::support::{fetch_all, fetch_page, in_ids_opt};
+use crate::store::{Filter, Page, PageRequest, Value, id_value, paginate};
+use crate::{Error, Result, exec, on_conn, table};
+
+table!(SecureAuditLog, AuditEvent, "secure_audit_log", "secure audit event", SOFT_DELETE: bool = false);
+
+/// `HasId` for `AuditEvent` comes from the first marker; the second only needs `Table`.
+pub struct AuditLog;
+impl crate::store::Table for AuditLog {
+    const NAME: &'static str = "audit_log";
+    const ENTITY: &'static str = "audit event";
+    const SOFT_DELETE: bool = false;
+    type Row = AuditEvent;
+}
+
+/// Which trail: `Secure` lives in the secure database, `Core` in the core one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AuditLogKind {
+    Secure,
+    Core,
+}
+
+impl AuditLogKind {
+    pub fn table(self) -> &'static str {
+        match self {
+            AuditLogKind::Secure => "secure_audit_log",
+            AuditLogKind::Core => "audit_log",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    pub user_id: Option<UserId>,
+    pub resource_type: Option<String>,
+    pub resource_id: Option<ResourceId>,
+    pub event_type: Option<String>,
+    pub organization_ids: Option<Vec<OrganizationId>>,
+    /// `event_timestamp >= since`.
+    pub since: Option<Timestamp>,
+    /// `event_timestamp < until`.
+    pub until: Option<Timestamp>,
+}
+
+/// Appends one event. Sequence number and hashes are the caller's (the
+/// service chains them); a duplicate sequence number fails as AlreadyExists.
+pub async fn append(conn: &mut Conn<'_>, kind: AuditLogKind, event: &AuditEvent) -> Result<()> {
+    let sql = format!(
+        "INSERT INTO {} (id, sequence_number, event_type, action, outcome, actor_type, user_id, api_key_id,
+            organization_id, resource_type, resource_id, details, event_timestamp, previous_hash, row_hash,
+            created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+        kind.table()
+    );
+    exec!(conn, |c| sqlx::query(AssertSqlSafe(sql))
+        .bind(event.id)
+        .bind(event.sequence_number)
+        .bind(&event.event_type)
+        .bind(&event.action)
+        .bind(event.outcome)
+        .bind(event.actor_type)
+        .bind(event.user_id)
+        .bind(event.api_key_id)
+        .bind(event.organization_id)
+        .bind(&event.resource_type)
+        .bind(event.resource_id)
+        .bind(&event.details)
+        .bind(event.event_timestamp)
+        .bind(&event.previous_hash)
+        .bind(&event.row_hash)
+        .bind(event.created_at))?;
+    Ok(())
+}
+
+/// The event with the highest sequence number (the chain's head).
+pub async fn last(conn: &mut Conn<'_>, kind: AuditLogKind) -> Result<Option<AuditEvent>> {
+    let sql = format!(
+        "SELECT * FROM {} ORDER BY sequence_number DESC LIMIT 1",
+        kind.table()
+    );
+    Ok(on_conn!(conn, |c| sqlx::query_as::<_, AuditEvent>(
+        AssertSqlSafe(sql)
+    )
+    .fetch_optional(&mut *c)
+    .await)?)
+}
+
+/// Newest first; the cursor is the last sequence number seen.
+pub async fn list_audit(
+    conn: &mut Conn<'_>,
+    kind: AuditLogKind,
+    filter: &AuditFilter,
+    page: &PageRequest,
+) -> Result<Page<AuditEvent>> {
+    let limit = page.effective_limit()?;
+    let mut f = Filter::new()
+        .eq_opt("user_id", filter.user_id.map(id_value))
+        .eq_opt("resource_type", filter.resource_type.clone())
+        .eq_opt("resource_id", filter.resource_id.map(id_value))
+        .eq_opt("event_type", filter.event_type.clone());
+    f = in_ids_opt(f, "organization_id", filter.organization_ids.as_ref());
+    if let Some(since) = filter.since {
+        f = f.clause("event_timestamp >= ?", vec![Value::Time(since)]);
+    }
+    if let Some(until) = filter.until {
+        f = f.clause("event_timestamp < ?", vec![Value::Time(until)]);
+    }
+    if let Some(cursor) = &page.cursor {
+        let before: i64 = cursor
+            .parse()
+            .map_err(|_| Error::invalid("cursor", "is not a cursor returned by a previous page"))?;
+        f = f.clause("sequence_number < ?", vec![Value::Int(before)]);
+    }
+    let head = format!("SELECT * FROM {} WHERE 1 = 1", kind.table());
+    let mut rows = fetch_page(conn, &head, &f, "sequence_number DESC", limit).await?;
+    Ok(paginate(&mut rows, limit, |e: &AuditEvent| {
+        e.sequence_number.to_string()
+    }))
+}
+
+/// Up to `limit` events after `after_sequence`, oldest first: chain verification
+/// walks the whole trail with this.
+pub async fn walk(
+    conn: &mut Conn<'_>,
+    kind: AuditLogKind,
+    after_sequence: i64,
+    limit: u32,
+) -> Result<Vec<AuditEvent>> {
+    let head = format!("SELECT * FROM {} WHERE 1 = 1", kind.table());
+    let tail = format!(" ORDER BY sequence_number LIMIT {}", limit.max(1));
+    fetch_all(
+        conn,
+        &head,
+        &Filter::new().clause("sequence_number > ?", vec![Value::Int(after_sequence)]),
+        &tail,
+    )
+    .await
+}
+
+/// Every event of one type, oldest first (archive runs are few).
+pub async fn by_event_type(
+    conn: &mut Conn<'_>,
+    kind: AuditLogKind,
+    event_type: &str,
+) -> Result<Vec<AuditEvent>> {
+    let sql = format!(
+        "SELECT * FROM {} WHERE event_type = $1 ORDER BY sequence_number",
+        kind.table()
+    );
+    Ok(on_conn!(conn, |c| sqlx::query_as::<_, AuditEvent>(
+        AssertSqlSafe(sql)
+    )
+    .bind(event_type)
+    .fetch_all(&mut *c)
+    .await)?)
+}
+
+/// The highest sequence number of an event older than `cutoff`.
+pub async fn last_sequence_before(
+    conn: &mut Conn<'_>,
+    kind: AuditLogKind,
+    cutoff: Timestamp,
+) -> Result<Option<i64>> {
+    let sql = format!(
+        "SELECT MAX(sequence_number) FROM {} WHERE event_timestamp < $1",
+        kind.table()
+    );
+    Ok(on_conn!(conn, |c| sqlx::query_scalar::<_, Option<i64>>(
+        AssertSqlSafe(sql)
+    )
+    .bind(cutoff)
+    .fetch_one(&mut *c)
+    .await)?)
+}

@@ -1,0 +1,116 @@
+//! `certificate_requests`: CSRs and issuance requests.
+
+use crate::db::Conn;
+use crate::model::{CertificateId, CertificateRequest, OrganizationId, RequestStatus, UserId};
+use crate::store::support::{in_ids_opt, in_texts, require_row};
+use crate::store::{Filter, Page, PageRequest, get_by, id_value, list};
+use crate::{Result, exec, table};
+
+table!(
+    CertificateRequests,
+    CertificateRequest,
+    "certificate_requests",
+    "certificate request"
+);
+
+#[derive(Debug, Clone, Default)]
+pub struct CertificateRequestFilter {
+    pub status: Option<Vec<RequestStatus>>,
+    pub requested_by_user_id: Option<UserId>,
+    pub owner_user_id: Option<UserId>,
+    pub renewal_of_certificate_id: Option<CertificateId>,
+    pub organization_ids: Option<Vec<OrganizationId>>,
+}
+
+pub async fn insert(conn: &mut Conn<'_>, request: &CertificateRequest) -> Result<()> {
+    exec!(conn, |c| {
+        sqlx::query(
+        "INSERT INTO certificate_requests (id, request_id, csr_pem, common_name, subject_dn,
+            subject_alternative_names, key_algorithm, key_size, certificate_kind, validity_days, status,
+            issuer_certificate_id, certificate_id, renewal_of_certificate_id, reuse_key, requested_by_user_id,
+            owner_user_id, organization_id, policy_id, workflow_instance_id, failure_reason, expires_at,
+            created_at, updated_at, deleted_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20,
+            $21, $22, $23, $24, $25)"
+    )
+    .bind(request.id)
+    .bind(&request.request_id)
+    .bind(&request.csr_pem)
+    .bind(&request.common_name)
+    .bind(&request.subject_dn)
+    .bind(&request.subject_alternative_names)
+    .bind(&request.key_algorithm)
+    .bind(request.key_size)
+    .bind(request.certificate_kind)
+    .bind(request.validity_days)
+    .bind(request.status)
+    .bind(request.issuer_certificate_id)
+    .bind(request.certificate_id)
+    .bind(request.renewal_of_certificate_id)
+    .bind(request.reuse_key)
+    .bind(request.requested_by_user_id)
+    .bind(request.owner_user_id)
+    .bind(request.organization_id)
+    .bind(request.policy_id)
+    .bind(request.workflow_instance_id)
+    .bind(&request.failure_reason)
+    .bind(request.expires_at)
+    .bind(request.created_at)
+    .bind(request.updated_at)
+    .bind(request.deleted_at)
+    })?;
+    Ok(())
+}
+
+/// Writes the mutable columns: status and outcome, issuer, workflow, expiry.
+/// The requested subject, key and validity never change.
+pub async fn update(conn: &mut Conn<'_>, request: &CertificateRequest) -> Result<()> {
+    let affected = exec!(conn, |c| {
+        sqlx::query(
+        "UPDATE certificate_requests SET status = $2, issuer_certificate_id = $3, certificate_id = $4,
+            workflow_instance_id = $5, failure_reason = $6, expires_at = $7, owner_user_id = $8,
+            organization_id = $9, policy_id = $10
+         WHERE id = $1 AND deleted_at IS NULL"
+    )
+    .bind(request.id)
+    .bind(request.status)
+    .bind(request.issuer_certificate_id)
+    .bind(request.certificate_id)
+    .bind(request.workflow_instance_id)
+    .bind(&request.failure_reason)
+    .bind(request.expires_at)
+    .bind(request.owner_user_id)
+    .bind(request.organization_id)
+    .bind(request.policy_id)
+    })?;
+    require_row(affected, "certificate request", request.id)
+}
+
+pub async fn get_by_request_id(
+    conn: &mut Conn<'_>,
+    request_id: &str,
+) -> Result<CertificateRequest> {
+    get_by::<CertificateRequests>(conn, "request_id", request_id).await
+}
+
+pub async fn list_certificate_requests(
+    conn: &mut Conn<'_>,
+    filter: &CertificateRequestFilter,
+    page: &PageRequest,
+) -> Result<Page<CertificateRequest>> {
+    let mut f = Filter::new()
+        .eq_opt(
+            "requested_by_user_id",
+            filter.requested_by_user_id.map(id_value),
+        )
+        .eq_opt("owner_user_id", filter.owner_user_id.map(id_value))
+        .eq_opt(
+            "renewal_of_certificate_id",
+            filter.renewal_of_certificate_id.map(id_value),
+        );
+    if let Some(status) = &filter.status {
+        f = in_texts(f, "status", status);
+    }
+    f = in_ids_opt(f, "organization_id", filter.organization_ids.as_ref());
+    list::<CertificateRequests>(conn, &f, page).await
+}

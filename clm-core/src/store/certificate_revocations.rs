@@ -1,0 +1,132 @@
+//! `certificate_revocations`: one row per revocation; a `certificate_hold`
+//! can be released, which ends it.
+
+use crate::db::Conn;
+use crate::model::{CertificateId, CertificateRevocation, RevocationId, Timestamp, UserId};
+use crate::store::support::{fetch_all, require_row};
+use crate::store::{Filter, Page, PageRequest, id_value, list};
+use crate::{Result, exec, on_conn, table};
+
+table!(
+    CertificateRevocations,
+    CertificateRevocation,
+    "certificate_revocations",
+    "certificate revocation"
+);
+
+#[derive(Debug, Clone, Default)]
+pub struct CertificateRevocationFilter {
+    pub certificate_id: Option<CertificateId>,
+    pub issuer_certificate_id: Option<CertificateId>,
+    /// Only standing (unreleased) revocations.
+    pub current_only: bool,
+}
+
+pub async fn insert(conn: &mut Conn<'_>, revocation: &CertificateRevocation) -> Result<()> {
+    exec!(conn, |c| {
+        sqlx::query(
+        "INSERT INTO certificate_revocations (id, certificate_id, issuer_certificate_id, serial_number,
+            revocation_reason, revoked_at, revoked_by_user_id, comment, released_at, released_by_user_id,
+            created_at, updated_at, deleted_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+    )
+    .bind(revocation.id)
+    .bind(revocation.certificate_id)
+    .bind(revocation.issuer_certificate_id)
+    .bind(&revocation.serial_number)
+    .bind(revocation.revocation_reason)
+    .bind(revocation.revoked_at)
+    .bind(revocation.revoked_by_user_id)
+    .bind(&revocation.comment)
+    .bind(revocation.released_at)
+    .bind(revocation.released_by_user_id)
+    .bind(revocation.created_at)
+    .bind(revocation.updated_at)
+    .bind(revocation.deleted_at)
+    })?;
+    Ok(())
+}
+
+/// Writes the mutable columns: reason (a hold may become final), comment, release.
+pub async fn update(conn: &mut Conn<'_>, revocation: &CertificateRevocation) -> Result<()> {
+    let affected =
+        exec!(conn, |c| {
+            sqlx::query(
+        "UPDATE certificate_revocations SET revocation_reason = $2, comment = $3, released_at = $4,
+            released_by_user_id = $5
+         WHERE id = $1 AND deleted_at IS NULL"
+    )
+    .bind(revocation.id)
+    .bind(revocation.revocation_reason)
+    .bind(&revocation.comment)
+    .bind(revocation.released_at)
+    .bind(revocation.released_by_user_id)
+        })?;
+    require_row(affected, "certificate revocation", revocation.id)
+}
+
+/// The standing revocation of a certificate, if any.
+pub async fn get_current(
+    conn: &mut Conn<'_>,
+    certificate_id: CertificateId,
+) -> Result<Option<CertificateRevocation>> {
+    Ok(on_conn!(conn, |c| sqlx::query_as::<
+        _,
+        CertificateRevocation,
+    >(
+        "SELECT * FROM certificate_revocations
+         WHERE certificate_id = $1 AND released_at IS NULL AND deleted_at IS NULL"
+    )
+    .bind(certificate_id)
+    .fetch_optional(&mut *c)
+    .await)?)
+}
+
+pub async fn list_certificate_revocations(
+    conn: &mut Conn<'_>,
+    filter: &CertificateRevocationFilter,
+    page: &PageRequest,
+) -> Result<Page<CertificateRevocation>> {
+    let mut f = Filter::new()
+        .eq_opt("certificate_id", filter.certificate_id.map(id_value))
+        .eq_opt(
+            "issuer_certificate_id",
+            filter.issuer_certificate_id.map(id_value),
+        );
+    if filter.current_only {
+        f = f.clause("released_at IS NULL", Vec::new());
+    }
+    list::<CertificateRevocations>(conn, &f, page).await
+}
+
+/// Ends a standing revocation (a released certificate hold). The database
+/// refuses it for any other reason.
+pub async fn release(
+    conn: &mut Conn<'_>,
+    id: RevocationId,
+    by: Option<UserId>,
+    at: Timestamp,
+) -> Result<()> {
+    let affected = exec!(conn, |c| sqlx::query(
+        "UPDATE certificate_revocations SET released_at = $2, released_by_user_id = $3
+         WHERE id = $1 AND released_at IS NULL AND deleted_at IS NULL"
+    )
+    .bind(id)
+    .bind(at)
+    .bind(by))?;
+    require_row(affected, "certificate revocation", id)
+}
+
+/// Standing revocations under one issuer, in revocation order: a CRL's entries.
+pub async fn list_for_issuer(
+    conn: &mut Conn<'_>,
+    issuer_id: CertificateId,
+) -> Result<Vec<CertificateRevocation>> {
+    fetch_all(
+        conn,
+        "SELECT * FROM certificate_revocations WHERE released_at IS NULL AND deleted_at IS NULL",
+        &Filter::new().eq("issuer_certificate_id", id_value(issuer_id)),
+        " ORDER BY revoked_at, id",
+    )
+    .await
+}

@@ -1,0 +1,385 @@
+//! `certificates`: the inventory. Lists and searches return light rows (no
+//! PEM) unless asked; bulk import goes through [`insert_many`].
+
+use crate::db::{Conn, Dialect};
+use crate::model::{
+    Certificate, CertificateId, CertificateStatus, OrganizationId, Timestamp, UserId,
+};
+use crate::store::support::{
+    MAX_BIND_PARAMS, after_time_id, contains_ci, fetch_all, fetch_page, in_ids_opt, in_texts,
+    json_array_has_value, placeholders, require_row, time_id_cursor,
+};
+use crate::store::{Filter, Page, PageRequest, Value, get_by, live_clause, paginate};
+use crate::{Result, exec, on_conn, table};
+
+/// Every column but `certificate_pem`, which light rows return as ''.
+const LIGHT_COLUMNS: &str = "id, certificate_id, common_name, subject_dn, issuer_dn, serial_number, not_before,
+    not_after, status, fingerprint_sha256, key_algorithm, key_size, signature_algorithm, is_ca, path_len,
+    certificate_kind, source, issuer_certificate_id, replaces_certificate_id, subject_key_id, authority_key_id,
+    subject_alternative_names, import_flags, '' AS certificate_pem, owner_user_id, organization_id, policy_id,
+    policy_version, workflow_id, crl_number, created_at, updated_at, deleted_at";
+
+table!(
+    Certificates,
+    Certificate,
+    "certificates",
+    "certificate",
+    LIST_COLUMNS: &'static str = LIGHT_COLUMNS,
+);
+
+const INSERT_COLUMNS: &str = "id, certificate_id, common_name, subject_dn, issuer_dn, serial_number, not_before,
+    not_after, status, fingerprint_sha256, key_algorithm, key_size, signature_algorithm, is_ca, path_len,
+    certificate_kind, source, issuer_certificate_id, replaces_certificate_id, subject_key_id, authority_key_id,
+    subject_alternative_names, import_flags, certificate_pem, owner_user_id, organization_id, policy_id,
+    policy_version, workflow_id, crl_number, created_at, updated_at, deleted_at";
+const INSERT_COLUMN_COUNT: usize = 33;
+
+/// Rows per multi-row INSERT: as many as fit under SQLite's bind limit.
+pub const INSERT_CHUNK_ROWS: usize = MAX_BIND_PARAMS / INSERT_COLUMN_COUNT;
+
+/// What a certificate listing or search may filter on. All set fields must match.
+#[derive(Debug, Clone, Default)]
+pub struct CertificateFilter {
+    /// Case-insensitive substring of the common name.
+    pub common_name: Option<String>,
+    /// A subject alternative name value, matched exactly (any type).
+    pub san: Option<String>,
+    pub issuer_certificate_id: Option<CertificateId>,
+    pub status: Option<Vec<CertificateStatus>>,
+    /// `not_after <= expires_before`.
+    pub expires_before: Option<Timestamp>,
+    /// `not_after > expires_after`.
+    pub expires_after: Option<Timestamp>,
+    pub owner_user_id: Option<UserId>,
+    /// Only certificates of these organizations (empty = none).
+    pub organization_ids: Option<Vec<OrganizationId>>,
+    pub is_ca: Option<bool>,
+    /// Return `certificate_pem` too (otherwise it reads as '').
+    pub with_pem: bool,
+}
+
+/// Binds one certificate's [`INSERT_COLUMNS`] in order.
+macro_rules! bind_certificate {
+    ($query:expr, $c:expr) => {
+        $query
+            .bind($c.id)
+            .bind(&$c.certificate_id)
+            .bind(&$c.common_name)
+            .bind(&$c.subject_dn)
+            .bind(&$c.issuer_dn)
+            .bind(&$c.serial_number)
+            .bind($c.not_before)
+            .bind($c.not_after)
+            .bind($c.status)
+            .bind(&$c.fingerprint_sha256)
+            .bind(&$c.key_algorithm)
+            .bind($c.key_size)
+            .bind(&$c.signature_algorithm)
+            .bind($c.is_ca)
+            .bind($c.path_len)
+            .bind($c.certificate_kind)
+            .bind($c.source)
+            .bind($c.issuer_certificate_id)
+            .bind($c.replaces_certificate_id)
+            .bind(&$c.subject_key_id)
+            .bind(&$c.authority_key_id)
+            .bind(&$c.subject_alternative_names)
+            .bind(&$c.import_flags)
+            .bind(&$c.certificate_pem)
+            .bind($c.owner_user_id)
+            .bind($c.organization_id)
+            .bind($c.policy_id)
+            .bind($c.policy_version)
+            .bind($c.workflow_id)
+            .bind($c.crl_number)
+            .bind($c.created_at)
+            .bind($c.updated_at)
+            .bind($c.deleted_at)
+    };
+}
+
+fn insert_sql(rows: usize) -> String {
+    let values = (0..rows)
+        .map(|r| {
+            format!(
+                "({})",
+                numbered(r * INSERT_COLUMN_COUNT + 1, INSERT_COLUMN_COUNT)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!("INSERT INTO certificates ({INSERT_COLUMNS}) VALUES {values}")
+}
+
+pub async fn insert(conn: &mut Conn<'_>, certificate: &Certificate) -> Result<()> {
+    let sql = insert_sql(conn.dialect(), 1);
+    exec!(conn, |c| bind_certificate!(
+        sqlx::query(sqlx::AssertSqlSafe(sql)),
+        certificate
+    ))?;
+    Ok(())
+}
+
+/// Inserts many certificates with multi-row INSERTs of [`INSERT_CHUNK_ROWS`]
+/// rows. Not atomic by itself: run it in a transaction for all-or-nothing.
+/// A certificate naming another of the same slice as issuer must come after it.
+pub async fn insert_many(conn: &mut Conn<'_>, certificates: &[Certificate]) -> Result<u64> {
+    let mut inserted = 0;
+    for chunk in certificates.chunks(INSERT_CHUNK_ROWS) {
+        let sql = insert_sql(conn.dialect(), chunk.len());
+        inserted += on_conn!(conn, |c| {
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for certificate in chunk {
+                query = bind_certificate!(query, certificate);
+            }
+            query
+                .execute(&mut *c)
+                .await
+                .map(|done| done.rows_affected())
+        })?;
+    }
+    Ok(inserted)
+}
+
+/// Writes the mutable columns: status, links, ownership, policy and CRL
+/// number. The certificate itself (PEM, names, validity) never changes.
+pub async fn update(conn: &mut Conn<'_>, certificate: &Certificate) -> Result<()> {
+    let affected = exec!(conn, |c| {
+        sqlx::query(
+        "UPDATE certificates SET status = $2, issuer_certificate_id = $3, replaces_certificate_id = $4,
+            import_flags = $5, owner_user_id = $6, organization_id = $7, policy_id = $8, policy_version = $9,
+            workflow_id = $10, crl_number = $11
+         WHERE id = $1 AND deleted_at IS NULL"
+    )
+    .bind(certificate.id)
+    .bind(certificate.status)
+    .bind(certificate.issuer_certificate_id)
+    .bind(certificate.replaces_certificate_id)
+    .bind(&certificate.import_flags)
+    .bind(certificate.owner_user_id)
+    .bind(certificate.organization_id)
+    .bind(certificate.policy_id)
+    .bind(certificate.policy_version)
+    .bind(certificate.workflow_id)
+    .bind(certificate.crl_number)
+    })?;
+    require_row(affected, "certificate", certificate.id)
+}
+
+pub async fn get_by_certificate_id(
+    conn: &mut Conn<'_>,
+    certificate_id: &str,
+) -> Result<Certificate> {
+    get_by::<Certificates>(conn, "certificate_id", certificate_id).await
+}
+
+pub async fn get_by_fingerprint(
+    conn: &mut Conn<'_>,
+    fingerprint_sha256: &str,
+) -> Result<Certificate> {
+    get_by::<Certificates>(conn, "fingerprint_sha256", fingerprint_sha256).await
+}
+
+fn filter_clauses(conn: &Conn<'_>, filter: &CertificateFilter) -> Filter {
+    let dialect = conn.dialect();
+    let mut f = Filter::new()
+        .eq_opt(
+            "issuer_certificate_id",
+            filter.issuer_certificate_id.map(crate::store::id_value),
+        )
+        .eq_opt(
+            "owner_user_id",
+            filter.owner_user_id.map(crate::store::id_value),
+        )
+        .eq_opt("is_ca", filter.is_ca);
+    if let Some(name) = &filter.common_name {
+        f = contains_ci(f, dialect, "common_name", name);
+    }
+    if let Some(san) = &filter.san {
+        f = json_array_has_value(f, dialect, "subject_alternative_names", san);
+    }
+    if let Some(status) = &filter.status {
+        f = in_texts(f, "status", status);
+    }
+    if let Some(before) = filter.expires_before {
+        f = f.clause("not_after <= ?", vec![Value::Time(before)]);
+    }
+    if let Some(after) = filter.expires_after {
+        f = f.clause("not_after > ?", vec![Value::Time(after)]);
+    }
+    in_ids_opt(f, "organization_id", filter.organization_ids.as_ref())
+}
+
+fn select_head(filter: &CertificateFilter, page: &PageRequest) -> String {
+    let columns = if filter.with_pem { "*" } else { LIGHT_COLUMNS };
+    format!(
+        "SELECT {columns} FROM certificates WHERE 1 = 1{}",
+        live_clause::<Certificates>(page.include_deleted)
+    )
+}
+
+/// Keyset pages in id (creation) order.
+pub async fn list_certificates(
+    conn: &mut Conn<'_>,
+    filter: &CertificateFilter,
+    page: &PageRequest,
+) -> Result<Page<Certificate>> {
+    let limit = page.effective_limit()?;
+    let mut f = filter_clauses(conn, filter);
+    if let Some(after) = page.cursor_id()? {
+        f = f.clause("id > ?", vec![Value::Id(after)]);
+    }
+    let mut rows = fetch_page(conn, &select_head(filter, page), &f, "id", limit).await?;
+    Ok(paginate(&mut rows, limit, |c: &Certificate| {
+        c.id.to_string()
+    }))
+}
+
+/// Keyset pages in expiry order `(not_after, id)`; the cursor encodes both.
+/// Served by `idx_certificates_live_expiry`.
+pub async fn search_certificates(
+    conn: &mut Conn<'_>,
+    filter: &CertificateFilter,
+    page: &PageRequest,
+) -> Result<Page<Certificate>> {
+    let limit = page.effective_limit()?;
+    let f = after_time_id(
+        filter_clauses(conn, filter),
+        "not_after",
+        "id",
+        page.cursor.as_deref(),
+        false,
+    )?;
+    let mut rows = fetch_page(conn, &select_head(filter, page), &f, "not_after, id", limit).await?;
+    Ok(paginate(&mut rows, limit, |c: &Certificate| {
+        time_id_cursor(c.not_after, c.id)
+    }))
+}
+
+pub async fn update_status(
+    conn: &mut Conn<'_>,
+    id: CertificateId,
+    status: CertificateStatus,
+) -> Result<()> {
+    let affected = exec!(conn, |c| sqlx::query(
+        "UPDATE certificates SET status = $2 WHERE id = $1 AND deleted_at IS NULL"
+    )
+    .bind(id)
+    .bind(status))?;
+    require_row(affected, "certificate", id)
+}
+
+/// Records the number of the CRL last issued by this CA.
+pub async fn set_crl_number(conn: &mut Conn<'_>, id: CertificateId, crl_number: i64) -> Result<()> {
+    let affected = exec!(conn, |c| sqlx::query(
+        "UPDATE certificates SET crl_number = $2 WHERE id = $1 AND deleted_at IS NULL"
+    )
+    .bind(id)
+    .bind(crl_number))?;
+    require_row(affected, "certificate", id)
+}
+
+/// Which of these fingerprints are already stored (deleted rows included:
+/// the unique constraint covers them), for import de-duplication.
+pub async fn find_by_fingerprints(
+    conn: &mut Conn<'_>,
+    fingerprints: &[String],
+) -> Result<Vec<(String, CertificateId)>> {
+    let mut found = Vec::new();
+    for chunk in fingerprints.chunks(MAX_BIND_PARAMS) {
+        let sql = format!(
+            "SELECT fingerprint_sha256, id FROM certificates WHERE fingerprint_sha256 IN ({})",
+            placeholders(conn.dialect(), 1, chunk.len())
+        );
+        let rows = on_conn!(conn, |c| {
+            let mut query = sqlx::query_as::<_, (String, CertificateId)>(sqlx::AssertSqlSafe(sql));
+            for fingerprint in chunk {
+                query = query.bind(fingerprint);
+            }
+            query.fetch_all(&mut *c).await
+        })?;
+        found.extend(rows);
+    }
+    Ok(found)
+}
+
+/// Live certificates with this subject key identifier (hex).
+pub async fn find_by_subject_key_id(
+    conn: &mut Conn<'_>,
+    subject_key_id: &str,
+) -> Result<Vec<Certificate>> {
+    fetch_all(
+        conn,
+        "SELECT * FROM certificates WHERE deleted_at IS NULL",
+        &Filter::new().eq("subject_key_id", subject_key_id),
+        " ORDER BY not_after DESC, id",
+    )
+    .await
+}
+
+/// Live CA certificates whose subject is `issuer_dn`: possible issuers of a
+/// certificate, newest first.
+pub async fn find_issuer_candidates(
+    conn: &mut Conn<'_>,
+    issuer_dn: &str,
+) -> Result<Vec<Certificate>> {
+    fetch_all(
+        conn,
+        "SELECT * FROM certificates WHERE deleted_at IS NULL",
+        &Filter::new().eq("subject_dn", issuer_dn).eq("is_ca", true),
+        " ORDER BY not_after DESC, id",
+    )
+    .await
+}
+
+/// Moves live in-service certificates along the clock: active/expiring ->
+/// expired when `not_after <= now`; active -> expiring within
+/// `default_threshold_days`. Revoked, suspended and pending rows stay as they are.
+/// Returns (expired, expiring) counts.
+pub async fn refresh_statuses(
+    conn: &mut Conn<'_>,
+    now: Timestamp,
+    default_threshold_days: u32,
+) -> Result<(u64, u64)> {
+    let horizon = now + chrono::Duration::days(i64::from(default_threshold_days));
+    let expired = exec!(conn, |c| sqlx::query(
+        "UPDATE certificates SET status = 'expired'
+         WHERE deleted_at IS NULL AND status IN ('active', 'expiring') AND not_after <= $1"
+    )
+    .bind(now))?;
+    let expiring = exec!(conn, |c| sqlx::query(
+        "UPDATE certificates SET status = 'expiring'
+         WHERE deleted_at IS NULL AND status = 'active' AND not_after <= $1"
+    )
+    .bind(horizon))?;
+    Ok((expired, expiring))
+}
+
+/// Whether an issued certificate with this serial exists under the issuer
+/// (`None`: self-signed roots), deleted rows included.
+pub async fn exists_serial(
+    conn: &mut Conn<'_>,
+    issuer_id: Option<CertificateId>,
+    serial_number: &str,
+) -> Result<bool> {
+    let found = match issuer_id {
+        Some(issuer) => on_conn!(conn, |c| {
+            sqlx::query_scalar::<_, i32>(
+            "SELECT 1 FROM certificates WHERE issuer_certificate_id = $1 AND serial_number = $2 LIMIT 1"
+        )
+        .bind(issuer)
+        .bind(serial_number)
+        .fetch_optional(&mut *c)
+        .await
+        })?,
+        None => on_conn!(conn, |c| {
+            sqlx::query_scalar::<_, i32>(
+            "SELECT 1 FROM certificates WHERE issuer_certificate_id IS NULL AND serial_number = $1 LIMIT 1"
+        )
+        .bind(serial_number)
+        .fetch_optional(&mut *c)
+        .await
+        })?,
+    };
+    Ok(found.is_some())
+}

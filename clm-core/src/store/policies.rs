@@ -1,0 +1,73 @@
+//! `policies`: certificate issuance rules.
+
+use crate::db::Conn;
+use crate::model::{OrganizationId, Policy, PolicyStatus, WorkflowId};
+use crate::store::support::{in_ids_opt, require_row};
+use crate::store::{Filter, Page, PageRequest, get_by, id_value, list};
+use crate::{Result, exec, table};
+
+table!(Policies, Policy, "policies", "policy");
+
+#[derive(Debug, Clone, Default)]
+pub struct PolicyFilter {
+    pub status: Option<PolicyStatus>,
+    pub workflow_id: Option<WorkflowId>,
+    pub organization_ids: Option<Vec<OrganizationId>>,
+}
+
+pub async fn insert(conn: &mut Conn<'_>, policy: &Policy) -> Result<()> {
+    exec!(conn, |c| sqlx::query(
+        "INSERT INTO policies (id, policy_code, name, description, policy_rules, status, version,
+            organization_id, workflow_id, created_by_user_id, created_at, updated_at, deleted_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+    )
+    .bind(policy.id)
+    .bind(&policy.policy_code)
+    .bind(&policy.name)
+    .bind(&policy.description)
+    .bind(&policy.policy_rules)
+    .bind(policy.status)
+    .bind(policy.version)
+    .bind(policy.organization_id)
+    .bind(policy.workflow_id)
+    .bind(policy.created_by_user_id)
+    .bind(policy.created_at)
+    .bind(policy.updated_at)
+    .bind(policy.deleted_at))?;
+    Ok(())
+}
+
+pub async fn update(conn: &mut Conn<'_>, policy: &Policy) -> Result<()> {
+    let affected = exec!(conn, |c| {
+        sqlx::query(
+        "UPDATE policies SET name = $2, description = $3, policy_rules = $4, status = $5, version = $6,
+            organization_id = $7, workflow_id = $8
+         WHERE id = $1 AND deleted_at IS NULL"
+    )
+    .bind(policy.id)
+    .bind(&policy.name)
+    .bind(&policy.description)
+    .bind(&policy.policy_rules)
+    .bind(policy.status)
+    .bind(policy.version)
+    .bind(policy.organization_id)
+    .bind(policy.workflow_id)
+    })?;
+    require_row(affected, "policy", policy.id)
+}
+
+pub async fn get_by_code(conn: &mut Conn<'_>, policy_code: &str) -> Result<Policy> {
+    get_by::<Policies>(conn, "policy_code", policy_code).await
+}
+
+pub async fn list_policies(
+    conn: &mut Conn<'_>,
+    filter: &PolicyFilter,
+    page: &PageRequest,
+) -> Result<Page<Policy>> {
+    let f = Filter::new()
+        .eq_opt("status", filter.status.map(|s| s.as_str()))
+        .eq_opt("workflow_id", filter.workflow_id.map(id_value));
+    let f = in_ids_opt(f, "organization_id", filter.organization_ids.as_ref());
+    list::<Policies>(conn, &f, page).await
+}

@@ -1,0 +1,215 @@
+//! Small pieces shared by the table modules: IN lists, LIKE patterns, keyset
+//! cursors over `(timestamp, id)` and a page fetch for queries whose order is
+//! not plain `id`.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use sqlx::postgres::PgRow;
+use sqlx::sqlite::SqliteRow;
+use sqlx::{AssertSqlSafe, FromRow};
+
+use crate::db::{Conn, Dialect};
+use crate::model::ResourceId;
+use crate::store::{Filter, Value};
+use crate::{Error, Result, bind_values, on_conn};
+
+/// SQLite allows at most 32766 bound parameters per statement (PostgreSQL
+/// 65535); multi-row statements stay under the smaller limit.
+pub(crate) const MAX_BIND_PARAMS: usize = 32_766;
+
+/// `column IN (?, ...)` over typed ids; an empty set matches nothing.
+pub(crate) fn in_ids<I>(filter: Filter, column: &str, ids: &[I]) -> Filter
+where
+    I: Into<uuid::Uuid> + Copy,
+{
+    if ids.is_empty() {
+        return filter.clause("1 = 0", Vec::new());
+    }
+    filter.clause(
+        format!("{column} IN ({})", marks(ids.len())),
+        ids.iter()
+            .map(|id| Value::Id(ResourceId((*id).into())))
+            .collect(),
+    )
+}
+
+/// [`in_ids`] when the restriction is present.
+pub(crate) fn in_ids_opt<I>(filter: Filter, column: &str, ids: Option<&Vec<I>>) -> Filter
+where
+    I: Into<uuid::Uuid> + Copy,
+{
+    match ids {
+        Some(ids) => in_ids(filter, column, ids),
+        None => filter,
+    }
+}
+
+/// `column IN (?, ...)` over text values (status sets); empty matches nothing.
+pub(crate) fn in_texts<S: std::fmt::Display>(filter: Filter, column: &str, values: &[S]) -> Filter {
+    if values.is_empty() {
+        return filter.clause("1 = 0", Vec::new());
+    }
+    filter.clause(
+        format!("{column} IN ({})", marks(values.len())),
+        values.iter().map(|v| Value::Text(v.to_string())).collect(),
+    )
+}
+
+/// Case-insensitive substring match of `column` (LIKE metacharacters escaped).
+pub(crate) fn contains_ci(filter: Filter, dialect: Dialect, column: &str, needle: &str) -> Filter {
+    let pattern = format!(
+        "%{}%",
+        needle
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_")
+    );
+    filter.clause(
+        format!("{column} {} ? ESCAPE '\\'", dialect.ilike()),
+        vec![Value::Text(pattern)],
+    )
+}
+
+/// `Dialect::json_array_has_value` as a [`Filter`] clause (Filter numbers `?` itself).
+pub(crate) fn json_array_has_value(
+    filter: Filter,
+    dialect: Dialect,
+    column: &str,
+    value: &str,
+) -> Filter {
+    let clause = dialect.json_array_has_value(column, 0).replace("$0", "?");
+    filter.clause(clause, vec![Value::Text(value.to_string())])
+}
+
+/// `?, ?, ?` for a Filter clause.
+pub(crate) fn marks(n: usize) -> String {
+    vec!["?"; n].join(", ")
+}
+
+/// Placeholders `first..first + n` for a hand-built statement with many
+/// binds: `$first, $first+1, ...` on PostgreSQL, anonymous `?` on SQLite,
+/// whose parser looks each `$N` name up in a linear list (quadratic for a
+/// multi-row INSERT of thousands of values; `?` is constant time). The `?`
+/// must be bound in textual order, so never mix them with `$N` in one statement.
+pub(crate) fn placeholders(dialect: Dialect, first: usize, n: usize) -> String {
+    match dialect {
+        Dialect::Postgres => (first..first + n)
+            .map(|i| format!("${i}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        Dialect::Sqlite => marks(n),
+    }
+}
+
+/// NotFound when an UPDATE touched no row.
+pub(crate) fn require_row(
+    affected: u64,
+    entity: &'static str,
+    key: impl std::fmt::Display,
+) -> Result<()> {
+    if affected == 0 {
+        return Err(Error::not_found(entity, key));
+    }
+    Ok(())
+}
+
+/// Cursor of a `(timestamp, id)` keyset: `"<rfc3339>|<uuid>"`.
+pub(crate) fn time_id_cursor(at: DateTime<Utc>, id: impl Into<uuid::Uuid>) -> String {
+    format!(
+        "{}|{}",
+        at.to_rfc3339_opts(SecondsFormat::Micros, true),
+        id.into()
+    )
+}
+
+pub(crate) fn parse_time_id_cursor(cursor: &str) -> Result<(DateTime<Utc>, ResourceId)> {
+    let invalid = || Error::invalid("cursor", "is not a cursor returned by a previous page");
+    let (at, id) = cursor.split_once('|').ok_or_else(invalid)?;
+    let at = DateTime::parse_from_rfc3339(at)
+        .map_err(|_| invalid())?
+        .with_timezone(&Utc);
+    let id = id.parse::<ResourceId>().map_err(|_| invalid())?;
+    Ok((at, id))
+}
+
+/// Adds `(time_col, id) > (?, ?)` (or `<` for descending) after a cursor.
+pub(crate) fn after_time_id(
+    filter: Filter,
+    time_col: &str,
+    id_col: &str,
+    cursor: Option<&str>,
+    descending: bool,
+) -> Result<Filter> {
+    let Some(cursor) = cursor else {
+        return Ok(filter);
+    };
+    let (at, id) = parse_time_id_cursor(cursor)?;
+    let op = if descending { "<" } else { ">" };
+    Ok(filter.clause(
+        format!("({time_col}, {id_col}) {op} (?, ?)"),
+        vec![Value::Time(at), Value::Id(id)],
+    ))
+}
+
+/// Runs `head` (a `SELECT ... WHERE <condition>`) with the filter's clauses,
+/// `ORDER BY order_by` and `LIMIT limit + 1` (the look-ahead row that tells
+/// whether another page follows).
+pub(crate) async fn fetch_page<R>(
+    conn: &mut Conn<'_>,
+    head: &str,
+    filter: &Filter,
+    order_by: &str,
+    limit: u32,
+) -> Result<Vec<R>>
+where
+    R: Send + Unpin + for<'r> FromRow<'r, PgRow> + for<'r> FromRow<'r, SqliteRow>,
+{
+    let (clauses, next) = filter.render(1);
+    let sql = format!("{head}{clauses} ORDER BY {order_by} LIMIT ${next}");
+    let fetch = i64::from(limit) + 1;
+    Ok(on_conn!(conn, |c| bind_values!(
+        sqlx::query_as::<_, R>(AssertSqlSafe(sql)),
+        &filter.values
+    )
+    .bind(fetch)
+    .fetch_all(&mut *c)
+    .await)?)
+}
+
+/// Runs `head` with the filter's clauses and returns every row (small sets).
+pub(crate) async fn fetch_all<R>(
+    conn: &mut Conn<'_>,
+    head: &str,
+    filter: &Filter,
+    tail: &str,
+) -> Result<Vec<R>>
+where
+    R: Send + Unpin + for<'r> FromRow<'r, PgRow> + for<'r> FromRow<'r, SqliteRow>,
+{
+    let (clauses, _) = filter.render(1);
+    let sql = format!("{head}{clauses}{tail}");
+    Ok(on_conn!(conn, |c| bind_values!(
+        sqlx::query_as::<_, R>(AssertSqlSafe(sql)),
+        &filter.values
+    )
+    .fetch_all(&mut *c)
+    .await)?)
+}
+
+/// Rows shared by everyone (`column IS NULL`) or of one of `orgs`; no
+/// restriction when `orgs` is None (a global administrator).
+pub(crate) fn shared_or_in_orgs(
+    filter: Filter,
+    column: &str,
+    orgs: Option<&Vec<crate::model::OrganizationId>>,
+) -> Filter {
+    match orgs {
+        None => filter,
+        Some(orgs) if orgs.is_empty() => filter.clause(format!("{column} IS NULL"), Vec::new()),
+        Some(orgs) => filter.clause(
+            format!("{column} IS NULL OR {column} IN ({})", marks(orgs.len())),
+            orgs.iter()
+                .map(|id| Value::Id(ResourceId(id.as_uuid())))
+                .collect(),
+        ),
+    }
+}

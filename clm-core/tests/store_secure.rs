@@ -1,0 +1,730 @@
+//! Repositories of the secure database, on SQLite and PostgreSQL.
+
+mod common;
+
+use chrono::Duration as Days;
+use clm::model::*;
+use clm::store::audit::{self, AuditFilter, AuditLogKind};
+use clm::store::certificates::{self, CertificateFilter};
+use clm::store::{
+    PageRequest, certificate_requests, certificate_revocations, encryption_keys,
+    key_rotation_history, now, private_keys,
+};
+use clm::{Clm, ErrorCode};
+use common::*;
+
+#[tokio::test]
+async fn encryption_keys_roundtrip_and_operations() {
+    on_both(|clm: Clm| async move {
+        let mut pooled = clm.databases().secure.acquire().await.unwrap();
+        let mut c = pooled.conn();
+        assert_eq!(encryption_keys::max_version(&mut c).await.unwrap(), 0);
+        assert!(encryption_keys::get_active(&mut c).await.unwrap().is_none());
+
+        let k1 = encryption_key(1, KeyStatus::Active);
+        encryption_keys::insert(&mut c, &k1).await.unwrap();
+        let got = encryption_keys::get_by_key_id(&mut c, &k1.key_id)
+            .await
+            .unwrap();
+        assert_eq!(got.id, k1.id);
+        assert_eq!(got.wrapped_key, k1.wrapped_key);
+        assert_eq!(got.created_at, k1.created_at);
+        let got = clm::store::get::<encryption_keys::EncryptionKeys>(&mut c, k1.id, false)
+            .await
+            .unwrap();
+        assert_eq!(got.key_id, k1.key_id);
+        assert_eq!(
+            encryption_keys::get_active(&mut c)
+                .await
+                .unwrap()
+                .unwrap()
+                .id,
+            k1.id
+        );
+
+        // Rotation: the old key becomes decrypt-only, a new one active.
+        let at = now();
+        encryption_keys::set_status(&mut c, k1.id, KeyStatus::DecryptOnly, at)
+            .await
+            .unwrap();
+        let k2 = encryption_key(2, KeyStatus::Active);
+        encryption_keys::insert(&mut c, &k2).await.unwrap();
+        assert_eq!(encryption_keys::max_version(&mut c).await.unwrap(), 2);
+        assert_eq!(
+            encryption_keys::get_active(&mut c)
+                .await
+                .unwrap()
+                .unwrap()
+                .id,
+            k2.id
+        );
+        encryption_keys::set_status(&mut c, k1.id, KeyStatus::Retired, at)
+            .await
+            .unwrap();
+        let retired = encryption_keys::get_by_key_id(&mut c, &k1.key_id)
+            .await
+            .unwrap();
+        assert_eq!(retired.key_status, KeyStatus::Retired);
+        assert_eq!(retired.retired_at, Some(at));
+
+        assert_eq!(
+            encryption_keys::increment_encryption_count(&mut c, k2.id, 5)
+                .await
+                .unwrap(),
+            5
+        );
+        assert_eq!(
+            encryption_keys::increment_encryption_count(&mut c, k2.id, 2)
+                .await
+                .unwrap(),
+            7
+        );
+        encryption_keys::update_wrapping(
+            &mut c,
+            k2.id,
+            &Opaque(vec![3; 48]),
+            &Opaque(vec![4; 12]),
+            "master-2",
+        )
+        .await
+        .unwrap();
+        let all = encryption_keys::list_all(&mut c).await.unwrap();
+        assert_eq!(
+            all.iter().map(|k| k.key_version).collect::<Vec<_>>(),
+            vec![1, 2]
+        );
+        assert_eq!(all[1].master_key_id, "master-2");
+        assert_eq!(all[1].wrapped_key, Opaque(vec![3; 48]));
+
+        let mut changed = all[1].clone();
+        changed.encryption_count = 100;
+        encryption_keys::update(&mut c, &changed).await.unwrap();
+        let page = encryption_keys::list_encryption_keys(
+            &mut c,
+            &encryption_keys::EncryptionKeyFilter {
+                key_status: Some(KeyStatus::Active),
+            },
+            &PageRequest::first(10),
+        )
+        .await
+        .unwrap();
+        assert_eq!(page.items.len(), 1);
+        assert_eq!(page.items[0].encryption_count, 100);
+
+        // A second active key is refused by the partial unique index.
+        let err = encryption_keys::insert(&mut c, &encryption_key(3, KeyStatus::Active))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), ErrorCode::AlreadyExists, "{err}");
+        let err =
+            encryption_keys::set_status(&mut c, EncryptionKeyId::new(), KeyStatus::Retired, at)
+                .await
+                .unwrap_err();
+        assert_eq!(err.code(), ErrorCode::NotFound);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn certificates_roundtrip_search_and_operations() {
+    on_both(|clm: Clm| async move {
+        let mut pooled = clm.databases().secure.acquire().await.unwrap();
+        let mut c = pooled.conn();
+        let t = now();
+        let owner = UserId::new();
+        let org = OrganizationId::new();
+
+        let mut ca = certificate("Test Issuing CA", t + Days::days(3650));
+        ca.is_ca = true;
+        ca.path_len = Some(0);
+        ca.certificate_kind = CertificateKind::IntermediateCa;
+        ca.subject_key_id = Some("aabbcc".into());
+        certificates::insert(&mut c, &ca).await.unwrap();
+
+        let mut leaf = certificate("www.example.com", t + Days::days(10));
+        leaf.issuer_certificate_id = Some(ca.id);
+        leaf.source = CertificateSource::Issued;
+        leaf.owner_user_id = Some(owner);
+        leaf.organization_id = Some(org);
+        leaf.authority_key_id = Some("aabbcc".into());
+        leaf.subject_alternative_names = sqlx::types::Json(vec![
+            SubjectAlternativeName::Dns("www.example.com".into()),
+            SubjectAlternativeName::Ip("192.168.1.1".parse().unwrap()),
+        ]);
+        certificates::insert(&mut c, &leaf).await.unwrap();
+
+        let got = certificates::get_by_certificate_id(&mut c, &leaf.certificate_id)
+            .await
+            .unwrap();
+        assert_eq!(got.id, leaf.id);
+        assert_eq!(got.certificate_pem, leaf.certificate_pem);
+        assert_eq!(
+            got.subject_alternative_names.0,
+            leaf.subject_alternative_names.0
+        );
+        assert_eq!(got.not_after, leaf.not_after);
+        let got = certificates::get_by_fingerprint(&mut c, &leaf.fingerprint_sha256)
+            .await
+            .unwrap();
+        assert_eq!(got.id, leaf.id);
+
+        // Bulk import: 1,500 rows crosses the multi-row chunk boundary.
+        let bulk: Vec<Certificate> = (0..1500)
+            .map(|i| certificate(&format!("bulk{i}.example.org"), t + Days::days(100 + i)))
+            .collect();
+        assert!(certificates::INSERT_CHUNK_ROWS < 1500);
+        assert_eq!(
+            certificates::insert_many(&mut c, &bulk).await.unwrap(),
+            1500
+        );
+        let fps: Vec<String> = vec![
+            bulk[0].fingerprint_sha256.clone(),
+            bulk[1499].fingerprint_sha256.clone(),
+            "0".repeat(64),
+        ];
+        let mut found = certificates::find_by_fingerprints(&mut c, &fps)
+            .await
+            .unwrap();
+        found.sort();
+        let mut expected = vec![
+            (bulk[0].fingerprint_sha256.clone(), bulk[0].id),
+            (bulk[1499].fingerprint_sha256.clone(), bulk[1499].id),
+        ];
+        expected.sort();
+        assert_eq!(found, expected);
+
+        // Search filters.
+        let search = |filter: CertificateFilter| {
+            let clm = clm.clone();
+            async move {
+                let mut pooled = clm.databases().secure.acquire().await.unwrap();
+                let mut c = pooled.conn();
+                certificates::search_certificates(&mut c, &filter, &PageRequest::first(1000))
+                    .await
+                    .unwrap()
+                    .items
+            }
+        };
+        let hits = search(CertificateFilter {
+            common_name: Some("WWW.EXAMPLE".into()),
+            ..Default::default()
+        })
+        .await;
+        assert_eq!(hits.len(), 1);
+        assert_eq!(hits[0].id, leaf.id);
+        assert_eq!(hits[0].certificate_pem, "", "light rows carry no PEM");
+        let hits = search(CertificateFilter {
+            common_name: Some("www.example".into()),
+            with_pem: true,
+            ..Default::default()
+        })
+        .await;
+        assert_eq!(hits[0].certificate_pem, leaf.certificate_pem);
+        let hits = search(CertificateFilter {
+            san: Some("192.168.1.1".into()),
+            ..Default::default()
+        })
+        .await;
+        assert_eq!(hits.iter().map(|c| c.id).collect::<Vec<_>>(), vec![leaf.id]);
+        assert!(
+            search(CertificateFilter {
+                san: Some("192.168.1".into()),
+                ..Default::default()
+            })
+            .await
+            .is_empty()
+        );
+        let hits = search(CertificateFilter {
+            owner_user_id: Some(owner),
+            organization_ids: Some(vec![org, OrganizationId::new()]),
+            issuer_certificate_id: Some(ca.id),
+            status: Some(vec![CertificateStatus::Active, CertificateStatus::Expiring]),
+            ..Default::default()
+        })
+        .await;
+        assert_eq!(hits.len(), 1);
+        assert!(
+            search(CertificateFilter {
+                organization_ids: Some(vec![]),
+                ..Default::default()
+            })
+            .await
+            .is_empty()
+        );
+        let hits = search(CertificateFilter {
+            is_ca: Some(true),
+            ..Default::default()
+        })
+        .await;
+        assert_eq!(hits.iter().map(|c| c.id).collect::<Vec<_>>(), vec![ca.id]);
+        let hits = search(CertificateFilter {
+            expires_after: Some(t + Days::days(5)),
+            expires_before: Some(t + Days::days(101)),
+            ..Default::default()
+        })
+        .await;
+        assert_eq!(
+            hits.iter().map(|c| c.id).collect::<Vec<_>>(),
+            vec![leaf.id, bulk[0].id, bulk[1].id],
+            "ordered by not_after"
+        );
+
+        // Chain helpers.
+        let cands = certificates::find_issuer_candidates(&mut c, "CN=Test Issuing CA")
+            .await
+            .unwrap();
+        assert_eq!(cands.iter().map(|c| c.id).collect::<Vec<_>>(), vec![ca.id]);
+        let by_ski = certificates::find_by_subject_key_id(&mut c, "aabbcc")
+            .await
+            .unwrap();
+        assert_eq!(by_ski.iter().map(|c| c.id).collect::<Vec<_>>(), vec![ca.id]);
+        assert!(
+            certificates::exists_serial(&mut c, Some(ca.id), &leaf.serial_number)
+                .await
+                .unwrap()
+        );
+        assert!(
+            !certificates::exists_serial(&mut c, Some(ca.id), "00ff")
+                .await
+                .unwrap()
+        );
+        assert!(
+            certificates::exists_serial(&mut c, None, &ca.serial_number)
+                .await
+                .unwrap()
+        );
+
+        // Status, CRL number, update.
+        certificates::set_crl_number(&mut c, ca.id, 7)
+            .await
+            .unwrap();
+        certificates::update_status(&mut c, leaf.id, CertificateStatus::Suspended)
+            .await
+            .unwrap();
+        let mut l = certificates::get_by_certificate_id(&mut c, &leaf.certificate_id)
+            .await
+            .unwrap();
+        assert_eq!(l.status, CertificateStatus::Suspended);
+        l.status = CertificateStatus::Active;
+        l.policy_version = Some(3);
+        l.certificate_pem = String::new(); // ignored by update: PEM is immutable
+        certificates::update(&mut c, &l).await.unwrap();
+        let l2 = certificates::get_by_certificate_id(&mut c, &leaf.certificate_id)
+            .await
+            .unwrap();
+        assert_eq!(l2.policy_version, Some(3));
+        assert_eq!(l2.certificate_pem, leaf.certificate_pem);
+        assert_eq!(
+            certificates::get_by_certificate_id(&mut c, &ca.certificate_id)
+                .await
+                .unwrap()
+                .crl_number,
+            7
+        );
+
+        // refresh_statuses: expired, expiring, and untouched revoked/pending.
+        let mut gone = certificate("gone.example.com", t - Days::days(1));
+        gone.not_before = t - Days::days(30);
+        let mut soon = certificate("soon.example.com", t + Days::days(20));
+        soon.status = CertificateStatus::Active;
+        let mut revoked = certificate("revoked.example.com", t - Days::days(2));
+        revoked.not_before = t - Days::days(30);
+        revoked.status = CertificateStatus::Revoked;
+        let mut pending = certificate("pending.example.com", t + Days::days(3));
+        pending.status = CertificateStatus::Pending;
+        certificates::insert_many(
+            &mut c,
+            &[gone.clone(), soon.clone(), revoked.clone(), pending.clone()],
+        )
+        .await
+        .unwrap();
+        let (expired, expiring) = certificates::refresh_statuses(&mut c, t, 30).await.unwrap();
+        assert_eq!(expired, 1);
+        assert_eq!(expiring, 2, "leaf (10 days) and soon (20 days)");
+        let status_of = |id: CertificateId| {
+            let clm = clm.clone();
+            async move {
+                let mut pooled = clm.databases().secure.acquire().await.unwrap();
+                let mut c = pooled.conn();
+                clm::store::get::<certificates::Certificates>(&mut c, id, false)
+                    .await
+                    .unwrap()
+                    .status
+            }
+        };
+        assert_eq!(status_of(gone.id).await, CertificateStatus::Expired);
+        assert_eq!(status_of(soon.id).await, CertificateStatus::Expiring);
+        assert_eq!(status_of(revoked.id).await, CertificateStatus::Revoked);
+        assert_eq!(status_of(pending.id).await, CertificateStatus::Pending);
+        assert_eq!(status_of(bulk[0].id).await, CertificateStatus::Active);
+        assert_eq!(
+            certificates::refresh_statuses(&mut c, t, 30).await.unwrap(),
+            (0, 0)
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn private_keys_batches_and_reseal() {
+    on_both(|clm: Clm| async move {
+        let mut pooled = clm.databases().secure.acquire().await.unwrap();
+        let mut c = pooled.conn();
+        let old = encryption_key(1, KeyStatus::DecryptOnly);
+        let new = encryption_key(2, KeyStatus::Active);
+        encryption_keys::insert(&mut c, &old).await.unwrap();
+        encryption_keys::insert(&mut c, &new).await.unwrap();
+        let certs: Vec<Certificate> = (0..5)
+            .map(|i| certificate(&format!("k{i}.example.com"), now() + Days::days(30)))
+            .collect();
+        certificates::insert_many(&mut c, &certs).await.unwrap();
+        let mut keys = Vec::new();
+        for cert in &certs {
+            let key = private_key(cert.id, old.id);
+            private_keys::insert(&mut c, &key).await.unwrap();
+            keys.push(key);
+        }
+        let got = private_keys::get_by_certificate(&mut c, certs[2].id)
+            .await
+            .unwrap();
+        assert_eq!(got.id, keys[2].id);
+        assert_eq!(got.encrypted_key_material, keys[2].encrypted_key_material);
+        assert_eq!(
+            private_keys::count_for_key(&mut c, old.id).await.unwrap(),
+            5
+        );
+
+        // Resumable walk in id order.
+        let first = private_keys::batch_for_key(&mut c, old.id, None, 2)
+            .await
+            .unwrap();
+        assert_eq!(
+            first.iter().map(|k| k.id).collect::<Vec<_>>(),
+            vec![keys[0].id, keys[1].id]
+        );
+        let rest = private_keys::batch_for_key(&mut c, old.id, Some(keys[1].id), 10)
+            .await
+            .unwrap();
+        assert_eq!(rest.len(), 3);
+        for key in first.iter().chain(&rest) {
+            private_keys::reseal(
+                &mut c,
+                key.id,
+                new.id,
+                &Opaque(vec![5; 64]),
+                &Opaque(vec![6; 12]),
+            )
+            .await
+            .unwrap();
+        }
+        assert_eq!(
+            private_keys::count_for_key(&mut c, old.id).await.unwrap(),
+            0
+        );
+        assert_eq!(
+            private_keys::count_for_key(&mut c, new.id).await.unwrap(),
+            5
+        );
+        let page = private_keys::list_private_keys(
+            &mut c,
+            &private_keys::PrivateKeyFilter {
+                encryption_key_id: Some(new.id),
+                ..Default::default()
+            },
+            &PageRequest::first(3),
+        )
+        .await
+        .unwrap();
+        assert_eq!(page.items.len(), 3);
+        assert!(page.next_cursor.is_some());
+        assert_eq!(page.items[0].encrypted_key_material, Opaque(vec![5; 64]));
+
+        // 1:1 with certificates.
+        let err = private_keys::insert(&mut c, &private_key(certs[0].id, new.id))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), ErrorCode::AlreadyExists, "{err}");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn requests_revocations_rotations() {
+    on_both(|clm: Clm| async move {
+        let mut pooled = clm.databases().secure.acquire().await.unwrap();
+        let mut c = pooled.conn();
+
+        let mut req = request("api.example.com");
+        req.requested_by_user_id = Some(UserId::new());
+        certificate_requests::insert(&mut c, &req).await.unwrap();
+        let got = certificate_requests::get_by_request_id(&mut c, &req.request_id)
+            .await
+            .unwrap();
+        assert_eq!(got.id, req.id);
+        assert_eq!(
+            got.subject_alternative_names.0,
+            req.subject_alternative_names.0
+        );
+        let cert = certificate("api.example.com", now() + Days::days(90));
+        certificates::insert(&mut c, &cert).await.unwrap();
+        let mut issued = got.clone();
+        issued.status = RequestStatus::Issued;
+        issued.certificate_id = Some(cert.id);
+        certificate_requests::update(&mut c, &issued).await.unwrap();
+        let page = certificate_requests::list_certificate_requests(
+            &mut c,
+            &certificate_requests::CertificateRequestFilter {
+                status: Some(vec![RequestStatus::Issued]),
+                requested_by_user_id: req.requested_by_user_id,
+                ..Default::default()
+            },
+            &PageRequest::first(10),
+        )
+        .await
+        .unwrap();
+        assert_eq!(page.items.len(), 1);
+        assert_eq!(page.items[0].certificate_id, Some(cert.id));
+
+        // Revocations: one standing per certificate; holds can be released.
+        let mut ca = certificate("Issuing CA", now() + Days::days(3000));
+        ca.is_ca = true;
+        certificates::insert(&mut c, &ca).await.unwrap();
+        let mut c1 = certificate("r1.example.com", now() + Days::days(90));
+        c1.issuer_certificate_id = Some(ca.id);
+        let mut c2 = certificate("r2.example.com", now() + Days::days(90));
+        c2.issuer_certificate_id = Some(ca.id);
+        certificates::insert_many(&mut c, &[c1.clone(), c2.clone()])
+            .await
+            .unwrap();
+        let hold = revocation(&c1, RevocationReason::CertificateHold);
+        certificate_revocations::insert(&mut c, &hold)
+            .await
+            .unwrap();
+        let final_ = revocation(&c2, RevocationReason::KeyCompromise);
+        certificate_revocations::insert(&mut c, &final_)
+            .await
+            .unwrap();
+        let err =
+            certificate_revocations::insert(&mut c, &revocation(&c2, RevocationReason::Superseded))
+                .await
+                .unwrap_err();
+        assert_eq!(err.code(), ErrorCode::AlreadyExists, "{err}");
+        assert_eq!(
+            certificate_revocations::get_current(&mut c, c1.id)
+                .await
+                .unwrap()
+                .unwrap()
+                .id,
+            hold.id
+        );
+        let crl = certificate_revocations::list_for_issuer(&mut c, ca.id)
+            .await
+            .unwrap();
+        assert_eq!(crl.len(), 2);
+        let err = certificate_revocations::release(&mut c, final_.id, None, now())
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err.code(),
+            ErrorCode::InvalidInput,
+            "only holds are released: {err}"
+        );
+        certificate_revocations::release(&mut c, hold.id, Some(UserId::new()), now())
+            .await
+            .unwrap();
+        assert!(
+            certificate_revocations::get_current(&mut c, c1.id)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        let crl = certificate_revocations::list_for_issuer(&mut c, ca.id)
+            .await
+            .unwrap();
+        assert_eq!(
+            crl.iter().map(|r| r.id).collect::<Vec<_>>(),
+            vec![final_.id]
+        );
+        let all = certificate_revocations::list_certificate_revocations(
+            &mut c,
+            &certificate_revocations::CertificateRevocationFilter {
+                issuer_certificate_id: Some(ca.id),
+                ..Default::default()
+            },
+            &PageRequest::first(10),
+        )
+        .await
+        .unwrap();
+        assert_eq!(all.items.len(), 2);
+
+        // Key rotation history.
+        let k1 = encryption_key(1, KeyStatus::DecryptOnly);
+        let k2 = encryption_key(2, KeyStatus::Active);
+        encryption_keys::insert(&mut c, &k1).await.unwrap();
+        encryption_keys::insert(&mut c, &k2).await.unwrap();
+        assert!(
+            key_rotation_history::get_running(&mut c, RotationType::DataKey)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        let rot = rotation(Some(k1.id), Some(k2.id));
+        key_rotation_history::insert(&mut c, &rot).await.unwrap();
+        let err = key_rotation_history::insert(&mut c, &rotation(Some(k1.id), Some(k2.id)))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err.code(),
+            ErrorCode::AlreadyExists,
+            "one running rotation: {err}"
+        );
+        let last = PrivateKeyId::new();
+        key_rotation_history::update_progress(&mut c, rot.id, 4, Some(last))
+            .await
+            .unwrap();
+        let running = key_rotation_history::get_running(&mut c, RotationType::DataKey)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (running.rotated_items, running.last_item_id),
+            (4, Some(last))
+        );
+        let done_at = now();
+        key_rotation_history::finish(&mut c, rot.id, RotationStatus::Completed, None, done_at)
+            .await
+            .unwrap();
+        assert!(
+            key_rotation_history::get_running(&mut c, RotationType::DataKey)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        let err = key_rotation_history::update_progress(&mut c, rot.id, 5, None)
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), ErrorCode::NotFound);
+        let listed = key_rotation_history::list_key_rotations(
+            &mut c,
+            &key_rotation_history::KeyRotationFilter {
+                status: Some(RotationStatus::Completed),
+                ..Default::default()
+            },
+            &PageRequest::first(10),
+        )
+        .await
+        .unwrap();
+        assert_eq!(listed.items.len(), 1);
+        assert_eq!(listed.items[0].completed_at, Some(done_at));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn audit_logs_append_list_walk() {
+    on_both(|clm: Clm| async move {
+        for (kind, pool) in [
+            (AuditLogKind::Secure, clm.databases().secure.clone()),
+            (AuditLogKind::Core, clm.databases().core.clone()),
+        ] {
+            let mut pooled = pool.acquire().await.unwrap();
+            let mut c = pooled.conn();
+            assert!(audit::last(&mut c, kind).await.unwrap().is_none());
+            let target = ResourceId::new();
+            for seq in 1..=25 {
+                let resource = if seq % 5 == 0 {
+                    Some(target)
+                } else {
+                    Some(ResourceId::new())
+                };
+                audit::append(&mut c, kind, &audit_event(seq, resource))
+                    .await
+                    .unwrap();
+            }
+            let err = audit::append(&mut c, kind, &audit_event(25, None))
+                .await
+                .unwrap_err();
+            assert_eq!(err.code(), ErrorCode::AlreadyExists, "{err}");
+            let head = audit::last(&mut c, kind).await.unwrap().unwrap();
+            assert_eq!(head.sequence_number, 25);
+            assert_eq!(head.details.0["n"], 25);
+            let got = match kind {
+                AuditLogKind::Secure => {
+                    clm::store::get::<audit::SecureAuditLog>(&mut c, head.id, false).await
+                }
+                AuditLogKind::Core => {
+                    clm::store::get::<audit::AuditLog>(&mut c, head.id, false).await
+                }
+            }
+            .unwrap();
+            assert_eq!(got.row_hash, "h25");
+
+            // Newest first, keyset on sequence_number.
+            let mut seen = Vec::new();
+            let mut page = PageRequest::first(10);
+            loop {
+                let p = audit::list_audit(&mut c, kind, &AuditFilter::default(), &page)
+                    .await
+                    .unwrap();
+                seen.extend(p.items.iter().map(|e| e.sequence_number));
+                match p.next_cursor {
+                    Some(cur) => page = PageRequest::after(10, Some(cur)),
+                    None => break,
+                }
+            }
+            assert_eq!(seen, (1..=25).rev().collect::<Vec<_>>());
+            let filtered = audit::list_audit(
+                &mut c,
+                kind,
+                &AuditFilter {
+                    resource_type: Some("certificate".into()),
+                    resource_id: Some(target),
+                    ..Default::default()
+                },
+                &PageRequest::first(50),
+            )
+            .await
+            .unwrap();
+            assert_eq!(
+                filtered
+                    .items
+                    .iter()
+                    .map(|e| e.sequence_number)
+                    .collect::<Vec<_>>(),
+                vec![25, 20, 15, 10, 5]
+            );
+            let none = audit::list_audit(
+                &mut c,
+                kind,
+                &AuditFilter {
+                    since: Some(now() + Days::days(1)),
+                    ..Default::default()
+                },
+                &PageRequest::first(50),
+            )
+            .await
+            .unwrap();
+            assert!(none.items.is_empty());
+
+            // Oldest first for chain verification.
+            let walked = audit::walk(&mut c, kind, 20, 3).await.unwrap();
+            assert_eq!(
+                walked.iter().map(|e| e.sequence_number).collect::<Vec<_>>(),
+                vec![21, 22, 23]
+            );
+
+            // No soft delete on append-only tables.
+            let err = match kind {
+                AuditLogKind::Secure => {
+                    clm::store::soft_delete::<audit::SecureAuditLog>(&mut c, head.id).await
+                }
+                AuditLogKind::Core => {
+                    clm::store::soft_delete::<audit::AuditLog>(&mut c, head.id).await
+                }
+            }
+            .unwrap_err();
+            assert_eq!(err.code(), ErrorCode::Conflict);
+        }
+    })
+    .await;
+}
