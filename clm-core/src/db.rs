@@ -122,8 +122,8 @@ pub enum PooledConn {
 impl PooledConn {
     pub fn conn(&mut self) -> Conn<'_> {
         match self {
-            PooledConn::Postgres(c) => Conn::Postgres(&mut **c),
-            PooledConn::Sqlite(c) => Conn::Sqlite(&mut **c),
+            PooledConn::Postgres(c) => Conn::Postgres(c),
+            PooledConn::Sqlite(c) => Conn::Sqlite(c),
         }
     }
 }
@@ -137,8 +137,8 @@ pub enum Tx {
 impl Tx {
     pub fn conn(&mut self) -> Conn<'_> {
         match self {
-            Tx::Postgres(t) => Conn::Postgres(&mut **t),
-            Tx::Sqlite(t) => Conn::Sqlite(&mut **t),
+            Tx::Postgres(t) => Conn::Postgres(t),
+            Tx::Sqlite(t) => Conn::Sqlite(t),
         }
     }
 

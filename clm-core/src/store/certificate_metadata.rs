@@ -49,12 +49,12 @@ macro_rules! bind_metadata {
     };
 }
 
-fn insert_sql(rows: usize) -> String {
+fn insert_sql(dialect: Dialect, rows: usize) -> String {
     let values = (0..rows)
         .map(|r| {
             format!(
                 "({})",
-                numbered(r * INSERT_COLUMN_COUNT + 1, INSERT_COLUMN_COUNT)
+                placeholders(dialect, r * INSERT_COLUMN_COUNT + 1, INSERT_COLUMN_COUNT)
             )
         })
         .collect::<Vec<_>>()

@@ -49,9 +49,8 @@ pub async fn insert(conn: &mut Conn<'_>, revocation: &CertificateRevocation) -> 
 
 /// Writes the mutable columns: reason (a hold may become final), comment, release.
 pub async fn update(conn: &mut Conn<'_>, revocation: &CertificateRevocation) -> Result<()> {
-    let affected =
-        exec!(conn, |c| {
-            sqlx::query(
+    let affected = exec!(conn, |c| {
+        sqlx::query(
         "UPDATE certificate_revocations SET revocation_reason = $2, comment = $3, released_at = $4,
             released_by_user_id = $5
          WHERE id = $1 AND deleted_at IS NULL"
@@ -61,7 +60,7 @@ pub async fn update(conn: &mut Conn<'_>, revocation: &CertificateRevocation) -> 
     .bind(&revocation.comment)
     .bind(revocation.released_at)
     .bind(revocation.released_by_user_id)
-        })?;
+    })?;
     require_row(affected, "certificate revocation", revocation.id)
 }
 

@@ -5,7 +5,8 @@ use sqlx::AssertSqlSafe;
 use crate::db::Conn;
 use crate::model::{Notification, NotificationId, NotificationType, Timestamp, UserId};
 use crate::store::support::{
-    MAX_BIND_PARAMS, after_time_id, fetch_all, fetch_page, placeholders, require_row, time_id_cursor,
+    MAX_BIND_PARAMS, after_time_id, fetch_all, fetch_page, placeholders, require_row,
+    time_id_cursor,
 };
 use crate::store::{Filter, Page, PageRequest, Value, get_by, id_value, list, paginate};
 use crate::{Result, exec, table};

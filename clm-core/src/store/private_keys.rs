@@ -96,9 +96,8 @@ pub async fn reseal(
     material: &Opaque,
     nonce: &Opaque,
 ) -> Result<()> {
-    let affected =
-        exec!(conn, |c| {
-            sqlx::query(
+    let affected = exec!(conn, |c| {
+        sqlx::query(
         "UPDATE private_keys SET encryption_key_id = $2, encrypted_key_material = $3, nonce = $4
          WHERE id = $1 AND deleted_at IS NULL"
     )
@@ -106,7 +105,7 @@ pub async fn reseal(
     .bind(new_encryption_key_id)
     .bind(material)
     .bind(nonce)
-        })?;
+    })?;
     require_row(affected, "private key", id)
 }
 

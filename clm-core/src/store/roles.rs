@@ -37,9 +37,8 @@ pub async fn insert(conn: &mut Conn<'_>, role: &Role) -> Result<()> {
 
 /// Writes the mutable columns (the code is the role's identity and stays).
 pub async fn update(conn: &mut Conn<'_>, role: &Role) -> Result<()> {
-    let affected =
-        exec!(conn, |c| {
-            sqlx::query(
+    let affected = exec!(conn, |c| {
+        sqlx::query(
         "UPDATE roles SET role_name = $2, description = $3, permissions = $4, organization_id = $5
          WHERE id = $1 AND deleted_at IS NULL"
     )
@@ -48,7 +47,7 @@ pub async fn update(conn: &mut Conn<'_>, role: &Role) -> Result<()> {
     .bind(&role.description)
     .bind(&role.permissions)
     .bind(role.organization_id)
-        })?;
+    })?;
     require_row(affected, "role", role.id)
 }
 

@@ -41,14 +41,13 @@ pub async fn insert(conn: &mut Conn<'_>, membership: &UserOrganization) -> Resul
 
 /// Writes the mutable column (membership role).
 pub async fn update(conn: &mut Conn<'_>, membership: &UserOrganization) -> Result<()> {
-    let affected =
-        exec!(conn, |c| {
-            sqlx::query(
+    let affected = exec!(conn, |c| {
+        sqlx::query(
         "UPDATE user_organizations SET membership_role = $2 WHERE id = $1 AND deleted_at IS NULL"
     )
     .bind(membership.id)
     .bind(&membership.membership_role)
-        })?;
+    })?;
     require_row(affected, "membership", membership.id)
 }
 

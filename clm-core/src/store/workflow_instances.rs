@@ -55,9 +55,8 @@ pub async fn insert(conn: &mut Conn<'_>, instance: &WorkflowInstance) -> Result<
 
 /// Writes the mutable columns: status, current step, outcome.
 pub async fn update(conn: &mut Conn<'_>, instance: &WorkflowInstance) -> Result<()> {
-    let affected =
-        exec!(conn, |c| {
-            sqlx::query(
+    let affected = exec!(conn, |c| {
+        sqlx::query(
         "UPDATE workflow_instances SET status = $2, current_step_order = $3, certificate_id = $4,
             error_message = $5, completed_at = $6
          WHERE id = $1 AND deleted_at IS NULL"
@@ -68,7 +67,7 @@ pub async fn update(conn: &mut Conn<'_>, instance: &WorkflowInstance) -> Result<
     .bind(instance.certificate_id)
     .bind(&instance.error_message)
     .bind(instance.completed_at)
-        })?;
+    })?;
     require_row(affected, "workflow instance", instance.id)
 }
 

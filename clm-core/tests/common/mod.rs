@@ -626,3 +626,64 @@ pub fn audit_event(sequence_number: i64, resource_id: Option<ResourceId>) -> Aud
         created_at: at,
     }
 }
+
+// ------------------------------------------------- opening with a master key
+
+/// A fixed test master key (base64 of 32 bytes of `byte`).
+pub fn master_key(byte: u8) -> clm::MasterKeySource {
+    use base64::Engine;
+    clm::MasterKeySource::Base64(base64::engine::general_purpose::STANDARD.encode([byte; 32]))
+}
+
+/// The master key every keyed test opens with.
+pub fn test_master_key() -> clm::MasterKeySource {
+    master_key(0x42)
+}
+
+/// Runs `body` with a bare config (no master key) for SQLite (temp dir), then
+/// for a fresh PostgreSQL pair; the body opens and closes `Clm` itself. The
+/// PostgreSQL databases are dropped whether the body passes or panics.
+pub async fn on_both_configs<F, Fut>(body: F)
+where
+    F: Fn(ClmConfig) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    eprintln!("--- backend: sqlite");
+    let dir = tempfile::tempdir().expect("tempdir");
+    body(ClmConfig::sqlite(dir.path()).with_max_connections(4)).await;
+    drop(dir);
+    let Some(db) = PgTestDb::create().await else {
+        return;
+    };
+    eprintln!("--- backend: postgres ({})", db.secure_name);
+    let outcome = AssertUnwindSafe(body(db.config())).catch_unwind().await;
+    db.drop_all().await;
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+/// Runs `body` on both backends with a `Clm` opened with the test master key
+/// and `security`; the handle is closed afterwards.
+pub async fn on_both_keyed<F, Fut>(security: clm::SecuritySettings, body: F)
+where
+    F: Fn(Clm) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let body = &body;
+    on_both_configs(|config| async move {
+        let clm = Clm::open(
+            config
+                .with_master_key(test_master_key())
+                .with_security(security),
+        )
+        .await
+        .expect("open with master key");
+        let result = AssertUnwindSafe(body(clm.clone())).catch_unwind().await;
+        clm.close().await;
+        if let Err(panic) = result {
+            std::panic::resume_unwind(panic);
+        }
+    })
+    .await;
+}
