@@ -13,11 +13,12 @@ mod common;
 use std::time::{Duration, Instant};
 
 use chrono::Duration as Days;
+use clm::ClmConfig;
+use clm::db::Databases;
 use clm::model::*;
 use clm::store::certificates::{self, CertificateFilter};
 use clm::store::views;
 use clm::store::{PageRequest, certificate_metadata, now, users};
-use clm::{Clm, ClmConfig};
 use sqlx::AssertSqlSafe;
 
 const BATCH: usize = 5_000;
@@ -45,8 +46,8 @@ impl Lcg {
     }
 }
 
-async fn load(clm: &Clm, n: usize) -> Vec<UserId> {
-    let mut core = clm.databases().core.acquire().await.expect("core");
+async fn load(clm: &Databases, n: usize) -> Vec<UserId> {
+    let mut core = clm.core.acquire().await.expect("core");
     let owners: Vec<User> = (0..OWNERS)
         .map(|i| common::user(&format!("owner{i}")))
         .collect();
@@ -74,7 +75,7 @@ async fn load(clm: &Clm, n: usize) -> Vec<UserId> {
             cert.owner_user_id = Some(owner_ids[(rng.next() as usize) % OWNERS]);
             cert.status = if minutes <= 0 {
                 CertificateStatus::Expired
-            } else if rng.next() % 100 == 0 {
+            } else if rng.next().is_multiple_of(100) {
                 CertificateStatus::Revoked
             } else {
                 CertificateStatus::Active
@@ -86,12 +87,12 @@ async fn load(clm: &Clm, n: usize) -> Vec<UserId> {
             certs.push(cert);
             metas.push(meta);
         }
-        let mut tx = clm.databases().secure.begin().await.expect("begin");
+        let mut tx = clm.secure.begin().await.expect("begin");
         certificates::insert_many(&mut tx.conn(), &certs)
             .await
             .expect("insert certs");
         tx.commit().await.expect("commit");
-        let mut tx = clm.databases().core.begin().await.expect("begin");
+        let mut tx = clm.core.begin().await.expect("begin");
         certificate_metadata::insert_many(&mut tx.conn(), &metas)
             .await
             .expect("insert metadata");
@@ -107,8 +108,8 @@ async fn load(clm: &Clm, n: usize) -> Vec<UserId> {
     owner_ids
 }
 
-async fn analyze(clm: &Clm) {
-    for pool in [&clm.databases().secure, &clm.databases().core] {
+async fn analyze(clm: &Databases) {
+    for pool in [&clm.secure, &clm.core] {
         let mut conn = pool.acquire().await.expect("conn");
         common::raw(&mut conn.conn(), "ANALYZE", Vec::new())
             .await
@@ -116,8 +117,8 @@ async fn analyze(clm: &Clm) {
     }
 }
 
-async fn measure(clm: &Clm, owners: &[UserId]) {
-    let mut pooled = clm.databases().secure.acquire().await.expect("conn");
+async fn measure(clm: &Databases, owners: &[UserId]) {
+    let mut pooled = clm.secure.acquire().await.expect("conn");
     let mut c = pooled.conn();
 
     let mut samples = Vec::new();
@@ -180,8 +181,8 @@ async fn measure(clm: &Clm, owners: &[UserId]) {
     );
 }
 
-async fn explain_postgres(clm: &Clm, owner: UserId) {
-    let clm::db::Pool::Postgres(pool) = &clm.databases().secure else {
+async fn explain_postgres(clm: &Databases, owner: UserId) {
+    let clm::db::Pool::Postgres(pool) = &clm.secure else {
         return;
     };
     let plans = [
@@ -210,8 +211,8 @@ async fn explain_postgres(clm: &Clm, owner: UserId) {
     }
 }
 
-async fn explain_sqlite(clm: &Clm) {
-    let clm::db::Pool::Sqlite(pool) = &clm.databases().secure else {
+async fn explain_sqlite(clm: &Databases) {
+    let clm::db::Pool::Sqlite(pool) = &clm.secure else {
         return;
     };
     let rows: Vec<(i64, i64, i64, String)> = sqlx::query_as(
@@ -226,7 +227,7 @@ async fn explain_sqlite(clm: &Clm) {
     }
 }
 
-async fn run(label: &str, clm: Clm, n: usize) {
+async fn run(label: &str, clm: Databases, n: usize) {
     println!("== {label}");
     let owners = load(&clm, n).await;
     analyze(&clm).await;
@@ -247,14 +248,12 @@ fn main() {
         .expect("runtime");
     runtime.block_on(async {
         let dir = tempfile::tempdir().expect("tempdir");
-        let clm = Clm::open(ClmConfig::sqlite(dir.path()))
-            .await
-            .expect("open sqlite");
+        let clm = common::open_databases(&ClmConfig::sqlite(dir.path())).await;
         run("sqlite", clm, n).await;
 
         match common::PgTestDb::create().await {
             Some(db) => {
-                let opened = Clm::open(db.config()).await;
+                let opened = clm::db::connect(&db.config().database, db.config().pool).await;
                 match opened {
                     Ok(clm) => {
                         let outcome = futures::FutureExt::catch_unwind(

@@ -5,7 +5,7 @@
 mod common;
 
 use chrono::Duration as Days;
-use clm::Clm;
+use clm::db::Databases;
 use clm::model::*;
 use clm::store::audit::{self, AuditLogKind};
 use clm::store::{
@@ -29,7 +29,7 @@ WHERE c.owner_user_id = 'user-uuid'
   AND c.status = 'active'
 ORDER BY c.not_after ASC;";
 
-const EXPIRING_CERTIFICATES: &str = "SELECT * FROM expiring_certificates;";
+const EXPIRING_CERTIFICATES: &str = "SELECT * FROM expiring_certificates;  -- Pre-defined view";
 
 const PENDING_APPROVALS_FOR_USER: &str = "SELECT * FROM pending_approvals
 WHERE assigned_to_user_id = 'user-uuid'
@@ -45,8 +45,8 @@ WHERE resource_type = 'certificate'
 ORDER BY event_timestamp DESC
 LIMIT 50;";
 
-fn pg_pools(clm: &Clm) -> (PgPool, PgPool) {
-    match (&clm.databases().secure, &clm.databases().core) {
+fn pg_pools(db: &Databases) -> (PgPool, PgPool) {
+    match (&db.secure, &db.core) {
         (clm::db::Pool::Postgres(s), clm::db::Pool::Postgres(c)) => (s.clone(), c.clone()),
         _ => panic!("common queries run on PostgreSQL only"),
     }
@@ -54,9 +54,9 @@ fn pg_pools(clm: &Clm) -> (PgPool, PgPool) {
 
 #[tokio::test]
 async fn summary_common_queries_run_verbatim() {
-    let ran = on_postgres(&|clm: Clm| async move {
-        let (secure, core) = pg_pools(&clm);
-        let mut core_conn = clm.databases().core.acquire().await.unwrap();
+    let ran = on_postgres(&|db: Databases| async move {
+        let (secure, core) = pg_pools(&db);
+        let mut core_conn = db.core.acquire().await.unwrap();
         let mut c = core_conn.conn();
 
         // Users and roles: the username is literally 'user@example.com'.
@@ -125,10 +125,9 @@ async fn summary_common_queries_run_verbatim() {
         let mut expected = vec![to_me.id.as_uuid(), to_role.id.as_uuid()];
         expected.sort();
         assert_eq!(got, expected);
-        drop(c);
 
         // 2. Active certificates of the user.
-        let mut secure_conn = clm.databases().secure.acquire().await.unwrap();
+        let mut secure_conn = db.secure.acquire().await.unwrap();
         let mut s = secure_conn.conn();
         let t = now();
         let mut later = certificate("later.example.com", t + Days::days(200));

@@ -7,6 +7,7 @@ mod common;
 use std::time::Duration;
 
 use chrono::Duration as Days;
+use clm::db::Databases;
 use clm::model::*;
 use clm::store::audit::{self, AuditLogKind};
 use clm::store::certificates::{self, CertificateFilter, Certificates};
@@ -15,13 +16,13 @@ use clm::store::{
     PageRequest, Value, get, id_value, now, organizations, policies, restore, roles, soft_delete,
     user_roles, workflows,
 };
-use clm::{Clm, Error, ErrorCode};
+use clm::{Error, ErrorCode};
 use common::*;
 
 #[tokio::test]
 async fn soft_delete_hides_and_restore_returns() {
-    on_both(|clm: Clm| async move {
-        let mut pooled = clm.databases().core.acquire().await.unwrap();
+    on_both(|db: Databases| async move {
+        let mut pooled = db.core.acquire().await.unwrap();
         let mut c = pooled.conn();
         let u = user("ivy");
         users::insert(&mut c, &u).await.unwrap();
@@ -76,10 +77,9 @@ async fn soft_delete_hides_and_restore_returns() {
             restore::<Users>(&mut c, u.id).await.unwrap_err().code(),
             ErrorCode::NotFound
         );
-        drop(c);
 
         // Same on the secure side with the certificate search.
-        let mut pooled = clm.databases().secure.acquire().await.unwrap();
+        let mut pooled = db.secure.acquire().await.unwrap();
         let mut c = pooled.conn();
         let cert = certificate("deleted.example.com", now() + Days::days(10));
         certificates::insert(&mut c, &cert).await.unwrap();
@@ -136,8 +136,8 @@ fn assert_already_exists(err: Error, table: &str, field: &str) {
 
 #[tokio::test]
 async fn unique_check_and_foreign_key_violations_map_to_codes() {
-    on_both(|clm: Clm| async move {
-        let mut pooled = clm.databases().core.acquire().await.unwrap();
+    on_both(|db: Databases| async move {
+        let mut pooled = db.core.acquire().await.unwrap();
         let mut c = pooled.conn();
         let u = user("jack");
         users::insert(&mut c, &u).await.unwrap();
@@ -211,9 +211,8 @@ async fn unique_check_and_foreign_key_violations_map_to_codes() {
             .await
             .unwrap_err();
         assert_eq!(err.code(), ErrorCode::Conflict, "{err}");
-        drop(c);
 
-        let mut pooled = clm.databases().secure.acquire().await.unwrap();
+        let mut pooled = db.secure.acquire().await.unwrap();
         let mut c = pooled.conn();
         let cert = certificate("a.example.com", now() + Days::days(1));
         certificates::insert(&mut c, &cert).await.unwrap();
@@ -247,8 +246,8 @@ async fn unique_check_and_foreign_key_violations_map_to_codes() {
 
 #[tokio::test]
 async fn updated_at_is_set_by_the_database_trigger() {
-    on_both(|clm: Clm| async move {
-        let mut pooled = clm.databases().core.acquire().await.unwrap();
+    on_both(|db: Databases| async move {
+        let mut pooled = db.core.acquire().await.unwrap();
         let mut c = pooled.conn();
         let u = user("kate");
         users::insert(&mut c, &u).await.unwrap();
@@ -288,9 +287,8 @@ async fn updated_at_is_set_by_the_database_trigger() {
         let got = organizations::get_by_code(&mut c, "TRG").await.unwrap();
         assert!(got.updated_at > o.updated_at);
         assert_eq!(got.created_at, o.created_at);
-        drop(c);
 
-        let mut pooled = clm.databases().secure.acquire().await.unwrap();
+        let mut pooled = db.secure.acquire().await.unwrap();
         let mut c = pooled.conn();
         let cert = certificate("t.example.com", now() + Days::days(5));
         certificates::insert(&mut c, &cert).await.unwrap();
@@ -311,10 +309,10 @@ async fn updated_at_is_set_by_the_database_trigger() {
 
 #[tokio::test]
 async fn audit_tables_refuse_update_and_delete() {
-    on_both(|clm: Clm| async move {
+    on_both(|db: Databases| async move {
         for (kind, pool) in [
-            (AuditLogKind::Secure, clm.databases().secure.clone()),
-            (AuditLogKind::Core, clm.databases().core.clone()),
+            (AuditLogKind::Secure, db.secure.clone()),
+            (AuditLogKind::Core, db.core.clone()),
         ] {
             let mut pooled = pool.acquire().await.unwrap();
             let mut c = pooled.conn();
@@ -389,8 +387,8 @@ fn malformed_documents_are_rejected_naming_the_field() {
 
 #[tokio::test]
 async fn malformed_json_columns_are_rejected_naming_the_column() {
-    on_both(|clm: Clm| async move {
-        let mut pooled = clm.databases().core.acquire().await.unwrap();
+    on_both(|db: Databases| async move {
+        let mut pooled = db.core.acquire().await.unwrap();
         let mut c = pooled.conn();
         let r = role("JSON");
         roles::insert(&mut c, &r).await.unwrap();
@@ -425,9 +423,8 @@ async fn malformed_json_columns_are_rejected_naming_the_column() {
         assert!(err.to_string().contains("policy_rules"), "{err}");
         let err = workflows::get_by_code(&mut c, "JSONW").await.unwrap_err();
         assert!(err.to_string().contains("workflow_definition"), "{err}");
-        drop(c);
 
-        let mut pooled = clm.databases().secure.acquire().await.unwrap();
+        let mut pooled = db.secure.acquire().await.unwrap();
         let mut c = pooled.conn();
         let cert = certificate("json.example.com", now() + Days::days(5));
         certificates::insert(&mut c, &cert).await.unwrap();

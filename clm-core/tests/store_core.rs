@@ -3,20 +3,21 @@
 mod common;
 
 use chrono::Duration as Days;
+use clm::ErrorCode;
+use clm::db::Databases;
 use clm::model::*;
 use clm::store::{
     PageRequest, api_keys, certificate_metadata, notifications, now, organizations, policies,
     roles, sessions, user_organizations, user_roles, users, workflow_instances, workflow_steps,
     workflows,
 };
-use clm::{Clm, ErrorCode};
 use common::*;
 use sqlx::types::Json;
 
 #[tokio::test]
 async fn users_roles_and_grants() {
-    on_both(|clm: Clm| async move {
-        let mut pooled = clm.databases().core.acquire().await.unwrap();
+    on_both(|db: Databases| async move {
+        let mut pooled = db.core.acquire().await.unwrap();
         let mut c = pooled.conn();
         let alice = user("alice");
         let bob = user("bob");
@@ -132,8 +133,8 @@ async fn users_roles_and_grants() {
 
 #[tokio::test]
 async fn organizations_and_memberships() {
-    on_both(|clm: Clm| async move {
-        let mut pooled = clm.databases().core.acquire().await.unwrap();
+    on_both(|db: Databases| async move {
+        let mut pooled = db.core.acquire().await.unwrap();
         let mut c = pooled.conn();
         let parent = organization("ACME");
         let mut child = organization("ACME-EU");
@@ -226,8 +227,8 @@ async fn organizations_and_memberships() {
 
 #[tokio::test]
 async fn policies_workflows_instances_steps() {
-    on_both(|clm: Clm| async move {
-        let mut pooled = clm.databases().core.acquire().await.unwrap();
+    on_both(|db: Databases| async move {
+        let mut pooled = db.core.acquire().await.unwrap();
         let mut c = pooled.conn();
         let mut wf = workflow("STANDARD");
         wf.is_default = true;
@@ -365,8 +366,8 @@ async fn policies_workflows_instances_steps() {
 
 #[tokio::test]
 async fn notifications_inbox_and_outbox() {
-    on_both(|clm: Clm| async move {
-        let mut pooled = clm.databases().core.acquire().await.unwrap();
+    on_both(|db: Databases| async move {
+        let mut pooled = db.core.acquire().await.unwrap();
         let mut c = pooled.conn();
         let u = user("erin");
         let other = user("frank");
@@ -475,8 +476,8 @@ async fn notifications_inbox_and_outbox() {
 
 #[tokio::test]
 async fn api_keys_and_sessions() {
-    on_both(|clm: Clm| async move {
-        let mut pooled = clm.databases().core.acquire().await.unwrap();
+    on_both(|db: Databases| async move {
+        let mut pooled = db.core.acquire().await.unwrap();
         let mut c = pooled.conn();
         let u = user("gina");
         users::insert(&mut c, &u).await.unwrap();
@@ -590,8 +591,8 @@ async fn api_keys_and_sessions() {
 
 #[tokio::test]
 async fn certificate_metadata_roundtrip() {
-    on_both(|clm: Clm| async move {
-        let mut pooled = clm.databases().core.acquire().await.unwrap();
+    on_both(|db: Databases| async move {
+        let mut pooled = db.core.acquire().await.unwrap();
         let mut c = pooled.conn();
         let owner = user("hank");
         users::insert(&mut c, &owner).await.unwrap();

@@ -6,7 +6,7 @@ mod common;
 use std::collections::HashSet;
 
 use chrono::Duration as Days;
-use clm::Clm;
+use clm::db::Databases;
 use clm::model::*;
 use clm::store::certificates::{self, CertificateFilter};
 use clm::store::{Page, PageRequest, now};
@@ -17,8 +17,8 @@ const PAGE: u32 = 100;
 
 #[tokio::test]
 async fn keyset_walks_have_no_gaps_or_repeats() {
-    on_both(|clm: Clm| async move {
-        let mut tx = clm.databases().secure.begin().await.unwrap();
+    on_both(|db: Databases| async move {
+        let mut tx = db.secure.begin().await.unwrap();
         let t = now();
         // 50 distinct expiry instants, so most rows tie on not_after and the
         // id tie-break decides.
@@ -35,7 +35,7 @@ async fn keyset_walks_have_no_gaps_or_repeats() {
             .unwrap();
         tx.commit().await.unwrap();
 
-        let mut pooled = clm.databases().secure.acquire().await.unwrap();
+        let mut pooled = db.secure.acquire().await.unwrap();
         let mut c = pooled.conn();
         let filter = CertificateFilter::default();
 

@@ -3,6 +3,8 @@
 mod common;
 
 use chrono::Duration as Days;
+use clm::ErrorCode;
+use clm::db::Databases;
 use clm::model::*;
 use clm::store::audit::{self, AuditFilter, AuditLogKind};
 use clm::store::certificates::{self, CertificateFilter};
@@ -10,13 +12,12 @@ use clm::store::{
     PageRequest, certificate_requests, certificate_revocations, encryption_keys,
     key_rotation_history, now, private_keys,
 };
-use clm::{Clm, ErrorCode};
 use common::*;
 
 #[tokio::test]
 async fn encryption_keys_roundtrip_and_operations() {
-    on_both(|clm: Clm| async move {
-        let mut pooled = clm.databases().secure.acquire().await.unwrap();
+    on_both(|db: Databases| async move {
+        let mut pooled = db.secure.acquire().await.unwrap();
         let mut c = pooled.conn();
         assert_eq!(encryption_keys::max_version(&mut c).await.unwrap(), 0);
         assert!(encryption_keys::get_active(&mut c).await.unwrap().is_none());
@@ -127,8 +128,8 @@ async fn encryption_keys_roundtrip_and_operations() {
 
 #[tokio::test]
 async fn certificates_roundtrip_search_and_operations() {
-    on_both(|clm: Clm| async move {
-        let mut pooled = clm.databases().secure.acquire().await.unwrap();
+    on_both(|db: Databases| async move {
+        let mut pooled = db.secure.acquire().await.unwrap();
         let mut c = pooled.conn();
         let t = now();
         let owner = UserId::new();
@@ -172,7 +173,7 @@ async fn certificates_roundtrip_search_and_operations() {
         let bulk: Vec<Certificate> = (0..1500)
             .map(|i| certificate(&format!("bulk{i}.example.org"), t + Days::days(100 + i)))
             .collect();
-        assert!(certificates::INSERT_CHUNK_ROWS < 1500);
+        const { assert!(certificates::INSERT_CHUNK_ROWS < 1500) };
         assert_eq!(
             certificates::insert_many(&mut c, &bulk).await.unwrap(),
             1500
@@ -195,9 +196,9 @@ async fn certificates_roundtrip_search_and_operations() {
 
         // Search filters.
         let search = |filter: CertificateFilter| {
-            let clm = clm.clone();
+            let db = db.clone();
             async move {
-                let mut pooled = clm.databases().secure.acquire().await.unwrap();
+                let mut pooled = db.secure.acquire().await.unwrap();
                 let mut c = pooled.conn();
                 certificates::search_certificates(&mut c, &filter, &PageRequest::first(1000))
                     .await
@@ -342,9 +343,9 @@ async fn certificates_roundtrip_search_and_operations() {
         assert_eq!(expired, 1);
         assert_eq!(expiring, 2, "leaf (10 days) and soon (20 days)");
         let status_of = |id: CertificateId| {
-            let clm = clm.clone();
+            let db = db.clone();
             async move {
-                let mut pooled = clm.databases().secure.acquire().await.unwrap();
+                let mut pooled = db.secure.acquire().await.unwrap();
                 let mut c = pooled.conn();
                 clm::store::get::<certificates::Certificates>(&mut c, id, false)
                     .await
@@ -367,8 +368,8 @@ async fn certificates_roundtrip_search_and_operations() {
 
 #[tokio::test]
 async fn private_keys_batches_and_reseal() {
-    on_both(|clm: Clm| async move {
-        let mut pooled = clm.databases().secure.acquire().await.unwrap();
+    on_both(|db: Databases| async move {
+        let mut pooled = db.secure.acquire().await.unwrap();
         let mut c = pooled.conn();
         let old = encryption_key(1, KeyStatus::DecryptOnly);
         let new = encryption_key(2, KeyStatus::Active);
@@ -450,8 +451,8 @@ async fn private_keys_batches_and_reseal() {
 
 #[tokio::test]
 async fn requests_revocations_rotations() {
-    on_both(|clm: Clm| async move {
-        let mut pooled = clm.databases().secure.acquire().await.unwrap();
+    on_both(|db: Databases| async move {
+        let mut pooled = db.secure.acquire().await.unwrap();
         let mut c = pooled.conn();
 
         let mut req = request("api.example.com");
@@ -622,10 +623,10 @@ async fn requests_revocations_rotations() {
 
 #[tokio::test]
 async fn audit_logs_append_list_walk() {
-    on_both(|clm: Clm| async move {
+    on_both(|db: Databases| async move {
         for (kind, pool) in [
-            (AuditLogKind::Secure, clm.databases().secure.clone()),
-            (AuditLogKind::Core, clm.databases().core.clone()),
+            (AuditLogKind::Secure, db.secure.clone()),
+            (AuditLogKind::Core, db.core.clone()),
         ] {
             let mut pooled = pool.acquire().await.unwrap();
             let mut c = pooled.conn();

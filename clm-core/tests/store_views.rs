@@ -5,7 +5,7 @@ mod common;
 use std::collections::BTreeSet;
 
 use chrono::Duration as Days;
-use clm::Clm;
+use clm::db::Databases;
 use clm::model::*;
 use clm::store::views::{self, ActiveCertificateFilter, CertificateSummaryFilter};
 use clm::store::{
@@ -16,8 +16,8 @@ use common::*;
 
 #[tokio::test]
 async fn active_and_expiring_certificates() {
-    on_both(|clm: Clm| async move {
-        let mut pooled = clm.databases().secure.acquire().await.unwrap();
+    on_both(|db: Databases| async move {
+        let mut pooled = db.secure.acquire().await.unwrap();
         let mut c = pooled.conn();
         let t = now();
         let org_a = OrganizationId::new();
@@ -127,8 +127,8 @@ async fn active_and_expiring_certificates() {
 
 #[tokio::test]
 async fn active_users_with_roles_aggregates_current_roles() {
-    on_both(|clm: Clm| async move {
-        let mut pooled = clm.databases().core.acquire().await.unwrap();
+    on_both(|db: Databases| async move {
+        let mut pooled = db.core.acquire().await.unwrap();
         let mut c = pooled.conn();
         let alice = user("alice");
         let bob = user("bob");
@@ -194,8 +194,8 @@ async fn active_users_with_roles_aggregates_current_roles() {
 
 #[tokio::test]
 async fn pending_approvals_for_user_follows_user_and_role_assignment() {
-    on_both(|clm: Clm| async move {
-        let mut pooled = clm.databases().core.acquire().await.unwrap();
+    on_both(|db: Databases| async move {
+        let mut pooled = db.core.acquire().await.unwrap();
         let mut c = pooled.conn();
         let me = user("me");
         let other = user("other");
@@ -316,8 +316,8 @@ async fn pending_approvals_for_user_follows_user_and_role_assignment() {
 
 #[tokio::test]
 async fn certificate_summary_joins_owner_and_organization() {
-    on_both(|clm: Clm| async move {
-        let mut pooled = clm.databases().core.acquire().await.unwrap();
+    on_both(|db: Databases| async move {
+        let mut pooled = db.core.acquire().await.unwrap();
         let mut c = pooled.conn();
         let owner = user("owner");
         users::insert(&mut c, &owner).await.unwrap();

@@ -11,7 +11,7 @@ use std::panic::AssertUnwindSafe;
 use std::time::Duration;
 
 use chrono::Duration as Days;
-use clm::db::{Conn, Dialect};
+use clm::db::{Conn, Databases, Dialect};
 use clm::model::*;
 use clm::store::{Value, now};
 use clm::{Clm, ClmConfig};
@@ -104,52 +104,59 @@ impl PgTestDb {
     }
 }
 
-/// Runs `body` on SQLite, then on PostgreSQL. The PostgreSQL databases are
-/// dropped whether the body passes or panics.
+/// Runs `body` on SQLite, then on PostgreSQL, with both databases migrated
+/// and empty: repository tests see the bare schema, without the key ring and
+/// the built-in roles `Clm::open` adds. The PostgreSQL databases are dropped
+/// whether the body passes or panics.
 pub async fn on_both<F, Fut>(body: F)
 where
-    F: Fn(Clm) -> Fut,
+    F: Fn(Databases) -> Fut,
     Fut: Future<Output = ()>,
 {
     on_sqlite(&body).await;
     on_postgres(&body).await;
 }
 
+/// Opens (creating and migrating) the two databases of `config`.
+pub async fn open_databases(config: &ClmConfig) -> Databases {
+    clm::db::connect(&config.database, config.pool)
+        .await
+        .expect("open databases")
+}
+
 pub async fn on_sqlite<F, Fut>(body: &F)
 where
-    F: Fn(Clm) -> Fut,
+    F: Fn(Databases) -> Fut,
     Fut: Future<Output = ()>,
 {
     eprintln!("--- backend: sqlite");
     let dir = tempfile::tempdir().expect("tempdir");
-    let clm = Clm::open(ClmConfig::sqlite(dir.path()).with_max_connections(4))
-        .await
-        .expect("open sqlite");
-    body(clm.clone()).await;
-    clm.close().await;
+    let db = open_databases(&ClmConfig::sqlite(dir.path()).with_max_connections(4)).await;
+    body(db.clone()).await;
+    db.close().await;
 }
 
 /// Runs `body` on a fresh PostgreSQL pair; returns false when skipped.
 pub async fn on_postgres<F, Fut>(body: &F) -> bool
 where
-    F: Fn(Clm) -> Fut,
+    F: Fn(Databases) -> Fut,
     Fut: Future<Output = ()>,
 {
-    let Some(db) = PgTestDb::create().await else {
+    let Some(pg) = PgTestDb::create().await else {
         return false;
     };
-    eprintln!("--- backend: postgres ({})", db.secure_name);
+    eprintln!("--- backend: postgres ({})", pg.secure_name);
     let outcome = AssertUnwindSafe(async {
-        let clm = Clm::open(db.config()).await.expect("open postgres");
-        let result = AssertUnwindSafe(body(clm.clone())).catch_unwind().await;
-        clm.close().await;
+        let db = open_databases(&pg.config()).await;
+        let result = AssertUnwindSafe(body(db.clone())).catch_unwind().await;
+        db.close().await;
         if let Err(panic) = result {
             std::panic::resume_unwind(panic);
         }
     })
     .catch_unwind()
     .await;
-    db.drop_all().await;
+    pg.drop_all().await;
     if let Err(panic) = outcome {
         std::panic::resume_unwind(panic);
     }
@@ -168,8 +175,8 @@ pub async fn raw(conn: &mut Conn<'_>, sql: &str, values: Vec<Value>) -> clm::Res
     .map(|done| done.rows_affected()))?)
 }
 
-pub fn dialect(clm: &Clm) -> Dialect {
-    clm.databases().dialect()
+pub fn dialect(db: &Databases) -> Dialect {
+    db.dialect()
 }
 
 pub fn unique(prefix: &str) -> String {
