@@ -19,6 +19,9 @@ static POSTGRES_CORE: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/po
 static SQLITE_SECURE: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite/secure");
 static SQLITE_CORE: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite/core");
 
+/// How long a SQLite writer waits for the write lock.
+pub const SQLITE_BUSY_TIMEOUT_MS: u64 = 30_000;
+
 /// Which SQL dialect a connection speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dialect {
@@ -388,7 +391,7 @@ async fn connect_sqlite(data_dir: &Path, settings: PoolSettings) -> Result<Datab
             // protection against power loss at a large cost per commit.
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(30));
+            .busy_timeout(Duration::from_millis(SQLITE_BUSY_TIMEOUT_MS));
         SqlitePoolOptions::new()
             .max_connections(settings.max_connections)
             .acquire_timeout(settings.acquire_timeout)

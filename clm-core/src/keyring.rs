@@ -302,6 +302,15 @@ impl KeyRing {
         if rows.is_empty() {
             let (row, _) = new_data_key(provider.as_ref(), 1, KeyStatus::Active)?;
             encryption_keys::insert(&mut tx.conn(), &row).await?;
+            crate::service::audit::append(
+                &mut tx.conn(),
+                crate::store::audit::AuditLogKind::Secure,
+                &crate::service::Actor::system(),
+                crate::service::audit::AuditEntry::new("encryption_key.created", "create")
+                    .resource("encryption_key", row.id)
+                    .details(serde_json::json!({"key_id": row.key_id, "key_version": row.key_version, "master_key_id": row.master_key_id})),
+            )
+            .await?;
             rows.push(row);
         }
         tx.commit().await?;

@@ -272,21 +272,40 @@ pub struct ArchiveReport {
 
 impl Clm {
     /// Writes an audit row for a refused attempt, in its own transaction.
+    ///
+    /// A denial can be found while the caller still holds an open write
+    /// transaction on the same database. On SQLite that transaction holds the
+    /// database's write lock, so waiting for it here would deadlock until the
+    /// busy timeout. There the row is written at once when the lock is free,
+    /// and otherwise by a background task as soon as the caller's transaction
+    /// ends (it rolls back when the denial error propagates).
     pub(crate) async fn audit_denial(&self, actor: &Actor, access: Access<'_>) -> Result<()> {
-        let mut tx = self.databases().core.begin().await?;
-        append(
-            &mut tx.conn(),
-            AuditLogKind::Core,
-            actor,
-            AuditEntry::new(
-                format!("{}.{}", access.resource, access.action),
-                access.action,
-            )
-            .outcome(AuditOutcome::Denied)
-            .org(access.organization)
-            .details(json!({"resource": access.resource, "action": access.action})),
+        let entry = AuditEntry::new(
+            format!("{}.{}", access.resource, access.action),
+            access.action,
         )
-        .await?;
+        .outcome(AuditOutcome::Denied)
+        .org(access.organization)
+        .details(json!({"resource": access.resource, "action": access.action}));
+        if let crate::db::Pool::Sqlite(pool) = &self.databases().core {
+            if write_now_if_unlocked(pool, actor, entry.clone()).await? {
+                return Ok(());
+            }
+            let clm = self.clone();
+            let actor = actor.clone();
+            tokio::spawn(async move {
+                if let Err(err) = clm.write_denial(&actor, entry).await {
+                    tracing::error!(error = %err, "could not audit a permission denial");
+                }
+            });
+            return Ok(());
+        }
+        self.write_denial(actor, entry).await
+    }
+
+    async fn write_denial(&self, actor: &Actor, entry: AuditEntry) -> Result<()> {
+        let mut tx = self.databases().core.begin().await?;
+        append(&mut tx.conn(), AuditLogKind::Core, actor, entry).await?;
         tx.commit().await
     }
 
@@ -449,4 +468,37 @@ async fn delete_archived(conn: &mut Conn<'_>, kind: AuditLogKind, through: i64) 
         }
     }
     Ok(())
+}
+
+/// Appends `entry` in its own SQLite transaction if the write lock is free
+/// right now; false when another transaction holds it.
+async fn write_now_if_unlocked(
+    pool: &sqlx::SqlitePool,
+    actor: &Actor,
+    entry: AuditEntry,
+) -> Result<bool> {
+    use sqlx::Connection;
+    let mut conn = pool.acquire().await?;
+    sqlx::query("PRAGMA busy_timeout = 0")
+        .execute(&mut *conn)
+        .await?;
+    let outcome = match (*conn).begin_with("BEGIN IMMEDIATE").await {
+        Ok(mut tx) => {
+            let mut borrowed = Conn::Sqlite(&mut tx);
+            let written = append(&mut borrowed, AuditLogKind::Core, actor, entry).await;
+            match written {
+                Ok(_) => tx.commit().await.map(|_| true).map_err(Error::from),
+                Err(err) => Err(err),
+            }
+        }
+        Err(_) => Ok(false),
+    };
+    // Restore the pool's normal wait before the connection goes back.
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "PRAGMA busy_timeout = {}",
+        crate::db::SQLITE_BUSY_TIMEOUT_MS
+    )))
+    .execute(&mut *conn)
+    .await?;
+    outcome
 }
