@@ -42,6 +42,7 @@ struct Inner {
     keyring: KeyRing,
     /// Bounds CPU-heavy work moved off the async executor.
     cpu_jobs: tokio::sync::Semaphore,
+    issuers: service::certificates::IssuerCache,
 }
 
 impl std::fmt::Debug for Clm {
@@ -77,10 +78,15 @@ impl Clm {
                 config,
                 keyring,
                 cpu_jobs,
+                issuers: Default::default(),
             }),
         };
         clm.seed_builtin_roles().await?;
         Ok(clm)
+    }
+
+    pub(crate) fn issuers(&self) -> &service::certificates::IssuerCache {
+        &self.inner.issuers
     }
 
     pub(crate) fn keyring(&self) -> &KeyRing {

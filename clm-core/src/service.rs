@@ -5,6 +5,7 @@
 pub mod access;
 pub mod actor;
 pub mod audit;
+pub mod certificates;
 pub mod identity;
 pub mod policies;
 

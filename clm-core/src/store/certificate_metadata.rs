@@ -147,3 +147,19 @@ pub async fn update_not_after(
     .bind(not_after))?;
     require_row(affected, "certificate metadata", certificate_id)
 }
+
+/// Which of `ids` already have a metadata row (deleted ones included).
+pub async fn existing_certificate_ids(conn: &mut Conn<'_>, ids: &[CertificateId]) -> Result<Vec<CertificateId>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let marks = placeholders(conn.dialect(), 1, ids.len());
+    let sql = format!("SELECT certificate_id FROM certificate_metadata WHERE certificate_id IN ({marks})");
+    Ok(on_conn!(conn, |c| {
+        let mut query = sqlx::query_scalar::<_, CertificateId>(sqlx::AssertSqlSafe(sql));
+        for id in ids {
+            query = query.bind(*id);
+        }
+        query.fetch_all(&mut *c).await
+    })?)
+}

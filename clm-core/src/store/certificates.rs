@@ -383,3 +383,16 @@ pub async fn exists_serial(
     };
     Ok(found.is_some())
 }
+
+/// Ids of certificates (deleted included) after `after` in id order: the
+/// reconcile walk.
+pub async fn ids_after(conn: &mut Conn<'_>, after: Option<CertificateId>, limit: u32) -> Result<Vec<CertificateId>> {
+    let after = after.unwrap_or(CertificateId(uuid::Uuid::nil()));
+    Ok(on_conn!(conn, |c| sqlx::query_scalar::<_, CertificateId>(
+        "SELECT id FROM certificates WHERE id > $1 ORDER BY id LIMIT $2"
+    )
+    .bind(after)
+    .bind(i64::from(limit))
+    .fetch_all(&mut *c)
+    .await)?)
+}

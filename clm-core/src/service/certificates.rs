@@ -1,0 +1,302 @@
+//! What every certificate path shares: turning a parsed certificate into its
+//! rows, sealing and opening private keys, and writing a certificate across
+//! both databases (secure first, then core) with a reconcile step that
+//! repairs a core write that did not happen.
+
+use serde_json::json;
+
+use crate::crypto::envelope::Sealed;
+use crate::crypto::{KeyPair, ParsedCertificate};
+use crate::model::{
+    Certificate, CertificateId, CertificateKind, CertificateMetadata, CertificateMetadataId, CertificateSource,
+    CertificateStatus, OrganizationId, PolicyId, PrivateKeyId, PrivateKeyRecord, UserId, WorkflowId,
+};
+use crate::service::actor::Actor;
+use crate::service::audit::{AuditEntry, append};
+use crate::store::audit::AuditLogKind;
+use crate::store::{certificate_metadata, certificates, now, private_keys};
+use crate::{Clm, Error, Result};
+
+/// Who and what a certificate belongs to (kept on its row and its metadata).
+#[derive(Debug, Clone, Default)]
+pub struct Ownership {
+    pub owner_user_id: Option<UserId>,
+    pub organization_id: Option<OrganizationId>,
+    pub policy_id: Option<PolicyId>,
+    pub policy_version: Option<i32>,
+    pub workflow_id: Option<WorkflowId>,
+}
+
+/// The status a certificate has at `at` from its validity alone.
+pub fn status_by_time(not_before: crate::model::Timestamp, not_after: crate::model::Timestamp, at: crate::model::Timestamp, threshold_days: i64) -> CertificateStatus {
+    if not_after <= at {
+        CertificateStatus::Expired
+    } else if not_before > at {
+        CertificateStatus::Pending
+    } else if not_after <= at + chrono::Duration::days(threshold_days) {
+        CertificateStatus::Expiring
+    } else {
+        CertificateStatus::Active
+    }
+}
+
+/// Default expiry warning window when no policy says otherwise.
+pub const DEFAULT_EXPIRY_THRESHOLD_DAYS: i64 = 30;
+
+/// Builds the `certificates` row of a parsed certificate.
+pub fn certificate_row(
+    parsed: &ParsedCertificate,
+    kind: CertificateKind,
+    source: CertificateSource,
+    issuer_certificate_id: Option<CertificateId>,
+    ownership: &Ownership,
+) -> Certificate {
+    let at = now();
+    let id = CertificateId::new();
+    Certificate {
+        id,
+        certificate_id: format!("cert_{}", id.as_uuid().simple()),
+        common_name: parsed.common_name.clone(),
+        subject_dn: parsed.subject_dn.clone(),
+        issuer_dn: parsed.issuer_dn.clone(),
+        serial_number: parsed.serial_hex.clone(),
+        not_before: crate::store::truncate_micros(parsed.not_before),
+        not_after: crate::store::truncate_micros(parsed.not_after),
+        status: status_by_time(parsed.not_before, parsed.not_after, at, DEFAULT_EXPIRY_THRESHOLD_DAYS),
+        fingerprint_sha256: parsed.fingerprint_sha256.clone(),
+        key_algorithm: parsed.key_algorithm.clone(),
+        key_size: i32::try_from(parsed.key_size).unwrap_or(i32::MAX),
+        signature_algorithm: parsed.signature_algorithm.clone(),
+        is_ca: parsed.is_ca,
+        path_len: parsed.path_len.map(i32::from),
+        certificate_kind: kind,
+        source,
+        issuer_certificate_id,
+        replaces_certificate_id: None,
+        subject_key_id: parsed.subject_key_id.clone(),
+        authority_key_id: parsed.authority_key_id.clone(),
+        subject_alternative_names: sqlx::types::Json(parsed.subject_alternative_names.clone()),
+        import_flags: sqlx::types::Json(parsed.flags.clone()),
+        certificate_pem: parsed.pem.clone(),
+        owner_user_id: ownership.owner_user_id,
+        organization_id: ownership.organization_id,
+        policy_id: ownership.policy_id,
+        policy_version: ownership.policy_version,
+        workflow_id: ownership.workflow_id,
+        crl_number: 0,
+        created_at: at,
+        updated_at: at,
+        deleted_at: None,
+    }
+}
+
+/// The `certificate_metadata` row mirroring a certificate in core.
+pub fn metadata_row(certificate: &Certificate) -> CertificateMetadata {
+    let at = now();
+    CertificateMetadata {
+        id: CertificateMetadataId::new(),
+        certificate_id: certificate.id,
+        common_name: certificate.common_name.clone(),
+        not_after: Some(certificate.not_after),
+        owner_user_id: certificate.owner_user_id,
+        organization_id: certificate.organization_id,
+        environment: None,
+        application: None,
+        tags: sqlx::types::Json(serde_json::Map::new()),
+        notes: None,
+        last_notified_threshold: None,
+        created_at: at,
+        updated_at: at,
+        deleted_at: None,
+    }
+}
+
+/// Associated data binding a sealed private key to its certificate row.
+fn private_key_aad(certificate_id: CertificateId) -> [String; 3] {
+    ["private_keys".into(), "encrypted_key_material".into(), certificate_id.to_string()]
+}
+
+/// A certificate with everything to write for it.
+#[derive(Debug)]
+pub struct CertificateWrite {
+    pub certificate: Certificate,
+    pub private_key: Option<PrivateKeyRecord>,
+    pub audit: AuditEntry,
+}
+
+/// A certificate authority ready to sign: its row, parsed certificate and
+/// opened key. Cached per process so issuance does not re-open the key.
+#[derive(Debug)]
+pub struct LoadedIssuer {
+    pub row: Certificate,
+    pub certificate: ParsedCertificate,
+    pub key: KeyPair,
+}
+
+/// Issuers opened so far, by certificate id.
+#[derive(Debug, Default)]
+pub struct IssuerCache {
+    issuers: std::sync::RwLock<std::collections::HashMap<CertificateId, std::sync::Arc<LoadedIssuer>>>,
+}
+
+impl IssuerCache {
+    fn get(&self, id: CertificateId) -> Option<std::sync::Arc<LoadedIssuer>> {
+        self.issuers.read().ok().and_then(|map| map.get(&id).cloned())
+    }
+
+    fn put(&self, issuer: std::sync::Arc<LoadedIssuer>) {
+        if let Ok(mut map) = self.issuers.write() {
+            map.insert(issuer.row.id, issuer);
+        }
+    }
+
+    /// Drops a cached issuer (after its status changes, e.g. revocation).
+    pub fn forget(&self, id: CertificateId) {
+        if let Ok(mut map) = self.issuers.write() {
+            map.remove(&id);
+        }
+    }
+}
+
+/// What a reconcile run repaired.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct ReconcileReport {
+    pub metadata_created: u64,
+}
+
+impl Clm {
+    /// Seals `key` (PKCS#8 DER) for `certificate_id` under the active data key.
+    pub(crate) fn seal_private_key(&self, certificate_id: CertificateId, key: &KeyPair) -> Result<PrivateKeyRecord> {
+        let der = key.to_pkcs8_der();
+        let aad = private_key_aad(certificate_id);
+        let aad_refs: Vec<&str> = aad.iter().map(String::as_str).collect();
+        let (encryption_key_id, sealed) = self.keyring().seal(der.expose(), &aad_refs)?;
+        let info = key.info();
+        let at = now();
+        Ok(PrivateKeyRecord {
+            id: PrivateKeyId::new(),
+            certificate_id,
+            encryption_key_id,
+            encrypted_key_material: crate::model::Opaque(sealed.ciphertext),
+            nonce: crate::model::Opaque(sealed.nonce),
+            key_algorithm: info.family.to_string(),
+            key_size: i32::try_from(info.bits).unwrap_or(i32::MAX),
+            public_key_sha256: crate::crypto::token::sha256_hex(&key.public_key_der()),
+            created_at: at,
+            updated_at: at,
+            deleted_at: None,
+        })
+    }
+
+    /// Opens a sealed private key. Callers audit the use in `secure_audit_log`.
+    pub(crate) fn open_private_key(&self, record: &PrivateKeyRecord) -> Result<KeyPair> {
+        let aad = private_key_aad(record.certificate_id);
+        let aad_refs: Vec<&str> = aad.iter().map(String::as_str).collect();
+        let sealed = Sealed {
+            nonce: record.nonce.0.clone(),
+            ciphertext: record.encrypted_key_material.0.clone(),
+        };
+        let der = self.keyring().open(record.encryption_key_id, &sealed, &aad_refs)?;
+        KeyPair::from_der(der.expose())
+    }
+
+    /// The issuer `id` with its key opened, from the cache when possible. The
+    /// row must be a live CA with a stored key; its status is re-checked by
+    /// callers that sign (a revoked or expired CA must not issue).
+    pub(crate) async fn load_issuer(&self, id: CertificateId) -> Result<std::sync::Arc<LoadedIssuer>> {
+        if let Some(issuer) = self.issuers().get(id) {
+            return Ok(issuer);
+        }
+        let mut conn = self.databases().secure.acquire().await?;
+        let row = crate::store::get::<certificates::Certificates>(&mut conn.conn(), id, false).await?;
+        if !row.is_ca {
+            return Err(Error::invalid("issuer_certificate_id", format!("{} is not a CA certificate", row.certificate_id)));
+        }
+        let record = private_keys::get_by_certificate(&mut conn.conn(), id).await.map_err(|err| match err {
+            Error::NotFound { .. } => Error::invalid("issuer_certificate_id", format!("CA {} has no private key in clm", row.certificate_id)),
+            other => other,
+        })?;
+        let key = self.open_private_key(&record)?;
+        let certificate = crate::crypto::parse_certificates(row.certificate_pem.as_bytes())?
+            .into_iter()
+            .next()
+            .ok_or_else(|| Error::Internal(format!("CA {} has no certificate PEM", row.certificate_id)))?;
+        let issuer = std::sync::Arc::new(LoadedIssuer { row, certificate, key });
+        self.issuers().put(issuer.clone());
+        Ok(issuer)
+    }
+
+    /// Writes certificates (with keys) and their secure audit rows in one
+    /// secure transaction, then their metadata and core audit rows in one core
+    /// transaction. If the core commit fails, the certificates stand and
+    /// [`Clm::reconcile`] creates the missing metadata later; the error says so.
+    pub(crate) async fn write_certificates(&self, actor: &Actor, writes: Vec<CertificateWrite>) -> Result<Vec<Certificate>> {
+        if writes.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut tx = self.databases().secure.begin().await?;
+        let rows: Vec<Certificate> = writes.iter().map(|w| w.certificate.clone()).collect();
+        certificates::insert_many(&mut tx.conn(), &rows).await?;
+        for write in &writes {
+            if let Some(key) = &write.private_key {
+                private_keys::insert(&mut tx.conn(), key).await?;
+            }
+            append(&mut tx.conn(), AuditLogKind::Secure, actor, write.audit.clone()).await?;
+        }
+        tx.commit().await?;
+        self.write_metadata(actor, &rows).await.map_err(|err| {
+            Error::Database(format!(
+                "certificates were stored but their metadata was not ({err}); run reconcile to repair"
+            ))
+        })?;
+        Ok(rows)
+    }
+
+    async fn write_metadata(&self, actor: &Actor, rows: &[Certificate]) -> Result<()> {
+        let metadata: Vec<CertificateMetadata> = rows.iter().map(metadata_row).collect();
+        let mut tx = self.databases().core.begin().await?;
+        certificate_metadata::insert_many(&mut tx.conn(), &metadata).await?;
+        let summary = if rows.len() == 1 {
+            AuditEntry::new("certificate_metadata.created", "create")
+                .resource("certificate", rows[0].id)
+                .org(rows[0].organization_id)
+                .details(json!({"certificate_id": rows[0].certificate_id}))
+        } else {
+            AuditEntry::new("certificate_metadata.created", "create").details(json!({"count": rows.len()}))
+        };
+        append(&mut tx.conn(), AuditLogKind::Core, actor, summary).await?;
+        tx.commit().await
+    }
+
+    /// Repairs half-done cross-database work: certificates whose metadata is
+    /// missing in core get it. Safe to run at any time and repeatedly.
+    pub async fn reconcile(&self, actor: &Actor) -> Result<ReconcileReport> {
+        self.authorize(actor, crate::service::actor::Access::new("system", "lifecycle")).await?;
+        let mut report = ReconcileReport::default();
+        let mut after: Option<CertificateId> = None;
+        loop {
+            let batch = {
+                let mut conn = self.databases().secure.acquire().await?;
+                certificates::ids_after(&mut conn.conn(), after, 500).await?
+            };
+            let Some(last) = batch.last() else { break };
+            after = Some(*last);
+            let present = {
+                let mut conn = self.databases().core.acquire().await?;
+                certificate_metadata::existing_certificate_ids(&mut conn.conn(), &batch).await?
+            };
+            let missing: Vec<CertificateId> = batch.into_iter().filter(|id| !present.contains(id)).collect();
+            if missing.is_empty() {
+                continue;
+            }
+            let mut rows = Vec::with_capacity(missing.len());
+            let mut conn = self.databases().secure.acquire().await?;
+            for id in missing {
+                rows.push(crate::store::get::<certificates::Certificates>(&mut conn.conn(), id, true).await?);
+            }
+            self.write_metadata(actor, &rows).await?;
+            report.metadata_created += rows.len() as u64;
+        }
+        Ok(report)
+    }
+}
