@@ -425,3 +425,34 @@ fn full_aad(key_id: EncryptionKeyId, parts: &[&str]) -> Vec<u8> {
 fn poisoned() -> Error {
     Error::Internal("key ring lock poisoned".into())
 }
+
+impl KeyRing {
+    /// Opens a value sealed under `from` and seals it again under `to` with
+    /// the same associated data, under one read lock (rotation). The
+    /// plaintext stays in a zeroizing buffer inside this call.
+    pub fn reseal(
+        &self,
+        from: EncryptionKeyId,
+        to: EncryptionKeyId,
+        sealed: &Sealed,
+        aad_parts: &[&str],
+    ) -> Result<Sealed> {
+        let state = self.state.read().map_err(|_| poisoned())?;
+        let old = state.keys.get(&from).ok_or_else(|| {
+            Error::crypto(format!(
+                "data key {from} is unknown or retired; reload the key ring"
+            ))
+        })?;
+        let new = state
+            .keys
+            .get(&to)
+            .ok_or_else(|| Error::crypto(format!("data key {to} is not loaded")))?;
+        let plaintext = envelope::open(&old.key, old.version, sealed, &full_aad(from, aad_parts))?;
+        envelope::seal(
+            &new.key,
+            new.version,
+            plaintext.expose(),
+            &full_aad(to, aad_parts),
+        )
+    }
+}

@@ -82,6 +82,7 @@ impl Clm {
             }),
         };
         clm.seed_builtin_roles().await?;
+        clm.seed_default_workflow().await?;
         Ok(clm)
     }
 

@@ -5,8 +5,16 @@
 pub mod access;
 pub mod actor;
 pub mod audit;
+pub mod authorities;
 pub mod certificates;
 pub mod identity;
+pub mod inventory;
+pub mod issuance;
+pub mod lifecycle;
+pub mod notifications;
 pub mod policies;
+pub mod policy_check;
+pub mod revocation;
+pub mod workflows;
 
 pub use actor::{Actor, ActorKind};

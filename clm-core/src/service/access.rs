@@ -7,7 +7,7 @@ use crate::model::{
     UserRoleId,
 };
 use crate::service::actor::{Access, Actor};
-use crate::service::audit::{AuditEntry, append};
+use crate::service::audit::{AuditEntry, append, commit_audited};
 use crate::service::identity::add_membership;
 use crate::store::audit::AuditLogKind;
 use crate::store::organizations::Organizations;
@@ -315,16 +315,14 @@ impl Clm {
             )));
         }
         store::soft_delete::<Roles>(&mut tx.conn(), id).await?;
-        append(
-            &mut tx.conn(),
-            AuditLogKind::Core,
+        commit_audited(
+            tx,
             actor,
             AuditEntry::new("role.deleted", "delete")
                 .resource("role", id)
                 .org(role.organization_id),
         )
-        .await?;
-        tx.commit().await
+        .await
     }
 
     /// Grants a role. The grantor must reach the user and hold every
@@ -411,17 +409,15 @@ impl Clm {
                 )
             })?;
         user_roles::revoke(&mut tx.conn(), grant.id, actor.user_id(), now()).await?;
-        append(
-            &mut tx.conn(),
-            AuditLogKind::Core,
+        commit_audited(
+            tx,
             actor,
             AuditEntry::new("role.revoked", "revoke")
                 .resource("user", user_id)
                 .org(role.organization_id)
                 .details(json!({"role_code": role.role_code, "role_id": role_id})),
         )
-        .await?;
-        tx.commit().await
+        .await
     }
 
     async fn require_user_reach(
@@ -571,17 +567,15 @@ impl Clm {
         store::get::<Organizations>(&mut tx.conn(), org, false).await?;
         store::get::<Users>(&mut tx.conn(), user_id, false).await?;
         add_membership(&mut tx.conn(), user_id, org, membership_role).await?;
-        append(
-            &mut tx.conn(),
-            AuditLogKind::Core,
+        commit_audited(
+            tx,
             actor,
             AuditEntry::new("organization.member_added", "manage_members")
                 .resource("user", user_id)
                 .org(Some(org))
                 .details(json!({"membership_role": membership_role})),
         )
-        .await?;
-        tx.commit().await
+        .await
     }
 
     pub async fn remove_organization_member(
@@ -608,15 +602,13 @@ impl Clm {
             })?;
         store::soft_delete::<user_organizations::UserOrganizations>(&mut tx.conn(), membership.id)
             .await?;
-        append(
-            &mut tx.conn(),
-            AuditLogKind::Core,
+        commit_audited(
+            tx,
             actor,
             AuditEntry::new("organization.member_removed", "manage_members")
                 .resource("user", user_id)
                 .org(Some(org)),
         )
-        .await?;
-        tx.commit().await
+        .await
     }
 }

@@ -150,6 +150,13 @@ pub async fn append(
     Ok(event)
 }
 
+/// Appends `entry` to the core log and commits: the common tail of a core
+/// write, so the audit row and the change land together or not at all.
+pub async fn commit_audited(mut tx: crate::db::Tx, actor: &Actor, entry: AuditEntry) -> Result<()> {
+    append(&mut tx.conn(), AuditLogKind::Core, actor, entry).await?;
+    tx.commit().await
+}
+
 /// The first problem found in a chain.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct ChainBreak {

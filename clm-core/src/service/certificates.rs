@@ -8,8 +8,9 @@ use serde_json::json;
 use crate::crypto::envelope::Sealed;
 use crate::crypto::{KeyPair, ParsedCertificate};
 use crate::model::{
-    Certificate, CertificateId, CertificateKind, CertificateMetadata, CertificateMetadataId, CertificateSource,
-    CertificateStatus, OrganizationId, PolicyId, PrivateKeyId, PrivateKeyRecord, UserId, WorkflowId,
+    Certificate, CertificateId, CertificateKind, CertificateMetadata, CertificateMetadataId,
+    CertificateSource, CertificateStatus, OrganizationId, PolicyId, PrivateKeyId, PrivateKeyRecord,
+    UserId, WorkflowId,
 };
 use crate::service::actor::Actor;
 use crate::service::audit::{AuditEntry, append};
@@ -28,7 +29,12 @@ pub struct Ownership {
 }
 
 /// The status a certificate has at `at` from its validity alone.
-pub fn status_by_time(not_before: crate::model::Timestamp, not_after: crate::model::Timestamp, at: crate::model::Timestamp, threshold_days: i64) -> CertificateStatus {
+pub fn status_by_time(
+    not_before: crate::model::Timestamp,
+    not_after: crate::model::Timestamp,
+    at: crate::model::Timestamp,
+    threshold_days: i64,
+) -> CertificateStatus {
     if not_after <= at {
         CertificateStatus::Expired
     } else if not_before > at {
@@ -62,7 +68,12 @@ pub fn certificate_row(
         serial_number: parsed.serial_hex.clone(),
         not_before: crate::store::truncate_micros(parsed.not_before),
         not_after: crate::store::truncate_micros(parsed.not_after),
-        status: status_by_time(parsed.not_before, parsed.not_after, at, DEFAULT_EXPIRY_THRESHOLD_DAYS),
+        status: status_by_time(
+            parsed.not_before,
+            parsed.not_after,
+            at,
+            DEFAULT_EXPIRY_THRESHOLD_DAYS,
+        ),
         fingerprint_sha256: parsed.fingerprint_sha256.clone(),
         key_algorithm: parsed.key_algorithm.clone(),
         key_size: i32::try_from(parsed.key_size).unwrap_or(i32::MAX),
@@ -112,8 +123,12 @@ pub fn metadata_row(certificate: &Certificate) -> CertificateMetadata {
 }
 
 /// Associated data binding a sealed private key to its certificate row.
-fn private_key_aad(certificate_id: CertificateId) -> [String; 3] {
-    ["private_keys".into(), "encrypted_key_material".into(), certificate_id.to_string()]
+pub(crate) fn private_key_aad(certificate_id: CertificateId) -> [String; 3] {
+    [
+        "private_keys".into(),
+        "encrypted_key_material".into(),
+        certificate_id.to_string(),
+    ]
 }
 
 /// A certificate with everything to write for it.
@@ -122,6 +137,53 @@ pub struct CertificateWrite {
     pub certificate: Certificate,
     pub private_key: Option<PrivateKeyRecord>,
     pub audit: AuditEntry,
+    /// Issuance only (empty for imports).
+    pub issuance: IssuanceExtras,
+}
+
+impl CertificateWrite {
+    pub fn new(
+        certificate: Certificate,
+        private_key: Option<PrivateKeyRecord>,
+        audit: AuditEntry,
+    ) -> Self {
+        CertificateWrite {
+            certificate,
+            private_key,
+            audit,
+            issuance: IssuanceExtras::default(),
+        }
+    }
+}
+
+/// The URLs a CA writes into the certificates it issues, kept as JSON in
+/// `certificates.issuance_urls` on the CA's row.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct IssuanceUrls {
+    #[serde(default)]
+    pub crl_distribution_points: Vec<String>,
+    #[serde(default)]
+    pub ocsp_urls: Vec<String>,
+    #[serde(default)]
+    pub ca_issuers_urls: Vec<String>,
+}
+
+/// What issuance writes besides the certificate, in the same secure
+/// transaction: the request it fulfils (inserted after the certificate it
+/// links to), the audit of the CA key's use, and a new CA's issuance URLs.
+#[derive(Debug, Default)]
+pub struct IssuanceExtras {
+    pub request: Option<RequestRow>,
+    /// `secure_audit_log` entries for key material used (CA key signing, a reused key).
+    pub key_use: Vec<AuditEntry>,
+    pub issuance_urls: Option<IssuanceUrls>,
+}
+
+/// The request an issuance fulfils: new, or one that waited for approval.
+#[derive(Debug)]
+pub enum RequestRow {
+    Insert(crate::model::CertificateRequest),
+    Update(crate::model::CertificateRequest),
 }
 
 /// A certificate authority ready to sign: its row, parsed certificate and
@@ -131,17 +193,23 @@ pub struct LoadedIssuer {
     pub row: Certificate,
     pub certificate: ParsedCertificate,
     pub key: KeyPair,
+    /// What this CA writes into the certificates it issues.
+    pub issuance_urls: IssuanceUrls,
 }
 
 /// Issuers opened so far, by certificate id.
 #[derive(Debug, Default)]
 pub struct IssuerCache {
-    issuers: std::sync::RwLock<std::collections::HashMap<CertificateId, std::sync::Arc<LoadedIssuer>>>,
+    issuers:
+        std::sync::RwLock<std::collections::HashMap<CertificateId, std::sync::Arc<LoadedIssuer>>>,
 }
 
 impl IssuerCache {
     fn get(&self, id: CertificateId) -> Option<std::sync::Arc<LoadedIssuer>> {
-        self.issuers.read().ok().and_then(|map| map.get(&id).cloned())
+        self.issuers
+            .read()
+            .ok()
+            .and_then(|map| map.get(&id).cloned())
     }
 
     fn put(&self, issuer: std::sync::Arc<LoadedIssuer>) {
@@ -166,7 +234,11 @@ pub struct ReconcileReport {
 
 impl Clm {
     /// Seals `key` (PKCS#8 DER) for `certificate_id` under the active data key.
-    pub(crate) fn seal_private_key(&self, certificate_id: CertificateId, key: &KeyPair) -> Result<PrivateKeyRecord> {
+    pub(crate) fn seal_private_key(
+        &self,
+        certificate_id: CertificateId,
+        key: &KeyPair,
+    ) -> Result<PrivateKeyRecord> {
         let der = key.to_pkcs8_der();
         let aad = private_key_aad(certificate_id);
         let aad_refs: Vec<&str> = aad.iter().map(String::as_str).collect();
@@ -196,32 +268,62 @@ impl Clm {
             nonce: record.nonce.0.clone(),
             ciphertext: record.encrypted_key_material.0.clone(),
         };
-        let der = self.keyring().open(record.encryption_key_id, &sealed, &aad_refs)?;
+        let der = self
+            .keyring()
+            .open(record.encryption_key_id, &sealed, &aad_refs)?;
         KeyPair::from_der(der.expose())
     }
 
     /// The issuer `id` with its key opened, from the cache when possible. The
     /// row must be a live CA with a stored key; its status is re-checked by
     /// callers that sign (a revoked or expired CA must not issue).
-    pub(crate) async fn load_issuer(&self, id: CertificateId) -> Result<std::sync::Arc<LoadedIssuer>> {
+    pub(crate) async fn load_issuer(
+        &self,
+        id: CertificateId,
+    ) -> Result<std::sync::Arc<LoadedIssuer>> {
         if let Some(issuer) = self.issuers().get(id) {
             return Ok(issuer);
         }
         let mut conn = self.databases().secure.acquire().await?;
-        let row = crate::store::get::<certificates::Certificates>(&mut conn.conn(), id, false).await?;
+        let row =
+            crate::store::get::<certificates::Certificates>(&mut conn.conn(), id, false).await?;
         if !row.is_ca {
-            return Err(Error::invalid("issuer_certificate_id", format!("{} is not a CA certificate", row.certificate_id)));
+            return Err(Error::invalid(
+                "issuer_certificate_id",
+                format!("{} is not a CA certificate", row.certificate_id),
+            ));
         }
-        let record = private_keys::get_by_certificate(&mut conn.conn(), id).await.map_err(|err| match err {
-            Error::NotFound { .. } => Error::invalid("issuer_certificate_id", format!("CA {} has no private key in clm", row.certificate_id)),
-            other => other,
-        })?;
+        let record = private_keys::get_by_certificate(&mut conn.conn(), id)
+            .await
+            .map_err(|err| match err {
+                Error::NotFound { .. } => Error::invalid(
+                    "issuer_certificate_id",
+                    format!("CA {} has no private key in clm", row.certificate_id),
+                ),
+                other => other,
+            })?;
         let key = self.open_private_key(&record)?;
         let certificate = crate::crypto::parse_certificates(row.certificate_pem.as_bytes())?
             .into_iter()
             .next()
-            .ok_or_else(|| Error::Internal(format!("CA {} has no certificate PEM", row.certificate_id)))?;
-        let issuer = std::sync::Arc::new(LoadedIssuer { row, certificate, key });
+            .ok_or_else(|| {
+                Error::Internal(format!("CA {} has no certificate PEM", row.certificate_id))
+            })?;
+        let issuance_urls = match certificates::issuance_urls(&mut conn.conn(), id).await? {
+            Some(json) => serde_json::from_value(json).map_err(|err| {
+                Error::Internal(format!(
+                    "CA {} has unreadable issuance_urls: {err}",
+                    row.certificate_id
+                ))
+            })?,
+            None => IssuanceUrls::default(),
+        };
+        let issuer = std::sync::Arc::new(LoadedIssuer {
+            row,
+            certificate,
+            key,
+            issuance_urls,
+        });
         self.issuers().put(issuer.clone());
         Ok(issuer)
     }
@@ -230,7 +332,11 @@ impl Clm {
     /// secure transaction, then their metadata and core audit rows in one core
     /// transaction. If the core commit fails, the certificates stand and
     /// [`Clm::reconcile`] creates the missing metadata later; the error says so.
-    pub(crate) async fn write_certificates(&self, actor: &Actor, writes: Vec<CertificateWrite>) -> Result<Vec<Certificate>> {
+    pub(crate) async fn write_certificates(
+        &self,
+        actor: &Actor,
+        writes: Vec<CertificateWrite>,
+    ) -> Result<Vec<Certificate>> {
         if writes.is_empty() {
             return Ok(Vec::new());
         }
@@ -241,7 +347,44 @@ impl Clm {
             if let Some(key) = &write.private_key {
                 private_keys::insert(&mut tx.conn(), key).await?;
             }
-            append(&mut tx.conn(), AuditLogKind::Secure, actor, write.audit.clone()).await?;
+            append(
+                &mut tx.conn(),
+                AuditLogKind::Secure,
+                actor,
+                write.audit.clone(),
+            )
+            .await?;
+            match &write.issuance.request {
+                Some(RequestRow::Insert(request)) => {
+                    crate::store::certificate_requests::insert(&mut tx.conn(), request).await?
+                }
+                Some(RequestRow::Update(request)) => {
+                    if !crate::store::certificate_requests::mark_issued_if_waiting(
+                        &mut tx.conn(),
+                        request,
+                    )
+                    .await?
+                    {
+                        return Err(Error::conflict(format!(
+                            "request {} was already issued or is no longer waiting",
+                            request.request_id
+                        )));
+                    }
+                    crate::store::certificate_requests::update(&mut tx.conn(), request).await?;
+                }
+                None => {}
+            }
+            for key_use in &write.issuance.key_use {
+                append(&mut tx.conn(), AuditLogKind::Secure, actor, key_use.clone()).await?;
+            }
+            if let Some(urls) = &write.issuance.issuance_urls {
+                certificates::set_issuance_urls(
+                    &mut tx.conn(),
+                    write.certificate.id,
+                    &serde_json::to_value(urls)?,
+                )
+                .await?;
+            }
         }
         tx.commit().await?;
         self.write_metadata(actor, &rows).await.map_err(|err| {
@@ -252,7 +395,7 @@ impl Clm {
         Ok(rows)
     }
 
-    async fn write_metadata(&self, actor: &Actor, rows: &[Certificate]) -> Result<()> {
+    pub(crate) async fn write_metadata(&self, actor: &Actor, rows: &[Certificate]) -> Result<()> {
         let metadata: Vec<CertificateMetadata> = rows.iter().map(metadata_row).collect();
         let mut tx = self.databases().core.begin().await?;
         certificate_metadata::insert_many(&mut tx.conn(), &metadata).await?;
@@ -262,7 +405,8 @@ impl Clm {
                 .org(rows[0].organization_id)
                 .details(json!({"certificate_id": rows[0].certificate_id}))
         } else {
-            AuditEntry::new("certificate_metadata.created", "create").details(json!({"count": rows.len()}))
+            AuditEntry::new("certificate_metadata.created", "create")
+                .details(json!({"count": rows.len()}))
         };
         append(&mut tx.conn(), AuditLogKind::Core, actor, summary).await?;
         tx.commit().await
@@ -271,7 +415,11 @@ impl Clm {
     /// Repairs half-done cross-database work: certificates whose metadata is
     /// missing in core get it. Safe to run at any time and repeatedly.
     pub async fn reconcile(&self, actor: &Actor) -> Result<ReconcileReport> {
-        self.authorize(actor, crate::service::actor::Access::new("system", "lifecycle")).await?;
+        self.authorize(
+            actor,
+            crate::service::actor::Access::new("system", "lifecycle"),
+        )
+        .await?;
         let mut report = ReconcileReport::default();
         let mut after: Option<CertificateId> = None;
         loop {
@@ -285,14 +433,20 @@ impl Clm {
                 let mut conn = self.databases().core.acquire().await?;
                 certificate_metadata::existing_certificate_ids(&mut conn.conn(), &batch).await?
             };
-            let missing: Vec<CertificateId> = batch.into_iter().filter(|id| !present.contains(id)).collect();
+            let missing: Vec<CertificateId> = batch
+                .into_iter()
+                .filter(|id| !present.contains(id))
+                .collect();
             if missing.is_empty() {
                 continue;
             }
             let mut rows = Vec::with_capacity(missing.len());
             let mut conn = self.databases().secure.acquire().await?;
             for id in missing {
-                rows.push(crate::store::get::<certificates::Certificates>(&mut conn.conn(), id, true).await?);
+                rows.push(
+                    crate::store::get::<certificates::Certificates>(&mut conn.conn(), id, true)
+                        .await?,
+                );
             }
             self.write_metadata(actor, &rows).await?;
             report.metadata_created += rows.len() as u64;

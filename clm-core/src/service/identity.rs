@@ -12,7 +12,7 @@ use crate::model::{
     UserOrganization, UserOrganizationId, UserStatus,
 };
 use crate::service::actor::{Access, Actor, ActorKind};
-use crate::service::audit::{AuditEntry, append};
+use crate::service::audit::{AuditEntry, append, commit_audited};
 use crate::store::audit::AuditLogKind;
 use crate::store::users::{UserFilter, Users};
 use crate::store::{
@@ -108,7 +108,7 @@ fn validate_email(email: &str) -> Result<String> {
     Ok(email)
 }
 
-fn mfa_aad(user_id: UserId) -> [String; 3] {
+pub(crate) fn mfa_aad(user_id: UserId) -> [String; 3] {
     ["users".into(), "mfa_secret".into(), user_id.to_string()]
 }
 
@@ -290,14 +290,12 @@ impl Clm {
             .await?;
         store::soft_delete::<Users>(&mut tx.conn(), id).await?;
         sessions::revoke_all_for_user(&mut tx.conn(), id, "user deleted", now()).await?;
-        append(
-            &mut tx.conn(),
-            AuditLogKind::Core,
+        commit_audited(
+            tx,
             actor,
             AuditEntry::new("user.deleted", "delete").resource("user", id),
         )
-        .await?;
-        tx.commit().await
+        .await
     }
 
     pub async fn restore_user(&self, actor: &Actor, id: UserId) -> Result<User> {
@@ -341,14 +339,12 @@ impl Clm {
         user.password_hash = Some(crate::model::OpaqueText(hash));
         user.password_changed_at = Some(now());
         users::update(&mut tx.conn(), &user).await?;
-        append(
-            &mut tx.conn(),
-            AuditLogKind::Core,
+        commit_audited(
+            tx,
             actor,
             AuditEntry::new("user.password_changed", "update").resource("user", id),
         )
-        .await?;
-        tx.commit().await
+        .await
     }
 
     /// Lifts a lockout and clears the failure count.
@@ -427,14 +423,12 @@ impl Clm {
         user.mfa_enabled = true;
         user.mfa_last_used_step = Some(step);
         users::update(&mut tx.conn(), &user).await?;
-        append(
-            &mut tx.conn(),
-            AuditLogKind::Core,
+        commit_audited(
+            tx,
             actor,
             AuditEntry::new("user.mfa_enabled", "update").resource("user", user_id),
         )
-        .await?;
-        tx.commit().await
+        .await
     }
 
     /// Turns MFA off for a user (itself, or an actor allowed to update users).
@@ -454,14 +448,12 @@ impl Clm {
         user.mfa_encryption_key_id = None;
         user.mfa_last_used_step = None;
         users::update(&mut tx.conn(), &user).await?;
-        append(
-            &mut tx.conn(),
-            AuditLogKind::Core,
+        commit_audited(
+            tx,
             actor,
             AuditEntry::new("user.mfa_disabled", "update").resource("user", id),
         )
-        .await?;
-        tx.commit().await
+        .await
     }
 
     fn open_mfa_secret(&self, user: &User) -> Result<Option<SecretBytes>> {
@@ -733,14 +725,12 @@ impl Clm {
             )));
         }
         sessions::revoke(&mut tx.conn(), id, "revoked", now()).await?;
-        append(
-            &mut tx.conn(),
-            AuditLogKind::Core,
+        commit_audited(
+            tx,
             actor,
             AuditEntry::new("session.revoked", "revoke").resource("session", id),
         )
-        .await?;
-        tx.commit().await
+        .await
     }
 
     /// Revokes every session of a user; returns how many were open.
@@ -929,16 +919,14 @@ impl Clm {
             )));
         }
         api_keys::revoke(&mut tx.conn(), id, actor.user_id(), now()).await?;
-        append(
-            &mut tx.conn(),
-            AuditLogKind::Core,
+        commit_audited(
+            tx,
             actor,
             AuditEntry::new("api_key.revoked", "revoke")
                 .resource("api_key", id)
                 .org(api_key.organization_id),
         )
-        .await?;
-        tx.commit().await
+        .await
     }
 
     /// The acting user's API keys (hashes never leave the library).

@@ -4,7 +4,7 @@ use serde_json::json;
 
 use crate::model::{OrganizationId, Policy, PolicyId, PolicyRules, PolicyStatus, WorkflowId};
 use crate::service::actor::{Access, Actor};
-use crate::service::audit::{AuditEntry, append};
+use crate::service::audit::{AuditEntry, append, commit_audited};
 use crate::store::audit::AuditLogKind;
 use crate::store::policies::{Policies, PolicyFilter};
 use crate::store::{self, Page, PageRequest, now, policies};
@@ -208,16 +208,14 @@ impl Clm {
         )
         .await?;
         store::soft_delete::<Policies>(&mut tx.conn(), id).await?;
-        append(
-            &mut tx.conn(),
-            AuditLogKind::Core,
+        commit_audited(
+            tx,
             actor,
             AuditEntry::new("policy.deleted", "delete")
                 .resource("policy", id)
                 .org(policy.organization_id),
         )
-        .await?;
-        tx.commit().await
+        .await
     }
 
     pub async fn restore_policy(&self, actor: &Actor, id: PolicyId) -> Result<Policy> {

@@ -149,17 +149,50 @@ pub async fn update_not_after(
 }
 
 /// Which of `ids` already have a metadata row (deleted ones included).
-pub async fn existing_certificate_ids(conn: &mut Conn<'_>, ids: &[CertificateId]) -> Result<Vec<CertificateId>> {
+pub async fn existing_certificate_ids(
+    conn: &mut Conn<'_>,
+    ids: &[CertificateId],
+) -> Result<Vec<CertificateId>> {
     if ids.is_empty() {
         return Ok(Vec::new());
     }
     let marks = placeholders(conn.dialect(), 1, ids.len());
-    let sql = format!("SELECT certificate_id FROM certificate_metadata WHERE certificate_id IN ({marks})");
+    let sql = format!(
+        "SELECT certificate_id FROM certificate_metadata WHERE certificate_id IN ({marks})"
+    );
     Ok(on_conn!(conn, |c| {
         let mut query = sqlx::query_scalar::<_, CertificateId>(sqlx::AssertSqlSafe(sql));
         for id in ids {
             query = query.bind(*id);
         }
         query.fetch_all(&mut *c).await
+    })?)
+}
+
+/// Soft-deletes the live metadata of a certificate; returns rows changed (0 or 1).
+pub async fn soft_delete_by_certificate(
+    conn: &mut Conn<'_>,
+    certificate_id: CertificateId,
+    at: Timestamp,
+) -> Result<u64> {
+    Ok(exec!(conn, |c| {
+        sqlx::query(
+        "UPDATE certificate_metadata SET deleted_at = $2 WHERE certificate_id = $1 AND deleted_at IS NULL"
+    )
+    .bind(certificate_id)
+    .bind(at)
+    })?)
+}
+
+/// Brings back the deleted metadata of a certificate; returns rows changed.
+pub async fn restore_by_certificate(
+    conn: &mut Conn<'_>,
+    certificate_id: CertificateId,
+) -> Result<u64> {
+    Ok(exec!(conn, |c| {
+        sqlx::query(
+        "UPDATE certificate_metadata SET deleted_at = NULL WHERE certificate_id = $1 AND deleted_at IS NOT NULL"
+    )
+    .bind(certificate_id)
     })?)
 }

@@ -114,3 +114,23 @@ pub async fn list_certificate_requests(
     f = in_ids_opt(f, "organization_id", filter.organization_ids.as_ref());
     list::<CertificateRequests>(conn, &f, page).await
 }
+
+/// Marks a waiting request issued with its certificate, only if it still
+/// waits: of two racing issuances exactly one passes (the other sees 0 rows).
+pub async fn mark_issued_if_waiting(
+    conn: &mut Conn<'_>,
+    request: &CertificateRequest,
+) -> Result<bool> {
+    let certificate_id = request
+        .certificate_id
+        .ok_or_else(|| crate::Error::Internal("issued request without certificate".into()))?;
+    let affected = exec!(conn, |c| {
+        sqlx::query(
+        "UPDATE certificate_requests SET status = 'issued', certificate_id = $2, failure_reason = NULL
+         WHERE id = $1 AND deleted_at IS NULL AND status IN ('pending_approval', 'approved')"
+    )
+    .bind(request.id)
+    .bind(certificate_id)
+    })?;
+    Ok(affected == 1)
+}

@@ -386,7 +386,11 @@ pub async fn exists_serial(
 
 /// Ids of certificates (deleted included) after `after` in id order: the
 /// reconcile walk.
-pub async fn ids_after(conn: &mut Conn<'_>, after: Option<CertificateId>, limit: u32) -> Result<Vec<CertificateId>> {
+pub async fn ids_after(
+    conn: &mut Conn<'_>,
+    after: Option<CertificateId>,
+    limit: u32,
+) -> Result<Vec<CertificateId>> {
     let after = after.unwrap_or(CertificateId(uuid::Uuid::nil()));
     Ok(on_conn!(conn, |c| sqlx::query_scalar::<_, CertificateId>(
         "SELECT id FROM certificates WHERE id > $1 ORDER BY id LIMIT $2"
@@ -395,4 +399,246 @@ pub async fn ids_after(conn: &mut Conn<'_>, after: Option<CertificateId>, limit:
     .bind(i64::from(limit))
     .fetch_all(&mut *c)
     .await)?)
+}
+
+/// Records the URLs a CA writes into what it issues (`issuance_urls`, JSON).
+pub async fn set_issuance_urls(
+    conn: &mut Conn<'_>,
+    id: CertificateId,
+    urls: &serde_json::Value,
+) -> Result<()> {
+    let urls = sqlx::types::Json(urls);
+    let affected = exec!(conn, |c| sqlx::query(
+        "UPDATE certificates SET issuance_urls = $2 WHERE id = $1 AND deleted_at IS NULL"
+    )
+    .bind(id)
+    .bind(urls))?;
+    require_row(affected, "certificate", id)
+}
+
+/// The URLs a CA writes into what it issues; None when none were configured.
+pub async fn issuance_urls(
+    conn: &mut Conn<'_>,
+    id: CertificateId,
+) -> Result<Option<serde_json::Value>> {
+    let found = on_conn!(conn, |c| sqlx::query_scalar::<
+        _,
+        Option<sqlx::types::Json<serde_json::Value>>,
+    >(
+        "SELECT issuance_urls FROM certificates WHERE id = $1"
+    )
+    .bind(id)
+    .fetch_optional(&mut *c)
+    .await)?;
+    Ok(found.flatten().map(|json| json.0))
+}
+
+// ------------------------------------------------ inventory, status, CRLs
+
+/// [`search_certificates`] restricted to certificates shared by everyone (no
+/// organization) or of `visible`; no restriction when `visible` is None.
+pub async fn search_visible(
+    conn: &mut Conn<'_>,
+    filter: &CertificateFilter,
+    visible: Option<&Vec<OrganizationId>>,
+    page: &PageRequest,
+) -> Result<Page<Certificate>> {
+    let limit = page.effective_limit()?;
+    let f = crate::store::support::shared_or_in_orgs(
+        filter_clauses(conn, filter),
+        "organization_id",
+        visible,
+    );
+    let f = after_time_id(f, "not_after", "id", page.cursor.as_deref(), false)?;
+    let mut rows = fetch_page(conn, &select_head(filter, page), &f, "not_after, id", limit).await?;
+    Ok(paginate(&mut rows, limit, |c: &Certificate| {
+        time_id_cursor(c.not_after, c.id)
+    }))
+}
+
+/// Live CA certificates whose subject is one of `subjects` (possible issuers
+/// of an import), newest first.
+pub async fn find_cas_by_subjects(
+    conn: &mut Conn<'_>,
+    subjects: &[String],
+) -> Result<Vec<Certificate>> {
+    let mut found = Vec::new();
+    for chunk in subjects.chunks(MAX_BIND_PARAMS) {
+        let sql = format!(
+            "SELECT * FROM certificates WHERE deleted_at IS NULL AND is_ca = TRUE AND subject_dn IN ({})
+             ORDER BY not_after DESC, id",
+            placeholders(conn.dialect(), 1, chunk.len())
+        );
+        let rows = on_conn!(conn, |c| {
+            let mut query = sqlx::query_as::<_, Certificate>(sqlx::AssertSqlSafe(sql));
+            for subject in chunk {
+                query = query.bind(subject);
+            }
+            query.fetch_all(&mut *c).await
+        })?;
+        found.extend(rows);
+    }
+    Ok(found)
+}
+
+/// pending/active/expiring -> expired for live certificates with
+/// `not_after <= at`. Revoked and suspended rows are never touched.
+pub async fn mark_expired(conn: &mut Conn<'_>, at: Timestamp) -> Result<u64> {
+    Ok(exec!(conn, |c| {
+        sqlx::query(
+        "UPDATE certificates SET status = 'expired'
+         WHERE deleted_at IS NULL AND status IN ('pending', 'active', 'expiring') AND not_after <= $1"
+    )
+    .bind(at)
+    })?)
+}
+
+/// pending -> active for live certificates valid at `at`.
+pub async fn mark_active(conn: &mut Conn<'_>, at: Timestamp) -> Result<u64> {
+    Ok(exec!(conn, |c| sqlx::query(
+        "UPDATE certificates SET status = 'active'
+         WHERE deleted_at IS NULL AND status = 'pending' AND not_before <= $1 AND not_after > $1"
+    )
+    .bind(at))?)
+}
+
+/// Which certificates a renewal threshold applies to.
+#[derive(Debug, Clone, Copy)]
+pub enum PolicyScope<'a> {
+    /// Issued under one of these policies.
+    In(&'a [crate::model::PolicyId]),
+    /// Under no policy, or one not in this list.
+    NotIn(&'a [crate::model::PolicyId]),
+}
+
+/// active -> expiring for live certificates in `scope` with `not_after <= horizon`.
+pub async fn mark_expiring(
+    conn: &mut Conn<'_>,
+    horizon: Timestamp,
+    scope: PolicyScope<'_>,
+) -> Result<u64> {
+    let (ids, negate) = match scope {
+        PolicyScope::In(ids) => (ids, false),
+        PolicyScope::NotIn(ids) => (ids, true),
+    };
+    if !negate && ids.is_empty() {
+        return Ok(0);
+    }
+    // One placeholder style per statement (SQLite numbers `?` and `$N` apart).
+    let marks = placeholders(conn.dialect(), 1, ids.len() + 1);
+    let (horizon_mark, id_marks) = marks.split_once(", ").unwrap_or((marks.as_str(), ""));
+    let clause = match (negate, ids.is_empty()) {
+        (true, true) => String::new(),
+        (true, false) => format!(" AND (policy_id IS NULL OR policy_id NOT IN ({id_marks}))"),
+        (false, _) => format!(" AND policy_id IN ({id_marks})"),
+    };
+    let sql = format!(
+        "UPDATE certificates SET status = 'expiring'
+         WHERE deleted_at IS NULL AND status = 'active' AND not_after <= {horizon_mark}{clause}"
+    );
+    Ok(exec!(conn, |c| {
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(horizon);
+        for id in ids {
+            query = query.bind(*id);
+        }
+        query
+    })?)
+}
+
+/// Takes the CA's next CRL number: one atomic increment that holds the row
+/// lock until the transaction ends (PostgreSQL), or under SQLite's write lock.
+/// NotFound when the row is missing or deleted.
+pub async fn next_crl_number(conn: &mut Conn<'_>, id: CertificateId) -> Result<i64> {
+    let number = on_conn!(conn, |c| sqlx::query_scalar::<_, i64>(
+        "UPDATE certificates SET crl_number = crl_number + 1
+         WHERE id = $1 AND deleted_at IS NULL RETURNING crl_number"
+    )
+    .bind(id)
+    .fetch_optional(&mut *c)
+    .await)?;
+    number.ok_or_else(|| crate::Error::not_found("certificate", id))
+}
+
+/// A CA row with its `issuance_urls`.
+#[derive(sqlx::FromRow)]
+struct AuthorityRow {
+    #[sqlx(flatten)]
+    certificate: Certificate,
+    issuance_urls: Option<sqlx::types::Json<serde_json::Value>>,
+}
+
+/// Live CA certificates whose private key clm holds (the issuers it can sign
+/// with), shared or of `organizations` (None: all), oldest first.
+pub async fn list_signing_authorities(
+    conn: &mut Conn<'_>,
+    organizations: Option<&Vec<OrganizationId>>,
+) -> Result<Vec<(Certificate, Option<serde_json::Value>)>> {
+    let filter = crate::store::support::shared_or_in_orgs(
+        Filter::new().eq("is_ca", true),
+        "organization_id",
+        organizations,
+    );
+    let rows: Vec<AuthorityRow> = fetch_all(
+        conn,
+        "SELECT * FROM certificates WHERE deleted_at IS NULL
+           AND id IN (SELECT certificate_id FROM private_keys WHERE deleted_at IS NULL)",
+        &filter,
+        " ORDER BY id",
+    )
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|row| (row.certificate, row.issuance_urls.map(|json| json.0)))
+        .collect())
+}
+
+/// Whether the CA `issuer_id` already issued a certificate with this serial.
+/// Matches `uq_certificates_issuer_serial` (a partial index on issued rows),
+/// so it is an index lookup however many certificates the CA issued.
+pub async fn issued_serial_exists(
+    conn: &mut Conn<'_>,
+    issuer_id: CertificateId,
+    serial_number: &str,
+) -> Result<bool> {
+    let found = on_conn!(conn, |c| sqlx::query_scalar::<_, i32>(
+        "SELECT 1 FROM certificates
+         WHERE issuer_certificate_id = $1 AND serial_number = $2 AND source = 'issued' LIMIT 1"
+    )
+    .bind(issuer_id)
+    .bind(serial_number)
+    .fetch_optional(&mut *c)
+    .await)?;
+    Ok(found.is_some())
+}
+
+/// Live `expiring` certificates of the given policies that have neither a
+/// successor nor an open renewal request: what auto-renewal should renew.
+pub async fn renewal_candidates(
+    conn: &mut Conn<'_>,
+    policy_ids: &[crate::model::PolicyId],
+    limit: u32,
+) -> Result<Vec<Certificate>> {
+    if policy_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let marks = crate::store::support::placeholders(conn.dialect(), 1, policy_ids.len());
+    let limit_mark = match conn.dialect() {
+        Dialect::Postgres => format!("${}", policy_ids.len() + 1),
+        Dialect::Sqlite => "?".to_string(),
+    };
+    let sql = format!(
+        "SELECT * FROM certificates c
+         WHERE c.deleted_at IS NULL AND c.status = 'expiring' AND c.policy_id IN ({marks})
+           AND NOT EXISTS (SELECT 1 FROM certificates n WHERE n.replaces_certificate_id = c.id AND n.deleted_at IS NULL)
+           AND NOT EXISTS (SELECT 1 FROM certificate_requests r WHERE r.renewal_of_certificate_id = c.id
+                           AND r.status IN ('pending', 'pending_approval', 'approved'))
+         ORDER BY c.not_after, c.id LIMIT {limit_mark}"
+    );
+    Ok(on_conn!(conn, |c| {
+        let mut query = sqlx::query_as::<_, Certificate>(sqlx::AssertSqlSafe(sql));
+        for id in policy_ids {
+            query = query.bind(*id);
+        }
+        query.bind(i64::from(limit)).fetch_all(&mut *c).await
+    })?)
 }

@@ -71,3 +71,41 @@ pub async fn list_policies(
     let f = in_ids_opt(f, "organization_id", filter.organization_ids.as_ref());
     list::<Policies>(conn, &f, page).await
 }
+
+/// `renewal_threshold_days` of every live active policy, for status refresh.
+pub async fn active_renewal_thresholds(
+    conn: &mut Conn<'_>,
+) -> Result<Vec<(crate::model::PolicyId, u32)>> {
+    Ok(active_policy_rules(conn)
+        .await?
+        .into_iter()
+        .map(|(id, rules)| (id, rules.renewal_threshold_days))
+        .collect())
+}
+
+/// Active policies whose rules turn auto-renewal on.
+pub async fn auto_renewal_policies(conn: &mut Conn<'_>) -> Result<Vec<crate::model::PolicyId>> {
+    Ok(active_policy_rules(conn)
+        .await?
+        .into_iter()
+        .filter(|(_, rules)| rules.auto_renewal)
+        .map(|(id, _)| id)
+        .collect())
+}
+
+async fn active_policy_rules(
+    conn: &mut Conn<'_>,
+) -> Result<Vec<(crate::model::PolicyId, crate::model::PolicyRules)>> {
+    let rows = crate::on_conn!(conn, |c| sqlx::query_as::<
+        _,
+        (
+            crate::model::PolicyId,
+            sqlx::types::Json<crate::model::PolicyRules>
+        ),
+    >(
+        "SELECT id, policy_rules FROM policies WHERE deleted_at IS NULL AND status = 'active'"
+    )
+    .fetch_all(&mut *c)
+    .await)?;
+    Ok(rows.into_iter().map(|(id, rules)| (id, rules.0)).collect())
+}

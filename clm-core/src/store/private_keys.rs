@@ -118,3 +118,132 @@ pub async fn count_for_key(conn: &mut Conn<'_>, encryption_key_id: EncryptionKey
     .fetch_one(&mut *c)
     .await)?)
 }
+
+// ---------------------------------------------------------------- rotation
+
+/// One key's new sealing, written by [`reseal_many`].
+#[derive(Debug, Clone)]
+pub struct Resealed {
+    pub id: PrivateKeyId,
+    pub encryption_key_id: EncryptionKeyId,
+    pub encrypted_key_material: Opaque,
+    pub nonce: Opaque,
+}
+
+/// The next `limit` keys sealed by `encryption_key_id` after `after`, in id
+/// order, soft-deleted ones included: a deleted key may be restored, so it
+/// must not be left under a data key that gets retired.
+pub async fn batch_sealed_by(
+    conn: &mut Conn<'_>,
+    encryption_key_id: EncryptionKeyId,
+    after: Option<PrivateKeyId>,
+    limit: u32,
+) -> Result<Vec<PrivateKeyRecord>> {
+    let mut f = Filter::new().eq("encryption_key_id", id_value(encryption_key_id));
+    if let Some(after) = after {
+        f = f.clause("id > ?", vec![id_value(after)]);
+    }
+    let tail = format!(" ORDER BY id LIMIT {}", limit.max(1));
+    fetch_all(conn, "SELECT * FROM private_keys WHERE 1 = 1", &f, &tail).await
+}
+
+/// Keys sealed by `encryption_key_id`, soft-deleted ones included.
+pub async fn count_sealed_by(
+    conn: &mut Conn<'_>,
+    encryption_key_id: EncryptionKeyId,
+) -> Result<i64> {
+    Ok(on_conn!(conn, |c| sqlx::query_scalar::<_, i64>(
+        "SELECT COUNT(*) FROM private_keys WHERE encryption_key_id = $1"
+    )
+    .bind(encryption_key_id)
+    .fetch_one(&mut *c)
+    .await)?)
+}
+
+/// Rows per statement of [`reseal_many`] and [`insert_many`]: under SQLite's
+/// bound-parameter limit.
+const RESEAL_CHUNK_ROWS: usize = 5_000;
+const INSERT_CHUNK_ROWS: usize = crate::store::support::MAX_BIND_PARAMS / 11;
+
+/// Re-seals many keys with one statement per chunk, each row only while it
+/// is still sealed by `old_encryption_key_id` (a row changed meanwhile is
+/// left for the rotation's final sweep). Returns the rows updated.
+pub async fn reseal_many(
+    conn: &mut Conn<'_>,
+    old_encryption_key_id: EncryptionKeyId,
+    rows: &[Resealed],
+) -> Result<u64> {
+    let dialect = conn.dialect();
+    let mut updated = 0;
+    for chunk in rows.chunks(RESEAL_CHUNK_ROWS) {
+        let values: Vec<String> = (0..chunk.len())
+            .map(|i| {
+                format!(
+                    "({})",
+                    crate::store::support::placeholders(dialect, 1 + i * 4, 4)
+                )
+            })
+            .collect();
+        let last = crate::store::support::placeholders(dialect, 1 + chunk.len() * 4, 1);
+        let sql = format!(
+            "WITH v (id, new_key_id, material, nonce) AS (VALUES {})
+             UPDATE private_keys SET encryption_key_id = v.new_key_id,
+                 encrypted_key_material = v.material, nonce = v.nonce
+             FROM v WHERE private_keys.id = v.id AND private_keys.encryption_key_id = {last}",
+            values.join(", ")
+        );
+        updated += exec!(conn, |c| {
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for row in chunk {
+                query = query
+                    .bind(row.id)
+                    .bind(row.encryption_key_id)
+                    .bind(&row.encrypted_key_material)
+                    .bind(&row.nonce);
+            }
+            query.bind(old_encryption_key_id)
+        })?;
+    }
+    Ok(updated)
+}
+
+/// Inserts many keys with one statement per chunk (bulk loads, benchmarks).
+pub async fn insert_many(conn: &mut Conn<'_>, keys: &[PrivateKeyRecord]) -> Result<u64> {
+    let dialect = conn.dialect();
+    let mut inserted = 0;
+    for chunk in keys.chunks(INSERT_CHUNK_ROWS.max(1)) {
+        let values: Vec<String> = (0..chunk.len())
+            .map(|i| {
+                format!(
+                    "({})",
+                    crate::store::support::placeholders(dialect, 1 + i * 11, 11)
+                )
+            })
+            .collect();
+        let sql = format!(
+            "INSERT INTO private_keys (id, certificate_id, encryption_key_id, encrypted_key_material, nonce,
+                key_algorithm, key_size, public_key_sha256, created_at, updated_at, deleted_at)
+             VALUES {}",
+            values.join(", ")
+        );
+        inserted += exec!(conn, |c| {
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for key in chunk {
+                query = query
+                    .bind(key.id)
+                    .bind(key.certificate_id)
+                    .bind(key.encryption_key_id)
+                    .bind(&key.encrypted_key_material)
+                    .bind(&key.nonce)
+                    .bind(&key.key_algorithm)
+                    .bind(key.key_size)
+                    .bind(&key.public_key_sha256)
+                    .bind(key.created_at)
+                    .bind(key.updated_at)
+                    .bind(key.deleted_at);
+            }
+            query
+        })?;
+    }
+    Ok(inserted)
+}

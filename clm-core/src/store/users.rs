@@ -175,3 +175,65 @@ pub async fn record_successful_login(conn: &mut Conn<'_>, id: UserId) -> Result<
     })?;
     Ok(())
 }
+
+// ---------------------------------------------------------------- rotation
+
+/// The next `limit` users (soft-deleted included) whose MFA secret is sealed
+/// by `encryption_key_id`, after `after` in id order.
+pub async fn mfa_sealed_by(
+    conn: &mut Conn<'_>,
+    encryption_key_id: crate::model::EncryptionKeyId,
+    after: Option<UserId>,
+    limit: u32,
+) -> Result<Vec<User>> {
+    let mut f = Filter::new().eq(
+        "mfa_encryption_key_id",
+        crate::store::id_value(encryption_key_id),
+    );
+    if let Some(after) = after {
+        f = f.clause("id > ?", vec![crate::store::id_value(after)]);
+    }
+    let tail = format!(" ORDER BY id LIMIT {}", limit.max(1));
+    crate::store::support::fetch_all(
+        conn,
+        "SELECT * FROM users WHERE mfa_secret IS NOT NULL",
+        &f,
+        &tail,
+    )
+    .await
+}
+
+/// Users (soft-deleted included) whose MFA secret is sealed by `encryption_key_id`.
+pub async fn count_mfa_sealed_by(
+    conn: &mut Conn<'_>,
+    encryption_key_id: crate::model::EncryptionKeyId,
+) -> Result<i64> {
+    Ok(on_conn!(conn, |c| sqlx::query_scalar::<_, i64>(
+        "SELECT COUNT(*) FROM users WHERE mfa_secret IS NOT NULL AND mfa_encryption_key_id = $1"
+    )
+    .bind(encryption_key_id)
+    .fetch_one(&mut *c)
+    .await)?)
+}
+
+/// Replaces a user's MFA sealing, only while it is still sealed by `old_key`
+/// (an enrollment meanwhile wins). Returns whether the row changed.
+pub async fn reseal_mfa_secret(
+    conn: &mut Conn<'_>,
+    id: UserId,
+    old_key: crate::model::EncryptionKeyId,
+    new_key: crate::model::EncryptionKeyId,
+    secret: &crate::model::Opaque,
+    nonce: &crate::model::Opaque,
+) -> Result<bool> {
+    let affected = exec!(conn, |c| sqlx::query(
+        "UPDATE users SET mfa_encryption_key_id = $3, mfa_secret = $4, mfa_secret_nonce = $5
+         WHERE id = $1 AND mfa_encryption_key_id = $2"
+    )
+    .bind(id)
+    .bind(old_key)
+    .bind(new_key)
+    .bind(secret)
+    .bind(nonce))?;
+    Ok(affected == 1)
+}

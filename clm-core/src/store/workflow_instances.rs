@@ -108,3 +108,23 @@ pub async fn list_expired_pending(
     )
     .await
 }
+
+/// Reads a live instance and, on PostgreSQL, locks its row until the
+/// transaction ends (SQLite write transactions already hold the database
+/// lock): two approvers acting at once are serialized here.
+pub async fn get_for_update(
+    conn: &mut Conn<'_>,
+    id: crate::model::WorkflowInstanceId,
+) -> Result<WorkflowInstance> {
+    let sql = format!(
+        "SELECT * FROM workflow_instances WHERE id = $1 AND deleted_at IS NULL{}",
+        conn.dialect().for_update()
+    );
+    let row = crate::on_conn!(conn, |c| sqlx::query_as::<_, WorkflowInstance>(
+        sqlx::AssertSqlSafe(sql)
+    )
+    .bind(id)
+    .fetch_optional(&mut *c)
+    .await)?;
+    row.ok_or_else(|| crate::Error::not_found("workflow instance", id))
+}

@@ -216,10 +216,11 @@ CREATE TABLE workflow_steps (
     completed_at          TIMESTAMPTZ,
     created_at            TIMESTAMPTZ NOT NULL DEFAULT NOW(),
     updated_at            TIMESTAMPTZ NOT NULL DEFAULT NOW(),
-    deleted_at            TIMESTAMPTZ,
-    CONSTRAINT uq_workflow_steps_instance_step UNIQUE (workflow_instance_id, step_id)
+    deleted_at            TIMESTAMPTZ
 );
-CREATE INDEX idx_workflow_steps_instance ON workflow_steps (workflow_instance_id);
+-- An approval step has one row per approver reference (user or role), so a
+-- step id repeats within an instance.
+CREATE INDEX idx_workflow_steps_instance ON workflow_steps (workflow_instance_id, step_id);
 CREATE INDEX idx_workflow_steps_status ON workflow_steps (status) WHERE deleted_at IS NULL;
 CREATE INDEX idx_workflow_steps_assigned_user ON workflow_steps (assigned_to_user_id);
 CREATE INDEX idx_workflow_steps_assigned_role ON workflow_steps (assigned_to_role_id);

@@ -1,0 +1,441 @@
+//! Certificate authorities: self-signed roots and intermediates signed by a
+//! CA in clm. CA keys are sealed like any other; every signature made with a
+//! CA key is audited in `secure_audit_log` in the transaction that stores
+//! what it signed.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::json;
+
+use crate::crypto::{
+    CertificateTemplate, DistinguishedName, Issuer, KeyAlgorithm, KeyPair, build_certificate,
+    parse_certificate_der, random_serial,
+};
+use crate::model::{
+    Certificate, CertificateId, CertificateKind, CertificateRequest, CertificateRequestId,
+    CertificateSource, CertificateStatus, OrganizationId, RequestStatus, SubjectAlternativeName,
+};
+use crate::service::actor::{Access, Actor};
+use crate::service::audit::AuditEntry;
+use crate::service::certificates::{
+    CertificateWrite, IssuanceExtras, IssuanceUrls, LoadedIssuer, Ownership, RequestRow,
+    certificate_row,
+};
+use crate::store::certificates;
+use crate::{Clm, Error, Result};
+
+/// A CA to create. The URLs are written into the certificates this CA
+/// issues (not into its own certificate, which carries its issuer's).
+#[derive(Debug, Clone)]
+pub struct NewCertificateAuthority {
+    pub subject: DistinguishedName,
+    pub key_algorithm: KeyAlgorithm,
+    pub validity_days: u32,
+    /// pathLenConstraint: how many CA levels may follow below this one.
+    pub path_len: Option<u8>,
+    /// None = a shared CA (global administrators only).
+    pub organization_id: Option<OrganizationId>,
+    pub crl_distribution_points: Vec<String>,
+    pub ocsp_urls: Vec<String>,
+    pub ca_issuers_urls: Vec<String>,
+}
+
+impl Default for NewCertificateAuthority {
+    fn default() -> Self {
+        NewCertificateAuthority {
+            subject: DistinguishedName::default(),
+            key_algorithm: KeyAlgorithm::EcdsaP256,
+            validity_days: 3650,
+            path_len: None,
+            organization_id: None,
+            crl_distribution_points: Vec::new(),
+            ocsp_urls: Vec::new(),
+            ca_issuers_urls: Vec::new(),
+        }
+    }
+}
+
+/// Longest validity clm gives anything (100 years).
+pub const MAX_VALIDITY_DAYS: u32 = 36_500;
+
+/// Issued certificates start slightly in the past so a relying party whose
+/// clock runs a little behind accepts them at once.
+const BACKDATE_SECONDS: i64 = 60;
+
+/// Attempts at a serial not yet used by the issuer (126 random bits: a
+/// collision is practically impossible; the retry only guards the invariant).
+const SERIAL_ATTEMPTS: usize = 4;
+
+/// A CA as listed: its certificate row and its issuance URLs.
+#[derive(Debug, Clone, Serialize)]
+pub struct CertificateAuthority {
+    pub certificate: Certificate,
+    pub issuance_urls: IssuanceUrls,
+}
+
+/// The validity window of a certificate issued now for `days` days.
+pub(crate) fn validity_window(days: u32) -> Result<(DateTime<Utc>, DateTime<Utc>)> {
+    if days == 0 || days > MAX_VALIDITY_DAYS {
+        return Err(Error::invalid(
+            "validity_days",
+            format!("must be between 1 and {MAX_VALIDITY_DAYS}, got {days}"),
+        ));
+    }
+    // X.509 times carry whole seconds; truncating keeps row and DER equal.
+    let now = Utc::now();
+    let now = DateTime::from_timestamp(now.timestamp(), 0).unwrap_or(now);
+    Ok((
+        now - chrono::Duration::seconds(BACKDATE_SECONDS),
+        now + chrono::Duration::days(i64::from(days)),
+    ))
+}
+
+/// A CA may sign only while in service: not revoked, suspended or expired.
+pub(crate) fn ensure_issuer_usable(issuer: &LoadedIssuer, not_after: DateTime<Utc>) -> Result<()> {
+    let row = &issuer.row;
+    if !matches!(
+        row.status,
+        CertificateStatus::Active | CertificateStatus::Expiring
+    ) {
+        return Err(Error::conflict(format!(
+            "CA {} is {} and cannot issue",
+            row.certificate_id, row.status
+        )));
+    }
+    let now = Utc::now();
+    if row.not_after <= now || row.not_before > now {
+        return Err(Error::conflict(format!(
+            "CA {} is outside its validity ({} to {}) and cannot issue",
+            row.certificate_id, row.not_before, row.not_after
+        )));
+    }
+    if not_after > row.not_after {
+        let remaining = (row.not_after - now).num_days();
+        return Err(Error::invalid(
+            "validity_days",
+            format!(
+                "the certificate would end {not_after}, after CA {} expires ({}); at most {remaining} days remain",
+                row.certificate_id, row.not_after
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn check_urls(urls: &IssuanceUrls) -> Result<()> {
+    for (field, list) in [
+        ("crl_distribution_points", &urls.crl_distribution_points),
+        ("ocsp_urls", &urls.ocsp_urls),
+        ("ca_issuers_urls", &urls.ca_issuers_urls),
+    ] {
+        for (index, url) in list.iter().enumerate() {
+            SubjectAlternativeName::Uri(url.clone())
+                .validate()
+                .map_err(|reason| Error::invalid(format!("{field}[{index}]"), reason))?;
+        }
+    }
+    Ok(())
+}
+
+/// The `certificate_requests` row recording an issuance (or a request that
+/// waits). Subject, SANs and key are what the certificate carries.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn request_row(
+    actor: &Actor,
+    subject: &DistinguishedName,
+    sans: &[SubjectAlternativeName],
+    kind: CertificateKind,
+    validity_days: u32,
+    key_algorithm: &str,
+    key_bits: u32,
+    status: RequestStatus,
+) -> CertificateRequest {
+    let at = crate::store::now();
+    let id = CertificateRequestId::new();
+    CertificateRequest {
+        id,
+        request_id: format!("req_{}", id.as_uuid().simple()),
+        csr_pem: None,
+        common_name: subject.common_name.clone().filter(|cn| !cn.is_empty()),
+        subject_dn: subject.to_rfc4514(),
+        subject_alternative_names: sqlx::types::Json(sans.to_vec()),
+        key_algorithm: key_algorithm.to_string(),
+        key_size: i32::try_from(key_bits).unwrap_or(i32::MAX),
+        certificate_kind: kind,
+        validity_days: i32::try_from(validity_days).unwrap_or(i32::MAX),
+        status,
+        issuer_certificate_id: None,
+        certificate_id: None,
+        renewal_of_certificate_id: None,
+        reuse_key: false,
+        requested_by_user_id: actor.user_id(),
+        owner_user_id: None,
+        organization_id: None,
+        policy_id: None,
+        workflow_instance_id: None,
+        failure_reason: None,
+        expires_at: None,
+        created_at: at,
+        updated_at: at,
+        deleted_at: None,
+    }
+}
+
+/// The secure audit entry for one signature made with a CA's key.
+pub(crate) fn ca_key_used(issuer: &Certificate, signed: &Certificate) -> AuditEntry {
+    AuditEntry::new("ca_key.used", "sign")
+        .resource("certificate", issuer.id)
+        .org(issuer.organization_id)
+        .details(json!({
+            "ca_certificate_id": issuer.certificate_id,
+            "signed_certificate_id": signed.certificate_id,
+            "signed_serial_number": signed.serial_number,
+        }))
+}
+
+impl Clm {
+    /// Runs CPU-heavy work (key generation, signing) off the async executor,
+    /// bounded by the CPU job semaphore.
+    pub(crate) async fn run_cpu<T, F>(&self, job: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce() -> Result<T> + Send + 'static,
+    {
+        let _permit = self.cpu_permit().await?;
+        tokio::task::spawn_blocking(job).await?
+    }
+
+    /// A random serial not yet used under `issuer` (None: self-signed roots).
+    pub(crate) async fn fresh_serial(&self, issuer: Option<CertificateId>) -> Result<Vec<u8>> {
+        let mut conn = self.databases().secure.acquire().await?;
+        for _ in 0..SERIAL_ATTEMPTS {
+            let serial = random_serial();
+            let serial_hex = hex::encode(&serial);
+            let taken = match issuer {
+                Some(issuer) => {
+                    certificates::issued_serial_exists(&mut conn.conn(), issuer, &serial_hex)
+                        .await?
+                }
+                None => certificates::exists_serial(&mut conn.conn(), None, &serial_hex).await?,
+            };
+            if !taken {
+                return Ok(serial);
+            }
+        }
+        Err(Error::Internal(
+            "could not find an unused serial number; the random generator is suspect".into(),
+        ))
+    }
+
+    /// The CA `id` for signing on behalf of `actor`: visible to the actor
+    /// (else NotFound, like a missing one), usable for `organization`, in service.
+    pub(crate) async fn signing_issuer(
+        &self,
+        actor: &Actor,
+        id: CertificateId,
+        organization: Option<OrganizationId>,
+    ) -> Result<Arc<LoadedIssuer>> {
+        let issuer = match self.load_issuer(id).await {
+            Err(Error::NotFound { .. }) => {
+                return Err(Error::not_found("certificate authority", id));
+            }
+            other => other?,
+        };
+        if !actor.reaches(issuer.row.organization_id, false) {
+            return Err(Error::not_found("certificate authority", id));
+        }
+        if issuer.row.organization_id.is_some() && issuer.row.organization_id != organization {
+            return Err(Error::invalid(
+                "issuer_id",
+                format!(
+                    "CA {} belongs to another organization than the certificate",
+                    issuer.row.certificate_id
+                ),
+            ));
+        }
+        Ok(issuer)
+    }
+
+    /// Creates a self-signed root CA with a new key.
+    pub async fn create_root_ca(
+        &self,
+        actor: &Actor,
+        new: NewCertificateAuthority,
+    ) -> Result<CertificateAuthority> {
+        self.authorize(
+            actor,
+            Access::new("authorities", "create").in_org(new.organization_id),
+        )
+        .await?;
+        self.create_ca(actor, None, new).await
+    }
+
+    /// Creates an intermediate CA with a new key, signed by the CA `issuer_id`.
+    pub async fn create_intermediate_ca(
+        &self,
+        actor: &Actor,
+        issuer_id: CertificateId,
+        new: NewCertificateAuthority,
+    ) -> Result<CertificateAuthority> {
+        self.authorize(
+            actor,
+            Access::new("authorities", "create").in_org(new.organization_id),
+        )
+        .await?;
+        let parent = self
+            .signing_issuer(actor, issuer_id, new.organization_id)
+            .await?;
+        self.create_ca(actor, Some(parent), new).await
+    }
+
+    async fn create_ca(
+        &self,
+        actor: &Actor,
+        parent: Option<Arc<LoadedIssuer>>,
+        new: NewCertificateAuthority,
+    ) -> Result<CertificateAuthority> {
+        if new.subject.is_empty() {
+            return Err(Error::invalid(
+                "subject",
+                "a CA certificate needs a non-empty subject",
+            ));
+        }
+        new.subject.validate()?;
+        let urls = IssuanceUrls {
+            crl_distribution_points: new.crl_distribution_points.clone(),
+            ocsp_urls: new.ocsp_urls.clone(),
+            ca_issuers_urls: new.ca_issuers_urls.clone(),
+        };
+        check_urls(&urls)?;
+        let (not_before, not_after) = validity_window(new.validity_days)?;
+        let kind = match &parent {
+            None => CertificateKind::RootCa,
+            Some(parent) => {
+                ensure_issuer_usable(parent, not_after)?;
+                CertificateKind::IntermediateCa
+            }
+        };
+        let mut template =
+            CertificateTemplate::new(new.subject.clone(), kind, not_before, not_after);
+        template.path_len = new.path_len;
+        template.serial = self.fresh_serial(parent.as_ref().map(|p| p.row.id)).await?;
+        if let Some(parent) = &parent {
+            let parent_urls = &parent.issuance_urls;
+            template.crl_distribution_points = parent_urls.crl_distribution_points.clone();
+            template.ocsp_urls = parent_urls.ocsp_urls.clone();
+            template.ca_issuers_urls = parent_urls.ca_issuers_urls.clone();
+        }
+
+        let algorithm = new.key_algorithm;
+        let signer = parent.clone();
+        let (key, der) = self
+            .run_cpu(move || {
+                let key = KeyPair::generate(algorithm)?;
+                let issuer = match &signer {
+                    None => Issuer::SelfSigned(&key),
+                    Some(parent) => Issuer::Ca {
+                        certificate: &parent.certificate,
+                        key: &parent.key,
+                    },
+                };
+                let der = build_certificate(&template, &key.public_key_der(), issuer)?;
+                Ok((key, der))
+            })
+            .await?;
+        let parsed = parse_certificate_der(&der)?;
+
+        let ownership = Ownership {
+            organization_id: new.organization_id,
+            ..Ownership::default()
+        };
+        let row = certificate_row(
+            &parsed,
+            kind,
+            CertificateSource::Issued,
+            parent.as_ref().map(|p| p.row.id),
+            &ownership,
+        );
+        let private_key = self.seal_private_key(row.id, &key)?;
+        let mut request = request_row(
+            actor,
+            &new.subject,
+            &[],
+            kind,
+            new.validity_days,
+            algorithm.as_str(),
+            algorithm.bits(),
+            RequestStatus::Issued,
+        );
+        request.issuer_certificate_id = parent.as_ref().map(|p| p.row.id);
+        request.certificate_id = Some(row.id);
+        request.organization_id = new.organization_id;
+
+        let signer_row = parent.as_ref().map(|p| &p.row).unwrap_or(&row);
+        let key_use = vec![ca_key_used(signer_row, &row)];
+        let audit = AuditEntry::new("certificate_authority.created", "create")
+            .resource("certificate", row.id)
+            .org(row.organization_id)
+            .details(json!({
+                "certificate_id": row.certificate_id,
+                "kind": kind,
+                "subject_dn": row.subject_dn,
+                "serial_number": row.serial_number,
+                "key_algorithm": algorithm.as_str(),
+                "issuer_certificate_id": row.issuer_certificate_id,
+                "path_len": row.path_len,
+                "issuance_urls": urls,
+            }));
+        let write = CertificateWrite {
+            certificate: row,
+            private_key: Some(private_key),
+            audit,
+            issuance: IssuanceExtras {
+                request: Some(RequestRow::Insert(request)),
+                key_use,
+                issuance_urls: Some(urls.clone()),
+            },
+        };
+        let certificate = self
+            .write_certificates(actor, vec![write])
+            .await?
+            .into_iter()
+            .next()
+            .ok_or_else(|| Error::Internal("CA write returned no certificate".into()))?;
+        Ok(CertificateAuthority {
+            certificate,
+            issuance_urls: urls,
+        })
+    }
+
+    /// CAs clm can sign with (it holds their keys), that the actor can see:
+    /// its organizations' and the shared ones. Oldest first.
+    pub async fn list_authorities(&self, actor: &Actor) -> Result<Vec<CertificateAuthority>> {
+        self.authorize(actor, Access::new("authorities", "read"))
+            .await?;
+        let mut conn = self.databases().secure_read.acquire().await?;
+        let rows = certificates::list_signing_authorities(
+            &mut conn.conn(),
+            actor.visible_organizations().as_ref(),
+        )
+        .await?;
+        rows.into_iter()
+            .map(|(certificate, urls)| {
+                let issuance_urls = match urls {
+                    Some(json) => serde_json::from_value(json).map_err(|err| {
+                        Error::Internal(format!(
+                            "CA {} has unreadable issuance_urls: {err}",
+                            certificate.certificate_id
+                        ))
+                    })?,
+                    None => IssuanceUrls::default(),
+                };
+                Ok(CertificateAuthority {
+                    certificate,
+                    issuance_urls,
+                })
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,865 @@
+//! The certificate inventory: import (PEM, DER, bundles, optionally with the
+//! private key), reads and search within the actor's organizations, soft
+//! delete and restore, chains, and the status refresh that moves certificates
+//! along the clock.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use chrono::{DateTime, Utc};
+use serde_json::json;
+
+use crate::crypto::{
+    KeyPair, ParsedCertificate, SecretString, parse_certificates, verify_signed_by,
+};
+use crate::model::{
+    Certificate, CertificateId, CertificateKind, CertificateSource, CertificateStatus,
+    OrganizationId, PolicyId, UserId,
+};
+use crate::service::actor::{Access, Actor};
+use crate::service::audit::{AuditEntry, append};
+use crate::service::certificates::{DEFAULT_EXPIRY_THRESHOLD_DAYS, Ownership, certificate_row};
+use crate::store::audit::AuditLogKind;
+use crate::store::certificates::{self, CertificateFilter, Certificates, PolicyScope};
+use crate::store::{self, Page, PageRequest, certificate_metadata, now, policies, private_keys};
+use crate::{Clm, Error, Result};
+
+/// Certificates written per secure transaction (and per audit row) on import.
+pub const IMPORT_BATCH: usize = 500;
+
+/// Longest issuer chain followed by [`Clm::certificate_chain`].
+const MAX_CHAIN: usize = 16;
+
+/// Certificates to bring into the inventory.
+#[derive(Clone, Default)]
+pub struct ImportRequest {
+    /// One PEM certificate, a PEM bundle of many, or one DER certificate.
+    pub data: Vec<u8>,
+    /// The private key (PEM: PKCS#8, PKCS#1 or SEC1) of the one certificate
+    /// in `data`; it must match that certificate's public key.
+    pub private_key_pem: Option<SecretString>,
+    pub organization_id: Option<OrganizationId>,
+    pub owner_user_id: Option<UserId>,
+}
+
+impl std::fmt::Debug for ImportRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ImportRequest")
+            .field("data_len", &self.data.len())
+            .field(
+                "private_key_pem",
+                &self.private_key_pem.as_ref().map(|_| "[redacted]"),
+            )
+            .field("organization_id", &self.organization_id)
+            .field("owner_user_id", &self.owner_user_id)
+            .finish()
+    }
+}
+
+/// What an import did.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct ImportReport {
+    pub imported: Vec<Certificate>,
+    /// Certificates of the input that clm already held (matched by SHA-256
+    /// fingerprint), by id. Nothing is written for them, except a private key
+    /// given for a stored certificate that had none.
+    pub already_present: Vec<CertificateId>,
+    /// Imported certificates with oddities (`serial_zero`,
+    /// `unknown_critical_extension:OID`, ...; see [`ParsedCertificate::flags`]).
+    pub flagged: Vec<(CertificateId, Vec<String>)>,
+}
+
+/// Inventory search; every set field must match.
+#[derive(Debug, Clone, Default)]
+pub struct CertificateSearch {
+    /// Case-insensitive substring of the common name.
+    pub common_name: Option<String>,
+    /// A subject alternative name value, matched exactly.
+    pub san: Option<String>,
+    pub issuer_certificate_id: Option<CertificateId>,
+    pub status: Option<Vec<CertificateStatus>>,
+    /// `not_after <= expires_before`.
+    pub expires_before: Option<DateTime<Utc>>,
+    /// `not_after > expires_after`.
+    pub expires_after: Option<DateTime<Utc>>,
+    pub owner_user_id: Option<UserId>,
+    pub organization_id: Option<OrganizationId>,
+    pub is_ca: Option<bool>,
+    /// Fill `certificate_pem` (otherwise '').
+    pub with_pem: bool,
+}
+
+/// Transitions made by [`Clm::refresh_certificate_statuses`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct StatusRefreshReport {
+    pub expired: u64,
+    pub expiring: u64,
+    pub activated: u64,
+}
+
+/// Where an imported certificate's issuer was found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum IssuerLink {
+    Stored(CertificateId),
+    /// Index into the certificates of the same import.
+    InBatch(usize),
+}
+
+/// A possible issuer: a stored CA or a CA of the same import.
+struct Candidate {
+    link: IssuerLink,
+    subject_key_id: Option<String>,
+    public_key_der: Vec<u8>,
+}
+
+/// The kind an imported certificate is recorded as, from what it says it is.
+fn imported_kind(parsed: &ParsedCertificate) -> CertificateKind {
+    if parsed.is_ca {
+        return if parsed.subject_dn == parsed.issuer_dn {
+            CertificateKind::RootCa
+        } else {
+            CertificateKind::IntermediateCa
+        };
+    }
+    let has = |purpose: &str| parsed.extended_key_usage.iter().any(|p| p == purpose);
+    match (has("serverAuth"), has("clientAuth")) {
+        (true, true) => CertificateKind::TlsServerClient,
+        (true, false) => CertificateKind::TlsServer,
+        (false, true) => CertificateKind::TlsClient,
+        _ if has("codeSigning") => CertificateKind::CodeSigning,
+        _ if has("emailProtection") => CertificateKind::Email,
+        _ => CertificateKind::Imported,
+    }
+}
+
+/// Finds the issuer of `parsed[index]`: none for a self-signed certificate,
+/// else the first candidate with the issuer's name, a matching key
+/// identifier (when both sides have one) and a key that verifies the signature.
+fn find_issuer(
+    parsed: &[ParsedCertificate],
+    index: usize,
+    candidates: &HashMap<&str, Vec<Candidate>>,
+) -> Option<IssuerLink> {
+    let certificate = &parsed[index];
+    if certificate.subject_dn == certificate.issuer_dn
+        && verify_signed_by(certificate, &certificate.public_key_der).is_ok()
+    {
+        return None;
+    }
+    candidates
+        .get(certificate.issuer_dn.as_str())?
+        .iter()
+        .filter(|c| c.link != IssuerLink::InBatch(index))
+        .filter(
+            |c| match (&certificate.authority_key_id, &c.subject_key_id) {
+                (Some(aki), Some(ski)) => aki == ski,
+                _ => true,
+            },
+        )
+        .find(|c| verify_signed_by(certificate, &c.public_key_der).is_ok())
+        .map(|c| c.link)
+}
+
+/// Issuer links for every certificate, the signature checks spread over the
+/// machine's cores (a bulk import verifies thousands).
+fn link_issuers(
+    parsed: &[ParsedCertificate],
+    stored: &[(CertificateId, ParsedCertificate)],
+) -> Vec<Option<IssuerLink>> {
+    let mut candidates: HashMap<&str, Vec<Candidate>> = HashMap::new();
+    for (id, ca) in stored {
+        candidates
+            .entry(ca.subject_dn.as_str())
+            .or_default()
+            .push(Candidate {
+                link: IssuerLink::Stored(*id),
+                subject_key_id: ca.subject_key_id.clone(),
+                public_key_der: ca.public_key_der.clone(),
+            });
+    }
+    for (index, ca) in parsed.iter().enumerate().filter(|(_, p)| p.is_ca) {
+        candidates
+            .entry(ca.subject_dn.as_str())
+            .or_default()
+            .push(Candidate {
+                link: IssuerLink::InBatch(index),
+                subject_key_id: ca.subject_key_id.clone(),
+                public_key_der: ca.public_key_der.clone(),
+            });
+    }
+    let threads = std::thread::available_parallelism().map_or(1, usize::from);
+    let per_thread = parsed.len().div_ceil(threads).max(64);
+    let candidates = &candidates;
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..parsed.len())
+            .step_by(per_thread)
+            .map(|start| {
+                let end = (start + per_thread).min(parsed.len());
+                let worker = scope.spawn(move || {
+                    (start..end)
+                        .map(|index| find_issuer(parsed, index, candidates))
+                        .collect::<Vec<_>>()
+                });
+                (worker, end - start)
+            })
+            .collect();
+        // A worker that panicked links nothing rather than failing the import.
+        workers
+            .into_iter()
+            .flat_map(|(worker, len)| worker.join().unwrap_or_else(|_| vec![None; len]))
+            .collect()
+    })
+}
+
+/// Depth of each certificate in the import's own issuer tree (0 = its
+/// issuer is stored or unknown), so parents are inserted before children.
+fn depths(links: &[Option<IssuerLink>]) -> Vec<usize> {
+    (0..links.len())
+        .map(|start| {
+            let mut depth = 0;
+            let mut at = start;
+            while let Some(IssuerLink::InBatch(parent)) = links[at] {
+                depth += 1;
+                at = parent;
+                if depth > links.len() {
+                    break; // a cycle (cross-signed pair); order does not matter then
+                }
+            }
+            depth
+        })
+        .collect()
+}
+
+fn certificate_search_filter(search: &CertificateSearch) -> CertificateFilter {
+    CertificateFilter {
+        common_name: search.common_name.clone(),
+        san: search.san.clone(),
+        issuer_certificate_id: search.issuer_certificate_id,
+        status: search.status.clone(),
+        expires_before: search.expires_before,
+        expires_after: search.expires_after,
+        owner_user_id: search.owner_user_id,
+        organization_ids: search.organization_id.map(|org| vec![org]),
+        is_ca: search.is_ca,
+        with_pem: search.with_pem,
+    }
+}
+
+impl Clm {
+    /// Imports certificates, deduplicated by SHA-256 fingerprint and linked
+    /// to their issuer when it is known (stored, or in the same input).
+    ///
+    /// Everything is parsed and checked before anything is written: bad input
+    /// writes nothing. Large inputs are written in batches of
+    /// [`IMPORT_BATCH`], each one secure transaction with one audit row; if a
+    /// later batch fails the earlier ones stand, and importing the same input
+    /// again completes the rest without duplicates.
+    pub async fn import_certificates(
+        &self,
+        actor: &Actor,
+        request: ImportRequest,
+    ) -> Result<ImportReport> {
+        self.authorize(
+            actor,
+            Access::new("certificates", "import").in_org(request.organization_id),
+        )
+        .await?;
+        if request.data.is_empty() {
+            return Err(Error::invalid("data", "is empty"));
+        }
+        self.check_ownership(request.organization_id, request.owner_user_id)
+            .await?;
+        let ImportRequest {
+            data,
+            private_key_pem,
+            organization_id,
+            owner_user_id,
+        } = request;
+        let parsed = {
+            let _permit = self.cpu_permit().await?;
+            tokio::task::spawn_blocking(move || parse_certificates(&data)).await??
+        };
+        let key = match private_key_pem {
+            None => None,
+            Some(pem) => Some(matching_key(&parsed, &pem)?),
+        };
+
+        // Drop repeats within the input, then what is already stored.
+        let mut seen = HashSet::with_capacity(parsed.len());
+        let parsed: Vec<ParsedCertificate> = parsed
+            .into_iter()
+            .filter(|p| seen.insert(p.fingerprint_sha256.clone()))
+            .collect();
+        let fingerprints: Vec<String> = parsed
+            .iter()
+            .map(|p| p.fingerprint_sha256.clone())
+            .collect();
+        let stored: HashMap<String, CertificateId> = {
+            let mut conn = self.databases().secure.acquire().await?;
+            certificates::find_by_fingerprints(&mut conn.conn(), &fingerprints)
+                .await?
+                .into_iter()
+                .collect()
+        };
+        let mut report = ImportReport::default();
+        let mut fresh = Vec::with_capacity(parsed.len());
+        for certificate in parsed {
+            match stored.get(&certificate.fingerprint_sha256) {
+                Some(id) => report.already_present.push(*id),
+                None => fresh.push(certificate),
+            }
+        }
+        if let (Some(key), Some(id)) = (&key, report.already_present.first()) {
+            self.attach_private_key(actor, *id, key).await?;
+        }
+        if fresh.is_empty() {
+            return Ok(report);
+        }
+
+        let issuers = self.stored_issuers(&fresh).await?;
+        let (fresh, links) = {
+            let _permit = self.cpu_permit().await?;
+            tokio::task::spawn_blocking(move || {
+                let links = link_issuers(&fresh, &issuers);
+                (fresh, links)
+            })
+            .await?
+        };
+
+        let ownership = Ownership {
+            owner_user_id,
+            organization_id,
+            ..Ownership::default()
+        };
+        let mut rows: Vec<Certificate> = fresh
+            .iter()
+            .map(|p| {
+                certificate_row(
+                    p,
+                    imported_kind(p),
+                    CertificateSource::Imported,
+                    None,
+                    &ownership,
+                )
+            })
+            .collect();
+        let ids: Vec<CertificateId> = rows.iter().map(|r| r.id).collect();
+        for (row, link) in rows.iter_mut().zip(&links) {
+            row.issuer_certificate_id = match link {
+                Some(IssuerLink::Stored(id)) => Some(*id),
+                Some(IssuerLink::InBatch(index)) => Some(ids[*index]),
+                None => None,
+            };
+        }
+        let flags: Vec<Vec<String>> = fresh.into_iter().map(|p| p.flags).collect();
+        let depth = depths(&links);
+        let mut order: Vec<usize> = (0..rows.len()).collect();
+        order.sort_by_key(|&i| depth[i]);
+        let mut slots: Vec<Option<Certificate>> = rows.into_iter().map(Some).collect();
+        let rows: Vec<Certificate> = order.iter().filter_map(|&i| slots[i].take()).collect();
+        for &i in &order {
+            if !flags[i].is_empty() {
+                report.flagged.push((ids[i], flags[i].clone()));
+            }
+        }
+
+        let private_key = match &key {
+            Some(key) if rows.len() == 1 => Some(self.seal_private_key(rows[0].id, key)?),
+            _ => None,
+        };
+        // Rows a concurrent import stored first: their id here -> the stored id.
+        let mut replaced: HashMap<CertificateId, CertificateId> = HashMap::new();
+        for chunk in rows.chunks(IMPORT_BATCH) {
+            let mut batch: Vec<Certificate> = chunk.to_vec();
+            for row in &mut batch {
+                if let Some(parent) = row.issuer_certificate_id.and_then(|p| replaced.get(&p)) {
+                    row.issuer_certificate_id = Some(*parent);
+                }
+            }
+            let written = match self
+                .write_import_batch(actor, &batch, private_key.as_ref(), organization_id)
+                .await
+            {
+                Err(Error::AlreadyExists { .. }) => {
+                    self.retry_import_batch(
+                        actor,
+                        batch,
+                        &mut replaced,
+                        &mut report,
+                        organization_id,
+                    )
+                    .await?
+                }
+                other => {
+                    other?;
+                    batch
+                }
+            };
+            report.imported.extend(written);
+        }
+        if !replaced.is_empty() {
+            report.flagged.retain(|(id, _)| !replaced.contains_key(id));
+        }
+        Ok(report)
+    }
+
+    /// The owner and organization must exist: core's metadata refers to them,
+    /// and a failure there would leave certificates without metadata.
+    async fn check_ownership(
+        &self,
+        organization_id: Option<OrganizationId>,
+        owner_user_id: Option<UserId>,
+    ) -> Result<()> {
+        let mut conn = self.databases().core.acquire().await?;
+        if let Some(org) = organization_id {
+            store::get::<crate::store::organizations::Organizations>(&mut conn.conn(), org, false)
+                .await
+                .map_err(|err| missing(err, "organization_id", format!("no organization {org}")))?;
+        }
+        if let Some(user) = owner_user_id {
+            store::get::<crate::store::users::Users>(&mut conn.conn(), user, false)
+                .await
+                .map_err(|err| missing(err, "owner_user_id", format!("no user {user}")))?;
+        }
+        Ok(())
+    }
+
+    /// One import batch: certificates, the key (single imports) and one audit
+    /// row in a secure transaction, then metadata in core.
+    async fn write_import_batch(
+        &self,
+        actor: &Actor,
+        rows: &[Certificate],
+        private_key: Option<&crate::model::PrivateKeyRecord>,
+        organization_id: Option<OrganizationId>,
+    ) -> Result<()> {
+        let mut tx = self.databases().secure.begin().await?;
+        certificates::insert_many(&mut tx.conn(), rows).await?;
+        let mut entry = AuditEntry::new("certificates.imported", "import")
+            .org(organization_id)
+            .details(json!({
+                "count": rows.len(),
+                "certificate_ids": rows.iter().map(|r| r.id).collect::<Vec<_>>(),
+                "fingerprints": rows.iter().map(|r| r.fingerprint_sha256.as_str()).collect::<Vec<_>>(),
+                "with_private_key": private_key.is_some(),
+            }));
+        if let [single] = rows {
+            entry = entry.resource("certificate", single.id);
+        }
+        append(&mut tx.conn(), AuditLogKind::Secure, actor, entry).await?;
+        if let (Some(key), [single]) = (private_key, rows) {
+            private_keys::insert(&mut tx.conn(), key).await?;
+            append(
+                &mut tx.conn(),
+                AuditLogKind::Secure,
+                actor,
+                AuditEntry::new("private_key.imported", "import")
+                    .resource("certificate", single.id)
+                    .org(organization_id)
+                    .details(json!({"certificate_id": single.certificate_id, "key_algorithm": key.key_algorithm})),
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        self.write_metadata(actor, rows).await.map_err(|err| {
+            Error::Database(format!(
+                "certificates were imported but their metadata was not ({err}); run reconcile to repair"
+            ))
+        })
+    }
+
+    /// A batch hit the fingerprint constraint: another import stored some of
+    /// these certificates meanwhile. Drop those (reported as already present)
+    /// and write the rest once more.
+    async fn retry_import_batch(
+        &self,
+        actor: &Actor,
+        batch: Vec<Certificate>,
+        replaced: &mut HashMap<CertificateId, CertificateId>,
+        report: &mut ImportReport,
+        organization_id: Option<OrganizationId>,
+    ) -> Result<Vec<Certificate>> {
+        let fingerprints: Vec<String> =
+            batch.iter().map(|r| r.fingerprint_sha256.clone()).collect();
+        let stored: HashMap<String, CertificateId> = {
+            let mut conn = self.databases().secure.acquire().await?;
+            certificates::find_by_fingerprints(&mut conn.conn(), &fingerprints)
+                .await?
+                .into_iter()
+                .collect()
+        };
+        let mut remaining = Vec::with_capacity(batch.len());
+        for mut row in batch {
+            if let Some(id) = stored.get(&row.fingerprint_sha256) {
+                replaced.insert(row.id, *id);
+                report.already_present.push(*id);
+                continue;
+            }
+            if let Some(parent) = row.issuer_certificate_id.and_then(|p| replaced.get(&p)) {
+                row.issuer_certificate_id = Some(*parent);
+            }
+            remaining.push(row);
+        }
+        if !remaining.is_empty() {
+            self.write_import_batch(actor, &remaining, None, organization_id)
+                .await?;
+        }
+        Ok(remaining)
+    }
+
+    /// Stored CA certificates named as issuer by any of `certificates`, parsed.
+    async fn stored_issuers(
+        &self,
+        certificates: &[ParsedCertificate],
+    ) -> Result<Vec<(CertificateId, ParsedCertificate)>> {
+        let subjects: Vec<String> = certificates
+            .iter()
+            .map(|c| c.issuer_dn.clone())
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        let rows = {
+            let mut conn = self.databases().secure.acquire().await?;
+            certificates::find_cas_by_subjects(&mut conn.conn(), &subjects).await?
+        };
+        let mut issuers = Vec::with_capacity(rows.len());
+        for row in rows {
+            // A stored row that no longer parses cannot verify anything; skip it.
+            if let Some(parsed) = parse_certificates(row.certificate_pem.as_bytes())
+                .ok()
+                .and_then(|mut all| all.pop())
+            {
+                issuers.push((row.id, parsed));
+            }
+        }
+        Ok(issuers)
+    }
+
+    /// Stores `key` for an already stored certificate that has none. A key
+    /// already stored is left as it is.
+    async fn attach_private_key(
+        &self,
+        actor: &Actor,
+        id: CertificateId,
+        key: &KeyPair,
+    ) -> Result<()> {
+        let row = {
+            let mut conn = self.databases().secure.acquire().await?;
+            store::get::<Certificates>(&mut conn.conn(), id, true).await?
+        };
+        self.authorize_visible(
+            actor,
+            Access::new("certificates", "import").in_org(row.organization_id),
+            "certificate",
+            id,
+        )
+        .await?;
+        let record = self.seal_private_key(id, key)?;
+        let mut tx = self.databases().secure.begin().await?;
+        match private_keys::get_by_certificate(&mut tx.conn(), id).await {
+            Ok(_) => return Ok(()),
+            Err(Error::NotFound { .. }) => {}
+            Err(other) => return Err(other),
+        }
+        private_keys::insert(&mut tx.conn(), &record).await?;
+        append(
+            &mut tx.conn(),
+            AuditLogKind::Secure,
+            actor,
+            AuditEntry::new("private_key.imported", "import")
+                .resource("certificate", id)
+                .org(row.organization_id)
+                .details(json!({"certificate_id": row.certificate_id, "key_algorithm": record.key_algorithm})),
+        )
+        .await?;
+        tx.commit().await?;
+        self.issuers().forget(id);
+        Ok(())
+    }
+
+    /// One certificate by id (with its PEM). Outside the actor's
+    /// organizations it does not exist.
+    pub async fn get_certificate(&self, actor: &Actor, id: CertificateId) -> Result<Certificate> {
+        let row = {
+            let mut conn = self.databases().secure.acquire().await?;
+            store::get::<Certificates>(&mut conn.conn(), id, false).await?
+        };
+        self.authorize_visible(
+            actor,
+            Access::new("certificates", "read").in_org(row.organization_id),
+            "certificate",
+            id,
+        )
+        .await?;
+        Ok(row)
+    }
+
+    /// One certificate by its business key (`cert_...`).
+    pub async fn get_certificate_by_certificate_id(
+        &self,
+        actor: &Actor,
+        certificate_id: &str,
+    ) -> Result<Certificate> {
+        let row = {
+            let mut conn = self.databases().secure.acquire().await?;
+            certificates::get_by_certificate_id(&mut conn.conn(), certificate_id).await?
+        };
+        self.authorize_visible(
+            actor,
+            Access::new("certificates", "read").in_org(row.organization_id),
+            "certificate",
+            certificate_id,
+        )
+        .await?;
+        Ok(row)
+    }
+
+    /// The certificate's PEM.
+    pub async fn get_certificate_pem(&self, actor: &Actor, id: CertificateId) -> Result<String> {
+        Ok(self.get_certificate(actor, id).await?.certificate_pem)
+    }
+
+    /// Searches the inventory in expiry order, within the actor's
+    /// organizations (plus shared certificates).
+    pub async fn search_certificates(
+        &self,
+        actor: &Actor,
+        search: &CertificateSearch,
+        page: &PageRequest,
+    ) -> Result<Page<Certificate>> {
+        self.authorize(actor, Access::new("certificates", "read"))
+            .await?;
+        let filter = certificate_search_filter(search);
+        let visible = actor.visible_organizations();
+        let mut conn = self.databases().secure_read.acquire().await?;
+        certificates::search_visible(&mut conn.conn(), &filter, visible.as_ref(), page).await
+    }
+
+    /// The certificate and its issuers up to the root (leaf first), as far as
+    /// clm knows them and the actor may see them.
+    pub async fn certificate_chain(
+        &self,
+        actor: &Actor,
+        id: CertificateId,
+    ) -> Result<Vec<Certificate>> {
+        let leaf = self.get_certificate(actor, id).await?;
+        let mut chain = vec![leaf];
+        let mut conn = self.databases().secure.acquire().await?;
+        while chain.len() < MAX_CHAIN {
+            let Some(next) = chain.last().and_then(|c| c.issuer_certificate_id) else {
+                break;
+            };
+            if chain.iter().any(|c| c.id == next) {
+                break;
+            }
+            let issuer = match store::get::<Certificates>(&mut conn.conn(), next, false).await {
+                Ok(row) => row,
+                Err(Error::NotFound { .. }) => break,
+                Err(other) => return Err(other),
+            };
+            if !actor.reaches(issuer.organization_id, false) {
+                break;
+            }
+            chain.push(issuer);
+        }
+        Ok(chain)
+    }
+
+    /// Soft-deletes a certificate (and its metadata). Revocations stand: a
+    /// deleted certificate stays on its issuer's CRL.
+    pub async fn delete_certificate(&self, actor: &Actor, id: CertificateId) -> Result<()> {
+        let row = {
+            let mut conn = self.databases().secure.acquire().await?;
+            store::get::<Certificates>(&mut conn.conn(), id, false).await?
+        };
+        self.authorize_visible(
+            actor,
+            Access::new("certificates", "delete").in_org(row.organization_id),
+            "certificate",
+            id,
+        )
+        .await?;
+        let mut tx = self.databases().secure.begin().await?;
+        store::soft_delete::<Certificates>(&mut tx.conn(), id).await?;
+        append(
+            &mut tx.conn(),
+            AuditLogKind::Secure,
+            actor,
+            AuditEntry::new("certificate.deleted", "delete")
+                .resource("certificate", id)
+                .org(row.organization_id)
+                .details(json!({"certificate_id": row.certificate_id})),
+        )
+        .await?;
+        tx.commit().await?;
+        self.issuers().forget(id);
+        self.mirror_deletion(actor, &row, true).await
+    }
+
+    /// Brings a soft-deleted certificate (and its metadata) back.
+    pub async fn restore_certificate(
+        &self,
+        actor: &Actor,
+        id: CertificateId,
+    ) -> Result<Certificate> {
+        let row = {
+            let mut conn = self.databases().secure.acquire().await?;
+            store::get::<Certificates>(&mut conn.conn(), id, true).await?
+        };
+        self.authorize_visible(
+            actor,
+            Access::new("certificates", "delete").in_org(row.organization_id),
+            "certificate",
+            id,
+        )
+        .await?;
+        let mut tx = self.databases().secure.begin().await?;
+        store::restore::<Certificates>(&mut tx.conn(), id).await?;
+        append(
+            &mut tx.conn(),
+            AuditLogKind::Secure,
+            actor,
+            AuditEntry::new("certificate.restored", "restore")
+                .resource("certificate", id)
+                .org(row.organization_id)
+                .details(json!({"certificate_id": row.certificate_id})),
+        )
+        .await?;
+        let restored = store::get::<Certificates>(&mut tx.conn(), id, false).await?;
+        tx.commit().await?;
+        self.mirror_deletion(actor, &row, false).await?;
+        Ok(restored)
+    }
+
+    /// Follows a certificate's deletion or restore in core's metadata.
+    async fn mirror_deletion(&self, actor: &Actor, row: &Certificate, deleted: bool) -> Result<()> {
+        let outcome: Result<()> = async {
+            let mut tx = self.databases().core.begin().await?;
+            if deleted {
+                certificate_metadata::soft_delete_by_certificate(&mut tx.conn(), row.id, now())
+                    .await?;
+            } else {
+                certificate_metadata::restore_by_certificate(&mut tx.conn(), row.id).await?;
+            }
+            let (event, action) = if deleted {
+                ("certificate_metadata.deleted", "delete")
+            } else {
+                ("certificate_metadata.restored", "restore")
+            };
+            append(
+                &mut tx.conn(),
+                AuditLogKind::Core,
+                actor,
+                AuditEntry::new(event, action)
+                    .resource("certificate", row.id)
+                    .org(row.organization_id)
+                    .details(json!({"certificate_id": row.certificate_id})),
+            )
+            .await?;
+            tx.commit().await
+        }
+        .await;
+        outcome.map_err(|err| {
+            Error::Database(format!(
+                "certificate {} changed but its metadata did not follow ({err}); repeat the call",
+                row.certificate_id
+            ))
+        })
+    }
+
+    /// Moves statuses forward for time `at`: pending -> active once valid,
+    /// active -> expiring within the renewal threshold of the certificate's
+    /// (active) policy, else 30 days, and pending/active/expiring -> expired
+    /// once `not_after <= at`. Revoked and suspended certificates stay as
+    /// they are. A few set-based UPDATEs, one audit row.
+    pub async fn refresh_certificate_statuses(
+        &self,
+        actor: &Actor,
+        at: DateTime<Utc>,
+    ) -> Result<StatusRefreshReport> {
+        self.authorize(actor, Access::new("system", "lifecycle"))
+            .await?;
+        let thresholds = {
+            let mut conn = self.databases().core.acquire().await?;
+            policies::active_renewal_thresholds(&mut conn.conn()).await?
+        };
+        let default_days = DEFAULT_EXPIRY_THRESHOLD_DAYS;
+        let mut by_days: BTreeMap<i64, Vec<PolicyId>> = BTreeMap::new();
+        for (policy, days) in thresholds {
+            if i64::from(days) != default_days {
+                by_days.entry(i64::from(days)).or_default().push(policy);
+            }
+        }
+        let special: Vec<PolicyId> = by_days.values().flatten().copied().collect();
+        let days = |n: i64| chrono::Duration::days(n);
+
+        let mut tx = self.databases().secure.begin().await?;
+        let mut report = StatusRefreshReport {
+            expired: certificates::mark_expired(&mut tx.conn(), at).await?,
+            activated: certificates::mark_active(&mut tx.conn(), at).await?,
+            expiring: 0,
+        };
+        for (threshold, ids) in &by_days {
+            for chunk in ids.chunks(store::support::MAX_BIND_PARAMS - 1) {
+                report.expiring += certificates::mark_expiring(
+                    &mut tx.conn(),
+                    at + days(*threshold),
+                    PolicyScope::In(chunk),
+                )
+                .await?;
+            }
+        }
+        report.expiring += certificates::mark_expiring(
+            &mut tx.conn(),
+            at + days(default_days),
+            PolicyScope::NotIn(&special),
+        )
+        .await?;
+        append(
+            &mut tx.conn(),
+            AuditLogKind::Secure,
+            actor,
+            AuditEntry::new("certificates.status_refreshed", "refresh").details(json!({
+                "at": at,
+                "expired": report.expired,
+                "expiring": report.expiring,
+                "activated": report.activated,
+            })),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(report)
+    }
+}
+
+/// NotFound of a referenced row as InvalidInput on the field naming it.
+fn missing(err: Error, field: &str, reason: String) -> Error {
+    match err {
+        Error::NotFound { .. } => Error::invalid(field, reason),
+        other => other,
+    }
+}
+
+/// The private key given with an import: exactly one certificate, and the
+/// key must be that certificate's.
+fn matching_key(parsed: &[ParsedCertificate], pem: &SecretString) -> Result<KeyPair> {
+    let [certificate] = parsed else {
+        return Err(Error::invalid(
+            "private_key_pem",
+            format!(
+                "a private key can only be imported with exactly one certificate; the input holds {}",
+                parsed.len()
+            ),
+        ));
+    };
+    let key = KeyPair::from_pem(pem.expose())?;
+    if !key.matches_public_key(&certificate.public_key_der) {
+        return Err(Error::invalid(
+            "private_key_pem",
+            format!(
+                "does not match the certificate's public key (certificate {}, SHA-256 {})",
+                certificate.subject_dn, certificate.fingerprint_sha256
+            ),
+        ));
+    }
+    Ok(key)
+}

@@ -1,0 +1,266 @@
+//! The lifecycle loop: one call that a cron job or timer runs, from one or
+//! several processes, moving statuses forward, telling owners about expiry,
+//! renewing what policies say to renew, and expiring stale requests.
+
+use chrono::{DateTime, Duration, Utc};
+use serde_json::json;
+
+use crate::db::{DatabaseConfig, Pool};
+use crate::model::{CertificateStatus, NotificationPriority, NotificationType};
+use crate::service::actor::{Access, Actor};
+use crate::service::audit::{AuditEntry, commit_audited};
+use crate::service::inventory::{CertificateSearch, StatusRefreshReport};
+use crate::service::issuance::{IssuanceOutcome, RenewOptions};
+use crate::service::notifications::{Notice, notify};
+use crate::store::{PageRequest, certificates, policies};
+use crate::{Clm, Error, Result};
+
+/// What one lifecycle run did.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct LifecycleReport {
+    /// False when another process was already running the loop.
+    pub ran: bool,
+    pub statuses: StatusRefreshReport,
+    pub expiring_notices: u64,
+    pub expired_notices: u64,
+    pub renewals_issued: u64,
+    pub renewals_pending_approval: u64,
+    /// `certificate_id: error` for renewals that failed (retried next run).
+    pub renewal_errors: Vec<String>,
+    pub workflows_expired: u64,
+}
+
+/// Expired certificates are reported for this long after expiry.
+const EXPIRED_NOTICE_WINDOW_DAYS: i64 = 30;
+/// Renewals started per run; the rest wait for the next run.
+const RENEWALS_PER_RUN: u32 = 500;
+const LIFECYCLE_LOCK_KEY: i64 = 0x636c_6d10;
+
+/// Held while a run goes on; released when dropped.
+enum Lease {
+    Postgres(crate::db::PooledConn),
+    File(#[allow(dead_code)] std::fs::File),
+}
+
+impl Clm {
+    /// Takes the run lease: a PostgreSQL advisory lock, or a file lock next to
+    /// the SQLite databases. None when another process holds it.
+    async fn lifecycle_lease(&self) -> Result<Option<Lease>> {
+        match (&self.databases().core, &self.config().database) {
+            (Pool::Postgres(_), _) => {
+                let mut conn = self.databases().core.acquire().await?;
+                let acquired =
+                    crate::on_conn!(&mut conn.conn(), |c| sqlx::query_scalar::<_, bool>(
+                        "SELECT pg_try_advisory_lock($1)"
+                    )
+                    .bind(LIFECYCLE_LOCK_KEY)
+                    .fetch_one(&mut *c)
+                    .await)?;
+                Ok(acquired.then_some(Lease::Postgres(conn)))
+            }
+            (Pool::Sqlite(_), DatabaseConfig::Sqlite { data_dir }) => {
+                let path = data_dir.join("lifecycle.lock");
+                let file = std::fs::OpenOptions::new()
+                    .create(true)
+                    .truncate(false)
+                    .write(true)
+                    .open(&path)
+                    .map_err(|err| {
+                        Error::Configuration(format!("cannot open {}: {err}", path.display()))
+                    })?;
+                match file.try_lock() {
+                    Ok(()) => Ok(Some(Lease::File(file))),
+                    Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+                    Err(std::fs::TryLockError::Error(err)) => Err(Error::Configuration(format!(
+                        "cannot lock {}: {err}",
+                        path.display()
+                    ))),
+                }
+            }
+            _ => Err(Error::Internal(
+                "database pools do not match the configuration".into(),
+            )),
+        }
+    }
+
+    async fn release_lease(&self, lease: Lease) -> Result<()> {
+        if let Lease::Postgres(mut conn) = lease {
+            crate::exec!(&mut conn.conn(), |c| sqlx::query(
+                "SELECT pg_advisory_unlock($1)"
+            )
+            .bind(LIFECYCLE_LOCK_KEY))?;
+        }
+        Ok(())
+    }
+
+    /// Runs the lifecycle loop for time `at`: refresh statuses, write expiry
+    /// notices (once per certificate and threshold), start renewals that
+    /// auto-renewing policies call for (through approval where required),
+    /// and expire stale requests. Concurrent runs in other processes are
+    /// skipped (`ran: false`), never doubled.
+    pub async fn run_lifecycle(&self, actor: &Actor, at: DateTime<Utc>) -> Result<LifecycleReport> {
+        self.authorize(actor, Access::new("system", "lifecycle"))
+            .await?;
+        let Some(lease) = self.lifecycle_lease().await? else {
+            return Ok(LifecycleReport::default());
+        };
+        let outcome = self.lifecycle_steps(actor, at).await;
+        self.release_lease(lease).await?;
+        let report = outcome?;
+        // The run is one audit row with its counts.
+        let details = serde_json::to_value(&report)?;
+        let tx = self.databases().core.begin().await?;
+        commit_audited(
+            tx,
+            actor,
+            AuditEntry::new("lifecycle.run", "lifecycle")
+                .details(json!({"at": at, "report": details})),
+        )
+        .await?;
+        Ok(report)
+    }
+
+    async fn lifecycle_steps(&self, actor: &Actor, at: DateTime<Utc>) -> Result<LifecycleReport> {
+        let mut report = LifecycleReport {
+            ran: true,
+            statuses: self.refresh_certificate_statuses(actor, at).await?,
+            ..Default::default()
+        };
+        report.expiring_notices = self
+            .notify_owners(actor, CertificateStatus::Expiring, at)
+            .await?;
+        report.expired_notices = self
+            .notify_owners(actor, CertificateStatus::Expired, at)
+            .await?;
+        self.auto_renew(actor, &mut report).await?;
+        report.workflows_expired = self.expire_stale_workflows(actor, at).await?;
+        Ok(report)
+    }
+
+    /// One notice per certificate per threshold, to its owner.
+    async fn notify_owners(
+        &self,
+        actor: &Actor,
+        status: CertificateStatus,
+        at: DateTime<Utc>,
+    ) -> Result<u64> {
+        let mut search = CertificateSearch {
+            status: Some(vec![status]),
+            ..Default::default()
+        };
+        if status == CertificateStatus::Expired {
+            search.expires_after = Some(at - Duration::days(EXPIRED_NOTICE_WINDOW_DAYS));
+        }
+        let mut page = PageRequest::first(500);
+        let mut written = 0;
+        loop {
+            let batch = self.search_certificates(actor, &search, &page).await?;
+            let mut tx = self.databases().core.begin().await?;
+            for certificate in batch.items.iter() {
+                let Some(owner) = certificate.owner_user_id else {
+                    continue;
+                };
+                let name = certificate
+                    .common_name
+                    .clone()
+                    .unwrap_or_else(|| certificate.subject_dn.clone());
+                let notice = match status {
+                    CertificateStatus::Expired => Notice::new(
+                        owner,
+                        NotificationType::CertificateExpired,
+                        "Certificate expired",
+                        format!(
+                            "Certificate {name} ({}) expired on {}",
+                            certificate.certificate_id, certificate.not_after
+                        ),
+                    )
+                    .priority(NotificationPriority::Critical)
+                    .once(format!("certificate_expired:{}", certificate.id)),
+                    _ => {
+                        let days = (certificate.not_after - at).num_days();
+                        Notice::new(
+                            owner,
+                            NotificationType::CertificateExpiring,
+                            "Certificate expiring",
+                            format!(
+                                "Certificate {name} ({}) expires on {} (in {days} days)",
+                                certificate.certificate_id, certificate.not_after
+                            ),
+                        )
+                        .priority(NotificationPriority::High)
+                        .once(format!(
+                            "certificate_expiring:{}:{}",
+                            certificate.id,
+                            certificate.not_after.timestamp()
+                        ))
+                    }
+                };
+                if notify(&mut tx.conn(), notice.about("certificate", certificate.id)).await? {
+                    written += 1;
+                }
+            }
+            tx.commit().await?;
+            match batch.next_cursor {
+                Some(cursor) => page = PageRequest::after(500, Some(cursor)),
+                None => break,
+            }
+        }
+        Ok(written)
+    }
+
+    /// Renews expiring certificates whose policy has auto_renewal.
+    async fn auto_renew(&self, actor: &Actor, report: &mut LifecycleReport) -> Result<()> {
+        let policy_ids = {
+            let mut conn = self.databases().core.acquire().await?;
+            policies::auto_renewal_policies(&mut conn.conn()).await?
+        };
+        let candidates = {
+            let mut conn = self.databases().secure.acquire().await?;
+            certificates::renewal_candidates(&mut conn.conn(), &policy_ids, RENEWALS_PER_RUN)
+                .await?
+        };
+        for certificate in candidates {
+            match self
+                .renew_certificate(actor, certificate.id, RenewOptions::default())
+                .await
+            {
+                Ok(outcome) => {
+                    let pending = matches!(outcome, IssuanceOutcome::Pending { .. });
+                    if pending {
+                        report.renewals_pending_approval += 1;
+                    } else {
+                        report.renewals_issued += 1;
+                    }
+                    if let Some(owner) = certificate.owner_user_id {
+                        let mut tx = self.databases().core.begin().await?;
+                        notify(
+                            &mut tx.conn(),
+                            Notice::new(
+                                owner,
+                                NotificationType::RenewalStarted,
+                                "Certificate renewal",
+                                format!(
+                                    "Certificate {} {}",
+                                    certificate.certificate_id,
+                                    if pending {
+                                        "is being renewed and waits for approval"
+                                    } else {
+                                        "was renewed"
+                                    }
+                                ),
+                            )
+                            .about("certificate", certificate.id)
+                            .once(format!("renewal_started:{}", certificate.id)),
+                        )
+                        .await?;
+                        tx.commit().await?;
+                    }
+                }
+                Err(err) => report
+                    .renewal_errors
+                    .push(format!("{}: {err}", certificate.certificate_id)),
+            }
+        }
+        Ok(())
+    }
+}

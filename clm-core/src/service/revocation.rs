@@ -1,0 +1,358 @@
+//! Revocation (RFC 5280 reasons; `certificate_hold` suspends and can be
+//! released) and CRLs signed by the issuing CA.
+
+use chrono::{DateTime, Utc};
+use serde_json::json;
+
+use crate::crypto::{CrlEntry, build_crl, der_to_pem};
+use crate::model::{
+    Certificate, CertificateId, CertificateRevocation, CertificateStatus, RevocationId,
+    RevocationReason,
+};
+use crate::service::actor::{Access, Actor};
+use crate::service::audit::{AuditEntry, append};
+use crate::service::certificates::{DEFAULT_EXPIRY_THRESHOLD_DAYS, status_by_time};
+use crate::store::audit::AuditLogKind;
+use crate::store::certificate_revocations as revocations;
+use crate::store::certificates::{self, Certificates};
+use crate::store::policies::Policies;
+use crate::store::{self, now};
+use crate::{Clm, Error, Result};
+
+/// Default hours from thisUpdate to nextUpdate.
+pub const DEFAULT_CRL_HOURS: u32 = 24;
+/// Longest CRL validity accepted (a year).
+pub const MAX_CRL_HOURS: u32 = 24 * 366;
+
+/// One entry of a generated CRL.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct CrlEntryInfo {
+    pub certificate_id: CertificateId,
+    /// Lowercase hex of the serial's DER content bytes.
+    pub serial_number: String,
+    pub revoked_at: DateTime<Utc>,
+    pub reason: RevocationReason,
+}
+
+/// A signed CRL, as DER and PEM.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct GeneratedCrl {
+    pub issuer_certificate_id: CertificateId,
+    pub crl_number: i64,
+    #[serde(skip)]
+    pub der: Vec<u8>,
+    pub pem: String,
+    pub this_update: DateTime<Utc>,
+    pub next_update: DateTime<Utc>,
+    pub entries: Vec<CrlEntryInfo>,
+}
+
+/// CRL times carry whole seconds.
+fn whole_seconds(at: DateTime<Utc>) -> DateTime<Utc> {
+    DateTime::from_timestamp(at.timestamp(), 0).unwrap_or(at)
+}
+
+impl Clm {
+    /// Reads a live certificate and checks `action` on it; out of reach it
+    /// does not exist.
+    async fn certificate_for(
+        &self,
+        actor: &Actor,
+        id: CertificateId,
+        resource: &'static str,
+        action: &'static str,
+    ) -> Result<Certificate> {
+        let row = {
+            let mut conn = self.databases().secure.acquire().await?;
+            store::get::<Certificates>(&mut conn.conn(), id, false).await?
+        };
+        self.authorize_visible(
+            actor,
+            Access::new(resource, action).in_org(row.organization_id),
+            "certificate",
+            id,
+        )
+        .await?;
+        Ok(row)
+    }
+
+    /// Revokes a certificate for an RFC 5280 reason. `certificate_hold`
+    /// suspends it (see [`Clm::release_certificate_hold`]); every other reason
+    /// revokes it for good. A certificate with a standing revocation is a
+    /// Conflict: release a hold before revoking for another reason.
+    pub async fn revoke_certificate(
+        &self,
+        actor: &Actor,
+        id: CertificateId,
+        reason: RevocationReason,
+        comment: Option<String>,
+    ) -> Result<CertificateRevocation> {
+        let row = self
+            .certificate_for(actor, id, "certificates", "revoke")
+            .await?;
+        if reason == RevocationReason::RemoveFromCrl {
+            return Err(Error::invalid(
+                "reason",
+                "remove_from_crl only appears in delta CRLs; to lift a certificate_hold use release_certificate_hold",
+            ));
+        }
+        let comment = comment
+            .map(|c| c.trim().to_string())
+            .filter(|c| !c.is_empty());
+        if comment.as_ref().is_some_and(|c| c.len() > 1000) {
+            return Err(Error::invalid("comment", "must be at most 1000 characters"));
+        }
+        let at = now();
+        let revocation = CertificateRevocation {
+            id: RevocationId::new(),
+            certificate_id: id,
+            issuer_certificate_id: row.issuer_certificate_id,
+            serial_number: row.serial_number.clone(),
+            revocation_reason: reason,
+            revoked_at: at,
+            revoked_by_user_id: actor.user_id(),
+            comment,
+            released_at: None,
+            released_by_user_id: None,
+            created_at: at,
+            updated_at: at,
+            deleted_at: None,
+        };
+        let status = if reason == RevocationReason::CertificateHold {
+            CertificateStatus::Suspended
+        } else {
+            CertificateStatus::Revoked
+        };
+        let mut tx = self.databases().secure.begin().await?;
+        if let Some(standing) = revocations::get_current(&mut tx.conn(), id).await? {
+            return Err(already_revoked(&row, &standing));
+        }
+        // The partial unique index settles a race the check above lost.
+        revocations::insert(&mut tx.conn(), &revocation)
+            .await
+            .map_err(|err| match err {
+                Error::AlreadyExists { .. } => Error::conflict(format!(
+                    "certificate {} is already revoked",
+                    row.certificate_id
+                )),
+                other => other,
+            })?;
+        certificates::update_status(&mut tx.conn(), id, status).await?;
+        append(
+            &mut tx.conn(),
+            AuditLogKind::Secure,
+            actor,
+            AuditEntry::new("certificate.revoked", "revoke")
+                .resource("certificate", id)
+                .org(row.organization_id)
+                .details(json!({
+                    "certificate_id": row.certificate_id,
+                    "serial_number": row.serial_number,
+                    "issuer_certificate_id": row.issuer_certificate_id,
+                    "reason": reason,
+                    "revocation_id": revocation.id,
+                    "comment": revocation.comment,
+                })),
+        )
+        .await?;
+        tx.commit().await?;
+        if row.is_ca {
+            // A cached CA would keep signing with its old status.
+            self.issuers().forget(id);
+        }
+        Ok(revocation)
+    }
+
+    /// Ends a `certificate_hold`: the certificate returns to the status its
+    /// validity gives it now (active, expiring, expired or pending). Any
+    /// other revocation is final and refused.
+    pub async fn release_certificate_hold(
+        &self,
+        actor: &Actor,
+        id: CertificateId,
+    ) -> Result<Certificate> {
+        let row = self
+            .certificate_for(actor, id, "certificates", "revoke")
+            .await?;
+        let threshold = match row.policy_id {
+            Some(policy) => {
+                let mut conn = self.databases().core.acquire().await?;
+                match store::get::<Policies>(&mut conn.conn(), policy, true).await {
+                    Ok(policy) => i64::from(policy.policy_rules.0.renewal_threshold_days),
+                    Err(Error::NotFound { .. }) => DEFAULT_EXPIRY_THRESHOLD_DAYS,
+                    Err(other) => return Err(other),
+                }
+            }
+            None => DEFAULT_EXPIRY_THRESHOLD_DAYS,
+        };
+        let at = now();
+        let mut tx = self.databases().secure.begin().await?;
+        let standing = revocations::get_current(&mut tx.conn(), id)
+            .await?
+            .ok_or_else(|| {
+                Error::conflict(format!(
+                    "certificate {} is not on hold; nothing to release",
+                    row.certificate_id
+                ))
+            })?;
+        if standing.revocation_reason != RevocationReason::CertificateHold {
+            return Err(Error::conflict(format!(
+                "certificate {} is revoked for {}, which is final; only a certificate_hold can be released",
+                row.certificate_id, standing.revocation_reason
+            )));
+        }
+        revocations::release(&mut tx.conn(), standing.id, actor.user_id(), at).await?;
+        let status = status_by_time(row.not_before, row.not_after, at, threshold);
+        certificates::update_status(&mut tx.conn(), id, status).await?;
+        append(
+            &mut tx.conn(),
+            AuditLogKind::Secure,
+            actor,
+            AuditEntry::new("certificate.hold_released", "release")
+                .resource("certificate", id)
+                .org(row.organization_id)
+                .details(json!({
+                    "certificate_id": row.certificate_id,
+                    "revocation_id": standing.id,
+                    "status": status,
+                })),
+        )
+        .await?;
+        let released = store::get::<Certificates>(&mut tx.conn(), id, false).await?;
+        tx.commit().await?;
+        if row.is_ca {
+            self.issuers().forget(id);
+        }
+        Ok(released)
+    }
+
+    /// Signs a CRL for the CA `issuer_id` listing every standing revocation
+    /// of the certificates it issued, with the next CRL number (taken in the
+    /// same transaction, so numbers strictly increase even under concurrent
+    /// calls). The use of the CA key is audited in that transaction; if
+    /// anything fails the number is not consumed.
+    pub async fn generate_crl(
+        &self,
+        actor: &Actor,
+        issuer_id: CertificateId,
+        next_update_hours: Option<u32>,
+    ) -> Result<GeneratedCrl> {
+        let row = self
+            .certificate_for(actor, issuer_id, "authorities", "sign_crl")
+            .await?;
+        let hours = next_update_hours.unwrap_or(DEFAULT_CRL_HOURS);
+        if !(1..=MAX_CRL_HOURS).contains(&hours) {
+            return Err(Error::invalid(
+                "next_update_hours",
+                format!("must be 1 to {MAX_CRL_HOURS}"),
+            ));
+        }
+        if !row.is_ca {
+            return Err(Error::invalid(
+                "issuer_id",
+                format!("{} is not a CA certificate", row.certificate_id),
+            ));
+        }
+        let this_update = whole_seconds(now());
+        let next_update = this_update + chrono::Duration::hours(i64::from(hours));
+        let issuer = self.load_issuer(issuer_id).await?;
+
+        let mut tx = self.databases().secure.begin().await?;
+        let crl_number = certificates::next_crl_number(&mut tx.conn(), issuer_id).await?;
+        // Re-read under the lock: the status may have changed since the check above.
+        let current = store::get::<Certificates>(&mut tx.conn(), issuer_id, false).await?;
+        match current.status {
+            CertificateStatus::Revoked | CertificateStatus::Suspended => {
+                return Err(Error::conflict(format!(
+                    "CA {} is {}; its key must not sign",
+                    current.certificate_id, current.status
+                )));
+            }
+            _ if current.not_after <= this_update => {
+                return Err(Error::conflict(format!(
+                    "CA {} expired at {}; its key must not sign",
+                    current.certificate_id, current.not_after
+                )));
+            }
+            _ => {}
+        }
+        let standing = revocations::list_for_issuer(&mut tx.conn(), issuer_id).await?;
+        let mut seen = std::collections::HashSet::with_capacity(standing.len());
+        let mut entries = Vec::with_capacity(standing.len());
+        let mut infos = Vec::with_capacity(standing.len());
+        for revocation in standing {
+            // Imported certificates may share a serial; a CRL lists it once.
+            if !seen.insert(revocation.serial_number.clone()) {
+                continue;
+            }
+            let serial = hex::decode(&revocation.serial_number).map_err(|_| {
+                Error::Internal(format!(
+                    "revocation {} has a serial that is not hex",
+                    revocation.id
+                ))
+            })?;
+            entries.push(CrlEntry {
+                serial,
+                revoked_at: whole_seconds(revocation.revoked_at),
+                reason: revocation.revocation_reason,
+            });
+            infos.push(CrlEntryInfo {
+                certificate_id: revocation.certificate_id,
+                serial_number: revocation.serial_number,
+                revoked_at: revocation.revoked_at,
+                reason: revocation.revocation_reason,
+            });
+        }
+        let number = u64::try_from(crl_number)
+            .map_err(|_| Error::Internal(format!("negative CRL number {crl_number}")))?;
+        let der = {
+            let _permit = self.cpu_permit().await?;
+            let issuer = issuer.clone();
+            tokio::task::spawn_blocking(move || {
+                build_crl(
+                    &issuer.certificate,
+                    &issuer.key,
+                    number,
+                    this_update,
+                    next_update,
+                    &entries,
+                )
+            })
+            .await??
+        };
+        append(
+            &mut tx.conn(),
+            AuditLogKind::Secure,
+            actor,
+            AuditEntry::new("crl.generated", "sign_crl")
+                .resource("certificate", issuer_id)
+                .org(row.organization_id)
+                .details(json!({
+                    "issuer_certificate_id": row.certificate_id,
+                    "ca_key_used": "crl_signing",
+                    "crl_number": crl_number,
+                    "entries": infos.len(),
+                    "this_update": this_update,
+                    "next_update": next_update,
+                })),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(GeneratedCrl {
+            issuer_certificate_id: issuer_id,
+            crl_number,
+            pem: der_to_pem("X509 CRL", &der),
+            der,
+            this_update,
+            next_update,
+            entries: infos,
+        })
+    }
+}
+
+fn already_revoked(row: &Certificate, standing: &CertificateRevocation) -> Error {
+    Error::conflict(format!(
+        "certificate {} is already revoked ({} since {})",
+        row.certificate_id, standing.revocation_reason, standing.revoked_at
+    ))
+}

@@ -1,0 +1,962 @@
+//! Approval workflows: definitions, instances that carry a certificate
+//! request through approval steps to issuance, and the status machine they
+//! move along.
+
+use std::collections::BTreeSet;
+
+use chrono::Duration;
+use serde_json::json;
+
+use crate::db::Conn;
+use crate::model::{
+    ApprovalDecision, ApproverRef, CertificateRequest, NotificationPriority, NotificationType,
+    OrganizationId, PendingApproval, ResourceId, RoleId, StepType, UserId, Workflow,
+    WorkflowDefinition, WorkflowDefinitionStatus, WorkflowId, WorkflowInstance, WorkflowInstanceId,
+    WorkflowStatus, WorkflowStep, WorkflowStepId,
+};
+use crate::service::actor::{Access, Actor};
+use crate::service::audit::{AuditEntry, append, commit_audited};
+use crate::service::notifications::{Notice, notify};
+use crate::store::audit::AuditLogKind;
+use crate::store::roles::Roles;
+use crate::store::users::Users;
+use crate::store::workflows::Workflows;
+use crate::store::{
+    self, Page, PageRequest, now, user_roles, views, workflow_instances, workflow_steps, workflows,
+};
+use crate::{Clm, Error, Result};
+
+/// Code of the workflow used when a policy requires approval and names none.
+pub const DEFAULT_WORKFLOW_CODE: &str = "DEFAULT_APPROVAL";
+
+/// The only moves an instance (or step) status may make. Anything else is a
+/// Conflict.
+pub fn check_transition(from: WorkflowStatus, to: WorkflowStatus) -> Result<()> {
+    use WorkflowStatus::*;
+    let allowed = matches!(
+        (from, to),
+        (Initiated, InProgress | PendingApproval | Cancelled | Failed)
+            | (
+                InProgress,
+                PendingApproval | Approved | Completed | Failed | Cancelled
+            )
+            | (
+                PendingApproval,
+                PendingApproval | Approved | Rejected | Cancelled | Failed
+            )
+            | (Approved, Completed | Failed)
+            | (Failed, Approved)
+    );
+    if allowed {
+        Ok(())
+    } else {
+        Err(Error::conflict(format!(
+            "a workflow cannot move from {from} to {to}"
+        )))
+    }
+}
+
+/// A workflow to create.
+#[derive(Debug, Clone)]
+pub struct NewWorkflow {
+    pub workflow_code: String,
+    pub name: String,
+    pub description: Option<String>,
+    pub definition: WorkflowDefinition,
+    pub organization_id: Option<OrganizationId>,
+    pub is_default: bool,
+}
+
+/// An instance with its steps.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct WorkflowInstanceView {
+    pub instance: WorkflowInstance,
+    pub steps: Vec<WorkflowStep>,
+}
+
+/// Hours a request waits for approval when the definition does not say.
+pub const DEFAULT_EXPIRY_HOURS: u32 = 7 * 24;
+
+impl Clm {
+    /// Seeds the default approval workflow (one approval by an APPROVER).
+    pub(crate) async fn seed_default_workflow(&self) -> Result<()> {
+        let mut tx = self.databases().core.begin().await?;
+        if store::find_by::<Workflows>(&mut tx.conn(), "workflow_code", DEFAULT_WORKFLOW_CODE)
+            .await?
+            .is_some()
+        {
+            return Ok(());
+        }
+        let definition = WorkflowDefinition::parse(
+            r#"{"steps": [
+                {"step_id": 1, "type": "validation", "name": "Policy validation"},
+                {"step_id": 2, "type": "approval", "name": "Approval", "approvers": ["role:APPROVER"], "required_approvals": 1},
+                {"step_id": 3, "type": "issuance", "name": "Issuance"}
+            ]}"#,
+        )?;
+        let at = now();
+        let workflow = Workflow {
+            id: WorkflowId::new(),
+            workflow_code: DEFAULT_WORKFLOW_CODE.into(),
+            name: "Default approval".into(),
+            description: Some("One approval by a holder of the APPROVER role".into()),
+            workflow_definition: sqlx::types::Json(definition),
+            status: WorkflowDefinitionStatus::Active,
+            version: 1,
+            is_default: true,
+            organization_id: None,
+            created_by_user_id: None,
+            created_at: at,
+            updated_at: at,
+            deleted_at: None,
+        };
+        workflows::insert(&mut tx.conn(), &workflow).await?;
+        append(
+            &mut tx.conn(),
+            AuditLogKind::Core,
+            &Actor::system(),
+            AuditEntry::new("workflow.created", "create")
+                .resource("workflow", workflow.id)
+                .details(json!({"workflow_code": DEFAULT_WORKFLOW_CODE})),
+        )
+        .await?;
+        match tx.commit().await {
+            Err(Error::AlreadyExists { .. }) => Ok(()),
+            other => other,
+        }
+    }
+
+    /// Checks that every approver of a definition exists; names step and field.
+    async fn check_approvers(
+        &self,
+        conn: &mut Conn<'_>,
+        definition: &WorkflowDefinition,
+    ) -> Result<()> {
+        for (index, step) in definition.steps.iter().enumerate() {
+            for approver in &step.approvers {
+                let field = format!("workflow_definition.steps[{index}].approvers");
+                match ApproverRef::parse(approver)
+                    .map_err(|reason| Error::invalid(field.clone(), reason))?
+                {
+                    ApproverRef::Role(code) => {
+                        if store::find_by::<Roles>(conn, "role_code", code.as_str())
+                            .await?
+                            .is_none()
+                        {
+                            return Err(Error::invalid(
+                                field,
+                                format!("role {code:?} does not exist"),
+                            ));
+                        }
+                    }
+                    ApproverRef::User(id) => {
+                        if store::find_by::<Users>(conn, "id", store::id_value(id))
+                            .await?
+                            .is_none()
+                        {
+                            return Err(Error::invalid(field, format!("user {id} does not exist")));
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub async fn create_workflow(&self, actor: &Actor, new: NewWorkflow) -> Result<Workflow> {
+        self.authorize(
+            actor,
+            Access::new("workflows", "create").in_org(new.organization_id),
+        )
+        .await?;
+        let code = new.workflow_code.trim();
+        if !(2..=64).contains(&code.len())
+            || !code
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
+        {
+            return Err(Error::invalid(
+                "workflow_code",
+                "must be 2-64 characters of letters, digits, '_', '-' or '.'",
+            ));
+        }
+        if new.name.trim().is_empty() {
+            return Err(Error::invalid("name", "is required"));
+        }
+        new.definition.validate_shape()?;
+        let mut tx = self.databases().core.begin().await?;
+        self.check_approvers(&mut tx.conn(), &new.definition)
+            .await?;
+        let at = now();
+        let workflow = Workflow {
+            id: WorkflowId::new(),
+            workflow_code: code.into(),
+            name: new.name.trim().into(),
+            description: new.description,
+            workflow_definition: sqlx::types::Json(new.definition),
+            status: WorkflowDefinitionStatus::Active,
+            version: 1,
+            is_default: new.is_default,
+            organization_id: new.organization_id,
+            created_by_user_id: actor.user_id(),
+            created_at: at,
+            updated_at: at,
+            deleted_at: None,
+        };
+        workflows::insert(&mut tx.conn(), &workflow).await?;
+        commit_audited(
+            tx,
+            actor,
+            AuditEntry::new("workflow.created", "create")
+                .resource("workflow", workflow.id)
+                .org(workflow.organization_id)
+                .details(json!({"workflow_code": workflow.workflow_code})),
+        )
+        .await?;
+        Ok(workflow)
+    }
+
+    pub async fn get_workflow(&self, actor: &Actor, id: WorkflowId) -> Result<Workflow> {
+        let mut conn = self.databases().core.acquire().await?;
+        let workflow = store::get::<Workflows>(&mut conn.conn(), id, false).await?;
+        self.authorize_visible(
+            actor,
+            Access::new("workflows", "read").in_org(workflow.organization_id),
+            "workflow",
+            id,
+        )
+        .await?;
+        Ok(workflow)
+    }
+
+    pub async fn get_workflow_by_code(&self, actor: &Actor, code: &str) -> Result<Workflow> {
+        let id = {
+            let mut conn = self.databases().core.acquire().await?;
+            workflows::get_by_code(&mut conn.conn(), code).await?.id
+        };
+        self.get_workflow(actor, id).await
+    }
+
+    pub async fn list_workflows(
+        &self,
+        actor: &Actor,
+        page: &PageRequest,
+    ) -> Result<Page<Workflow>> {
+        self.authorize(actor, Access::new("workflows", "read"))
+            .await?;
+        let filter = crate::store::support::shared_or_in_orgs(
+            store::Filter::new(),
+            "organization_id",
+            actor.visible_organizations().as_ref(),
+        );
+        let mut conn = self.databases().core_read.acquire().await?;
+        store::list::<Workflows>(&mut conn.conn(), &filter, page).await
+    }
+
+    /// Starts an approval instance for a request that waits for approval:
+    /// validation steps complete at once (the policy passed when the request
+    /// was made), the first approval step waits on its approvers, who are
+    /// notified in the same transaction.
+    pub(crate) async fn start_request_workflow(
+        &self,
+        actor: &Actor,
+        request: &CertificateRequest,
+        workflow_code: Option<&str>,
+    ) -> Result<WorkflowInstance> {
+        let mut tx = self.databases().core.begin().await?;
+        let workflow = match workflow_code {
+            Some(code) => workflows::get_by_code(&mut tx.conn(), code).await?,
+            None => workflows::get_by_code(&mut tx.conn(), DEFAULT_WORKFLOW_CODE).await?,
+        };
+        if workflow.status != WorkflowDefinitionStatus::Active {
+            return Err(Error::conflict(format!(
+                "workflow {} is {}, not active",
+                workflow.workflow_code, workflow.status
+            )));
+        }
+        let at = now();
+        let expiry_hours = workflow
+            .workflow_definition
+            .0
+            .expires_after_hours
+            .unwrap_or(DEFAULT_EXPIRY_HOURS);
+        let instance = WorkflowInstance {
+            id: WorkflowInstanceId::new(),
+            workflow_id: workflow.id,
+            workflow_version: workflow.version,
+            status: WorkflowStatus::PendingApproval,
+            subject_type: "certificate_request".into(),
+            subject_id: ResourceId(request.id.as_uuid()),
+            requested_by_user_id: request.requested_by_user_id,
+            organization_id: request.organization_id,
+            current_step_order: 0,
+            certificate_id: None,
+            error_message: None,
+            expires_at: Some(at + Duration::hours(i64::from(expiry_hours))),
+            started_at: at,
+            completed_at: None,
+            created_at: at,
+            updated_at: at,
+            deleted_at: None,
+        };
+        workflow_instances::insert(&mut tx.conn(), &instance).await?;
+        let mut first_approval: Option<i32> = None;
+        for (order, step) in workflow.workflow_definition.0.steps.iter().enumerate() {
+            let order = i32::try_from(order).unwrap_or(i32::MAX);
+            let is_waiting =
+                step.step_type == StepType::Approval && first_approval.is_none_or(|o| o == order);
+            if is_waiting {
+                first_approval = Some(order);
+            }
+            let status = match step.step_type {
+                StepType::Validation => WorkflowStatus::Completed,
+                StepType::Approval if is_waiting => WorkflowStatus::PendingApproval,
+                _ => WorkflowStatus::Initiated,
+            };
+            let assignments: Vec<(Option<UserId>, Option<RoleId>)> = if step.step_type
+                == StepType::Approval
+            {
+                let mut out = Vec::new();
+                for approver in &step.approvers {
+                    match ApproverRef::parse(approver)
+                        .map_err(|reason| Error::invalid("workflow_definition.approvers", reason))?
+                    {
+                        ApproverRef::Role(code) => {
+                            let role =
+                                store::get_by::<Roles>(&mut tx.conn(), "role_code", code.as_str())
+                                    .await?;
+                            out.push((None, Some(role.id)));
+                        }
+                        ApproverRef::User(id) => out.push((Some(UserId(id)), None)),
+                    }
+                }
+                out
+            } else {
+                vec![(None, None)]
+            };
+            for (user, role) in assignments {
+                let row = WorkflowStep {
+                    id: WorkflowStepId::new(),
+                    workflow_instance_id: instance.id,
+                    step_id: i32::try_from(step.step_id).unwrap_or(i32::MAX),
+                    step_order: order,
+                    step_type: step.step_type,
+                    name: step.name.clone(),
+                    status,
+                    assigned_to_user_id: user,
+                    assigned_to_role_id: role,
+                    required_approvals: i32::try_from(step.required_approvals.unwrap_or(1))
+                        .unwrap_or(i32::MAX),
+                    approvals: sqlx::types::Json(Vec::new()),
+                    acted_by_user_id: None,
+                    decision_comment: None,
+                    started_at: (status != WorkflowStatus::Initiated).then_some(at),
+                    completed_at: (status == WorkflowStatus::Completed).then_some(at),
+                    created_at: at,
+                    updated_at: at,
+                    deleted_at: None,
+                };
+                workflow_steps::insert(&mut tx.conn(), &row).await?;
+            }
+        }
+        let Some(order) = first_approval else {
+            return Err(Error::invalid(
+                "workflow_definition.steps",
+                format!("workflow {} has no approval step", workflow.workflow_code),
+            ));
+        };
+        let mut instance = instance;
+        instance.current_step_order = order;
+        workflow_instances::update(&mut tx.conn(), &instance).await?;
+        self.notify_approvers(&mut tx.conn(), &instance, order, request)
+            .await?;
+        append(&mut tx.conn(), AuditLogKind::Core, actor, AuditEntry::new("workflow.started", "execute").resource("workflow_instance", instance.id).org(instance.organization_id).details(json!({"workflow_code": workflow.workflow_code, "request_id": request.request_id}))).await?;
+        tx.commit().await?;
+        Ok(instance)
+    }
+
+    /// Tells every eligible approver of a step (never the requester).
+    async fn notify_approvers(
+        &self,
+        conn: &mut Conn<'_>,
+        instance: &WorkflowInstance,
+        order: i32,
+        request: &CertificateRequest,
+    ) -> Result<()> {
+        let steps = workflow_steps::list_for_instance(conn, instance.id).await?;
+        let mut approvers = BTreeSet::new();
+        for step in steps.iter().filter(|s| s.step_order == order) {
+            if let Some(user) = step.assigned_to_user_id {
+                approvers.insert(user);
+            }
+            if let Some(role) = step.assigned_to_role_id {
+                approvers.extend(user_roles::holders_of_role(conn, role).await?);
+            }
+        }
+        for user in approvers
+            .into_iter()
+            .filter(|u| Some(*u) != instance.requested_by_user_id)
+        {
+            notify(
+                conn,
+                Notice::new(
+                    user,
+                    NotificationType::ApprovalRequired,
+                    "Approval required",
+                    format!(
+                        "Certificate request {} for {} waits for your approval",
+                        request.request_id, request.subject_dn
+                    ),
+                )
+                .about("workflow_instance", instance.id)
+                .priority(NotificationPriority::High)
+                .once(format!(
+                    "approval_required:{}:{}:{user}",
+                    instance.id, order
+                )),
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Approves or rejects the waiting step of an instance. Only an eligible
+    /// approver may, never the requester; each approver counts once; the
+    /// instance is locked so two approvers at once reach one outcome. When
+    /// the last approval lands the request is issued.
+    pub async fn decide_approval(
+        &self,
+        actor: &Actor,
+        instance_id: WorkflowInstanceId,
+        approve: bool,
+        comment: Option<String>,
+    ) -> Result<WorkflowInstanceView> {
+        self.authorize(actor, Access::new("workflows", "approve"))
+            .await?;
+        let user_id = actor
+            .user_id()
+            .ok_or_else(|| Error::invalid("actor", "approvals are made by users"))?;
+        let mut tx = self.databases().core.begin().await?;
+        let mut instance = workflow_instances::get_for_update(&mut tx.conn(), instance_id).await?;
+        if !actor.reaches(instance.organization_id, true) {
+            return Err(Error::not_found("workflow instance", instance_id));
+        }
+        let target = if approve {
+            WorkflowStatus::Approved
+        } else {
+            WorkflowStatus::Rejected
+        };
+        if instance.status != WorkflowStatus::PendingApproval {
+            return Err(Error::conflict(format!(
+                "workflow instance {instance_id} is {}, not waiting for approval",
+                instance.status
+            )));
+        }
+        if instance.requested_by_user_id == Some(user_id) {
+            return Err(Error::denied("workflow instance (own request)", "approve"));
+        }
+        let steps = workflow_steps::list_for_instance(&mut tx.conn(), instance.id).await?;
+        let waiting: Vec<WorkflowStep> = steps
+            .iter()
+            .filter(|s| {
+                s.step_order == instance.current_step_order
+                    && s.status == WorkflowStatus::PendingApproval
+            })
+            .cloned()
+            .collect();
+        let held_roles: Vec<RoleId> = crate::store::roles::roles_of_user(&mut tx.conn(), user_id)
+            .await?
+            .into_iter()
+            .map(|r| r.id)
+            .collect();
+        let Some(eligible) = waiting.iter().find(|s| {
+            s.assigned_to_user_id == Some(user_id)
+                || s.assigned_to_role_id
+                    .is_some_and(|r| held_roles.contains(&r))
+        }) else {
+            return Err(Error::denied("workflow step", "approve"));
+        };
+        if waiting
+            .iter()
+            .any(|s| s.approvals.0.iter().any(|d| d.user_id == user_id))
+        {
+            return Err(Error::conflict(
+                "this approver has already decided on this step",
+            ));
+        }
+        let at = now();
+        let decision = ApprovalDecision {
+            user_id,
+            approved: approve,
+            comment: comment.clone(),
+            decided_at: at,
+        };
+        let mut acted = eligible.clone();
+        acted.approvals.0.push(decision);
+        acted.acted_by_user_id = Some(user_id);
+        acted.decision_comment = comment.clone();
+        workflow_steps::update(&mut tx.conn(), &acted).await?;
+        let distinct_approvals: BTreeSet<UserId> = waiting
+            .iter()
+            .map(|s| if s.id == acted.id { &acted } else { s })
+            .flat_map(|s| {
+                s.approvals
+                    .0
+                    .iter()
+                    .filter(|d| d.approved)
+                    .map(|d| d.user_id)
+            })
+            .collect();
+        let required = waiting
+            .iter()
+            .map(|s| s.required_approvals)
+            .max()
+            .unwrap_or(1);
+        let step_done =
+            !approve || distinct_approvals.len() >= usize::try_from(required).unwrap_or(usize::MAX);
+        let mut issue = false;
+        if step_done {
+            for step in &waiting {
+                let mut step = if step.id == acted.id {
+                    acted.clone()
+                } else {
+                    step.clone()
+                };
+                check_transition(step.status, target)?;
+                step.status = target;
+                step.completed_at = Some(at);
+                workflow_steps::update(&mut tx.conn(), &step).await?;
+            }
+            let next_order = steps
+                .iter()
+                .filter(|s| {
+                    s.step_type == StepType::Approval && s.step_order > instance.current_step_order
+                })
+                .map(|s| s.step_order)
+                .min();
+            match (approve, next_order) {
+                (true, Some(order)) => {
+                    for step in steps.iter().filter(|s| s.step_order == order) {
+                        let mut step = step.clone();
+                        step.status = WorkflowStatus::PendingApproval;
+                        step.started_at = Some(at);
+                        workflow_steps::update(&mut tx.conn(), &step).await?;
+                    }
+                    instance.current_step_order = order;
+                    workflow_instances::update(&mut tx.conn(), &instance).await?;
+                    let request = self.request_of(&instance).await?;
+                    self.notify_approvers(&mut tx.conn(), &instance, order, &request)
+                        .await?;
+                }
+                _ => {
+                    check_transition(instance.status, target)?;
+                    instance.status = target;
+                    if !approve {
+                        instance.completed_at = Some(at);
+                    }
+                    workflow_instances::update(&mut tx.conn(), &instance).await?;
+                    if let Some(requester) = instance.requested_by_user_id {
+                        let (kind, title) = if approve {
+                            (NotificationType::RequestApproved, "Request approved")
+                        } else {
+                            (NotificationType::RequestRejected, "Request rejected")
+                        };
+                        notify(
+                            &mut tx.conn(),
+                            Notice::new(
+                                requester,
+                                kind,
+                                title,
+                                format!(
+                                    "Your certificate request was {}{}",
+                                    target,
+                                    comment
+                                        .as_deref()
+                                        .map(|c| format!(": {c}"))
+                                        .unwrap_or_default()
+                                ),
+                            )
+                            .about("workflow_instance", instance.id)
+                            .once(format!("{}:{}", kind, instance.id)),
+                        )
+                        .await?;
+                    }
+                    issue = approve;
+                }
+            }
+        }
+        append(
+            &mut tx.conn(),
+            AuditLogKind::Core,
+            actor,
+            AuditEntry::new(if approve { "workflow.approved" } else { "workflow.rejected" }, "approve")
+                .resource("workflow_instance", instance.id)
+                .org(instance.organization_id)
+                .details(json!({"step_id": acted.step_id, "approvals": distinct_approvals.len(), "required": required, "comment": comment})),
+        )
+        .await?;
+        tx.commit().await?;
+        if !approve && step_done {
+            self.settle_request(
+                actor,
+                &instance,
+                crate::model::RequestStatus::Rejected,
+                None,
+            )
+            .await?;
+        }
+        if issue {
+            self.complete_approved(actor, instance.id).await?;
+        }
+        self.workflow_instance_view(instance.id).await
+    }
+
+    /// Runs issuance for an approved instance and completes it, or records
+    /// the failure and leaves it retryable.
+    async fn complete_approved(
+        &self,
+        actor: &Actor,
+        instance_id: WorkflowInstanceId,
+    ) -> Result<()> {
+        let instance = {
+            let mut conn = self.databases().core.acquire().await?;
+            store::get::<workflow_instances::WorkflowInstances>(
+                &mut conn.conn(),
+                instance_id,
+                false,
+            )
+            .await?
+        };
+        let request_id = crate::model::CertificateRequestId(instance.subject_id.as_uuid());
+        let outcome = self.issue_from_request(actor, request_id).await;
+        let mut tx = self.databases().core.begin().await?;
+        let mut instance = workflow_instances::get_for_update(&mut tx.conn(), instance_id).await?;
+        let at = now();
+        let entry = match &outcome {
+            Ok(certificate) => {
+                check_transition(instance.status, WorkflowStatus::Completed)?;
+                instance.status = WorkflowStatus::Completed;
+                instance.certificate_id = Some(certificate.id);
+                instance.error_message = None;
+                instance.completed_at = Some(at);
+                for step in workflow_steps::list_for_instance(&mut tx.conn(), instance.id).await? {
+                    if step.step_type == StepType::Issuance {
+                        let mut step = step;
+                        step.status = WorkflowStatus::Completed;
+                        step.completed_at = Some(at);
+                        workflow_steps::update(&mut tx.conn(), &step).await?;
+                    }
+                }
+                if let Some(requester) = instance.requested_by_user_id {
+                    notify(
+                        &mut tx.conn(),
+                        Notice::new(
+                            requester,
+                            NotificationType::CertificateIssued,
+                            "Certificate issued",
+                            format!("Certificate {} was issued", certificate.certificate_id),
+                        )
+                        .about("certificate", certificate.id)
+                        .once(format!("certificate_issued:{}", certificate.id)),
+                    )
+                    .await?;
+                }
+                AuditEntry::new("workflow.completed", "execute")
+                    .details(json!({"certificate_id": certificate.certificate_id}))
+            }
+            Err(err) => {
+                check_transition(instance.status, WorkflowStatus::Failed)?;
+                instance.status = WorkflowStatus::Failed;
+                instance.error_message = Some(err.to_string());
+                AuditEntry::new("workflow.failed", "execute")
+                    .outcome(crate::model::AuditOutcome::Failure)
+                    .details(json!({"error": err.to_string()}))
+            }
+        };
+        workflow_instances::update(&mut tx.conn(), &instance).await?;
+        commit_audited(
+            tx,
+            actor,
+            entry
+                .resource("workflow_instance", instance.id)
+                .org(instance.organization_id),
+        )
+        .await?;
+        outcome.map(|_| ())
+    }
+
+    /// Retries issuance of an instance that failed after approval.
+    pub async fn retry_workflow(
+        &self,
+        actor: &Actor,
+        instance_id: WorkflowInstanceId,
+    ) -> Result<WorkflowInstanceView> {
+        self.authorize(actor, Access::new("workflows", "execute"))
+            .await?;
+        let mut tx = self.databases().core.begin().await?;
+        let mut instance = workflow_instances::get_for_update(&mut tx.conn(), instance_id).await?;
+        if !actor.reaches(instance.organization_id, true) {
+            return Err(Error::not_found("workflow instance", instance_id));
+        }
+        check_transition(instance.status, WorkflowStatus::Approved)?;
+        instance.status = WorkflowStatus::Approved;
+        workflow_instances::update(&mut tx.conn(), &instance).await?;
+        commit_audited(
+            tx,
+            actor,
+            AuditEntry::new("workflow.retried", "execute")
+                .resource("workflow_instance", instance.id)
+                .org(instance.organization_id),
+        )
+        .await?;
+        self.complete_approved(actor, instance_id).await?;
+        self.workflow_instance_view(instance_id).await
+    }
+
+    /// Cancels a waiting request: its requester, or an actor allowed to
+    /// execute workflows in its organization.
+    pub async fn cancel_workflow(
+        &self,
+        actor: &Actor,
+        instance_id: WorkflowInstanceId,
+    ) -> Result<WorkflowInstanceView> {
+        let mut tx = self.databases().core.begin().await?;
+        let mut instance = workflow_instances::get_for_update(&mut tx.conn(), instance_id).await?;
+        let own = actor.user_id().is_some() && actor.user_id() == instance.requested_by_user_id;
+        let allowed = own
+            || (actor.can("workflows", "execute") && actor.reaches(instance.organization_id, true));
+        if !allowed {
+            drop(tx);
+            self.authorize_visible(
+                actor,
+                Access::new("workflows", "execute").in_org(instance.organization_id),
+                "workflow instance",
+                instance_id,
+            )
+            .await?;
+            return Err(Error::denied("workflows", "execute"));
+        }
+        check_transition(instance.status, WorkflowStatus::Cancelled)?;
+        instance.status = WorkflowStatus::Cancelled;
+        instance.completed_at = Some(now());
+        workflow_instances::update(&mut tx.conn(), &instance).await?;
+        commit_audited(
+            tx,
+            actor,
+            AuditEntry::new("workflow.cancelled", "cancel")
+                .resource("workflow_instance", instance.id)
+                .org(instance.organization_id),
+        )
+        .await?;
+        self.settle_request(
+            actor,
+            &instance,
+            crate::model::RequestStatus::Cancelled,
+            None,
+        )
+        .await?;
+        self.workflow_instance_view(instance_id).await
+    }
+
+    /// Cancels waiting instances past their expiry and expires their
+    /// requests; returns how many.
+    pub async fn expire_stale_workflows(
+        &self,
+        actor: &Actor,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<u64> {
+        self.authorize(actor, Access::new("system", "lifecycle"))
+            .await?;
+        let stale = {
+            let mut conn = self.databases().core.acquire().await?;
+            workflow_instances::list_expired_pending(&mut conn.conn(), at, 500).await?
+        };
+        let mut expired = 0;
+        for candidate in stale {
+            let mut tx = self.databases().core.begin().await?;
+            let mut instance =
+                workflow_instances::get_for_update(&mut tx.conn(), candidate.id).await?;
+            // Another process may have settled it meanwhile.
+            if check_transition(instance.status, WorkflowStatus::Cancelled).is_err()
+                || instance.expires_at.is_none_or(|e| e > at)
+            {
+                continue;
+            }
+            instance.status = WorkflowStatus::Cancelled;
+            instance.error_message = Some("expired waiting for approval".into());
+            instance.completed_at = Some(now());
+            workflow_instances::update(&mut tx.conn(), &instance).await?;
+            commit_audited(
+                tx,
+                actor,
+                AuditEntry::new("workflow.expired", "cancel")
+                    .resource("workflow_instance", instance.id)
+                    .org(instance.organization_id),
+            )
+            .await?;
+            self.settle_request(
+                actor,
+                &instance,
+                crate::model::RequestStatus::Expired,
+                Some("expired waiting for approval"),
+            )
+            .await?;
+            expired += 1;
+        }
+        Ok(expired)
+    }
+
+    /// The approval steps the acting user may decide (the summary's
+    /// pending-approvals query), one row per step assignment.
+    pub async fn pending_approvals(&self, actor: &Actor) -> Result<Vec<PendingApproval>> {
+        self.authorize(actor, Access::new("workflows", "read"))
+            .await?;
+        let user_id = actor
+            .user_id()
+            .ok_or_else(|| Error::invalid("actor", "pending approvals belong to a user"))?;
+        let mut conn = self.databases().core_read.acquire().await?;
+        let rows = views::pending_approvals_for_user(&mut conn.conn(), user_id).await?;
+        Ok(rows
+            .into_iter()
+            .filter(|row| {
+                row.requested_by_user_id != Some(user_id)
+                    && actor.reaches(row.organization_id, false)
+            })
+            .collect())
+    }
+
+    pub async fn get_workflow_instance(
+        &self,
+        actor: &Actor,
+        id: WorkflowInstanceId,
+    ) -> Result<WorkflowInstanceView> {
+        let view = self.workflow_instance_view(id).await?;
+        let own =
+            actor.user_id().is_some() && actor.user_id() == view.instance.requested_by_user_id;
+        if !own {
+            self.authorize_visible(
+                actor,
+                Access::new("workflows", "read").in_org(view.instance.organization_id),
+                "workflow instance",
+                id,
+            )
+            .await?;
+        }
+        Ok(view)
+    }
+
+    async fn workflow_instance_view(&self, id: WorkflowInstanceId) -> Result<WorkflowInstanceView> {
+        let mut conn = self.databases().core.acquire().await?;
+        let instance =
+            store::get::<workflow_instances::WorkflowInstances>(&mut conn.conn(), id, false)
+                .await?;
+        let steps = workflow_steps::list_for_instance(&mut conn.conn(), id).await?;
+        Ok(WorkflowInstanceView { instance, steps })
+    }
+}
+
+impl Clm {
+    /// The certificate request an instance carries (it lives in the secure database).
+    async fn request_of(&self, instance: &WorkflowInstance) -> Result<CertificateRequest> {
+        let mut conn = self.databases().secure.acquire().await?;
+        store::get::<crate::store::certificate_requests::CertificateRequests>(
+            &mut conn.conn(),
+            instance.subject_id.as_uuid(),
+            false,
+        )
+        .await
+    }
+
+    /// Moves the carried request to a final status (rejected, cancelled,
+    /// expired), with its secure audit row.
+    async fn settle_request(
+        &self,
+        actor: &Actor,
+        instance: &WorkflowInstance,
+        status: crate::model::RequestStatus,
+        reason: Option<&str>,
+    ) -> Result<()> {
+        let mut tx = self.databases().secure.begin().await?;
+        let mut request = store::get::<crate::store::certificate_requests::CertificateRequests>(
+            &mut tx.conn(),
+            instance.subject_id.as_uuid(),
+            false,
+        )
+        .await?;
+        request.status = status;
+        if let Some(reason) = reason {
+            request.failure_reason = Some(reason.to_string());
+        }
+        crate::store::certificate_requests::update(&mut tx.conn(), &request).await?;
+        append(
+            &mut tx.conn(),
+            AuditLogKind::Secure,
+            actor,
+            AuditEntry::new(format!("certificate_request.{status}"), "update")
+                .resource("certificate_request", request.id)
+                .org(request.organization_id)
+                .details(
+                    json!({"request_id": request.request_id, "workflow_instance_id": instance.id}),
+                ),
+        )
+        .await?;
+        tx.commit().await
+    }
+}
+
+impl Clm {
+    /// Sends a request that waits for approval into its policy's workflow
+    /// (`policy_rules.workflow_code`, else the policy's workflow, else the
+    /// default) and links the instance to the request. If no instance can be
+    /// started the request is marked failed, with the reason.
+    pub(crate) async fn route_for_approval(
+        &self,
+        actor: &Actor,
+        mut request: CertificateRequest,
+        policy: Option<&crate::model::Policy>,
+    ) -> Result<CertificateRequest> {
+        let mut code = policy.and_then(|p| p.policy_rules.0.workflow_code.clone());
+        if code.is_none()
+            && let Some(workflow_id) = policy.and_then(|p| p.workflow_id)
+        {
+            let mut conn = self.databases().core.acquire().await?;
+            code = Some(
+                store::get::<Workflows>(&mut conn.conn(), workflow_id, false)
+                    .await?
+                    .workflow_code,
+            );
+        }
+        let started = self
+            .start_request_workflow(actor, &request, code.as_deref())
+            .await;
+        let mut tx = self.databases().secure.begin().await?;
+        let entry = match &started {
+            Ok(instance) => {
+                request.workflow_instance_id = Some(instance.id);
+                AuditEntry::new("certificate_request.routed", "update").details(
+                    json!({"request_id": request.request_id, "workflow_instance_id": instance.id}),
+                )
+            }
+            Err(err) => {
+                request.status = crate::model::RequestStatus::Failed;
+                request.failure_reason = Some(format!("approval workflow could not start: {err}"));
+                AuditEntry::new("certificate_request.failed", "update")
+                    .outcome(crate::model::AuditOutcome::Failure)
+                    .details(json!({"request_id": request.request_id, "error": err.to_string()}))
+            }
+        };
+        crate::store::certificate_requests::update(&mut tx.conn(), &request).await?;
+        append(
+            &mut tx.conn(),
+            AuditLogKind::Secure,
+            actor,
+            entry
+                .resource("certificate_request", request.id)
+                .org(request.organization_id),
+        )
+        .await?;
+        tx.commit().await?;
+        started?;
+        Ok(request)
+    }
+}
