@@ -43,6 +43,7 @@ struct Inner {
     /// Bounds CPU-heavy work moved off the async executor.
     cpu_jobs: tokio::sync::Semaphore,
     issuers: service::certificates::IssuerCache,
+    group_commit: service::certificates::GroupCommit,
 }
 
 impl std::fmt::Debug for Clm {
@@ -79,6 +80,7 @@ impl Clm {
                 keyring,
                 cpu_jobs,
                 issuers: Default::default(),
+                group_commit: Default::default(),
             }),
         };
         clm.seed_builtin_roles().await?;
@@ -88,6 +90,10 @@ impl Clm {
 
     pub(crate) fn issuers(&self) -> &service::certificates::IssuerCache {
         &self.inner.issuers
+    }
+
+    pub(crate) fn group_commit(&self) -> &service::certificates::GroupCommit {
+        &self.inner.group_commit
     }
 
     pub(crate) fn keyring(&self) -> &KeyRing {

@@ -226,6 +226,61 @@ impl IssuerCache {
     }
 }
 
+/// The core audit row recording metadata for `rows`.
+fn metadata_audit(rows: &[Certificate]) -> AuditEntry {
+    match rows {
+        [one] => AuditEntry::new("certificate_metadata.created", "create")
+            .resource("certificate", one.id)
+            .org(one.organization_id)
+            .details(json!({"certificate_id": one.certificate_id})),
+        _ => AuditEntry::new("certificate_metadata.created", "create").details(json!({"count": rows.len()})),
+    }
+}
+
+/// Which half of a shared write failed.
+enum BatchError {
+    /// Nothing was written.
+    Secure(Error),
+    /// The certificates stand; their metadata is missing.
+    Core(String),
+}
+
+/// One caller's certificates waiting for the group commit.
+pub struct WriteJob {
+    actor: Actor,
+    writes: Vec<CertificateWrite>,
+    reply: tokio::sync::oneshot::Sender<Result<Vec<Certificate>>>,
+}
+
+/// The queue and writer lock behind [`Clm::write_certificates`].
+#[derive(Default)]
+pub struct GroupCommit {
+    queue: std::sync::Mutex<Vec<WriteJob>>,
+    writer: tokio::sync::Mutex<()>,
+}
+
+impl std::fmt::Debug for GroupCommit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("GroupCommit")
+    }
+}
+
+impl GroupCommit {
+    fn enqueue(&self, job: WriteJob) -> Result<()> {
+        self.queue
+            .lock()
+            .map_err(|_| Error::Internal("write queue lock poisoned".into()))?
+            .push(job);
+        Ok(())
+    }
+
+    fn drain(&self) -> Result<Vec<WriteJob>> {
+        Ok(std::mem::take(
+            &mut *self.queue.lock().map_err(|_| Error::Internal("write queue lock poisoned".into()))?,
+        ))
+    }
+}
+
 /// What a reconcile run repaired.
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct ReconcileReport {
@@ -332,83 +387,131 @@ impl Clm {
     /// secure transaction, then their metadata and core audit rows in one core
     /// transaction. If the core commit fails, the certificates stand and
     /// [`Clm::reconcile`] creates the missing metadata later; the error says so.
-    pub(crate) async fn write_certificates(
-        &self,
-        actor: &Actor,
-        writes: Vec<CertificateWrite>,
-    ) -> Result<Vec<Certificate>> {
+    ///
+    /// Concurrent callers share transactions (group commit): whoever takes the
+    /// writer lock writes every job queued by then, so many issuances cost one
+    /// durable commit per database instead of one each.
+    pub(crate) async fn write_certificates(&self, actor: &Actor, writes: Vec<CertificateWrite>) -> Result<Vec<Certificate>> {
         if writes.is_empty() {
             return Ok(Vec::new());
         }
-        let mut tx = self.databases().secure.begin().await?;
-        let rows: Vec<Certificate> = writes.iter().map(|w| w.certificate.clone()).collect();
-        certificates::insert_many(&mut tx.conn(), &rows).await?;
-        for write in &writes {
-            if let Some(key) = &write.private_key {
-                private_keys::insert(&mut tx.conn(), key).await?;
-            }
-            append(
-                &mut tx.conn(),
-                AuditLogKind::Secure,
-                actor,
-                write.audit.clone(),
-            )
-            .await?;
-            match &write.issuance.request {
-                Some(RequestRow::Insert(request)) => {
-                    crate::store::certificate_requests::insert(&mut tx.conn(), request).await?
-                }
-                Some(RequestRow::Update(request)) => {
-                    if !crate::store::certificate_requests::mark_issued_if_waiting(
-                        &mut tx.conn(),
-                        request,
-                    )
-                    .await?
-                    {
-                        return Err(Error::conflict(format!(
-                            "request {} was already issued or is no longer waiting",
-                            request.request_id
-                        )));
-                    }
-                    crate::store::certificate_requests::update(&mut tx.conn(), request).await?;
-                }
-                None => {}
-            }
-            for key_use in &write.issuance.key_use {
-                append(&mut tx.conn(), AuditLogKind::Secure, actor, key_use.clone()).await?;
-            }
-            if let Some(urls) = &write.issuance.issuance_urls {
-                certificates::set_issuance_urls(
-                    &mut tx.conn(),
-                    write.certificate.id,
-                    &serde_json::to_value(urls)?,
-                )
-                .await?;
+        let (reply, outcome) = tokio::sync::oneshot::channel();
+        self.group_commit().enqueue(WriteJob {
+            actor: actor.clone(),
+            writes,
+            reply,
+        })?;
+        {
+            let _writer = self.group_commit().writer.lock().await;
+            let jobs = self.group_commit().drain()?;
+            if !jobs.is_empty() {
+                self.write_jobs(jobs).await;
             }
         }
-        tx.commit().await?;
-        self.write_metadata(actor, &rows).await.map_err(|err| {
-            Error::Database(format!(
+        outcome
+            .await
+            .map_err(|_| Error::Internal("certificate write was dropped before it finished".into()))?
+    }
+
+    /// Writes queued jobs together. If the shared secure transaction fails
+    /// (it rolled back), each job is retried alone so only the faulty one
+    /// sees its error; if only the core step failed, every job's certificates
+    /// stand and each caller hears that reconcile will repair the metadata.
+    async fn write_jobs(&self, jobs: Vec<WriteJob>) {
+        if jobs.len() > 1 {
+            match self.write_batch(&jobs).await {
+                Ok(()) => {
+                    for job in jobs {
+                        let rows = job.writes.iter().map(|w| w.certificate.clone()).collect();
+                        let _ = job.reply.send(Ok(rows));
+                    }
+                    return;
+                }
+                Err(BatchError::Core(message)) => {
+                    for job in jobs {
+                        let _ = job.reply.send(Err(Error::Database(message.clone())));
+                    }
+                    return;
+                }
+                Err(BatchError::Secure(_)) => {}
+            }
+        }
+        for job in jobs {
+            let outcome = match self.write_batch(std::slice::from_ref(&job)).await {
+                Ok(()) => Ok(job.writes.iter().map(|w| w.certificate.clone()).collect()),
+                Err(BatchError::Secure(err)) => Err(err),
+                Err(BatchError::Core(message)) => Err(Error::Database(message)),
+            };
+            let _ = job.reply.send(outcome);
+        }
+    }
+
+    async fn write_batch(&self, jobs: &[WriteJob]) -> std::result::Result<(), BatchError> {
+        let rows: Vec<Certificate> = jobs.iter().flat_map(|j| j.writes.iter().map(|w| w.certificate.clone())).collect();
+        self.write_secure_batch(jobs, &rows).await.map_err(BatchError::Secure)?;
+        self.write_core_batch(jobs, &rows).await.map_err(|err| {
+            BatchError::Core(format!(
                 "certificates were stored but their metadata was not ({err}); run reconcile to repair"
             ))
-        })?;
-        Ok(rows)
+        })
+    }
+
+    async fn write_secure_batch(&self, jobs: &[WriteJob], rows: &[Certificate]) -> Result<()> {
+        let mut tx = self.databases().secure.begin().await?;
+        certificates::insert_many(&mut tx.conn(), rows).await?;
+        for job in jobs {
+            for write in &job.writes {
+                self.write_secure_parts(&mut tx.conn(), &job.actor, write).await?;
+            }
+        }
+        tx.commit().await
+    }
+
+    async fn write_core_batch(&self, jobs: &[WriteJob], rows: &[Certificate]) -> Result<()> {
+        let metadata: Vec<CertificateMetadata> = rows.iter().map(metadata_row).collect();
+        let mut tx = self.databases().core.begin().await?;
+        certificate_metadata::insert_many(&mut tx.conn(), &metadata).await?;
+        for job in jobs {
+            let certificates: Vec<Certificate> = job.writes.iter().map(|w| w.certificate.clone()).collect();
+            append(&mut tx.conn(), AuditLogKind::Core, &job.actor, metadata_audit(&certificates)).await?;
+        }
+        tx.commit().await
+    }
+
+    /// Everything of one certificate that goes into the secure transaction
+    /// besides its row: key, request, audit rows, CA URLs.
+    async fn write_secure_parts(&self, conn: &mut crate::db::Conn<'_>, actor: &Actor, write: &CertificateWrite) -> Result<()> {
+        if let Some(key) = &write.private_key {
+            private_keys::insert(conn, key).await?;
+        }
+        append(conn, AuditLogKind::Secure, actor, write.audit.clone()).await?;
+        match &write.issuance.request {
+            Some(RequestRow::Insert(request)) => crate::store::certificate_requests::insert(conn, request).await?,
+            Some(RequestRow::Update(request)) => {
+                if !crate::store::certificate_requests::mark_issued_if_waiting(conn, request).await? {
+                    return Err(Error::conflict(format!(
+                        "request {} was already issued or is no longer waiting",
+                        request.request_id
+                    )));
+                }
+                crate::store::certificate_requests::update(conn, request).await?;
+            }
+            None => {}
+        }
+        for key_use in &write.issuance.key_use {
+            append(conn, AuditLogKind::Secure, actor, key_use.clone()).await?;
+        }
+        if let Some(urls) = &write.issuance.issuance_urls {
+            certificates::set_issuance_urls(conn, write.certificate.id, &serde_json::to_value(urls)?).await?;
+        }
+        Ok(())
     }
 
     pub(crate) async fn write_metadata(&self, actor: &Actor, rows: &[Certificate]) -> Result<()> {
         let metadata: Vec<CertificateMetadata> = rows.iter().map(metadata_row).collect();
         let mut tx = self.databases().core.begin().await?;
         certificate_metadata::insert_many(&mut tx.conn(), &metadata).await?;
-        let summary = if rows.len() == 1 {
-            AuditEntry::new("certificate_metadata.created", "create")
-                .resource("certificate", rows[0].id)
-                .org(rows[0].organization_id)
-                .details(json!({"certificate_id": rows[0].certificate_id}))
-        } else {
-            AuditEntry::new("certificate_metadata.created", "create")
-                .details(json!({"count": rows.len()}))
-        };
-        append(&mut tx.conn(), AuditLogKind::Core, actor, summary).await?;
+        append(&mut tx.conn(), AuditLogKind::Core, actor, metadata_audit(rows)).await?;
         tx.commit().await
     }
 
