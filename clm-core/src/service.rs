@@ -15,6 +15,7 @@ pub mod notifications;
 pub mod policies;
 pub mod policy_check;
 pub mod revocation;
+pub mod rotation;
 pub mod workflows;
 
 pub use actor::{Actor, ActorKind};

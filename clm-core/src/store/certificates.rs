@@ -612,7 +612,9 @@ pub async fn issued_serial_exists(
 }
 
 /// Live `expiring` certificates of the given policies that have neither a
-/// successor nor an open renewal request: what auto-renewal should renew.
+/// successor nor an open renewal request, nor one a person turned down
+/// (rejected or cancelled: asking again every run would be a storm): what
+/// auto-renewal should renew.
 pub async fn renewal_candidates(
     conn: &mut Conn<'_>,
     policy_ids: &[crate::model::PolicyId],
@@ -631,7 +633,7 @@ pub async fn renewal_candidates(
          WHERE c.deleted_at IS NULL AND c.status = 'expiring' AND c.policy_id IN ({marks})
            AND NOT EXISTS (SELECT 1 FROM certificates n WHERE n.replaces_certificate_id = c.id AND n.deleted_at IS NULL)
            AND NOT EXISTS (SELECT 1 FROM certificate_requests r WHERE r.renewal_of_certificate_id = c.id
-                           AND r.status IN ('pending', 'pending_approval', 'approved'))
+                           AND r.status IN ('pending', 'pending_approval', 'approved', 'rejected', 'cancelled'))
          ORDER BY c.not_after, c.id LIMIT {limit_mark}"
     );
     Ok(on_conn!(conn, |c| {

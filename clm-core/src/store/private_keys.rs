@@ -174,6 +174,25 @@ pub async fn reseal_many(
     rows: &[Resealed],
 ) -> Result<u64> {
     let dialect = conn.dialect();
+    if dialect == crate::db::Dialect::Sqlite {
+        // SQLite's planner scans the whole table for UPDATE ... FROM a VALUES
+        // list; in-process statements one row at a time cost microseconds.
+        let mut updated = 0;
+        for row in rows {
+            updated += exec!(conn, |c| {
+                sqlx::query(
+                "UPDATE private_keys SET encryption_key_id = $2, encrypted_key_material = $3, nonce = $4
+                 WHERE id = $1 AND encryption_key_id = $5"
+            )
+            .bind(row.id)
+            .bind(row.encryption_key_id)
+            .bind(&row.encrypted_key_material)
+            .bind(&row.nonce)
+            .bind(old_encryption_key_id)
+            })?;
+        }
+        return Ok(updated);
+    }
     let mut updated = 0;
     for chunk in rows.chunks(RESEAL_CHUNK_ROWS) {
         let values: Vec<String> = (0..chunk.len())
