@@ -1,14 +1,17 @@
 //! Quickstart: opens clm on embedded SQLite (or PostgreSQL when
 //! CLM_SECURE_DATABASE_URL / CLM_CORE_DATABASE_URL are set), creates an
 //! organization, an administrator, a custom role and a policy, logs in and
-//! creates an API key, then prints what it stored.
+//! creates an API key, sends a certificate request through approval, then
+//! prints what it stored.
 //!
 //!     cargo run --example quickstart [-- DATA_DIR]
 
-use clm::crypto::SecretString;
-use clm::model::{Permissions, PolicyRules};
-use clm::service::access::{NewOrganization, NewRole, ROLE_ADMIN};
+use clm::crypto::{DistinguishedName, KeyAlgorithm, SecretString};
+use clm::model::{CertificateKind, Permissions, PolicyRules, SubjectAlternativeName};
+use clm::service::access::{NewOrganization, NewRole, ROLE_ADMIN, ROLE_APPROVER};
+use clm::service::authorities::NewCertificateAuthority;
 use clm::service::identity::{LoginContext, NewApiKey, NewUser};
+use clm::service::issuance::{IssuanceOutcome, IssueRequest, KeySource};
 use clm::service::policies::NewPolicy;
 use clm::store::PageRequest;
 use clm::{Clm, ClmConfig, MasterKeySource};
@@ -147,6 +150,91 @@ async fn run() -> clm::Result<()> {
         api_key.api_key.key_id,
         &api_key.key.expose()[..8],
         key_actor.user_id()
+    );
+
+    // A request that needs approval: a CA and a policy requiring approval
+    // in the organization, an approver, a request that waits, an approval.
+    let ca = clm
+        .create_root_ca(
+            &actor,
+            NewCertificateAuthority {
+                subject: DistinguishedName::common_name(format!("Acme Root CA {suffix}")),
+                key_algorithm: KeyAlgorithm::EcdsaP256,
+                validity_days: 3650,
+                organization_id: Some(org.id),
+                ..Default::default()
+            },
+        )
+        .await?;
+    let gated = clm
+        .create_policy(
+            &actor,
+            NewPolicy {
+                policy_code: format!("TLS-APPROVED-{suffix}"),
+                name: "Internal TLS, approved".into(),
+                rules: PolicyRules {
+                    require_approval: true,
+                    ..policy.policy_rules.0.clone()
+                },
+                organization_id: Some(org.id),
+                ..NewPolicy::default()
+            },
+        )
+        .await?;
+    let approver = clm
+        .create_user(
+            &system,
+            NewUser {
+                username: format!("approver-{suffix}"),
+                email: format!("approver-{suffix}@acme.example"),
+                display_name: Some("Acme Approver".into()),
+                password: None,
+                organization_id: Some(org.id),
+            },
+        )
+        .await?;
+    let approver_role = clm.get_role_by_code(&system, ROLE_APPROVER).await?;
+    clm.assign_role(&system, approver.id, approver_role.id)
+        .await?;
+    let outcome = clm
+        .issue_certificate(
+            &actor,
+            IssueRequest {
+                issuer_id: ca.certificate.id,
+                policy_id: Some(gated.id),
+                subject: DistinguishedName::common_name("api.acme.example"),
+                sans: vec![SubjectAlternativeName::Dns("api.acme.example".into())],
+                kind: CertificateKind::TlsServer,
+                validity_days: 90,
+                key: KeySource::Generate(KeyAlgorithm::EcdsaP256),
+                owner_user_id: None,
+                organization_id: Some(org.id),
+            },
+        )
+        .await?;
+    let IssuanceOutcome::Pending { request } = outcome else {
+        return Err(clm::Error::Internal("the policy requires approval".into()));
+    };
+    let instance_id = request
+        .workflow_instance_id
+        .ok_or_else(|| clm::Error::Internal("request not routed".into()))?;
+    println!(
+        "request       {} is {} (workflow instance {instance_id})",
+        request.request_id, request.status
+    );
+    let approver_actor = clm.actor_for_user(approver.id).await?;
+    let waiting = clm.pending_approvals(&approver_actor).await?;
+    println!(
+        "approver      {} sees {} pending approval(s)",
+        approver.username,
+        waiting.len()
+    );
+    let done = clm
+        .decide_approval(&approver_actor, instance_id, true, Some("ok".into()))
+        .await?;
+    println!(
+        "approved      workflow {}, certificate {:?}",
+        done.instance.status, done.instance.certificate_id
     );
 
     let users = clm

@@ -233,7 +233,8 @@ fn metadata_audit(rows: &[Certificate]) -> AuditEntry {
             .resource("certificate", one.id)
             .org(one.organization_id)
             .details(json!({"certificate_id": one.certificate_id})),
-        _ => AuditEntry::new("certificate_metadata.created", "create").details(json!({"count": rows.len()})),
+        _ => AuditEntry::new("certificate_metadata.created", "create")
+            .details(json!({"count": rows.len()})),
     }
 }
 
@@ -275,9 +276,9 @@ impl GroupCommit {
     }
 
     fn drain(&self) -> Result<Vec<WriteJob>> {
-        Ok(std::mem::take(
-            &mut *self.queue.lock().map_err(|_| Error::Internal("write queue lock poisoned".into()))?,
-        ))
+        Ok(std::mem::take(&mut *self.queue.lock().map_err(|_| {
+            Error::Internal("write queue lock poisoned".into())
+        })?))
     }
 }
 
@@ -391,7 +392,11 @@ impl Clm {
     /// Concurrent callers share transactions (group commit): whoever takes the
     /// writer lock writes every job queued by then, so many issuances cost one
     /// durable commit per database instead of one each.
-    pub(crate) async fn write_certificates(&self, actor: &Actor, writes: Vec<CertificateWrite>) -> Result<Vec<Certificate>> {
+    pub(crate) async fn write_certificates(
+        &self,
+        actor: &Actor,
+        writes: Vec<CertificateWrite>,
+    ) -> Result<Vec<Certificate>> {
         if writes.is_empty() {
             return Ok(Vec::new());
         }
@@ -408,9 +413,9 @@ impl Clm {
                 self.write_jobs(jobs).await;
             }
         }
-        outcome
-            .await
-            .map_err(|_| Error::Internal("certificate write was dropped before it finished".into()))?
+        outcome.await.map_err(|_| {
+            Error::Internal("certificate write was dropped before it finished".into())
+        })?
     }
 
     /// Writes queued jobs together. If the shared secure transaction fails
@@ -447,8 +452,13 @@ impl Clm {
     }
 
     async fn write_batch(&self, jobs: &[WriteJob]) -> std::result::Result<(), BatchError> {
-        let rows: Vec<Certificate> = jobs.iter().flat_map(|j| j.writes.iter().map(|w| w.certificate.clone())).collect();
-        self.write_secure_batch(jobs, &rows).await.map_err(BatchError::Secure)?;
+        let rows: Vec<Certificate> = jobs
+            .iter()
+            .flat_map(|j| j.writes.iter().map(|w| w.certificate.clone()))
+            .collect();
+        self.write_secure_batch(jobs, &rows)
+            .await
+            .map_err(BatchError::Secure)?;
         self.write_core_batch(jobs, &rows).await.map_err(|err| {
             BatchError::Core(format!(
                 "certificates were stored but their metadata was not ({err}); run reconcile to repair"
@@ -461,7 +471,8 @@ impl Clm {
         certificates::insert_many(&mut tx.conn(), rows).await?;
         for job in jobs {
             for write in &job.writes {
-                self.write_secure_parts(&mut tx.conn(), &job.actor, write).await?;
+                self.write_secure_parts(&mut tx.conn(), &job.actor, write)
+                    .await?;
             }
         }
         tx.commit().await
@@ -472,23 +483,39 @@ impl Clm {
         let mut tx = self.databases().core.begin().await?;
         certificate_metadata::insert_many(&mut tx.conn(), &metadata).await?;
         for job in jobs {
-            let certificates: Vec<Certificate> = job.writes.iter().map(|w| w.certificate.clone()).collect();
-            append(&mut tx.conn(), AuditLogKind::Core, &job.actor, metadata_audit(&certificates)).await?;
+            let certificates: Vec<Certificate> =
+                job.writes.iter().map(|w| w.certificate.clone()).collect();
+            append(
+                &mut tx.conn(),
+                AuditLogKind::Core,
+                &job.actor,
+                metadata_audit(&certificates),
+            )
+            .await?;
         }
         tx.commit().await
     }
 
     /// Everything of one certificate that goes into the secure transaction
     /// besides its row: key, request, audit rows, CA URLs.
-    async fn write_secure_parts(&self, conn: &mut crate::db::Conn<'_>, actor: &Actor, write: &CertificateWrite) -> Result<()> {
+    async fn write_secure_parts(
+        &self,
+        conn: &mut crate::db::Conn<'_>,
+        actor: &Actor,
+        write: &CertificateWrite,
+    ) -> Result<()> {
         if let Some(key) = &write.private_key {
             private_keys::insert(conn, key).await?;
         }
         append(conn, AuditLogKind::Secure, actor, write.audit.clone()).await?;
         match &write.issuance.request {
-            Some(RequestRow::Insert(request)) => crate::store::certificate_requests::insert(conn, request).await?,
+            Some(RequestRow::Insert(request)) => {
+                crate::store::certificate_requests::insert(conn, request).await?
+            }
             Some(RequestRow::Update(request)) => {
-                if !crate::store::certificate_requests::mark_issued_if_waiting(conn, request).await? {
+                if !crate::store::certificate_requests::mark_issued_if_waiting(conn, request)
+                    .await?
+                {
                     return Err(Error::conflict(format!(
                         "request {} was already issued or is no longer waiting",
                         request.request_id
@@ -502,7 +529,12 @@ impl Clm {
             append(conn, AuditLogKind::Secure, actor, key_use.clone()).await?;
         }
         if let Some(urls) = &write.issuance.issuance_urls {
-            certificates::set_issuance_urls(conn, write.certificate.id, &serde_json::to_value(urls)?).await?;
+            certificates::set_issuance_urls(
+                conn,
+                write.certificate.id,
+                &serde_json::to_value(urls)?,
+            )
+            .await?;
         }
         Ok(())
     }
@@ -511,7 +543,13 @@ impl Clm {
         let metadata: Vec<CertificateMetadata> = rows.iter().map(metadata_row).collect();
         let mut tx = self.databases().core.begin().await?;
         certificate_metadata::insert_many(&mut tx.conn(), &metadata).await?;
-        append(&mut tx.conn(), AuditLogKind::Core, actor, metadata_audit(rows)).await?;
+        append(
+            &mut tx.conn(),
+            AuditLogKind::Core,
+            actor,
+            metadata_audit(rows),
+        )
+        .await?;
         tx.commit().await
     }
 

@@ -613,6 +613,7 @@ impl Clm {
             RequestRow::Update(mut r) => {
                 r.status = RequestStatus::Issued;
                 r.certificate_id = Some(row.id);
+                r.failure_reason = None;
                 r.issuer_certificate_id = Some(issuer.row.id);
                 r.policy_id = plan.ownership.policy_id;
                 RequestRow::Update(r)

@@ -6,13 +6,15 @@ use chrono::{DateTime, Duration, Utc};
 use serde_json::json;
 
 use crate::db::{DatabaseConfig, Pool};
+use crate::model::PolicyRules;
 use crate::model::{CertificateStatus, NotificationPriority, NotificationType};
 use crate::service::actor::{Access, Actor};
 use crate::service::audit::{AuditEntry, commit_audited};
 use crate::service::inventory::{CertificateSearch, StatusRefreshReport};
 use crate::service::issuance::{IssuanceOutcome, RenewOptions};
 use crate::service::notifications::{Notice, notify};
-use crate::store::{PageRequest, certificates, policies};
+use crate::store::policies::Policies;
+use crate::store::{self, PageRequest, certificates, policies};
 use crate::{Clm, Error, Result};
 
 /// What one lifecycle run did.
@@ -36,10 +38,58 @@ const EXPIRED_NOTICE_WINDOW_DAYS: i64 = 30;
 const RENEWALS_PER_RUN: u32 = 500;
 const LIFECYCLE_LOCK_KEY: i64 = 0x636c_6d10;
 
+/// Validity of an automatic renewal. The certificate's own validity
+/// (`None`: renew_certificate's default) unless that is within the renewal
+/// threshold: then the renewal would be due again at once and every run
+/// would renew it anew, so it gets its original lifetime on top of the
+/// threshold (capped by the policy). A policy whose longest validity is
+/// within its own threshold cannot be renewed automatically at all.
+fn renewal_validity(
+    certificate: &crate::model::Certificate,
+    rules: &PolicyRules,
+) -> std::result::Result<Option<u32>, String> {
+    let original = u32::try_from(
+        (certificate.not_after - certificate.not_before)
+            .num_days()
+            .max(1),
+    )
+    .unwrap_or(1);
+    let threshold = rules.renewal_threshold_days;
+    if original.min(rules.max_validity_days) > threshold {
+        return Ok(None);
+    }
+    let days = original
+        .saturating_add(threshold)
+        .min(rules.max_validity_days);
+    if days <= threshold {
+        return Err(format!(
+            "its policy renews {threshold} days before expiry but allows at most {} days of validity: every renewal would be due at once; renew it by hand or fix the policy",
+            rules.max_validity_days
+        ));
+    }
+    Ok(Some(days))
+}
+
 /// Held while a run goes on; released when dropped.
 enum Lease {
-    Postgres(crate::db::PooledConn),
+    /// The connection holding the session-level advisory lock; taken by
+    /// [`Clm::release_lease`].
+    Postgres(Option<crate::db::PooledConn>),
     File(#[allow(dead_code)] std::fs::File),
+}
+
+impl Drop for Lease {
+    /// A lease dropped without release (the run's future was cancelled, or
+    /// the unlock failed) must not go back to the pool still holding the
+    /// advisory lock, or no later run would ever get it: its connection is
+    /// closed instead, which ends the lock with the session.
+    fn drop(&mut self) {
+        if let Lease::Postgres(conn) = self
+            && let Some(crate::db::PooledConn::Postgres(mut conn)) = conn.take()
+        {
+            conn.close_on_drop();
+        }
+    }
 }
 
 impl Clm {
@@ -56,7 +106,7 @@ impl Clm {
                     .bind(LIFECYCLE_LOCK_KEY)
                     .fetch_one(&mut *c)
                     .await)?;
-                Ok(acquired.then_some(Lease::Postgres(conn)))
+                Ok(acquired.then_some(Lease::Postgres(Some(conn))))
             }
             (Pool::Sqlite(_), DatabaseConfig::Sqlite { data_dir }) => {
                 let path = data_dir.join("lifecycle.lock");
@@ -83,12 +133,19 @@ impl Clm {
         }
     }
 
-    async fn release_lease(&self, lease: Lease) -> Result<()> {
-        if let Lease::Postgres(mut conn) = lease {
-            crate::exec!(&mut conn.conn(), |c| sqlx::query(
+    async fn release_lease(&self, mut lease: Lease) -> Result<()> {
+        if let Lease::Postgres(slot) = &mut lease
+            && let Some(mut conn) = slot.take()
+        {
+            let unlocked = crate::exec!(&mut conn.conn(), |c| sqlx::query(
                 "SELECT pg_advisory_unlock($1)"
             )
-            .bind(LIFECYCLE_LOCK_KEY))?;
+            .bind(LIFECYCLE_LOCK_KEY));
+            if unlocked.is_err() {
+                // Back into the slot: dropping the lease closes it.
+                *slot = Some(conn);
+            }
+            unlocked?;
         }
         Ok(())
     }
@@ -219,11 +276,31 @@ impl Clm {
             certificates::renewal_candidates(&mut conn.conn(), &policy_ids, RENEWALS_PER_RUN)
                 .await?
         };
+        let mut rules_of: std::collections::HashMap<crate::model::PolicyId, PolicyRules> =
+            std::collections::HashMap::new();
         for certificate in candidates {
-            match self
-                .renew_certificate(actor, certificate.id, RenewOptions::default())
-                .await
-            {
+            let Some(policy_id) = certificate.policy_id else {
+                continue;
+            };
+            if let std::collections::hash_map::Entry::Vacant(slot) = rules_of.entry(policy_id) {
+                let mut conn = self.databases().core.acquire().await?;
+                let policy = store::get::<Policies>(&mut conn.conn(), policy_id, false).await?;
+                slot.insert(policy.policy_rules.0);
+            }
+            let validity_days = match renewal_validity(&certificate, &rules_of[&policy_id]) {
+                Ok(days) => days,
+                Err(reason) => {
+                    report
+                        .renewal_errors
+                        .push(format!("{}: {reason}", certificate.certificate_id));
+                    continue;
+                }
+            };
+            let options = RenewOptions {
+                reuse_key: false,
+                validity_days,
+            };
+            match self.renew_certificate(actor, certificate.id, options).await {
                 Ok(outcome) => {
                     let pending = matches!(outcome, IssuanceOutcome::Pending { .. });
                     if pending {

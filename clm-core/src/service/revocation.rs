@@ -160,6 +160,30 @@ impl Clm {
             // A cached CA would keep signing with its old status.
             self.issuers().forget(id);
         }
+        if let Some(owner) = row.owner_user_id {
+            let mut tx = self.databases().core.begin().await?;
+            let name = row
+                .common_name
+                .clone()
+                .unwrap_or_else(|| row.subject_dn.clone());
+            crate::service::notifications::notify(
+                &mut tx.conn(),
+                crate::service::notifications::Notice::new(
+                    owner,
+                    crate::model::NotificationType::CertificateRevoked,
+                    "Certificate revoked",
+                    format!(
+                        "Certificate {name} ({}) was revoked: {reason}",
+                        row.certificate_id
+                    ),
+                )
+                .about("certificate", row.id)
+                .priority(crate::model::NotificationPriority::High)
+                .once(format!("certificate_revoked:{}", revocation.id)),
+            )
+            .await?;
+            tx.commit().await?;
+        }
         Ok(revocation)
     }
 

@@ -194,6 +194,25 @@ impl Clm {
         report.retired_key_ids = self.finish_data_rotation(actor, &rotation).await?;
         report.status = RotationStatus::Completed;
         self.keyring().reload(&self.databases().secure).await?;
+        if let Some(user) = actor.user_id() {
+            let mut tx = self.databases().core.begin().await?;
+            crate::service::notifications::notify(
+                &mut tx.conn(),
+                crate::service::notifications::Notice::new(
+                    user,
+                    crate::model::NotificationType::KeyRotationCompleted,
+                    "Key rotation finished",
+                    format!(
+                        "Data-key rotation {} re-sealed {} private keys",
+                        rotation.id, report.rotated_items
+                    ),
+                )
+                .about("key_rotation", rotation.id)
+                .once(format!("key_rotation_completed:{}", rotation.id)),
+            )
+            .await?;
+            tx.commit().await?;
+        }
         Ok(report)
     }
 

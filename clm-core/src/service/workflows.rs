@@ -40,12 +40,10 @@ pub fn check_transition(from: WorkflowStatus, to: WorkflowStatus) -> Result<()> 
                 InProgress,
                 PendingApproval | Approved | Completed | Failed | Cancelled
             )
-            | (
-                PendingApproval,
-                PendingApproval | Approved | Rejected | Cancelled | Failed
-            )
+            | (PendingApproval, Approved | Rejected | Cancelled | Failed)
             | (Approved, Completed | Failed)
-            | (Failed, Approved)
+            // A failed issuance is retried (back to approved) or given up.
+            | (Failed, Approved | Cancelled)
     );
     if allowed {
         Ok(())
@@ -54,6 +52,32 @@ pub fn check_transition(from: WorkflowStatus, to: WorkflowStatus) -> Result<()> 
             "a workflow cannot move from {from} to {to}"
         )))
     }
+}
+
+/// Whether an actor may decide approvals of an instance of `organization`
+/// at all (step assignment aside): it holds `workflows:approve` and reaches
+/// the organization. Instances of no organization are shared: any assigned
+/// approver may act on them. One rule for deciding, listing pending
+/// approvals and notifying approvers.
+fn may_approve(actor: &Actor, organization: Option<OrganizationId>) -> bool {
+    actor.can("workflows", "approve") && actor.reaches(organization, false)
+}
+
+/// Steps still waiting (or not yet started) of an instance that ends
+/// without them: cancelled, so no step of it looks actionable.
+async fn cancel_open_steps(conn: &mut Conn<'_>, instance_id: WorkflowInstanceId) -> Result<()> {
+    let at = now();
+    for mut step in workflow_steps::list_for_instance(conn, instance_id).await? {
+        if matches!(
+            step.status,
+            WorkflowStatus::Initiated | WorkflowStatus::PendingApproval
+        ) {
+            step.status = WorkflowStatus::Cancelled;
+            step.completed_at = Some(at);
+            workflow_steps::update(conn, &step).await?;
+        }
+    }
+    Ok(())
 }
 
 /// A workflow to create.
@@ -397,6 +421,12 @@ impl Clm {
             .into_iter()
             .filter(|u| Some(*u) != instance.requested_by_user_id)
         {
+            // Only those who could act: a role holder of another
+            // organization is not told about this one's requests.
+            let approver = self.resolve_user_actor(conn, user).await?;
+            if !may_approve(&approver, instance.organization_id) {
+                continue;
+            }
             notify(
                 conn,
                 Notice::new(
@@ -431,14 +461,14 @@ impl Clm {
         approve: bool,
         comment: Option<String>,
     ) -> Result<WorkflowInstanceView> {
-        self.authorize(actor, Access::new("workflows", "approve"))
+        self.require_permission(actor, "workflows", "approve")
             .await?;
         let user_id = actor
             .user_id()
             .ok_or_else(|| Error::invalid("actor", "approvals are made by users"))?;
         let mut tx = self.databases().core.begin().await?;
         let mut instance = workflow_instances::get_for_update(&mut tx.conn(), instance_id).await?;
-        if !actor.reaches(instance.organization_id, true) {
+        if !may_approve(actor, instance.organization_id) {
             return Err(Error::not_found("workflow instance", instance_id));
         }
         let target = if approve {
@@ -606,13 +636,23 @@ impl Clm {
             .await?;
         }
         if issue {
+            self.settle_request(
+                actor,
+                &instance,
+                crate::model::RequestStatus::Approved,
+                None,
+            )
+            .await?;
             self.complete_approved(actor, instance.id).await?;
         }
         self.workflow_instance_view(instance.id).await
     }
 
     /// Runs issuance for an approved instance and completes it, or records
-    /// the failure and leaves it retryable.
+    /// the failure (instance `failed` with its error, the request still
+    /// `approved` with the reason) and leaves it retryable. An issuance
+    /// failure is not an error of this call: the caller reads it from the
+    /// instance; bookkeeping failures are.
     async fn complete_approved(
         &self,
         actor: &Actor,
@@ -668,6 +708,7 @@ impl Clm {
                 check_transition(instance.status, WorkflowStatus::Failed)?;
                 instance.status = WorkflowStatus::Failed;
                 instance.error_message = Some(err.to_string());
+                instance.completed_at = None;
                 AuditEntry::new("workflow.failed", "execute")
                     .outcome(crate::model::AuditOutcome::Failure)
                     .details(json!({"error": err.to_string()}))
@@ -682,7 +723,11 @@ impl Clm {
                 .org(instance.organization_id),
         )
         .await?;
-        outcome.map(|_| ())
+        if let Err(err) = outcome {
+            self.record_request_failure(&instance, &err.to_string())
+                .await?;
+        }
+        Ok(())
     }
 
     /// Retries issuance of an instance that failed after approval.
@@ -691,7 +736,7 @@ impl Clm {
         actor: &Actor,
         instance_id: WorkflowInstanceId,
     ) -> Result<WorkflowInstanceView> {
-        self.authorize(actor, Access::new("workflows", "execute"))
+        self.require_permission(actor, "workflows", "execute")
             .await?;
         let mut tx = self.databases().core.begin().await?;
         let mut instance = workflow_instances::get_for_update(&mut tx.conn(), instance_id).await?;
@@ -740,6 +785,7 @@ impl Clm {
         instance.status = WorkflowStatus::Cancelled;
         instance.completed_at = Some(now());
         workflow_instances::update(&mut tx.conn(), &instance).await?;
+        cancel_open_steps(&mut tx.conn(), instance.id).await?;
         commit_audited(
             tx,
             actor,
@@ -786,6 +832,7 @@ impl Clm {
             instance.error_message = Some("expired waiting for approval".into());
             instance.completed_at = Some(now());
             workflow_instances::update(&mut tx.conn(), &instance).await?;
+            cancel_open_steps(&mut tx.conn(), instance.id).await?;
             commit_audited(
                 tx,
                 actor,
@@ -816,11 +863,14 @@ impl Clm {
             .ok_or_else(|| Error::invalid("actor", "pending approvals belong to a user"))?;
         let mut conn = self.databases().core_read.acquire().await?;
         let rows = views::pending_approvals_for_user(&mut conn.conn(), user_id).await?;
+        // Exactly what this user may act on: not its own requests, not
+        // steps it already decided (M-of-N), within its reach.
         Ok(rows
             .into_iter()
             .filter(|row| {
                 row.requested_by_user_id != Some(user_id)
-                    && actor.reaches(row.organization_id, false)
+                    && may_approve(actor, row.organization_id)
+                    && !row.approvals.0.iter().any(|d| d.user_id == user_id)
             })
             .collect())
     }
@@ -856,6 +906,18 @@ impl Clm {
 }
 
 impl Clm {
+    /// The permission alone, before the instance (and so its organization)
+    /// is known; reach is checked against the instance afterwards. A plain
+    /// `authorize` without an organization would demand a global
+    /// administrator for these writes.
+    async fn require_permission(&self, actor: &Actor, resource: &str, action: &str) -> Result<()> {
+        if actor.can(resource, action) {
+            return Ok(());
+        }
+        // Audits the denial and returns it.
+        self.authorize(actor, Access::new(resource, action)).await
+    }
+
     /// The certificate request an instance carries (it lives in the secure database).
     async fn request_of(&self, instance: &WorkflowInstance) -> Result<CertificateRequest> {
         let mut conn = self.databases().secure.acquire().await?;
@@ -867,8 +929,27 @@ impl Clm {
         .await
     }
 
-    /// Moves the carried request to a final status (rejected, cancelled,
-    /// expired), with its secure audit row.
+    /// Notes why issuance of an approved request failed; the request stays
+    /// `approved` so that a retry may issue it.
+    async fn record_request_failure(
+        &self,
+        instance: &WorkflowInstance,
+        reason: &str,
+    ) -> Result<()> {
+        let mut tx = self.databases().secure.begin().await?;
+        let mut request = store::get::<crate::store::certificate_requests::CertificateRequests>(
+            &mut tx.conn(),
+            instance.subject_id.as_uuid(),
+            false,
+        )
+        .await?;
+        request.failure_reason = Some(reason.to_string());
+        crate::store::certificate_requests::update(&mut tx.conn(), &request).await?;
+        tx.commit().await
+    }
+
+    /// Moves the carried request to a new status (approved, rejected,
+    /// cancelled, expired), with its secure audit row.
     async fn settle_request(
         &self,
         actor: &Actor,
@@ -930,6 +1011,14 @@ impl Clm {
             .start_request_workflow(actor, &request, code.as_deref())
             .await;
         let mut tx = self.databases().secure.begin().await?;
+        // Re-read: once the instance is committed an approver may already
+        // have moved the request on; only the link (or the failure) is ours.
+        request = store::get::<crate::store::certificate_requests::CertificateRequests>(
+            &mut tx.conn(),
+            request.id,
+            false,
+        )
+        .await?;
         let entry = match &started {
             Ok(instance) => {
                 request.workflow_instance_id = Some(instance.id);
