@@ -1,0 +1,160 @@
+//! The one module that touches raw pointers: NULL checks, UTF-8 checks,
+//! boxing and unboxing handles, strings handed to C, the last error message,
+//! and the panic boundary every exported body runs inside.
+
+use std::cell::RefCell;
+use std::ffi::{CStr, CString, c_char};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use clm::Error;
+
+use crate::clm_status;
+
+thread_local! {
+    static LAST_ERROR: RefCell<Option<CString>> = const { RefCell::new(None) };
+}
+
+fn set_last_error(message: Option<String>) {
+    let message = message
+        .map(|m| CString::new(m.replace('\0', "\\0")).unwrap_or_else(|_| c"error".to_owned()));
+    LAST_ERROR.with(|slot| *slot.borrow_mut() = message);
+}
+
+/// The message of the last failure on this thread, or NULL when the last
+/// call succeeded. The string belongs to the library and stays valid until
+/// the next clm call on this thread; do not free it.
+#[unsafe(no_mangle)]
+pub extern "C" fn clm_last_error_message() -> *const c_char {
+    catch_unwind(|| {
+        LAST_ERROR.with(|slot| {
+            slot.borrow()
+                .as_ref()
+                .map_or(std::ptr::null(), |m| m.as_ptr())
+        })
+    })
+    .unwrap_or(std::ptr::null())
+}
+
+/// Frees a string returned by the library. NULL is allowed.
+///
+/// # Safety
+/// `text` is NULL or a string this library returned, freed at most once.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn clm_string_free(text: *mut c_char) {
+    if text.is_null() {
+        return;
+    }
+    let _ = catch_unwind(AssertUnwindSafe(|| {
+        // SAFETY: the caller passes a pointer from CString::into_raw.
+        drop(unsafe { CString::from_raw(text) });
+    }));
+}
+
+/// Runs an exported body: its error becomes a status code and the last
+/// error message; a panic becomes `CLM_INTERNAL`, never an abort in the host.
+pub(crate) fn guard(body: impl FnOnce() -> Result<(), Error>) -> clm_status {
+    match catch_unwind(AssertUnwindSafe(body)) {
+        Ok(Ok(())) => {
+            set_last_error(None);
+            clm_status::CLM_OK
+        }
+        Ok(Err(err)) => {
+            let status = clm_status::from(err.code());
+            set_last_error(Some(err.to_string()));
+            status
+        }
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".into());
+            set_last_error(Some(format!("internal error: panic in libclm: {what}")));
+            clm_status::CLM_INTERNAL
+        }
+    }
+}
+
+/// A required string argument: not NULL, valid UTF-8.
+///
+/// # Safety
+/// `ptr` is NULL or a NUL-terminated string valid for the call.
+pub(crate) unsafe fn text<'a>(ptr: *const c_char, name: &str) -> Result<&'a str, Error> {
+    if ptr.is_null() {
+        return Err(Error::invalid(name, "is NULL"));
+    }
+    // SAFETY: non-NULL and NUL-terminated by the caller's contract.
+    unsafe { CStr::from_ptr(ptr) }
+        .to_str()
+        .map_err(|_| Error::invalid(name, "is not valid UTF-8"))
+}
+
+/// An optional string argument (NULL = absent).
+///
+/// # Safety
+/// As [`text`].
+pub(crate) unsafe fn optional_text<'a>(
+    ptr: *const c_char,
+    name: &str,
+) -> Result<Option<&'a str>, Error> {
+    if ptr.is_null() {
+        Ok(None)
+    } else {
+        unsafe { text(ptr, name) }.map(Some)
+    }
+}
+
+/// A reference behind a handle pointer, or InvalidInput for NULL.
+///
+/// # Safety
+/// `ptr` is NULL or a live handle this library returned.
+pub(crate) unsafe fn borrow<'a, T>(ptr: *const T, name: &str) -> Result<&'a T, Error> {
+    if ptr.is_null() {
+        return Err(Error::invalid(name, "is NULL"));
+    }
+    // SAFETY: the caller passes a live pointer from Box::into_raw.
+    Ok(unsafe { &*ptr })
+}
+
+/// Checks an out-pointer before any work is done.
+pub(crate) fn check_out<T>(out: *mut T, name: &str) -> Result<(), Error> {
+    if out.is_null() {
+        return Err(Error::invalid(name, "is NULL"));
+    }
+    Ok(())
+}
+
+/// Moves a value into a new box and writes it to `out`.
+///
+/// # Safety
+/// `out` was checked with [`check_out`] and is writable.
+pub(crate) unsafe fn write_box<T>(out: *mut *mut T, value: T) {
+    // SAFETY: checked non-NULL; the caller owns the box from here on.
+    unsafe { *out = Box::into_raw(Box::new(value)) };
+}
+
+/// Writes a string to `out` as a library-owned C string.
+///
+/// # Safety
+/// As [`write_box`].
+pub(crate) unsafe fn write_string(out: *mut *mut c_char, value: &str) -> Result<(), Error> {
+    let text = CString::new(value)
+        .map_err(|_| Error::Internal("a returned string contains a NUL byte".into()))?;
+    // SAFETY: checked non-NULL; freed by clm_string_free.
+    unsafe { *out = text.into_raw() };
+    Ok(())
+}
+
+/// Drops a boxed handle. NULL is allowed.
+///
+/// # Safety
+/// `ptr` is NULL or from [`write_box`], freed at most once.
+pub(crate) unsafe fn free_box<T>(ptr: *mut T) {
+    if ptr.is_null() {
+        return;
+    }
+    let _ = catch_unwind(AssertUnwindSafe(|| {
+        // SAFETY: from Box::into_raw, freed once by the caller's contract.
+        drop(unsafe { Box::from_raw(ptr) });
+    }));
+}
