@@ -179,3 +179,80 @@ impl ClmConfig {
         Ok(config)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn vars(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |name| map.get(name).cloned()
+    }
+
+    #[test]
+    fn postgres_from_variables_with_replicas_and_pool_size() {
+        let config = ClmConfig::from_vars(vars(&[
+            (
+                "CLM_SECURE_DATABASE_URL",
+                "postgres://u:secret@db/clm_secure_db",
+            ),
+            (
+                "CLM_CORE_DATABASE_URL",
+                "postgres://u:secret@db/clm_core_db",
+            ),
+            (
+                "CLM_CORE_REPLICA_URL",
+                "postgres://u:secret@replica/clm_core_db",
+            ),
+            ("CLM_MAX_CONNECTIONS", "7"),
+            ("CLM_MASTER_KEY", "AAAA"),
+        ]))
+        .unwrap();
+        match &config.database {
+            DatabaseConfig::Postgres {
+                core_replica_url,
+                secure_replica_url,
+                ..
+            } => {
+                assert_eq!(
+                    core_replica_url.as_deref(),
+                    Some("postgres://u:secret@replica/clm_core_db")
+                );
+                assert_eq!(secure_replica_url, &None);
+            }
+            other => panic!("expected PostgreSQL, got {other:?}"),
+        }
+        assert_eq!(config.pool.max_connections, 7);
+        assert!(matches!(
+            config.master_key,
+            Some(MasterKeySource::Base64(_))
+        ));
+        // Passwords and the master key never print.
+        let printed = format!("{config:?}");
+        assert!(
+            !printed.contains("secret") && !printed.contains("AAAA"),
+            "{printed}"
+        );
+    }
+
+    #[test]
+    fn sqlite_from_data_dir_and_clear_errors() {
+        let config = ClmConfig::from_vars(vars(&[("CLM_DATA_DIR", "/tmp/clm")])).unwrap();
+        assert!(matches!(config.database, DatabaseConfig::Sqlite { .. }));
+        let half = ClmConfig::from_vars(vars(&[("CLM_SECURE_DATABASE_URL", "postgres://x/a")]))
+            .unwrap_err();
+        assert!(half.to_string().contains("CLM_CORE_DATABASE_URL"), "{half}");
+        let none = ClmConfig::from_vars(vars(&[])).unwrap_err();
+        assert!(none.to_string().contains("CLM_DATA_DIR"), "{none}");
+        let bad = ClmConfig::from_vars(vars(&[
+            ("CLM_DATA_DIR", "/tmp/clm"),
+            ("CLM_MAX_CONNECTIONS", "many"),
+        ]))
+        .unwrap_err();
+        assert!(bad.to_string().contains("CLM_MAX_CONNECTIONS"), "{bad}");
+    }
+}
