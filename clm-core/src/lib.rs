@@ -11,6 +11,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod api;
 pub mod config;
 pub mod crypto;
 pub mod db;

@@ -1,0 +1,500 @@
+//! The operation table: one entry per operation, grouped by the core module
+//! that implements it. Each entry declares its named arguments (parsed with
+//! `deny_unknown_fields`, so a misspelt argument is refused by name), what
+//! it returns, and the call it makes; the macro turns the entries into both
+//! [`OPERATIONS`] and the dispatcher, so the two cannot drift apart.
+
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+
+use super::inputs::{
+    ApiKeyInput, AuditFilterInput, AuditLogName, AuthorityInput, ImportInput, IssueInput,
+    KeyAlgorithmName, MasterKeyInput, OrganizationInput, PolicyFilterInput, PolicyInput,
+    PolicyUpdateInput, RenewInput, RoleInput, SearchInput, UserFilterInput, UserInput,
+    UserUpdateInput, WorkflowInput, permissions,
+};
+use super::{Operation, Param, ProgressSink, Reply, describe_actor, progress_value, record};
+use crate::crypto::{DistinguishedName, KeyPair, SecretString, build_csr, der_to_pem};
+use crate::model::{
+    ApiKeyId, CertificateId, NotificationId, OrganizationId, OrganizationStatus, PolicyId,
+    RevocationReason, RoleId, SessionId, SubjectAlternativeName, UserId, WorkflowId,
+    WorkflowInstanceId,
+};
+use crate::service::identity::LoginContext;
+use crate::service::rotation::{RotationOptions, RotationProgress};
+use crate::store::PageRequest;
+use crate::{Actor, Clm, Error, Result};
+
+/// True when a parameter's Rust type is an `Option`.
+const fn is_option(rust_type: &str) -> bool {
+    let bytes = rust_type.as_bytes();
+    let prefix = b"Option";
+    if bytes.len() < prefix.len() {
+        return false;
+    }
+    let mut index = 0;
+    while index < prefix.len() {
+        if bytes[index] != prefix[index] {
+            return false;
+        }
+        index += 1;
+    }
+    true
+}
+
+fn required(actor: Option<&Actor>) -> Result<&Actor> {
+    actor.ok_or_else(|| Error::invalid("actor", "this operation needs an actor"))
+}
+
+fn actor_reply(actor: Actor) -> Result<Reply> {
+    let description = describe_actor(&actor);
+    Ok(Reply::Actor(actor, description))
+}
+
+fn now_or(at: Option<DateTime<Utc>>) -> DateTime<Utc> {
+    at.unwrap_or_else(Utc::now)
+}
+
+macro_rules! operations {
+    (
+        $clm:ident, $actor:ident, $progress:ident;
+        $(
+            $(#[doc = $doc:literal])+
+            $module:ident $who:ident $name:ident (
+                $( $arg:ident : $ty:ty $(= $default:ident)? ),* $(,)?
+            ) -> $ret:ty => $body:expr;
+        )*
+    ) => {
+        /// Every operation the bindings expose, grouped by core module.
+        pub static OPERATIONS: &[Operation] = &[
+            $( Operation {
+                name: stringify!($name),
+                module: stringify!($module),
+                summary: concat!($($doc),+),
+                needs_actor: operations!(@needs $who),
+                params: &[ $( Param {
+                    name: stringify!($arg),
+                    kind: stringify!($ty),
+                    optional: operations!(@has_default $($default)?) || is_option(stringify!($ty)),
+                } ),* ],
+                returns: stringify!($ret),
+            } ),*
+        ];
+
+        pub(super) async fn dispatch(
+            $clm: &Clm,
+            actor: Option<&Actor>,
+            name: &str,
+            input: Value,
+            $progress: Option<ProgressSink<'_>>,
+        ) -> Result<Reply> {
+            match name {
+                $( stringify!($name) => {
+                    #[derive(serde::Deserialize)]
+                    #[serde(deny_unknown_fields)]
+                    struct Arguments { $( $(#[serde($default)])? $arg: $ty, )* }
+                    let Arguments { $($arg),* } = super::arguments(stringify!($name), input)?;
+                    operations!(@bind $who, $actor, actor);
+                    $body
+                } )*
+                other => Err(Error::invalid(
+                    "operation",
+                    format!("{other:?} is not an operation of clm"),
+                )),
+            }
+        }
+    };
+    (@needs acting) => { true };
+    (@needs anyone) => { false };
+    (@has_default) => { false };
+    (@has_default $default:ident) => { true };
+    (@bind acting, $actor:ident, $given:ident) => { let $actor = required($given)?; };
+    (@bind anyone, $actor:ident, $given:ident) => { let $actor = $given; let _ = $actor; };
+}
+
+operations! { clm, actor, progress;
+    // ---- the handle -------------------------------------------------------
+    /// Opens clm (the binding's constructor; see `OpenOptions`).
+    handle anyone open(options: Value) -> Clm => {
+        // The binding opens before it has a handle to call on.
+        let _ = options;
+        Err(Error::invalid(
+            "operation",
+            "open is the binding's constructor, not a call on an open handle",
+        ))
+    };
+    /// Closes every pool; later calls fail with Closed.
+    handle anyone close() -> () => { clm.close().await; record(&()) };
+    /// The library version.
+    handle anyone version() -> String => record(&super::version());
+    /// The system actor, for host-process work (setup, lifecycle runs).
+    handle anyone system_actor() -> Actor => actor_reply(clm.system_actor());
+
+    // ---- identity ---------------------------------------------------------
+    /// Creates a user (with a password, or none for SSO-only users).
+    identity acting create_user(new: UserInput) -> User =>
+        record(&clm.create_user(actor, new.into()).await?);
+    /// One user by id.
+    identity acting get_user(id: UserId) -> User => record(&clm.get_user(actor, id).await?);
+    /// One user by username.
+    identity acting get_user_by_username(username: String) -> User =>
+        record(&clm.get_user_by_username(actor, &username).await?);
+    /// Users, filtered and paginated.
+    identity acting list_users(filter: UserFilterInput = default, page: PageRequest = default)
+        -> Page<User> => record(&clm.list_users(actor, &filter.into(), &page).await?);
+    /// Changes a user's email, display name or status.
+    identity acting update_user(id: UserId, update: UserUpdateInput) -> User =>
+        record(&clm.update_user(actor, id, update.into()).await?);
+    /// Soft-deletes a user and ends their sessions.
+    identity acting delete_user(id: UserId) -> () => record(&clm.delete_user(actor, id).await?);
+    /// Restores a soft-deleted user.
+    identity acting restore_user(id: UserId) -> User => record(&clm.restore_user(actor, id).await?);
+    /// Sets a user's password (checked against the password policy).
+    identity acting set_password(id: UserId, new_password: String) -> () =>
+        record(&clm.set_password(actor, id, SecretString::new(new_password)).await?);
+    /// Lifts a lockout.
+    identity acting unlock_user(id: UserId) -> User => record(&clm.unlock_user(actor, id).await?);
+    /// Starts TOTP enrollment for the acting user: the secret is shown once.
+    identity acting begin_mfa_enrollment() -> MfaEnrollment => {
+        let enrollment = clm.begin_mfa_enrollment(actor).await?;
+        Ok(Reply::Value(json!({
+            "secret_base32": enrollment.secret_base32.expose(),
+            "provisioning_uri": enrollment.provisioning_uri.expose(),
+        })))
+    };
+    /// Confirms TOTP enrollment with a current code.
+    identity acting confirm_mfa_enrollment(code: String) -> () =>
+        record(&clm.confirm_mfa_enrollment(actor, &code).await?);
+    /// Turns MFA off for a user.
+    identity acting disable_mfa(id: UserId) -> () => record(&clm.disable_mfa(actor, id).await?);
+    /// Logs in by username or email: the session token is shown this once.
+    identity anyone authenticate(
+        login: String,
+        password: String,
+        otp: Option<String>,
+        ip_address: Option<String>,
+        user_agent: Option<String>,
+    ) -> LoginResult => {
+        let context = LoginContext { ip_address, user_agent };
+        let outcome = clm
+            .authenticate(&login, SecretString::new(password), otp.as_deref(), context)
+            .await?;
+        Ok(Reply::Value(json!({
+            "token": outcome.token.expose(),
+            "session": serde_json::to_value(&outcome.session)
+                .map_err(|err| Error::Internal(format!("cannot serialize a session: {err}")))?,
+            "user": serde_json::to_value(&outcome.user)
+                .map_err(|err| Error::Internal(format!("cannot serialize a user: {err}")))?,
+        })))
+    };
+    /// The actor behind a session token (absolute and idle timeouts apply).
+    identity anyone validate_session(token: String) -> Actor =>
+        actor_reply(clm.validate_session(&token).await?);
+    /// An actor for a user, for host processes acting on a user's behalf.
+    identity anyone actor_for_user(user_id: UserId) -> Actor =>
+        actor_reply(clm.actor_for_user(user_id).await?);
+    /// Ends the session of a token.
+    identity anyone logout(token: String) -> () => record(&clm.logout(&token).await?);
+    /// Revokes one session.
+    identity acting revoke_session(id: SessionId) -> () =>
+        record(&clm.revoke_session(actor, id).await?);
+    /// Revokes every session of a user; returns how many.
+    identity acting revoke_user_sessions(user_id: UserId) -> u64 =>
+        record(&clm.revoke_user_sessions(actor, user_id).await?);
+    /// Deletes expired sessions; returns how many.
+    identity acting purge_expired_sessions() -> u64 =>
+        record(&clm.purge_expired_sessions(actor).await?);
+    /// Creates an API key: the key is shown this once.
+    identity acting create_api_key(new: ApiKeyInput) -> CreatedApiKey => {
+        let created = clm.create_api_key(actor, new.try_into()?).await?;
+        Ok(Reply::Value(json!({
+            "key": created.key.expose(),
+            "api_key": serde_json::to_value(&created.api_key)
+                .map_err(|err| Error::Internal(format!("cannot serialize an API key: {err}")))?,
+        })))
+    };
+    /// The actor behind an API key.
+    identity anyone authenticate_api_key(key: String) -> Actor =>
+        actor_reply(clm.authenticate_api_key(&key).await?);
+    /// Revokes an API key.
+    identity acting revoke_api_key(id: ApiKeyId) -> () =>
+        record(&clm.revoke_api_key(actor, id).await?);
+    /// API keys (never their secrets), paginated.
+    identity acting list_api_keys(page: PageRequest = default) -> Page<ApiKey> =>
+        record(&clm.list_api_keys(actor, &page).await?);
+
+    // ---- access: roles and organizations -----------------------------------
+    /// Creates a custom role (never wider than the creator's permissions).
+    access acting create_role(new: RoleInput) -> Role =>
+        record(&clm.create_role(actor, new.try_into()?).await?);
+    /// One role by id.
+    access acting get_role(id: RoleId) -> Role => record(&clm.get_role(actor, id).await?);
+    /// One role by code.
+    access acting get_role_by_code(code: String) -> Role =>
+        record(&clm.get_role_by_code(actor, &code).await?);
+    /// Roles, paginated.
+    access acting list_roles(page: PageRequest = default) -> Page<Role> =>
+        record(&clm.list_roles(actor, &page).await?);
+    /// Replaces a custom role's permissions.
+    access acting update_role_permissions(id: RoleId, permissions: Value) -> Role =>
+        record(&clm.update_role_permissions(actor, id, self::permissions(permissions)?).await?);
+    /// Soft-deletes a custom role.
+    access acting delete_role(id: RoleId) -> () => record(&clm.delete_role(actor, id).await?);
+    /// Grants a role to a user.
+    access acting assign_role(user_id: UserId, role_id: RoleId) -> UserRole =>
+        record(&clm.assign_role(actor, user_id, role_id).await?);
+    /// Revokes a role from a user.
+    access acting revoke_role(user_id: UserId, role_id: RoleId) -> () =>
+        record(&clm.revoke_role(actor, user_id, role_id).await?);
+    /// Creates an organization.
+    access acting create_organization(new: OrganizationInput) -> Organization =>
+        record(&clm.create_organization(actor, new.into()).await?);
+    /// One organization by id.
+    access acting get_organization(id: OrganizationId) -> Organization =>
+        record(&clm.get_organization(actor, id).await?);
+    /// Organizations, paginated.
+    access acting list_organizations(page: PageRequest = default) -> Page<Organization> =>
+        record(&clm.list_organizations(actor, &page).await?);
+    /// Activates, suspends or archives an organization.
+    access acting set_organization_status(id: OrganizationId, status: OrganizationStatus)
+        -> Organization => record(&clm.set_organization_status(actor, id, status).await?);
+    /// Adds a user to an organization with a membership role.
+    access acting add_organization_member(
+        organization_id: OrganizationId,
+        user_id: UserId,
+        membership_role: String,
+    ) -> () => record(
+        &clm.add_organization_member(actor, organization_id, user_id, &membership_role).await?,
+    );
+    /// Removes a user from an organization.
+    access acting remove_organization_member(organization_id: OrganizationId, user_id: UserId)
+        -> () => record(&clm.remove_organization_member(actor, organization_id, user_id).await?);
+
+    // ---- policies ----------------------------------------------------------
+    /// Creates a certificate policy.
+    policies acting create_policy(new: PolicyInput) -> Policy =>
+        record(&clm.create_policy(actor, new.try_into()?).await?);
+    /// One policy by id.
+    policies acting get_policy(id: PolicyId) -> Policy => record(&clm.get_policy(actor, id).await?);
+    /// One policy by code.
+    policies acting get_policy_by_code(code: String) -> Policy =>
+        record(&clm.get_policy_by_code(actor, &code).await?);
+    /// Policies, filtered and paginated.
+    policies acting list_policies(
+        filter: PolicyFilterInput = default,
+        page: PageRequest = default,
+    ) -> Page<Policy> => record(&clm.list_policies(actor, &filter.into(), &page).await?);
+    /// Changes a policy (a rules change bumps its version).
+    policies acting update_policy(id: PolicyId, update: PolicyUpdateInput) -> Policy =>
+        record(&clm.update_policy(actor, id, update.try_into()?).await?);
+    /// Soft-deletes a policy.
+    policies acting delete_policy(id: PolicyId) -> () =>
+        record(&clm.delete_policy(actor, id).await?);
+    /// Restores a soft-deleted policy.
+    policies acting restore_policy(id: PolicyId) -> Policy =>
+        record(&clm.restore_policy(actor, id).await?);
+
+    // ---- certificate authorities ---------------------------------------------
+    /// Creates a self-signed root CA.
+    authorities acting create_root_ca(new: AuthorityInput) -> CertificateAuthority =>
+        record(&clm.create_root_ca(actor, new.try_into()?).await?);
+    /// Creates an intermediate CA signed by a CA in clm.
+    authorities acting create_intermediate_ca(issuer_id: CertificateId, new: AuthorityInput)
+        -> CertificateAuthority =>
+        record(&clm.create_intermediate_ca(actor, issuer_id, new.try_into()?).await?);
+    /// Every CA the actor can see.
+    authorities acting list_authorities() -> Vec<CertificateAuthority> =>
+        record(&clm.list_authorities(actor).await?);
+
+    // ---- issuance ------------------------------------------------------------
+    /// Issues a certificate under policy (or queues it for approval).
+    issuance acting issue_certificate(request: IssueInput) -> IssuanceOutcome =>
+        record(&clm.issue_certificate(actor, request.try_into()?).await?);
+    /// What issue_certificate would issue, and which rules pass or fail.
+    issuance acting dry_run_issuance(request: IssueInput) -> DryRunReport =>
+        record(&clm.dry_run_issuance(actor, request.try_into()?).await?);
+    /// Renews a certificate (new key unless reuse_key).
+    issuance acting renew_certificate(certificate_id: CertificateId, options: RenewInput = default)
+        -> IssuanceOutcome =>
+        record(&clm.renew_certificate(actor, certificate_id, options.into()).await?);
+    /// A certificate's private key as PKCS#8 PEM (audited; needs its own permission).
+    issuance acting export_private_key(certificate_id: CertificateId) -> String => {
+        let pem = clm.export_private_key(actor, certificate_id).await?;
+        Ok(Reply::Value(Value::String(pem.expose().to_string())))
+    };
+    /// Generates a key and a PKCS#10 CSR for it, outside any database.
+    issuance anyone create_csr(
+        subject: DistinguishedName = default,
+        sans: Vec<SubjectAlternativeName> = default,
+        key_algorithm: Option<KeyAlgorithmName>,
+    ) -> CsrBundle => {
+        let algorithm = match key_algorithm {
+            Some(name) => name.parse()?,
+            None => crate::crypto::KeyAlgorithm::EcdsaP256,
+        };
+        let built = tokio::task::spawn_blocking(move || -> Result<(Vec<u8>, SecretString)> {
+            let key = KeyPair::generate(algorithm)?;
+            Ok((build_csr(&subject, &sans, &key)?, key.to_pkcs8_pem()))
+        })
+        .await
+        .map_err(|err| Error::Internal(format!("CSR task failed: {err}")))?;
+        let (csr_der, key_pem) = built?;
+        Ok(Reply::Value(json!({
+            "csr_pem": der_to_pem("CERTIFICATE REQUEST", &csr_der),
+            "private_key_pem": key_pem.expose(),
+        })))
+    };
+
+    // ---- inventory -----------------------------------------------------------
+    /// Imports PEM, DER or bundles, optionally with the one certificate's key.
+    inventory acting import_certificates(request: ImportInput) -> ImportReport =>
+        record(&clm.import_certificates(actor, request.try_into()?).await?);
+    /// One certificate by id.
+    inventory acting get_certificate(id: CertificateId) -> Certificate =>
+        record(&clm.get_certificate(actor, id).await?);
+    /// One certificate by its business id (the SHA-256 fingerprint).
+    inventory acting get_certificate_by_certificate_id(certificate_id: String) -> Certificate =>
+        record(&clm.get_certificate_by_certificate_id(actor, &certificate_id).await?);
+    /// A certificate as PEM.
+    inventory acting get_certificate_pem(id: CertificateId) -> String =>
+        record(&clm.get_certificate_pem(actor, id).await?);
+    /// Searches the inventory, paginated.
+    inventory acting search_certificates(search: SearchInput = default, page: PageRequest = default)
+        -> Page<Certificate> =>
+        record(&clm.search_certificates(actor, &search.into(), &page).await?);
+    /// A certificate and its issuers up to the root.
+    inventory acting certificate_chain(id: CertificateId) -> Vec<Certificate> =>
+        record(&clm.certificate_chain(actor, id).await?);
+    /// Soft-deletes a certificate from the inventory.
+    inventory acting delete_certificate(id: CertificateId) -> () =>
+        record(&clm.delete_certificate(actor, id).await?);
+    /// Restores a soft-deleted certificate.
+    inventory acting restore_certificate(id: CertificateId) -> Certificate =>
+        record(&clm.restore_certificate(actor, id).await?);
+    /// Moves statuses forward as of `at` (default now); reports counts.
+    inventory acting refresh_certificate_statuses(at: Option<DateTime<Utc>>)
+        -> StatusRefreshReport =>
+        record(&clm.refresh_certificate_statuses(actor, now_or(at)).await?);
+    /// Repairs rows a crash left half-written between the two databases.
+    certificates acting reconcile() -> ReconcileReport => record(&clm.reconcile(actor).await?);
+
+    // ---- revocation and CRLs -------------------------------------------------
+    /// Revokes a certificate (certificate_hold suspends it).
+    revocation acting revoke_certificate(
+        id: CertificateId,
+        reason: RevocationReason,
+        comment: Option<String>,
+    ) -> CertificateRevocation =>
+        record(&clm.revoke_certificate(actor, id, reason, comment).await?);
+    /// Releases a certificate_hold.
+    revocation acting release_certificate_hold(id: CertificateId) -> Certificate =>
+        record(&clm.release_certificate_hold(actor, id).await?);
+    /// Generates the next CRL of an issuer.
+    revocation acting generate_crl(issuer_id: CertificateId, next_update_hours: Option<u32>)
+        -> GeneratedCrl => record(&clm.generate_crl(actor, issuer_id, next_update_hours).await?);
+
+    // ---- key rotation ----------------------------------------------------------
+    /// Rotates the data key, re-sealing every private key in batches; resumes an interrupted run.
+    rotation acting rotate_data_key(batch_size: Option<u32>, max_batches: Option<u32>)
+        -> RotationReport => {
+        let report_progress = move |step: RotationProgress| {
+            if let Some(sink) = progress {
+                sink(progress_value(step));
+            }
+        };
+        let mut options = RotationOptions {
+            progress: Some(&report_progress),
+            max_batches,
+            ..RotationOptions::default()
+        };
+        if let Some(batch_size) = batch_size {
+            options.batch_size = batch_size;
+        }
+        record(&clm.rotate_data_key(actor, options).await?)
+    };
+    /// Re-wraps every data key under a new master key.
+    rotation acting rotate_master_key(new_master_key: MasterKeyInput) -> RotationReport =>
+        record(&clm.rotate_master_key(actor, new_master_key.into_source()?).await?);
+    /// The data keys and what is still sealed under each.
+    rotation acting key_status() -> Vec<DataKeyStatus> => record(&clm.key_status(actor).await?);
+    /// Rotation history, paginated.
+    rotation acting list_key_rotations(page: PageRequest = default) -> Page<KeyRotation> =>
+        record(&clm.list_key_rotations(actor, &page).await?);
+
+    // ---- workflows and approvals -----------------------------------------------
+    /// Creates an approval workflow.
+    workflows acting create_workflow(new: WorkflowInput) -> Workflow =>
+        record(&clm.create_workflow(actor, new.try_into()?).await?);
+    /// One workflow by id.
+    workflows acting get_workflow(id: WorkflowId) -> Workflow =>
+        record(&clm.get_workflow(actor, id).await?);
+    /// One workflow by code.
+    workflows acting get_workflow_by_code(code: String) -> Workflow =>
+        record(&clm.get_workflow_by_code(actor, &code).await?);
+    /// Workflows, paginated.
+    workflows acting list_workflows(page: PageRequest = default) -> Page<Workflow> =>
+        record(&clm.list_workflows(actor, &page).await?);
+    /// Approves or rejects the current step of a workflow instance.
+    workflows acting decide_approval(
+        instance_id: WorkflowInstanceId,
+        approve: bool,
+        comment: Option<String>,
+    ) -> WorkflowInstanceView =>
+        record(&clm.decide_approval(actor, instance_id, approve, comment).await?);
+    /// Retries a failed workflow instance.
+    workflows acting retry_workflow(instance_id: WorkflowInstanceId) -> WorkflowInstanceView =>
+        record(&clm.retry_workflow(actor, instance_id).await?);
+    /// Cancels a workflow instance.
+    workflows acting cancel_workflow(instance_id: WorkflowInstanceId) -> WorkflowInstanceView =>
+        record(&clm.cancel_workflow(actor, instance_id).await?);
+    /// Expires instances past their deadline as of `at` (default now); returns how many.
+    workflows acting expire_stale_workflows(at: Option<DateTime<Utc>>) -> u64 =>
+        record(&clm.expire_stale_workflows(actor, now_or(at)).await?);
+    /// The approvals waiting for the acting user.
+    workflows acting pending_approvals() -> Vec<PendingApproval> =>
+        record(&clm.pending_approvals(actor).await?);
+    /// One workflow instance with its steps.
+    workflows acting get_workflow_instance(id: WorkflowInstanceId) -> WorkflowInstanceView =>
+        record(&clm.get_workflow_instance(actor, id).await?);
+
+    // ---- notifications ---------------------------------------------------------
+    /// The acting user's notifications, paginated.
+    notifications acting list_notifications(unread_only: bool = default, page: PageRequest = default)
+        -> Page<Notification> =>
+        record(&clm.list_notifications(actor, unread_only, &page).await?);
+    /// Marks one notification read.
+    notifications acting mark_notification_read(id: NotificationId) -> () =>
+        record(&clm.mark_notification_read(actor, id).await?);
+    /// Marks all the acting user's notifications read; returns how many.
+    notifications acting mark_all_notifications_read() -> u64 =>
+        record(&clm.mark_all_notifications_read(actor).await?);
+    /// The delivery outbox: notifications not yet delivered, oldest first.
+    notifications acting fetch_undelivered_notifications(limit: u32) -> Vec<Notification> =>
+        record(&clm.fetch_undelivered_notifications(actor, limit).await?);
+    /// Marks notifications delivered; returns how many.
+    notifications acting mark_notifications_delivered(ids: Vec<NotificationId>) -> u64 =>
+        record(&clm.mark_notifications_delivered(actor, &ids).await?);
+
+    // ---- lifecycle ---------------------------------------------------------------
+    /// One lifecycle pass as of `at` (default now): statuses, notices, auto-renewals, expiry.
+    lifecycle acting run_lifecycle(at: Option<DateTime<Utc>>) -> LifecycleReport =>
+        record(&clm.run_lifecycle(actor, now_or(at)).await?);
+
+    // ---- audit ---------------------------------------------------------------------
+    /// Audit events of one trail (`secure` or `core`), filtered and paginated.
+    audit acting list_audit_events(
+        log: AuditLogName,
+        filter: AuditFilterInput = default,
+        page: PageRequest = default,
+    ) -> Page<AuditEvent> =>
+        record(&clm.list_audit_events(actor, log.into(), &filter.into(), &page).await?);
+    /// Verifies a trail's hash chain; reports the first broken link.
+    audit acting verify_audit_chain(log: AuditLogName) -> ChainReport =>
+        record(&clm.verify_audit_chain(actor, log.into()).await?);
+    /// Moves events older than `older_than_days` to a JSON-lines file.
+    audit acting archive_audit_events(log: AuditLogName, older_than_days: u32, file: String)
+        -> ArchiveReport => record(
+        &clm.archive_audit_events(actor, log.into(), older_than_days, std::path::Path::new(&file))
+            .await?,
+    );
+}
