@@ -1,0 +1,2 @@
+// Present so the build-dependencies (host-side feature unification) count.
+fn main() {}
