@@ -6,7 +6,8 @@
 //!
 //! `cargo bench -p clm-core --bench import` (PostgreSQL from `CLM_TEST_PG_URL`,
 //! default `postgres://postgres@127.0.0.1:5432`; a fresh database pair is
-//! created and dropped).
+//! created and dropped). `CLM_BENCH_BACKENDS` (default "sqlite,postgres")
+//! picks the backends.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -130,6 +131,13 @@ async fn run(backend: &str, config: ClmConfig, data: &[u8], n: usize) {
     clm.close().await;
 }
 
+/// Whether `backend` is among CLM_BENCH_BACKENDS (default: all).
+fn backend_enabled(backend: &str) -> bool {
+    std::env::var("CLM_BENCH_BACKENDS")
+        .map(|v| v.split(',').any(|b| b.trim() == backend))
+        .unwrap_or(true)
+}
+
 fn main() {
     let n: usize = std::env::var("CLM_BENCH_IMPORT")
         .ok()
@@ -148,7 +156,12 @@ fn main() {
         .expect("runtime");
     runtime.block_on(async {
         let dir = tempfile::tempdir().expect("tempdir");
-        run("sqlite", ClmConfig::sqlite(dir.path()), &data, n).await;
+        if backend_enabled("sqlite") {
+            run("sqlite", ClmConfig::sqlite(dir.path()), &data, n).await;
+        }
+        if !backend_enabled("postgres") {
+            return;
+        }
         match common::PgTestDb::create().await {
             Some(pg) => {
                 run("postgres", pg.config(), &data, n).await;

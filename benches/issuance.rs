@@ -6,7 +6,8 @@
 //!     cargo bench -p clm-core --bench issuance
 //!
 //! CLM_BENCH_COUNT (default 2000) issuances per run; CLM_BENCH_CONCURRENCY
-//! (default "1,8,32") callers. PostgreSQL from CLM_TEST_PG_URL (default
+//! (default "1,8,32") callers; CLM_BENCH_BACKENDS (default "sqlite,postgres")
+//! which backends run. PostgreSQL from CLM_TEST_PG_URL (default
 //! postgres://postgres@127.0.0.1:5432; skipped when unreachable), durable
 //! commits (the server's defaults).
 
@@ -27,6 +28,13 @@ fn env_usize(name: &str, default: usize) -> usize {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
+}
+
+/// Whether `backend` is among CLM_BENCH_BACKENDS (default: all).
+fn backend_enabled(backend: &str) -> bool {
+    std::env::var("CLM_BENCH_BACKENDS")
+        .map(|v| v.split(',').any(|b| b.trim() == backend))
+        .unwrap_or(true)
 }
 
 fn concurrency_levels() -> Vec<usize> {
@@ -258,7 +266,12 @@ async fn main() {
         Ok(dir) => dir,
         Err(err) => panic!("tempdir: {err}"),
     };
-    bench_backend("sqlite", ClmConfig::sqlite(dir.path())).await;
+    if backend_enabled("sqlite") {
+        bench_backend("sqlite", ClmConfig::sqlite(dir.path())).await;
+    }
+    if !backend_enabled("postgres") {
+        return;
+    }
     if let Some((admin, secure, core, config)) = postgres_config().await {
         bench_backend("postgres", config).await;
         for name in [secure, core] {

@@ -120,10 +120,41 @@ pub async fn append(
     actor: &Actor,
     entry: AuditEntry,
 ) -> Result<AuditEvent> {
+    append_many(conn, kind, vec![(actor, entry)])
+        .await?
+        .pop()
+        .ok_or_else(|| Error::Internal("audit append wrote no event".into()))
+}
+
+/// Appends events in order inside the caller's transaction: one chain lock,
+/// one read of the chain's head and one insert for the lot, each row chained
+/// by [`chain_next`] exactly as a single append chains it.
+pub async fn append_many(
+    conn: &mut Conn<'_>,
+    kind: AuditLogKind,
+    entries: Vec<(&Actor, AuditEntry)>,
+) -> Result<Vec<AuditEvent>> {
+    if entries.is_empty() {
+        return Ok(Vec::new());
+    }
     lock_chain(conn, kind).await?;
-    let last = audit_store::last(conn, kind).await?;
-    let (sequence_number, previous_hash) = match last {
-        Some(last) => (last.sequence_number + 1, last.row_hash),
+    let mut head = audit_store::head(conn, kind).await?;
+    let mut events = Vec::with_capacity(entries.len());
+    for (actor, entry) in entries {
+        let event = chain_next(head.as_ref(), actor, entry);
+        head = Some((event.sequence_number, event.row_hash.clone()));
+        events.push(event);
+    }
+    audit_store::append_many(conn, kind, &events).await?;
+    Ok(events)
+}
+
+/// The rule of the chain: the event after `head` (sequence number and row
+/// hash of the last row, None for an empty chain) takes the next sequence
+/// number, links to the head's hash, and hashes itself with [`row_hash`].
+fn chain_next(head: Option<&(i64, String)>, actor: &Actor, entry: AuditEntry) -> AuditEvent {
+    let (sequence_number, previous_hash) = match head {
+        Some((sequence, hash)) => (sequence + 1, hash.clone()),
         None => (1, GENESIS_HASH.to_string()),
     };
     let at = now();
@@ -146,8 +177,7 @@ pub async fn append(
         created_at: at,
     };
     event.row_hash = row_hash(&event);
-    audit_store::append(conn, kind, &event).await?;
-    Ok(event)
+    event
 }
 
 /// Appends `entry` to the core log and commits: the common tail of a core

@@ -13,7 +13,7 @@ use crate::model::{
     UserId, WorkflowId,
 };
 use crate::service::actor::Actor;
-use crate::service::audit::{AuditEntry, append};
+use crate::service::audit::{AuditEntry, append, append_many};
 use crate::store::audit::AuditLogKind;
 use crate::store::{certificate_metadata, certificates, now, private_keys};
 use crate::{Clm, Error, Result};
@@ -227,14 +227,15 @@ impl IssuerCache {
 }
 
 /// The core audit row recording metadata for `rows`.
-fn metadata_audit(rows: &[Certificate]) -> AuditEntry {
-    match rows {
-        [one] => AuditEntry::new("certificate_metadata.created", "create")
+fn metadata_audit<'a>(rows: impl ExactSizeIterator<Item = &'a Certificate>) -> AuditEntry {
+    let count = rows.len();
+    match (count, rows.last()) {
+        (1, Some(one)) => AuditEntry::new("certificate_metadata.created", "create")
             .resource("certificate", one.id)
             .org(one.organization_id)
             .details(json!({"certificate_id": one.certificate_id})),
         _ => AuditEntry::new("certificate_metadata.created", "create")
-            .details(json!({"count": rows.len()})),
+            .details(json!({"count": count})),
     }
 }
 
@@ -244,6 +245,14 @@ enum BatchError {
     Secure(Error),
     /// The certificates stand; their metadata is missing.
     Core(String),
+}
+
+/// How far a cross-database write got when it failed.
+pub(crate) enum HalfWritten {
+    /// Nothing was written.
+    Nothing(Error),
+    /// Secure committed; core (metadata) did not.
+    SecureOnly(Error),
 }
 
 /// One caller's certificates waiting for the group commit.
@@ -280,6 +289,98 @@ impl GroupCommit {
             Error::Internal("write queue lock poisoned".into())
         })?))
     }
+}
+
+/// Everything of the jobs' certificates that goes into the secure
+/// transaction, one statement per table for the batch: certificates, keys,
+/// requests, audit rows (chained in job order), then what is per row and rare
+/// (requests that waited for approval, a new CA's URLs).
+async fn write_secure_rows(
+    conn: &mut crate::db::Conn<'_>,
+    jobs: &[WriteJob],
+    rows: &[Certificate],
+) -> Result<()> {
+    // Plain vectors, not iterator chains, live across the awaits: closures
+    // held there make the future's Send bound too specific for callers.
+    let writes: Vec<(&Actor, &CertificateWrite)> = jobs
+        .iter()
+        .flat_map(|job| job.writes.iter().map(move |write| (&job.actor, write)))
+        .collect();
+    certificates::insert_many(conn, rows).await?;
+    let keys: Vec<PrivateKeyRecord> = writes
+        .iter()
+        .filter_map(|(_, w)| w.private_key.clone())
+        .collect();
+    private_keys::insert_many(conn, &keys).await?;
+    let new_requests: Vec<crate::model::CertificateRequest> = writes
+        .iter()
+        .filter_map(|(_, w)| match &w.issuance.request {
+            Some(RequestRow::Insert(request)) => Some(request.clone()),
+            _ => None,
+        })
+        .collect();
+    crate::store::certificate_requests::insert_many(conn, &new_requests).await?;
+    for (_, write) in &writes {
+        if let Some(RequestRow::Update(request)) = &write.issuance.request {
+            if !crate::store::certificate_requests::mark_issued_if_waiting(conn, request).await? {
+                return Err(Error::conflict(format!(
+                    "request {} was already issued or is no longer waiting",
+                    request.request_id
+                )));
+            }
+            crate::store::certificate_requests::update(conn, request).await?;
+        }
+    }
+    let mut entries = Vec::with_capacity(writes.len() * 2);
+    for (actor, write) in &writes {
+        entries.push((*actor, write.audit.clone()));
+        for key_use in &write.issuance.key_use {
+            entries.push((*actor, key_use.clone()));
+        }
+    }
+    append_many(conn, AuditLogKind::Secure, entries).await?;
+    for (_, write) in &writes {
+        if let Some(urls) = &write.issuance.issuance_urls {
+            certificates::set_issuance_urls(
+                conn,
+                write.certificate.id,
+                &serde_json::to_value(urls)?,
+            )
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+/// The jobs' metadata and one core audit row per job.
+async fn write_core_rows(
+    conn: &mut crate::db::Conn<'_>,
+    jobs: &[WriteJob],
+    rows: &[Certificate],
+) -> Result<()> {
+    let metadata: Vec<CertificateMetadata> = rows.iter().map(metadata_row).collect();
+    certificate_metadata::insert_many(conn, &metadata).await?;
+    let entries: Vec<(&Actor, AuditEntry)> = jobs
+        .iter()
+        .map(|job| {
+            let certificates = job.writes.iter().map(|w| &w.certificate);
+            (&job.actor, metadata_audit(certificates))
+        })
+        .collect();
+    append_many(conn, AuditLogKind::Core, entries).await?;
+    Ok(())
+}
+
+/// Metadata for `rows` and its core audit row.
+pub(crate) async fn write_metadata_rows(
+    conn: &mut crate::db::Conn<'_>,
+    actor: &Actor,
+    rows: &[Certificate],
+) -> Result<()> {
+    let metadata: Vec<CertificateMetadata> = rows.iter().map(metadata_row).collect();
+    certificate_metadata::insert_many(conn, &metadata).await?;
+    append(conn, AuditLogKind::Core, actor, metadata_audit(rows.iter())).await?;
+    Ok(())
 }
 
 /// What a reconcile run repaired.
@@ -406,25 +507,39 @@ impl Clm {
             writes,
             reply,
         })?;
-        {
-            let _writer = self.group_commit().writer.lock().await;
-            let jobs = self.group_commit().drain()?;
-            if !jobs.is_empty() {
-                self.write_jobs(jobs).await;
+        let dropped = || Error::Internal("certificate write was dropped before it finished".into());
+        let mut outcome = outcome;
+        // A caller whose job another writer already took stops waiting for
+        // the lock as soon as its answer is there: queueing for the lock
+        // anyway would make every later batch wait behind such callers, one
+        // small batch each.
+        tokio::select! {
+            biased;
+            answer = &mut outcome => return answer.map_err(|_| dropped())?,
+            writer = self.group_commit().writer.lock() => {
+                let jobs = self.group_commit().drain()?;
+                if !jobs.is_empty() {
+                    self.write_jobs(jobs, writer).await;
+                }
             }
         }
-        outcome.await.map_err(|_| {
-            Error::Internal("certificate write was dropped before it finished".into())
-        })?
+        // Written by this caller, or in flight with the writer that took it.
+        outcome.await.map_err(|_| dropped())?
     }
 
     /// Writes queued jobs together. If the shared secure transaction fails
     /// (it rolled back), each job is retried alone so only the faulty one
     /// sees its error; if only the core step failed, every job's certificates
     /// stand and each caller hears that reconcile will repair the metadata.
-    async fn write_jobs(&self, jobs: Vec<WriteJob>) {
+    ///
+    /// `writer` is released as soon as the shared secure transaction has
+    /// committed, so the next batch writes while this one commits core (its
+    /// core transaction already holds the core audit chain, so core commits
+    /// stay in order).
+    async fn write_jobs(&self, jobs: Vec<WriteJob>, writer: tokio::sync::MutexGuard<'_, ()>) {
+        let mut writer = Some(writer);
         if jobs.len() > 1 {
-            match self.write_batch(&jobs).await {
+            match self.write_batch(&jobs, &mut writer).await {
                 Ok(()) => {
                     for job in jobs {
                         let rows = job.writes.iter().map(|w| w.certificate.clone()).collect();
@@ -441,8 +556,12 @@ impl Clm {
                 Err(BatchError::Secure(_)) => {}
             }
         }
+        // One by one, holding the writer lock throughout.
         for job in jobs {
-            let outcome = match self.write_batch(std::slice::from_ref(&job)).await {
+            let outcome = match self
+                .write_batch(std::slice::from_ref(&job), &mut None)
+                .await
+            {
                 Ok(()) => Ok(job.writes.iter().map(|w| w.certificate.clone()).collect()),
                 Err(BatchError::Secure(err)) => Err(err),
                 Err(BatchError::Core(message)) => Err(Error::Database(message)),
@@ -451,105 +570,78 @@ impl Clm {
         }
     }
 
-    async fn write_batch(&self, jobs: &[WriteJob]) -> std::result::Result<(), BatchError> {
+    /// Runs the secure and the core half of a cross-database write, each
+    /// ending with its open transaction, and commits secure, then core. On
+    /// PostgreSQL both halves run at once (two databases, two connections),
+    /// but core commits only after secure has: metadata never names a
+    /// certificate that is not stored. SQLite holds a write lock per file, so
+    /// there secure commits before core begins. `writer` (a group commit's
+    /// lock) is released once secure has committed; on PostgreSQL core then
+    /// already holds its audit chain, so core commits stay in batch order.
+    pub(crate) async fn commit_secure_then_core(
+        &self,
+        secure: impl std::future::Future<Output = Result<crate::db::Tx>>,
+        core: impl std::future::Future<Output = Result<crate::db::Tx>>,
+        writer: &mut Option<tokio::sync::MutexGuard<'_, ()>>,
+    ) -> std::result::Result<(), HalfWritten> {
+        use HalfWritten::{Nothing, SecureOnly};
+        if self.databases().dialect() == crate::db::Dialect::Postgres {
+            let (secure, core) = futures::join!(secure, core);
+            // On a secure failure the core transaction is dropped: rolled back.
+            secure.map_err(Nothing)?.commit().await.map_err(Nothing)?;
+            writer.take();
+            core.map_err(SecureOnly)?.commit().await.map_err(SecureOnly)
+        } else {
+            // `core` is lazy: it begins only once secure has committed.
+            secure
+                .await
+                .map_err(Nothing)?
+                .commit()
+                .await
+                .map_err(Nothing)?;
+            writer.take();
+            core.await
+                .map_err(SecureOnly)?
+                .commit()
+                .await
+                .map_err(SecureOnly)
+        }
+    }
+
+    /// Writes the jobs' rows with a few statements per table for the whole
+    /// batch (see [`Clm::commit_secure_then_core`]).
+    async fn write_batch(
+        &self,
+        jobs: &[WriteJob],
+        writer: &mut Option<tokio::sync::MutexGuard<'_, ()>>,
+    ) -> std::result::Result<(), BatchError> {
         let rows: Vec<Certificate> = jobs
             .iter()
             .flat_map(|j| j.writes.iter().map(|w| w.certificate.clone()))
             .collect();
-        self.write_secure_batch(jobs, &rows)
+        let secure = async {
+            let mut tx = self.databases().secure.begin().await?;
+            write_secure_rows(&mut tx.conn(), jobs, &rows).await?;
+            Ok(tx)
+        };
+        let core = async {
+            let mut tx = self.databases().core.begin().await?;
+            write_core_rows(&mut tx.conn(), jobs, &rows).await?;
+            Ok(tx)
+        };
+        self.commit_secure_then_core(secure, core, writer)
             .await
-            .map_err(BatchError::Secure)?;
-        self.write_core_batch(jobs, &rows).await.map_err(|err| {
-            BatchError::Core(format!(
-                "certificates were stored but their metadata was not ({err}); run reconcile to repair"
-            ))
-        })
-    }
-
-    async fn write_secure_batch(&self, jobs: &[WriteJob], rows: &[Certificate]) -> Result<()> {
-        let mut tx = self.databases().secure.begin().await?;
-        certificates::insert_many(&mut tx.conn(), rows).await?;
-        for job in jobs {
-            for write in &job.writes {
-                self.write_secure_parts(&mut tx.conn(), &job.actor, write)
-                    .await?;
-            }
-        }
-        tx.commit().await
-    }
-
-    async fn write_core_batch(&self, jobs: &[WriteJob], rows: &[Certificate]) -> Result<()> {
-        let metadata: Vec<CertificateMetadata> = rows.iter().map(metadata_row).collect();
-        let mut tx = self.databases().core.begin().await?;
-        certificate_metadata::insert_many(&mut tx.conn(), &metadata).await?;
-        for job in jobs {
-            let certificates: Vec<Certificate> =
-                job.writes.iter().map(|w| w.certificate.clone()).collect();
-            append(
-                &mut tx.conn(),
-                AuditLogKind::Core,
-                &job.actor,
-                metadata_audit(&certificates),
-            )
-            .await?;
-        }
-        tx.commit().await
-    }
-
-    /// Everything of one certificate that goes into the secure transaction
-    /// besides its row: key, request, audit rows, CA URLs.
-    async fn write_secure_parts(
-        &self,
-        conn: &mut crate::db::Conn<'_>,
-        actor: &Actor,
-        write: &CertificateWrite,
-    ) -> Result<()> {
-        if let Some(key) = &write.private_key {
-            private_keys::insert(conn, key).await?;
-        }
-        append(conn, AuditLogKind::Secure, actor, write.audit.clone()).await?;
-        match &write.issuance.request {
-            Some(RequestRow::Insert(request)) => {
-                crate::store::certificate_requests::insert(conn, request).await?
-            }
-            Some(RequestRow::Update(request)) => {
-                if !crate::store::certificate_requests::mark_issued_if_waiting(conn, request)
-                    .await?
-                {
-                    return Err(Error::conflict(format!(
-                        "request {} was already issued or is no longer waiting",
-                        request.request_id
-                    )));
-                }
-                crate::store::certificate_requests::update(conn, request).await?;
-            }
-            None => {}
-        }
-        for key_use in &write.issuance.key_use {
-            append(conn, AuditLogKind::Secure, actor, key_use.clone()).await?;
-        }
-        if let Some(urls) = &write.issuance.issuance_urls {
-            certificates::set_issuance_urls(
-                conn,
-                write.certificate.id,
-                &serde_json::to_value(urls)?,
-            )
-            .await?;
-        }
-        Ok(())
+            .map_err(|failure| match failure {
+                HalfWritten::Nothing(err) => BatchError::Secure(err),
+                HalfWritten::SecureOnly(err) => BatchError::Core(format!(
+                    "certificates were stored but their metadata was not ({err}); run reconcile to repair"
+                )),
+            })
     }
 
     pub(crate) async fn write_metadata(&self, actor: &Actor, rows: &[Certificate]) -> Result<()> {
-        let metadata: Vec<CertificateMetadata> = rows.iter().map(metadata_row).collect();
         let mut tx = self.databases().core.begin().await?;
-        certificate_metadata::insert_many(&mut tx.conn(), &metadata).await?;
-        append(
-            &mut tx.conn(),
-            AuditLogKind::Core,
-            actor,
-            metadata_audit(rows),
-        )
-        .await?;
+        write_metadata_rows(&mut tx.conn(), actor, rows).await?;
         tx.commit().await
     }
 

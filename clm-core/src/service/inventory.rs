@@ -16,15 +16,17 @@ use crate::model::{
     OrganizationId, PolicyId, UserId,
 };
 use crate::service::actor::{Access, Actor};
-use crate::service::audit::{AuditEntry, append};
-use crate::service::certificates::{DEFAULT_EXPIRY_THRESHOLD_DAYS, Ownership, certificate_row};
+use crate::service::audit::{AuditEntry, append, append_many};
+use crate::service::certificates::{
+    DEFAULT_EXPIRY_THRESHOLD_DAYS, HalfWritten, Ownership, certificate_row, write_metadata_rows,
+};
 use crate::store::audit::AuditLogKind;
 use crate::store::certificates::{self, CertificateFilter, Certificates, PolicyScope};
 use crate::store::{self, Page, PageRequest, certificate_metadata, now, policies, private_keys};
 use crate::{Clm, Error, Result};
 
 /// Certificates written per secure transaction (and per audit row) on import.
-pub const IMPORT_BATCH: usize = 500;
+pub const IMPORT_BATCH: usize = 2_000;
 
 /// Longest issuer chain followed by [`Clm::certificate_chain`].
 const MAX_CHAIN: usize = 16;
@@ -210,6 +212,61 @@ fn link_issuers(
     })
 }
 
+/// Inputs at least this large are parsed on several threads.
+const PARALLEL_PARSE_BYTES: usize = 256 * 1024;
+
+/// [`parse_certificates`] with a large PEM bundle cut at block boundaries
+/// into one piece per core, each parsed on its own thread. Any error parses
+/// the whole input again in one piece, so the error (and the certificate
+/// number it names) is exactly what the serial parse reports.
+fn parse_bundle(data: &[u8]) -> Result<Vec<ParsedCertificate>> {
+    const BEGIN: &[u8] = b"-----BEGIN ";
+    let threads = std::thread::available_parallelism().map_or(1, usize::from);
+    if threads < 2 || data.len() < PARALLEL_PARSE_BYTES {
+        return parse_certificates(data);
+    }
+    let next_begin = |from: usize| {
+        data.get(from..)
+            .and_then(|rest| rest.windows(BEGIN.len()).position(|w| w == BEGIN))
+            .map(|at| from + at)
+    };
+    let mut cuts = vec![0];
+    for t in 1..threads {
+        match next_begin(data.len() * t / threads) {
+            Some(at) if cuts.last().is_some_and(|&last| at > last) => cuts.push(at),
+            _ => {}
+        }
+    }
+    cuts.push(data.len());
+    if cuts.len() < 3 {
+        return parse_certificates(data);
+    }
+    let pieces: Vec<Result<Vec<ParsedCertificate>>> = std::thread::scope(|scope| {
+        let workers: Vec<_> = cuts
+            .windows(2)
+            .map(|w| {
+                let piece = &data[w[0]..w[1]];
+                scope.spawn(move || parse_certificates(piece))
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| {
+                w.join()
+                    .unwrap_or_else(|_| Err(Error::Internal("certificate parser failed".into())))
+            })
+            .collect()
+    });
+    let mut parsed = Vec::new();
+    for piece in pieces {
+        match piece {
+            Ok(mut certificates) => parsed.append(&mut certificates),
+            Err(_) => return parse_certificates(data),
+        }
+    }
+    Ok(parsed)
+}
+
 /// Depth of each certificate in the import's own issuer tree (0 = its
 /// issuer is stored or unknown), so parents are inserted before children.
 fn depths(links: &[Option<IssuerLink>]) -> Vec<usize> {
@@ -276,7 +333,7 @@ impl Clm {
         } = request;
         let parsed = {
             let _permit = self.cpu_permit().await?;
-            tokio::task::spawn_blocking(move || parse_certificates(&data)).await??
+            tokio::task::spawn_blocking(move || parse_bundle(&data)).await??
         };
         let key = match private_key_pem {
             None => None,
@@ -424,7 +481,7 @@ impl Clm {
     }
 
     /// One import batch: certificates, the key (single imports) and one audit
-    /// row in a secure transaction, then metadata in core.
+    /// row in a secure transaction, metadata and its audit row in core.
     async fn write_import_batch(
         &self,
         actor: &Actor,
@@ -432,8 +489,6 @@ impl Clm {
         private_key: Option<&crate::model::PrivateKeyRecord>,
         organization_id: Option<OrganizationId>,
     ) -> Result<()> {
-        let mut tx = self.databases().secure.begin().await?;
-        certificates::insert_many(&mut tx.conn(), rows).await?;
         let mut entry = AuditEntry::new("certificates.imported", "import")
             .org(organization_id)
             .details(json!({
@@ -445,26 +500,42 @@ impl Clm {
         if let [single] = rows {
             entry = entry.resource("certificate", single.id);
         }
-        append(&mut tx.conn(), AuditLogKind::Secure, actor, entry).await?;
-        if let (Some(key), [single]) = (private_key, rows) {
-            private_keys::insert(&mut tx.conn(), key).await?;
-            append(
-                &mut tx.conn(),
-                AuditLogKind::Secure,
-                actor,
-                AuditEntry::new("private_key.imported", "import")
-                    .resource("certificate", single.id)
-                    .org(organization_id)
-                    .details(json!({"certificate_id": single.certificate_id, "key_algorithm": key.key_algorithm})),
-            )
-            .await?;
-        }
-        tx.commit().await?;
-        self.write_metadata(actor, rows).await.map_err(|err| {
-            Error::Database(format!(
-                "certificates were imported but their metadata was not ({err}); run reconcile to repair"
-            ))
-        })
+        let mut entries = vec![(actor, entry)];
+        let key = match (private_key, rows) {
+            (Some(key), [single]) => {
+                entries.push((
+                    actor,
+                    AuditEntry::new("private_key.imported", "import")
+                        .resource("certificate", single.id)
+                        .org(organization_id)
+                        .details(json!({"certificate_id": single.certificate_id, "key_algorithm": key.key_algorithm})),
+                ));
+                Some(key)
+            }
+            _ => None,
+        };
+        let secure = async {
+            let mut tx = self.databases().secure.begin().await?;
+            certificates::insert_many(&mut tx.conn(), rows).await?;
+            if let Some(key) = key {
+                private_keys::insert(&mut tx.conn(), key).await?;
+            }
+            append_many(&mut tx.conn(), AuditLogKind::Secure, entries).await?;
+            Ok(tx)
+        };
+        let core = async {
+            let mut tx = self.databases().core.begin().await?;
+            write_metadata_rows(&mut tx.conn(), actor, rows).await?;
+            Ok(tx)
+        };
+        self.commit_secure_then_core(secure, core, &mut None)
+            .await
+            .map_err(|failure| match failure {
+                HalfWritten::Nothing(err) => err,
+                HalfWritten::SecureOnly(err) => Error::Database(format!(
+                    "certificates were imported but their metadata was not ({err}); run reconcile to repair"
+                )),
+            })
     }
 
     /// A batch hit the fingerprint constraint: another import stored some of

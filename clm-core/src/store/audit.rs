@@ -5,7 +5,10 @@ use sqlx::AssertSqlSafe;
 
 use crate::db::Conn;
 use crate::model::{AuditEvent, OrganizationId, ResourceId, Timestamp, UserId};
-use crate::store::support::{fetch_all, fetch_page, in_ids_opt};
+use crate::store::support::{
+    MAX_BIND_PARAMS, column, fetch_all, fetch_page, in_ids_opt, unnest_insert_sql,
+    values_insert_sql,
+};
 use crate::store::{Filter, Page, PageRequest, Value, id_value, paginate};
 use crate::{Error, Result, exec, on_conn, table};
 
@@ -49,34 +52,107 @@ pub struct AuditFilter {
     pub until: Option<Timestamp>,
 }
 
-/// Appends one event. Sequence number and hashes are the caller's (the
-/// service chains them); a duplicate sequence number fails as AlreadyExists.
+const APPEND_COLUMNS: &str = "id, sequence_number, event_type, action, outcome, actor_type, user_id,
+    api_key_id, organization_id, resource_type, resource_id, details, event_timestamp, previous_hash,
+    row_hash, created_at";
+const APPEND_COLUMN_COUNT: usize = 16;
+
+/// Binds one event's [`APPEND_COLUMNS`] in order.
+macro_rules! bind_event {
+    ($query:expr, $e:expr) => {
+        $query
+            .bind($e.id)
+            .bind($e.sequence_number)
+            .bind(&$e.event_type)
+            .bind(&$e.action)
+            .bind($e.outcome)
+            .bind($e.actor_type)
+            .bind($e.user_id)
+            .bind($e.api_key_id)
+            .bind($e.organization_id)
+            .bind(&$e.resource_type)
+            .bind($e.resource_id)
+            .bind(&$e.details)
+            .bind($e.event_timestamp)
+            .bind(&$e.previous_hash)
+            .bind(&$e.row_hash)
+            .bind($e.created_at)
+    };
+}
+
+/// Appends events, already chained by the service (sequence numbers and
+/// hashes are the caller's): on PostgreSQL one statement of column arrays,
+/// on SQLite multi-row INSERTs under its bind limit. A duplicate sequence
+/// number fails as AlreadyExists.
+pub async fn append_many(
+    conn: &mut Conn<'_>,
+    kind: AuditLogKind,
+    events: &[AuditEvent],
+) -> Result<()> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    if let Conn::Postgres(c) = conn {
+        sqlx::query(AssertSqlSafe(unnest_insert_sql(
+            kind.table(),
+            APPEND_COLUMNS,
+            APPEND_COLUMN_COUNT,
+        )))
+        .bind(column(events, |e| e.id))
+        .bind(column(events, |e| e.sequence_number))
+        .bind(column(events, |e| e.event_type.as_str()))
+        .bind(column(events, |e| e.action.as_str()))
+        .bind(column(events, |e| e.outcome.as_str()))
+        .bind(column(events, |e| e.actor_type.as_str()))
+        .bind(column(events, |e| e.user_id))
+        .bind(column(events, |e| e.api_key_id))
+        .bind(column(events, |e| e.organization_id))
+        .bind(column(events, |e| e.resource_type.as_deref()))
+        .bind(column(events, |e| e.resource_id))
+        .bind(column(events, |e| &e.details))
+        .bind(column(events, |e| e.event_timestamp))
+        .bind(column(events, |e| e.previous_hash.as_str()))
+        .bind(column(events, |e| e.row_hash.as_str()))
+        .bind(column(events, |e| e.created_at))
+        .execute(&mut **c)
+        .await?;
+        return Ok(());
+    }
+    for chunk in events.chunks(MAX_BIND_PARAMS / APPEND_COLUMN_COUNT) {
+        let sql = values_insert_sql(
+            conn.dialect(),
+            kind.table(),
+            APPEND_COLUMNS,
+            APPEND_COLUMN_COUNT,
+            chunk.len(),
+        );
+        exec!(conn, |c| {
+            let mut query = sqlx::query(AssertSqlSafe(sql));
+            for event in chunk {
+                query = bind_event!(query, event);
+            }
+            query
+        })?;
+    }
+    Ok(())
+}
+
+/// Appends one event (see [`append_many`]).
 pub async fn append(conn: &mut Conn<'_>, kind: AuditLogKind, event: &AuditEvent) -> Result<()> {
+    append_many(conn, kind, std::slice::from_ref(event)).await
+}
+
+/// The chain's head: sequence number and row hash of the last event.
+pub async fn head(conn: &mut Conn<'_>, kind: AuditLogKind) -> Result<Option<(i64, String)>> {
     let sql = format!(
-        "INSERT INTO {} (id, sequence_number, event_type, action, outcome, actor_type, user_id, api_key_id,
-            organization_id, resource_type, resource_id, details, event_timestamp, previous_hash, row_hash,
-            created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+        "SELECT sequence_number, row_hash FROM {} ORDER BY sequence_number DESC LIMIT 1",
         kind.table()
     );
-    exec!(conn, |c| sqlx::query(AssertSqlSafe(sql))
-        .bind(event.id)
-        .bind(event.sequence_number)
-        .bind(&event.event_type)
-        .bind(&event.action)
-        .bind(event.outcome)
-        .bind(event.actor_type)
-        .bind(event.user_id)
-        .bind(event.api_key_id)
-        .bind(event.organization_id)
-        .bind(&event.resource_type)
-        .bind(event.resource_id)
-        .bind(&event.details)
-        .bind(event.event_timestamp)
-        .bind(&event.previous_hash)
-        .bind(&event.row_hash)
-        .bind(event.created_at))?;
-    Ok(())
+    Ok(on_conn!(conn, |c| sqlx::query_as::<_, (i64, String)>(
+        AssertSqlSafe(sql)
+    )
+    .fetch_optional(&mut *c)
+    .await)?)
 }
 
 /// The event with the highest sequence number (the chain's head).

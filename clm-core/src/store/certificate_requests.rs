@@ -2,7 +2,10 @@
 
 use crate::db::Conn;
 use crate::model::{CertificateId, CertificateRequest, OrganizationId, RequestStatus, UserId};
-use crate::store::support::{in_ids_opt, in_texts, require_row};
+use crate::store::support::{
+    MAX_BIND_PARAMS, column, in_ids_opt, in_texts, require_row, unnest_insert_sql,
+    values_insert_sql,
+};
 use crate::store::{Filter, Page, PageRequest, get_by, id_value, list};
 use crate::{Result, exec, table};
 
@@ -22,44 +25,120 @@ pub struct CertificateRequestFilter {
     pub organization_ids: Option<Vec<OrganizationId>>,
 }
 
+const INSERT_COLUMNS: &str = "id, request_id, csr_pem, common_name, subject_dn, subject_alternative_names,
+    key_algorithm, key_size, certificate_kind, validity_days, status, issuer_certificate_id, certificate_id,
+    renewal_of_certificate_id, reuse_key, requested_by_user_id, owner_user_id, organization_id, policy_id,
+    workflow_instance_id, failure_reason, expires_at, created_at, updated_at, deleted_at";
+const INSERT_COLUMN_COUNT: usize = 25;
+
+/// Binds one request's [`INSERT_COLUMNS`] in order.
+macro_rules! bind_request {
+    ($query:expr, $r:expr) => {
+        $query
+            .bind($r.id)
+            .bind(&$r.request_id)
+            .bind(&$r.csr_pem)
+            .bind(&$r.common_name)
+            .bind(&$r.subject_dn)
+            .bind(&$r.subject_alternative_names)
+            .bind(&$r.key_algorithm)
+            .bind($r.key_size)
+            .bind($r.certificate_kind)
+            .bind($r.validity_days)
+            .bind($r.status)
+            .bind($r.issuer_certificate_id)
+            .bind($r.certificate_id)
+            .bind($r.renewal_of_certificate_id)
+            .bind($r.reuse_key)
+            .bind($r.requested_by_user_id)
+            .bind($r.owner_user_id)
+            .bind($r.organization_id)
+            .bind($r.policy_id)
+            .bind($r.workflow_instance_id)
+            .bind(&$r.failure_reason)
+            .bind($r.expires_at)
+            .bind($r.created_at)
+            .bind($r.updated_at)
+            .bind($r.deleted_at)
+    };
+}
+
 pub async fn insert(conn: &mut Conn<'_>, request: &CertificateRequest) -> Result<()> {
-    exec!(conn, |c| {
-        sqlx::query(
-        "INSERT INTO certificate_requests (id, request_id, csr_pem, common_name, subject_dn,
-            subject_alternative_names, key_algorithm, key_size, certificate_kind, validity_days, status,
-            issuer_certificate_id, certificate_id, renewal_of_certificate_id, reuse_key, requested_by_user_id,
-            owner_user_id, organization_id, policy_id, workflow_instance_id, failure_reason, expires_at,
-            created_at, updated_at, deleted_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20,
-            $21, $22, $23, $24, $25)"
-    )
-    .bind(request.id)
-    .bind(&request.request_id)
-    .bind(&request.csr_pem)
-    .bind(&request.common_name)
-    .bind(&request.subject_dn)
-    .bind(&request.subject_alternative_names)
-    .bind(&request.key_algorithm)
-    .bind(request.key_size)
-    .bind(request.certificate_kind)
-    .bind(request.validity_days)
-    .bind(request.status)
-    .bind(request.issuer_certificate_id)
-    .bind(request.certificate_id)
-    .bind(request.renewal_of_certificate_id)
-    .bind(request.reuse_key)
-    .bind(request.requested_by_user_id)
-    .bind(request.owner_user_id)
-    .bind(request.organization_id)
-    .bind(request.policy_id)
-    .bind(request.workflow_instance_id)
-    .bind(&request.failure_reason)
-    .bind(request.expires_at)
-    .bind(request.created_at)
-    .bind(request.updated_at)
-    .bind(request.deleted_at)
-    })?;
+    let sql = values_insert_sql(
+        conn.dialect(),
+        "certificate_requests",
+        INSERT_COLUMNS,
+        INSERT_COLUMN_COUNT,
+        1,
+    );
+    exec!(conn, |c| bind_request!(
+        sqlx::query(sqlx::AssertSqlSafe(sql)),
+        request
+    ))?;
     Ok(())
+}
+
+/// Inserts many requests (a group commit of issuances): on PostgreSQL one
+/// statement of column arrays, on SQLite multi-row INSERTs under its bind
+/// limit. Run it in a transaction for all-or-nothing.
+pub async fn insert_many(conn: &mut Conn<'_>, requests: &[CertificateRequest]) -> Result<u64> {
+    if requests.is_empty() {
+        return Ok(0);
+    }
+    if let Conn::Postgres(c) = conn {
+        let rows = requests;
+        let done = sqlx::query(sqlx::AssertSqlSafe(unnest_insert_sql(
+            "certificate_requests",
+            INSERT_COLUMNS,
+            INSERT_COLUMN_COUNT,
+        )))
+        .bind(column(rows, |r| r.id))
+        .bind(column(rows, |r| r.request_id.as_str()))
+        .bind(column(rows, |r| r.csr_pem.as_deref()))
+        .bind(column(rows, |r| r.common_name.as_deref()))
+        .bind(column(rows, |r| r.subject_dn.as_str()))
+        .bind(column(rows, |r| &r.subject_alternative_names))
+        .bind(column(rows, |r| r.key_algorithm.as_str()))
+        .bind(column(rows, |r| r.key_size))
+        .bind(column(rows, |r| r.certificate_kind.as_str()))
+        .bind(column(rows, |r| r.validity_days))
+        .bind(column(rows, |r| r.status.as_str()))
+        .bind(column(rows, |r| r.issuer_certificate_id))
+        .bind(column(rows, |r| r.certificate_id))
+        .bind(column(rows, |r| r.renewal_of_certificate_id))
+        .bind(column(rows, |r| r.reuse_key))
+        .bind(column(rows, |r| r.requested_by_user_id))
+        .bind(column(rows, |r| r.owner_user_id))
+        .bind(column(rows, |r| r.organization_id))
+        .bind(column(rows, |r| r.policy_id))
+        .bind(column(rows, |r| r.workflow_instance_id))
+        .bind(column(rows, |r| r.failure_reason.as_deref()))
+        .bind(column(rows, |r| r.expires_at))
+        .bind(column(rows, |r| r.created_at))
+        .bind(column(rows, |r| r.updated_at))
+        .bind(column(rows, |r| r.deleted_at))
+        .execute(&mut **c)
+        .await?;
+        return Ok(done.rows_affected());
+    }
+    let mut inserted = 0;
+    for chunk in requests.chunks(MAX_BIND_PARAMS / INSERT_COLUMN_COUNT) {
+        let sql = values_insert_sql(
+            conn.dialect(),
+            "certificate_requests",
+            INSERT_COLUMNS,
+            INSERT_COLUMN_COUNT,
+            chunk.len(),
+        );
+        inserted += exec!(conn, |c| {
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for request in chunk {
+                query = bind_request!(query, request);
+            }
+            query
+        })?;
+    }
+    Ok(inserted)
 }
 
 /// Writes the mutable columns: status and outcome, issuer, workflow, expiry.

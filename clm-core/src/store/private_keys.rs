@@ -2,7 +2,7 @@
 
 use crate::db::Conn;
 use crate::model::{CertificateId, EncryptionKeyId, Opaque, PrivateKeyId, PrivateKeyRecord};
-use crate::store::support::{fetch_all, require_row};
+use crate::store::support::{column, fetch_all, require_row};
 use crate::store::{Filter, Page, PageRequest, get_by, id_value, list};
 use crate::{Result, exec, on_conn, table};
 
@@ -226,8 +226,34 @@ pub async fn reseal_many(
     Ok(updated)
 }
 
-/// Inserts many keys with one statement per chunk (bulk loads, benchmarks).
+const INSERT_COLUMNS: &str = "id, certificate_id, encryption_key_id, encrypted_key_material, nonce,
+    key_algorithm, key_size, public_key_sha256, created_at, updated_at, deleted_at";
+
+/// Inserts many keys (group commits, bulk loads): on PostgreSQL one
+/// statement of column arrays, on SQLite one statement per chunk.
 pub async fn insert_many(conn: &mut Conn<'_>, keys: &[PrivateKeyRecord]) -> Result<u64> {
+    if keys.is_empty() {
+        return Ok(0);
+    }
+    if let Conn::Postgres(c) = conn {
+        let done = sqlx::query(sqlx::AssertSqlSafe(
+            crate::store::support::unnest_insert_sql("private_keys", INSERT_COLUMNS, 11),
+        ))
+        .bind(column(keys, |k| k.id))
+        .bind(column(keys, |k| k.certificate_id))
+        .bind(column(keys, |k| k.encryption_key_id))
+        .bind(column(keys, |k| k.encrypted_key_material.0.as_slice()))
+        .bind(column(keys, |k| k.nonce.0.as_slice()))
+        .bind(column(keys, |k| k.key_algorithm.as_str()))
+        .bind(column(keys, |k| k.key_size))
+        .bind(column(keys, |k| k.public_key_sha256.as_str()))
+        .bind(column(keys, |k| k.created_at))
+        .bind(column(keys, |k| k.updated_at))
+        .bind(column(keys, |k| k.deleted_at))
+        .execute(&mut **c)
+        .await?;
+        return Ok(done.rows_affected());
+    }
     let dialect = conn.dialect();
     let mut inserted = 0;
     for chunk in keys.chunks(INSERT_CHUNK_ROWS.max(1)) {
@@ -240,9 +266,7 @@ pub async fn insert_many(conn: &mut Conn<'_>, keys: &[PrivateKeyRecord]) -> Resu
             })
             .collect();
         let sql = format!(
-            "INSERT INTO private_keys (id, certificate_id, encryption_key_id, encrypted_key_material, nonce,
-                key_algorithm, key_size, public_key_sha256, created_at, updated_at, deleted_at)
-             VALUES {}",
+            "INSERT INTO private_keys ({INSERT_COLUMNS}) VALUES {}",
             values.join(", ")
         );
         inserted += exec!(conn, |c| {

@@ -100,6 +100,39 @@ pub(crate) fn placeholders(dialect: Dialect, first: usize, n: usize) -> String {
     }
 }
 
+/// `INSERT INTO table (columns) SELECT * FROM UNNEST($1, ..., $n)` for
+/// PostgreSQL, each parameter an array holding one column of every row
+/// (see [`column`]). The text is the same for any number of rows, so it is
+/// prepared once per connection; a multi-row VALUES list would be a new
+/// statement, with thousands of parameters to parse, for every batch size.
+pub(crate) fn unnest_insert_sql(table: &str, columns: &str, count: usize) -> String {
+    format!(
+        "INSERT INTO {table} ({columns}) SELECT * FROM UNNEST({})",
+        placeholders(Dialect::Postgres, 1, count)
+    )
+}
+
+/// `INSERT INTO table (columns) VALUES (...), (...)` with `rows` rows of
+/// `count` placeholders each.
+pub(crate) fn values_insert_sql(
+    dialect: Dialect,
+    table: &str,
+    columns: &str,
+    count: usize,
+    rows: usize,
+) -> String {
+    let values = (0..rows)
+        .map(|r| format!("({})", placeholders(dialect, r * count + 1, count)))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!("INSERT INTO {table} ({columns}) VALUES {values}")
+}
+
+/// One column of `rows`, bound as an array for [`unnest_insert_sql`].
+pub(crate) fn column<'a, T, U>(rows: &'a [T], value: impl Fn(&'a T) -> U) -> Vec<U> {
+    rows.iter().map(value).collect()
+}
+
 /// NotFound when an UPDATE touched no row.
 pub(crate) fn require_row(
     affected: u64,
