@@ -617,8 +617,8 @@ impl From<AuditFilterInput> for AuditFilter {
             resource_id: input.resource_id,
             event_type: input.event_type,
             organization_ids: input.organization_ids,
-            since: input.since.map(Into::into),
-            until: input.until.map(Into::into),
+            since: input.since,
+            until: input.until,
         }
     }
 }
