@@ -1,12 +1,31 @@
-//! Python values <-> the JSON values of the wire module.
+//! Python values <-> JSON values (the arguments and results of
+//! `clm::api::call`).
 
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple, PyType};
 use serde_json::{Map, Number, Value};
 
-/// A dict/list/str/int/float/bool/None tree as JSON; anything else is a
-/// TypeError naming `what`.
+static DATETIME: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+static DATE: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+static UUID: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+static PATH_LIKE: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+
+/// Whether `value` is an instance of `module.class`.
+fn is_instance(
+    value: &Bound<'_, PyAny>,
+    cell: &PyOnceLock<Py<PyType>>,
+    module: &str,
+    class: &str,
+) -> PyResult<bool> {
+    let class = cell.import(value.py(), module, class)?;
+    value.is_instance(class)
+}
+
+/// A dict/list/tuple/str/int/float/bool/None tree as JSON, with
+/// `datetime`/`date` as ISO 8601 text and `uuid.UUID`/`os.PathLike` as
+/// their text; anything else is a TypeError naming `what`.
 pub fn to_json(what: &str, value: &Bound<'_, PyAny>) -> PyResult<Value> {
     if value.is_none() {
         Ok(Value::Null)
@@ -39,6 +58,15 @@ pub fn to_json(what: &str, value: &Bound<'_, PyAny>) -> PyResult<Value> {
         list.iter().map(|item| to_json(what, &item)).collect()
     } else if let Ok(tuple) = value.cast::<PyTuple>() {
         tuple.iter().map(|item| to_json(what, &item)).collect()
+    } else if is_instance(value, &DATETIME, "datetime", "datetime")?
+        || is_instance(value, &DATE, "datetime", "date")?
+    {
+        Ok(Value::String(value.call_method0("isoformat")?.extract()?))
+    } else if is_instance(value, &UUID, "uuid", "UUID")? {
+        Ok(Value::String(value.str()?.to_str()?.to_string()))
+    } else if is_instance(value, &PATH_LIKE, "os", "PathLike")? {
+        let path = value.call_method0("__fspath__")?;
+        to_json(what, &path)
     } else {
         Err(PyTypeError::new_err(format!(
             "{what}: {} is not a dict, list, str, int, float, bool or None",

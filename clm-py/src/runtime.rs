@@ -1,0 +1,48 @@
+//! The one tokio runtime of the process, and blocking on it with the GIL
+//! released.
+
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+
+use pyo3::prelude::*;
+
+use crate::errors::ClmErr;
+
+/// One runtime for the process, rebuilt in a child after `fork()` (the
+/// parent's worker threads do not exist there; its runtime is leaked).
+static RUNTIME: Mutex<Option<(u32, Arc<tokio::runtime::Runtime>)>> = Mutex::new(None);
+
+fn runtime() -> clm::Result<Arc<tokio::runtime::Runtime>> {
+    let mut slot = RUNTIME
+        .lock()
+        .map_err(|_| clm::Error::Internal("the runtime lock is poisoned".into()))?;
+    let pid = std::process::id();
+    if let Some((owner, runtime)) = slot.as_ref()
+        && *owner == pid
+    {
+        return Ok(runtime.clone());
+    }
+    if let Some((_, stale)) = slot.take() {
+        std::mem::forget(stale);
+    }
+    let runtime = Arc::new(
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("clm-py")
+            .enable_all()
+            .build()
+            .map_err(|err| clm::Error::Internal(format!("cannot start a runtime: {err}")))?,
+    );
+    *slot = Some((pid, runtime.clone()));
+    Ok(runtime)
+}
+
+/// Runs a core future to completion with the GIL released.
+pub fn block<T, F>(py: Python<'_>, future: F) -> PyResult<T>
+where
+    T: Send,
+    F: Future<Output = clm::Result<T>> + Send,
+{
+    py.detach(|| runtime()?.block_on(future))
+        .map_err(|err| ClmErr(err).into())
+}
