@@ -1,12 +1,15 @@
 //! The one module that touches raw pointers: NULL checks, UTF-8 checks,
-//! boxing and unboxing handles, strings handed to C, the last error message,
-//! and the panic boundary every exported body runs inside.
+//! boxing and unboxing handles, strings handed to C, the progress callback,
+//! the last error message, and the panic boundary every exported body runs
+//! inside.
 
 use std::cell::RefCell;
-use std::ffi::{CStr, CString, c_char};
+use std::ffi::{CStr, CString, c_char, c_void};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use clm::Error;
+use serde_json::Value;
+use zeroize::Zeroize;
 
 use crate::clm_status;
 
@@ -35,7 +38,8 @@ pub extern "C" fn clm_last_error_message() -> *const c_char {
     .unwrap_or(std::ptr::null())
 }
 
-/// Frees a string returned by the library. NULL is allowed.
+/// Frees a string returned by the library, overwriting its bytes first
+/// (results may hold tokens, API keys or private keys). NULL is allowed.
 ///
 /// # Safety
 /// `text` is NULL or a string this library returned, freed at most once.
@@ -46,7 +50,8 @@ pub unsafe extern "C" fn clm_string_free(text: *mut c_char) {
     }
     let _ = catch_unwind(AssertUnwindSafe(|| {
         // SAFETY: the caller passes a pointer from CString::into_raw.
-        drop(unsafe { CString::from_raw(text) });
+        let mut bytes = unsafe { CString::from_raw(text) }.into_bytes();
+        bytes.zeroize();
     }));
 }
 
@@ -89,19 +94,16 @@ pub(crate) unsafe fn text<'a>(ptr: *const c_char, name: &str) -> Result<&'a str,
         .map_err(|_| Error::invalid(name, "is not valid UTF-8"))
 }
 
-/// An optional string argument (NULL = absent).
+/// A JSON text argument, parsed; NULL is JSON null (no arguments).
 ///
 /// # Safety
 /// As [`text`].
-pub(crate) unsafe fn optional_text<'a>(
-    ptr: *const c_char,
-    name: &str,
-) -> Result<Option<&'a str>, Error> {
+pub(crate) unsafe fn json(ptr: *const c_char, name: &str) -> Result<Value, Error> {
     if ptr.is_null() {
-        Ok(None)
-    } else {
-        unsafe { text(ptr, name) }.map(Some)
+        return Ok(Value::Null);
     }
+    let text = unsafe { text(ptr, name) }?;
+    serde_json::from_str(text).map_err(|err| Error::invalid(name, format!("is not JSON: {err}")))
 }
 
 /// A reference behind a handle pointer, or InvalidInput for NULL.
@@ -114,6 +116,15 @@ pub(crate) unsafe fn borrow<'a, T>(ptr: *const T, name: &str) -> Result<&'a T, E
     }
     // SAFETY: the caller passes a live pointer from Box::into_raw.
     Ok(unsafe { &*ptr })
+}
+
+/// A reference behind a handle pointer that may be NULL.
+///
+/// # Safety
+/// As [`borrow`].
+pub(crate) unsafe fn borrow_optional<'a, T>(ptr: *const T) -> Option<&'a T> {
+    // SAFETY: NULL or a live pointer from Box::into_raw.
+    unsafe { ptr.as_ref() }
 }
 
 /// Checks an out-pointer before any work is done.
@@ -133,11 +144,43 @@ pub(crate) unsafe fn write_box<T>(out: *mut *mut T, value: T) {
     unsafe { *out = Box::into_raw(Box::new(value)) };
 }
 
+/// Moves a value into a new box and writes it to `out`, or drops it when
+/// `out` is NULL (an optional out-pointer).
+///
+/// # Safety
+/// `out` is NULL or writable.
+pub(crate) unsafe fn write_box_if_wanted<T>(out: *mut *mut T, value: T) {
+    if !out.is_null() {
+        // SAFETY: non-NULL and writable by the caller's contract.
+        unsafe { write_box(out, value) };
+    }
+}
+
+/// Writes NULL to an out-pointer that may itself be NULL.
+///
+/// # Safety
+/// `out` is NULL or writable.
+pub(crate) unsafe fn write_null<T>(out: *mut *mut T) {
+    if !out.is_null() {
+        // SAFETY: non-NULL and writable by the caller's contract.
+        unsafe { *out = std::ptr::null_mut() };
+    }
+}
+
+/// Writes a number to `out`.
+///
+/// # Safety
+/// `out` was checked with [`check_out`] and is writable.
+pub(crate) unsafe fn write_u64(out: *mut u64, value: u64) {
+    // SAFETY: checked non-NULL by the caller.
+    unsafe { *out = value };
+}
+
 /// Writes a string to `out` as a library-owned C string.
 ///
 /// # Safety
 /// As [`write_box`].
-pub(crate) unsafe fn write_string(out: *mut *mut c_char, value: &str) -> Result<(), Error> {
+pub(crate) unsafe fn write_string(out: *mut *mut c_char, value: String) -> Result<(), Error> {
     let text = CString::new(value)
         .map_err(|_| Error::Internal("a returned string contains a NUL byte".into()))?;
     // SAFETY: checked non-NULL; freed by clm_string_free.
@@ -157,4 +200,56 @@ pub(crate) unsafe fn free_box<T>(ptr: *mut T) {
         // SAFETY: from Box::into_raw, freed once by the caller's contract.
         drop(unsafe { Box::from_raw(ptr) });
     }));
+}
+
+/// Takes a boxed handle back. None for NULL.
+///
+/// # Safety
+/// As [`free_box`].
+pub(crate) unsafe fn take_box<T>(ptr: *mut T) -> Option<T> {
+    if ptr.is_null() {
+        return None;
+    }
+    // SAFETY: from Box::into_raw, handed back once by the caller's contract.
+    Some(*unsafe { Box::from_raw(ptr) })
+}
+
+/// Receives progress of a long operation: `progress_json` is a JSON object
+/// (for `clm_rotate_data_key`: `{"rotation_id", "total", "rotated"}`),
+/// valid only during the call; `user_data` is what the caller passed along.
+/// Called during the operation, possibly from a library thread, never
+/// after the operation returns. It must not call back into the same handle.
+pub type clm_progress_callback =
+    Option<unsafe extern "C" fn(progress_json: *const c_char, user_data: *mut c_void)>;
+
+/// A C progress callback and its user data, callable as the core's progress
+/// sink.
+pub(crate) struct Progress {
+    callback: unsafe extern "C" fn(*const c_char, *mut c_void),
+    user_data: *mut c_void,
+}
+
+// SAFETY: the caller's contract (documented on clm_progress_callback) is
+// that the callback may run on a library thread during the call; the
+// pointers are used only while the exported function has not returned.
+unsafe impl Send for Progress {}
+// SAFETY: as for Send; calls are sequential within one operation.
+unsafe impl Sync for Progress {}
+
+impl Progress {
+    /// None when no callback was given.
+    pub(crate) fn new(callback: clm_progress_callback, user_data: *mut c_void) -> Option<Self> {
+        callback.map(|callback| Progress {
+            callback,
+            user_data,
+        })
+    }
+
+    pub(crate) fn report(&self, progress: Value) {
+        if let Ok(text) = CString::new(progress.to_string()) {
+            // SAFETY: a callback the caller gave for the duration of the
+            // call, with the caller's own user_data.
+            unsafe { (self.callback)(text.as_ptr(), self.user_data) };
+        }
+    }
 }
