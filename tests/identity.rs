@@ -1304,3 +1304,33 @@ async fn wrong_master_key_is_refused_at_open() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn an_auditor_verifies_the_trails_but_cannot_archive_them() {
+    on_both_keyed(security(), |clm| async move {
+        let system = clm.system_actor();
+        let auditor = user(&clm, "auditor", None, None).await;
+        let role = clm
+            .get_role_by_code(&system, clm::service::access::ROLE_AUDITOR)
+            .await
+            .expect("the built-in AUDITOR role");
+        clm.assign_role(&system, auditor.id, role.id)
+            .await
+            .expect("assign AUDITOR");
+        let actor = clm.actor_for_user(auditor.id).await.expect("auditor actor");
+        for kind in [AuditLogKind::Core, AuditLogKind::Secure] {
+            let report = clm
+                .verify_audit_chain(&actor, kind)
+                .await
+                .expect("an auditor verifies a trail");
+            assert!(report.is_intact(), "{report:?}");
+        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        assert_code(
+            clm.archive_audit_events(&actor, AuditLogKind::Core, 0, &dir.path().join("a.jsonl"))
+                .await,
+            ErrorCode::PermissionDenied,
+        );
+    })
+    .await;
+}

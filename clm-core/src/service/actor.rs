@@ -102,8 +102,11 @@ impl<'a> Access<'a> {
         self
     }
 
+    /// Whether the action changes something. Verifying a trail only reads
+    /// it, so an auditor outside every organization may verify the shared
+    /// trails (the built-in AUDITOR role exists for that).
     fn is_write(&self) -> bool {
-        self.action != "read"
+        !matches!(self.action, "read" | "verify")
     }
 }
 
