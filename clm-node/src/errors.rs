@@ -1,37 +1,56 @@
-//! The one conversion from `clm::Error` to a JS `Error` carrying the stable
-//! `code` (`ErrorCode::as_str()`), and the bridge from core futures to
-//! Promises that uses it.
+//! The conversion of failures to JS errors: a `clm::Error` becomes an
+//! `Error` carrying the stable `code` (`ErrorCode::as_str()`); a JS value the
+//! binding cannot hand to the core becomes a `TypeError` with code
+//! `INVALID_INPUT`.
 
-use std::future::Future;
+use napi::bindgen_prelude::{JsObjectValue, Object};
+use napi::{Env, JsTypeError, JsValue, Status};
 
-use napi::bindgen_prelude::JsObjectValue;
-use napi::bindgen_prelude::{PromiseRaw, ToNapiValue};
-use napi::{Env, JsValue, Status};
+/// Why a call failed.
+pub enum Failure {
+    /// The core refused or failed (carries its code).
+    Core(clm::Error),
+    /// A JS value of the wrong type (no JSON form, not an `Actor`, ...).
+    Type(String),
+}
+
+impl From<clm::Error> for Failure {
+    fn from(err: clm::Error) -> Self {
+        Failure::Core(err)
+    }
+}
+
+impl Failure {
+    /// The JS error to reject or throw with.
+    pub fn into_js(self, env: &Env) -> napi::Error {
+        match self {
+            Failure::Core(err) => js_error(env, err),
+            Failure::Type(message) => type_error(env, message),
+        }
+    }
+}
 
 /// A JS `Error` with `message` = the error's text and `code` = its code.
 pub fn js_error(env: &Env, err: clm::Error) -> napi::Error {
+    let code = err.code().as_str();
+    let message = err.to_string();
     let build = || -> napi::Result<napi::Error> {
-        let mut object =
-            env.create_error(napi::Error::new(Status::GenericFailure, err.to_string()))?;
-        object.set_named_property("code", err.code().as_str())?;
+        let mut object = env.create_error(napi::Error::new(Status::GenericFailure, &message))?;
+        object.set_named_property("code", code)?;
         Ok(napi::Error::from(object.to_unknown()))
     };
-    build().unwrap_or_else(|fallback| fallback)
+    build()
+        .unwrap_or_else(|_| napi::Error::new(Status::GenericFailure, format!("{message} [{code}]")))
 }
 
-/// Runs a core future on napi's tokio runtime; the Promise resolves with its
-/// value or rejects with [`js_error`].
-pub fn promise<'env, T, F>(env: &'env Env, future: F) -> napi::Result<PromiseRaw<'env, T>>
-where
-    T: 'static + Send + ToNapiValue,
-    F: 'static + Send + Future<Output = clm::Result<T>>,
-{
-    env.spawn_future_with_callback(async move { Ok(future.await) }, |env, outcome| {
-        outcome.map_err(|err| js_error(env, err))
-    })
-}
-
-/// Throws (synchronously) a clm error with its code.
-pub fn throw(env: &Env, err: clm::Error) -> napi::Error {
-    js_error(env, err)
+/// A JS `TypeError` with code `INVALID_INPUT`.
+pub fn type_error(env: &Env, message: String) -> napi::Error {
+    let build = || -> napi::Result<napi::Error> {
+        let value =
+            JsTypeError::from(napi::Error::new(Status::InvalidArg, &message)).into_unknown(*env);
+        let mut object: Object = unsafe { value.cast()? };
+        object.set_named_property("code", "INVALID_INPUT")?;
+        Ok(napi::Error::from(object.to_unknown()))
+    };
+    build().unwrap_or_else(|_| napi::Error::new(Status::InvalidArg, message.clone()))
 }
