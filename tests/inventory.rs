@@ -608,14 +608,21 @@ async fn odd_serials_and_unknown_critical_extensions_import_flagged() {
 
 #[tokio::test]
 async fn bulk_import_of_two_thousand_runs_in_batches() {
+    // Larger than one batch, with the CAs last in the input: they are
+    // written first, the leaves after them in batches linked ahead of the
+    // writes, and a leaf naming the intermediate but signed by another key,
+    // near the end, is stored unlinked.
     const N: usize = 2_000;
     let ca = root("Bulk Root");
+    let sub = intermediate(&ca, "Bulk Issuing CA");
+    let impostor = root("Bulk Issuing CA");
     let key = KeyPair::generate(KeyAlgorithm::EcdsaP256).expect("key");
     let now = Utc::now();
-    let mut data = ca.cert.pem.clone().into_bytes();
+    let mut data = Vec::new();
     for i in 0..N {
+        let parent = if i % 2 == 0 { &ca } else { &sub };
         let cert = leaf_with(
-            &ca,
+            parent,
             &key,
             &format!("bulk{i}.example.com"),
             now - Duration::hours(1),
@@ -623,38 +630,69 @@ async fn bulk_import_of_two_thousand_runs_in_batches() {
         );
         data.extend_from_slice(cert.pem.as_bytes());
     }
+    let forged = leaf_with(
+        &impostor,
+        &key,
+        "forged.bulk.example.com",
+        now - Duration::hours(1),
+        now + Duration::days(90),
+    );
+    data.extend_from_slice(forged.pem.as_bytes());
+    data.extend_from_slice(sub.cert.pem.as_bytes());
+    data.extend_from_slice(ca.cert.pem.as_bytes());
+    let total = N + 3;
     let data = &data;
+    let forged = &forged;
     on_both_keyed(security(), |clm| async move {
         let report = import(&clm, data.clone()).await;
-        assert_eq!(report.imported.len(), N + 1);
-        let ca_row = report
-            .imported
-            .iter()
-            .find(|c| c.is_ca)
-            .expect("CA imported");
-        assert!(
+        assert_eq!(report.imported.len(), total);
+        let by_subject = |cn: &str| {
             report
                 .imported
                 .iter()
-                .filter(|c| !c.is_ca)
-                .all(|c| c.issuer_certificate_id == Some(ca_row.id)),
-            "every leaf links to the CA of the same bundle"
-        );
+                .find(|c| c.is_ca && c.common_name.as_deref() == Some(cn))
+                .expect("CA imported")
+                .clone()
+        };
+        let (ca_row, sub_row) = (by_subject("Bulk Root"), by_subject("Bulk Issuing CA"));
+        assert_eq!(ca_row.issuer_certificate_id, None);
+        assert_eq!(sub_row.issuer_certificate_id, Some(ca_row.id));
+        for row in report.imported.iter().filter(|c| !c.is_ca) {
+            let expected = if row.fingerprint_sha256 == forged.fingerprint_sha256 {
+                None
+            } else if row.common_name.as_deref().is_some_and(|cn| {
+                cn.trim_start_matches("bulk")
+                    .split('.')
+                    .next()
+                    .and_then(|n| n.parse::<usize>().ok())
+                    .is_some_and(|n| n % 2 == 0)
+            }) {
+                Some(ca_row.id)
+            } else {
+                Some(sub_row.id)
+            };
+            assert_eq!(
+                row.issuer_certificate_id, expected,
+                "issuer of {:?}",
+                row.common_name
+            );
+        }
+        // One batch for the CAs, then the leaves in batches.
         let batches = secure_events(&clm, "certificates.imported").await;
         assert_eq!(
             batches.len(),
-            (N + 1).div_ceil(clm::service::inventory::IMPORT_BATCH)
+            1 + (N + 1).div_ceil(clm::service::inventory::IMPORT_BATCH)
         );
         let counted: u64 = batches
             .iter()
             .map(|e| e.details.0["count"].as_u64().unwrap_or(0))
             .sum();
-        assert_eq!(counted, (N + 1) as u64);
+        assert_eq!(counted, total as u64);
 
         let again = import(&clm, data.clone()).await;
         assert!(again.imported.is_empty());
-        assert_eq!(again.already_present.len(), N + 1);
-        assert_eq!(certificate_count(&clm).await, (N + 1) as i64);
+        assert_eq!(again.already_present.len(), total);
+        assert_eq!(certificate_count(&clm).await, total as i64);
         let page = clm
             .search_certificates(
                 &clm.system_actor(),

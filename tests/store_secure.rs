@@ -729,3 +729,52 @@ async fn audit_logs_append_list_walk() {
     })
     .await;
 }
+
+/// The SAN search and the lookups by owner, policy and predecessor are
+/// answered by their indexes on PostgreSQL (the SAN index is a GIN over
+/// containment; the others are partial, holding only non-NULL values).
+#[tokio::test]
+async fn san_and_reference_lookups_use_their_indexes_on_postgres() {
+    common::on_postgres(&|db: Databases| async move {
+        let mut pooled = db.secure.acquire().await.unwrap();
+        let mut c = pooled.conn();
+        raw(&mut c, "SET enable_seqscan = off", Vec::new())
+            .await
+            .unwrap();
+        let san = clm::db::Dialect::Postgres.json_array_has_value("subject_alternative_names", 1);
+        let lookups = [
+            (san, "idx_certificates_sans", "svc.example.com".to_string()),
+            (
+                "owner_user_id = $1::uuid".to_string(),
+                "idx_certificates_owner",
+                uuid::Uuid::new_v4().to_string(),
+            ),
+            (
+                "policy_id = $1::uuid".to_string(),
+                "idx_certificates_policy",
+                uuid::Uuid::new_v4().to_string(),
+            ),
+            (
+                "replaces_certificate_id = $1::uuid".to_string(),
+                "idx_certificates_replaces",
+                uuid::Uuid::new_v4().to_string(),
+            ),
+        ];
+        for (clause, index, value) in lookups {
+            let sql = format!("EXPLAIN SELECT id FROM certificates WHERE {clause}");
+            let plan: Vec<String> = clm::on_conn!(&mut c, |conn| sqlx::query_scalar::<_, String>(
+                sqlx::AssertSqlSafe(sql.clone())
+            )
+            .bind(value.clone())
+            .fetch_all(&mut *conn)
+            .await)
+            .unwrap();
+            let plan = plan.join("\n");
+            assert!(
+                plan.contains(index),
+                "{clause} does not use {index}:\n{plan}"
+            );
+        }
+    })
+    .await;
+}

@@ -2,6 +2,7 @@
 //! key. Built in code or from `CLM_*` environment variables.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use crate::db::{DatabaseConfig, PoolSettings};
 use crate::keyring::MasterKeySource;
@@ -14,7 +15,15 @@ pub struct ClmConfig {
     /// Required: the key that wraps the data-encryption keys.
     pub master_key: Option<MasterKeySource>,
     pub security: SecuritySettings,
+    /// How long issuers (with their opened keys) and policies stay cached in
+    /// this process. Changes made through this handle apply at once; changes
+    /// made by another process sharing the databases within this time.
+    /// Zero disables the caches. Default one second.
+    pub cache_ttl: Duration,
 }
+
+/// Default [`ClmConfig::cache_ttl`].
+pub const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(1);
 
 /// Login, lockout and session limits.
 #[derive(Debug, Clone, Copy)]
@@ -55,6 +64,7 @@ impl ClmConfig {
             pool: PoolSettings::default(),
             master_key: None,
             security: SecuritySettings::default(),
+            cache_ttl: DEFAULT_CACHE_TTL,
         }
     }
 
@@ -70,6 +80,7 @@ impl ClmConfig {
             pool: PoolSettings::default(),
             master_key: None,
             security: SecuritySettings::default(),
+            cache_ttl: DEFAULT_CACHE_TTL,
         }
     }
 
@@ -106,6 +117,12 @@ impl ClmConfig {
         self
     }
 
+    /// See [`ClmConfig::cache_ttl`].
+    pub fn with_cache_ttl(mut self, ttl: Duration) -> Self {
+        self.cache_ttl = ttl;
+        self
+    }
+
     /// `sqlite://DIR` or a directory path opens SQLite.
     pub fn from_location(location: &str) -> Result<Self> {
         let location = location.trim();
@@ -125,7 +142,7 @@ impl ClmConfig {
     /// Reads `CLM_SECURE_DATABASE_URL` + `CLM_CORE_DATABASE_URL` (PostgreSQL,
     /// with optional `CLM_SECURE_REPLICA_URL`/`CLM_CORE_REPLICA_URL`), else
     /// `CLM_DATA_DIR` (SQLite), plus `CLM_MASTER_KEY` (base64) or
-    /// `CLM_MASTER_KEY_FILE`, and `CLM_MAX_CONNECTIONS`.
+    /// `CLM_MASTER_KEY_FILE`, `CLM_MAX_CONNECTIONS` and `CLM_CACHE_TTL_MS`.
     pub fn from_env() -> Result<Self> {
         Self::from_vars(|name| std::env::var(name).ok().filter(|v| !v.trim().is_empty()))
     }
@@ -175,6 +192,13 @@ impl ClmConfig {
             config.pool.max_connections = max.parse().map_err(|_| {
                 Error::Configuration(format!("CLM_MAX_CONNECTIONS={max:?} is not a number"))
             })?;
+        }
+        if let Some(ms) = var("CLM_CACHE_TTL_MS") {
+            config.cache_ttl = Duration::from_millis(ms.parse().map_err(|_| {
+                Error::Configuration(format!(
+                    "CLM_CACHE_TTL_MS={ms:?} is not a number of milliseconds"
+                ))
+            })?);
         }
         Ok(config)
     }

@@ -51,8 +51,9 @@ impl Dialect {
     /// whose `value` equals the text parameter `$n`.
     pub fn json_array_has_value(self, column: &str, param: usize) -> String {
         match self {
+            // Containment, so idx_certificates_sans (GIN, jsonb_path_ops) answers it.
             Dialect::Postgres => format!(
-                "EXISTS (SELECT 1 FROM jsonb_array_elements({column}) AS e WHERE e->>'value' = ${param})"
+                "{column} @> jsonb_build_array(jsonb_build_object('value', ${param}::text))"
             ),
             Dialect::Sqlite => format!(
                 "EXISTS (SELECT 1 FROM json_each({column}) AS e WHERE json_extract(e.value, '$.value') = ${param})"

@@ -44,6 +44,7 @@ struct Inner {
     /// Bounds CPU-heavy work moved off the async executor.
     cpu_jobs: tokio::sync::Semaphore,
     issuers: service::certificates::IssuerCache,
+    policies: service::policies::PolicyCache,
     group_commit: service::certificates::GroupCommit,
 }
 
@@ -74,13 +75,16 @@ impl Clm {
             }
         };
         let cpu_jobs = tokio::sync::Semaphore::new(config.security.cpu_jobs.max(1));
+        let issuers = service::cache::TtlCache::new(config.cache_ttl);
+        let policies = service::cache::TtlCache::new(config.cache_ttl);
         let clm = Clm {
             inner: Arc::new(Inner {
                 databases,
                 config,
                 keyring,
                 cpu_jobs,
-                issuers: Default::default(),
+                issuers,
+                policies,
                 group_commit: Default::default(),
             }),
         };
@@ -91,6 +95,10 @@ impl Clm {
 
     pub(crate) fn issuers(&self) -> &service::certificates::IssuerCache {
         &self.inner.issuers
+    }
+
+    pub(crate) fn policies(&self) -> &service::policies::PolicyCache {
+        &self.inner.policies
     }
 
     pub(crate) fn group_commit(&self) -> &service::certificates::GroupCommit {

@@ -6,6 +6,7 @@ pub mod access;
 pub mod actor;
 pub mod audit;
 pub mod authorities;
+pub mod cache;
 pub mod certificates;
 pub mod identity;
 pub mod inventory;

@@ -365,7 +365,9 @@ pub fn verify_signed_by(child: &ParsedCertificate, issuer_spki_der: &[u8]) -> Re
 
 /// A fresh serial: 16 random bytes with the top bits forced to `01`, so it
 /// is positive, always 16 bytes long (no leading zero byte) and carries
-/// 126 random bits, well over CA/B Forum's 64.
+/// 126 random bits, well over CA/B Forum's 64. Issuance does not look for
+/// a repeat before signing: one is not expected among 2^60 certificates of
+/// one issuer, and `uq_certificates_issuer_serial` refuses it if it happens.
 pub fn random_serial() -> Vec<u8> {
     let mut serial = random_bytes(16);
     if let Some(first) = serial.first_mut() {

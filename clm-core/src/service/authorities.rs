@@ -64,10 +64,6 @@ pub const MAX_VALIDITY_DAYS: u32 = 36_500;
 /// clock runs a little behind accepts them at once.
 const BACKDATE_SECONDS: i64 = 60;
 
-/// Attempts at a serial not yet used by the issuer (126 random bits: a
-/// collision is practically impossible; the retry only guards the invariant).
-const SERIAL_ATTEMPTS: usize = 4;
-
 /// A CA as listed: its certificate row and its issuance URLs.
 #[derive(Debug, Clone, Serialize)]
 pub struct CertificateAuthority {
@@ -207,28 +203,6 @@ impl Clm {
         tokio::task::spawn_blocking(job).await?
     }
 
-    /// A random serial not yet used under `issuer` (None: self-signed roots).
-    pub(crate) async fn fresh_serial(&self, issuer: Option<CertificateId>) -> Result<Vec<u8>> {
-        let mut conn = self.databases().secure.acquire().await?;
-        for _ in 0..SERIAL_ATTEMPTS {
-            let serial = random_serial();
-            let serial_hex = hex::encode(&serial);
-            let taken = match issuer {
-                Some(issuer) => {
-                    certificates::issued_serial_exists(&mut conn.conn(), issuer, &serial_hex)
-                        .await?
-                }
-                None => certificates::exists_serial(&mut conn.conn(), None, &serial_hex).await?,
-            };
-            if !taken {
-                return Ok(serial);
-            }
-        }
-        Err(Error::Internal(
-            "could not find an unused serial number; the random generator is suspect".into(),
-        ))
-    }
-
     /// The CA `id` for signing on behalf of `actor`: visible to the actor
     /// (else NotFound, like a missing one), usable for `organization`, in service.
     pub(crate) async fn signing_issuer(
@@ -320,7 +294,7 @@ impl Clm {
         let mut template =
             CertificateTemplate::new(new.subject.clone(), kind, not_before, not_after);
         template.path_len = new.path_len;
-        template.serial = self.fresh_serial(parent.as_ref().map(|p| p.row.id)).await?;
+        template.serial = random_serial();
         if let Some(parent) = &parent {
             let parent_urls = &parent.issuance_urls;
             template.crl_distribution_points = parent_urls.crl_distribution_points.clone();

@@ -14,6 +14,7 @@ use crate::model::{
 };
 use crate::service::actor::Actor;
 use crate::service::audit::{AuditEntry, append, append_many};
+use crate::service::cache::TtlCache;
 use crate::store::audit::AuditLogKind;
 use crate::store::{certificate_metadata, certificates, now, private_keys};
 use crate::{Clm, Error, Result};
@@ -57,8 +58,26 @@ pub fn certificate_row(
     issuer_certificate_id: Option<CertificateId>,
     ownership: &Ownership,
 ) -> Certificate {
+    certificate_row_with_id(
+        CertificateId::new(),
+        parsed,
+        kind,
+        source,
+        issuer_certificate_id,
+        ownership,
+    )
+}
+
+/// [`certificate_row`] for a row whose id was chosen before.
+pub fn certificate_row_with_id(
+    id: CertificateId,
+    parsed: &ParsedCertificate,
+    kind: CertificateKind,
+    source: CertificateSource,
+    issuer_certificate_id: Option<CertificateId>,
+    ownership: &Ownership,
+) -> Certificate {
     let at = now();
-    let id = CertificateId::new();
     Certificate {
         id,
         certificate_id: format!("cert_{}", id.as_uuid().simple()),
@@ -197,34 +216,8 @@ pub struct LoadedIssuer {
     pub issuance_urls: IssuanceUrls,
 }
 
-/// Issuers opened so far, by certificate id.
-#[derive(Debug, Default)]
-pub struct IssuerCache {
-    issuers:
-        std::sync::RwLock<std::collections::HashMap<CertificateId, std::sync::Arc<LoadedIssuer>>>,
-}
-
-impl IssuerCache {
-    fn get(&self, id: CertificateId) -> Option<std::sync::Arc<LoadedIssuer>> {
-        self.issuers
-            .read()
-            .ok()
-            .and_then(|map| map.get(&id).cloned())
-    }
-
-    fn put(&self, issuer: std::sync::Arc<LoadedIssuer>) {
-        if let Ok(mut map) = self.issuers.write() {
-            map.insert(issuer.row.id, issuer);
-        }
-    }
-
-    /// Drops a cached issuer (after its status changes, e.g. revocation).
-    pub fn forget(&self, id: CertificateId) {
-        if let Ok(mut map) = self.issuers.write() {
-            map.remove(&id);
-        }
-    }
-}
+/// Issuers opened so far, by certificate id (see [`TtlCache`] for how long).
+pub type IssuerCache = TtlCache<CertificateId, LoadedIssuer>;
 
 /// The core audit row recording metadata for `rows`.
 fn metadata_audit<'a>(rows: impl ExactSizeIterator<Item = &'a Certificate>) -> AuditEntry {
@@ -438,9 +431,12 @@ impl Clm {
         &self,
         id: CertificateId,
     ) -> Result<std::sync::Arc<LoadedIssuer>> {
-        if let Some(issuer) = self.issuers().get(id) {
-            return Ok(issuer);
-        }
+        self.issuers()
+            .get_or_load(id, || self.open_issuer(id))
+            .await
+    }
+
+    async fn open_issuer(&self, id: CertificateId) -> Result<LoadedIssuer> {
         let mut conn = self.databases().secure.acquire().await?;
         let row =
             crate::store::get::<certificates::Certificates>(&mut conn.conn(), id, false).await?;
@@ -475,14 +471,12 @@ impl Clm {
             })?,
             None => IssuanceUrls::default(),
         };
-        let issuer = std::sync::Arc::new(LoadedIssuer {
+        Ok(LoadedIssuer {
             row,
             certificate,
             key,
             issuance_urls,
-        });
-        self.issuers().put(issuer.clone());
-        Ok(issuer)
+        })
     }
 
     /// Writes certificates (with keys) and their secure audit rows in one
@@ -571,13 +565,20 @@ impl Clm {
     }
 
     /// Runs the secure and the core half of a cross-database write, each
-    /// ending with its open transaction, and commits secure, then core. On
-    /// PostgreSQL both halves run at once (two databases, two connections),
-    /// but core commits only after secure has: metadata never names a
-    /// certificate that is not stored. SQLite holds a write lock per file, so
-    /// there secure commits before core begins. `writer` (a group commit's
-    /// lock) is released once secure has committed; on PostgreSQL core then
-    /// already holds its audit chain, so core commits stay in batch order.
+    /// ending with its open transaction, and commits secure, then core:
+    /// metadata never names a certificate that is not stored.
+    ///
+    /// The halves run one after the other, so every writer takes the secure
+    /// audit chain's lock before the core one's. Run at once, two writers
+    /// (two import batches, an import and an issuance batch, two processes)
+    /// could each hold one chain and wait for the other's: a deadlock across
+    /// two databases that neither server can see.
+    ///
+    /// On PostgreSQL secure commits once core's rows are written (an error
+    /// in either rolls both back); `writer` (a group commit's lock) is then
+    /// released, and core, already holding its chain, commits in order.
+    /// SQLite holds a write lock per file, so there secure commits before
+    /// core begins.
     pub(crate) async fn commit_secure_then_core(
         &self,
         secure: impl std::future::Future<Output = Result<crate::db::Tx>>,
@@ -585,20 +586,16 @@ impl Clm {
         writer: &mut Option<tokio::sync::MutexGuard<'_, ()>>,
     ) -> std::result::Result<(), HalfWritten> {
         use HalfWritten::{Nothing, SecureOnly};
+        // Both futures are lazy: each begins when awaited.
+        let secure = secure.await.map_err(Nothing)?;
         if self.databases().dialect() == crate::db::Dialect::Postgres {
-            let (secure, core) = futures::join!(secure, core);
-            // On a secure failure the core transaction is dropped: rolled back.
-            secure.map_err(Nothing)?.commit().await.map_err(Nothing)?;
+            // On a core failure the secure transaction is dropped: rolled back.
+            let core = core.await.map_err(Nothing)?;
+            secure.commit().await.map_err(Nothing)?;
             writer.take();
-            core.map_err(SecureOnly)?.commit().await.map_err(SecureOnly)
+            core.commit().await.map_err(SecureOnly)
         } else {
-            // `core` is lazy: it begins only once secure has committed.
-            secure
-                .await
-                .map_err(Nothing)?
-                .commit()
-                .await
-                .map_err(Nothing)?;
+            secure.commit().await.map_err(Nothing)?;
             writer.take();
             core.await
                 .map_err(SecureOnly)?

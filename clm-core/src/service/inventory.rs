@@ -4,6 +4,9 @@
 //! along the clock.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+
+use futures::StreamExt;
 
 use chrono::{DateTime, Utc};
 use serde_json::json;
@@ -18,7 +21,8 @@ use crate::model::{
 use crate::service::actor::{Access, Actor};
 use crate::service::audit::{AuditEntry, append, append_many};
 use crate::service::certificates::{
-    DEFAULT_EXPIRY_THRESHOLD_DAYS, HalfWritten, Ownership, certificate_row, write_metadata_rows,
+    DEFAULT_EXPIRY_THRESHOLD_DAYS, HalfWritten, Ownership, certificate_row_with_id,
+    write_metadata_rows,
 };
 use crate::store::audit::AuditLogKind;
 use crate::store::certificates::{self, CertificateFilter, Certificates, PolicyScope};
@@ -106,11 +110,75 @@ enum IssuerLink {
     InBatch(usize),
 }
 
+/// What the threads that link an import's batches share.
+struct ImportShared {
+    fresh: Vec<ParsedCertificate>,
+    candidates: Candidates,
+    /// The CAs' issuer links (the leaves' are found batch by batch).
+    links: Vec<Option<IssuerLink>>,
+    /// Row id of each certificate of `fresh`.
+    ids: Vec<CertificateId>,
+    ownership: Ownership,
+}
+
+/// What every batch of one import shares.
+struct ImportJob<'a> {
+    actor: &'a Actor,
+    shared: &'a Arc<ImportShared>,
+    /// The sealed key of a single-certificate import.
+    private_key: Option<&'a crate::model::PrivateKeyRecord>,
+    organization_id: Option<OrganizationId>,
+}
+
+/// A batch as stored: the rows written, and the rows another import had
+/// stored first (this import's id -> the stored id).
+struct WrittenBatch {
+    imported: Vec<Certificate>,
+    replaced: Vec<(CertificateId, CertificateId)>,
+}
+
+impl WrittenBatch {
+    fn add_to(self, report: &mut ImportReport) {
+        report.imported.extend(self.imported);
+        report
+            .already_present
+            .extend(self.replaced.into_iter().map(|(_, stored)| stored));
+    }
+}
+
 /// A possible issuer: a stored CA or a CA of the same import.
 struct Candidate {
     link: IssuerLink,
     subject_key_id: Option<String>,
     public_key_der: Vec<u8>,
+}
+
+/// Possible issuers by subject DN: the stored CAs an import names, and the
+/// import's own CAs. Only CAs are candidates, so only a CA's link can decide
+/// the order in which an import's rows must be written.
+struct Candidates(HashMap<String, Vec<Candidate>>);
+
+impl Candidates {
+    fn new(parsed: &[ParsedCertificate], stored: &[(CertificateId, ParsedCertificate)]) -> Self {
+        let mut by_subject: HashMap<String, Vec<Candidate>> = HashMap::new();
+        let stored = stored.iter().map(|(id, ca)| (IssuerLink::Stored(*id), ca));
+        let in_input = parsed
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.is_ca)
+            .map(|(index, ca)| (IssuerLink::InBatch(index), ca));
+        for (link, ca) in stored.chain(in_input) {
+            by_subject
+                .entry(ca.subject_dn.clone())
+                .or_default()
+                .push(Candidate {
+                    link,
+                    subject_key_id: ca.subject_key_id.clone(),
+                    public_key_der: ca.public_key_der.clone(),
+                });
+        }
+        Candidates(by_subject)
+    }
 }
 
 /// The kind an imported certificate is recorded as, from what it says it is.
@@ -139,7 +207,7 @@ fn imported_kind(parsed: &ParsedCertificate) -> CertificateKind {
 fn find_issuer(
     parsed: &[ParsedCertificate],
     index: usize,
-    candidates: &HashMap<&str, Vec<Candidate>>,
+    candidates: &Candidates,
 ) -> Option<IssuerLink> {
     let certificate = &parsed[index];
     if certificate.subject_dn == certificate.issuer_dn
@@ -148,6 +216,7 @@ fn find_issuer(
         return None;
     }
     candidates
+        .0
         .get(certificate.issuer_dn.as_str())?
         .iter()
         .filter(|c| c.link != IssuerLink::InBatch(index))
@@ -161,47 +230,25 @@ fn find_issuer(
         .map(|c| c.link)
 }
 
-/// Issuer links for every certificate, the signature checks spread over the
-/// machine's cores (a bulk import verifies thousands).
+/// Issuer links of `parsed[i]` for each `i` in `indices`, the signature
+/// checks spread over the machine's cores (a bulk import verifies thousands).
 fn link_issuers(
     parsed: &[ParsedCertificate],
-    stored: &[(CertificateId, ParsedCertificate)],
+    indices: &[usize],
+    candidates: &Candidates,
 ) -> Vec<Option<IssuerLink>> {
-    let mut candidates: HashMap<&str, Vec<Candidate>> = HashMap::new();
-    for (id, ca) in stored {
-        candidates
-            .entry(ca.subject_dn.as_str())
-            .or_default()
-            .push(Candidate {
-                link: IssuerLink::Stored(*id),
-                subject_key_id: ca.subject_key_id.clone(),
-                public_key_der: ca.public_key_der.clone(),
-            });
-    }
-    for (index, ca) in parsed.iter().enumerate().filter(|(_, p)| p.is_ca) {
-        candidates
-            .entry(ca.subject_dn.as_str())
-            .or_default()
-            .push(Candidate {
-                link: IssuerLink::InBatch(index),
-                subject_key_id: ca.subject_key_id.clone(),
-                public_key_der: ca.public_key_der.clone(),
-            });
-    }
     let threads = std::thread::available_parallelism().map_or(1, usize::from);
-    let per_thread = parsed.len().div_ceil(threads).max(64);
-    let candidates = &candidates;
+    let per_thread = indices.len().div_ceil(threads).max(64);
     std::thread::scope(|scope| {
-        let workers: Vec<_> = (0..parsed.len())
-            .step_by(per_thread)
-            .map(|start| {
-                let end = (start + per_thread).min(parsed.len());
+        let workers: Vec<_> = indices
+            .chunks(per_thread)
+            .map(|part| {
                 let worker = scope.spawn(move || {
-                    (start..end)
-                        .map(|index| find_issuer(parsed, index, candidates))
+                    part.iter()
+                        .map(|&index| find_issuer(parsed, index, candidates))
                         .collect::<Vec<_>>()
                 });
-                (worker, end - start)
+                (worker, part.len())
             })
             .collect();
         // A worker that panicked links nothing rather than failing the import.
@@ -373,85 +420,130 @@ impl Clm {
         }
 
         let issuers = self.stored_issuers(&fresh).await?;
-        let (fresh, links) = {
-            let _permit = self.cpu_permit().await?;
-            tokio::task::spawn_blocking(move || {
-                let links = link_issuers(&fresh, &issuers);
-                (fresh, links)
-            })
-            .await?
+        let candidates = Candidates::new(&fresh, &issuers);
+        // Only CAs issue, so the CAs' links alone decide the write order
+        // (parents first): they are linked now and written first. The leaves
+        // are linked (signatures checked) and turned into rows batch by
+        // batch, while other batches write.
+        let ca_indices: Vec<usize> = (0..fresh.len()).filter(|&i| fresh[i].is_ca).collect();
+        let ids: Vec<CertificateId> = fresh.iter().map(|_| CertificateId::new()).collect();
+        let shared = Arc::new(ImportShared {
+            links: Vec::new(),
+            fresh,
+            candidates,
+            ids,
+            ownership: Ownership {
+                owner_user_id,
+                organization_id,
+                ..Ownership::default()
+            },
+        });
+        let ca_links = {
+            let shared = shared.clone();
+            let indices = ca_indices.clone();
+            self.run_cpu(move || Ok(link_issuers(&shared.fresh, &indices, &shared.candidates)))
+                .await?
         };
-
-        let ownership = Ownership {
-            owner_user_id,
-            organization_id,
-            ..Ownership::default()
-        };
-        let mut rows: Vec<Certificate> = fresh
-            .iter()
-            .map(|p| {
-                certificate_row(
-                    p,
-                    imported_kind(p),
-                    CertificateSource::Imported,
-                    None,
-                    &ownership,
-                )
-            })
-            .collect();
-        let ids: Vec<CertificateId> = rows.iter().map(|r| r.id).collect();
-        for (row, link) in rows.iter_mut().zip(&links) {
-            row.issuer_certificate_id = match link {
-                Some(IssuerLink::Stored(id)) => Some(*id),
-                Some(IssuerLink::InBatch(index)) => Some(ids[*index]),
-                None => None,
-            };
+        let mut shared = Arc::try_unwrap(shared).map_err(|_| {
+            Error::Internal("import state still shared after linking the CAs".into())
+        })?;
+        shared.links = vec![None; shared.fresh.len()];
+        for (&index, link) in ca_indices.iter().zip(ca_links) {
+            shared.links[index] = link;
         }
-        let flags: Vec<Vec<String>> = fresh.into_iter().map(|p| p.flags).collect();
-        let depth = depths(&links);
-        let mut order: Vec<usize> = (0..rows.len()).collect();
-        order.sort_by_key(|&i| depth[i]);
-        let mut slots: Vec<Option<Certificate>> = rows.into_iter().map(Some).collect();
-        let rows: Vec<Certificate> = order.iter().filter_map(|&i| slots[i].take()).collect();
+        let shared = Arc::new(shared);
+        let (fresh, ids) = (&shared.fresh, &shared.ids);
+        let depth = depths(&shared.links);
+        let mut order: Vec<usize> = (0..fresh.len()).collect();
+        order.sort_by_key(|&i| (!fresh[i].is_ca, depth[i]));
         for &i in &order {
-            if !flags[i].is_empty() {
-                report.flagged.push((ids[i], flags[i].clone()));
+            if !fresh[i].flags.is_empty() {
+                report.flagged.push((ids[i], fresh[i].flags.clone()));
             }
         }
-
-        let private_key = match &key {
-            Some(key) if rows.len() == 1 => Some(self.seal_private_key(rows[0].id, key)?),
+        let private_key = match (&key, ids.as_slice()) {
+            (Some(key), [single]) => Some(self.seal_private_key(*single, key)?),
             _ => None,
         };
+        // An import larger than one batch keeps CAs and leaves in separate
+        // batches, so only the (few) CA batches have to be written one after
+        // another; a smaller one is a single batch with one audit row.
+        let cas_in_order = order.partition_point(|&i| fresh[i].is_ca);
+        let (ca_order, leaf_order) = order.split_at(cas_in_order);
+        let (batches, ordered): (Vec<Vec<usize>>, usize) = if order.len() <= IMPORT_BATCH {
+            (vec![order.clone()], 1)
+        } else {
+            (
+                ca_order
+                    .chunks(IMPORT_BATCH)
+                    .chain(leaf_order.chunks(IMPORT_BATCH))
+                    .map(<[usize]>::to_vec)
+                    .collect(),
+                ca_order.len().div_ceil(IMPORT_BATCH),
+            )
+        };
+        let job = ImportJob {
+            actor,
+            shared: &shared,
+            private_key: private_key.as_ref(),
+            organization_id,
+        };
+        // A batch holding a CA is stored before any later one starts (later
+        // rows may name its CAs as issuer). The rest hold leaves only and
+        // depend on nothing but those.
+        let mut batches = batches.into_iter();
         // Rows a concurrent import stored first: their id here -> the stored id.
         let mut replaced: HashMap<CertificateId, CertificateId> = HashMap::new();
-        for chunk in rows.chunks(IMPORT_BATCH) {
-            let mut batch: Vec<Certificate> = chunk.to_vec();
-            for row in &mut batch {
-                if let Some(parent) = row.issuer_certificate_id.and_then(|p| replaced.get(&p)) {
-                    row.issuer_certificate_id = Some(*parent);
+        for batch in batches.by_ref().take(ordered) {
+            let rows = self.link_batch(&job, batch).await?;
+            let written = self.write_linked_batch(&job, rows, &replaced).await?;
+            replaced.extend(written.replaced.iter().copied());
+            written.add_to(&mut report);
+        }
+        let earlier = replaced.clone();
+        let job = &job;
+        // The leaf batches flow through two stages: linking (signature
+        // checks on every core) runs one batch ahead of writing, which keeps
+        // two batches in flight. Every batch runs to its end (none is
+        // dropped between its secure and its core commit); the first
+        // failure is reported.
+        let (linked_tx, linked_rx) = futures::channel::mpsc::channel::<Result<Vec<Certificate>>>(1);
+        let link_ahead = async move {
+            let mut linked_tx = linked_tx;
+            for batch in batches {
+                let linked = self.link_batch(job, batch).await;
+                if futures::SinkExt::send(&mut linked_tx, linked)
+                    .await
+                    .is_err()
+                {
+                    break;
                 }
             }
-            let written = match self
-                .write_import_batch(actor, &batch, private_key.as_ref(), organization_id)
-                .await
-            {
-                Err(Error::AlreadyExists { .. }) => {
-                    self.retry_import_batch(
-                        actor,
-                        batch,
-                        &mut replaced,
-                        &mut report,
-                        organization_id,
-                    )
-                    .await?
+        };
+        let write = linked_rx
+            .map(|linked| async {
+                match linked {
+                    Ok(rows) => self.write_linked_batch(job, rows, &earlier).await,
+                    Err(err) => Err(err),
                 }
-                other => {
-                    other?;
-                    batch
+            })
+            .buffered(2)
+            .collect::<Vec<Result<WrittenBatch>>>();
+        let ((), outcomes) = futures::join!(link_ahead, write);
+        let mut failure = None;
+        for outcome in outcomes {
+            match outcome {
+                Ok(written) => {
+                    replaced.extend(written.replaced.iter().copied());
+                    written.add_to(&mut report);
                 }
-            };
-            report.imported.extend(written);
+                Err(err) => {
+                    failure.get_or_insert(err);
+                }
+            }
+        }
+        if let Some(err) = failure {
+            return Err(err);
         }
         if !replaced.is_empty() {
             report.flagged.retain(|(id, _)| !replaced.contains_key(id));
@@ -538,19 +630,81 @@ impl Clm {
             })
     }
 
-    /// A batch hit the fingerprint constraint: another import stored some of
-    /// these certificates meanwhile. Drop those (reported as already present)
-    /// and write the rest once more.
-    async fn retry_import_batch(
+    /// The rows of a batch (`indices` into the parsed input), each with its
+    /// issuer: a CA's from the links found before, a leaf's found now.
+    /// Runs on a blocking thread under a CPU permit.
+    async fn link_batch(
         &self,
-        actor: &Actor,
-        batch: Vec<Certificate>,
-        replaced: &mut HashMap<CertificateId, CertificateId>,
-        report: &mut ImportReport,
-        organization_id: Option<OrganizationId>,
+        job: &ImportJob<'_>,
+        indices: Vec<usize>,
     ) -> Result<Vec<Certificate>> {
-        let fingerprints: Vec<String> =
-            batch.iter().map(|r| r.fingerprint_sha256.clone()).collect();
+        let shared = job.shared.clone();
+        self.run_cpu(move || {
+            let shared = &*shared;
+            let leaves: Vec<usize> = indices
+                .iter()
+                .copied()
+                .filter(|&i| !shared.fresh[i].is_ca)
+                .collect();
+            let mut leaf_links =
+                link_issuers(&shared.fresh, &leaves, &shared.candidates).into_iter();
+            Ok(indices
+                .iter()
+                .map(|&i| {
+                    let parsed = &shared.fresh[i];
+                    let link = if parsed.is_ca {
+                        shared.links[i]
+                    } else {
+                        leaf_links.next().flatten()
+                    };
+                    let issuer = match link {
+                        Some(IssuerLink::Stored(id)) => Some(id),
+                        Some(IssuerLink::InBatch(index)) => shared.ids.get(index).copied(),
+                        None => None,
+                    };
+                    certificate_row_with_id(
+                        shared.ids[i],
+                        parsed,
+                        imported_kind(parsed),
+                        CertificateSource::Imported,
+                        issuer,
+                        &shared.ownership,
+                    )
+                })
+                .collect())
+        })
+        .await
+    }
+
+    /// Writes a linked batch, its issuers first mapped through `replaced`.
+    /// If the batch hits the fingerprint constraint (another import stored
+    /// some of these certificates meanwhile), those rows are dropped,
+    /// reported as already present, and the rest is written once more.
+    async fn write_linked_batch(
+        &self,
+        job: &ImportJob<'_>,
+        mut rows: Vec<Certificate>,
+        replaced: &HashMap<CertificateId, CertificateId>,
+    ) -> Result<WrittenBatch> {
+        for row in &mut rows {
+            if let Some(parent) = row.issuer_certificate_id.and_then(|p| replaced.get(&p)) {
+                row.issuer_certificate_id = Some(*parent);
+            }
+        }
+        match self
+            .write_import_batch(job.actor, &rows, job.private_key, job.organization_id)
+            .await
+        {
+            Err(Error::AlreadyExists { .. }) => {}
+            other => {
+                other?;
+                return Ok(WrittenBatch {
+                    imported: rows,
+                    replaced: Vec::new(),
+                });
+            }
+        }
+        let fingerprints: Vec<String> = rows.iter().map(|r| r.fingerprint_sha256.clone()).collect();
         let stored: HashMap<String, CertificateId> = {
             let mut conn = self.databases().secure.acquire().await?;
             certificates::find_by_fingerprints(&mut conn.conn(), &fingerprints)
@@ -558,23 +712,30 @@ impl Clm {
                 .into_iter()
                 .collect()
         };
-        let mut remaining = Vec::with_capacity(batch.len());
-        for mut row in batch {
+        let mut written = WrittenBatch {
+            imported: Vec::with_capacity(rows.len()),
+            replaced: Vec::new(),
+        };
+        let mut replaced_here: HashMap<CertificateId, CertificateId> = HashMap::new();
+        for mut row in rows {
             if let Some(id) = stored.get(&row.fingerprint_sha256) {
-                replaced.insert(row.id, *id);
-                report.already_present.push(*id);
+                replaced_here.insert(row.id, *id);
+                written.replaced.push((row.id, *id));
                 continue;
             }
-            if let Some(parent) = row.issuer_certificate_id.and_then(|p| replaced.get(&p)) {
+            if let Some(parent) = row
+                .issuer_certificate_id
+                .and_then(|p| replaced_here.get(&p))
+            {
                 row.issuer_certificate_id = Some(*parent);
             }
-            remaining.push(row);
+            written.imported.push(row);
         }
-        if !remaining.is_empty() {
-            self.write_import_batch(actor, &remaining, None, organization_id)
+        if !written.imported.is_empty() {
+            self.write_import_batch(job.actor, &written.imported, None, job.organization_id)
                 .await?;
         }
-        Ok(remaining)
+        Ok(written)
     }
 
     /// Stored CA certificates named as issuer by any of `certificates`, parsed.

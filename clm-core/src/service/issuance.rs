@@ -342,8 +342,7 @@ impl Clm {
 
         let policy = match request.policy_id {
             Some(id) => {
-                let mut conn = self.databases().core.acquire().await?;
-                let policy = match store::get::<Policies>(&mut conn.conn(), id, false).await {
+                let policy = match self.policy_for_issuance(id).await {
                     Err(Error::NotFound { .. }) => return Err(Error::not_found("policy", id)),
                     other => other?,
                 };
@@ -406,6 +405,18 @@ impl Clm {
             outcomes,
             issuer_problem,
         })
+    }
+
+    /// The live policy `id`, from the per-process cache when fresh.
+    async fn policy_for_issuance(&self, id: PolicyId) -> Result<Policy> {
+        let policy = self
+            .policies()
+            .get_or_load(id, || async {
+                let mut conn = self.databases().core.acquire().await?;
+                store::get::<Policies>(&mut conn.conn(), id, false).await
+            })
+            .await?;
+        Ok(Policy::clone(&policy))
     }
 
     /// The owner and organization a certificate will name must exist in core:
@@ -554,7 +565,7 @@ impl Clm {
             plan.not_after,
         );
         template.subject_alternative_names = plan.sans.clone();
-        template.serial = self.fresh_serial(Some(issuer.row.id)).await?;
+        template.serial = crate::crypto::random_serial();
         template.crl_distribution_points = issuer.issuance_urls.crl_distribution_points.clone();
         template.ocsp_urls = issuer.issuance_urls.ocsp_urls.clone();
         template.ca_issuers_urls = issuer.issuance_urls.ca_issuers_urls.clone();

@@ -10,6 +10,9 @@ use crate::store::policies::{Policies, PolicyFilter};
 use crate::store::{self, Page, PageRequest, now, policies};
 use crate::{Clm, Error, Result};
 
+/// Policies read for issuance, by id (see [`crate::service::cache::TtlCache`]).
+pub type PolicyCache = crate::service::cache::TtlCache<PolicyId, Policy>;
+
 /// A policy to create.
 #[derive(Debug, Clone)]
 pub struct NewPolicy {
@@ -194,6 +197,7 @@ impl Clm {
         append(&mut tx.conn(), AuditLogKind::Core, actor, AuditEntry::new("policy.updated", "update").resource("policy", id).org(policy.organization_id).details(json!({"version": policy.version, "status": policy.status, "rules": policy.policy_rules.0}))).await?;
         let policy = store::get::<Policies>(&mut tx.conn(), id, false).await?;
         tx.commit().await?;
+        self.policies().forget(id);
         Ok(policy)
     }
 
@@ -208,14 +212,16 @@ impl Clm {
         )
         .await?;
         store::soft_delete::<Policies>(&mut tx.conn(), id).await?;
-        commit_audited(
+        let deleted = commit_audited(
             tx,
             actor,
             AuditEntry::new("policy.deleted", "delete")
                 .resource("policy", id)
                 .org(policy.organization_id),
         )
-        .await
+        .await;
+        self.policies().forget(id);
+        deleted
     }
 
     pub async fn restore_policy(&self, actor: &Actor, id: PolicyId) -> Result<Policy> {
@@ -240,6 +246,7 @@ impl Clm {
         .await?;
         let policy = store::get::<Policies>(&mut tx.conn(), id, false).await?;
         tx.commit().await?;
+        self.policies().forget(id);
         Ok(policy)
     }
 }

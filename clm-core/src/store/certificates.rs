@@ -640,25 +640,6 @@ pub async fn list_signing_authorities(
         .collect())
 }
 
-/// Whether the CA `issuer_id` already issued a certificate with this serial.
-/// Matches `uq_certificates_issuer_serial` (a partial index on issued rows),
-/// so it is an index lookup however many certificates the CA issued.
-pub async fn issued_serial_exists(
-    conn: &mut Conn<'_>,
-    issuer_id: CertificateId,
-    serial_number: &str,
-) -> Result<bool> {
-    let found = on_conn!(conn, |c| sqlx::query_scalar::<_, i32>(
-        "SELECT 1 FROM certificates
-         WHERE issuer_certificate_id = $1 AND serial_number = $2 AND source = 'issued' LIMIT 1"
-    )
-    .bind(issuer_id)
-    .bind(serial_number)
-    .fetch_optional(&mut *c)
-    .await)?;
-    Ok(found.is_some())
-}
-
 /// Live `expiring` certificates of the given policies that have neither a
 /// successor nor an open renewal request, nor one a person turned down
 /// (rejected or cancelled: asking again every run would be a storm): what
