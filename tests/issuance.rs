@@ -10,7 +10,7 @@ use std::process::Command;
 use clm::crypto::{DistinguishedName, KeyAlgorithm, KeyPair, build_csr, parse_certificates};
 use clm::model::{
     Certificate, CertificateId, CertificateKind, CertificateStatus, OrganizationId, Permissions,
-    Policy, PolicyRules, PolicyStatus, RequestStatus, SubjectAlternativeName,
+    Policy, PolicyRules, PolicyStatus, RequestStatus, RevocationReason, SubjectAlternativeName,
 };
 use clm::service::access::NewOrganization;
 use clm::service::authorities::{CertificateAuthority, NewCertificateAuthority};
@@ -953,6 +953,96 @@ async fn only_a_usable_ca_issues() {
             .expect_err("permission");
         assert_eq!(err.code(), ErrorCode::PermissionDenied);
         assert_eq!(row_counts(&clm).await, before);
+    })
+    .await;
+}
+
+/// Two handles on the same databases, as two processes of one deployment:
+/// a change made through one reaches issuance through the other once its
+/// cache expires (at once here, with the caches off), and a change made
+/// through a handle applies to that handle at once.
+#[tokio::test]
+async fn policy_and_ca_changes_reach_another_handle_and_apply_locally_at_once() {
+    common::on_both_configs(|config| async move {
+        let config = config.with_master_key(common::test_master_key());
+        let first = Clm::open(config.clone().with_cache_ttl(std::time::Duration::ZERO))
+            .await
+            .expect("open first");
+        let second = Clm::open(config).await.expect("open second");
+        let system = first.system_actor();
+        let (_, intermediate) = hierarchy(&first, None).await;
+        let policy = policy(&first, None, tls_rules()).await;
+        let request = server_request(intermediate.certificate.id, Some(&policy), None);
+        issued(
+            first
+                .issue_certificate(&system, request.clone())
+                .await
+                .expect("issue"),
+        );
+        issued(
+            second
+                .issue_certificate(&system, request.clone())
+                .await
+                .expect("issue"),
+        );
+
+        let tighten = |max_validity_days| PolicyUpdate {
+            rules: Some(PolicyRules {
+                max_validity_days,
+                ..tls_rules()
+            }),
+            ..Default::default()
+        };
+        second
+            .update_policy(&system, policy.id, tighten(60))
+            .await
+            .expect("tighten");
+        for (label, clm) in [("other handle", &first), ("same handle", &second)] {
+            let err = clm
+                .issue_certificate(&system, request.clone())
+                .await
+                .expect_err(label);
+            assert!(
+                err.to_string().contains("max_validity_days"),
+                "{label}: {err}"
+            );
+        }
+        first
+            .update_policy(&system, policy.id, tighten(365))
+            .await
+            .expect("relax");
+        let relaxed = issued(
+            first
+                .issue_certificate(&system, request.clone())
+                .await
+                .expect("issue"),
+        );
+        assert_eq!(relaxed.policy_version, Some(policy.version + 2));
+
+        second
+            .revoke_certificate(
+                &system,
+                intermediate.certificate.id,
+                RevocationReason::KeyCompromise,
+                None,
+            )
+            .await
+            .expect("revoke the issuing CA");
+        // 30 days pass either version of the policy (the second handle may
+        // still hold the one it loaded before the first relaxed it).
+        let short = IssueRequest {
+            validity_days: 30,
+            ..request.clone()
+        };
+        for (label, clm) in [("other handle", &first), ("same handle", &second)] {
+            let err = clm
+                .issue_certificate(&system, short.clone())
+                .await
+                .expect_err(label);
+            assert!(err.to_string().contains("revoked"), "{label}: {err}");
+        }
+        first.close().await;
+        second.close().await;
     })
     .await;
 }
