@@ -628,6 +628,11 @@ async fn api_keys_scopes_expiry_revocation_and_storage() {
             expires_at: expires,
             organization_id: Some(org_a.id),
         };
+        let new_key_in = |organization_id| NewApiKey {
+            name: "personal".into(),
+            organization_id,
+            ..Default::default()
+        };
 
         let full = clm
             .create_api_key(&actor, new_key(None, None))
@@ -635,6 +640,29 @@ async fn api_keys_scopes_expiry_revocation_and_storage() {
             .unwrap();
         let key_text = full.key.expose().to_string();
         assert!(key_text.starts_with("clm_"), "{key_text}");
+
+        // A key outside any organization is the user's own: a member of an
+        // organization creates one without a global role...
+        let personal = clm
+            .create_api_key(&actor, new_key_in(None))
+            .await
+            .expect("a personal API key");
+        assert_eq!(personal.api_key.organization_id, None);
+        assert_eq!(personal.api_key.user_id, hank.id);
+        // ...but not one in an organization they are not a member of,
+        let elsewhere = org(&clm, "KEYS-ELSEWHERE").await;
+        assert_code(
+            clm.create_api_key(&actor, new_key_in(Some(elsewhere.id)))
+                .await,
+            ErrorCode::PermissionDenied,
+        );
+        // and not without api_keys:create.
+        let ivy = user(&clm, "ivy", None, Some(org_a.id)).await;
+        let ivy = clm.actor_for_user(ivy.id).await.unwrap();
+        assert_code(
+            clm.create_api_key(&ivy, new_key_in(None)).await,
+            ErrorCode::PermissionDenied,
+        );
         let key_actor = clm.authenticate_api_key(&key_text).await.unwrap();
         assert_eq!(
             key_actor.kind,
@@ -704,7 +732,7 @@ async fn api_keys_scopes_expiry_revocation_and_storage() {
 
         // Only the hash is stored.
         let rows = dump_table(&clm, false, "api_keys").await;
-        assert_eq!(rows.len(), 3);
+        assert_eq!(rows.len(), 4, "full, personal, scoped and expiring keys");
         let secret_part = &key_text[key_text.rfind('_').unwrap() + 1..];
         for row in &rows {
             assert!(!row.contains(&key_text), "key text stored: {row}");

@@ -279,4 +279,17 @@ mod tests {
         .unwrap_err();
         assert!(bad.to_string().contains("CLM_MAX_CONNECTIONS"), "{bad}");
     }
+
+    #[test]
+    fn cache_ttl_defaults_to_a_second_and_reads_milliseconds() {
+        let dir = ("CLM_DATA_DIR", "/tmp/clm");
+        let config = ClmConfig::from_vars(vars(&[dir])).unwrap();
+        assert_eq!(config.cache_ttl, DEFAULT_CACHE_TTL);
+        let config = ClmConfig::from_vars(vars(&[dir, ("CLM_CACHE_TTL_MS", "250")])).unwrap();
+        assert_eq!(config.cache_ttl, Duration::from_millis(250));
+        let off = ClmConfig::from_vars(vars(&[dir, ("CLM_CACHE_TTL_MS", "0")])).unwrap();
+        assert!(off.cache_ttl.is_zero());
+        let bad = ClmConfig::from_vars(vars(&[dir, ("CLM_CACHE_TTL_MS", "1s")])).unwrap_err();
+        assert!(bad.to_string().contains("CLM_CACHE_TTL_MS"), "{bad}");
+    }
 }

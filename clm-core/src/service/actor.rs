@@ -86,6 +86,9 @@ pub struct Access<'a> {
     pub resource: &'a str,
     pub action: &'a str,
     pub organization: Option<OrganizationId>,
+    /// The resource belongs to the actor (their own API key): outside any
+    /// organization it is nobody else's, so it is not shared data.
+    pub own: bool,
 }
 
 impl<'a> Access<'a> {
@@ -94,12 +97,27 @@ impl<'a> Access<'a> {
             resource,
             action,
             organization: None,
+            own: false,
         }
     }
 
     pub fn in_org(mut self, organization: Option<OrganizationId>) -> Self {
         self.organization = organization;
         self
+    }
+
+    /// See [`Access::own`].
+    pub fn own(mut self) -> Self {
+        self.own = true;
+        self
+    }
+
+    /// Whether `actor` reaches what this access touches: the organization
+    /// named, or (with none named) shared data, which only global actors
+    /// change, or the actor's own resource.
+    fn reached_by(&self, actor: &Actor) -> bool {
+        (self.own && self.organization.is_none())
+            || actor.reaches(self.organization, self.is_write())
     }
 
     /// Whether the action changes something. Verifying a trail only reads
@@ -115,8 +133,7 @@ impl Clm {
     /// transaction, since nothing else happens) and returned as
     /// PermissionDenied naming resource and action.
     pub async fn authorize(&self, actor: &Actor, access: Access<'_>) -> Result<()> {
-        let permitted = actor.can(access.resource, access.action)
-            && actor.reaches(access.organization, access.is_write());
+        let permitted = actor.can(access.resource, access.action) && access.reached_by(actor);
         if permitted {
             return Ok(());
         }
@@ -137,7 +154,7 @@ impl Clm {
             self.audit_denial(actor, access).await?;
             return Err(Error::denied(access.resource, access.action));
         }
-        if !actor.reaches(access.organization, access.is_write()) {
+        if !access.reached_by(actor) {
             self.audit_denial(actor, access).await?;
             return Err(Error::not_found(entity, key));
         }

@@ -780,7 +780,9 @@ impl Clm {
     pub async fn create_api_key(&self, actor: &Actor, new: NewApiKey) -> Result<CreatedApiKey> {
         self.authorize(
             actor,
-            Access::new("api_keys", "create").in_org(new.organization_id),
+            Access::new("api_keys", "create")
+                .in_org(new.organization_id)
+                .own(),
         )
         .await?;
         let user_id = actor.user_id().ok_or_else(|| {
