@@ -11,6 +11,8 @@
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+#[path = "memory.rs"]
+mod memory;
 
 use std::time::Instant;
 
@@ -92,6 +94,8 @@ async fn run(backend: &str, config: ClmConfig, data: &[u8], n: usize) {
     let clm = Clm::open(config.with_master_key(common::test_master_key()))
         .await
         .expect("open");
+    let rss_before = memory::status_kb("VmRSS:");
+    let peak_reset = memory::reset_peak();
     let started = Instant::now();
     let report = clm
         .import_certificates(
@@ -111,6 +115,20 @@ async fn run(backend: &str, config: ClmConfig, data: &[u8], n: usize) {
         n + 1,
         elapsed.as_secs_f64(),
         rate
+    );
+    // The input and its parsed form are held for the whole import (nothing
+    // is written before all of it has been checked), so the peak grows with
+    // the input; the rows written are freed batch by batch.
+    println!(
+        "{backend:<10} memory: VmRSS before {}, peak during import {}{} (input {})",
+        memory::mib(rss_before),
+        memory::mib(memory::status_kb("VmHWM:")),
+        if peak_reset {
+            ""
+        } else {
+            " (process peak: could not reset)"
+        },
+        memory::mib(data.len() as u64 / 1024),
     );
     let started = Instant::now();
     let again = clm

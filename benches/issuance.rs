@@ -11,6 +11,9 @@
 //! postgres://postgres@127.0.0.1:5432; skipped when unreachable), durable
 //! commits (the server's defaults).
 
+#[path = "memory.rs"]
+mod memory;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -43,14 +46,6 @@ fn concurrency_levels() -> Vec<usize> {
         .map(|v| v.split(',').filter_map(|n| n.trim().parse().ok()).collect())
         .filter(|v: &Vec<usize>| !v.is_empty())
         .unwrap_or_else(|| vec![1, 8, 32])
-}
-
-/// Peak resident memory of this process (Linux), for the report.
-fn peak_rss_mib() -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib / 1024.0)
 }
 
 fn master_key() -> MasterKeySource {
@@ -205,6 +200,8 @@ async fn bench_backend(label: &str, config: ClmConfig) {
         Err(err) => panic!("{label}: setup failed: {err}"),
     };
     let csrs = Arc::new(csrs(count.min(2000)));
+    // The peak printed after the runs is their own.
+    memory::reset_peak();
     for &callers in &levels {
         let elapsed = drive(&setup, count, callers, None).await;
         println!(
@@ -219,6 +216,10 @@ async fn bench_backend(label: &str, config: ClmConfig) {
             count as f64 / elapsed.as_secs_f64()
         );
     }
+    println!(
+        "{label:<10} peak RSS during the runs {}",
+        memory::mib(memory::status_kb("VmHWM:"))
+    );
     setup.clm.close().await;
 }
 
@@ -281,8 +282,5 @@ async fn main() {
             .execute(&admin)
             .await;
         }
-    }
-    if let Some(mib) = peak_rss_mib() {
-        println!("peak RSS   {mib:.1} MiB");
     }
 }

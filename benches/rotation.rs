@@ -9,6 +9,8 @@
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+#[path = "memory.rs"]
+mod memory;
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Instant;
@@ -20,30 +22,9 @@ use clm::model::{Opaque, PrivateKeyId, PrivateKeyRecord};
 use clm::service::rotation::{RotationOptions, RotationProgress};
 use clm::store::{certificates, now, private_keys};
 use clm::{Clm, ClmConfig};
+use memory::{mib, reset_peak, status_kb};
 
 const LOAD_CHUNK: usize = 5_000;
-
-/// A `/proc/self/status` field in kB (Linux), 0 elsewhere.
-fn status_kb(field: &str) -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with(field))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
-}
-
-/// Resets VmHWM to the current RSS (Linux `clear_refs` 5), so the peak seen
-/// afterwards is the rotation's own.
-fn reset_peak() -> bool {
-    std::fs::write("/proc/self/clear_refs", "5").is_ok()
-}
-
-fn mib(kb: u64) -> String {
-    format!("{:.1} MiB", kb as f64 / 1024.0)
-}
 
 /// Inserts `n` certificates with private keys. Each row is sealed for its own
 /// certificate id (the associated data binds the row), under the active data

@@ -140,6 +140,8 @@ export interface OpenOptions extends MasterKeyInput {
   secure_url?: string
   core_url?: string
   max_connections?: number
+  /** How long issuers and policies stay cached in this process (default 1000; 0: off). */
+  cache_ttl_ms?: number
 }
 export interface MasterKeyInput {
   master_key?: string

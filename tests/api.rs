@@ -227,4 +227,18 @@ fn open_options_name_what_is_wrong() {
             .expect("options")
     );
     assert!(!debug.contains("c2VjcmV0LWtleQ"), "{debug}");
+    let key = "c2VjcmV0LWtleS1jMnZqY21WMExXdGxlUT09LTMyYnk=";
+    let config =
+        OpenOptions::parse(json!({"sqlite_dir": "/tmp/x", "master_key": key, "cache_ttl_ms": 0}))
+            .and_then(OpenOptions::into_config)
+            .expect("caches off");
+    assert!(config.cache_ttl.is_zero());
+    let config = OpenOptions::parse(json!({"sqlite_dir": "/tmp/x", "master_key": key}))
+        .and_then(OpenOptions::into_config)
+        .expect("default caches");
+    assert_eq!(config.cache_ttl, clm::config::DEFAULT_CACHE_TTL);
+    let err =
+        OpenOptions::parse(json!({"sqlite_dir": "/tmp/x", "master_key": key, "cache_ttl_ms": -1}))
+            .expect_err("negative ttl");
+    assert!(err.to_string().contains("cache_ttl_ms"), "{err}");
 }

@@ -120,7 +120,8 @@ void clm_string_free(char *text);
  Opens clm. `options_json`: `{"sqlite_dir": DIR}` or `{"secure_url": URL,
  "core_url": URL}` (PostgreSQL), plus `"master_key"` (base64 of 32 bytes)
  or `"master_key_file"` (with `"create_master_key": true` it is created,
- mode 0600, when missing), optionally `"max_connections"`.
+ mode 0600, when missing), optionally `"max_connections"` and
+ `"cache_ttl_ms"`.
  `result_clm`: the new handle, freed with `clm_handle_free`.
 
  # Safety

@@ -184,7 +184,8 @@ fn actor_of(env: &Env, value: Unknown<'_>) -> Result<clm::Actor, Failure> {
 impl Clm {
     /// Opens clm: `{sqlite_dir}` or `{secure_url, core_url}`, plus
     /// `master_key` (base64 of 32 bytes) or `master_key_file` (created when
-    /// missing with `create_master_key: true`), optionally `max_connections`.
+    /// missing with `create_master_key: true`), optionally `max_connections`
+    /// and `cache_ttl_ms`.
     #[napi(ts_args_type = "options: OpenOptions", ts_return_type = "Promise<Clm>")]
     pub fn open<'env>(
         env: &'env Env,

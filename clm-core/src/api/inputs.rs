@@ -46,7 +46,8 @@ fn optional_document<T>(value: Option<Value>, parse: fn(&str) -> Result<T>) -> R
 /// `{"sqlite_dir": "..."}` or `{"secure_url": "postgres://...", "core_url":
 /// "postgres://..."}`, plus exactly one of `master_key` (base64 of 32 bytes)
 /// or `master_key_file` (with `create_master_key: true` the file is
-/// created, mode 0600, when missing), and optionally `max_connections`.
+/// created, mode 0600, when missing), and optionally `max_connections` and
+/// `cache_ttl_ms`.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OpenOptions {
@@ -58,6 +59,8 @@ pub struct OpenOptions {
     #[serde(default)]
     create_master_key: bool,
     max_connections: Option<u32>,
+    /// How long issuers and policies stay cached (`ClmConfig::cache_ttl`).
+    cache_ttl_ms: Option<u64>,
 }
 
 impl std::fmt::Debug for OpenOptions {
@@ -77,6 +80,7 @@ impl std::fmt::Debug for OpenOptions {
             .field("master_key_file", &self.master_key_file)
             .field("create_master_key", &self.create_master_key)
             .field("max_connections", &self.max_connections)
+            .field("cache_ttl_ms", &self.cache_ttl_ms)
             .finish()
     }
 }
@@ -106,6 +110,9 @@ impl OpenOptions {
         config = config.with_master_key(master_key.into_source()?);
         if let Some(max) = self.max_connections {
             config = config.with_max_connections(max);
+        }
+        if let Some(ms) = self.cache_ttl_ms {
+            config = config.with_cache_ttl(std::time::Duration::from_millis(ms));
         }
         Ok(config)
     }

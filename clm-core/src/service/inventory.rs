@@ -426,32 +426,27 @@ impl Clm {
         // are linked (signatures checked) and turned into rows batch by
         // batch, while other batches write.
         let ca_indices: Vec<usize> = (0..fresh.len()).filter(|&i| fresh[i].is_ca).collect();
-        let ids: Vec<CertificateId> = fresh.iter().map(|_| CertificateId::new()).collect();
+        let (fresh, candidates, ca_links) = self
+            .run_cpu(move || {
+                let ca_links = link_issuers(&fresh, &ca_indices, &candidates);
+                let mut links = vec![None; fresh.len()];
+                for (&index, link) in ca_indices.iter().zip(ca_links) {
+                    links[index] = link;
+                }
+                Ok((fresh, candidates, links))
+            })
+            .await?;
         let shared = Arc::new(ImportShared {
-            links: Vec::new(),
+            ids: fresh.iter().map(|_| CertificateId::new()).collect(),
             fresh,
             candidates,
-            ids,
+            links: ca_links,
             ownership: Ownership {
                 owner_user_id,
                 organization_id,
                 ..Ownership::default()
             },
         });
-        let ca_links = {
-            let shared = shared.clone();
-            let indices = ca_indices.clone();
-            self.run_cpu(move || Ok(link_issuers(&shared.fresh, &indices, &shared.candidates)))
-                .await?
-        };
-        let mut shared = Arc::try_unwrap(shared).map_err(|_| {
-            Error::Internal("import state still shared after linking the CAs".into())
-        })?;
-        shared.links = vec![None; shared.fresh.len()];
-        for (&index, link) in ca_indices.iter().zip(ca_links) {
-            shared.links[index] = link;
-        }
-        let shared = Arc::new(shared);
         let (fresh, ids) = (&shared.fresh, &shared.ids);
         let depth = depths(&shared.links);
         let mut order: Vec<usize> = (0..fresh.len()).collect();
@@ -548,6 +543,10 @@ impl Clm {
         if !replaced.is_empty() {
             report.flagged.retain(|(id, _)| !replaced.contains_key(id));
         }
+        // Freeing the parsed input (tens of thousands of small allocations
+        // for a bulk import) is left to a blocking thread: the caller has
+        // its answer meanwhile.
+        drop(tokio::task::spawn_blocking(move || drop(shared)));
         Ok(report)
     }
 

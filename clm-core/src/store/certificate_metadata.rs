@@ -3,9 +3,7 @@
 
 use crate::db::{Conn, Dialect};
 use crate::model::{CertificateId, CertificateMetadata, OrganizationId, Timestamp, UserId};
-use crate::store::support::{
-    MAX_BIND_PARAMS, column, in_ids_opt, placeholders, require_row, unnest_insert_sql,
-};
+use crate::store::support::{MAX_BIND_PARAMS, column, in_ids_opt, placeholders, require_row};
 use crate::store::{Filter, Page, PageRequest, get_by, id_value, list};
 use crate::{Result, exec, on_conn, table};
 
@@ -76,48 +74,32 @@ pub async fn insert(conn: &mut Conn<'_>, metadata: &CertificateMetadata) -> Resu
 /// On PostgreSQL one statement of column arrays, on SQLite multi-row
 /// INSERTs of [`INSERT_CHUNK_ROWS`]; wrap in a transaction for all-or-nothing.
 pub async fn insert_many(conn: &mut Conn<'_>, rows: &[CertificateMetadata]) -> Result<u64> {
-    if rows.is_empty() {
-        return Ok(0);
-    }
-    if let Conn::Postgres(c) = conn {
-        let done = sqlx::query(sqlx::AssertSqlSafe(unnest_insert_sql(
-            "certificate_metadata",
-            INSERT_COLUMNS,
-            INSERT_COLUMN_COUNT,
-        )))
-        .bind(column(rows, |m| m.id))
-        .bind(column(rows, |m| m.certificate_id))
-        .bind(column(rows, |m| m.common_name.as_deref()))
-        .bind(column(rows, |m| m.not_after))
-        .bind(column(rows, |m| m.owner_user_id))
-        .bind(column(rows, |m| m.organization_id))
-        .bind(column(rows, |m| m.environment.as_deref()))
-        .bind(column(rows, |m| m.application.as_deref()))
-        .bind(column(rows, |m| &m.tags))
-        .bind(column(rows, |m| m.notes.as_deref()))
-        .bind(column(rows, |m| m.last_notified_threshold))
-        .bind(column(rows, |m| m.created_at))
-        .bind(column(rows, |m| m.updated_at))
-        .bind(column(rows, |m| m.deleted_at))
-        .execute(&mut **c)
-        .await?;
-        return Ok(done.rows_affected());
-    }
-    let mut inserted = 0;
-    for chunk in rows.chunks(INSERT_CHUNK_ROWS) {
-        let sql = insert_sql(conn.dialect(), chunk.len());
-        inserted += on_conn!(conn, |c| {
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for metadata in chunk {
-                query = bind_metadata!(query, metadata);
-            }
+    crate::store::support::insert_rows(
+        conn,
+        "certificate_metadata",
+        INSERT_COLUMNS,
+        INSERT_COLUMN_COUNT,
+        rows,
+        |query, rows| {
             query
-                .execute(&mut *c)
-                .await
-                .map(|done| done.rows_affected())
-        })?;
-    }
-    Ok(inserted)
+                .bind(column(rows, |m| m.id))
+                .bind(column(rows, |m| m.certificate_id))
+                .bind(column(rows, |m| m.common_name.as_deref()))
+                .bind(column(rows, |m| m.not_after))
+                .bind(column(rows, |m| m.owner_user_id))
+                .bind(column(rows, |m| m.organization_id))
+                .bind(column(rows, |m| m.environment.as_deref()))
+                .bind(column(rows, |m| m.application.as_deref()))
+                .bind(column(rows, |m| &m.tags))
+                .bind(column(rows, |m| m.notes.as_deref()))
+                .bind(column(rows, |m| m.last_notified_threshold))
+                .bind(column(rows, |m| m.created_at))
+                .bind(column(rows, |m| m.updated_at))
+                .bind(column(rows, |m| m.deleted_at))
+        },
+        |query, row| bind_metadata!(query, row),
+    )
+    .await
 }
 
 /// Writes the mutable columns (everything but the certificate reference).

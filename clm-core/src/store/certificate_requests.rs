@@ -2,10 +2,7 @@
 
 use crate::db::Conn;
 use crate::model::{CertificateId, CertificateRequest, OrganizationId, RequestStatus, UserId};
-use crate::store::support::{
-    MAX_BIND_PARAMS, column, in_ids_opt, in_texts, require_row, unnest_insert_sql,
-    values_insert_sql,
-};
+use crate::store::support::{column, in_ids_opt, in_texts, require_row, values_insert_sql};
 use crate::store::{Filter, Page, PageRequest, get_by, id_value, list};
 use crate::{Result, exec, table};
 
@@ -82,63 +79,43 @@ pub async fn insert(conn: &mut Conn<'_>, request: &CertificateRequest) -> Result
 /// statement of column arrays, on SQLite multi-row INSERTs under its bind
 /// limit. Run it in a transaction for all-or-nothing.
 pub async fn insert_many(conn: &mut Conn<'_>, requests: &[CertificateRequest]) -> Result<u64> {
-    if requests.is_empty() {
-        return Ok(0);
-    }
-    if let Conn::Postgres(c) = conn {
-        let rows = requests;
-        let done = sqlx::query(sqlx::AssertSqlSafe(unnest_insert_sql(
-            "certificate_requests",
-            INSERT_COLUMNS,
-            INSERT_COLUMN_COUNT,
-        )))
-        .bind(column(rows, |r| r.id))
-        .bind(column(rows, |r| r.request_id.as_str()))
-        .bind(column(rows, |r| r.csr_pem.as_deref()))
-        .bind(column(rows, |r| r.common_name.as_deref()))
-        .bind(column(rows, |r| r.subject_dn.as_str()))
-        .bind(column(rows, |r| &r.subject_alternative_names))
-        .bind(column(rows, |r| r.key_algorithm.as_str()))
-        .bind(column(rows, |r| r.key_size))
-        .bind(column(rows, |r| r.certificate_kind.as_str()))
-        .bind(column(rows, |r| r.validity_days))
-        .bind(column(rows, |r| r.status.as_str()))
-        .bind(column(rows, |r| r.issuer_certificate_id))
-        .bind(column(rows, |r| r.certificate_id))
-        .bind(column(rows, |r| r.renewal_of_certificate_id))
-        .bind(column(rows, |r| r.reuse_key))
-        .bind(column(rows, |r| r.requested_by_user_id))
-        .bind(column(rows, |r| r.owner_user_id))
-        .bind(column(rows, |r| r.organization_id))
-        .bind(column(rows, |r| r.policy_id))
-        .bind(column(rows, |r| r.workflow_instance_id))
-        .bind(column(rows, |r| r.failure_reason.as_deref()))
-        .bind(column(rows, |r| r.expires_at))
-        .bind(column(rows, |r| r.created_at))
-        .bind(column(rows, |r| r.updated_at))
-        .bind(column(rows, |r| r.deleted_at))
-        .execute(&mut **c)
-        .await?;
-        return Ok(done.rows_affected());
-    }
-    let mut inserted = 0;
-    for chunk in requests.chunks(MAX_BIND_PARAMS / INSERT_COLUMN_COUNT) {
-        let sql = values_insert_sql(
-            conn.dialect(),
-            "certificate_requests",
-            INSERT_COLUMNS,
-            INSERT_COLUMN_COUNT,
-            chunk.len(),
-        );
-        inserted += exec!(conn, |c| {
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for request in chunk {
-                query = bind_request!(query, request);
-            }
+    crate::store::support::insert_rows(
+        conn,
+        "certificate_requests",
+        INSERT_COLUMNS,
+        INSERT_COLUMN_COUNT,
+        requests,
+        |query, rows| {
             query
-        })?;
-    }
-    Ok(inserted)
+                .bind(column(rows, |r| r.id))
+                .bind(column(rows, |r| r.request_id.as_str()))
+                .bind(column(rows, |r| r.csr_pem.as_deref()))
+                .bind(column(rows, |r| r.common_name.as_deref()))
+                .bind(column(rows, |r| r.subject_dn.as_str()))
+                .bind(column(rows, |r| &r.subject_alternative_names))
+                .bind(column(rows, |r| r.key_algorithm.as_str()))
+                .bind(column(rows, |r| r.key_size))
+                .bind(column(rows, |r| r.certificate_kind.as_str()))
+                .bind(column(rows, |r| r.validity_days))
+                .bind(column(rows, |r| r.status.as_str()))
+                .bind(column(rows, |r| r.issuer_certificate_id))
+                .bind(column(rows, |r| r.certificate_id))
+                .bind(column(rows, |r| r.renewal_of_certificate_id))
+                .bind(column(rows, |r| r.reuse_key))
+                .bind(column(rows, |r| r.requested_by_user_id))
+                .bind(column(rows, |r| r.owner_user_id))
+                .bind(column(rows, |r| r.organization_id))
+                .bind(column(rows, |r| r.policy_id))
+                .bind(column(rows, |r| r.workflow_instance_id))
+                .bind(column(rows, |r| r.failure_reason.as_deref()))
+                .bind(column(rows, |r| r.expires_at))
+                .bind(column(rows, |r| r.created_at))
+                .bind(column(rows, |r| r.updated_at))
+                .bind(column(rows, |r| r.deleted_at))
+        },
+        |query, row| bind_request!(query, row),
+    )
+    .await
 }
 
 /// Writes the mutable columns: status and outcome, issuer, workflow, expiry.

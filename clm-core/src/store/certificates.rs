@@ -7,7 +7,7 @@ use crate::model::{
 };
 use crate::store::support::{
     MAX_BIND_PARAMS, after_time_id, column, contains_ci, fetch_all, fetch_page, in_ids_opt,
-    in_texts, json_array_has_value, placeholders, require_row, time_id_cursor, unnest_insert_sql,
+    in_texts, json_array_has_value, placeholders, require_row, time_id_cursor,
 };
 use crate::store::{Filter, Page, PageRequest, Value, get_by, live_clause, paginate};
 use crate::{Result, exec, on_conn, table};
@@ -125,68 +125,51 @@ pub async fn insert(conn: &mut Conn<'_>, certificate: &Certificate) -> Result<()
 /// itself: run it in a transaction for all-or-nothing. A certificate naming
 /// another of the same slice as issuer must come after it.
 pub async fn insert_many(conn: &mut Conn<'_>, certificates: &[Certificate]) -> Result<u64> {
-    if certificates.is_empty() {
-        return Ok(0);
-    }
-    if let Conn::Postgres(c) = conn {
-        let rows = certificates;
-        let done = sqlx::query(sqlx::AssertSqlSafe(unnest_insert_sql(
-            "certificates",
-            INSERT_COLUMNS,
-            INSERT_COLUMN_COUNT,
-        )))
-        .bind(column(rows, |r| r.id))
-        .bind(column(rows, |r| r.certificate_id.as_str()))
-        .bind(column(rows, |r| r.common_name.as_deref()))
-        .bind(column(rows, |r| r.subject_dn.as_str()))
-        .bind(column(rows, |r| r.issuer_dn.as_str()))
-        .bind(column(rows, |r| r.serial_number.as_str()))
-        .bind(column(rows, |r| r.not_before))
-        .bind(column(rows, |r| r.not_after))
-        .bind(column(rows, |r| r.status.as_str()))
-        .bind(column(rows, |r| r.fingerprint_sha256.as_str()))
-        .bind(column(rows, |r| r.key_algorithm.as_str()))
-        .bind(column(rows, |r| r.key_size))
-        .bind(column(rows, |r| r.signature_algorithm.as_str()))
-        .bind(column(rows, |r| r.is_ca))
-        .bind(column(rows, |r| r.path_len))
-        .bind(column(rows, |r| r.certificate_kind.as_str()))
-        .bind(column(rows, |r| r.source.as_str()))
-        .bind(column(rows, |r| r.issuer_certificate_id))
-        .bind(column(rows, |r| r.replaces_certificate_id))
-        .bind(column(rows, |r| r.subject_key_id.as_deref()))
-        .bind(column(rows, |r| r.authority_key_id.as_deref()))
-        .bind(column(rows, |r| &r.subject_alternative_names))
-        .bind(column(rows, |r| &r.import_flags))
-        .bind(column(rows, |r| r.certificate_pem.as_str()))
-        .bind(column(rows, |r| r.owner_user_id))
-        .bind(column(rows, |r| r.organization_id))
-        .bind(column(rows, |r| r.policy_id))
-        .bind(column(rows, |r| r.policy_version))
-        .bind(column(rows, |r| r.workflow_id))
-        .bind(column(rows, |r| r.crl_number))
-        .bind(column(rows, |r| r.created_at))
-        .bind(column(rows, |r| r.updated_at))
-        .bind(column(rows, |r| r.deleted_at))
-        .execute(&mut **c)
-        .await?;
-        return Ok(done.rows_affected());
-    }
-    let mut inserted = 0;
-    for chunk in certificates.chunks(INSERT_CHUNK_ROWS) {
-        let sql = insert_sql(conn.dialect(), chunk.len());
-        inserted += on_conn!(conn, |c| {
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for certificate in chunk {
-                query = bind_certificate!(query, certificate);
-            }
+    crate::store::support::insert_rows(
+        conn,
+        "certificates",
+        INSERT_COLUMNS,
+        INSERT_COLUMN_COUNT,
+        certificates,
+        |query, rows| {
             query
-                .execute(&mut *c)
-                .await
-                .map(|done| done.rows_affected())
-        })?;
-    }
-    Ok(inserted)
+                .bind(column(rows, |r| r.id))
+                .bind(column(rows, |r| r.certificate_id.as_str()))
+                .bind(column(rows, |r| r.common_name.as_deref()))
+                .bind(column(rows, |r| r.subject_dn.as_str()))
+                .bind(column(rows, |r| r.issuer_dn.as_str()))
+                .bind(column(rows, |r| r.serial_number.as_str()))
+                .bind(column(rows, |r| r.not_before))
+                .bind(column(rows, |r| r.not_after))
+                .bind(column(rows, |r| r.status.as_str()))
+                .bind(column(rows, |r| r.fingerprint_sha256.as_str()))
+                .bind(column(rows, |r| r.key_algorithm.as_str()))
+                .bind(column(rows, |r| r.key_size))
+                .bind(column(rows, |r| r.signature_algorithm.as_str()))
+                .bind(column(rows, |r| r.is_ca))
+                .bind(column(rows, |r| r.path_len))
+                .bind(column(rows, |r| r.certificate_kind.as_str()))
+                .bind(column(rows, |r| r.source.as_str()))
+                .bind(column(rows, |r| r.issuer_certificate_id))
+                .bind(column(rows, |r| r.replaces_certificate_id))
+                .bind(column(rows, |r| r.subject_key_id.as_deref()))
+                .bind(column(rows, |r| r.authority_key_id.as_deref()))
+                .bind(column(rows, |r| &r.subject_alternative_names))
+                .bind(column(rows, |r| &r.import_flags))
+                .bind(column(rows, |r| r.certificate_pem.as_str()))
+                .bind(column(rows, |r| r.owner_user_id))
+                .bind(column(rows, |r| r.organization_id))
+                .bind(column(rows, |r| r.policy_id))
+                .bind(column(rows, |r| r.policy_version))
+                .bind(column(rows, |r| r.workflow_id))
+                .bind(column(rows, |r| r.crl_number))
+                .bind(column(rows, |r| r.created_at))
+                .bind(column(rows, |r| r.updated_at))
+                .bind(column(rows, |r| r.deleted_at))
+        },
+        |query, row| bind_certificate!(query, row),
+    )
+    .await
 }
 
 /// Writes the mutable columns: status, links, ownership, policy and CRL

@@ -163,7 +163,7 @@ pub async fn count_sealed_by(
 /// Rows per statement of [`reseal_many`] and [`insert_many`]: under SQLite's
 /// bound-parameter limit.
 const RESEAL_CHUNK_ROWS: usize = 5_000;
-const INSERT_CHUNK_ROWS: usize = crate::store::support::MAX_BIND_PARAMS / 11;
+const INSERT_COLUMN_COUNT: usize = 11;
 
 /// Re-seals many keys with one statement per chunk, each row only while it
 /// is still sealed by `old_encryption_key_id` (a row changed meanwhile is
@@ -232,61 +232,40 @@ const INSERT_COLUMNS: &str = "id, certificate_id, encryption_key_id, encrypted_k
 /// Inserts many keys (group commits, bulk loads): on PostgreSQL one
 /// statement of column arrays, on SQLite one statement per chunk.
 pub async fn insert_many(conn: &mut Conn<'_>, keys: &[PrivateKeyRecord]) -> Result<u64> {
-    if keys.is_empty() {
-        return Ok(0);
-    }
-    if let Conn::Postgres(c) = conn {
-        let done = sqlx::query(sqlx::AssertSqlSafe(
-            crate::store::support::unnest_insert_sql("private_keys", INSERT_COLUMNS, 11),
-        ))
-        .bind(column(keys, |k| k.id))
-        .bind(column(keys, |k| k.certificate_id))
-        .bind(column(keys, |k| k.encryption_key_id))
-        .bind(column(keys, |k| k.encrypted_key_material.0.as_slice()))
-        .bind(column(keys, |k| k.nonce.0.as_slice()))
-        .bind(column(keys, |k| k.key_algorithm.as_str()))
-        .bind(column(keys, |k| k.key_size))
-        .bind(column(keys, |k| k.public_key_sha256.as_str()))
-        .bind(column(keys, |k| k.created_at))
-        .bind(column(keys, |k| k.updated_at))
-        .bind(column(keys, |k| k.deleted_at))
-        .execute(&mut **c)
-        .await?;
-        return Ok(done.rows_affected());
-    }
-    let dialect = conn.dialect();
-    let mut inserted = 0;
-    for chunk in keys.chunks(INSERT_CHUNK_ROWS.max(1)) {
-        let values: Vec<String> = (0..chunk.len())
-            .map(|i| {
-                format!(
-                    "({})",
-                    crate::store::support::placeholders(dialect, 1 + i * 11, 11)
-                )
-            })
-            .collect();
-        let sql = format!(
-            "INSERT INTO private_keys ({INSERT_COLUMNS}) VALUES {}",
-            values.join(", ")
-        );
-        inserted += exec!(conn, |c| {
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for key in chunk {
-                query = query
-                    .bind(key.id)
-                    .bind(key.certificate_id)
-                    .bind(key.encryption_key_id)
-                    .bind(&key.encrypted_key_material)
-                    .bind(&key.nonce)
-                    .bind(&key.key_algorithm)
-                    .bind(key.key_size)
-                    .bind(&key.public_key_sha256)
-                    .bind(key.created_at)
-                    .bind(key.updated_at)
-                    .bind(key.deleted_at);
-            }
+    crate::store::support::insert_rows(
+        conn,
+        "private_keys",
+        INSERT_COLUMNS,
+        INSERT_COLUMN_COUNT,
+        keys,
+        |query, rows| {
             query
-        })?;
-    }
-    Ok(inserted)
+                .bind(column(rows, |k| k.id))
+                .bind(column(rows, |k| k.certificate_id))
+                .bind(column(rows, |k| k.encryption_key_id))
+                .bind(column(rows, |k| k.encrypted_key_material.0.as_slice()))
+                .bind(column(rows, |k| k.nonce.0.as_slice()))
+                .bind(column(rows, |k| k.key_algorithm.as_str()))
+                .bind(column(rows, |k| k.key_size))
+                .bind(column(rows, |k| k.public_key_sha256.as_str()))
+                .bind(column(rows, |k| k.created_at))
+                .bind(column(rows, |k| k.updated_at))
+                .bind(column(rows, |k| k.deleted_at))
+        },
+        |query, row| {
+            query
+                .bind(row.id)
+                .bind(row.certificate_id)
+                .bind(row.encryption_key_id)
+                .bind(&row.encrypted_key_material)
+                .bind(&row.nonce)
+                .bind(&row.key_algorithm)
+                .bind(row.key_size)
+                .bind(&row.public_key_sha256)
+                .bind(row.created_at)
+                .bind(row.updated_at)
+                .bind(row.deleted_at)
+        },
+    )
+    .await
 }

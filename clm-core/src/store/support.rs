@@ -112,6 +112,57 @@ pub(crate) fn unnest_insert_sql(table: &str, columns: &str, count: usize) -> Str
     )
 }
 
+/// A PostgreSQL insert being bound (see [`insert_rows`]).
+pub(crate) type PgInsert<'q> = sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>;
+/// A SQLite insert being bound (see [`insert_rows`]).
+pub(crate) type SqliteInsert<'q> =
+    sqlx::query::Query<'q, sqlx::Sqlite, <sqlx::Sqlite as sqlx::Database>::Arguments>;
+
+/// Inserts `rows` into `table` with few statements: on PostgreSQL one
+/// [`unnest_insert_sql`] statement, `bind_columns` binding one array per
+/// column (see [`column`]); on SQLite multi-row `VALUES` in chunks under its
+/// bind limit, `bind_row` binding one row. Columns bind in `columns` order.
+/// Not atomic by itself: run it in a transaction for all-or-nothing.
+pub(crate) async fn insert_rows<'r, T>(
+    conn: &mut Conn<'_>,
+    table: &str,
+    columns: &str,
+    column_count: usize,
+    rows: &'r [T],
+    bind_columns: impl FnOnce(PgInsert<'r>, &'r [T]) -> PgInsert<'r>,
+    bind_row: impl Fn(SqliteInsert<'r>, &'r T) -> SqliteInsert<'r>,
+) -> Result<u64> {
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    match conn {
+        Conn::Postgres(c) => {
+            let query = sqlx::query(sqlx::AssertSqlSafe(unnest_insert_sql(
+                table,
+                columns,
+                column_count,
+            )));
+            Ok(bind_columns(query, rows)
+                .execute(&mut **c)
+                .await?
+                .rows_affected())
+        }
+        Conn::Sqlite(c) => {
+            let mut inserted = 0;
+            for chunk in rows.chunks((MAX_BIND_PARAMS / column_count.max(1)).max(1)) {
+                let sql =
+                    values_insert_sql(Dialect::Sqlite, table, columns, column_count, chunk.len());
+                let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+                for row in chunk {
+                    query = bind_row(query, row);
+                }
+                inserted += query.execute(&mut **c).await?.rows_affected();
+            }
+            Ok(inserted)
+        }
+    }
+}
+
 /// `INSERT INTO table (columns) VALUES (...), (...)` with `rows` rows of
 /// `count` placeholders each.
 pub(crate) fn values_insert_sql(

@@ -120,11 +120,14 @@ class Clm(Operations):
         master_key_file: str | _os.PathLike[str] | None = None,
         create_master_key: bool | None = None,
         max_connections: int | None = None,
+        cache_ttl_ms: int | None = None,
     ) -> Clm:
         """Opens clm on a SQLite directory (``sqlite_dir``) or two
         PostgreSQL databases (``secure_url``, ``core_url``) with a master
         key: ``master_key`` (base64 of 32 bytes) or ``master_key_file``
-        (created when missing with ``create_master_key=True``)."""
+        (created when missing with ``create_master_key=True``).
+        ``cache_ttl_ms``: how long issuers and policies stay cached in this
+        process (default 1000; 0 turns the caches off)."""
         given = {
             "sqlite_dir": sqlite_dir,
             "secure_url": secure_url,
@@ -133,6 +136,7 @@ class Clm(Operations):
             "master_key_file": master_key_file,
             "create_master_key": create_master_key,
             "max_connections": max_connections,
+            "cache_ttl_ms": cache_ttl_ms,
         }
         options = {name: value for name, value in given.items() if value is not None}
         for name, value in options.items():
@@ -201,6 +205,7 @@ _OPEN_KINDS = {
     "master_key_file": "String",
     "create_master_key": "bool",
     "max_connections": "u32",
+    "cache_ttl_ms": "u64",
 }
 
 __all__ = [

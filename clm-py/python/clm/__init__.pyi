@@ -752,6 +752,7 @@ class Clm:
         master_key_file: str | PathLike[str] | None = None,
         create_master_key: bool | None = None,
         max_connections: int | None = None,
+        cache_ttl_ms: int | None = None,
     ) -> Clm: ...
     def close(self) -> None: ...
     @property
