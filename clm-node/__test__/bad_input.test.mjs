@@ -105,6 +105,15 @@ test('open refuses bad options with a code', async () => {
   await assert.rejects(Clm.open(), code('INVALID_INPUT'))
   await assert.rejects(Clm.open('sqlite://x'), code('INVALID_INPUT'))
   await assert.rejects(Clm.open({ sqlite_dir: t.dir, master_key_file: () => 1 }), typeError)
+  const keyFile = join(t.dir, 'ttl.key')
+  await assert.rejects(
+    Clm.open({ sqlite_dir: join(t.dir, 'ttl'), master_key_file: keyFile, create_master_key: true, cache_ttl_ms: -1 }),
+    (err) => /cache_ttl_ms/.test(err.message),
+  )
+  const uncached = await Clm.open({
+    sqlite_dir: join(t.dir, 'ttl'), master_key_file: keyFile, create_master_key: true, cache_ttl_ms: 0,
+  })
+  await uncached.close()
 })
 
 test('a closed handle rejects every call with CLOSED', async () => {

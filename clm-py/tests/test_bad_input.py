@@ -107,6 +107,19 @@ def test_closed_handle(tmp_path):
         clm.Clm("not a handle")
 
 
+def test_cache_ttl_option(tmp_path):
+    # 0 turns the issuer and policy caches off; a negative or non-integer
+    # value is refused by name before anything opens.
+    with clm.Clm.open(sqlite_dir=tmp_path / "d", master_key_file=tmp_path / "k",
+                      create_master_key=True, cache_ttl_ms=0) as c:
+        assert isinstance(c.list_users(c.system_actor()), clm.Page)
+    for bad in (-1, "1s", 1.5):
+        with pytest.raises((TypeError, ValueError, clm.InvalidInput)) as refused:
+            clm.Clm.open(sqlite_dir=tmp_path / "d", master_key_file=tmp_path / "k",
+                         cache_ttl_ms=bad)
+        assert "cache_ttl_ms" in str(refused.value)
+
+
 def test_the_gil_is_released_while_waiting(handle):
     ticks = 0
     done = threading.Event()

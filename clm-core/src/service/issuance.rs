@@ -172,7 +172,8 @@ impl PlannedKey {
 /// Everything resolved and judged, nothing written yet.
 struct Plan {
     issuer: Arc<LoadedIssuer>,
-    policy: Option<Policy>,
+    /// Shared with the policy cache, not copied per issuance.
+    policy: Option<Arc<Policy>>,
     subject: DistinguishedName,
     sans: Vec<SubjectAlternativeName>,
     kind: CertificateKind,
@@ -408,15 +409,13 @@ impl Clm {
     }
 
     /// The live policy `id`, from the per-process cache when fresh.
-    async fn policy_for_issuance(&self, id: PolicyId) -> Result<Policy> {
-        let policy = self
-            .policies()
+    async fn policy_for_issuance(&self, id: PolicyId) -> Result<Arc<Policy>> {
+        self.policies()
             .get_or_load(id, || async {
                 let mut conn = self.databases().core.acquire().await?;
                 store::get::<Policies>(&mut conn.conn(), id, false).await
             })
-            .await?;
-        Ok(Policy::clone(&policy))
+            .await
     }
 
     /// The owner and organization a certificate will name must exist in core:
@@ -536,7 +535,7 @@ impl Clm {
             .await?;
             tx.commit().await?;
             let request = self
-                .route_for_approval(actor, request, plan.policy.as_ref())
+                .route_for_approval(actor, request, plan.policy.as_deref())
                 .await?;
             return Ok(IssuanceOutcome::Pending {
                 request: Box::new(request),

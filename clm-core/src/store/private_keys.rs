@@ -15,24 +15,7 @@ pub struct PrivateKeyFilter {
 }
 
 pub async fn insert(conn: &mut Conn<'_>, key: &PrivateKeyRecord) -> Result<()> {
-    exec!(conn, |c| {
-        sqlx::query(
-        "INSERT INTO private_keys (id, certificate_id, encryption_key_id, encrypted_key_material, nonce,
-            key_algorithm, key_size, public_key_sha256, created_at, updated_at, deleted_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
-    )
-    .bind(key.id)
-    .bind(key.certificate_id)
-    .bind(key.encryption_key_id)
-    .bind(&key.encrypted_key_material)
-    .bind(&key.nonce)
-    .bind(&key.key_algorithm)
-    .bind(key.key_size)
-    .bind(&key.public_key_sha256)
-    .bind(key.created_at)
-    .bind(key.updated_at)
-    .bind(key.deleted_at)
-    })?;
+    insert_many(conn, std::slice::from_ref(key)).await?;
     Ok(())
 }
 
