@@ -1082,6 +1082,67 @@ async fn tenants_never_see_or_change_each_other() {
 
 // ------------------------------------------------------------- 8. audit chain
 
+/// A denial found inside a write transaction already holds one connection
+/// (and on SQLite the write lock) while its audit row needs another. With a
+/// pool of two, a row that waited for either would deadlock until the pool
+/// timed out; every refusal must come back as NotFound, and every row land.
+#[tokio::test]
+async fn denials_inside_writes_never_exhaust_a_small_pool() {
+    on_both_configs(|config| async move {
+        let clm = Clm::open(
+            config
+                .with_master_key(common::test_master_key())
+                .with_security(security())
+                .with_max_connections(2),
+        )
+        .await
+        .expect("open with two connections");
+        let org_a = org(&clm, "POOL-A").await;
+        let org_b = org(&clm, "POOL-B").await;
+        let admin = user(&clm, "pooladmin", None, Some(org_a.id)).await;
+        let outsider = user(&clm, "pooloutsider", None, Some(org_b.id)).await;
+        grant(
+            &clm,
+            admin.id,
+            &[("users", &["read", "update"])],
+            Some(org_a.id),
+        )
+        .await;
+        let actor = clm.actor_for_user(admin.id).await.expect("actor");
+        let attempt = || {
+            clm.update_user(
+                &actor,
+                outsider.id,
+                UserUpdate {
+                    status: Some(UserStatus::Suspended),
+                    ..Default::default()
+                },
+            )
+        };
+
+        for _ in 0..6 {
+            assert_code(attempt().await, ErrorCode::NotFound);
+        }
+        let concurrent = futures::future::join_all((0..6).map(|_| attempt())).await;
+        for result in concurrent {
+            assert_code(result, ErrorCode::NotFound);
+        }
+
+        clm.flush_audit().await;
+        let denied = events_of_type(&clm, "users.update", Some(admin.id)).await;
+        assert_eq!(denied.len(), 12, "one denial row per refused attempt");
+        assert!(denied.iter().all(|e| e.outcome == AuditOutcome::Denied));
+        let outsider_now = clm
+            .get_user(&clm.system_actor(), outsider.id)
+            .await
+            .expect("outsider survives");
+        assert_eq!(outsider_now.status, UserStatus::Active);
+        assert!(verify(&clm, AuditLogKind::Core).await.is_intact());
+        clm.close().await;
+    })
+    .await;
+}
+
 async fn some_actions(clm: &Clm) {
     let system = clm.system_actor();
     let o = org(clm, "AUD").await;

@@ -46,6 +46,7 @@ struct Inner {
     issuers: service::certificates::IssuerCache,
     policies: service::policies::PolicyCache,
     group_commit: service::certificates::GroupCommit,
+    denials: service::audit::DeferredDenials,
 }
 
 impl std::fmt::Debug for Clm {
@@ -55,6 +56,9 @@ impl std::fmt::Debug for Clm {
             .finish_non_exhaustive()
     }
 }
+
+/// How long [`Clm::close`] waits for deferred audit rows.
+pub const CLOSE_FLUSH_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 impl Clm {
     /// Opens (creating when missing) both databases and applies the migrations.
@@ -86,6 +90,7 @@ impl Clm {
                 issuers,
                 policies,
                 group_commit: Default::default(),
+                denials: Default::default(),
             }),
         };
         clm.seed_builtin_roles().await?;
@@ -123,8 +128,11 @@ impl Clm {
         Actor::system()
     }
 
-    /// Closes every pool. Later calls fail with [`Error::Closed`].
+    /// Writes the deferred denial rows (waiting at most [`CLOSE_FLUSH_LIMIT`]),
+    /// then closes every pool. Later calls fail with [`Error::Closed`].
     pub async fn close(&self) {
+        // Bounded: a close must not hang on a database that stopped answering.
+        let _ = tokio::time::timeout(CLOSE_FLUSH_LIMIT, self.flush_audit()).await;
         self.inner.cpu_jobs.close();
         self.inner.databases.close().await;
     }

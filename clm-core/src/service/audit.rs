@@ -3,6 +3,8 @@
 
 use std::io::Write;
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -103,14 +105,18 @@ pub fn row_hash(event: &AuditEvent) -> String {
 /// transactions already hold the database lock.
 async fn lock_chain(conn: &mut Conn<'_>, kind: AuditLogKind) -> Result<()> {
     if conn.dialect() == Dialect::Postgres {
-        let key: i64 = match kind {
-            AuditLogKind::Secure => 0x636c_6d01,
-            AuditLogKind::Core => 0x636c_6d02,
-        };
         exec!(conn, |c| sqlx::query("SELECT pg_advisory_xact_lock($1)")
-            .bind(key))?;
+            .bind(chain_lock_key(kind)))?;
     }
     Ok(())
+}
+
+/// The PostgreSQL advisory lock that serializes appends to one chain.
+fn chain_lock_key(kind: AuditLogKind) -> i64 {
+    match kind {
+        AuditLogKind::Secure => 0x636c_6d01,
+        AuditLogKind::Core => 0x636c_6d02,
+    }
 }
 
 /// Appends one event inside the caller's transaction: no audit row, no action.
@@ -310,12 +316,12 @@ pub struct ArchiveReport {
 impl Clm {
     /// Writes an audit row for a refused attempt, in its own transaction.
     ///
-    /// A denial can be found while the caller still holds an open write
-    /// transaction on the same database. On SQLite that transaction holds the
-    /// database's write lock, so waiting for it here would deadlock until the
-    /// busy timeout. There the row is written at once when the lock is free,
-    /// and otherwise by a background task as soon as the caller's transaction
-    /// ends (it rolls back when the denial error propagates).
+    /// A denial can be found while the caller still holds a pooled connection
+    /// and an open write transaction (on SQLite, the database's write lock).
+    /// Waiting without bound for a second connection or for that lock would
+    /// deadlock, so the row is written at once only when both come within
+    /// [`DENIAL_IMMEDIATE_WAIT`]; otherwise it is deferred to a writer that
+    /// holds nothing while it waits (see [`Clm::flush_audit`]).
     pub(crate) async fn audit_denial(&self, actor: &Actor, access: Access<'_>) -> Result<()> {
         let entry = AuditEntry::new(
             format!("{}.{}", access.resource, access.action),
@@ -324,26 +330,60 @@ impl Clm {
         .outcome(AuditOutcome::Denied)
         .org(access.organization)
         .details(json!({"resource": access.resource, "action": access.action}));
-        if let crate::db::Pool::Sqlite(pool) = &self.databases().core {
-            if write_now_if_unlocked(pool, actor, entry.clone()).await? {
-                return Ok(());
-            }
-            let clm = self.clone();
-            let actor = actor.clone();
-            tokio::spawn(async move {
-                if let Err(err) = clm.write_denial(&actor, entry).await {
-                    tracing::error!(error = %err, "could not audit a permission denial");
-                }
-            });
+        if write_unless_blocked(&self.databases().core, actor, &entry, DENIAL_IMMEDIATE_WAIT)
+            .await?
+        {
             return Ok(());
         }
-        self.write_denial(actor, entry).await
+        self.defer_denial(actor.clone(), entry);
+        Ok(())
     }
 
-    async fn write_denial(&self, actor: &Actor, entry: AuditEntry) -> Result<()> {
-        let mut tx = self.databases().core.begin().await?;
-        append(&mut tx.conn(), AuditLogKind::Core, actor, entry).await?;
-        tx.commit().await
+    /// Writes the row once nothing blocks it, retrying with growing pauses;
+    /// one deferred writer at a time, so deferred rows keep their order and
+    /// never hold more than one connection between them.
+    fn defer_denial(&self, actor: Actor, entry: AuditEntry) {
+        let pending = PendingDenial::new(self.clone());
+        tokio::spawn(async move {
+            let clm = &pending.clm;
+            let _turn = clm.inner.denials.writer.lock().await;
+            let deadline = tokio::time::Instant::now() + DENIAL_DEFERRED_LIMIT;
+            let mut pause = Duration::from_millis(5);
+            loop {
+                match write_unless_blocked(&clm.databases().core, &actor, &entry, pause).await {
+                    Ok(true) => return,
+                    Ok(false) if tokio::time::Instant::now() < deadline => {
+                        tokio::time::sleep(pause).await;
+                        pause = (pause * 2).min(Duration::from_millis(200));
+                    }
+                    Ok(false) => {
+                        tracing::error!(
+                            event_type = %entry.event_type,
+                            "could not audit a permission denial: the core audit log stayed locked"
+                        );
+                        return;
+                    }
+                    Err(err) => {
+                        tracing::error!(error = %err, event_type = %entry.event_type, "could not audit a permission denial");
+                        return;
+                    }
+                }
+            }
+        });
+    }
+
+    /// Waits until every deferred denial row is written (or given up on).
+    /// [`Clm::close`] calls it, so a process that closes its handle loses none.
+    pub async fn flush_audit(&self) {
+        let denials = &self.inner.denials;
+        loop {
+            // Created before the check: notify_waiters reaches it from here on.
+            let settled = denials.settled.notified();
+            if denials.pending.load(Ordering::Acquire) == 0 {
+                return;
+            }
+            settled.await;
+        }
     }
 
     /// Lists audit events, newest first. Outside a global administrator's
@@ -507,35 +547,129 @@ async fn delete_archived(conn: &mut Conn<'_>, kind: AuditLogKind, through: i64) 
     Ok(())
 }
 
-/// Appends `entry` in its own SQLite transaction if the write lock is free
-/// right now; false when another transaction holds it.
-async fn write_now_if_unlocked(
-    pool: &sqlx::SqlitePool,
+/// How long a denial's immediate write waits for a connection or its chain's
+/// lock. Bounded, because the caller may hold the very thing it waits for.
+const DENIAL_IMMEDIATE_WAIT: Duration = Duration::from_millis(250);
+
+/// How long a deferred denial keeps trying before it is logged as lost.
+const DENIAL_DEFERRED_LIMIT: Duration = Duration::from_secs(120);
+
+/// Denial rows not yet written, shared by every clone of a handle.
+#[derive(Default)]
+pub(crate) struct DeferredDenials {
+    writer: tokio::sync::Mutex<()>,
+    pending: AtomicUsize,
+    settled: tokio::sync::Notify,
+}
+
+/// Counts one deferred denial from its spawn until its task ends, however it
+/// ends (dropped with its runtime included), so [`Clm::flush_audit`] never
+/// waits for a task that is gone.
+struct PendingDenial {
+    clm: Clm,
+}
+
+impl PendingDenial {
+    fn new(clm: Clm) -> Self {
+        clm.inner.denials.pending.fetch_add(1, Ordering::AcqRel);
+        PendingDenial { clm }
+    }
+}
+
+impl Drop for PendingDenial {
+    fn drop(&mut self) {
+        let denials = &self.clm.inner.denials;
+        if denials.pending.fetch_sub(1, Ordering::AcqRel) == 1 {
+            denials.settled.notify_waiters();
+        }
+    }
+}
+
+/// Appends `entry` to the core log in its own transaction, waiting at most
+/// `wait` for a connection and for the chain's lock; false when either did
+/// not come in time (nothing is written then).
+async fn write_unless_blocked(
+    pool: &Pool,
     actor: &Actor,
-    entry: AuditEntry,
+    entry: &AuditEntry,
+    wait: Duration,
 ) -> Result<bool> {
     use sqlx::Connection;
-    let mut conn = pool.acquire().await?;
-    sqlx::query("PRAGMA busy_timeout = 0")
-        .execute(&mut *conn)
-        .await?;
-    let outcome = match (*conn).begin_with("BEGIN IMMEDIATE").await {
-        Ok(mut tx) => {
-            let mut borrowed = Conn::Sqlite(&mut tx);
-            let written = append(&mut borrowed, AuditLogKind::Core, actor, entry).await;
-            match written {
-                Ok(_) => tx.commit().await.map(|_| true).map_err(Error::from),
-                Err(err) => Err(err),
+    match pool {
+        Pool::Sqlite(pool) => {
+            let Ok(acquired) = tokio::time::timeout(wait, pool.acquire()).await else {
+                return Ok(false);
+            };
+            let mut conn = acquired?;
+            // The write lock is tried, not awaited: the caller may hold it.
+            sqlx::query("PRAGMA busy_timeout = 0")
+                .execute(&mut *conn)
+                .await?;
+            let outcome = match (*conn).begin_with("BEGIN IMMEDIATE").await {
+                Ok(mut tx) => {
+                    let written = append(
+                        &mut Conn::Sqlite(&mut tx),
+                        AuditLogKind::Core,
+                        actor,
+                        entry.clone(),
+                    )
+                    .await;
+                    match written {
+                        Ok(_) => tx.commit().await.map(|_| true).map_err(Error::from),
+                        Err(err) => Err(err),
+                    }
+                }
+                Err(_) => Ok(false),
+            };
+            let restored = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "PRAGMA busy_timeout = {}",
+                crate::db::SQLITE_BUSY_TIMEOUT_MS
+            )))
+            .execute(&mut *conn)
+            .await;
+            if restored.is_err() {
+                // Never hand the pool a connection that fails on any contention.
+                conn.close_on_drop();
             }
+            outcome
         }
-        Err(_) => Ok(false),
-    };
-    // Restore the pool's normal wait before the connection goes back.
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "PRAGMA busy_timeout = {}",
-        crate::db::SQLITE_BUSY_TIMEOUT_MS
-    )))
-    .execute(&mut *conn)
-    .await?;
-    outcome
+        Pool::Postgres(pool) => {
+            let Ok(acquired) = tokio::time::timeout(wait, pool.acquire()).await else {
+                return Ok(false);
+            };
+            let mut conn = acquired?;
+            let mut tx = (*conn).begin().await?;
+            let millis = wait.as_millis().max(1);
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SET LOCAL lock_timeout = {millis}"
+            )))
+            .execute(&mut *tx)
+            .await?;
+            let locked = sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                .bind(chain_lock_key(AuditLogKind::Core))
+                .execute(&mut *tx)
+                .await;
+            match locked {
+                Ok(_) => {}
+                Err(err) if is_lock_timeout(&err) => return Ok(false),
+                Err(err) => return Err(err.into()),
+            }
+            append(
+                &mut Conn::Postgres(&mut tx),
+                AuditLogKind::Core,
+                actor,
+                entry.clone(),
+            )
+            .await?;
+            tx.commit().await?;
+            Ok(true)
+        }
+    }
+}
+
+/// PostgreSQL's `lock_not_available`, raised when `lock_timeout` runs out.
+fn is_lock_timeout(err: &sqlx::Error) -> bool {
+    err.as_database_error()
+        .and_then(|db| db.code())
+        .is_some_and(|code| code == "55P03")
 }
