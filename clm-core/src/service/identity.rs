@@ -901,6 +901,10 @@ impl Clm {
         })
     }
 
+    /// Revokes an API key. Its own user may always revoke it, without any
+    /// permission, so a leaked key can be stopped at once (as Vault's
+    /// `revoke-self`); anyone else needs `api_keys:revoke` in the key's
+    /// organization.
     pub async fn revoke_api_key(&self, actor: &Actor, id: ApiKeyId) -> Result<()> {
         let mut tx = self.databases().core.begin().await?;
         let api_key = store::get::<api_keys::ApiKeys>(&mut tx.conn(), id, false).await?;
