@@ -1169,7 +1169,14 @@ async fn denials_inside_writes_never_exhaust_a_small_pool() {
         clm.flush_audit().await;
         let denied = events_of_type(&clm, "users.update", Some(admin.id)).await;
         assert_eq!(denied.len(), 12, "one denial row per refused attempt");
-        assert!(denied.iter().all(|e| e.outcome == AuditOutcome::Denied));
+        for event in &denied {
+            assert_eq!(event.outcome, AuditOutcome::Denied);
+            let attempted = event.details.0["attempted_at"]
+                .as_str()
+                .and_then(|at| chrono::DateTime::parse_from_rfc3339(at).ok())
+                .expect("a denial row records when the attempt was made");
+            assert!(attempted <= event.event_timestamp, "{event:?}");
+        }
         let outsider_now = clm
             .get_user(&clm.system_actor(), outsider.id)
             .await

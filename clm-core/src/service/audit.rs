@@ -329,7 +329,12 @@ impl Clm {
         )
         .outcome(AuditOutcome::Denied)
         .org(access.organization)
-        .details(json!({"resource": access.resource, "action": access.action}));
+        // A deferred row is stamped when written; this keeps when it happened.
+        .details(json!({
+            "resource": access.resource,
+            "action": access.action,
+            "attempted_at": now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+        }));
         if write_unless_blocked(&self.databases().core, actor, &entry, DENIAL_IMMEDIATE_WAIT)
             .await?
         {
