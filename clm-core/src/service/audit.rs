@@ -104,19 +104,27 @@ pub fn row_hash(event: &AuditEvent) -> String {
 /// Serializes appends to one chain until the transaction ends. SQLite write
 /// transactions already hold the database lock.
 async fn lock_chain(conn: &mut Conn<'_>, kind: AuditLogKind) -> Result<()> {
-    if conn.dialect() == Dialect::Postgres {
-        exec!(conn, |c| sqlx::query("SELECT pg_advisory_xact_lock($1)")
-            .bind(chain_lock_key(kind)))?;
+    if let Conn::Postgres(pg) = conn {
+        lock_chain_postgres(pg, kind).await?;
     }
     Ok(())
 }
 
-/// The PostgreSQL advisory lock that serializes appends to one chain.
-fn chain_lock_key(kind: AuditLogKind) -> i64 {
-    match kind {
+/// PostgreSQL's lock for one chain: an advisory transaction lock, so it waits
+/// at most the transaction's `lock_timeout`.
+async fn lock_chain_postgres(
+    conn: &mut sqlx::PgConnection,
+    kind: AuditLogKind,
+) -> sqlx::Result<()> {
+    let key: i64 = match kind {
         AuditLogKind::Secure => 0x636c_6d01,
         AuditLogKind::Core => 0x636c_6d02,
-    }
+    };
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(key)
+        .execute(conn)
+        .await
+        .map(|_| ())
 }
 
 /// Appends one event inside the caller's transaction: no audit row, no action.
@@ -650,11 +658,9 @@ async fn write_unless_blocked(
             )))
             .execute(&mut *tx)
             .await?;
-            let locked = sqlx::query("SELECT pg_advisory_xact_lock($1)")
-                .bind(chain_lock_key(AuditLogKind::Core))
-                .execute(&mut *tx)
-                .await;
-            match locked {
+            // Taken here, where its timeout can be told from other errors;
+            // append takes it again at once (advisory locks nest).
+            match lock_chain_postgres(&mut tx, AuditLogKind::Core).await {
                 Ok(_) => {}
                 Err(err) if is_lock_timeout(&err) => return Ok(false),
                 Err(err) => return Err(err.into()),
