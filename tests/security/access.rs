@@ -1,0 +1,1 @@
+//! Attacks: access (see main.rs).

@@ -1,0 +1,1 @@
+//! Attacks: compromised_keys (see main.rs).

@@ -1,0 +1,1 @@
+//! Attacks: inventory_tenancy (see main.rs).

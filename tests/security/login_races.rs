@@ -1,0 +1,1 @@
+//! Attacks: login_races (see main.rs).

@@ -1,0 +1,1 @@
+//! Attacks: rotation_race (see main.rs).
