@@ -22,7 +22,7 @@ use clm::service::policies::NewPolicy;
 use clm::store::audit::{AuditFilter, AuditLogKind};
 use clm::store::certificates::Certificates;
 use clm::store::{Filter, PageRequest};
-use clm::{Actor, ActorKind, Clm, ErrorCode, SecuritySettings};
+use clm::{Actor, Clm, ErrorCode, SecuritySettings};
 use common::{on_both_keyed, unique};
 
 // ------------------------------------------------------------------ helpers
@@ -207,12 +207,11 @@ async fn new_user(clm: &Clm, org: Option<OrganizationId>) -> UserId {
 }
 
 fn member(org: OrganizationId, permissions: &[(&str, &[&str])]) -> Actor {
-    Actor {
-        kind: ActorKind::User(UserId::new()),
-        permissions: Permissions::from_pairs(permissions),
-        organization_ids: vec![org],
-        session_id: None,
-    }
+    Actor::with_permissions(
+        UserId::new(),
+        Permissions::from_pairs(permissions),
+        vec![org],
+    )
 }
 
 fn openssl(args: &[&str]) -> (bool, String) {

@@ -22,7 +22,7 @@ use clm::store::certificate_requests::CertificateRequests;
 use clm::store::certificates::Certificates;
 use clm::store::private_keys::PrivateKeys;
 use clm::store::{Filter, count};
-use clm::{Actor, ActorKind, Clm, ErrorCode, SecuritySettings};
+use clm::{Actor, Clm, ErrorCode, SecuritySettings};
 use common::{on_both_keyed, unique};
 
 // ------------------------------------------------------------------ helpers
@@ -55,12 +55,7 @@ async fn actor(clm: &Clm, orgs: &[OrganizationId], permissions: &[(&str, &[&str]
         )
         .await
         .expect("create user");
-    Actor {
-        kind: ActorKind::User(user.id),
-        permissions: Permissions::from_pairs(permissions),
-        organization_ids: orgs.to_vec(),
-        session_id: None,
-    }
+    Actor::with_permissions(user.id, Permissions::from_pairs(permissions), orgs.to_vec())
 }
 
 const ISSUER_PERMS: &[(&str, &[&str])] = &[

@@ -19,7 +19,7 @@ use clm::service::access::NewOrganization;
 use clm::service::inventory::ImportRequest;
 use clm::store::PageRequest;
 use clm::store::audit::{AuditFilter, AuditLogKind};
-use clm::{Actor, ActorKind, Clm, ErrorCode, SecuritySettings};
+use clm::{Actor, Clm, ErrorCode, SecuritySettings};
 use common::{on_both_keyed, unique};
 
 fn security() -> SecuritySettings {
@@ -156,12 +156,11 @@ async fn new_org(clm: &Clm) -> OrganizationId {
 }
 
 fn member(org: OrganizationId, permissions: &[(&str, &[&str])]) -> Actor {
-    Actor {
-        kind: ActorKind::User(UserId::new()),
-        permissions: Permissions::from_pairs(permissions),
-        organization_ids: vec![org],
-        session_id: None,
-    }
+    Actor::with_permissions(
+        UserId::new(),
+        Permissions::from_pairs(permissions),
+        vec![org],
+    )
 }
 
 fn openssl(args: &[&str]) -> (bool, String) {
@@ -209,13 +208,11 @@ async fn revoke_hold_release_and_conflicts() {
         let ca = root("Revocation Root");
         let ca_row = import_ca(&clm, &ca, None).await;
         let leaves = import_leaves(&clm, &ca, 5, None).await;
-        let revoker = Actor {
-            organization_ids: Vec::new(),
-            ..member(
-                OrganizationId::new(),
-                &[("certificates", &["read", "revoke"])],
-            )
-        };
+        let revoker = Actor::with_permissions(
+            UserId::new(),
+            Permissions::from_pairs(&[("certificates", &["read", "revoke"])]),
+            Vec::new(),
+        );
         // A shared certificate (no organization) is changed by global administrators only.
         assert_code(
             clm.revoke_certificate(

@@ -44,7 +44,10 @@ async fn mfa_user(clm: &Clm) -> (String, SecretString, SecretBytes, i64) {
         .await
         .expect("create user");
     let actor = clm.actor_for_user(user.id).await.expect("actor");
-    let enrollment = clm.begin_mfa_enrollment(&actor).await.expect("enroll");
+    let enrollment = clm
+        .begin_mfa_enrollment(&actor, password.clone())
+        .await
+        .expect("enroll");
     let secret = SecretBytes::from_slice(&base32_decode(enrollment.secret_base32.expose()));
     let step = totp::step_at(unix_now());
     let code = totp::code_for_step(&secret, step).expect("code");
@@ -153,16 +156,22 @@ async fn key_status_carries_no_key_material() {
 #[tokio::test]
 async fn rotation_needs_the_keys_permissions() {
     on_both_keyed(security(), |clm| async move {
-        let reader = Actor {
-            kind: ActorKind::System,
-            permissions: Permissions::from_pairs(&[("keys", &["read"])]),
-            organization_ids: Vec::new(),
-            session_id: None,
-        };
-        let nobody = Actor {
-            permissions: Permissions::from_pairs(&[("certificates", &["read"])]),
-            ..reader.clone()
-        };
+        let reader = Actor::new(
+            ActorKind::System,
+            clm::Grants {
+                global: Permissions::from_pairs(&[("keys", &["read"])]),
+                ..Default::default()
+            },
+            Vec::new(),
+        );
+        let nobody = Actor::new(
+            ActorKind::System,
+            clm::Grants {
+                global: Permissions::from_pairs(&[("certificates", &["read"])]),
+                ..Default::default()
+            },
+            Vec::new(),
+        );
         for actor in [&reader, &nobody] {
             let err = clm
                 .rotate_data_key(actor, RotationOptions::default())

@@ -54,6 +54,41 @@ impl Default for SecuritySettings {
     }
 }
 
+impl SecuritySettings {
+    /// Longest lockout, session lifetime or idle timeout accepted (a year):
+    /// every one of them feeds time arithmetic and a stored 32-bit column.
+    pub const MAX_SECONDS: u64 = 366 * 24 * 60 * 60;
+
+    /// Range-checks every limit before the first login uses it.
+    pub fn validate(&self) -> crate::Result<()> {
+        let seconds = [
+            ("security.lockout_seconds", self.lockout_seconds),
+            ("security.session_ttl_seconds", self.session_ttl_seconds),
+            ("security.session_idle_seconds", self.session_idle_seconds),
+        ];
+        for (field, value) in seconds {
+            if value == 0 || value > Self::MAX_SECONDS {
+                return Err(crate::Error::invalid(
+                    field,
+                    format!("must be 1 to {} seconds, got {value}", Self::MAX_SECONDS),
+                ));
+            }
+        }
+        if !(1..=1000).contains(&self.max_failed_logins) {
+            return Err(crate::Error::invalid(
+                "security.max_failed_logins",
+                format!("must be 1 to 1000, got {}", self.max_failed_logins),
+            ));
+        }
+        Ok(())
+    }
+
+    /// A validated number of seconds as a duration.
+    pub(crate) fn duration(seconds: u64) -> chrono::Duration {
+        chrono::Duration::seconds(i64::try_from(seconds.min(Self::MAX_SECONDS)).unwrap_or(0))
+    }
+}
+
 impl ClmConfig {
     /// Embedded SQLite: `secure.db` and `core.db` in `data_dir`.
     pub fn sqlite(data_dir: impl Into<PathBuf>) -> Self {

@@ -24,7 +24,7 @@ pub mod store;
 pub use config::{ClmConfig, SecuritySettings};
 pub use error::{Error, ErrorCode, Result};
 pub use keyring::{KeyProvider, LocalMasterKey, MasterKeySource};
-pub use service::{Actor, ActorKind};
+pub use service::{Actor, ActorKind, Grants};
 
 use std::sync::Arc;
 
@@ -46,7 +46,6 @@ struct Inner {
     issuers: service::certificates::IssuerCache,
     policies: service::policies::PolicyCache,
     group_commit: service::certificates::GroupCommit,
-    denials: service::audit::DeferredDenials,
 }
 
 impl std::fmt::Debug for Clm {
@@ -57,13 +56,11 @@ impl std::fmt::Debug for Clm {
     }
 }
 
-/// How long [`Clm::close`] waits for deferred audit rows.
-pub const CLOSE_FLUSH_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
-
 impl Clm {
     /// Opens (creating when missing) both databases and applies the migrations.
     /// A wrong master key fails here with a Configuration error.
     pub async fn open(config: ClmConfig) -> Result<Clm> {
+        config.security.validate()?;
         let source = config.master_key.clone().ok_or_else(|| {
             Error::Configuration(
                 "no master key: set ClmConfig::master_key, CLM_MASTER_KEY (base64 of 32 bytes) or CLM_MASTER_KEY_FILE".into(),
@@ -90,7 +87,6 @@ impl Clm {
                 issuers,
                 policies,
                 group_commit: Default::default(),
-                denials: Default::default(),
             }),
         };
         clm.seed_builtin_roles().await?;
@@ -128,11 +124,8 @@ impl Clm {
         Actor::system()
     }
 
-    /// Writes the deferred denial rows (waiting at most [`CLOSE_FLUSH_LIMIT`]),
-    /// then closes every pool. Later calls fail with [`Error::Closed`].
+    /// Closes every pool. Later calls fail with [`Error::Closed`].
     pub async fn close(&self) {
-        // Bounded: a close must not hang on a database that stopped answering.
-        let _ = tokio::time::timeout(CLOSE_FLUSH_LIMIT, self.flush_audit()).await;
         self.inner.cpu_jobs.close();
         self.inner.databases.close().await;
     }

@@ -19,4 +19,22 @@ pub mod revocation;
 pub mod rotation;
 pub mod workflows;
 
-pub use actor::{Actor, ActorKind};
+pub use actor::{Actor, ActorKind, Grants};
+
+/// A caller's "as of" time, checked before any arithmetic on it: within the
+/// years X.509 can express (1950 to 9999), so adding thresholds or windows
+/// to it can never overflow.
+pub(crate) fn checked_instant(
+    field: &str,
+    at: chrono::DateTime<chrono::Utc>,
+) -> crate::Result<chrono::DateTime<chrono::Utc>> {
+    use chrono::Datelike;
+    if (1950..=9999).contains(&at.year()) {
+        Ok(at)
+    } else {
+        Err(crate::Error::invalid(
+            field,
+            format!("{at} is outside the years 1950 to 9999"),
+        ))
+    }
+}

@@ -388,7 +388,7 @@ test('MFA enrollment starts for a user and version/close are handle operations',
   await clm.createUser(system, { username: 'mfa', email: 'mfa@example.com', password: 'a long enough passphrase' })
   const login = await clm.authenticate('mfa', 'a long enough passphrase')
   const actor = await clm.validateSession(login.token)
-  const enrollment = await clm.beginMfaEnrollment(actor)
+  const enrollment = await clm.beginMfaEnrollment(actor, 'a long enough passphrase')
   assert.match(enrollment.provisioning_uri, /^otpauth:\/\//)
   await assert.rejects(clm.confirmMfaEnrollment(actor, '000000'), (err) => ['AUTHENTICATION', 'INVALID_INPUT'].includes(err.code))
   const user = await clm.getUserByUsername(system, 'mfa')

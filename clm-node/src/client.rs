@@ -364,25 +364,32 @@ operations! {
     restore_user(actor, id)
         "actor: Actor, id: UserId"
         "Promise<User>";
-    #[doc = " Sets a user's password (checked against the password policy)."]
+    #[doc = " Resets another user's password (containment over them; ends their sessions)."]
     set_password(actor, id, new_password)
         "actor: Actor, id: UserId, newPassword: string"
+        "Promise<void>";
+    #[doc = " Changes the acting user's own password: in person, with the current"]
+    #[doc = " password (and a one-time code when MFA is on); ends the other sessions."]
+    change_password(actor, current_password, new_password, otp)
+        "actor: Actor, currentPassword: string, newPassword: string, otp?: string | null"
         "Promise<void>";
     #[doc = " Lifts a lockout."]
     unlock_user(actor, id)
         "actor: Actor, id: UserId"
         "Promise<User>";
-    #[doc = " Starts TOTP enrollment for the acting user: the secret is shown once."]
-    begin_mfa_enrollment(actor)
-        "actor: Actor"
+    #[doc = " Starts TOTP enrollment for the acting user (in person, with the"]
+    #[doc = " current password): the secret is shown once."]
+    begin_mfa_enrollment(actor, current_password)
+        "actor: Actor, currentPassword: string"
         "Promise<MfaEnrollment>";
     #[doc = " Confirms TOTP enrollment with a current code."]
     confirm_mfa_enrollment(actor, code)
         "actor: Actor, code: string"
         "Promise<void>";
-    #[doc = " Turns MFA off for a user."]
-    disable_mfa(actor, id)
-        "actor: Actor, id: UserId"
+    #[doc = " Turns MFA off: one's own with the current password and a one-time"]
+    #[doc = " code; another user's with containment over them."]
+    disable_mfa(actor, id, current_password, otp)
+        "actor: Actor, id: UserId, currentPassword?: string | null, otp?: string | null"
         "Promise<void>";
     #[doc = " Logs in by username or email: the session token is shown this once."]
     authenticate(login, password, otp, ip_address, user_agent)

@@ -69,7 +69,7 @@ def test_identity_sessions_api_keys(handle):
     assert handle.revoke_user_sessions(system, user.id) == 0
     assert handle.purge_expired_sessions(system) >= 0
 
-    enrollment = handle.begin_mfa_enrollment(handle.actor_for_user(user.id))
+    enrollment = handle.begin_mfa_enrollment(handle.actor_for_user(user.id), PASSWORD)
     assert enrollment.provisioning_uri.startswith("otpauth://")
     assert enrollment.secret_base32 not in repr(enrollment)
 

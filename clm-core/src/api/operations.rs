@@ -149,14 +149,30 @@ operations! { clm, actor, progress;
     identity acting delete_user(id: UserId) -> () => record(&clm.delete_user(actor, id).await?);
     /// Restores a soft-deleted user.
     identity acting restore_user(id: UserId) -> User => record(&clm.restore_user(actor, id).await?);
-    /// Sets a user's password (checked against the password policy).
+    /// Resets another user's password (containment over them; ends their sessions).
     identity acting set_password(id: UserId, new_password: String) -> () =>
         record(&clm.set_password(actor, id, SecretString::new(new_password)).await?);
+    /// Changes the acting user's own password: in person, with the current
+    /// password (and a one-time code when MFA is on); ends the other sessions.
+    identity acting change_password(
+        current_password: String,
+        new_password: String,
+        otp: Option<String>,
+    ) -> () =>
+        record(&clm.change_password(
+            actor,
+            SecretString::new(current_password),
+            SecretString::new(new_password),
+            otp.as_deref(),
+        ).await?);
     /// Lifts a lockout.
     identity acting unlock_user(id: UserId) -> User => record(&clm.unlock_user(actor, id).await?);
-    /// Starts TOTP enrollment for the acting user: the secret is shown once.
-    identity acting begin_mfa_enrollment() -> MfaEnrollment => {
-        let enrollment = clm.begin_mfa_enrollment(actor).await?;
+    /// Starts TOTP enrollment for the acting user (in person, with the
+    /// current password): the secret is shown once.
+    identity acting begin_mfa_enrollment(current_password: String) -> MfaEnrollment => {
+        let enrollment = clm
+            .begin_mfa_enrollment(actor, SecretString::new(current_password))
+            .await?;
         Ok(Reply::Value(json!({
             "secret_base32": enrollment.secret_base32.expose(),
             "provisioning_uri": enrollment.provisioning_uri.expose(),
@@ -165,8 +181,14 @@ operations! { clm, actor, progress;
     /// Confirms TOTP enrollment with a current code.
     identity acting confirm_mfa_enrollment(code: String) -> () =>
         record(&clm.confirm_mfa_enrollment(actor, &code).await?);
-    /// Turns MFA off for a user.
-    identity acting disable_mfa(id: UserId) -> () => record(&clm.disable_mfa(actor, id).await?);
+    /// Turns MFA off: one's own with the current password and a one-time
+    /// code; another user's with containment over them.
+    identity acting disable_mfa(
+        id: UserId,
+        current_password: Option<String>,
+        otp: Option<String>,
+    ) -> () =>
+        record(&clm.disable_mfa(actor, id, current_password.map(SecretString::new), otp.as_deref()).await?);
     /// Logs in by username or email: the session token is shown this once.
     identity anyone authenticate(
         login: String,

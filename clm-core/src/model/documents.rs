@@ -45,7 +45,7 @@ pub const PERMISSION_CATALOG: &[(&str, &[&str])] = &[
             "create", "read", "update", "delete", "revoke", "export", "import", "renew",
         ],
     ),
-    ("authorities", &["create", "read", "sign_crl"]),
+    ("authorities", &["create", "read", "sign_crl", "export_key"]),
     ("requests", &["create", "read", "cancel"]),
     ("policies", &["create", "read", "update", "delete"]),
     (
@@ -151,6 +151,31 @@ impl Permissions {
             .iter()
             .all(|(resource, actions)| actions.iter().all(|action| other.allows(resource, action)))
     }
+
+    /// What both sets grant (an API key's scopes over its user's grants).
+    pub fn intersection(&self, other: &Permissions) -> Permissions {
+        let mut both = BTreeMap::new();
+        for (resource, actions) in &self.0 {
+            let kept: Vec<String> = if actions.iter().any(|a| a == "*") {
+                other.0.get(resource).cloned().unwrap_or_default()
+            } else {
+                actions
+                    .iter()
+                    .filter(|action| other.allows(resource, action))
+                    .cloned()
+                    .collect()
+            };
+            if !kept.is_empty() {
+                both.insert(resource.clone(), kept);
+            }
+        }
+        Permissions(both)
+    }
+
+    /// Grants nothing.
+    pub fn is_empty(&self) -> bool {
+        self.0.values().all(Vec::is_empty)
+    }
 }
 
 /// `policies.policy_rules`. The summary's six rules plus what a real policy
@@ -175,6 +200,12 @@ pub struct PolicyRules {
     /// workflow when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub workflow_code: Option<String>,
+    /// The CAs this policy binds (`certificates.id` of each CA). Empty: the
+    /// CAs of the policy's own organization (for a shared policy, the shared
+    /// CAs, used without an organization). Listing a shared CA in an
+    /// organization's policy is what lets that organization use it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub issuer_ids: Vec<crate::model::CertificateId>,
     #[serde(default)]
     pub auto_renewal: bool,
     #[serde(default = "default_renewal_threshold")]
@@ -217,6 +248,7 @@ impl Default for PolicyRules {
             allowed_algorithms: default_algorithms(),
             require_approval: false,
             workflow_code: None,
+            issuer_ids: Vec::new(),
             auto_renewal: false,
             renewal_threshold_days: default_renewal_threshold(),
             allowed_domains: Vec::new(),

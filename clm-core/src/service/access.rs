@@ -6,13 +6,12 @@ use crate::model::{
     Organization, OrganizationId, OrganizationStatus, Permissions, Role, RoleId, UserId, UserRole,
     UserRoleId,
 };
-use crate::service::actor::{Access, Actor};
+use crate::service::actor::{Access, Actor, Subject};
 use crate::service::audit::{AuditEntry, append, commit_audited};
 use crate::service::identity::add_membership;
 use crate::store::audit::AuditLogKind;
 use crate::store::organizations::Organizations;
 use crate::store::roles::Roles;
-use crate::store::users::Users;
 use crate::store::{
     self, Page, PageRequest, now, organizations, roles, user_organizations, user_roles,
 };
@@ -174,24 +173,18 @@ impl Clm {
         }
     }
 
-    /// Creates a custom role. Nobody grants what they do not hold.
+    /// Creates a custom role. Nobody creates a role carrying what they do
+    /// not hold where the role applies.
     pub async fn create_role(&self, actor: &Actor, new: NewRole) -> Result<Role> {
-        self.authorize(
-            actor,
-            Access::new("roles", "create").in_org(new.organization_id),
-        )
-        .await?;
+        let access = Access::new("roles", "create").in_org(new.organization_id);
+        self.authorize(actor, access).await?;
         let code = validate_code("role_code", &new.role_code)?;
         if new.role_name.trim().is_empty() {
             return Err(Error::invalid("role_name", "is required"));
         }
         new.permissions.validate()?;
-        if !actor.is_global() && !new.permissions.is_subset_of(&actor.permissions) {
-            return Err(Error::invalid(
-                "permissions",
-                "may not exceed the creator's own permissions",
-            ));
-        }
+        self.require_within(actor, access, &new.permissions, new.organization_id)
+            .await?;
         let at = now();
         let role = Role {
             id: RoleId::new(),
@@ -221,12 +214,34 @@ impl Clm {
         Ok(role)
     }
 
-    pub async fn get_role(&self, actor: &Actor, id: RoleId) -> Result<Role> {
-        let mut conn = self.databases().core.acquire().await?;
-        let role = store::get::<Roles>(&mut conn.conn(), id, false).await?;
+    /// Refuses (audited) `permissions` that the actor does not hold where
+    /// they would apply: in `organization`, or everywhere for a global role.
+    async fn require_within(
+        &self,
+        actor: &Actor,
+        access: Access<'_>,
+        permissions: &Permissions,
+        organization: Option<OrganizationId>,
+    ) -> Result<()> {
+        if actor.may_confer(permissions, organization) {
+            return Ok(());
+        }
+        Err(self
+            .refuse(actor, access, "permissions beyond the actor's own")
+            .await)
+    }
+
+    /// The live role `id` for `roles:action`, or NotFound when it is missing
+    /// or out of reach.
+    async fn authorized_role(&self, actor: &Actor, action: &str, id: RoleId) -> Result<Role> {
+        self.gate(actor, "roles", action).await?;
+        let role = {
+            let mut conn = self.databases().core.acquire().await?;
+            store::get::<Roles>(&mut conn.conn(), id, false).await?
+        };
         self.authorize_visible(
             actor,
-            Access::new("roles", "read").in_org(role.organization_id),
+            Access::new("roles", action).in_org(role.organization_id),
             "role",
             id,
         )
@@ -234,12 +249,20 @@ impl Clm {
         Ok(role)
     }
 
+    pub async fn get_role(&self, actor: &Actor, id: RoleId) -> Result<Role> {
+        self.authorized_role(actor, "read", id).await
+    }
+
     pub async fn get_role_by_code(&self, actor: &Actor, code: &str) -> Result<Role> {
+        self.gate(actor, "roles", "read").await?;
         let id = {
             let mut conn = self.databases().core.acquire().await?;
             roles::get_by_code(&mut conn.conn(), code).await?.id
         };
-        self.get_role(actor, id).await
+        match self.get_role(actor, id).await {
+            Err(Error::NotFound { .. }) => Err(Error::not_found("role", code)),
+            other => other,
+        }
     }
 
     pub async fn list_roles(&self, actor: &Actor, page: &PageRequest) -> Result<Page<Role>> {
@@ -247,7 +270,7 @@ impl Clm {
         let filter = crate::store::support::shared_or_in_orgs(
             crate::store::Filter::new(),
             "organization_id",
-            actor.visible_organizations().as_ref(),
+            actor.organizations_where("roles", "read").as_ref(),
         );
         let mut conn = self.databases().core_read.acquire().await?;
         store::list::<Roles>(&mut conn.conn(), &filter, page).await
@@ -260,15 +283,7 @@ impl Clm {
         id: RoleId,
         permissions: Permissions,
     ) -> Result<Role> {
-        let mut tx = self.databases().core.begin().await?;
-        let mut role = store::get::<Roles>(&mut tx.conn(), id, false).await?;
-        self.authorize_visible(
-            actor,
-            Access::new("roles", "update").in_org(role.organization_id),
-            "role",
-            id,
-        )
-        .await?;
+        let mut role = self.authorized_role(actor, "update", id).await?;
         if role.is_builtin {
             return Err(Error::conflict(format!(
                 "built-in role {} cannot be changed",
@@ -276,13 +291,15 @@ impl Clm {
             )));
         }
         permissions.validate()?;
-        if !actor.is_global() && !permissions.is_subset_of(&actor.permissions) {
-            return Err(Error::invalid(
-                "permissions",
-                "may not exceed the actor's own permissions",
-            ));
-        }
+        self.require_within(
+            actor,
+            Access::new("roles", "update").in_org(role.organization_id),
+            &permissions,
+            role.organization_id,
+        )
+        .await?;
         role.permissions = sqlx::types::Json(permissions);
+        let mut tx = self.databases().core.begin().await?;
         roles::update(&mut tx.conn(), &role).await?;
         append(
             &mut tx.conn(),
@@ -294,62 +311,62 @@ impl Clm {
                 .details(json!({"permissions": role.permissions.0})),
         )
         .await?;
+        let role = store::get::<Roles>(&mut tx.conn(), id, false).await?;
         tx.commit().await?;
         Ok(role)
     }
 
+    /// Deletes a custom role and revokes every grant of it (audited), so no
+    /// listing or approval routing keeps showing it.
     pub async fn delete_role(&self, actor: &Actor, id: RoleId) -> Result<()> {
-        let mut tx = self.databases().core.begin().await?;
-        let role = store::get::<Roles>(&mut tx.conn(), id, false).await?;
-        self.authorize_visible(
-            actor,
-            Access::new("roles", "delete").in_org(role.organization_id),
-            "role",
-            id,
-        )
-        .await?;
+        let role = self.authorized_role(actor, "delete", id).await?;
         if role.is_builtin {
             return Err(Error::conflict(format!(
                 "built-in role {} cannot be deleted",
                 role.role_code
             )));
         }
+        let mut tx = self.databases().core.begin().await?;
         store::soft_delete::<Roles>(&mut tx.conn(), id).await?;
+        let revoked =
+            user_roles::revoke_all_for_role(&mut tx.conn(), id, actor.user_id(), now()).await?;
         commit_audited(
             tx,
             actor,
             AuditEntry::new("role.deleted", "delete")
                 .resource("role", id)
-                .org(role.organization_id),
+                .org(role.organization_id)
+                .details(json!({"role_code": role.role_code, "grants_revoked": revoked})),
         )
         .await
     }
 
-    /// Grants a role. The grantor must reach the user and hold every
-    /// permission the role carries (unless a global administrator).
+    /// Grants a role. The grantor needs `roles:assign` where the role
+    /// applies, must hold every permission it carries there, and must
+    /// contain the user (hold whatever they hold, wherever).
     pub async fn assign_role(
         &self,
         actor: &Actor,
         user_id: UserId,
         role_id: RoleId,
     ) -> Result<UserRole> {
-        let mut tx = self.databases().core.begin().await?;
-        let role = store::get::<Roles>(&mut tx.conn(), role_id, false).await?;
-        self.authorize_visible(
-            actor,
-            Access::new("roles", "assign").in_org(role.organization_id),
-            "role",
-            role_id,
-        )
-        .await?;
-        store::get::<Users>(&mut tx.conn(), user_id, false).await?;
-        self.require_user_reach(&mut tx.conn(), actor, user_id)
-            .await?;
-        if !actor.is_global() && !role.permissions.0.is_subset_of(&actor.permissions) {
-            self.audit_denial(actor, Access::new("roles", "assign"))
-                .await?;
-            return Err(Error::denied(format!("role {}", role.role_code), "assign"));
+        let role = self.authorized_role(actor, "assign", role_id).await?;
+        let access = Access::new("roles", "assign").in_org(role.organization_id);
+        let subject = self.contained_user(actor, access, user_id).await?;
+        if let Some(org) = role.organization_id
+            && !subject.organizations.contains(&org)
+        {
+            return Err(Error::invalid(
+                "user_id",
+                format!(
+                    "the user is not a member of the organization of role {}",
+                    role.role_code
+                ),
+            ));
         }
+        self.require_within(actor, access, &role.permissions.0, role.organization_id)
+            .await?;
+        let mut tx = self.databases().core.begin().await?;
         if user_roles::find_current(&mut tx.conn(), user_id, role_id)
             .await?
             .is_some()
@@ -387,19 +404,13 @@ impl Clm {
         Ok(grant)
     }
 
-    /// Revokes a role grant (kept, with `revoked_at`).
+    /// Revokes a role grant (kept, with `revoked_at`); the same containment
+    /// as granting, so nobody strips a user who holds more than they do.
     pub async fn revoke_role(&self, actor: &Actor, user_id: UserId, role_id: RoleId) -> Result<()> {
+        let role = self.authorized_role(actor, "assign", role_id).await?;
+        let access = Access::new("roles", "assign").in_org(role.organization_id);
+        self.contained_user(actor, access, user_id).await?;
         let mut tx = self.databases().core.begin().await?;
-        let role = store::get::<Roles>(&mut tx.conn(), role_id, false).await?;
-        self.authorize_visible(
-            actor,
-            Access::new("roles", "assign").in_org(role.organization_id),
-            "role",
-            role_id,
-        )
-        .await?;
-        self.require_user_reach(&mut tx.conn(), actor, user_id)
-            .await?;
         let grant = user_roles::find_current(&mut tx.conn(), user_id, role_id)
             .await?
             .ok_or_else(|| {
@@ -420,24 +431,27 @@ impl Clm {
         .await
     }
 
-    async fn require_user_reach(
+    /// The user `user_id` if the actor reaches them (shares an organization,
+    /// or is a global administrator) and contains them; else NotFound, audited.
+    async fn contained_user(
         &self,
-        conn: &mut crate::db::Conn<'_>,
         actor: &Actor,
+        access: Access<'_>,
         user_id: UserId,
-    ) -> Result<()> {
-        if actor.is_global() {
-            return Ok(());
+    ) -> Result<Subject> {
+        let subject = match self.load_subject(user_id, false).await {
+            Err(Error::NotFound { .. }) => return Err(Error::not_found("user", user_id)),
+            other => other?,
+        };
+        if actor.may_regrant(&subject.grants, &subject.organizations) {
+            return Ok(subject);
         }
-        let orgs = user_organizations::organizations_of_user(conn, user_id).await?;
-        if orgs.iter().any(|o| actor.organization_ids.contains(o)) {
-            Ok(())
-        } else {
-            Err(Error::not_found("user", user_id))
-        }
+        self.audit_denial(actor, access).await?;
+        Err(Error::not_found("user", user_id))
     }
 
-    /// Creates an organization (global administrators only).
+    /// Creates an organization (global administrators only: the shared
+    /// scope is theirs).
     pub async fn create_organization(
         &self,
         actor: &Actor,
@@ -445,11 +459,6 @@ impl Clm {
     ) -> Result<Organization> {
         self.authorize(actor, Access::new("organizations", "create"))
             .await?;
-        if !actor.is_global() {
-            self.audit_denial(actor, Access::new("organizations", "create"))
-                .await?;
-            return Err(Error::denied("organizations", "create"));
-        }
         let code = validate_code("org_code", &new.org_code)?;
         if new.name.trim().is_empty() {
             return Err(Error::invalid("name", "is required"));
@@ -508,12 +517,15 @@ impl Clm {
         let filter = crate::store::support::in_ids_opt(
             crate::store::Filter::new(),
             "id",
-            actor.visible_organizations().as_ref(),
+            actor.organizations_where("organizations", "read").as_ref(),
         );
         let mut conn = self.databases().core_read.acquire().await?;
         store::list::<Organizations>(&mut conn.conn(), &filter, page).await
     }
 
+    /// Sets an organization's status. The status is the provider's switch
+    /// over a tenant, so only global administrators move it: members of a
+    /// suspended organization cannot bring it back.
     pub async fn set_organization_status(
         &self,
         actor: &Actor,
@@ -522,11 +534,13 @@ impl Clm {
     ) -> Result<Organization> {
         self.authorize_visible(
             actor,
-            Access::new("organizations", "update").in_org(Some(id)),
+            Access::new("organizations", "read").in_org(Some(id)),
             "organization",
             id,
         )
         .await?;
+        self.authorize(actor, Access::new("organizations", "update"))
+            .await?;
         let mut tx = self.databases().core.begin().await?;
         let mut org = store::get::<Organizations>(&mut tx.conn(), id, false).await?;
         org.status = status;
@@ -545,7 +559,8 @@ impl Clm {
         Ok(org)
     }
 
-    /// Adds a user to an organization.
+    /// Adds a user to an organization: `organizations:manage_members` there,
+    /// and reach and containment over the user already.
     pub async fn add_organization_member(
         &self,
         actor: &Actor,
@@ -553,19 +568,15 @@ impl Clm {
         user_id: UserId,
         membership_role: &str,
     ) -> Result<()> {
-        self.authorize_visible(
-            actor,
-            Access::new("organizations", "manage_members").in_org(Some(org)),
-            "organization",
-            org,
-        )
-        .await?;
+        let access = Access::new("organizations", "manage_members").in_org(Some(org));
+        self.authorize_visible(actor, access, "organization", org)
+            .await?;
         if !["member", "admin"].contains(&membership_role) {
             return Err(Error::invalid("membership_role", "must be member or admin"));
         }
+        self.contained_user(actor, access, user_id).await?;
         let mut tx = self.databases().core.begin().await?;
         store::get::<Organizations>(&mut tx.conn(), org, false).await?;
-        store::get::<Users>(&mut tx.conn(), user_id, false).await?;
         add_membership(&mut tx.conn(), user_id, org, membership_role).await?;
         commit_audited(
             tx,
@@ -578,19 +589,17 @@ impl Clm {
         .await
     }
 
+    /// Removes a user from an organization: the same containment as adding.
     pub async fn remove_organization_member(
         &self,
         actor: &Actor,
         org: OrganizationId,
         user_id: UserId,
     ) -> Result<()> {
-        self.authorize_visible(
-            actor,
-            Access::new("organizations", "manage_members").in_org(Some(org)),
-            "organization",
-            org,
-        )
-        .await?;
+        let access = Access::new("organizations", "manage_members").in_org(Some(org));
+        self.authorize_visible(actor, access, "organization", org)
+            .await?;
+        self.contained_user(actor, access, user_id).await?;
         let mut tx = self.databases().core.begin().await?;
         let membership = user_organizations::find_membership(&mut tx.conn(), user_id, org)
             .await?

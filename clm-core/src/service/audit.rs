@@ -3,8 +3,6 @@
 
 use std::io::Write;
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
 
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -322,83 +320,6 @@ pub struct ArchiveReport {
 }
 
 impl Clm {
-    /// Writes an audit row for a refused attempt, in its own transaction.
-    ///
-    /// A denial can be found while the caller still holds a pooled connection
-    /// and an open write transaction (on SQLite, the database's write lock).
-    /// Waiting without bound for a second connection or for that lock would
-    /// deadlock, so the row is written at once only when both come within
-    /// [`DENIAL_IMMEDIATE_WAIT`]; otherwise it is deferred to a writer that
-    /// holds nothing while it waits (see [`Clm::flush_audit`]).
-    pub(crate) async fn audit_denial(&self, actor: &Actor, access: Access<'_>) -> Result<()> {
-        let entry = AuditEntry::new(
-            format!("{}.{}", access.resource, access.action),
-            access.action,
-        )
-        .outcome(AuditOutcome::Denied)
-        .org(access.organization)
-        // A deferred row is stamped when written; this keeps when it happened.
-        .details(json!({
-            "resource": access.resource,
-            "action": access.action,
-            "attempted_at": now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
-        }));
-        if write_unless_blocked(&self.databases().core, actor, &entry, DENIAL_IMMEDIATE_WAIT)
-            .await?
-        {
-            return Ok(());
-        }
-        self.defer_denial(actor.clone(), entry);
-        Ok(())
-    }
-
-    /// Writes the row once nothing blocks it, retrying with growing pauses;
-    /// one deferred writer at a time, so deferred rows keep their order and
-    /// never hold more than one connection between them.
-    fn defer_denial(&self, actor: Actor, entry: AuditEntry) {
-        let pending = PendingDenial::new(self.clone());
-        tokio::spawn(async move {
-            let clm = &pending.clm;
-            let _turn = clm.inner.denials.writer.lock().await;
-            let deadline = tokio::time::Instant::now() + DENIAL_DEFERRED_LIMIT;
-            let mut pause = Duration::from_millis(5);
-            loop {
-                match write_unless_blocked(&clm.databases().core, &actor, &entry, pause).await {
-                    Ok(true) => return,
-                    Ok(false) if tokio::time::Instant::now() < deadline => {
-                        tokio::time::sleep(pause).await;
-                        pause = (pause * 2).min(Duration::from_millis(200));
-                    }
-                    Ok(false) => {
-                        tracing::error!(
-                            event_type = %entry.event_type,
-                            "could not audit a permission denial: the core audit log stayed locked"
-                        );
-                        return;
-                    }
-                    Err(err) => {
-                        tracing::error!(error = %err, event_type = %entry.event_type, "could not audit a permission denial");
-                        return;
-                    }
-                }
-            }
-        });
-    }
-
-    /// Waits until every deferred denial row is written (or given up on).
-    /// [`Clm::close`] calls it, so a process that closes its handle loses none.
-    pub async fn flush_audit(&self) {
-        let denials = &self.inner.denials;
-        loop {
-            // Created before the check: notify_waiters reaches it from here on.
-            let settled = denials.settled.notified();
-            if denials.pending.load(Ordering::Acquire) == 0 {
-                return;
-            }
-            settled.await;
-        }
-    }
-
     /// Lists audit events, newest first. Outside a global administrator's
     /// reach only events of the actor's organizations (or its own) are shown.
     pub async fn list_audit_events(
@@ -410,7 +331,7 @@ impl Clm {
     ) -> Result<Page<AuditEvent>> {
         self.authorize(actor, Access::new("audit", "read")).await?;
         let mut filter = filter.clone();
-        if let Some(orgs) = actor.visible_organizations() {
+        if let Some(orgs) = actor.organizations_where("audit", "read") {
             filter.organization_ids = Some(match filter.organization_ids.take() {
                 Some(asked) => asked.into_iter().filter(|o| orgs.contains(o)).collect(),
                 None => orgs,
@@ -558,129 +479,4 @@ async fn delete_archived(conn: &mut Conn<'_>, kind: AuditLogKind, through: i64) 
         }
     }
     Ok(())
-}
-
-/// How long a denial's immediate write waits for a connection or its chain's
-/// lock. Bounded, because the caller may hold the very thing it waits for.
-const DENIAL_IMMEDIATE_WAIT: Duration = Duration::from_millis(250);
-
-/// How long a deferred denial keeps trying before it is logged as lost.
-const DENIAL_DEFERRED_LIMIT: Duration = Duration::from_secs(120);
-
-/// Denial rows not yet written, shared by every clone of a handle.
-#[derive(Default)]
-pub(crate) struct DeferredDenials {
-    writer: tokio::sync::Mutex<()>,
-    pending: AtomicUsize,
-    settled: tokio::sync::Notify,
-}
-
-/// Counts one deferred denial from its spawn until its task ends, however it
-/// ends (dropped with its runtime included), so [`Clm::flush_audit`] never
-/// waits for a task that is gone.
-struct PendingDenial {
-    clm: Clm,
-}
-
-impl PendingDenial {
-    fn new(clm: Clm) -> Self {
-        clm.inner.denials.pending.fetch_add(1, Ordering::AcqRel);
-        PendingDenial { clm }
-    }
-}
-
-impl Drop for PendingDenial {
-    fn drop(&mut self) {
-        let denials = &self.clm.inner.denials;
-        if denials.pending.fetch_sub(1, Ordering::AcqRel) == 1 {
-            denials.settled.notify_waiters();
-        }
-    }
-}
-
-/// Appends `entry` to the core log in its own transaction, waiting at most
-/// `wait` for a connection and for the chain's lock; false when either did
-/// not come in time (nothing is written then).
-async fn write_unless_blocked(
-    pool: &Pool,
-    actor: &Actor,
-    entry: &AuditEntry,
-    wait: Duration,
-) -> Result<bool> {
-    use sqlx::Connection;
-    match pool {
-        Pool::Sqlite(pool) => {
-            let Ok(acquired) = tokio::time::timeout(wait, pool.acquire()).await else {
-                return Ok(false);
-            };
-            let mut conn = acquired?;
-            // The write lock is tried, not awaited: the caller may hold it.
-            sqlx::query("PRAGMA busy_timeout = 0")
-                .execute(&mut *conn)
-                .await?;
-            let outcome = match (*conn).begin_with("BEGIN IMMEDIATE").await {
-                Ok(mut tx) => {
-                    let written = append(
-                        &mut Conn::Sqlite(&mut tx),
-                        AuditLogKind::Core,
-                        actor,
-                        entry.clone(),
-                    )
-                    .await;
-                    match written {
-                        Ok(_) => tx.commit().await.map(|_| true).map_err(Error::from),
-                        Err(err) => Err(err),
-                    }
-                }
-                Err(_) => Ok(false),
-            };
-            let restored = sqlx::query(sqlx::AssertSqlSafe(format!(
-                "PRAGMA busy_timeout = {}",
-                crate::db::SQLITE_BUSY_TIMEOUT_MS
-            )))
-            .execute(&mut *conn)
-            .await;
-            if restored.is_err() {
-                // Never hand the pool a connection that fails on any contention.
-                conn.close_on_drop();
-            }
-            outcome
-        }
-        Pool::Postgres(pool) => {
-            let Ok(acquired) = tokio::time::timeout(wait, pool.acquire()).await else {
-                return Ok(false);
-            };
-            let mut conn = acquired?;
-            let mut tx = (*conn).begin().await?;
-            let millis = wait.as_millis().max(1);
-            sqlx::query(sqlx::AssertSqlSafe(format!(
-                "SET LOCAL lock_timeout = {millis}"
-            )))
-            .execute(&mut *tx)
-            .await?;
-            // Taken here, where its timeout can be told from other errors;
-            // append takes it again at once (advisory locks nest).
-            match lock_chain_postgres(&mut tx, AuditLogKind::Core).await {
-                Ok(_) => {}
-                Err(err) if is_lock_timeout(&err) => return Ok(false),
-                Err(err) => return Err(err.into()),
-            }
-            append(
-                &mut Conn::Postgres(&mut tx),
-                AuditLogKind::Core,
-                actor,
-                entry.clone(),
-            )
-            .await?;
-            tx.commit().await?;
-            Ok(true)
-        }
-    }
-}
-
-/// PostgreSQL's `lock_not_available`, raised when `lock_timeout` runs out.
-fn is_lock_timeout(err: &sqlx::Error) -> bool {
-    err.as_database_error()
-        .and_then(|db| db.code())
-        .is_some_and(|code| code == "55P03")
 }

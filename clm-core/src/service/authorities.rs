@@ -217,7 +217,7 @@ impl Clm {
             }
             other => other?,
         };
-        if !actor.reaches(issuer.row.organization_id, false) {
+        if !actor.reaches(issuer.row.organization_id) {
             return Err(Error::not_found("certificate authority", id));
         }
         if issuer.row.organization_id.is_some() && issuer.row.organization_id != organization {
@@ -261,6 +261,14 @@ impl Clm {
         let parent = self
             .signing_issuer(actor, issuer_id, new.organization_id)
             .await?;
+        // A subordinate CA extends its parent's trust: it is created by whoever
+        // may create CAs where the parent lives (a shared root: the global
+        // administrators), not by any organization that may use the parent.
+        self.authorize(
+            actor,
+            Access::new("authorities", "create").in_org(parent.row.organization_id),
+        )
+        .await?;
         self.create_ca(actor, Some(parent), new).await
     }
 
@@ -391,7 +399,7 @@ impl Clm {
         let mut conn = self.databases().secure_read.acquire().await?;
         let rows = certificates::list_signing_authorities(
             &mut conn.conn(),
-            actor.visible_organizations().as_ref(),
+            actor.organizations_where("authorities", "read").as_ref(),
         )
         .await?;
         rows.into_iter()

@@ -11,14 +11,12 @@ use crate::model::{
     ApiKey, ApiKeyId, AuditOutcome, OrganizationId, Permissions, Session, SessionId, User, UserId,
     UserOrganization, UserOrganizationId, UserStatus,
 };
-use crate::service::actor::{Access, Actor, ActorKind};
+use crate::service::actor::{Access, Actor, ActorKind, Grants, KeyBounds};
 use crate::service::audit::{AuditEntry, append, commit_audited};
 use crate::store::audit::AuditLogKind;
 use crate::store::users::{UserFilter, Users};
-use crate::store::{
-    self, Page, PageRequest, api_keys, now, roles, sessions, user_organizations, users,
-};
-use crate::{Clm, Error, Result};
+use crate::store::{self, Page, PageRequest, api_keys, now, sessions, user_organizations, users};
+use crate::{Clm, Error, Result, SecuritySettings};
 
 /// A user to create.
 #[derive(Debug, Clone, Default)]
@@ -180,57 +178,26 @@ impl Clm {
         Ok(user)
     }
 
-    /// Whether `actor` may see `user`: itself, a global administrator, or a
-    /// member of an organization the user belongs to.
-    async fn user_in_reach(
-        &self,
-        conn: &mut Conn<'_>,
-        actor: &Actor,
-        user: UserId,
-    ) -> Result<bool> {
-        if actor.is_global() || actor.user_id() == Some(user) {
-            return Ok(true);
-        }
-        let orgs = user_organizations::organizations_of_user(conn, user).await?;
-        Ok(orgs.iter().any(|o| actor.organization_ids.contains(o)))
-    }
-
-    /// Loads a user the actor may act on, or NotFound (no existence oracle).
-    async fn reachable_user(
-        &self,
-        conn: &mut Conn<'_>,
-        actor: &Actor,
-        action: &str,
-        id: UserId,
-        include_deleted: bool,
-    ) -> Result<User> {
-        let self_service = actor.user_id() == Some(id) && action == "read";
-        if !self_service && !actor.can("users", action) {
-            self.audit_denial(actor, Access::new("users", action))
-                .await?;
-            return Err(Error::denied("users", action));
-        }
-        let user = store::get::<Users>(conn, id, include_deleted).await?;
-        if !self.user_in_reach(conn, actor, id).await? {
-            self.audit_denial(actor, Access::new("users", action))
-                .await?;
-            return Err(Error::not_found("user", id));
-        }
-        Ok(user)
-    }
-
     pub async fn get_user(&self, actor: &Actor, id: UserId) -> Result<User> {
-        let mut conn = self.databases().core.acquire().await?;
-        self.reachable_user(&mut conn.conn(), actor, "read", id, false)
-            .await
+        Ok(self.authorize_user(actor, "read", id, false).await?.user)
     }
 
+    /// The user named `username`; one the actor may not see is reported
+    /// missing by the name asked for, never by its id.
     pub async fn get_user_by_username(&self, actor: &Actor, username: &str) -> Result<User> {
+        let missing = || Error::not_found("user", username);
         let id = {
             let mut conn = self.databases().core.acquire().await?;
-            users::get_by_username(&mut conn.conn(), username).await?.id
+            match users::get_by_username(&mut conn.conn(), username).await {
+                Ok(user) => user.id,
+                Err(Error::NotFound { .. }) => return Err(missing()),
+                Err(other) => return Err(other),
+            }
         };
-        self.get_user(actor, id).await
+        match self.get_user(actor, id).await {
+            Err(Error::NotFound { .. }) => Err(missing()),
+            other => other,
+        }
     }
 
     pub async fn list_users(
@@ -241,7 +208,7 @@ impl Clm {
     ) -> Result<Page<User>> {
         self.authorize(actor, Access::new("users", "read")).await?;
         let mut filter = filter.clone();
-        if let Some(orgs) = actor.visible_organizations() {
+        if let Some(orgs) = actor.organizations_where("users", "read") {
             filter.organization_ids = Some(match filter.organization_ids.take() {
                 Some(asked) => asked.into_iter().filter(|o| orgs.contains(o)).collect(),
                 None => orgs,
@@ -252,20 +219,26 @@ impl Clm {
     }
 
     pub async fn update_user(&self, actor: &Actor, id: UserId, update: UserUpdate) -> Result<User> {
+        self.authorize_user(actor, "update", id, false).await?;
+        let email = update.email.as_deref().map(validate_email).transpose()?;
         let mut tx = self.databases().core.begin().await?;
-        let mut user = self
-            .reachable_user(&mut tx.conn(), actor, "update", id, false)
-            .await?;
-        if let Some(email) = &update.email {
-            user.email = validate_email(email)?;
+        let mut user = store::get::<Users>(&mut tx.conn(), id, false).await?;
+        if let Some(email) = email {
+            user.email = email;
         }
         if let Some(name) = update.display_name {
             user.display_name = Some(name);
         }
+        let mut ended_sessions = 0;
         if let Some(status) = update.status {
             user.status = status;
             if status != UserStatus::Locked {
                 user.locked_until = None;
+            }
+            if status != UserStatus::Active {
+                ended_sessions =
+                    sessions::revoke_all_for_user(&mut tx.conn(), id, "user not active", now())
+                        .await?;
             }
         }
         users::update(&mut tx.conn(), &user).await?;
@@ -275,7 +248,7 @@ impl Clm {
             actor,
             AuditEntry::new("user.updated", "update")
                 .resource("user", id)
-                .details(json!({"email": user.email, "status": user.status})),
+                .details(json!({"email": user.email, "status": user.status, "sessions_ended": ended_sessions})),
         )
         .await?;
         let user = store::get::<Users>(&mut tx.conn(), id, false).await?;
@@ -285,9 +258,8 @@ impl Clm {
 
     /// Soft-deletes a user and ends its sessions.
     pub async fn delete_user(&self, actor: &Actor, id: UserId) -> Result<()> {
+        self.authorize_user(actor, "delete", id, false).await?;
         let mut tx = self.databases().core.begin().await?;
-        self.reachable_user(&mut tx.conn(), actor, "delete", id, false)
-            .await?;
         store::soft_delete::<Users>(&mut tx.conn(), id).await?;
         sessions::revoke_all_for_user(&mut tx.conn(), id, "user deleted", now()).await?;
         commit_audited(
@@ -299,9 +271,8 @@ impl Clm {
     }
 
     pub async fn restore_user(&self, actor: &Actor, id: UserId) -> Result<User> {
+        self.authorize_user(actor, "update", id, true).await?;
         let mut tx = self.databases().core.begin().await?;
-        self.reachable_user(&mut tx.conn(), actor, "update", id, true)
-            .await?;
         store::restore::<Users>(&mut tx.conn(), id).await?;
         append(
             &mut tx.conn(),
@@ -315,44 +286,163 @@ impl Clm {
         Ok(user)
     }
 
-    /// Sets a user's password (the user itself, or an actor allowed to update users).
+    /// Resets another user's password (an administrator's reset): needs
+    /// `users:update` and containment over the user, and ends every session
+    /// of theirs. One's own password is changed with
+    /// [`Clm::change_password`], which asks for the current one.
     pub async fn set_password(
         &self,
         actor: &Actor,
         id: UserId,
         new_password: SecretString,
     ) -> Result<()> {
-        let action = if actor.user_id() == Some(id) {
-            "read"
-        } else {
-            "update"
-        };
-        let user = {
-            let mut conn = self.databases().core.acquire().await?;
-            self.reachable_user(&mut conn.conn(), actor, action, id, false)
-                .await?
-        };
+        if actor.user_id() == Some(id) {
+            self.require_sensitive_self_service(actor, "set own password")
+                .await?;
+            return Err(Error::invalid(
+                "user_id",
+                "is your own account: change your password with change_password, which asks for the current one",
+            ));
+        }
+        let subject = self.authorize_user(actor, "update", id, false).await?;
+        let user = subject.user;
         password::check_password_policy(&new_password, &user.username, &user.email)?;
         let hash = self.hash_password(new_password).await?;
-        let mut tx = self.databases().core.begin().await?;
-        let mut user = store::get::<Users>(&mut tx.conn(), id, false).await?;
-        user.password_hash = Some(crate::model::OpaqueText(hash));
-        user.password_changed_at = Some(now());
-        users::update(&mut tx.conn(), &user).await?;
-        commit_audited(
-            tx,
+        self.store_password(actor, id, hash, None, "user.password_reset")
+            .await
+    }
+
+    /// Changes the acting user's own password. Needs a user acting in
+    /// person (a session, not an API key), the current password, and a
+    /// current one-time code when MFA is on; ends the user's other sessions.
+    pub async fn change_password(
+        &self,
+        actor: &Actor,
+        current_password: SecretString,
+        new_password: SecretString,
+        otp: Option<&str>,
+    ) -> Result<()> {
+        let user = self
+            .reauthenticate(actor, "change own password", current_password, otp)
+            .await?;
+        password::check_password_policy(&new_password, &user.username, &user.email)?;
+        let hash = self.hash_password(new_password).await?;
+        self.store_password(
             actor,
-            AuditEntry::new("user.password_changed", "update").resource("user", id),
+            user.id,
+            hash,
+            actor.session_id,
+            "user.password_changed",
         )
         .await
     }
 
+    /// Writes a new password hash and ends the user's sessions but `keep`.
+    async fn store_password(
+        &self,
+        actor: &Actor,
+        id: UserId,
+        hash: String,
+        keep: Option<SessionId>,
+        event: &str,
+    ) -> Result<()> {
+        let at = now();
+        let mut tx = self.databases().core.begin().await?;
+        let mut user = store::get::<Users>(&mut tx.conn(), id, false).await?;
+        user.password_hash = Some(crate::model::OpaqueText(hash));
+        user.password_changed_at = Some(at);
+        users::update(&mut tx.conn(), &user).await?;
+        let ended =
+            sessions::revoke_others_for_user(&mut tx.conn(), id, keep, "password changed", at)
+                .await?;
+        commit_audited(
+            tx,
+            actor,
+            AuditEntry::new(event, "update")
+                .resource("user", id)
+                .details(json!({"sessions_ended": ended})),
+        )
+        .await
+    }
+
+    /// Sensitive self-service (own password, MFA) is done by the user in
+    /// person: through a session or a host-authenticated user actor, never
+    /// an API key.
+    async fn require_sensitive_self_service(&self, actor: &Actor, what: &str) -> Result<UserId> {
+        match actor.kind {
+            ActorKind::User(id) => Ok(id),
+            _ => Err(self
+                .refuse(actor, Access::new("users", "update"), what)
+                .await),
+        }
+    }
+
+    /// Proves the acting user is present: current password, and a current
+    /// one-time code (claimed once) when MFA is on. A failure counts
+    /// towards lockout like a failed login.
+    async fn reauthenticate(
+        &self,
+        actor: &Actor,
+        what: &str,
+        current_password: SecretString,
+        otp: Option<&str>,
+    ) -> Result<User> {
+        let id = self.require_sensitive_self_service(actor, what).await?;
+        let user = {
+            let mut conn = self.databases().core.acquire().await?;
+            store::get::<Users>(&mut conn.conn(), id, false).await?
+        };
+        let matched = match user.password_hash.clone() {
+            Some(phc) => self.verify_password(current_password, phc.0).await?.0,
+            None => false,
+        };
+        let otp_ok = if matched && user.mfa_enabled {
+            match (self.open_mfa_secret(&user)?, otp) {
+                (Some(secret), Some(code)) => match totp::verify(&secret, code, now().timestamp())?
+                {
+                    Some(step) => {
+                        let mut conn = self.databases().core.acquire().await?;
+                        users::claim_totp_step(&mut conn.conn(), id, step).await?
+                    }
+                    None => false,
+                },
+                _ => false,
+            }
+        } else {
+            true
+        };
+        if matched && otp_ok {
+            return Ok(user);
+        }
+        let mut tx = self.databases().core.begin().await?;
+        let failures = users::record_failed_login(&mut tx.conn(), id).await?;
+        append(
+            &mut tx.conn(),
+            AuditLogKind::Core,
+            actor,
+            AuditEntry::new("auth.reauthentication_failed", "update")
+                .outcome(AuditOutcome::Failure)
+                .resource("user", id)
+                .details(json!({"operation": what, "consecutive_failures": failures})),
+        )
+        .await?;
+        let security = self.config().security;
+        if failures >= i32::try_from(security.max_failed_logins).unwrap_or(i32::MAX) {
+            let until = now() + SecuritySettings::duration(security.lockout_seconds);
+            users::set_status(&mut tx.conn(), id, UserStatus::Locked, Some(until)).await?;
+            sessions::revoke_all_for_user(&mut tx.conn(), id, "locked", now()).await?;
+        }
+        tx.commit().await?;
+        Err(Error::Authentication(
+            "the current password or one-time code is wrong".into(),
+        ))
+    }
+
     /// Lifts a lockout and clears the failure count.
     pub async fn unlock_user(&self, actor: &Actor, id: UserId) -> Result<User> {
+        self.authorize_user(actor, "unlock", id, false).await?;
         let mut tx = self.databases().core.begin().await?;
-        let mut user = self
-            .reachable_user(&mut tx.conn(), actor, "unlock", id, false)
-            .await?;
+        let mut user = store::get::<Users>(&mut tx.conn(), id, false).await?;
         if user.status != UserStatus::Locked {
             return Err(Error::conflict(format!(
                 "user {} is {}, not locked",
@@ -374,12 +464,21 @@ impl Clm {
         Ok(user)
     }
 
-    /// Starts MFA enrollment for the acting user: a fresh 160-bit secret,
-    /// sealed at rest. MFA turns on once a code is confirmed.
-    pub async fn begin_mfa_enrollment(&self, actor: &Actor) -> Result<MfaEnrollment> {
-        let user_id = actor
-            .user_id()
-            .ok_or_else(|| Error::invalid("actor", "MFA enrollment needs a user"))?;
+    /// Starts MFA enrollment for the acting user, in person and with their
+    /// current password: a fresh 160-bit secret, sealed at rest. MFA turns
+    /// on once a code is confirmed.
+    pub async fn begin_mfa_enrollment(
+        &self,
+        actor: &Actor,
+        current_password: SecretString,
+    ) -> Result<MfaEnrollment> {
+        let user = self
+            .reauthenticate(actor, "enrol MFA", current_password, None)
+            .await?;
+        if user.mfa_enabled {
+            return Err(Error::conflict("MFA is already enabled; disable it first"));
+        }
+        let user_id = user.id;
         let secret = totp::generate_secret();
         let aad = mfa_aad(user_id);
         let aad_refs: Vec<&str> = aad.iter().map(String::as_str).collect();
@@ -408,13 +507,17 @@ impl Clm {
         })
     }
 
-    /// Confirms enrollment with a current code and turns MFA on.
+    /// Confirms enrollment with a current code and turns MFA on (the user
+    /// in person).
     pub async fn confirm_mfa_enrollment(&self, actor: &Actor, code: &str) -> Result<()> {
-        let user_id = actor
-            .user_id()
-            .ok_or_else(|| Error::invalid("actor", "MFA enrollment needs a user"))?;
+        let user_id = self
+            .require_sensitive_self_service(actor, "confirm MFA enrolment")
+            .await?;
         let mut tx = self.databases().core.begin().await?;
         let mut user = store::get::<Users>(&mut tx.conn(), user_id, false).await?;
+        if user.mfa_enabled {
+            return Err(Error::conflict("MFA is already enabled"));
+        }
         let secret = self
             .open_mfa_secret(&user)?
             .ok_or_else(|| Error::conflict("no MFA enrollment in progress"))?;
@@ -431,17 +534,35 @@ impl Clm {
         .await
     }
 
-    /// Turns MFA off for a user (itself, or an actor allowed to update users).
-    pub async fn disable_mfa(&self, actor: &Actor, id: UserId) -> Result<()> {
-        let action = if actor.user_id() == Some(id) {
-            "read"
+    /// Turns MFA off. For oneself: in person, with the current password and
+    /// a current one-time code. For another user (a lost device): `users:update`
+    /// and containment over them. Always audited.
+    pub async fn disable_mfa(
+        &self,
+        actor: &Actor,
+        id: UserId,
+        current_password: Option<SecretString>,
+        otp: Option<&str>,
+    ) -> Result<()> {
+        if actor.user_id() == Some(id) {
+            let current_password = match current_password {
+                Some(password) => password,
+                None => {
+                    self.require_sensitive_self_service(actor, "disable own MFA")
+                        .await?;
+                    return Err(Error::invalid(
+                        "current_password",
+                        "is required to turn off your own MFA",
+                    ));
+                }
+            };
+            self.reauthenticate(actor, "disable own MFA", current_password, otp)
+                .await?;
         } else {
-            "update"
-        };
+            self.authorize_user(actor, "update", id, false).await?;
+        }
         let mut tx = self.databases().core.begin().await?;
-        let mut user = self
-            .reachable_user(&mut tx.conn(), actor, action, id, false)
-            .await?;
+        let mut user = store::get::<Users>(&mut tx.conn(), id, false).await?;
         user.mfa_enabled = false;
         user.mfa_secret = None;
         user.mfa_secret_nonce = None;
@@ -541,7 +662,7 @@ impl Clm {
             )
             .await?;
             if failures >= security.max_failed_logins as i32 {
-                let until = at + Duration::seconds(security.lockout_seconds as i64);
+                let until = at + SecuritySettings::duration(security.lockout_seconds);
                 users::set_status(&mut tx.conn(), user.id, UserStatus::Locked, Some(until)).await?;
                 append(
                     &mut tx.conn(),
@@ -570,8 +691,8 @@ impl Clm {
             user_id: user.id,
             ip_address: context.ip_address,
             user_agent: context.user_agent,
-            expires_at: at + Duration::seconds(security.session_ttl_seconds as i64),
-            idle_timeout_secs: security.session_idle_seconds as i32,
+            expires_at: at + SecuritySettings::duration(security.session_ttl_seconds),
+            idle_timeout_secs: i32::try_from(security.session_idle_seconds).unwrap_or(i32::MAX),
             last_activity_at: at,
             revoked_at: None,
             revoke_reason: None,
@@ -657,25 +778,6 @@ impl Clm {
         Ok(actor)
     }
 
-    /// The actor for a user with its current roles and memberships.
-    pub(crate) async fn resolve_user_actor(
-        &self,
-        conn: &mut Conn<'_>,
-        user_id: UserId,
-    ) -> Result<Actor> {
-        let mut permissions = Permissions::default();
-        for role in roles::roles_of_user(conn, user_id).await? {
-            permissions.merge(&role.permissions.0);
-        }
-        let organization_ids = user_organizations::organizations_of_user(conn, user_id).await?;
-        Ok(Actor {
-            kind: ActorKind::User(user_id),
-            permissions,
-            organization_ids,
-            session_id: None,
-        })
-    }
-
     /// The actor of an active user (for hosts that authenticate elsewhere).
     pub async fn actor_for_user(&self, user_id: UserId) -> Result<Actor> {
         let mut conn = self.databases().core.acquire().await?;
@@ -707,23 +809,34 @@ impl Clm {
         tx.commit().await
     }
 
-    /// Revokes one session (its owner, or an actor allowed to update users).
+    /// Revokes one session: its user in person, or an actor allowed to
+    /// update users with containment over its user.
     pub async fn revoke_session(&self, actor: &Actor, id: SessionId) -> Result<()> {
-        let mut tx = self.databases().core.begin().await?;
-        let session = store::get::<sessions::Sessions>(&mut tx.conn(), id, false).await?;
-        let action = if actor.user_id() == Some(session.user_id) {
-            "read"
-        } else {
-            "update"
+        let session = {
+            let mut conn = self.databases().core.acquire().await?;
+            store::get::<sessions::Sessions>(&mut conn.conn(), id, false).await
         };
-        self.reachable_user(&mut tx.conn(), actor, action, session.user_id, false)
-            .await?;
+        let session = match session {
+            Ok(session) => session,
+            Err(Error::NotFound { .. }) => return Err(Error::not_found("session", id)),
+            Err(other) => return Err(other),
+        };
+        if !self.acts_in_person_for(actor, session.user_id) {
+            match self
+                .authorize_user(actor, "update", session.user_id, false)
+                .await
+            {
+                Err(Error::NotFound { .. }) => return Err(Error::not_found("session", id)),
+                other => other?,
+            };
+        }
         if session.revoked_at.is_some() {
             return Err(Error::conflict(format!(
                 "session {} is already revoked",
                 session.session_id
             )));
         }
+        let mut tx = self.databases().core.begin().await?;
         sessions::revoke(&mut tx.conn(), id, "revoked", now()).await?;
         commit_audited(
             tx,
@@ -735,14 +848,10 @@ impl Clm {
 
     /// Revokes every session of a user; returns how many were open.
     pub async fn revoke_user_sessions(&self, actor: &Actor, user_id: UserId) -> Result<u64> {
+        if !self.acts_in_person_for(actor, user_id) {
+            self.authorize_user(actor, "update", user_id, false).await?;
+        }
         let mut tx = self.databases().core.begin().await?;
-        let action = if actor.user_id() == Some(user_id) {
-            "read"
-        } else {
-            "update"
-        };
-        self.reachable_user(&mut tx.conn(), actor, action, user_id, false)
-            .await?;
         let revoked =
             sessions::revoke_all_for_user(&mut tx.conn(), user_id, "revoked", now()).await?;
         append(
@@ -756,6 +865,12 @@ impl Clm {
         .await?;
         tx.commit().await?;
         Ok(revoked)
+    }
+
+    /// The user `user_id` acting in person (not through a key): may end
+    /// their own sessions without any permission.
+    fn acts_in_person_for(&self, actor: &Actor, user_id: UserId) -> bool {
+        actor.kind == ActorKind::User(user_id)
     }
 
     /// Deletes expired and revoked sessions; returns how many.
@@ -775,8 +890,10 @@ impl Clm {
         Ok(purged)
     }
 
-    /// Creates an API key for the acting user with scopes no wider than the
-    /// user's own permissions. The key text is returned once.
+    /// Creates an API key for the acting user. Nothing minted is wider
+    /// than its minter: scopes within what the actor holds, and a key
+    /// creating a key passes on its own organization and expiry as bounds.
+    /// The key text is returned once.
     pub async fn create_api_key(&self, actor: &Actor, new: NewApiKey) -> Result<CreatedApiKey> {
         self.authorize(
             actor,
@@ -794,22 +911,27 @@ impl Clm {
         if new.name.trim().is_empty() {
             return Err(Error::invalid("name", "is required"));
         }
-        let scopes = match new.scopes {
-            Some(scopes) => {
-                scopes.validate()?;
-                if !scopes.is_subset_of(&actor.permissions) {
-                    return Err(Error::invalid(
-                        "scopes",
-                        "must be a subset of the creator's permissions",
-                    ));
-                }
-                scopes
-            }
-            None => actor.permissions.clone(),
-        };
         let at = now();
         if new.expires_at.is_some_and(|e| e <= at) {
             return Err(Error::invalid("expires_at", "must be in the future"));
+        }
+        let scopes = match new.scopes {
+            Some(scopes) => {
+                scopes.validate()?;
+                scopes
+            }
+            None => actor.grants().union(),
+        };
+        if let Some(reason) =
+            actor.key_minting_problem(&scopes, new.organization_id, new.expires_at)
+        {
+            return Err(self
+                .refuse(
+                    actor,
+                    Access::new("api_keys", "create").in_org(new.organization_id),
+                    &format!("API key with {reason}"),
+                )
+                .await);
         }
         let (key_id, key) = token::new_api_key();
         let api_key = ApiKey {
@@ -871,34 +993,15 @@ impl Clm {
         api_keys::touch_last_used(&mut conn.conn(), api_key.id, at).await?;
         let user_actor = self.resolve_user_actor(&mut conn.conn(), user.id).await?;
         // A key never grants more than its user currently holds.
-        let mut permissions = Permissions::default();
-        for (resource, actions) in &api_key.scopes.0.0 {
-            let kept: Vec<String> = actions
-                .iter()
-                .filter(|a| user_actor.permissions.allows(resource, a))
-                .cloned()
-                .collect();
-            if !kept.is_empty() {
-                permissions.0.insert(resource.clone(), kept);
-            }
-        }
-        let organization_ids = match api_key.organization_id {
-            Some(org) => user_actor
-                .organization_ids
-                .into_iter()
-                .filter(|o| *o == org)
-                .collect(),
-            None => user_actor.organization_ids,
-        };
-        Ok(Actor {
-            kind: ActorKind::ApiKey {
-                api_key_id: api_key.id,
-                user_id: user.id,
+        Actor::for_api_key(
+            api_key.id,
+            user_actor,
+            KeyBounds {
+                scopes: api_key.scopes.0,
+                organization_id: api_key.organization_id,
+                expires_at: api_key.expires_at,
             },
-            permissions,
-            organization_ids,
-            session_id: None,
-        })
+        )
     }
 
     /// Revokes an API key. Its own user may always revoke it, without any
@@ -906,8 +1009,15 @@ impl Clm {
     /// `revoke-self`); anyone else needs `api_keys:revoke` in the key's
     /// organization.
     pub async fn revoke_api_key(&self, actor: &Actor, id: ApiKeyId) -> Result<()> {
-        let mut tx = self.databases().core.begin().await?;
-        let api_key = store::get::<api_keys::ApiKeys>(&mut tx.conn(), id, false).await?;
+        let api_key = {
+            let mut conn = self.databases().core.acquire().await?;
+            store::get::<api_keys::ApiKeys>(&mut conn.conn(), id, false).await
+        };
+        let api_key = match api_key {
+            Ok(key) => key,
+            Err(Error::NotFound { .. }) => return Err(Error::not_found("api key", id)),
+            Err(other) => return Err(other),
+        };
         let own = actor.user_id() == Some(api_key.user_id);
         if !own {
             self.authorize_visible(
@@ -924,6 +1034,7 @@ impl Clm {
                 api_key.key_id
             )));
         }
+        let mut tx = self.databases().core.begin().await?;
         api_keys::revoke(&mut tx.conn(), id, actor.user_id(), now()).await?;
         commit_audited(
             tx,
@@ -935,11 +1046,14 @@ impl Clm {
         .await
     }
 
-    /// The acting user's API keys (hashes never leave the library).
+    /// The acting user's API keys (hashes never leave the library); needs
+    /// `api_keys:read`, so a narrowly scoped key cannot survey the others.
     pub async fn list_api_keys(&self, actor: &Actor, page: &PageRequest) -> Result<Page<ApiKey>> {
         let user_id = actor
             .user_id()
             .ok_or_else(|| Error::invalid("actor", "API keys belong to a user"))?;
+        self.authorize(actor, Access::new("api_keys", "read").own())
+            .await?;
         let mut conn = self.databases().core_read.acquire().await?;
         api_keys::list_api_keys(
             &mut conn.conn(),
@@ -957,13 +1071,9 @@ impl Clm {
 /// not exist so both paths cost the same.
 const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$0mZyHVOZ6U0J3dBq5P2bOQ0Aq4cN0Bq4v7sQ3u0qj9s";
 
+/// A user as the author of their own login events (no permissions).
 fn user_actor(user: &User) -> Actor {
-    Actor {
-        kind: ActorKind::User(user.id),
-        permissions: Permissions::default(),
-        organization_ids: Vec::new(),
-        session_id: None,
-    }
+    Actor::new(ActorKind::User(user.id), Grants::default(), Vec::new())
 }
 
 /// Adds a membership row (used by user creation and organization service).

@@ -860,7 +860,7 @@ impl Clm {
         self.authorize(actor, Access::new("certificates", "read"))
             .await?;
         let filter = certificate_search_filter(search);
-        let visible = actor.visible_organizations();
+        let visible = actor.organizations_where("certificates", "read");
         let mut conn = self.databases().secure_read.acquire().await?;
         certificates::search_visible(&mut conn.conn(), &filter, visible.as_ref(), page).await
     }
@@ -887,7 +887,7 @@ impl Clm {
                 Err(Error::NotFound { .. }) => break,
                 Err(other) => return Err(other),
             };
-            if !actor.reaches(issuer.organization_id, false) {
+            if !actor.reaches(issuer.organization_id) {
                 break;
             }
             chain.push(issuer);
@@ -1009,6 +1009,7 @@ impl Clm {
     ) -> Result<StatusRefreshReport> {
         self.authorize(actor, Access::new("system", "lifecycle"))
             .await?;
+        let at = crate::service::checked_instant("at", at)?;
         let thresholds = {
             let mut conn = self.databases().core.acquire().await?;
             policies::active_renewal_thresholds(&mut conn.conn()).await?

@@ -341,25 +341,9 @@ impl Clm {
             .await?;
         let issuer_problem = ensure_issuer_usable(&issuer, not_after).err();
 
-        let policy = match request.policy_id {
-            Some(id) => {
-                let policy = match self.policy_for_issuance(id).await {
-                    Err(Error::NotFound { .. }) => return Err(Error::not_found("policy", id)),
-                    other => other?,
-                };
-                if !actor.reaches(policy.organization_id, false) {
-                    return Err(Error::not_found("policy", id));
-                }
-                Some(policy)
-            }
-            None if actor.is_global() => None,
-            None => {
-                return Err(Error::invalid(
-                    "policy_id",
-                    "is required: only a global administrator issues without a policy",
-                ));
-            }
-        };
+        let policy = self
+            .governing_policy(actor, request.policy_id, &issuer, request.organization_id)
+            .await?;
 
         let owner_user_id = request.owner_user_id.or(actor.user_id());
         self.ensure_core_references(actor, owner_user_id, request.organization_id)
@@ -377,6 +361,7 @@ impl Clm {
                     validity_days: request.validity_days,
                     key_family: &family,
                     key_bits: bits,
+                    issuer: Some((issuer.row.id, issuer.row.organization_id)),
                 },
             ),
             None => Vec::new(),
@@ -408,6 +393,88 @@ impl Clm {
         })
     }
 
+    /// The policy that governs issuing from `issuer` for `organization`:
+    /// the one named, if it is visible (its organization and binding of the
+    /// CA are rules of its own, judged with the others by
+    /// [`policy_check::evaluate`]); a shared policy only when
+    /// the organization has none of its own for that CA, so an
+    /// organization's rules (approval, names) cannot be stepped around by
+    /// naming a laxer shared policy. Only a global administrator issues
+    /// without a policy.
+    async fn governing_policy(
+        &self,
+        actor: &Actor,
+        named: Option<PolicyId>,
+        issuer: &LoadedIssuer,
+        organization: Option<OrganizationId>,
+    ) -> Result<Option<Arc<Policy>>> {
+        let Some(id) = named else {
+            if actor.is_global() {
+                return Ok(None);
+            }
+            return Err(Error::invalid(
+                "policy_id",
+                "is required: only a global administrator issues without a policy",
+            ));
+        };
+        let policy = match self.policy_for_issuance(id).await {
+            Err(Error::NotFound { .. }) => return Err(Error::not_found("policy", id)),
+            other => other?,
+        };
+        if !actor.reaches(policy.organization_id) {
+            return Err(Error::not_found("policy", id));
+        }
+        let ca = &issuer.row;
+        if policy.organization_id.is_none()
+            && let Some(org) = organization
+        {
+            let own = self.own_policies_binding(org, ca).await?;
+            if !own.is_empty() {
+                return Err(Error::invalid(
+                    "policy_id",
+                    format!(
+                        "the organization's own policies govern CA {}: {}",
+                        ca.certificate_id,
+                        own.join(", ")
+                    ),
+                ));
+            }
+        }
+        Ok(Some(policy))
+    }
+
+    /// Codes of `organization`'s live active policies that bind `ca`.
+    async fn own_policies_binding(
+        &self,
+        organization: OrganizationId,
+        ca: &Certificate,
+    ) -> Result<Vec<String>> {
+        let mut conn = self.databases().core.acquire().await?;
+        let filter = store::policies::PolicyFilter {
+            status: Some(crate::model::PolicyStatus::Active),
+            organization_ids: Some(vec![organization]),
+            ..Default::default()
+        };
+        let mut codes = Vec::new();
+        let mut page = store::PageRequest::first(500);
+        loop {
+            let found = store::policies::list_policies(&mut conn.conn(), &filter, &page).await?;
+            codes.extend(
+                found
+                    .items
+                    .iter()
+                    .filter(|p| {
+                        policy_check::policy_binds(p, ca.id, ca.organization_id, Some(organization))
+                    })
+                    .map(|p| p.policy_code.clone()),
+            );
+            match found.next_cursor {
+                Some(next) => page = store::PageRequest::after(500, Some(next)),
+                None => return Ok(codes),
+            }
+        }
+    }
+
     /// The live policy `id`, from the per-process cache when fresh.
     async fn policy_for_issuance(&self, id: PolicyId) -> Result<Arc<Policy>> {
         self.policies()
@@ -429,7 +496,7 @@ impl Clm {
         organization: Option<OrganizationId>,
     ) -> Result<()> {
         let check_owner = owner.filter(|id| Some(*id) != actor.user_id());
-        let check_org = organization.filter(|id| !actor.organization_ids.contains(id));
+        let check_org = organization.filter(|id| !actor.organization_ids().contains(id));
         if check_owner.is_none() && check_org.is_none() {
             return Ok(());
         }
@@ -895,6 +962,7 @@ impl Clm {
         actor: &Actor,
         certificate_id: CertificateId,
     ) -> Result<SecretString> {
+        self.gate(actor, "certificates", "export").await?;
         let certificate = {
             let mut conn = self.databases().secure.acquire().await?;
             store::get::<Certificates>(&mut conn.conn(), certificate_id, false).await?
@@ -906,6 +974,15 @@ impl Clm {
             certificate_id,
         )
         .await?;
+        // A CA's key signs for everyone under it: its own permission, which
+        // no built-in role but ADMIN holds.
+        if certificate.is_ca {
+            self.authorize(
+                actor,
+                Access::new("authorities", "export_key").in_org(certificate.organization_id),
+            )
+            .await?;
+        }
         let mut tx = self.databases().secure.begin().await?;
         let record = match private_keys::get_by_certificate(&mut tx.conn(), certificate_id).await {
             Err(Error::NotFound { .. }) => {

@@ -158,6 +158,7 @@ impl Clm {
     pub async fn run_lifecycle(&self, actor: &Actor, at: DateTime<Utc>) -> Result<LifecycleReport> {
         self.authorize(actor, Access::new("system", "lifecycle"))
             .await?;
+        let at = crate::service::checked_instant("at", at)?;
         let Some(lease) = self.lifecycle_lease().await? else {
             return Ok(LifecycleReport::default());
         };

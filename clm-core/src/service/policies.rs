@@ -6,6 +6,7 @@ use crate::model::{OrganizationId, Policy, PolicyId, PolicyRules, PolicyStatus, 
 use crate::service::actor::{Access, Actor};
 use crate::service::audit::{AuditEntry, append, commit_audited};
 use crate::store::audit::AuditLogKind;
+use crate::store::certificates::Certificates;
 use crate::store::policies::{Policies, PolicyFilter};
 use crate::store::{self, Page, PageRequest, now, policies};
 use crate::{Clm, Error, Result};
@@ -72,6 +73,8 @@ impl Clm {
             return Err(Error::invalid("name", "is required"));
         }
         new.rules.validate()?;
+        self.check_issuer_bindings(actor, &new.rules, new.organization_id)
+            .await?;
         let at = now();
         let policy = Policy {
             id: PolicyId::new(),
@@ -107,16 +110,68 @@ impl Clm {
     }
 
     pub async fn get_policy(&self, actor: &Actor, id: PolicyId) -> Result<Policy> {
-        let mut conn = self.databases().core.acquire().await?;
-        let policy = store::get::<Policies>(&mut conn.conn(), id, false).await?;
+        self.authorized_policy(actor, "read", id, false).await
+    }
+
+    /// The policy `id` for `policies:action`, decided before any write:
+    /// NotFound when missing or out of reach.
+    async fn authorized_policy(
+        &self,
+        actor: &Actor,
+        action: &str,
+        id: PolicyId,
+        include_deleted: bool,
+    ) -> Result<Policy> {
+        self.gate(actor, "policies", action).await?;
+        let policy = {
+            let mut conn = self.databases().core.acquire().await?;
+            store::get::<Policies>(&mut conn.conn(), id, include_deleted).await?
+        };
         self.authorize_visible(
             actor,
-            Access::new("policies", "read").in_org(policy.organization_id),
+            Access::new("policies", action).in_org(policy.organization_id),
             "policy",
             id,
         )
         .await?;
         Ok(policy)
+    }
+
+    /// The CAs a policy lists must be ones it can bind: a CA of the policy's
+    /// own organization, or a shared CA; binding a shared CA to an
+    /// organization is the global administrators' decision (it is what lets
+    /// the organization use that CA).
+    async fn check_issuer_bindings(
+        &self,
+        actor: &Actor,
+        rules: &PolicyRules,
+        organization: Option<OrganizationId>,
+    ) -> Result<()> {
+        for (index, ca_id) in rules.issuer_ids.iter().enumerate() {
+            let field = format!("policy_rules.issuer_ids[{index}]");
+            let ca = {
+                let mut conn = self.databases().secure.acquire().await?;
+                store::find_by::<Certificates>(&mut conn.conn(), "id", store::id_value(*ca_id))
+                    .await?
+            };
+            let bindable = ca.as_ref().is_some_and(|ca| {
+                ca.is_ca
+                    && ca.deleted_at.is_none()
+                    && (ca.organization_id.is_none() || ca.organization_id == organization)
+                    && actor.reaches(ca.organization_id)
+            });
+            if !bindable {
+                return Err(Error::invalid(
+                    field,
+                    format!("{ca_id} is not a CA of this policy's organization or a shared CA"),
+                ));
+            }
+            if organization.is_some() && ca.is_some_and(|ca| ca.organization_id.is_none()) {
+                self.authorize(actor, Access::new("authorities", "create"))
+                    .await?;
+            }
+        }
+        Ok(())
     }
 
     pub async fn get_policy_by_code(&self, actor: &Actor, code: &str) -> Result<Policy> {
@@ -153,7 +208,7 @@ impl Clm {
         f = crate::store::support::shared_or_in_orgs(
             f,
             "organization_id",
-            actor.visible_organizations().as_ref(),
+            actor.organizations_where("policies", "read").as_ref(),
         );
         store::list::<Policies>(&mut conn.conn(), &f, page).await
     }
@@ -164,15 +219,7 @@ impl Clm {
         id: PolicyId,
         update: PolicyUpdate,
     ) -> Result<Policy> {
-        let mut tx = self.databases().core.begin().await?;
-        let mut policy = store::get::<Policies>(&mut tx.conn(), id, false).await?;
-        self.authorize_visible(
-            actor,
-            Access::new("policies", "update").in_org(policy.organization_id),
-            "policy",
-            id,
-        )
-        .await?;
+        let mut policy = self.authorized_policy(actor, "update", id, false).await?;
         if let Some(name) = update.name {
             if name.trim().is_empty() {
                 return Err(Error::invalid("name", "is required"));
@@ -184,6 +231,8 @@ impl Clm {
         }
         if let Some(rules) = update.rules {
             rules.validate()?;
+            self.check_issuer_bindings(actor, &rules, policy.organization_id)
+                .await?;
             policy.policy_rules = sqlx::types::Json(rules);
             policy.version += 1;
         }
@@ -193,6 +242,7 @@ impl Clm {
         if let Some(workflow) = update.workflow_id {
             policy.workflow_id = Some(workflow);
         }
+        let mut tx = self.databases().core.begin().await?;
         policies::update(&mut tx.conn(), &policy).await?;
         append(&mut tx.conn(), AuditLogKind::Core, actor, AuditEntry::new("policy.updated", "update").resource("policy", id).org(policy.organization_id).details(json!({"version": policy.version, "status": policy.status, "rules": policy.policy_rules.0}))).await?;
         let policy = store::get::<Policies>(&mut tx.conn(), id, false).await?;
@@ -202,15 +252,8 @@ impl Clm {
     }
 
     pub async fn delete_policy(&self, actor: &Actor, id: PolicyId) -> Result<()> {
+        let policy = self.authorized_policy(actor, "delete", id, false).await?;
         let mut tx = self.databases().core.begin().await?;
-        let policy = store::get::<Policies>(&mut tx.conn(), id, false).await?;
-        self.authorize_visible(
-            actor,
-            Access::new("policies", "delete").in_org(policy.organization_id),
-            "policy",
-            id,
-        )
-        .await?;
         store::soft_delete::<Policies>(&mut tx.conn(), id).await?;
         let deleted = commit_audited(
             tx,
@@ -225,15 +268,8 @@ impl Clm {
     }
 
     pub async fn restore_policy(&self, actor: &Actor, id: PolicyId) -> Result<Policy> {
+        let policy = self.authorized_policy(actor, "update", id, true).await?;
         let mut tx = self.databases().core.begin().await?;
-        let policy = store::get::<Policies>(&mut tx.conn(), id, true).await?;
-        self.authorize_visible(
-            actor,
-            Access::new("policies", "update").in_org(policy.organization_id),
-            "policy",
-            id,
-        )
-        .await?;
         store::restore::<Policies>(&mut tx.conn(), id).await?;
         append(
             &mut tx.conn(),

@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use crate::crypto::DistinguishedName;
 use crate::model::{
-    CertificateKind, OrganizationId, Policy, PolicyStatus, SubjectAlternativeName,
+    CertificateId, CertificateKind, OrganizationId, Policy, PolicyStatus, SubjectAlternativeName,
     validate_dns_name,
 };
 use crate::{Error, Result};
@@ -31,6 +31,26 @@ pub struct PolicyInput<'a> {
     /// "RSA", "ECDSA", "Ed25519" (or whatever a CSR carried).
     pub key_family: &'a str,
     pub key_bits: u32,
+    /// The signing CA (`certificates.id`) and its organization; judged by
+    /// the `issuer_ids` rule (None skips it: no CA chosen yet).
+    pub issuer: Option<(CertificateId, Option<OrganizationId>)>,
+}
+
+/// Whether `policy` lets CA `ca_id` (of `ca_organization`) issue for
+/// `organization`: a CA it lists; or, when it lists none, a CA of the
+/// certificate's own organization (shared CAs for shared certificates). A
+/// shared CA serves an organization only through a policy that lists it.
+pub fn policy_binds(
+    policy: &Policy,
+    ca_id: CertificateId,
+    ca_organization: Option<OrganizationId>,
+    organization: Option<OrganizationId>,
+) -> bool {
+    let listed = &policy.policy_rules.0.issuer_ids;
+    if !listed.is_empty() {
+        return listed.contains(&ca_id);
+    }
+    ca_organization == organization
 }
 
 fn outcome(rule: &str, failures: Vec<String>, pass_detail: String) -> RuleOutcome {
@@ -115,6 +135,21 @@ pub fn evaluate(policy: &Policy, input: &PolicyInput<'_>) -> Vec<RuleOutcome> {
         },
         "policy applies to the request's organization".into(),
     ));
+
+    if let Some((ca_id, ca_organization)) = input.issuer {
+        outcomes.push(outcome(
+            "issuer_ids",
+            if policy_binds(policy, ca_id, ca_organization, input.organization_id) {
+                vec![]
+            } else {
+                vec![format!(
+                    "policy {} does not bind CA {ca_id} for this organization",
+                    policy.policy_code
+                )]
+            },
+            "the policy binds the signing CA".into(),
+        ));
+    }
 
     outcomes.push(outcome(
         "max_validity_days",
@@ -353,6 +388,7 @@ mod tests {
             validity_days: 90,
             key_family: "ECDSA",
             key_bits: 256,
+            issuer: None,
         }
     }
 

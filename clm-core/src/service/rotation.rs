@@ -997,13 +997,21 @@ mod tests {
                     crate::service::identity::NewUser {
                         username: "rotating-user".into(),
                         email: "rotating-user@example.com".into(),
+                        password: Some(crate::crypto::SecretString::new(
+                            "Unrelated-passphrase-77".into(),
+                        )),
                         ..Default::default()
                     },
                 )
                 .await
                 .expect("user");
             let actor = clm.actor_for_user(user.id).await.expect("actor");
-            clm.begin_mfa_enrollment(&actor).await.expect("enroll");
+            clm.begin_mfa_enrollment(
+                &actor,
+                crate::crypto::SecretString::new("Unrelated-passphrase-77".into()),
+            )
+            .await
+            .expect("enroll");
 
             let stop = RotationOptions {
                 batch_size: 3,

@@ -60,7 +60,18 @@ pub fn check_transition(from: WorkflowStatus, to: WorkflowStatus) -> Result<()> 
 /// approver may act on them. One rule for deciding, listing pending
 /// approvals and notifying approvers.
 fn may_approve(actor: &Actor, organization: Option<OrganizationId>) -> bool {
-    actor.can("workflows", "approve") && actor.reaches(organization, false)
+    match organization {
+        Some(org) => actor.permissions_in(org).allows("workflows", "approve"),
+        None => actor.can("workflows", "approve"),
+    }
+}
+
+/// Whether `step` is assigned to the user, by name or by a role they hold.
+fn assigned_to(step: &WorkflowStep, user_id: UserId, held_roles: &[RoleId]) -> bool {
+    step.assigned_to_user_id == Some(user_id)
+        || step
+            .assigned_to_role_id
+            .is_some_and(|r| held_roles.contains(&r))
 }
 
 /// Steps still waiting (or not yet started) of an instance that ends
@@ -271,7 +282,7 @@ impl Clm {
         let filter = crate::store::support::shared_or_in_orgs(
             store::Filter::new(),
             "organization_id",
-            actor.visible_organizations().as_ref(),
+            actor.organizations_where("workflows", "read").as_ref(),
         );
         let mut conn = self.databases().core_read.acquire().await?;
         store::list::<Workflows>(&mut conn.conn(), &filter, page).await
@@ -461,16 +472,58 @@ impl Clm {
         approve: bool,
         comment: Option<String>,
     ) -> Result<WorkflowInstanceView> {
-        self.require_permission(actor, "workflows", "approve")
-            .await?;
+        self.gate(actor, "workflows", "approve").await?;
         let user_id = actor
             .user_id()
             .ok_or_else(|| Error::invalid("actor", "approvals are made by users"))?;
+        // Decided before the write transaction: who may decide does not
+        // change while the instance waits (requester, assignments, roles).
+        let held_roles: Vec<RoleId> = {
+            let mut conn = self.databases().core.acquire().await?;
+            let instance = store::get::<workflow_instances::WorkflowInstances>(
+                &mut conn.conn(),
+                instance_id,
+                false,
+            )
+            .await?;
+            let access = Access::new("workflows", "approve").in_org(instance.organization_id);
+            if !may_approve(actor, instance.organization_id) {
+                drop(conn);
+                self.audit_denial(actor, access).await?;
+                return Err(Error::not_found("workflow instance", instance_id));
+            }
+            if instance.requested_by_user_id == Some(user_id) {
+                drop(conn);
+                return Err(self
+                    .refuse(actor, access, "workflow instance (own request)")
+                    .await);
+            }
+            let steps = workflow_steps::list_for_instance(&mut conn.conn(), instance.id).await?;
+            let held_roles: Vec<RoleId> =
+                crate::store::roles::roles_of_user(&mut conn.conn(), user_id)
+                    .await?
+                    .into_iter()
+                    .map(|r| r.id)
+                    .collect();
+            if instance.status != WorkflowStatus::PendingApproval {
+                return Err(Error::conflict(format!(
+                    "workflow instance {instance_id} is {}, not waiting for approval",
+                    instance.status
+                )));
+            }
+            let assigned = steps.iter().any(|s| {
+                s.step_order == instance.current_step_order
+                    && s.status == WorkflowStatus::PendingApproval
+                    && assigned_to(s, user_id, &held_roles)
+            });
+            drop(conn);
+            if !assigned {
+                return Err(self.refuse(actor, access, "workflow step").await);
+            }
+            held_roles
+        };
         let mut tx = self.databases().core.begin().await?;
         let mut instance = workflow_instances::get_for_update(&mut tx.conn(), instance_id).await?;
-        if !may_approve(actor, instance.organization_id) {
-            return Err(Error::not_found("workflow instance", instance_id));
-        }
         let target = if approve {
             WorkflowStatus::Approved
         } else {
@@ -482,9 +535,6 @@ impl Clm {
                 instance.status
             )));
         }
-        if instance.requested_by_user_id == Some(user_id) {
-            return Err(Error::denied("workflow instance (own request)", "approve"));
-        }
         let steps = workflow_steps::list_for_instance(&mut tx.conn(), instance.id).await?;
         let waiting: Vec<WorkflowStep> = steps
             .iter()
@@ -494,17 +544,13 @@ impl Clm {
             })
             .cloned()
             .collect();
-        let held_roles: Vec<RoleId> = crate::store::roles::roles_of_user(&mut tx.conn(), user_id)
-            .await?
-            .into_iter()
-            .map(|r| r.id)
-            .collect();
-        let Some(eligible) = waiting.iter().find(|s| {
-            s.assigned_to_user_id == Some(user_id)
-                || s.assigned_to_role_id
-                    .is_some_and(|r| held_roles.contains(&r))
-        }) else {
-            return Err(Error::denied("workflow step", "approve"));
+        let Some(eligible) = waiting
+            .iter()
+            .find(|s| assigned_to(s, user_id, &held_roles))
+        else {
+            return Err(Error::conflict(format!(
+                "workflow instance {instance_id} has moved to a step this approver is not assigned to"
+            )));
         };
         if waiting
             .iter()
@@ -736,13 +782,10 @@ impl Clm {
         actor: &Actor,
         instance_id: WorkflowInstanceId,
     ) -> Result<WorkflowInstanceView> {
-        self.require_permission(actor, "workflows", "execute")
+        self.authorize_instance(actor, "execute", instance_id, false)
             .await?;
         let mut tx = self.databases().core.begin().await?;
         let mut instance = workflow_instances::get_for_update(&mut tx.conn(), instance_id).await?;
-        if !actor.reaches(instance.organization_id, true) {
-            return Err(Error::not_found("workflow instance", instance_id));
-        }
         check_transition(instance.status, WorkflowStatus::Approved)?;
         instance.status = WorkflowStatus::Approved;
         workflow_instances::update(&mut tx.conn(), &instance).await?;
@@ -765,22 +808,10 @@ impl Clm {
         actor: &Actor,
         instance_id: WorkflowInstanceId,
     ) -> Result<WorkflowInstanceView> {
+        self.authorize_instance(actor, "execute", instance_id, true)
+            .await?;
         let mut tx = self.databases().core.begin().await?;
         let mut instance = workflow_instances::get_for_update(&mut tx.conn(), instance_id).await?;
-        let own = actor.user_id().is_some() && actor.user_id() == instance.requested_by_user_id;
-        let allowed = own
-            || (actor.can("workflows", "execute") && actor.reaches(instance.organization_id, true));
-        if !allowed {
-            drop(tx);
-            self.authorize_visible(
-                actor,
-                Access::new("workflows", "execute").in_org(instance.organization_id),
-                "workflow instance",
-                instance_id,
-            )
-            .await?;
-            return Err(Error::denied("workflows", "execute"));
-        }
         check_transition(instance.status, WorkflowStatus::Cancelled)?;
         instance.status = WorkflowStatus::Cancelled;
         instance.completed_at = Some(now());
@@ -813,6 +844,7 @@ impl Clm {
     ) -> Result<u64> {
         self.authorize(actor, Access::new("system", "lifecycle"))
             .await?;
+        let at = crate::service::checked_instant("at", at)?;
         let stale = {
             let mut conn = self.databases().core.acquire().await?;
             workflow_instances::list_expired_pending(&mut conn.conn(), at, 500).await?
@@ -906,16 +938,36 @@ impl Clm {
 }
 
 impl Clm {
-    /// The permission alone, before the instance (and so its organization)
-    /// is known; reach is checked against the instance afterwards. A plain
-    /// `authorize` without an organization would demand a global
-    /// administrator for these writes.
-    async fn require_permission(&self, actor: &Actor, resource: &str, action: &str) -> Result<()> {
-        if actor.can(resource, action) {
+    /// Decides `workflows:action` on instance `id` before any write
+    /// transaction: in its organization, or as its requester when
+    /// `requester_may`. An instance out of reach is NotFound.
+    async fn authorize_instance(
+        &self,
+        actor: &Actor,
+        action: &str,
+        id: WorkflowInstanceId,
+        requester_may: bool,
+    ) -> Result<()> {
+        if !requester_may {
+            self.gate(actor, "workflows", action).await?;
+        }
+        let instance = {
+            let mut conn = self.databases().core.acquire().await?;
+            store::get::<workflow_instances::WorkflowInstances>(&mut conn.conn(), id, false).await?
+        };
+        let own = requester_may
+            && actor.user_id().is_some()
+            && actor.user_id() == instance.requested_by_user_id;
+        if own {
             return Ok(());
         }
-        // Audits the denial and returns it.
-        self.authorize(actor, Access::new(resource, action)).await
+        self.authorize_visible(
+            actor,
+            Access::new("workflows", action).in_org(instance.organization_id),
+            "workflow instance",
+            id,
+        )
+        .await
     }
 
     /// The certificate request an instance carries (it lives in the secure database).

@@ -119,6 +119,27 @@ pub async fn revoke_all_for_user(
     .map_err(Into::into)
 }
 
+/// Revokes every open session of a user but `keep` (the one that asked);
+/// returns how many.
+pub async fn revoke_others_for_user(
+    conn: &mut Conn<'_>,
+    user_id: UserId,
+    keep: Option<SessionId>,
+    reason: &str,
+    at: Timestamp,
+) -> Result<u64> {
+    exec!(conn, |c| sqlx::query(
+        "UPDATE sessions SET revoked_at = $2, revoke_reason = $3
+         WHERE user_id = $1 AND revoked_at IS NULL AND deleted_at IS NULL
+           AND ($4 IS NULL OR id <> $4)"
+    )
+    .bind(user_id)
+    .bind(at)
+    .bind(reason)
+    .bind(keep))
+    .map_err(Into::into)
+}
+
 /// Hard-deletes sessions that expired (absolute timeout) or were revoked;
 /// returns how many. Idle expiry is checked at use, not here.
 pub async fn purge_expired(conn: &mut Conn<'_>, now: Timestamp) -> Result<u64> {

@@ -105,3 +105,21 @@ pub async fn members_of(
     let f = Filter::new().eq("organization_id", id_value(organization_id));
     list::<UserOrganizations>(conn, &f, page).await
 }
+
+/// Organizations the user is a live member of that are active: the only
+/// ones a user acts in (a suspended or archived organization stops working).
+pub async fn active_organizations_of_user(
+    conn: &mut Conn<'_>,
+    user_id: UserId,
+) -> Result<Vec<OrganizationId>> {
+    Ok(on_conn!(conn, |c| {
+        sqlx::query_scalar::<_, OrganizationId>(
+        "SELECT m.organization_id FROM user_organizations m JOIN organizations o ON o.id = m.organization_id
+         WHERE m.user_id = $1 AND m.deleted_at IS NULL AND o.deleted_at IS NULL AND o.status = 'active'
+         ORDER BY m.organization_id"
+    )
+    .bind(user_id)
+    .fetch_all(&mut *c)
+    .await
+    })?)
+}

@@ -95,6 +95,24 @@ pub async fn revoke(
     require_row(affected, "role assignment", id)
 }
 
+/// Revokes every standing grant of a role (the role is being deleted);
+/// returns how many.
+pub async fn revoke_all_for_role(
+    conn: &mut Conn<'_>,
+    role_id: RoleId,
+    by: Option<UserId>,
+    at: Timestamp,
+) -> Result<u64> {
+    exec!(conn, |c| sqlx::query(
+        "UPDATE user_roles SET revoked_at = $2, revoked_by_user_id = $3
+         WHERE role_id = $1 AND revoked_at IS NULL AND deleted_at IS NULL"
+    )
+    .bind(role_id)
+    .bind(at)
+    .bind(by))
+    .map_err(Into::into)
+}
+
 /// Users holding the role now (live users only).
 pub async fn holders_of_role(conn: &mut Conn<'_>, role_id: RoleId) -> Result<Vec<UserId>> {
     Ok(on_conn!(conn, |c| {

@@ -150,6 +150,20 @@ pub async fn record_failed_login(conn: &mut Conn<'_>, id: UserId) -> Result<i32>
     Ok(count)
 }
 
+/// Records one use of TOTP step `step` unless it (or a later step) was
+/// used already: the replay check and the write are one statement, so two
+/// parallel uses of one code cannot both succeed. Returns whether it was
+/// claimed.
+pub async fn claim_totp_step(conn: &mut Conn<'_>, id: UserId, step: i64) -> Result<bool> {
+    let affected = exec!(conn, |c| sqlx::query(
+        "UPDATE users SET mfa_last_used_step = $2
+         WHERE id = $1 AND (mfa_last_used_step IS NULL OR mfa_last_used_step < $2)"
+    )
+    .bind(id)
+    .bind(step))?;
+    Ok(affected == 1)
+}
+
 pub async fn set_status(
     conn: &mut Conn<'_>,
     id: UserId,
