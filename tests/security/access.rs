@@ -142,7 +142,7 @@ async fn root_ca(clm: &Clm, org: Option<OrganizationId>) -> CertificateAuthority
     clm.create_root_ca(
         &clm.system_actor(),
         NewCertificateAuthority {
-            subject: DistinguishedName::common_name(&unique("Root CA")),
+            subject: DistinguishedName::common_name(unique("Root CA")),
             key_algorithm: KeyAlgorithm::EcdsaP256,
             validity_days: 3650,
             path_len: Some(1),
