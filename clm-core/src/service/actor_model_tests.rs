@@ -4,10 +4,11 @@
 //!
 //! 1. For every generated actor, organization and permission, the module's
 //!    decision equals the model's.
-//! 2. Whatever sequence of grant operations an actor attempts (create or
-//!    widen roles, grant them, add members, mint keys and act through them),
-//!    the operations the module lets through never give the actor, or anyone
-//!    else, a permission that neither they nor the actor held at the start.
+//! 2. Whatever sequence of operations an actor attempts (create or widen
+//!    roles, grant them, add members, mint keys and act through them, take
+//!    over users by resetting their credentials), the ones the module lets
+//!    through never give the actor, a user it took over, or anyone else, a
+//!    permission that neither they nor the actor held at the start.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -207,14 +208,22 @@ fn world() -> impl Strategy<Value = World> {
     (
         proptest::collection::vec(prop_oneof![4 => Just(true), 1 => Just(false)], ORGS),
         proptest::collection::vec(role(), 1..6),
-        proptest::collection::vec(proptest::collection::btree_set(0..ORGS, 0..3), USERS),
+        proptest::collection::vec(proptest::collection::btree_set(0..ORGS, 1..3), USERS),
         proptest::collection::vec(proptest::collection::btree_set(0..6usize, 0..3), USERS),
     )
-        .prop_map(|(active, roles, members, held)| {
-            let held = held
+        .prop_map(|(active, mut roles, mut members, held)| {
+            let mut held: Vec<BTreeSet<usize>> = held
                 .into_iter()
                 .map(|set| set.into_iter().filter(|r| *r < roles.len()).collect())
                 .collect();
+            // The actor (user 0) manages organization 0, so attempts get
+            // through often enough to test what they lead to.
+            roles.push(RoleSpec {
+                org: Some(0),
+                perms: (1..CATALOG.len()).collect(),
+            });
+            held[0].insert(roles.len() - 1);
+            members[0].insert(0);
             World {
                 active,
                 roles,
@@ -233,6 +242,9 @@ enum Op {
     Activate(usize),
     /// Mint a key and act through it from now on.
     MintKey(KeySpec),
+    /// Reset a user's password (or disable their MFA): the actor then
+    /// controls that user.
+    TakeOver(usize),
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -243,6 +255,7 @@ fn op() -> impl Strategy<Value = Op> {
         (0..ORGS, 0..USERS).prop_map(|(o, u)| Op::AddMember(o, u)),
         (0..ORGS).prop_map(Op::Activate),
         key().prop_map(Op::MintKey),
+        (1..USERS).prop_map(Op::TakeOver),
     ]
 }
 
@@ -253,6 +266,7 @@ fn attempt(
     ids: &Ids,
     actor: &Actor,
     attacker_key: &mut Option<KeySpec>,
+    controlled: &mut BTreeSet<usize>,
     op: &Op,
 ) -> bool {
     let target = |w: &World, u: usize| {
@@ -324,11 +338,19 @@ fn attempt(
             }
             allowed
         }
+        Op::TakeOver(u) => {
+            let (grants, orgs) = target(w, *u);
+            let allowed = actor.may_change_user("update", &grants, &orgs);
+            if allowed {
+                controlled.insert(*u);
+            }
+            allowed
+        }
     }
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 2048, ..ProptestConfig::default() })]
 
     #[test]
     fn decisions_match_the_reference_model(w in world(), k in proptest::option::of(key()), u in 0..USERS) {
@@ -356,9 +378,10 @@ proptest! {
         let attacker = 0;
         let before = |u: usize, key: Option<&KeySpec>, org, p| ref_may(&initial, u, key, org, p);
         let attacker_start = attacker_key.clone();
+        let mut controlled = BTreeSet::new();
         for op in &ops {
             let actor = actor_of(&w, &ids, attacker, attacker_key.as_ref());
-            attempt(&mut w, &ids, &actor, &mut attacker_key, op);
+            attempt(&mut w, &ids, &actor, &mut attacker_key, &mut controlled, op);
             for (org, p) in every_access() {
                 // The attacker, through whatever key it now uses.
                 if ref_may(&w, attacker, attacker_key.as_ref(), org, p) {
@@ -366,6 +389,15 @@ proptest! {
                         before(attacker, attacker_start.as_ref(), org, p),
                         "the actor gained {:?} in {:?} after {:?}", CATALOG[p], org, ops
                     );
+                }
+                // Users it took over: nothing beyond what it started with.
+                for u in &controlled {
+                    if ref_may(&w, *u, None, org, p) {
+                        prop_assert!(
+                            before(attacker, attacker_start.as_ref(), org, p),
+                            "taking over user {} gave {:?} in {:?} after {:?}", u, CATALOG[p], org, ops
+                        );
+                    }
                 }
                 // Everyone else, in person.
                 for u in 1..USERS {
