@@ -1,1 +1,368 @@
-//! Attacks: audit_trail (see main.rs).
+//! Attacks: audit_trail (see main.rs). An audit trail an attacker inside the
+//! application cannot quietly shorten or rewrite (finding 14), numbers that
+//! cannot panic the archive (finding 11), notification reads that are audited
+//! and permission-checked (seed conformance, finding 16).
+
+use std::str::FromStr;
+
+use clm::db::{Dialect, Pool};
+use clm::model::{AuditEvent, UserId};
+use clm::service::identity::NewUser;
+use clm::store::audit::{AuditFilter, AuditLogKind};
+use clm::store::{PageRequest, notifications};
+use clm::{Clm, ClmConfig, ErrorCode, SecuritySettings};
+use sqlx::{AssertSqlSafe, Connection, PgConnection};
+
+use crate::common::{self, on_both_configs, on_both_keyed, pg_base_url, test_master_key, unique};
+
+fn settings() -> SecuritySettings {
+    SecuritySettings {
+        cpu_jobs: 2,
+        ..SecuritySettings::default()
+    }
+}
+
+async fn new_user(clm: &Clm, prefix: &str) -> UserId {
+    let name = unique(prefix);
+    clm.create_user(
+        &clm.system_actor(),
+        NewUser {
+            username: name.clone(),
+            email: format!("{name}@example.com"),
+            display_name: None,
+            password: None,
+            organization_id: None,
+        },
+    )
+    .await
+    .expect("create user")
+    .id
+}
+
+/// Every event of a trail, oldest first (read as the system).
+async fn all_events(clm: &Clm, kind: AuditLogKind) -> Vec<AuditEvent> {
+    let mut events = Vec::new();
+    let mut page = PageRequest::default();
+    loop {
+        let got = clm
+            .list_audit_events(&clm.system_actor(), kind, &AuditFilter::default(), &page)
+            .await
+            .expect("list audit events");
+        events.extend(got.items);
+        match got.next_cursor {
+            Some(cursor) => page.cursor = Some(cursor),
+            None => break,
+        }
+    }
+    events.reverse();
+    events
+}
+
+fn assert_invalid<T: std::fmt::Debug>(result: clm::Result<T>, field: &str) {
+    match result {
+        Ok(value) => panic!("expected InvalidInput naming {field}, got Ok({value:?})"),
+        Err(err) => {
+            assert_eq!(err.code(), ErrorCode::InvalidInput, "{err}");
+            assert!(err.to_string().contains(field), "{err} should name {field}");
+        }
+    }
+}
+
+// ---------------------------------------------------------------- finding 11
+
+/// `older_than_days` feeds `now() - days`: a huge value must be refused with
+/// an error naming the field, never overflow chrono (a panic), and change
+/// nothing.
+#[tokio::test]
+async fn audit_trail_archive_days_out_of_range_is_invalid_input() {
+    on_both_keyed(settings(), |clm| async move {
+        let system = clm.system_actor();
+        new_user(&clm, "archive-days").await;
+        let before = all_events(&clm, AuditLogKind::Core).await.len();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("archive.jsonl");
+        for days in [u32::MAX, u32::MAX / 2, 1_000_000] {
+            for kind in [AuditLogKind::Core, AuditLogKind::Secure] {
+                assert_invalid(
+                    clm.archive_audit_events(&system, kind, days, &file).await,
+                    "older_than_days",
+                );
+            }
+        }
+        assert!(!file.exists(), "a refused archive run writes no file");
+        assert_eq!(all_events(&clm, AuditLogKind::Core).await.len(), before);
+        // The largest accepted value still runs (nothing is that old).
+        let report = clm
+            .archive_audit_events(&system, AuditLogKind::Core, 36_500, &file)
+            .await
+            .expect("a century is a valid age");
+        assert_eq!(report.archived, 0);
+    })
+    .await;
+}
+
+// ---------------------------------------------------------- seed conformance
+
+/// Marking notifications read changes rows, so it writes an audit row, like
+/// every other user action.
+#[tokio::test]
+async fn audit_trail_marking_notifications_read_is_audited() {
+    on_both_keyed(settings(), |clm| async move {
+        let owner = new_user(&clm, "reader").await;
+        let mut ids = Vec::new();
+        {
+            let mut pooled = clm.databases().core.acquire().await.expect("acquire");
+            for _ in 0..3 {
+                let row = common::notification(owner, None);
+                notifications::insert(&mut pooled.conn(), &row)
+                    .await
+                    .expect("insert notification");
+                ids.push(row.id);
+            }
+        }
+        let actor = clm.actor_for_user(owner).await.expect("actor");
+        clm.mark_notification_read(&actor, ids[0])
+            .await
+            .expect("mark one read");
+        let marked = clm
+            .mark_all_notifications_read(&actor)
+            .await
+            .expect("mark all read");
+        assert_eq!(marked, 2);
+
+        let events = all_events(&clm, AuditLogKind::Core).await;
+        let one = events
+            .iter()
+            .find(|e| e.event_type == "notification.read")
+            .expect("an audit row for mark_notification_read");
+        assert_eq!(one.user_id, Some(owner));
+        assert_eq!(one.resource_type.as_deref(), Some("notification"));
+        assert_eq!(one.resource_id.map(|r| r.0), Some(ids[0].into()));
+        let all = events
+            .iter()
+            .find(|e| e.event_type == "notification.read_all")
+            .expect("an audit row for mark_all_notifications_read");
+        assert_eq!(all.user_id, Some(owner));
+        assert_eq!(all.details.0["count"], 2);
+    })
+    .await;
+}
+
+// ---------------------------------------------------------------- finding 14
+
+/// A least-privileged application role (not superuser, not owner), granted
+/// generously (every DML privilege, TRUNCATE, every function): no setting it
+/// can make and no privilege it holds lets it delete audit rows. The
+/// library, connected as that role, still archives. On SQLite no setting
+/// lets a DELETE through either (file access is total there; see the
+/// checkpoint tests for what detects it).
+#[tokio::test]
+async fn audit_trail_app_role_cannot_delete_audit_rows() {
+    on_both_configs(|config| async move {
+        let clm = Clm::open(
+            config
+                .clone()
+                .with_master_key(test_master_key())
+                .with_security(settings()),
+        )
+        .await
+        .expect("open as owner");
+        for i in 0..3 {
+            new_user(&clm, &format!("delete-attack-{i}")).await;
+        }
+        match clm.databases().dialect() {
+            Dialect::Sqlite => sqlite_settings_do_not_open_deletes(&clm).await,
+            Dialect::Postgres => postgres_app_role_attacks(&clm).await,
+        }
+        clm.close().await;
+    })
+    .await;
+}
+
+async fn sqlite_settings_do_not_open_deletes(clm: &Clm) {
+    for (kind, pool) in [
+        (AuditLogKind::Core, clm.databases().core.clone()),
+        (AuditLogKind::Secure, clm.databases().secure.clone()),
+    ] {
+        let table = kind.table();
+        let mut pooled = pool.acquire().await.expect("acquire");
+        for setting in [
+            "PRAGMA recursive_triggers = OFF",
+            "PRAGMA foreign_keys = OFF",
+            "PRAGMA ignore_check_constraints = ON",
+        ] {
+            common::raw(&mut pooled.conn(), setting, Vec::new())
+                .await
+                .expect(setting);
+        }
+        let err = common::raw(&mut pooled.conn(), &format!("DELETE FROM {table}"), Vec::new())
+            .await
+            .expect_err("DELETE must be refused");
+        assert!(err.to_string().contains("append-only"), "{err}");
+    }
+    for kind in [AuditLogKind::Core, AuditLogKind::Secure] {
+        let report = clm
+            .verify_audit_chain(&clm.system_actor(), kind)
+            .await
+            .expect("verify");
+        assert!(report.is_intact() && report.rows_checked > 0, "{report:?}");
+    }
+}
+
+/// What one attack statement did: Ok(rows) or the database's refusal.
+type Outcome = std::result::Result<u64, String>;
+
+async fn postgres_app_role_attacks(owner: &Clm) {
+    let Pool::Postgres(core_admin) = owner.databases().core.clone() else {
+        unreachable!("postgres half")
+    };
+    let Pool::Postgres(secure_admin) = owner.databases().secure.clone() else {
+        unreachable!("postgres half")
+    };
+    let role = format!("clm_app_{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+    let password = uuid::Uuid::new_v4().simple().to_string();
+    sqlx::query(AssertSqlSafe(format!(
+        "CREATE ROLE {role} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD '{password}'"
+    )))
+    .execute(&core_admin)
+    .await
+    .expect("create app role");
+    let mut urls = Vec::new();
+    for admin in [&secure_admin, &core_admin] {
+        for grant in [
+            // CREATE only because sqlx's migrator runs CREATE TABLE IF NOT
+            // EXISTS on open; it does not let the role alter others' tables.
+            format!("GRANT USAGE, CREATE ON SCHEMA public TO {role}"),
+            format!(
+                "GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE ON ALL TABLES IN SCHEMA public TO {role}"
+            ),
+            format!("GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {role}"),
+            format!("GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA public TO {role}"),
+        ] {
+            sqlx::query(AssertSqlSafe(grant.clone()))
+                .execute(admin)
+                .await
+                .unwrap_or_else(|err| panic!("{grant}: {err}"));
+        }
+        let database: String = sqlx::query_scalar("SELECT current_database()")
+            .fetch_one(admin)
+            .await
+            .expect("current_database");
+        let base = sqlx::postgres::PgConnectOptions::from_str(&pg_base_url()).expect("base url");
+        urls.push(format!(
+            "postgres://{role}:{password}@{}:{}/{database}",
+            base.get_host(),
+            base.get_port()
+        ));
+    }
+
+    // The attacks, collected so the role is dropped before any assertion.
+    let mut outcomes: Vec<(String, Outcome)> = Vec::new();
+    let mut counts_before = Vec::new();
+    let mut counts_after = Vec::new();
+    for (url, kind, admin) in [
+        (&urls[0], AuditLogKind::Secure, &secure_admin),
+        (&urls[1], AuditLogKind::Core, &core_admin),
+    ] {
+        let table = kind.table();
+        counts_before.push(count(admin, table).await);
+        let mut conn = PgConnection::connect(url).await.expect("connect as app role");
+        let archive_fn = format!("archive_{table}_rows");
+        for attack in [
+            format!(
+                "SET LOCAL clm.audit_archive = 'on'; \
+                 DELETE FROM {table} WHERE sequence_number = (SELECT MAX(sequence_number) FROM {table})"
+            ),
+            format!(
+                "SELECT set_config('clm.audit_archive', 'on', false); \
+                 DELETE FROM {table} WHERE sequence_number = (SELECT MAX(sequence_number) FROM {table})"
+            ),
+            format!("SET session_replication_role = replica; DELETE FROM {table}"),
+            format!("TRUNCATE {table}"),
+            format!("ALTER TABLE {table} DISABLE TRIGGER USER"),
+            format!("DROP TRIGGER trg_{table}_append_only ON {table}"),
+            // The archive routine itself refuses to delete rows no
+            // archive record at the chain's head accounts for.
+            format!("SELECT {archive_fn}((SELECT MAX(sequence_number) FROM {table}))"),
+        ] {
+            let outcome = in_rolled_forward_tx(&mut conn, &attack).await;
+            outcomes.push((format!("{table}: {attack}"), outcome));
+        }
+        conn.close().await.ok();
+        counts_after.push(count(admin, table).await);
+    }
+
+    // The library itself, connected as the same role, still archives.
+    let app_config = ClmConfig::postgres(urls[0].clone(), urls[1].clone())
+        .with_max_connections(2)
+        .with_master_key(test_master_key())
+        .with_security(settings());
+    let archived = match Clm::open(app_config).await {
+        Ok(app) => {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let result = app
+                .archive_audit_events(
+                    &app.system_actor(),
+                    AuditLogKind::Core,
+                    0,
+                    &dir.path().join("core.jsonl"),
+                )
+                .await
+                .map(|report| report.archived);
+            let verified = app
+                .verify_audit_chain(&app.system_actor(), AuditLogKind::Core)
+                .await
+                .map(|report| report.is_intact());
+            app.close().await;
+            result.and_then(|archived| verified.map(|intact| (archived, intact)))
+        }
+        Err(err) => Err(err),
+    };
+
+    for admin in [&secure_admin, &core_admin] {
+        sqlx::query(AssertSqlSafe(format!("DROP OWNED BY {role}")))
+            .execute(admin)
+            .await
+            .expect("drop owned");
+    }
+    sqlx::query(AssertSqlSafe(format!("DROP ROLE {role}")))
+        .execute(&core_admin)
+        .await
+        .expect("drop role");
+
+    for (attack, outcome) in &outcomes {
+        assert!(
+            outcome.is_err(),
+            "the app role got through: {attack} -> {outcome:?}"
+        );
+    }
+    assert_eq!(counts_before, counts_after, "no audit row was deleted");
+    let (archived, intact) = archived.expect("archiving as the app role");
+    assert!(archived >= 3, "archived {archived}");
+    assert!(intact, "the chain verifies after archiving");
+}
+
+async fn count(pool: &sqlx::PgPool, table: &str) -> i64 {
+    sqlx::query_scalar(AssertSqlSafe(format!("SELECT COUNT(*) FROM {table}")))
+        .fetch_one(pool)
+        .await
+        .expect("count")
+}
+
+/// Runs `sql` (one or more statements) in a transaction that commits when
+/// every statement succeeds: what an attacker holding the connection does.
+async fn in_rolled_forward_tx(conn: &mut PgConnection, sql: &str) -> Outcome {
+    let mut tx = conn.begin().await.map_err(|e| e.to_string())?;
+    let mut rows = 0;
+    for statement in sql.split("; ") {
+        match sqlx::raw_sql(AssertSqlSafe(statement.to_string()))
+            .execute(&mut *tx)
+            .await
+        {
+            Ok(done) => rows += done.rows_affected(),
+            Err(err) => return Err(err.to_string()),
+        }
+    }
+    tx.commit().await.map_err(|e| e.to_string())?;
+    Ok(rows)
+}
