@@ -199,6 +199,21 @@ async fn sqlite_settings_do_not_open_deletes(clm: &Clm) {
             .await
             .expect_err("DELETE must be refused");
         assert!(err.to_string().contains("append-only"), "{err}");
+        // With recursive_triggers off (SQLite's default) a REPLACE deletes the
+        // conflicting row without firing DELETE triggers: a rewrite in place.
+        let replaced = common::raw(
+            &mut pooled.conn(),
+            &format!(
+                "INSERT OR REPLACE INTO {table} SELECT id, sequence_number, event_type, 'forged', \
+                 outcome, actor_type, user_id, api_key_id, organization_id, resource_type, \
+                 resource_id, details, event_timestamp, previous_hash, row_hash, created_at \
+                 FROM {table} WHERE sequence_number = 1"
+            ),
+            Vec::new(),
+        )
+        .await;
+        let err = replaced.expect_err("REPLACE of an audit row must be refused");
+        assert!(err.to_string().contains("append-only"), "{err}");
     }
     for kind in [AuditLogKind::Core, AuditLogKind::Secure] {
         let report = clm
