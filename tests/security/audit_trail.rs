@@ -7,6 +7,7 @@ use std::str::FromStr;
 
 use clm::db::{Dialect, Pool};
 use clm::model::{AuditEvent, UserId};
+use clm::service::audit::{AuditCheckpoint, canonical};
 use clm::service::identity::NewUser;
 use clm::store::audit::{AuditFilter, AuditLogKind};
 use clm::store::{PageRequest, notifications};
@@ -380,4 +381,253 @@ async fn in_rolled_forward_tx(conn: &mut PgConnection, sql: &str) -> Outcome {
     }
     tx.commit().await.map_err(|e| e.to_string())?;
     Ok(rows)
+}
+
+// ------------------------------------------------- finding 14: checkpoints
+
+/// Removing the newest rows leaves a chain that verifies on its own; a
+/// checkpoint the host kept of the old head detects it.
+#[tokio::test]
+async fn audit_trail_checkpoint_detects_removed_newest_rows() {
+    on_both_keyed(settings(), |clm| async move {
+        let system = clm.system_actor();
+        for i in 0..4 {
+            new_user(&clm, &format!("checkpointed-{i}")).await;
+        }
+        let checkpoint = clm
+            .audit_checkpoint(&system, AuditLogKind::Core)
+            .await
+            .expect("checkpoint");
+        let text = checkpoint.to_text().expect("text form");
+        let kept = AuditCheckpoint::from_text(&text).expect("parses back");
+        assert_eq!(kept, checkpoint);
+        let intact = clm
+            .verify_audit_chain_against_checkpoint(&system, AuditLogKind::Core, &kept)
+            .await
+            .expect("verify");
+        assert!(intact.is_intact(), "{intact:?}");
+
+        // An attacker with the owner's rights removes the newest rows.
+        let head = checkpoint.sequence_number;
+        remove_rows_from(&clm, head - 1).await;
+        let alone = clm
+            .verify_audit_chain(&system, AuditLogKind::Core)
+            .await
+            .expect("verify");
+        assert!(alone.is_intact(), "the shortened chain verifies on its own");
+        let report = clm
+            .verify_audit_chain_against_checkpoint(&system, AuditLogKind::Core, &kept)
+            .await
+            .expect("verify against the checkpoint");
+        let broken = report.broken.expect("truncation detected");
+        assert_eq!(broken.sequence_number, head, "{}", broken.reason);
+    })
+    .await;
+}
+
+/// A checkpoint altered in any field, or made under another master key, is
+/// refused; the verification of each is audited.
+#[tokio::test]
+async fn audit_trail_checkpoint_signature_is_checked() {
+    on_both_keyed(settings(), |clm| async move {
+        let system = clm.system_actor();
+        new_user(&clm, "signed").await;
+        let checkpoint = clm
+            .audit_checkpoint(&system, AuditLogKind::Secure)
+            .await
+            .expect("checkpoint");
+        let mut forged = checkpoint.clone();
+        forged.sequence_number -= 1;
+        let mut resigned = checkpoint.clone();
+        resigned.signature = "00".repeat(32);
+        let mut other_log = checkpoint.clone();
+        other_log.log = "audit_log".into();
+        for (bad, field) in [
+            (forged, "checkpoint.signature"),
+            (resigned, "checkpoint.signature"),
+            (other_log, "checkpoint.log"),
+        ] {
+            assert_invalid(
+                clm.verify_audit_chain_against_checkpoint(&system, AuditLogKind::Secure, &bad)
+                    .await,
+                field,
+            );
+        }
+        assert!(AuditCheckpoint::from_text("{\"version\":1}").is_err());
+        let events = all_events(&clm, AuditLogKind::Core).await;
+        assert!(events.iter().any(|e| e.event_type == "audit.checkpoint"));
+        let verified = events
+            .iter()
+            .filter(|e| e.event_type == "audit.checkpoint_verified")
+            .count();
+        assert_eq!(verified, 3, "each verification is audited");
+        // An auditor may take and check checkpoints; a viewer may not.
+        let viewer = new_user(&clm, "viewer").await;
+        let actor = clm.actor_for_user(viewer).await.expect("actor");
+        let err = clm
+            .audit_checkpoint(&actor, AuditLogKind::Core)
+            .await
+            .expect_err("needs audit:verify");
+        assert_eq!(err.code(), ErrorCode::PermissionDenied);
+    })
+    .await;
+}
+
+async fn remove_rows_from(clm: &Clm, after: i64) {
+    let pooled = clm.databases().core.acquire().await.expect("acquire");
+    let mut pooled = pooled;
+    let statements: Vec<String> = match clm.databases().dialect() {
+        Dialect::Postgres => vec![
+            "ALTER TABLE audit_log DISABLE TRIGGER USER".into(),
+            format!("DELETE FROM audit_log WHERE sequence_number > {after}"),
+            "ALTER TABLE audit_log ENABLE TRIGGER USER".into(),
+        ],
+        Dialect::Sqlite => vec![
+            "DROP TRIGGER trg_audit_log_append_only_delete".into(),
+            format!("DELETE FROM audit_log WHERE sequence_number > {after}"),
+        ],
+    };
+    for sql in statements {
+        common::raw(&mut pooled.conn(), &sql, Vec::new())
+            .await
+            .unwrap_or_else(|err| panic!("{sql}: {err}"));
+    }
+}
+
+// ---------------------------------------- finding 14: canonical row hashes
+
+/// The row hash's encoding does not depend on how a document's maps were
+/// built (serde_json's `preserve_order` keeps insertion order).
+#[test]
+fn audit_trail_canonical_encoding_ignores_map_order() {
+    let mut forward = serde_json::Map::new();
+    let mut backward = serde_json::Map::new();
+    let members = [
+        ("zeta", serde_json::json!(1)),
+        ("alpha", serde_json::json!({"y": [1, 2], "b": null})),
+        ("\u{20ac}", serde_json::json!("euro")),
+        ("\u{1f600}", serde_json::json!(true)),
+        ("\u{fb33}", serde_json::json!(0.5)),
+    ];
+    for (k, v) in members.iter() {
+        forward.insert(k.to_string(), v.clone());
+    }
+    for (k, v) in members.iter().rev() {
+        let v = match v.as_object() {
+            Some(inner) => {
+                let mut rev = serde_json::Map::new();
+                for (ik, iv) in inner.iter().rev() {
+                    rev.insert(ik.clone(), iv.clone());
+                }
+                serde_json::Value::Object(rev)
+            }
+            None => v.clone(),
+        };
+        backward.insert(k.to_string(), v);
+    }
+    let a = canonical::to_string(&serde_json::Value::Object(forward));
+    let b = canonical::to_string(&serde_json::Value::Object(backward));
+    assert_eq!(a, b);
+    assert_eq!(
+        a,
+        "{\"alpha\":{\"b\":null,\"y\":[1,2]},\"zeta\":1,\"\u{20ac}\":\"euro\",\"\u{1f600}\":true,\"\u{fb33}\":0.5}"
+    );
+}
+
+/// Test vectors of RFC 8785 (sections 3.2.2 and 3.2.3, and the number
+/// examples of appendix B).
+#[test]
+fn audit_trail_canonical_encoding_matches_rfc8785_vectors() {
+    let input = r#"{
+        "numbers": [333333333.33333329, 1E30, 4.50, 2e-3, 0.000000000000000000000000001],
+        "string": "\u20ac$\u000F\u000aA'\u0042\u0022\u005c\\\"\/",
+        "literals": [null, true, false]
+    }"#;
+    let value: serde_json::Value = serde_json::from_str(input).expect("vector parses");
+    assert_eq!(
+        canonical::to_string(&value),
+        r#"{"literals":[null,true,false],"numbers":[333333333.3333333,1e+30,4.5,0.002,1e-27],"string":"€$\u000f\nA'B\"\\\\\"/"}"#
+    );
+    let sorting = r#"{
+        "\u20ac": "Euro Sign",
+        "\r": "Carriage Return",
+        "\ufb33": "Hebrew Letter Dalet With Dagesh",
+        "1": "One",
+        "\ud83d\ude00": "Emoji: Grinning Face",
+        "\u0080": "Control",
+        "\u00f6": "Latin Small Letter O With Diaeresis"
+    }"#;
+    let value: serde_json::Value = serde_json::from_str(sorting).expect("vector parses");
+    let keys: Vec<String> = canonical::to_string(&value)
+        .split("\":\"")
+        .filter_map(|part| part.rsplit_once('"').map(|(_, value)| value.to_string()))
+        .filter(|value| !value.is_empty())
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            "Carriage Return",
+            "One",
+            "Control",
+            "Latin Small Letter O With Diaeresis",
+            "Euro Sign",
+            "Emoji: Grinning Face",
+        ],
+        "{}",
+        canonical::to_string(&value)
+    );
+    for (number, text) in [
+        (0.0, "0"),
+        (-0.0, "0"),
+        (f64::MIN_POSITIVE, "2.2250738585072014e-308"),
+        (f64::MAX, "1.7976931348623157e+308"),
+        (5e-324, "5e-324"),
+        (9007199254740992.0, "9007199254740992"),
+        (295147905179352830000.0, "295147905179352830000"),
+        (1e21, "1e+21"),
+        (1e-7, "1e-7"),
+        (0.000001, "0.000001"),
+        (-1.5, "-1.5"),
+        (123e-20, "1.23e-18"),
+    ] {
+        assert_eq!(canonical::es6_number(number), text, "{number:e}");
+    }
+}
+
+/// Rows hashed before the canonical encoder still verify: the hash of this
+/// row was computed independently (Python's json with sorted keys, the
+/// encoding the chain used until now) and must not change.
+#[test]
+fn audit_trail_row_hash_of_existing_rows_is_unchanged() {
+    use clm::model::{
+        ActorType, AuditId, AuditOutcome, OrganizationId, ResourceId, UserId as Uid,
+    };
+    let id = |n: u8| uuid::Uuid::parse_str(&format!("018f0000-0000-7000-8000-00000000000{n}")).expect("uuid");
+    let at = chrono::DateTime::parse_from_rfc3339("2026-01-02T03:04:05.123456Z")
+        .expect("time")
+        .with_timezone(&chrono::Utc);
+    let event = AuditEvent {
+        id: AuditId(id(1)),
+        sequence_number: 42,
+        event_type: "user.updated".into(),
+        action: "update".into(),
+        outcome: AuditOutcome::Success,
+        actor_type: ActorType::User,
+        user_id: Some(Uid(id(2))),
+        api_key_id: None,
+        organization_id: Some(OrganizationId(id(3))),
+        resource_type: Some("user".into()),
+        resource_id: Some(ResourceId(id(2))),
+        details: sqlx::types::Json(serde_json::json!({
+            "count": 3, "b": [1, 2, {"z": "\u{e9}\n", "a": true}], "a": null
+        })),
+        event_timestamp: at,
+        previous_hash: "ab".repeat(32),
+        row_hash: String::new(),
+        created_at: at,
+    };
+    assert_eq!(
+        clm::service::audit::row_hash(&event),
+        "0fbfb7f32cb076e155121b36464eb61e139de131a5eb858948d180dbe62d08ed"
+    );
 }
