@@ -680,6 +680,14 @@ operations! {
     verify_audit_chain(actor, log)
         "actor: Actor, log: AuditLogName"
         "Promise<ChainReport>";
+    #[doc = " A signed checkpoint of a trail's head, for the host to keep elsewhere."]
+    audit_checkpoint(actor, log)
+        "actor: Actor, log: AuditLogName"
+        "Promise<AuditCheckpoint>";
+    #[doc = " Verifies a trail and that it still holds the head a checkpoint signed."]
+    verify_audit_chain_against_checkpoint(actor, log, checkpoint)
+        "actor: Actor, log: AuditLogName, checkpoint: AuditCheckpoint"
+        "Promise<ChainReport>";
     #[doc = " Moves events older than `older_than_days` to a JSON-lines file."]
     archive_audit_events(actor, log, older_than_days, file)
         "actor: Actor, log: AuditLogName, olderThanDays: number, file: string"

@@ -20,6 +20,7 @@ use crate::model::{
     RevocationReason, RoleId, SessionId, SubjectAlternativeName, UserId, WorkflowId,
     WorkflowInstanceId,
 };
+use crate::service::audit::AuditCheckpoint;
 use crate::service::identity::LoginContext;
 use crate::service::rotation::{RotationOptions, RotationProgress};
 use crate::store::PageRequest;
@@ -491,6 +492,17 @@ operations! { clm, actor, progress;
     /// Verifies a trail's hash chain; reports the first broken link.
     audit acting verify_audit_chain(log: AuditLogName) -> ChainReport =>
         record(&clm.verify_audit_chain(actor, log.into()).await?);
+    /// A signed checkpoint of a trail's head, for the host to keep elsewhere.
+    audit acting audit_checkpoint(log: AuditLogName) -> AuditCheckpoint =>
+        record(&clm.audit_checkpoint(actor, log.into()).await?);
+    /// Verifies a trail and that it still holds the head a checkpoint signed.
+    audit acting verify_audit_chain_against_checkpoint(
+        log: AuditLogName,
+        checkpoint: AuditCheckpoint,
+    ) -> ChainReport => record(
+        &clm.verify_audit_chain_against_checkpoint(actor, log.into(), &checkpoint)
+            .await?,
+    );
     /// Moves events older than `older_than_days` to a JSON-lines file.
     audit acting archive_audit_events(log: AuditLogName, older_than_days: u32, file: String)
         -> ArchiveReport => record(

@@ -113,8 +113,14 @@ impl Clm {
         let user_id = actor
             .user_id()
             .ok_or_else(|| Error::invalid("actor", "notifications belong to a user"))?;
-        let mut conn = self.databases().core.acquire().await?;
-        notifications::mark_read(&mut conn.conn(), user_id, id, now()).await
+        let mut tx = self.databases().core.begin().await?;
+        notifications::mark_read(&mut tx.conn(), user_id, id, now()).await?;
+        commit_audited(
+            tx,
+            actor,
+            AuditEntry::new("notification.read", "update").resource("notification", id),
+        )
+        .await
     }
 
     /// Marks all of the acting user's notifications read; returns how many.
@@ -122,8 +128,15 @@ impl Clm {
         let user_id = actor
             .user_id()
             .ok_or_else(|| Error::invalid("actor", "notifications belong to a user"))?;
-        let mut conn = self.databases().core.acquire().await?;
-        notifications::mark_all_read(&mut conn.conn(), user_id, now()).await
+        let mut tx = self.databases().core.begin().await?;
+        let marked = notifications::mark_all_read(&mut tx.conn(), user_id, now()).await?;
+        commit_audited(
+            tx,
+            actor,
+            AuditEntry::new("notification.read_all", "update").details(json!({"count": marked})),
+        )
+        .await?;
+        Ok(marked)
     }
 
     /// Undelivered notifications, oldest first (so per-user order holds),

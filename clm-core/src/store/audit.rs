@@ -255,3 +255,21 @@ pub async fn last_sequence_before(
     .fetch_one(&mut *c)
     .await)?)
 }
+
+/// The event with sequence number `sequence`, if the chain still holds it.
+pub async fn by_sequence(
+    conn: &mut Conn<'_>,
+    kind: AuditLogKind,
+    sequence: i64,
+) -> Result<Option<AuditEvent>> {
+    let sql = format!(
+        "SELECT * FROM {} WHERE sequence_number = $1",
+        kind.table()
+    );
+    Ok(on_conn!(conn, |c| sqlx::query_as::<_, AuditEvent>(
+        AssertSqlSafe(sql)
+    )
+    .bind(sequence)
+    .fetch_optional(&mut *c)
+    .await)?)
+}
