@@ -823,7 +823,12 @@ impl Clm {
     ) -> Result<ArchiveReport> {
         self.authorize(actor, Access::new("audit", "archive"))
             .await?;
-        let cutoff = days_before(now(), "older_than_days", older_than_days, MAX_ARCHIVE_AGE_DAYS)?;
+        let cutoff = days_before(
+            now(),
+            "older_than_days",
+            older_than_days,
+            MAX_ARCHIVE_AGE_DAYS,
+        )?;
         let pool = match kind {
             AuditLogKind::Secure => &self.databases().secure,
             AuditLogKind::Core => &self.databases().core,

@@ -262,10 +262,7 @@ pub async fn by_sequence(
     kind: AuditLogKind,
     sequence: i64,
 ) -> Result<Option<AuditEvent>> {
-    let sql = format!(
-        "SELECT * FROM {} WHERE sequence_number = $1",
-        kind.table()
-    );
+    let sql = format!("SELECT * FROM {} WHERE sequence_number = $1", kind.table());
     Ok(on_conn!(conn, |c| sqlx::query_as::<_, AuditEvent>(
         AssertSqlSafe(sql)
     )
