@@ -633,3 +633,117 @@ fn audit_trail_row_hash_of_existing_rows_is_unchanged() {
         "0fbfb7f32cb076e155121b36464eb61e139de131a5eb858948d180dbe62d08ed"
     );
 }
+
+// ------------------------------------------------------------ finding 16
+
+/// One's own notifications are self-service; another user's need
+/// `notifications:read` and that user within reach (a shared organization),
+/// and one out of reach looks like nobody (NotFound, no existence oracle).
+#[tokio::test]
+async fn audit_trail_reading_another_users_notifications_needs_permission() {
+    use clm::model::{OrganizationId, Permissions};
+    use clm::service::access::{NewOrganization, NewRole};
+    on_both_keyed(settings(), |clm| async move {
+        let system = clm.system_actor();
+        let org = |code: &'static str| {
+            let clm = clm.clone();
+            async move {
+                clm.create_organization(
+                    &clm.system_actor(),
+                    NewOrganization {
+                        org_code: unique(code),
+                        name: code.into(),
+                        ..NewOrganization::default()
+                    },
+                )
+                .await
+                .expect("organization")
+                .id
+            }
+        };
+        let (here, elsewhere) = (org("HERE").await, org("ELSEWHERE").await);
+        let member = |prefix: &'static str, organization: OrganizationId| {
+            let clm = clm.clone();
+            async move {
+                let name = unique(prefix);
+                clm.create_user(
+                    &clm.system_actor(),
+                    NewUser {
+                        username: name.clone(),
+                        email: format!("{name}@example.com"),
+                        display_name: None,
+                        password: None,
+                        organization_id: Some(organization),
+                    },
+                )
+                .await
+                .expect("member")
+                .id
+            }
+        };
+        let owner = member("owner", here).await;
+        let colleague = member("colleague", here).await;
+        let reader = member("reader", here).await;
+        let stranger = member("stranger", elsewhere).await;
+        for (user, organization) in [(reader, here), (stranger, elsewhere)] {
+            let role = clm
+                .create_role(
+                    &system,
+                    NewRole {
+                        role_code: unique("NOTE_READER"),
+                        role_name: "Notification reader".into(),
+                        description: None,
+                        permissions: Permissions::from_pairs(&[("notifications", &["read"])]),
+                        organization_id: Some(organization),
+                    },
+                )
+                .await
+                .expect("role");
+            clm.assign_role(&system, user, role.id).await.expect("assign");
+        }
+        {
+            let mut pooled = clm.databases().core.acquire().await.expect("acquire");
+            notifications::insert(&mut pooled.conn(), &common::notification(owner, None))
+                .await
+                .expect("insert notification");
+        }
+        let page = PageRequest::default();
+        let actor = |user| {
+            let clm = clm.clone();
+            async move { clm.actor_for_user(user).await.expect("actor") }
+        };
+
+        let own = clm
+            .list_notifications(&actor(owner).await, false, &page, None)
+            .await
+            .expect("own inbox");
+        assert_eq!(own.items.len(), 1);
+        let own_by_id = clm
+            .list_notifications(&actor(owner).await, false, &page, Some(owner))
+            .await
+            .expect("own inbox by id");
+        assert_eq!(own_by_id.items.len(), 1);
+        let err = clm
+            .list_notifications(&actor(colleague).await, false, &page, Some(owner))
+            .await
+            .expect_err("no notifications:read");
+        assert_eq!(err.code(), ErrorCode::PermissionDenied, "{err}");
+        let read = clm
+            .list_notifications(&actor(reader).await, false, &page, Some(owner))
+            .await
+            .expect("notifications:read in a shared organization");
+        assert_eq!(read.items.len(), 1);
+        assert_eq!(read.items[0].user_id, owner);
+        let err = clm
+            .list_notifications(&actor(stranger).await, false, &page, Some(owner))
+            .await
+            .expect_err("out of reach");
+        assert_eq!(err.code(), ErrorCode::NotFound, "{err}");
+        let hosted = clm
+            .list_notifications(&system, true, &page, Some(owner))
+            .await
+            .expect("the host reads any inbox");
+        assert_eq!(hosted.items.len(), 1);
+    })
+    .await;
+}
