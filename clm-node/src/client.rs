@@ -648,9 +648,10 @@ operations! {
     get_workflow_instance(actor, id)
         "actor: Actor, id: WorkflowInstanceId"
         "Promise<WorkflowInstanceView>";
-    #[doc = " The acting user's notifications, paginated."]
-    list_notifications(actor, unread_only, page)
-        "actor: Actor, unreadOnly?: boolean | null, page?: PageRequest | null"
+    #[doc = " A user's notifications, paginated: the acting user's own, or (with"]
+    #[doc = " `notifications:read`) those of `user_id`."]
+    list_notifications(actor, unread_only, page, user_id)
+        "actor: Actor, unreadOnly?: boolean | null, page?: PageRequest | null, userId?: UserId | null"
         "Promise<Page<Notification>>";
     #[doc = " Marks one notification read."]
     mark_notification_read(actor, id)

@@ -699,7 +699,9 @@ async fn audit_trail_reading_another_users_notifications_needs_permission() {
                 )
                 .await
                 .expect("role");
-            clm.assign_role(&system, user, role.id).await.expect("assign");
+            clm.assign_role(&system, user, role.id)
+                .await
+                .expect("assign");
         }
         {
             let mut pooled = clm.databases().core.acquire().await.expect("acquire");

@@ -459,10 +459,14 @@ operations! { clm, actor, progress;
         record(&clm.get_workflow_instance(actor, id).await?);
 
     // ---- notifications ---------------------------------------------------------
-    /// The acting user's notifications, paginated.
-    notifications acting list_notifications(unread_only: bool = default, page: PageRequest = default)
-        -> Page<Notification> =>
-        record(&clm.list_notifications(actor, unread_only, &page).await?);
+    /// A user's notifications, paginated: the acting user's own, or (with
+    /// `notifications:read`) those of `user_id`.
+    notifications acting list_notifications(
+        unread_only: bool = default,
+        page: PageRequest = default,
+        user_id: Option<UserId>,
+    ) -> Page<Notification> =>
+        record(&clm.list_notifications(actor, unread_only, &page, user_id).await?);
     /// Marks one notification read.
     notifications acting mark_notification_read(id: NotificationId) -> () =>
         record(&clm.mark_notification_read(actor, id).await?);

@@ -182,7 +182,7 @@ impl Clm {
 
     /// Whether `actor` may see `user`: itself, a global administrator, or a
     /// member of an organization the user belongs to.
-    async fn user_in_reach(
+    pub(crate) async fn user_in_reach(
         &self,
         conn: &mut Conn<'_>,
         actor: &Actor,
