@@ -648,10 +648,13 @@ operations! {
     get_workflow_instance(actor, id)
         "actor: Actor, id: WorkflowInstanceId"
         "Promise<WorkflowInstanceView>";
-    #[doc = " A user's notifications, paginated: the acting user's own, or (with"]
-    #[doc = " `notifications:read`) those of `user_id`."]
-    list_notifications(actor, unread_only, page, user_id)
-        "actor: Actor, unreadOnly?: boolean | null, page?: PageRequest | null, userId?: UserId | null"
+    #[doc = " The acting user's notifications, paginated."]
+    list_notifications(actor, unread_only, page)
+        "actor: Actor, unreadOnly?: boolean | null, page?: PageRequest | null"
+        "Promise<Page<Notification>>";
+    #[doc = " Another user's notifications (needs `notifications:read`), paginated."]
+    list_user_notifications(actor, user_id, unread_only, page)
+        "actor: Actor, userId: UserId, unreadOnly?: boolean | null, page?: PageRequest | null"
         "Promise<Page<Notification>>";
     #[doc = " Marks one notification read."]
     mark_notification_read(actor, id)

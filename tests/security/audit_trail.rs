@@ -716,33 +716,33 @@ async fn audit_trail_reading_another_users_notifications_needs_permission() {
         };
 
         let own = clm
-            .list_notifications(&actor(owner).await, false, &page, None)
+            .list_notifications(&actor(owner).await, false, &page)
             .await
             .expect("own inbox");
         assert_eq!(own.items.len(), 1);
         let own_by_id = clm
-            .list_notifications(&actor(owner).await, false, &page, Some(owner))
+            .list_user_notifications(&actor(owner).await, owner, false, &page)
             .await
             .expect("own inbox by id");
         assert_eq!(own_by_id.items.len(), 1);
         let err = clm
-            .list_notifications(&actor(colleague).await, false, &page, Some(owner))
+            .list_user_notifications(&actor(colleague).await, owner, false, &page)
             .await
             .expect_err("no notifications:read");
         assert_eq!(err.code(), ErrorCode::PermissionDenied, "{err}");
         let read = clm
-            .list_notifications(&actor(reader).await, false, &page, Some(owner))
+            .list_user_notifications(&actor(reader).await, owner, false, &page)
             .await
             .expect("notifications:read in a shared organization");
         assert_eq!(read.items.len(), 1);
         assert_eq!(read.items[0].user_id, owner);
         let err = clm
-            .list_notifications(&actor(stranger).await, false, &page, Some(owner))
+            .list_user_notifications(&actor(stranger).await, owner, false, &page)
             .await
             .expect_err("out of reach");
         assert_eq!(err.code(), ErrorCode::NotFound, "{err}");
         let hosted = clm
-            .list_notifications(&system, true, &page, Some(owner))
+            .list_user_notifications(&system, owner, true, &page)
             .await
             .expect("the host reads any inbox");
         assert_eq!(hosted.items.len(), 1);

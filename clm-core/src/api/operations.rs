@@ -459,14 +459,17 @@ operations! { clm, actor, progress;
         record(&clm.get_workflow_instance(actor, id).await?);
 
     // ---- notifications ---------------------------------------------------------
-    /// A user's notifications, paginated: the acting user's own, or (with
-    /// `notifications:read`) those of `user_id`.
-    notifications acting list_notifications(
+    /// The acting user's notifications, paginated.
+    notifications acting list_notifications(unread_only: bool = default, page: PageRequest = default)
+        -> Page<Notification> =>
+        record(&clm.list_notifications(actor, unread_only, &page).await?);
+    /// Another user's notifications (needs `notifications:read`), paginated.
+    notifications acting list_user_notifications(
+        user_id: UserId,
         unread_only: bool = default,
         page: PageRequest = default,
-        user_id: Option<UserId>,
     ) -> Page<Notification> =>
-        record(&clm.list_notifications(actor, unread_only, &page, user_id).await?);
+        record(&clm.list_user_notifications(actor, user_id, unread_only, &page).await?);
     /// Marks one notification read.
     notifications acting mark_notification_read(id: NotificationId) -> () =>
         record(&clm.mark_notification_read(actor, id).await?);

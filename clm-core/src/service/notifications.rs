@@ -93,35 +93,40 @@ pub async fn notify(conn: &mut Conn<'_>, notice: Notice) -> Result<bool> {
 pub const MAX_OUTBOX_BATCH: u32 = 1000;
 
 impl Clm {
-    /// A user's notifications, newest first: the acting user's own (self-
-    /// service) when `user_id` is None or theirs; another user's with
-    /// `notifications:read` and that user within reach (NotFound otherwise,
-    /// as for a user that does not exist).
+    /// The acting user's notifications, newest first (self-service).
     pub async fn list_notifications(
         &self,
         actor: &Actor,
         unread_only: bool,
         page: &PageRequest,
-        user_id: Option<UserId>,
     ) -> Result<Page<Notification>> {
-        let own = actor.user_id();
-        let user_id = match user_id {
-            None => own.ok_or_else(|| {
-                Error::invalid("user_id", "the system actor must name whose notifications")
-            })?,
-            Some(id) if Some(id) == own => id,
-            Some(id) => {
-                self.authorize(actor, Access::new("notifications", "read"))
+        let user_id = actor
+            .user_id()
+            .ok_or_else(|| Error::invalid("actor", "notifications belong to a user"))?;
+        let mut conn = self.databases().core_read.acquire().await?;
+        notifications::list_for_user(&mut conn.conn(), user_id, unread_only, page).await
+    }
+
+    /// Another user's notifications, newest first: needs
+    /// `notifications:read` and that user within reach (NotFound otherwise,
+    /// as for a user that does not exist). One's own need nothing.
+    pub async fn list_user_notifications(
+        &self,
+        actor: &Actor,
+        user_id: UserId,
+        unread_only: bool,
+        page: &PageRequest,
+    ) -> Result<Page<Notification>> {
+        if actor.user_id() != Some(user_id) {
+            self.authorize(actor, Access::new("notifications", "read"))
+                .await?;
+            let mut conn = self.databases().core_read.acquire().await?;
+            if !self.user_in_reach(&mut conn.conn(), actor, user_id).await? {
+                self.audit_denial(actor, Access::new("notifications", "read"))
                     .await?;
-                let mut conn = self.databases().core_read.acquire().await?;
-                if !self.user_in_reach(&mut conn.conn(), actor, id).await? {
-                    self.audit_denial(actor, Access::new("notifications", "read"))
-                        .await?;
-                    return Err(Error::not_found("user", id));
-                }
-                id
+                return Err(Error::not_found("user", user_id));
             }
-        };
+        }
         let mut conn = self.databases().core_read.acquire().await?;
         notifications::list_for_user(&mut conn.conn(), user_id, unread_only, page).await
     }
