@@ -8,9 +8,9 @@ use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
 use super::inputs::{
-    ApiKeyInput, AuditFilterInput, AuditLogName, AuthorityInput, ImportInput, IssueInput,
-    KeyAlgorithmName, MasterKeyInput, OrganizationInput, PolicyFilterInput, PolicyInput,
-    PolicyUpdateInput, RenewInput, RoleInput, SearchInput, UserFilterInput, UserInput,
+    ApiKeyInput, AuditCheckpointInput, AuditFilterInput, AuditLogName, AuthorityInput, ImportInput,
+    IssueInput, KeyAlgorithmName, MasterKeyInput, OrganizationInput, PolicyFilterInput,
+    PolicyInput, PolicyUpdateInput, RenewInput, RoleInput, SearchInput, UserFilterInput, UserInput,
     UserUpdateInput, WorkflowInput, permissions,
 };
 use super::{Operation, Param, ProgressSink, Reply, describe_actor, progress_value, record};
@@ -20,7 +20,6 @@ use crate::model::{
     RevocationReason, RoleId, SessionId, SubjectAlternativeName, UserId, WorkflowId,
     WorkflowInstanceId,
 };
-use crate::service::audit::AuditCheckpoint;
 use crate::service::identity::LoginContext;
 use crate::service::rotation::{RotationOptions, RotationProgress};
 use crate::store::PageRequest;
@@ -505,9 +504,9 @@ operations! { clm, actor, progress;
     /// Verifies a trail and that it still holds the head a checkpoint signed.
     audit acting verify_audit_chain_against_checkpoint(
         log: AuditLogName,
-        checkpoint: AuditCheckpoint,
+        checkpoint: AuditCheckpointInput,
     ) -> ChainReport => record(
-        &clm.verify_audit_chain_against_checkpoint(actor, log.into(), &checkpoint)
+        &clm.verify_audit_chain_against_checkpoint(actor, log.into(), &checkpoint.into())
             .await?,
     );
     /// Moves events older than `older_than_days` to a JSON-lines file.
