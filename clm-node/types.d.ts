@@ -526,6 +526,17 @@ export interface ChainReport {
   /** The first broken link, or null when the chain is intact. */
   broken: { sequence_number: number; reason: string } | null
 }
+/** A signed checkpoint of an audit trail's head; keep it outside the database.
+ * Its text form is the RFC 8785 canonical JSON of these fields. */
+export interface AuditCheckpoint {
+  version: number
+  log: string
+  sequence_number: number
+  row_hash: string
+  created_at: string
+  key_id: string
+  signature: string
+}
 export interface ArchiveReport {
   log: string
   archived: number

@@ -23,6 +23,15 @@ pub trait KeyProvider: Send + Sync {
     fn master_key_id(&self) -> String;
     fn wrap(&self, data_key: &SecretBytes, aad: &[u8]) -> Result<Sealed>;
     fn unwrap(&self, sealed: &Sealed, aad: &[u8]) -> Result<SecretBytes>;
+    /// A 32-byte key for one `purpose`, derived from the master key so the
+    /// host keeps no second secret (audit checkpoints are signed with it).
+    /// Providers whose key never leaves a KMS/HSM may leave this unsupported.
+    fn derive_key(&self, purpose: &str) -> Result<SecretBytes> {
+        Err(Error::Configuration(format!(
+            "the master key provider ({}) cannot derive a key for {purpose}",
+            self.master_key_id()
+        )))
+    }
 }
 
 /// A 32-byte master key held in memory.
@@ -149,6 +158,16 @@ impl KeyProvider for LocalMasterKey {
     }
     fn unwrap(&self, sealed: &Sealed, aad: &[u8]) -> Result<SecretBytes> {
         envelope::open(&self.key, MASTER_KEY_VERSION, sealed, aad)
+    }
+    /// HMAC-SHA256(master key, domain label + purpose): a different key per
+    /// purpose, none of which reveals the master key or another purpose's key.
+    fn derive_key(&self, purpose: &str) -> Result<SecretBytes> {
+        use hmac::{Hmac, KeyInit, Mac};
+        let mut mac = Hmac::<sha2::Sha256>::new_from_slice(self.key.expose())
+            .map_err(|_| Error::Internal("HMAC accepts any key length".into()))?;
+        mac.update(b"clm derived key v1:");
+        mac.update(purpose.as_bytes());
+        Ok(SecretBytes::new(mac.finalize().into_bytes().to_vec()))
     }
 }
 

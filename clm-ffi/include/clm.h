@@ -1846,6 +1846,30 @@ clm_status clm_list_notifications(const struct clm_handle *clm,
                                   char **result_json);
 
 /*
+ Another user's notifications (needs `notifications:read`), paginated.
+
+ Operation `list_user_notifications` (notifications). `arguments_json`: a
+ JSON object of these named arguments:
+ - `user_id` (`UserId`): UUID text
+ - `unread_only` (`bool`, optional): true or false
+ - `page` (`PageRequest`, optional): `{"limit"?, "cursor"?,
+   "include_deleted"?}`
+
+ `actor`: who performs it (not NULL).
+ `result_json`: a page `{"items": [Notification, ...], "next_cursor"}`
+ (pass `next_cursor` as `page.cursor` for the next page) as JSON text; free
+ it with `clm_string_free`.
+
+ # Safety
+ `clm` and `actor` are NULL or live handles; `arguments_json` is NULL or a
+ NUL-terminated string; `result_json` is NULL or writable.
+ */
+clm_status clm_list_user_notifications(const struct clm_handle *clm,
+                                       const struct clm_actor *actor,
+                                       const char *arguments_json,
+                                       char **result_json);
+
+/*
  Marks one notification read.
 
  Operation `mark_notification_read` (notifications). `arguments_json`: a
@@ -1987,6 +2011,52 @@ clm_status clm_verify_audit_chain(const struct clm_handle *clm,
                                   const struct clm_actor *actor,
                                   const char *arguments_json,
                                   char **result_json);
+
+/*
+ A signed checkpoint of a trail's head, for the host to keep elsewhere.
+
+ Operation `audit_checkpoint` (audit). `arguments_json`: a JSON object of
+ these named arguments:
+ - `log` (`AuditLogName`): `"secure"` (the secure database's trail) or
+   `"core"`.
+
+ `actor`: who performs it (not NULL).
+ `result_json`: the `AuditCheckpoint` record as JSON text; free it with
+ `clm_string_free`.
+
+ # Safety
+ `clm` and `actor` are NULL or live handles; `arguments_json` is NULL or a
+ NUL-terminated string; `result_json` is NULL or writable.
+ */
+clm_status clm_audit_checkpoint(const struct clm_handle *clm,
+                                const struct clm_actor *actor,
+                                const char *arguments_json,
+                                char **result_json);
+
+/*
+ Verifies a trail and that it still holds the head a checkpoint signed.
+
+ Operation `verify_audit_chain_against_checkpoint` (audit).
+ `arguments_json`: a JSON object of these named arguments:
+ - `log` (`AuditLogName`): `"secure"` (the secure database's trail) or
+   `"core"`.
+ - `checkpoint` (`AuditCheckpointInput`): `{"version", "log",
+   "sequence_number", "row_hash", "created_at", "key_id", "signature"}`: a
+   checkpoint exactly as `audit_checkpoint` returned it (its text form parsed
+   as JSON).
+
+ `actor`: who performs it (not NULL).
+ `result_json`: the `ChainReport` record as JSON text; free it with
+ `clm_string_free`.
+
+ # Safety
+ `clm` and `actor` are NULL or live handles; `arguments_json` is NULL or a
+ NUL-terminated string; `result_json` is NULL or writable.
+ */
+clm_status clm_verify_audit_chain_against_checkpoint(const struct clm_handle *clm,
+                                                     const struct clm_actor *actor,
+                                                     const char *arguments_json,
+                                                     char **result_json);
 
 /*
  Moves events older than `older_than_days` to a JSON-lines file.

@@ -659,6 +659,10 @@ operations! {
     list_notifications(actor, unread_only, page)
         "actor: Actor, unreadOnly?: boolean | null, page?: PageRequest | null"
         "Promise<Page<Notification>>";
+    #[doc = " Another user's notifications (needs `notifications:read`), paginated."]
+    list_user_notifications(actor, user_id, unread_only, page)
+        "actor: Actor, userId: UserId, unreadOnly?: boolean | null, page?: PageRequest | null"
+        "Promise<Page<Notification>>";
     #[doc = " Marks one notification read."]
     mark_notification_read(actor, id)
         "actor: Actor, id: NotificationId"
@@ -686,6 +690,14 @@ operations! {
     #[doc = " Verifies a trail's hash chain; reports the first broken link."]
     verify_audit_chain(actor, log)
         "actor: Actor, log: AuditLogName"
+        "Promise<ChainReport>";
+    #[doc = " A signed checkpoint of a trail's head, for the host to keep elsewhere."]
+    audit_checkpoint(actor, log)
+        "actor: Actor, log: AuditLogName"
+        "Promise<AuditCheckpoint>";
+    #[doc = " Verifies a trail and that it still holds the head a checkpoint signed."]
+    verify_audit_chain_against_checkpoint(actor, log, checkpoint)
+        "actor: Actor, log: AuditLogName, checkpoint: AuditCheckpoint"
         "Promise<ChainReport>";
     #[doc = " Moves events older than `older_than_days` to a JSON-lines file."]
     archive_audit_events(actor, log, older_than_days, file)

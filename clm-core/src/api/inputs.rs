@@ -17,6 +17,7 @@ use crate::model::{
     WorkflowId,
 };
 use crate::service::access::{NewOrganization, NewRole};
+use crate::service::audit::AuditCheckpoint;
 use crate::service::authorities::NewCertificateAuthority;
 use crate::service::identity::{NewApiKey, NewUser, UserUpdate};
 use crate::service::inventory::{CertificateSearch, ImportRequest};
@@ -598,6 +599,35 @@ impl From<AuditLogName> for AuditLogKind {
         match name {
             AuditLogName::Secure => AuditLogKind::Secure,
             AuditLogName::Core => AuditLogKind::Core,
+        }
+    }
+}
+
+/// `{"version", "log", "sequence_number", "row_hash", "created_at",
+/// "key_id", "signature"}`: a checkpoint exactly as `audit_checkpoint`
+/// returned it (its text form parsed as JSON).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditCheckpointInput {
+    pub version: u32,
+    pub log: String,
+    pub sequence_number: i64,
+    pub row_hash: String,
+    pub created_at: String,
+    pub key_id: String,
+    pub signature: String,
+}
+
+impl From<AuditCheckpointInput> for AuditCheckpoint {
+    fn from(input: AuditCheckpointInput) -> Self {
+        AuditCheckpoint {
+            version: input.version,
+            log: input.log,
+            sequence_number: input.sequence_number,
+            row_hash: input.row_hash,
+            created_at: input.created_at,
+            key_id: input.key_id,
+            signature: input.signature,
         }
     }
 }

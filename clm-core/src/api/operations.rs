@@ -8,9 +8,9 @@ use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
 use super::inputs::{
-    ApiKeyInput, AuditFilterInput, AuditLogName, AuthorityInput, ImportInput, IssueInput,
-    KeyAlgorithmName, MasterKeyInput, OrganizationInput, PolicyFilterInput, PolicyInput,
-    PolicyUpdateInput, RenewInput, RoleInput, SearchInput, UserFilterInput, UserInput,
+    ApiKeyInput, AuditCheckpointInput, AuditFilterInput, AuditLogName, AuthorityInput, ImportInput,
+    IssueInput, KeyAlgorithmName, MasterKeyInput, OrganizationInput, PolicyFilterInput,
+    PolicyInput, PolicyUpdateInput, RenewInput, RoleInput, SearchInput, UserFilterInput, UserInput,
     UserUpdateInput, WorkflowInput, permissions,
 };
 use super::{Operation, Param, ProgressSink, Reply, describe_actor, progress_value, record};
@@ -484,6 +484,13 @@ operations! { clm, actor, progress;
     notifications acting list_notifications(unread_only: bool = default, page: PageRequest = default)
         -> Page<Notification> =>
         record(&clm.list_notifications(actor, unread_only, &page).await?);
+    /// Another user's notifications (needs `notifications:read`), paginated.
+    notifications acting list_user_notifications(
+        user_id: UserId,
+        unread_only: bool = default,
+        page: PageRequest = default,
+    ) -> Page<Notification> =>
+        record(&clm.list_user_notifications(actor, user_id, unread_only, &page).await?);
     /// Marks one notification read.
     notifications acting mark_notification_read(id: NotificationId) -> () =>
         record(&clm.mark_notification_read(actor, id).await?);
@@ -513,6 +520,17 @@ operations! { clm, actor, progress;
     /// Verifies a trail's hash chain; reports the first broken link.
     audit acting verify_audit_chain(log: AuditLogName) -> ChainReport =>
         record(&clm.verify_audit_chain(actor, log.into()).await?);
+    /// A signed checkpoint of a trail's head, for the host to keep elsewhere.
+    audit acting audit_checkpoint(log: AuditLogName) -> AuditCheckpoint =>
+        record(&clm.audit_checkpoint(actor, log.into()).await?);
+    /// Verifies a trail and that it still holds the head a checkpoint signed.
+    audit acting verify_audit_chain_against_checkpoint(
+        log: AuditLogName,
+        checkpoint: AuditCheckpointInput,
+    ) -> ChainReport => record(
+        &clm.verify_audit_chain_against_checkpoint(actor, log.into(), &checkpoint.into())
+            .await?,
+    );
     /// Moves events older than `older_than_days` to a JSON-lines file.
     audit acting archive_audit_events(log: AuditLogName, older_than_days: u32, file: String)
         -> ArchiveReport => record(

@@ -335,6 +335,20 @@ impl Actor {
         permissions.is_subset_of(&held)
     }
 
+    /// Whether the actor may `resource:action` on what belongs to someone of
+    /// `organizations`: in one of them, or as a global administrator.
+    pub fn may_in_any(
+        &self,
+        resource: &str,
+        action: &str,
+        organizations: &[OrganizationId],
+    ) -> bool {
+        self.is_global()
+            || organizations
+                .iter()
+                .any(|org| self.permissions_in(*org).allows(resource, action))
+    }
+
     /// Whether the actor may do `users:action` (anything but reading) to a
     /// user holding `target` in `target_organizations`: the permission in an
     /// organization they share (or global administration), and containment.
@@ -344,11 +358,8 @@ impl Actor {
         target: &Grants,
         target_organizations: &[OrganizationId],
     ) -> bool {
-        let in_reach = self.is_global()
-            || target_organizations
-                .iter()
-                .any(|org| self.permissions_in(*org).allows("users", action));
-        in_reach && self.covers(target, target_organizations)
+        self.may_in_any("users", action, target_organizations)
+            && self.covers(target, target_organizations)
     }
 
     /// Whether the actor may change a user's roles or memberships: it reaches
@@ -554,11 +565,7 @@ impl Clm {
         };
         let allowed = own_read
             || if action == "read" {
-                actor.is_global()
-                    || subject
-                        .organizations
-                        .iter()
-                        .any(|org| actor.permissions_in(*org).allows("users", "read"))
+                actor.may_in_any("users", "read", &subject.organizations)
             } else {
                 actor.may_change_user(action, &subject.grants, &subject.organizations)
             };
@@ -566,6 +573,29 @@ impl Clm {
             return Ok(subject);
         }
         self.audit_denial(actor, Access::new("users", action))
+            .await?;
+        Err(Error::not_found("user", id))
+    }
+
+    /// User `id` when `actor` may `resource:action` on what is theirs (their
+    /// notifications, say): in an organization they belong to. Else
+    /// NotFound, as for a user that does not exist.
+    pub(crate) async fn authorize_about_user(
+        &self,
+        actor: &Actor,
+        resource: &str,
+        action: &str,
+        id: UserId,
+    ) -> Result<Subject> {
+        self.gate(actor, resource, action).await?;
+        let subject = match self.load_subject(id, false).await {
+            Err(Error::NotFound { .. }) => return Err(Error::not_found("user", id)),
+            other => other?,
+        };
+        if actor.may_in_any(resource, action, &subject.organizations) {
+            return Ok(subject);
+        }
+        self.audit_denial(actor, Access::new(resource, action))
             .await?;
         Err(Error::not_found("user", id))
     }

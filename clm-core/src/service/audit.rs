@@ -74,10 +74,15 @@ fn actor_type(actor: &Actor) -> ActorType {
     }
 }
 
-/// SHA-256 over the previous hash and the row's canonical content. serde_json
-/// maps are sorted, so the same content always serializes the same way.
+/// SHA-256 over the previous hash and the row's content in RFC 8785 (JCS)
+/// canonical JSON, written by [`canonical::to_string`] rather than by
+/// serde_json, whose key order depends on its features (`preserve_order`).
+/// For the rows the library writes (string keys, integers, strings) this is
+/// byte for byte what serde_json's sorted output was, so existing chains
+/// verify unchanged; a row holding floats or keys beyond U+FFFF hashed
+/// before this change would not (accepted before 1.0).
 pub fn row_hash(event: &AuditEvent) -> String {
-    let canonical = json!({
+    let content = json!({
         "id": event.id,
         "sequence_number": event.sequence_number,
         "event_type": event.event_type,
@@ -95,8 +100,132 @@ pub fn row_hash(event: &AuditEvent) -> String {
     let mut hasher = Sha256::new();
     hasher.update(event.previous_hash.as_bytes());
     hasher.update(b"\n");
-    hasher.update(canonical.to_string().as_bytes());
+    hasher.update(canonical::to_string(&content).as_bytes());
     hex::encode(hasher.finalize())
+}
+
+/// RFC 8785 JSON Canonicalization Scheme: object members sorted by their
+/// names' UTF-16 code units, no whitespace, minimal string escaping, numbers
+/// as ECMAScript writes them. Independent of how the `Value` was built.
+pub mod canonical {
+    use serde_json::{Number, Value};
+
+    pub fn to_string(value: &Value) -> String {
+        let mut out = String::new();
+        write_value(&mut out, value);
+        out
+    }
+
+    fn write_value(out: &mut String, value: &Value) {
+        match value {
+            Value::Null => out.push_str("null"),
+            Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+            Value::Number(n) => write_number(out, n),
+            Value::String(s) => write_string(out, s),
+            Value::Array(items) => {
+                out.push('[');
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    write_value(out, item);
+                }
+                out.push(']');
+            }
+            Value::Object(map) => {
+                let mut members: Vec<(&String, &Value)> = map.iter().collect();
+                members.sort_by(|a, b| a.0.encode_utf16().cmp(b.0.encode_utf16()));
+                out.push('{');
+                for (i, (key, item)) in members.into_iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    write_string(out, key);
+                    out.push(':');
+                    write_value(out, item);
+                }
+                out.push('}');
+            }
+        }
+    }
+
+    fn write_string(out: &mut String, s: &str) {
+        out.push('"');
+        for c in s.chars() {
+            match c {
+                '"' => out.push_str("\\\""),
+                '\\' => out.push_str("\\\\"),
+                '\u{8}' => out.push_str("\\b"),
+                '\t' => out.push_str("\\t"),
+                '\n' => out.push_str("\\n"),
+                '\u{c}' => out.push_str("\\f"),
+                '\r' => out.push_str("\\r"),
+                c if u32::from(c) < 0x20 => out.push_str(&format!("\\u{:04x}", u32::from(c))),
+                c => out.push(c),
+            }
+        }
+        out.push('"');
+    }
+
+    /// Integers are written exactly. JCS would pass integers beyond 2^53
+    /// through a double and lose digits; keeping them exact means two
+    /// different values never hash alike (the only departure from RFC 8785,
+    /// and only for numbers it cannot represent).
+    fn write_number(out: &mut String, n: &Number) {
+        if let Some(i) = n.as_i64() {
+            out.push_str(&i.to_string());
+        } else if let Some(u) = n.as_u64() {
+            out.push_str(&u.to_string());
+        } else if let Some(f) = n.as_f64() {
+            out.push_str(&es6_number(f));
+        } else {
+            // Only reachable with serde_json's arbitrary_precision: its text.
+            out.push_str(&n.to_string());
+        }
+    }
+
+    /// ECMAScript's Number::toString for a finite double (RFC 8785 3.2.2.3):
+    /// the shortest digits that read back to the same double, placed by the
+    /// exponent rules of ECMA-262 7.1.12.1.
+    pub fn es6_number(f: f64) -> String {
+        if f == 0.0 || !f.is_finite() {
+            // serde_json holds no NaN or infinity; -0 is written as 0.
+            return "0".to_string();
+        }
+        // `{:e}` gives the shortest round-trip digits: d[.ddd]e<exp>.
+        let sci = format!("{:e}", f.abs());
+        let (mantissa, exponent) = sci.split_once('e').unwrap_or((&sci, "0"));
+        let digits: String = mantissa.chars().filter(|c| c.is_ascii_digit()).collect();
+        let exponent: i32 = exponent.parse().unwrap_or(0);
+        let k = digits.len() as i32;
+        let n = exponent + 1;
+        let mut out = String::new();
+        if f < 0.0 {
+            out.push('-');
+        }
+        if k <= n && n <= 21 {
+            out.push_str(&digits);
+            out.extend(std::iter::repeat_n('0', (n - k) as usize));
+        } else if 0 < n && n <= 21 {
+            out.push_str(&digits[..n as usize]);
+            out.push('.');
+            out.push_str(&digits[n as usize..]);
+        } else if -6 < n && n <= 0 {
+            out.push_str("0.");
+            out.extend(std::iter::repeat_n('0', (-n) as usize));
+            out.push_str(&digits);
+        } else {
+            out.push_str(&digits[..1]);
+            if k > 1 {
+                out.push('.');
+                out.push_str(&digits[1..]);
+            }
+            out.push('e');
+            out.push(if n - 1 < 0 { '-' } else { '+' });
+            out.push_str(&(n - 1).abs().to_string());
+        }
+        out
+    }
 }
 
 /// Serializes appends to one chain until the transaction ends. SQLite write
@@ -153,7 +282,7 @@ pub async fn append_many(
     let mut head = audit_store::head(conn, kind).await?;
     let mut events = Vec::with_capacity(entries.len());
     for (actor, entry) in entries {
-        let event = chain_next(head.as_ref(), actor, entry);
+        let event = chain_next(head.as_ref(), actor, entry)?;
         head = Some((event.sequence_number, event.row_hash.clone()));
         events.push(event);
     }
@@ -164,9 +293,19 @@ pub async fn append_many(
 /// The rule of the chain: the event after `head` (sequence number and row
 /// hash of the last row, None for an empty chain) takes the next sequence
 /// number, links to the head's hash, and hashes itself with [`row_hash`].
-fn chain_next(head: Option<&(i64, String)>, actor: &Actor, entry: AuditEntry) -> AuditEvent {
+fn chain_next(
+    head: Option<&(i64, String)>,
+    actor: &Actor,
+    entry: AuditEntry,
+) -> Result<AuditEvent> {
     let (sequence_number, previous_hash) = match head {
-        Some((sequence, hash)) => (sequence + 1, hash.clone()),
+        Some((sequence, hash)) => {
+            // The head is read from the database: never trust it to add safely.
+            let next = sequence.checked_add(1).ok_or_else(|| {
+                Error::Internal(format!("audit chain head {sequence} cannot be followed"))
+            })?;
+            (next, hash.clone())
+        }
         None => (1, GENESIS_HASH.to_string()),
     };
     let at = now();
@@ -189,7 +328,7 @@ fn chain_next(head: Option<&(i64, String)>, actor: &Actor, entry: AuditEntry) ->
         created_at: at,
     };
     event.row_hash = row_hash(&event);
-    event
+    Ok(event)
 }
 
 /// Appends `entry` to the core log and commits: the common tail of a core
@@ -248,9 +387,9 @@ pub async fn verify_chain(pool: &Pool, kind: AuditLogKind) -> Result<ChainReport
             let sequence = event.sequence_number;
             let problem = match (&expected_previous, expected_sequence) {
                 (None, _) => first_row_problem(event, &anchors),
-                (Some(previous), Some(want)) if sequence != want => Some(format!(
+                (Some(_), Some(want)) if sequence != want => Some(format!(
                     "rows {want}..{} are missing (expected sequence {want}, found {sequence})",
-                    sequence - 1
+                    sequence.saturating_sub(1)
                 )),
                 (Some(previous), _) if &event.previous_hash != previous => {
                     Some("previous_hash does not match the hash of the row before".to_string())
@@ -272,7 +411,7 @@ pub async fn verify_chain(pool: &Pool, kind: AuditLogKind) -> Result<ChainReport
             report.last_sequence = Some(sequence);
             report.rows_checked += 1;
             expected_previous = Some(event.row_hash.clone());
-            expected_sequence = Some(sequence + 1);
+            expected_sequence = sequence.checked_add(1);
             after = sequence;
         }
     }
@@ -297,17 +436,83 @@ fn first_row_problem(event: &AuditEvent, anchors: &[(i64, String)]) -> Option<St
         return (event.previous_hash != GENESIS_HASH)
             .then(|| "first row does not start from the genesis hash".to_string());
     }
-    let archived = anchors.iter().any(|(through, anchor)| {
-        *through == event.sequence_number - 1 && *anchor == event.previous_hash
-    });
+    let before = event.sequence_number.saturating_sub(1);
+    let archived = anchors
+        .iter()
+        .any(|(through, anchor)| *through == before && *anchor == event.previous_hash);
     if archived {
         None
     } else {
         Some(format!(
-            "rows 1..{} are missing and no archive run accounts for them",
-            event.sequence_number - 1
+            "rows 1..{before} are missing and no archive run accounts for them"
         ))
     }
+}
+
+/// A signed statement of a chain's head, for the host to keep outside the
+/// database (another system, a ticket, a WORM bucket). A later
+/// [`Clm::verify_audit_chain_against_checkpoint`] fails when the chain no
+/// longer holds that row as it was: removed newest rows, a rewritten chain.
+///
+/// Text form ([`AuditCheckpoint::to_text`]): RFC 8785 canonical JSON of the
+/// seven fields, e.g. `{"created_at":"2026-01-02T03:04:05.123456Z",
+/// "key_id":"local:…","log":"audit_log","row_hash":"<64 hex>",
+/// "sequence_number":42,"signature":"<64 hex>","version":1}`. The
+/// signature is hex HMAC-SHA256, under a key derived from the master key for
+/// this purpose alone, of `clm audit checkpoint v1\n` followed by the
+/// canonical JSON of the other six fields. An empty chain is sequence 0 with
+/// the genesis hash.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditCheckpoint {
+    pub version: u32,
+    pub log: String,
+    pub sequence_number: i64,
+    pub row_hash: String,
+    pub created_at: String,
+    /// The master key's public identifier (never the key).
+    pub key_id: String,
+    pub signature: String,
+}
+
+const CHECKPOINT_VERSION: u32 = 1;
+const CHECKPOINT_KEY_PURPOSE: &str = "audit checkpoint";
+const CHECKPOINT_DOMAIN: &[u8] = b"clm audit checkpoint v1\n";
+
+impl AuditCheckpoint {
+    /// The stable text form (see the type's documentation).
+    pub fn to_text(&self) -> Result<String> {
+        Ok(canonical::to_string(&serde_json::to_value(self)?))
+    }
+
+    /// Parses the text form; unknown or missing fields are InvalidInput.
+    pub fn from_text(text: &str) -> Result<AuditCheckpoint> {
+        serde_json::from_str(text)
+            .map_err(|err| Error::invalid("checkpoint", format!("is not a checkpoint: {err}")))
+    }
+
+    /// What the signature covers: every field but the signature.
+    fn signed_message(&self) -> Vec<u8> {
+        let fields = json!({
+            "version": self.version,
+            "log": self.log,
+            "sequence_number": self.sequence_number,
+            "row_hash": self.row_hash,
+            "created_at": self.created_at,
+            "key_id": self.key_id,
+        });
+        [CHECKPOINT_DOMAIN, canonical::to_string(&fields).as_bytes()].concat()
+    }
+}
+
+type HmacSha256 = hmac::Hmac<Sha256>;
+
+fn checkpoint_mac(key: &crate::crypto::SecretBytes, message: &[u8]) -> Result<HmacSha256> {
+    use hmac::{KeyInit, Mac};
+    let mut mac = HmacSha256::new_from_slice(key.expose())
+        .map_err(|_| Error::Internal("HMAC accepts any key length".into()))?;
+    mac.update(message);
+    Ok(mac)
 }
 
 /// What an archive run moved.
@@ -360,6 +565,172 @@ impl Clm {
         verify_chain(pool, kind).await
     }
 
+    /// The checkpoint key and the master key id it comes from.
+    fn checkpoint_key(&self) -> Result<(crate::crypto::SecretBytes, String)> {
+        let provider = self.keyring().provider()?;
+        Ok((
+            provider.derive_key(CHECKPOINT_KEY_PURPOSE)?,
+            provider.master_key_id(),
+        ))
+    }
+
+    /// Signs the current head of a chain (see [`AuditCheckpoint`]). Needs
+    /// `audit:verify`; recorded in the core trail as `audit.checkpoint`.
+    pub async fn audit_checkpoint(
+        &self,
+        actor: &Actor,
+        kind: AuditLogKind,
+    ) -> Result<AuditCheckpoint> {
+        use hmac::Mac;
+        self.authorize(actor, Access::new("audit", "verify"))
+            .await?;
+        let (key, key_id) = self.checkpoint_key()?;
+        let head = {
+            let mut conn = self.audit_pool(kind).acquire().await?;
+            audit_store::head(&mut conn.conn(), kind).await?
+        };
+        let (sequence_number, row_hash) = head.unwrap_or((0, GENESIS_HASH.to_string()));
+        let mut checkpoint = AuditCheckpoint {
+            version: CHECKPOINT_VERSION,
+            log: kind.table().to_string(),
+            sequence_number,
+            row_hash,
+            created_at: now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+            key_id,
+            signature: String::new(),
+        };
+        let mac = checkpoint_mac(&key, &checkpoint.signed_message())?;
+        checkpoint.signature = hex::encode(mac.finalize().into_bytes());
+        let tx = self.databases().core.begin().await?;
+        commit_audited(
+            tx,
+            actor,
+            AuditEntry::new("audit.checkpoint", "checkpoint").details(json!({
+                "log": checkpoint.log,
+                "sequence_number": checkpoint.sequence_number,
+                "row_hash": checkpoint.row_hash,
+            })),
+        )
+        .await?;
+        Ok(checkpoint)
+    }
+
+    /// [`Clm::verify_audit_chain`], and that the chain still holds the row a
+    /// checkpoint signed, unchanged: a chain cut short or rewritten after
+    /// the checkpoint is reported broken. A checkpoint that is not for
+    /// `kind`, not signed by this master key, or altered is InvalidInput.
+    /// Needs `audit:verify`; recorded as `audit.checkpoint_verified`.
+    pub async fn verify_audit_chain_against_checkpoint(
+        &self,
+        actor: &Actor,
+        kind: AuditLogKind,
+        checkpoint: &AuditCheckpoint,
+    ) -> Result<ChainReport> {
+        self.authorize(actor, Access::new("audit", "verify"))
+            .await?;
+        let outcome = self.check_against_checkpoint(kind, checkpoint).await;
+        let (result, details) = match &outcome {
+            Ok(report) => (
+                if report.is_intact() {
+                    AuditOutcome::Success
+                } else {
+                    AuditOutcome::Failure
+                },
+                json!({"broken": report.broken}),
+            ),
+            Err(err) => (AuditOutcome::Failure, json!({"error": err.to_string()})),
+        };
+        let tx = self.databases().core.begin().await?;
+        let mut details = details;
+        details["log"] = json!(kind.table());
+        details["sequence_number"] = json!(checkpoint.sequence_number);
+        commit_audited(
+            tx,
+            actor,
+            AuditEntry::new("audit.checkpoint_verified", "verify")
+                .outcome(result)
+                .details(details),
+        )
+        .await?;
+        outcome
+    }
+
+    async fn check_against_checkpoint(
+        &self,
+        kind: AuditLogKind,
+        checkpoint: &AuditCheckpoint,
+    ) -> Result<ChainReport> {
+        use hmac::Mac;
+        if checkpoint.version != CHECKPOINT_VERSION {
+            return Err(Error::invalid(
+                "checkpoint.version",
+                format!("must be {CHECKPOINT_VERSION}, got {}", checkpoint.version),
+            ));
+        }
+        if checkpoint.log != kind.table() {
+            return Err(Error::invalid(
+                "checkpoint.log",
+                format!("is {}, not {}", checkpoint.log, kind.table()),
+            ));
+        }
+        let (key, key_id) = self.checkpoint_key()?;
+        if checkpoint.key_id != key_id {
+            return Err(Error::invalid(
+                "checkpoint.key_id",
+                format!(
+                    "the checkpoint was signed under master key {}, this handle holds {key_id}",
+                    checkpoint.key_id
+                ),
+            ));
+        }
+        let signature = hex::decode(&checkpoint.signature).unwrap_or_default();
+        checkpoint_mac(&key, &checkpoint.signed_message())?
+            .verify_slice(&signature)
+            .map_err(|_| {
+                Error::invalid(
+                    "checkpoint.signature",
+                    "does not verify: the checkpoint was altered or not made by this master key",
+                )
+            })?;
+        let pool = self.audit_pool(kind);
+        let mut report = verify_chain(pool, kind).await?;
+        if !report.is_intact() || checkpoint.sequence_number == 0 {
+            return Ok(report);
+        }
+        let seen = checkpoint.sequence_number;
+        let row = {
+            let mut conn = pool.acquire().await?;
+            audit_store::by_sequence(&mut conn.conn(), kind, seen).await?
+        };
+        let reason = match row {
+            Some(row) if row.row_hash == checkpoint.row_hash => None,
+            Some(_) => Some(format!(
+                "row {seen} is not the row the checkpoint signed (the chain was rewritten)"
+            )),
+            None if report.last_sequence.is_none_or(|last| last < seen) => Some(format!(
+                "the chain ends at {} but the checkpoint signed row {seen}: newer rows were removed",
+                report.last_sequence.unwrap_or(0)
+            )),
+            None => Some(format!(
+                "row {seen} is no longer in the database (archived); verify the archive file, or use a newer checkpoint"
+            )),
+        };
+        if let Some(reason) = reason {
+            report.broken = Some(ChainBreak {
+                sequence_number: seen,
+                reason,
+            });
+        }
+        Ok(report)
+    }
+
+    fn audit_pool(&self, kind: AuditLogKind) -> &Pool {
+        match kind {
+            AuditLogKind::Secure => &self.databases().secure,
+            AuditLogKind::Core => &self.databases().core,
+        }
+    }
+
     /// Moves events older than `older_than_days` to a JSON-lines file
     /// (appended), then deletes them. The run is itself recorded in the chain
     /// with the hash the remaining rows continue from, so the rest stays
@@ -373,7 +744,12 @@ impl Clm {
     ) -> Result<ArchiveReport> {
         self.authorize(actor, Access::new("audit", "archive"))
             .await?;
-        let cutoff = now() - chrono::Duration::days(i64::from(older_than_days));
+        let cutoff = days_before(
+            now(),
+            "older_than_days",
+            older_than_days,
+            MAX_ARCHIVE_AGE_DAYS,
+        )?;
         let pool = match kind {
             AuditLogKind::Secure => &self.databases().secure,
             AuditLogKind::Core => &self.databases().core,
@@ -445,23 +821,45 @@ impl Clm {
     }
 }
 
-/// The one sanctioned delete from an audit table: PostgreSQL's trigger lets it
-/// through when the transaction sets `clm.audit_archive`; on SQLite the delete
-/// trigger is dropped and recreated inside the same transaction.
+/// The largest `older_than_days` an archive run takes (a century): larger
+/// ages archive nothing more and only risk overflowing date arithmetic.
+pub const MAX_ARCHIVE_AGE_DAYS: u32 = 36_500;
+
+/// `at` minus `days`, for a caller-supplied number of days: out of
+/// `0..=max` is InvalidInput naming `field`, and the subtraction is checked,
+/// so no input reaches a panicking date operation.
+pub(crate) fn days_before(
+    at: crate::model::Timestamp,
+    field: &str,
+    days: u32,
+    max: u32,
+) -> Result<crate::model::Timestamp> {
+    if days > max {
+        return Err(Error::invalid(
+            field,
+            format!("must be between 0 and {max} days, got {days}"),
+        ));
+    }
+    chrono::Duration::try_days(i64::from(days))
+        .and_then(|span| at.checked_sub_signed(span))
+        .ok_or_else(|| Error::invalid(field, format!("{days} days before {at} is not a date")))
+}
+
+/// The one sanctioned delete from an audit table. PostgreSQL: the
+/// `archive_<table>_rows` function (SECURITY DEFINER, owned by the schema's
+/// owner; migration 0002 core / 0004 secure) deletes only what the
+/// `audit.archived` record just appended accounts for; the application's
+/// own role cannot delete at all. SQLite: the delete trigger is dropped and
+/// recreated inside the same transaction (whoever opens the file can do
+/// anything; checkpoints detect it).
 async fn delete_archived(conn: &mut Conn<'_>, kind: AuditLogKind, through: i64) -> Result<()> {
     let table = kind.table();
     match conn.dialect() {
         Dialect::Postgres => {
-            exec!(conn, |c| sqlx::query(
-                "SELECT set_config('clm.audit_archive', 'on', true)"
-            ))?;
             exec!(conn, |c| sqlx::query(sqlx::AssertSqlSafe(format!(
-                "DELETE FROM {table} WHERE sequence_number <= $1"
+                "SELECT archive_{table}_rows($1)"
             )))
             .bind(through))?;
-            exec!(conn, |c| sqlx::query(
-                "SELECT set_config('clm.audit_archive', 'off', true)"
-            ))?;
         }
         Dialect::Sqlite => {
             let trigger = format!("trg_{table}_append_only_delete");

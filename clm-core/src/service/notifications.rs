@@ -93,7 +93,7 @@ pub async fn notify(conn: &mut Conn<'_>, notice: Notice) -> Result<bool> {
 pub const MAX_OUTBOX_BATCH: u32 = 1000;
 
 impl Clm {
-    /// The acting user's notifications, newest first.
+    /// The acting user's notifications, newest first (self-service).
     pub async fn list_notifications(
         &self,
         actor: &Actor,
@@ -107,14 +107,38 @@ impl Clm {
         notifications::list_for_user(&mut conn.conn(), user_id, unread_only, page).await
     }
 
+    /// Another user's notifications, newest first: needs
+    /// `notifications:read` and that user within reach (NotFound otherwise,
+    /// as for a user that does not exist). One's own need nothing.
+    pub async fn list_user_notifications(
+        &self,
+        actor: &Actor,
+        user_id: UserId,
+        unread_only: bool,
+        page: &PageRequest,
+    ) -> Result<Page<Notification>> {
+        if actor.user_id() != Some(user_id) {
+            self.authorize_about_user(actor, "notifications", "read", user_id)
+                .await?;
+        }
+        let mut conn = self.databases().core_read.acquire().await?;
+        notifications::list_for_user(&mut conn.conn(), user_id, unread_only, page).await
+    }
+
     /// Marks one of the acting user's notifications read (NotFound for
     /// anyone else's).
     pub async fn mark_notification_read(&self, actor: &Actor, id: NotificationId) -> Result<()> {
         let user_id = actor
             .user_id()
             .ok_or_else(|| Error::invalid("actor", "notifications belong to a user"))?;
-        let mut conn = self.databases().core.acquire().await?;
-        notifications::mark_read(&mut conn.conn(), user_id, id, now()).await
+        let mut tx = self.databases().core.begin().await?;
+        notifications::mark_read(&mut tx.conn(), user_id, id, now()).await?;
+        commit_audited(
+            tx,
+            actor,
+            AuditEntry::new("notification.read", "update").resource("notification", id),
+        )
+        .await
     }
 
     /// Marks all of the acting user's notifications read; returns how many.
@@ -122,8 +146,15 @@ impl Clm {
         let user_id = actor
             .user_id()
             .ok_or_else(|| Error::invalid("actor", "notifications belong to a user"))?;
-        let mut conn = self.databases().core.acquire().await?;
-        notifications::mark_all_read(&mut conn.conn(), user_id, now()).await
+        let mut tx = self.databases().core.begin().await?;
+        let marked = notifications::mark_all_read(&mut tx.conn(), user_id, now()).await?;
+        commit_audited(
+            tx,
+            actor,
+            AuditEntry::new("notification.read_all", "update").details(json!({"count": marked})),
+        )
+        .await?;
+        Ok(marked)
     }
 
     /// Undelivered notifications, oldest first (so per-user order holds),

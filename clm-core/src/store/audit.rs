@@ -132,9 +132,24 @@ pub async fn append_many(
                 query = bind_event!(query, event);
             }
             query
-        })?;
+        })
+        .map_err(|err| duplicate_as_already_exists(kind, err.into()))?;
     }
     Ok(())
+}
+
+/// SQLite's no-replace trigger (migration 0002 core / 0004 secure) refuses
+/// a colliding insert before the unique index can: still a duplicate.
+fn duplicate_as_already_exists(kind: AuditLogKind, err: Error) -> Error {
+    match err {
+        Error::Conflict(message) if message.contains("may not be replaced") => {
+            Error::AlreadyExists {
+                entity: kind.table().to_string(),
+                field: "sequence_number".to_string(),
+            }
+        }
+        other => other,
+    }
 }
 
 /// Appends one event (see [`append_many`]).
@@ -253,5 +268,20 @@ pub async fn last_sequence_before(
     )
     .bind(cutoff)
     .fetch_one(&mut *c)
+    .await)?)
+}
+
+/// The event with sequence number `sequence`, if the chain still holds it.
+pub async fn by_sequence(
+    conn: &mut Conn<'_>,
+    kind: AuditLogKind,
+    sequence: i64,
+) -> Result<Option<AuditEvent>> {
+    let sql = format!("SELECT * FROM {} WHERE sequence_number = $1", kind.table());
+    Ok(on_conn!(conn, |c| sqlx::query_as::<_, AuditEvent>(
+        AssertSqlSafe(sql)
+    )
+    .bind(sequence)
+    .fetch_optional(&mut *c)
     .await)?)
 }
