@@ -289,6 +289,7 @@ impl GroupCommit {
 /// requests, audit rows (chained in job order), then what is per row and rare
 /// (requests that waited for approval, a new CA's URLs).
 async fn write_secure_rows(
+    clm: &Clm,
     conn: &mut crate::db::Conn<'_>,
     jobs: &[WriteJob],
     rows: &[Certificate],
@@ -300,10 +301,11 @@ async fn write_secure_rows(
         .flat_map(|job| job.writes.iter().map(move |write| (&job.actor, write)))
         .collect();
     certificates::insert_many(conn, rows).await?;
-    let keys: Vec<PrivateKeyRecord> = writes
+    let mut keys: Vec<PrivateKeyRecord> = writes
         .iter()
         .filter_map(|(_, w)| w.private_key.clone())
         .collect();
+    clm.keep_off_retired_keys(conn, &mut keys).await?;
     private_keys::insert_many(conn, &keys).await?;
     let new_requests: Vec<crate::model::CertificateRequest> = writes
         .iter()
@@ -455,6 +457,7 @@ impl Clm {
                 ),
                 other => other,
             })?;
+        self.load_data_key(record.encryption_key_id).await?;
         let key = self.open_private_key(&record)?;
         let certificate = crate::crypto::parse_certificates(row.certificate_pem.as_bytes())?
             .into_iter()
@@ -618,7 +621,7 @@ impl Clm {
             .collect();
         let secure = async {
             let mut tx = self.databases().secure.begin().await?;
-            write_secure_rows(&mut tx.conn(), jobs, &rows).await?;
+            write_secure_rows(self, &mut tx.conn(), jobs, &rows).await?;
             Ok(tx)
         };
         let core = async {

@@ -383,12 +383,13 @@ impl Clm {
         let secret = totp::generate_secret();
         let aad = mfa_aad(user_id);
         let aad_refs: Vec<&str> = aad.iter().map(String::as_str).collect();
-        let (key_id, sealed) = self.keyring().seal(secret.expose(), &aad_refs)?;
         let mut tx = self.databases().core.begin().await?;
         let mut user = store::get::<Users>(&mut tx.conn(), user_id, false).await?;
         if user.mfa_enabled {
             return Err(Error::conflict("MFA is already enabled; disable it first"));
         }
+        crate::service::rotation::lock_data_keys(&mut tx.conn(), false).await?;
+        let (key_id, sealed) = self.seal_under_live_key(secret.expose(), &aad_refs).await?;
         user.mfa_secret = Some(crate::model::Opaque(sealed.ciphertext));
         user.mfa_secret_nonce = Some(crate::model::Opaque(sealed.nonce));
         user.mfa_encryption_key_id = Some(key_id);
@@ -415,6 +416,9 @@ impl Clm {
             .ok_or_else(|| Error::invalid("actor", "MFA enrollment needs a user"))?;
         let mut tx = self.databases().core.begin().await?;
         let mut user = store::get::<Users>(&mut tx.conn(), user_id, false).await?;
+        if let Some(key_id) = user.mfa_encryption_key_id {
+            self.load_data_key(key_id).await?;
+        }
         let secret = self
             .open_mfa_secret(&user)?
             .ok_or_else(|| Error::conflict("no MFA enrollment in progress"))?;
@@ -511,6 +515,9 @@ impl Clm {
         };
         let (matched, outdated) = self.verify_password(password.clone(), phc.0).await?;
         let otp_step = if matched && user.mfa_enabled {
+            if let Some(key_id) = user.mfa_encryption_key_id {
+                self.load_data_key(key_id).await?;
+            }
             let secret = self.open_mfa_secret(&user)?;
             match (secret, otp) {
                 (Some(secret), Some(code)) => totp::verify(&secret, code, at.timestamp())?
