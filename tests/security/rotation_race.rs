@@ -351,3 +351,145 @@ async fn rotation_race_keys_survive_data_and_master_key_rotations_and_reopen() {
     })
     .await;
 }
+
+/// Key of the lifecycle lease (`service/lifecycle.rs`): a session-level
+/// PostgreSQL advisory lock, held for a whole lifecycle run.
+const LIFECYCLE_LEASE_KEY: i64 = 0x636c_6d10;
+
+async fn session_lock(pooled: &mut clm::db::PooledConn, lock: bool) {
+    let conn: &mut clm::db::Conn<'_> = &mut pooled.conn();
+    // PostgreSQL only (the lease is a file lock on SQLite).
+    let sql = if lock {
+        "SELECT 1 FROM (SELECT pg_advisory_lock($1)) AS l"
+    } else {
+        "SELECT 1 FROM (SELECT pg_advisory_unlock($1)) AS l"
+    };
+    clm::on_conn!(conn, |c| sqlx::query_scalar::<_, i32>(sql)
+        .bind(LIFECYCLE_LEASE_KEY)
+        .fetch_one(&mut *c)
+        .await)
+    .expect("advisory lock");
+}
+
+/// A lifecycle run (here: its lease, held as another process's run would
+/// hold it, in each database) must not stall a rotation, and a rotation must
+/// not make a lifecycle run report that another run holds the lease.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn rotation_race_lifecycle_and_rotation_do_not_block_each_other() {
+    on_both_configs(|config| async move {
+        let clm = open(&config, 0x42).await;
+        let system = clm.system_actor();
+        let pki = pki(&clm).await;
+        for n in 0..10 {
+            clm.issue_certificate(&system, request(&pki, format!("l{n}.race.example.com")))
+                .await
+                .expect("issue");
+        }
+        let postgres = !format!("{:?}", config.database).starts_with("Sqlite");
+        if postgres {
+            let mut secure = clm.databases().secure.acquire().await.expect("conn");
+            let mut core = clm.databases().core.acquire().await.expect("conn");
+            session_lock(&mut secure, true).await;
+            session_lock(&mut core, true).await;
+            let rotated = tokio::time::timeout(
+                Duration::from_secs(20),
+                clm.rotate_data_key(&system, RotationOptions::default()),
+            )
+            .await;
+            session_lock(&mut secure, false).await;
+            session_lock(&mut core, false).await;
+            let report = rotated
+                .expect("rotation waited for the lifecycle lease")
+                .expect("rotate");
+            assert_eq!(report.status, RotationStatus::Completed);
+        }
+        for round in 0..5 {
+            let options = RotationOptions {
+                batch_size: 2,
+                ..RotationOptions::default()
+            };
+            let (lifecycle, rotation) = tokio::join!(
+                clm.run_lifecycle(&system, chrono::Utc::now()),
+                clm.rotate_data_key(&system, options),
+            );
+            assert!(
+                lifecycle.expect("lifecycle").ran,
+                "round {round}: the lifecycle run was refused during a rotation"
+            );
+            assert_eq!(
+                rotation.expect("rotation").status,
+                RotationStatus::Completed
+            );
+        }
+        clm.close().await;
+    })
+    .await;
+}
+
+/// Issuances whose callers give up (their futures dropped mid-write) must
+/// not fail anybody else's issuance, and every certificate written keeps
+/// its private key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn rotation_race_cancelled_issuer_fails_no_other_issuer() {
+    on_both_configs(|config| async move {
+        let clm = open(&config, 0x42).await;
+        let pki = Arc::new(pki(&clm).await);
+        let mut failures = Vec::new();
+        let mut issued = Vec::new();
+        for round in 0..12u64 {
+            let mut tasks = Vec::new();
+            for caller in 0..16u64 {
+                let (clm, pki) = (clm.clone(), pki.clone());
+                tasks.push(tokio::spawn(async move {
+                    let system = clm.system_actor();
+                    let name = format!("c{round}-{caller}.race.example.com");
+                    let issue = clm.issue_certificate(&system, request(&pki, name));
+                    if caller % 2 == 0 {
+                        // Given up on at spread-out moments, many of them
+                        // while a batch is being written.
+                        let patience = Duration::from_micros((caller * 997 + round * 331) % 12_000);
+                        let _ = tokio::time::timeout(patience, issue).await;
+                        return None;
+                    }
+                    Some(issue.await.map_err(|err| err.to_string()))
+                }));
+            }
+            for task in tasks {
+                match task.await.expect("caller task") {
+                    Some(Ok(outcome)) => issued.extend(outcome.certificate().map(|c| c.id)),
+                    Some(Err(err)) => failures.push(err),
+                    None => {}
+                }
+            }
+        }
+        let system = clm.system_actor();
+        let keyless = {
+            let mut pooled = clm.databases().secure.acquire().await.expect("conn");
+            let conn: &mut clm::db::Conn<'_> = &mut pooled.conn();
+            clm::on_conn!(conn, |c| sqlx::query_scalar::<_, i64>(
+                "SELECT COUNT(*) FROM certificates c WHERE NOT EXISTS
+                     (SELECT 1 FROM private_keys k WHERE k.certificate_id = c.id)"
+            )
+            .fetch_one(&mut *c)
+            .await)
+            .expect("count")
+        };
+        for id in &issued {
+            clm.export_private_key(&system, *id).await.expect("export");
+        }
+        eprintln!(
+            "issued {}, failed {}, certificates without a key {keyless}",
+            issued.len(),
+            failures.len()
+        );
+        assert!(
+            failures.is_empty(),
+            "{} callers failed because others gave up, e.g. {:?}",
+            failures.len(),
+            &failures[..failures.len().min(2)]
+        );
+        assert_eq!(keyless, 0, "certificates were written without their key");
+        clm.close().await;
+    })
+    .await;
+}
