@@ -360,7 +360,13 @@ impl KeyRing {
     /// Re-reads the key rows (after a rotation, or another process's).
     pub async fn reload(&self, pool: &Pool) -> Result<()> {
         let mut conn = pool.acquire().await?;
-        let rows = encryption_keys::list_all(&mut conn.conn()).await?;
+        self.reload_on(&mut conn.conn()).await
+    }
+
+    /// [`KeyRing::reload`] on a connection the caller holds (a writer inside
+    /// its transaction sees the key rows as that transaction does).
+    pub async fn reload_on(&self, conn: &mut crate::db::Conn<'_>) -> Result<()> {
+        let rows = encryption_keys::list_all(conn).await?;
         let provider = self.provider()?;
         let state = Self::state_from_rows(provider.as_ref(), &rows)?;
         *self.state.write().map_err(|_| poisoned())? = state;
@@ -374,6 +380,16 @@ impl KeyRing {
     pub fn set_provider(&self, provider: Arc<dyn KeyProvider>) -> Result<()> {
         *self.provider.write().map_err(|_| poisoned())? = provider;
         Ok(())
+    }
+
+    /// Whether `key_id` is loaded (a usable, non-retired key this ring knows).
+    pub fn holds(&self, key_id: EncryptionKeyId) -> Result<bool> {
+        Ok(self
+            .state
+            .read()
+            .map_err(|_| poisoned())?
+            .keys
+            .contains_key(&key_id))
     }
 
     pub fn active_key_id(&self) -> Result<EncryptionKeyId> {
@@ -466,12 +482,74 @@ impl KeyRing {
             .keys
             .get(&to)
             .ok_or_else(|| Error::crypto(format!("data key {to} is not loaded")))?;
-        let plaintext = envelope::open(&old.key, old.version, sealed, &full_aad(from, aad_parts))?;
-        envelope::seal(
-            &new.key,
-            new.version,
-            plaintext.expose(),
-            &full_aad(to, aad_parts),
-        )
+        reseal_between(from, old, to, new, sealed, aad_parts)
     }
+
+    /// Unwraps a retired data key from its row for repair only: the ring
+    /// never opens or seals with a retired key, but something found sealed
+    /// under one (see `service::rotation`) must still be re-sealed, so the
+    /// wrapped key stays in its row and is unwrapped here on demand.
+    pub fn detach(&self, row: &EncryptionKey) -> Result<DetachedKey> {
+        let provider = self.provider()?;
+        Ok(DetachedKey {
+            id: row.id,
+            key: unwrap_key(provider.as_ref(), row)?,
+        })
+    }
+
+    /// [`KeyRing::reseal`] from a detached (retired) key to a loaded one.
+    pub fn reseal_detached(
+        &self,
+        from: &DetachedKey,
+        to: EncryptionKeyId,
+        sealed: &Sealed,
+        aad_parts: &[&str],
+    ) -> Result<Sealed> {
+        let state = self.state.read().map_err(|_| poisoned())?;
+        let new = state
+            .keys
+            .get(&to)
+            .ok_or_else(|| Error::crypto(format!("data key {to} is not loaded")))?;
+        reseal_between(from.id, &from.key, to, new, sealed, aad_parts)
+    }
+}
+
+/// A retired data key unwrapped for repair (see [`KeyRing::detach`]); the
+/// key material is zeroized when dropped.
+pub struct DetachedKey {
+    id: EncryptionKeyId,
+    key: LoadedKey,
+}
+
+impl DetachedKey {
+    pub fn id(&self) -> EncryptionKeyId {
+        self.id
+    }
+}
+
+impl std::fmt::Debug for DetachedKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DetachedKey")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Opens under `old` and seals under `new` with the same associated data; the
+/// plaintext stays in a zeroizing buffer inside this call.
+fn reseal_between(
+    from: EncryptionKeyId,
+    old: &LoadedKey,
+    to: EncryptionKeyId,
+    new: &LoadedKey,
+    sealed: &Sealed,
+    aad_parts: &[&str],
+) -> Result<Sealed> {
+    let plaintext = envelope::open(&old.key, old.version, sealed, &full_aad(from, aad_parts))?;
+    envelope::seal(
+        &new.key,
+        new.version,
+        plaintext.expose(),
+        &full_aad(to, aad_parts),
+    )
 }

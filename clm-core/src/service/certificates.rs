@@ -260,6 +260,9 @@ pub struct WriteJob {
 pub struct GroupCommit {
     queue: std::sync::Mutex<Vec<WriteJob>>,
     writer: tokio::sync::Mutex<()>,
+    /// A writer task is spawned and has not drained the queue yet: jobs
+    /// queued now are its, and need no other task.
+    waiting: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for GroupCommit {
@@ -289,6 +292,7 @@ impl GroupCommit {
 /// requests, audit rows (chained in job order), then what is per row and rare
 /// (requests that waited for approval, a new CA's URLs).
 async fn write_secure_rows(
+    clm: &Clm,
     conn: &mut crate::db::Conn<'_>,
     jobs: &[WriteJob],
     rows: &[Certificate],
@@ -300,10 +304,11 @@ async fn write_secure_rows(
         .flat_map(|job| job.writes.iter().map(move |write| (&job.actor, write)))
         .collect();
     certificates::insert_many(conn, rows).await?;
-    let keys: Vec<PrivateKeyRecord> = writes
+    let mut keys: Vec<PrivateKeyRecord> = writes
         .iter()
         .filter_map(|(_, w)| w.private_key.clone())
         .collect();
+    clm.keep_off_retired_keys(conn, &mut keys).await?;
     private_keys::insert_many(conn, &keys).await?;
     let new_requests: Vec<crate::model::CertificateRequest> = writes
         .iter()
@@ -455,6 +460,7 @@ impl Clm {
                 ),
                 other => other,
             })?;
+        self.load_data_key(record.encryption_key_id).await?;
         let key = self.open_private_key(&record)?;
         let certificate = crate::crypto::parse_certificates(row.certificate_pem.as_bytes())?
             .into_iter()
@@ -484,9 +490,9 @@ impl Clm {
     /// transaction. If the core commit fails, the certificates stand and
     /// [`Clm::reconcile`] creates the missing metadata later; the error says so.
     ///
-    /// Concurrent callers share transactions (group commit): whoever takes the
-    /// writer lock writes every job queued by then, so many issuances cost one
-    /// durable commit per database instead of one each.
+    /// Concurrent callers share transactions (group commit): a writer task
+    /// that takes the writer lock writes every job queued by then, so many
+    /// issuances cost one durable commit per database instead of one each.
     pub(crate) async fn write_certificates(
         &self,
         actor: &Actor,
@@ -501,24 +507,37 @@ impl Clm {
             writes,
             reply,
         })?;
-        let dropped = || Error::Internal("certificate write was dropped before it finished".into());
-        let mut outcome = outcome;
-        // A caller whose job another writer already took stops waiting for
-        // the lock as soon as its answer is there: queueing for the lock
-        // anyway would make every later batch wait behind such callers, one
-        // small batch each.
-        tokio::select! {
-            biased;
-            answer = &mut outcome => return answer.map_err(|_| dropped())?,
-            writer = self.group_commit().writer.lock() => {
-                let jobs = self.group_commit().drain()?;
-                if !jobs.is_empty() {
-                    self.write_jobs(jobs, writer).await;
-                }
-            }
+        // The writer is a task of its own, not this caller's future: a caller
+        // that stops waiting (its future dropped) cancels no write, its own
+        // included; what was queued is written and committed either way.
+        let group = self.group_commit();
+        if !group
+            .waiting
+            .swap(true, std::sync::atomic::Ordering::SeqCst)
+        {
+            let clm = self.clone();
+            tokio::spawn(async move { clm.run_writer().await });
         }
-        // Written by this caller, or in flight with the writer that took it.
-        outcome.await.map_err(|_| dropped())?
+        outcome.await.map_err(|_| {
+            Error::Internal("certificate write was dropped before it finished".into())
+        })?
+    }
+
+    /// One writer task: waits for the writer lock, then writes every job
+    /// queued by then. At most one such task waits for the lock at a time,
+    /// so jobs gather into batches while a batch is being written.
+    async fn run_writer(&self) {
+        let group = self.group_commit();
+        let writer = group.writer.lock().await;
+        // Jobs queued from here on are drained by the next task.
+        group
+            .waiting
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+        match group.drain() {
+            Ok(jobs) if !jobs.is_empty() => self.write_jobs(jobs, writer).await,
+            Ok(_) => {}
+            Err(err) => tracing::error!(error = %err, "certificate write queue unusable"),
+        }
     }
 
     /// Writes queued jobs together. If the shared secure transaction fails
@@ -618,7 +637,7 @@ impl Clm {
             .collect();
         let secure = async {
             let mut tx = self.databases().secure.begin().await?;
-            write_secure_rows(&mut tx.conn(), jobs, &rows).await?;
+            write_secure_rows(self, &mut tx.conn(), jobs, &rows).await?;
             Ok(tx)
         };
         let core = async {

@@ -396,6 +396,12 @@ impl Clm {
             Some(phc) => self.verify_password(current_password, phc.0).await?.0,
             None => false,
         };
+        if matched
+            && user.mfa_enabled
+            && let Some(key_id) = user.mfa_encryption_key_id
+        {
+            self.load_data_key(key_id).await?;
+        }
         let otp_ok = if matched && user.mfa_enabled {
             match (self.open_mfa_secret(&user)?, otp) {
                 (Some(secret), Some(code)) => match totp::verify(&secret, code, now().timestamp())?
@@ -482,12 +488,13 @@ impl Clm {
         let secret = totp::generate_secret();
         let aad = mfa_aad(user_id);
         let aad_refs: Vec<&str> = aad.iter().map(String::as_str).collect();
-        let (key_id, sealed) = self.keyring().seal(secret.expose(), &aad_refs)?;
         let mut tx = self.databases().core.begin().await?;
         let mut user = store::get::<Users>(&mut tx.conn(), user_id, false).await?;
         if user.mfa_enabled {
             return Err(Error::conflict("MFA is already enabled; disable it first"));
         }
+        crate::service::rotation::lock_data_keys(&mut tx.conn(), false).await?;
+        let (key_id, sealed) = self.seal_under_live_key(secret.expose(), &aad_refs).await?;
         user.mfa_secret = Some(crate::model::Opaque(sealed.ciphertext));
         user.mfa_secret_nonce = Some(crate::model::Opaque(sealed.nonce));
         user.mfa_encryption_key_id = Some(key_id);
@@ -517,6 +524,9 @@ impl Clm {
         let mut user = store::get::<Users>(&mut tx.conn(), user_id, false).await?;
         if user.mfa_enabled {
             return Err(Error::conflict("MFA is already enabled"));
+        }
+        if let Some(key_id) = user.mfa_encryption_key_id {
+            self.load_data_key(key_id).await?;
         }
         let secret = self
             .open_mfa_secret(&user)?
@@ -632,6 +642,9 @@ impl Clm {
         };
         let (matched, outdated) = self.verify_password(password.clone(), phc.0).await?;
         let otp_step = if matched && user.mfa_enabled {
+            if let Some(key_id) = user.mfa_encryption_key_id {
+                self.load_data_key(key_id).await?;
+            }
             let secret = self.open_mfa_secret(&user)?;
             match (secret, otp) {
                 (Some(secret), Some(code)) => totp::verify(&secret, code, at.timestamp())?

@@ -609,7 +609,9 @@ impl Clm {
             let mut tx = self.databases().secure.begin().await?;
             certificates::insert_many(&mut tx.conn(), rows).await?;
             if let Some(key) = key {
-                private_keys::insert(&mut tx.conn(), key).await?;
+                let mut key = [key.clone()];
+                self.keep_off_retired_keys(&mut tx.conn(), &mut key).await?;
+                private_keys::insert(&mut tx.conn(), &key[0]).await?;
             }
             append_many(&mut tx.conn(), AuditLogKind::Secure, entries).await?;
             Ok(tx)
@@ -784,13 +786,16 @@ impl Clm {
             id,
         )
         .await?;
-        let record = self.seal_private_key(id, key)?;
+        let mut record = [self.seal_private_key(id, key)?];
         let mut tx = self.databases().secure.begin().await?;
         match private_keys::get_by_certificate(&mut tx.conn(), id).await {
             Ok(_) => return Ok(()),
             Err(Error::NotFound { .. }) => {}
             Err(other) => return Err(other),
         }
+        self.keep_off_retired_keys(&mut tx.conn(), &mut record)
+            .await?;
+        let [record] = record;
         private_keys::insert(&mut tx.conn(), &record).await?;
         append(
             &mut tx.conn(),

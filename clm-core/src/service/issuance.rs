@@ -757,6 +757,7 @@ impl Clm {
         };
         match record {
             Some(record) => {
+                self.load_data_key(record.encryption_key_id).await?;
                 let key = self.open_private_key(&record)?;
                 let audit = AuditEntry::new("private_key.used", "reuse")
                     .resource("certificate", old.id)
@@ -996,6 +997,7 @@ impl Clm {
             }
             other => other?,
         };
+        self.load_data_key(record.encryption_key_id).await?;
         let key = self.open_private_key(&record)?;
         append(
             &mut tx.conn(),

@@ -8,7 +8,9 @@ use serde_json::json;
 
 use crate::crypto::envelope::Sealed;
 use crate::db::{Conn, Dialect, Tx};
-use crate::keyring::{self, MasterKeySource};
+use std::sync::Arc;
+
+use crate::keyring::{self, DetachedKey, MasterKeySource};
 use crate::model::{
     EncryptionKey, EncryptionKeyId, KeyRotation, KeyRotationId, KeyStatus, Opaque,
     PrivateKeyRecord, RotationStatus, RotationType, UserId,
@@ -126,12 +128,37 @@ pub struct DataKeyStatus {
     pub mfa_secrets: i64,
 }
 
+/// PostgreSQL advisory lock keys; each lock has its own (the lifecycle
+/// lease is `0x636c_6d10`, the audit chains `0x636c_6d01`/`02`).
+const ROTATION_LOCK_KEY: i64 = 0x636c_6d11;
+const DATA_KEY_LOCK_KEY: i64 = 0x636c_6d12;
+
 /// Serializes rotation starts (data key and master key) on PostgreSQL; a
 /// SQLite write transaction already holds the database lock.
 async fn lock_rotations(conn: &mut Conn<'_>) -> Result<()> {
     if conn.dialect() == Dialect::Postgres {
         exec!(conn, |c| sqlx::query("SELECT pg_advisory_xact_lock($1)")
-            .bind(0x636c_6d10_i64))?;
+            .bind(ROTATION_LOCK_KEY))?;
+    }
+    Ok(())
+}
+
+/// The rule that keeps sealed values openable: nothing is written sealed
+/// under a retired data key. A transaction writing a sealed value takes this
+/// lock shared, then checks its key is not retired (and re-seals if it is);
+/// retirement takes it exclusive, counts what is still sealed under the key
+/// and changes its status. So a key is retired either before a writer's
+/// check (which then sees it) or after its commit (and its count sees the
+/// row). PostgreSQL: a transaction-scoped advisory lock in the database being
+/// written; SQLite: the write transaction already holds the database lock.
+pub(crate) async fn lock_data_keys(conn: &mut Conn<'_>, exclusive: bool) -> Result<()> {
+    if conn.dialect() == Dialect::Postgres {
+        let sql = if exclusive {
+            "SELECT pg_advisory_xact_lock($1)"
+        } else {
+            "SELECT pg_advisory_xact_lock_shared($1)"
+        };
+        exec!(conn, |c| sqlx::query(sql).bind(DATA_KEY_LOCK_KEY))?;
     }
     Ok(())
 }
@@ -191,7 +218,23 @@ impl Clm {
             return Ok(report);
         }
         report.mfa_secrets_resealed = self.reseal_mfa_secrets(actor, &rotation, new_key).await?;
-        report.retired_key_ids = self.finish_data_rotation(actor, &rotation).await?;
+        let mut retired = None;
+        for _ in 0..MAX_SWEEPS {
+            retired = self.finish_data_rotation(actor, &rotation, new_key).await?;
+            if retired.is_some() {
+                break;
+            }
+            report.mfa_secrets_resealed +=
+                self.reseal_mfa_secrets(actor, &rotation, new_key).await?;
+        }
+        report.retired_key_ids = retired.ok_or_else(|| {
+            Error::conflict(format!(
+                "MFA secrets keep being sealed under an old data key: reload the key ring of \
+                 every process using this database, then call rotate_data_key again \
+                 (rotation {} resumes)",
+                rotation.id
+            ))
+        })?;
         report.status = RotationStatus::Completed;
         self.keyring().reload(&self.databases().secure).await?;
         if let Some(user) = actor.user_id() {
@@ -249,7 +292,7 @@ impl Clm {
         encryption_keys::set_status(&mut tx.conn(), old.id, KeyStatus::DecryptOnly, at).await?;
         encryption_keys::insert(&mut tx.conn(), &new).await?;
         let mut total = 0;
-        for key in decrypt_only(&mut tx).await? {
+        for key in keys_to_drain(&mut tx).await? {
             total += private_keys::count_sealed_by(&mut tx.conn(), key.id).await?;
         }
         let rotation = KeyRotation {
@@ -303,12 +346,13 @@ impl Clm {
     ) -> Result<Walk> {
         let old_keys = {
             let mut tx = self.databases().secure.begin().await?;
-            let keys = decrypt_only(&mut tx).await?;
+            let keys = keys_to_drain(&mut tx).await?;
             tx.commit().await?;
             keys
         };
         for sweep in 0..MAX_SWEEPS {
             for old in &old_keys {
+                let detached = self.detach_if_holding(old).await?;
                 // The cursor belongs to the rotation's own old key; a later
                 // sweep restarts from the beginning to catch late writers.
                 let mut after = if sweep == 0 && rotation.old_key_id == Some(old.id) {
@@ -321,7 +365,14 @@ impl Clm {
                         return Ok(Walk::Paused);
                     }
                     let Some(last) = self
-                        .reseal_batch(actor, rotation, old.id, new_key, after, options.batch_size)
+                        .reseal_batch(
+                            actor,
+                            rotation,
+                            (old.id, detached.clone()),
+                            new_key,
+                            after,
+                            options.batch_size,
+                        )
                         .await?
                     else {
                         break;
@@ -345,7 +396,9 @@ impl Clm {
                     remaining += private_keys::count_sealed_by(&mut conn.conn(), old.id).await?;
                 }
             }
-            if remaining == 0 {
+            // A few late arrivals (writers whose ring predates the rotation)
+            // are re-sealed by the verification pass, under the lock.
+            if remaining <= i64::from(MAX_BATCH_SIZE) {
                 return Ok(Walk::Done);
             }
             rotation.total_items = rotation.total_items.max(rotation.rotated_items + remaining);
@@ -365,7 +418,7 @@ impl Clm {
         &self,
         actor: &Actor,
         rotation: &mut KeyRotation,
-        old_key: EncryptionKeyId,
+        (old_key, detached): (EncryptionKeyId, Option<Arc<DetachedKey>>),
         new_key: EncryptionKeyId,
         after: Option<crate::model::PrivateKeyId>,
         batch_size: u32,
@@ -379,7 +432,10 @@ impl Clm {
         let resealed = {
             let _permit = self.cpu_permit().await?;
             let clm = self.clone();
-            tokio::task::spawn_blocking(move || clm.reseal_records(&batch, new_key)).await??
+            tokio::task::spawn_blocking(move || {
+                clm.reseal_records(&batch, new_key, detached.as_deref())
+            })
+            .await??
         };
         let changed = private_keys::reseal_many(&mut tx.conn(), old_key, &resealed).await?;
         let changed = i64::try_from(changed).unwrap_or(i64::MAX);
@@ -416,6 +472,7 @@ impl Clm {
         &self,
         batch: &[PrivateKeyRecord],
         new_key: EncryptionKeyId,
+        detached: Option<&DetachedKey>,
     ) -> Result<Vec<Resealed>> {
         batch
             .iter()
@@ -426,8 +483,13 @@ impl Clm {
                     ciphertext: record.encrypted_key_material.0.clone(),
                 };
                 let resealed = self
-                    .keyring()
-                    .reseal(record.encryption_key_id, new_key, &sealed, &aad_refs(&aad))
+                    .reseal_one(
+                        record.encryption_key_id,
+                        detached,
+                        new_key,
+                        &sealed,
+                        &aad_refs(&aad),
+                    )
                     .map_err(|err| {
                         Error::crypto(format!(
                             "private key {} (certificate {}) cannot be re-sealed: {err}",
@@ -454,12 +516,21 @@ impl Clm {
     ) -> Result<u64> {
         let old_keys = {
             let mut tx = self.databases().secure.begin().await?;
-            let keys = decrypt_only(&mut tx).await?;
+            let keys = keys_to_drain(&mut tx).await?;
             tx.commit().await?;
             keys
         };
         let mut total = 0u64;
         for old in &old_keys {
+            let detached = if old.key_status == KeyStatus::Retired {
+                let mut core = self.databases().core.acquire().await?;
+                if users::count_mfa_sealed_by(&mut core.conn(), old.id).await? == 0 {
+                    continue;
+                }
+                Some(self.keyring().detach(old)?)
+            } else {
+                None
+            };
             let mut after: Option<UserId> = None;
             loop {
                 let mut tx = self.databases().core.begin().await?;
@@ -480,8 +551,7 @@ impl Clm {
                         ciphertext: secret.0.clone(),
                     };
                     let resealed = self
-                        .keyring()
-                        .reseal(old.id, new_key, &sealed, &aad_refs(&aad))
+                        .reseal_one(old.id, detached.as_ref(), new_key, &sealed, &aad_refs(&aad))
                         .map_err(|err| {
                             Error::crypto(format!(
                                 "MFA secret of user {} cannot be re-sealed: {err}",
@@ -521,31 +591,63 @@ impl Clm {
         Ok(total)
     }
 
-    /// Retires every decrypt-only key nothing uses any more and completes the
-    /// rotation. A key still in use fails with Conflict and the rotation
-    /// stays in progress.
+    /// The verification pass: under the data-key lock (exclusive, in core and
+    /// secure), re-seals the few private keys written under an old key since
+    /// the walk (writers whose ring predates the rotation), makes sure no MFA
+    /// secret is under one, retires every decrypt-only key and completes the
+    /// rotation. None when MFA secrets turned up (the caller re-seals them and
+    /// tries again); Conflict when too many private keys did (resumable).
     async fn finish_data_rotation(
         &self,
         actor: &Actor,
         rotation: &KeyRotation,
-    ) -> Result<Vec<EncryptionKeyId>> {
+        new_key: EncryptionKeyId,
+    ) -> Result<Option<Vec<EncryptionKeyId>>> {
+        // Core first, then secure: a writer holds at most one of them while
+        // it waits for the other (secure commits before core begins).
+        let mut core = self.databases().core.begin().await?;
+        lock_data_keys(&mut core.conn(), true).await?;
         let mut tx = self.databases().secure.begin().await?;
         lock_rotations(&mut tx.conn()).await?;
-        let at = now();
-        let mut retired = Vec::new();
-        for key in decrypt_only(&mut tx).await? {
-            let sealed_keys = private_keys::count_sealed_by(&mut tx.conn(), key.id).await?;
-            let mfa = {
-                let mut core = self.databases().core.acquire().await?;
-                users::count_mfa_sealed_by(&mut core.conn(), key.id).await?
-            };
-            if sealed_keys > 0 || mfa > 0 {
+        lock_data_keys(&mut tx.conn(), true).await?;
+        let drain = keys_to_drain(&mut tx).await?;
+        for key in &drain {
+            if users::count_mfa_sealed_by(&mut core.conn(), key.id).await? > 0 {
+                return Ok(None);
+            }
+        }
+        let mut late = 0i64;
+        for key in &drain {
+            let batch =
+                private_keys::batch_sealed_by(&mut tx.conn(), key.id, None, MAX_BATCH_SIZE + 1)
+                    .await?;
+            if batch.is_empty() {
+                continue;
+            }
+            if batch.len() > MAX_BATCH_SIZE as usize {
                 return Err(Error::conflict(format!(
-                    "data key {} still seals {sealed_keys} private keys and {mfa} MFA secrets; \
-                     call rotate_data_key again (rotation {} resumes)",
+                    "private keys are still being sealed under old data key {}: reload the key \
+                     ring of every process using this database, then call rotate_data_key \
+                     again (rotation {} resumes)",
                     key.key_id, rotation.id
                 )));
             }
+            let detached = match key.key_status {
+                KeyStatus::Retired => Some(self.keyring().detach(key)?),
+                _ => None,
+            };
+            let resealed = self.reseal_records(&batch, new_key, detached.as_ref())?;
+            let changed = private_keys::reseal_many(&mut tx.conn(), key.id, &resealed).await?;
+            let changed = i64::try_from(changed).unwrap_or(i64::MAX);
+            encryption_keys::increment_encryption_count(&mut tx.conn(), new_key, changed).await?;
+            late = late.saturating_add(changed);
+        }
+        let at = now();
+        let mut retired = Vec::new();
+        for key in drain
+            .iter()
+            .filter(|k| k.key_status == KeyStatus::DecryptOnly)
+        {
             encryption_keys::set_status(&mut tx.conn(), key.id, KeyStatus::Retired, at).await?;
             retired.push(key.id);
         }
@@ -566,11 +668,45 @@ impl Clm {
                 .details(json!({
                     "retired_key_ids": retired,
                     "rotated_items": rotation.rotated_items,
+                    "resealed_at_completion": late,
                 })),
         )
         .await?;
+        // Secure (the retirement) commits while core's lock is still held,
+        // so an MFA writer waiting for it sees the key retired.
         tx.commit().await?;
-        Ok(retired)
+        core.commit().await?;
+        Ok(Some(retired))
+    }
+
+    /// Unwraps `key` for repair when it is retired and still seals private
+    /// keys; None for a key the ring holds (or one with nothing to repair).
+    async fn detach_if_holding(&self, key: &EncryptionKey) -> Result<Option<Arc<DetachedKey>>> {
+        if key.key_status != KeyStatus::Retired {
+            return Ok(None);
+        }
+        let mut conn = self.databases().secure.acquire().await?;
+        if private_keys::count_sealed_by(&mut conn.conn(), key.id).await? == 0 {
+            return Ok(None);
+        }
+        tracing::warn!(key_id = %key.key_id, "repairing values found sealed under a retired data key");
+        Ok(Some(Arc::new(self.keyring().detach(key)?)))
+    }
+
+    /// Re-seals one value from `from` (in the ring, or `detached` when it is
+    /// retired) to `to`.
+    fn reseal_one(
+        &self,
+        from: EncryptionKeyId,
+        detached: Option<&DetachedKey>,
+        to: EncryptionKeyId,
+        sealed: &Sealed,
+        aad: &[&str],
+    ) -> Result<Sealed> {
+        match detached {
+            Some(key) if key.id() == from => self.keyring().reseal_detached(key, to, sealed, aad),
+            _ => self.keyring().reseal(from, to, sealed, aad),
+        }
     }
 
     /// Notes why a rotation stopped (best effort; the caller gets the error
@@ -702,12 +838,104 @@ impl Clm {
     }
 }
 
-/// Live decrypt-only keys, oldest version first.
-async fn decrypt_only(tx: &mut Tx) -> Result<Vec<EncryptionKey>> {
+impl Clm {
+    /// Called by every transaction that inserts sealed private keys, before
+    /// it does: takes the data-key lock shared and re-seals under the active
+    /// key any of `keys` sealed under a key retired since they were sealed
+    /// (their ring was loaded before a rotation, here or in another process,
+    /// and their write queued behind its completion).
+    pub(crate) async fn keep_off_retired_keys(
+        &self,
+        conn: &mut Conn<'_>,
+        keys: &mut [PrivateKeyRecord],
+    ) -> Result<()> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        lock_data_keys(conn, false).await?;
+        let mut ids: Vec<EncryptionKeyId> = keys.iter().map(|k| k.encryption_key_id).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let retired = encryption_keys::retired_among(conn, &ids).await?;
+        if retired.is_empty() {
+            return Ok(());
+        }
+        // Under the lock no key can be retired, so the active key read now
+        // stays usable until this transaction commits.
+        self.keyring().reload_on(conn).await?;
+        let active = self.keyring().active_key_id()?;
+        for old in &retired {
+            let detached = self.keyring().detach(old)?;
+            let stale: Vec<&mut PrivateKeyRecord> = keys
+                .iter_mut()
+                .filter(|k| k.encryption_key_id == old.id)
+                .collect();
+            tracing::warn!(
+                key_id = %old.key_id,
+                count = stale.len(),
+                "re-sealing private keys sealed under a data key retired before their write"
+            );
+            for key in stale {
+                let aad = private_key_aad(key.certificate_id);
+                let sealed = Sealed {
+                    nonce: key.nonce.0.clone(),
+                    ciphertext: key.encrypted_key_material.0.clone(),
+                };
+                let resealed =
+                    self.keyring()
+                        .reseal_detached(&detached, active, &sealed, &aad_refs(&aad))?;
+                key.encryption_key_id = active;
+                key.encrypted_key_material = Opaque(resealed.ciphertext);
+                key.nonce = Opaque(resealed.nonce);
+            }
+        }
+        Ok(())
+    }
+
+    /// Loads `key_id` before a value sealed under it is opened, when this
+    /// ring does not hold it: a key made by a rotation in another process is
+    /// learned on first use. A retired key stays unloaded (opening fails).
+    pub(crate) async fn load_data_key(&self, key_id: EncryptionKeyId) -> Result<()> {
+        if self.keyring().holds(key_id)? {
+            return Ok(());
+        }
+        self.keyring().reload(&self.databases().secure).await
+    }
+
+    /// Seals a value for a write in the caller's transaction, which has
+    /// taken [`lock_data_keys`] (shared) in its own database: under the
+    /// active key, checked not to have been retired meanwhile (the ring
+    /// reloads if it was). For values outside `secure` (MFA secrets).
+    pub(crate) async fn seal_under_live_key(
+        &self,
+        plaintext: &[u8],
+        aad: &[&str],
+    ) -> Result<(EncryptionKeyId, Sealed)> {
+        for _ in 0..2 {
+            let (key_id, sealed) = self.keyring().seal(plaintext, aad)?;
+            let mut conn = self.databases().secure.acquire().await?;
+            if encryption_keys::retired_among(&mut conn.conn(), &[key_id])
+                .await?
+                .is_empty()
+            {
+                return Ok((key_id, sealed));
+            }
+            self.keyring().reload_on(&mut conn.conn()).await?;
+        }
+        Err(Error::conflict(
+            "the active data key was retired while sealing; try again",
+        ))
+    }
+}
+
+/// Keys nothing may stay sealed under, oldest version first: decrypt-only
+/// keys (retired once drained) and retired ones (a rotation also repairs
+/// anything found under those).
+async fn keys_to_drain(tx: &mut Tx) -> Result<Vec<EncryptionKey>> {
     Ok(encryption_keys::list_all(&mut tx.conn())
         .await?
         .into_iter()
-        .filter(|k| k.key_status == KeyStatus::DecryptOnly)
+        .filter(|k| matches!(k.key_status, KeyStatus::DecryptOnly | KeyStatus::Retired))
         .collect())
 }
 

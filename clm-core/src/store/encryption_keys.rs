@@ -163,3 +163,22 @@ pub async fn max_version(conn: &mut Conn<'_>) -> Result<i32> {
     .fetch_one(&mut *c)
     .await)?)
 }
+
+/// The rows of the keys among `ids` that are retired (writers of sealed
+/// values check theirs; usually one id, so one query per id).
+pub async fn retired_among(
+    conn: &mut Conn<'_>,
+    ids: &[EncryptionKeyId],
+) -> Result<Vec<EncryptionKey>> {
+    let mut retired = Vec::new();
+    for id in ids {
+        let row = on_conn!(conn, |c| sqlx::query_as::<_, EncryptionKey>(
+            "SELECT * FROM encryption_keys WHERE id = $1 AND key_status = 'retired'"
+        )
+        .bind(*id)
+        .fetch_optional(&mut *c)
+        .await)?;
+        retired.extend(row);
+    }
+    Ok(retired)
+}
