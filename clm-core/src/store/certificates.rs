@@ -204,11 +204,37 @@ pub async fn get_by_certificate_id(
     get_by::<Certificates>(conn, "certificate_id", certificate_id).await
 }
 
+/// The live certificate with this fingerprint in one scope: an
+/// organization's, or the shared rows' (None). Fingerprints are unique per
+/// scope, not across them.
 pub async fn get_by_fingerprint(
     conn: &mut Conn<'_>,
+    organization_id: Option<OrganizationId>,
     fingerprint_sha256: &str,
 ) -> Result<Certificate> {
-    get_by::<Certificates>(conn, "fingerprint_sha256", fingerprint_sha256).await
+    let filter = in_scope(
+        Filter::new().eq("fingerprint_sha256", fingerprint_sha256),
+        organization_id,
+    );
+    fetch_all::<Certificate>(
+        conn,
+        "SELECT * FROM certificates WHERE deleted_at IS NULL",
+        &filter,
+        " LIMIT 1",
+    )
+    .await?
+    .pop()
+    .ok_or_else(|| crate::Error::not_found("certificate", fingerprint_sha256))
+}
+
+/// Rows of exactly one scope: the organization's, or the shared ones (no
+/// organization) for None. The scope that fingerprint uniqueness and import
+/// de-duplication work in.
+fn in_scope(filter: Filter, organization_id: Option<OrganizationId>) -> Filter {
+    match organization_id {
+        Some(org) => filter.eq("organization_id", crate::store::id_value(org)),
+        None => filter.clause("organization_id IS NULL", Vec::new()),
+    }
 }
 
 fn filter_clauses(conn: &Conn<'_>, filter: &CertificateFilter) -> Filter {
@@ -310,26 +336,30 @@ pub async fn set_crl_number(conn: &mut Conn<'_>, id: CertificateId, crl_number: 
     require_row(affected, "certificate", id)
 }
 
-/// Which of these fingerprints are already stored (deleted rows included:
-/// the unique constraint covers them), for import de-duplication.
+/// Which of these fingerprints are already stored in one scope (see
+/// [`get_by_fingerprint`]; deleted rows included: the unique indexes cover
+/// them), for import de-duplication. Other scopes are never looked at, so
+/// an import cannot tell what another organization holds.
 pub async fn find_by_fingerprints(
     conn: &mut Conn<'_>,
+    organization_id: Option<OrganizationId>,
     fingerprints: &[String],
 ) -> Result<Vec<(String, CertificateId)>> {
     let mut found = Vec::new();
-    for chunk in fingerprints.chunks(MAX_BIND_PARAMS) {
-        let sql = format!(
-            "SELECT fingerprint_sha256, id FROM certificates WHERE fingerprint_sha256 IN ({})",
-            placeholders(conn.dialect(), 1, chunk.len())
+    for chunk in fingerprints.chunks(MAX_BIND_PARAMS - 1) {
+        let filter = in_scope(
+            in_texts(Filter::new(), "fingerprint_sha256", chunk),
+            organization_id,
         );
-        let rows = on_conn!(conn, |c| {
-            let mut query = sqlx::query_as::<_, (String, CertificateId)>(sqlx::AssertSqlSafe(sql));
-            for fingerprint in chunk {
-                query = query.bind(fingerprint);
-            }
-            query.fetch_all(&mut *c).await
-        })?;
-        found.extend(rows);
+        found.extend(
+            fetch_all::<(String, CertificateId)>(
+                conn,
+                "SELECT fingerprint_sha256, id FROM certificates WHERE 1 = 1",
+                &filter,
+                "",
+            )
+            .await?,
+        );
     }
     Ok(found)
 }
@@ -488,26 +518,37 @@ pub async fn search_visible(
 }
 
 /// Live CA certificates whose subject is one of `subjects` (possible issuers
-/// of an import), newest first.
+/// of an import into `organization_id`), newest first: shared CAs and the
+/// organization's own, never another organization's (a link to one would
+/// put the importer's revocations on that organization's CRL).
 pub async fn find_cas_by_subjects(
     conn: &mut Conn<'_>,
+    organization_id: Option<OrganizationId>,
     subjects: &[String],
 ) -> Result<Vec<Certificate>> {
+    let visible: Vec<OrganizationId> = organization_id.into_iter().collect();
     let mut found = Vec::new();
-    for chunk in subjects.chunks(MAX_BIND_PARAMS) {
-        let sql = format!(
-            "SELECT * FROM certificates WHERE deleted_at IS NULL AND is_ca = TRUE AND subject_dn IN ({})
-             ORDER BY not_after DESC, id",
-            placeholders(conn.dialect(), 1, chunk.len())
+    for chunk in subjects.chunks(MAX_BIND_PARAMS - 1) {
+        let filter = crate::store::support::shared_or_in_orgs(
+            Filter::new().eq("is_ca", true).clause(
+                format!(
+                    "subject_dn IN ({})",
+                    crate::store::support::marks(chunk.len())
+                ),
+                chunk.iter().map(|s| Value::Text(s.clone())).collect(),
+            ),
+            "organization_id",
+            Some(&visible),
         );
-        let rows = on_conn!(conn, |c| {
-            let mut query = sqlx::query_as::<_, Certificate>(sqlx::AssertSqlSafe(sql));
-            for subject in chunk {
-                query = query.bind(subject);
-            }
-            query.fetch_all(&mut *c).await
-        })?;
-        found.extend(rows);
+        found.extend(
+            fetch_all::<Certificate>(
+                conn,
+                "SELECT * FROM certificates WHERE deleted_at IS NULL",
+                &filter,
+                " ORDER BY not_after DESC, id",
+            )
+            .await?,
+        );
     }
     Ok(found)
 }
