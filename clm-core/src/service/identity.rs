@@ -474,7 +474,8 @@ impl Clm {
     }
 
     /// Authenticates by username or email + password (+ TOTP code when MFA is
-    /// on) and opens a session. Every failure is the same Authentication
+    /// on) and opens a session. A login with an '@' is an email address,
+    /// anything else a username. Every failure is the same Authentication
     /// error; each is audited, and repeated failures lock the account.
     pub async fn authenticate(
         &self,
