@@ -347,21 +347,45 @@ pub async fn find_by_fingerprints(
 ) -> Result<Vec<(String, CertificateId)>> {
     let mut found = Vec::new();
     for chunk in fingerprints.chunks(MAX_BIND_PARAMS - 1) {
-        let filter = in_scope(
-            in_texts(Filter::new(), "fingerprint_sha256", chunk),
-            organization_id,
+        let (marks, scope) = scoped_in_list(conn.dialect(), chunk.len(), organization_id);
+        let sql = format!(
+            "SELECT fingerprint_sha256, id FROM certificates WHERE fingerprint_sha256 IN ({marks}) AND {scope}"
         );
-        found.extend(
-            fetch_all::<(String, CertificateId)>(
-                conn,
-                "SELECT fingerprint_sha256, id FROM certificates WHERE 1 = 1",
-                &filter,
-                "",
-            )
-            .await?,
-        );
+        let rows = on_conn!(conn, |c| {
+            let mut query = sqlx::query_as::<_, (String, CertificateId)>(sqlx::AssertSqlSafe(sql));
+            for fingerprint in chunk {
+                query = query.bind(fingerprint);
+            }
+            if let Some(org) = organization_id {
+                query = query.bind(org);
+            }
+            query.fetch_all(&mut *c).await
+        })?;
+        found.extend(rows);
     }
     Ok(found)
+}
+
+/// Placeholders for an `IN` list of `n` values followed by the scope
+/// condition (`organization_id = <mark>`, or `IS NULL` for the shared scope),
+/// bound in that order. Hand-built with [`placeholders`] rather than a
+/// [`Filter`]: SQLite parses thousands of `$N` in quadratic time.
+fn scoped_in_list(
+    dialect: Dialect,
+    n: usize,
+    organization_id: Option<OrganizationId>,
+) -> (String, String) {
+    match organization_id {
+        None => (
+            placeholders(dialect, 1, n),
+            "organization_id IS NULL".to_string(),
+        ),
+        Some(_) => {
+            let marks = placeholders(dialect, 1, n + 1);
+            let (list, org) = marks.rsplit_once(", ").unwrap_or(("", marks.as_str()));
+            (list.to_string(), format!("organization_id = {org}"))
+        }
+    }
 }
 
 /// Live certificates with this subject key identifier (hex).
@@ -526,29 +550,25 @@ pub async fn find_cas_by_subjects(
     organization_id: Option<OrganizationId>,
     subjects: &[String],
 ) -> Result<Vec<Certificate>> {
-    let visible: Vec<OrganizationId> = organization_id.into_iter().collect();
     let mut found = Vec::new();
     for chunk in subjects.chunks(MAX_BIND_PARAMS - 1) {
-        let filter = crate::store::support::shared_or_in_orgs(
-            Filter::new().eq("is_ca", true).clause(
-                format!(
-                    "subject_dn IN ({})",
-                    crate::store::support::marks(chunk.len())
-                ),
-                chunk.iter().map(|s| Value::Text(s.clone())).collect(),
-            ),
-            "organization_id",
-            Some(&visible),
+        let (marks, scope) = scoped_in_list(conn.dialect(), chunk.len(), organization_id);
+        let sql = format!(
+            "SELECT * FROM certificates WHERE deleted_at IS NULL AND is_ca = TRUE AND subject_dn IN ({marks})
+               AND (organization_id IS NULL OR {scope})
+             ORDER BY not_after DESC, id"
         );
-        found.extend(
-            fetch_all::<Certificate>(
-                conn,
-                "SELECT * FROM certificates WHERE deleted_at IS NULL",
-                &filter,
-                " ORDER BY not_after DESC, id",
-            )
-            .await?,
-        );
+        let rows = on_conn!(conn, |c| {
+            let mut query = sqlx::query_as::<_, Certificate>(sqlx::AssertSqlSafe(sql));
+            for subject in chunk {
+                query = query.bind(subject);
+            }
+            if let Some(org) = organization_id {
+                query = query.bind(org);
+            }
+            query.fetch_all(&mut *c).await
+        })?;
+        found.extend(rows);
     }
     Ok(found)
 }
