@@ -917,7 +917,8 @@ async fn search_filters_and_pagination() {
         assert!(restored.deleted_at.is_none());
         assert_eq!(secure_events(&clm, "certificate.deleted").await.len(), 1);
         assert_eq!(secure_events(&clm, "certificate.restored").await.len(), 1);
-        // Importing a deleted certificate again reports it, without a duplicate.
+        // Importing a deleted certificate again (into its organization:
+        // de-duplication is per organization) reports it, without a duplicate.
         clm.delete_certificate(&system, ids[2])
             .await
             .expect("delete");
@@ -928,7 +929,17 @@ async fn search_filters_and_pagination() {
                 .expect("row")
                 .certificate_pem
         };
-        let report = import(&clm, pem.into_bytes()).await;
+        let report = clm
+            .import_certificates(
+                &system,
+                ImportRequest {
+                    data: pem.into_bytes(),
+                    organization_id: Some(org),
+                    ..Default::default()
+                },
+            )
+            .await
+            .expect("import again");
         assert_eq!(report.already_present, vec![ids[2]]);
     })
     .await;

@@ -164,10 +164,16 @@ async fn certificates_roundtrip_search_and_operations() {
             leaf.subject_alternative_names.0
         );
         assert_eq!(got.not_after, leaf.not_after);
-        let got = certificates::get_by_fingerprint(&mut c, &leaf.fingerprint_sha256)
+        let got = certificates::get_by_fingerprint(&mut c, Some(org), &leaf.fingerprint_sha256)
             .await
             .unwrap();
         assert_eq!(got.id, leaf.id);
+        // Fingerprints are looked up within one scope: the shared rows hold none.
+        assert!(
+            certificates::get_by_fingerprint(&mut c, None, &leaf.fingerprint_sha256)
+                .await
+                .is_err()
+        );
 
         // Bulk import: 1,500 rows crosses the multi-row chunk boundary.
         let bulk: Vec<Certificate> = (0..1500)
@@ -183,7 +189,7 @@ async fn certificates_roundtrip_search_and_operations() {
             bulk[1499].fingerprint_sha256.clone(),
             "0".repeat(64),
         ];
-        let mut found = certificates::find_by_fingerprints(&mut c, &fps)
+        let mut found = certificates::find_by_fingerprints(&mut c, None, &fps)
             .await
             .unwrap();
         found.sort();

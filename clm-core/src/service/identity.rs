@@ -420,28 +420,17 @@ impl Clm {
         if matched && otp_ok {
             return Ok(user);
         }
-        let mut tx = self.databases().core.begin().await?;
-        let failures = users::record_failed_login(&mut tx.conn(), id).await?;
-        append(
-            &mut tx.conn(),
-            AuditLogKind::Core,
-            actor,
-            AuditEntry::new("auth.reauthentication_failed", "update")
-                .outcome(AuditOutcome::Failure)
-                .resource("user", id)
-                .details(json!({"operation": what, "consecutive_failures": failures})),
-        )
-        .await?;
-        let security = self.config().security;
-        if failures >= i32::try_from(security.max_failed_logins).unwrap_or(i32::MAX) {
-            let until = now() + SecuritySettings::duration(security.lockout_seconds);
-            users::set_status(&mut tx.conn(), id, UserStatus::Locked, Some(until)).await?;
-            sessions::revoke_all_for_user(&mut tx.conn(), id, "locked", now()).await?;
+        // Counted like a failed login (the same lockout), so a stolen
+        // session cannot guess the password without limit.
+        let counted: Result<()> = self
+            .count_login_failure(&user, &format!("re-authentication to {what} failed"), now())
+            .await;
+        match counted {
+            Err(Error::Authentication(_)) | Ok(()) => Err(Error::Authentication(
+                "the current password or one-time code is wrong".into(),
+            )),
+            Err(other) => Err(other),
         }
-        tx.commit().await?;
-        Err(Error::Authentication(
-            "the current password or one-time code is wrong".into(),
-        ))
     }
 
     /// Lifts a lockout and clears the failure count.
@@ -605,7 +594,8 @@ impl Clm {
     }
 
     /// Authenticates by username or email + password (+ TOTP code when MFA is
-    /// on) and opens a session. Every failure is the same Authentication
+    /// on) and opens a session. A login with an '@' is an email address,
+    /// anything else a username. Every failure is the same Authentication
     /// error; each is audited, and repeated failures lock the account.
     pub async fn authenticate(
         &self,
@@ -640,7 +630,10 @@ impl Clm {
                 .await?;
             return Err(bad_credentials());
         };
-        let (matched, outdated) = self.verify_password(password.clone(), phc.0).await?;
+        let phc_text = phc.0;
+        let (matched, outdated) = self
+            .verify_password(password.clone(), phc_text.clone())
+            .await?;
         let otp_step = if matched && user.mfa_enabled {
             if let Some(key_id) = user.mfa_encryption_key_id {
                 self.load_data_key(key_id).await?;
@@ -661,35 +654,7 @@ impl Clm {
             } else {
                 "wrong password"
             };
-            let mut tx = self.databases().core.begin().await?;
-            let failures = users::record_failed_login(&mut tx.conn(), user.id).await?;
-            let actor = user_actor(&user);
-            append(
-                &mut tx.conn(),
-                AuditLogKind::Core,
-                &actor,
-                AuditEntry::new("auth.login_failed", "login")
-                    .outcome(AuditOutcome::Failure)
-                    .resource("user", user.id)
-                    .details(json!({"reason": reason, "consecutive_failures": failures})),
-            )
-            .await?;
-            if failures >= security.max_failed_logins as i32 {
-                let until = at + SecuritySettings::duration(security.lockout_seconds);
-                users::set_status(&mut tx.conn(), user.id, UserStatus::Locked, Some(until)).await?;
-                append(
-                    &mut tx.conn(),
-                    AuditLogKind::Core,
-                    &actor,
-                    AuditEntry::new("auth.account_locked", "lock")
-                        .outcome(AuditOutcome::Failure)
-                        .resource("user", user.id)
-                        .details(json!({"locked_until": until, "consecutive_failures": failures})),
-                )
-                .await?;
-            }
-            tx.commit().await?;
-            return Err(bad_credentials());
+            return self.count_login_failure(&user, reason, at).await;
         }
         let new_hash = if outdated {
             Some(self.hash_password(password).await?)
@@ -714,23 +679,31 @@ impl Clm {
             deleted_at: None,
         };
         let mut tx = self.databases().core.begin().await?;
-        let mut fresh = store::get::<Users>(&mut tx.conn(), user.id, false).await?;
-        fresh.status = UserStatus::Active;
-        fresh.locked_until = None;
-        fresh.failed_login_attempts = 0;
-        fresh.last_login_at = Some(at);
-        if let Some(step) = otp_step {
-            fresh.mfa_last_used_step = Some(step);
+        // The row read above decided nothing for good: this write happens
+        // only if the account still takes logins with the same password and
+        // MFA state and the code's step is still unused, and it writes only
+        // the login's own columns (a concurrent disable stays).
+        let recorded = users::record_login(
+            &mut tx.conn(),
+            &users::LoginWrite {
+                id: user.id,
+                at,
+                verified_hash: &phc_text,
+                mfa_enabled: user.mfa_enabled,
+                otp_step,
+                new_hash: new_hash.as_deref(),
+            },
+        )
+        .await?;
+        if !recorded {
+            drop(tx); // wrote nothing: rolls back
+            return self.refuse_changed_login(&user, otp_step, at).await;
         }
-        if let Some(hash) = new_hash {
-            fresh.password_hash = Some(crate::model::OpaqueText(hash));
-        }
-        users::update(&mut tx.conn(), &fresh).await?;
         sessions::insert(&mut tx.conn(), &session).await?;
         append(
             &mut tx.conn(),
             AuditLogKind::Core,
-            &user_actor(&fresh),
+            &user_actor(&user),
             AuditEntry::new("auth.login", "login")
                 .resource("session", session.id)
                 .details(json!({"user_id": user.id, "session_id": session.session_id, "mfa": user.mfa_enabled})),
@@ -743,6 +716,93 @@ impl Clm {
             session,
             user,
         })
+    }
+
+    /// A credential failure: counted (and the account locked at the
+    /// threshold) in one statement while the account takes logins; when it
+    /// no longer does (a parallel guess locked it), refused uncounted.
+    async fn count_login_failure<T>(
+        &self,
+        user: &User,
+        reason: &str,
+        at: crate::model::Timestamp,
+    ) -> Result<T> {
+        let security = self.config().security;
+        let max_failures = i32::try_from(security.max_failed_logins).unwrap_or(i32::MAX);
+        let lockout = i64::try_from(security.lockout_seconds)
+            .ok()
+            .and_then(Duration::try_seconds)
+            .unwrap_or(Duration::MAX);
+        let until = at
+            .checked_add_signed(lockout)
+            .unwrap_or(chrono::DateTime::<chrono::Utc>::MAX_UTC);
+        let mut tx = self.databases().core.begin().await?;
+        let actor = user_actor(user);
+        let Some(counted) =
+            users::count_failed_login(&mut tx.conn(), user.id, at, max_failures, until).await?
+        else {
+            drop(tx); // wrote nothing: rolls back
+            self.audit_login_failure(
+                Some(user),
+                &format!("{reason}; account locked or disabled meanwhile, not counted"),
+            )
+            .await?;
+            return Err(bad_credentials());
+        };
+        append(
+            &mut tx.conn(),
+            AuditLogKind::Core,
+            &actor,
+            AuditEntry::new("auth.login_failed", "login")
+                .outcome(AuditOutcome::Failure)
+                .resource("user", user.id)
+                .details(json!({"reason": reason, "consecutive_failures": counted.failures})),
+        )
+        .await?;
+        if counted.locked {
+            append(
+                &mut tx.conn(),
+                AuditLogKind::Core,
+                &actor,
+                AuditEntry::new("auth.account_locked", "lock")
+                    .outcome(AuditOutcome::Failure)
+                    .resource("user", user.id)
+                    .details(
+                        json!({"locked_until": until, "consecutive_failures": counted.failures}),
+                    ),
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Err(bad_credentials())
+    }
+
+    /// A login whose credentials were right but whose account changed
+    /// before it could be recorded. A TOTP step used meanwhile (the same
+    /// code in a parallel login) is a failed login like any reused code;
+    /// anything else (disabled, locked, password changed) is refused as is.
+    async fn refuse_changed_login<T>(
+        &self,
+        user: &User,
+        otp_step: Option<i64>,
+        at: crate::model::Timestamp,
+    ) -> Result<T> {
+        let now_stored = {
+            let mut conn = self.databases().core.acquire().await?;
+            store::get::<Users>(&mut conn.conn(), user.id, false).await
+        };
+        let code_reused = match (&now_stored, otp_step) {
+            (Ok(stored), Some(step)) => stored.mfa_last_used_step.is_some_and(|last| last >= step),
+            _ => false,
+        };
+        if code_reused {
+            return self
+                .count_login_failure(user, "wrong or reused one-time code", at)
+                .await;
+        }
+        self.audit_login_failure(Some(user), "account changed during login")
+            .await?;
+        Err(bad_credentials())
     }
 
     async fn audit_login_failure(&self, user: Option<&User>, reason: &str) -> Result<()> {

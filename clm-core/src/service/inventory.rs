@@ -65,8 +65,9 @@ impl std::fmt::Debug for ImportRequest {
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct ImportReport {
     pub imported: Vec<Certificate>,
-    /// Certificates of the input that clm already held (matched by SHA-256
-    /// fingerprint), by id. Nothing is written for them, except a private key
+    /// Certificates of the input that clm already held in the import's
+    /// organization (or among the shared rows, for an import without one),
+    /// matched by SHA-256 fingerprint, by id. Nothing is written for them, except a private key
     /// given for a stored certificate that had none.
     pub already_present: Vec<CertificateId>,
     /// Imported certificates with oddities (`serial_zero`,
@@ -351,6 +352,10 @@ fn certificate_search_filter(search: &CertificateSearch) -> CertificateFilter {
 impl Clm {
     /// Imports certificates, deduplicated by SHA-256 fingerprint and linked
     /// to their issuer when it is known (stored, or in the same input).
+    /// Both stay within the import's organization: a certificate another
+    /// organization holds is neither reported nor reused (each organization,
+    /// and the shared scope, holds its own row), and issuers are the
+    /// organization's own CAs and shared ones.
     ///
     /// Everything is parsed and checked before anything is written: bad input
     /// writes nothing. Large inputs are written in batches of
@@ -399,7 +404,7 @@ impl Clm {
             .collect();
         let stored: HashMap<String, CertificateId> = {
             let mut conn = self.databases().secure.acquire().await?;
-            certificates::find_by_fingerprints(&mut conn.conn(), &fingerprints)
+            certificates::find_by_fingerprints(&mut conn.conn(), organization_id, &fingerprints)
                 .await?
                 .into_iter()
                 .collect()
@@ -419,7 +424,7 @@ impl Clm {
             return Ok(report);
         }
 
-        let issuers = self.stored_issuers(&fresh).await?;
+        let issuers = self.stored_issuers(&fresh, organization_id).await?;
         let candidates = Candidates::new(&fresh, &issuers);
         // Only CAs issue, so the CAs' links alone decide the write order
         // (parents first): they are linked now and written first. The leaves
@@ -708,7 +713,7 @@ impl Clm {
         let fingerprints: Vec<String> = rows.iter().map(|r| r.fingerprint_sha256.clone()).collect();
         let stored: HashMap<String, CertificateId> = {
             let mut conn = self.databases().secure.acquire().await?;
-            certificates::find_by_fingerprints(&mut conn.conn(), &fingerprints)
+            certificates::find_by_fingerprints(&mut conn.conn(), job.organization_id, &fingerprints)
                 .await?
                 .into_iter()
                 .collect()
@@ -739,10 +744,13 @@ impl Clm {
         Ok(written)
     }
 
-    /// Stored CA certificates named as issuer by any of `certificates`, parsed.
+    /// Stored CA certificates named as issuer by any of `certificates` that
+    /// an import into `organization_id` may link to (shared CAs and the
+    /// organization's own), parsed.
     async fn stored_issuers(
         &self,
         certificates: &[ParsedCertificate],
+        organization_id: Option<OrganizationId>,
     ) -> Result<Vec<(CertificateId, ParsedCertificate)>> {
         let subjects: Vec<String> = certificates
             .iter()
@@ -752,7 +760,7 @@ impl Clm {
             .collect();
         let rows = {
             let mut conn = self.databases().secure.acquire().await?;
-            certificates::find_cas_by_subjects(&mut conn.conn(), &subjects).await?
+            certificates::find_cas_by_subjects(&mut conn.conn(), organization_id, &subjects).await?
         };
         let mut issuers = Vec::with_capacity(rows.len());
         for row in rows {

@@ -884,11 +884,13 @@ impl Clm {
 
     /// Issues the certificate of a request that waited for approval, under
     /// the policy's current version. The approval workflow calls this once a
-    /// request is approved; authorization is the workflow's (approvals).
+    /// request is approved; authorization is the workflow's (approvals). The
+    /// certificate names that workflow (`certificates.workflow_id`).
     pub(crate) async fn issue_from_request(
         &self,
         actor: &Actor,
         request_id: CertificateRequestId,
+        workflow_id: crate::model::WorkflowId,
     ) -> Result<Certificate> {
         let stored = {
             let mut conn = self.databases().secure.acquire().await?;
@@ -951,6 +953,7 @@ impl Clm {
         if let Some(refusal) = plan.refusal() {
             return Err(refusal);
         }
+        plan.ownership.workflow_id = Some(workflow_id);
         self.sign_and_store(actor, plan, RequestRow::Update(stored))
             .await
     }

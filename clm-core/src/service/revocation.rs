@@ -76,6 +76,31 @@ impl Clm {
         Ok(row)
     }
 
+    /// The CA whose CRL a revocation of `row` lands on (the revocation's
+    /// `issuer_certificate_id`): its issuer when that CA issued it through
+    /// clm, or when the CA is of the certificate's own scope (the same
+    /// organization, or both shared). An imported copy in another scope is
+    /// that organization's record only: if it landed on the CRL, a tenant
+    /// could revoke, for every relying party, a certificate another tenant
+    /// holds (same serial) by importing its public copy and revoking that.
+    async fn crl_issuer(&self, row: &Certificate) -> Result<Option<CertificateId>> {
+        let Some(issuer_id) = row.issuer_certificate_id else {
+            return Ok(None);
+        };
+        if row.source == crate::model::CertificateSource::Issued {
+            return Ok(Some(issuer_id));
+        }
+        let issuer = {
+            let mut conn = self.databases().secure.acquire().await?;
+            match store::get::<Certificates>(&mut conn.conn(), issuer_id, true).await {
+                Ok(issuer) => issuer,
+                Err(Error::NotFound { .. }) => return Ok(None),
+                Err(other) => return Err(other),
+            }
+        };
+        Ok((issuer.organization_id == row.organization_id).then_some(issuer_id))
+    }
+
     /// Revokes a certificate for an RFC 5280 reason. `certificate_hold`
     /// suspends it (see [`Clm::release_certificate_hold`]); every other reason
     /// revokes it for good. A certificate with a standing revocation is a
@@ -103,10 +128,11 @@ impl Clm {
             return Err(Error::invalid("comment", "must be at most 1000 characters"));
         }
         let at = now();
+        let crl_issuer = self.crl_issuer(&row).await?;
         let revocation = CertificateRevocation {
             id: RevocationId::new(),
             certificate_id: id,
-            issuer_certificate_id: row.issuer_certificate_id,
+            issuer_certificate_id: crl_issuer,
             serial_number: row.serial_number.clone(),
             revocation_reason: reason,
             revoked_at: at,
@@ -149,6 +175,7 @@ impl Clm {
                     "certificate_id": row.certificate_id,
                     "serial_number": row.serial_number,
                     "issuer_certificate_id": row.issuer_certificate_id,
+                    "on_crl_of": crl_issuer,
                     "reason": reason,
                     "revocation_id": revocation.id,
                     "comment": revocation.comment,

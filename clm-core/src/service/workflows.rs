@@ -714,7 +714,9 @@ impl Clm {
             .await?
         };
         let request_id = crate::model::CertificateRequestId(instance.subject_id.as_uuid());
-        let outcome = self.issue_from_request(actor, request_id).await;
+        let outcome = self
+            .issue_from_request(actor, request_id, instance.workflow_id)
+            .await;
         let mut tx = self.databases().core.begin().await?;
         let mut instance = workflow_instances::get_for_update(&mut tx.conn(), instance_id).await?;
         let at = now();

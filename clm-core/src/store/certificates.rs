@@ -204,11 +204,37 @@ pub async fn get_by_certificate_id(
     get_by::<Certificates>(conn, "certificate_id", certificate_id).await
 }
 
+/// The live certificate with this fingerprint in one scope: an
+/// organization's, or the shared rows' (None). Fingerprints are unique per
+/// scope, not across them.
 pub async fn get_by_fingerprint(
     conn: &mut Conn<'_>,
+    organization_id: Option<OrganizationId>,
     fingerprint_sha256: &str,
 ) -> Result<Certificate> {
-    get_by::<Certificates>(conn, "fingerprint_sha256", fingerprint_sha256).await
+    let filter = in_scope(
+        Filter::new().eq("fingerprint_sha256", fingerprint_sha256),
+        organization_id,
+    );
+    fetch_all::<Certificate>(
+        conn,
+        "SELECT * FROM certificates WHERE deleted_at IS NULL",
+        &filter,
+        " LIMIT 1",
+    )
+    .await?
+    .pop()
+    .ok_or_else(|| crate::Error::not_found("certificate", fingerprint_sha256))
+}
+
+/// Rows of exactly one scope: the organization's, or the shared ones (no
+/// organization) for None. The scope that fingerprint uniqueness and import
+/// de-duplication work in.
+fn in_scope(filter: Filter, organization_id: Option<OrganizationId>) -> Filter {
+    match organization_id {
+        Some(org) => filter.eq("organization_id", crate::store::id_value(org)),
+        None => filter.clause("organization_id IS NULL", Vec::new()),
+    }
 }
 
 fn filter_clauses(conn: &Conn<'_>, filter: &CertificateFilter) -> Filter {
@@ -310,28 +336,56 @@ pub async fn set_crl_number(conn: &mut Conn<'_>, id: CertificateId, crl_number: 
     require_row(affected, "certificate", id)
 }
 
-/// Which of these fingerprints are already stored (deleted rows included:
-/// the unique constraint covers them), for import de-duplication.
+/// Which of these fingerprints are already stored in one scope (see
+/// [`get_by_fingerprint`]; deleted rows included: the unique indexes cover
+/// them), for import de-duplication. Other scopes are never looked at, so
+/// an import cannot tell what another organization holds.
 pub async fn find_by_fingerprints(
     conn: &mut Conn<'_>,
+    organization_id: Option<OrganizationId>,
     fingerprints: &[String],
 ) -> Result<Vec<(String, CertificateId)>> {
     let mut found = Vec::new();
-    for chunk in fingerprints.chunks(MAX_BIND_PARAMS) {
+    for chunk in fingerprints.chunks(MAX_BIND_PARAMS - 1) {
+        let (marks, scope) = scoped_in_list(conn.dialect(), chunk.len(), organization_id);
         let sql = format!(
-            "SELECT fingerprint_sha256, id FROM certificates WHERE fingerprint_sha256 IN ({})",
-            placeholders(conn.dialect(), 1, chunk.len())
+            "SELECT fingerprint_sha256, id FROM certificates WHERE fingerprint_sha256 IN ({marks}) AND {scope}"
         );
         let rows = on_conn!(conn, |c| {
             let mut query = sqlx::query_as::<_, (String, CertificateId)>(sqlx::AssertSqlSafe(sql));
             for fingerprint in chunk {
                 query = query.bind(fingerprint);
             }
+            if let Some(org) = organization_id {
+                query = query.bind(org);
+            }
             query.fetch_all(&mut *c).await
         })?;
         found.extend(rows);
     }
     Ok(found)
+}
+
+/// Placeholders for an `IN` list of `n` values followed by the scope
+/// condition (`organization_id = <mark>`, or `IS NULL` for the shared scope),
+/// bound in that order. Hand-built with [`placeholders`] rather than a
+/// [`Filter`]: SQLite parses thousands of `$N` in quadratic time.
+fn scoped_in_list(
+    dialect: Dialect,
+    n: usize,
+    organization_id: Option<OrganizationId>,
+) -> (String, String) {
+    match organization_id {
+        None => (
+            placeholders(dialect, 1, n),
+            "organization_id IS NULL".to_string(),
+        ),
+        Some(_) => {
+            let marks = placeholders(dialect, 1, n + 1);
+            let (list, org) = marks.rsplit_once(", ").unwrap_or(("", marks.as_str()));
+            (list.to_string(), format!("organization_id = {org}"))
+        }
+    }
 }
 
 /// Live certificates with this subject key identifier (hex).
@@ -488,22 +542,29 @@ pub async fn search_visible(
 }
 
 /// Live CA certificates whose subject is one of `subjects` (possible issuers
-/// of an import), newest first.
+/// of an import into `organization_id`), newest first: shared CAs and the
+/// organization's own, never another organization's (a link to one would
+/// put the importer's revocations on that organization's CRL).
 pub async fn find_cas_by_subjects(
     conn: &mut Conn<'_>,
+    organization_id: Option<OrganizationId>,
     subjects: &[String],
 ) -> Result<Vec<Certificate>> {
     let mut found = Vec::new();
-    for chunk in subjects.chunks(MAX_BIND_PARAMS) {
+    for chunk in subjects.chunks(MAX_BIND_PARAMS - 1) {
+        let (marks, scope) = scoped_in_list(conn.dialect(), chunk.len(), organization_id);
         let sql = format!(
-            "SELECT * FROM certificates WHERE deleted_at IS NULL AND is_ca = TRUE AND subject_dn IN ({})
-             ORDER BY not_after DESC, id",
-            placeholders(conn.dialect(), 1, chunk.len())
+            "SELECT * FROM certificates WHERE deleted_at IS NULL AND is_ca = TRUE AND subject_dn IN ({marks})
+               AND (organization_id IS NULL OR {scope})
+             ORDER BY not_after DESC, id"
         );
         let rows = on_conn!(conn, |c| {
             let mut query = sqlx::query_as::<_, Certificate>(sqlx::AssertSqlSafe(sql));
             for subject in chunk {
                 query = query.bind(subject);
+            }
+            if let Some(org) = organization_id {
+                query = query.bind(org);
             }
             query.fetch_all(&mut *c).await
         })?;

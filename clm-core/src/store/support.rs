@@ -56,6 +56,18 @@ pub(crate) fn in_texts<S: std::fmt::Display>(filter: Filter, column: &str, value
 
 /// Case-insensitive substring match of `column` (LIKE metacharacters escaped).
 pub(crate) fn contains_ci(filter: Filter, dialect: Dialect, column: &str, needle: &str) -> Filter {
+    contains_ci_any(filter, dialect, &[column], needle)
+}
+
+/// Case-insensitive substring match of any of `columns`. The one place that
+/// escapes LIKE's metacharacters: the escape character itself first, then
+/// `%` and `_`, so every character of `needle` matches only itself.
+pub(crate) fn contains_ci_any(
+    filter: Filter,
+    dialect: Dialect,
+    columns: &[&str],
+    needle: &str,
+) -> Filter {
     let pattern = format!(
         "%{}%",
         needle
@@ -63,10 +75,12 @@ pub(crate) fn contains_ci(filter: Filter, dialect: Dialect, column: &str, needle
             .replace('%', "\\%")
             .replace('_', "\\_")
     );
-    filter.clause(
-        format!("{column} {} ? ESCAPE '\\'", dialect.ilike()),
-        vec![Value::Text(pattern)],
-    )
+    let clause = columns
+        .iter()
+        .map(|column| format!("{column} {} ? ESCAPE '\\'", dialect.ilike()))
+        .collect::<Vec<_>>()
+        .join(" OR ");
+    filter.clause(clause, vec![Value::Text(pattern); columns.len()])
 }
 
 /// `Dialect::json_array_has_value` as a [`Filter`] clause (Filter numbers `?` itself).

@@ -2,7 +2,7 @@
 
 use crate::db::Conn;
 use crate::model::{User, UserId, UserStatus};
-use crate::store::{Filter, Page, PageRequest, Value, get_by, list, now};
+use crate::store::{Filter, Page, PageRequest, get_by, list};
 use crate::{Result, exec, on_conn, table};
 
 table!(Users, User, "users", "user");
@@ -87,16 +87,28 @@ pub async fn get_by_email(conn: &mut Conn<'_>, email: &str) -> Result<User> {
     get_by::<Users>(conn, "email", email.to_lowercase()).await
 }
 
-/// Looks a user up by username or email (login accepts either).
+/// The user a login names: a login with an '@' is an e-mail address
+/// (matched without case), anything else a username. Never both: with
+/// `username = $1 OR email = $1` a user whose username is someone else's
+/// e-mail address could be found for that person's login. A username that
+/// holds an '@' logs in by its e-mail address instead.
 pub async fn find_by_login(conn: &mut Conn<'_>, login: &str) -> Result<Option<User>> {
     let login = login.trim();
-    on_conn!(conn, |c| sqlx::query_as::<_, User>(
-        "SELECT * FROM users WHERE (username = $1 OR email = $2) AND deleted_at IS NULL LIMIT 1"
-    )
-    .bind(login)
-    .bind(login.to_lowercase())
-    .fetch_optional(&mut *c)
-    .await)
+    let (sql, value) = if login.contains('@') {
+        (
+            "SELECT * FROM users WHERE email = $1 AND deleted_at IS NULL",
+            login.to_lowercase(),
+        )
+    } else {
+        (
+            "SELECT * FROM users WHERE username = $1 AND deleted_at IS NULL",
+            login.to_string(),
+        )
+    };
+    on_conn!(conn, |c| sqlx::query_as::<_, User>(sql)
+        .bind(&value)
+        .fetch_optional(&mut *c)
+        .await)
     .map_err(Into::into)
 }
 
@@ -108,14 +120,7 @@ pub async fn list_users(
     let dialect = conn.dialect();
     let mut f = Filter::new().eq_opt("status", filter.status.map(|s| s.as_str().to_string()));
     if let Some(search) = &filter.search {
-        let pattern = format!("%{}%", search.replace('%', "\\%").replace('_', "\\_"));
-        f = f.clause(
-            format!(
-                "username {0} ? ESCAPE '\\' OR email {0} ? ESCAPE '\\'",
-                dialect.ilike()
-            ),
-            vec![Value::Text(pattern.clone()), Value::Text(pattern)],
-        );
+        f = crate::store::support::contains_ci_any(f, dialect, &["username", "email"], search);
     }
     if let Some(orgs) = &filter.organization_ids {
         f = f.clause(
@@ -137,17 +142,91 @@ fn member_of_clause(n: usize) -> String {
     )
 }
 
-/// Records a failed login; returns the new consecutive failure count.
-pub async fn record_failed_login(conn: &mut Conn<'_>, id: UserId) -> Result<i32> {
-    let count = on_conn!(conn, |c| {
-        sqlx::query_scalar::<_, i32>(
-        "UPDATE users SET failed_login_attempts = failed_login_attempts + 1 WHERE id = $1 RETURNING failed_login_attempts"
-    )
-    .bind(id)
-    .fetch_one(&mut *c)
-    .await
+/// Whether an account takes logins at `at`: active, or locked by a lockout
+/// that has run out. Shared by the statements that decide a login.
+const LOGIN_OPEN: &str = "deleted_at IS NULL
+    AND (status = 'active' OR (status = 'locked' AND locked_until IS NOT NULL AND locked_until <= $2))";
+
+/// A failed login counted by [`count_failed_login`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CountedFailure {
+    /// Consecutive failures, this one included.
+    pub failures: i32,
+    /// This failure reached the threshold and locked the account.
+    pub locked: bool,
+}
+
+/// Counts a failed login and locks the account when the count reaches
+/// `max_failures`, in one statement, and only while the account takes
+/// logins (see `LOGIN_OPEN`). None when it did not (locked, disabled or
+/// deleted meanwhile): that failure is not counted, so parallel guesses
+/// cannot count past the threshold.
+pub async fn count_failed_login(
+    conn: &mut Conn<'_>,
+    id: UserId,
+    at: crate::model::Timestamp,
+    max_failures: i32,
+    lock_until: crate::model::Timestamp,
+) -> Result<Option<CountedFailure>> {
+    let sql = format!(
+        "UPDATE users SET failed_login_attempts = failed_login_attempts + 1,
+            status = CASE WHEN failed_login_attempts + 1 >= $3 THEN 'locked' ELSE 'active' END,
+            locked_until = CASE WHEN failed_login_attempts + 1 >= $3 THEN $4 ELSE NULL END
+         WHERE id = $1 AND {LOGIN_OPEN}
+         RETURNING failed_login_attempts, status"
+    );
+    let row = on_conn!(conn, |c| {
+        sqlx::query_as::<_, (i32, UserStatus)>(sqlx::AssertSqlSafe(sql))
+            .bind(id)
+            .bind(at)
+            .bind(max_failures)
+            .bind(lock_until)
+            .fetch_optional(&mut *c)
+            .await
     })?;
-    Ok(count)
+    Ok(row.map(|(failures, status)| CountedFailure {
+        failures,
+        locked: status == UserStatus::Locked,
+    }))
+}
+
+/// What a successful login writes: only the columns the login owns.
+#[derive(Debug, Clone, Copy)]
+pub struct LoginWrite<'a> {
+    pub id: UserId,
+    pub at: crate::model::Timestamp,
+    /// The password hash the password was verified against.
+    pub verified_hash: &'a str,
+    /// Whether MFA was on when the login was checked.
+    pub mfa_enabled: bool,
+    /// The TOTP step the login used; it must be newer than the last one.
+    pub otp_step: Option<i64>,
+    /// A new hash when the stored one's parameters are outdated.
+    pub new_hash: Option<&'a str>,
+}
+
+/// Records a successful login (failures reset, lock lifted, last login,
+/// TOTP step, rehash) in one conditional statement: only while the account
+/// takes logins, still has the password hash and MFA state the login was
+/// checked against, and the TOTP step is newer than the last one used. A
+/// concurrent disable, lock, password change or use of the same code makes
+/// it change nothing and return false.
+pub async fn record_login(conn: &mut Conn<'_>, login: &LoginWrite<'_>) -> Result<bool> {
+    let sql = format!(
+        "UPDATE users SET failed_login_attempts = 0, status = 'active', locked_until = NULL,
+            last_login_at = $2, mfa_last_used_step = COALESCE($5, mfa_last_used_step),
+            password_hash = COALESCE($6, password_hash)
+         WHERE id = $1 AND {LOGIN_OPEN} AND password_hash = $3 AND mfa_enabled = $4
+           AND ($5 IS NULL OR mfa_last_used_step IS NULL OR mfa_last_used_step < $5)"
+    );
+    let affected = exec!(conn, |c| sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(login.id)
+        .bind(login.at)
+        .bind(login.verified_hash)
+        .bind(login.mfa_enabled)
+        .bind(login.otp_step)
+        .bind(login.new_hash))?;
+    Ok(affected == 1)
 }
 
 /// Records one use of TOTP step `step` unless it (or a later step) was
@@ -176,17 +255,6 @@ pub async fn set_status(
     .bind(id)
     .bind(status)
     .bind(locked_until))?;
-    Ok(())
-}
-
-pub async fn record_successful_login(conn: &mut Conn<'_>, id: UserId) -> Result<()> {
-    exec!(conn, |c| {
-        sqlx::query(
-        "UPDATE users SET failed_login_attempts = 0, locked_until = NULL, last_login_at = $2 WHERE id = $1"
-    )
-    .bind(id)
-    .bind(now())
-    })?;
     Ok(())
 }
 
