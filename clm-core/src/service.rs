@@ -1,6 +1,10 @@
 //! Use cases. Each operation takes the [`Actor`] it runs as, authorizes once
 //! before any write, validates, calls crypto and store, and audits in the same
 //! transaction as the change.
+//!
+//! Arithmetic here is checked or saturating (the lint below, outside tests): numbers come
+//! from callers, stored documents and the database, and none may panic.
+#![cfg_attr(not(test), deny(clippy::arithmetic_side_effects))]
 
 pub mod access;
 pub mod actor;
@@ -37,4 +41,15 @@ pub(crate) fn checked_instant(
             format!("{at} is outside the years 1950 to 9999"),
         ))
     }
+}
+
+/// `at + by`, or InvalidInput naming `field` when that leaves the calendar.
+pub(crate) fn shifted(
+    field: &str,
+    at: chrono::DateTime<chrono::Utc>,
+    by: chrono::TimeDelta,
+) -> crate::Result<chrono::DateTime<chrono::Utc>> {
+    at.checked_add_signed(by).ok_or_else(|| {
+        crate::Error::invalid(field, format!("{at} shifted by {by} is out of range"))
+    })
 }

@@ -37,7 +37,7 @@ const fn is_option(rust_type: &str) -> bool {
         if bytes[index] != prefix[index] {
             return false;
         }
-        index += 1;
+        index = index.saturating_add(1);
     }
     true
 }

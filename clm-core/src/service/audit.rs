@@ -197,22 +197,28 @@ pub mod canonical {
         let (mantissa, exponent) = sci.split_once('e').unwrap_or((&sci, "0"));
         let digits: String = mantissa.chars().filter(|c| c.is_ascii_digit()).collect();
         let exponent: i32 = exponent.parse().unwrap_or(0);
-        let k = digits.len() as i32;
-        let n = exponent + 1;
+        let k = i32::try_from(digits.len()).unwrap_or(i32::MAX);
+        let n = exponent.saturating_add(1);
         let mut out = String::new();
         if f < 0.0 {
             out.push('-');
         }
         if k <= n && n <= 21 {
             out.push_str(&digits);
-            out.extend(std::iter::repeat_n('0', (n - k) as usize));
+            out.extend(std::iter::repeat_n(
+                '0',
+                usize::try_from(n.saturating_sub(k)).unwrap_or(0),
+            ));
         } else if 0 < n && n <= 21 {
             out.push_str(&digits[..n as usize]);
             out.push('.');
             out.push_str(&digits[n as usize..]);
         } else if -6 < n && n <= 0 {
             out.push_str("0.");
-            out.extend(std::iter::repeat_n('0', (-n) as usize));
+            out.extend(std::iter::repeat_n(
+                '0',
+                usize::try_from(n.saturating_neg()).unwrap_or(0),
+            ));
             out.push_str(&digits);
         } else {
             out.push_str(&digits[..1]);
@@ -221,8 +227,9 @@ pub mod canonical {
                 out.push_str(&digits[1..]);
             }
             out.push('e');
-            out.push(if n - 1 < 0 { '-' } else { '+' });
-            out.push_str(&(n - 1).abs().to_string());
+            let shown = n.saturating_sub(1);
+            out.push(if shown < 0 { '-' } else { '+' });
+            out.push_str(&shown.unsigned_abs().to_string());
         }
         out
     }
@@ -409,7 +416,7 @@ pub async fn verify_chain(pool: &Pool, kind: AuditLogKind) -> Result<ChainReport
             }
             report.first_sequence.get_or_insert(sequence);
             report.last_sequence = Some(sequence);
-            report.rows_checked += 1;
+            report.rows_checked = report.rows_checked.saturating_add(1);
             expected_previous = Some(event.row_hash.clone());
             expected_sequence = sequence.checked_add(1);
             after = sequence;
@@ -792,7 +799,7 @@ impl Clm {
                 })?;
                 anchor = event.row_hash.clone();
                 after = event.sequence_number;
-                archived += 1;
+                archived = archived.saturating_add(1);
             }
         }
         out.sync_all().map_err(|err| {

@@ -83,8 +83,16 @@ pub(crate) fn validity_window(days: u32) -> Result<(DateTime<Utc>, DateTime<Utc>
     let now = Utc::now();
     let now = DateTime::from_timestamp(now.timestamp(), 0).unwrap_or(now);
     Ok((
-        now - chrono::Duration::seconds(BACKDATE_SECONDS),
-        now + chrono::Duration::days(i64::from(days)),
+        crate::service::shifted(
+            "validity_days",
+            now,
+            chrono::Duration::seconds(BACKDATE_SECONDS.saturating_neg()),
+        )?,
+        crate::service::shifted(
+            "validity_days",
+            now,
+            chrono::Duration::days(i64::from(days)),
+        )?,
     ))
 }
 
@@ -108,7 +116,7 @@ pub(crate) fn ensure_issuer_usable(issuer: &LoadedIssuer, not_after: DateTime<Ut
         )));
     }
     if not_after > row.not_after {
-        let remaining = (row.not_after - now).num_days();
+        let remaining = row.not_after.signed_duration_since(now).num_days();
         return Err(Error::invalid(
             "validity_days",
             format!(

@@ -40,7 +40,7 @@ pub fn status_by_time(
         CertificateStatus::Expired
     } else if not_before > at {
         CertificateStatus::Pending
-    } else if not_after <= at + chrono::Duration::days(threshold_days) {
+    } else if not_after.signed_duration_since(at) <= chrono::Duration::days(threshold_days) {
         CertificateStatus::Expiring
     } else {
         CertificateStatus::Active
@@ -329,7 +329,7 @@ async fn write_secure_rows(
             crate::store::certificate_requests::update(conn, request).await?;
         }
     }
-    let mut entries = Vec::with_capacity(writes.len() * 2);
+    let mut entries = Vec::with_capacity(writes.len().saturating_mul(2));
     for (actor, write) in &writes {
         entries.push((*actor, write.audit.clone()));
         for key_use in &write.issuance.key_use {
@@ -698,7 +698,9 @@ impl Clm {
                 );
             }
             self.write_metadata(actor, &rows).await?;
-            report.metadata_created += rows.len() as u64;
+            report.metadata_created = report
+                .metadata_created
+                .saturating_add(u64::try_from(rows.len()).unwrap_or(u64::MAX));
         }
         Ok(report)
     }

@@ -669,7 +669,11 @@ impl Clm {
             user_id: user.id,
             ip_address: context.ip_address,
             user_agent: context.user_agent,
-            expires_at: at + SecuritySettings::duration(security.session_ttl_seconds),
+            expires_at: crate::service::shifted(
+                "security.session_ttl_seconds",
+                at,
+                SecuritySettings::duration(security.session_ttl_seconds),
+            )?,
             idle_timeout_secs: i32::try_from(security.session_idle_seconds).unwrap_or(i32::MAX),
             last_activity_at: at,
             revoked_at: None,
@@ -834,8 +838,10 @@ impl Clm {
             return Err(invalid());
         }
         let at = now();
-        let idle_deadline =
-            session.last_activity_at + Duration::seconds(i64::from(session.idle_timeout_secs));
+        let idle_deadline = session
+            .last_activity_at
+            .checked_add_signed(Duration::seconds(i64::from(session.idle_timeout_secs)))
+            .unwrap_or(session.last_activity_at);
         if session.revoked_at.is_some() || session.expires_at <= at || idle_deadline <= at {
             return Err(invalid());
         }

@@ -276,11 +276,16 @@ fn parse_bundle(data: &[u8]) -> Result<Vec<ParsedCertificate>> {
     let next_begin = |from: usize| {
         data.get(from..)
             .and_then(|rest| rest.windows(BEGIN.len()).position(|w| w == BEGIN))
-            .map(|at| from + at)
+            .map(|at| from.saturating_add(at))
     };
     let mut cuts = vec![0];
     for t in 1..threads {
-        match next_begin(data.len() * t / threads) {
+        match next_begin(
+            data.len()
+                .saturating_mul(t)
+                .checked_div(threads)
+                .unwrap_or(0),
+        ) {
             Some(at) if cuts.last().is_some_and(|&last| at > last) => cuts.push(at),
             _ => {}
         }
@@ -320,10 +325,10 @@ fn parse_bundle(data: &[u8]) -> Result<Vec<ParsedCertificate>> {
 fn depths(links: &[Option<IssuerLink>]) -> Vec<usize> {
     (0..links.len())
         .map(|start| {
-            let mut depth = 0;
+            let mut depth: usize = 0;
             let mut at = start;
             while let Some(IssuerLink::InBatch(parent)) = links[at] {
-                depth += 1;
+                depth = depth.saturating_add(1);
                 at = parent;
                 if depth > links.len() {
                     break; // a cycle (cross-signed pair); order does not matter then
@@ -1045,20 +1050,22 @@ impl Clm {
         };
         for (threshold, ids) in &by_days {
             for chunk in ids.chunks(store::support::MAX_BIND_PARAMS - 1) {
-                report.expiring += certificates::mark_expiring(
+                let expiring = certificates::mark_expiring(
                     &mut tx.conn(),
-                    at + days(*threshold),
+                    crate::service::shifted("at", at, days(*threshold))?,
                     PolicyScope::In(chunk),
                 )
                 .await?;
+                report.expiring = report.expiring.saturating_add(expiring);
             }
         }
-        report.expiring += certificates::mark_expiring(
+        let expiring = certificates::mark_expiring(
             &mut tx.conn(),
-            at + days(default_days),
+            crate::service::shifted("at", at, days(default_days))?,
             PolicyScope::NotIn(&special),
         )
         .await?;
+        report.expiring = report.expiring.saturating_add(expiring);
         append(
             &mut tx.conn(),
             AuditLogKind::Secure,

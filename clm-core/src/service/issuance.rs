@@ -841,8 +841,13 @@ impl Clm {
                 ),
             ));
         };
-        let original_days =
-            u32::try_from((old.not_after - old.not_before).num_days().max(1)).unwrap_or(1);
+        let original_days = u32::try_from(
+            old.not_after
+                .signed_duration_since(old.not_before)
+                .num_days()
+                .max(1),
+        )
+        .unwrap_or(1);
         let validity_days = match options.validity_days {
             Some(days) => days,
             None => {

@@ -49,7 +49,9 @@ fn renewal_validity(
     rules: &PolicyRules,
 ) -> std::result::Result<Option<u32>, String> {
     let original = u32::try_from(
-        (certificate.not_after - certificate.not_before)
+        certificate
+            .not_after
+            .signed_duration_since(certificate.not_before)
             .num_days()
             .max(1),
     )
@@ -207,10 +209,14 @@ impl Clm {
             ..Default::default()
         };
         if status == CertificateStatus::Expired {
-            search.expires_after = Some(at - Duration::days(EXPIRED_NOTICE_WINDOW_DAYS));
+            search.expires_after = Some(crate::service::shifted(
+                "at",
+                at,
+                Duration::days(EXPIRED_NOTICE_WINDOW_DAYS.saturating_neg()),
+            )?);
         }
         let mut page = PageRequest::first(500);
-        let mut written = 0;
+        let mut written: u64 = 0;
         loop {
             let batch = self.search_certificates(actor, &search, &page).await?;
             let mut tx = self.databases().core.begin().await?;
@@ -235,7 +241,7 @@ impl Clm {
                     .priority(NotificationPriority::Critical)
                     .once(format!("certificate_expired:{}", certificate.id)),
                     _ => {
-                        let days = (certificate.not_after - at).num_days();
+                        let days = certificate.not_after.signed_duration_since(at).num_days();
                         Notice::new(
                             owner,
                             NotificationType::CertificateExpiring,
@@ -254,7 +260,7 @@ impl Clm {
                     }
                 };
                 if notify(&mut tx.conn(), notice.about("certificate", certificate.id)).await? {
-                    written += 1;
+                    written = written.saturating_add(1);
                 }
             }
             tx.commit().await?;
@@ -305,9 +311,10 @@ impl Clm {
                 Ok(outcome) => {
                     let pending = matches!(outcome, IssuanceOutcome::Pending { .. });
                     if pending {
-                        report.renewals_pending_approval += 1;
+                        report.renewals_pending_approval =
+                            report.renewals_pending_approval.saturating_add(1);
                     } else {
-                        report.renewals_issued += 1;
+                        report.renewals_issued = report.renewals_issued.saturating_add(1);
                     }
                     if let Some(owner) = certificate.owner_user_id {
                         let mut tx = self.databases().core.begin().await?;

@@ -234,7 +234,12 @@ impl Clm {
             self.check_issuer_bindings(actor, &rules, policy.organization_id)
                 .await?;
             policy.policy_rules = sqlx::types::Json(rules);
-            policy.version += 1;
+            policy.version = policy.version.checked_add(1).ok_or_else(|| {
+                Error::conflict(format!(
+                    "policy {} has no versions left",
+                    policy.policy_code
+                ))
+            })?;
         }
         if let Some(status) = update.status {
             policy.status = status;

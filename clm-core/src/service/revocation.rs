@@ -305,7 +305,11 @@ impl Clm {
             ));
         }
         let this_update = whole_seconds(now());
-        let next_update = this_update + chrono::Duration::hours(i64::from(hours));
+        let next_update = crate::service::shifted(
+            "next_update_hours",
+            this_update,
+            chrono::Duration::hours(i64::from(hours)),
+        )?;
         let issuer = self.load_issuer(issuer_id).await?;
 
         let mut tx = self.databases().secure.begin().await?;

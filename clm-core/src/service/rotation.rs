@@ -224,8 +224,8 @@ impl Clm {
             if retired.is_some() {
                 break;
             }
-            report.mfa_secrets_resealed +=
-                self.reseal_mfa_secrets(actor, &rotation, new_key).await?;
+            let resealed = self.reseal_mfa_secrets(actor, &rotation, new_key).await?;
+            report.mfa_secrets_resealed = report.mfa_secrets_resealed.saturating_add(resealed);
         }
         report.retired_key_ids = retired.ok_or_else(|| {
             Error::conflict(format!(
@@ -284,16 +284,20 @@ impl Clm {
                 provider.master_key_id()
             )));
         }
-        let version = encryption_keys::max_version(&mut tx.conn()).await? + 1;
+        let version = encryption_keys::max_version(&mut tx.conn())
+            .await?
+            .checked_add(1)
+            .ok_or_else(|| Error::conflict("data key versions are exhausted"))?;
         let (new, _data_key) =
             keyring::new_data_key(provider.as_ref(), version, KeyStatus::Active)?;
         let at = now();
         // Demote first: at most one active key (a partial unique index).
         encryption_keys::set_status(&mut tx.conn(), old.id, KeyStatus::DecryptOnly, at).await?;
         encryption_keys::insert(&mut tx.conn(), &new).await?;
-        let mut total = 0;
+        let mut total: i64 = 0;
         for key in keys_to_drain(&mut tx).await? {
-            total += private_keys::count_sealed_by(&mut tx.conn(), key.id).await?;
+            let sealed = private_keys::count_sealed_by(&mut tx.conn(), key.id).await?;
+            total = total.saturating_add(sealed);
         }
         let rotation = KeyRotation {
             id: KeyRotationId::new(),
@@ -378,8 +382,8 @@ impl Clm {
                         break;
                     };
                     after = Some(last.0);
-                    report.batches += 1;
-                    report.rotated_this_call += last.1;
+                    report.batches = report.batches.saturating_add(1);
+                    report.rotated_this_call = report.rotated_this_call.saturating_add(last.1);
                     if let Some(progress) = options.progress {
                         progress(RotationProgress {
                             rotation_id: rotation.id,
@@ -389,11 +393,12 @@ impl Clm {
                     }
                 }
             }
-            let mut remaining = 0;
+            let mut remaining: i64 = 0;
             {
                 let mut conn = self.databases().secure.acquire().await?;
                 for old in &old_keys {
-                    remaining += private_keys::count_sealed_by(&mut conn.conn(), old.id).await?;
+                    let sealed = private_keys::count_sealed_by(&mut conn.conn(), old.id).await?;
+                    remaining = remaining.saturating_add(sealed);
                 }
             }
             // A few late arrivals (writers whose ring predates the rotation)
@@ -401,7 +406,9 @@ impl Clm {
             if remaining <= i64::from(MAX_BATCH_SIZE) {
                 return Ok(Walk::Done);
             }
-            rotation.total_items = rotation.total_items.max(rotation.rotated_items + remaining);
+            rotation.total_items = rotation
+                .total_items
+                .max(rotation.rotated_items.saturating_add(remaining));
         }
         Err(Error::conflict(format!(
             "after {MAX_SWEEPS} passes private keys are still being sealed under an old data key: \
@@ -441,7 +448,7 @@ impl Clm {
         let changed = i64::try_from(changed).unwrap_or(i64::MAX);
         encryption_keys::increment_encryption_count(&mut tx.conn(), new_key, changed).await?;
         let mut updated = rotation.clone();
-        updated.rotated_items += changed;
+        updated.rotated_items = updated.rotated_items.saturating_add(changed);
         updated.total_items = updated.total_items.max(updated.rotated_items);
         if rotation.old_key_id == Some(old_key) {
             updated.last_item_id = Some(last);
@@ -568,7 +575,7 @@ impl Clm {
                     )
                     .await?
                     {
-                        changed += 1;
+                        changed = changed.saturating_add(1);
                     }
                 }
                 append(
@@ -585,7 +592,7 @@ impl Clm {
                 )
                 .await?;
                 tx.commit().await?;
-                total += changed;
+                total = total.saturating_add(changed);
             }
         }
         Ok(total)

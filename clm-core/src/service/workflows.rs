@@ -327,7 +327,11 @@ impl Clm {
             current_step_order: 0,
             certificate_id: None,
             error_message: None,
-            expires_at: Some(at + Duration::hours(i64::from(expiry_hours))),
+            expires_at: Some(crate::service::shifted(
+                "expires_after_hours",
+                at,
+                Duration::hours(i64::from(expiry_hours)),
+            )?),
             started_at: at,
             completed_at: None,
             created_at: at,
@@ -851,7 +855,7 @@ impl Clm {
             let mut conn = self.databases().core.acquire().await?;
             workflow_instances::list_expired_pending(&mut conn.conn(), at, 500).await?
         };
-        let mut expired = 0;
+        let mut expired: u64 = 0;
         for candidate in stale {
             let mut tx = self.databases().core.begin().await?;
             let mut instance =
@@ -882,7 +886,7 @@ impl Clm {
                 Some("expired waiting for approval"),
             )
             .await?;
-            expired += 1;
+            expired = expired.saturating_add(1);
         }
         Ok(expired)
     }
