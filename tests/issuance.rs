@@ -103,6 +103,8 @@ fn tls_rules() -> PolicyRules {
         max_validity_days: 365,
         allowed_domains: vec!["example.com".into()],
         allow_subdomains: true,
+        // server_request's IP SAN: a policy that restricts names covers every name.
+        allowed_ip_ranges: vec!["127.0.0.0/8".into()],
         ..PolicyRules::default()
     }
 }

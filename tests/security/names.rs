@@ -41,7 +41,9 @@ pub(crate) fn rules(json: &str) -> PolicyRules {
 }
 
 pub(crate) fn example_rules() -> PolicyRules {
-    rules(r#"{"max_validity_days": 365, "allowed_domains": ["example.com"], "allow_subdomains": true}"#)
+    rules(
+        r#"{"max_validity_days": 365, "allowed_domains": ["example.com"], "allow_subdomains": true}"#,
+    )
 }
 
 pub(crate) async fn tenant(clm: &Clm, rules: PolicyRules) -> Tenant {
@@ -169,7 +171,11 @@ async fn assert_refused_everywhere(
         .dry_run_issuance(&system, template.clone())
         .await
         .unwrap_or_else(|err| panic!("dry run of {needle:?}: {err}"));
-    assert!(!report.allowed, "dry run allowed {needle:?}: {:?}", report.rules);
+    assert!(
+        !report.allowed,
+        "dry run allowed {needle:?}: {:?}",
+        report.rules
+    );
     assert!(
         report
             .rules
@@ -192,7 +198,11 @@ async fn assert_refused_everywhere(
         .expect_err(&format!("signing a CSR for {needle:?} must be refused"));
     assert_violation(&err, rule, needle, "csr");
 
-    assert_eq!(certificate_count(clm).await, before, "a refusal wrote a certificate");
+    assert_eq!(
+        certificate_count(clm).await,
+        before,
+        "a refusal wrote a certificate"
+    );
 }
 
 // ------------------------------------------------------------------ bypasses
@@ -386,7 +396,10 @@ async fn names_wildcards_only_as_the_whole_leftmost_dns_label() {
             .await
             .expect_err("a wildcard e-mail domain must be refused");
         assert_eq!(err.code(), ErrorCode::InvalidInput, "{err}");
-        assert!(err.to_string().contains("subject_alternative_names[0]"), "{err}");
+        assert!(
+            err.to_string().contains("subject_alternative_names[0]"),
+            "{err}"
+        );
         assert_eq!(certificate_count(&clm).await, before);
         assert_refused_everywhere(
             &clm,
@@ -478,8 +491,9 @@ async fn names_allowed_ip_ranges_are_validated_on_create_and_update() {
             (r#"["2001:db8::/32", "intranet"]"#, 1),
             (r#"["10.0.0.0"]"#, 0),
         ] {
-            let bad_rules =
-                rules(&format!(r#"{{"max_validity_days": 365, "allowed_ip_ranges": {bad}}}"#));
+            let bad_rules = rules(&format!(
+                r#"{{"max_validity_days": 365, "allowed_ip_ranges": {bad}}}"#
+            ));
             let err = clm
                 .create_policy(
                     &system,
@@ -494,7 +508,10 @@ async fn names_allowed_ip_ranges_are_validated_on_create_and_update() {
                 .expect_err(&format!("{bad} must be refused"));
             assert_eq!(err.code(), ErrorCode::InvalidInput, "{err}");
             let field = format!("policy_rules.allowed_ip_ranges[{index}]");
-            assert!(err.to_string().contains(&field), "{bad}: {err} does not name {field}");
+            assert!(
+                err.to_string().contains(&field),
+                "{bad}: {err} does not name {field}"
+            );
 
             let t = tenant(&clm, example_rules()).await;
             let err = clm
@@ -508,11 +525,11 @@ async fn names_allowed_ip_ranges_are_validated_on_create_and_update() {
                 )
                 .await
                 .expect_err(&format!("{bad} must be refused on update"));
-            assert!(err.to_string().contains(&field), "{bad}: {err} does not name {field}");
-            let unchanged = clm
-                .get_policy(&system, t.policy.id)
-                .await
-                .expect("policy");
+            assert!(
+                err.to_string().contains(&field),
+                "{bad}: {err} does not name {field}"
+            );
+            let unchanged = clm.get_policy(&system, t.policy.id).await.expect("policy");
             assert_eq!(unchanged.policy_rules.0, example_rules());
             assert_eq!(unchanged.version, t.policy.version);
         }

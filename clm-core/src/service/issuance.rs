@@ -268,6 +268,21 @@ fn algorithm_of(family: &str, bits: i32) -> Result<KeyAlgorithm> {
     }
 }
 
+/// The SANs as they are signed ([`SubjectAlternativeName::normalized`]),
+/// repeats dropped; a name that does not normalize is an error naming it.
+fn normalized_sans(sans: Vec<SubjectAlternativeName>) -> Result<Vec<SubjectAlternativeName>> {
+    let mut out: Vec<SubjectAlternativeName> = Vec::with_capacity(sans.len());
+    for (index, san) in sans.iter().enumerate() {
+        let san = san.normalized().map_err(|reason| {
+            Error::invalid(format!("subject_alternative_names[{index}]"), reason)
+        })?;
+        if !out.contains(&san) {
+            out.push(san);
+        }
+    }
+    Ok(out)
+}
+
 fn subject_of(subject_dn: &str) -> Result<DistinguishedName> {
     if subject_dn.trim().is_empty() {
         Ok(DistinguishedName::default())
@@ -330,11 +345,8 @@ impl Clm {
                 "is empty; give a subject or at least one subject alternative name",
             ));
         }
-        for (index, san) in sans.iter().enumerate() {
-            san.validate().map_err(|reason| {
-                Error::invalid(format!("subject_alternative_names[{index}]"), reason)
-            })?;
-        }
+        // What is signed is what the policy judges: normalized names.
+        let sans = normalized_sans(sans)?;
 
         let issuer = self
             .signing_issuer(actor, request.issuer_id, request.organization_id)
