@@ -35,7 +35,12 @@ async fn issue(clm: &Clm, t: &Tenant, name: &str) -> Certificate {
     )
 }
 
-async fn issue_from_key(clm: &Clm, t: &Tenant, name: &str, key: &KeyPair) -> clm::Result<Certificate> {
+async fn issue_from_key(
+    clm: &Clm,
+    t: &Tenant,
+    name: &str,
+    key: &KeyPair,
+) -> clm::Result<Certificate> {
     let (subject, sans) = server(name);
     let template = request(t, subject, sans);
     clm.issue_certificate(&clm.system_actor(), csr_request(t, key, &template))
@@ -84,6 +89,11 @@ async fn compromised_keys_revoked_certificate_is_not_renewed() {
             assert_eq!(err.code(), ErrorCode::Conflict, "{err}");
             assert!(err.to_string().contains("revoked"), "{err}");
         }
+        assert_eq!(
+            certificate_count(&clm).await,
+            before,
+            "a refusal wrote a certificate"
+        );
         // Any other reason: revoked is revoked.
         let superseded = issue(&clm, &t, "b.example.com").await;
         revoke(&clm, &superseded, RevocationReason::Superseded).await;
@@ -95,13 +105,18 @@ async fn compromised_keys_revoked_certificate_is_not_renewed() {
         // On hold: refused while the hold stands, renewable once released.
         let held = issue(&clm, &t, "c.example.com").await;
         revoke(&clm, &held, RevocationReason::CertificateHold).await;
+        let before = certificate_count(&clm).await;
         let err = clm
             .renew_certificate(&system, held.id, reuse)
             .await
             .expect_err("a certificate on hold must not renew");
         assert_eq!(err.code(), ErrorCode::Conflict, "{err}");
         assert!(err.to_string().contains("certificate_hold"), "{err}");
-        assert_eq!(certificate_count(&clm).await, before, "a refusal wrote a certificate");
+        assert_eq!(
+            certificate_count(&clm).await,
+            before,
+            "a refusal wrote a certificate"
+        );
         clm.release_certificate_hold(&system, held.id)
             .await
             .expect("release");
@@ -275,7 +290,11 @@ async fn compromised_keys_import_with_key_is_refused_and_without_key_flagged() {
             panic!("one certificate imported: {report:?}");
         };
         assert!(
-            imported.import_flags.0.iter().any(|f| f == "key_compromised"),
+            imported
+                .import_flags
+                .0
+                .iter()
+                .any(|f| f == "key_compromised"),
             "{:?}",
             imported.import_flags.0
         );
@@ -283,7 +302,8 @@ async fn compromised_keys_import_with_key_is_refused_and_without_key_flagged() {
             report
                 .flagged
                 .iter()
-                .any(|(id, flags)| *id == imported.id && flags.iter().any(|f| f == "key_compromised")),
+                .any(|(id, flags)| *id == imported.id
+                    && flags.iter().any(|f| f == "key_compromised")),
             "{:?}",
             report.flagged
         );

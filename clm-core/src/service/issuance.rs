@@ -338,6 +338,12 @@ impl Clm {
                 }
             }
         };
+        if let PlannedKey::Public { spki, .. } = &key {
+            self.refuse_compromised_key(spki).await?;
+        } else if let PlannedKey::Existing(existing) = &key {
+            self.refuse_compromised_key(&existing.public_key_der())
+                .await?;
+        }
         subject.validate()?;
         if subject.is_empty() && sans.is_empty() {
             return Err(Error::invalid(
@@ -749,6 +755,7 @@ impl Clm {
             certificate_id,
         )
         .await?;
+        self.refuse_revoked_renewal(&old).await?;
         let Some(issuer_id) = old
             .issuer_certificate_id
             .filter(|_| old.source == CertificateSource::Issued && !old.is_ca)
@@ -853,6 +860,14 @@ impl Clm {
                 format!("request {} names no issuer", stored.request_id),
             )
         })?;
+        if let Some(old_id) = stored.renewal_of_certificate_id {
+            // Revoked while the renewal waited for approval.
+            let old = {
+                let mut conn = self.databases().secure.acquire().await?;
+                store::get::<Certificates>(&mut conn.conn(), old_id, false).await?
+            };
+            self.refuse_revoked_renewal(&old).await?;
+        }
         let (key, key_use) = match (&stored.csr_pem, stored.renewal_of_certificate_id) {
             (Some(_), _) => (None, Vec::new()),
             (None, Some(old_id)) if stored.reuse_key => {
