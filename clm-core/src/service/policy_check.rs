@@ -430,11 +430,17 @@ pub fn evaluate(policy: &Policy, input: &PolicyInput<'_>) -> Vec<RuleOutcome> {
         names
             .iter()
             .filter_map(|name| match name {
-                Name::Ip(source, ip) if !ranges.iter().any(|r| r.contains(*ip)) => Some(format!(
-                    "{ip} ({}) not within [{}]",
-                    source.label(),
-                    rules.allowed_ip_ranges.join(", ")
-                )),
+                Name::Ip(source, ip) if !ranges.iter().any(|r| r.contains(*ip)) => {
+                    Some(if ranges.is_empty() {
+                        format!("{ip} ({}): the policy allows no IP address", source.label())
+                    } else {
+                        format!(
+                            "{ip} ({}) not within [{}]",
+                            source.label(),
+                            rules.allowed_ip_ranges.join(", ")
+                        )
+                    })
+                }
                 _ => None,
             })
             .collect()
