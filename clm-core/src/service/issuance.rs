@@ -14,7 +14,7 @@ use serde_json::json;
 
 use crate::crypto::{
     CertificateTemplate, DistinguishedName, Issuer, KeyAlgorithm, KeyPair, SecretString,
-    build_certificate, parse_certificate_der, parse_certificates, parse_csr,
+    build_certificate, parse_certificate_der, parse_certificates, parse_csr, spki_sha256,
 };
 use crate::model::{
     Certificate, CertificateId, CertificateKind, CertificateRequest, CertificateRequestId,
@@ -149,6 +149,16 @@ enum PlannedKey {
 }
 
 impl PlannedKey {
+    /// The public key when it is not fresh: a CSR's, or a reused one. Only
+    /// those can be compromised keys.
+    fn known_spki(&self) -> Option<Vec<u8>> {
+        match self {
+            PlannedKey::Generate(_) => None,
+            PlannedKey::Public { spki, .. } => Some(spki.clone()),
+            PlannedKey::Existing(key) => Some(key.public_key_der()),
+        }
+    }
+
     fn facts(&self) -> (String, u32, String) {
         match self {
             PlannedKey::Generate(algorithm) => (
@@ -338,12 +348,6 @@ impl Clm {
                 }
             }
         };
-        if let PlannedKey::Public { spki, .. } = &key {
-            self.refuse_compromised_key(spki).await?;
-        } else if let PlannedKey::Existing(existing) = &key {
-            self.refuse_compromised_key(&existing.public_key_der())
-                .await?;
-        }
         subject.validate()?;
         if subject.is_empty() && sans.is_empty() {
             return Err(Error::invalid(
@@ -506,6 +510,9 @@ impl Clm {
         let plan = self
             .plan(actor, request, None, None, false, Vec::new())
             .await?;
+        if let Some(spki) = plan.key.known_spki() {
+            self.refuse_compromised_key(&spki).await?;
+        }
         let mut rules = plan.outcomes.clone();
         rules.push(RuleOutcome {
             rule: "issuer".into(),
@@ -532,6 +539,11 @@ impl Clm {
             return Err(refusal);
         }
         if plan.requires_approval() {
+            // Issuance checks again when it writes; a request for a dead key
+            // should not wait for approvers first.
+            if let Some(spki) = plan.key.known_spki() {
+                self.refuse_compromised_key(&spki).await?;
+            }
             let request = plan.request(actor, RequestStatus::PendingApproval);
             let mut tx = self.databases().secure.begin().await?;
             certificate_requests::insert(&mut tx.conn(), &request).await?;
@@ -594,8 +606,12 @@ impl Clm {
         };
         let signer = issuer.clone();
         let planned_key = plan.key;
-        let (key, parsed) = self
+        let (key, parsed, known_key_sha256) = self
             .run_cpu(move || {
+                let known_key_sha256 = planned_key
+                    .known_spki()
+                    .map(|spki| spki_sha256(&spki))
+                    .transpose()?;
                 let (key, spki) = match planned_key {
                     PlannedKey::Generate(algorithm) => {
                         let key = KeyPair::generate(algorithm)?;
@@ -616,7 +632,7 @@ impl Clm {
                         key: &signer.key,
                     },
                 )?;
-                Ok((key, parse_certificate_der(&der)?))
+                Ok((key, parse_certificate_der(&der)?, known_key_sha256))
             })
             .await?;
 
@@ -686,6 +702,7 @@ impl Clm {
                 request: Some(request),
                 key_use,
                 issuance_urls: None,
+                public_key_sha256: known_key_sha256,
             },
         };
         self.write_certificates(actor, vec![write])

@@ -386,6 +386,16 @@ impl Clm {
     }
 }
 
+/// The refusal of a blocklisted key: it names the key's hash and the
+/// reason, never whose certificate it was.
+pub(crate) fn compromised_key_error(hash: &str, reason: RevocationReason) -> Error {
+    Error::PolicyViolation {
+        violations: vec![format!(
+            "compromised_key: public key SHA-256 {hash} was revoked for {reason} and is never certified again"
+        )],
+    }
+}
+
 /// The blocklist hash of a stored certificate's public key.
 fn public_key_hash(row: &Certificate) -> Result<String> {
     let parsed = parse_certificates(row.certificate_pem.as_bytes())?
@@ -421,11 +431,7 @@ impl Clm {
             .first()
         {
             None => Ok(()),
-            Some((_, reason)) => Err(Error::PolicyViolation {
-                violations: vec![format!(
-                    "compromised_key: public key SHA-256 {hash} was revoked for {reason} and is never certified again"
-                )],
-            }),
+            Some((hash, reason)) => Err(compromised_key_error(hash, *reason)),
         }
     }
 
