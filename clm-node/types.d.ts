@@ -112,6 +112,8 @@ export interface PolicyRules {
   allowed_domains?: string[]
   allow_subdomains?: boolean
   allow_wildcards?: boolean
+  /** CIDR ranges IP names must fall in, e.g. "10.0.0.0/8", "2001:db8::/32". */
+  allowed_ip_ranges?: string[]
   allowed_san_types?: Array<'DNS' | 'IP' | 'EMAIL' | 'URI'>
   allowed_kinds?: CertificateKind[]
 }

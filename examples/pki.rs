@@ -147,6 +147,7 @@ async fn build(clm: &Clm, out_dir: &Path) -> clm::Result<()> {
                     max_validity_days: 397,
                     allowed_domains: vec!["example.com".into()],
                     allow_subdomains: true,
+                    allowed_ip_ranges: vec!["127.0.0.0/8".into()],
                     allowed_algorithms: vec!["ECDSA".into(), "RSA".into()],
                     ..PolicyRules::default()
                 },

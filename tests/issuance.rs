@@ -98,6 +98,8 @@ fn tls_rules() -> PolicyRules {
         max_validity_days: 365,
         allowed_domains: vec!["example.com".into()],
         allow_subdomains: true,
+        // server_request's IP SAN: a policy that restricts names covers every name.
+        allowed_ip_ranges: vec!["127.0.0.0/8".into()],
         ..PolicyRules::default()
     }
 }
@@ -496,7 +498,9 @@ async fn every_violated_rule_is_named_and_nothing_is_written() {
                 "allowed_kinds",
                 "allowed_san_types",
                 "allow_wildcards",
-                "allowed_domains"
+                "allowed_domains",
+                // The policy restricts names and lists no IP range.
+                "allowed_ip_ranges"
             ],
             "{violations:?}"
         );

@@ -29,4 +29,5 @@ pub use envelope::{Sealed, aad, generate_data_key, open, open_parts, seal, seale
 pub use keys::{KeyAlgorithm, KeyInfo, KeyPair};
 pub use name::DistinguishedName;
 pub use pem::der_to_pem;
+pub use pkix::spki_sha256;
 pub use secret::{SecretBytes, SecretString, random_bytes};

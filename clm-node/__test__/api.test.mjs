@@ -28,7 +28,7 @@ before(async () => {
   policy = await clm.createPolicy(system, {
     policy_code: 'TLS',
     name: 'TLS',
-    rules: { max_validity_days: 397, allowed_domains: ['example.com'], allow_subdomains: true },
+    rules: { max_validity_days: 397, allowed_domains: ['example.com'], allow_subdomains: true, allowed_ip_ranges: ['127.0.0.0/8'] },
   })
   writeFileSync(join(t.dir, 'root.pem'), root.certificate.certificate_pem)
   writeFileSync(join(t.dir, 'intermediate.pem'), inter.certificate.certificate_pem)

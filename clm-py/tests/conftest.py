@@ -68,7 +68,8 @@ def pki(handle):
     policy = handle.create_policy(system, {
         "policy_code": "TLS",
         "name": "TLS",
-        "rules": {"max_validity_days": 397, "allowed_domains": ["example.com"], "allow_subdomains": True},
+        "rules": {"max_validity_days": 397, "allowed_domains": ["example.com"], "allow_subdomains": True,
+                  "allowed_ip_ranges": ["127.0.0.0/8"]},
     })
     return {"system": system, "root": root, "inter": inter, "policy": policy}
 

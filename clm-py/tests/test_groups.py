@@ -121,7 +121,8 @@ def test_policies_csr_import_search_renewal(handle, pki, tmp_path):
     assert handle.get_policy_by_code(system, "TLS").id == policy.id
     assert policy.policy_rules["max_validity_days"] == 397
     bumped = handle.update_policy(system, policy.id, {"rules": {"max_validity_days": 200,
-        "allowed_domains": ["example.com"], "allow_subdomains": True}})
+        "allowed_domains": ["example.com"], "allow_subdomains": True,
+        "allowed_ip_ranges": ["127.0.0.0/8"]}})
     assert bumped.version == policy.version + 1
     assert [p.id for p in handle.list_policies(system, {"status": "active"})] == [policy.id]
     draft = handle.create_policy(system, {"policy_code": "DRAFT", "name": "Draft", "status": "draft"})

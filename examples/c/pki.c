@@ -243,7 +243,8 @@ int main(int argc, char **argv) {
   snprintf(arguments, sizeof arguments,
            "{\"new\":{\"policy_code\":\"INTERNAL-TLS-%s\",\"name\":\"Internal TLS\","
            "\"rules\":{\"max_validity_days\":397,\"allowed_domains\":[\"example.com\"],"
-           "\"allow_subdomains\":true,\"allowed_algorithms\":[\"ECDSA\",\"RSA\"]}}}",
+           "\"allow_subdomains\":true,\"allowed_ip_ranges\":[\"127.0.0.0/8\"],"
+           "\"allowed_algorithms\":[\"ECDSA\",\"RSA\"]}}}",
            suffix);
   check(clm_create_policy(clm, system, arguments, &policy), "create_policy");
   char *policy_id = json_string(policy, "id");

@@ -103,6 +103,7 @@ async function build(clm) {
       max_validity_days: 397,
       allowed_domains: ['example.com'],
       allow_subdomains: true,
+      allowed_ip_ranges: ['127.0.0.0/8'],
       allowed_algorithms: ['ECDSA', 'RSA'],
     },
   })

@@ -93,6 +93,7 @@ def build(c: clm.Clm, out_dir: pathlib.Path) -> None:
             "max_validity_days": 397,
             "allowed_domains": ["example.com"],
             "allow_subdomains": True,
+            "allowed_ip_ranges": ["127.0.0.0/8"],
             "allowed_algorithms": ["ECDSA", "RSA"],
         },
     })

@@ -216,6 +216,35 @@ pub(crate) fn public_key_info(spki: &SubjectPublicKeyInfoRef<'_>) -> PublicKeyIn
     }
 }
 
+/// Lowercase hex SHA-256 of a SubjectPublicKeyInfo in one canonical DER
+/// form (RSA with NULL parameters, EC with its curve, others without), so
+/// re-encoding the parameters cannot change a key's hash. Compromised keys
+/// are blocklisted by it.
+pub fn spki_sha256(spki_der: &[u8]) -> Result<String> {
+    let spki = SubjectPublicKeyInfoRef::from_der(spki_der).map_err(|err| {
+        Error::invalid(
+            "public_key",
+            format!("malformed SubjectPublicKeyInfo: {err}"),
+        )
+    })?;
+    let parameters = match spki.algorithm.oid {
+        oid::RSA_ENCRYPTION => Some(AnyRef::NULL),
+        oid::EC_PUBLIC_KEY => spki.algorithm.parameters,
+        _ => None,
+    };
+    let canonical = SubjectPublicKeyInfoRef {
+        algorithm: AlgorithmIdentifierRef {
+            oid: spki.algorithm.oid,
+            parameters,
+        },
+        subject_public_key: spki.subject_public_key,
+    };
+    let der = canonical
+        .to_der()
+        .map_err(|err| Error::crypto(format!("cannot encode a public key: {err}")))?;
+    Ok(crate::crypto::token::sha256_hex(&der))
+}
+
 /// Bit length of a big-endian unsigned integer.
 pub(crate) fn unsigned_bit_length(bytes: &[u8]) -> u32 {
     let significant: &[u8] = match bytes.iter().position(|&b| b != 0) {

@@ -218,6 +218,12 @@ pub struct PolicyRules {
     pub allow_subdomains: bool,
     #[serde(default)]
     pub allow_wildcards: bool,
+    /// IP ranges (CIDR, IPv4 or IPv6, e.g. `10.0.0.0/8`, `2001:db8::/32`)
+    /// that IP names may fall in. When this or `allowed_domains` is set the
+    /// policy restricts names: an IP outside every range is refused, so an
+    /// empty list then allows no IP at all.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allowed_ip_ranges: Vec<String>,
     /// SAN types allowed ("DNS", "IP", "EMAIL", "URI"). Empty = any.
     #[serde(default)]
     pub allowed_san_types: Vec<String>,
@@ -254,6 +260,7 @@ impl Default for PolicyRules {
             allowed_domains: Vec::new(),
             allow_subdomains: false,
             allow_wildcards: false,
+            allowed_ip_ranges: Vec::new(),
             allowed_san_types: Vec::new(),
             allowed_kinds: Vec::new(),
         }
@@ -297,14 +304,81 @@ impl PolicyRules {
             }
         }
         for domain in &self.allowed_domains {
-            if domain.is_empty() || domain.starts_with('.') || domain.contains('*') {
+            if domain.is_empty()
+                || domain.starts_with('.')
+                || domain.contains('*')
+                || normalize_host(domain).is_err()
+            {
                 return Err(Error::invalid(
                     "policy_rules.allowed_domains",
                     format!("{domain:?} must be a plain domain such as example.com"),
                 ));
             }
         }
+        for (index, range) in self.allowed_ip_ranges.iter().enumerate() {
+            IpRange::parse(range).map_err(|reason| {
+                Error::invalid(format!("policy_rules.allowed_ip_ranges[{index}]"), reason)
+            })?;
+        }
         Ok(())
+    }
+}
+
+/// One CIDR range of `policy_rules.allowed_ip_ranges`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IpRange {
+    network: IpAddr,
+    prefix: u8,
+}
+
+impl IpRange {
+    /// `address/prefix` with no host bits set, so a typo such as
+    /// `10.0.0.1/8` is an error rather than a silently wider range.
+    pub fn parse(text: &str) -> std::result::Result<Self, String> {
+        let (address, prefix) = text.split_once('/').ok_or_else(|| {
+            format!("{text:?} is not a CIDR range such as 10.0.0.0/8 or 2001:db8::/32")
+        })?;
+        let network: IpAddr = address
+            .parse()
+            .map_err(|_| format!("{address:?} in {text:?} is not an IP address"))?;
+        let max = if network.is_ipv4() { 32 } else { 128 };
+        let prefix = prefix
+            .parse::<u8>()
+            .ok()
+            .filter(|p| *p <= max && !prefix.starts_with('+'))
+            .ok_or_else(|| format!("prefix length in {text:?} must be 0 to {max}"))?;
+        let range = IpRange { network, prefix };
+        if range.masked(network) != network {
+            return Err(format!(
+                "{text:?} has host bits set; the network is {}/{prefix}",
+                range.masked(network)
+            ));
+        }
+        Ok(range)
+    }
+
+    /// `ip` with the bits past the prefix cleared (same family as the range).
+    fn masked(&self, ip: IpAddr) -> IpAddr {
+        match ip {
+            IpAddr::V4(v4) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                IpAddr::V4((u32::from(v4) & mask).into())
+            }
+            IpAddr::V6(v6) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                IpAddr::V6((u128::from(v6) & mask).into())
+            }
+        }
+    }
+
+    /// Whether `ip` is in the range. Families never mix: an IPv4-mapped IPv6
+    /// address is an IPv6 address and needs an IPv6 range.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        ip.is_ipv4() == self.network.is_ipv4() && self.masked(ip) == self.network
     }
 }
 
@@ -352,14 +426,35 @@ impl SubjectAlternativeName {
         Ok(names)
     }
 
+    /// The name as clm signs it: DNS names and e-mail domains normalized by
+    /// [`normalize_host`] (lower case, no trailing dot, A-labels), then
+    /// checked by [`Self::validate`]. URIs and IPs are kept as given.
+    pub fn normalized(&self) -> std::result::Result<Self, String> {
+        let name = match self {
+            SubjectAlternativeName::Dns(name) => SubjectAlternativeName::Dns(normalize_host(name)?),
+            SubjectAlternativeName::Email(address) => match address.rsplit_once('@') {
+                Some((local, domain)) => {
+                    SubjectAlternativeName::Email(format!("{local}@{}", normalize_host(domain)?))
+                }
+                None => return Err(format!("{address:?} is not an email address")),
+            },
+            other => other.clone(),
+        };
+        name.validate()?;
+        Ok(name)
+    }
+
     /// Syntax check of the value for its type.
     pub fn validate(&self) -> std::result::Result<(), String> {
         match self {
             SubjectAlternativeName::Dns(name) => validate_dns_name(name),
             SubjectAlternativeName::Ip(_) => Ok(()),
             SubjectAlternativeName::Email(address) => {
+                // A mailbox is on one host: no wildcard domain.
                 let valid = address.split_once('@').is_some_and(|(local, domain)| {
-                    !local.is_empty() && validate_dns_name(domain).is_ok()
+                    !local.is_empty()
+                        && !domain.starts_with('*')
+                        && validate_dns_name(domain).is_ok()
                 }) && address.is_ascii();
                 if valid {
                     Ok(())
@@ -405,6 +500,42 @@ pub fn validate_dns_name(name: &str) -> std::result::Result<(), String> {
     } else {
         Err(format!("{name:?} is not a valid DNS name"))
     }
+}
+
+/// The form of a host name that policies compare: lower case, one trailing
+/// dot removed, U-labels converted to A-labels (UTS #46, STD3 rules; a name
+/// that is not valid IDNA is refused), no empty labels, and `*` only as the
+/// whole left-most label. The result passes [`validate_dns_name`].
+pub fn normalize_host(name: &str) -> std::result::Result<String, String> {
+    use idna::uts46::{AsciiDenyList, DnsLength, Hyphens, Uts46};
+    let trimmed = name.strip_suffix('.').unwrap_or(name);
+    let (wildcard, body) = match trimmed.strip_prefix("*.") {
+        Some(body) => (true, body),
+        None => (false, trimmed),
+    };
+    if body.is_empty() || body.split('.').any(str::is_empty) {
+        return Err(format!("{name:?} has an empty label"));
+    }
+    if body.contains('*') {
+        return Err(format!(
+            "{name:?}: a wildcard is allowed only as the whole left-most label"
+        ));
+    }
+    let ascii = Uts46::new()
+        .to_ascii(
+            body.as_bytes(),
+            AsciiDenyList::STD3,
+            Hyphens::Allow,
+            DnsLength::Verify,
+        )
+        .map_err(|_| format!("{name:?} is not a valid IDNA host name"))?;
+    let normalized = if wildcard {
+        format!("*.{ascii}")
+    } else {
+        ascii.into_owned()
+    };
+    validate_dns_name(&normalized)?;
+    Ok(normalized)
 }
 
 /// `workflows.workflow_definition`.

@@ -385,6 +385,7 @@ impl Clm {
                 request: Some(RequestRow::Insert(request)),
                 key_use,
                 issuance_urls: Some(urls.clone()),
+                ..IssuanceExtras::default()
             },
         };
         let certificate = self

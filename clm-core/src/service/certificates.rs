@@ -196,6 +196,10 @@ pub struct IssuanceExtras {
     /// `secure_audit_log` entries for key material used (CA key signing, a reused key).
     pub key_use: Vec<AuditEntry>,
     pub issuance_urls: Option<IssuanceUrls>,
+    /// The blocklist hash of a key that was not generated for this
+    /// certificate (a CSR's, a reused one): refused in the secure
+    /// transaction if a compromise revocation lists it.
+    pub public_key_sha256: Option<String>,
 }
 
 /// The request an issuance fulfils: new, or one that waited for approval.
@@ -303,6 +307,21 @@ async fn write_secure_rows(
         .iter()
         .flat_map(|job| job.writes.iter().map(move |write| (&job.actor, write)))
         .collect();
+    // Compromised keys stay dead: one index probe per batch, in the
+    // transaction that writes, so no separate round trip on issuance.
+    let known_keys: Vec<String> = writes
+        .iter()
+        .filter_map(|(_, w)| w.issuance.public_key_sha256.clone())
+        .collect();
+    if let Some((hash, reason)) =
+        crate::store::certificate_revocations::compromised_keys(conn, &known_keys)
+            .await?
+            .first()
+    {
+        return Err(crate::service::revocation::compromised_key_error(
+            hash, *reason,
+        ));
+    }
     certificates::insert_many(conn, rows).await?;
     let mut keys: Vec<PrivateKeyRecord> = writes
         .iter()

@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use serde_json::json;
 
 use crate::crypto::{
-    KeyPair, ParsedCertificate, SecretString, parse_certificates, verify_signed_by,
+    KeyPair, ParsedCertificate, SecretString, parse_certificates, spki_sha256, verify_signed_by,
 };
 use crate::model::{
     Certificate, CertificateId, CertificateKind, CertificateSource, CertificateStatus,
@@ -396,6 +396,9 @@ impl Clm {
             None => None,
             Some(pem) => Some(matching_key(&parsed, &pem)?),
         };
+        if let Some(key) = &key {
+            self.refuse_compromised_key(&key.public_key_der()).await?;
+        }
 
         // Drop repeats within the input, then what is already stored.
         let mut seen = HashSet::with_capacity(parsed.len());
@@ -429,6 +432,7 @@ impl Clm {
             return Ok(report);
         }
 
+        flag_compromised_keys(self, &mut fresh).await?;
         let issuers = self.stored_issuers(&fresh, organization_id).await?;
         let candidates = Candidates::new(&fresh, &issuers);
         // Only CAs issue, so the CAs' links alone decide the write order
@@ -1084,6 +1088,32 @@ impl Clm {
 }
 
 /// NotFound of a referenced row as InvalidInput on the field naming it.
+/// A certificate without its key whose public key is blocklisted is kept
+/// as inventory (it exists, and hosts want to see it), flagged
+/// `key_compromised` in `import_flags` and the report; with its key it was
+/// refused before this. One index probe per key, in chunks of 500.
+async fn flag_compromised_keys(clm: &Clm, fresh: &mut [ParsedCertificate]) -> Result<()> {
+    let hashes: Vec<String> = fresh
+        .iter()
+        .map(|p| spki_sha256(&p.public_key_der).unwrap_or_default())
+        .collect();
+    let compromised: HashSet<String> = clm
+        .compromised_keys(&hashes)
+        .await?
+        .into_iter()
+        .map(|(hash, _)| hash)
+        .collect();
+    if compromised.is_empty() {
+        return Ok(());
+    }
+    for (parsed, hash) in fresh.iter_mut().zip(&hashes) {
+        if compromised.contains(hash) {
+            parsed.flags.push("key_compromised".into());
+        }
+    }
+    Ok(())
+}
+
 fn missing(err: Error, field: &str, reason: String) -> Error {
     match err {
         Error::NotFound { .. } => Error::invalid(field, reason),

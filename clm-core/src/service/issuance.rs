@@ -14,7 +14,7 @@ use serde_json::json;
 
 use crate::crypto::{
     CertificateTemplate, DistinguishedName, Issuer, KeyAlgorithm, KeyPair, SecretString,
-    build_certificate, parse_certificate_der, parse_certificates, parse_csr,
+    build_certificate, parse_certificate_der, parse_certificates, parse_csr, spki_sha256,
 };
 use crate::model::{
     Certificate, CertificateId, CertificateKind, CertificateRequest, CertificateRequestId,
@@ -149,6 +149,16 @@ enum PlannedKey {
 }
 
 impl PlannedKey {
+    /// The public key when it is not fresh: a CSR's, or a reused one. Only
+    /// those can be compromised keys.
+    fn known_spki(&self) -> Option<Vec<u8>> {
+        match self {
+            PlannedKey::Generate(_) => None,
+            PlannedKey::Public { spki, .. } => Some(spki.clone()),
+            PlannedKey::Existing(key) => Some(key.public_key_der()),
+        }
+    }
+
     fn facts(&self) -> (String, u32, String) {
         match self {
             PlannedKey::Generate(algorithm) => (
@@ -268,6 +278,21 @@ fn algorithm_of(family: &str, bits: i32) -> Result<KeyAlgorithm> {
     }
 }
 
+/// The SANs as they are signed ([`SubjectAlternativeName::normalized`]),
+/// repeats dropped; a name that does not normalize is an error naming it.
+fn normalized_sans(sans: Vec<SubjectAlternativeName>) -> Result<Vec<SubjectAlternativeName>> {
+    let mut out: Vec<SubjectAlternativeName> = Vec::with_capacity(sans.len());
+    for (index, san) in sans.iter().enumerate() {
+        let san = san.normalized().map_err(|reason| {
+            Error::invalid(format!("subject_alternative_names[{index}]"), reason)
+        })?;
+        if !out.contains(&san) {
+            out.push(san);
+        }
+    }
+    Ok(out)
+}
+
 fn subject_of(subject_dn: &str) -> Result<DistinguishedName> {
     if subject_dn.trim().is_empty() {
         Ok(DistinguishedName::default())
@@ -330,11 +355,8 @@ impl Clm {
                 "is empty; give a subject or at least one subject alternative name",
             ));
         }
-        for (index, san) in sans.iter().enumerate() {
-            san.validate().map_err(|reason| {
-                Error::invalid(format!("subject_alternative_names[{index}]"), reason)
-            })?;
-        }
+        // What is signed is what the policy judges: normalized names.
+        let sans = normalized_sans(sans)?;
 
         let issuer = self
             .signing_issuer(actor, request.issuer_id, request.organization_id)
@@ -555,6 +577,9 @@ impl Clm {
         let plan = self
             .plan(actor, request, None, None, false, Vec::new())
             .await?;
+        if let Some(spki) = plan.key.known_spki() {
+            self.refuse_compromised_key(&spki).await?;
+        }
         let mut rules = plan.outcomes.clone();
         rules.push(RuleOutcome {
             rule: "issuer".into(),
@@ -581,6 +606,11 @@ impl Clm {
             return Err(refusal);
         }
         if plan.requires_approval() {
+            // Issuance checks again when it writes; a request for a dead key
+            // should not wait for approvers first.
+            if let Some(spki) = plan.key.known_spki() {
+                self.refuse_compromised_key(&spki).await?;
+            }
             let request = plan.request(actor, RequestStatus::PendingApproval);
             let mut tx = self.databases().secure.begin().await?;
             certificate_requests::insert(&mut tx.conn(), &request).await?;
@@ -643,8 +673,12 @@ impl Clm {
         };
         let signer = issuer.clone();
         let planned_key = plan.key;
-        let (key, parsed) = self
+        let (key, parsed, known_key_sha256) = self
             .run_cpu(move || {
+                let known_key_sha256 = planned_key
+                    .known_spki()
+                    .map(|spki| spki_sha256(&spki))
+                    .transpose()?;
                 let (key, spki) = match planned_key {
                     PlannedKey::Generate(algorithm) => {
                         let key = KeyPair::generate(algorithm)?;
@@ -665,7 +699,7 @@ impl Clm {
                         key: &signer.key,
                     },
                 )?;
-                Ok((key, parse_certificate_der(&der)?))
+                Ok((key, parse_certificate_der(&der)?, known_key_sha256))
             })
             .await?;
 
@@ -735,6 +769,7 @@ impl Clm {
                 request: Some(request),
                 key_use,
                 issuance_urls: None,
+                public_key_sha256: known_key_sha256,
             },
         };
         self.write_certificates(actor, vec![write])
@@ -805,6 +840,7 @@ impl Clm {
             certificate_id,
         )
         .await?;
+        self.refuse_revoked_renewal(&old).await?;
         let Some(issuer_id) = old
             .issuer_certificate_id
             .filter(|_| old.source == CertificateSource::Issued && !old.is_ca)
@@ -916,6 +952,14 @@ impl Clm {
                 format!("request {} names no issuer", stored.request_id),
             )
         })?;
+        if let Some(old_id) = stored.renewal_of_certificate_id {
+            // Revoked while the renewal waited for approval.
+            let old = {
+                let mut conn = self.databases().secure.acquire().await?;
+                store::get::<Certificates>(&mut conn.conn(), old_id, false).await?
+            };
+            self.refuse_revoked_renewal(&old).await?;
+        }
         let (key, key_use) = match (&stored.csr_pem, stored.renewal_of_certificate_id) {
             (Some(_), _) => (None, Vec::new()),
             (None, Some(old_id)) if stored.reuse_key => {

@@ -5,9 +5,11 @@
 use serde::Serialize;
 
 use crate::crypto::DistinguishedName;
+use std::net::IpAddr;
+
 use crate::model::{
-    CertificateId, CertificateKind, OrganizationId, Policy, PolicyStatus, SubjectAlternativeName,
-    validate_dns_name,
+    CertificateId, CertificateKind, IpRange, OrganizationId, Policy, PolicyStatus,
+    SubjectAlternativeName, normalize_host,
 };
 use crate::{Error, Result};
 
@@ -65,33 +67,139 @@ fn outcome(rule: &str, failures: Vec<String>, pass_detail: String) -> RuleOutcom
     }
 }
 
-/// Every DNS name of a request: the common name when it is a DNS name
-/// (contains a dot and is syntactically one), and every DNS SAN.
-pub fn dns_names(input: &PolicyInput<'_>) -> Vec<String> {
-    let mut names = Vec::new();
+/// Where a name was found, for messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Source {
+    CommonName,
+    SubjectEmail,
+    Dns,
+    Email,
+    Uri,
+    Ip,
+}
+
+impl Source {
+    fn label(self) -> &'static str {
+        match self {
+            Source::CommonName => "CN",
+            Source::SubjectEmail => "subject emailAddress",
+            Source::Dns => "DNS",
+            Source::Email => "EMAIL",
+            Source::Uri => "URI",
+            Source::Ip => "IP",
+        }
+    }
+
+    /// Only a certificate's host names may be wildcards.
+    fn may_be_wildcard(self) -> bool {
+        matches!(self, Source::CommonName | Source::Dns)
+    }
+}
+
+/// A name of a request as the policy judges it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Name {
+    /// A normalized host name ([`normalize_host`]).
+    Host(Source, String),
+    Ip(Source, IpAddr),
+    /// Not a host name at all: refused whenever the policy restricts names.
+    Unusable(Source, String),
+}
+
+/// The host of a mailbox (`local@host`).
+fn mailbox_host(source: Source, address: &str) -> Name {
+    match address.rsplit_once('@') {
+        Some((local, domain)) if !local.is_empty() => host_name(source, address, domain),
+        _ => Name::Unusable(
+            source,
+            format!("{} {address:?} is not an email address", source.label()),
+        ),
+    }
+}
+
+/// `text` (taken from `whole`) as a host name, or why it is none.
+fn host_name(source: Source, whole: &str, text: &str) -> Name {
+    match normalize_host(text) {
+        Ok(host) if host.starts_with("*.") && !source.may_be_wildcard() => Name::Unusable(
+            source,
+            format!("{} {whole:?}: {host} is a wildcard", source.label()),
+        ),
+        Ok(host) => Name::Host(source, host),
+        Err(reason) => Name::Unusable(source, format!("{} {whole:?}: {reason}", source.label())),
+    }
+}
+
+/// The host of an absolute URI (`scheme://[userinfo@]host[:port]...`).
+fn uri_host(uri: &str) -> Name {
+    let authority = uri
+        .split_once("://")
+        .map(|(_, rest)| rest.split(['/', '?', '#']).next().unwrap_or(""))
+        .unwrap_or("");
+    // Parsers disagree on backslashes in the authority; refuse what they
+    // could read as another host.
+    if authority.contains('\\') {
+        return Name::Unusable(
+            Source::Uri,
+            format!("URI {uri:?} has a backslash in its host"),
+        );
+    }
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = match host_port.strip_prefix('[') {
+        Some(bracketed) => match bracketed
+            .split_once(']')
+            .map(|(ip, _)| ip.parse::<IpAddr>())
+        {
+            Some(Ok(ip)) => return Name::Ip(Source::Uri, ip),
+            _ => {
+                return Name::Unusable(Source::Uri, format!("URI {uri:?} has a malformed IP host"));
+            }
+        },
+        None => host_port.split(':').next().unwrap_or(""),
+    };
+    if host.is_empty() {
+        return Name::Unusable(Source::Uri, format!("URI {uri:?} has no host"));
+    }
+    match host.parse::<IpAddr>() {
+        Ok(ip) => Name::Ip(Source::Uri, ip),
+        Err(_) => host_name(Source::Uri, uri, host),
+    }
+}
+
+/// Every name a request carries: the CN (always; an IP literal counts as an
+/// IP), the subject emailAddress, and every SAN (the host of EMAIL and URI).
+fn names(input: &PolicyInput<'_>) -> Vec<Name> {
+    let mut names = Vec::with_capacity(input.sans.len() + 2);
     if let Some(cn) = input
         .subject
         .common_name
         .as_deref()
         .filter(|cn| !cn.is_empty())
-        && cn.contains('.')
-        && validate_dns_name(cn).is_ok()
     {
-        names.push(normalize(cn));
+        names.push(match cn.parse::<IpAddr>() {
+            Ok(ip) => Name::Ip(Source::CommonName, ip),
+            Err(_) => host_name(Source::CommonName, cn, cn),
+        });
+    }
+    if let Some(email) = input.subject.email.as_deref().filter(|e| !e.is_empty()) {
+        names.push(mailbox_host(Source::SubjectEmail, email));
     }
     for san in input.sans {
-        if let SubjectAlternativeName::Dns(name) = san {
-            let name = normalize(name);
-            if !names.contains(&name) {
-                names.push(name);
-            }
-        }
+        names.push(match san {
+            SubjectAlternativeName::Dns(name) => host_name(Source::Dns, name, name),
+            SubjectAlternativeName::Email(address) => mailbox_host(Source::Email, address),
+            SubjectAlternativeName::Uri(uri) => uri_host(uri),
+            SubjectAlternativeName::Ip(ip) => Name::Ip(Source::Ip, *ip),
+        });
     }
+    let mut seen = Vec::with_capacity(names.len());
+    names.retain(|name| {
+        let fresh = !seen.contains(name);
+        if fresh {
+            seen.push(name.clone());
+        }
+        fresh
+    });
     names
-}
-
-fn normalize(name: &str) -> String {
-    name.trim_end_matches('.').to_ascii_lowercase()
 }
 
 /// Whether `name` (no wildcard) is within `domain` under the subdomain rule.
@@ -106,7 +214,7 @@ fn within(name: &str, domain: &str, allow_subdomains: bool) -> bool {
 /// Judges `input` against `policy`, every rule, in a stable order.
 pub fn evaluate(policy: &Policy, input: &PolicyInput<'_>) -> Vec<RuleOutcome> {
     let rules = &policy.policy_rules.0;
-    let mut outcomes = Vec::with_capacity(10);
+    let mut outcomes = Vec::with_capacity(11);
 
     outcomes.push(outcome(
         "status",
@@ -268,11 +376,15 @@ pub fn evaluate(policy: &Policy, input: &PolicyInput<'_>) -> Vec<RuleOutcome> {
         "every SAN type allowed".into(),
     ));
 
-    let names = dns_names(input);
+    let names = names(input);
     let wildcards: Vec<String> = names
         .iter()
-        .filter(|n| n.starts_with("*."))
-        .map(|n| format!("{n} is a wildcard"))
+        .filter_map(|name| match name {
+            Name::Host(source, host) if host.starts_with("*.") => {
+                Some(format!("{host} ({}) is a wildcard", source.label()))
+            }
+            _ => None,
+        })
         .collect();
     outcomes.push(outcome(
         "allow_wildcards",
@@ -288,45 +400,95 @@ pub fn evaluate(policy: &Policy, input: &PolicyInput<'_>) -> Vec<RuleOutcome> {
         },
     ));
 
-    let domain_failures: Vec<String> = if rules.allowed_domains.is_empty() {
-        vec![]
-    } else {
-        let domains: Vec<String> = rules.allowed_domains.iter().map(|d| normalize(d)).collect();
+    // A policy that lists domains or IP ranges restricts names: every name
+    // must then be covered by one of its lists, and a name that is neither
+    // a host name nor an IP address is covered by none.
+    let restricted = !rules.allowed_domains.is_empty() || !rules.allowed_ip_ranges.is_empty();
+    let domains: Vec<String> = rules
+        .allowed_domains
+        .iter()
+        .map(|d| normalize_host(d).unwrap_or_else(|_| d.to_ascii_lowercase()))
+        .collect();
+    let domain_failures: Vec<String> = if restricted {
         names
             .iter()
-            .filter(|name| {
-                let allowed = match name.strip_prefix("*.") {
-                    // `*.base` names hosts one label below base: a subdomain match.
-                    Some(base) => {
-                        let host = format!("x.{base}");
-                        rules.allow_subdomains && domains.iter().any(|d| within(&host, d, true))
-                    }
-                    None => domains
-                        .iter()
-                        .any(|d| within(name, d, rules.allow_subdomains)),
-                };
-                !allowed
-            })
-            .map(|name| {
-                format!(
-                    "{name} not within [{}]{}",
-                    rules.allowed_domains.join(", "),
-                    if rules.allow_subdomains {
-                        ""
-                    } else {
-                        " (subdomains not allowed)"
-                    }
-                )
+            .filter_map(|name| match name {
+                Name::Host(source, host) => {
+                    let allowed = match host.strip_prefix("*.") {
+                        // `*.base` names hosts one label below base: a subdomain match.
+                        Some(base) => {
+                            let probe = format!("x.{base}");
+                            rules.allow_subdomains
+                                && domains.iter().any(|d| within(&probe, d, true))
+                        }
+                        None => domains
+                            .iter()
+                            .any(|d| within(host, d, rules.allow_subdomains)),
+                    };
+                    (!allowed).then(|| {
+                        format!(
+                            "{host} ({}) not within [{}]{}",
+                            source.label(),
+                            rules.allowed_domains.join(", "),
+                            if rules.allow_subdomains {
+                                ""
+                            } else {
+                                " (subdomains not allowed)"
+                            }
+                        )
+                    })
+                }
+                Name::Unusable(_, reason) => Some(reason.clone()),
+                Name::Ip(..) => None,
             })
             .collect()
+    } else {
+        vec![]
     };
+    let hosts = names.iter().filter(|n| matches!(n, Name::Host(..))).count();
     outcomes.push(outcome(
         "allowed_domains",
         domain_failures,
-        if rules.allowed_domains.is_empty() {
-            "any domain".into()
+        if restricted {
+            format!("{hosts} host name(s) within the allowed domains")
         } else {
-            format!("{} DNS name(s) within the allowed domains", names.len())
+            "any domain".into()
+        },
+    ));
+
+    let ranges: Vec<IpRange> = rules
+        .allowed_ip_ranges
+        .iter()
+        .filter_map(|r| IpRange::parse(r).ok())
+        .collect();
+    let ip_failures: Vec<String> = if restricted {
+        names
+            .iter()
+            .filter_map(|name| match name {
+                Name::Ip(source, ip) if !ranges.iter().any(|r| r.contains(*ip)) => {
+                    Some(if ranges.is_empty() {
+                        format!("{ip} ({}): the policy allows no IP address", source.label())
+                    } else {
+                        format!(
+                            "{ip} ({}) not within [{}]",
+                            source.label(),
+                            rules.allowed_ip_ranges.join(", ")
+                        )
+                    })
+                }
+                _ => None,
+            })
+            .collect()
+    } else {
+        vec![]
+    };
+    outcomes.push(outcome(
+        "allowed_ip_ranges",
+        ip_failures,
+        if restricted {
+            "every IP within the allowed ranges".into()
+        } else {
+            "any IP".into()
         },
     ));
 
@@ -432,6 +594,97 @@ mod tests {
             ..strict
         };
         assert!(violations(&evaluate(&policy(loose), &input(&subject, &sans))).is_empty());
+    }
+
+    #[test]
+    fn host_names_are_normalized_or_refused() {
+        assert_eq!(
+            normalize_host("WWW.Example.COM.").as_deref(),
+            Ok("www.example.com")
+        );
+        assert_eq!(
+            normalize_host("Bücher.example.com").as_deref(),
+            Ok("xn--bcher-kva.example.com")
+        );
+        assert_eq!(
+            normalize_host("*.example.com").as_deref(),
+            Ok("*.example.com")
+        );
+        for bad in [
+            "",
+            ".",
+            "a..example.com",
+            "example.com..",
+            "xn--a.example.com",
+            "f*o.example.com",
+            "*.*.example.com",
+            "a.*.example.com",
+            "under_score.example.com",
+            "-x.example.com",
+        ] {
+            assert!(normalize_host(bad).is_err(), "{bad:?} must be refused");
+        }
+    }
+
+    #[test]
+    fn ip_ranges_parse_strictly_and_never_mix_families() {
+        let v4 = IpRange::parse("10.0.0.0/8").expect("v4");
+        assert!(v4.contains("10.255.0.1".parse().expect("ip")));
+        assert!(!v4.contains("11.0.0.1".parse().expect("ip")));
+        assert!(!v4.contains("::ffff:10.0.0.1".parse().expect("ip")));
+        let all = IpRange::parse("0.0.0.0/0").expect("all v4");
+        assert!(all.contains("8.8.8.8".parse().expect("ip")));
+        let v6 = IpRange::parse("2001:db8::/32").expect("v6");
+        assert!(v6.contains("2001:db8::1".parse().expect("ip")));
+        assert!(!v6.contains("10.0.0.1".parse().expect("ip")));
+        for bad in [
+            "10.0.0.0",
+            "10.0.0.1/8",
+            "10.0.0.0/33",
+            "::/129",
+            "x/8",
+            "10.0.0.0/+8",
+        ] {
+            assert!(IpRange::parse(bad).is_err(), "{bad:?} must be refused");
+        }
+    }
+
+    #[test]
+    fn every_name_is_judged() {
+        let rules = PolicyRules {
+            allowed_domains: vec!["example.com".into()],
+            allow_subdomains: true,
+            allowed_ip_ranges: vec!["10.0.0.0/8".into()],
+            ..PolicyRules::default()
+        };
+        let subject = DistinguishedName {
+            common_name: Some("intranet".into()),
+            email: Some("a@evil.com".into()),
+            ..Default::default()
+        };
+        let sans = [
+            SubjectAlternativeName::Email("b@evil.org".into()),
+            SubjectAlternativeName::Uri("https://user@evil.net:443/x".into()),
+            SubjectAlternativeName::Uri("https://[2001:db8::1]/".into()),
+            SubjectAlternativeName::Uri("https://a.example.com\\@b.example.com/".into()),
+            SubjectAlternativeName::Ip("10.1.1.1".parse().expect("ip")),
+        ];
+        let v = violations(&evaluate(&policy(rules), &input(&subject, &sans)));
+        let domains = v
+            .iter()
+            .find(|v| v.starts_with("allowed_domains:"))
+            .expect("domains");
+        for needle in ["intranet", "evil.com", "evil.org", "evil.net", "backslash"] {
+            assert!(domains.contains(needle), "{needle} in {domains}");
+        }
+        let ips = v
+            .iter()
+            .find(|v| v.starts_with("allowed_ip_ranges:"))
+            .expect("ips");
+        assert!(
+            ips.contains("2001:db8::1") && !ips.contains("10.1.1.1"),
+            "{ips}"
+        );
     }
 
     #[test]

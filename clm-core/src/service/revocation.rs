@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use serde_json::json;
 
-use crate::crypto::{CrlEntry, build_crl, der_to_pem};
+use crate::crypto::{CrlEntry, build_crl, der_to_pem, parse_certificates, spki_sha256};
 use crate::model::{
     Certificate, CertificateId, CertificateRevocation, CertificateStatus, RevocationId,
     RevocationReason,
@@ -149,6 +149,14 @@ impl Clm {
         } else {
             CertificateStatus::Revoked
         };
+        // A compromised key stays dead: the revocation records its hash (the
+        // blocklist) in the same transaction. A CA's ca_compromise kills the
+        // CA's own key; a leaf revoked for its CA's compromise keeps its key.
+        let compromised_key = match reason {
+            RevocationReason::KeyCompromise => Some(public_key_hash(&row)?),
+            RevocationReason::CaCompromise if row.is_ca => Some(public_key_hash(&row)?),
+            _ => None,
+        };
         let mut tx = self.databases().secure.begin().await?;
         if let Some(standing) = revocations::get_current(&mut tx.conn(), id).await? {
             return Err(already_revoked(&row, &standing));
@@ -163,6 +171,9 @@ impl Clm {
                 )),
                 other => other,
             })?;
+        if let Some(hash) = &compromised_key {
+            revocations::mark_compromised_key(&mut tx.conn(), revocation.id, hash).await?;
+        }
         certificates::update_status(&mut tx.conn(), id, status).await?;
         append(
             &mut tx.conn(),
@@ -179,6 +190,7 @@ impl Clm {
                     "reason": reason,
                     "revocation_id": revocation.id,
                     "comment": revocation.comment,
+                    "blocklisted_public_key_sha256": compromised_key,
                 })),
         )
         .await?;
@@ -402,6 +414,78 @@ impl Clm {
             next_update,
             entries: infos,
         })
+    }
+}
+
+/// The refusal of a blocklisted key: it names the key's hash and the
+/// reason, never whose certificate it was.
+pub(crate) fn compromised_key_error(hash: &str, reason: RevocationReason) -> Error {
+    Error::PolicyViolation {
+        violations: vec![format!(
+            "compromised_key: public key SHA-256 {hash} was revoked for {reason} and is never certified again"
+        )],
+    }
+}
+
+/// The blocklist hash of a stored certificate's public key.
+fn public_key_hash(row: &Certificate) -> Result<String> {
+    let parsed = parse_certificates(row.certificate_pem.as_bytes())?
+        .into_iter()
+        .next()
+        .ok_or_else(|| Error::Internal(format!("certificate {} has no PEM", row.certificate_id)))?;
+    spki_sha256(&parsed.public_key_der)
+}
+
+impl Clm {
+    /// Which of `hashes` (see [`spki_sha256`]) belong to compromised keys,
+    /// with the reason each was revoked for.
+    pub(crate) async fn compromised_keys(
+        &self,
+        hashes: &[String],
+    ) -> Result<Vec<(String, RevocationReason)>> {
+        if hashes.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut conn = self.databases().secure.acquire().await?;
+        revocations::compromised_keys(&mut conn.conn(), hashes).await
+    }
+
+    /// Refuses a public key (SubjectPublicKeyInfo DER) that was revoked for
+    /// key_compromise, or a CA key revoked for ca_compromise: no later
+    /// issuance, renewal, key reuse or import with a private key certifies
+    /// it again. The message names the key's hash, never whose it was.
+    pub(crate) async fn refuse_compromised_key(&self, spki_der: &[u8]) -> Result<()> {
+        let hash = spki_sha256(spki_der)?;
+        match self
+            .compromised_keys(std::slice::from_ref(&hash))
+            .await?
+            .first()
+        {
+            None => Ok(()),
+            Some((hash, reason)) => Err(compromised_key_error(hash, *reason)),
+        }
+    }
+
+    /// Refuses to renew a certificate with a standing revocation: revoked
+    /// for any reason, or on hold while the hold stands.
+    pub(crate) async fn refuse_revoked_renewal(&self, old: &Certificate) -> Result<()> {
+        let standing = {
+            let mut conn = self.databases().secure.acquire().await?;
+            revocations::get_current(&mut conn.conn(), old.id).await?
+        };
+        match standing {
+            None => Ok(()),
+            Some(standing) => Err(Error::conflict(format!(
+                "certificate {} is revoked ({}); a revoked certificate is not renewed{}",
+                old.certificate_id,
+                standing.revocation_reason,
+                if standing.revocation_reason == RevocationReason::CertificateHold {
+                    " while the hold stands"
+                } else {
+                    ""
+                }
+            ))),
+        }
     }
 }
 

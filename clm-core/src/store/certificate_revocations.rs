@@ -2,7 +2,9 @@
 //! can be released, which ends it.
 
 use crate::db::Conn;
-use crate::model::{CertificateId, CertificateRevocation, RevocationId, Timestamp, UserId};
+use crate::model::{
+    CertificateId, CertificateRevocation, RevocationId, RevocationReason, Timestamp, UserId,
+};
 use crate::store::support::{fetch_all, require_row};
 use crate::store::{Filter, Page, PageRequest, id_value, list};
 use crate::{Result, exec, on_conn, table};
@@ -62,6 +64,50 @@ pub async fn update(conn: &mut Conn<'_>, revocation: &CertificateRevocation) -> 
     .bind(revocation.released_by_user_id)
     })?;
     require_row(affected, "certificate revocation", revocation.id)
+}
+
+/// Records on a compromise revocation the SHA-256 of the public key it
+/// kills (`public_key_sha256`, see migration 0006): the blocklist.
+pub async fn mark_compromised_key(
+    conn: &mut Conn<'_>,
+    id: RevocationId,
+    public_key_sha256: &str,
+) -> Result<()> {
+    let affected = exec!(conn, |c| {
+        sqlx::query("UPDATE certificate_revocations SET public_key_sha256 = $2 WHERE id = $1")
+            .bind(id)
+            .bind(public_key_sha256)
+    })?;
+    require_row(affected, "certificate revocation", id)
+}
+
+/// Which of `hashes` (public key SHA-256, hex) are blocklisted, with the
+/// reason that put each there. One probe of the partial index per hash.
+pub async fn compromised_keys(
+    conn: &mut Conn<'_>,
+    hashes: &[String],
+) -> Result<Vec<(String, RevocationReason)>> {
+    let mut found = Vec::new();
+    // Under SQLite's bind limit; a large import asks in chunks.
+    for chunk in hashes.chunks(500) {
+        let placeholders = (1..=chunk.len())
+            .map(|i| format!("${i}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "SELECT DISTINCT public_key_sha256, revocation_reason FROM certificate_revocations
+             WHERE public_key_sha256 IN ({placeholders})"
+        );
+        let rows: Vec<(String, RevocationReason)> = on_conn!(conn, |c| {
+            let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()));
+            for hash in chunk {
+                query = query.bind(hash);
+            }
+            query.fetch_all(&mut *c).await
+        })?;
+        found.extend(rows);
+    }
+    Ok(found)
 }
 
 /// The standing revocation of a certificate, if any.
