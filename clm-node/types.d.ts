@@ -107,6 +107,8 @@ export interface PolicyRules {
   allowed_algorithms?: string[]
   require_approval?: boolean
   workflow_code?: string
+  /** The CAs this policy binds; none: the CAs of the policy's own organization. */
+  issuer_ids?: CertificateId[]
   auto_renewal?: boolean
   renewal_threshold_days?: number
   allowed_domains?: string[]
@@ -627,7 +629,10 @@ export interface Policy extends Timestamps {
   policy_code: string
   name: string
   description: string | null
-  policy_rules: Required<Omit<PolicyRules, 'workflow_code'>> & { workflow_code?: string }
+  policy_rules: Required<Omit<PolicyRules, 'workflow_code' | 'issuer_ids'>> & {
+    workflow_code?: string
+    issuer_ids?: CertificateId[]
+  }
   status: PolicyStatus
   version: number
   organization_id: OrganizationId | null

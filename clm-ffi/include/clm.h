@@ -353,7 +353,8 @@ clm_status clm_restore_user(const struct clm_handle *clm,
                             char **result_json);
 
 /*
- Sets a user's password (checked against the password policy).
+ Resets another user's password (containment over them; ends their
+ sessions).
 
  Operation `set_password` (identity). `arguments_json`: a JSON object of
  these named arguments:
@@ -370,6 +371,27 @@ clm_status clm_restore_user(const struct clm_handle *clm,
 clm_status clm_set_password(const struct clm_handle *clm,
                             const struct clm_actor *actor,
                             const char *arguments_json);
+
+/*
+ Changes the acting user's own password: in person, with the current
+ password (and a one-time code when MFA is on); ends the other sessions.
+
+ Operation `change_password` (identity). `arguments_json`: a JSON object of
+ these named arguments:
+ - `current_password` (`String`): text
+ - `new_password` (`String`): text
+ - `otp` (`String`, optional): text
+
+ `actor`: who performs it (not NULL).
+ No result besides the status.
+
+ # Safety
+ `clm` and `actor` are NULL or live handles; `arguments_json` is NULL or a
+ NUL-terminated string.
+ */
+clm_status clm_change_password(const struct clm_handle *clm,
+                               const struct clm_actor *actor,
+                               const char *arguments_json);
 
 /*
  Lifts a lockout.
@@ -392,10 +414,12 @@ clm_status clm_unlock_user(const struct clm_handle *clm,
                            char **result_json);
 
 /*
- Starts TOTP enrollment for the acting user: the secret is shown once.
+ Starts TOTP enrollment for the acting user (in person, with the current
+ password): the secret is shown once.
 
- Operation `begin_mfa_enrollment` (identity). `arguments_json`: none; pass
- NULL.
+ Operation `begin_mfa_enrollment` (identity). `arguments_json`: a JSON
+ object of these named arguments:
+ - `current_password` (`String`): text
 
  `actor`: who performs it (not NULL).
  `result_json`: `{"secret_base32", "provisioning_uri"}` as JSON text; free
@@ -429,11 +453,14 @@ clm_status clm_confirm_mfa_enrollment(const struct clm_handle *clm,
                                       const char *arguments_json);
 
 /*
- Turns MFA off for a user.
+ Turns MFA off: one's own with the current password and a one-time code;
+ another user's with containment over them.
 
  Operation `disable_mfa` (identity). `arguments_json`: a JSON object of
  these named arguments:
  - `id` (`UserId`): UUID text
+ - `current_password` (`String`, optional): text
+ - `otp` (`String`, optional): text
 
  `actor`: who performs it (not NULL).
  No result besides the status.

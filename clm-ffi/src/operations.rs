@@ -182,7 +182,8 @@ pub unsafe extern "C" fn clm_restore_user(
     unsafe { run(clm, actor, "restore_user", arguments_json, None, Output::Json(result_json)) }
 }
 
-/// Sets a user's password (checked against the password policy).
+/// Resets another user's password (containment over them; ends their
+/// sessions).
 ///
 /// Operation `set_password` (identity). `arguments_json`: a JSON object of
 /// these named arguments:
@@ -202,6 +203,30 @@ pub unsafe extern "C" fn clm_set_password(
     arguments_json: *const c_char,
 ) -> clm_status {
     unsafe { run(clm, actor, "set_password", arguments_json, None, Output::Nothing) }
+}
+
+/// Changes the acting user's own password: in person, with the current
+/// password (and a one-time code when MFA is on); ends the other sessions.
+///
+/// Operation `change_password` (identity). `arguments_json`: a JSON object of
+/// these named arguments:
+/// - `current_password` (`String`): text
+/// - `new_password` (`String`): text
+/// - `otp` (`String`, optional): text
+///
+/// `actor`: who performs it (not NULL).
+/// No result besides the status.
+///
+/// # Safety
+/// `clm` and `actor` are NULL or live handles; `arguments_json` is NULL or a
+/// NUL-terminated string.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn clm_change_password(
+    clm: *const clm_handle,
+    actor: *const clm_actor,
+    arguments_json: *const c_char,
+) -> clm_status {
+    unsafe { run(clm, actor, "change_password", arguments_json, None, Output::Nothing) }
 }
 
 /// Lifts a lockout.
@@ -227,10 +252,12 @@ pub unsafe extern "C" fn clm_unlock_user(
     unsafe { run(clm, actor, "unlock_user", arguments_json, None, Output::Json(result_json)) }
 }
 
-/// Starts TOTP enrollment for the acting user: the secret is shown once.
+/// Starts TOTP enrollment for the acting user (in person, with the current
+/// password): the secret is shown once.
 ///
-/// Operation `begin_mfa_enrollment` (identity). `arguments_json`: none; pass
-/// NULL.
+/// Operation `begin_mfa_enrollment` (identity). `arguments_json`: a JSON
+/// object of these named arguments:
+/// - `current_password` (`String`): text
 ///
 /// `actor`: who performs it (not NULL).
 /// `result_json`: `{"secret_base32", "provisioning_uri"}` as JSON text; free
@@ -270,11 +297,14 @@ pub unsafe extern "C" fn clm_confirm_mfa_enrollment(
     unsafe { run(clm, actor, "confirm_mfa_enrollment", arguments_json, None, Output::Nothing) }
 }
 
-/// Turns MFA off for a user.
+/// Turns MFA off: one's own with the current password and a one-time code;
+/// another user's with containment over them.
 ///
 /// Operation `disable_mfa` (identity). `arguments_json`: a JSON object of
 /// these named arguments:
 /// - `id` (`UserId`): UUID text
+/// - `current_password` (`String`, optional): text
+/// - `otp` (`String`, optional): text
 ///
 /// `actor`: who performs it (not NULL).
 /// No result besides the status.
