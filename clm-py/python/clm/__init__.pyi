@@ -91,6 +91,18 @@ class ApiKeyInput(TypedDict, total=False):
     organization_id: str | UUID | None
 
 
+class AuditCheckpointInput(TypedDict, total=False):
+    """`{"version", "log", "sequence_number", "row_hash", "created_at", "key_id", "signature"}`: a checkpoint exactly as `audit_checkpoint` returned it (its text form parsed as JSON)."""
+
+    version: Required[int]
+    log: Required[str]
+    sequence_number: Required[int]
+    row_hash: Required[str]
+    created_at: Required[str]
+    key_id: Required[str]
+    signature: Required[str]
+
+
 class AuditFilterInput(TypedDict, total=False):
     """`{"user_id"?, "resource_type"?, "resource_id"?, "event_type"?, "organization_ids"?, "since"?, "until"?}`"""
 
@@ -302,6 +314,15 @@ class ArchiveReport(Record):
     archived: int
     through_sequence: int | None
     file: str
+
+class AuditCheckpoint(Record):
+    version: int
+    log: str
+    sequence_number: int
+    row_hash: str
+    created_at: str
+    key_id: str
+    signature: str
 
 class AuditEvent(Record):
     id: str
@@ -779,10 +800,23 @@ class Clm:
     def delete_user(self, actor: Actor, id: str | UUID) -> None: ...
     def restore_user(self, actor: Actor, id: str | UUID) -> User: ...
     def set_password(self, actor: Actor, id: str | UUID, new_password: str) -> None: ...
+    def change_password(
+        self,
+        actor: Actor,
+        current_password: str,
+        new_password: str,
+        otp: str | None = None,
+    ) -> None: ...
     def unlock_user(self, actor: Actor, id: str | UUID) -> User: ...
-    def begin_mfa_enrollment(self, actor: Actor) -> MfaEnrollment: ...
+    def begin_mfa_enrollment(self, actor: Actor, current_password: str) -> MfaEnrollment: ...
     def confirm_mfa_enrollment(self, actor: Actor, code: str) -> None: ...
-    def disable_mfa(self, actor: Actor, id: str | UUID) -> None: ...
+    def disable_mfa(
+        self,
+        actor: Actor,
+        id: str | UUID,
+        current_password: str | None = None,
+        otp: str | None = None,
+    ) -> None: ...
     def authenticate(
         self,
         login: str,
@@ -940,6 +974,13 @@ class Clm:
         unread_only: bool | None = None,
         page: PageRequest | None = None,
     ) -> Page[Notification]: ...
+    def list_user_notifications(
+        self,
+        actor: Actor,
+        user_id: str | UUID,
+        unread_only: bool | None = None,
+        page: PageRequest | None = None,
+    ) -> Page[Notification]: ...
     def mark_notification_read(self, actor: Actor, id: str | UUID) -> None: ...
     def mark_all_notifications_read(self, actor: Actor) -> int: ...
     def fetch_undelivered_notifications(self, actor: Actor, limit: int) -> list[Notification]: ...
@@ -953,6 +994,13 @@ class Clm:
         page: PageRequest | None = None,
     ) -> Page[AuditEvent]: ...
     def verify_audit_chain(self, actor: Actor, log: AuditLogName) -> ChainReport: ...
+    def audit_checkpoint(self, actor: Actor, log: AuditLogName) -> AuditCheckpoint: ...
+    def verify_audit_chain_against_checkpoint(
+        self,
+        actor: Actor,
+        log: AuditLogName,
+        checkpoint: AuditCheckpointInput,
+    ) -> ChainReport: ...
     def archive_audit_events(
         self,
         actor: Actor,

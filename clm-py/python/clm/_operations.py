@@ -61,24 +61,40 @@ class Operations:
         return self._call("restore_user", actor, {"id": id})  # type: ignore[no-any-return]
 
     def set_password(self, actor: Actor, id: str | UUID, new_password: str) -> None:
-        """Sets a user's password (checked against the password policy)."""
+        """Resets another user's password (containment over them; ends their sessions)."""
         return self._call("set_password", actor, {"id": id, "new_password": new_password})  # type: ignore[no-any-return]
+
+    def change_password(
+        self,
+        actor: Actor,
+        current_password: str,
+        new_password: str,
+        otp: str | None = None,
+    ) -> None:
+        """Changes the acting user's own password: in person, with the current password (and a one-time code when MFA is on); ends the other sessions."""
+        return self._call("change_password", actor, {"current_password": current_password, "new_password": new_password, "otp": otp})  # type: ignore[no-any-return]
 
     def unlock_user(self, actor: Actor, id: str | UUID) -> User:
         """Lifts a lockout."""
         return self._call("unlock_user", actor, {"id": id})  # type: ignore[no-any-return]
 
-    def begin_mfa_enrollment(self, actor: Actor) -> MfaEnrollment:
-        """Starts TOTP enrollment for the acting user: the secret is shown once."""
-        return self._call("begin_mfa_enrollment", actor, {})  # type: ignore[no-any-return]
+    def begin_mfa_enrollment(self, actor: Actor, current_password: str) -> MfaEnrollment:
+        """Starts TOTP enrollment for the acting user (in person, with the current password): the secret is shown once."""
+        return self._call("begin_mfa_enrollment", actor, {"current_password": current_password})  # type: ignore[no-any-return]
 
     def confirm_mfa_enrollment(self, actor: Actor, code: str) -> None:
         """Confirms TOTP enrollment with a current code."""
         return self._call("confirm_mfa_enrollment", actor, {"code": code})  # type: ignore[no-any-return]
 
-    def disable_mfa(self, actor: Actor, id: str | UUID) -> None:
-        """Turns MFA off for a user."""
-        return self._call("disable_mfa", actor, {"id": id})  # type: ignore[no-any-return]
+    def disable_mfa(
+        self,
+        actor: Actor,
+        id: str | UUID,
+        current_password: str | None = None,
+        otp: str | None = None,
+    ) -> None:
+        """Turns MFA off: one's own with the current password and a one-time code; another user's with containment over them."""
+        return self._call("disable_mfa", actor, {"id": id, "current_password": current_password, "otp": otp})  # type: ignore[no-any-return]
 
     def authenticate(
         self,
@@ -441,6 +457,16 @@ class Operations:
         """The acting user's notifications, paginated."""
         return self._call("list_notifications", actor, {"unread_only": unread_only, "page": page})  # type: ignore[no-any-return]
 
+    def list_user_notifications(
+        self,
+        actor: Actor,
+        user_id: str | UUID,
+        unread_only: bool | None = None,
+        page: PageRequest | None = None,
+    ) -> Page[Notification]:
+        """Another user's notifications (needs `notifications:read`), paginated."""
+        return self._call("list_user_notifications", actor, {"user_id": user_id, "unread_only": unread_only, "page": page})  # type: ignore[no-any-return]
+
     def mark_notification_read(self, actor: Actor, id: str | UUID) -> None:
         """Marks one notification read."""
         return self._call("mark_notification_read", actor, {"id": id})  # type: ignore[no-any-return]
@@ -474,6 +500,19 @@ class Operations:
     def verify_audit_chain(self, actor: Actor, log: AuditLogName) -> ChainReport:
         """Verifies a trail's hash chain; reports the first broken link."""
         return self._call("verify_audit_chain", actor, {"log": log})  # type: ignore[no-any-return]
+
+    def audit_checkpoint(self, actor: Actor, log: AuditLogName) -> AuditCheckpoint:
+        """A signed checkpoint of a trail's head, for the host to keep elsewhere."""
+        return self._call("audit_checkpoint", actor, {"log": log})  # type: ignore[no-any-return]
+
+    def verify_audit_chain_against_checkpoint(
+        self,
+        actor: Actor,
+        log: AuditLogName,
+        checkpoint: AuditCheckpointInput,
+    ) -> ChainReport:
+        """Verifies a trail and that it still holds the head a checkpoint signed."""
+        return self._call("verify_audit_chain_against_checkpoint", actor, {"log": log, "checkpoint": checkpoint})  # type: ignore[no-any-return]
 
     def archive_audit_events(
         self,

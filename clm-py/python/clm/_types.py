@@ -53,6 +53,18 @@ class ApiKeyInput(TypedDict, total=False):
     organization_id: str | UUID | None
 
 
+class AuditCheckpointInput(TypedDict, total=False):
+    """`{"version", "log", "sequence_number", "row_hash", "created_at", "key_id", "signature"}`: a checkpoint exactly as `audit_checkpoint` returned it (its text form parsed as JSON)."""
+
+    version: Required[int]
+    log: Required[str]
+    sequence_number: Required[int]
+    row_hash: Required[str]
+    created_at: Required[str]
+    key_id: Required[str]
+    signature: Required[str]
+
+
 class AuditFilterInput(TypedDict, total=False):
     """`{"user_id"?, "resource_type"?, "resource_id"?, "event_type"?, "organization_ids"?, "since"?, "until"?}`"""
 
@@ -279,6 +291,20 @@ class ArchiveReport(Record):
     archived: int
     through_sequence: int | None
     file: str
+
+
+class AuditCheckpoint(Record):
+    """A signed statement of a chain's head, for the host to keep outside the database (another system, a ticket, a WORM bucket). A later [`Clm::verify_audit_chain_against_checkpoint`] fails when the chain no longer holds that row as it was: removed newest rows, a rewritten chain.  Text form ([`AuditCheckpoint::to_text`]): RFC 8785 canonical JSON of the seven fields, e.g. `{"created_at":"2026-01-02T03:04:05.123456Z", "key_id":"local:…","log":"audit_log","row_hash":"<64 hex>", "sequence_number":42,"signature":"<64 hex>","version":1}`. The signature is hex HMAC-SHA256, under a key derived from the master key for this purpose alone, of `clm audit checkpoint v1\\n` followed by the canonical JSON of the other six fields. An empty chain is sequence 0 with the genesis hash."""
+
+    _fields = ('version', 'log', 'sequence_number', 'row_hash', 'created_at', 'key_id', 'signature',)
+
+    version: int
+    log: str
+    sequence_number: int
+    row_hash: str
+    created_at: str
+    key_id: str
+    signature: str
 
 
 class AuditEvent(Record):
@@ -932,7 +958,7 @@ class WorkflowStep(Record):
 
 #: Argument kinds that are text (enums) and objects (dicts).
 _ENUM_NAMES = frozenset(['ActorType', 'AuditLogName', 'AuditOutcome', 'CertificateKind', 'CertificateSource', 'CertificateStatus', 'IssuanceOutcomeKind', 'KeyStatus', 'KeyType', 'NotificationPriority', 'NotificationType', 'OrganizationStatus', 'PolicyStatus', 'RequestStatus', 'RevocationReason', 'RotationStatus', 'RotationType', 'StepType', 'UserStatus', 'WorkflowDefinitionStatus', 'WorkflowStatus'])
-_DICT_NAMES = frozenset(['ApiKeyInput', 'AuditFilterInput', 'AuthorityInput', 'DistinguishedName', 'ImportInput', 'IssueInput', 'MasterKeyInput', 'OrganizationInput', 'PageRequest', 'PolicyFilterInput', 'PolicyInput', 'PolicyUpdateInput', 'RenewInput', 'RoleInput', 'SearchInput', 'UserFilterInput', 'UserInput', 'UserUpdateInput', 'WorkflowInput'])
+_DICT_NAMES = frozenset(['ApiKeyInput', 'AuditCheckpointInput', 'AuditFilterInput', 'AuthorityInput', 'DistinguishedName', 'ImportInput', 'IssueInput', 'MasterKeyInput', 'OrganizationInput', 'PageRequest', 'PolicyFilterInput', 'PolicyInput', 'PolicyUpdateInput', 'RenewInput', 'RoleInput', 'SearchInput', 'UserFilterInput', 'UserInput', 'UserUpdateInput', 'WorkflowInput'])
 
 __all__ = [
     "ActorType",
@@ -958,6 +984,7 @@ __all__ = [
     "WorkflowStatus",
     "SubjectAlternativeName",
     "ApiKeyInput",
+    "AuditCheckpointInput",
     "AuditFilterInput",
     "AuthorityInput",
     "DistinguishedName",
@@ -979,6 +1006,7 @@ __all__ = [
     "ApiKey",
     "ApprovalDecision",
     "ArchiveReport",
+    "AuditCheckpoint",
     "AuditEvent",
     "Certificate",
     "CertificateAuthority",
