@@ -320,7 +320,11 @@ test('workflows, approvals and notifications', async () => {
   assert.ok((await clm.listWorkflows(system)).items.length >= 2)
   const gated = await clm.createPolicy(system, {
     policy_code: 'GATED', name: 'Gated', organization_id: org.id, workflow_id: workflow.id,
-    rules: { max_validity_days: 90, require_approval: true, workflow_code: 'ONE-APPROVAL' },
+    rules: {
+      max_validity_days: 90, require_approval: true, workflow_code: 'ONE-APPROVAL',
+      // The shared intermediate serves the organization through this policy only.
+      issuer_ids: [inter.certificate.id],
+    },
   })
   const asRequester = await clm.actorForUser(requester.id)
   const asApprover = await clm.actorForUser(approver.id)

@@ -211,3 +211,16 @@ def test_suspended_organization_stops_working(store):
     with pytest.raises(REFUSED):
         c.set_organization_status(c.actor_for_user(member.id), tenant.id, "active")
     assert c.get_organization(system, tenant.id).status == "suspended"
+
+
+def test_checkpoint_detects_a_rewritten_head(store):
+    c = store
+    system = c.system_actor()
+    org(c, "checkpointed")
+    checkpoint = c.audit_checkpoint(system, "core")
+    assert isinstance(checkpoint, clm.AuditCheckpoint) and checkpoint.log == "audit_log"
+    report = c.verify_audit_chain_against_checkpoint(system, "core", checkpoint.to_dict())
+    assert report.broken is None and report.rows_checked >= 1
+    forged = dict(checkpoint.to_dict(), row_hash="0" * 64)
+    with pytest.raises(clm.InvalidInput):
+        c.verify_audit_chain_against_checkpoint(system, "core", forged)
