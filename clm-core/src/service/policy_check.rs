@@ -168,7 +168,7 @@ fn uri_host(uri: &str) -> Name {
 /// Every name a request carries: the CN (always; an IP literal counts as an
 /// IP), the subject emailAddress, and every SAN (the host of EMAIL and URI).
 fn names(input: &PolicyInput<'_>) -> Vec<Name> {
-    let mut names = Vec::with_capacity(input.sans.len() + 2);
+    let mut names = Vec::with_capacity(input.sans.len().saturating_add(2));
     if let Some(cn) = input
         .subject
         .common_name
