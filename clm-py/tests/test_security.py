@@ -224,3 +224,37 @@ def test_checkpoint_detects_a_rewritten_head(store):
     forged = dict(checkpoint.to_dict(), row_hash="0" * 64)
     with pytest.raises(clm.InvalidInput):
         c.verify_audit_chain_against_checkpoint(system, "core", forged)
+
+
+def test_every_name_is_checked_against_the_policy(store):
+    c = store
+    system = c.system_actor()
+    ca = c.create_root_ca(system, {"subject": {"common_name": unique("Root")}})
+    policy = c.create_policy(system, {
+        "policy_code": unique("names"), "name": "names",
+        "rules": {"max_validity_days": 90, "allowed_domains": ["example.com"],
+                  "allow_subdomains": True},
+    })
+    base = {"issuer_id": ca.certificate.id, "policy_id": policy.id, "validity_days": 30,
+            "subject": {"common_name": "www.example.com"}}
+    for name in ({"type": "EMAIL", "value": "ceo@evil.com"},
+                 {"type": "URI", "value": "https://login.evil.com/"},
+                 {"type": "IP", "value": "8.8.8.8"}):
+        with pytest.raises(clm.PolicyViolation):
+            c.issue_certificate(system, dict(base, sans=[name]))
+    for cn in ("intranet", "evil.com."):
+        with pytest.raises(clm.PolicyViolation):
+            c.issue_certificate(system, dict(base, subject={"common_name": cn}))
+
+
+def test_a_compromised_key_does_not_come_back_by_renewal(store):
+    c = store
+    system = c.system_actor()
+    ca = c.create_root_ca(system, {"subject": {"common_name": unique("Root")}})
+    cert = c.issue_certificate(system, {
+        "issuer_id": ca.certificate.id, "validity_days": 30,
+        "subject": {"common_name": "k.example.com"},
+    }).certificate
+    c.revoke_certificate(system, cert.id, "key_compromise")
+    with pytest.raises(clm.ClmError):
+        c.renew_certificate(system, cert.id, {"reuse_key": True})
