@@ -515,9 +515,11 @@ impl Clm {
                     instance.status
                 )));
             }
+            // Assignment to the current step, whatever its status: a step
+            // another approver settled meanwhile is a Conflict below, not a
+            // refusal.
             let assigned = steps.iter().any(|s| {
                 s.step_order == instance.current_step_order
-                    && s.status == WorkflowStatus::PendingApproval
                     && assigned_to(s, user_id, &held_roles)
             });
             drop(conn);
@@ -553,7 +555,7 @@ impl Clm {
             .find(|s| assigned_to(s, user_id, &held_roles))
         else {
             return Err(Error::conflict(format!(
-                "workflow instance {instance_id} has moved to a step this approver is not assigned to"
+                "workflow instance {instance_id} has no step waiting for this approver any more"
             )));
         };
         if waiting
