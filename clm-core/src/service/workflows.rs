@@ -519,8 +519,7 @@ impl Clm {
             // another approver settled meanwhile is a Conflict below, not a
             // refusal.
             let assigned = steps.iter().any(|s| {
-                s.step_order == instance.current_step_order
-                    && assigned_to(s, user_id, &held_roles)
+                s.step_order == instance.current_step_order && assigned_to(s, user_id, &held_roles)
             });
             drop(conn);
             if !assigned {
