@@ -150,20 +150,32 @@ pub mod canonical {
     }
 
     fn write_string(out: &mut String, s: &str) {
+        out.reserve(s.len().saturating_add(2));
         out.push('"');
-        for c in s.chars() {
-            match c {
-                '"' => out.push_str("\\\""),
-                '\\' => out.push_str("\\\\"),
-                '\u{8}' => out.push_str("\\b"),
-                '\t' => out.push_str("\\t"),
-                '\n' => out.push_str("\\n"),
-                '\u{c}' => out.push_str("\\f"),
-                '\r' => out.push_str("\\r"),
-                c if u32::from(c) < 0x20 => out.push_str(&format!("\\u{:04x}", u32::from(c))),
-                c => out.push(c),
+        // Copy runs that need no escape whole; every escape is ASCII, so
+        // byte positions are always character boundaries.
+        let mut run_start = 0;
+        for (at, byte) in s.bytes().enumerate() {
+            let escape = match byte {
+                b'"' => "\\\"",
+                b'\\' => "\\\\",
+                0x08 => "\\b",
+                b'\t' => "\\t",
+                b'\n' => "\\n",
+                0x0c => "\\f",
+                b'\r' => "\\r",
+                0x00..=0x1f => "",
+                _ => continue,
+            };
+            out.push_str(&s[run_start..at]);
+            if escape.is_empty() {
+                out.push_str(&format!("\\u{byte:04x}"));
+            } else {
+                out.push_str(escape);
             }
+            run_start = at.saturating_add(1);
         }
+        out.push_str(&s[run_start..]);
         out.push('"');
     }
 
