@@ -321,6 +321,18 @@ impl Actor {
         )
     }
 
+    /// Whether the actor may decide approvals of an instance of
+    /// `organization` at all (step assignment aside): `workflows:approve`
+    /// there. Instances of no organization are shared: any assigned approver
+    /// holding the permission anywhere may act on them. One rule for
+    /// deciding, listing pending approvals and notifying approvers.
+    pub fn may_approve(&self, organization: Option<OrganizationId>) -> bool {
+        match organization {
+            Some(org) => self.permissions_in(org).allows("workflows", "approve"),
+            None => self.can("workflows", "approve"),
+        }
+    }
+
     /// Whether the actor may put `permissions` where they would apply (a
     /// role of `organization`, or a global role): only what it holds there.
     pub fn may_confer(

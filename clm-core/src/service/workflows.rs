@@ -54,18 +54,6 @@ pub fn check_transition(from: WorkflowStatus, to: WorkflowStatus) -> Result<()> 
     }
 }
 
-/// Whether an actor may decide approvals of an instance of `organization`
-/// at all (step assignment aside): it holds `workflows:approve` and reaches
-/// the organization. Instances of no organization are shared: any assigned
-/// approver may act on them. One rule for deciding, listing pending
-/// approvals and notifying approvers.
-fn may_approve(actor: &Actor, organization: Option<OrganizationId>) -> bool {
-    match organization {
-        Some(org) => actor.permissions_in(org).allows("workflows", "approve"),
-        None => actor.can("workflows", "approve"),
-    }
-}
-
 /// Whether `step` is assigned to the user, by name or by a role they hold.
 fn assigned_to(step: &WorkflowStep, user_id: UserId, held_roles: &[RoleId]) -> bool {
     step.assigned_to_user_id == Some(user_id)
@@ -439,7 +427,7 @@ impl Clm {
             // Only those who could act: a role holder of another
             // organization is not told about this one's requests.
             let approver = self.resolve_user_actor(conn, user).await?;
-            if !may_approve(&approver, instance.organization_id) {
+            if !approver.may_approve(instance.organization_id) {
                 continue;
             }
             notify(
@@ -491,7 +479,7 @@ impl Clm {
             )
             .await?;
             let access = Access::new("workflows", "approve").in_org(instance.organization_id);
-            if !may_approve(actor, instance.organization_id) {
+            if !actor.may_approve(instance.organization_id) {
                 drop(conn);
                 self.audit_denial(actor, access).await?;
                 return Err(Error::not_found("workflow instance", instance_id));
@@ -908,7 +896,7 @@ impl Clm {
             .into_iter()
             .filter(|row| {
                 row.requested_by_user_id != Some(user_id)
-                    && may_approve(actor, row.organization_id)
+                    && actor.may_approve(row.organization_id)
                     && !row.approvals.0.iter().any(|d| d.user_id == user_id)
             })
             .collect())
