@@ -210,7 +210,11 @@ int main(int argc, char **argv) {
 
   /* Runs are repeatable against the same database: names carry a suffix. */
   char suffix[16];
-  srand((unsigned)time(NULL) ^ (unsigned)getpid());
+  /* Nanoseconds and the pid apart: time ^ pid repeats for two runs a
+   * second and a pid apart (both even), and the policy code must not. */
+  struct timespec now;
+  clock_gettime(CLOCK_REALTIME, &now);
+  srand((unsigned)now.tv_nsec ^ ((unsigned)getpid() << 16) ^ (unsigned)now.tv_sec);
   snprintf(suffix, sizeof suffix, "%08x", (unsigned)rand());
 
   char arguments[2048];
