@@ -486,10 +486,8 @@ async fn every_violated_rule_is_named_and_nothing_is_written() {
         let clm::Error::PolicyViolation { violations } = &err else {
             panic!("{err}")
         };
-        let rules: Vec<&str> = violations
-            .iter()
-            .map(|v| v.split(':').next().unwrap_or(""))
-            .collect();
+        let rules: Vec<&str> = violations.iter().map(|v| v.rule.as_str()).collect();
+        let violations: Vec<String> = violations.iter().map(ToString::to_string).collect();
         assert_eq!(
             rules,
             [

@@ -12,9 +12,13 @@
 
 mod inputs;
 mod operations;
+mod records;
 
 pub use inputs::OpenOptions;
 pub use operations::OPERATIONS;
+pub use records::{
+    ActorDescription, ActorKindName, CreatedApiKey, CsrBundle, LoginResult, MfaEnrollment,
+};
 
 use std::future::Future;
 use std::pin::Pin;
@@ -126,22 +130,101 @@ pub fn call<'a>(
     })
 }
 
-/// The description of `actor` a binding shows: `{"kind", "user_id",
-/// "session_id", "api_key_id", "organization_ids"}`; never its permissions
-/// as something to edit.
+/// The description of `actor` a binding shows (never its permissions).
 pub fn describe_actor(actor: &Actor) -> Value {
-    let kind = match actor.kind {
-        crate::ActorKind::User(_) => "user",
-        crate::ActorKind::ApiKey { .. } => "api_key",
-        crate::ActorKind::System => "system",
+    serde_json::to_value(ActorDescription::of(actor)).unwrap_or(Value::Null)
+}
+
+/// Where the named types of [`describe`] live, as a JSON pointer prefix.
+const TYPES_PATH: &str = "/types";
+
+/// The whole API as one JSON document, which every binding is generated
+/// from (`bindings/api.json`):
+///
+/// - `operations`: name, module, summary, `needs_actor`, `arguments`
+///   (name, JSON Schema, `required`, `default`), `result` (JSON Schema),
+///   `result_kind` (`value`, `actor`, `handle` or `nothing`) and
+///   `progress` (the schema of progress reports, or null);
+/// - `types`: every named schema the operations refer to
+///   (`{"$ref": "#/types/Certificate"}`), with `records` and `enums`
+///   listing the object and the enumeration types among them;
+/// - `errors`: every error code with its stable number and meaning, and
+///   `error_details`, the shape of an error as the bindings pass it on.
+///
+/// Schemas mark secrets with `"x-secret": true` (shown once, never in a
+/// `repr`) and handles with `"x-handle"`.
+pub fn describe() -> Value {
+    let mut settings = schemars::generate::SchemaSettings::draft2020_12();
+    settings.definitions_path = TYPES_PATH.into();
+    let mut generator = settings.into_generator();
+    let operations = operations::describe_operations(&mut generator);
+    let error_details = generator.subschema_for::<crate::error::ErrorDetails>();
+    let actor_description = generator.subschema_for::<ActorDescription>();
+    let types: serde_json::Map<String, Value> = generator
+        .take_definitions(true)
+        .into_iter()
+        .collect::<std::collections::BTreeMap<_, _>>()
+        .into_iter()
+        .collect();
+    let names_where = |test: fn(&Value) -> bool| -> Vec<String> {
+        types
+            .iter()
+            .filter(|(_, schema)| test(schema))
+            .map(|(name, _)| name.clone())
+            .collect()
     };
+    let records = names_where(|schema| {
+        schema.get("type") == Some(&Value::from("object")) && schema.get("x-handle").is_none()
+    });
+    let enums = names_where(|schema| schema.get("enum").is_some() || is_const_union(schema));
+    let errors: Vec<Value> = crate::ErrorCode::ALL
+        .iter()
+        .map(|code| {
+            serde_json::json!({
+                "code": code.as_str(),
+                "name": code.name(),
+                "number": code.number(),
+                "description": code.description(),
+            })
+        })
+        .collect();
     serde_json::json!({
-        "kind": kind,
-        "user_id": actor.user_id(),
-        "session_id": actor.session_id,
-        "api_key_id": actor.api_key_id(),
-        "organization_ids": actor.organization_ids(),
+        "clm_version": version(),
+        "operations": operations,
+        "types": types,
+        "records": records,
+        "enums": enums,
+        "errors": errors,
+        "error_details": error_details,
+        "actor_description": actor_description,
     })
+}
+
+/// An enumeration written as `oneOf` constants (variants with doc comments).
+fn is_const_union(schema: &Value) -> bool {
+    schema
+        .get("oneOf")
+        .and_then(Value::as_array)
+        .is_some_and(|variants| variants.iter().all(|v| v.get("const").is_some()))
+}
+
+/// The summary of a table entry from its doc lines.
+fn summary(lines: &[&str]) -> String {
+    lines
+        .iter()
+        .map(|line| line.trim())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// How a binding hands back a result of the named schema type.
+fn result_kind(schema_name: &str) -> &'static str {
+    match schema_name {
+        "Actor" => "actor",
+        "Clm" => "handle",
+        "null" => "nothing",
+        _ => "value",
+    }
 }
 
 /// The library version.
@@ -279,5 +362,122 @@ mod tests {
         let list = Operation::find("list_users").expect("list_users is listed");
         assert!(list.params.iter().all(|param| param.optional));
         assert_eq!(list.returns.replace(' ', ""), "Page<User>");
+    }
+}
+
+/// `bindings/api.json`, the committed description every binding is
+/// generated from, against [`describe`].
+#[cfg(test)]
+mod description_tests {
+    use super::*;
+
+    fn committed_path() -> std::path::PathBuf {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../bindings/api.json")
+    }
+
+    /// The document as it is written to disk: pretty, with a final newline.
+    fn rendered() -> String {
+        let mut text =
+            serde_json::to_string_pretty(&describe()).expect("the description serializes");
+        text.push('\n');
+        text
+    }
+
+    /// Fails when the committed description is stale;
+    /// `CLM_REGENERATE=1 cargo test -p clm-core --lib description` rewrites it.
+    #[test]
+    fn committed_description_is_current() {
+        let fresh = rendered();
+        if std::env::var_os("CLM_REGENERATE").is_some() {
+            std::fs::write(committed_path(), &fresh).expect("bindings/api.json is writable");
+            return;
+        }
+        let committed = std::fs::read_to_string(committed_path()).unwrap_or_default();
+        assert!(
+            committed == fresh,
+            "bindings/api.json is stale: run `CLM_REGENERATE=1 cargo test -p clm-core --lib description` and regenerate the bindings (bindings/generate.py)"
+        );
+    }
+
+    /// Every `$ref` in the document names a type it defines.
+    #[test]
+    fn every_reference_resolves() {
+        let document = describe();
+        let types = document["types"].as_object().expect("types");
+        let mut stack = vec![&document];
+        let mut seen = 0;
+        while let Some(value) = stack.pop() {
+            match value {
+                Value::Object(map) => {
+                    if let Some(Value::String(reference)) = map.get("$ref") {
+                        let name = reference
+                            .strip_prefix("#/types/")
+                            .unwrap_or_else(|| panic!("{reference} is outside #/types/"));
+                        assert!(types.contains_key(name), "{reference} is not defined");
+                        seen += 1;
+                    }
+                    stack.extend(map.values());
+                }
+                Value::Array(items) => stack.extend(items),
+                _ => {}
+            }
+        }
+        assert!(
+            seen > 100,
+            "only {seen} references: the schemas are not named types"
+        );
+    }
+
+    #[test]
+    fn operations_carry_their_arguments_results_and_flags() {
+        let document = describe();
+        let operations = document["operations"].as_array().expect("operations");
+        assert_eq!(operations.len(), OPERATIONS.len());
+        let find = |name: &str| {
+            operations
+                .iter()
+                .find(|op| op["name"] == name)
+                .unwrap_or_else(|| panic!("{name} is described"))
+        };
+        let issue = find("issue_certificate");
+        assert_eq!(issue["needs_actor"], true);
+        assert_eq!(issue["result"]["$ref"], "#/types/IssuanceOutcome");
+        assert_eq!(issue["arguments"][0]["name"], "request");
+        assert_eq!(issue["arguments"][0]["required"], true);
+        let list = find("list_users");
+        assert_eq!(list["arguments"][1]["required"], false);
+        assert_eq!(list["arguments"][1]["default"]["include_deleted"], false);
+        assert_eq!(find("validate_session")["result_kind"], "actor");
+        assert_eq!(find("open")["result_kind"], "handle");
+        assert_eq!(find("delete_user")["result_kind"], "nothing");
+        assert_eq!(find("authenticate")["needs_actor"], false);
+        assert!(find("rotate_data_key")["progress"].is_object());
+        assert!(find("rotate_master_key")["progress"].is_null());
+        // Secrets are marked: passwords in, tokens and keys out.
+        let login = &document["types"]["LoginResult"]["properties"]["token"];
+        assert_eq!(login["x-secret"], true, "{login}");
+        let password = &find("authenticate")["arguments"][1]["schema"];
+        assert_eq!(password["writeOnly"], true, "{password}");
+        let codes: Vec<u64> = document["errors"]
+            .as_array()
+            .expect("errors")
+            .iter()
+            .filter_map(|e| e["number"].as_u64())
+            .collect();
+        assert_eq!(codes, (1..=12).collect::<Vec<u64>>());
+        let records = document["records"].as_array().expect("records");
+        for name in [
+            "Certificate",
+            "User",
+            "LoginResult",
+            "CreatedApiKey",
+            "CsrBundle",
+        ] {
+            assert!(records.iter().any(|r| r == name), "{name} is a record");
+        }
+        let enums = document["enums"].as_array().expect("enums");
+        for name in ["CertificateStatus", "RevocationReason", "AuditLogKind"] {
+            assert!(enums.iter().any(|e| e == name), "{name} is an enum");
+        }
     }
 }

@@ -186,7 +186,7 @@ impl Filter {
 }
 
 /// A page request: at most `limit` rows (1..=1000, default 50) after `cursor`.
-#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct PageRequest {
     #[serde(default)]
     pub limit: Option<u32>,
@@ -245,7 +245,8 @@ impl PageRequest {
 }
 
 /// One page of rows and the cursor of the next page (None on the last page).
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, schemars::JsonSchema)]
+#[schemars(rename = "{T}Page")]
 pub struct Page<T> {
     pub items: Vec<T>,
     pub next_cursor: Option<String>,

@@ -148,7 +148,7 @@ fn assert_violation(err: &Error, rule: &str, needle: &str, path: &str) {
     assert!(
         violations
             .iter()
-            .any(|v| v.starts_with(&format!("{rule}:")) && v.contains(needle)),
+            .any(|v| v.rule == rule && v.message.contains(needle)),
         "{path}: no {rule} violation naming {needle:?} in {violations:?}"
     );
 }

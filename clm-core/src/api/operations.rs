@@ -7,22 +7,37 @@
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
-use super::inputs::{
-    ApiKeyInput, AuditCheckpointInput, AuditFilterInput, AuditLogName, AuthorityInput, ImportInput,
-    IssueInput, KeyAlgorithmName, MasterKeyInput, OrganizationInput, PolicyFilterInput,
-    PolicyInput, PolicyUpdateInput, RenewInput, RoleInput, SearchInput, UserFilterInput, UserInput,
-    UserUpdateInput, WorkflowInput, permissions,
-};
+use super::inputs::{ImportInput, IssueInput, MasterKeyInput, OpenOptions};
+use super::records::{ClmHandle, CreatedApiKey, CsrBundle, LoginResult, MfaEnrollment, SecretText};
 use super::{Operation, Param, ProgressSink, Reply, describe_actor, progress_value, record};
-use crate::crypto::{DistinguishedName, KeyPair, SecretString, build_csr, der_to_pem};
+use crate::crypto::{
+    DistinguishedName, KeyAlgorithm, KeyPair, SecretString, build_csr, der_to_pem,
+};
+use crate::model::{
+    ApiKey, AuditEvent, Certificate, CertificateRevocation, KeyRotation, Notification,
+    Organization, PendingApproval, Permissions, Policy, Role, User, UserRole, Workflow,
+};
 use crate::model::{
     ApiKeyId, CertificateId, NotificationId, OrganizationId, OrganizationStatus, PolicyId,
     RevocationReason, RoleId, SessionId, SubjectAlternativeName, UserId, WorkflowId,
     WorkflowInstanceId,
 };
-use crate::service::identity::LoginContext;
-use crate::service::rotation::{RotationOptions, RotationProgress};
-use crate::store::PageRequest;
+use crate::service::access::{NewOrganization, NewRole};
+use crate::service::audit::{ArchiveReport, AuditCheckpoint, ChainReport};
+use crate::service::authorities::{CertificateAuthority, NewCertificateAuthority};
+use crate::service::certificates::ReconcileReport;
+use crate::service::identity::{LoginContext, NewApiKey, NewUser, UserUpdate};
+use crate::service::inventory::{CertificateSearch, ImportReport, StatusRefreshReport};
+use crate::service::issuance::{DryRunReport, IssuanceOutcome, RenewOptions};
+use crate::service::lifecycle::LifecycleReport;
+use crate::service::policies::{NewPolicy, PolicyUpdate};
+use crate::service::revocation::GeneratedCrl;
+use crate::service::rotation::{DataKeyStatus, RotationOptions, RotationProgress, RotationReport};
+use crate::service::workflows::{NewWorkflow, WorkflowInstanceView};
+use crate::store::audit::{AuditFilter, AuditLogKind};
+use crate::store::policies::PolicyFilter;
+use crate::store::users::UserFilter;
+use crate::store::{Page, PageRequest};
 use crate::{Actor, Clm, Error, Result};
 
 /// True when a parameter's Rust type is an `Option`.
@@ -60,8 +75,8 @@ macro_rules! operations {
         $clm:ident, $actor:ident, $progress:ident;
         $(
             $(#[doc = $doc:literal])+
-            $module:ident $who:ident $name:ident (
-                $( $arg:ident : $ty:ty $(= $default:ident)? ),* $(,)?
+            $module:ident $who:ident $([progress: $progress_ty:ty])? $name:ident (
+                $( $(#[$attr:meta])* $arg:ident : $ty:ty $(= $default:ident)? ),* $(,)?
             ) -> $ret:ty => $body:expr;
         )*
     ) => {
@@ -81,6 +96,29 @@ macro_rules! operations {
             } ),*
         ];
 
+        /// Each operation as data: its arguments' and its result's schemas
+        /// (their named types land in `generator`'s definitions).
+        pub(super) fn describe_operations(
+            generator: &mut schemars::SchemaGenerator,
+        ) -> Vec<Value> {
+            vec![ $( {
+                let arguments: Vec<Value> = vec![ $(
+                    operations!(@argument generator, $arg, $ty $(, $default)?)
+                ),* ];
+                let progress = operations!(@progress generator $(, $progress_ty)?);
+                json!({
+                    "name": stringify!($name),
+                    "module": stringify!($module),
+                    "summary": super::summary(&[$($doc),+]),
+                    "needs_actor": operations!(@needs $who),
+                    "arguments": arguments,
+                    "result": generator.subschema_for::<$ret>(),
+                    "result_kind": super::result_kind(&<$ret as schemars::JsonSchema>::schema_name()),
+                    "progress": progress,
+                })
+            } ),* ]
+        }
+
         pub(super) async fn dispatch(
             $clm: &Clm,
             actor: Option<&Actor>,
@@ -92,7 +130,7 @@ macro_rules! operations {
                 $( stringify!($name) => {
                     #[derive(serde::Deserialize)]
                     #[serde(deny_unknown_fields)]
-                    struct Arguments { $( $(#[serde($default)])? $arg: $ty, )* }
+                    struct Arguments { $( $(#[serde($default)])? $(#[$attr])* $arg: $ty, )* }
                     let Arguments { $($arg),* } = super::arguments(stringify!($name), input)?;
                     operations!(@bind $who, $actor, actor);
                     $body
@@ -108,6 +146,25 @@ macro_rules! operations {
     (@needs anyone) => { false };
     (@has_default) => { false };
     (@has_default $default:ident) => { true };
+    (@argument $generator:ident, $arg:ident, $ty:ty) => {
+        json!({
+            "name": stringify!($arg),
+            "schema": $generator.subschema_for::<$ty>(),
+            "required": !is_option(stringify!($ty)),
+        })
+    };
+    (@argument $generator:ident, $arg:ident, $ty:ty, $default:ident) => {
+        json!({
+            "name": stringify!($arg),
+            "schema": $generator.subschema_for::<$ty>(),
+            "required": false,
+            "default": serde_json::to_value(<$ty as Default>::default()).unwrap_or(Value::Null),
+        })
+    };
+    (@progress $generator:ident) => { None::<schemars::Schema> };
+    (@progress $generator:ident, $progress_ty:ty) => {
+        Some($generator.subschema_for::<$progress_ty>())
+    };
     (@bind acting, $actor:ident, $given:ident) => { let $actor = required($given)?; };
     (@bind anyone, $actor:ident, $given:ident) => { let $actor = $given; let _ = $actor; };
 }
@@ -115,7 +172,7 @@ macro_rules! operations {
 operations! { clm, actor, progress;
     // ---- the handle -------------------------------------------------------
     /// Opens clm (the binding's constructor; see `OpenOptions`).
-    handle anyone open(options: Value) -> Clm => {
+    handle anyone open(options: OpenOptions) -> ClmHandle => {
         // The binding opens before it has a handle to call on.
         let _ = options;
         Err(Error::invalid(
@@ -132,51 +189,44 @@ operations! { clm, actor, progress;
 
     // ---- identity ---------------------------------------------------------
     /// Creates a user (with a password, or none for SSO-only users).
-    identity acting create_user(new: UserInput) -> User =>
-        record(&clm.create_user(actor, new.into()).await?);
+    identity acting create_user(new: NewUser) -> User =>
+        record(&clm.create_user(actor, new).await?);
     /// One user by id.
     identity acting get_user(id: UserId) -> User => record(&clm.get_user(actor, id).await?);
     /// One user by username.
     identity acting get_user_by_username(username: String) -> User =>
         record(&clm.get_user_by_username(actor, &username).await?);
     /// Users, filtered and paginated.
-    identity acting list_users(filter: UserFilterInput = default, page: PageRequest = default)
-        -> Page<User> => record(&clm.list_users(actor, &filter.into(), &page).await?);
+    identity acting list_users(filter: UserFilter = default, page: PageRequest = default)
+        -> Page<User> => record(&clm.list_users(actor, &filter, &page).await?);
     /// Changes a user's email, display name or status.
-    identity acting update_user(id: UserId, update: UserUpdateInput) -> User =>
-        record(&clm.update_user(actor, id, update.into()).await?);
+    identity acting update_user(id: UserId, update: UserUpdate) -> User =>
+        record(&clm.update_user(actor, id, update).await?);
     /// Soft-deletes a user and ends their sessions.
     identity acting delete_user(id: UserId) -> () => record(&clm.delete_user(actor, id).await?);
     /// Restores a soft-deleted user.
     identity acting restore_user(id: UserId) -> User => record(&clm.restore_user(actor, id).await?);
     /// Resets another user's password (containment over them; ends their sessions).
-    identity acting set_password(id: UserId, new_password: String) -> () =>
-        record(&clm.set_password(actor, id, SecretString::new(new_password)).await?);
+    identity acting set_password(id: UserId, new_password: SecretString) -> () =>
+        record(&clm.set_password(actor, id, new_password).await?);
     /// Changes the acting user's own password: in person, with the current
     /// password (and a one-time code when MFA is on); ends the other sessions.
     identity acting change_password(
-        current_password: String,
-        new_password: String,
+        current_password: SecretString,
+        new_password: SecretString,
         otp: Option<String>,
     ) -> () =>
-        record(&clm.change_password(
-            actor,
-            SecretString::new(current_password),
-            SecretString::new(new_password),
-            otp.as_deref(),
-        ).await?);
+        record(&clm.change_password(actor, current_password, new_password, otp.as_deref()).await?);
     /// Lifts a lockout.
     identity acting unlock_user(id: UserId) -> User => record(&clm.unlock_user(actor, id).await?);
     /// Starts TOTP enrollment for the acting user (in person, with the
     /// current password): the secret is shown once.
-    identity acting begin_mfa_enrollment(current_password: String) -> MfaEnrollment => {
-        let enrollment = clm
-            .begin_mfa_enrollment(actor, SecretString::new(current_password))
-            .await?;
-        Ok(Reply::Value(json!({
-            "secret_base32": enrollment.secret_base32.expose(),
-            "provisioning_uri": enrollment.provisioning_uri.expose(),
-        })))
+    identity acting begin_mfa_enrollment(current_password: SecretString) -> MfaEnrollment => {
+        let enrollment = clm.begin_mfa_enrollment(actor, current_password).await?;
+        record(&MfaEnrollment {
+            secret_base32: enrollment.secret_base32.expose().to_string(),
+            provisioning_uri: enrollment.provisioning_uri.expose().to_string(),
+        })
     };
     /// Confirms TOTP enrollment with a current code.
     identity acting confirm_mfa_enrollment(code: String) -> () =>
@@ -185,38 +235,35 @@ operations! { clm, actor, progress;
     /// code; another user's with containment over them.
     identity acting disable_mfa(
         id: UserId,
-        current_password: Option<String>,
+        current_password: Option<SecretString>,
         otp: Option<String>,
-    ) -> () =>
-        record(&clm.disable_mfa(actor, id, current_password.map(SecretString::new), otp.as_deref()).await?);
+    ) -> () => record(&clm.disable_mfa(actor, id, current_password, otp.as_deref()).await?);
     /// Logs in by username or email: the session token is shown this once.
     identity anyone authenticate(
         login: String,
-        password: String,
+        password: SecretString,
         otp: Option<String>,
         ip_address: Option<String>,
         user_agent: Option<String>,
     ) -> LoginResult => {
         let context = LoginContext { ip_address, user_agent };
         let outcome = clm
-            .authenticate(&login, SecretString::new(password), otp.as_deref(), context)
+            .authenticate(&login, password, otp.as_deref(), context)
             .await?;
-        Ok(Reply::Value(json!({
-            "token": outcome.token.expose(),
-            "session": serde_json::to_value(&outcome.session)
-                .map_err(|err| Error::Internal(format!("cannot serialize a session: {err}")))?,
-            "user": serde_json::to_value(&outcome.user)
-                .map_err(|err| Error::Internal(format!("cannot serialize a user: {err}")))?,
-        })))
+        record(&LoginResult {
+            token: outcome.token.expose().to_string(),
+            session: outcome.session,
+            user: outcome.user,
+        })
     };
     /// The actor behind a session token (absolute and idle timeouts apply).
-    identity anyone validate_session(token: String) -> Actor =>
-        actor_reply(clm.validate_session(&token).await?);
+    identity anyone validate_session(token: SecretString) -> Actor =>
+        actor_reply(clm.validate_session(token.expose()).await?);
     /// An actor for a user, for host processes acting on a user's behalf.
     identity anyone actor_for_user(user_id: UserId) -> Actor =>
         actor_reply(clm.actor_for_user(user_id).await?);
     /// Ends the session of a token.
-    identity anyone logout(token: String) -> () => record(&clm.logout(&token).await?);
+    identity anyone logout(token: SecretString) -> () => record(&clm.logout(token.expose()).await?);
     /// Revokes one session.
     identity acting revoke_session(id: SessionId) -> () =>
         record(&clm.revoke_session(actor, id).await?);
@@ -227,17 +274,16 @@ operations! { clm, actor, progress;
     identity acting purge_expired_sessions() -> u64 =>
         record(&clm.purge_expired_sessions(actor).await?);
     /// Creates an API key: the key is shown this once.
-    identity acting create_api_key(new: ApiKeyInput) -> CreatedApiKey => {
-        let created = clm.create_api_key(actor, new.try_into()?).await?;
-        Ok(Reply::Value(json!({
-            "key": created.key.expose(),
-            "api_key": serde_json::to_value(&created.api_key)
-                .map_err(|err| Error::Internal(format!("cannot serialize an API key: {err}")))?,
-        })))
+    identity acting create_api_key(new: NewApiKey) -> CreatedApiKey => {
+        let created = clm.create_api_key(actor, new).await?;
+        record(&CreatedApiKey {
+            key: created.key.expose().to_string(),
+            api_key: created.api_key,
+        })
     };
     /// The actor behind an API key.
-    identity anyone authenticate_api_key(key: String) -> Actor =>
-        actor_reply(clm.authenticate_api_key(&key).await?);
+    identity anyone authenticate_api_key(key: SecretString) -> Actor =>
+        actor_reply(clm.authenticate_api_key(key.expose()).await?);
     /// Revokes an API key.
     identity acting revoke_api_key(id: ApiKeyId) -> () =>
         record(&clm.revoke_api_key(actor, id).await?);
@@ -247,8 +293,8 @@ operations! { clm, actor, progress;
 
     // ---- access: roles and organizations -----------------------------------
     /// Creates a custom role (never wider than the creator's permissions).
-    access acting create_role(new: RoleInput) -> Role =>
-        record(&clm.create_role(actor, new.try_into()?).await?);
+    access acting create_role(new: NewRole) -> Role =>
+        record(&clm.create_role(actor, new).await?);
     /// One role by id.
     access acting get_role(id: RoleId) -> Role => record(&clm.get_role(actor, id).await?);
     /// One role by code.
@@ -258,8 +304,10 @@ operations! { clm, actor, progress;
     access acting list_roles(page: PageRequest = default) -> Page<Role> =>
         record(&clm.list_roles(actor, &page).await?);
     /// Replaces a custom role's permissions.
-    access acting update_role_permissions(id: RoleId, permissions: Value) -> Role =>
-        record(&clm.update_role_permissions(actor, id, self::permissions(permissions)?).await?);
+    access acting update_role_permissions(
+        id: RoleId,
+        #[serde(deserialize_with = "crate::model::documents::document")] permissions: Permissions,
+    ) -> Role => record(&clm.update_role_permissions(actor, id, permissions).await?);
     /// Soft-deletes a custom role.
     access acting delete_role(id: RoleId) -> () => record(&clm.delete_role(actor, id).await?);
     /// Grants a role to a user.
@@ -269,8 +317,8 @@ operations! { clm, actor, progress;
     access acting revoke_role(user_id: UserId, role_id: RoleId) -> () =>
         record(&clm.revoke_role(actor, user_id, role_id).await?);
     /// Creates an organization.
-    access acting create_organization(new: OrganizationInput) -> Organization =>
-        record(&clm.create_organization(actor, new.into()).await?);
+    access acting create_organization(new: NewOrganization) -> Organization =>
+        record(&clm.create_organization(actor, new).await?);
     /// One organization by id.
     access acting get_organization(id: OrganizationId) -> Organization =>
         record(&clm.get_organization(actor, id).await?);
@@ -294,8 +342,8 @@ operations! { clm, actor, progress;
 
     // ---- policies ----------------------------------------------------------
     /// Creates a certificate policy.
-    policies acting create_policy(new: PolicyInput) -> Policy =>
-        record(&clm.create_policy(actor, new.try_into()?).await?);
+    policies acting create_policy(new: NewPolicy) -> Policy =>
+        record(&clm.create_policy(actor, new).await?);
     /// One policy by id.
     policies acting get_policy(id: PolicyId) -> Policy => record(&clm.get_policy(actor, id).await?);
     /// One policy by code.
@@ -303,12 +351,12 @@ operations! { clm, actor, progress;
         record(&clm.get_policy_by_code(actor, &code).await?);
     /// Policies, filtered and paginated.
     policies acting list_policies(
-        filter: PolicyFilterInput = default,
+        filter: PolicyFilter = default,
         page: PageRequest = default,
-    ) -> Page<Policy> => record(&clm.list_policies(actor, &filter.into(), &page).await?);
+    ) -> Page<Policy> => record(&clm.list_policies(actor, &filter, &page).await?);
     /// Changes a policy (a rules change bumps its version).
-    policies acting update_policy(id: PolicyId, update: PolicyUpdateInput) -> Policy =>
-        record(&clm.update_policy(actor, id, update.try_into()?).await?);
+    policies acting update_policy(id: PolicyId, update: PolicyUpdate) -> Policy =>
+        record(&clm.update_policy(actor, id, update).await?);
     /// Soft-deletes a policy.
     policies acting delete_policy(id: PolicyId) -> () =>
         record(&clm.delete_policy(actor, id).await?);
@@ -318,12 +366,12 @@ operations! { clm, actor, progress;
 
     // ---- certificate authorities ---------------------------------------------
     /// Creates a self-signed root CA.
-    authorities acting create_root_ca(new: AuthorityInput) -> CertificateAuthority =>
-        record(&clm.create_root_ca(actor, new.try_into()?).await?);
+    authorities acting create_root_ca(new: NewCertificateAuthority) -> CertificateAuthority =>
+        record(&clm.create_root_ca(actor, new).await?);
     /// Creates an intermediate CA signed by a CA in clm.
-    authorities acting create_intermediate_ca(issuer_id: CertificateId, new: AuthorityInput)
+    authorities acting create_intermediate_ca(issuer_id: CertificateId, new: NewCertificateAuthority)
         -> CertificateAuthority =>
-        record(&clm.create_intermediate_ca(actor, issuer_id, new.try_into()?).await?);
+        record(&clm.create_intermediate_ca(actor, issuer_id, new).await?);
     /// Every CA the actor can see.
     authorities acting list_authorities() -> Vec<CertificateAuthority> =>
         record(&clm.list_authorities(actor).await?);
@@ -336,11 +384,11 @@ operations! { clm, actor, progress;
     issuance acting dry_run_issuance(request: IssueInput) -> DryRunReport =>
         record(&clm.dry_run_issuance(actor, request.try_into()?).await?);
     /// Renews a certificate (new key unless reuse_key).
-    issuance acting renew_certificate(certificate_id: CertificateId, options: RenewInput = default)
+    issuance acting renew_certificate(certificate_id: CertificateId, options: RenewOptions = default)
         -> IssuanceOutcome =>
-        record(&clm.renew_certificate(actor, certificate_id, options.into()).await?);
+        record(&clm.renew_certificate(actor, certificate_id, options).await?);
     /// A certificate's private key as PKCS#8 PEM (audited; needs its own permission).
-    issuance acting export_private_key(certificate_id: CertificateId) -> String => {
+    issuance acting export_private_key(certificate_id: CertificateId) -> SecretText => {
         let pem = clm.export_private_key(actor, certificate_id).await?;
         Ok(Reply::Value(Value::String(pem.expose().to_string())))
     };
@@ -348,12 +396,9 @@ operations! { clm, actor, progress;
     issuance anyone create_csr(
         subject: DistinguishedName = default,
         sans: Vec<SubjectAlternativeName> = default,
-        key_algorithm: Option<KeyAlgorithmName>,
+        key_algorithm: Option<KeyAlgorithm>,
     ) -> CsrBundle => {
-        let algorithm = match key_algorithm {
-            Some(name) => name.parse()?,
-            None => crate::crypto::KeyAlgorithm::EcdsaP256,
-        };
+        let algorithm = key_algorithm.unwrap_or(KeyAlgorithm::EcdsaP256);
         let built = tokio::task::spawn_blocking(move || -> Result<(Vec<u8>, SecretString)> {
             let key = KeyPair::generate(algorithm)?;
             Ok((build_csr(&subject, &sans, &key)?, key.to_pkcs8_pem()))
@@ -361,10 +406,10 @@ operations! { clm, actor, progress;
         .await
         .map_err(|err| Error::Internal(format!("CSR task failed: {err}")))?;
         let (csr_der, key_pem) = built?;
-        Ok(Reply::Value(json!({
-            "csr_pem": der_to_pem("CERTIFICATE REQUEST", &csr_der),
-            "private_key_pem": key_pem.expose(),
-        })))
+        record(&CsrBundle {
+            csr_pem: der_to_pem("CERTIFICATE REQUEST", &csr_der),
+            private_key_pem: key_pem.expose().to_string(),
+        })
     };
 
     // ---- inventory -----------------------------------------------------------
@@ -381,9 +426,9 @@ operations! { clm, actor, progress;
     inventory acting get_certificate_pem(id: CertificateId) -> String =>
         record(&clm.get_certificate_pem(actor, id).await?);
     /// Searches the inventory, paginated.
-    inventory acting search_certificates(search: SearchInput = default, page: PageRequest = default)
+    inventory acting search_certificates(search: CertificateSearch = default, page: PageRequest = default)
         -> Page<Certificate> =>
-        record(&clm.search_certificates(actor, &search.into(), &page).await?);
+        record(&clm.search_certificates(actor, &search, &page).await?);
     /// A certificate and its issuers up to the root.
     inventory acting certificate_chain(id: CertificateId) -> Vec<Certificate> =>
         record(&clm.certificate_chain(actor, id).await?);
@@ -417,7 +462,7 @@ operations! { clm, actor, progress;
 
     // ---- key rotation ----------------------------------------------------------
     /// Rotates the data key, re-sealing every private key in batches; resumes an interrupted run.
-    rotation acting rotate_data_key(batch_size: Option<u32>, max_batches: Option<u32>)
+    rotation acting [progress: RotationProgress] rotate_data_key(batch_size: Option<u32>, max_batches: Option<u32>)
         -> RotationReport => {
         let report_progress = move |step: RotationProgress| {
             if let Some(sink) = progress {
@@ -445,8 +490,8 @@ operations! { clm, actor, progress;
 
     // ---- workflows and approvals -----------------------------------------------
     /// Creates an approval workflow.
-    workflows acting create_workflow(new: WorkflowInput) -> Workflow =>
-        record(&clm.create_workflow(actor, new.try_into()?).await?);
+    workflows acting create_workflow(new: NewWorkflow) -> Workflow =>
+        record(&clm.create_workflow(actor, new).await?);
     /// One workflow by id.
     workflows acting get_workflow(id: WorkflowId) -> Workflow =>
         record(&clm.get_workflow(actor, id).await?);
@@ -512,29 +557,29 @@ operations! { clm, actor, progress;
     // ---- audit ---------------------------------------------------------------------
     /// Audit events of one trail (`secure` or `core`), filtered and paginated.
     audit acting list_audit_events(
-        log: AuditLogName,
-        filter: AuditFilterInput = default,
+        log: AuditLogKind,
+        filter: AuditFilter = default,
         page: PageRequest = default,
     ) -> Page<AuditEvent> =>
-        record(&clm.list_audit_events(actor, log.into(), &filter.into(), &page).await?);
+        record(&clm.list_audit_events(actor, log, &filter, &page).await?);
     /// Verifies a trail's hash chain; reports the first broken link.
-    audit acting verify_audit_chain(log: AuditLogName) -> ChainReport =>
-        record(&clm.verify_audit_chain(actor, log.into()).await?);
+    audit acting verify_audit_chain(log: AuditLogKind) -> ChainReport =>
+        record(&clm.verify_audit_chain(actor, log).await?);
     /// A signed checkpoint of a trail's head, for the host to keep elsewhere.
-    audit acting audit_checkpoint(log: AuditLogName) -> AuditCheckpoint =>
-        record(&clm.audit_checkpoint(actor, log.into()).await?);
+    audit acting audit_checkpoint(log: AuditLogKind) -> AuditCheckpoint =>
+        record(&clm.audit_checkpoint(actor, log).await?);
     /// Verifies a trail and that it still holds the head a checkpoint signed.
     audit acting verify_audit_chain_against_checkpoint(
-        log: AuditLogName,
-        checkpoint: AuditCheckpointInput,
+        log: AuditLogKind,
+        checkpoint: AuditCheckpoint,
     ) -> ChainReport => record(
-        &clm.verify_audit_chain_against_checkpoint(actor, log.into(), &checkpoint.into())
+        &clm.verify_audit_chain_against_checkpoint(actor, log, &checkpoint)
             .await?,
     );
     /// Moves events older than `older_than_days` to a JSON-lines file.
-    audit acting archive_audit_events(log: AuditLogName, older_than_days: u32, file: String)
+    audit acting archive_audit_events(log: AuditLogKind, older_than_days: u32, file: String)
         -> ArchiveReport => record(
-        &clm.archive_audit_events(actor, log.into(), older_than_days, std::path::Path::new(&file))
+        &clm.archive_audit_events(actor, log, older_than_days, std::path::Path::new(&file))
             .await?,
     );
 }

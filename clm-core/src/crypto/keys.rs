@@ -185,6 +185,22 @@ impl<'de> serde::Deserialize<'de> for KeyAlgorithm {
     }
 }
 
+/// A name: the canonical ones are listed; common spellings (`rsa2048`,
+/// `p256`, `secp384r1`, ...) are accepted too, case-insensitively.
+impl schemars::JsonSchema for KeyAlgorithm {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "KeyAlgorithm".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let names: Vec<&str> = KeyAlgorithm::ALL.iter().map(|a| a.as_str()).collect();
+        schemars::json_schema!({
+            "type": "string",
+            "examples": names,
+            "description": "A key algorithm: one of the examples, or a common spelling of one (rsa2048, p256, secp384r1, ed25519), case-insensitive.",
+        })
+    }
+}
+
 /// What a key is, in the terms policies check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct KeyInfo {

@@ -14,7 +14,7 @@ use crate::{Error, Result};
 
 /// A subject or issuer name with the attributes clm issues. Empty strings
 /// count as absent.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct DistinguishedName {
     #[serde(skip_serializing_if = "Option::is_none")]

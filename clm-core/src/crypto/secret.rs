@@ -99,6 +99,27 @@ impl fmt::Display for SecretString {
     }
 }
 
+/// Secrets arrive from the bindings as JSON text and move straight in.
+impl<'de> serde::Deserialize<'de> for SecretString {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        <String as serde::Deserialize>::deserialize(deserializer).map(SecretString::new)
+    }
+}
+
+/// Text that is written, never read back (`writeOnly`), marked secret so
+/// the bindings redact it from their `repr`s.
+impl schemars::JsonSchema for SecretString {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "SecretString".into()
+    }
+    fn inline_schema() -> bool {
+        true
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({"type": "string", "writeOnly": true, "x-secret": true})
+    }
+}
+
 /// `n` bytes from the operating system's CSPRNG.
 ///
 /// Panics only if the OS has no usable entropy source, which no caller can

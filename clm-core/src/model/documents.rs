@@ -30,9 +30,51 @@ pub fn parse_document<T: DeserializeOwned>(document: &'static str, json: &str) -
     Ok(value)
 }
 
+/// A document that is checked beyond its shape when it arrives from a
+/// caller (known permissions, sane policy limits, a well-formed workflow).
+pub trait Document: Sized {
+    fn parse(json: &str) -> Result<Self>;
+}
+
+/// Deserializes a caller's document, given as an object or as JSON text,
+/// through its checks (`#[serde(deserialize_with = "document")]`). A
+/// refusal names the document's own field path in its message.
+pub fn document<'de, D, T>(deserializer: D) -> std::result::Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Document,
+{
+    let value = serde_json::Value::deserialize(deserializer)?;
+    let text = match value {
+        serde_json::Value::String(text) => text,
+        other => other.to_string(),
+    };
+    T::parse(&text).map_err(|err| serde::de::Error::custom(document_error(err)))
+}
+
+/// [`document`] for an optional field (absent or null is None).
+pub fn optional_document<'de, D, T>(deserializer: D) -> std::result::Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Document,
+{
+    let value = Option::<serde_json::Value>::deserialize(deserializer)?;
+    match value {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(value) => document(value).map(Some).map_err(serde::de::Error::custom),
+    }
+}
+
+fn document_error(err: Error) -> String {
+    match err {
+        Error::InvalidInput { field, reason } => format!("{field}: {reason}"),
+        other => other.to_string(),
+    }
+}
+
 /// `roles.permissions`: resource -> allowed actions, e.g.
 /// `{"certificates": ["create","read"], "audit": ["read"]}`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(transparent)]
 pub struct Permissions(pub BTreeMap<String, Vec<String>>);
 
@@ -64,6 +106,12 @@ pub const PERMISSION_CATALOG: &[(&str, &[&str])] = &[
     ("audit", &["read", "verify", "archive"]),
     ("system", &["admin", "lifecycle"]),
 ];
+
+impl Document for Permissions {
+    fn parse(json: &str) -> Result<Self> {
+        Permissions::parse(json)
+    }
+}
 
 impl Permissions {
     pub fn parse(json: &str) -> Result<Self> {
@@ -180,7 +228,7 @@ impl Permissions {
 
 /// `policies.policy_rules`. The summary's six rules plus what a real policy
 /// needs (domains, SAN types, certificate kinds, the approval workflow).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PolicyRules {
     /// Longest validity a certificate may be issued with.
@@ -264,6 +312,12 @@ impl Default for PolicyRules {
             allowed_san_types: Vec::new(),
             allowed_kinds: Vec::new(),
         }
+    }
+}
+
+impl Document for PolicyRules {
+    fn parse(json: &str) -> Result<Self> {
+        PolicyRules::parse(json)
     }
 }
 
@@ -384,7 +438,7 @@ impl IpRange {
 
 /// One entry of `certificates.subject_alternative_names`:
 /// `{"type": "DNS", "value": "example.com"}`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "type", content = "value")]
 pub enum SubjectAlternativeName {
     #[serde(rename = "DNS")]
@@ -539,7 +593,7 @@ pub fn normalize_host(name: &str) -> std::result::Result<String, String> {
 }
 
 /// `workflows.workflow_definition`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WorkflowDefinition {
     pub steps: Vec<WorkflowStepDefinition>,
@@ -548,7 +602,7 @@ pub struct WorkflowDefinition {
     pub expires_after_hours: Option<u32>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WorkflowStepDefinition {
     pub step_id: u32,
@@ -587,6 +641,12 @@ impl ApproverRef {
         } else {
             Err(format!("{text:?} must be \"role:CODE\" or \"user:UUID\""))
         }
+    }
+}
+
+impl Document for WorkflowDefinition {
+    fn parse(json: &str) -> Result<Self> {
+        WorkflowDefinition::parse(json)
     }
 }
 

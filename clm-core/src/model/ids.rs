@@ -42,6 +42,19 @@ macro_rules! typed_id {
             }
         }
 
+        impl schemars::JsonSchema for $name {
+            fn schema_name() -> std::borrow::Cow<'static, str> {
+                stringify!($name).into()
+            }
+            fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+                schemars::json_schema!({
+                    "type": "string",
+                    "format": "uuid",
+                    "description": concat!("A ", stringify!($name), " (UUID text)."),
+                })
+            }
+        }
+
         impl FromStr for $name {
             type Err = crate::Error;
             fn from_str(s: &str) -> crate::Result<Self> {

@@ -14,7 +14,7 @@ use crate::model::status::*;
 pub type Timestamp = DateTime<Utc>;
 
 /// Bytes that must never be printed (sealed key material, hashes of secrets).
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, sqlx::Type)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, sqlx::Type, schemars::JsonSchema)]
 #[sqlx(transparent)]
 pub struct Opaque(pub Vec<u8>);
 
@@ -25,7 +25,7 @@ impl std::fmt::Debug for Opaque {
 }
 
 /// Text that must never be printed (password hashes, key hashes).
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, sqlx::Type)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, sqlx::Type, schemars::JsonSchema)]
 #[sqlx(transparent)]
 pub struct OpaqueText(pub String);
 
@@ -37,7 +37,7 @@ impl std::fmt::Debug for OpaqueText {
 
 // ---------------------------------------------------------------- clm_secure_db
 
-#[derive(Debug, Clone, sqlx::FromRow, Serialize)]
+#[derive(Debug, Clone, sqlx::FromRow, Serialize, schemars::JsonSchema)]
 pub struct EncryptionKey {
     pub id: EncryptionKeyId,
     pub key_id: String,
@@ -58,7 +58,7 @@ pub struct EncryptionKey {
     pub deleted_at: Option<Timestamp>,
 }
 
-#[derive(Debug, Clone, sqlx::FromRow, Serialize, Deserialize)]
+#[derive(Debug, Clone, sqlx::FromRow, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Certificate {
     pub id: CertificateId,
     pub certificate_id: String,
@@ -81,7 +81,9 @@ pub struct Certificate {
     pub replaces_certificate_id: Option<CertificateId>,
     pub subject_key_id: Option<String>,
     pub authority_key_id: Option<String>,
+    #[schemars(with = "Vec<SubjectAlternativeName>")]
     pub subject_alternative_names: Json<Vec<SubjectAlternativeName>>,
+    #[schemars(with = "Vec<String>")]
     pub import_flags: Json<Vec<String>>,
     /// Empty in light list rows (see `CertificateQuery::with_pem`).
     pub certificate_pem: String,
@@ -111,13 +113,14 @@ pub struct PrivateKeyRecord {
     pub deleted_at: Option<Timestamp>,
 }
 
-#[derive(Debug, Clone, sqlx::FromRow, Serialize, Deserialize)]
+#[derive(Debug, Clone, sqlx::FromRow, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct CertificateRequest {
     pub id: CertificateRequestId,
     pub request_id: String,
     pub csr_pem: Option<String>,
     pub common_name: Option<String>,
     pub subject_dn: String,
+    #[schemars(with = "Vec<SubjectAlternativeName>")]
     pub subject_alternative_names: Json<Vec<SubjectAlternativeName>>,
     pub key_algorithm: String,
     pub key_size: i32,
@@ -140,7 +143,7 @@ pub struct CertificateRequest {
     pub deleted_at: Option<Timestamp>,
 }
 
-#[derive(Debug, Clone, sqlx::FromRow, Serialize, Deserialize)]
+#[derive(Debug, Clone, sqlx::FromRow, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct CertificateRevocation {
     pub id: RevocationId,
     pub certificate_id: CertificateId,
@@ -157,7 +160,7 @@ pub struct CertificateRevocation {
     pub deleted_at: Option<Timestamp>,
 }
 
-#[derive(Debug, Clone, sqlx::FromRow, Serialize, Deserialize)]
+#[derive(Debug, Clone, sqlx::FromRow, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct KeyRotation {
     pub id: KeyRotationId,
     pub rotation_type: RotationType,
@@ -179,7 +182,7 @@ pub struct KeyRotation {
 }
 
 /// A row of `secure_audit_log` or `audit_log` (same shape).
-#[derive(Debug, Clone, sqlx::FromRow, Serialize, Deserialize)]
+#[derive(Debug, Clone, sqlx::FromRow, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct AuditEvent {
     pub id: AuditId,
     pub sequence_number: i64,
@@ -192,6 +195,7 @@ pub struct AuditEvent {
     pub organization_id: Option<OrganizationId>,
     pub resource_type: Option<String>,
     pub resource_id: Option<ResourceId>,
+    #[schemars(with = "serde_json::Value")]
     pub details: Json<serde_json::Value>,
     pub event_timestamp: Timestamp,
     pub previous_hash: String,
@@ -201,7 +205,7 @@ pub struct AuditEvent {
 
 // ------------------------------------------------------------------ clm_core_db
 
-#[derive(Clone, sqlx::FromRow, Serialize)]
+#[derive(Clone, sqlx::FromRow, Serialize, schemars::JsonSchema)]
 pub struct User {
     pub id: UserId,
     pub username: String,
@@ -243,12 +247,13 @@ impl std::fmt::Debug for User {
     }
 }
 
-#[derive(Debug, Clone, sqlx::FromRow, Serialize, Deserialize)]
+#[derive(Debug, Clone, sqlx::FromRow, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Role {
     pub id: RoleId,
     pub role_code: String,
     pub role_name: String,
     pub description: Option<String>,
+    #[schemars(with = "Permissions")]
     pub permissions: Json<Permissions>,
     pub is_builtin: bool,
     pub organization_id: Option<OrganizationId>,
@@ -257,7 +262,7 @@ pub struct Role {
     pub deleted_at: Option<Timestamp>,
 }
 
-#[derive(Debug, Clone, sqlx::FromRow, Serialize, Deserialize)]
+#[derive(Debug, Clone, sqlx::FromRow, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct UserRole {
     pub id: UserRoleId,
     pub user_id: UserId,
@@ -271,7 +276,7 @@ pub struct UserRole {
     pub deleted_at: Option<Timestamp>,
 }
 
-#[derive(Debug, Clone, sqlx::FromRow, Serialize, Deserialize)]
+#[derive(Debug, Clone, sqlx::FromRow, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Organization {
     pub id: OrganizationId,
     pub org_code: String,
@@ -284,7 +289,7 @@ pub struct Organization {
     pub deleted_at: Option<Timestamp>,
 }
 
-#[derive(Debug, Clone, sqlx::FromRow, Serialize, Deserialize)]
+#[derive(Debug, Clone, sqlx::FromRow, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct UserOrganization {
     pub id: UserOrganizationId,
     pub user_id: UserId,
@@ -296,12 +301,13 @@ pub struct UserOrganization {
     pub deleted_at: Option<Timestamp>,
 }
 
-#[derive(Debug, Clone, sqlx::FromRow, Serialize, Deserialize)]
+#[derive(Debug, Clone, sqlx::FromRow, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Policy {
     pub id: PolicyId,
     pub policy_code: String,
     pub name: String,
     pub description: Option<String>,
+    #[schemars(with = "PolicyRules")]
     pub policy_rules: Json<PolicyRules>,
     pub status: PolicyStatus,
     pub version: i32,
@@ -313,12 +319,13 @@ pub struct Policy {
     pub deleted_at: Option<Timestamp>,
 }
 
-#[derive(Debug, Clone, sqlx::FromRow, Serialize, Deserialize)]
+#[derive(Debug, Clone, sqlx::FromRow, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Workflow {
     pub id: WorkflowId,
     pub workflow_code: String,
     pub name: String,
     pub description: Option<String>,
+    #[schemars(with = "WorkflowDefinition")]
     pub workflow_definition: Json<WorkflowDefinition>,
     pub status: WorkflowDefinitionStatus,
     pub version: i32,
@@ -330,7 +337,7 @@ pub struct Workflow {
     pub deleted_at: Option<Timestamp>,
 }
 
-#[derive(Debug, Clone, sqlx::FromRow, Serialize, Deserialize)]
+#[derive(Debug, Clone, sqlx::FromRow, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct WorkflowInstance {
     pub id: WorkflowInstanceId,
     pub workflow_id: WorkflowId,
@@ -352,7 +359,7 @@ pub struct WorkflowInstance {
 }
 
 /// One recorded decision on an approval step.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ApprovalDecision {
     pub user_id: UserId,
     pub approved: bool,
@@ -360,7 +367,7 @@ pub struct ApprovalDecision {
     pub decided_at: Timestamp,
 }
 
-#[derive(Debug, Clone, sqlx::FromRow, Serialize, Deserialize)]
+#[derive(Debug, Clone, sqlx::FromRow, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct WorkflowStep {
     pub id: WorkflowStepId,
     pub workflow_instance_id: WorkflowInstanceId,
@@ -372,6 +379,7 @@ pub struct WorkflowStep {
     pub assigned_to_user_id: Option<UserId>,
     pub assigned_to_role_id: Option<RoleId>,
     pub required_approvals: i32,
+    #[schemars(with = "Vec<ApprovalDecision>")]
     pub approvals: Json<Vec<ApprovalDecision>>,
     pub acted_by_user_id: Option<UserId>,
     pub decision_comment: Option<String>,
@@ -382,7 +390,7 @@ pub struct WorkflowStep {
     pub deleted_at: Option<Timestamp>,
 }
 
-#[derive(Debug, Clone, sqlx::FromRow, Serialize, Deserialize)]
+#[derive(Debug, Clone, sqlx::FromRow, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Notification {
     pub id: NotificationId,
     pub user_id: UserId,
@@ -402,7 +410,7 @@ pub struct Notification {
     pub deleted_at: Option<Timestamp>,
 }
 
-#[derive(Debug, Clone, sqlx::FromRow, Serialize)]
+#[derive(Debug, Clone, sqlx::FromRow, Serialize, schemars::JsonSchema)]
 pub struct ApiKey {
     pub id: ApiKeyId,
     pub key_id: String,
@@ -411,6 +419,7 @@ pub struct ApiKey {
     pub name: String,
     pub user_id: UserId,
     pub organization_id: Option<OrganizationId>,
+    #[schemars(with = "Permissions")]
     pub scopes: Json<Permissions>,
     pub expires_at: Option<Timestamp>,
     pub last_used_at: Option<Timestamp>,
@@ -421,7 +430,7 @@ pub struct ApiKey {
     pub deleted_at: Option<Timestamp>,
 }
 
-#[derive(Debug, Clone, sqlx::FromRow, Serialize)]
+#[derive(Debug, Clone, sqlx::FromRow, Serialize, schemars::JsonSchema)]
 pub struct Session {
     pub id: SessionId,
     pub session_id: String,
@@ -440,7 +449,7 @@ pub struct Session {
     pub deleted_at: Option<Timestamp>,
 }
 
-#[derive(Debug, Clone, sqlx::FromRow, Serialize, Deserialize)]
+#[derive(Debug, Clone, sqlx::FromRow, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct CertificateMetadata {
     pub id: CertificateMetadataId,
     pub certificate_id: CertificateId,
@@ -450,6 +459,7 @@ pub struct CertificateMetadata {
     pub organization_id: Option<OrganizationId>,
     pub environment: Option<String>,
     pub application: Option<String>,
+    #[schemars(with = "serde_json::Map<String, serde_json::Value>")]
     pub tags: Json<serde_json::Map<String, serde_json::Value>>,
     pub notes: Option<String>,
     pub last_notified_threshold: Option<i32>,
@@ -460,7 +470,7 @@ pub struct CertificateMetadata {
 
 // ------------------------------------------------------------------------ views
 
-#[derive(Debug, Clone, sqlx::FromRow, Serialize, Deserialize)]
+#[derive(Debug, Clone, sqlx::FromRow, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ExpiringCertificate {
     pub id: CertificateId,
     pub certificate_id: String,
@@ -482,7 +492,7 @@ pub struct ExpiringCertificate {
     pub days_until_expiry: i32,
 }
 
-#[derive(Debug, Clone, sqlx::FromRow, Serialize, Deserialize)]
+#[derive(Debug, Clone, sqlx::FromRow, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ActiveCertificate {
     pub id: CertificateId,
     pub certificate_id: String,
@@ -500,6 +510,7 @@ pub struct ActiveCertificate {
     pub is_ca: bool,
     pub certificate_kind: CertificateKind,
     pub issuer_certificate_id: Option<CertificateId>,
+    #[schemars(with = "Vec<SubjectAlternativeName>")]
     pub subject_alternative_names: Json<Vec<SubjectAlternativeName>>,
     pub owner_user_id: Option<UserId>,
     pub organization_id: Option<OrganizationId>,
@@ -507,7 +518,7 @@ pub struct ActiveCertificate {
     pub created_at: Timestamp,
 }
 
-#[derive(Debug, Clone, sqlx::FromRow, Serialize, Deserialize)]
+#[derive(Debug, Clone, sqlx::FromRow, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ActiveUserWithRoles {
     pub id: UserId,
     pub username: String,
@@ -517,11 +528,13 @@ pub struct ActiveUserWithRoles {
     pub mfa_enabled: bool,
     pub last_login_at: Option<Timestamp>,
     pub created_at: Timestamp,
+    #[schemars(with = "Vec<String>")]
     pub role_names: Json<Vec<String>>,
+    #[schemars(with = "Vec<String>")]
     pub role_codes: Json<Vec<String>>,
 }
 
-#[derive(Debug, Clone, sqlx::FromRow, Serialize, Deserialize)]
+#[derive(Debug, Clone, sqlx::FromRow, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct PendingApproval {
     pub workflow_step_id: WorkflowStepId,
     pub workflow_instance_id: WorkflowInstanceId,
@@ -530,6 +543,7 @@ pub struct PendingApproval {
     pub assigned_to_user_id: Option<UserId>,
     pub assigned_to_role_id: Option<RoleId>,
     pub required_approvals: i32,
+    #[schemars(with = "Vec<ApprovalDecision>")]
     pub approvals: Json<Vec<ApprovalDecision>>,
     pub workflow_id: WorkflowId,
     pub workflow_code: String,
@@ -542,7 +556,7 @@ pub struct PendingApproval {
     pub created_at: Timestamp,
 }
 
-#[derive(Debug, Clone, sqlx::FromRow, Serialize, Deserialize)]
+#[derive(Debug, Clone, sqlx::FromRow, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct CertificateSummary {
     pub id: CertificateMetadataId,
     pub certificate_id: CertificateId,
@@ -550,6 +564,7 @@ pub struct CertificateSummary {
     pub not_after: Option<Timestamp>,
     pub environment: Option<String>,
     pub application: Option<String>,
+    #[schemars(with = "serde_json::Map<String, serde_json::Value>")]
     pub tags: Json<serde_json::Map<String, serde_json::Value>>,
     pub owner_user_id: Option<UserId>,
     pub owner_username: Option<String>,

@@ -97,18 +97,22 @@ pub fn builtin_roles() -> Vec<(&'static str, &'static str, &'static str, Permiss
 }
 
 /// A role to create.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct NewRole {
     pub role_code: String,
     pub role_name: String,
     pub description: Option<String>,
+    /// The permissions document (an object or JSON text).
+    #[serde(deserialize_with = "crate::model::documents::document")]
     pub permissions: Permissions,
     /// Custom roles may belong to one organization.
     pub organization_id: Option<OrganizationId>,
 }
 
 /// An organization to create.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct NewOrganization {
     pub org_code: String,
     pub name: String,

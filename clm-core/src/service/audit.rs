@@ -358,14 +358,14 @@ pub async fn commit_audited(mut tx: crate::db::Tx, actor: &Actor, entry: AuditEn
 }
 
 /// The first problem found in a chain.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
 pub struct ChainBreak {
     pub sequence_number: i64,
     pub reason: String,
 }
 
 /// Outcome of [`Clm::verify_audit_chain`].
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, schemars::JsonSchema)]
 pub struct ChainReport {
     pub log: &'static str,
     pub rows_checked: u64,
@@ -481,7 +481,9 @@ fn first_row_problem(event: &AuditEvent, anchors: &[(i64, String)]) -> Option<St
 /// this purpose alone, of `clm audit checkpoint v1\n` followed by the
 /// canonical JSON of the other six fields. An empty chain is sequence 0 with
 /// the genesis hash.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 #[serde(deny_unknown_fields)]
 pub struct AuditCheckpoint {
     pub version: u32,
@@ -535,7 +537,7 @@ fn checkpoint_mac(key: &crate::crypto::SecretBytes, message: &[u8]) -> Result<Hm
 }
 
 /// What an archive run moved.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, schemars::JsonSchema)]
 pub struct ArchiveReport {
     pub log: &'static str,
     pub archived: u64,

@@ -28,7 +28,8 @@ use crate::{Clm, Error, Result};
 
 /// A CA to create. The URLs are written into the certificates this CA
 /// issues (not into its own certificate, which carries its issuer's).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields, default)]
 pub struct NewCertificateAuthority {
     pub subject: DistinguishedName,
     pub key_algorithm: KeyAlgorithm,
@@ -65,7 +66,7 @@ pub const MAX_VALIDITY_DAYS: u32 = 36_500;
 const BACKDATE_SECONDS: i64 = 60;
 
 /// A CA as listed: its certificate row and its issuance URLs.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct CertificateAuthority {
     pub certificate: Certificate,
     pub issuance_urls: IssuanceUrls,

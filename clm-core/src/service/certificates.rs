@@ -177,7 +177,9 @@ impl CertificateWrite {
 
 /// The URLs a CA writes into the certificates it issues, kept as JSON in
 /// `certificates.issuance_urls` on the CA's row.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 pub struct IssuanceUrls {
     #[serde(default)]
     pub crl_distribution_points: Vec<String>,
@@ -401,7 +403,7 @@ pub(crate) async fn write_metadata_rows(
 }
 
 /// What a reconcile run repaired.
-#[derive(Debug, Clone, Default, serde::Serialize)]
+#[derive(Debug, Clone, Default, serde::Serialize, schemars::JsonSchema)]
 pub struct ReconcileReport {
     pub metadata_created: u64,
 }

@@ -19,7 +19,8 @@ use crate::store::{self, Page, PageRequest, api_keys, now, sessions, user_organi
 use crate::{Clm, Error, Result, SecuritySettings};
 
 /// A user to create.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct NewUser {
     pub username: String,
     pub email: String,
@@ -31,7 +32,8 @@ pub struct NewUser {
 }
 
 /// Changes to a user; None leaves a field as it is.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct UserUpdate {
     pub email: Option<String>,
     pub display_name: Option<String>,
@@ -61,10 +63,16 @@ pub struct MfaEnrollment {
 }
 
 /// An API key to create.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct NewApiKey {
     pub name: String,
-    /// A subset of the creator's permissions; None = all of them.
+    /// A subset of the creator's permissions (an object or JSON text);
+    /// None = all of them.
+    #[serde(
+        default,
+        deserialize_with = "crate::model::documents::optional_document"
+    )]
     pub scopes: Option<Permissions>,
     pub expires_at: Option<chrono::DateTime<chrono::Utc>>,
     pub organization_id: Option<OrganizationId>,

@@ -62,7 +62,7 @@ impl std::fmt::Debug for ImportRequest {
 }
 
 /// What an import did.
-#[derive(Debug, Clone, Default, serde::Serialize)]
+#[derive(Debug, Clone, Default, serde::Serialize, schemars::JsonSchema)]
 pub struct ImportReport {
     pub imported: Vec<Certificate>,
     /// Certificates of the input that clm already held in the import's
@@ -76,7 +76,8 @@ pub struct ImportReport {
 }
 
 /// Inventory search; every set field must match.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields, default)]
 pub struct CertificateSearch {
     /// Case-insensitive substring of the common name.
     pub common_name: Option<String>,
@@ -96,7 +97,7 @@ pub struct CertificateSearch {
 }
 
 /// Transitions made by [`Clm::refresh_certificate_statuses`].
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
 pub struct StatusRefreshReport {
     pub expired: u64,
     pub expiring: u64,

@@ -67,7 +67,7 @@ pub struct IssueRequest {
 }
 
 /// What an issuance did: signed, or left a request waiting for approval.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum IssuanceOutcome {
     Issued { certificate: Box<Certificate> },
@@ -96,7 +96,7 @@ impl IssuanceOutcome {
 }
 
 /// What a dry run would issue.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct IssuanceSummary {
     pub issuer_certificate_id: CertificateId,
     pub issuer_dn: String,
@@ -115,7 +115,7 @@ pub struct IssuanceSummary {
 }
 
 /// A dry run's verdict: what would be issued, and every check with its result.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct DryRunReport {
     pub would_issue: IssuanceSummary,
     /// The policy's rules, then `issuer` (the CA can sign this validity).
@@ -127,7 +127,10 @@ pub struct DryRunReport {
 }
 
 /// How to renew.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(
+    Debug, Clone, Copy, Default, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
+#[serde(deny_unknown_fields, default)]
 pub struct RenewOptions {
     /// Keep the current key (default: a new key of the same algorithm).
     pub reuse_key: bool,

@@ -18,7 +18,7 @@ use crate::store::{self, PageRequest, certificates, policies};
 use crate::{Clm, Error, Result};
 
 /// What one lifecycle run did.
-#[derive(Debug, Clone, Default, serde::Serialize)]
+#[derive(Debug, Clone, Default, serde::Serialize, schemars::JsonSchema)]
 pub struct LifecycleReport {
     /// False when another process was already running the loop.
     pub ran: bool,

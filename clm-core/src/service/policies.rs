@@ -15,16 +15,25 @@ use crate::{Clm, Error, Result};
 pub type PolicyCache = crate::service::cache::TtlCache<PolicyId, Policy>;
 
 /// A policy to create.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct NewPolicy {
     pub policy_code: String,
     pub name: String,
     pub description: Option<String>,
+    /// The policy rules document (an object or JSON text); default: the
+    /// default rules.
+    #[serde(default, deserialize_with = "crate::model::documents::document")]
     pub rules: PolicyRules,
+    #[serde(default = "active")]
     pub status: PolicyStatus,
     /// None = a shared policy (global administrators only).
     pub organization_id: Option<OrganizationId>,
     pub workflow_id: Option<WorkflowId>,
+}
+
+fn active() -> PolicyStatus {
+    PolicyStatus::Active
 }
 
 impl Default for NewPolicy {
@@ -42,10 +51,16 @@ impl Default for NewPolicy {
 }
 
 /// Changes to a policy; new rules bump its version.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct PolicyUpdate {
     pub name: Option<String>,
     pub description: Option<String>,
+    /// New rules (an object or JSON text).
+    #[serde(
+        default,
+        deserialize_with = "crate::model::documents::optional_document"
+    )]
     pub rules: Option<PolicyRules>,
     pub status: Option<PolicyStatus>,
     pub workflow_id: Option<WorkflowId>,

@@ -15,7 +15,7 @@ use crate::{Error, Result};
 
 /// One rule's verdict. `rule` is the policy_rules field name (or `status`,
 /// `organization` for the policy row itself).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct RuleOutcome {
     pub rule: String,
     pub passed: bool,
@@ -495,12 +495,12 @@ pub fn evaluate(policy: &Policy, input: &PolicyInput<'_>) -> Vec<RuleOutcome> {
     outcomes
 }
 
-/// `rule: detail` for every failed outcome.
-pub fn violations(outcomes: &[RuleOutcome]) -> Vec<String> {
+/// Every failed outcome, as a violation.
+pub fn violations(outcomes: &[RuleOutcome]) -> Vec<crate::error::Violation> {
     outcomes
         .iter()
         .filter(|o| !o.passed)
-        .map(|o| format!("{}: {}", o.rule, o.detail))
+        .map(|o| crate::error::Violation::new(o.rule.clone(), o.detail.clone()))
         .collect()
 }
 
@@ -518,6 +518,14 @@ pub fn enforce(policy: &Policy, input: &PolicyInput<'_>) -> Result<()> {
 mod tests {
     use super::*;
     use crate::model::{PolicyId, PolicyRules};
+
+    /// The violations as `rule: message` text, as the assertions read them.
+    fn violations(outcomes: &[RuleOutcome]) -> Vec<String> {
+        super::violations(outcomes)
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    }
 
     fn policy(rules: PolicyRules) -> Policy {
         let at = crate::store::now();

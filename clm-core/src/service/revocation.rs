@@ -25,7 +25,7 @@ pub const DEFAULT_CRL_HOURS: u32 = 24;
 pub const MAX_CRL_HOURS: u32 = 24 * 366;
 
 /// One entry of a generated CRL.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
 pub struct CrlEntryInfo {
     pub certificate_id: CertificateId,
     /// Lowercase hex of the serial's DER content bytes.
@@ -35,7 +35,7 @@ pub struct CrlEntryInfo {
 }
 
 /// A signed CRL, as DER and PEM.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, schemars::JsonSchema)]
 pub struct GeneratedCrl {
     pub issuer_certificate_id: CertificateId,
     pub crl_number: i64,
@@ -421,8 +421,11 @@ impl Clm {
 /// reason, never whose certificate it was.
 pub(crate) fn compromised_key_error(hash: &str, reason: RevocationReason) -> Error {
     Error::PolicyViolation {
-        violations: vec![format!(
-            "compromised_key: public key SHA-256 {hash} was revoked for {reason} and is never certified again"
+        violations: vec![crate::error::Violation::new(
+            "compromised_key",
+            format!(
+                "public key SHA-256 {hash} was revoked for {reason} and is never certified again"
+            ),
         )],
     }
 }

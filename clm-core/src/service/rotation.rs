@@ -34,7 +34,7 @@ const MAX_SWEEPS: u32 = 3;
 const MFA_BATCH: u32 = 500;
 
 /// Reported to [`RotationOptions::progress`] after each committed batch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
 pub struct RotationProgress {
     pub rotation_id: KeyRotationId,
     pub total: i64,
@@ -77,7 +77,7 @@ impl std::fmt::Debug for RotationOptions<'_> {
 
 /// What a rotation call did. `status` is `in_progress` when it stopped early
 /// (`max_batches`); call again to resume.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, schemars::JsonSchema)]
 pub struct RotationReport {
     pub rotation_id: KeyRotationId,
     pub rotation_type: RotationType,
@@ -120,7 +120,7 @@ impl RotationReport {
 }
 
 /// A data key (without key material) and what is still sealed under it.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, schemars::JsonSchema)]
 pub struct DataKeyStatus {
     pub key: EncryptionKey,
     /// Private keys sealed under it, soft-deleted ones included.

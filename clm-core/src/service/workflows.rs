@@ -80,18 +80,22 @@ async fn cancel_open_steps(conn: &mut Conn<'_>, instance_id: WorkflowInstanceId)
 }
 
 /// A workflow to create.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct NewWorkflow {
     pub workflow_code: String,
     pub name: String,
     pub description: Option<String>,
+    /// The workflow definition document (an object or JSON text).
+    #[serde(deserialize_with = "crate::model::documents::document")]
     pub definition: WorkflowDefinition,
     pub organization_id: Option<OrganizationId>,
+    #[serde(default)]
     pub is_default: bool,
 }
 
 /// An instance with its steps.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, schemars::JsonSchema)]
 pub struct WorkflowInstanceView {
     pub instance: WorkflowInstance,
     pub steps: Vec<WorkflowStep>,

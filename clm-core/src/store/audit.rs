@@ -24,9 +24,22 @@ impl crate::store::Table for AuditLog {
 }
 
 /// Which trail: `Secure` lives in the secure database, `Core` in the core one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    serde::Serialize,
+    serde::Deserialize,
+    schemars::JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
 pub enum AuditLogKind {
+    /// The secure database's trail (keys, certificates, revocations).
     Secure,
+    /// The core database's trail (identity, policies, workflows).
     Core,
 }
 
@@ -39,7 +52,8 @@ impl AuditLogKind {
     }
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct AuditFilter {
     pub user_id: Option<UserId>,
     pub resource_type: Option<String>,

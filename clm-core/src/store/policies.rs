@@ -8,7 +8,8 @@ use crate::{Result, exec, table};
 
 table!(Policies, Policy, "policies", "policy");
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct PolicyFilter {
     pub status: Option<PolicyStatus>,
     pub workflow_id: Option<WorkflowId>,

@@ -8,7 +8,8 @@ use crate::{Result, exec, on_conn, table};
 table!(Users, User, "users", "user");
 
 /// What a user listing may filter on.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct UserFilter {
     pub status: Option<UserStatus>,
     /// Case-insensitive substring of username or email.
