@@ -21,6 +21,7 @@ pub mod policies;
 pub mod policy_check;
 pub mod revocation;
 pub mod rotation;
+pub mod views;
 pub mod workflows;
 
 pub use actor::{Actor, ActorKind, Grants};

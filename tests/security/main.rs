@@ -11,3 +11,4 @@ mod inventory_tenancy;
 mod login_races;
 mod names;
 mod rotation_race;
+mod views;

@@ -14,8 +14,9 @@ use crate::crypto::{
     DistinguishedName, KeyAlgorithm, KeyPair, SecretString, build_csr, der_to_pem,
 };
 use crate::model::{
-    ApiKey, AuditEvent, Certificate, CertificateRevocation, KeyRotation, Notification,
-    Organization, PendingApproval, Permissions, Policy, Role, User, UserRole, Workflow,
+    ActiveCertificate, ActiveUserWithRoles, ApiKey, AuditEvent, Certificate, CertificateRevocation,
+    CertificateSummary, ExpiringCertificate, KeyRotation, Notification, Organization,
+    PendingApproval, Permissions, Policy, Role, User, UserRole, Workflow,
 };
 use crate::model::{
     ApiKeyId, CertificateId, NotificationId, OrganizationId, OrganizationStatus, PolicyId,
@@ -33,6 +34,7 @@ use crate::service::lifecycle::LifecycleReport;
 use crate::service::policies::{NewPolicy, PolicyUpdate};
 use crate::service::revocation::GeneratedCrl;
 use crate::service::rotation::{DataKeyStatus, RotationOptions, RotationProgress, RotationReport};
+use crate::service::views::{ExpiringWithinDays, ViewFilter};
 use crate::service::workflows::{NewWorkflow, WorkflowInstanceView};
 use crate::store::audit::{AuditFilter, AuditLogKind};
 use crate::store::policies::PolicyFilter;
@@ -523,6 +525,25 @@ operations! { clm, actor, progress;
     /// One workflow instance with its steps.
     workflows acting get_workflow_instance(id: WorkflowInstanceId) -> WorkflowInstanceView =>
         record(&clm.get_workflow_instance(actor, id).await?);
+
+    // ---- the schema's views -----------------------------------------------------
+    /// Certificates in service (active or expiring), without PEM, paginated.
+    views acting active_certificates(filter: ViewFilter = default, page: PageRequest = default)
+        -> Page<ActiveCertificate> =>
+        record(&clm.active_certificates(actor, &filter, &page).await?);
+    /// Certificates in service expiring within `days` (1 to 30), soonest first.
+    views acting expiring_certificates(
+        days: ExpiringWithinDays = default,
+        page: PageRequest = default,
+    ) -> Page<ExpiringCertificate> =>
+        record(&clm.expiring_certificates(actor, days.0, &page).await?);
+    /// Active users with their role codes and names, paginated.
+    views acting active_users_with_roles(page: PageRequest = default) -> Page<ActiveUserWithRoles> =>
+        record(&clm.active_users_with_roles(actor, &page).await?);
+    /// Certificate metadata with owner and organization, paginated.
+    views acting certificate_summary(filter: ViewFilter = default, page: PageRequest = default)
+        -> Page<CertificateSummary> =>
+        record(&clm.certificate_summary(actor, &filter, &page).await?);
 
     // ---- notifications ---------------------------------------------------------
     /// The acting user's notifications, paginated.

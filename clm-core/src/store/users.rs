@@ -124,12 +124,17 @@ pub async fn list_users(
         f = crate::store::support::contains_ci_any(f, dialect, &["username", "email"], search);
     }
     if let Some(orgs) = &filter.organization_ids {
-        f = f.clause(
-            member_of_clause(orgs.len()),
-            orgs.iter().map(|o| crate::store::id_value(*o)).collect(),
-        );
+        f = members_of(f, orgs);
     }
     list::<Users>(conn, &f, page).await
+}
+
+/// Restricts a filter over users (`id`) to members of any of `orgs`.
+pub(crate) fn members_of(f: Filter, orgs: &[crate::model::OrganizationId]) -> Filter {
+    f.clause(
+        member_of_clause(orgs.len()),
+        orgs.iter().map(|o| crate::store::id_value(*o)).collect(),
+    )
 }
 
 /// `id IN (members of any of n organizations)` with n placeholders.

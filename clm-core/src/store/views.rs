@@ -3,11 +3,14 @@
 //! `pending_approvals` and `certificate_summary` (core database).
 
 use crate::db::Conn;
+use crate::model::Timestamp;
 use crate::model::{
     ActiveCertificate, ActiveUserWithRoles, CertificateId, CertificateSummary, ExpiringCertificate,
     OrganizationId, PendingApproval, UserId,
 };
-use crate::store::support::{after_time_id, fetch_all, fetch_page, in_ids_opt, time_id_cursor};
+use crate::store::support::{
+    after_time_id, fetch_all, fetch_page, in_ids_opt, shared_or_in_orgs, time_id_cursor,
+};
 use crate::store::{Filter, Page, PageRequest, Value, id_value, paginate};
 use crate::{Result, on_conn};
 
@@ -15,6 +18,9 @@ use crate::{Result, on_conn};
 pub struct ActiveCertificateFilter {
     pub owner_user_id: Option<UserId>,
     pub organization_ids: Option<Vec<OrganizationId>>,
+    /// Shared rows (no organization) or rows of these organizations: the
+    /// reader's reach (None = everything).
+    pub visible: Option<Vec<OrganizationId>>,
 }
 
 /// Certificates in service (active or expiring), without PEM or key
@@ -27,6 +33,7 @@ pub async fn active_certificates(
     let limit = page.effective_limit()?;
     let mut f = Filter::new().eq_opt("owner_user_id", filter.owner_user_id.map(id_value));
     f = in_ids_opt(f, "organization_id", filter.organization_ids.as_ref());
+    f = shared_or_in_orgs(f, "organization_id", filter.visible.as_ref());
     if let Some(after) = page.cursor_id()? {
         f = f.clause("id > ?", vec![Value::Id(after)]);
     }
@@ -51,11 +58,32 @@ pub async fn expiring_certificates(
     organization_ids: Option<&[OrganizationId]>,
     page: &PageRequest,
 ) -> Result<Page<ExpiringCertificate>> {
-    let limit = page.effective_limit()?;
     let mut f = Filter::new();
     if let Some(orgs) = organization_ids {
         f = crate::store::support::in_ids(f, "organization_id", orgs);
     }
+    expiring_page(conn, f, page).await
+}
+
+/// The view's rows that expire by `until`, shared or within `visible`
+/// (None = everything), soonest first.
+pub async fn expiring_visible(
+    conn: &mut Conn<'_>,
+    until: Timestamp,
+    visible: Option<&Vec<OrganizationId>>,
+    page: &PageRequest,
+) -> Result<Page<ExpiringCertificate>> {
+    let f = Filter::new().clause("not_after <= ?", vec![Value::Time(until)]);
+    let f = shared_or_in_orgs(f, "organization_id", visible);
+    expiring_page(conn, f, page).await
+}
+
+async fn expiring_page(
+    conn: &mut Conn<'_>,
+    f: Filter,
+    page: &PageRequest,
+) -> Result<Page<ExpiringCertificate>> {
+    let limit = page.effective_limit()?;
     let f = after_time_id(f, "not_after", "id", page.cursor.as_deref(), false)?;
     let mut rows = fetch_page(
         conn,
@@ -75,8 +103,21 @@ pub async fn active_users_with_roles(
     conn: &mut Conn<'_>,
     page: &PageRequest,
 ) -> Result<Page<ActiveUserWithRoles>> {
+    active_users_with_roles_in(conn, None, page).await
+}
+
+/// [`active_users_with_roles`] of the members of `organizations` (None =
+/// everyone).
+pub async fn active_users_with_roles_in(
+    conn: &mut Conn<'_>,
+    organizations: Option<&Vec<OrganizationId>>,
+    page: &PageRequest,
+) -> Result<Page<ActiveUserWithRoles>> {
     let limit = page.effective_limit()?;
     let mut f = Filter::new();
+    if let Some(orgs) = organizations {
+        f = crate::store::users::members_of(f, orgs);
+    }
     if let Some(after) = page.cursor_id()? {
         f = f.clause("id > ?", vec![Value::Id(after)]);
     }
@@ -157,6 +198,8 @@ pub struct CertificateSummaryFilter {
     pub owner_user_id: Option<UserId>,
     pub organization_ids: Option<Vec<OrganizationId>>,
     pub environment: Option<String>,
+    /// Shared rows or rows of these organizations (None = everything).
+    pub visible: Option<Vec<OrganizationId>>,
 }
 
 /// Certificate metadata joined with owner and organization, in id order.
@@ -170,6 +213,7 @@ pub async fn certificate_summary(
         .eq_opt("owner_user_id", filter.owner_user_id.map(id_value))
         .eq_opt("environment", filter.environment.clone());
     f = in_ids_opt(f, "organization_id", filter.organization_ids.as_ref());
+    f = shared_or_in_orgs(f, "organization_id", filter.visible.as_ref());
     if let Some(after) = page.cursor_id()? {
         f = f.clause("id > ?", vec![Value::Id(after)]);
     }
