@@ -14,7 +14,7 @@ use super::inputs::{
     UserUpdateInput, WorkflowInput, permissions,
 };
 use super::{Operation, Param, ProgressSink, Reply, describe_actor, progress_value, record};
-use crate::crypto::{DistinguishedName, KeyPair, SecretString, build_csr, der_to_pem};
+use crate::crypto::{DistinguishedName, KeyPair, PemLabel, SecretString, build_csr, der_to_pem};
 use crate::model::{
     ApiKeyId, CertificateId, NotificationId, OrganizationId, OrganizationStatus, PolicyId,
     RevocationReason, RoleId, SessionId, SubjectAlternativeName, UserId, WorkflowId,
@@ -362,7 +362,7 @@ operations! { clm, actor, progress;
         .map_err(|err| Error::Internal(format!("CSR task failed: {err}")))?;
         let (csr_der, key_pem) = built?;
         Ok(Reply::Value(json!({
-            "csr_pem": der_to_pem("CERTIFICATE REQUEST", &csr_der),
+            "csr_pem": der_to_pem(PemLabel::CertificateRequest, &csr_der),
             "private_key_pem": key_pem.expose(),
         })))
     };

@@ -17,7 +17,7 @@ use ring::signature::{self as rs, KeyPair as _};
 use spki::{AlgorithmIdentifierOwned, AlgorithmIdentifierRef, SubjectPublicKeyInfoRef};
 use zeroize::Zeroizing;
 
-use super::pem::{PemBlock, der_to_pem, looks_like_pem, pem_blocks};
+use super::pem::{PemBlock, PemLabel, der_to_pem, looks_like_pem, pem_blocks};
 use super::pkix::{encoding, oid, unsigned_bit_length};
 use super::secret::{SecretBytes, SecretString, random_bytes};
 use crate::{Error, Result};
@@ -515,7 +515,7 @@ impl KeyPair {
 
     /// The private key as a `-----BEGIN PRIVATE KEY-----` PEM.
     pub fn to_pkcs8_pem(&self) -> SecretString {
-        SecretString::new(der_to_pem("PRIVATE KEY", self.pkcs8.expose()))
+        SecretString::new(der_to_pem(PemLabel::PrivateKey, self.pkcs8.expose()))
     }
 
     /// SubjectPublicKeyInfo DER.
