@@ -65,7 +65,6 @@ pub(crate) mod oid {
     pub const ISSUER_ALT_NAME: Oid = rfc5280::ID_CE_ISSUER_ALT_NAME;
     pub const BASIC_CONSTRAINTS: Oid = rfc5280::ID_CE_BASIC_CONSTRAINTS;
     pub const CRL_NUMBER: Oid = rfc5280::ID_CE_CRL_NUMBER;
-    pub const CRL_REASON: Oid = rfc5280::ID_CE_CRL_REASONS;
     pub const NAME_CONSTRAINTS: Oid = rfc5280::ID_CE_NAME_CONSTRAINTS;
     pub const CRL_DISTRIBUTION_POINTS: Oid = rfc5280::ID_CE_CRL_DISTRIBUTION_POINTS;
     pub const CERTIFICATE_POLICIES: Oid = rfc5280::ID_CE_CERTIFICATE_POLICIES;
@@ -140,7 +139,6 @@ pub(crate) mod oid {
                 (ISSUER_ALT_NAME, "2.5.29.18"),
                 (BASIC_CONSTRAINTS, "2.5.29.19"),
                 (CRL_NUMBER, "2.5.29.20"),
-                (CRL_REASON, "2.5.29.21"),
                 (NAME_CONSTRAINTS, "2.5.29.30"),
                 (CRL_DISTRIBUTION_POINTS, "2.5.29.31"),
                 (CERTIFICATE_POLICIES, "2.5.29.32"),
