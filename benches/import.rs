@@ -72,7 +72,10 @@ fn bundle(n: usize) -> Vec<u8> {
                             },
                         )
                         .expect("leaf");
-                        pem.push_str(&clm::crypto::der_to_pem("CERTIFICATE", &der));
+                        pem.push_str(&clm::crypto::der_to_pem(
+                            clm::crypto::PemLabel::Certificate,
+                            &der,
+                        ));
                     }
                     pem
                 })

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
-use clm::crypto::{DistinguishedName, KeyAlgorithm, KeyPair, build_csr, der_to_pem};
+use clm::crypto::{DistinguishedName, KeyAlgorithm, KeyPair, PemLabel, build_csr, der_to_pem};
 use clm::model::{CertificateId, CertificateKind, PolicyId, PolicyRules, SubjectAlternativeName};
 use clm::service::authorities::NewCertificateAuthority;
 use clm::service::issuance::{IssueRequest, KeySource};
@@ -186,7 +186,7 @@ fn csrs(count: usize) -> Vec<String> {
                 &key,
             )
             .unwrap_or_else(|err| panic!("csr: {err}"));
-            der_to_pem("CERTIFICATE REQUEST", &der)
+            der_to_pem(PemLabel::CertificateRequest, &der)
         })
         .collect()
 }

@@ -383,7 +383,7 @@ async fn csr_issuance_keeps_no_key_and_bad_csr_writes_nothing() {
             &key,
         )
         .expect("csr");
-        let pem = clm::crypto::der_to_pem("CERTIFICATE REQUEST", &csr);
+        let pem = clm::crypto::der_to_pem(clm::crypto::PemLabel::CertificateRequest, &csr);
         let mut request = server_request(intermediate.certificate.id, Some(&pol), None);
         request.subject = DistinguishedName::default();
         request.sans = Vec::new();
@@ -417,7 +417,10 @@ async fn csr_issuance_keeps_no_key_and_bad_csr_writes_nothing() {
         let mut tampered = csr.clone();
         let last = tampered.len() - 1;
         tampered[last] ^= 0x01;
-        request.key = KeySource::Csr(clm::crypto::der_to_pem("CERTIFICATE REQUEST", &tampered));
+        request.key = KeySource::Csr(clm::crypto::der_to_pem(
+            clm::crypto::PemLabel::CertificateRequest,
+            &tampered,
+        ));
         let err = clm
             .issue_certificate(&system, request.clone())
             .await

@@ -401,7 +401,10 @@ async fn crls_number_up_list_reasons_and_verify_with_openssl() {
             Duration::hours(168)
         );
         assert_eq!(second.entries.len(), 3);
-        assert_eq!(second.pem, clm::crypto::der_to_pem("X509 CRL", &second.der));
+        assert_eq!(
+            second.pem,
+            clm::crypto::der_to_pem(clm::crypto::PemLabel::X509Crl, &second.der)
+        );
         let text = openssl_check(&second.pem, &ca.cert.pem);
         assert!(
             text.contains("X509v3 CRL Number") && text.contains("2"),

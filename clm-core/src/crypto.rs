@@ -28,6 +28,6 @@ pub use csr::{ParsedCsr, build_csr, parse_csr};
 pub use envelope::{Sealed, aad, generate_data_key, open, open_parts, seal, sealed_key_version};
 pub use keys::{KeyAlgorithm, KeyInfo, KeyPair};
 pub use name::DistinguishedName;
-pub use pem::der_to_pem;
+pub use pem::{PemLabel, der_to_pem};
 pub use pkix::spki_sha256;
 pub use secret::{SecretBytes, SecretString, random_bytes};

@@ -6,8 +6,8 @@
 
 use chrono::{Duration, Utc};
 use clm::crypto::{
-    CertificateTemplate, DistinguishedName, Issuer, KeyAlgorithm, KeyPair, build_certificate,
-    der_to_pem,
+    CertificateTemplate, DistinguishedName, Issuer, KeyAlgorithm, KeyPair, PemLabel,
+    build_certificate, der_to_pem,
 };
 use clm::model::{Certificate, CertificateKind, RevocationReason, SubjectAlternativeName};
 use clm::service::inventory::ImportRequest;
@@ -65,7 +65,7 @@ fn self_signed(key: &KeyPair, name: &str) -> String {
     );
     let der = build_certificate(&template, &key.public_key_der(), Issuer::SelfSigned(key))
         .expect("self-signed");
-    der_to_pem("CERTIFICATE", &der)
+    der_to_pem(PemLabel::Certificate, &der)
 }
 
 #[tokio::test]

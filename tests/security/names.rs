@@ -3,7 +3,7 @@
 //! subject emailAddress), normalized first, on every issuance path: issue,
 //! dry run and CSR signing.
 
-use clm::crypto::{DistinguishedName, KeyAlgorithm, KeyPair, build_csr, der_to_pem};
+use clm::crypto::{DistinguishedName, KeyAlgorithm, KeyPair, PemLabel, build_csr, der_to_pem};
 use clm::model::{
     Certificate, CertificateId, CertificateKind, OrganizationId, Policy, PolicyRules,
     SubjectAlternativeName,
@@ -115,7 +115,7 @@ pub(crate) fn csr_request(tenant: &Tenant, key: &KeyPair, template: &IssueReques
     IssueRequest {
         subject: DistinguishedName::default(),
         sans: Vec::new(),
-        key: KeySource::Csr(der_to_pem("CERTIFICATE REQUEST", &csr)),
+        key: KeySource::Csr(der_to_pem(PemLabel::CertificateRequest, &csr)),
         ..request(tenant, DistinguishedName::default(), Vec::new())
     }
 }

@@ -5,8 +5,8 @@
 
 use chrono::{Duration, Utc};
 use clm::crypto::{
-    CertificateTemplate, DistinguishedName, Issuer, KeyAlgorithm, KeyPair, build_certificate,
-    der_to_pem,
+    CertificateTemplate, DistinguishedName, Issuer, KeyAlgorithm, KeyPair, PemLabel,
+    build_certificate, der_to_pem,
 };
 use clm::model::{CertificateKind, OrganizationId, Permissions, SubjectAlternativeName};
 use clm::service::access::{NewOrganization, NewRole};
@@ -85,7 +85,7 @@ fn expiring_pem(cn: &str, days: i64) -> String {
     template.subject_alternative_names = vec![SubjectAlternativeName::Dns(cn.to_string())];
     let der = build_certificate(&template, &key.public_key_der(), Issuer::SelfSigned(&key))
         .expect("certificate");
-    der_to_pem("CERTIFICATE", &der)
+    der_to_pem(PemLabel::Certificate, &der)
 }
 
 async fn import(clm: &Clm, org: Option<OrganizationId>, cn: &str, days: i64) {

@@ -11,7 +11,7 @@ use super::inputs::{ImportInput, IssueInput, MasterKeyInput, OpenOptions};
 use super::records::{ClmHandle, CreatedApiKey, CsrBundle, LoginResult, MfaEnrollment, SecretText};
 use super::{Operation, Param, ProgressSink, Reply, describe_actor, progress_value, record};
 use crate::crypto::{
-    DistinguishedName, KeyAlgorithm, KeyPair, SecretString, build_csr, der_to_pem,
+    DistinguishedName, KeyAlgorithm, KeyPair, PemLabel, SecretString, build_csr, der_to_pem,
 };
 use crate::model::{
     ActiveCertificate, ActiveUserWithRoles, ApiKey, AuditEvent, Certificate, CertificateRevocation,
@@ -409,7 +409,7 @@ operations! { clm, actor, progress;
         .map_err(|err| Error::Internal(format!("CSR task failed: {err}")))?;
         let (csr_der, key_pem) = built?;
         record(&CsrBundle {
-            csr_pem: der_to_pem("CERTIFICATE REQUEST", &csr_der),
+            csr_pem: der_to_pem(PemLabel::CertificateRequest, &csr_der),
             private_key_pem: key_pem.expose().to_string(),
         })
     };

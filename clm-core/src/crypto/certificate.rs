@@ -26,7 +26,7 @@ use x509_cert::time::Validity;
 
 use super::keys::{KeyPair, RawSignature};
 use super::name::{DistinguishedName, common_name_of, format_name};
-use super::pem::{der_to_pem, looks_like_pem, pem_blocks};
+use super::pem::{PemLabel, der_to_pem, looks_like_pem, pem_blocks};
 use super::pkix::{
     LenientCertificate, Signed, encoding, from_time, hex_lower, oid, public_key_info,
     signature_algorithm_name, to_time, verify_signature,
@@ -154,7 +154,7 @@ pub fn parse_certificate_der(der: &[u8]) -> Result<ParsedCertificate> {
 
     let mut parsed = ParsedCertificate {
         der: der.to_vec(),
-        pem: der_to_pem("CERTIFICATE", der),
+        pem: der_to_pem(PemLabel::Certificate, der),
         subject_dn: format_name(tbs.subject()),
         common_name: common_name_of(tbs.subject()),
         issuer_dn: format_name(tbs.issuer()),

@@ -5,14 +5,14 @@ use der::asn1::{BitString, OctetString, Uint};
 use der::{Decode, Encode};
 use x509_cert::certificate::Version;
 use x509_cert::crl::{CertificateList, RevokedCert, TbsCertList};
-use x509_cert::ext::Extension;
+use x509_cert::ext::ToExtension;
 use x509_cert::ext::pkix::crl::CrlReason;
 use x509_cert::ext::pkix::{AuthorityKeyIdentifier, CrlNumber};
 use x509_cert::serial_number::SerialNumber;
 
 use super::certificate::ParsedCertificate;
 use super::keys::KeyPair;
-use super::pkix::{Lenient, LenientCertificate, encoding, oid, to_time};
+use super::pkix::{Lenient, LenientCertificate, encoding, to_time};
 use crate::model::RevocationReason;
 use crate::{Error, Result};
 
@@ -69,6 +69,13 @@ fn entry_serial(serial: &[u8], index: usize) -> Result<SerialNumber<Lenient>> {
 /// subjectKeyIdentifier). Each entry carries a reasonCode unless the reason
 /// is `unspecified`, per RFC 5280's guidance. `remove_from_crl` belongs to
 /// delta CRLs only and is refused here.
+///
+/// Assembled here rather than by x509-cert 0.3's `CrlBuilder`, which copies
+/// the issuer certificate's own authorityKeyIdentifier (the key of the
+/// issuer's issuer) into the CRL instead of the issuer's
+/// subjectKeyIdentifier, so an intermediate's CRL would name the root's key;
+/// and which takes the issuer only under the strict RFC 5280 profile, so an
+/// imported CA with a long serial could not sign.
 pub fn build_crl(
     issuer_certificate: &ParsedCertificate,
     issuer_key: &KeyPair,
@@ -126,12 +133,11 @@ pub fn build_crl(
             ));
         }
         let extensions = match crl_reason(entry.reason) {
-            Some(reason) => Some(vec![Extension {
-                extn_id: oid::CRL_REASON,
-                critical: false,
-                extn_value: OctetString::new(reason.to_der().map_err(encoding("reasonCode"))?)
+            Some(reason) => Some(vec![
+                reason
+                    .to_extension(&issuer, &[])
                     .map_err(encoding("reasonCode"))?,
-            }]),
+            ]),
             None => None,
         };
         revoked.push(RevokedCert::<Lenient> {
@@ -160,18 +166,11 @@ pub fn build_crl(
     };
     let number = CrlNumber(Uint::new(&crl_number.to_be_bytes()).map_err(encoding("cRLNumber"))?);
     let crl_extensions = vec![
-        Extension {
-            extn_id: oid::AUTHORITY_KEY_ID,
-            critical: false,
-            extn_value: OctetString::new(aki.to_der().map_err(encoding("authorityKeyIdentifier"))?)
-                .map_err(encoding("authorityKeyIdentifier"))?,
-        },
-        Extension {
-            extn_id: oid::CRL_NUMBER,
-            critical: false,
-            extn_value: OctetString::new(number.to_der().map_err(encoding("cRLNumber"))?)
-                .map_err(encoding("cRLNumber"))?,
-        },
+        aki.to_extension(&issuer, &[])
+            .map_err(encoding("authorityKeyIdentifier"))?,
+        number
+            .to_extension(&issuer, &[])
+            .map_err(encoding("cRLNumber"))?,
     ];
 
     let signature_algorithm = issuer_key.algorithm().signature_algorithm();

@@ -5,9 +5,9 @@ use der::{Decode, Encode};
 use serde::{Deserialize, Serialize};
 use spki::{SubjectPublicKeyInfoOwned, SubjectPublicKeyInfoRef};
 use x509_cert::attr::Attribute;
-use x509_cert::ext::Extension;
 use x509_cert::ext::pkix::SubjectAltName;
 use x509_cert::ext::pkix::name::GeneralName;
+use x509_cert::ext::{Extension, ToExtension};
 use x509_cert::request::{CertReq, CertReqInfo, ExtensionReq, Version};
 
 use super::certificate::{MAX_CERTIFICATE_LEN, general_name_to_san};
@@ -48,6 +48,11 @@ pub struct ParsedCsr {
 
 /// Builds a CSR for `subject` and `sans`, signed by `key`. SANs travel in
 /// an extensionRequest attribute, which is left out when there are none.
+///
+/// Assembled here rather than by x509-cert 0.3's `RequestBuilder`, which
+/// always writes an extensionRequest attribute, empty when there is nothing
+/// to request: PKCS#9 gives that attribute SIZE (1..MAX), and every CSR
+/// without SANs would change.
 pub fn build_csr(
     subject: &DistinguishedName,
     sans: &[SubjectAlternativeName],
@@ -87,16 +92,10 @@ pub fn build_csr(
             })
             .collect::<der::Result<Vec<_>>>()
             .map_err(|err| Error::invalid("subject_alternative_names", err.to_string()))?;
-        let san = Extension {
-            extn_id: oid::SUBJECT_ALT_NAME,
-            critical: subject_name.is_empty(),
-            extn_value: der::asn1::OctetString::new(
-                SubjectAltName(names)
-                    .to_der()
-                    .map_err(encoding("subjectAltName"))?,
-            )
-            .map_err(encoding("subjectAltName"))?,
-        };
+        // Critical exactly when the subject is empty (RFC 5280 §4.2.1.6).
+        let san = SubjectAltName(names)
+            .to_extension(&subject_name, &[])
+            .map_err(encoding("subjectAltName"))?;
         let attribute =
             Attribute::try_from(ExtensionReq(vec![san])).map_err(encoding("extensionRequest"))?;
         attributes
@@ -238,4 +237,50 @@ fn read_requested_extensions(value: &Any, parsed: &mut ParsedCsr) -> Result<()> 
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::KeyAlgorithm;
+
+    /// x509-cert's `ToExtension` writes the extension the hand assembly
+    /// wrote: the same OID and bytes, critical only for an empty subject.
+    #[test]
+    fn requested_san_is_critical_only_without_a_subject() {
+        let key = KeyPair::generate(KeyAlgorithm::Ed25519).unwrap();
+        let dns = vec![SubjectAlternativeName::Dns("a.example.com".into())];
+        for (subject, critical) in [
+            (DistinguishedName::parse("CN=a.example.com").unwrap(), false),
+            (DistinguishedName::default(), true),
+        ] {
+            let parsed = parse_csr(&build_csr(&subject, &dns, &key).unwrap()).unwrap();
+            assert_eq!(parsed.subject_alternative_names, dns);
+            let request = CertReq::from_der(&parsed.der).unwrap();
+            let requested: Vec<Extension> = request
+                .info
+                .attributes
+                .iter()
+                .find(|a| a.oid == oid::EXTENSION_REQUEST)
+                .and_then(|a| a.values.iter().next())
+                .unwrap()
+                .decode_as()
+                .unwrap();
+            let san = SubjectAltName(vec![GeneralName::DnsName(
+                der::asn1::Ia5String::new("a.example.com").unwrap(),
+            )]);
+            assert_eq!(
+                requested,
+                vec![Extension {
+                    extn_id: oid::SUBJECT_ALT_NAME,
+                    critical,
+                    extn_value: der::asn1::OctetString::new(san.to_der().unwrap()).unwrap(),
+                }]
+            );
+        }
+        // No SANs: no extensionRequest attribute at all.
+        let subject = DistinguishedName::parse("CN=plain").unwrap();
+        let der = build_csr(&subject, &[], &key).unwrap();
+        assert!(CertReq::from_der(&der).unwrap().info.attributes.is_empty());
+    }
 }

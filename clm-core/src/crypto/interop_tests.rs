@@ -320,8 +320,8 @@ fn openssl_and_python_accept_the_chain_and_crl() {
         ("intermediate.pem", pki.intermediate.pem.clone()),
         ("server.pem", pki.server.pem.clone()),
         ("client.pem", pki.client.pem.clone()),
-        ("crl.pem", der_to_pem("X509 CRL", &crl)),
-        ("root-crl.pem", der_to_pem("X509 CRL", &empty_crl)),
+        ("crl.pem", der_to_pem(PemLabel::X509Crl, &crl)),
+        ("root-crl.pem", der_to_pem(PemLabel::X509Crl, &empty_crl)),
         (
             "chain.pem",
             format!("{}{}", pki.intermediate.pem, pki.root.pem),
@@ -522,7 +522,7 @@ fn csr_round_trip_and_tampering() {
     );
     assert_eq!(parsed.signature_algorithm, "ecdsa-with-SHA256");
     // PEM works too, and OpenSSL agrees the signature is good.
-    let pem = der_to_pem("CERTIFICATE REQUEST", &der);
+    let pem = der_to_pem(PemLabel::CertificateRequest, &der);
     assert_eq!(parse_csr(pem.as_bytes()).unwrap(), parsed);
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("req.pem"), &pem).unwrap();

@@ -1,10 +1,37 @@
-//! PEM (RFC 7468) encoding and a lenient block splitter for bundles.
+//! PEM (RFC 7468): encoding through `pem-rfc7468`, and a lenient block
+//! splitter for reading bundles.
+//!
+//! Reading stays ours: pem-rfc7468 decodes one document in RFC 7468's strict
+//! grammar (one line width throughout, nothing after the END line), while
+//! imports meet bundles with text between blocks and base64 wrapped at any
+//! width, which RFC 7468 §3 asks parsers to accept.
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use pem_rfc7468::LineEnding;
 use zeroize::Zeroizing;
 
 use crate::{Error, Result};
+
+/// The labels clm writes (RFC 7468 §5, §7, §10, §11).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PemLabel {
+    Certificate,
+    CertificateRequest,
+    X509Crl,
+    PrivateKey,
+}
+
+impl PemLabel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PemLabel::Certificate => "CERTIFICATE",
+            PemLabel::CertificateRequest => "CERTIFICATE REQUEST",
+            PemLabel::X509Crl => "X509 CRL",
+            PemLabel::PrivateKey => "PRIVATE KEY",
+        }
+    }
+}
 
 /// One `-----BEGIN LABEL-----` block, decoded. The bytes are wiped on drop
 /// because a block may hold a private key.
@@ -13,22 +40,13 @@ pub(crate) struct PemBlock {
     pub der: Zeroizing<Vec<u8>>,
 }
 
-/// Encodes DER as PEM with 64-column lines and a trailing newline.
-pub fn der_to_pem(label: &str, der: &[u8]) -> String {
-    let body = STANDARD.encode(der);
-    let mut out = String::with_capacity(body.len() + body.len() / 64 + 2 * label.len() + 40);
-    out.push_str("-----BEGIN ");
-    out.push_str(label);
-    out.push_str("-----\n");
-    for line in body.as_bytes().chunks(64) {
-        // base64 output is ASCII, so every 64-byte chunk is valid UTF-8.
-        out.push_str(std::str::from_utf8(line).unwrap_or_default());
-        out.push('\n');
-    }
-    out.push_str("-----END ");
-    out.push_str(label);
-    out.push_str("-----\n");
-    out
+/// Encodes DER as PEM with 64-column lines, LF line ends and a trailing
+/// newline. The text is written straight into the returned string, so a
+/// private key leaves no unwiped base64 copy behind.
+pub fn der_to_pem(label: PemLabel, der: &[u8]) -> String {
+    // pem-rfc7468 fails only for an invalid label (ours are all valid, see
+    // the tests) or a length past usize::MAX, which no slice in memory has.
+    pem_rfc7468::encode_string(label.as_str(), LineEnding::LF, der).unwrap_or_default()
 }
 
 /// True when the input contains a PEM armor line.
@@ -100,14 +118,66 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 mod tests {
     use super::*;
 
+    /// The bytes the hand-written encoder produced, kept as the reference:
+    /// 64-column lines, LF, a newline after the END line.
+    fn reference_pem(label: &str, der: &[u8]) -> String {
+        let body = STANDARD.encode(der);
+        let mut out = format!("-----BEGIN {label}-----\n");
+        for line in body.as_bytes().chunks(64) {
+            out.push_str(std::str::from_utf8(line).unwrap());
+            out.push('\n');
+        }
+        out.push_str(&format!("-----END {label}-----\n"));
+        out
+    }
+
+    #[test]
+    fn encoding_is_unchanged() {
+        for label in [
+            PemLabel::Certificate,
+            PemLabel::CertificateRequest,
+            PemLabel::X509Crl,
+            PemLabel::PrivateKey,
+        ] {
+            for len in [1usize, 2, 3, 47, 48, 49, 95, 96, 97, 1000] {
+                let der: Vec<u8> = (0..len).map(|i| (i * 7 + 3) as u8).collect();
+                let pem = der_to_pem(label, &der);
+                assert_eq!(pem, reference_pem(label.as_str(), &der), "{label:?} {len}");
+                let blocks = pem_blocks(pem.as_bytes(), "x").unwrap();
+                assert_eq!(blocks[0].label, label.as_str());
+                assert_eq!(blocks[0].der.as_slice(), der.as_slice());
+            }
+        }
+    }
+
+    #[test]
+    fn lax_wrapping_and_bundles_are_read() {
+        let der: Vec<u8> = (0..=255u8).collect();
+        let body = STANDARD.encode(&der);
+        // 76 columns, CRLF, trailing blanks: what some tools write.
+        let lines: Vec<&str> = body
+            .as_bytes()
+            .chunks(76)
+            .map(|l| std::str::from_utf8(l).unwrap())
+            .collect();
+        let lax = format!(
+            "-----BEGIN CERTIFICATE-----\r\n{} \r\n-----END CERTIFICATE-----\r\n",
+            lines.join(" \r\n")
+        );
+        let blocks = pem_blocks(lax.as_bytes(), "certificate").unwrap();
+        assert_eq!(blocks[0].der.as_slice(), der.as_slice());
+        // pem-rfc7468's strict grammar refuses it, which is why reading stays ours.
+        assert!(pem_rfc7468::decode_vec(lax.as_bytes()).is_err());
+    }
+
     #[test]
     fn round_trip_and_bundles() {
         let der: Vec<u8> = (0..=255u8).collect();
-        let pem = der_to_pem("CERTIFICATE", &der);
+        let pem = der_to_pem(PemLabel::Certificate, &der);
         assert!(pem.lines().all(|l| l.len() <= 64 || l.starts_with("-----")));
         let text = format!(
             "subject=CN=x\n{pem}junk\n{}",
-            der_to_pem("PRIVATE KEY", b"abc")
+            der_to_pem(PemLabel::PrivateKey, b"abc")
         );
         let blocks = pem_blocks(text.as_bytes(), "certificate").unwrap();
         assert_eq!(blocks.len(), 2);
@@ -119,7 +189,7 @@ mod tests {
 
     #[test]
     fn damaged_pem_is_an_error() {
-        let pem = der_to_pem("CERTIFICATE", b"hello world");
+        let pem = der_to_pem(PemLabel::Certificate, b"hello world");
         let truncated = &pem[..pem.len() - 10];
         assert!(pem_blocks(truncated.as_bytes(), "certificate").is_err());
         let bad = pem.replace("aGVs", "a*Vs");

@@ -10,82 +10,162 @@ use x509_cert::time::Time;
 
 use crate::{Error, Result};
 
-/// Object identifiers used across the module (RFC 5280, 5480, 8410, 3279, 4055).
+/// Object identifiers used across the module, by short name. Each comes from
+/// `const_oid::db` (the RFC modules that define it); the three the database
+/// lacks are written out with their source.
 pub(crate) mod oid {
-    use der::asn1::ObjectIdentifier as Oid;
+    use const_oid::ObjectIdentifier as Oid;
+    use const_oid::db::{rfc2985, rfc4519, rfc5280, rfc5912, rfc6962, rfc8410};
 
-    pub const RSA_ENCRYPTION: Oid = Oid::new_unwrap("1.2.840.113549.1.1.1");
-    pub const SHA1_WITH_RSA: Oid = Oid::new_unwrap("1.2.840.113549.1.1.5");
-    pub const MD5_WITH_RSA: Oid = Oid::new_unwrap("1.2.840.113549.1.1.4");
-    pub const RSASSA_PSS: Oid = Oid::new_unwrap("1.2.840.113549.1.1.10");
-    pub const SHA256_WITH_RSA: Oid = Oid::new_unwrap("1.2.840.113549.1.1.11");
-    pub const SHA384_WITH_RSA: Oid = Oid::new_unwrap("1.2.840.113549.1.1.12");
-    pub const SHA512_WITH_RSA: Oid = Oid::new_unwrap("1.2.840.113549.1.1.13");
-    pub const EC_PUBLIC_KEY: Oid = Oid::new_unwrap("1.2.840.10045.2.1");
+    pub const RSA_ENCRYPTION: Oid = rfc5912::RSA_ENCRYPTION;
+    pub const SHA1_WITH_RSA: Oid = rfc5912::SHA_1_WITH_RSA_ENCRYPTION;
+    pub const MD5_WITH_RSA: Oid = rfc5912::MD_5_WITH_RSA_ENCRYPTION;
+    pub const RSASSA_PSS: Oid = rfc5912::ID_RSASSA_PSS;
+    pub const SHA256_WITH_RSA: Oid = rfc5912::SHA_256_WITH_RSA_ENCRYPTION;
+    pub const SHA384_WITH_RSA: Oid = rfc5912::SHA_384_WITH_RSA_ENCRYPTION;
+    pub const SHA512_WITH_RSA: Oid = rfc5912::SHA_512_WITH_RSA_ENCRYPTION;
+    pub const EC_PUBLIC_KEY: Oid = rfc5912::ID_EC_PUBLIC_KEY;
+    /// RFC 3279 §2.2.3 (ecdsa-with-SHA1); not in `const_oid::db`.
     pub const ECDSA_WITH_SHA1: Oid = Oid::new_unwrap("1.2.840.10045.4.1");
-    pub const ECDSA_WITH_SHA256: Oid = Oid::new_unwrap("1.2.840.10045.4.3.2");
-    pub const ECDSA_WITH_SHA384: Oid = Oid::new_unwrap("1.2.840.10045.4.3.3");
-    pub const ECDSA_WITH_SHA512: Oid = Oid::new_unwrap("1.2.840.10045.4.3.4");
-    pub const SECP256R1: Oid = Oid::new_unwrap("1.2.840.10045.3.1.7");
-    pub const SECP384R1: Oid = Oid::new_unwrap("1.3.132.0.34");
-    pub const SECP521R1: Oid = Oid::new_unwrap("1.3.132.0.35");
+    pub const ECDSA_WITH_SHA256: Oid = rfc5912::ECDSA_WITH_SHA_256;
+    pub const ECDSA_WITH_SHA384: Oid = rfc5912::ECDSA_WITH_SHA_384;
+    pub const ECDSA_WITH_SHA512: Oid = rfc5912::ECDSA_WITH_SHA_512;
+    pub const SECP256R1: Oid = rfc5912::SECP_256_R_1;
+    pub const SECP384R1: Oid = rfc5912::SECP_384_R_1;
+    pub const SECP521R1: Oid = rfc5912::SECP_521_R_1;
+    /// SEC 2 §A.2.1 (secp256k1); not in `const_oid::db`.
     pub const SECP256K1: Oid = Oid::new_unwrap("1.3.132.0.10");
-    pub const ED25519: Oid = Oid::new_unwrap("1.3.101.112");
-    pub const ED448: Oid = Oid::new_unwrap("1.3.101.113");
+    pub const ED25519: Oid = rfc8410::ID_ED_25519;
+    pub const ED448: Oid = rfc8410::ID_ED_448;
 
     // Name attributes.
-    pub const CN: Oid = Oid::new_unwrap("2.5.4.3");
-    pub const SURNAME: Oid = Oid::new_unwrap("2.5.4.4");
-    pub const SERIAL_NUMBER: Oid = Oid::new_unwrap("2.5.4.5");
-    pub const C: Oid = Oid::new_unwrap("2.5.4.6");
-    pub const L: Oid = Oid::new_unwrap("2.5.4.7");
-    pub const ST: Oid = Oid::new_unwrap("2.5.4.8");
-    pub const STREET: Oid = Oid::new_unwrap("2.5.4.9");
-    pub const O: Oid = Oid::new_unwrap("2.5.4.10");
-    pub const OU: Oid = Oid::new_unwrap("2.5.4.11");
-    pub const TITLE: Oid = Oid::new_unwrap("2.5.4.12");
-    pub const POSTAL_CODE: Oid = Oid::new_unwrap("2.5.4.17");
-    pub const GIVEN_NAME: Oid = Oid::new_unwrap("2.5.4.42");
+    pub const CN: Oid = rfc4519::CN;
+    pub const SURNAME: Oid = rfc4519::SURNAME;
+    pub const SERIAL_NUMBER: Oid = rfc4519::SERIAL_NUMBER;
+    pub const C: Oid = rfc4519::C;
+    pub const L: Oid = rfc4519::L;
+    pub const ST: Oid = rfc4519::ST;
+    pub const STREET: Oid = rfc4519::STREET;
+    pub const O: Oid = rfc4519::O;
+    pub const OU: Oid = rfc4519::OU;
+    pub const TITLE: Oid = rfc4519::TITLE;
+    pub const POSTAL_CODE: Oid = rfc4519::POSTAL_CODE;
+    pub const GIVEN_NAME: Oid = rfc4519::GIVEN_NAME;
+    /// X.520 organizationIdentifier (ETSI EN 319 412-1); not in `const_oid::db`.
     pub const ORGANIZATION_IDENTIFIER: Oid = Oid::new_unwrap("2.5.4.97");
-    pub const DC: Oid = Oid::new_unwrap("0.9.2342.19200300.100.1.25");
-    pub const UID: Oid = Oid::new_unwrap("0.9.2342.19200300.100.1.1");
-    pub const EMAIL_ADDRESS: Oid = Oid::new_unwrap("1.2.840.113549.1.9.1");
+    pub const DC: Oid = rfc4519::DC;
+    pub const UID: Oid = rfc4519::UID;
+    pub const EMAIL_ADDRESS: Oid = rfc2985::PKCS_9_AT_EMAIL_ADDRESS;
 
     // Certificate extensions.
-    pub const SUBJECT_DIRECTORY_ATTRIBUTES: Oid = Oid::new_unwrap("2.5.29.9");
-    pub const SUBJECT_KEY_ID: Oid = Oid::new_unwrap("2.5.29.14");
-    pub const KEY_USAGE: Oid = Oid::new_unwrap("2.5.29.15");
-    pub const SUBJECT_ALT_NAME: Oid = Oid::new_unwrap("2.5.29.17");
-    pub const ISSUER_ALT_NAME: Oid = Oid::new_unwrap("2.5.29.18");
-    pub const BASIC_CONSTRAINTS: Oid = Oid::new_unwrap("2.5.29.19");
-    pub const CRL_NUMBER: Oid = Oid::new_unwrap("2.5.29.20");
-    pub const CRL_REASON: Oid = Oid::new_unwrap("2.5.29.21");
-    pub const NAME_CONSTRAINTS: Oid = Oid::new_unwrap("2.5.29.30");
-    pub const CRL_DISTRIBUTION_POINTS: Oid = Oid::new_unwrap("2.5.29.31");
-    pub const CERTIFICATE_POLICIES: Oid = Oid::new_unwrap("2.5.29.32");
-    pub const POLICY_MAPPINGS: Oid = Oid::new_unwrap("2.5.29.33");
-    pub const AUTHORITY_KEY_ID: Oid = Oid::new_unwrap("2.5.29.35");
-    pub const POLICY_CONSTRAINTS: Oid = Oid::new_unwrap("2.5.29.36");
-    pub const EXT_KEY_USAGE: Oid = Oid::new_unwrap("2.5.29.37");
-    pub const FRESHEST_CRL: Oid = Oid::new_unwrap("2.5.29.46");
-    pub const INHIBIT_ANY_POLICY: Oid = Oid::new_unwrap("2.5.29.54");
-    pub const AUTHORITY_INFO_ACCESS: Oid = Oid::new_unwrap("1.3.6.1.5.5.7.1.1");
-    pub const SUBJECT_INFO_ACCESS: Oid = Oid::new_unwrap("1.3.6.1.5.5.7.1.11");
-    pub const CT_PRECERT_SCTS: Oid = Oid::new_unwrap("1.3.6.1.4.1.11129.2.4.2");
+    pub const SUBJECT_DIRECTORY_ATTRIBUTES: Oid = rfc5280::ID_CE_SUBJECT_DIRECTORY_ATTRIBUTES;
+    pub const SUBJECT_KEY_ID: Oid = rfc5280::ID_CE_SUBJECT_KEY_IDENTIFIER;
+    pub const KEY_USAGE: Oid = rfc5280::ID_CE_KEY_USAGE;
+    pub const SUBJECT_ALT_NAME: Oid = rfc5280::ID_CE_SUBJECT_ALT_NAME;
+    pub const ISSUER_ALT_NAME: Oid = rfc5280::ID_CE_ISSUER_ALT_NAME;
+    pub const BASIC_CONSTRAINTS: Oid = rfc5280::ID_CE_BASIC_CONSTRAINTS;
+    pub const CRL_NUMBER: Oid = rfc5280::ID_CE_CRL_NUMBER;
+    pub const NAME_CONSTRAINTS: Oid = rfc5280::ID_CE_NAME_CONSTRAINTS;
+    pub const CRL_DISTRIBUTION_POINTS: Oid = rfc5280::ID_CE_CRL_DISTRIBUTION_POINTS;
+    pub const CERTIFICATE_POLICIES: Oid = rfc5280::ID_CE_CERTIFICATE_POLICIES;
+    pub const POLICY_MAPPINGS: Oid = rfc5280::ID_CE_POLICY_MAPPINGS;
+    pub const AUTHORITY_KEY_ID: Oid = rfc5280::ID_CE_AUTHORITY_KEY_IDENTIFIER;
+    pub const POLICY_CONSTRAINTS: Oid = rfc5280::ID_CE_POLICY_CONSTRAINTS;
+    pub const EXT_KEY_USAGE: Oid = rfc5280::ID_CE_EXT_KEY_USAGE;
+    pub const FRESHEST_CRL: Oid = rfc5280::ID_CE_FRESHEST_CRL;
+    pub const INHIBIT_ANY_POLICY: Oid = rfc5280::ID_CE_INHIBIT_ANY_POLICY;
+    pub const AUTHORITY_INFO_ACCESS: Oid = rfc5280::ID_PE_AUTHORITY_INFO_ACCESS;
+    pub const SUBJECT_INFO_ACCESS: Oid = rfc5280::ID_PE_SUBJECT_INFO_ACCESS;
+    pub const CT_PRECERT_SCTS: Oid = rfc6962::CT_PRECERT_SCTS;
 
     // Extended key usages and access methods.
-    pub const KP_SERVER_AUTH: Oid = Oid::new_unwrap("1.3.6.1.5.5.7.3.1");
-    pub const KP_CLIENT_AUTH: Oid = Oid::new_unwrap("1.3.6.1.5.5.7.3.2");
-    pub const KP_CODE_SIGNING: Oid = Oid::new_unwrap("1.3.6.1.5.5.7.3.3");
-    pub const KP_EMAIL_PROTECTION: Oid = Oid::new_unwrap("1.3.6.1.5.5.7.3.4");
-    pub const KP_TIME_STAMPING: Oid = Oid::new_unwrap("1.3.6.1.5.5.7.3.8");
-    pub const KP_OCSP_SIGNING: Oid = Oid::new_unwrap("1.3.6.1.5.5.7.3.9");
-    pub const KP_ANY: Oid = Oid::new_unwrap("2.5.29.37.0");
-    pub const AD_OCSP: Oid = Oid::new_unwrap("1.3.6.1.5.5.7.48.1");
-    pub const AD_CA_ISSUERS: Oid = Oid::new_unwrap("1.3.6.1.5.5.7.48.2");
+    pub const KP_SERVER_AUTH: Oid = rfc5280::ID_KP_SERVER_AUTH;
+    pub const KP_CLIENT_AUTH: Oid = rfc5280::ID_KP_CLIENT_AUTH;
+    pub const KP_CODE_SIGNING: Oid = rfc5280::ID_KP_CODE_SIGNING;
+    pub const KP_EMAIL_PROTECTION: Oid = rfc5280::ID_KP_EMAIL_PROTECTION;
+    pub const KP_TIME_STAMPING: Oid = rfc5280::ID_KP_TIME_STAMPING;
+    pub const KP_OCSP_SIGNING: Oid = rfc5280::ID_KP_OCSP_SIGNING;
+    pub const KP_ANY: Oid = rfc5280::ANY_EXTENDED_KEY_USAGE;
+    pub const AD_OCSP: Oid = rfc5280::ID_AD_OCSP;
+    pub const AD_CA_ISSUERS: Oid = rfc5280::ID_AD_CA_ISSUERS;
 
     // PKCS#9 attribute carrying requested extensions in a CSR.
-    pub const EXTENSION_REQUEST: Oid = Oid::new_unwrap("1.2.840.113549.1.9.14");
+    pub const EXTENSION_REQUEST: Oid = rfc2985::PKCS_9_AT_EXTENSION_REQUEST;
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        /// The names point at the numbers the module documented before they
+        /// came from the database; a wrong pick of database constant fails here.
+        #[test]
+        fn short_names_keep_their_numbers() {
+            for (oid, dotted) in [
+                (RSA_ENCRYPTION, "1.2.840.113549.1.1.1"),
+                (SHA1_WITH_RSA, "1.2.840.113549.1.1.5"),
+                (MD5_WITH_RSA, "1.2.840.113549.1.1.4"),
+                (RSASSA_PSS, "1.2.840.113549.1.1.10"),
+                (SHA256_WITH_RSA, "1.2.840.113549.1.1.11"),
+                (SHA384_WITH_RSA, "1.2.840.113549.1.1.12"),
+                (SHA512_WITH_RSA, "1.2.840.113549.1.1.13"),
+                (EC_PUBLIC_KEY, "1.2.840.10045.2.1"),
+                (ECDSA_WITH_SHA256, "1.2.840.10045.4.3.2"),
+                (ECDSA_WITH_SHA384, "1.2.840.10045.4.3.3"),
+                (ECDSA_WITH_SHA512, "1.2.840.10045.4.3.4"),
+                (SECP256R1, "1.2.840.10045.3.1.7"),
+                (SECP384R1, "1.3.132.0.34"),
+                (SECP521R1, "1.3.132.0.35"),
+                (ED25519, "1.3.101.112"),
+                (ED448, "1.3.101.113"),
+                (CN, "2.5.4.3"),
+                (SURNAME, "2.5.4.4"),
+                (SERIAL_NUMBER, "2.5.4.5"),
+                (C, "2.5.4.6"),
+                (L, "2.5.4.7"),
+                (ST, "2.5.4.8"),
+                (STREET, "2.5.4.9"),
+                (O, "2.5.4.10"),
+                (OU, "2.5.4.11"),
+                (TITLE, "2.5.4.12"),
+                (POSTAL_CODE, "2.5.4.17"),
+                (GIVEN_NAME, "2.5.4.42"),
+                (DC, "0.9.2342.19200300.100.1.25"),
+                (UID, "0.9.2342.19200300.100.1.1"),
+                (EMAIL_ADDRESS, "1.2.840.113549.1.9.1"),
+                (SUBJECT_DIRECTORY_ATTRIBUTES, "2.5.29.9"),
+                (SUBJECT_KEY_ID, "2.5.29.14"),
+                (KEY_USAGE, "2.5.29.15"),
+                (SUBJECT_ALT_NAME, "2.5.29.17"),
+                (ISSUER_ALT_NAME, "2.5.29.18"),
+                (BASIC_CONSTRAINTS, "2.5.29.19"),
+                (CRL_NUMBER, "2.5.29.20"),
+                (NAME_CONSTRAINTS, "2.5.29.30"),
+                (CRL_DISTRIBUTION_POINTS, "2.5.29.31"),
+                (CERTIFICATE_POLICIES, "2.5.29.32"),
+                (POLICY_MAPPINGS, "2.5.29.33"),
+                (AUTHORITY_KEY_ID, "2.5.29.35"),
+                (POLICY_CONSTRAINTS, "2.5.29.36"),
+                (EXT_KEY_USAGE, "2.5.29.37"),
+                (FRESHEST_CRL, "2.5.29.46"),
+                (INHIBIT_ANY_POLICY, "2.5.29.54"),
+                (AUTHORITY_INFO_ACCESS, "1.3.6.1.5.5.7.1.1"),
+                (SUBJECT_INFO_ACCESS, "1.3.6.1.5.5.7.1.11"),
+                (CT_PRECERT_SCTS, "1.3.6.1.4.1.11129.2.4.2"),
+                (KP_SERVER_AUTH, "1.3.6.1.5.5.7.3.1"),
+                (KP_CLIENT_AUTH, "1.3.6.1.5.5.7.3.2"),
+                (KP_CODE_SIGNING, "1.3.6.1.5.5.7.3.3"),
+                (KP_EMAIL_PROTECTION, "1.3.6.1.5.5.7.3.4"),
+                (KP_TIME_STAMPING, "1.3.6.1.5.5.7.3.8"),
+                (KP_OCSP_SIGNING, "1.3.6.1.5.5.7.3.9"),
+                (KP_ANY, "2.5.29.37.0"),
+                (AD_OCSP, "1.3.6.1.5.5.7.48.1"),
+                (AD_CA_ISSUERS, "1.3.6.1.5.5.7.48.2"),
+                (EXTENSION_REQUEST, "1.2.840.113549.1.9.14"),
+            ] {
+                assert_eq!(oid.to_string(), dotted);
+            }
+        }
+    }
 }
 
 /// Parsing profile that accepts what RFC 5280 tells certificate *users* to

@@ -1,14 +1,19 @@
-//! TOTP (RFC 6238: HMAC-SHA1, 6 digits, 30-second steps) and base32 for
-//! authenticator apps.
+//! TOTP (RFC 6238: HMAC-SHA1, 6 digits, 30-second steps) for authenticator
+//! apps. The codes and base32 come from `totp-rs`; the provisioning URI is
+//! written here because its exact text is part of clm's interface (totp-rs
+//! orders the parameters differently, leaves out the defaults and refuses a
+//! `:` in an account name).
 
-use hmac::{Hmac, KeyInit, Mac};
-use sha1::Sha1;
+use totp_rs::{Algorithm, Builder, Secret, Totp};
 
 use crate::crypto::secret::{SecretBytes, SecretString, random_bytes};
 use crate::{Error, Result};
 
 pub const STEP_SECONDS: i64 = 30;
-const DIGITS: u32 = 6;
+const STEP: u64 = STEP_SECONDS as u64;
+const DIGITS: u8 = 6;
+/// Steps of drift accepted either way (RFC 6238 §5.2 recommends one).
+const SKEW: u16 = 1;
 /// 160-bit secrets, as RFC 4226 recommends.
 pub const SECRET_LEN: usize = 20;
 
@@ -21,60 +26,44 @@ pub fn step_at(unix_seconds: i64) -> i64 {
     unix_seconds.div_euclid(STEP_SECONDS)
 }
 
+/// The generator for `secret` (its copy is wiped on drop: totp-rs's
+/// `zeroize` feature). Refuses secrets under 128 bits (RFC 4226 §4).
+fn totp(secret: &SecretBytes) -> Result<Totp> {
+    Builder::new()
+        .with_algorithm(Algorithm::SHA1)
+        .with_digits(DIGITS)
+        .with_skew(SKEW)
+        .with_step_duration(STEP)
+        .with_secret(secret.expose())
+        .build()
+        .map_err(|err| Error::crypto(format!("TOTP secret cannot be used: {err}")))
+}
+
 /// The code for one time step.
 pub fn code_for_step(secret: &SecretBytes, step: i64) -> Result<String> {
-    let mut mac = Hmac::<Sha1>::new_from_slice(secret.expose())
-        .map_err(|_| Error::crypto("TOTP secret has an invalid length"))?;
-    mac.update(&step.to_be_bytes());
-    let digest = mac.finalize().into_bytes();
-    let offset = usize::from(digest[digest.len() - 1] & 0x0f);
-    let binary = (u32::from(digest[offset] & 0x7f) << 24)
-        | (u32::from(digest[offset + 1]) << 16)
-        | (u32::from(digest[offset + 2]) << 8)
-        | u32::from(digest[offset + 3]);
-    Ok(format!(
-        "{:0width$}",
-        binary % 10u32.pow(DIGITS),
-        width = DIGITS as usize
-    ))
+    let time = u64::try_from(step)
+        .ok()
+        .and_then(|step| step.checked_mul(STEP))
+        .ok_or_else(|| Error::crypto("TOTP time step is out of range"))?;
+    Ok(totp(secret)?.generate(time).to_string())
 }
 
 /// Checks `code` at `unix_seconds`, accepting one step of drift either way.
 /// Returns the matching step so the caller can refuse its reuse.
 pub fn verify(secret: &SecretBytes, code: &str, unix_seconds: i64) -> Result<Option<i64>> {
-    let code = code.trim();
-    if code.len() != DIGITS as usize || !code.chars().all(|c| c.is_ascii_digit()) {
+    let totp = totp(secret)?;
+    // Before 1970 no step exists, so no code can match.
+    let Ok(time) = u64::try_from(unix_seconds) else {
         return Ok(None);
-    }
-    let current = step_at(unix_seconds);
-    for step in [current - 1, current, current + 1] {
-        let expected = code_for_step(secret, step)?;
-        if subtle::ConstantTimeEq::ct_eq(expected.as_bytes(), code.as_bytes()).into() {
-            return Ok(Some(step));
-        }
-    }
-    Ok(None)
+    };
+    Ok(totp
+        .check(code.trim(), time)
+        .and_then(|step| i64::try_from(step).ok()))
 }
-
-const BASE32: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
 
 /// RFC 4648 base32 without padding, as authenticator apps expect.
 pub fn base32_encode(bytes: &[u8]) -> SecretString {
-    let mut out = String::with_capacity(bytes.len().div_ceil(5) * 8);
-    let mut buffer: u32 = 0;
-    let mut bits = 0;
-    for byte in bytes {
-        buffer = (buffer << 8) | u32::from(*byte);
-        bits += 8;
-        while bits >= 5 {
-            bits -= 5;
-            out.push(char::from(BASE32[((buffer >> bits) & 31) as usize]));
-        }
-    }
-    if bits > 0 {
-        out.push(char::from(BASE32[((buffer << (5 - bits)) & 31) as usize]));
-    }
-    SecretString::new(out)
+    SecretString::new(Secret::from(bytes).to_base32())
 }
 
 /// `otpauth://` URI for enrolling in an authenticator app.
@@ -106,14 +95,26 @@ mod tests {
 
     #[test]
     fn rfc6238_sha1_vectors() {
-        // RFC 6238 appendix B, SHA-1 seed, truncated to 6 digits.
+        // RFC 6238 appendix B, every SHA-1 row; the table has 8 digits and
+        // our 6-digit codes are its last six.
         let secret = SecretBytes::from_slice(b"12345678901234567890");
         for (time, expected) in [
-            (59, "287082"),
-            (1_111_111_109, "081804"),
-            (2_000_000_000, "279037"),
+            (59, "94287082"),
+            (1_111_111_109, "07081804"),
+            (1_111_111_111, "14050471"),
+            (1_234_567_890, "89005924"),
+            (2_000_000_000, "69279037"),
+            (20_000_000_000, "65353130"),
         ] {
-            assert_eq!(code_for_step(&secret, step_at(time)).unwrap(), expected);
+            assert_eq!(
+                code_for_step(&secret, step_at(time)).unwrap(),
+                expected[2..],
+                "time {time}"
+            );
+            assert_eq!(
+                verify(&secret, &expected[2..], time).unwrap(),
+                Some(step_at(time))
+            );
         }
     }
 
@@ -126,13 +127,53 @@ mod tests {
             verify(&secret, &previous, now).unwrap(),
             Some(step_at(now) - 1)
         );
+        let next = code_for_step(&secret, step_at(now) + 1).unwrap();
+        assert_eq!(verify(&secret, &next, now).unwrap(), Some(step_at(now) + 1));
+        assert_eq!(
+            verify(&secret, &format!(" {next}\n"), now).unwrap(),
+            Some(step_at(now) + 1)
+        );
         let old = code_for_step(&secret, step_at(now) - 2).unwrap();
         assert_eq!(verify(&secret, &old, now).unwrap(), None);
         assert_eq!(verify(&secret, "12345", now).unwrap(), None);
+        assert_eq!(verify(&secret, "+12345", now).unwrap(), None);
+        assert_eq!(verify(&secret, "1234567", now).unwrap(), None);
+        assert_eq!(verify(&secret, &previous, -1).unwrap(), None);
+    }
+
+    #[test]
+    fn short_secrets_and_negative_steps_are_errors() {
+        let short = SecretBytes::from_slice(&[7u8; 10]);
+        let err = code_for_step(&short, 1).unwrap_err();
+        assert!(err.to_string().contains("128 bits"), "{err}");
+        assert!(verify(&short, "123456", 1_700_000_000).is_err());
+        let secret = generate_secret();
+        assert!(code_for_step(&secret, -1).is_err());
+        assert!(code_for_step(&secret, i64::MAX).is_err());
     }
 
     #[test]
     fn base32_matches_rfc4648() {
         assert_eq!(base32_encode(b"foobar").expose(), "MZXW6YTBOI");
+        assert_eq!(base32_encode(b"f").expose(), "MY");
+        assert_eq!(
+            base32_encode(b"12345678901234567890").expose(),
+            "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ"
+        );
+    }
+
+    #[test]
+    fn provisioning_uri_is_unchanged() {
+        let secret = SecretBytes::from_slice(b"12345678901234567890");
+        assert_eq!(
+            provisioning_uri(&secret, "clm", "alice@example.com").expose(),
+            "otpauth://totp/clm:alice@example.com?secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ\
+             &issuer=clm&algorithm=SHA1&digits=6&period=30"
+        );
+        assert_eq!(
+            provisioning_uri(&secret, "My CA", "a b:c/é").expose(),
+            "otpauth://totp/My%20CA:a%20b%3Ac%2F%C3%A9?secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ\
+             &issuer=My%20CA&algorithm=SHA1&digits=6&period=30"
+        );
     }
 }

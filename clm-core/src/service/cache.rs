@@ -6,6 +6,10 @@
 //! like EJBCA's profile cache): a change made through this handle drops the
 //! entry at once (`forget`), a change made by another process sharing the
 //! databases is seen within `ttl`. A zero `ttl` disables caching.
+//!
+//! Written here rather than taken from moka or quick_cache: the rule that a
+//! load begun before a `forget` is not kept is what makes a revoked CA stay
+//! gone, and neither crate offers it (quick_cache has no TTL at all).
 
 use std::collections::HashMap;
 use std::hash::Hash;

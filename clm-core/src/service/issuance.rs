@@ -343,7 +343,10 @@ impl Clm {
                 if sans.is_empty() {
                     sans = csr.subject_alternative_names.clone();
                 }
-                csr_pem = Some(crate::crypto::der_to_pem("CERTIFICATE REQUEST", &csr.der));
+                csr_pem = Some(crate::crypto::der_to_pem(
+                    crate::crypto::PemLabel::CertificateRequest,
+                    &csr.der,
+                ));
                 PlannedKey::Public {
                     spki: csr.public_key_der,
                     family: csr.key_algorithm,

@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use serde_json::json;
 
-use crate::crypto::{CrlEntry, build_crl, der_to_pem, parse_certificates, spki_sha256};
+use crate::crypto::{CrlEntry, PemLabel, build_crl, der_to_pem, parse_certificates, spki_sha256};
 use crate::model::{
     Certificate, CertificateId, CertificateRevocation, CertificateStatus, RevocationId,
     RevocationReason,
@@ -408,7 +408,7 @@ impl Clm {
         Ok(GeneratedCrl {
             issuer_certificate_id: issuer_id,
             crl_number,
-            pem: der_to_pem("X509 CRL", &der),
+            pem: der_to_pem(PemLabel::X509Crl, &der),
             der,
             this_update,
             next_update,
