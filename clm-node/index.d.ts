@@ -310,7 +310,7 @@ export interface CreatedApiKey {
   api_key: ApiKey
   /**
    * The key itself, shown this once.
-   * Secret: shown this once, never logged.
+   * Secret: shown this once.
    */
   key: string
 }
@@ -329,7 +329,7 @@ export interface CsrBundle {
   csr_pem: string
   /**
    * The new private key, PKCS#8 PEM.
-   * Secret: shown this once, never logged.
+   * Secret: shown this once.
    */
   private_key_pem: string
 }
@@ -437,7 +437,7 @@ export interface ImportInput {
   pem?: string | null
   /**
    * The one certificate's private key (PKCS#8, PKCS#1 or SEC1 PEM).
-   * Secret: shown this once, never logged.
+   * Secret.
    */
   private_key_pem?: string | null
 }
@@ -569,7 +569,7 @@ export interface LoginResult {
   session: Session
   /**
    * The bearer token of the new session, shown this once.
-   * Secret: shown this once, never logged.
+   * Secret: shown this once.
    */
   token: string
   user: User
@@ -586,7 +586,7 @@ export interface MasterKeyInput {
   create_master_key?: boolean
   /**
    * Base64 of 32 bytes.
-   * Secret: shown this once, never logged.
+   * Secret.
    */
   master_key?: string | null
   master_key_file?: string | null
@@ -596,12 +596,12 @@ export interface MasterKeyInput {
 export interface MfaEnrollment {
   /**
    * The `otpauth://` URI (it holds the secret).
-   * Secret: shown this once, never logged.
+   * Secret: shown this once.
    */
   provisioning_uri: string
   /**
    * The shared secret in base32.
-   * Secret: shown this once, never logged.
+   * Secret: shown this once.
    */
   secret_base32: string
 }
@@ -709,7 +709,7 @@ export interface NewUser {
   organization_id?: OrganizationId | null
   /**
    * None creates an account that cannot log in until a password is set.
-   * Secret: shown this once, never logged.
+   * Secret.
    */
   password?: string | null
   username: string
@@ -776,21 +776,21 @@ export interface OpenOptions {
   cache_ttl_ms?: number | null
   /**
    * `postgres://...` of the core database (may carry a password).
-   * Secret: shown this once, never logged.
+   * Secret.
    */
   core_url?: string | null
   /** Default: `false`. */
   create_master_key?: boolean
   /**
    * Base64 of 32 bytes.
-   * Secret: shown this once, never logged.
+   * Secret.
    */
   master_key?: string | null
   master_key_file?: string | null
   max_connections?: number | null
   /**
    * `postgres://...` of the secure database (may carry a password).
-   * Secret: shown this once, never logged.
+   * Secret.
    */
   secure_url?: string | null
   sqlite_dir?: string | null
@@ -1349,25 +1349,47 @@ export declare class Clm {
   deleteUser(actor: Actor, id: UserId): Promise<void>
   /** Restores a soft-deleted user. */
   restoreUser(actor: Actor, id: UserId): Promise<User>
-  /** Resets another user's password (containment over them; ends their sessions). */
+  /**
+   * Resets another user's password (containment over them; ends their sessions).
+   * @param newPassword (secret)
+   */
   setPassword(actor: Actor, id: UserId, newPassword: string): Promise<void>
-  /** Changes the acting user's own password: in person, with the current password (and a one-time code when MFA is on); ends the other sessions. */
+  /**
+   * Changes the acting user's own password: in person, with the current password (and a one-time code when MFA is on); ends the other sessions.
+   * @param currentPassword (secret)
+   * @param newPassword (secret)
+   */
   changePassword(actor: Actor, currentPassword: string, newPassword: string, otp?: string | null): Promise<void>
   /** Lifts a lockout. */
   unlockUser(actor: Actor, id: UserId): Promise<User>
-  /** Starts TOTP enrollment for the acting user (in person, with the current password): the secret is shown once. */
+  /**
+   * Starts TOTP enrollment for the acting user (in person, with the current password): the secret is shown once.
+   * @param currentPassword (secret)
+   */
   beginMfaEnrollment(actor: Actor, currentPassword: string): Promise<MfaEnrollment>
   /** Confirms TOTP enrollment with a current code. */
   confirmMfaEnrollment(actor: Actor, code: string): Promise<void>
-  /** Turns MFA off: one's own with the current password and a one-time code; another user's with containment over them. */
+  /**
+   * Turns MFA off: one's own with the current password and a one-time code; another user's with containment over them.
+   * @param currentPassword (secret)
+   */
   disableMfa(actor: Actor, id: UserId, currentPassword?: string | null, otp?: string | null): Promise<void>
-  /** Logs in by username or email: the session token is shown this once. */
+  /**
+   * Logs in by username or email: the session token is shown this once.
+   * @param password (secret)
+   */
   authenticate(login: string, password: string, otp?: string | null, ipAddress?: string | null, userAgent?: string | null): Promise<LoginResult>
-  /** The actor behind a session token (absolute and idle timeouts apply). */
+  /**
+   * The actor behind a session token (absolute and idle timeouts apply).
+   * @param token (secret)
+   */
   validateSession(token: string): Promise<Actor>
   /** An actor for a user, for host processes acting on a user's behalf. */
   actorForUser(userId: UserId): Promise<Actor>
-  /** Ends the session of a token. */
+  /**
+   * Ends the session of a token.
+   * @param token (secret)
+   */
   logout(token: string): Promise<void>
   /** Revokes one session. */
   revokeSession(actor: Actor, id: SessionId): Promise<void>
@@ -1377,7 +1399,10 @@ export declare class Clm {
   purgeExpiredSessions(actor: Actor): Promise<number>
   /** Creates an API key: the key is shown this once. */
   createApiKey(actor: Actor, input: NewApiKey): Promise<CreatedApiKey>
-  /** The actor behind an API key. */
+  /**
+   * The actor behind an API key.
+   * @param key (secret)
+   */
   authenticateApiKey(key: string): Promise<Actor>
   /** Revokes an API key. */
   revokeApiKey(actor: Actor, id: ApiKeyId): Promise<void>
@@ -1437,7 +1462,10 @@ export declare class Clm {
   dryRunIssuance(actor: Actor, request: IssueInput): Promise<DryRunReport>
   /** Renews a certificate (new key unless reuse_key). */
   renewCertificate(actor: Actor, certificateId: CertificateId, options?: RenewOptions | null): Promise<IssuanceOutcome>
-  /** A certificate's private key as PKCS#8 PEM (audited; needs its own permission). */
+  /**
+   * A certificate's private key as PKCS#8 PEM (audited; needs its own permission).
+   * @returns a secret, shown this once
+   */
   exportPrivateKey(actor: Actor, certificateId: CertificateId): Promise<string>
   /** Generates a key and a PKCS#10 CSR for it, outside any database. */
   createCsr(subject?: DistinguishedName | null, sans?: SubjectAlternativeName[] | null, keyAlgorithm?: KeyAlgorithm | null): Promise<CsrBundle>

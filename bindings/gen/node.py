@@ -153,7 +153,7 @@ def page_item(api: Api, name: str) -> str | None:
 
 def declarations(api: Api) -> str:
     inputs = referenced(api, [arg.schema for op in api.operations for arg in op.arguments])
-    secret = "Secret: shown this once, never logged."
+    results = referenced(api, [op.result for op in api.operations] + [op.progress for op in api.operations if op.progress])
     out = [
         f"// {GENERATED}",
         "",
@@ -169,7 +169,9 @@ def declarations(api: Api) -> str:
         out += ["export interface Page<T> {", "  items: T[]", f"  next_cursor?: {type_of(cursor, TsMapper(api, False))}", "}", ""]
     for name in sorted(api.types):
         type_ = api.types[name]
-        mapper = TsMapper(api, name in inputs)
+        # A type both passed and returned spells timestamps as strings (what
+        # clm returns, and accepts); only pure inputs also take a `Date`.
+        mapper = TsMapper(api, name in inputs and name not in results)
         kind = schema.handle_kind(type_)
         if kind == "clm":
             continue  # the class at the end
@@ -195,7 +197,9 @@ def declarations(api: Api) -> str:
             out.append(f"export interface {name} {{")
             for prop, prop_schema, required in schema.properties(type_):
                 meta = prop_schema if isinstance(prop_schema, dict) else {}
-                notes = [secret] if schema.is_secret(meta) else []
+                notes = []
+                if schema.is_secret(meta) or meta.get("writeOnly"):
+                    notes.append("Secret." if name in inputs else "Secret: shown this once.")
                 if "default" in meta and name in inputs:
                     notes.append(f"Default: `{json.dumps(meta['default'])}`.")
                 out += doc(meta.get("description"), "  ", notes)
@@ -247,7 +251,14 @@ def declarations(api: Api) -> str:
     out += doc(clm_type.get("description"), extra=["Open one with `await Clm.open({...})`; after `close()` every call rejects with code `CLOSED`."])
     out += ["export declare class Clm {", "  private constructor()"]
     for op in api.operations:
-        out += doc(op.summary, "  ")
+        notes = [
+            f"@param {js_name(arg.name)} {arg.schema.get('description') or ''} (secret)".replace("  ", " ")
+            for arg in op.arguments
+            if schema.is_secret(arg.schema) or arg.schema.get("writeOnly")
+        ]
+        if schema.is_secret(op.result):
+            notes.append("@returns a secret, shown this once")
+        out += doc(op.summary, "  ", notes)
         out.append(f"  {signature(api, op)}")
     out += ["}", ""]
     return "\n".join(out)
