@@ -1,21 +1,25 @@
-// Parity: every operation of the core's table is a method of Clm, and the
-// generated index.d.ts declares it with types (no `any`).
+// Parity: every operation of the API description (bindings/api.json) is a
+// method of Clm, the generated index.d.ts declares it with types (no
+// `any`), and the type-checked __test__/typed.ts calls it.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { camel, clm, packageDir } from './support.mjs'
 
 const { Clm, Actor, operations, errorCodes, version } = clm
 const table = operations()
 const HANDLE_STATIC = new Set(['open', 'version'])
 
-test('the operation table comes from the addon', () => {
+test('the operation table is the API description\'s', () => {
+  const description = JSON.parse(readFileSync(new URL('../../bindings/api.json', import.meta.url), 'utf8'))
+  assert.deepEqual(table.map((op) => op.name), description.operations.map((op) => op.name))
   assert.ok(table.length >= 90, `only ${table.length} operations`)
   for (const op of table) {
     assert.equal(op.js_name, camel(op.name))
     assert.equal(typeof op.summary, 'string')
-    assert.ok(Array.isArray(op.params))
+    assert.ok(Array.isArray(op.arguments))
   }
   assert.ok(table.some((op) => op.name === 'rotate_data_key'))
 })
@@ -43,7 +47,7 @@ test('index.d.ts declares every method with types', () => {
     assert.ok(line, `index.d.ts lacks ${prefix}`)
     assert.doesNotMatch(line, /\bany\b|: unknown\b/, `${op.name}: ${line.trim()}`)
     if (!['version', 'system_actor'].includes(op.name)) assert.match(line, /: Promise<.+>$/, line)
-    for (const param of op.params) {
+    for (const param of op.arguments) {
       if (op.name === 'open') continue
       // `new` is a reserved word in JS: that argument is `input`.
       const name = param.name === 'new' ? 'input' : camel(param.name)
@@ -55,6 +59,15 @@ test('index.d.ts declares every method with types', () => {
     assert.ok(dts.includes(name), name)
   }
   assert.doesNotMatch(dts, /:\s*any\b/)
+})
+
+test('the type-checked program calls every method of Clm', () => {
+  const typed = readFileSync(fileURLToPath(new URL('typed.ts', import.meta.url)), 'utf8')
+  const uncalled = table.filter((op) => {
+    const receiver = HANDLE_STATIC.has(op.name) ? 'Clm' : 'clm'
+    return !typed.includes(`${receiver}.${op.js_name}(`)
+  })
+  assert.deepEqual(uncalled.map((op) => op.name), [])
 })
 
 test('error codes, version, actors', () => {

@@ -5,7 +5,8 @@
 //! left out), arrays their elements, a `Date` its ISO 8601 text. Values JSON
 //! has no form for (functions, symbols, BigInts, non-finite numbers, binary
 //! buffers, nesting deeper than [`MAX_DEPTH`], cycles) are a `TypeError`
-//! naming where they are, never a crash.
+//! naming where they are (`field`), never a crash. Integer ranges are
+//! checked before, by the generated wrapper (`runtime.js`), from the schema.
 
 use napi::bindgen_prelude::{Array, JsObjectValue, Object, Unknown, ValueType};
 use napi::{Env, JsValue, sys};
@@ -19,6 +20,32 @@ pub const MAX_DEPTH: usize = 64;
 /// The JSON form of `value`; `path` names it in errors (`request.sans[0]`).
 pub fn to_json(env: &Env, value: Unknown<'_>, path: &str) -> Result<Value, Failure> {
     convert(env, value, path, 0)
+}
+
+/// The named arguments of an operation: an object whose own properties
+/// are converted one by one, each named by itself in errors
+/// (`request.sans[0]`). A left-out (or null) argument is not passed: the
+/// core applies its default, or names it as missing.
+pub fn arguments_to_json(env: &Env, args: Unknown<'_>) -> Result<Value, Failure> {
+    if !matches!(args.get_type(), Ok(ValueType::Object)) || args.is_array().unwrap_or(true) {
+        return Err(Failure::type_error(
+            "arguments",
+            "must be an object of named arguments",
+        ));
+    }
+    let object: Object = unsafe { args.cast() }.map_err(|err| napi_failure("arguments", err))?;
+    let keys = Object::keys(&object).map_err(|err| napi_failure("arguments", err))?;
+    let mut map = Map::new();
+    for key in keys {
+        let item: Unknown = object
+            .get_named_property(&key)
+            .map_err(|err| napi_failure(&key, err))?;
+        if !is_absent(&item) {
+            let value = convert(env, item, &key, 0)?;
+            map.insert(key, value);
+        }
+    }
+    Ok(Value::Object(map))
 }
 
 /// `undefined` (a left-out argument or property).
@@ -35,12 +62,12 @@ pub fn is_absent(value: &Unknown<'_>) -> bool {
 }
 
 fn napi_failure(path: &str, err: napi::Error) -> Failure {
-    Failure::Type(format!("{path} cannot be read: {}", err.reason))
+    Failure::type_error(path, format!("cannot be read: {}", err.reason))
 }
 
 fn convert(env: &Env, value: Unknown<'_>, path: &str, depth: usize) -> Result<Value, Failure> {
     let kind = value.get_type().map_err(|err| napi_failure(path, err))?;
-    let not_json = |what: &str| Failure::Type(format!("{path} is {what}, which has no JSON form"));
+    let not_json = |what: &str| Failure::type_error(path, format!("{what} has no JSON form"));
     match kind {
         ValueType::Undefined | ValueType::Null => Ok(Value::Null),
         ValueType::Boolean => {
@@ -57,9 +84,10 @@ fn convert(env: &Env, value: Unknown<'_>, path: &str, depth: usize) -> Result<Va
         }
         ValueType::Object => {
             if depth >= MAX_DEPTH {
-                return Err(Failure::Type(format!(
-                    "{path} is nested deeper than {MAX_DEPTH} levels (or refers to itself)"
-                )));
+                return Err(Failure::type_error(
+                    path,
+                    format!("nested deeper than {MAX_DEPTH} levels (or refers to itself)"),
+                ));
             }
             if value.is_array().map_err(|err| napi_failure(path, err))? {
                 let array: Array =
@@ -81,8 +109,9 @@ fn convert(env: &Env, value: Unknown<'_>, path: &str, depth: usize) -> Result<Va
                 || value.is_buffer().unwrap_or(false)
                 || value.is_dataview().unwrap_or(false)
             {
-                return Err(not_json(
-                    "binary data (give PEM text, or DER as base64 text)",
+                return Err(Failure::type_error(
+                    path,
+                    "binary data has no JSON form (give PEM text, or DER as base64 text)",
                 ));
             }
             let object: Object = unsafe { value.cast() }.map_err(|err| napi_failure(path, err))?;
@@ -102,7 +131,10 @@ fn convert(env: &Env, value: Unknown<'_>, path: &str, depth: usize) -> Result<Va
         }
         ValueType::Function => Err(not_json("a function")),
         ValueType::Symbol => Err(not_json("a symbol")),
-        ValueType::BigInt => Err(not_json("a BigInt (give a number or a string)")),
+        ValueType::BigInt => Err(Failure::type_error(
+            path,
+            "a BigInt has no JSON form (give a number or a string)",
+        )),
         _ => Err(not_json("a native value")),
     }
 }
