@@ -9,6 +9,49 @@ export interface Page<T> {
   next_cursor?: string | null
 }
 
+export interface ActiveCertificate {
+  certificate_id: string
+  certificate_kind: CertificateKind
+  common_name?: string | null
+  created_at: string
+  fingerprint_sha256: string
+  id: CertificateId
+  is_ca: boolean
+  issuer_certificate_id?: CertificateId | null
+  issuer_dn: string
+  key_algorithm: string
+  key_size: number
+  not_after: string
+  not_before: string
+  organization_id?: OrganizationId | null
+  owner_user_id?: UserId | null
+  policy_id?: PolicyId | null
+  serial_number: string
+  signature_algorithm: string
+  status: CertificateStatus
+  subject_alternative_names: SubjectAlternativeName[]
+  subject_dn: string
+}
+
+/** One page of rows and the cursor of the next page (None on the last page). */
+export type ActiveCertificatePage = Page<ActiveCertificate>
+
+export interface ActiveUserWithRoles {
+  created_at: string
+  display_name?: string | null
+  email: string
+  id: UserId
+  last_login_at?: string | null
+  mfa_enabled: boolean
+  role_codes: string[]
+  role_names: string[]
+  status: UserStatus
+  username: string
+}
+
+/** One page of rows and the cursor of the next page (None on the last page). */
+export type ActiveUserWithRolesPage = Page<ActiveUserWithRoles>
+
 /** Who performs an operation: an opaque handle from system_actor, validate_session, authenticate_api_key or actor_for_user. */
 export declare class Actor {
   private constructor()
@@ -192,6 +235,9 @@ export type CertificateId = string
 /** What a certificate is for; drives key usage and extended key usage. */
 export type CertificateKind = "root_ca" | "intermediate_ca" | "tls_server" | "tls_client" | "tls_server_client" | "code_signing" | "email" | "imported"
 
+/** A CertificateMetadataId (UUID text). */
+export type CertificateMetadataId = string
+
 /** One page of rows and the cursor of the next page (None on the last page). */
 export type CertificatePage = Page<Certificate>
 
@@ -289,6 +335,27 @@ export type CertificateSource = "issued" | "imported"
 
 /** `certificates.status`, exactly the summary's values. */
 export type CertificateStatus = "pending" | "active" | "expiring" | "expired" | "revoked" | "suspended"
+
+export interface CertificateSummary {
+  application?: string | null
+  certificate_id: CertificateId
+  common_name?: string | null
+  created_at: string
+  environment?: string | null
+  id: CertificateMetadataId
+  not_after?: string | null
+  org_code?: string | null
+  organization_id?: OrganizationId | null
+  organization_name?: string | null
+  owner_email?: string | null
+  owner_user_id?: UserId | null
+  owner_username?: string | null
+  tags: { [key: string]: JsonValue }
+  updated_at: string
+}
+
+/** One page of rows and the cursor of the next page (None on the last page). */
+export type CertificateSummaryPage = Page<CertificateSummary>
 
 /** The first problem found in a chain. */
 export interface ChainBreak {
@@ -414,6 +481,36 @@ export interface ErrorDetails {
   /** Each violated rule (PolicyViolation); empty otherwise. */
   violations: Violation[]
 }
+
+export interface ExpiringCertificate {
+  certificate_id: string
+  certificate_kind: CertificateKind
+  common_name?: string | null
+  days_until_expiry: number
+  fingerprint_sha256: string
+  id: CertificateId
+  is_ca: boolean
+  issuer_dn: string
+  key_algorithm: string
+  key_size: number
+  not_after: string
+  not_before: string
+  organization_id?: OrganizationId | null
+  owner_user_id?: UserId | null
+  policy_id?: PolicyId | null
+  serial_number: string
+  status: CertificateStatus
+  subject_dn: string
+}
+
+/** One page of rows and the cursor of the next page (None on the last page). */
+export type ExpiringCertificatePage = Page<ExpiringCertificate>
+
+/**
+ * How many days ahead `expiring_certificates` looks: 1 to 30, by default
+ * the view's whole window.
+ */
+export type ExpiringWithinDays = number
 
 /** A signed CRL, as DER and PEM. */
 export interface GeneratedCrl {
@@ -1175,6 +1272,25 @@ export interface UserUpdate {
   status?: UserStatus | null
 }
 
+/**
+ * What a view listing may be narrowed to; every set field must match.
+ * (An input: fields with a default may be left out.)
+ */
+export interface ViewFilter {
+  /**
+   * `certificate_summary` only: the metadata's environment.
+   * Default: `null`.
+   */
+  environment?: string | null
+  /**
+   * Only these organizations (within the reader's own).
+   * Default: `null`.
+   */
+  organization_ids?: OrganizationId[] | null
+  /** Default: `null`. */
+  owner_user_id?: UserId | null
+}
+
 /** One violated policy rule: its name (`max_validity_days`) and what was wrong. */
 export interface Violation {
   message: string
@@ -1523,6 +1639,14 @@ export declare class Clm {
   pendingApprovals(actor: Actor): Promise<PendingApproval[]>
   /** One workflow instance with its steps. */
   getWorkflowInstance(actor: Actor, id: WorkflowInstanceId): Promise<WorkflowInstanceView>
+  /** Certificates in service (active or expiring), without PEM, paginated. */
+  activeCertificates(actor: Actor, filter?: ViewFilter | null, page?: PageRequest | null): Promise<ActiveCertificatePage>
+  /** Certificates in service expiring within `days` (1 to 30), soonest first. */
+  expiringCertificates(actor: Actor, days?: ExpiringWithinDays | null, page?: PageRequest | null): Promise<ExpiringCertificatePage>
+  /** Active users with their role codes and names, paginated. */
+  activeUsersWithRoles(actor: Actor, page?: PageRequest | null): Promise<ActiveUserWithRolesPage>
+  /** Certificate metadata with owner and organization, paginated. */
+  certificateSummary(actor: Actor, filter?: ViewFilter | null, page?: PageRequest | null): Promise<CertificateSummaryPage>
   /** The acting user's notifications, paginated. */
   listNotifications(actor: Actor, unreadOnly?: boolean | null, page?: PageRequest | null): Promise<NotificationPage>
   /** Another user's notifications (needs `notifications:read`), paginated. */

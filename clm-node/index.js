@@ -26,6 +26,7 @@ const ERRORS = [
 /** Where integers sit in each named type (see runtime.js). */
 const SHAPES = {
   AuditCheckpoint: ["obj", {"sequence_number": ["int", -9007199254740991, 9007199254740991], "version": ["int", 0, 4294967295]}],
+  ExpiringWithinDays: ["int", 1, 30],
   IssueInput: ["obj", {"validity_days": ["int", 0, 4294967295]}],
   NewCertificateAuthority: ["obj", {"path_len": ["int", 0, 255], "validity_days": ["int", 0, 4294967295]}],
   NewPolicy: ["obj", {"rules": ["ref", "PolicyRules"]}],
@@ -60,6 +61,10 @@ const ARGUMENTS = {
   list_key_rotations: {"page": ["ref", "PageRequest"]},
   create_workflow: {"new": ["ref", "NewWorkflow"]},
   list_workflows: {"page": ["ref", "PageRequest"]},
+  active_certificates: {"page": ["ref", "PageRequest"]},
+  expiring_certificates: {"days": ["ref", "ExpiringWithinDays"], "page": ["ref", "PageRequest"]},
+  active_users_with_roles: {"page": ["ref", "PageRequest"]},
+  certificate_summary: {"page": ["ref", "PageRequest"]},
   list_notifications: {"page": ["ref", "PageRequest"]},
   list_user_notifications: {"page": ["ref", "PageRequest"]},
   fetch_undelivered_notifications: {"limit": ["int", 0, 4294967295]},
@@ -153,6 +158,10 @@ const OPERATIONS = [
   {"name": "expire_stale_workflows", "js_name": "expireStaleWorkflows", "module": "workflows", "summary": "Expires instances past their deadline as of `at` (default now); returns how many.", "needs_actor": true, "arguments": [{"name": "at", "js_name": "at", "required": false}], "result_kind": "value", "progress": false},
   {"name": "pending_approvals", "js_name": "pendingApprovals", "module": "workflows", "summary": "The approvals waiting for the acting user.", "needs_actor": true, "arguments": [], "result_kind": "value", "progress": false},
   {"name": "get_workflow_instance", "js_name": "getWorkflowInstance", "module": "workflows", "summary": "One workflow instance with its steps.", "needs_actor": true, "arguments": [{"name": "id", "js_name": "id", "required": true}], "result_kind": "value", "progress": false},
+  {"name": "active_certificates", "js_name": "activeCertificates", "module": "views", "summary": "Certificates in service (active or expiring), without PEM, paginated.", "needs_actor": true, "arguments": [{"name": "filter", "js_name": "filter", "required": false}, {"name": "page", "js_name": "page", "required": false}], "result_kind": "value", "progress": false},
+  {"name": "expiring_certificates", "js_name": "expiringCertificates", "module": "views", "summary": "Certificates in service expiring within `days` (1 to 30), soonest first.", "needs_actor": true, "arguments": [{"name": "days", "js_name": "days", "required": false}, {"name": "page", "js_name": "page", "required": false}], "result_kind": "value", "progress": false},
+  {"name": "active_users_with_roles", "js_name": "activeUsersWithRoles", "module": "views", "summary": "Active users with their role codes and names, paginated.", "needs_actor": true, "arguments": [{"name": "page", "js_name": "page", "required": false}], "result_kind": "value", "progress": false},
+  {"name": "certificate_summary", "js_name": "certificateSummary", "module": "views", "summary": "Certificate metadata with owner and organization, paginated.", "needs_actor": true, "arguments": [{"name": "filter", "js_name": "filter", "required": false}, {"name": "page", "js_name": "page", "required": false}], "result_kind": "value", "progress": false},
   {"name": "list_notifications", "js_name": "listNotifications", "module": "notifications", "summary": "The acting user's notifications, paginated.", "needs_actor": true, "arguments": [{"name": "unread_only", "js_name": "unreadOnly", "required": false}, {"name": "page", "js_name": "page", "required": false}], "result_kind": "value", "progress": false},
   {"name": "list_user_notifications", "js_name": "listUserNotifications", "module": "notifications", "summary": "Another user's notifications (needs `notifications:read`), paginated.", "needs_actor": true, "arguments": [{"name": "user_id", "js_name": "userId", "required": true}, {"name": "unread_only", "js_name": "unreadOnly", "required": false}, {"name": "page", "js_name": "page", "required": false}], "result_kind": "value", "progress": false},
   {"name": "mark_notification_read", "js_name": "markNotificationRead", "module": "notifications", "summary": "Marks one notification read.", "needs_actor": true, "arguments": [{"name": "id", "js_name": "id", "required": true}], "result_kind": "nothing", "progress": false},
@@ -593,6 +602,26 @@ class Clm {
   /** One workflow instance with its steps. */
   getWorkflowInstance(actor, id) {
     return runtime.callAs(this, actor, "get_workflow_instance", { id })
+  }
+
+  /** Certificates in service (active or expiring), without PEM, paginated. */
+  activeCertificates(actor, filter, page) {
+    return runtime.callAs(this, actor, "active_certificates", { filter, page })
+  }
+
+  /** Certificates in service expiring within `days` (1 to 30), soonest first. */
+  expiringCertificates(actor, days, page) {
+    return runtime.callAs(this, actor, "expiring_certificates", { days, page })
+  }
+
+  /** Active users with their role codes and names, paginated. */
+  activeUsersWithRoles(actor, page) {
+    return runtime.callAs(this, actor, "active_users_with_roles", { page })
+  }
+
+  /** Certificate metadata with owner and organization, paginated. */
+  certificateSummary(actor, filter, page) {
+    return runtime.callAs(this, actor, "certificate_summary", { filter, page })
   }
 
   /** The acting user's notifications, paginated. */

@@ -160,6 +160,15 @@ async function everyOperation(dir: string): Promise<void> {
   const marked: number = await clm.markAllNotificationsRead(onBehalf)
   const outbox = await clm.fetchUndeliveredNotifications(system, 100)
   const delivered: number = await clm.markNotificationsDelivered(system, outbox.map((n) => n.id))
+  // The schema's views.
+  const active = await clm.activeCertificates(system, { organization_ids: [org.id] }, { limit: 10 })
+  const soon = await clm.expiringCertificates(system, 7)
+  const daysLeft: number | undefined = soon.items[0]?.days_until_expiry
+  const people = await clm.activeUsersWithRoles(system)
+  const roleCodes: string[] | undefined = people.items[0]?.role_codes
+  const summary = await clm.certificateSummary(system, { environment: 'production' })
+  const summaryOrg: string | null | undefined = summary.items[0]?.org_code
+  const activeCount: number = active.items.length
   const lifecycle = await clm.runLifecycle(system)
   const ran: boolean = lifecycle.ran
 
