@@ -120,10 +120,12 @@ static void surface(void) {
   if (!table) return;
   size_t seen = 0;
   int missing = 0;
-  const char *needle = "{\"name\":\"";
+  const char *needle = "\"name\":\"";
   for (const char *at = strstr(table, needle); at; at = strstr(at + 1, needle)) {
     const char *start = at + strlen(needle), *end = strchr(start, '"');
-    if (!end || strncmp(end, "\",\"module\"", 10) != 0) continue; /* a param's name */
+    /* An operation's name is followed by its needs_actor (the keys are
+     * sorted); an argument's by its required. */
+    if (!end || strncmp(end, "\",\"needs_actor\"", 15) != 0) continue;
     char name[128];
     snprintf(name, sizeof name, "%.*s", (int)(end - start), start);
     seen++;
