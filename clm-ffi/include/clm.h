@@ -10,7 +10,10 @@
  *    The library validates it and names what is wrong.
  *  - Every fallible function returns a clm_status: CLM_OK (0) or the number
  *    of a clm error code. After a failure, clm_last_error_message() tells
- *    what went wrong (per thread).
+ *    what went wrong (per thread), and clm_last_error_json() the same with
+ *    its structure: the field at fault, each violated policy rule, the
+ *    entity. Both strings belong to the library (never freed by the caller)
+ *    and last until the thread's next clm call.
  *  - Results go to out-pointers, written only on success: `result_json`
  *    (JSON text), `result_text` (plain text), `result_count` (a number) or
  *    `result_actor` (an actor handle).
@@ -36,7 +39,7 @@
 /*
  The result of every fallible function: `CLM_OK` (0) or the number of a
  clm error code (stable, never reused). After a failure,
- `clm_last_error_message` tells what went wrong.
+ `clm_last_error_message` and `clm_last_error_json` tell what went wrong.
  */
 enum clm_status
 #if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
@@ -153,6 +156,24 @@ const char *clm_error_code_name(uint32_t code);
  the next clm call on this thread; do not free it.
  */
 const char *clm_last_error_message(void);
+
+/*
+ The last failure on this thread as JSON text, or NULL when the last call
+ succeeded: `{"code": "POLICY_VIOLATION", "number": 4, "name":
+ "PolicyViolation", "message", "field", "violations": [{"rule",
+ "message"}, ...], "entity"}`. `code`, `number` and `name` are the
+ status's (`clm_error_code_name` gives the same `code`); `field` names the
+ argument or field at fault (InvalidInput, AlreadyExists: a path such as
+ `"request.validity_days"`) or is null; `violations` lists every policy
+ rule a PolicyViolation broke (empty otherwise); `entity` is the kind of
+ row concerned (NotFound, AlreadyExists, PermissionDenied) or null. It
+ holds no secrets.
+
+ The string belongs to the library, like `clm_last_error_message`: it
+ stays valid until the next clm call on this thread; do not free it (copy
+ it to keep it).
+ */
+const char *clm_last_error_json(void);
 
 /*
  Frees a string returned by the library, overwriting its bytes first

@@ -7,8 +7,9 @@
 //! Conventions (see the header comment of `include/clm.h`): every fallible
 //! function returns a [`clm_status`] (`CLM_OK` or an error code number,
 //! generated into `status.rs` from the core's one `ErrorCode`), writes its
-//! out-pointer only on success, and leaves a message for
-//! [`clm_last_error_message`]. Records cross as JSON text.
+//! out-pointer only on success, and leaves the error for
+//! [`clm_last_error_message`] and [`clm_last_error_json`]. Records cross as
+//! JSON text.
 
 #![allow(non_camel_case_types)]
 
@@ -24,7 +25,9 @@ mod operations;
 #[rustfmt::skip]
 mod status;
 
-pub use boundary::{clm_last_error_message, clm_progress_callback, clm_string_free};
+pub use boundary::{
+    clm_last_error_json, clm_last_error_message, clm_progress_callback, clm_string_free,
+};
 pub use handle::*;
 pub use operations::*;
 pub use status::clm_status;
@@ -95,6 +98,7 @@ mod tests {
     const HELPERS: &[&str] = &[
         "error_code_name",
         "last_error_message",
+        "last_error_json",
         "string_free",
         "handle_free",
         "actor_json",

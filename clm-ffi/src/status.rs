@@ -8,7 +8,7 @@ use std::ffi::CStr;
 
 /// The result of every fallible function: `CLM_OK` (0) or the number of a
 /// clm error code (stable, never reused). After a failure,
-/// `clm_last_error_message` tells what went wrong.
+/// `clm_last_error_message` and `clm_last_error_json` tell what went wrong.
 #[repr(u32)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum clm_status {
