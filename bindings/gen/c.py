@@ -293,9 +293,7 @@ def field_names(value: Schema) -> str:
         if "const" in field:
             constants.append(f'"{name}": {compact_json(field["const"])}')
             continue
-        mark = "" if required else "?"
-        secret = " (secret)" if schema.is_secret(schema.split_nullable(field)[0]) else ""
-        names.append(f'"{name}"{mark}{secret}')
+        names.append(f'"{name}"' + ("" if required else "?"))
     return "{" + ", ".join(constants + names) + "}"
 
 

@@ -301,9 +301,9 @@ pub unsafe extern "C" fn clm_unlock_user(
 /// - `current_password` (secret text; required)
 ///
 /// `actor`: who performs it (not NULL).
-/// `result_json`: the `MfaEnrollment` record `{"provisioning_uri" (secret),
-/// "secret_base32" (secret)}` (`provisioning_uri`, `secret_base32` secret:
-/// shown this once, wiped by `clm_string_free`) as JSON text; free it with
+/// `result_json`: the `MfaEnrollment` record `{"provisioning_uri",
+/// "secret_base32"}` (`provisioning_uri`, `secret_base32` secret: shown this
+/// once, wiped by `clm_string_free`) as JSON text; free it with
 /// `clm_string_free`.
 ///
 /// # Safety
@@ -374,9 +374,9 @@ pub unsafe extern "C" fn clm_disable_mfa(
 /// - `ip_address` (text or null; optional)
 /// - `user_agent` (text or null; optional)
 ///
-/// `result_json`: the `LoginResult` record `{"session", "token" (secret),
-/// "user"}` (`token` secret: shown this once, wiped by `clm_string_free`) as
-/// JSON text; free it with `clm_string_free`.
+/// `result_json`: the `LoginResult` record `{"session", "token", "user"}`
+/// (`token` secret: shown this once, wiped by `clm_string_free`) as JSON
+/// text; free it with `clm_string_free`.
 ///
 /// # Safety
 /// `clm` is NULL or a live handle; `arguments_json` is NULL or a
@@ -531,9 +531,9 @@ pub unsafe extern "C" fn clm_purge_expired_sessions(
 ///   [text, ...], ...})
 ///
 /// `actor`: who performs it (not NULL).
-/// `result_json`: the `CreatedApiKey` record `{"api_key", "key" (secret)}`
-/// (`key` secret: shown this once, wiped by `clm_string_free`) as JSON text;
-/// free it with `clm_string_free`.
+/// `result_json`: the `CreatedApiKey` record `{"api_key", "key"}` (`key`
+/// secret: shown this once, wiped by `clm_string_free`) as JSON text; free it
+/// with `clm_string_free`.
 ///
 /// # Safety
 /// `clm` and `actor` are NULL or live handles; `arguments_json` is NULL or a
@@ -1617,9 +1617,9 @@ pub unsafe extern "C" fn clm_export_private_key(
 ///   (text, e.g. "RSA-2048", "RSA-3072", "RSA-4096", "ECDSA-P256",
 ///   "ECDSA-P384", "Ed25519")
 ///
-/// `result_json`: the `CsrBundle` record `{"csr_pem", "private_key_pem"
-/// (secret)}` (`private_key_pem` secret: shown this once, wiped by
-/// `clm_string_free`) as JSON text; free it with `clm_string_free`.
+/// `result_json`: the `CsrBundle` record `{"csr_pem", "private_key_pem"}`
+/// (`private_key_pem` secret: shown this once, wiped by `clm_string_free`) as
+/// JSON text; free it with `clm_string_free`.
 ///
 /// # Safety
 /// `clm` is NULL or a live handle; `arguments_json` is NULL or a
