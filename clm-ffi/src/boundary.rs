@@ -13,14 +13,42 @@ use zeroize::Zeroize;
 
 use crate::clm_status;
 
-thread_local! {
-    static LAST_ERROR: RefCell<Option<CString>> = const { RefCell::new(None) };
+/// The last failure on a thread, in the two forms C reads it in.
+struct LastError {
+    message: CString,
+    json: CString,
 }
 
-fn set_last_error(message: Option<String>) {
-    let message = message
-        .map(|m| CString::new(m.replace('\0', "\\0")).unwrap_or_else(|_| c"error".to_owned()));
-    LAST_ERROR.with(|slot| *slot.borrow_mut() = message);
+thread_local! {
+    static LAST_ERROR: RefCell<Option<LastError>> = const { RefCell::new(None) };
+}
+
+/// Keeps `error` as this thread's last error (None: the call succeeded).
+fn set_last_error(error: Option<&Error>) {
+    let last = error.map(|error| {
+        let message = error.to_string().replace('\0', "\\0");
+        // ErrorDetails is text, numbers and lists, so serializing cannot
+        // fail ("null" would keep the promise of JSON text if it did);
+        // serde_json escapes control characters, so the text has no NUL.
+        let json = serde_json::to_string(&error.details()).unwrap_or_else(|_| "null".into());
+        LastError {
+            message: CString::new(message).unwrap_or_else(|_| c"error".to_owned()),
+            json: CString::new(json).unwrap_or_else(|_| c"null".to_owned()),
+        }
+    });
+    LAST_ERROR.with(|slot| *slot.borrow_mut() = last);
+}
+
+/// A pointer into this thread's last error, or NULL when there is none.
+fn last_error(part: fn(&LastError) -> &CStr) -> *const c_char {
+    catch_unwind(|| {
+        LAST_ERROR.with(|slot| {
+            slot.borrow()
+                .as_ref()
+                .map_or(std::ptr::null(), |last| part(last).as_ptr())
+        })
+    })
+    .unwrap_or(std::ptr::null())
 }
 
 /// The message of the last failure on this thread, or NULL when the last
@@ -28,14 +56,26 @@ fn set_last_error(message: Option<String>) {
 /// the next clm call on this thread; do not free it.
 #[unsafe(no_mangle)]
 pub extern "C" fn clm_last_error_message() -> *const c_char {
-    catch_unwind(|| {
-        LAST_ERROR.with(|slot| {
-            slot.borrow()
-                .as_ref()
-                .map_or(std::ptr::null(), |m| m.as_ptr())
-        })
-    })
-    .unwrap_or(std::ptr::null())
+    last_error(|last| &last.message)
+}
+
+/// The last failure on this thread as JSON text, or NULL when the last call
+/// succeeded: `{"code": "POLICY_VIOLATION", "number": 4, "name":
+/// "PolicyViolation", "message", "field", "violations": [{"rule",
+/// "message"}, ...], "entity"}`. `code`, `number` and `name` are the
+/// status's (`clm_error_code_name` gives the same `code`); `field` names the
+/// argument or field at fault (InvalidInput, AlreadyExists: a path such as
+/// `"request.validity_days"`) or is null; `violations` lists every policy
+/// rule a PolicyViolation broke (empty otherwise); `entity` is the kind of
+/// row concerned (NotFound, AlreadyExists, PermissionDenied) or null. It
+/// holds no secrets.
+///
+/// The string belongs to the library, like `clm_last_error_message`: it
+/// stays valid until the next clm call on this thread; do not free it (copy
+/// it to keep it).
+#[unsafe(no_mangle)]
+pub extern "C" fn clm_last_error_json() -> *const c_char {
+    last_error(|last| &last.json)
 }
 
 /// Frees a string returned by the library, overwriting its bytes first
@@ -64,9 +104,8 @@ pub(crate) fn guard(body: impl FnOnce() -> Result<(), Error>) -> clm_status {
             clm_status::CLM_OK
         }
         Ok(Err(err)) => {
-            let status = clm_status::from(err.code());
-            set_last_error(Some(err.to_string()));
-            status
+            set_last_error(Some(&err));
+            clm_status::from(err.code())
         }
         Err(panic) => {
             let what = panic
@@ -74,7 +113,7 @@ pub(crate) fn guard(body: impl FnOnce() -> Result<(), Error>) -> clm_status {
                 .map(|s| s.to_string())
                 .or_else(|| panic.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "unknown panic".into());
-            set_last_error(Some(format!("internal error: panic in libclm: {what}")));
+            set_last_error(Some(&Error::Internal(format!("panic in libclm: {what}"))));
             clm_status::CLM_INTERNAL
         }
     }
@@ -251,5 +290,74 @@ impl Progress {
             // call, with the caller's own user_data.
             unsafe { (self.callback)(text.as_ptr(), self.user_data) };
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clm::error::Violation;
+
+    fn last(read: extern "C" fn() -> *const c_char) -> Option<String> {
+        let text = read();
+        (!text.is_null()).then(|| {
+            // SAFETY: a library-owned string, valid until the next call.
+            unsafe { CStr::from_ptr(text) }
+                .to_string_lossy()
+                .into_owned()
+        })
+    }
+
+    fn last_json() -> Value {
+        let text = last(clm_last_error_json).expect("an error was left");
+        serde_json::from_str(&text).expect("the last error is JSON")
+    }
+
+    /// A failure leaves its message and its structure; a success clears
+    /// both; a panic is INTERNAL in both forms.
+    #[test]
+    fn the_last_error_keeps_its_structure() {
+        let status = guard(|| {
+            Err(Error::PolicyViolation {
+                violations: vec![
+                    Violation::new("max_validity_days", "900 > 397"),
+                    Violation::new(
+                        "allowed_domains",
+                        "evil.example.net not within [example.com]",
+                    ),
+                ],
+            })
+        });
+        assert_eq!(status, clm_status::CLM_POLICY_VIOLATION);
+        let error = last_json();
+        assert_eq!(error["code"], "POLICY_VIOLATION");
+        assert_eq!(error["number"], clm_status::CLM_POLICY_VIOLATION as u32);
+        assert_eq!(error["name"], "PolicyViolation");
+        let rules: Vec<&str> = error["violations"]
+            .as_array()
+            .expect("violations is a list")
+            .iter()
+            .filter_map(|violation| violation["rule"].as_str())
+            .collect();
+        assert_eq!(rules, ["max_validity_days", "allowed_domains"]);
+        assert_eq!(
+            error["message"].as_str(),
+            last(clm_last_error_message).as_deref()
+        );
+
+        assert_eq!(
+            guard(|| Err(Error::invalid("request.validity_days", "out of range"))),
+            clm_status::CLM_INVALID_INPUT
+        );
+        assert_eq!(last_json()["field"], "request.validity_days");
+
+        assert_eq!(guard(|| Ok(())), clm_status::CLM_OK);
+        assert!(last(clm_last_error_message).is_none() && last(clm_last_error_json).is_none());
+
+        let status = guard(|| panic!("boom"));
+        assert_eq!(status, clm_status::CLM_INTERNAL);
+        let error = last_json();
+        assert_eq!(error["code"], "INTERNAL");
+        assert_eq!(error["message"], "internal error: panic in libclm: boom");
     }
 }

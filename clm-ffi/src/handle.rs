@@ -281,9 +281,12 @@ pub unsafe extern "C" fn clm_actor_free(actor: *mut clm_actor) {
     unsafe { free_box(actor) }
 }
 
-/// Every operation as JSON, for dynamic callers: `[{"name", "module",
-/// "summary", "needs_actor", "params": [{"name", "kind", "optional"}],
-/// "returns"}]`, the table each `clm_<name>` function is generated from.
+/// Every operation as JSON, for dynamic callers: the `operations` of the
+/// API description each `clm_<name>` function is generated from
+/// (`bindings/api.json`): `[{"name", "module", "summary", "needs_actor",
+/// "arguments": [{"name", "schema", "required", "default"?}], "result",
+/// "result_kind", "progress"}]`, schemas as JSON Schema whose `$ref`s name
+/// the description's types.
 ///
 /// # Safety
 /// `result_json` is NULL or writable.
@@ -291,9 +294,11 @@ pub unsafe extern "C" fn clm_actor_free(actor: *mut clm_actor) {
 pub unsafe extern "C" fn clm_operations_json(result_json: *mut *mut c_char) -> clm_status {
     guard(|| {
         check_out(result_json, "result_json")?;
-        let table = serde_json::to_string(clm::api::OPERATIONS)
-            .map_err(|err| Error::Internal(format!("cannot serialize the operations: {err}")))?;
-        unsafe { write_string(result_json, table) }
+        let operations = clm::api::describe()
+            .get("operations")
+            .map(Value::to_string)
+            .ok_or_else(|| Error::Internal("the API description lists no operations".into()))?;
+        unsafe { write_string(result_json, operations) }
     })
 }
 

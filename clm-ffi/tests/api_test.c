@@ -257,6 +257,37 @@ static void issuance(void) {
                           inter_id, policy_id))) == CLM_POLICY_VIOLATION,
         "a name outside the policy is POLICY_VIOLATION");
 
+  /* The refusal's structure (clm_last_error_json): every violated rule, as
+   * a list, each with its message. */
+  clm_status refused = status_of(
+      clm_issue_certificate, sys,
+      own(fmt("{\"request\":{\"issuer_id\":\"%s\",\"policy_id\":\"%s\",\"validity_days\":900,"
+              "\"subject\":{\"common_name\":\"evil.example.net\"},"
+              "\"sans\":[{\"type\":\"DNS\",\"value\":\"evil.example.net\"}]}}",
+              inter_id, policy_id)));
+  const char *error = clm_last_error_json();
+  CHECK(refused == CLM_POLICY_VIOLATION && error &&
+          strstr(error, "\"code\":\"POLICY_VIOLATION\"") &&
+          json_number(error, "number") == CLM_POLICY_VIOLATION &&
+          strstr(error, "\"name\":\"PolicyViolation\"") && strstr(error, "\"field\":null"),
+        "clm_last_error_json gives the refusal's code, number and name");
+  char *rules[8] = {0}, *messages[8] = {0};
+  int violated = json_array_field(error, "violations", "rule", rules, 8);
+  int explained = json_array_field(error, "violations", "message", messages, 8);
+  CHECK(violated == 2 && contains_name(rules, violated, "max_validity_days") &&
+          contains_name(rules, violated, "allowed_domains"),
+        "the refusal lists both violated rules, max_validity_days and allowed_domains");
+  int all_explained = explained == violated;
+  for (int i = 0; i < violated && i < 8; i++) {
+    all_explained = all_explained && messages[i] && *messages[i];
+    if (rules[i]) printf("     violated: %s: %s\n", rules[i], messages[i] ? messages[i] : "?");
+  }
+  CHECK(all_explained, "each violated rule has its message");
+  for (int i = 0; i < 8; i++) {
+    free(rules[i]);
+    free(messages[i]);
+  }
+
   char *key = call("export_private_key", clm_export_private_key, sys, "{\"certificate_id\":\"%s\"}",
                    server_id);
   CHECK(key && strncmp(key, "-----BEGIN PRIVATE KEY-----", 27) == 0,

@@ -120,10 +120,12 @@ static void surface(void) {
   if (!table) return;
   size_t seen = 0;
   int missing = 0;
-  const char *needle = "{\"name\":\"";
+  const char *needle = "\"name\":\"";
   for (const char *at = strstr(table, needle); at; at = strstr(at + 1, needle)) {
     const char *start = at + strlen(needle), *end = strchr(start, '"');
-    if (!end || strncmp(end, "\",\"module\"", 10) != 0) continue; /* a param's name */
+    /* An operation's name is followed by its needs_actor (the keys are
+     * sorted); an argument's by its required. */
+    if (!end || strncmp(end, "\",\"needs_actor\"", 15) != 0) continue;
     char name[128];
     snprintf(name, sizeof name, "%.*s", (int)(end - start), start);
     seen++;
@@ -144,6 +146,9 @@ static void before_open(void) {
   CHECK(clm_open(NULL, &h) == CLM_INVALID_INPUT && h == SENTINEL,
         "clm_open(NULL) is INVALID_INPUT and leaves the out-pointer");
   CHECK(clm_last_error_message() != NULL, "a failure leaves a message");
+  CHECK(clm_last_error_json() && strstr(clm_last_error_json(), "\"code\":\"INVALID_INPUT\"") &&
+          json_number(clm_last_error_json(), "number") == CLM_INVALID_INPUT,
+        "and its JSON, with the code and number");
   CHECK(clm_open("{\"sqlite_dir\":\"\xff\xfe\"}", &h) == CLM_INVALID_INPUT,
         "invalid UTF-8 options are INVALID_INPUT");
   CHECK(clm_open("not json", &h) == CLM_INVALID_INPUT, "garbage JSON options are INVALID_INPUT");
@@ -173,6 +178,52 @@ static void before_open(void) {
   CHECK(1, "every _free accepts NULL");
 }
 
+/* The last error's JSON has `code` and names `field`, and its message is
+ * the one clm_last_error_message gives. */
+static void expect_field(const char *what, clm_status code, const char *field) {
+  const char *error = clm_last_error_json();
+  char *name = json_string(error, "field"), *message = json_string(error, "message");
+  char line[256];
+  snprintf(line, sizeof line, "%s: the error's JSON is %s naming the field %s", what,
+           clm_error_code_name(code), field);
+  CHECK(error && json_number(error, "number") == (long long)code &&
+          strstr(error, clm_error_code_name(code)) && name && strcmp(name, field) == 0 && message &&
+          clm_last_error_message() && strcmp(message, clm_last_error_message()) == 0 &&
+          strstr(error, "\"violations\":[]"),
+        line);
+  if (error && !(name && strcmp(name, field) == 0)) printf("  got: %s\n", error);
+  free(name);
+  free(message);
+}
+
+/* Numbers out of range for their field (arguments are JSON text in C, so
+ * the core sees them as they are): INVALID_INPUT naming the field's path,
+ * nothing written, nothing issued. */
+static void out_of_range(clm_handle *h, const clm_actor *sys, const char *root_id) {
+  static const char *too_big[] = {"5000000000", "-1", "18446744073709551616", "1e300", "30.5"};
+  for (size_t i = 0; i < sizeof too_big / sizeof too_big[0]; i++) {
+    char *out = SENTINEL;
+    char *request = fmt("{\"request\":{\"issuer_id\":\"%s\",\"validity_days\":%s,"
+                        "\"subject\":{\"common_name\":\"range.example.com\"}}}", root_id, too_big[i]);
+    char what[128];
+    snprintf(what, sizeof what, "validity_days %s", too_big[i]);
+    CHECK(clm_issue_certificate(h, sys, request, &out) == CLM_INVALID_INPUT && out == SENTINEL, what);
+    expect_field(what, CLM_INVALID_INPUT, "request.validity_days");
+    free(request);
+  }
+  char *out = SENTINEL;
+  CHECK(clm_fetch_undelivered_notifications(h, sys, "{\"limit\":4294967296}", &out) == CLM_INVALID_INPUT &&
+          out == SENTINEL, "a limit past uint32 is INVALID_INPUT");
+  expect_field("limit 4294967296", CLM_INVALID_INPUT, "limit");
+  CHECK(clm_list_users(h, sys, "{\"page\":{\"limit\":99999999999}}", &out) == CLM_INVALID_INPUT &&
+          out == SENTINEL, "a page limit past uint32 is INVALID_INPUT");
+  expect_field("page.limit 99999999999", CLM_INVALID_INPUT, "page.limit");
+  CHECK(clm_search_certificates(h, sys, "{\"search\":{\"common_name\":\"range.example.com\"}}", &out) ==
+          CLM_OK && out != SENTINEL && strstr(out, "\"items\":[]"),
+        "no out-of-range request issued anything");
+  if (out != SENTINEL) clm_string_free(out);
+}
+
 int main(int argc, char **argv) {
   if (argc < 2) {
     fprintf(stderr, "usage: bad_input_test WORK_DIR\n");
@@ -188,7 +239,8 @@ int main(int argc, char **argv) {
   CHECK(clm_open(options, &h) == CLM_OK && h, "open a SQLite directory");
   free(options);
   if (!h) return finish();
-  CHECK(clm_last_error_message() == NULL, "success clears the message");
+  CHECK(clm_last_error_message() == NULL && clm_last_error_json() == NULL,
+        "success clears the message and its JSON");
   clm_actor *sys = NULL;
   CHECK(clm_system_actor(h, &sys) == CLM_OK, "system actor");
   CHECK(clm_system_actor(h, NULL) == CLM_INVALID_INPUT, "clm_system_actor(h, NULL)");
@@ -210,11 +262,18 @@ int main(int argc, char **argv) {
   CHECK(clm_create_user(h, sys, "{\"new\":5}", &out) == CLM_INVALID_INPUT && out == SENTINEL,
         "a wrong JSON type is INVALID_INPUT");
   CHECK(strstr(clm_last_error_message(), "new") != NULL, "the message names the argument");
+  expect_field("a wrong JSON type", CLM_INVALID_INPUT, "new");
+  CHECK(clm_create_user(h, sys, "{\"new\":{\"username\":5,\"email\":\"x@example.com\"}}", &out) ==
+          CLM_INVALID_INPUT, "a wrong type inside an input object");
+  expect_field("a wrong type inside an input object", CLM_INVALID_INPUT, "new.username");
   CHECK(clm_create_user(h, sys, NULL, &out) == CLM_INVALID_INPUT, "a missing argument");
   CHECK(clm_get_user(h, sys, "{\"id\":\"not-a-uuid\"}", &out) == CLM_INVALID_INPUT,
         "a garbage id is INVALID_INPUT");
   CHECK(clm_get_user(h, sys, "{\"id\":\"00000000-0000-0000-0000-000000000000\"}", &out) ==
           CLM_NOT_FOUND, "an unknown id is NOT_FOUND");
+  CHECK(strstr(clm_last_error_json(), "\"code\":\"NOT_FOUND\"") &&
+          strstr(clm_last_error_json(), "\"entity\":\"") && strstr(clm_last_error_json(), "\"field\":null"),
+        "a NOT_FOUND error's JSON names the entity");
   CHECK(clm_revoke_certificate(h, sys, "{\"id\":\"00000000-0000-0000-0000-000000000000\","
                                        "\"reason\":\"no_such_reason\"}", &out) == CLM_INVALID_INPUT,
         "an unknown revocation reason is INVALID_INPUT");
@@ -248,6 +307,7 @@ int main(int argc, char **argv) {
   CHECK(clm_issue_certificate(h, sys, request, &out) == CLM_INVALID_INPUT,
         "an unknown key algorithm is INVALID_INPUT");
   free(request);
+  out_of_range(h, sys, root_id);
   request = fmt("{\"request\":{\"pem\":\"-----BEGIN PRIVATE KEY-----\\nAAAA\\n-----END PRIVATE KEY-----\"}}");
   st = clm_import_certificates(h, sys, request, &out);
   CHECK(st != CLM_OK && st != CLM_INTERNAL, "a key where a certificate belongs is a clean error");
@@ -264,6 +324,7 @@ int main(int argc, char **argv) {
   /* The generic entry point. */
   CHECK(clm_call(h, sys, "no_such_operation", NULL, NULL, NULL, &json, NULL) == CLM_INVALID_INPUT,
         "clm_call of an unknown operation is INVALID_INPUT");
+  expect_field("clm_call of an unknown operation", CLM_INVALID_INPUT, "operation");
   CHECK(clm_call(h, sys, NULL, NULL, NULL, NULL, &json, NULL) == CLM_INVALID_INPUT,
         "clm_call with a NULL operation");
   CHECK(clm_call(h, sys, "\xff", NULL, NULL, NULL, &json, NULL) == CLM_INVALID_INPUT,

@@ -75,6 +75,66 @@ static inline long long json_number(const char *json, const char *key) {
   return strtoll(at + strlen(needle), NULL, 10);
 }
 
+/* The end of the JSON string starting at `at` (its opening quote): the
+ * character after the closing quote, or NULL when it is not closed. */
+static inline const char *json_skip_string(const char *at) {
+  for (at++; *at; at++) {
+    if (*at == '\\' && at[1]) at++;
+    else if (*at == '"') return at + 1;
+  }
+  return NULL;
+}
+
+/* Walks the array "array_key" of a JSON text element by element (strings
+ * may hold brackets and braces) and copies each element's string field
+ * "key" into out[0..max) (free() each; NULL where an element has none).
+ * Returns the number of elements, or -1 when there is no such array or it
+ * is malformed. Good enough for clm_last_error_json's "violations". */
+static inline int json_array_field(const char *json, const char *array_key, const char *key,
+                                   char **out, int max) {
+  char needle[128];
+  snprintf(needle, sizeof needle, "\"%s\":[", array_key);
+  const char *at = json ? strstr(json, needle) : NULL;
+  if (!at) return -1;
+  at += strlen(needle);
+  int count = 0;
+  for (;;) {
+    while (*at == ' ' || *at == '\n') at++;
+    if (*at == ']') return count;
+    const char *start = at;
+    int depth = 0;
+    do {
+      if (*at == '"') {
+        at = json_skip_string(at);
+        if (!at) return -1;
+        continue;
+      }
+      if (*at == '{' || *at == '[') depth++;
+      else if (*at == '}' || *at == ']') depth--;
+      else if (!*at) return -1;
+      at++;
+    } while (depth > 0);
+    if (count < max) {
+      char *element = malloc((size_t)(at - start) + 1);
+      memcpy(element, start, (size_t)(at - start));
+      element[at - start] = '\0';
+      out[count] = json_string(element, key);
+      free(element);
+    }
+    count++;
+    while (*at == ' ' || *at == '\n') at++;
+    if (*at == ',') at++;
+    else if (*at != ']') return -1;
+  }
+}
+
+/* Whether one of names[0..count) is `name`. */
+static inline int contains_name(char **names, int count, const char *name) {
+  for (int i = 0; i < count; i++)
+    if (names[i] && strcmp(names[i], name) == 0) return 1;
+  return 0;
+}
+
 /* How many times `needle` occurs in `text`. */
 static inline int count_of(const char *text, const char *needle) {
   int n = 0;
