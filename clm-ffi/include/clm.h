@@ -2409,6 +2409,137 @@ clm_status clm_get_workflow_instance(const struct clm_handle *clm,
                                      char **result_json);
 
 /*
+ Certificates in service (active or expiring), without PEM, paginated.
+
+ Operation `active_certificates` (views).
+ `arguments_json`: a JSON object of these named arguments, all optional
+ (NULL: none):
+ - `filter` (`ViewFilter` object; optional; every field defaults): What a
+   view listing may be narrowed to; every set field must match. An object:
+   - `environment` (text or null; optional, default null):
+     `certificate_summary` only: the metadata's environment.
+   - `organization_ids` ([`OrganizationId` UUID, ...] or null; optional,
+     default null): Only these organizations (within the reader's own).
+   - `owner_user_id` (`UserId` UUID or null; optional, default null)
+ - `page` (`PageRequest` object; optional; every field defaults): A page
+   request: at most `limit` rows (1..=1000, default 50) after `cursor`. An
+   object:
+   - `cursor` (text or null; optional, default null)
+   - `include_deleted` (true or false; optional, default false)
+   - `limit` (integer 0..4294967295 or null; optional, default null)
+
+ `actor`: who performs it (not NULL).
+ `result_json`: a page `ActiveCertificatePage` `{"items":
+ [ActiveCertificate, ...], "next_cursor"}` (pass `next_cursor` as
+ `page.cursor` for the next page; null on the last page) as JSON text; free
+ it with `clm_string_free`.
+
+ # Safety
+ `clm` and `actor` are NULL or live handles; `arguments_json` is NULL or a
+ NUL-terminated string; `result_json` is NULL or writable.
+ */
+clm_status clm_active_certificates(const struct clm_handle *clm,
+                                   const struct clm_actor *actor,
+                                   const char *arguments_json,
+                                   char **result_json);
+
+/*
+ Certificates in service expiring within `days` (1 to 30), soonest first.
+
+ Operation `expiring_certificates` (views).
+ `arguments_json`: a JSON object of these named arguments, all optional
+ (NULL: none):
+ - `days` (`ExpiringWithinDays`; optional, default 30)
+ - `page` (`PageRequest` object; optional; every field defaults): A page
+   request: at most `limit` rows (1..=1000, default 50) after `cursor`. An
+   object:
+   - `cursor` (text or null; optional, default null)
+   - `include_deleted` (true or false; optional, default false)
+   - `limit` (integer 0..4294967295 or null; optional, default null)
+
+ Where:
+ - `ExpiringWithinDays`: How many days ahead `expiring_certificates` looks:
+   1 to 30, by default the view's whole window. (integer 1..30)
+
+ `actor`: who performs it (not NULL).
+ `result_json`: a page `ExpiringCertificatePage` `{"items":
+ [ExpiringCertificate, ...], "next_cursor"}` (pass `next_cursor` as
+ `page.cursor` for the next page; null on the last page) as JSON text; free
+ it with `clm_string_free`.
+
+ # Safety
+ `clm` and `actor` are NULL or live handles; `arguments_json` is NULL or a
+ NUL-terminated string; `result_json` is NULL or writable.
+ */
+clm_status clm_expiring_certificates(const struct clm_handle *clm,
+                                     const struct clm_actor *actor,
+                                     const char *arguments_json,
+                                     char **result_json);
+
+/*
+ Active users with their role codes and names, paginated.
+
+ Operation `active_users_with_roles` (views).
+ `arguments_json`: a JSON object of these named arguments, all optional
+ (NULL: none):
+ - `page` (`PageRequest` object; optional; every field defaults): A page
+   request: at most `limit` rows (1..=1000, default 50) after `cursor`. An
+   object:
+   - `cursor` (text or null; optional, default null)
+   - `include_deleted` (true or false; optional, default false)
+   - `limit` (integer 0..4294967295 or null; optional, default null)
+
+ `actor`: who performs it (not NULL).
+ `result_json`: a page `ActiveUserWithRolesPage` `{"items":
+ [ActiveUserWithRoles, ...], "next_cursor"}` (pass `next_cursor` as
+ `page.cursor` for the next page; null on the last page) as JSON text; free
+ it with `clm_string_free`.
+
+ # Safety
+ `clm` and `actor` are NULL or live handles; `arguments_json` is NULL or a
+ NUL-terminated string; `result_json` is NULL or writable.
+ */
+clm_status clm_active_users_with_roles(const struct clm_handle *clm,
+                                       const struct clm_actor *actor,
+                                       const char *arguments_json,
+                                       char **result_json);
+
+/*
+ Certificate metadata with owner and organization, paginated.
+
+ Operation `certificate_summary` (views).
+ `arguments_json`: a JSON object of these named arguments, all optional
+ (NULL: none):
+ - `filter` (`ViewFilter` object; optional; every field defaults): What a
+   view listing may be narrowed to; every set field must match. An object:
+   - `environment` (text or null; optional, default null):
+     `certificate_summary` only: the metadata's environment.
+   - `organization_ids` ([`OrganizationId` UUID, ...] or null; optional,
+     default null): Only these organizations (within the reader's own).
+   - `owner_user_id` (`UserId` UUID or null; optional, default null)
+ - `page` (`PageRequest` object; optional; every field defaults): A page
+   request: at most `limit` rows (1..=1000, default 50) after `cursor`. An
+   object:
+   - `cursor` (text or null; optional, default null)
+   - `include_deleted` (true or false; optional, default false)
+   - `limit` (integer 0..4294967295 or null; optional, default null)
+
+ `actor`: who performs it (not NULL).
+ `result_json`: a page `CertificateSummaryPage` `{"items":
+ [CertificateSummary, ...], "next_cursor"}` (pass `next_cursor` as
+ `page.cursor` for the next page; null on the last page) as JSON text; free
+ it with `clm_string_free`.
+
+ # Safety
+ `clm` and `actor` are NULL or live handles; `arguments_json` is NULL or a
+ NUL-terminated string; `result_json` is NULL or writable.
+ */
+clm_status clm_certificate_summary(const struct clm_handle *clm,
+                                   const struct clm_actor *actor,
+                                   const char *arguments_json,
+                                   char **result_json);
+
+/*
  The acting user's notifications, paginated.
 
  Operation `list_notifications` (notifications).
