@@ -62,6 +62,25 @@ pub trait Table {
     /// Whether the table has `deleted_at` (audit tables do not).
     const SOFT_DELETE: bool = true;
     type Row: Send + Unpin + for<'r> FromRow<'r, PgRow> + for<'r> FromRow<'r, SqliteRow>;
+    /// The primary key's type: [`get`], [`soft_delete`] and [`restore`] take
+    /// only this one, so another table's id does not compile.
+    ///
+    /// ```
+    /// # async fn demo(conn: &mut clm::db::Conn<'_>) -> clm::Result<()> {
+    /// use clm::model::UserId;
+    /// use clm::store::{get, users::Users};
+    /// get::<Users>(conn, UserId::new(), false).await?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// ```compile_fail,E0308
+    /// # async fn demo(conn: &mut clm::db::Conn<'_>) -> clm::Result<()> {
+    /// use clm::model::CertificateId;
+    /// use clm::store::{get, users::Users};
+    /// get::<Users>(conn, CertificateId::new(), false).await?;
+    /// # Ok(()) }
+    /// ```
+    type Id: Copy + Into<uuid::Uuid>;
 }
 
 /// A value bound into a dynamically built query.
@@ -272,7 +291,7 @@ fn live_clause<T: Table>(include_deleted: bool) -> &'static str {
 /// `include_deleted`.
 pub async fn get<T: Table>(
     conn: &mut Conn<'_>,
-    id: impl Into<uuid::Uuid>,
+    id: T::Id,
     include_deleted: bool,
 ) -> Result<T::Row> {
     let id = ResourceId(id.into());
@@ -393,7 +412,7 @@ pub async fn count<T: Table>(conn: &mut Conn<'_>, filter: &Filter) -> Result<i64
 }
 
 /// Marks a live row deleted. NotFound when it is absent or already deleted.
-pub async fn soft_delete<T: Table>(conn: &mut Conn<'_>, id: impl Into<uuid::Uuid>) -> Result<()> {
+pub async fn soft_delete<T: Table>(conn: &mut Conn<'_>, id: T::Id) -> Result<()> {
     let id = ResourceId(id.into());
     no_soft_delete_guard::<T>()?;
     let sql = format!(
@@ -410,7 +429,7 @@ pub async fn soft_delete<T: Table>(conn: &mut Conn<'_>, id: impl Into<uuid::Uuid
 }
 
 /// Brings a soft-deleted row back. NotFound when no deleted row has that id.
-pub async fn restore<T: Table>(conn: &mut Conn<'_>, id: impl Into<uuid::Uuid>) -> Result<()> {
+pub async fn restore<T: Table>(conn: &mut Conn<'_>, id: T::Id) -> Result<()> {
     let id = ResourceId(id.into());
     no_soft_delete_guard::<T>()?;
     let sql = format!(
@@ -442,23 +461,85 @@ pub trait HasId {
     fn row_id(&self) -> uuid::Uuid;
 }
 
-/// Implements [`Table`] and [`HasId`] for a record.
+/// A table whose rows the store inserts whole: its column list, written once
+/// in [`table!`], gives the statement text, the column count and the binds
+/// (per row for VALUES lists, per column for PostgreSQL's UNNEST arrays).
+pub(crate) trait Insert: Table {
+    /// `id, certificate_id, ...` in bind order.
+    const INSERT_COLUMNS: &'static str;
+    const INSERT_COLUMN_COUNT: usize;
+    /// Binds one array per column, in [`Insert::INSERT_COLUMNS`] order.
+    fn bind_columns<'r>(
+        query: support::PgInsert<'r>,
+        rows: &'r [Self::Row],
+    ) -> support::PgInsert<'r>;
+    /// Binds one row's columns in order (PostgreSQL VALUES).
+    fn bind_row_postgres<'r>(
+        query: support::PgInsert<'r>,
+        row: &'r Self::Row,
+    ) -> support::PgInsert<'r>;
+    /// Binds one row's columns in order (SQLite VALUES).
+    fn bind_row_sqlite<'r>(
+        query: support::SqliteInsert<'r>,
+        row: &'r Self::Row,
+    ) -> support::SqliteInsert<'r>;
+}
+
+/// Implements [`Table`] and [`HasId`] for a record; with an `insert |row| {
+/// column: value, ... }` section also [`Insert`], each value an expression of
+/// `row` that binds as the column (the same expression serves the per-row
+/// binds and, collected over rows, PostgreSQL's column arrays).
 #[macro_export]
 #[doc(hidden)]
 macro_rules! table {
-    ($marker:ident, $row:ty, $name:literal, $entity:literal $(, $key:ident : $ty:ty = $value:expr)* $(,)?) => {
+    (
+        $marker:ident, $row:ty, $name:literal, $entity:literal, id = $id:ty
+        $(, $key:ident : $ty:ty = $value:expr)* $(,)?
+        $(; insert |$r:ident| {
+            $first:ident : $first_bind:expr $(, $col:ident : $bind:expr)* $(,)?
+        })?
+    ) => {
         pub struct $marker;
         impl $crate::store::Table for $marker {
             const NAME: &'static str = $name;
             const ENTITY: &'static str = $entity;
             $(const $key: $ty = $value;)*
             type Row = $row;
+            type Id = $id;
         }
         impl $crate::store::HasId for $row {
             fn row_id(&self) -> uuid::Uuid {
                 self.id.as_uuid()
             }
         }
+        $(
+            impl $crate::store::Insert for $marker {
+                const INSERT_COLUMNS: &'static str =
+                    concat!(stringify!($first) $(, ", ", stringify!($col))*);
+                const INSERT_COLUMN_COUNT: usize =
+                    [stringify!($first) $(, stringify!($col))*].len();
+                fn bind_columns<'r>(
+                    query: $crate::store::support::PgInsert<'r>,
+                    rows: &'r [$row],
+                ) -> $crate::store::support::PgInsert<'r> {
+                    query
+                        .bind($crate::store::support::column(rows, |$r: &'r $row| $first_bind))
+                        $(.bind($crate::store::support::column(rows, |$r: &'r $row| $bind)))*
+                }
+                fn bind_row_postgres<'r>(
+                    query: $crate::store::support::PgInsert<'r>,
+                    $r: &'r $row,
+                ) -> $crate::store::support::PgInsert<'r> {
+                    query.bind($first_bind)$(.bind($bind))*
+                }
+                fn bind_row_sqlite<'r>(
+                    query: $crate::store::support::SqliteInsert<'r>,
+                    $r: &'r $row,
+                ) -> $crate::store::support::SqliteInsert<'r> {
+                    query.bind($first_bind)$(.bind($bind))*
+                }
+            }
+        )?
     };
 }
 

@@ -970,7 +970,7 @@ impl Clm {
         let mut conn = self.databases().secure.acquire().await?;
         store::get::<crate::store::certificate_requests::CertificateRequests>(
             &mut conn.conn(),
-            instance.subject_id.as_uuid(),
+            crate::model::CertificateRequestId(instance.subject_id.as_uuid()),
             false,
         )
         .await
@@ -986,7 +986,7 @@ impl Clm {
         let mut tx = self.databases().secure.begin().await?;
         let mut request = store::get::<crate::store::certificate_requests::CertificateRequests>(
             &mut tx.conn(),
-            instance.subject_id.as_uuid(),
+            crate::model::CertificateRequestId(instance.subject_id.as_uuid()),
             false,
         )
         .await?;
@@ -1007,7 +1007,7 @@ impl Clm {
         let mut tx = self.databases().secure.begin().await?;
         let mut request = store::get::<crate::store::certificate_requests::CertificateRequests>(
             &mut tx.conn(),
-            instance.subject_id.as_uuid(),
+            crate::model::CertificateRequestId(instance.subject_id.as_uuid()),
             false,
         )
         .await?;

@@ -12,7 +12,7 @@ use crate::store::support::{
 use crate::store::{Filter, Page, PageRequest, Value, id_value, paginate};
 use crate::{Error, Result, exec, on_conn, table};
 
-table!(SecureAuditLog, AuditEvent, "secure_audit_log", "secure audit event", SOFT_DELETE: bool = false);
+table!(SecureAuditLog, AuditEvent, "secure_audit_log", "secure audit event", id = crate::model::AuditId, SOFT_DELETE: bool = false);
 
 /// `HasId` for `AuditEvent` comes from the first marker; the second only needs `Table`.
 pub struct AuditLog;
@@ -21,6 +21,7 @@ impl crate::store::Table for AuditLog {
     const ENTITY: &'static str = "audit event";
     const SOFT_DELETE: bool = false;
     type Row = AuditEvent;
+    type Id = crate::model::AuditId;
 }
 
 /// Which trail: `Secure` lives in the secure database, `Core` in the core one.
