@@ -64,22 +64,29 @@ pub trait Table {
     type Row: Send + Unpin + for<'r> FromRow<'r, PgRow> + for<'r> FromRow<'r, SqliteRow>;
     /// The primary key's type: [`get`], [`soft_delete`] and [`restore`] take
     /// only this one, so another table's id does not compile.
-    ///
-    /// ```
-    /// # async fn demo(conn: &mut clm::db::Conn<'_>) -> clm::Result<()> {
-    /// use clm::model::UserId;
-    /// use clm::store::{get, users::Users};
-    /// get::<Users>(conn, UserId::new(), false).await?;
-    /// # Ok(()) }
-    /// ```
-    ///
-    /// ```compile_fail,E0308
-    /// # async fn demo(conn: &mut clm::db::Conn<'_>) -> clm::Result<()> {
-    /// use clm::model::CertificateId;
-    /// use clm::store::{get, users::Users};
-    /// get::<Users>(conn, CertificateId::new(), false).await?;
-    /// # Ok(()) }
-    /// ```
+    // The proof needs the store's paths, which doc tests reach only with
+    // `unstable-internals`; the passing twin shows the paths resolve, so the
+    // failing one fails on the id alone.
+    #[cfg_attr(
+        feature = "unstable-internals",
+        doc = r#"
+```
+# async fn demo(conn: &mut clm::db::Conn<'_>) -> clm::Result<()> {
+use clm::model::UserId;
+use clm::store::{get, users::Users};
+get::<Users>(conn, UserId::new(), false).await?;
+# Ok(()) }
+```
+
+```compile_fail,E0308
+# async fn demo(conn: &mut clm::db::Conn<'_>) -> clm::Result<()> {
+use clm::model::CertificateId;
+use clm::store::{get, users::Users};
+get::<Users>(conn, CertificateId::new(), false).await?;
+# Ok(()) }
+```
+"#
+    )]
     type Id: Copy + Into<uuid::Uuid>;
 }
 
