@@ -138,6 +138,17 @@ impl Clm {
             .map_err(|_| Error::Closed)
     }
 
+    /// Runs CPU-heavy work (key generation, signing, hashing, parsing) off
+    /// the async executor, bounded by the CPU job semaphore.
+    pub(crate) async fn run_cpu<T, F>(&self, job: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce() -> Result<T> + Send + 'static,
+    {
+        let _permit = self.cpu_permit().await?;
+        tokio::task::spawn_blocking(job).await?
+    }
+
     /// The host application's own actor (bootstrap, jobs): every permission.
     pub fn system_actor(&self) -> Actor {
         Actor::system()

@@ -7,6 +7,7 @@ use serde_json::json;
 
 use crate::crypto::envelope::Sealed;
 use crate::crypto::{KeyPair, ParsedCertificate};
+use crate::keyring::private_key_aad;
 use crate::model::{
     Certificate, CertificateId, CertificateKind, CertificateMetadata, CertificateMetadataId,
     CertificateSource, CertificateStatus, OrganizationId, PolicyId, PrivateKeyId, PrivateKeyRecord,
@@ -139,15 +140,6 @@ pub fn metadata_row(certificate: &Certificate) -> CertificateMetadata {
         updated_at: at,
         deleted_at: None,
     }
-}
-
-/// Associated data binding a sealed private key to its certificate row.
-pub(crate) fn private_key_aad(certificate_id: CertificateId) -> [String; 3] {
-    [
-        "private_keys".into(),
-        "encrypted_key_material".into(),
-        certificate_id.to_string(),
-    ]
 }
 
 /// A certificate with everything to write for it.

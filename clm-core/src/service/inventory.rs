@@ -388,10 +388,7 @@ impl Clm {
             organization_id,
             owner_user_id,
         } = request;
-        let parsed = {
-            let _permit = self.cpu_permit().await?;
-            tokio::task::spawn_blocking(move || parse_bundle(&data)).await??
-        };
+        let parsed = self.run_cpu(move || parse_bundle(&data)).await?;
         let key = match private_key_pem {
             None => None,
             Some(pem) => Some(matching_key(&parsed, &pem)?),

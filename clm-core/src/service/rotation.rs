@@ -11,8 +11,7 @@ use crate::db::{Conn, Lock, Tx};
 use std::sync::Arc;
 
 use crate::keyring::{self, DetachedKey, MasterKeySource};
-use crate::service::certificates::private_key_aad;
-use crate::service::identity::mfa_aad;
+use crate::keyring::{mfa_aad, private_key_aad};
 use crate::model::{
     EncryptionKey, EncryptionKeyId, KeyRotation, KeyRotationId, KeyStatus, Opaque,
     PrivateKeyRecord, RotationStatus, RotationType, UserId,
