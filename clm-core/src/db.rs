@@ -418,7 +418,7 @@ async fn connect_postgres(
         .connect_with(options)
         .await
         .map_err(|err| {
-            Error::Database(format!(
+            Error::database(format!(
                 "cannot connect to {field} {}: {err}",
                 redact_url(url)
             ))
@@ -448,13 +448,13 @@ async fn connect_sqlite(data_dir: &Path, settings: PoolSettings) -> Result<Datab
             .connect_with(options)
     };
     let secure = open("secure.db").await.map_err(|err| {
-        Error::Database(format!(
+        Error::database(format!(
             "cannot open {}/secure.db: {err}",
             data_dir.display()
         ))
     })?;
     let core = open("core.db").await.map_err(|err| {
-        Error::Database(format!("cannot open {}/core.db: {err}", data_dir.display()))
+        Error::database(format!("cannot open {}/core.db: {err}", data_dir.display()))
     })?;
     SQLITE_SECURE.run(&secure).await?;
     SQLITE_CORE.run(&core).await?;

@@ -372,8 +372,9 @@ impl Clm {
             .is_some()
         {
             return Err(Error::AlreadyExists {
-                entity: "user_roles".into(),
-                field: "role grant (user_id, role_id)".into(),
+                entity: "role assignment".into(),
+                field: "user_id and role_id".into(),
+                source: None,
             });
         }
         let at = now();

@@ -573,7 +573,7 @@ impl Clm {
                 }
                 Err(BatchError::Core(message)) => {
                     for job in jobs {
-                        let _ = job.reply.send(Err(Error::Database(message.clone())));
+                        let _ = job.reply.send(Err(Error::database(message.clone())));
                     }
                     return;
                 }
@@ -588,7 +588,7 @@ impl Clm {
             {
                 Ok(()) => Ok(job.writes.iter().map(|w| w.certificate.clone()).collect()),
                 Err(BatchError::Secure(err)) => Err(err),
-                Err(BatchError::Core(message)) => Err(Error::Database(message)),
+                Err(BatchError::Core(message)) => Err(Error::database(message)),
             };
             let _ = job.reply.send(outcome);
         }

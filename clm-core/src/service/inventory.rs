@@ -636,7 +636,7 @@ impl Clm {
             .await
             .map_err(|failure| match failure {
                 HalfWritten::Nothing(err) => err,
-                HalfWritten::SecureOnly(err) => Error::Database(format!(
+                HalfWritten::SecureOnly(err) => Error::database(format!(
                     "certificates were imported but their metadata was not ({err}); run reconcile to repair"
                 )),
             })
@@ -1009,7 +1009,7 @@ impl Clm {
         }
         .await;
         outcome.map_err(|err| {
-            Error::Database(format!(
+            Error::database(format!(
                 "certificate {} changed but its metadata did not follow ({err}); repeat the call",
                 row.certificate_id
             ))

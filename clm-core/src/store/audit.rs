@@ -191,10 +191,15 @@ pub async fn append_many(
 /// a colliding insert before the unique index can: still a duplicate.
 fn duplicate_as_already_exists(kind: AuditLogKind, err: Error) -> Error {
     match err {
-        Error::Conflict(message) if message.contains("may not be replaced") => {
+        Error::Conflict(message, source) if message.contains("may not be replaced") => {
             Error::AlreadyExists {
-                entity: kind.table().to_string(),
+                entity: match kind {
+                    AuditLogKind::Secure => "secure audit event",
+                    AuditLogKind::Core => "audit event",
+                }
+                .to_string(),
                 field: "sequence_number".to_string(),
+                source,
             }
         }
         other => other,
