@@ -6,6 +6,7 @@
 //!
 //!     cargo run --example quickstart [-- DATA_DIR]
 
+use clm::PageRequest;
 use clm::crypto::{DistinguishedName, KeyAlgorithm, SecretString};
 use clm::model::{CertificateKind, Permissions, PolicyRules, SubjectAlternativeName};
 use clm::service::access::{NewOrganization, NewRole, ROLE_ADMIN, ROLE_APPROVER};
@@ -13,7 +14,6 @@ use clm::service::authorities::NewCertificateAuthority;
 use clm::service::identity::{LoginContext, NewApiKey, NewUser};
 use clm::service::issuance::{IssuanceOutcome, IssueRequest, KeySource};
 use clm::service::policies::NewPolicy;
-use clm::store::PageRequest;
 use clm::{Clm, ClmConfig, MasterKeySource};
 
 #[tokio::main]
@@ -242,7 +242,7 @@ async fn run() -> clm::Result<()> {
         .await?;
     println!("users in reach: {}", users.items.len());
     let chain = clm
-        .verify_audit_chain(&actor, clm::store::audit::AuditLogKind::Core)
+        .verify_audit_chain(&actor, clm::query::AuditLogKind::Core)
         .await?;
     println!(
         "audit chain   {} rows, intact: {}",

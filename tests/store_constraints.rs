@@ -124,13 +124,28 @@ async fn soft_delete_hides_and_restore_returns() {
     .await;
 }
 
-fn assert_already_exists(err: Error, table: &str, field: &str) {
+/// A unique violation names the entity and field (mapped by constraint
+/// name) and keeps the driver's error as its source.
+fn assert_already_exists(err: Error, entity_name: &str, field: &str) {
     match &err {
-        Error::AlreadyExists { entity, field: f } => {
-            assert_eq!(entity, table, "{err}");
+        Error::AlreadyExists {
+            entity, field: f, ..
+        } => {
+            assert_eq!(entity, entity_name, "{err}");
             assert!(f.contains(field), "{err}");
         }
-        other => panic!("expected AlreadyExists on {table}.{field}, got {other:?}"),
+        other => panic!("expected AlreadyExists on {entity_name}.{field}, got {other:?}"),
+    }
+    let source = std::error::Error::source(&err).expect("the sqlx error is kept");
+    match source.downcast_ref::<sqlx::Error>() {
+        Some(sqlx::Error::Database(db)) => assert!(db.is_unique_violation(), "{db}"),
+        other => panic!("expected a sqlx database error, got {other:?}"),
+    }
+    assert!(err.database_source().is_some());
+    // PostgreSQL's detail quotes the duplicate value ("Key (username)=(jack)");
+    // neither the message nor Debug carries it.
+    for shown in [err.to_string(), format!("{err:?}")] {
+        assert!(!shown.contains(")=("), "{shown}");
     }
 }
 
@@ -145,20 +160,20 @@ async fn unique_check_and_foreign_key_violations_map_to_codes() {
         dup.email = "other@example.com".into();
         assert_already_exists(
             users::insert(&mut c, &dup).await.unwrap_err(),
-            "users",
+            "user",
             "username",
         );
         let mut dup = user("jill");
         dup.email = u.email.clone();
         assert_already_exists(
             users::insert(&mut c, &dup).await.unwrap_err(),
-            "users",
+            "user",
             "email",
         );
         roles::insert(&mut c, &role("AUDITOR")).await.unwrap();
         assert_already_exists(
             roles::insert(&mut c, &role("AUDITOR")).await.unwrap_err(),
-            "roles",
+            "role",
             "role_code",
         );
         organizations::insert(&mut c, &organization("O1"))
@@ -168,13 +183,13 @@ async fn unique_check_and_foreign_key_violations_map_to_codes() {
             organizations::insert(&mut c, &organization("O1"))
                 .await
                 .unwrap_err(),
-            "organizations",
+            "organization",
             "org_code",
         );
         policies::insert(&mut c, &policy("P1")).await.unwrap();
         assert_already_exists(
             policies::insert(&mut c, &policy("P1")).await.unwrap_err(),
-            "policies",
+            "policy",
             "policy_code",
         );
         workflows::insert(&mut c, &workflow("W1")).await.unwrap();
@@ -182,7 +197,7 @@ async fn unique_check_and_foreign_key_violations_map_to_codes() {
             workflows::insert(&mut c, &workflow("W1"))
                 .await
                 .unwrap_err(),
-            "workflows",
+            "workflow",
             "workflow_code",
         );
 
@@ -220,7 +235,7 @@ async fn unique_check_and_foreign_key_violations_map_to_codes() {
         same_fp.fingerprint_sha256 = cert.fingerprint_sha256.clone();
         assert_already_exists(
             certificates::insert(&mut c, &same_fp).await.unwrap_err(),
-            "certificates",
+            "certificate",
             "fingerprint_sha256",
         );
         let err = raw(

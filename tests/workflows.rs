@@ -21,7 +21,7 @@ use wf_support::*;
 
 fn invalid_field(err: &Error) -> (String, String) {
     match err {
-        Error::InvalidInput { field, reason } => (field.clone(), reason.clone()),
+        Error::InvalidInput { field, reason, .. } => (field.clone(), reason.clone()),
         other => panic!("expected InvalidInput, got {other:?}"),
     }
 }

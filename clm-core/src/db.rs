@@ -62,6 +62,37 @@ impl Dialect {
     }
 }
 
+/// The locks clm takes across processes. On PostgreSQL each is an advisory
+/// lock with its own key ("clm" in the high bytes, then a number, so clm's
+/// locks never meet each other and are unlikely to meet a host's). SQLite
+/// needs none of the transaction-scoped ones: a write transaction
+/// (`BEGIN IMMEDIATE`) already holds the database's lock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Lock {
+    /// Appends to the secure database's audit chain.
+    SecureAuditChain,
+    /// Appends to the core database's audit chain.
+    CoreAuditChain,
+    /// One lifecycle run at a time (a session lock: see [`RunLease`]).
+    Lifecycle,
+    /// Rotation starts (data key and master key).
+    Rotation,
+    /// Writers of sealed values (shared) against data-key retirement (exclusive).
+    DataKeys,
+}
+
+impl Lock {
+    const fn key(self) -> i64 {
+        match self {
+            Lock::SecureAuditChain => 0x636c_6d01,
+            Lock::CoreAuditChain => 0x636c_6d02,
+            Lock::Lifecycle => 0x636c_6d10,
+            Lock::Rotation => 0x636c_6d11,
+            Lock::DataKeys => 0x636c_6d12,
+        }
+    }
+}
+
 /// A connection pool of either backend.
 #[derive(Debug, Clone)]
 pub enum Pool {
@@ -81,6 +112,24 @@ impl Conn<'_> {
             Conn::Postgres(_) => Dialect::Postgres,
             Conn::Sqlite(_) => Dialect::Sqlite,
         }
+    }
+}
+
+impl Conn<'_> {
+    /// Takes `lock` until the transaction ends (PostgreSQL: an advisory
+    /// transaction lock, shared or exclusive, that waits at most the
+    /// transaction's `lock_timeout`). Nothing on SQLite: the write
+    /// transaction already holds the database's lock.
+    pub(crate) async fn lock_for_transaction(&mut self, lock: Lock, exclusive: bool) -> Result<()> {
+        if let Conn::Postgres(c) = self {
+            let sql = if exclusive {
+                "SELECT pg_advisory_xact_lock($1)"
+            } else {
+                "SELECT pg_advisory_xact_lock_shared($1)"
+            };
+            sqlx::query(sql).bind(lock.key()).execute(&mut **c).await?;
+        }
+        Ok(())
     }
 }
 
@@ -369,7 +418,7 @@ async fn connect_postgres(
         .connect_with(options)
         .await
         .map_err(|err| {
-            Error::Database(format!(
+            Error::database(format!(
                 "cannot connect to {field} {}: {err}",
                 redact_url(url)
             ))
@@ -399,13 +448,13 @@ async fn connect_sqlite(data_dir: &Path, settings: PoolSettings) -> Result<Datab
             .connect_with(options)
     };
     let secure = open("secure.db").await.map_err(|err| {
-        Error::Database(format!(
+        Error::database(format!(
             "cannot open {}/secure.db: {err}",
             data_dir.display()
         ))
     })?;
     let core = open("core.db").await.map_err(|err| {
-        Error::Database(format!("cannot open {}/core.db: {err}", data_dir.display()))
+        Error::database(format!("cannot open {}/core.db: {err}", data_dir.display()))
     })?;
     SQLITE_SECURE.run(&secure).await?;
     SQLITE_CORE.run(&core).await?;
@@ -415,4 +464,102 @@ async fn connect_sqlite(data_dir: &Path, settings: PoolSettings) -> Result<Datab
         secure: Pool::Sqlite(secure),
         core: Pool::Sqlite(core),
     })
+}
+
+/// A lease that one process at a time holds across transactions (the
+/// lifecycle run): a session-level advisory lock on a connection kept out of
+/// the pool (PostgreSQL), or an exclusive lock on a file beside the
+/// databases (SQLite). Give it back with [`RunLease::release`].
+pub(crate) struct RunLease(LeaseHold);
+
+enum LeaseHold {
+    /// The connection holding the lock; taken by [`RunLease::release`].
+    Postgres(Option<PooledConn>, Lock),
+    File(#[allow(dead_code)] std::fs::File),
+}
+
+impl Drop for RunLease {
+    /// A lease dropped without release (the run's future was cancelled, or
+    /// the unlock failed) must not go back to the pool still holding the
+    /// advisory lock, or no later run would ever get it: its connection is
+    /// closed instead, which ends the lock with the session.
+    fn drop(&mut self) {
+        if let LeaseHold::Postgres(conn, _) = &mut self.0
+            && let Some(PooledConn::Postgres(mut conn)) = conn.take()
+        {
+            conn.close_on_drop();
+        }
+    }
+}
+
+impl RunLease {
+    /// Takes the lease `lock` (`file` names the SQLite lock file in the data
+    /// directory). None when another process holds it.
+    pub(crate) async fn try_take(
+        pool: &Pool,
+        config: &DatabaseConfig,
+        lock: Lock,
+        file: &str,
+    ) -> Result<Option<RunLease>> {
+        match (pool, config) {
+            (Pool::Postgres(_), _) => {
+                let mut conn = pool.acquire().await?;
+                let acquired = match &mut conn {
+                    PooledConn::Postgres(c) => {
+                        sqlx::query_scalar::<_, bool>("SELECT pg_try_advisory_lock($1)")
+                            .bind(lock.key())
+                            .fetch_one(&mut **c)
+                            .await?
+                    }
+                    PooledConn::Sqlite(_) => false,
+                };
+                Ok(acquired.then(|| RunLease(LeaseHold::Postgres(Some(conn), lock))))
+            }
+            (Pool::Sqlite(_), DatabaseConfig::Sqlite { data_dir }) => {
+                let path = data_dir.join(file);
+                let file = std::fs::OpenOptions::new()
+                    .create(true)
+                    .truncate(false)
+                    .write(true)
+                    .open(&path)
+                    .map_err(|err| {
+                        Error::Configuration(format!("cannot open {}: {err}", path.display()))
+                    })?;
+                match file.try_lock() {
+                    Ok(()) => Ok(Some(RunLease(LeaseHold::File(file)))),
+                    Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+                    Err(std::fs::TryLockError::Error(err)) => Err(Error::Configuration(format!(
+                        "cannot lock {}: {err}",
+                        path.display()
+                    ))),
+                }
+            }
+            _ => Err(Error::Internal(
+                "database pools do not match the configuration".into(),
+            )),
+        }
+    }
+
+    /// Gives the lease back: unlocks and returns the connection to the pool
+    /// (PostgreSQL), or unlocks the file by closing it (SQLite).
+    pub(crate) async fn release(mut self) -> Result<()> {
+        if let LeaseHold::Postgres(slot, lock) = &mut self.0
+            && let Some(mut conn) = slot.take()
+        {
+            let unlocked = match &mut conn {
+                PooledConn::Postgres(c) => sqlx::query("SELECT pg_advisory_unlock($1)")
+                    .bind(lock.key())
+                    .execute(&mut **c)
+                    .await
+                    .map(|_| ()),
+                PooledConn::Sqlite(_) => Ok(()),
+            };
+            if unlocked.is_err() {
+                // Back into the slot: dropping the lease closes it.
+                *slot = Some(conn);
+            }
+            unlocked?;
+        }
+        Ok(())
+    }
 }

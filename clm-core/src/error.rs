@@ -79,46 +79,115 @@ impl fmt::Display for ErrorCode {
     }
 }
 
+/// The database driver's error behind an [`Error`], kept for
+/// [`std::error::Error::source`]. Shared (`Arc`) so the error stays cheap to
+/// move and clone. Its `Debug` shows the driver's primary message, code and
+/// constraint only: PostgreSQL's detail can quote the offending values (a
+/// duplicate key hash, say), so it is left to whoever inspects the source.
+#[derive(Clone)]
+pub struct DatabaseSource(pub std::sync::Arc<sqlx::Error>);
+
+impl DatabaseSource {
+    pub fn new(err: sqlx::Error) -> Self {
+        DatabaseSource(std::sync::Arc::new(err))
+    }
+
+    /// The driver's error.
+    pub fn sqlx(&self) -> &sqlx::Error {
+        &self.0
+    }
+}
+
+impl fmt::Debug for DatabaseSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &*self.0 {
+            sqlx::Error::Database(db) => f
+                .debug_struct("DatabaseSource")
+                .field("code", &db.code())
+                .field("constraint", &db.constraint())
+                .field("message", &db.message())
+                .finish(),
+            other => f.debug_tuple("DatabaseSource").field(other).finish(),
+        }
+    }
+}
+
+impl fmt::Display for DatabaseSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &*self.0 {
+            // The primary message only (sqlx's Display adds nothing more).
+            sqlx::Error::Database(db) => f.write_str(db.message()),
+            other => fmt::Display::fmt(other, f),
+        }
+    }
+}
+
 /// Everything that can go wrong, in words a host developer can act on.
-/// Messages never contain secret material.
-#[derive(Debug, thiserror::Error)]
+/// Messages never contain secret material. An error made from a database
+/// error keeps it: [`std::error::Error::source`] returns the `sqlx::Error`.
+#[derive(Debug)]
 #[non_exhaustive]
 pub enum Error {
-    #[error("{entity} not found: {key}")]
-    NotFound { entity: &'static str, key: String },
-
-    #[error("{entity} already exists: {field} must be unique")]
-    AlreadyExists { entity: String, field: String },
-
-    #[error("invalid {field}: {reason}")]
-    InvalidInput { field: String, reason: String },
-
-    #[error("policy violation: {}", join_violations(violations))]
-    PolicyViolation { violations: Vec<Violation> },
-
-    #[error("permission denied: {action} on {resource}")]
-    PermissionDenied { resource: String, action: String },
-
-    #[error("conflict: {0}")]
-    Conflict(String),
-
-    #[error("cryptographic failure: {0}")]
+    NotFound {
+        entity: &'static str,
+        key: String,
+    },
+    AlreadyExists {
+        entity: String,
+        field: String,
+        source: Option<DatabaseSource>,
+    },
+    InvalidInput {
+        field: String,
+        reason: String,
+        source: Option<DatabaseSource>,
+    },
+    PolicyViolation {
+        violations: Vec<Violation>,
+    },
+    PermissionDenied {
+        resource: String,
+        action: String,
+    },
+    Conflict(String, Option<DatabaseSource>),
     Crypto(String),
-
-    #[error("database error: {0}")]
-    Database(String),
-
-    #[error("authentication failed: {0}")]
+    Database(String, Option<DatabaseSource>),
     Authentication(String),
-
-    #[error("configuration error: {0}")]
     Configuration(String),
-
-    #[error("the clm handle is closed")]
     Closed,
-
-    #[error("internal error: {0}")]
     Internal(String),
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::NotFound { entity, key } => write!(f, "{entity} not found: {key}"),
+            Error::AlreadyExists { entity, field, .. } => {
+                write!(f, "{entity} already exists: {field} must be unique")
+            }
+            Error::InvalidInput { field, reason, .. } => write!(f, "invalid {field}: {reason}"),
+            Error::PolicyViolation { violations } => {
+                write!(f, "policy violation: {}", join_violations(violations))
+            }
+            Error::PermissionDenied { resource, action } => {
+                write!(f, "permission denied: {action} on {resource}")
+            }
+            Error::Conflict(reason, _) => write!(f, "conflict: {reason}"),
+            Error::Crypto(reason) => write!(f, "cryptographic failure: {reason}"),
+            Error::Database(reason, _) => write!(f, "database error: {reason}"),
+            Error::Authentication(reason) => write!(f, "authentication failed: {reason}"),
+            Error::Configuration(reason) => write!(f, "configuration error: {reason}"),
+            Error::Closed => f.write_str("the clm handle is closed"),
+            Error::Internal(reason) => write!(f, "internal error: {reason}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.database_source()
+            .map(|source| source.sqlx() as &(dyn std::error::Error + 'static))
+    }
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -181,7 +250,7 @@ impl Error {
         let code = self.code();
         let (field, entity, violations) = match self {
             Error::NotFound { entity, .. } => (None, Some((*entity).to_string()), Vec::new()),
-            Error::AlreadyExists { entity, field } => {
+            Error::AlreadyExists { entity, field, .. } => {
                 (Some(field.clone()), Some(entity.clone()), Vec::new())
             }
             Error::InvalidInput { field, .. } => (Some(field.clone()), None, Vec::new()),
@@ -207,9 +276,9 @@ impl Error {
             Error::InvalidInput { .. } => ErrorCode::InvalidInput,
             Error::PolicyViolation { .. } => ErrorCode::PolicyViolation,
             Error::PermissionDenied { .. } => ErrorCode::PermissionDenied,
-            Error::Conflict(_) => ErrorCode::Conflict,
+            Error::Conflict(..) => ErrorCode::Conflict,
             Error::Crypto(_) => ErrorCode::Crypto,
-            Error::Database(_) => ErrorCode::Database,
+            Error::Database(..) => ErrorCode::Database,
             Error::Authentication(_) => ErrorCode::Authentication,
             Error::Configuration(_) => ErrorCode::Configuration,
             Error::Closed => ErrorCode::Closed,
@@ -221,6 +290,24 @@ impl Error {
         Error::InvalidInput {
             field: field.into(),
             reason: reason.into(),
+            source: None,
+        }
+    }
+
+    /// A Database error with no driver error behind it (connecting, a
+    /// half-written batch).
+    pub fn database(reason: impl Into<String>) -> Self {
+        Error::Database(reason.into(), None)
+    }
+
+    /// The database error this one was made from, if any.
+    pub fn database_source(&self) -> Option<&DatabaseSource> {
+        match self {
+            Error::AlreadyExists { source, .. }
+            | Error::InvalidInput { source, .. }
+            | Error::Conflict(_, source)
+            | Error::Database(_, source) => source.as_ref(),
+            _ => None,
         }
     }
 
@@ -236,7 +323,7 @@ impl Error {
     }
 
     pub fn conflict(reason: impl Into<String>) -> Self {
-        Error::Conflict(reason.into())
+        Error::Conflict(reason.into(), None)
     }
 
     pub fn denied(resource: impl Into<String>, action: impl Into<String>) -> Self {
@@ -255,7 +342,7 @@ impl From<sqlx::Error> for Error {
 
 impl From<sqlx::migrate::MigrateError> for Error {
     fn from(err: sqlx::migrate::MigrateError) -> Self {
-        Error::Database(format!("migration failed: {err}"))
+        Error::database(format!("migration failed: {err}"))
     }
 }
 

@@ -11,7 +11,9 @@ use base64::Engine;
 use crate::crypto::envelope::{self, Sealed};
 use crate::crypto::secret::SecretBytes;
 use crate::db::Pool;
-use crate::model::{EncryptionKey, EncryptionKeyId, KeyStatus, KeyType, Opaque};
+use crate::model::{
+    CertificateId, EncryptionKey, EncryptionKeyId, KeyStatus, KeyType, Opaque, UserId,
+};
 use crate::store::{self, encryption_keys};
 use crate::{Error, Result};
 
@@ -448,6 +450,20 @@ impl KeyRing {
         })?;
         envelope::open(&key.key, key.version, sealed, &full_aad(key_id, aad_parts))
     }
+}
+
+/// Associated data binding a sealed private key to its certificate row.
+pub(crate) fn private_key_aad(certificate_id: CertificateId) -> [String; 3] {
+    [
+        "private_keys".into(),
+        "encrypted_key_material".into(),
+        certificate_id.to_string(),
+    ]
+}
+
+/// Associated data binding a sealed MFA secret to its user row.
+pub(crate) fn mfa_aad(user_id: UserId) -> [String; 3] {
+    ["users".into(), "mfa_secret".into(), user_id.to_string()]
 }
 
 fn full_aad(key_id: EncryptionKeyId, parts: &[&str]) -> Vec<u8> {

@@ -19,11 +19,30 @@ pub mod error;
 pub mod keyring;
 pub mod model;
 pub mod service;
+// The repositories go around authorization and audit: not for hosts. The
+// `unstable-internals` feature opens them (and `Clm::databases`) to the
+// store-level tests and benches; nothing about them is stable.
+#[cfg(feature = "unstable-internals")]
+#[doc(hidden)]
 pub mod store;
+#[cfg(not(feature = "unstable-internals"))]
+#[allow(dead_code)] // parts serve only the tests and benches of the feature
+pub(crate) mod store;
+
+/// Paging, the filters of listings and the audit trails' names: the parts of
+/// the store that the services' signatures use, for hosts (the store itself
+/// is internal).
+pub mod query {
+    pub use crate::store::audit::{AuditFilter, AuditLogKind};
+    pub use crate::store::policies::PolicyFilter;
+    pub use crate::store::users::UserFilter;
+    pub use crate::store::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Page, PageRequest};
+}
 
 pub use config::{ClmConfig, SecuritySettings};
 pub use error::{Error, ErrorCode, Result};
 pub use keyring::{KeyProvider, LocalMasterKey, MasterKeySource};
+pub use query::{Page, PageRequest};
 pub use service::{Actor, ActorKind, Grants};
 
 use std::sync::Arc;
@@ -119,6 +138,17 @@ impl Clm {
             .map_err(|_| Error::Closed)
     }
 
+    /// Runs CPU-heavy work (key generation, signing, hashing, parsing) off
+    /// the async executor, bounded by the CPU job semaphore.
+    pub(crate) async fn run_cpu<T, F>(&self, job: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce() -> Result<T> + Send + 'static,
+    {
+        let _permit = self.cpu_permit().await?;
+        tokio::task::spawn_blocking(job).await?
+    }
+
     /// The host application's own actor (bootstrap, jobs): every permission.
     pub fn system_actor(&self) -> Actor {
         Actor::system()
@@ -134,8 +164,16 @@ impl Clm {
         self.inner.databases.secure.is_closed()
     }
 
-    /// The open databases, for repository-level access.
+    /// The open databases, for repository-level access: tests and benches
+    /// only (`unstable-internals`), as it goes around authorization and audit.
+    #[cfg(feature = "unstable-internals")]
+    #[doc(hidden)]
     pub fn databases(&self) -> &Databases {
+        &self.inner.databases
+    }
+
+    #[cfg(not(feature = "unstable-internals"))]
+    pub(crate) fn databases(&self) -> &Databases {
         &self.inner.databases
     }
 

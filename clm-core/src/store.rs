@@ -14,6 +14,7 @@ use crate::db::Conn;
 use crate::model::ResourceId;
 use crate::{Error, Result, exec, on_conn};
 
+pub(crate) mod constraints;
 pub(crate) mod support;
 
 pub mod api_keys;
@@ -62,6 +63,32 @@ pub trait Table {
     /// Whether the table has `deleted_at` (audit tables do not).
     const SOFT_DELETE: bool = true;
     type Row: Send + Unpin + for<'r> FromRow<'r, PgRow> + for<'r> FromRow<'r, SqliteRow>;
+    /// The primary key's type: [`get`], [`soft_delete`] and [`restore`] take
+    /// only this one, so another table's id does not compile.
+    // The proof needs the store's paths, which doc tests reach only with
+    // `unstable-internals`; the passing twin shows the paths resolve, so the
+    // failing one fails on the id alone.
+    #[cfg_attr(
+        feature = "unstable-internals",
+        doc = r#"
+```
+# async fn demo(conn: &mut clm::db::Conn<'_>) -> clm::Result<()> {
+use clm::model::UserId;
+use clm::store::{get, users::Users};
+get::<Users>(conn, UserId::new(), false).await?;
+# Ok(()) }
+```
+
+```compile_fail,E0308
+# async fn demo(conn: &mut clm::db::Conn<'_>) -> clm::Result<()> {
+use clm::model::CertificateId;
+use clm::store::{get, users::Users};
+get::<Users>(conn, CertificateId::new(), false).await?;
+# Ok(()) }
+```
+"#
+    )]
+    type Id: Copy + Into<uuid::Uuid>;
 }
 
 /// A value bound into a dynamically built query.
@@ -273,7 +300,7 @@ fn live_clause<T: Table>(include_deleted: bool) -> &'static str {
 /// `include_deleted`.
 pub async fn get<T: Table>(
     conn: &mut Conn<'_>,
-    id: impl Into<uuid::Uuid>,
+    id: T::Id,
     include_deleted: bool,
 ) -> Result<T::Row> {
     let id = ResourceId(id.into());
@@ -394,7 +421,7 @@ pub async fn count<T: Table>(conn: &mut Conn<'_>, filter: &Filter) -> Result<i64
 }
 
 /// Marks a live row deleted. NotFound when it is absent or already deleted.
-pub async fn soft_delete<T: Table>(conn: &mut Conn<'_>, id: impl Into<uuid::Uuid>) -> Result<()> {
+pub async fn soft_delete<T: Table>(conn: &mut Conn<'_>, id: T::Id) -> Result<()> {
     let id = ResourceId(id.into());
     no_soft_delete_guard::<T>()?;
     let sql = format!(
@@ -411,7 +438,7 @@ pub async fn soft_delete<T: Table>(conn: &mut Conn<'_>, id: impl Into<uuid::Uuid
 }
 
 /// Brings a soft-deleted row back. NotFound when no deleted row has that id.
-pub async fn restore<T: Table>(conn: &mut Conn<'_>, id: impl Into<uuid::Uuid>) -> Result<()> {
+pub async fn restore<T: Table>(conn: &mut Conn<'_>, id: T::Id) -> Result<()> {
     let id = ResourceId(id.into());
     no_soft_delete_guard::<T>()?;
     let sql = format!(
@@ -443,95 +470,260 @@ pub trait HasId {
     fn row_id(&self) -> uuid::Uuid;
 }
 
-/// Implements [`Table`] and [`HasId`] for a record.
+/// A table whose rows the store inserts whole: its column list, written once
+/// in [`table!`], gives the statement text, the column count and the binds
+/// (per row for VALUES lists, per column for PostgreSQL's UNNEST arrays).
+pub(crate) trait Insert: Table {
+    /// `id, certificate_id, ...` in bind order.
+    const INSERT_COLUMNS: &'static str;
+    const INSERT_COLUMN_COUNT: usize;
+    /// Binds one array per column, in [`Insert::INSERT_COLUMNS`] order.
+    fn bind_columns<'r>(
+        query: support::PgInsert<'r>,
+        rows: &'r [Self::Row],
+    ) -> support::PgInsert<'r>;
+    /// Binds one row's columns in order (PostgreSQL VALUES).
+    fn bind_row_postgres<'r>(
+        query: support::PgInsert<'r>,
+        row: &'r Self::Row,
+    ) -> support::PgInsert<'r>;
+    /// Binds one row's columns in order (SQLite VALUES).
+    fn bind_row_sqlite<'r>(
+        query: support::SqliteInsert<'r>,
+        row: &'r Self::Row,
+    ) -> support::SqliteInsert<'r>;
+}
+
+/// Implements [`Table`] and [`HasId`] for a record; with an `insert |row| {
+/// column: value, ... }` section also [`Insert`], each value an expression of
+/// `row` that binds as the column (the same expression serves the per-row
+/// binds and, collected over rows, PostgreSQL's column arrays).
 #[macro_export]
 #[doc(hidden)]
 macro_rules! table {
-    ($marker:ident, $row:ty, $name:literal, $entity:literal $(, $key:ident : $ty:ty = $value:expr)* $(,)?) => {
+    (
+        $marker:ident, $row:ty, $name:literal, $entity:literal, id = $id:ty
+        $(, $key:ident : $ty:ty = $value:expr)* $(,)?
+        $(; insert |$r:ident| {
+            $first:ident : $first_bind:expr $(, $col:ident : $bind:expr)* $(,)?
+        })?
+    ) => {
         pub struct $marker;
         impl $crate::store::Table for $marker {
             const NAME: &'static str = $name;
             const ENTITY: &'static str = $entity;
             $(const $key: $ty = $value;)*
             type Row = $row;
+            type Id = $id;
         }
         impl $crate::store::HasId for $row {
             fn row_id(&self) -> uuid::Uuid {
                 self.id.as_uuid()
             }
         }
+        $(
+            impl $crate::store::Insert for $marker {
+                const INSERT_COLUMNS: &'static str =
+                    concat!(stringify!($first) $(, ", ", stringify!($col))*);
+                const INSERT_COLUMN_COUNT: usize =
+                    [stringify!($first) $(, stringify!($col))*].len();
+                fn bind_columns<'r>(
+                    query: $crate::store::support::PgInsert<'r>,
+                    rows: &'r [$row],
+                ) -> $crate::store::support::PgInsert<'r> {
+                    query
+                        .bind($crate::store::support::column(rows, |$r: &'r $row| $first_bind))
+                        $(.bind($crate::store::support::column(rows, |$r: &'r $row| $bind)))*
+                }
+                fn bind_row_postgres<'r>(
+                    query: $crate::store::support::PgInsert<'r>,
+                    $r: &'r $row,
+                ) -> $crate::store::support::PgInsert<'r> {
+                    query.bind($first_bind)$(.bind($bind))*
+                }
+                fn bind_row_sqlite<'r>(
+                    query: $crate::store::support::SqliteInsert<'r>,
+                    $r: &'r $row,
+                ) -> $crate::store::support::SqliteInsert<'r> {
+                    query.bind($first_bind)$(.bind($bind))*
+                }
+            }
+        )?
     };
 }
 
-/// Maps database errors to the domain: unique -> AlreadyExists, foreign key ->
-/// Conflict or NotFound, check -> InvalidInput, each naming table and field.
+/// Maps database errors to the domain: unique -> AlreadyExists naming the
+/// entity and field (by constraint name, see [`constraints`]), foreign key ->
+/// Conflict, not-null and check -> InvalidInput, each naming table and
+/// field. The driver's error is kept as the result's `source()`.
 pub fn map_sqlx_error(err: sqlx::Error) -> Error {
-    match &err {
-        sqlx::Error::RowNotFound => Error::not_found("row", "query returned no row"),
-        sqlx::Error::PoolClosed => Error::Closed,
+    let mapped = match &err {
+        sqlx::Error::RowNotFound => return Error::not_found("row", "query returned no row"),
+        sqlx::Error::PoolClosed => return Error::Closed,
         sqlx::Error::PoolTimedOut => {
-            Error::Database("timed out waiting for a database connection".into())
+            MappedKind::Database("timed out waiting for a database connection".into())
         }
-        sqlx::Error::Database(db) => {
-            let message = db.message().to_string();
-            let (table, field) = constraint_location(db.as_ref());
-            match db.kind() {
-                sqlx::error::ErrorKind::UniqueViolation => Error::AlreadyExists {
-                    entity: table,
-                    field,
-                },
-                sqlx::error::ErrorKind::ForeignKeyViolation => Error::Conflict(format!(
-                    "{table}.{field} refers to a row that does not exist, or the row is still referenced ({message})"
-                )),
-                sqlx::error::ErrorKind::NotNullViolation => {
-                    Error::invalid(format!("{table}.{field}"), "is required")
-                }
-                sqlx::error::ErrorKind::CheckViolation => {
-                    if message.contains("append-only") {
-                        Error::Conflict(message)
-                    } else {
-                        Error::invalid(
-                            format!("{table}.{field}"),
-                            format!("rejected by the database: {message}"),
-                        )
-                    }
-                }
-                _ if message.contains("append-only") => Error::Conflict(message),
-                _ => Error::Database(message),
-            }
-        }
-        _ => Error::Database(err.to_string()),
+        sqlx::Error::Database(db) => map_database_error(db.as_ref()),
+        other => MappedKind::Database(other.to_string()),
+    };
+    let source = Some(crate::error::DatabaseSource::new(err));
+    match mapped {
+        MappedKind::AlreadyExists { entity, field } => Error::AlreadyExists {
+            entity,
+            field,
+            source,
+        },
+        MappedKind::Invalid { field, reason } => Error::InvalidInput {
+            field,
+            reason,
+            source,
+        },
+        MappedKind::Conflict(reason) => Error::Conflict(reason, source),
+        MappedKind::Database(reason) => Error::Database(reason, source),
     }
 }
 
-/// Finds table and column of a constraint failure on either backend.
-fn constraint_location(db: &dyn sqlx::error::DatabaseError) -> (String, String) {
-    let message = db.message();
-    // SQLite: "UNIQUE constraint failed: users.username" / "CHECK constraint failed: ..."
-    if let Some((_, rest)) = message.split_once("constraint failed: ") {
-        let first = rest.split(',').next().unwrap_or(rest).trim();
-        if let Some((table, column)) = first.split_once('.') {
-            return (table.to_string(), column.to_string());
-        }
-        return (String::from("row"), first.to_string());
+/// What a database error means, before its source is attached.
+enum MappedKind {
+    AlreadyExists { entity: String, field: String },
+    Invalid { field: String, reason: String },
+    Conflict(String),
+    Database(String),
+}
+
+fn map_database_error(db: &dyn sqlx::error::DatabaseError) -> MappedKind {
+    use sqlx::error::ErrorKind;
+    let message = db.message().to_string();
+    // Our append-only triggers raise with their own text and no constraint
+    // (PostgreSQL RAISE, SQLite RAISE(ABORT)): the text is ours to match.
+    if message.contains("append-only") {
+        return MappedKind::Conflict(message);
     }
+    match db.kind() {
+        ErrorKind::UniqueViolation => {
+            let (entity, field) = unique_violation(db);
+            MappedKind::AlreadyExists { entity, field }
+        }
+        ErrorKind::ForeignKeyViolation => {
+            let (table, field) = constraint_location(db);
+            MappedKind::Conflict(format!(
+                "{table}.{field} refers to a row that does not exist, or the row is still referenced ({message})"
+            ))
+        }
+        ErrorKind::NotNullViolation => {
+            let (table, field) = constraint_location(db);
+            MappedKind::Invalid {
+                field: format!("{table}.{field}"),
+                reason: "is required".into(),
+            }
+        }
+        ErrorKind::CheckViolation => {
+            let (table, field) = constraint_location(db);
+            MappedKind::Invalid {
+                field: format!("{table}.{field}"),
+                reason: format!("rejected by the database: {message}"),
+            }
+        }
+        _ => MappedKind::Database(message),
+    }
+}
+
+/// Entity and field of a unique violation: PostgreSQL by the constraint's
+/// name; SQLite (which names none) by the `table.column` list of its
+/// message, or the index name it gives for an expression index. A key not in
+/// [`constraints::UNIQUE_KEYS`] (a primary key) names its table and columns.
+fn unique_violation(db: &dyn sqlx::error::DatabaseError) -> (String, String) {
+    if let Some(key) = db.constraint().and_then(constraints::unique_by_name) {
+        return (key.entity.to_string(), key.field.to_string());
+    }
+    if let Some((table, columns)) = sqlite_columns(db.message()) {
+        let columns: Vec<&str> = columns.iter().map(String::as_str).collect();
+        if let Some(key) = constraints::unique_by_columns(&table, &columns) {
+            return (key.entity.to_string(), key.field.to_string());
+        }
+        return (table, columns.join(" and "));
+    }
+    if let Some(key) = sqlite_index_name(db.message()).and_then(constraints::unique_by_name) {
+        return (key.entity.to_string(), key.field.to_string());
+    }
+    constraint_location(db)
+}
+
+/// SQLite's `UNIQUE constraint failed: t.a, t.b` (also NOT NULL's) -> `(t, [a, b])`.
+fn sqlite_columns(message: &str) -> Option<(String, Vec<String>)> {
+    let (_, rest) = message.split_once("constraint failed: ")?;
+    let mut table = None;
+    let mut columns = Vec::new();
+    for part in rest.split(',') {
+        let (t, column) = part.trim().split_once('.')?;
+        if *table.get_or_insert(t) != t {
+            return None;
+        }
+        columns.push(column.to_string());
+    }
+    Some((table?.to_string(), columns))
+}
+
+/// SQLite's `UNIQUE constraint failed: index 'name'` -> `name`.
+fn sqlite_index_name(message: &str) -> Option<&str> {
+    let (_, rest) = message.split_once("constraint failed: index '")?;
+    rest.strip_suffix('\'')
+}
+
+/// Table and column of a non-unique constraint failure. PostgreSQL: the
+/// table and column it reports, else the column its constraint's name
+/// holds (`<table>_<column>_fkey`, `ck_<table>_<what>`). SQLite, which names
+/// neither: the `table.column` of its message (NOT NULL), the check's
+/// expression or name (CHECK), nothing at all for a foreign key.
+fn constraint_location(db: &dyn sqlx::error::DatabaseError) -> (String, String) {
     if let Some(pg) = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>() {
         let table = pg.table().unwrap_or("row").to_string();
-        // "Key (username)=(alice) already exists." -> username
         let field = pg
-            .detail()
-            .and_then(|d| {
-                d.split_once("Key (")
-                    .and_then(|(_, r)| r.split_once(')'))
-                    .map(|(k, _)| k.to_string())
+            .column()
+            .or_else(|| {
+                pg.constraint().and_then(|name| {
+                    constraints::column_of_default_name(&table, name)
+                        .or_else(|| constraints::subject_of_named_check(&table, name))
+                        .or(Some(name))
+                })
             })
-            .or_else(|| pg.column().map(str::to_string))
-            .or_else(|| pg.constraint().map(str::to_string))
-            .unwrap_or_else(|| "value".to_string());
+            .unwrap_or("value")
+            .to_string();
         return (table, field);
     }
-    (
-        String::from("row"),
-        db.constraint().unwrap_or("value").to_string(),
-    )
+    if let Some((table, columns)) = sqlite_columns(db.message()) {
+        return (table, columns.join(" and "));
+    }
+    if let Some((_, rest)) = db.message().split_once("constraint failed: ") {
+        return (String::from("row"), rest.trim().to_string());
+    }
+    (String::from("row"), String::from("reference"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlite_messages_name_table_columns_or_index() {
+        assert_eq!(
+            sqlite_columns("UNIQUE constraint failed: user_roles.user_id, user_roles.role_id"),
+            Some((
+                "user_roles".to_string(),
+                vec!["user_id".to_string(), "role_id".to_string()]
+            ))
+        );
+        assert_eq!(sqlite_columns("FOREIGN KEY constraint failed"), None);
+        assert_eq!(
+            sqlite_columns("CHECK constraint failed: status IN ('a', 'b')"),
+            None
+        );
+        assert_eq!(
+            sqlite_index_name("UNIQUE constraint failed: index 'uq_x'"),
+            Some("uq_x")
+        );
+        let key = sqlite_columns("UNIQUE constraint failed: users.username")
+            .and_then(|(t, c)| constraints::unique_by_columns(&t, &[c[0].as_str()]));
+        assert_eq!(key.map(|k| (k.entity, k.field)), Some(("user", "username")));
+    }
 }

@@ -337,7 +337,7 @@ pub fn parse_certificates(input: &[u8]) -> Result<Vec<ParsedCertificate>> {
         .enumerate()
         .map(|(index, block)| {
             parse_certificate_der(&block.der).map_err(|err| match err {
-                Error::InvalidInput { field, reason } if count > 1 => Error::invalid(
+                Error::InvalidInput { field, reason, .. } if count > 1 => Error::invalid(
                     field,
                     format!("certificate #{} of {count}: {reason}", index + 1),
                 ),

@@ -67,7 +67,7 @@ where
 
 fn document_error(err: Error) -> String {
     match err {
-        Error::InvalidInput { field, reason } => format!("{field}: {reason}"),
+        Error::InvalidInput { field, reason, .. } => format!("{field}: {reason}"),
         other => other.to_string(),
     }
 }

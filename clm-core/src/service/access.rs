@@ -2,13 +2,13 @@
 
 use serde_json::json;
 
+use crate::db::Conn;
 use crate::model::{
-    Organization, OrganizationId, OrganizationStatus, Permissions, Role, RoleId, UserId, UserRole,
-    UserRoleId,
+    Organization, OrganizationId, OrganizationStatus, Permissions, Role, RoleId, UserId,
+    UserOrganization, UserOrganizationId, UserRole, UserRoleId,
 };
 use crate::service::actor::{Access, Actor, Subject};
 use crate::service::audit::{AuditEntry, append, commit_audited};
-use crate::service::identity::add_membership;
 use crate::store::audit::AuditLogKind;
 use crate::store::organizations::Organizations;
 use crate::store::roles::Roles;
@@ -376,8 +376,9 @@ impl Clm {
             .is_some()
         {
             return Err(Error::AlreadyExists {
-                entity: "user_roles".into(),
-                field: "role grant (user_id, role_id)".into(),
+                entity: "role assignment".into(),
+                field: "user_id and role_id".into(),
+                source: None,
             });
         }
         let at = now();
@@ -624,4 +625,27 @@ impl Clm {
         )
         .await
     }
+}
+
+/// Adds a membership row (user creation and the organization service); the
+/// caller authorizes and audits.
+pub(crate) async fn add_membership(
+    conn: &mut Conn<'_>,
+    user_id: UserId,
+    organization_id: OrganizationId,
+    role: &str,
+) -> Result<UserOrganization> {
+    let at = now();
+    let membership = UserOrganization {
+        id: UserOrganizationId::new(),
+        user_id,
+        organization_id,
+        membership_role: role.to_string(),
+        joined_at: at,
+        created_at: at,
+        updated_at: at,
+        deleted_at: None,
+    };
+    user_organizations::insert(conn, &membership).await?;
+    Ok(membership)
 }

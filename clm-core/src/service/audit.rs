@@ -7,12 +7,12 @@ use std::path::Path;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::db::{Conn, Dialect, Pool};
+use crate::db::{Conn, Pool};
 use crate::model::{ActorType, AuditEvent, AuditId, AuditOutcome, OrganizationId, ResourceId};
 use crate::service::actor::{Access, Actor, ActorKind};
 use crate::store::audit::{self as audit_store, AuditFilter, AuditLogKind};
 use crate::store::{Page, PageRequest, now};
-use crate::{Clm, Error, Result, exec};
+use crate::{Clm, Error, Result};
 
 /// The hash a chain starts from.
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -247,32 +247,6 @@ pub mod canonical {
     }
 }
 
-/// Serializes appends to one chain until the transaction ends. SQLite write
-/// transactions already hold the database lock.
-async fn lock_chain(conn: &mut Conn<'_>, kind: AuditLogKind) -> Result<()> {
-    if let Conn::Postgres(pg) = conn {
-        lock_chain_postgres(pg, kind).await?;
-    }
-    Ok(())
-}
-
-/// PostgreSQL's lock for one chain: an advisory transaction lock, so it waits
-/// at most the transaction's `lock_timeout`.
-async fn lock_chain_postgres(
-    conn: &mut sqlx::PgConnection,
-    kind: AuditLogKind,
-) -> sqlx::Result<()> {
-    let key: i64 = match kind {
-        AuditLogKind::Secure => 0x636c_6d01,
-        AuditLogKind::Core => 0x636c_6d02,
-    };
-    sqlx::query("SELECT pg_advisory_xact_lock($1)")
-        .bind(key)
-        .execute(conn)
-        .await
-        .map(|_| ())
-}
-
 /// Appends one event inside the caller's transaction: no audit row, no action.
 pub async fn append(
     conn: &mut Conn<'_>,
@@ -297,7 +271,7 @@ pub async fn append_many(
     if entries.is_empty() {
         return Ok(Vec::new());
     }
-    lock_chain(conn, kind).await?;
+    audit_store::lock_chain(conn, kind).await?;
     let mut head = audit_store::head(conn, kind).await?;
     let mut events = Vec::with_capacity(entries.len());
     for (actor, entry) in entries {
@@ -776,7 +750,7 @@ impl Clm {
             AuditLogKind::Core => &self.databases().core,
         };
         let mut tx = pool.begin().await?;
-        lock_chain(&mut tx.conn(), kind).await?;
+        audit_store::lock_chain(&mut tx.conn(), kind).await?;
         let through = audit_store::last_sequence_before(&mut tx.conn(), kind, cutoff).await?;
         let Some(through) = through else {
             return Ok(ArchiveReport {
@@ -831,7 +805,7 @@ impl Clm {
             })),
         )
         .await?;
-        delete_archived(&mut tx.conn(), kind, through).await?;
+        audit_store::delete_archived(&mut tx.conn(), kind, through).await?;
         tx.commit().await?;
         Ok(ArchiveReport {
             log: kind.table(),
@@ -864,38 +838,4 @@ pub(crate) fn days_before(
     chrono::Duration::try_days(i64::from(days))
         .and_then(|span| at.checked_sub_signed(span))
         .ok_or_else(|| Error::invalid(field, format!("{days} days before {at} is not a date")))
-}
-
-/// The one sanctioned delete from an audit table. PostgreSQL: the
-/// `archive_<table>_rows` function (SECURITY DEFINER, owned by the schema's
-/// owner; migration 0002 core / 0004 secure) deletes only what the
-/// `audit.archived` record just appended accounts for; the application's
-/// own role cannot delete at all. SQLite: the delete trigger is dropped and
-/// recreated inside the same transaction (whoever opens the file can do
-/// anything; checkpoints detect it).
-async fn delete_archived(conn: &mut Conn<'_>, kind: AuditLogKind, through: i64) -> Result<()> {
-    let table = kind.table();
-    match conn.dialect() {
-        Dialect::Postgres => {
-            exec!(conn, |c| sqlx::query(sqlx::AssertSqlSafe(format!(
-                "SELECT archive_{table}_rows($1)"
-            )))
-            .bind(through))?;
-        }
-        Dialect::Sqlite => {
-            let trigger = format!("trg_{table}_append_only_delete");
-            exec!(conn, |c| sqlx::query(sqlx::AssertSqlSafe(format!(
-                "DROP TRIGGER {trigger}"
-            ))))?;
-            exec!(conn, |c| sqlx::query(sqlx::AssertSqlSafe(format!(
-                "DELETE FROM {table} WHERE sequence_number <= $1"
-            )))
-            .bind(through))?;
-            exec!(conn, |c| sqlx::query(sqlx::AssertSqlSafe(format!(
-                "CREATE TRIGGER {trigger} BEFORE DELETE ON {table} FOR EACH ROW BEGIN \
-                 SELECT RAISE(ABORT, '{table} is append-only: DELETE is not allowed'); END"
-            ))))?;
-        }
-    }
-    Ok(())
 }

@@ -201,17 +201,6 @@ pub(crate) fn ca_key_used(issuer: &Certificate, signed: &Certificate) -> AuditEn
 }
 
 impl Clm {
-    /// Runs CPU-heavy work (key generation, signing) off the async executor,
-    /// bounded by the CPU job semaphore.
-    pub(crate) async fn run_cpu<T, F>(&self, job: F) -> Result<T>
-    where
-        T: Send + 'static,
-        F: FnOnce() -> Result<T> + Send + 'static,
-    {
-        let _permit = self.cpu_permit().await?;
-        tokio::task::spawn_blocking(job).await?
-    }
-
     /// The CA `id` for signing on behalf of `actor`: visible to the actor
     /// (else NotFound, like a missing one), usable for `organization`, in service.
     pub(crate) async fn signing_issuer(

@@ -7,6 +7,7 @@ use serde_json::json;
 
 use crate::crypto::envelope::Sealed;
 use crate::crypto::{KeyPair, ParsedCertificate};
+use crate::keyring::private_key_aad;
 use crate::model::{
     Certificate, CertificateId, CertificateKind, CertificateMetadata, CertificateMetadataId,
     CertificateSource, CertificateStatus, OrganizationId, PolicyId, PrivateKeyId, PrivateKeyRecord,
@@ -139,15 +140,6 @@ pub fn metadata_row(certificate: &Certificate) -> CertificateMetadata {
         updated_at: at,
         deleted_at: None,
     }
-}
-
-/// Associated data binding a sealed private key to its certificate row.
-pub(crate) fn private_key_aad(certificate_id: CertificateId) -> [String; 3] {
-    [
-        "private_keys".into(),
-        "encrypted_key_material".into(),
-        certificate_id.to_string(),
-    ]
 }
 
 /// A certificate with everything to write for it.
@@ -583,7 +575,7 @@ impl Clm {
                 }
                 Err(BatchError::Core(message)) => {
                     for job in jobs {
-                        let _ = job.reply.send(Err(Error::Database(message.clone())));
+                        let _ = job.reply.send(Err(Error::database(message.clone())));
                     }
                     return;
                 }
@@ -598,7 +590,7 @@ impl Clm {
             {
                 Ok(()) => Ok(job.writes.iter().map(|w| w.certificate.clone()).collect()),
                 Err(BatchError::Secure(err)) => Err(err),
-                Err(BatchError::Core(message)) => Err(Error::Database(message)),
+                Err(BatchError::Core(message)) => Err(Error::database(message)),
             };
             let _ = job.reply.send(outcome);
         }

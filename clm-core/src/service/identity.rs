@@ -6,16 +6,17 @@ use serde_json::json;
 use crate::crypto::envelope::Sealed;
 use crate::crypto::secret::{SecretBytes, SecretString};
 use crate::crypto::{password, token, totp};
-use crate::db::Conn;
+use crate::keyring::mfa_aad;
 use crate::model::{
     ApiKey, ApiKeyId, AuditOutcome, OrganizationId, Permissions, Session, SessionId, User, UserId,
-    UserOrganization, UserOrganizationId, UserStatus,
+    UserStatus,
 };
+use crate::service::access::add_membership;
 use crate::service::actor::{Access, Actor, ActorKind, Grants, KeyBounds};
 use crate::service::audit::{AuditEntry, append, commit_audited};
 use crate::store::audit::AuditLogKind;
 use crate::store::users::{UserFilter, Users};
-use crate::store::{self, Page, PageRequest, api_keys, now, sessions, user_organizations, users};
+use crate::store::{self, Page, PageRequest, api_keys, now, sessions, users};
 use crate::{Clm, Error, Result, SecuritySettings};
 
 /// A user to create.
@@ -114,20 +115,16 @@ fn validate_email(email: &str) -> Result<String> {
     Ok(email)
 }
 
-pub(crate) fn mfa_aad(user_id: UserId) -> [String; 3] {
-    ["users".into(), "mfa_secret".into(), user_id.to_string()]
-}
-
 impl Clm {
     /// Hashes a password off the async executor, bounded by a semaphore.
     pub(crate) async fn hash_password(&self, password: SecretString) -> Result<String> {
-        let _permit = self.cpu_permit().await?;
-        tokio::task::spawn_blocking(move || password::hash_password(&password)).await?
+        self.run_cpu(move || password::hash_password(&password))
+            .await
     }
 
     async fn verify_password(&self, password: SecretString, phc: String) -> Result<(bool, bool)> {
-        let _permit = self.cpu_permit().await?;
-        tokio::task::spawn_blocking(move || password::verify_password(&password, &phc)).await?
+        self.run_cpu(move || password::verify_password(&password, &phc))
+            .await
     }
 
     /// Creates a user (and its membership when an organization is given).
@@ -1161,26 +1158,4 @@ const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$
 /// A user as the author of their own login events (no permissions).
 fn user_actor(user: &User) -> Actor {
     Actor::new(ActorKind::User(user.id), Grants::default(), Vec::new())
-}
-
-/// Adds a membership row (used by user creation and organization service).
-pub(crate) async fn add_membership(
-    conn: &mut Conn<'_>,
-    user_id: UserId,
-    organization_id: OrganizationId,
-    role: &str,
-) -> Result<UserOrganization> {
-    let at = now();
-    let membership = UserOrganization {
-        id: UserOrganizationId::new(),
-        user_id,
-        organization_id,
-        membership_role: role.to_string(),
-        joined_at: at,
-        created_at: at,
-        updated_at: at,
-        deleted_at: None,
-    };
-    user_organizations::insert(conn, &membership).await?;
-    Ok(membership)
 }

@@ -389,10 +389,7 @@ impl Clm {
             organization_id,
             owner_user_id,
         } = request;
-        let parsed = {
-            let _permit = self.cpu_permit().await?;
-            tokio::task::spawn_blocking(move || parse_bundle(&data)).await??
-        };
+        let parsed = self.run_cpu(move || parse_bundle(&data)).await?;
         let key = match private_key_pem {
             None => None,
             Some(pem) => Some(matching_key(&parsed, &pem)?),
@@ -640,7 +637,7 @@ impl Clm {
             .await
             .map_err(|failure| match failure {
                 HalfWritten::Nothing(err) => err,
-                HalfWritten::SecureOnly(err) => Error::Database(format!(
+                HalfWritten::SecureOnly(err) => Error::database(format!(
                     "certificates were imported but their metadata was not ({err}); run reconcile to repair"
                 )),
             })
@@ -1013,7 +1010,7 @@ impl Clm {
         }
         .await;
         outcome.map_err(|err| {
-            Error::Database(format!(
+            Error::database(format!(
                 "certificate {} changed but its metadata did not follow ({err}); repeat the call",
                 row.certificate_id
             ))

@@ -19,7 +19,7 @@ use crate::crypto::{
 use crate::model::{
     Certificate, CertificateId, CertificateKind, CertificateRequest, CertificateRequestId,
     CertificateSource, OrganizationId, Policy, PolicyId, RequestStatus, SubjectAlternativeName,
-    UserId,
+    UserId, WorkflowInstanceId,
 };
 use crate::service::actor::{Access, Actor};
 use crate::service::audit::{AuditEntry, append};
@@ -30,6 +30,7 @@ use crate::service::certificates::{
     CertificateWrite, IssuanceExtras, LoadedIssuer, Ownership, RequestRow, certificate_row,
 };
 use crate::service::policy_check::{self, PolicyInput, RuleOutcome};
+use crate::service::workflows::WorkflowInstanceView;
 use crate::store::audit::AuditLogKind;
 use crate::store::certificate_requests::{self, CertificateRequests};
 use crate::store::certificates::Certificates;
@@ -929,11 +930,58 @@ impl Clm {
         self.carry_out(actor, plan).await
     }
 
+    /// Approves or rejects the waiting step of an instance. Only an eligible
+    /// approver may, never the requester; each approver counts once; the
+    /// instance is locked so two approvers at once reach one outcome. When
+    /// the last approval lands the request is issued.
+    ///
+    /// Here rather than in `workflows.rs`: issuance depends on the approval
+    /// engine (it routes requests into it and takes approved ones out of it),
+    /// never the other way round.
+    pub async fn decide_approval(
+        &self,
+        actor: &Actor,
+        instance_id: WorkflowInstanceId,
+        approve: bool,
+        comment: Option<String>,
+    ) -> Result<WorkflowInstanceView> {
+        if self
+            .record_decision(actor, instance_id, approve, comment)
+            .await?
+        {
+            self.issue_approved(actor, instance_id).await?;
+        }
+        self.workflow_instance_view(instance_id).await
+    }
+
+    /// Retries issuance of an instance that failed after approval.
+    pub async fn retry_workflow(
+        &self,
+        actor: &Actor,
+        instance_id: WorkflowInstanceId,
+    ) -> Result<WorkflowInstanceView> {
+        self.reopen_for_retry(actor, instance_id).await?;
+        self.issue_approved(actor, instance_id).await?;
+        self.workflow_instance_view(instance_id).await
+    }
+
+    /// Issues the request of an approved instance and has the workflow
+    /// record the outcome. An issuance failure is not an error of this call
+    /// (the caller reads it from the instance); bookkeeping failures are.
+    async fn issue_approved(&self, actor: &Actor, instance_id: WorkflowInstanceId) -> Result<()> {
+        let (request_id, workflow_id) = self.approved_request(instance_id).await?;
+        let outcome = self
+            .issue_from_request(actor, request_id, workflow_id)
+            .await;
+        self.record_issuance_outcome(actor, instance_id, &outcome)
+            .await
+    }
+
     /// Issues the certificate of a request that waited for approval, under
-    /// the policy's current version. The approval workflow calls this once a
-    /// request is approved; authorization is the workflow's (approvals). The
-    /// certificate names that workflow (`certificates.workflow_id`).
-    pub(crate) async fn issue_from_request(
+    /// the policy's current version, once the request is approved;
+    /// authorization is the workflow's (approvals). The certificate names
+    /// that workflow (`certificates.workflow_id`).
+    async fn issue_from_request(
         &self,
         actor: &Actor,
         request_id: CertificateRequestId,

@@ -5,7 +5,7 @@
 use chrono::{DateTime, Duration, Utc};
 use serde_json::json;
 
-use crate::db::{DatabaseConfig, Pool};
+use crate::db::{Lock, RunLease};
 use crate::model::PolicyRules;
 use crate::model::{CertificateStatus, NotificationPriority, NotificationType};
 use crate::service::actor::{Access, Actor};
@@ -15,7 +15,7 @@ use crate::service::issuance::{IssuanceOutcome, RenewOptions};
 use crate::service::notifications::{Notice, notify};
 use crate::store::policies::Policies;
 use crate::store::{self, PageRequest, certificates, policies};
-use crate::{Clm, Error, Result};
+use crate::{Clm, Result};
 
 /// What one lifecycle run did.
 #[derive(Debug, Clone, Default, serde::Serialize, schemars::JsonSchema)]
@@ -36,7 +36,6 @@ pub struct LifecycleReport {
 const EXPIRED_NOTICE_WINDOW_DAYS: i64 = 30;
 /// Renewals started per run; the rest wait for the next run.
 const RENEWALS_PER_RUN: u32 = 500;
-const LIFECYCLE_LOCK_KEY: i64 = 0x636c_6d10;
 
 /// Validity of an automatic renewal. The certificate's own validity
 /// (`None`: renew_certificate's default) unless that is within the renewal
@@ -72,86 +71,7 @@ fn renewal_validity(
     Ok(Some(days))
 }
 
-/// Held while a run goes on; released when dropped.
-enum Lease {
-    /// The connection holding the session-level advisory lock; taken by
-    /// [`Clm::release_lease`].
-    Postgres(Option<crate::db::PooledConn>),
-    File(#[allow(dead_code)] std::fs::File),
-}
-
-impl Drop for Lease {
-    /// A lease dropped without release (the run's future was cancelled, or
-    /// the unlock failed) must not go back to the pool still holding the
-    /// advisory lock, or no later run would ever get it: its connection is
-    /// closed instead, which ends the lock with the session.
-    fn drop(&mut self) {
-        if let Lease::Postgres(conn) = self
-            && let Some(crate::db::PooledConn::Postgres(mut conn)) = conn.take()
-        {
-            conn.close_on_drop();
-        }
-    }
-}
-
 impl Clm {
-    /// Takes the run lease: a PostgreSQL advisory lock, or a file lock next to
-    /// the SQLite databases. None when another process holds it.
-    async fn lifecycle_lease(&self) -> Result<Option<Lease>> {
-        match (&self.databases().core, &self.config().database) {
-            (Pool::Postgres(_), _) => {
-                let mut conn = self.databases().core.acquire().await?;
-                let acquired =
-                    crate::on_conn!(&mut conn.conn(), |c| sqlx::query_scalar::<_, bool>(
-                        "SELECT pg_try_advisory_lock($1)"
-                    )
-                    .bind(LIFECYCLE_LOCK_KEY)
-                    .fetch_one(&mut *c)
-                    .await)?;
-                Ok(acquired.then_some(Lease::Postgres(Some(conn))))
-            }
-            (Pool::Sqlite(_), DatabaseConfig::Sqlite { data_dir }) => {
-                let path = data_dir.join("lifecycle.lock");
-                let file = std::fs::OpenOptions::new()
-                    .create(true)
-                    .truncate(false)
-                    .write(true)
-                    .open(&path)
-                    .map_err(|err| {
-                        Error::Configuration(format!("cannot open {}: {err}", path.display()))
-                    })?;
-                match file.try_lock() {
-                    Ok(()) => Ok(Some(Lease::File(file))),
-                    Err(std::fs::TryLockError::WouldBlock) => Ok(None),
-                    Err(std::fs::TryLockError::Error(err)) => Err(Error::Configuration(format!(
-                        "cannot lock {}: {err}",
-                        path.display()
-                    ))),
-                }
-            }
-            _ => Err(Error::Internal(
-                "database pools do not match the configuration".into(),
-            )),
-        }
-    }
-
-    async fn release_lease(&self, mut lease: Lease) -> Result<()> {
-        if let Lease::Postgres(slot) = &mut lease
-            && let Some(mut conn) = slot.take()
-        {
-            let unlocked = crate::exec!(&mut conn.conn(), |c| sqlx::query(
-                "SELECT pg_advisory_unlock($1)"
-            )
-            .bind(LIFECYCLE_LOCK_KEY));
-            if unlocked.is_err() {
-                // Back into the slot: dropping the lease closes it.
-                *slot = Some(conn);
-            }
-            unlocked?;
-        }
-        Ok(())
-    }
-
     /// Runs the lifecycle loop for time `at`: refresh statuses, write expiry
     /// notices (once per certificate and threshold), start renewals that
     /// auto-renewing policies call for (through approval where required),
@@ -161,11 +81,18 @@ impl Clm {
         self.authorize(actor, Access::new("system", "lifecycle"))
             .await?;
         let at = crate::service::checked_instant("at", at)?;
-        let Some(lease) = self.lifecycle_lease().await? else {
+        let lease = RunLease::try_take(
+            &self.databases().core,
+            &self.config().database,
+            Lock::Lifecycle,
+            "lifecycle.lock",
+        )
+        .await?;
+        let Some(lease) = lease else {
             return Ok(LifecycleReport::default());
         };
         let outcome = self.lifecycle_steps(actor, at).await;
-        self.release_lease(lease).await?;
+        lease.release().await?;
         let report = outcome?;
         // The run is one audit row with its counts.
         let details = serde_json::to_value(&report)?;

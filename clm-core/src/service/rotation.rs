@@ -7,23 +7,22 @@
 use serde_json::json;
 
 use crate::crypto::envelope::Sealed;
-use crate::db::{Conn, Dialect, Tx};
+use crate::db::{Conn, Lock, Tx};
 use std::sync::Arc;
 
 use crate::keyring::{self, DetachedKey, MasterKeySource};
+use crate::keyring::{mfa_aad, private_key_aad};
 use crate::model::{
     EncryptionKey, EncryptionKeyId, KeyRotation, KeyRotationId, KeyStatus, Opaque,
     PrivateKeyRecord, RotationStatus, RotationType, UserId,
 };
 use crate::service::actor::{Access, Actor};
 use crate::service::audit::{AuditEntry, append};
-use crate::service::certificates::private_key_aad;
-use crate::service::identity::mfa_aad;
 use crate::store::audit::AuditLogKind;
 use crate::store::key_rotation_history::{self, KeyRotationFilter};
 use crate::store::private_keys::{self, Resealed};
 use crate::store::{Page, PageRequest, encryption_keys, now, users};
-use crate::{Clm, Error, Result, exec};
+use crate::{Clm, Error, Result};
 
 pub const DEFAULT_BATCH_SIZE: u32 = 1000;
 /// Four bound values a row stay under SQLite's parameter limit in one statement.
@@ -128,19 +127,9 @@ pub struct DataKeyStatus {
     pub mfa_secrets: i64,
 }
 
-/// PostgreSQL advisory lock keys; each lock has its own (the lifecycle
-/// lease is `0x636c_6d10`, the audit chains `0x636c_6d01`/`02`).
-const ROTATION_LOCK_KEY: i64 = 0x636c_6d11;
-const DATA_KEY_LOCK_KEY: i64 = 0x636c_6d12;
-
-/// Serializes rotation starts (data key and master key) on PostgreSQL; a
-/// SQLite write transaction already holds the database lock.
+/// Serializes rotation starts (data key and master key); see [`Lock`].
 async fn lock_rotations(conn: &mut Conn<'_>) -> Result<()> {
-    if conn.dialect() == Dialect::Postgres {
-        exec!(conn, |c| sqlx::query("SELECT pg_advisory_xact_lock($1)")
-            .bind(ROTATION_LOCK_KEY))?;
-    }
-    Ok(())
+    conn.lock_for_transaction(Lock::Rotation, true).await
 }
 
 /// The rule that keeps sealed values openable: nothing is written sealed
@@ -149,18 +138,9 @@ async fn lock_rotations(conn: &mut Conn<'_>) -> Result<()> {
 /// retirement takes it exclusive, counts what is still sealed under the key
 /// and changes its status. So a key is retired either before a writer's
 /// check (which then sees it) or after its commit (and its count sees the
-/// row). PostgreSQL: a transaction-scoped advisory lock in the database being
-/// written; SQLite: the write transaction already holds the database lock.
+/// row). The lock lives in the database being written ([`Lock::DataKeys`]).
 pub(crate) async fn lock_data_keys(conn: &mut Conn<'_>, exclusive: bool) -> Result<()> {
-    if conn.dialect() == Dialect::Postgres {
-        let sql = if exclusive {
-            "SELECT pg_advisory_xact_lock($1)"
-        } else {
-            "SELECT pg_advisory_xact_lock_shared($1)"
-        };
-        exec!(conn, |c| sqlx::query(sql).bind(DATA_KEY_LOCK_KEY))?;
-    }
-    Ok(())
+    conn.lock_for_transaction(Lock::DataKeys, exclusive).await
 }
 
 fn aad_refs(parts: &[String; 3]) -> [&str; 3] {
@@ -964,6 +944,7 @@ mod tests {
         CertificateTemplate, DistinguishedName, Issuer, KeyAlgorithm, KeyPair, build_certificate,
         parse_certificate_der, parse_certificates,
     };
+    use crate::exec;
     use crate::model::{CertificateId, CertificateKind, CertificateSource, PrivateKeyId};
     use crate::service::certificates::{Ownership, certificate_row};
     use crate::store::certificates::Certificates;

@@ -1,6 +1,7 @@
 //! Approval workflows: definitions, instances that carry a certificate
-//! request through approval steps to issuance, and the status machine they
-//! move along.
+//! request through approval steps, and the status machine they move along.
+//! The approval engine never issues: once a request is approved, issuance
+//! (`service/issuance.rs`) takes it and reports back the outcome.
 
 use std::collections::BTreeSet;
 
@@ -457,17 +458,19 @@ impl Clm {
         Ok(())
     }
 
-    /// Approves or rejects the waiting step of an instance. Only an eligible
-    /// approver may, never the requester; each approver counts once; the
-    /// instance is locked so two approvers at once reach one outcome. When
-    /// the last approval lands the request is issued.
-    pub async fn decide_approval(
+    /// Records a decision on the waiting step of an instance. Only an
+    /// eligible approver may, never the requester; each approver counts once;
+    /// the instance is locked so two approvers at once reach one outcome.
+    /// True when the last approval landed: the instance and its request are
+    /// `approved`, and the caller ([`Clm::decide_approval`]) hands the
+    /// request to issuance.
+    pub(crate) async fn record_decision(
         &self,
         actor: &Actor,
         instance_id: WorkflowInstanceId,
         approve: bool,
         comment: Option<String>,
-    ) -> Result<WorkflowInstanceView> {
+    ) -> Result<bool> {
         self.gate(actor, "workflows", "approve").await?;
         let user_id = actor
             .user_id()
@@ -686,38 +689,42 @@ impl Clm {
                 None,
             )
             .await?;
-            self.complete_approved(actor, instance.id).await?;
         }
-        self.workflow_instance_view(instance.id).await
+        Ok(issue)
     }
 
-    /// Runs issuance for an approved instance and completes it, or records
-    /// the failure (instance `failed` with its error, the request still
-    /// `approved` with the reason) and leaves it retryable. An issuance
-    /// failure is not an error of this call: the caller reads it from the
-    /// instance; bookkeeping failures are.
-    async fn complete_approved(
+    /// The request an approved instance carries and the workflow that
+    /// approved it: what issuance needs to issue it.
+    pub(crate) async fn approved_request(
+        &self,
+        instance_id: WorkflowInstanceId,
+    ) -> Result<(crate::model::CertificateRequestId, WorkflowId)> {
+        let mut conn = self.databases().core.acquire().await?;
+        let instance = store::get::<workflow_instances::WorkflowInstances>(
+            &mut conn.conn(),
+            instance_id,
+            false,
+        )
+        .await?;
+        Ok((
+            crate::model::CertificateRequestId(instance.subject_id.as_uuid()),
+            instance.workflow_id,
+        ))
+    }
+
+    /// Completes an approved instance with the certificate issuance made
+    /// for it, or records the failure (instance `failed` with its error, the
+    /// request still `approved` with the reason) and leaves it retryable.
+    pub(crate) async fn record_issuance_outcome(
         &self,
         actor: &Actor,
         instance_id: WorkflowInstanceId,
+        outcome: &Result<crate::model::Certificate>,
     ) -> Result<()> {
-        let instance = {
-            let mut conn = self.databases().core.acquire().await?;
-            store::get::<workflow_instances::WorkflowInstances>(
-                &mut conn.conn(),
-                instance_id,
-                false,
-            )
-            .await?
-        };
-        let request_id = crate::model::CertificateRequestId(instance.subject_id.as_uuid());
-        let outcome = self
-            .issue_from_request(actor, request_id, instance.workflow_id)
-            .await;
         let mut tx = self.databases().core.begin().await?;
         let mut instance = workflow_instances::get_for_update(&mut tx.conn(), instance_id).await?;
         let at = now();
-        let entry = match &outcome {
+        let entry = match outcome {
             Ok(certificate) => {
                 check_transition(instance.status, WorkflowStatus::Completed)?;
                 instance.status = WorkflowStatus::Completed;
@@ -775,12 +782,13 @@ impl Clm {
         Ok(())
     }
 
-    /// Retries issuance of an instance that failed after approval.
-    pub async fn retry_workflow(
+    /// Moves an instance whose issuance failed back to `approved`, for
+    /// [`Clm::retry_workflow`] to issue again.
+    pub(crate) async fn reopen_for_retry(
         &self,
         actor: &Actor,
         instance_id: WorkflowInstanceId,
-    ) -> Result<WorkflowInstanceView> {
+    ) -> Result<()> {
         self.authorize_instance(actor, "execute", instance_id, false)
             .await?;
         let mut tx = self.databases().core.begin().await?;
@@ -795,9 +803,7 @@ impl Clm {
                 .resource("workflow_instance", instance.id)
                 .org(instance.organization_id),
         )
-        .await?;
-        self.complete_approved(actor, instance_id).await?;
-        self.workflow_instance_view(instance_id).await
+        .await
     }
 
     /// Cancels a waiting request: its requester, or an actor allowed to
@@ -926,7 +932,10 @@ impl Clm {
         Ok(view)
     }
 
-    async fn workflow_instance_view(&self, id: WorkflowInstanceId) -> Result<WorkflowInstanceView> {
+    pub(crate) async fn workflow_instance_view(
+        &self,
+        id: WorkflowInstanceId,
+    ) -> Result<WorkflowInstanceView> {
         let mut conn = self.databases().core.acquire().await?;
         let instance =
             store::get::<workflow_instances::WorkflowInstances>(&mut conn.conn(), id, false)
@@ -974,7 +983,7 @@ impl Clm {
         let mut conn = self.databases().secure.acquire().await?;
         store::get::<crate::store::certificate_requests::CertificateRequests>(
             &mut conn.conn(),
-            instance.subject_id.as_uuid(),
+            crate::model::CertificateRequestId(instance.subject_id.as_uuid()),
             false,
         )
         .await
@@ -990,7 +999,7 @@ impl Clm {
         let mut tx = self.databases().secure.begin().await?;
         let mut request = store::get::<crate::store::certificate_requests::CertificateRequests>(
             &mut tx.conn(),
-            instance.subject_id.as_uuid(),
+            crate::model::CertificateRequestId(instance.subject_id.as_uuid()),
             false,
         )
         .await?;
@@ -1011,7 +1020,7 @@ impl Clm {
         let mut tx = self.databases().secure.begin().await?;
         let mut request = store::get::<crate::store::certificate_requests::CertificateRequests>(
             &mut tx.conn(),
-            instance.subject_id.as_uuid(),
+            crate::model::CertificateRequestId(instance.subject_id.as_uuid()),
             false,
         )
         .await?;

@@ -6,7 +6,13 @@ use crate::store::support::require_row;
 use crate::store::{Filter, Page, PageRequest, get_by, id_value, list};
 use crate::{Result, exec, table};
 
-table!(ApiKeys, ApiKey, "api_keys", "api key");
+table!(
+    ApiKeys,
+    ApiKey,
+    "api_keys",
+    "api key",
+    id = crate::model::ApiKeyId
+);
 
 #[derive(Debug, Clone, Default)]
 pub struct ApiKeyFilter {

@@ -1,9 +1,10 @@
 //! `secure_audit_log` and `audit_log`: two append-only trails of the same
-//! shape. Nothing here updates or deletes; the database refuses both anyway.
+//! shape. Nothing here updates, and the one delete is the archive's
+//! [`delete_archived`]; the database refuses anything else.
 
 use sqlx::AssertSqlSafe;
 
-use crate::db::Conn;
+use crate::db::{Conn, Dialect, Lock};
 use crate::model::{AuditEvent, OrganizationId, ResourceId, Timestamp, UserId};
 use crate::store::support::{
     MAX_BIND_PARAMS, column, fetch_all, fetch_page, in_ids_opt, unnest_insert_sql,
@@ -12,7 +13,7 @@ use crate::store::support::{
 use crate::store::{Filter, Page, PageRequest, Value, id_value, paginate};
 use crate::{Error, Result, exec, on_conn, table};
 
-table!(SecureAuditLog, AuditEvent, "secure_audit_log", "secure audit event", SOFT_DELETE: bool = false);
+table!(SecureAuditLog, AuditEvent, "secure_audit_log", "secure audit event", id = crate::model::AuditId, SOFT_DELETE: bool = false);
 
 /// `HasId` for `AuditEvent` comes from the first marker; the second only needs `Table`.
 pub struct AuditLog;
@@ -21,6 +22,7 @@ impl crate::store::Table for AuditLog {
     const ENTITY: &'static str = "audit event";
     const SOFT_DELETE: bool = false;
     type Row = AuditEvent;
+    type Id = crate::model::AuditId;
 }
 
 /// Which trail: `Secure` lives in the secure database, `Core` in the core one.
@@ -50,6 +52,53 @@ impl AuditLogKind {
             AuditLogKind::Core => "audit_log",
         }
     }
+}
+
+/// Serializes appends to one chain until the transaction ends.
+pub(crate) async fn lock_chain(conn: &mut Conn<'_>, kind: AuditLogKind) -> Result<()> {
+    let lock = match kind {
+        AuditLogKind::Secure => Lock::SecureAuditChain,
+        AuditLogKind::Core => Lock::CoreAuditChain,
+    };
+    conn.lock_for_transaction(lock, true).await
+}
+
+/// The one sanctioned delete from an audit table. PostgreSQL: the
+/// `archive_<table>_rows` function (SECURITY DEFINER, owned by the schema's
+/// owner; migration 0002 core / 0004 secure) deletes only what the
+/// `audit.archived` record just appended accounts for; the application's
+/// own role cannot delete at all. SQLite: the delete trigger is dropped and
+/// recreated inside the same transaction (whoever opens the file can do
+/// anything; checkpoints detect it).
+pub(crate) async fn delete_archived(
+    conn: &mut Conn<'_>,
+    kind: AuditLogKind,
+    through: i64,
+) -> Result<()> {
+    let table = kind.table();
+    match conn.dialect() {
+        Dialect::Postgres => {
+            exec!(conn, |c| sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT archive_{table}_rows($1)"
+            )))
+            .bind(through))?;
+        }
+        Dialect::Sqlite => {
+            let trigger = format!("trg_{table}_append_only_delete");
+            exec!(conn, |c| sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DROP TRIGGER {trigger}"
+            ))))?;
+            exec!(conn, |c| sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DELETE FROM {table} WHERE sequence_number <= $1"
+            )))
+            .bind(through))?;
+            exec!(conn, |c| sqlx::query(sqlx::AssertSqlSafe(format!(
+                "CREATE TRIGGER {trigger} BEFORE DELETE ON {table} FOR EACH ROW BEGIN \
+                 SELECT RAISE(ABORT, '{table} is append-only: DELETE is not allowed'); END"
+            ))))?;
+        }
+    }
+    Ok(())
 }
 
 #[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
@@ -156,10 +205,15 @@ pub async fn append_many(
 /// a colliding insert before the unique index can: still a duplicate.
 fn duplicate_as_already_exists(kind: AuditLogKind, err: Error) -> Error {
     match err {
-        Error::Conflict(message) if message.contains("may not be replaced") => {
+        Error::Conflict(message, source) if message.contains("may not be replaced") => {
             Error::AlreadyExists {
-                entity: kind.table().to_string(),
+                entity: match kind {
+                    AuditLogKind::Secure => "secure audit event",
+                    AuditLogKind::Core => "audit event",
+                }
+                .to_string(),
                 field: "sequence_number".to_string(),
+                source,
             }
         }
         other => other,

@@ -1,9 +1,11 @@
 //! `certificate_metadata`: the core database's view of a certificate
 //! (ownership, environment, tags), keyed by the secure database's id.
 
-use crate::db::{Conn, Dialect};
+use crate::db::Conn;
 use crate::model::{CertificateId, CertificateMetadata, OrganizationId, Timestamp, UserId};
-use crate::store::support::{MAX_BIND_PARAMS, column, in_ids_opt, placeholders, require_row};
+use crate::store::support::{
+    chunk_rows, in_ids_opt, insert_one, insert_rows, placeholders, require_row,
+};
 use crate::store::{Filter, Page, PageRequest, get_by, id_value, list};
 use crate::{Result, exec, on_conn, table};
 
@@ -11,7 +13,24 @@ table!(
     CertificateMetadataTable,
     CertificateMetadata,
     "certificate_metadata",
-    "certificate metadata"
+    "certificate metadata",
+    id = crate::model::CertificateMetadataId;
+    insert |m| {
+        id: m.id,
+        certificate_id: m.certificate_id,
+        common_name: m.common_name.as_deref(),
+        not_after: m.not_after,
+        owner_user_id: m.owner_user_id,
+        organization_id: m.organization_id,
+        environment: m.environment.as_deref(),
+        application: m.application.as_deref(),
+        tags: &m.tags,
+        notes: m.notes.as_deref(),
+        last_notified_threshold: m.last_notified_threshold,
+        created_at: m.created_at,
+        updated_at: m.updated_at,
+        deleted_at: m.deleted_at,
+    }
 );
 
 #[derive(Debug, Clone, Default)]
@@ -22,84 +41,17 @@ pub struct CertificateMetadataFilter {
     pub application: Option<String>,
 }
 
-const INSERT_COLUMNS: &str = "id, certificate_id, common_name, not_after, owner_user_id, organization_id,
-    environment, application, tags, notes, last_notified_threshold, created_at, updated_at, deleted_at";
-const INSERT_COLUMN_COUNT: usize = 14;
-
 /// Rows per multi-row INSERT under SQLite's bind limit.
-pub const INSERT_CHUNK_ROWS: usize = MAX_BIND_PARAMS / INSERT_COLUMN_COUNT;
-
-macro_rules! bind_metadata {
-    ($query:expr, $m:expr) => {
-        $query
-            .bind($m.id)
-            .bind($m.certificate_id)
-            .bind(&$m.common_name)
-            .bind($m.not_after)
-            .bind($m.owner_user_id)
-            .bind($m.organization_id)
-            .bind(&$m.environment)
-            .bind(&$m.application)
-            .bind(&$m.tags)
-            .bind(&$m.notes)
-            .bind($m.last_notified_threshold)
-            .bind($m.created_at)
-            .bind($m.updated_at)
-            .bind($m.deleted_at)
-    };
-}
-
-fn insert_sql(dialect: Dialect, rows: usize) -> String {
-    let values = (0..rows)
-        .map(|r| {
-            format!(
-                "({})",
-                placeholders(dialect, r * INSERT_COLUMN_COUNT + 1, INSERT_COLUMN_COUNT)
-            )
-        })
-        .collect::<Vec<_>>()
-        .join(", ");
-    format!("INSERT INTO certificate_metadata ({INSERT_COLUMNS}) VALUES {values}")
-}
+pub const INSERT_CHUNK_ROWS: usize = chunk_rows::<CertificateMetadataTable>();
 
 pub async fn insert(conn: &mut Conn<'_>, metadata: &CertificateMetadata) -> Result<()> {
-    let sql = insert_sql(conn.dialect(), 1);
-    exec!(conn, |c| bind_metadata!(
-        sqlx::query(sqlx::AssertSqlSafe(sql)),
-        metadata
-    ))?;
-    Ok(())
+    insert_one::<CertificateMetadataTable>(conn, metadata).await
 }
 
 /// On PostgreSQL one statement of column arrays, on SQLite multi-row
 /// INSERTs of [`INSERT_CHUNK_ROWS`]; wrap in a transaction for all-or-nothing.
 pub async fn insert_many(conn: &mut Conn<'_>, rows: &[CertificateMetadata]) -> Result<u64> {
-    crate::store::support::insert_rows(
-        conn,
-        "certificate_metadata",
-        INSERT_COLUMNS,
-        INSERT_COLUMN_COUNT,
-        rows,
-        |query, rows| {
-            query
-                .bind(column(rows, |m| m.id))
-                .bind(column(rows, |m| m.certificate_id))
-                .bind(column(rows, |m| m.common_name.as_deref()))
-                .bind(column(rows, |m| m.not_after))
-                .bind(column(rows, |m| m.owner_user_id))
-                .bind(column(rows, |m| m.organization_id))
-                .bind(column(rows, |m| m.environment.as_deref()))
-                .bind(column(rows, |m| m.application.as_deref()))
-                .bind(column(rows, |m| &m.tags))
-                .bind(column(rows, |m| m.notes.as_deref()))
-                .bind(column(rows, |m| m.last_notified_threshold))
-                .bind(column(rows, |m| m.created_at))
-                .bind(column(rows, |m| m.updated_at))
-                .bind(column(rows, |m| m.deleted_at))
-        },
-        |query, row| bind_metadata!(query, row),
-    )
-    .await
+    insert_rows::<CertificateMetadataTable>(conn, rows).await
 }
 
 /// Writes the mutable columns (everything but the certificate reference).

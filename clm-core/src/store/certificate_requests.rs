@@ -2,7 +2,7 @@
 
 use crate::db::Conn;
 use crate::model::{CertificateId, CertificateRequest, OrganizationId, RequestStatus, UserId};
-use crate::store::support::{column, in_ids_opt, in_texts, require_row, values_insert_sql};
+use crate::store::support::{in_ids_opt, in_texts, insert_one, insert_rows, require_row};
 use crate::store::{Filter, Page, PageRequest, get_by, id_value, list};
 use crate::{Result, exec, table};
 
@@ -10,7 +10,35 @@ table!(
     CertificateRequests,
     CertificateRequest,
     "certificate_requests",
-    "certificate request"
+    "certificate request",
+    id = crate::model::CertificateRequestId;
+    insert |r| {
+        id: r.id,
+        request_id: r.request_id.as_str(),
+        csr_pem: r.csr_pem.as_deref(),
+        common_name: r.common_name.as_deref(),
+        subject_dn: r.subject_dn.as_str(),
+        subject_alternative_names: &r.subject_alternative_names,
+        key_algorithm: r.key_algorithm.as_str(),
+        key_size: r.key_size,
+        certificate_kind: r.certificate_kind.as_str(),
+        validity_days: r.validity_days,
+        status: r.status.as_str(),
+        issuer_certificate_id: r.issuer_certificate_id,
+        certificate_id: r.certificate_id,
+        renewal_of_certificate_id: r.renewal_of_certificate_id,
+        reuse_key: r.reuse_key,
+        requested_by_user_id: r.requested_by_user_id,
+        owner_user_id: r.owner_user_id,
+        organization_id: r.organization_id,
+        policy_id: r.policy_id,
+        workflow_instance_id: r.workflow_instance_id,
+        failure_reason: r.failure_reason.as_deref(),
+        expires_at: r.expires_at,
+        created_at: r.created_at,
+        updated_at: r.updated_at,
+        deleted_at: r.deleted_at,
+    }
 );
 
 #[derive(Debug, Clone, Default)]
@@ -22,100 +50,15 @@ pub struct CertificateRequestFilter {
     pub organization_ids: Option<Vec<OrganizationId>>,
 }
 
-const INSERT_COLUMNS: &str = "id, request_id, csr_pem, common_name, subject_dn, subject_alternative_names,
-    key_algorithm, key_size, certificate_kind, validity_days, status, issuer_certificate_id, certificate_id,
-    renewal_of_certificate_id, reuse_key, requested_by_user_id, owner_user_id, organization_id, policy_id,
-    workflow_instance_id, failure_reason, expires_at, created_at, updated_at, deleted_at";
-const INSERT_COLUMN_COUNT: usize = 25;
-
-/// Binds one request's [`INSERT_COLUMNS`] in order.
-macro_rules! bind_request {
-    ($query:expr, $r:expr) => {
-        $query
-            .bind($r.id)
-            .bind(&$r.request_id)
-            .bind(&$r.csr_pem)
-            .bind(&$r.common_name)
-            .bind(&$r.subject_dn)
-            .bind(&$r.subject_alternative_names)
-            .bind(&$r.key_algorithm)
-            .bind($r.key_size)
-            .bind($r.certificate_kind)
-            .bind($r.validity_days)
-            .bind($r.status)
-            .bind($r.issuer_certificate_id)
-            .bind($r.certificate_id)
-            .bind($r.renewal_of_certificate_id)
-            .bind($r.reuse_key)
-            .bind($r.requested_by_user_id)
-            .bind($r.owner_user_id)
-            .bind($r.organization_id)
-            .bind($r.policy_id)
-            .bind($r.workflow_instance_id)
-            .bind(&$r.failure_reason)
-            .bind($r.expires_at)
-            .bind($r.created_at)
-            .bind($r.updated_at)
-            .bind($r.deleted_at)
-    };
-}
-
 pub async fn insert(conn: &mut Conn<'_>, request: &CertificateRequest) -> Result<()> {
-    let sql = values_insert_sql(
-        conn.dialect(),
-        "certificate_requests",
-        INSERT_COLUMNS,
-        INSERT_COLUMN_COUNT,
-        1,
-    );
-    exec!(conn, |c| bind_request!(
-        sqlx::query(sqlx::AssertSqlSafe(sql)),
-        request
-    ))?;
-    Ok(())
+    insert_one::<CertificateRequests>(conn, request).await
 }
 
 /// Inserts many requests (a group commit of issuances): on PostgreSQL one
 /// statement of column arrays, on SQLite multi-row INSERTs under its bind
 /// limit. Run it in a transaction for all-or-nothing.
 pub async fn insert_many(conn: &mut Conn<'_>, requests: &[CertificateRequest]) -> Result<u64> {
-    crate::store::support::insert_rows(
-        conn,
-        "certificate_requests",
-        INSERT_COLUMNS,
-        INSERT_COLUMN_COUNT,
-        requests,
-        |query, rows| {
-            query
-                .bind(column(rows, |r| r.id))
-                .bind(column(rows, |r| r.request_id.as_str()))
-                .bind(column(rows, |r| r.csr_pem.as_deref()))
-                .bind(column(rows, |r| r.common_name.as_deref()))
-                .bind(column(rows, |r| r.subject_dn.as_str()))
-                .bind(column(rows, |r| &r.subject_alternative_names))
-                .bind(column(rows, |r| r.key_algorithm.as_str()))
-                .bind(column(rows, |r| r.key_size))
-                .bind(column(rows, |r| r.certificate_kind.as_str()))
-                .bind(column(rows, |r| r.validity_days))
-                .bind(column(rows, |r| r.status.as_str()))
-                .bind(column(rows, |r| r.issuer_certificate_id))
-                .bind(column(rows, |r| r.certificate_id))
-                .bind(column(rows, |r| r.renewal_of_certificate_id))
-                .bind(column(rows, |r| r.reuse_key))
-                .bind(column(rows, |r| r.requested_by_user_id))
-                .bind(column(rows, |r| r.owner_user_id))
-                .bind(column(rows, |r| r.organization_id))
-                .bind(column(rows, |r| r.policy_id))
-                .bind(column(rows, |r| r.workflow_instance_id))
-                .bind(column(rows, |r| r.failure_reason.as_deref()))
-                .bind(column(rows, |r| r.expires_at))
-                .bind(column(rows, |r| r.created_at))
-                .bind(column(rows, |r| r.updated_at))
-                .bind(column(rows, |r| r.deleted_at))
-        },
-        |query, row| bind_request!(query, row),
-    )
-    .await
+    insert_rows::<CertificateRequests>(conn, requests).await
 }
 
 /// Writes the mutable columns: status and outcome, issuer, workflow, expiry.

@@ -13,7 +13,8 @@ table!(
     CertificateRevocations,
     CertificateRevocation,
     "certificate_revocations",
-    "certificate revocation"
+    "certificate revocation",
+    id = crate::model::RevocationId
 );
 
 #[derive(Debug, Clone, Default)]

@@ -6,8 +6,9 @@ use crate::model::{
     Certificate, CertificateId, CertificateStatus, OrganizationId, Timestamp, UserId,
 };
 use crate::store::support::{
-    MAX_BIND_PARAMS, after_time_id, column, contains_ci, fetch_all, fetch_page, in_ids_opt,
-    in_texts, json_array_has_value, placeholders, require_row, time_id_cursor,
+    MAX_BIND_PARAMS, after_time_id, chunk_rows, contains_ci, fetch_all, fetch_page, in_ids_opt,
+    in_texts, insert_one, insert_rows, json_array_has_value, placeholders, require_row,
+    time_id_cursor,
 };
 use crate::store::{Filter, Page, PageRequest, Value, get_by, live_clause, paginate};
 use crate::{Result, exec, on_conn, table};
@@ -24,18 +25,47 @@ table!(
     Certificate,
     "certificates",
     "certificate",
-    LIST_COLUMNS: &'static str = LIGHT_COLUMNS,
+    id = crate::model::CertificateId,
+    LIST_COLUMNS: &'static str = LIGHT_COLUMNS;
+    insert |c| {
+        id: c.id,
+        certificate_id: c.certificate_id.as_str(),
+        common_name: c.common_name.as_deref(),
+        subject_dn: c.subject_dn.as_str(),
+        issuer_dn: c.issuer_dn.as_str(),
+        serial_number: c.serial_number.as_str(),
+        not_before: c.not_before,
+        not_after: c.not_after,
+        status: c.status.as_str(),
+        fingerprint_sha256: c.fingerprint_sha256.as_str(),
+        key_algorithm: c.key_algorithm.as_str(),
+        key_size: c.key_size,
+        signature_algorithm: c.signature_algorithm.as_str(),
+        is_ca: c.is_ca,
+        path_len: c.path_len,
+        certificate_kind: c.certificate_kind.as_str(),
+        source: c.source.as_str(),
+        issuer_certificate_id: c.issuer_certificate_id,
+        replaces_certificate_id: c.replaces_certificate_id,
+        subject_key_id: c.subject_key_id.as_deref(),
+        authority_key_id: c.authority_key_id.as_deref(),
+        subject_alternative_names: &c.subject_alternative_names,
+        import_flags: &c.import_flags,
+        certificate_pem: c.certificate_pem.as_str(),
+        owner_user_id: c.owner_user_id,
+        organization_id: c.organization_id,
+        policy_id: c.policy_id,
+        policy_version: c.policy_version,
+        workflow_id: c.workflow_id,
+        crl_number: c.crl_number,
+        created_at: c.created_at,
+        updated_at: c.updated_at,
+        deleted_at: c.deleted_at,
+    }
 );
 
-const INSERT_COLUMNS: &str = "id, certificate_id, common_name, subject_dn, issuer_dn, serial_number, not_before,
-    not_after, status, fingerprint_sha256, key_algorithm, key_size, signature_algorithm, is_ca, path_len,
-    certificate_kind, source, issuer_certificate_id, replaces_certificate_id, subject_key_id, authority_key_id,
-    subject_alternative_names, import_flags, certificate_pem, owner_user_id, organization_id, policy_id,
-    policy_version, workflow_id, crl_number, created_at, updated_at, deleted_at";
-const INSERT_COLUMN_COUNT: usize = 33;
-
 /// Rows per multi-row INSERT on SQLite: as many as fit under its bind limit.
-pub const INSERT_CHUNK_ROWS: usize = MAX_BIND_PARAMS / INSERT_COLUMN_COUNT;
+pub const INSERT_CHUNK_ROWS: usize = chunk_rows::<Certificates>();
 
 /// What a certificate listing or search may filter on. All set fields must match.
 #[derive(Debug, Clone, Default)]
@@ -58,66 +88,8 @@ pub struct CertificateFilter {
     pub with_pem: bool,
 }
 
-/// Binds one certificate's [`INSERT_COLUMNS`] in order.
-macro_rules! bind_certificate {
-    ($query:expr, $c:expr) => {
-        $query
-            .bind($c.id)
-            .bind(&$c.certificate_id)
-            .bind(&$c.common_name)
-            .bind(&$c.subject_dn)
-            .bind(&$c.issuer_dn)
-            .bind(&$c.serial_number)
-            .bind($c.not_before)
-            .bind($c.not_after)
-            .bind($c.status)
-            .bind(&$c.fingerprint_sha256)
-            .bind(&$c.key_algorithm)
-            .bind($c.key_size)
-            .bind(&$c.signature_algorithm)
-            .bind($c.is_ca)
-            .bind($c.path_len)
-            .bind($c.certificate_kind)
-            .bind($c.source)
-            .bind($c.issuer_certificate_id)
-            .bind($c.replaces_certificate_id)
-            .bind(&$c.subject_key_id)
-            .bind(&$c.authority_key_id)
-            .bind(&$c.subject_alternative_names)
-            .bind(&$c.import_flags)
-            .bind(&$c.certificate_pem)
-            .bind($c.owner_user_id)
-            .bind($c.organization_id)
-            .bind($c.policy_id)
-            .bind($c.policy_version)
-            .bind($c.workflow_id)
-            .bind($c.crl_number)
-            .bind($c.created_at)
-            .bind($c.updated_at)
-            .bind($c.deleted_at)
-    };
-}
-
-fn insert_sql(dialect: Dialect, rows: usize) -> String {
-    let values = (0..rows)
-        .map(|r| {
-            format!(
-                "({})",
-                placeholders(dialect, r * INSERT_COLUMN_COUNT + 1, INSERT_COLUMN_COUNT)
-            )
-        })
-        .collect::<Vec<_>>()
-        .join(", ");
-    format!("INSERT INTO certificates ({INSERT_COLUMNS}) VALUES {values}")
-}
-
 pub async fn insert(conn: &mut Conn<'_>, certificate: &Certificate) -> Result<()> {
-    let sql = insert_sql(conn.dialect(), 1);
-    exec!(conn, |c| bind_certificate!(
-        sqlx::query(sqlx::AssertSqlSafe(sql)),
-        certificate
-    ))?;
-    Ok(())
+    insert_one::<Certificates>(conn, certificate).await
 }
 
 /// Inserts many certificates: on PostgreSQL one statement of column arrays,
@@ -125,51 +97,7 @@ pub async fn insert(conn: &mut Conn<'_>, certificate: &Certificate) -> Result<()
 /// itself: run it in a transaction for all-or-nothing. A certificate naming
 /// another of the same slice as issuer must come after it.
 pub async fn insert_many(conn: &mut Conn<'_>, certificates: &[Certificate]) -> Result<u64> {
-    crate::store::support::insert_rows(
-        conn,
-        "certificates",
-        INSERT_COLUMNS,
-        INSERT_COLUMN_COUNT,
-        certificates,
-        |query, rows| {
-            query
-                .bind(column(rows, |r| r.id))
-                .bind(column(rows, |r| r.certificate_id.as_str()))
-                .bind(column(rows, |r| r.common_name.as_deref()))
-                .bind(column(rows, |r| r.subject_dn.as_str()))
-                .bind(column(rows, |r| r.issuer_dn.as_str()))
-                .bind(column(rows, |r| r.serial_number.as_str()))
-                .bind(column(rows, |r| r.not_before))
-                .bind(column(rows, |r| r.not_after))
-                .bind(column(rows, |r| r.status.as_str()))
-                .bind(column(rows, |r| r.fingerprint_sha256.as_str()))
-                .bind(column(rows, |r| r.key_algorithm.as_str()))
-                .bind(column(rows, |r| r.key_size))
-                .bind(column(rows, |r| r.signature_algorithm.as_str()))
-                .bind(column(rows, |r| r.is_ca))
-                .bind(column(rows, |r| r.path_len))
-                .bind(column(rows, |r| r.certificate_kind.as_str()))
-                .bind(column(rows, |r| r.source.as_str()))
-                .bind(column(rows, |r| r.issuer_certificate_id))
-                .bind(column(rows, |r| r.replaces_certificate_id))
-                .bind(column(rows, |r| r.subject_key_id.as_deref()))
-                .bind(column(rows, |r| r.authority_key_id.as_deref()))
-                .bind(column(rows, |r| &r.subject_alternative_names))
-                .bind(column(rows, |r| &r.import_flags))
-                .bind(column(rows, |r| r.certificate_pem.as_str()))
-                .bind(column(rows, |r| r.owner_user_id))
-                .bind(column(rows, |r| r.organization_id))
-                .bind(column(rows, |r| r.policy_id))
-                .bind(column(rows, |r| r.policy_version))
-                .bind(column(rows, |r| r.workflow_id))
-                .bind(column(rows, |r| r.crl_number))
-                .bind(column(rows, |r| r.created_at))
-                .bind(column(rows, |r| r.updated_at))
-                .bind(column(rows, |r| r.deleted_at))
-        },
-        |query, row| bind_certificate!(query, row),
-    )
-    .await
+    insert_rows::<Certificates>(conn, certificates).await
 }
 
 /// Writes the mutable columns: status, links, ownership, policy and CRL

@@ -10,7 +10,8 @@ table!(
     EncryptionKeys,
     EncryptionKey,
     "encryption_keys",
-    "encryption key"
+    "encryption key",
+    id = crate::model::EncryptionKeyId
 );
 
 #[derive(Debug, Clone, Default)]

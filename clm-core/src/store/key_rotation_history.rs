@@ -13,7 +13,8 @@ table!(
     KeyRotations,
     KeyRotation,
     "key_rotation_history",
-    "key rotation"
+    "key rotation",
+    id = crate::model::KeyRotationId
 );
 
 #[derive(Debug, Clone, Default)]

@@ -11,7 +11,13 @@ use crate::store::support::{
 use crate::store::{Filter, Page, PageRequest, Value, get_by, id_value, list, paginate};
 use crate::{Result, exec, table};
 
-table!(Notifications, Notification, "notifications", "notification");
+table!(
+    Notifications,
+    Notification,
+    "notifications",
+    "notification",
+    id = crate::model::NotificationId
+);
 
 #[derive(Debug, Clone, Default)]
 pub struct NotificationFilter {

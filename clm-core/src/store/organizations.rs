@@ -6,7 +6,13 @@ use crate::store::support::{contains_ci, require_row};
 use crate::store::{Filter, Page, PageRequest, get_by, id_value, list};
 use crate::{Result, exec, table};
 
-table!(Organizations, Organization, "organizations", "organization");
+table!(
+    Organizations,
+    Organization,
+    "organizations",
+    "organization",
+    id = crate::model::OrganizationId
+);
 
 #[derive(Debug, Clone, Default)]
 pub struct OrganizationFilter {

@@ -6,7 +6,13 @@ use crate::store::support::{in_ids_opt, require_row};
 use crate::store::{Filter, Page, PageRequest, get_by, id_value, list};
 use crate::{Result, exec, table};
 
-table!(Policies, Policy, "policies", "policy");
+table!(
+    Policies,
+    Policy,
+    "policies",
+    "policy",
+    id = crate::model::PolicyId
+);
 
 #[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]

@@ -2,11 +2,30 @@
 
 use crate::db::Conn;
 use crate::model::{CertificateId, EncryptionKeyId, Opaque, PrivateKeyId, PrivateKeyRecord};
-use crate::store::support::{column, fetch_all, require_row};
+use crate::store::support::{fetch_all, insert_one, insert_rows, require_row};
 use crate::store::{Filter, Page, PageRequest, get_by, id_value, list};
 use crate::{Result, exec, on_conn, table};
 
-table!(PrivateKeys, PrivateKeyRecord, "private_keys", "private key");
+table!(
+    PrivateKeys,
+    PrivateKeyRecord,
+    "private_keys",
+    "private key",
+    id = crate::model::PrivateKeyId;
+    insert |k| {
+        id: k.id,
+        certificate_id: k.certificate_id,
+        encryption_key_id: k.encryption_key_id,
+        encrypted_key_material: k.encrypted_key_material.0.as_slice(),
+        nonce: k.nonce.0.as_slice(),
+        key_algorithm: k.key_algorithm.as_str(),
+        key_size: k.key_size,
+        public_key_sha256: k.public_key_sha256.as_str(),
+        created_at: k.created_at,
+        updated_at: k.updated_at,
+        deleted_at: k.deleted_at,
+    }
+);
 
 #[derive(Debug, Clone, Default)]
 pub struct PrivateKeyFilter {
@@ -15,8 +34,7 @@ pub struct PrivateKeyFilter {
 }
 
 pub async fn insert(conn: &mut Conn<'_>, key: &PrivateKeyRecord) -> Result<()> {
-    insert_many(conn, std::slice::from_ref(key)).await?;
-    Ok(())
+    insert_one::<PrivateKeys>(conn, key).await
 }
 
 /// Writes the mutable columns: the sealing (key, material, nonce).
@@ -143,10 +161,8 @@ pub async fn count_sealed_by(
     .await)?)
 }
 
-/// Rows per statement of [`reseal_many`] and [`insert_many`]: under SQLite's
-/// bound-parameter limit.
+/// Rows per statement of [`reseal_many`]: under SQLite's bound-parameter limit.
 const RESEAL_CHUNK_ROWS: usize = 5_000;
-const INSERT_COLUMN_COUNT: usize = 11;
 
 /// Re-seals many keys with one statement per chunk, each row only while it
 /// is still sealed by `old_encryption_key_id` (a row changed meanwhile is
@@ -209,46 +225,8 @@ pub async fn reseal_many(
     Ok(updated)
 }
 
-const INSERT_COLUMNS: &str = "id, certificate_id, encryption_key_id, encrypted_key_material, nonce,
-    key_algorithm, key_size, public_key_sha256, created_at, updated_at, deleted_at";
-
 /// Inserts many keys (group commits, bulk loads): on PostgreSQL one
 /// statement of column arrays, on SQLite one statement per chunk.
 pub async fn insert_many(conn: &mut Conn<'_>, keys: &[PrivateKeyRecord]) -> Result<u64> {
-    crate::store::support::insert_rows(
-        conn,
-        "private_keys",
-        INSERT_COLUMNS,
-        INSERT_COLUMN_COUNT,
-        keys,
-        |query, rows| {
-            query
-                .bind(column(rows, |k| k.id))
-                .bind(column(rows, |k| k.certificate_id))
-                .bind(column(rows, |k| k.encryption_key_id))
-                .bind(column(rows, |k| k.encrypted_key_material.0.as_slice()))
-                .bind(column(rows, |k| k.nonce.0.as_slice()))
-                .bind(column(rows, |k| k.key_algorithm.as_str()))
-                .bind(column(rows, |k| k.key_size))
-                .bind(column(rows, |k| k.public_key_sha256.as_str()))
-                .bind(column(rows, |k| k.created_at))
-                .bind(column(rows, |k| k.updated_at))
-                .bind(column(rows, |k| k.deleted_at))
-        },
-        |query, row| {
-            query
-                .bind(row.id)
-                .bind(row.certificate_id)
-                .bind(row.encryption_key_id)
-                .bind(&row.encrypted_key_material)
-                .bind(&row.nonce)
-                .bind(&row.key_algorithm)
-                .bind(row.key_size)
-                .bind(&row.public_key_sha256)
-                .bind(row.created_at)
-                .bind(row.updated_at)
-                .bind(row.deleted_at)
-        },
-    )
-    .await
+    insert_rows::<PrivateKeys>(conn, keys).await
 }

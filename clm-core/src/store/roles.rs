@@ -6,7 +6,7 @@ use crate::store::support::{fetch_all, require_row};
 use crate::store::{Filter, Page, PageRequest, get_by, id_value, list};
 use crate::{Result, exec, table};
 
-table!(Roles, Role, "roles", "role");
+table!(Roles, Role, "roles", "role", id = crate::model::RoleId);
 
 #[derive(Debug, Clone, Default)]
 pub struct RoleFilter {

@@ -6,7 +6,13 @@ use crate::store::support::require_row;
 use crate::store::{Filter, Page, PageRequest, get_by, id_value, list};
 use crate::{Result, exec, table};
 
-table!(Sessions, Session, "sessions", "session");
+table!(
+    Sessions,
+    Session,
+    "sessions",
+    "session",
+    id = crate::model::SessionId
+);
 
 #[derive(Debug, Clone, Default)]
 pub struct SessionFilter {

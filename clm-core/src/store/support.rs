@@ -9,7 +9,7 @@ use sqlx::{AssertSqlSafe, FromRow};
 
 use crate::db::{Conn, Dialect};
 use crate::model::ResourceId;
-use crate::store::{Filter, Value};
+use crate::store::{Filter, Insert, Value};
 use crate::{Error, Result, bind_values, on_conn};
 
 /// SQLite allows at most 32766 bound parameters per statement (PostgreSQL
@@ -126,55 +126,87 @@ pub(crate) fn unnest_insert_sql(table: &str, columns: &str, count: usize) -> Str
     )
 }
 
-/// A PostgreSQL insert being bound (see [`insert_rows`]).
+/// A PostgreSQL insert being bound (see [`Insert`]).
 pub(crate) type PgInsert<'q> = sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>;
-/// A SQLite insert being bound (see [`insert_rows`]).
+/// A SQLite insert being bound (see [`Insert`]).
 pub(crate) type SqliteInsert<'q> =
     sqlx::query::Query<'q, sqlx::Sqlite, <sqlx::Sqlite as sqlx::Database>::Arguments>;
 
-/// Inserts `rows` into `table` with few statements: on PostgreSQL one
-/// [`unnest_insert_sql`] statement, `bind_columns` binding one array per
-/// column (see [`column`]); on SQLite multi-row `VALUES` in chunks under its
-/// bind limit, `bind_row` binding one row. Columns bind in `columns` order.
+/// Inserts `rows` into `T` with few statements: on PostgreSQL one
+/// [`unnest_insert_sql`] statement binding one array per column; on SQLite
+/// multi-row `VALUES` in chunks under its bind limit ([`chunk_rows`]).
 /// Not atomic by itself: run it in a transaction for all-or-nothing.
-pub(crate) async fn insert_rows<'r, T>(
-    conn: &mut Conn<'_>,
-    table: &str,
-    columns: &str,
-    column_count: usize,
-    rows: &'r [T],
-    bind_columns: impl FnOnce(PgInsert<'r>, &'r [T]) -> PgInsert<'r>,
-    bind_row: impl Fn(SqliteInsert<'r>, &'r T) -> SqliteInsert<'r>,
-) -> Result<u64> {
+pub(crate) async fn insert_rows<T: Insert>(conn: &mut Conn<'_>, rows: &[T::Row]) -> Result<u64> {
     if rows.is_empty() {
         return Ok(0);
     }
     match conn {
         Conn::Postgres(c) => {
             let query = sqlx::query(sqlx::AssertSqlSafe(unnest_insert_sql(
-                table,
-                columns,
-                column_count,
+                T::NAME,
+                T::INSERT_COLUMNS,
+                T::INSERT_COLUMN_COUNT,
             )));
-            Ok(bind_columns(query, rows)
+            Ok(T::bind_columns(query, rows)
                 .execute(&mut **c)
                 .await?
                 .rows_affected())
         }
         Conn::Sqlite(c) => {
             let mut inserted = 0;
-            for chunk in rows.chunks((MAX_BIND_PARAMS / column_count.max(1)).max(1)) {
-                let sql =
-                    values_insert_sql(Dialect::Sqlite, table, columns, column_count, chunk.len());
+            for chunk in rows.chunks(chunk_rows::<T>()) {
+                let sql = values_insert_sql(
+                    Dialect::Sqlite,
+                    T::NAME,
+                    T::INSERT_COLUMNS,
+                    T::INSERT_COLUMN_COUNT,
+                    chunk.len(),
+                );
                 let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
                 for row in chunk {
-                    query = bind_row(query, row);
+                    query = T::bind_row_sqlite(query, row);
                 }
                 inserted += query.execute(&mut **c).await?.rows_affected();
             }
             Ok(inserted)
         }
     }
+}
+
+/// Inserts one row of `T` with a one-row `VALUES` list on either backend.
+pub(crate) async fn insert_one<T: Insert>(conn: &mut Conn<'_>, row: &T::Row) -> Result<()> {
+    let sql = values_insert_sql(
+        conn.dialect(),
+        T::NAME,
+        T::INSERT_COLUMNS,
+        T::INSERT_COLUMN_COUNT,
+        1,
+    );
+    match conn {
+        Conn::Postgres(c) => {
+            T::bind_row_postgres(sqlx::query(sqlx::AssertSqlSafe(sql)), row)
+                .execute(&mut **c)
+                .await?;
+        }
+        Conn::Sqlite(c) => {
+            T::bind_row_sqlite(sqlx::query(sqlx::AssertSqlSafe(sql)), row)
+                .execute(&mut **c)
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+/// Rows per multi-row INSERT of `T` on SQLite: as many as fit under its
+/// bind limit.
+pub(crate) const fn chunk_rows<T: Insert>() -> usize {
+    let per_row = if T::INSERT_COLUMN_COUNT == 0 {
+        1
+    } else {
+        T::INSERT_COLUMN_COUNT
+    };
+    let rows = MAX_BIND_PARAMS / per_row;
+    if rows == 0 { 1 } else { rows }
 }
 
 /// `INSERT INTO table (columns) VALUES (...), (...)` with `rows` rows of

@@ -10,7 +10,8 @@ table!(
     UserOrganizations,
     UserOrganization,
     "user_organizations",
-    "membership"
+    "membership",
+    id = crate::model::UserOrganizationId
 );
 
 #[derive(Debug, Clone, Default)]

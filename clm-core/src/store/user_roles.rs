@@ -6,7 +6,13 @@ use crate::store::support::require_row;
 use crate::store::{Filter, Page, PageRequest, id_value, list};
 use crate::{Result, exec, on_conn, table};
 
-table!(UserRoles, UserRole, "user_roles", "role assignment");
+table!(
+    UserRoles,
+    UserRole,
+    "user_roles",
+    "role assignment",
+    id = crate::model::UserRoleId
+);
 
 #[derive(Debug, Clone, Default)]
 pub struct UserRoleFilter {

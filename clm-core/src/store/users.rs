@@ -5,7 +5,7 @@ use crate::model::{User, UserId, UserStatus};
 use crate::store::{Filter, Page, PageRequest, get_by, list};
 use crate::{Result, exec, on_conn, table};
 
-table!(Users, User, "users", "user");
+table!(Users, User, "users", "user", id = crate::model::UserId);
 
 /// What a user listing may filter on.
 #[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]

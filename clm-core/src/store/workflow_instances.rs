@@ -12,7 +12,8 @@ table!(
     WorkflowInstances,
     WorkflowInstance,
     "workflow_instances",
-    "workflow instance"
+    "workflow instance",
+    id = crate::model::WorkflowInstanceId
 );
 
 #[derive(Debug, Clone, Default)]

@@ -10,7 +10,8 @@ table!(
     WorkflowSteps,
     WorkflowStep,
     "workflow_steps",
-    "workflow step"
+    "workflow step",
+    id = crate::model::WorkflowStepId
 );
 
 #[derive(Debug, Clone, Default)]

@@ -6,7 +6,13 @@ use crate::store::support::require_row;
 use crate::store::{Filter, Page, PageRequest, get_by, id_value, list};
 use crate::{Result, exec, on_conn, table};
 
-table!(Workflows, Workflow, "workflows", "workflow");
+table!(
+    Workflows,
+    Workflow,
+    "workflows",
+    "workflow",
+    id = crate::model::WorkflowId
+);
 
 #[derive(Debug, Clone, Default)]
 pub struct WorkflowFilter {
