@@ -93,6 +93,11 @@ impl Lock {
     }
 }
 
+/// `BEGIN` plus [`Lock::DataKeys`] taken shared, as one simple query (the
+/// key is written out: a simple query takes no parameters; a test checks
+/// it is the lock's).
+const BEGIN_SEALING_POSTGRES: &str = "BEGIN; SELECT pg_advisory_xact_lock_shared(1668050194)";
+
 /// A connection pool of either backend.
 #[derive(Debug, Clone)]
 pub enum Pool {
@@ -234,6 +239,17 @@ impl Pool {
             Pool::Postgres(p) => Tx::Postgres(p.begin().await?),
             Pool::Sqlite(p) => Tx::Sqlite(p.begin_with("BEGIN IMMEDIATE").await?),
         })
+    }
+
+    /// A write transaction of sealed values: [`Pool::begin`] holding
+    /// [`Lock::DataKeys`] shared from its first statement. On PostgreSQL the
+    /// lock rides in the `BEGIN` itself (one simple query), so a writer pays
+    /// no round trip for it.
+    pub(crate) async fn begin_sealing(&self) -> Result<Tx> {
+        match self {
+            Pool::Postgres(p) => Ok(Tx::Postgres(p.begin_with(BEGIN_SEALING_POSTGRES).await?)),
+            Pool::Sqlite(_) => self.begin().await,
+        }
     }
 
     pub async fn close(&self) {
@@ -561,5 +577,19 @@ impl RunLease {
             unlocked?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sealing_begin_takes_the_data_key_lock() {
+        let key = Lock::DataKeys.key().to_string();
+        assert_eq!(
+            BEGIN_SEALING_POSTGRES,
+            format!("BEGIN; SELECT pg_advisory_xact_lock_shared({key})")
+        );
     }
 }

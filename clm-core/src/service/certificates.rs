@@ -317,12 +317,11 @@ async fn write_secure_rows(
         ));
     }
     certificates::insert_many(conn, rows).await?;
-    let mut keys: Vec<PrivateKeyRecord> = writes
+    let keys: Vec<PrivateKeyRecord> = writes
         .iter()
         .filter_map(|(_, w)| w.private_key.clone())
         .collect();
-    clm.keep_off_retired_keys(conn, &mut keys).await?;
-    private_keys::insert_many(conn, &keys).await?;
+    clm.insert_private_keys(conn, &keys).await?;
     let new_requests: Vec<crate::model::CertificateRequest> = writes
         .iter()
         .filter_map(|(_, w)| match &w.issuance.request {
@@ -649,7 +648,7 @@ impl Clm {
             .flat_map(|j| j.writes.iter().map(|w| w.certificate.clone()))
             .collect();
         let secure = async {
-            let mut tx = self.databases().secure.begin().await?;
+            let mut tx = self.databases().secure.begin_sealing().await?;
             write_secure_rows(self, &mut tx.conn(), jobs, &rows).await?;
             Ok(tx)
         };

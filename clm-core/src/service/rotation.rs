@@ -844,6 +844,47 @@ impl Clm {
         ids.sort_unstable();
         ids.dedup();
         let retired = encryption_keys::retired_among(conn, &ids).await?;
+        self.reseal_off(conn, keys, &retired).await
+    }
+
+    /// Inserts sealed private keys in a transaction begun with
+    /// `begin_sealing` (so holding the data-key lock shared), then re-seals,
+    /// before the caller commits, any the insert found sealed under a key
+    /// retired since they were sealed: [`Clm::keep_off_retired_keys`] with
+    /// the check folded into the insert.
+    pub(crate) async fn insert_private_keys(
+        &self,
+        conn: &mut Conn<'_>,
+        keys: &[PrivateKeyRecord],
+    ) -> Result<()> {
+        let flagged = private_keys::insert_many_naming_retired(conn, keys).await?;
+        if flagged.is_empty() {
+            return Ok(());
+        }
+        let mut stale: Vec<PrivateKeyRecord> = keys
+            .iter()
+            .filter(|k| flagged.contains(&k.id))
+            .cloned()
+            .collect();
+        let mut ids: Vec<EncryptionKeyId> = stale.iter().map(|k| k.encryption_key_id).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let retired = encryption_keys::retired_among(conn, &ids).await?;
+        self.reseal_off(conn, &mut stale, &retired).await?;
+        for key in &stale {
+            private_keys::update(conn, key).await?;
+        }
+        Ok(())
+    }
+
+    /// Re-seals under the active key every one of `keys` sealed under one
+    /// of `retired`. The caller holds the data-key lock shared.
+    async fn reseal_off(
+        &self,
+        conn: &mut Conn<'_>,
+        keys: &mut [PrivateKeyRecord],
+        retired: &[EncryptionKey],
+    ) -> Result<()> {
         if retired.is_empty() {
             return Ok(());
         }
@@ -851,7 +892,7 @@ impl Clm {
         // stays usable until this transaction commits.
         self.keyring().reload_on(conn).await?;
         let active = self.keyring().active_key_id()?;
-        for old in &retired {
+        for old in retired {
             let detached = self.keyring().detach(old)?;
             let stale: Vec<&mut PrivateKeyRecord> = keys
                 .iter_mut()
@@ -1098,6 +1139,68 @@ mod tests {
             .iter()
             .find(|s| s.key.id == id)
             .expect("key in status")
+    }
+
+    /// A key sealed before its data key was retired and written after:
+    /// the writer's insert names it (on PostgreSQL through RETURNING) and
+    /// the writer re-seals it under the active key before committing.
+    #[tokio::test]
+    async fn the_writer_reseals_a_key_sealed_under_a_key_retired_meanwhile() {
+        on_both(|config| async move {
+            let clm = open(&config, 0x42).await.expect("open");
+            seed(&clm, 2).await;
+            let old = clm.keyring().active_key_id().expect("active key");
+            let key = KeyPair::generate(KeyAlgorithm::EcdsaP256).expect("key");
+            let template = CertificateTemplate::new(
+                DistinguishedName::common_name("late.example.com"),
+                CertificateKind::TlsServer,
+                now() - chrono::Duration::hours(1),
+                now() + chrono::Duration::days(30),
+            );
+            let der = build_certificate(&template, &key.public_key_der(), Issuer::SelfSigned(&key))
+                .expect("certificate");
+            let row = certificate_row(
+                &parse_certificate_der(&der).expect("parse"),
+                CertificateKind::TlsServer,
+                CertificateSource::Issued,
+                None,
+                &Ownership::default(),
+            );
+            let late = clm.seal_private_key(row.id, &key).expect("seal");
+            assert_eq!(late.encryption_key_id, old);
+
+            let report = clm
+                .rotate_data_key(&clm.system_actor(), RotationOptions::default())
+                .await
+                .expect("rotation");
+            assert_eq!(report.status, RotationStatus::Completed, "{report:?}");
+            let statuses = clm.key_status(&clm.system_actor()).await.expect("status");
+            assert_eq!(status_of(&statuses, old).key.key_status, KeyStatus::Retired);
+
+            let mut tx = clm.databases().secure.begin_sealing().await.expect("begin");
+            crate::store::certificates::insert_many(&mut tx.conn(), std::slice::from_ref(&row))
+                .await
+                .expect("certificate");
+            clm.insert_private_keys(&mut tx.conn(), std::slice::from_ref(&late))
+                .await
+                .expect("private key");
+            tx.commit().await.expect("commit");
+
+            let stored = verify_all(&clm)
+                .await
+                .into_iter()
+                .find(|k| k.id == late.id)
+                .expect("the late key is stored");
+            assert_ne!(
+                stored.encryption_key_id, old,
+                "re-sealed off the retired key"
+            );
+            assert_eq!(
+                stored.encryption_key_id,
+                clm.keyring().active_key_id().expect("active")
+            );
+        })
+        .await;
     }
 
     #[tokio::test]

@@ -2,7 +2,7 @@
 
 use crate::db::Conn;
 use crate::model::{CertificateId, EncryptionKeyId, Opaque, PrivateKeyId, PrivateKeyRecord};
-use crate::store::support::{fetch_all, insert_one, insert_rows, require_row};
+use crate::store::support::{fetch_all, insert_one, insert_rows, require_row, unnest_insert_sql};
 use crate::store::{Filter, Page, PageRequest, get_by, id_value, list};
 use crate::{Result, exec, on_conn, table};
 
@@ -229,4 +229,53 @@ pub async fn reseal_many(
 /// statement of column arrays, on SQLite one statement per chunk.
 pub async fn insert_many(conn: &mut Conn<'_>, keys: &[PrivateKeyRecord]) -> Result<u64> {
     insert_rows::<PrivateKeys>(conn, keys).await
+}
+
+/// Inserts `keys` like [`insert_many`] and names those sealed under a data
+/// key that is retired as the insert sees it. The caller holds the
+/// data-key lock shared (`Pool::begin_sealing`), so that view is fresh and
+/// stays true until commit; it re-seals the named keys before committing.
+/// On PostgreSQL the check rides on the insert (`RETURNING`), so the usual
+/// case, nothing retired, costs no round trip of its own.
+pub async fn insert_many_naming_retired(
+    conn: &mut Conn<'_>,
+    keys: &[PrivateKeyRecord],
+) -> Result<Vec<PrivateKeyId>> {
+    if keys.is_empty() {
+        return Ok(Vec::new());
+    }
+    if let Conn::Postgres(c) = conn {
+        use crate::store::{Insert as _, Table as _};
+        use sqlx::Row as _;
+        let sql = format!(
+            "{} RETURNING id, EXISTS (SELECT 1 FROM encryption_keys e
+                 WHERE e.id = private_keys.encryption_key_id AND e.key_status = 'retired')",
+            unnest_insert_sql(
+                PrivateKeys::NAME,
+                PrivateKeys::INSERT_COLUMNS,
+                PrivateKeys::INSERT_COLUMN_COUNT
+            )
+        );
+        let rows = PrivateKeys::bind_columns(sqlx::query(sqlx::AssertSqlSafe(sql)), keys)
+            .fetch_all(&mut **c)
+            .await?;
+        let mut retired = Vec::new();
+        for row in rows {
+            if row.try_get::<bool, _>(1)? {
+                retired.push(row.try_get::<PrivateKeyId, _>(0)?);
+            }
+        }
+        return Ok(retired);
+    }
+    // SQLite: the write lock is held; a second statement costs no round trip.
+    insert_many(conn, keys).await?;
+    let mut ids: Vec<EncryptionKeyId> = keys.iter().map(|k| k.encryption_key_id).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let retired_keys = crate::store::encryption_keys::retired_among(conn, &ids).await?;
+    Ok(keys
+        .iter()
+        .filter(|k| retired_keys.iter().any(|r| r.id == k.encryption_key_id))
+        .map(|k| k.id)
+        .collect())
 }
