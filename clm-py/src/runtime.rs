@@ -1,5 +1,5 @@
-//! The one tokio runtime of the process, and blocking on it with the GIL
-//! released.
+//! The one tokio runtime of the process: blocking on it with the GIL
+//! released, or spawning on it for asyncio.
 
 use std::future::Future;
 use std::sync::{Arc, Mutex};
@@ -45,4 +45,15 @@ where
 {
     py.detach(|| runtime()?.block_on(future))
         .map_err(|err| ClmErr(err).into())
+}
+
+/// Runs `future` on the runtime without waiting for it (`clm.aio`).
+pub fn spawn<F>(future: F) -> PyResult<()>
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    runtime()
+        .map_err(|err| PyErr::from(ClmErr(err)))?
+        .spawn(future);
+    Ok(())
 }
