@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use crate::convert::{to_json, to_py, uuid};
 use crate::errors::ClmErr;
-use crate::runtime::{block, spawn};
+use crate::runtime::{block, spawn, with_python};
 
 fn raise(err: clm::Error) -> PyErr {
     ClmErr(err).into()
@@ -100,7 +100,7 @@ impl Handle {
 /// raises goes to `sys.unraisablehook` (the operation goes on).
 fn progress_sink(callback: Py<PyAny>) -> impl Fn(Value) + Send + Sync {
     move |value: Value| {
-        Python::attach(|py| {
+        with_python(|py| {
             let callback = callback.bind(py);
             let called = to_py(py, &value).and_then(|report| callback.call1((report,)));
             if let Err(err) = called {
@@ -127,7 +127,8 @@ fn complete(
     done: Py<PyAny>,
     outcome: impl for<'py> FnOnce(Python<'py>) -> PyResult<Bound<'py, PyAny>>,
 ) {
-    Python::try_attach(|py| {
+    // `move`: `done` is released here, attached, not later without the GIL.
+    with_python(move |py| {
         let called = match outcome(py) {
             Ok(value) => done.call1(py, (true, value)),
             Err(err) => done.call1(py, (false, err.into_value(py))),

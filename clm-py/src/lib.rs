@@ -23,5 +23,6 @@ fn clm_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", clm::api::version())?;
     m.add_class::<handle::Handle>()?;
     m.add_class::<handle::Actor>()?;
+    m.add_function(wrap_pyfunction!(runtime::shutdown, m)?)?;
     Ok(())
 }

@@ -146,3 +146,33 @@ def test_a_cancelled_call_leaves_the_loop_and_handle_usable(tmp_path):
             assert "BEGIN CERTIFICATE REQUEST" in bundle.csr_pem
 
     asyncio.run(main())
+
+
+EXIT_SCRIPT = """
+import asyncio, sys, clm.aio
+
+async def main():
+    async with await clm.aio.Clm.open(sqlite_dir=sys.argv[1], master_key_file=sys.argv[2],
+                                      create_master_key=True) as c:
+        system = await c.system_actor()
+        await asyncio.gather(*(c.create_csr({"common_name": f"x{n}"}) for n in range(20)))
+        await c.list_users(system)
+
+asyncio.run(main())
+"""
+
+
+def test_the_interpreter_exits_cleanly_right_after_async_calls(tmp_path):
+    # A runtime thread still attached to Python when finalization starts
+    # aborts the process ("PyGILState_Release: thread state must be
+    # current"); clm's atexit hook keeps them out. Exiting at once after
+    # the last completion is where that race was.
+    import subprocess
+    import sys
+
+    for run in range(8):
+        done = subprocess.run(
+            [sys.executable, "-c", EXIT_SCRIPT, str(tmp_path / f"d{run}"), str(tmp_path / f"k{run}")],
+            capture_output=True, text=True, timeout=120,
+        )
+        assert done.returncode == 0 and "Fatal" not in done.stderr, done.stderr[-2000:]

@@ -27,6 +27,7 @@ nature (``InvalidInput`` is a ``ValueError``, ``NotFound`` a
 
 from __future__ import annotations
 
+import atexit as _atexit
 import datetime as _datetime
 import os as _os
 import uuid as _uuid
@@ -46,6 +47,10 @@ from ._operations import Operations
 from ._record import Page, Record, wrap
 from ._types import *  # noqa: F403
 from ._types import __all__ as _types_all
+
+# Before the interpreter finalizes, clm's runtime threads stop calling into
+# Python (one attached during finalization would abort the process).
+_atexit.register(_native.shutdown)
 
 #: What each check of the generated table accepts: (types, text).
 _ACCEPTS: dict[str, tuple[tuple[type, ...], str]] = {
