@@ -7,6 +7,8 @@ use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple, PyType};
 use serde_json::{Map, Number, Value};
 
+use crate::errors::ClmErr;
+
 static DATETIME: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 static DATE: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 static UUID: PyOnceLock<Py<PyType>> = PyOnceLock::new();
@@ -25,8 +27,33 @@ fn is_instance(
 
 /// A dict/list/tuple/str/int/float/bool/None tree as JSON, with
 /// `datetime`/`date` as ISO 8601 text and `uuid.UUID`/`os.PathLike` as
-/// their text; anything else is a TypeError naming `what`.
+/// their text. Anything else is a TypeError naming `what` (the operation)
+/// and the path to the value (`request.sans[0].value`); an int no 64-bit
+/// integer holds is `clm.InvalidInput` with that path as its field (the
+/// core's own range checks name fields the same way).
 pub fn to_json(what: &str, value: &Bound<'_, PyAny>) -> PyResult<Value> {
+    let mut path = String::new();
+    convert(what, &mut path, value)
+}
+
+fn type_error(what: &str, path: &str, text: String) -> PyErr {
+    if path.is_empty() {
+        PyTypeError::new_err(format!("{what}: {text}"))
+    } else {
+        PyTypeError::new_err(format!("{what}: {path}: {text}"))
+    }
+}
+
+/// Runs `inner` with `segment` appended to `path` (removed after).
+fn nested<T>(path: &mut String, segment: &str, inner: impl FnOnce(&mut String) -> T) -> T {
+    let length = path.len();
+    path.push_str(segment);
+    let result = inner(path);
+    path.truncate(length);
+    result
+}
+
+fn convert(what: &str, path: &mut String, value: &Bound<'_, PyAny>) -> PyResult<Value> {
     if value.is_none() {
         Ok(Value::Null)
     } else if let Ok(b) = value.cast::<PyBool>() {
@@ -34,15 +61,23 @@ pub fn to_json(what: &str, value: &Bound<'_, PyAny>) -> PyResult<Value> {
     } else if value.is_instance_of::<PyInt>() {
         if let Ok(i) = value.extract::<i64>() {
             Ok(Value::from(i))
+        } else if let Ok(u) = value.extract::<u64>() {
+            Ok(Value::from(u))
         } else {
-            Ok(Value::from(value.extract::<u64>()?))
+            let field = if path.is_empty() { what } else { path.as_str() };
+            Err(ClmErr(clm::Error::invalid(
+                field,
+                format!(
+                    "{} is out of range (no 64-bit integer holds it)",
+                    value.str()?
+                ),
+            ))
+            .into())
         }
     } else if let Ok(f) = value.cast::<PyFloat>() {
         Number::from_f64(f.value())
             .map(Value::Number)
-            .ok_or_else(|| {
-                PyTypeError::new_err(format!("{what}: NaN and infinity are not allowed"))
-            })
+            .ok_or_else(|| type_error(what, path, "NaN and infinity are not allowed".into()))
     } else if let Ok(s) = value.cast::<PyString>() {
         Ok(Value::String(s.to_str()?.to_string()))
     } else if let Ok(dict) = value.cast::<PyDict>() {
@@ -50,14 +85,22 @@ pub fn to_json(what: &str, value: &Bound<'_, PyAny>) -> PyResult<Value> {
         for (key, item) in dict.iter() {
             let key = key
                 .cast::<PyString>()
-                .map_err(|_| PyTypeError::new_err(format!("{what}: keys must be str")))?;
-            map.insert(key.to_str()?.to_string(), to_json(what, &item)?);
+                .map_err(|_| type_error(what, path, "keys must be str".into()))?
+                .to_str()?
+                .to_string();
+            let segment = if path.is_empty() {
+                key.clone()
+            } else {
+                format!(".{key}")
+            };
+            let item = nested(path, &segment, |path| convert(what, path, &item))?;
+            map.insert(key, item);
         }
         Ok(Value::Object(map))
     } else if let Ok(list) = value.cast::<PyList>() {
-        list.iter().map(|item| to_json(what, &item)).collect()
+        sequence(what, path, list.iter())
     } else if let Ok(tuple) = value.cast::<PyTuple>() {
-        tuple.iter().map(|item| to_json(what, &item)).collect()
+        sequence(what, path, tuple.iter())
     } else if is_instance(value, &DATETIME, "datetime", "datetime")?
         || is_instance(value, &DATE, "datetime", "date")?
     {
@@ -65,14 +108,38 @@ pub fn to_json(what: &str, value: &Bound<'_, PyAny>) -> PyResult<Value> {
     } else if is_instance(value, &UUID, "uuid", "UUID")? {
         Ok(Value::String(value.str()?.to_str()?.to_string()))
     } else if is_instance(value, &PATH_LIKE, "os", "PathLike")? {
-        let path = value.call_method0("__fspath__")?;
-        to_json(what, &path)
+        let fspath = value.call_method0("__fspath__")?;
+        convert(what, path, &fspath)
     } else {
-        Err(PyTypeError::new_err(format!(
-            "{what}: {} is not a dict, list, str, int, float, bool or None",
-            value.get_type().name()?
-        )))
+        Err(type_error(
+            what,
+            path,
+            format!(
+                "{} is not a dict, list, str, int, float, bool or None",
+                value.get_type().name()?
+            ),
+        ))
     }
+}
+
+fn sequence<'py>(
+    what: &str,
+    path: &mut String,
+    items: impl Iterator<Item = Bound<'py, PyAny>>,
+) -> PyResult<Value> {
+    items
+        .enumerate()
+        .map(|(index, item)| {
+            nested(path, &format!("[{index}]"), |path| {
+                convert(what, path, &item)
+            })
+        })
+        .collect()
+}
+
+/// `uuid.UUID(text)`.
+pub fn uuid<'py>(py: Python<'py>, text: &str) -> PyResult<Bound<'py, PyAny>> {
+    UUID.import(py, "uuid", "UUID")?.call1((text,))
 }
 
 /// A JSON value as Python objects (dicts, lists, str, int, float, bool, None).

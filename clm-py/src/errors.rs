@@ -1,46 +1,16 @@
-//! `ClmError` and one subclass per `clm::ErrorCode` (named by
-//! `ErrorCode::name()`, with the stable string as class attribute `code`),
-//! and the one conversion from `clm::Error`.
+//! The one conversion from `clm::Error` to a Python exception: an instance
+//! of the generated class of its code (`clm._errors`, from api.json's
+//! `errors`) built from `clm::Error::details()`, so `code`, `field`,
+//! `violations` and `entity` reach Python as they are.
 
-use pyo3::exceptions::PyException;
+use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::PyType;
+use pyo3::types::PyModule;
 
-/// `ClmError` first, then one class per `ErrorCode::ALL`, in that order.
-static CLASSES: PyOnceLock<Vec<Py<PyType>>> = PyOnceLock::new();
+use crate::convert::to_py;
 
-fn classes(py: Python<'_>) -> PyResult<&Vec<Py<PyType>>> {
-    CLASSES.get_or_try_init(py, || {
-        let base = PyErr::new_type(
-            py,
-            c"clm.ClmError",
-            Some(c"Every clm failure; `code` is the stable error code string."),
-            Some(&py.get_type::<PyException>()),
-            None,
-        )?;
-        base.bind(py).setattr("code", py.None())?;
-        let mut classes = vec![base.clone_ref(py)];
-        for code in clm::ErrorCode::ALL {
-            let name = std::ffi::CString::new(format!("clm.{}", code.name()))
-                .map_err(|err| pyo3::exceptions::PyValueError::new_err(err.to_string()))?;
-            let class = PyErr::new_type(py, &name, None, Some(base.bind(py)), None)?;
-            class.bind(py).setattr("code", code.as_str())?;
-            classes.push(class);
-        }
-        Ok(classes)
-    })
-}
-
-pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    let py = m.py();
-    let classes = classes(py)?;
-    m.add("ClmError", classes[0].bind(py))?;
-    for (code, class) in clm::ErrorCode::ALL.iter().zip(&classes[1..]) {
-        m.add(code.name(), class.bind(py))?;
-    }
-    Ok(())
-}
+static ERRORS: PyOnceLock<Py<PyModule>> = PyOnceLock::new();
 
 /// A `clm::Error` on its way to Python (`?` converts through it).
 #[derive(Debug)]
@@ -52,18 +22,23 @@ impl From<clm::Error> for ClmErr {
     }
 }
 
+/// The exception object of `err` (an instance of `clm.<Name>`).
+fn exception(py: Python<'_>, err: &clm::Error) -> PyResult<PyErr> {
+    let details = err.details();
+    let module = ERRORS.get_or_try_init(py, || {
+        py.import("clm._errors").map(|module| module.unbind())
+    })?;
+    let class = module.bind(py).getattr(details.name)?;
+    let as_json = serde_json::to_value(&details).map_err(|serialize| {
+        PyRuntimeError::new_err(format!("cannot pass on a clm error ({serialize}): {err}"))
+    })?;
+    let instance = class.call1((details.message.as_str(), to_py(py, &as_json)?))?;
+    Ok(PyErr::from_value(instance))
+}
+
 impl From<ClmErr> for PyErr {
     fn from(ClmErr(err): ClmErr) -> PyErr {
-        Python::attach(|py| {
-            let classes = match classes(py) {
-                Ok(classes) => classes,
-                Err(err) => return err,
-            };
-            let index = clm::ErrorCode::ALL
-                .iter()
-                .position(|c| *c == err.code())
-                .map_or(0, |i| i + 1);
-            PyErr::from_type(classes[index].bind(py).clone(), err.to_string())
-        })
+        // Failing to build the exception raises why (the import error, ...).
+        Python::attach(|py| exception(py, &err).unwrap_or_else(|failed| failed))
     }
 }

@@ -1,8 +1,10 @@
-//! The one tokio runtime of the process, and blocking on it with the GIL
-//! released.
+//! The one tokio runtime of the process: blocking on it with the GIL
+//! released, or spawning on it for asyncio.
 
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use pyo3::prelude::*;
 
@@ -45,4 +47,52 @@ where
 {
     py.detach(|| runtime()?.block_on(future))
         .map_err(|err| ClmErr(err).into())
+}
+
+/// Runs `future` on the runtime without waiting for it (`clm.aio`).
+pub fn spawn<F>(future: F) -> PyResult<()>
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    runtime()
+        .map_err(|err| PyErr::from(ClmErr(err)))?
+        .spawn(future);
+    Ok(())
+}
+
+/// Set by [`shutdown`] (at interpreter exit): runtime threads no longer
+/// enter Python.
+static EXITING: AtomicBool = AtomicBool::new(false);
+/// Runtime threads inside [`with_python`] right now.
+static IN_PYTHON: AtomicUsize = AtomicUsize::new(0);
+
+/// Runs `f` attached to Python from a runtime thread (a completion or a
+/// progress report), or not at all once the interpreter is exiting. A
+/// thread still attached when finalization starts aborts the process, so
+/// [`shutdown`] waits for those inside here to leave.
+pub fn with_python<R>(f: impl for<'py> FnOnce(Python<'py>) -> R) -> Option<R> {
+    // Counted before the flag is read, so `shutdown` (flag, then count)
+    // either sees this thread or this thread sees the flag.
+    IN_PYTHON.fetch_add(1, Ordering::SeqCst);
+    let result = if EXITING.load(Ordering::SeqCst) {
+        None
+    } else {
+        Python::try_attach(f)
+    };
+    IN_PYTHON.fetch_sub(1, Ordering::SeqCst);
+    result
+}
+
+/// Registered with `atexit` by the package: stops runtime threads from
+/// entering Python and waits (GIL released, at most five seconds) for
+/// those inside to leave. Operations still running finish unobserved.
+#[pyfunction]
+pub fn shutdown(py: Python<'_>) {
+    EXITING.store(true, Ordering::SeqCst);
+    py.detach(|| {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while IN_PYTHON.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    });
 }

@@ -1,7 +1,8 @@
-"""The package against the core's operation table and against its stubs."""
+"""The package against the core's API description and against its stubs."""
 
 import ast
 import inspect
+import json
 import pathlib
 import subprocess
 import sys
@@ -10,6 +11,7 @@ import typing
 import clm
 from conftest import REPO
 
+API = json.loads((REPO / "bindings" / "api.json").read_text())
 STUB = ast.parse((pathlib.Path(clm.__file__).parent / "__init__.pyi").read_text())
 STUB_CLASSES = {n.name: n for n in STUB.body if isinstance(n, ast.ClassDef)}
 
@@ -32,7 +34,8 @@ def test_every_operation_of_the_core_is_a_method_in_table_order():
     table = clm.operations()
     assert len(table) > 80
     public = {n for n in dir(clm.Clm) if not n.startswith("_")} - {"closed"}
-    assert public == {op["name"] for op in table}, "Clm's methods differ from clm::api::OPERATIONS"
+    assert public == {op["name"] for op in table}, "Clm's methods differ from bindings/api.json"
+    assert [op["name"] for op in table] == [op["name"] for op in API["operations"]]
     for op in table:
         if op["name"] in ("open", "close"):
             continue
@@ -41,25 +44,27 @@ def test_every_operation_of_the_core_is_a_method_in_table_order():
             assert params[0].name == "actor", op["name"]
             params = params[1:]
         params = [p for p in params if p.kind is not inspect.Parameter.KEYWORD_ONLY]
-        assert [p.name for p in params] == [p["name"] for p in op["params"]], op["name"]
-        for param, spec in zip(params, op["params"]):
-            if spec["optional"]:
+        assert [p.name for p in params] == [p["name"] for p in op["arguments"]], op["name"]
+        for param, spec in zip(params, op["arguments"]):
+            if not spec["required"]:
                 assert param.default is None, (op["name"], param.name)
             else:
                 assert param.default is inspect.Parameter.empty, (op["name"], param.name)
 
 
 def test_the_generated_files_are_up_to_date():
-    """A new operation or record field in the core fails here until
-    `python clm-py/generate.py` is rerun (and the wheel rebuilt)."""
+    """A new operation or record field in the core (bindings/api.json) fails
+    here until `python3 bindings/generate.py` is rerun (and the wheel
+    rebuilt)."""
     done = subprocess.run(
-        [sys.executable, str(REPO / "clm-py" / "generate.py"), "--check"],
+        [sys.executable, str(REPO / "bindings" / "generate.py"), "--check", "--only", "python"],
         capture_output=True, text=True,
     )
     assert done.returncode == 0, done.stdout[-5000:] + done.stderr
     # The installed package is what the repository holds.
     installed = pathlib.Path(clm.__file__).parent
-    for name in ("_operations.py", "_types.py", "__init__.pyi", "__init__.py", "_record.py"):
+    for name in ("_operations.py", "_types.py", "_errors.py", "__init__.pyi", "aio.pyi",
+                 "__init__.py", "_record.py", "aio.py"):
         assert (installed / name).read_text() == (REPO / "clm-py/python/clm" / name).read_text(), name
     assert (installed / "py.typed").exists()
 

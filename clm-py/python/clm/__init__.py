@@ -9,93 +9,140 @@
         print(root.certificate.serial_number)
 
 Every operation of the core is a method of ``Clm`` (``clm.operations()``
-lists them), with the core's parameters in its order; the first one is the
-acting ``Actor`` when the operation needs one. Argument objects are dicts
-(see the ``TypedDict``s such as ``clm.IssueInput``); results are read-only
-record objects (``clm.Certificate``, ``clm.Page``, ...).
+lists them), with the core's arguments in its order; the first one is the
+acting ``Actor`` when the operation needs one. ``clm.aio.Clm`` has the same
+methods as coroutines. Argument objects are dicts (see the ``TypedDict``s
+such as ``clm.IssueInput``); results are read-only record objects
+(``clm.Certificate``, ``clm.UserPage``, ...) whose ids are ``uuid.UUID``
+and timestamps UTC ``datetime``s.
 
 Calls are synchronous and release the GIL while they wait. Every failure of
 clm raises a subclass of ``ClmError`` named after its error code
-(``clm.NotFound``, ``clm.InvalidInput``, ...) with the stable code string as
-``code``; an argument of the wrong Python type raises ``TypeError``.
+(``clm.NotFound``, ``clm.InvalidInput``, ...) carrying ``code``, ``field``,
+``violations`` and ``entity``; each also subclasses the builtin of its
+nature (``InvalidInput`` is a ``ValueError``, ``NotFound`` a
+``LookupError``, ``PermissionDenied`` a ``PermissionError``; see
+``_errors.py``). An argument of the wrong Python type raises ``TypeError``.
 """
 
 from __future__ import annotations
 
+import atexit as _atexit
 import datetime as _datetime
 import os as _os
 import uuid as _uuid
 from collections.abc import Mapping as _Mapping
 from types import TracebackType
-from typing import Any
+from typing import Any, Callable
 
 from . import _native
-from ._native import (
-    Actor,
-    AlreadyExists,
-    Authentication,
-    ClmError,
-    Closed,
-    Configuration,
-    Conflict,
-    Crypto,
-    Database,
-    Internal,
-    InvalidInput,
-    NotFound,
-    PermissionDenied,
-    PolicyViolation,
-    __version__,
-    error_codes,
-    operations,
-)
+from ._errors import *  # noqa: F403
+from ._errors import CLASSES as _ERROR_CLASSES
+from ._errors import ERROR_CODES as _ERROR_CODES
+from ._errors import ClmError
+from ._native import Actor, __version__
+from ._operations import OPEN_OPTIONS as _OPEN_OPTIONS
+from ._operations import OPERATIONS as _OPERATIONS
 from ._operations import Operations
 from ._record import Page, Record, wrap
 from ._types import *  # noqa: F403
-from ._types import _DICT_NAMES, _ENUM_NAMES
 from ._types import __all__ as _types_all
 
-#: The operation table, by name (from the native library).
-_TABLE = {operation["name"]: operation for operation in operations()}
+# Before the interpreter finalizes, clm's runtime threads stop calling into
+# Python (one attached during finalization would abort the process).
+_atexit.register(_native.shutdown)
 
-_INTS = {"u8", "u16", "u32", "u64", "i32", "i64"}
-
-
-def _expected(kind: str) -> tuple[tuple[type, ...], str] | None:
-    """The Python types an argument of Rust type `kind` may have (what
-    converts to the JSON the core parses), or None for any JSON value."""
-    if kind.startswith("Option<"):
-        kind = kind[len("Option<") : -1]
-    if kind == "bool":
-        return (bool,), "bool"
-    if kind in _INTS:
-        return (int,), "int"
-    if kind.startswith("Vec<"):
-        return (list, tuple), "list"
-    if kind.startswith("DateTime<"):
-        return (str, _datetime.datetime), "str or datetime"
-    if kind.endswith("Id"):
-        return (str, _uuid.UUID), "str or UUID"
-    if kind == "String" or kind in _ENUM_NAMES:
-        return (str,), "str"
-    if kind in _DICT_NAMES:
-        return (_Mapping,), "dict"
-    return None
+#: What each check of the generated table accepts: (types, text).
+_ACCEPTS: dict[str, tuple[tuple[type, ...], str]] = {
+    "bool": ((bool,), "bool"),
+    "int": ((int,), "int"),
+    "float": ((int, float), "float"),
+    "str": ((str,), "str"),
+    "uuid": ((str, _uuid.UUID), "str or UUID"),
+    "datetime": ((str, _datetime.datetime), "str or datetime"),
+    "list": ((list, tuple), "list"),
+    "dict": ((_Mapping, Record), "dict"),
+    "path": ((str, _os.PathLike), "str or os.PathLike"),
+}
 
 
-def _check(operation: str, name: str, kind: str, value: Any) -> None:
-    expected = _expected(kind)
-    if expected is None:
+def error_codes() -> list[tuple[int, str]]:
+    """The stable error codes, as (number, class name) pairs."""
+    return list(_ERROR_CODES)
+
+
+def operations() -> list[dict[str, Any]]:
+    """The operation table: name, module, summary, needs_actor and
+    arguments ([{name, required}]), in the core's order."""
+    return [
+        {
+            "name": op.name,
+            "module": op.module,
+            "summary": op.summary,
+            "needs_actor": op.needs_actor,
+            "arguments": [{"name": name, "required": required} for name, required, _ in op.arguments],
+        }
+        for op in _OPERATIONS.values()
+    ]
+
+
+def _check(operation: str, name: str, check: str | None, value: Any) -> None:
+    if check is None:
         return
-    types, text = expected
+    types, text = _ACCEPTS[check]
     if isinstance(value, bool) and bool not in types:
         ok = False
     else:
-        ok = isinstance(value, types) or (text == "str" and isinstance(value, _os.PathLike))
+        ok = isinstance(value, types)
     if not ok:
-        raise TypeError(
-            f"{operation}() argument '{name}' must be {text} ({kind}), not {type(value).__name__}"
-        )
+        raise TypeError(f"{operation}() argument '{name}' must be {text}, not {type(value).__name__}")
+
+
+def _open_options(given: dict[str, Any]) -> dict[str, Any]:
+    """`Clm.open`'s keyword arguments, checked, without the unset ones."""
+    options = {name: value for name, value in given.items() if value is not None}
+    for name, value in options.items():
+        _check("open", name, _OPEN_OPTIONS[name], value)
+    return options
+
+
+def _prepare(name: str, actor: Any, args: dict[str, Any], progress: Any) -> dict[str, Any]:
+    """The named arguments of operation `name` as the native call takes
+    them, after the checks a wrong Python type fails."""
+    operation = _OPERATIONS[name]
+    if operation.needs_actor and not isinstance(actor, Actor):
+        raise TypeError(f"{name}() argument 'actor' must be a clm.Actor, not {type(actor).__name__}")
+    given = {}
+    for argument, required, check in operation.arguments:
+        value = args.get(argument)
+        if value is None:
+            if required:
+                raise TypeError(f"{name}() argument '{argument}' must not be None")
+            continue
+        _check(name, argument, check, value)
+        # A record taken back (an audit checkpoint) goes as the JSON it came as.
+        given[argument] = value.to_dict() if isinstance(value, Record) else value
+    if progress is not None and not callable(progress):
+        raise TypeError(f"{name}() argument 'progress' must be callable")
+    return given
+
+
+def _report(name: str, progress: Callable[[Any], object]) -> Callable[[Any], None]:
+    """The native progress callback: each report as its record."""
+    spec = _OPERATIONS[name].progress
+
+    def report(value: Any) -> None:
+        progress(wrap(spec, value))
+
+    return report
+
+
+def _finish(name: str, result: Any) -> Any:
+    """The native result of operation `name` as its Python record."""
+    operation = _OPERATIONS[name]
+    if operation.result_kind != "value":
+        return result
+    return wrap(operation.result, result)
 
 
 class Clm(Operations):
@@ -110,38 +157,8 @@ class Clm(Operations):
         self._handle = handle
 
     @classmethod
-    def open(
-        cls,
-        *,
-        sqlite_dir: str | _os.PathLike[str] | None = None,
-        secure_url: str | None = None,
-        core_url: str | None = None,
-        master_key: str | None = None,
-        master_key_file: str | _os.PathLike[str] | None = None,
-        create_master_key: bool | None = None,
-        max_connections: int | None = None,
-        cache_ttl_ms: int | None = None,
-    ) -> Clm:
-        """Opens clm on a SQLite directory (``sqlite_dir``) or two
-        PostgreSQL databases (``secure_url``, ``core_url``) with a master
-        key: ``master_key`` (base64 of 32 bytes) or ``master_key_file``
-        (created when missing with ``create_master_key=True``).
-        ``cache_ttl_ms``: how long issuers and policies stay cached in this
-        process (default 1000; 0 turns the caches off)."""
-        given = {
-            "sqlite_dir": sqlite_dir,
-            "secure_url": secure_url,
-            "core_url": core_url,
-            "master_key": master_key,
-            "master_key_file": master_key_file,
-            "create_master_key": create_master_key,
-            "max_connections": max_connections,
-            "cache_ttl_ms": cache_ttl_ms,
-        }
-        options = {name: value for name, value in given.items() if value is not None}
-        for name, value in options.items():
-            _check("open", name, _OPEN_KINDS[name], value)
-        return cls(_native.Handle.open(options))
+    def _open(cls, options: dict[str, Any]) -> Clm:
+        return cls(_native.Handle.open(_open_options(options)))
 
     def close(self) -> None:
         """Closes both databases; later calls raise ``clm.Closed``. Idempotent."""
@@ -167,67 +184,20 @@ class Clm(Operations):
         return f"<clm.Clm {'closed' if self.closed else 'open'}>"
 
     def _call(self, name: str, actor: Any, args: dict[str, Any], progress: Any = None) -> Any:
-        operation = _TABLE.get(name)
-        if operation is None:
-            raise NotImplementedError(f"the native library has no operation {name!r}")
-        if operation["needs_actor"] and not isinstance(actor, Actor):
-            raise TypeError(
-                f"{name}() argument 'actor' must be a clm.Actor, not {type(actor).__name__}"
-            )
-        given = {}
-        for param in operation["params"]:
-            value = args.get(param["name"])
-            if value is None:
-                if not param["optional"]:
-                    raise TypeError(f"{name}() argument '{param['name']}' must not be None")
-                continue
-            _check(name, param["name"], param["kind"], value)
-            given[param["name"]] = value
-        report = None
-        if progress is not None:
-            if not callable(progress):
-                raise TypeError(f"{name}() argument 'progress' must be callable")
-            record = _PROGRESS_RECORD
+        given = _prepare(name, actor, args, progress)
+        report = _report(name, progress) if progress is not None else None
+        return _finish(name, self._handle.call(name, actor, given, report))
 
-            def report(value: Any) -> None:
-                progress(wrap(record, value))
-
-        result = self._handle.call(name, actor, given, report)
-        return wrap(operation["returns"], result)
-
-
-_PROGRESS_RECORD = "RotationProgress"
-_OPEN_KINDS = {
-    "sqlite_dir": "String",
-    "secure_url": "String",
-    "core_url": "String",
-    "master_key": "String",
-    "master_key_file": "String",
-    "create_master_key": "bool",
-    "max_connections": "u32",
-    "cache_ttl_ms": "u64",
-}
 
 __all__ = [
     "Actor",
-    "AlreadyExists",
-    "Authentication",
     "Clm",
     "ClmError",
-    "Closed",
-    "Configuration",
-    "Conflict",
-    "Crypto",
-    "Database",
-    "Internal",
-    "InvalidInput",
-    "NotFound",
     "Page",
-    "PermissionDenied",
-    "PolicyViolation",
     "Record",
     "__version__",
     "error_codes",
     "operations",
+    *_ERROR_CLASSES,
     *_types_all,
 ]

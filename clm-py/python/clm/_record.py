@@ -1,10 +1,15 @@
 """Record objects: what the operations return, as read-only objects with
 attribute access (``cert.serial_number``), one class per record type of the
-core (``clm.Certificate``, ``clm.User``, ...) and ``clm.Page`` for paginated
-lists. The classes themselves are generated into ``_types.py``."""
+core (``clm.Certificate``, ``clm.User``, ...); pages (``clm.UserPage``, ...)
+are ``clm.Page``s. The classes themselves are generated into ``_types.py``
+with, per field, how its JSON value becomes Python (``_decode``): ids
+``uuid.UUID``, timestamps UTC ``datetime``, nested records their class."""
 
 from __future__ import annotations
 
+import datetime as _datetime
+import re
+import uuid as _uuid
 from typing import Any, ClassVar, Generic, Iterator, TypeVar
 
 T = TypeVar("T")
@@ -15,13 +20,17 @@ RECORDS: dict[str, type[Record]] = {}
 
 class Record:
     """Base of every record class. Fields are attributes (read-only);
-    ``to_dict()`` gives the plain JSON-shaped data back. Secret fields (a
-    session token, an API key, a private key) never show in ``repr``."""
+    ``to_dict()`` gives the JSON data back exactly as the core sent it.
+    Secret fields (a session token, an API key, a private key) never show
+    in ``repr``."""
+
+    # The JSON the record came from (a slot, so not among the fields).
+    __slots__ = ("_json", "__dict__")
 
     #: The fields the core sends, in its order.
     _fields: ClassVar[tuple[str, ...]] = ()
-    #: Fields holding other records: field -> the core's type text.
-    _nested: ClassVar[dict[str, str]] = {}
+    #: How a field's JSON value becomes Python (see `wrap`).
+    _decode: ClassVar[dict[str, Any]] = {}
     #: Fields shown as <redacted> by repr.
     _secret: ClassVar[frozenset[str]] = frozenset()
     #: Fields set to None when the core leaves them out (tagged unions).
@@ -32,6 +41,7 @@ class Record:
         RECORDS.setdefault(cls.__name__, cls)
 
     def __init__(self, **fields: Any) -> None:
+        object.__setattr__(self, "_json", None)
         for name, value in fields.items():
             object.__setattr__(self, name, value)
 
@@ -45,8 +55,11 @@ class Record:
         fields = {}
         for name in order:
             value = data.get(name)
-            fields[name] = wrap(cls._nested[name], value) if name in cls._nested else value
-        return cls(**fields)
+            spec = cls._decode.get(name)
+            fields[name] = value if spec is None else wrap(spec, value)
+        record = cls(**fields)
+        object.__setattr__(record, "_json", data)
+        return record
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError(f"{type(self).__name__} records are read-only")
@@ -69,8 +82,21 @@ class Record:
         return f"{type(self).__name__}({shown})"
 
     def to_dict(self) -> dict[str, Any]:
-        """The record as plain data (nested records too), as the core sent it."""
-        return {name: _plain(value) for name, value in vars(self).items()}
+        """The record as plain JSON-ready data (nested records too): the
+        values the core sent (ids and timestamps as text, exact)."""
+        sent = self._json if isinstance(self._json, dict) else {}
+        return {
+            name: _copy(sent[name]) if name in sent else _plain(value)
+            for name, value in vars(self).items()
+        }
+
+
+def _copy(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _copy(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_copy(item) for item in value]
+    return value
 
 
 def _plain(value: Any) -> Any:
@@ -78,6 +104,12 @@ def _plain(value: Any) -> Any:
         return value.to_dict()
     if isinstance(value, list):
         return [_plain(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, _datetime.datetime):
+        return value.isoformat().replace("+00:00", "Z")
+    if isinstance(value, _uuid.UUID):
+        return str(value)
     return value
 
 
@@ -97,33 +129,42 @@ class Page(Record, Generic[T]):
         return len(self.items)
 
 
-def _split(text: str) -> tuple[str, str | None]:
-    """``Page<User>`` -> (``Page``, ``User``); ``User`` -> (``User``, None)."""
-    if text.endswith(">") and "<" in text:
-        head, _, inner = text.partition("<")
-        return head, inner[:-1]
-    return text, None
+# RFC 3339 as the core writes it: up to nine fraction digits (Python keeps
+# six) and `Z` or an offset.
+_TIMESTAMP = re.compile(
+    r"(\d{4}-\d\d-\d\d)[T ](\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|z|[+-]\d\d:?\d\d)$"
+)
 
 
-def wrap(kind: str, value: Any) -> Any:
-    """The Python form of `value`, which the core sent as type `kind`
-    (Rust type text, no spaces): records become record objects, pages
-    ``Page``, lists lists; anything else stays as it is."""
-    if value is None:
-        return None
-    head, inner = _split(kind)
-    if inner is not None:
-        if head == "Page":
-            return Page(
-                items=[wrap(inner, item) for item in value["items"]],
-                next_cursor=value.get("next_cursor"),
-            )
-        if head == "Vec":
-            return [wrap(inner, item) for item in value]
-        if head in ("Option", "Box", "Json"):
-            return wrap(inner, value)
+def parse_timestamp(text: str) -> _datetime.datetime:
+    """A UTC-aware datetime of the core's timestamp text."""
+    match = _TIMESTAMP.match(text)
+    if match is None:
+        raise ValueError(f"clm sent a timestamp Python cannot read: {text!r}")
+    date, time, fraction, zone = match.groups()
+    fraction = (fraction or "")[:6].ljust(6, "0")
+    zone = "+00:00" if zone in ("Z", "z") else zone
+    parsed = _datetime.datetime.fromisoformat(f"{date}T{time}.{fraction}{zone}")
+    return parsed.astimezone(_datetime.timezone.utc)
+
+
+def wrap(spec: Any, value: Any) -> Any:
+    """The Python form of `value`, which the core sent as `spec` (from the
+    generated tables): None leaves it as it is, ``"uuid"`` and
+    ``"datetime"`` convert text, a record name builds that record,
+    ``("list", spec)`` and ``("map", spec)`` convert each item."""
+    if value is None or spec is None:
         return value
-    record = RECORDS.get(head)
-    if record is not None and record is not Page:
-        return record._from_json(value)
-    return value
+    if spec == "uuid":
+        return _uuid.UUID(value)
+    if spec == "datetime":
+        return parse_timestamp(value)
+    if isinstance(spec, tuple):
+        kind, inner = spec
+        if kind == "list":
+            return [wrap(inner, item) for item in value]
+        return {key: wrap(inner, item) for key, item in value.items()}
+    record = RECORDS.get(spec)
+    if record is None:
+        raise TypeError(f"clm sent a {spec} this package has no class for (regenerate it)")
+    return record._from_json(value)
