@@ -132,6 +132,11 @@ def every_operation(c: clm.Clm, pem: str) -> None:
     expired: int = c.expire_stale_workflows(system, "2030-01-01T00:00:00Z")
     view = c.get_workflow_instance(system, view.instance.id)
 
+    active: clm.ActiveCertificatePage = c.active_certificates(system, {"organization_ids": [org.id]}, {"limit": 5})
+    soon: clm.ExpiringCertificatePage = c.expiring_certificates(system, 7)
+    people: clm.ActiveUserWithRolesPage = c.active_users_with_roles(system)
+    summary: clm.CertificateSummaryPage = c.certificate_summary(system, {"environment": "prod"})
+
     notes: clm.NotificationPage = c.list_notifications(system, True)
     notes = c.list_user_notifications(system, uid, unread_only=False)
     c.mark_notification_read(system, notes.items[0].id)

@@ -267,6 +267,12 @@ class UserUpdate(TypedDict, total=False):
     status: UserStatus | None
 
 
+class ViewFilter(TypedDict, total=False):
+    environment: str | None
+    organization_ids: Sequence[str | UUID] | None
+    owner_user_id: str | UUID | None
+
+
 class WorkflowDefinition(TypedDict, total=False):
     steps: Required[Sequence[WorkflowStepDefinition]]
     expires_after_hours: int | None
@@ -289,6 +295,53 @@ class AuditCheckpointInput(TypedDict, total=False):
     created_at: Required[str]
     key_id: Required[str]
     signature: Required[str]
+
+
+class ActiveCertificate(Record):
+    id: UUID
+    certificate_id: str
+    subject_dn: str
+    issuer_dn: str
+    serial_number: str
+    not_before: datetime
+    not_after: datetime
+    status: CertificateStatus
+    fingerprint_sha256: str
+    key_algorithm: str
+    key_size: int
+    signature_algorithm: str
+    is_ca: bool
+    certificate_kind: CertificateKind
+    subject_alternative_names: list[SubjectAlternativeName]
+    created_at: datetime
+    common_name: str | None
+    issuer_certificate_id: UUID | None
+    organization_id: UUID | None
+    owner_user_id: UUID | None
+    policy_id: UUID | None
+
+
+class ActiveCertificatePage(Page[ActiveCertificate]):
+    items: list[ActiveCertificate]
+    next_cursor: str | None
+
+
+class ActiveUserWithRoles(Record):
+    id: UUID
+    username: str
+    email: str
+    status: UserStatus
+    mfa_enabled: bool
+    created_at: datetime
+    role_names: list[str]
+    role_codes: list[str]
+    display_name: str | None
+    last_login_at: datetime | None
+
+
+class ActiveUserWithRolesPage(Page[ActiveUserWithRoles]):
+    items: list[ActiveUserWithRoles]
+    next_cursor: str | None
 
 
 class ApiKey(Record):
@@ -450,6 +503,29 @@ class CertificateRevocation(Record):
     revoked_by_user_id: UUID | None
 
 
+class CertificateSummary(Record):
+    id: UUID
+    certificate_id: UUID
+    tags: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+    application: str | None
+    common_name: str | None
+    environment: str | None
+    not_after: datetime | None
+    org_code: str | None
+    organization_id: UUID | None
+    organization_name: str | None
+    owner_email: str | None
+    owner_user_id: UUID | None
+    owner_username: str | None
+
+
+class CertificateSummaryPage(Page[CertificateSummary]):
+    items: list[CertificateSummary]
+    next_cursor: str | None
+
+
 class ChainBreak(Record):
     sequence_number: int
     reason: str
@@ -507,6 +583,32 @@ class EncryptionKey(Record):
     activated_at: datetime | None
     deleted_at: datetime | None
     retired_at: datetime | None
+
+
+class ExpiringCertificate(Record):
+    id: UUID
+    certificate_id: str
+    subject_dn: str
+    issuer_dn: str
+    serial_number: str
+    not_before: datetime
+    not_after: datetime
+    status: CertificateStatus
+    fingerprint_sha256: str
+    key_algorithm: str
+    key_size: int
+    is_ca: bool
+    certificate_kind: CertificateKind
+    days_until_expiry: int
+    common_name: str | None
+    organization_id: UUID | None
+    owner_user_id: UUID | None
+    policy_id: UUID | None
+
+
+class ExpiringCertificatePage(Page[ExpiringCertificate]):
+    items: list[ExpiringCertificate]
+    next_cursor: str | None
 
 
 class GeneratedCrl(Record):
@@ -1065,6 +1167,29 @@ class Clm:
     def expire_stale_workflows(self, actor: Actor, at: str | datetime | None = None) -> int: ...
     def pending_approvals(self, actor: Actor) -> list[PendingApproval]: ...
     def get_workflow_instance(self, actor: Actor, id: str | UUID) -> WorkflowInstanceView: ...
+    def active_certificates(
+        self,
+        actor: Actor,
+        filter: ViewFilter | None = None,
+        page: PageRequest | None = None,
+    ) -> ActiveCertificatePage: ...
+    def expiring_certificates(
+        self,
+        actor: Actor,
+        days: int | None = None,
+        page: PageRequest | None = None,
+    ) -> ExpiringCertificatePage: ...
+    def active_users_with_roles(
+        self,
+        actor: Actor,
+        page: PageRequest | None = None,
+    ) -> ActiveUserWithRolesPage: ...
+    def certificate_summary(
+        self,
+        actor: Actor,
+        filter: ViewFilter | None = None,
+        page: PageRequest | None = None,
+    ) -> CertificateSummaryPage: ...
     def list_notifications(
         self,
         actor: Actor,

@@ -366,6 +366,22 @@ OPERATIONS: dict[str, Operation] = {
         (('id', True, 'uuid'),),
         'WorkflowInstanceView', None,
         'One workflow instance with its steps.'),
+    'active_certificates': Operation('active_certificates', 'views', True, 'value',
+        (('filter', False, 'dict'), ('page', False, 'dict')),
+        'ActiveCertificatePage', None,
+        'Certificates in service (active or expiring), without PEM, paginated.'),
+    'expiring_certificates': Operation('expiring_certificates', 'views', True, 'value',
+        (('days', False, 'int'), ('page', False, 'dict')),
+        'ExpiringCertificatePage', None,
+        'Certificates in service expiring within `days` (1 to 30), soonest first.'),
+    'active_users_with_roles': Operation('active_users_with_roles', 'views', True, 'value',
+        (('page', False, 'dict'),),
+        'ActiveUserWithRolesPage', None,
+        'Active users with their role codes and names, paginated.'),
+    'certificate_summary': Operation('certificate_summary', 'views', True, 'value',
+        (('filter', False, 'dict'), ('page', False, 'dict')),
+        'CertificateSummaryPage', None,
+        'Certificate metadata with owner and organization, paginated.'),
     'list_notifications': Operation('list_notifications', 'notifications', True, 'value',
         (('unread_only', False, 'bool'), ('page', False, 'dict')),
         'NotificationPage', None,
@@ -889,6 +905,41 @@ class Operations:
     def get_workflow_instance(self, actor: Actor, id: str | UUID) -> WorkflowInstanceView:
         """One workflow instance with its steps."""
         return self._call("get_workflow_instance", actor, {"id": id})
+
+    def active_certificates(
+        self,
+        actor: Actor,
+        filter: ViewFilter | None = None,
+        page: PageRequest | None = None,
+    ) -> ActiveCertificatePage:
+        """Certificates in service (active or expiring), without PEM, paginated."""
+        return self._call("active_certificates", actor, {"filter": filter, "page": page})
+
+    def expiring_certificates(
+        self,
+        actor: Actor,
+        days: int | None = None,
+        page: PageRequest | None = None,
+    ) -> ExpiringCertificatePage:
+        """Certificates in service expiring within `days` (1 to 30), soonest first."""
+        return self._call("expiring_certificates", actor, {"days": days, "page": page})
+
+    def active_users_with_roles(
+        self,
+        actor: Actor,
+        page: PageRequest | None = None,
+    ) -> ActiveUserWithRolesPage:
+        """Active users with their role codes and names, paginated."""
+        return self._call("active_users_with_roles", actor, {"page": page})
+
+    def certificate_summary(
+        self,
+        actor: Actor,
+        filter: ViewFilter | None = None,
+        page: PageRequest | None = None,
+    ) -> CertificateSummaryPage:
+        """Certificate metadata with owner and organization, paginated."""
+        return self._call("certificate_summary", actor, {"filter": filter, "page": page})
 
     def list_notifications(
         self,
@@ -1447,6 +1498,41 @@ class AsyncOperations:
     async def get_workflow_instance(self, actor: Actor, id: str | UUID) -> WorkflowInstanceView:
         """One workflow instance with its steps."""
         return await self._call("get_workflow_instance", actor, {"id": id})
+
+    async def active_certificates(
+        self,
+        actor: Actor,
+        filter: ViewFilter | None = None,
+        page: PageRequest | None = None,
+    ) -> ActiveCertificatePage:
+        """Certificates in service (active or expiring), without PEM, paginated."""
+        return await self._call("active_certificates", actor, {"filter": filter, "page": page})
+
+    async def expiring_certificates(
+        self,
+        actor: Actor,
+        days: int | None = None,
+        page: PageRequest | None = None,
+    ) -> ExpiringCertificatePage:
+        """Certificates in service expiring within `days` (1 to 30), soonest first."""
+        return await self._call("expiring_certificates", actor, {"days": days, "page": page})
+
+    async def active_users_with_roles(
+        self,
+        actor: Actor,
+        page: PageRequest | None = None,
+    ) -> ActiveUserWithRolesPage:
+        """Active users with their role codes and names, paginated."""
+        return await self._call("active_users_with_roles", actor, {"page": page})
+
+    async def certificate_summary(
+        self,
+        actor: Actor,
+        filter: ViewFilter | None = None,
+        page: PageRequest | None = None,
+    ) -> CertificateSummaryPage:
+        """Certificate metadata with owner and organization, paginated."""
+        return await self._call("certificate_summary", actor, {"filter": filter, "page": page})
 
     async def list_notifications(
         self,

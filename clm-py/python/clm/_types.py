@@ -280,6 +280,14 @@ class UserUpdate(TypedDict, total=False):
     status: UserStatus | None
 
 
+class ViewFilter(TypedDict, total=False):
+    """What a view listing may be narrowed to; every set field must match."""
+
+    environment: str | None
+    organization_ids: Sequence[str | UUID] | None
+    owner_user_id: str | UUID | None
+
+
 class WorkflowDefinition(TypedDict, total=False):
     """`workflows.workflow_definition`."""
 
@@ -321,6 +329,73 @@ class AuditCheckpointInput(TypedDict, total=False):
     created_at: Required[str]
     key_id: Required[str]
     signature: Required[str]
+
+
+class ActiveCertificate(Record):
+    """A `ActiveCertificate` record."""
+
+    _fields = ('id', 'certificate_id', 'subject_dn', 'issuer_dn', 'serial_number', 'not_before', 'not_after', 'status', 'fingerprint_sha256', 'key_algorithm', 'key_size', 'signature_algorithm', 'is_ca', 'certificate_kind', 'subject_alternative_names', 'created_at', 'common_name', 'issuer_certificate_id', 'organization_id', 'owner_user_id', 'policy_id',)
+    _decode = {'id': 'uuid', 'not_before': 'datetime', 'not_after': 'datetime', 'created_at': 'datetime', 'issuer_certificate_id': 'uuid', 'organization_id': 'uuid', 'owner_user_id': 'uuid', 'policy_id': 'uuid'}
+
+    id: UUID
+    certificate_id: str
+    subject_dn: str
+    issuer_dn: str
+    serial_number: str
+    not_before: datetime
+    not_after: datetime
+    status: CertificateStatus
+    fingerprint_sha256: str
+    key_algorithm: str
+    key_size: int
+    signature_algorithm: str
+    is_ca: bool
+    certificate_kind: CertificateKind
+    subject_alternative_names: list[SubjectAlternativeName]
+    created_at: datetime
+    common_name: str | None
+    issuer_certificate_id: UUID | None
+    organization_id: UUID | None
+    owner_user_id: UUID | None
+    policy_id: UUID | None
+
+
+class ActiveCertificatePage(Page["ActiveCertificate"]):
+    """One page of rows and the cursor of the next page (None on the last page)."""
+
+    _fields = ('items', 'next_cursor',)
+    _decode = {'items': ('list', 'ActiveCertificate')}
+
+    items: list[ActiveCertificate]
+    next_cursor: str | None
+
+
+class ActiveUserWithRoles(Record):
+    """A `ActiveUserWithRoles` record."""
+
+    _fields = ('id', 'username', 'email', 'status', 'mfa_enabled', 'created_at', 'role_names', 'role_codes', 'display_name', 'last_login_at',)
+    _decode = {'id': 'uuid', 'created_at': 'datetime', 'last_login_at': 'datetime'}
+
+    id: UUID
+    username: str
+    email: str
+    status: UserStatus
+    mfa_enabled: bool
+    created_at: datetime
+    role_names: list[str]
+    role_codes: list[str]
+    display_name: str | None
+    last_login_at: datetime | None
+
+
+class ActiveUserWithRolesPage(Page["ActiveUserWithRoles"]):
+    """One page of rows and the cursor of the next page (None on the last page)."""
+
+    _fields = ('items', 'next_cursor',)
+    _decode = {'items': ('list', 'ActiveUserWithRoles')}
+
+    items: list[ActiveUserWithRoles]
+    next_cursor: str | None
 
 
 class ApiKey(Record):
@@ -553,6 +628,39 @@ class CertificateRevocation(Record):
     revoked_by_user_id: UUID | None
 
 
+class CertificateSummary(Record):
+    """A `CertificateSummary` record."""
+
+    _fields = ('id', 'certificate_id', 'tags', 'created_at', 'updated_at', 'application', 'common_name', 'environment', 'not_after', 'org_code', 'organization_id', 'organization_name', 'owner_email', 'owner_user_id', 'owner_username',)
+    _decode = {'id': 'uuid', 'certificate_id': 'uuid', 'created_at': 'datetime', 'updated_at': 'datetime', 'not_after': 'datetime', 'organization_id': 'uuid', 'owner_user_id': 'uuid'}
+
+    id: UUID
+    certificate_id: UUID
+    tags: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+    application: str | None
+    common_name: str | None
+    environment: str | None
+    not_after: datetime | None
+    org_code: str | None
+    organization_id: UUID | None
+    organization_name: str | None
+    owner_email: str | None
+    owner_user_id: UUID | None
+    owner_username: str | None
+
+
+class CertificateSummaryPage(Page["CertificateSummary"]):
+    """One page of rows and the cursor of the next page (None on the last page)."""
+
+    _fields = ('items', 'next_cursor',)
+    _decode = {'items': ('list', 'CertificateSummary')}
+
+    items: list[CertificateSummary]
+    next_cursor: str | None
+
+
 class ChainBreak(Record):
     """The first problem found in a chain."""
 
@@ -650,6 +758,42 @@ class EncryptionKey(Record):
     activated_at: datetime | None
     deleted_at: datetime | None
     retired_at: datetime | None
+
+
+class ExpiringCertificate(Record):
+    """A `ExpiringCertificate` record."""
+
+    _fields = ('id', 'certificate_id', 'subject_dn', 'issuer_dn', 'serial_number', 'not_before', 'not_after', 'status', 'fingerprint_sha256', 'key_algorithm', 'key_size', 'is_ca', 'certificate_kind', 'days_until_expiry', 'common_name', 'organization_id', 'owner_user_id', 'policy_id',)
+    _decode = {'id': 'uuid', 'not_before': 'datetime', 'not_after': 'datetime', 'organization_id': 'uuid', 'owner_user_id': 'uuid', 'policy_id': 'uuid'}
+
+    id: UUID
+    certificate_id: str
+    subject_dn: str
+    issuer_dn: str
+    serial_number: str
+    not_before: datetime
+    not_after: datetime
+    status: CertificateStatus
+    fingerprint_sha256: str
+    key_algorithm: str
+    key_size: int
+    is_ca: bool
+    certificate_kind: CertificateKind
+    days_until_expiry: int
+    common_name: str | None
+    organization_id: UUID | None
+    owner_user_id: UUID | None
+    policy_id: UUID | None
+
+
+class ExpiringCertificatePage(Page["ExpiringCertificate"]):
+    """One page of rows and the cursor of the next page (None on the last page)."""
+
+    _fields = ('items', 'next_cursor',)
+    _decode = {'items': ('list', 'ExpiringCertificate')}
+
+    items: list[ExpiringCertificate]
+    next_cursor: str | None
 
 
 class GeneratedCrl(Record):
@@ -1222,9 +1366,14 @@ __all__ = [
     "SubjectAlternativeName",
     "UserFilter",
     "UserUpdate",
+    "ViewFilter",
     "WorkflowDefinition",
     "WorkflowStepDefinition",
     "AuditCheckpointInput",
+    "ActiveCertificate",
+    "ActiveCertificatePage",
+    "ActiveUserWithRoles",
+    "ActiveUserWithRolesPage",
     "ApiKey",
     "ApiKeyPage",
     "ApprovalDecision",
@@ -1237,6 +1386,8 @@ __all__ = [
     "CertificatePage",
     "CertificateRequest",
     "CertificateRevocation",
+    "CertificateSummary",
+    "CertificateSummaryPage",
     "ChainBreak",
     "ChainReport",
     "CreatedApiKey",
@@ -1245,6 +1396,8 @@ __all__ = [
     "DataKeyStatus",
     "DryRunReport",
     "EncryptionKey",
+    "ExpiringCertificate",
+    "ExpiringCertificatePage",
     "GeneratedCrl",
     "ImportReport",
     "IssuanceOutcome",

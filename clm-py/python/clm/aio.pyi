@@ -7,6 +7,10 @@ from datetime import datetime
 from uuid import UUID
 
 from clm import (
+    ActiveCertificate,
+    ActiveCertificatePage,
+    ActiveUserWithRoles,
+    ActiveUserWithRolesPage,
     Actor,
     ActorKindName,
     ActorType,
@@ -30,6 +34,8 @@ from clm import (
     CertificateSearch,
     CertificateSource,
     CertificateStatus,
+    CertificateSummary,
+    CertificateSummaryPage,
     ChainBreak,
     ChainReport,
     CreatedApiKey,
@@ -40,6 +46,8 @@ from clm import (
     DryRunReport,
     EncryptionKey,
     ErrorCode,
+    ExpiringCertificate,
+    ExpiringCertificatePage,
     GeneratedCrl,
     ImportInput,
     ImportReport,
@@ -99,6 +107,7 @@ from clm import (
     UserRole,
     UserStatus,
     UserUpdate,
+    ViewFilter,
     Violation,
     Workflow,
     WorkflowDefinition,
@@ -336,6 +345,29 @@ class Clm:
     async def expire_stale_workflows(self, actor: Actor, at: str | datetime | None = None) -> int: ...
     async def pending_approvals(self, actor: Actor) -> list[PendingApproval]: ...
     async def get_workflow_instance(self, actor: Actor, id: str | UUID) -> WorkflowInstanceView: ...
+    async def active_certificates(
+        self,
+        actor: Actor,
+        filter: ViewFilter | None = None,
+        page: PageRequest | None = None,
+    ) -> ActiveCertificatePage: ...
+    async def expiring_certificates(
+        self,
+        actor: Actor,
+        days: int | None = None,
+        page: PageRequest | None = None,
+    ) -> ExpiringCertificatePage: ...
+    async def active_users_with_roles(
+        self,
+        actor: Actor,
+        page: PageRequest | None = None,
+    ) -> ActiveUserWithRolesPage: ...
+    async def certificate_summary(
+        self,
+        actor: Actor,
+        filter: ViewFilter | None = None,
+        page: PageRequest | None = None,
+    ) -> CertificateSummaryPage: ...
     async def list_notifications(
         self,
         actor: Actor,
