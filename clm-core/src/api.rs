@@ -5,10 +5,10 @@
 //! object of named arguments; this module parses and validates the input
 //! (naming the field that is wrong), runs the service operation and returns
 //! the record in its `serde` form. The bindings therefore never parse input
-//! themselves, and [`OPERATIONS`] is the one list a binding is checked
-//! against: every public operation of [`Clm`](crate::Clm) is in it (a test
-//! reads the service sources to make sure), and every binding's parity test
-//! compares what it exposes with it.
+//! themselves. [`describe`] is the API as data (`bindings/api.json`), which
+//! every binding is generated from: every public operation of
+//! [`Clm`](crate::Clm) is in it (a test reads the service sources to make
+//! sure), with its arguments' and result's JSON Schemas.
 
 mod inputs;
 mod operations;
@@ -43,24 +43,6 @@ pub struct Operation {
     /// Whether it needs an actor (every operation but login, session and
     /// API key validation, and the handle operations).
     pub needs_actor: bool,
-    /// Its named arguments, in order.
-    pub params: &'static [Param],
-    /// What it returns, in the bindings' type notation: a record name
-    /// (`Certificate`), `Page<Record>`, `List<Record>`, `Actor`, `Count`,
-    /// `Text`, `Bool` or `Nothing`.
-    pub returns: &'static str,
-}
-
-/// One named argument of an [`Operation`].
-#[derive(Debug, Clone, Copy, Serialize)]
-pub struct Param {
-    pub name: &'static str,
-    /// The argument's type in the bindings' notation: `Text`, `Int`,
-    /// `Bool`, `Timestamp` (RFC 3339 text), an id type (`CertificateId`,
-    /// text), an input object (`IssueInput`), `List<T>`, `Json`.
-    pub kind: &'static str,
-    /// Whether it may be left out (Option, or a documented default).
-    pub optional: bool,
 }
 
 impl Operation {
@@ -357,11 +339,8 @@ mod tests {
         }
         let issue = Operation::find("issue_certificate").expect("issue_certificate is listed");
         assert!(issue.needs_actor);
-        assert_eq!(issue.params[0].name, "request");
-        assert!(!issue.params[0].optional);
-        let list = Operation::find("list_users").expect("list_users is listed");
-        assert!(list.params.iter().all(|param| param.optional));
-        assert_eq!(list.returns.replace(' ', ""), "Page<User>");
+        let login = Operation::find("authenticate").expect("authenticate is listed");
+        assert!(!login.needs_actor);
     }
 }
 

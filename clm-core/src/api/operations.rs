@@ -1,15 +1,15 @@
 //! The operation table: one entry per operation, grouped by the core module
 //! that implements it. Each entry declares its named arguments (parsed with
 //! `deny_unknown_fields`, so a misspelt argument is refused by name), what
-//! it returns, and the call it makes; the macro turns the entries into both
-//! [`OPERATIONS`] and the dispatcher, so the two cannot drift apart.
+//! it returns, and the call it makes; the macro turns the entries into
+//! [`OPERATIONS`], the dispatcher and the description, so none can drift.
 
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
 use super::inputs::{ImportInput, IssueInput, MasterKeyInput, OpenOptions};
 use super::records::{ClmHandle, CreatedApiKey, CsrBundle, LoginResult, MfaEnrollment, SecretText};
-use super::{Operation, Param, ProgressSink, Reply, describe_actor, progress_value, record};
+use super::{Operation, ProgressSink, Reply, describe_actor, progress_value, record};
 use crate::crypto::{
     DistinguishedName, KeyAlgorithm, KeyPair, PemLabel, SecretString, build_csr, der_to_pem,
 };
@@ -89,12 +89,6 @@ macro_rules! operations {
                 module: stringify!($module),
                 summary: concat!($($doc),+),
                 needs_actor: operations!(@needs $who),
-                params: &[ $( Param {
-                    name: stringify!($arg),
-                    kind: stringify!($ty),
-                    optional: operations!(@has_default $($default)?) || is_option(stringify!($ty)),
-                } ),* ],
-                returns: stringify!($ret),
             } ),*
         ];
 
