@@ -14,10 +14,10 @@ use sqlx::{PgConnection, PgPool, Postgres, Sqlite, SqliteConnection, SqlitePool}
 
 use crate::{Error, Result};
 
-static POSTGRES_SECURE: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres/secure");
-static POSTGRES_CORE: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres/core");
-static SQLITE_SECURE: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite/secure");
-static SQLITE_CORE: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite/core");
+static POSTGRES_SECURE: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres/secure");
+static POSTGRES_CORE: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres/core");
+static SQLITE_SECURE: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite/secure");
+static SQLITE_CORE: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite/core");
 
 /// How long a SQLite writer waits for the write lock.
 pub const SQLITE_BUSY_TIMEOUT_MS: u64 = 30_000;

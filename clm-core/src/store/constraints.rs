@@ -290,7 +290,7 @@ mod tests {
     #[test]
     fn every_key_is_in_both_schemas() {
         let read = |dir: &str| -> String {
-            let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../migrations/");
+            let root = concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/");
             let mut text = String::new();
             for db in ["secure", "core"] {
                 let path = format!("{root}{dir}/{db}");
