@@ -10,10 +10,10 @@ use clm::crypto::{
     SecretString, build_certificate, parse_certificate_der,
 };
 use clm::model::{
-    Certificate, CertificateId, CertificateKind, OrganizationId, Permissions, PolicyRules,
-    RevocationReason, SubjectAlternativeName,
+    Certificate, CertificateId, CertificateKind, OrganizationId, PolicyRules, RevocationReason,
+    SubjectAlternativeName,
 };
-use clm::service::access::{NewOrganization, NewRole, ROLE_APPROVER};
+use clm::service::access::ROLE_APPROVER;
 use clm::service::authorities::NewCertificateAuthority;
 use clm::service::identity::NewUser;
 use clm::service::inventory::{CertificateSearch, ImportReport, ImportRequest};
@@ -23,6 +23,7 @@ use clm::store::{PageRequest, Value};
 use clm::{Actor, Clm, ErrorCode, SecuritySettings};
 
 use crate::common::{on_both_keyed, raw, unique};
+use crate::members::{Member, member};
 
 fn security() -> SecuritySettings {
     SecuritySettings {
@@ -43,58 +44,10 @@ const OPERATOR_LIKE: &[(&str, &[&str])] = &[
 ];
 
 /// An organization and one member holding an operator-like role scoped to it.
-struct Tenant {
-    org: OrganizationId,
-    actor: Actor,
-}
+type Tenant = Member;
 
 async fn tenant(clm: &Clm, tag: &str) -> Tenant {
-    let system = clm.system_actor();
-    let org = clm
-        .create_organization(
-            &system,
-            NewOrganization {
-                org_code: unique(tag),
-                name: format!("Tenant {tag}"),
-                ..Default::default()
-            },
-        )
-        .await
-        .expect("organization")
-        .id;
-    let role = clm
-        .create_role(
-            &system,
-            NewRole {
-                role_code: unique(&format!("OPS-{tag}")),
-                role_name: format!("Operators of {tag}"),
-                description: None,
-                permissions: Permissions::from_pairs(OPERATOR_LIKE),
-                organization_id: Some(org),
-            },
-        )
-        .await
-        .expect("role");
-    let name = unique(tag);
-    let user = clm
-        .create_user(
-            &system,
-            NewUser {
-                username: name.clone(),
-                email: format!("{name}@example.com"),
-                display_name: None,
-                password: None,
-                organization_id: Some(org),
-            },
-        )
-        .await
-        .expect("user")
-        .id;
-    clm.assign_role(&system, user, role.id)
-        .await
-        .expect("assign role");
-    let actor = clm.actor_for_user(user).await.expect("actor");
-    Tenant { org, actor }
+    member(clm, tag, OPERATOR_LIKE).await
 }
 
 struct Ca {

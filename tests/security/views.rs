@@ -9,68 +9,14 @@ use clm::crypto::{
     build_certificate, der_to_pem,
 };
 use clm::model::{CertificateKind, OrganizationId, Permissions, SubjectAlternativeName};
-use clm::service::access::{NewOrganization, NewRole};
-use clm::service::identity::NewUser;
+use clm::service::identity::NewApiKey;
 use clm::service::inventory::ImportRequest;
 use clm::service::views::ViewFilter;
 use clm::store::PageRequest;
-use clm::{Actor, Clm, ErrorCode, SecuritySettings};
+use clm::{Clm, ErrorCode, SecuritySettings};
 
-use crate::common::{on_both_keyed, unique};
-
-/// An organization and a member whose role (scoped to it) holds `grants`.
-async fn member(
-    clm: &Clm,
-    tag: &str,
-    grants: &[(&str, &[&str])],
-) -> (OrganizationId, Actor, clm::model::UserId) {
-    let system = clm.system_actor();
-    let org = clm
-        .create_organization(
-            &system,
-            NewOrganization {
-                org_code: unique(tag),
-                name: format!("Tenant {tag}"),
-                ..Default::default()
-            },
-        )
-        .await
-        .expect("organization")
-        .id;
-    let role = clm
-        .create_role(
-            &system,
-            NewRole {
-                role_code: unique(&format!("VIEW-{tag}")),
-                role_name: format!("Viewers of {tag}"),
-                description: None,
-                permissions: Permissions::from_pairs(grants),
-                organization_id: Some(org),
-            },
-        )
-        .await
-        .expect("role");
-    let name = unique(tag);
-    let user = clm
-        .create_user(
-            &system,
-            NewUser {
-                username: name.clone(),
-                email: format!("{name}@example.com"),
-                display_name: None,
-                password: None,
-                organization_id: Some(org),
-            },
-        )
-        .await
-        .expect("user")
-        .id;
-    clm.assign_role(&system, user, role.id)
-        .await
-        .expect("assign role");
-    let actor = clm.actor_for_user(user).await.expect("actor");
-    (org, actor, user)
-}
+use crate::common::on_both_keyed;
+use crate::members::member;
 
 /// A self-signed TLS certificate named `cn` that expires in `days`.
 fn expiring_pem(cn: &str, days: i64) -> String {
@@ -115,8 +61,10 @@ fn security() -> SecuritySettings {
 #[tokio::test]
 async fn views_show_a_tenant_its_own_and_shared_rows_only() {
     on_both_keyed(security(), |clm| async move {
-        let (org_a, alice, alice_id) = member(&clm, "a", READER).await;
-        let (org_b, bob, bob_id) = member(&clm, "b", READER).await;
+        let alice_member = member(&clm, "a", READER).await;
+        let (org_a, alice, alice_id) = (alice_member.org, alice_member.actor, alice_member.user);
+        let bob_member = member(&clm, "b", READER).await;
+        let (org_b, bob, bob_id) = (bob_member.org, bob_member.actor, bob_member.user);
         import(&clm, Some(org_a), "a.example.com", 10).await;
         import(&clm, Some(org_b), "b.example.com", 10).await;
         import(&clm, None, "shared.example.com", 10).await;
@@ -189,7 +137,8 @@ async fn views_show_a_tenant_its_own_and_shared_rows_only() {
 #[tokio::test]
 async fn views_refuse_actors_without_the_tables_read_permission() {
     on_both_keyed(security(), |clm| async move {
-        let (org, auditor, _) = member(&clm, "aud", &[("audit", &["read"])]).await;
+        let auditor_member = member(&clm, "aud", &[("audit", &["read"])]).await;
+        let (org, auditor) = (auditor_member.org, auditor_member.actor);
         import(&clm, Some(org), "hidden.example.com", 10).await;
         let page = PageRequest::first(10);
         let all = ViewFilter::default();
@@ -216,9 +165,64 @@ async fn views_refuse_actors_without_the_tables_read_permission() {
 }
 
 #[tokio::test]
+async fn a_narrower_api_key_reads_only_the_views_its_scopes_allow() {
+    on_both_keyed(security(), |clm| async move {
+        let reader = member(
+            &clm,
+            "key",
+            &[
+                ("certificates", &["read"]),
+                ("users", &["read"]),
+                ("api_keys", &["create"]),
+            ],
+        )
+        .await;
+        import(&clm, Some(reader.org), "keyed.example.com", 10).await;
+        let created = clm
+            .create_api_key(
+                &reader.actor,
+                NewApiKey {
+                    name: "users only".into(),
+                    scopes: Some(Permissions::from_pairs(&[("users", &["read"])])),
+                    ..Default::default()
+                },
+            )
+            .await
+            .expect("key");
+        let key = clm
+            .authenticate_api_key(created.key.expose())
+            .await
+            .expect("key actor");
+        let page = PageRequest::first(10);
+        let all = ViewFilter::default();
+        for outcome in [
+            clm.active_certificates(&key, &all, &page).await.map(|_| ()),
+            clm.expiring_certificates(&key, 30, &page).await.map(|_| ()),
+            clm.certificate_summary(&key, &all, &page).await.map(|_| ()),
+        ] {
+            let err = outcome.expect_err("the key holds no certificates:read");
+            assert_eq!(err.code(), ErrorCode::PermissionDenied, "{err}");
+        }
+        let users = clm
+            .active_users_with_roles(&key, &page)
+            .await
+            .expect("users:read is in scope");
+        assert!(users.items.iter().any(|u| u.id == reader.user));
+        // The owner, unnarrowed, still reads the certificates.
+        let own = clm
+            .active_certificates(&reader.actor, &all, &page)
+            .await
+            .expect("owner");
+        assert_eq!(own.items.len(), 1);
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn expiring_days_outside_the_views_window_is_invalid_input_naming_days() {
     on_both_keyed(security(), |clm| async move {
-        let (org, reader, _) = member(&clm, "days", READER).await;
+        let reader_member = member(&clm, "days", READER).await;
+        let (org, reader, _) = (reader_member.org, reader_member.actor, reader_member.user);
         import(&clm, Some(org), "soon.example.com", 5).await;
         import(&clm, Some(org), "later.example.com", 20).await;
         let page = PageRequest::first(10);

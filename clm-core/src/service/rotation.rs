@@ -143,6 +143,14 @@ pub(crate) async fn lock_data_keys(conn: &mut Conn<'_>, exclusive: bool) -> Resu
     conn.lock_for_transaction(Lock::DataKeys, exclusive).await
 }
 
+/// The distinct data keys `keys` are sealed under.
+pub(crate) fn data_key_ids(keys: &[PrivateKeyRecord]) -> Vec<EncryptionKeyId> {
+    let mut ids: Vec<EncryptionKeyId> = keys.iter().map(|k| k.encryption_key_id).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    ids
+}
+
 fn aad_refs(parts: &[String; 3]) -> [&str; 3] {
     [&parts[0], &parts[1], &parts[2]]
 }
@@ -840,10 +848,7 @@ impl Clm {
             return Ok(());
         }
         lock_data_keys(conn, false).await?;
-        let mut ids: Vec<EncryptionKeyId> = keys.iter().map(|k| k.encryption_key_id).collect();
-        ids.sort_unstable();
-        ids.dedup();
-        let retired = encryption_keys::retired_among(conn, &ids).await?;
+        let retired = encryption_keys::retired_among(conn, &data_key_ids(keys)).await?;
         self.reseal_off(conn, keys, &retired).await
     }
 
@@ -866,10 +871,7 @@ impl Clm {
             .filter(|k| flagged.contains(&k.id))
             .cloned()
             .collect();
-        let mut ids: Vec<EncryptionKeyId> = stale.iter().map(|k| k.encryption_key_id).collect();
-        ids.sort_unstable();
-        ids.dedup();
-        let retired = encryption_keys::retired_among(conn, &ids).await?;
+        let retired = encryption_keys::retired_among(conn, &data_key_ids(&stale)).await?;
         self.reseal_off(conn, &mut stale, &retired).await?;
         for key in &stale {
             private_keys::update(conn, key).await?;

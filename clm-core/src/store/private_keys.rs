@@ -269,9 +269,7 @@ pub async fn insert_many_naming_retired(
     }
     // SQLite: the write lock is held; a second statement costs no round trip.
     insert_many(conn, keys).await?;
-    let mut ids: Vec<EncryptionKeyId> = keys.iter().map(|k| k.encryption_key_id).collect();
-    ids.sort_unstable();
-    ids.dedup();
+    let ids = crate::service::rotation::data_key_ids(keys);
     let retired_keys = crate::store::encryption_keys::retired_among(conn, &ids).await?;
     Ok(keys
         .iter()
