@@ -1,15 +1,5 @@
-//! # clm — embeddable certificate lifecycle management
-//!
-//! `clm` keeps an organization's X.509 certificates, their sealed private keys,
-//! CSRs, revocations and CRLs, policies, approval workflows and two append-only
-//! audit trails, on SQLite (embedded default) or PostgreSQL (reference backend).
-//!
-//! ```no_run
-//! # async fn demo() -> clm::Result<()> {
-//! let clm = clm::Clm::open(clm::ClmConfig::sqlite("./clm-data")).await?;
-//! clm.close().await;
-//! # Ok(()) }
-//! ```
+#![doc = include_str!("../README.md")]
+#![warn(missing_docs)]
 
 pub mod api;
 pub mod config;
@@ -179,5 +169,24 @@ impl Clm {
 
     pub fn config(&self) -> &ClmConfig {
         &self.inner.config
+    }
+}
+
+#[cfg(test)]
+mod readme_tests {
+    /// The repository's README shows the crate README's program (the one
+    /// compiled and run as this crate's doctest): the two must not drift.
+    #[test]
+    fn the_repository_readme_shows_the_doctested_program() {
+        let rust_block = |text: &str| {
+            let start = text.find("```rust\n").map(|at| at + "```rust\n".len());
+            start.and_then(|start| text[start..].find("```").map(|end| text[start..start + end].to_string()))
+        };
+        let crate_readme = rust_block(include_str!("../README.md"));
+        let top = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md");
+        // The published crate has no repository README around it.
+        let Ok(top) = std::fs::read_to_string(top) else { return };
+        assert!(crate_readme.is_some(), "clm-core/README.md has no rust block");
+        assert_eq!(rust_block(&top), crate_readme, "README.md's Rust program differs from clm-core/README.md's");
     }
 }
