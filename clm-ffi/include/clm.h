@@ -37,6 +37,16 @@
 #include <stdbool.h>
 
 /*
+ * The version of libclm this header belongs to (clm-ffi's Cargo.toml).
+ * clm_version() returns the version of the library loaded at run time;
+ * the shared library's soname changes with the major version.
+ */
+#define CLM_VERSION_MAJOR 0
+#define CLM_VERSION_MINOR 1
+#define CLM_VERSION_PATCH 0
+#define CLM_VERSION_STRING "0.1.0"
+
+/*
  The result of every fallible function: `CLM_OK` (0) or the number of a
  clm error code (stable, never reused). After a failure,
  `clm_last_error_message` and `clm_last_error_json` tell what went wrong.
@@ -140,7 +150,10 @@ extern "C" {
 #endif // __cplusplus
 
 /*
- The library version as a static NUL-terminated string (never freed).
+ The version of the library loaded at run time (`"0.1.0"`), a static
+ NUL-terminated string (never freed). A program compares it with the
+ header's `CLM_VERSION_STRING` to notice a library other than the one it
+ was compiled against.
  */
 const char *clm_version(void);
 

@@ -40,7 +40,10 @@ impl From<ErrorCode> for clm_status {
     }
 }
 
-/// The library version as a static NUL-terminated string (never freed).
+/// The version of the library loaded at run time (`"0.1.0"`), a static
+/// NUL-terminated string (never freed). A program compares it with the
+/// header's `CLM_VERSION_STRING` to notice a library other than the one it
+/// was compiled against.
 #[unsafe(no_mangle)]
 pub extern "C" fn clm_version() -> *const c_char {
     static VERSION: &CStr =

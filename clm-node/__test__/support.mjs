@@ -8,7 +8,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 const require = createRequire(import.meta.url)
-/** CLM_NODE_PACKAGE points at an installed package (dist/node); default: clm-node/. */
+/** CLM_NODE_PACKAGE points at an installed package (node_modules/clm); default: clm-node/. */
 export const packageDir = process.env.CLM_NODE_PACKAGE ?? fileURLToPath(new URL('..', import.meta.url))
 export const clm = require(packageDir)
 

@@ -6,8 +6,8 @@
  *
  *     cc -o pki examples/c/pki.c $(pkg-config --cflags --libs clm) && ./pki OUT_DIR
  *
- * (with PKG_CONFIG_PATH=dist/c/lib/pkgconfig and LD_LIBRARY_PATH=dist/c/lib
- * after scripts/dist). Data lives in SQLite under OUT_DIR unless
+ * (after scripts/install PREFIX, with PKG_CONFIG_PATH=PREFIX/lib/pkgconfig
+ * and LD_LIBRARY_PATH=PREFIX/lib unless PREFIX is a system one). Data lives in SQLite under OUT_DIR unless
  * CLM_SECURE_DATABASE_URL and CLM_CORE_DATABASE_URL are set. With no master
  * key configured (CLM_MASTER_KEY / CLM_MASTER_KEY_FILE) it uses
  * OUT_DIR/master.key, creating it on first run. Writes into OUT_DIR:

@@ -15,7 +15,7 @@
 //     openssl verify -CAfile OUT_DIR/root.pem -untrusted OUT_DIR/intermediate.pem OUT_DIR/server.pem
 //     openssl crl -in OUT_DIR/crl.pem -CAfile OUT_DIR/intermediate.pem -noout -text
 //
-// The package is `clm` (npm install ./dist/node); CLM_NODE_PACKAGE points at
+// The package is `clm` (npm install dist/node/*.tgz); CLM_NODE_PACKAGE points at
 // another folder, and from a checkout it falls back to clm-node/.
 import { randomUUID } from 'node:crypto'
 import { chmodSync, existsSync, mkdirSync, writeFileSync } from 'node:fs'
