@@ -261,7 +261,7 @@ pub(crate) async fn maintain(
                 (false, false) => return Ok(()),
             };
             let started = Instant::now();
-            let (tables, refused) = pg_maintainable_tables(&mut **c).await?;
+            let (tables, refused) = pg_maintainable_tables(c).await?;
             if !tables.is_empty() {
                 // Names come from the catalog, quoted by format('%I').
                 let sql = format!("{statement} {}", tables.join(", "));
