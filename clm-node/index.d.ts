@@ -445,6 +445,7 @@ export interface DatabaseStats {
    * the file system); None on PostgreSQL, which reports dead rows per table.
    */
   free_pages?: number | null
+  /** Every index, by table and name. */
   indexes: IndexStats[]
   /** What this backend cannot report, said once. */
   notes: string[]
@@ -454,6 +455,7 @@ export interface DatabaseStats {
   pool: PoolStats
   /** The read-replica pool, when one is configured. */
   replica_pool?: PoolStats | null
+  /** Every table, by name. */
   tables: TableStats[]
   /**
    * The whole database: PostgreSQL `pg_database_size`; SQLite page count
@@ -464,8 +466,11 @@ export interface DatabaseStats {
 
 /** [`Clm::database_stats`]: both databases, as of `taken_at`. */
 export interface DatabaseStatsReport {
+  /** The core database (users, policies, workflows, audit trail). */
   core: DatabaseStats
+  /** The secure database (certificates, keys, secure audit trail). */
   secure: DatabaseStats
+  /** When the figures were read. */
   taken_at: string
 }
 
@@ -618,13 +623,16 @@ export interface ImportReport {
 
 /** One index's size and use. */
 export interface IndexStats {
+  /** Its size (SQLite: from `dbstat`, None without it). */
   bytes?: number | null
+  /** The index's name. */
   name: string
   /**
    * Index scans since the statistics were last reset (`idx_scan`); None
    * on SQLite, which does not count index use.
    */
   scans?: number | null
+  /** The table it indexes. */
   table: string
 }
 
@@ -748,10 +756,13 @@ export interface LoginResult {
 
 /** What one maintenance run did, step by step. */
 export interface MaintenanceReport {
+  /** Whether ANALYZE (`PRAGMA optimize`) was asked for. */
   analyze: boolean
+  /** The whole run. */
   duration_ms: number
   /** Every statement run, on `secure` then `core`, with its duration. */
   steps: MaintenanceStep[]
+  /** Whether VACUUM was asked for. */
   vacuum: boolean
 }
 
@@ -761,6 +772,7 @@ export interface MaintenanceStep {
   database: string
   /** What the backend reported (tables skipped, a busy checkpoint). */
   detail?: string | null
+  /** How long the statement took. */
   duration_ms: number
   /** The statement, e.g. `VACUUM (ANALYZE)` or `PRAGMA optimize`. */
   statement: string
@@ -1171,8 +1183,11 @@ export interface PolicyUpdate {
 
 /** How full a pool is. */
 export interface PoolStats {
+  /** Open and waiting in the pool. */
   idle: number
+  /** Checked out by callers now. */
   in_use: number
+  /** The pool's limit. */
   max_connections: number
   /** Connections open now, idle or in use. */
   open: number
@@ -1334,6 +1349,7 @@ export interface TableStats {
   last_vacuum?: string | null
   /** PostgreSQL's estimate of live rows (`n_live_tup`); None on SQLite. */
   live_rows?: number | null
+  /** The table's name. */
   name: string
   /**
    * The table's own pages (PostgreSQL: `pg_relation_size`; SQLite: its

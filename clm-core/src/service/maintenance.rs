@@ -19,6 +19,7 @@ use crate::{Clm, Result};
 /// One table's size and upkeep. A value the backend cannot tell is None.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
 pub struct TableStats {
+    /// The table's name.
     pub name: String,
     /// The table's own pages (PostgreSQL: `pg_relation_size`; SQLite: its
     /// b-tree in `dbstat`).
@@ -42,8 +43,11 @@ pub struct TableStats {
 /// One index's size and use.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
 pub struct IndexStats {
+    /// The index's name.
     pub name: String,
+    /// The table it indexes.
     pub table: String,
+    /// Its size (SQLite: from `dbstat`, None without it).
     pub bytes: Option<i64>,
     /// Index scans since the statistics were last reset (`idx_scan`); None
     /// on SQLite, which does not count index use.
@@ -53,10 +57,13 @@ pub struct IndexStats {
 /// How full a pool is.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
 pub struct PoolStats {
+    /// The pool's limit.
     pub max_connections: u32,
     /// Connections open now, idle or in use.
     pub open: u32,
+    /// Open and waiting in the pool.
     pub idle: u32,
+    /// Checked out by callers now.
     pub in_use: u32,
 }
 
@@ -67,6 +74,7 @@ pub struct MaintenanceStep {
     pub database: String,
     /// The statement, e.g. `VACUUM (ANALYZE)` or `PRAGMA optimize`.
     pub statement: String,
+    /// How long the statement took.
     pub duration_ms: u64,
     /// What the backend reported (tables skipped, a busy checkpoint).
     pub detail: Option<String>,
@@ -87,7 +95,9 @@ pub struct DatabaseStats {
     /// SQLite pages free for reuse (`freelist_count`; VACUUM returns them to
     /// the file system); None on PostgreSQL, which reports dead rows per table.
     pub free_pages: Option<i64>,
+    /// Every table, by name.
     pub tables: Vec<TableStats>,
+    /// Every index, by table and name.
     pub indexes: Vec<IndexStats>,
     /// The primary pool of this database.
     pub pool: PoolStats,
@@ -100,8 +110,11 @@ pub struct DatabaseStats {
 /// [`Clm::database_stats`]: both databases, as of `taken_at`.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
 pub struct DatabaseStatsReport {
+    /// When the figures were read.
     pub taken_at: Timestamp,
+    /// The secure database (certificates, keys, secure audit trail).
     pub secure: DatabaseStats,
+    /// The core database (users, policies, workflows, audit trail).
     pub core: DatabaseStats,
 }
 
@@ -127,10 +140,13 @@ impl Default for MaintainOptions {
 /// What one maintenance run did, step by step.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
 pub struct MaintenanceReport {
+    /// Whether VACUUM was asked for.
     pub vacuum: bool,
+    /// Whether ANALYZE (`PRAGMA optimize`) was asked for.
     pub analyze: bool,
     /// Every statement run, on `secure` then `core`, with its duration.
     pub steps: Vec<MaintenanceStep>,
+    /// The whole run.
     pub duration_ms: u64,
 }
 
