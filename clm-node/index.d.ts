@@ -108,6 +108,12 @@ export interface ApprovalDecision {
 
 /** What an archive run moved. */
 export interface ArchiveReport {
+  /**
+   * The chain anchor: the row hash of the last archived row, which the
+   * file's last line carries and the chain's `audit.archived` record
+   * keeps, so the rows left in the database continue from it.
+   */
+  anchor_hash?: string | null
   archived: number
   file: string
   log: string
@@ -185,6 +191,25 @@ export type AuditLogKind = "secure" | "core"
 
 /** Outcome recorded in both audit tables. */
 export type AuditOutcome = "success" | "failure" | "denied"
+
+/** What the lifecycle's audit retention step did ([`crate::AuditRetention`]). */
+export interface AuditRetentionReport {
+  /**
+   * Where rows were archived; None when no archive directory is
+   * configured, and then nothing was archived.
+   */
+  archive_dir?: string | null
+  /** Rows moved out of the core database's trail (`audit_log`). */
+  core_archived: number
+  /** Rows older than this were archived (None when not archiving). */
+  cutoff?: string | null
+  /** The configured retention in days. */
+  retention_days: number
+  /** Each database's archive run (file, last sequence, chain anchor). */
+  runs: ArchiveReport[]
+  /** Rows moved out of the secure database's trail (`secure_audit_log`). */
+  secure_archived: number
+}
 
 export interface Certificate {
   authority_key_id?: string | null
@@ -409,6 +434,46 @@ export interface DataKeyStatus {
   private_keys: number
 }
 
+/** One database's size, indexes, dead space and pool. */
+export interface DatabaseStats {
+  /** `postgres` or `sqlite`. */
+  backend: string
+  /** `secure` or `core`. */
+  database: string
+  /**
+   * SQLite pages free for reuse (`freelist_count`; VACUUM returns them to
+   * the file system); None on PostgreSQL, which reports dead rows per table.
+   */
+  free_pages?: number | null
+  /** Every index, by table and name. */
+  indexes: IndexStats[]
+  /** What this backend cannot report, said once. */
+  notes: string[]
+  /** SQLite's page size; None on PostgreSQL. */
+  page_size?: number | null
+  /** The primary pool of this database. */
+  pool: PoolStats
+  /** The read-replica pool, when one is configured. */
+  replica_pool?: PoolStats | null
+  /** Every table, by name. */
+  tables: TableStats[]
+  /**
+   * The whole database: PostgreSQL `pg_database_size`; SQLite page count
+   * times page size (the main file, not its WAL).
+   */
+  total_bytes: number
+}
+
+/** [`Clm::database_stats`]: both databases, as of `taken_at`. */
+export interface DatabaseStatsReport {
+  /** The core database (users, policies, workflows, audit trail). */
+  core: DatabaseStats
+  /** The secure database (certificates, keys, secure audit trail). */
+  secure: DatabaseStats
+  /** When the figures were read. */
+  taken_at: string
+}
+
 /**
  * A subject or issuer name with the attributes clm issues. Empty strings
  * count as absent.
@@ -556,6 +621,21 @@ export interface ImportReport {
   imported: Certificate[]
 }
 
+/** One index's size and use. */
+export interface IndexStats {
+  /** Its size (SQLite: from `dbstat`, None without it). */
+  bytes?: number | null
+  /** The index's name. */
+  name: string
+  /**
+   * Index scans since the statistics were last reset (`idx_scan`); None
+   * on SQLite, which does not count index use.
+   */
+  scans?: number | null
+  /** The table it indexes. */
+  table: string
+}
+
 /** What an issuance did: signed, or left a request waiting for approval. */
 export type IssuanceOutcome = { certificate: Certificate; outcome: "issued" } | { outcome: "pending"; request: CertificateRequest }
 
@@ -649,6 +729,8 @@ export type KeyType = "data_encryption"
 
 /** What one lifecycle run did. */
 export interface LifecycleReport {
+  /** Audit rows archived under the configured retention. */
+  audit_retention: AuditRetentionReport
   expired_notices: number
   expiring_notices: number
   /** False when another process was already running the loop. */
@@ -670,6 +752,30 @@ export interface LoginResult {
    */
   token: string
   user: User
+}
+
+/** What one maintenance run did, step by step. */
+export interface MaintenanceReport {
+  /** Whether ANALYZE (`PRAGMA optimize`) was asked for. */
+  analyze: boolean
+  /** The whole run. */
+  duration_ms: number
+  /** Every statement run, on `secure` then `core`, with its duration. */
+  steps: MaintenanceStep[]
+  /** Whether VACUUM was asked for. */
+  vacuum: boolean
+}
+
+/** One maintenance statement as run: what, how long, and what it reported. */
+export interface MaintenanceStep {
+  /** `secure` or `core`. */
+  database: string
+  /** What the backend reported (tables skipped, a busy checkpoint). */
+  detail?: string | null
+  /** How long the statement took. */
+  duration_ms: number
+  /** The statement, e.g. `VACUUM (ANALYZE)` or `PRAGMA optimize`. */
+  statement: string
 }
 
 /**
@@ -869,6 +975,10 @@ export type NotificationType = "approval_required" | "request_approved" | "reque
  * (An input: fields with a default may be left out.)
  */
 export interface OpenOptions {
+  /** Where `run_lifecycle` archives older audit rows; none: no archiving. */
+  audit_archive_dir?: string | null
+  /** Days audit rows stay in the databases, 90 to 365 (default 365). */
+  audit_retention_days?: number | null
   /** How long issuers and policies stay cached (`ClmConfig::cache_ttl`). */
   cache_ttl_ms?: number | null
   /**
@@ -1071,6 +1181,18 @@ export interface PolicyUpdate {
   workflow_id?: WorkflowId | null
 }
 
+/** How full a pool is. */
+export interface PoolStats {
+  /** Open and waiting in the pool. */
+  idle: number
+  /** Checked out by callers now. */
+  in_use: number
+  /** The pool's limit. */
+  max_connections: number
+  /** Connections open now, idle or in use. */
+  open: number
+}
+
 /** A PrivateKeyId (UUID text). */
 export type PrivateKeyId = string
 
@@ -1208,6 +1330,35 @@ export type StepType = "validation" | "approval" | "issuance" | "notification"
  * `{"type": "DNS", "value": "example.com"}`.
  */
 export type SubjectAlternativeName = { type: "DNS"; value: string } | { type: "IP"; value: string } | { type: "EMAIL"; value: string } | { type: "URI"; value: string }
+
+/** One table's size and upkeep. A value the backend cannot tell is None. */
+export interface TableStats {
+  /**
+   * Dead row versions waiting for VACUUM (`n_dead_tup`); None on SQLite,
+   * which reports free pages for the whole database instead.
+   */
+  dead_rows?: number | null
+  /**
+   * All of its indexes (PostgreSQL: `pg_indexes_size`; SQLite: their
+   * b-trees in `dbstat`).
+   */
+  index_bytes?: number | null
+  /** Latest manual or automatic ANALYZE (PostgreSQL only). */
+  last_analyze?: string | null
+  /** Latest manual or automatic VACUUM (PostgreSQL only). */
+  last_vacuum?: string | null
+  /** PostgreSQL's estimate of live rows (`n_live_tup`); None on SQLite. */
+  live_rows?: number | null
+  /** The table's name. */
+  name: string
+  /**
+   * The table's own pages (PostgreSQL: `pg_relation_size`; SQLite: its
+   * b-tree in `dbstat`).
+   */
+  table_bytes?: number | null
+  /** Table, indexes and (PostgreSQL) TOAST: `pg_total_relation_size`. */
+  total_bytes?: number | null
+}
 
 export interface User {
   created_at: string
@@ -1661,6 +1812,10 @@ export declare class Clm {
   markNotificationsDelivered(actor: Actor, ids: NotificationId[]): Promise<number>
   /** One lifecycle pass as of `at` (default now): statuses, notices, auto-renewals, expiry. */
   runLifecycle(actor: Actor, at?: string | Date | null): Promise<LifecycleReport>
+  /** Both databases' table and index sizes, index use, dead rows or free pages, and pool use. */
+  databaseStats(actor: Actor): Promise<DatabaseStatsReport>
+  /** PostgreSQL ANALYZE and optional VACUUM; SQLite PRAGMA optimize, optional VACUUM, WAL checkpoint. `analyze` defaults to true. Audited; reports each step's duration. */
+  maintain(actor: Actor, vacuum?: boolean | null, analyze?: boolean | null): Promise<MaintenanceReport>
   /** Audit events of one trail (`secure` or `core`), filtered and paginated. */
   listAuditEvents(actor: Actor, log: AuditLogKind, filter?: AuditFilter | null, page?: PageRequest | null): Promise<AuditEventPage>
   /** Verifies a trail's hash chain; reports the first broken link. */

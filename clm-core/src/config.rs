@@ -20,6 +20,76 @@ pub struct ClmConfig {
     /// made by another process sharing the databases within this time.
     /// Zero disables the caches. Default one second.
     pub cache_ttl: Duration,
+    /// How long audit rows stay in the databases, and where
+    /// [`crate::Clm::run_lifecycle`] archives older ones.
+    pub audit_retention: AuditRetention,
+}
+
+/// Audit retention: [`crate::Clm::run_lifecycle`] moves audit rows older than
+/// `retention_days` out of both databases into JSON-lines files in
+/// `archive_dir` (see [`crate::Clm::archive_audit_events`]), keeping both
+/// chains verifiable. Without an `archive_dir` nothing is archived (an audit
+/// row is never removed without being written elsewhere first) and the
+/// lifecycle report says so.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditRetention {
+    /// Days an audit row stays in the database: 90 to 365 (the schema's
+    /// rule: archive after 90 to 365 days). Default 365.
+    pub retention_days: u32,
+    /// Where the archive files go (created when missing). None: no archiving.
+    pub archive_dir: Option<PathBuf>,
+}
+
+impl Default for AuditRetention {
+    fn default() -> Self {
+        AuditRetention {
+            retention_days: AuditRetention::DEFAULT_DAYS,
+            archive_dir: None,
+        }
+    }
+}
+
+impl AuditRetention {
+    /// Shortest retention accepted: auditors get at least a quarter online.
+    pub const MIN_DAYS: u32 = 90;
+    /// Longest retention accepted: older rows belong in the archive.
+    pub const MAX_DAYS: u32 = 365;
+    /// Default retention.
+    pub const DEFAULT_DAYS: u32 = 365;
+
+    /// Keeps rows `retention_days` and archives older ones into `archive_dir`.
+    pub fn archive_to(retention_days: u32, archive_dir: impl Into<PathBuf>) -> Self {
+        AuditRetention {
+            retention_days,
+            archive_dir: Some(archive_dir.into()),
+        }
+    }
+
+    /// The retention must be within [`Self::MIN_DAYS`]..=[`Self::MAX_DAYS`].
+    pub fn validate(&self) -> Result<()> {
+        if !(Self::MIN_DAYS..=Self::MAX_DAYS).contains(&self.retention_days) {
+            return Err(Error::invalid(
+                "audit_retention.retention_days",
+                format!(
+                    "must be {} to {} days (the schema's rule: archive audit rows after 90 to 365 days), got {}",
+                    Self::MIN_DAYS,
+                    Self::MAX_DAYS,
+                    self.retention_days
+                ),
+            ));
+        }
+        if self
+            .archive_dir
+            .as_ref()
+            .is_some_and(|dir| dir.as_os_str().is_empty())
+        {
+            return Err(Error::invalid(
+                "audit_retention.archive_dir",
+                "is empty: give a directory, or none to keep every audit row",
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// Default [`ClmConfig::cache_ttl`].
@@ -100,6 +170,7 @@ impl ClmConfig {
             master_key: None,
             security: SecuritySettings::default(),
             cache_ttl: DEFAULT_CACHE_TTL,
+            audit_retention: AuditRetention::default(),
         }
     }
 
@@ -116,6 +187,7 @@ impl ClmConfig {
             master_key: None,
             security: SecuritySettings::default(),
             cache_ttl: DEFAULT_CACHE_TTL,
+            audit_retention: AuditRetention::default(),
         }
     }
 
@@ -152,6 +224,12 @@ impl ClmConfig {
         self
     }
 
+    /// See [`AuditRetention`].
+    pub fn with_audit_retention(mut self, retention: AuditRetention) -> Self {
+        self.audit_retention = retention;
+        self
+    }
+
     /// See [`ClmConfig::cache_ttl`].
     pub fn with_cache_ttl(mut self, ttl: Duration) -> Self {
         self.cache_ttl = ttl;
@@ -177,7 +255,8 @@ impl ClmConfig {
     /// Reads `CLM_SECURE_DATABASE_URL` + `CLM_CORE_DATABASE_URL` (PostgreSQL,
     /// with optional `CLM_SECURE_REPLICA_URL`/`CLM_CORE_REPLICA_URL`), else
     /// `CLM_DATA_DIR` (SQLite), plus `CLM_MASTER_KEY` (base64) or
-    /// `CLM_MASTER_KEY_FILE`, `CLM_MAX_CONNECTIONS` and `CLM_CACHE_TTL_MS`.
+    /// `CLM_MASTER_KEY_FILE`, `CLM_MAX_CONNECTIONS`, `CLM_CACHE_TTL_MS`,
+    /// `CLM_AUDIT_RETENTION_DAYS` and `CLM_AUDIT_ARCHIVE_DIR` ([`AuditRetention`]).
     pub fn from_env() -> Result<Self> {
         Self::from_vars(|name| std::env::var(name).ok().filter(|v| !v.trim().is_empty()))
     }
@@ -235,6 +314,19 @@ impl ClmConfig {
                 ))
             })?);
         }
+        if let Some(days) = var("CLM_AUDIT_RETENTION_DAYS") {
+            config.audit_retention.retention_days = days.parse().map_err(|_| {
+                Error::Configuration(format!(
+                    "CLM_AUDIT_RETENTION_DAYS={days:?} is not a number of days"
+                ))
+            })?;
+        }
+        config.audit_retention.archive_dir = var("CLM_AUDIT_ARCHIVE_DIR").map(PathBuf::from);
+        config.audit_retention.validate().map_err(|err| {
+            Error::Configuration(format!(
+                "CLM_AUDIT_RETENTION_DAYS / CLM_AUDIT_ARCHIVE_DIR: {err}"
+            ))
+        })?;
         Ok(config)
     }
 }
@@ -326,5 +418,44 @@ mod tests {
         assert!(off.cache_ttl.is_zero());
         let bad = ClmConfig::from_vars(vars(&[dir, ("CLM_CACHE_TTL_MS", "1s")])).unwrap_err();
         assert!(bad.to_string().contains("CLM_CACHE_TTL_MS"), "{bad}");
+    }
+
+    #[test]
+    fn audit_retention_defaults_to_a_year_without_archiving_and_reads_variables() {
+        let dir = ("CLM_DATA_DIR", "/tmp/clm");
+        let config = ClmConfig::from_vars(vars(&[dir])).unwrap();
+        assert_eq!(config.audit_retention, AuditRetention::default());
+        assert_eq!(config.audit_retention.retention_days, 365);
+        assert_eq!(config.audit_retention.archive_dir, None);
+        let config = ClmConfig::from_vars(vars(&[
+            dir,
+            ("CLM_AUDIT_RETENTION_DAYS", "120"),
+            ("CLM_AUDIT_ARCHIVE_DIR", "/var/lib/clm/audit"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            config.audit_retention,
+            AuditRetention::archive_to(120, "/var/lib/clm/audit")
+        );
+        for (days, named) in [
+            ("89", "audit_retention.retention_days"),
+            ("366", "audit_retention.retention_days"),
+            ("a year", "CLM_AUDIT_RETENTION_DAYS"),
+        ] {
+            let err =
+                ClmConfig::from_vars(vars(&[dir, ("CLM_AUDIT_RETENTION_DAYS", days)])).unwrap_err();
+            assert!(err.to_string().contains(named), "{days}: {err}");
+            assert!(
+                err.to_string().contains("CLM_AUDIT_RETENTION_DAYS"),
+                "{err}"
+            );
+        }
+        for days in [90, 365] {
+            let retention = AuditRetention {
+                retention_days: days,
+                archive_dir: None,
+            };
+            assert!(retention.validate().is_ok(), "{days}");
+        }
     }
 }

@@ -29,7 +29,7 @@ pub mod query {
     pub use crate::store::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Page, PageRequest};
 }
 
-pub use config::{ClmConfig, SecuritySettings};
+pub use config::{AuditRetention, ClmConfig, SecuritySettings};
 pub use error::{Error, ErrorCode, Result};
 pub use keyring::{KeyProvider, LocalMasterKey, MasterKeySource};
 pub use query::{Page, PageRequest};
@@ -70,6 +70,7 @@ impl Clm {
     /// A wrong master key fails here with a Configuration error.
     pub async fn open(config: ClmConfig) -> Result<Clm> {
         config.security.validate()?;
+        config.audit_retention.validate()?;
         let source = config.master_key.clone().ok_or_else(|| {
             Error::Configuration(
                 "no master key: set ClmConfig::master_key, CLM_MASTER_KEY (base64 of 32 bytes) or CLM_MASTER_KEY_FILE".into(),

@@ -16,6 +16,7 @@ pub mod identity;
 pub mod inventory;
 pub mod issuance;
 pub mod lifecycle;
+pub mod maintenance;
 pub mod notifications;
 pub mod policies;
 pub mod policy_check;

@@ -25,6 +25,7 @@ pub mod certificate_revocations;
 pub mod certificates;
 pub mod encryption_keys;
 pub mod key_rotation_history;
+pub mod maintenance;
 pub mod notifications;
 pub mod organizations;
 pub mod policies;

@@ -2693,10 +2693,10 @@ clm_status clm_mark_notifications_delivered(const struct clm_handle *clm,
  - `at` (RFC 3339 time text or null; optional)
 
  `actor`: who performs it (not NULL).
- `result_json`: the `LifecycleReport` record `{"expired_notices",
- "expiring_notices", "ran", "renewal_errors", "renewals_issued",
- "renewals_pending_approval", "statuses", "workflows_expired"}` as JSON
- text; free it with `clm_string_free`.
+ `result_json`: the `LifecycleReport` record `{"audit_retention",
+ "expired_notices", "expiring_notices", "ran", "renewal_errors",
+ "renewals_issued", "renewals_pending_approval", "statuses",
+ "workflows_expired"}` as JSON text; free it with `clm_string_free`.
 
  # Safety
  `clm` and `actor` are NULL or live handles; `arguments_json` is NULL or a
@@ -2706,6 +2706,50 @@ clm_status clm_run_lifecycle(const struct clm_handle *clm,
                              const struct clm_actor *actor,
                              const char *arguments_json,
                              char **result_json);
+
+/*
+ Both databases' table and index sizes, index use, dead rows or free pages,
+ and pool use.
+
+ Operation `database_stats` (maintenance).
+ `arguments_json`: none; pass NULL.
+
+ `actor`: who performs it (not NULL).
+ `result_json`: the `DatabaseStatsReport` record `{"core", "secure",
+ "taken_at"}` as JSON text; free it with `clm_string_free`.
+
+ # Safety
+ `clm` and `actor` are NULL or live handles; `arguments_json` is NULL or a
+ NUL-terminated string; `result_json` is NULL or writable.
+ */
+clm_status clm_database_stats(const struct clm_handle *clm,
+                              const struct clm_actor *actor,
+                              const char *arguments_json,
+                              char **result_json);
+
+/*
+ PostgreSQL ANALYZE and optional VACUUM; SQLite PRAGMA optimize, optional
+ VACUUM, WAL checkpoint. `analyze` defaults to true. Audited; reports each
+ step's duration.
+
+ Operation `maintain` (maintenance).
+ `arguments_json`: a JSON object of these named arguments, all optional
+ (NULL: none):
+ - `vacuum` (true or false; optional, default false)
+ - `analyze` (true or false or null; optional)
+
+ `actor`: who performs it (not NULL).
+ `result_json`: the `MaintenanceReport` record `{"analyze", "duration_ms",
+ "steps", "vacuum"}` as JSON text; free it with `clm_string_free`.
+
+ # Safety
+ `clm` and `actor` are NULL or live handles; `arguments_json` is NULL or a
+ NUL-terminated string; `result_json` is NULL or writable.
+ */
+clm_status clm_maintain(const struct clm_handle *clm,
+                        const struct clm_actor *actor,
+                        const char *arguments_json,
+                        char **result_json);
 
 /*
  Audit events of one trail (`secure` or `core`), filtered and paginated.
@@ -2834,7 +2878,8 @@ clm_status clm_verify_audit_chain_against_checkpoint(const struct clm_handle *cl
 
  `actor`: who performs it (not NULL).
  `result_json`: the `ArchiveReport` record `{"archived", "file", "log",
- "through_sequence"?}` as JSON text; free it with `clm_string_free`.
+ "anchor_hash"?, "through_sequence"?}` as JSON text; free it with
+ `clm_string_free`.
 
  # Safety
  `clm` and `actor` are NULL or live handles; `arguments_json` is NULL or a

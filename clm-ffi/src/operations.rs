@@ -2713,10 +2713,10 @@ pub unsafe extern "C" fn clm_mark_notifications_delivered(
 /// - `at` (RFC 3339 time text or null; optional)
 ///
 /// `actor`: who performs it (not NULL).
-/// `result_json`: the `LifecycleReport` record `{"expired_notices",
-/// "expiring_notices", "ran", "renewal_errors", "renewals_issued",
-/// "renewals_pending_approval", "statuses", "workflows_expired"}` as JSON
-/// text; free it with `clm_string_free`.
+/// `result_json`: the `LifecycleReport` record `{"audit_retention",
+/// "expired_notices", "expiring_notices", "ran", "renewal_errors",
+/// "renewals_issued", "renewals_pending_approval", "statuses",
+/// "workflows_expired"}` as JSON text; free it with `clm_string_free`.
 ///
 /// # Safety
 /// `clm` and `actor` are NULL or live handles; `arguments_json` is NULL or a
@@ -2729,6 +2729,58 @@ pub unsafe extern "C" fn clm_run_lifecycle(
     result_json: *mut *mut c_char,
 ) -> clm_status {
     unsafe { run(clm, actor, "run_lifecycle", arguments_json, None, Output::Json(result_json)) }
+}
+
+// ---- maintenance -----------------------------------------------------------
+
+/// Both databases' table and index sizes, index use, dead rows or free pages,
+/// and pool use.
+///
+/// Operation `database_stats` (maintenance).
+/// `arguments_json`: none; pass NULL.
+///
+/// `actor`: who performs it (not NULL).
+/// `result_json`: the `DatabaseStatsReport` record `{"core", "secure",
+/// "taken_at"}` as JSON text; free it with `clm_string_free`.
+///
+/// # Safety
+/// `clm` and `actor` are NULL or live handles; `arguments_json` is NULL or a
+/// NUL-terminated string; `result_json` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn clm_database_stats(
+    clm: *const clm_handle,
+    actor: *const clm_actor,
+    arguments_json: *const c_char,
+    result_json: *mut *mut c_char,
+) -> clm_status {
+    unsafe { run(clm, actor, "database_stats", arguments_json, None, Output::Json(result_json)) }
+}
+
+/// PostgreSQL ANALYZE and optional VACUUM; SQLite PRAGMA optimize, optional
+/// VACUUM, WAL checkpoint. `analyze` defaults to true. Audited; reports each
+/// step's duration.
+///
+/// Operation `maintain` (maintenance).
+/// `arguments_json`: a JSON object of these named arguments, all optional
+/// (NULL: none):
+/// - `vacuum` (true or false; optional, default false)
+/// - `analyze` (true or false or null; optional)
+///
+/// `actor`: who performs it (not NULL).
+/// `result_json`: the `MaintenanceReport` record `{"analyze", "duration_ms",
+/// "steps", "vacuum"}` as JSON text; free it with `clm_string_free`.
+///
+/// # Safety
+/// `clm` and `actor` are NULL or live handles; `arguments_json` is NULL or a
+/// NUL-terminated string; `result_json` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn clm_maintain(
+    clm: *const clm_handle,
+    actor: *const clm_actor,
+    arguments_json: *const c_char,
+    result_json: *mut *mut c_char,
+) -> clm_status {
+    unsafe { run(clm, actor, "maintain", arguments_json, None, Output::Json(result_json)) }
 }
 
 // ---- audit -----------------------------------------------------------------
@@ -2871,7 +2923,8 @@ pub unsafe extern "C" fn clm_verify_audit_chain_against_checkpoint(
 ///
 /// `actor`: who performs it (not NULL).
 /// `result_json`: the `ArchiveReport` record `{"archived", "file", "log",
-/// "through_sequence"?}` as JSON text; free it with `clm_string_free`.
+/// "anchor_hash"?, "through_sequence"?}` as JSON text; free it with
+/// `clm_string_free`.
 ///
 /// # Safety
 /// `clm` and `actor` are NULL or live handles; `arguments_json` is NULL or a

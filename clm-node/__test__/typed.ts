@@ -171,6 +171,15 @@ async function everyOperation(dir: string): Promise<void> {
   const activeCount: number = active.items.length
   const lifecycle = await clm.runLifecycle(system)
   const ran: boolean = lifecycle.ran
+  const archivedRows: number = lifecycle.audit_retention.core_archived
+  const archiveDir: string | null | undefined = lifecycle.audit_retention.archive_dir
+
+  // Operator maintenance.
+  const stats = await clm.databaseStats(system)
+  const tableBytes: number | null | undefined = stats.core.tables[0]?.table_bytes
+  const inUse: number = stats.secure.pool.in_use
+  const maintained = await clm.maintain(system, true, false)
+  const stepMs: number | undefined = maintained.steps[0]?.duration_ms
 
   // Audit.
   const events = await clm.listAuditEvents(system, 'secure', { event_type: 'private_key.exported' }, { limit: 5 })

@@ -327,6 +327,42 @@ def test_workflows_approvals_notifications_lifecycle_audit(handle, pki, tmp_path
     assert isinstance(archived, clm.ArchiveReport) and archived.archived == 0
 
 
+def test_operator_maintenance_and_audit_retention(tmp_path):
+    archive = tmp_path / "audit-archive"
+    with pytest.raises(clm.InvalidInput) as refused:
+        clm.Clm.open(sqlite_dir=tmp_path / "bad", master_key_file=tmp_path / "k",
+                     create_master_key=True, audit_retention_days=30)
+    assert refused.value.field == "audit_retention_days"
+    assert not (tmp_path / "bad").exists()
+    with clm.Clm.open(sqlite_dir=tmp_path / "data", master_key_file=tmp_path / "k",
+                      create_master_key=True, audit_retention_days=90,
+                      audit_archive_dir=str(archive)) as c:
+        system = c.system_actor()
+        stats = c.database_stats(system)
+        assert isinstance(stats, clm.DatabaseStatsReport)
+        assert stats.secure.backend == "sqlite" and stats.core.database == "core"
+        trail = next(t for t in stats.core.tables if t.name == "audit_log")
+        assert isinstance(trail, clm.TableStats) and trail.table_bytes > 0
+        assert trail.dead_rows is None
+        assert all(isinstance(i, clm.IndexStats) and i.scans is None for i in stats.core.indexes)
+        assert isinstance(stats.core.pool, clm.PoolStats) and stats.core.pool.max_connections >= 1
+        report = c.maintain(system, vacuum=True)
+        assert isinstance(report, clm.MaintenanceReport) and report.vacuum and report.analyze
+        assert all(isinstance(s, clm.MaintenanceStep) for s in report.steps)
+        assert [s.statement for s in report.steps if s.database == "core"] == [
+            "PRAGMA optimize", "VACUUM", "PRAGMA wal_checkpoint(TRUNCATE)"]
+        lifecycle = c.run_lifecycle(system)
+        retention = lifecycle.audit_retention
+        assert isinstance(retention, clm.AuditRetentionReport)
+        assert retention.retention_days == 90 and retention.archive_dir == str(archive)
+        # Nothing is 90 days old yet.
+        assert retention.core_archived == 0 and retention.secure_archived == 0
+        assert all(isinstance(r, clm.ArchiveReport) for r in retention.runs)
+        with pytest.raises(clm.PermissionDenied):
+            c.maintain(c.actor_for_user(c.create_user(system, {
+                "username": "nobody", "email": "nobody@example.com"}).id))
+
+
 def test_master_key_rotation(handle, pki):
     import base64
     import os

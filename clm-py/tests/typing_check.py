@@ -144,6 +144,14 @@ def every_operation(c: clm.Clm, pem: str) -> None:
     undelivered: list[clm.Notification] = c.fetch_undelivered_notifications(system, 10)
     marked = c.mark_notifications_delivered(system, [n.id for n in undelivered])
     lifecycle: clm.LifecycleReport = c.run_lifecycle(system)
+    retention: clm.AuditRetentionReport = lifecycle.audit_retention
+    archived_rows: int = retention.core_archived
+    stats: clm.DatabaseStatsReport = c.database_stats(system)
+    tables: list[clm.TableStats] = stats.core.tables
+    scans: int | None = stats.secure.indexes[0].scans
+    pool: clm.PoolStats = stats.core.pool
+    maintained: clm.MaintenanceReport = c.maintain(system, vacuum=True, analyze=False)
+    steps: list[clm.MaintenanceStep] = maintained.steps
 
     events: clm.AuditEventPage = c.list_audit_events(system, "core", {"since": created})
     report: clm.ChainReport = c.verify_audit_chain(system, "secure")

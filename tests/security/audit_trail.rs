@@ -318,6 +318,7 @@ async fn postgres_app_role_attacks(owner: &Clm) {
     }
 
     // The library itself, connected as the same role, still archives.
+    let mut maintenance = None;
     let app_config = ClmConfig::postgres(urls[0].clone(), urls[1].clone())
         .with_max_connections(2)
         .with_master_key(test_master_key())
@@ -338,7 +339,12 @@ async fn postgres_app_role_attacks(owner: &Clm) {
                 .verify_audit_chain(&app.system_actor(), AuditLogKind::Core)
                 .await
                 .map(|report| report.is_intact());
+            // Maintenance as a role that owns no table: it runs, reads the
+            // statistics, and says which tables it had to skip.
+            let maintained = app.maintain(&app.system_actor(), Default::default()).await;
+            let stats = app.database_stats(&app.system_actor()).await;
             app.close().await;
+            maintenance = Some((maintained, stats));
             result.and_then(|archived| verified.map(|intact| (archived, intact)))
         }
         Err(err) => Err(err),
@@ -365,6 +371,20 @@ async fn postgres_app_role_attacks(owner: &Clm) {
     let (archived, intact) = archived.expect("archiving as the app role");
     assert!(archived >= 3, "archived {archived}");
     assert!(intact, "the chain verifies after archiving");
+    let (maintained, stats) = maintenance.expect("maintenance ran");
+    let maintained = maintained.expect("maintain as the app role");
+    assert_eq!(maintained.steps.len(), 2, "{maintained:?}");
+    for step in &maintained.steps {
+        let detail = step.detail.as_deref().unwrap_or("");
+        assert!(
+            detail.starts_with("0 tables")
+                && detail.contains("skipped")
+                && detail.contains("audit_log"),
+            "{step:?}"
+        );
+    }
+    let stats = stats.expect("statistics as the app role");
+    assert!(stats.core.tables.iter().any(|t| t.name == "audit_log"));
 }
 
 async fn count(pool: &sqlx::PgPool, table: &str) -> i64 {

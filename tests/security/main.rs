@@ -9,6 +9,7 @@ mod audit_trail;
 mod compromised_keys;
 mod inventory_tenancy;
 mod login_races;
+mod maintenance;
 mod members;
 mod names;
 mod rotation_race;

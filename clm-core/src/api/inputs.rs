@@ -45,6 +45,10 @@ pub struct OpenOptions {
     max_connections: Option<u32>,
     /// How long issuers and policies stay cached (`ClmConfig::cache_ttl`).
     cache_ttl_ms: Option<u64>,
+    /// Days audit rows stay in the databases, 90 to 365 (default 365).
+    audit_retention_days: Option<u32>,
+    /// Where `run_lifecycle` archives older audit rows; none: no archiving.
+    audit_archive_dir: Option<String>,
 }
 
 impl std::fmt::Debug for OpenOptions {
@@ -65,6 +69,8 @@ impl std::fmt::Debug for OpenOptions {
             .field("create_master_key", &self.create_master_key)
             .field("max_connections", &self.max_connections)
             .field("cache_ttl_ms", &self.cache_ttl_ms)
+            .field("audit_retention_days", &self.audit_retention_days)
+            .field("audit_archive_dir", &self.audit_archive_dir)
             .finish()
     }
 }
@@ -98,7 +104,22 @@ impl OpenOptions {
         if let Some(ms) = self.cache_ttl_ms {
             config = config.with_cache_ttl(std::time::Duration::from_millis(ms));
         }
-        Ok(config)
+        let mut retention = crate::AuditRetention::default();
+        if let Some(days) = self.audit_retention_days {
+            retention.retention_days = days;
+        }
+        retention.archive_dir = self.audit_archive_dir.map(PathBuf::from);
+        // Name the option as the binding spells it.
+        retention.validate().map_err(|err| match err {
+            Error::InvalidInput { field, reason, .. } => Error::invalid(
+                field
+                    .replace("audit_retention.retention_days", "audit_retention_days")
+                    .replace("audit_retention.archive_dir", "audit_archive_dir"),
+                reason,
+            ),
+            other => other,
+        })?;
+        Ok(config.with_audit_retention(retention))
     }
 }
 

@@ -31,6 +31,7 @@ use crate::service::identity::{LoginContext, NewApiKey, NewUser, UserUpdate};
 use crate::service::inventory::{CertificateSearch, ImportReport, StatusRefreshReport};
 use crate::service::issuance::{DryRunReport, IssuanceOutcome, RenewOptions};
 use crate::service::lifecycle::LifecycleReport;
+use crate::service::maintenance::{DatabaseStatsReport, MaintainOptions, MaintenanceReport};
 use crate::service::policies::{NewPolicy, PolicyUpdate};
 use crate::service::revocation::GeneratedCrl;
 use crate::service::rotation::{DataKeyStatus, RotationOptions, RotationProgress, RotationReport};
@@ -568,6 +569,18 @@ operations! { clm, actor, progress;
     /// One lifecycle pass as of `at` (default now): statuses, notices, auto-renewals, expiry.
     lifecycle acting run_lifecycle(at: Option<DateTime<Utc>>) -> LifecycleReport =>
         record(&clm.run_lifecycle(actor, now_or(at)).await?);
+
+    // ---- maintenance -----------------------------------------------------------------
+    /// Both databases' table and index sizes, index use, dead rows or free pages, and pool use.
+    maintenance acting database_stats() -> DatabaseStatsReport =>
+        record(&clm.database_stats(actor).await?);
+    /// PostgreSQL ANALYZE and optional VACUUM; SQLite PRAGMA optimize, optional VACUUM,
+    /// WAL checkpoint. `analyze` defaults to true. Audited; reports each step's duration.
+    maintenance acting maintain(vacuum: bool = default, analyze: Option<bool>) -> MaintenanceReport =>
+        record(&clm.maintain(actor, MaintainOptions {
+            vacuum,
+            analyze: analyze.unwrap_or(true),
+        }).await?);
 
     // ---- audit ---------------------------------------------------------------------
     /// Audit events of one trail (`secure` or `core`), filtered and paginated.

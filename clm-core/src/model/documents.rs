@@ -104,7 +104,8 @@ pub const PERMISSION_CATALOG: &[(&str, &[&str])] = &[
     ("keys", &["rotate", "read"]),
     ("notifications", &["read", "deliver"]),
     ("audit", &["read", "verify", "archive"]),
-    ("system", &["admin", "lifecycle"]),
+    // `maintain`: database statistics and maintenance (VACUUM, ANALYZE).
+    ("system", &["admin", "lifecycle", "maintain"]),
 ];
 
 impl Document for Permissions {

@@ -136,14 +136,35 @@ fn validate_code(field: &str, code: &str) -> Result<String> {
 }
 
 impl Clm {
-    /// Inserts the built-in roles that are missing (idempotent, safe to race).
+    /// Inserts the built-in roles that are missing and brings the
+    /// permissions of existing ones up to this version's definition (a
+    /// permission added to the catalog reaches ADMIN in databases created
+    /// before it), auditing each change. Idempotent, safe to race.
     pub(crate) async fn seed_builtin_roles(&self) -> Result<()> {
         let mut tx = self.databases().core.begin().await?;
         for (code, name, description, permissions) in builtin_roles() {
-            if store::find_by::<Roles>(&mut tx.conn(), "role_code", code)
-                .await?
-                .is_some()
+            if let Some(mut existing) =
+                store::find_by::<Roles>(&mut tx.conn(), "role_code", code).await?
             {
+                let stored = &existing.permissions.0;
+                let current = stored.is_subset_of(&permissions) && permissions.is_subset_of(stored);
+                if existing.is_builtin && !current {
+                    existing.permissions = sqlx::types::Json(permissions);
+                    roles::update(&mut tx.conn(), &existing).await?;
+                    append(
+                        &mut tx.conn(),
+                        AuditLogKind::Core,
+                        &Actor::system(),
+                        AuditEntry::new("role.updated", "update")
+                            .resource("role", existing.id)
+                            .details(json!({
+                                "role_code": code,
+                                "builtin": true,
+                                "permissions": existing.permissions.0,
+                            })),
+                    )
+                    .await?;
+                }
                 continue;
             }
             let at = now();

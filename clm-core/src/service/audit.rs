@@ -516,6 +516,10 @@ pub struct ArchiveReport {
     pub log: &'static str,
     pub archived: u64,
     pub through_sequence: Option<i64>,
+    /// The chain anchor: the row hash of the last archived row, which the
+    /// file's last line carries and the chain's `audit.archived` record
+    /// keeps, so the rows left in the database continue from it.
+    pub anchor_hash: Option<String>,
     pub file: String,
 }
 
@@ -745,6 +749,24 @@ impl Clm {
             older_than_days,
             MAX_ARCHIVE_AGE_DAYS,
         )?;
+        self.archive_audit_before(actor, kind, cutoff, file).await
+    }
+
+    /// The archive rule, for [`Clm::archive_audit_events`] and the
+    /// lifecycle's retention (callers authorize): events before `cutoff`
+    /// are written to `file` as JSON lines, one [`AuditEvent`] each with
+    /// its `previous_hash` and `row_hash`, synced; then an `audit.archived`
+    /// record holding the anchor (the last archived row's hash) joins the
+    /// chain and the archived rows are deleted, in one transaction. When
+    /// writing the file fails nothing is deleted; nothing to archive writes
+    /// no file.
+    pub(crate) async fn archive_audit_before(
+        &self,
+        actor: &Actor,
+        kind: AuditLogKind,
+        cutoff: crate::model::Timestamp,
+        file: &Path,
+    ) -> Result<ArchiveReport> {
         let pool = match kind {
             AuditLogKind::Secure => &self.databases().secure,
             AuditLogKind::Core => &self.databases().core,
@@ -757,6 +779,7 @@ impl Clm {
                 log: kind.table(),
                 archived: 0,
                 through_sequence: None,
+                anchor_hash: None,
                 file: file.display().to_string(),
             });
         };
@@ -811,6 +834,7 @@ impl Clm {
             log: kind.table(),
             archived,
             through_sequence: Some(through),
+            anchor_hash: Some(anchor),
             file: file.display().to_string(),
         })
     }

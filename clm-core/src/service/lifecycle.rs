@@ -9,13 +9,14 @@ use crate::db::{Lock, RunLease};
 use crate::model::PolicyRules;
 use crate::model::{CertificateStatus, NotificationPriority, NotificationType};
 use crate::service::actor::{Access, Actor};
-use crate::service::audit::{AuditEntry, commit_audited};
+use crate::service::audit::{ArchiveReport, AuditEntry, commit_audited, days_before};
 use crate::service::inventory::{CertificateSearch, StatusRefreshReport};
 use crate::service::issuance::{IssuanceOutcome, RenewOptions};
 use crate::service::notifications::{Notice, notify};
+use crate::store::audit::AuditLogKind;
 use crate::store::policies::Policies;
 use crate::store::{self, PageRequest, certificates, policies};
-use crate::{Clm, Result};
+use crate::{AuditRetention, Clm, Error, Result};
 
 /// What one lifecycle run did.
 #[derive(Debug, Clone, Default, serde::Serialize, schemars::JsonSchema)]
@@ -30,6 +31,26 @@ pub struct LifecycleReport {
     /// `certificate_id: error` for renewals that failed (retried next run).
     pub renewal_errors: Vec<String>,
     pub workflows_expired: u64,
+    /// Audit rows archived under the configured retention.
+    pub audit_retention: AuditRetentionReport,
+}
+
+/// What the lifecycle's audit retention step did ([`crate::AuditRetention`]).
+#[derive(Debug, Clone, Default, serde::Serialize, schemars::JsonSchema)]
+pub struct AuditRetentionReport {
+    /// The configured retention in days.
+    pub retention_days: u32,
+    /// Where rows were archived; None when no archive directory is
+    /// configured, and then nothing was archived.
+    pub archive_dir: Option<String>,
+    /// Rows older than this were archived (None when not archiving).
+    pub cutoff: Option<DateTime<Utc>>,
+    /// Rows moved out of the secure database's trail (`secure_audit_log`).
+    pub secure_archived: u64,
+    /// Rows moved out of the core database's trail (`audit_log`).
+    pub core_archived: u64,
+    /// Each database's archive run (file, last sequence, chain anchor).
+    pub runs: Vec<ArchiveReport>,
 }
 
 /// Expired certificates are reported for this long after expiry.
@@ -75,11 +96,17 @@ impl Clm {
     /// Runs the lifecycle loop for time `at`: refresh statuses, write expiry
     /// notices (once per certificate and threshold), start renewals that
     /// auto-renewing policies call for (through approval where required),
-    /// and expire stale requests. Concurrent runs in other processes are
+    /// expire stale requests, and archive audit rows older than the
+    /// configured retention as of `at` ([`AuditRetention`]; archiving also
+    /// needs `audit:archive`). Concurrent runs in other processes are
     /// skipped (`ran: false`), never doubled.
     pub async fn run_lifecycle(&self, actor: &Actor, at: DateTime<Utc>) -> Result<LifecycleReport> {
         self.authorize(actor, Access::new("system", "lifecycle"))
             .await?;
+        if self.config().audit_retention.archive_dir.is_some() {
+            self.authorize(actor, Access::new("audit", "archive"))
+                .await?;
+        }
         let at = crate::service::checked_instant("at", at)?;
         let lease = RunLease::try_take(
             &self.databases().core,
@@ -121,6 +148,51 @@ impl Clm {
             .await?;
         self.auto_renew(actor, &mut report).await?;
         report.workflows_expired = self.expire_stale_workflows(actor, at).await?;
+        report.audit_retention = self.archive_expired_audit(actor, at).await?;
+        Ok(report)
+    }
+
+    /// Archives both trails' rows older than the retention as of `at` into
+    /// `<archive_dir>/<table>-<YYYY-MM-DD of at>.jsonl` (appended), through
+    /// the one archive rule ([`Clm::archive_audit_events`]'s).
+    async fn archive_expired_audit(
+        &self,
+        actor: &Actor,
+        at: DateTime<Utc>,
+    ) -> Result<AuditRetentionReport> {
+        let retention: &AuditRetention = &self.config().audit_retention;
+        let mut report = AuditRetentionReport {
+            retention_days: retention.retention_days,
+            ..Default::default()
+        };
+        let Some(dir) = &retention.archive_dir else {
+            return Ok(report);
+        };
+        let cutoff = days_before(
+            at,
+            "audit_retention.retention_days",
+            retention.retention_days,
+            AuditRetention::MAX_DAYS,
+        )?;
+        std::fs::create_dir_all(dir).map_err(|err| {
+            Error::Configuration(format!(
+                "cannot create the audit archive directory {}: {err}",
+                dir.display()
+            ))
+        })?;
+        report.archive_dir = Some(dir.display().to_string());
+        report.cutoff = Some(cutoff);
+        for kind in [AuditLogKind::Secure, AuditLogKind::Core] {
+            let file = dir.join(format!("{}-{}.jsonl", kind.table(), at.format("%Y-%m-%d")));
+            let run = self
+                .archive_audit_before(actor, kind, cutoff, &file)
+                .await?;
+            match kind {
+                AuditLogKind::Secure => report.secure_archived = run.archived,
+                AuditLogKind::Core => report.core_archived = run.archived,
+            }
+            report.runs.push(run);
+        }
         Ok(report)
     }
 

@@ -376,6 +376,7 @@ class ArchiveReport(Record):
     log: str
     archived: int
     file: str
+    anchor_hash: str | None
     through_sequence: int | None
 
 
@@ -411,6 +412,15 @@ class AuditEvent(Record):
 class AuditEventPage(Page[AuditEvent]):
     items: list[AuditEvent]
     next_cursor: str | None
+
+
+class AuditRetentionReport(Record):
+    retention_days: int
+    secure_archived: int
+    core_archived: int
+    runs: list[ArchiveReport]
+    archive_dir: str | None
+    cutoff: datetime | None
 
 
 class Certificate(Record):
@@ -562,6 +572,25 @@ class DataKeyStatus(Record):
     mfa_secrets: int
 
 
+class DatabaseStats(Record):
+    database: str
+    backend: str
+    total_bytes: int
+    tables: list[TableStats]
+    indexes: list[IndexStats]
+    pool: PoolStats
+    notes: list[str]
+    free_pages: int | None
+    page_size: int | None
+    replica_pool: PoolStats | None
+
+
+class DatabaseStatsReport(Record):
+    taken_at: datetime
+    secure: DatabaseStats
+    core: DatabaseStats
+
+
 class DryRunReport(Record):
     would_issue: IssuanceSummary
     rules: list[RuleOutcome]
@@ -624,6 +653,13 @@ class ImportReport(Record):
     imported: list[Certificate]
     already_present: list[UUID]
     flagged: list[list[Any]]
+
+
+class IndexStats(Record):
+    name: str
+    table: str
+    bytes: int | None
+    scans: int | None
 
 
 class IssuanceOutcome(Record):
@@ -689,12 +725,27 @@ class LifecycleReport(Record):
     renewals_pending_approval: int
     renewal_errors: list[str]
     workflows_expired: int
+    audit_retention: AuditRetentionReport
 
 
 class LoginResult(Record):
     token: str
     session: Session
     user: User
+
+
+class MaintenanceReport(Record):
+    vacuum: bool
+    analyze: bool
+    steps: list[MaintenanceStep]
+    duration_ms: int
+
+
+class MaintenanceStep(Record):
+    database: str
+    statement: str
+    duration_ms: int
+    detail: str | None
 
 
 class MfaEnrollment(Record):
@@ -784,6 +835,13 @@ class PolicyPage(Page[Policy]):
     next_cursor: str | None
 
 
+class PoolStats(Record):
+    max_connections: int
+    open: int
+    idle: int
+    in_use: int
+
+
 class ReconcileReport(Record):
     metadata_created: int
 
@@ -855,6 +913,17 @@ class StatusRefreshReport(Record):
     expired: int
     expiring: int
     activated: int
+
+
+class TableStats(Record):
+    name: str
+    dead_rows: int | None
+    index_bytes: int | None
+    last_analyze: datetime | None
+    last_vacuum: datetime | None
+    live_rows: int | None
+    table_bytes: int | None
+    total_bytes: int | None
 
 
 class User(Record):
@@ -968,6 +1037,8 @@ class Clm:
     def open(
         cls,
         *,
+        audit_archive_dir: str | PathLike[str] | None = None,
+        audit_retention_days: int | None = None,
         cache_ttl_ms: int | None = None,
         core_url: str | None = None,
         create_master_key: bool | None = None,
@@ -1208,6 +1279,13 @@ class Clm:
     def fetch_undelivered_notifications(self, actor: Actor, limit: int) -> list[Notification]: ...
     def mark_notifications_delivered(self, actor: Actor, ids: Sequence[str | UUID]) -> int: ...
     def run_lifecycle(self, actor: Actor, at: str | datetime | None = None) -> LifecycleReport: ...
+    def database_stats(self, actor: Actor) -> DatabaseStatsReport: ...
+    def maintain(
+        self,
+        actor: Actor,
+        vacuum: bool | None = None,
+        analyze: bool | None = None,
+    ) -> MaintenanceReport: ...
     def list_audit_events(
         self,
         actor: Actor,

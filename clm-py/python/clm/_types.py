@@ -444,11 +444,12 @@ class ApprovalDecision(Record):
 class ArchiveReport(Record):
     """What an archive run moved."""
 
-    _fields = ('log', 'archived', 'file', 'through_sequence',)
+    _fields = ('log', 'archived', 'file', 'anchor_hash', 'through_sequence',)
 
     log: str
     archived: int
     file: str
+    anchor_hash: str | None
     through_sequence: int | None
 
 
@@ -511,6 +512,20 @@ class AuditEventPage(Page["AuditEvent"]):
 
     items: list[AuditEvent]
     next_cursor: str | None
+
+
+class AuditRetentionReport(Record):
+    """What the lifecycle's audit retention step did ([`crate::AuditRetention`])."""
+
+    _fields = ('retention_days', 'secure_archived', 'core_archived', 'runs', 'archive_dir', 'cutoff',)
+    _decode = {'runs': ('list', 'ArchiveReport'), 'cutoff': 'datetime'}
+
+    retention_days: int
+    secure_archived: int
+    core_archived: int
+    runs: list[ArchiveReport]
+    archive_dir: str | None
+    cutoff: datetime | None
 
 
 class Certificate(Record):
@@ -727,6 +742,35 @@ class DataKeyStatus(Record):
     mfa_secrets: int
 
 
+class DatabaseStats(Record):
+    """One database's size, indexes, dead space and pool."""
+
+    _fields = ('database', 'backend', 'total_bytes', 'tables', 'indexes', 'pool', 'notes', 'free_pages', 'page_size', 'replica_pool',)
+    _decode = {'tables': ('list', 'TableStats'), 'indexes': ('list', 'IndexStats'), 'pool': 'PoolStats', 'replica_pool': 'PoolStats'}
+
+    database: str
+    backend: str
+    total_bytes: int
+    tables: list[TableStats]
+    indexes: list[IndexStats]
+    pool: PoolStats
+    notes: list[str]
+    free_pages: int | None
+    page_size: int | None
+    replica_pool: PoolStats | None
+
+
+class DatabaseStatsReport(Record):
+    """[`Clm::database_stats`]: both databases, as of `taken_at`."""
+
+    _fields = ('taken_at', 'secure', 'core',)
+    _decode = {'taken_at': 'datetime', 'secure': 'DatabaseStats', 'core': 'DatabaseStats'}
+
+    taken_at: datetime
+    secure: DatabaseStats
+    core: DatabaseStats
+
+
 class DryRunReport(Record):
     """A dry run's verdict: what would be issued, and every check with its result."""
 
@@ -821,6 +865,17 @@ class ImportReport(Record):
     flagged: list[list[Any]]
 
 
+class IndexStats(Record):
+    """One index's size and use."""
+
+    _fields = ('name', 'table', 'bytes', 'scans',)
+
+    name: str
+    table: str
+    bytes: int | None
+    scans: int | None
+
+
 class IssuanceOutcome(Record):
     """What an issuance did: signed, or left a request waiting for approval."""
 
@@ -905,8 +960,8 @@ class KeyRotationPage(Page["KeyRotation"]):
 class LifecycleReport(Record):
     """What one lifecycle run did."""
 
-    _fields = ('ran', 'statuses', 'expiring_notices', 'expired_notices', 'renewals_issued', 'renewals_pending_approval', 'renewal_errors', 'workflows_expired',)
-    _decode = {'statuses': 'StatusRefreshReport'}
+    _fields = ('ran', 'statuses', 'expiring_notices', 'expired_notices', 'renewals_issued', 'renewals_pending_approval', 'renewal_errors', 'workflows_expired', 'audit_retention',)
+    _decode = {'statuses': 'StatusRefreshReport', 'audit_retention': 'AuditRetentionReport'}
 
     ran: bool
     statuses: StatusRefreshReport
@@ -916,6 +971,7 @@ class LifecycleReport(Record):
     renewals_pending_approval: int
     renewal_errors: list[str]
     workflows_expired: int
+    audit_retention: AuditRetentionReport
 
 
 class LoginResult(Record):
@@ -928,6 +984,29 @@ class LoginResult(Record):
     token: str
     session: Session
     user: User
+
+
+class MaintenanceReport(Record):
+    """What one maintenance run did, step by step."""
+
+    _fields = ('vacuum', 'analyze', 'steps', 'duration_ms',)
+    _decode = {'steps': ('list', 'MaintenanceStep')}
+
+    vacuum: bool
+    analyze: bool
+    steps: list[MaintenanceStep]
+    duration_ms: int
+
+
+class MaintenanceStep(Record):
+    """One maintenance statement as run: what, how long, and what it reported."""
+
+    _fields = ('database', 'statement', 'duration_ms', 'detail',)
+
+    database: str
+    statement: str
+    duration_ms: int
+    detail: str | None
 
 
 class MfaEnrollment(Record):
@@ -1057,6 +1136,17 @@ class PolicyPage(Page["Policy"]):
     next_cursor: str | None
 
 
+class PoolStats(Record):
+    """How full a pool is."""
+
+    _fields = ('max_connections', 'open', 'idle', 'in_use',)
+
+    max_connections: int
+    open: int
+    idle: int
+    in_use: int
+
+
 class ReconcileReport(Record):
     """What a reconcile run repaired."""
 
@@ -1169,6 +1259,22 @@ class StatusRefreshReport(Record):
     expired: int
     expiring: int
     activated: int
+
+
+class TableStats(Record):
+    """One table's size and upkeep. A value the backend cannot tell is None."""
+
+    _fields = ('name', 'dead_rows', 'index_bytes', 'last_analyze', 'last_vacuum', 'live_rows', 'table_bytes', 'total_bytes',)
+    _decode = {'last_analyze': 'datetime', 'last_vacuum': 'datetime'}
+
+    name: str
+    dead_rows: int | None
+    index_bytes: int | None
+    last_analyze: datetime | None
+    last_vacuum: datetime | None
+    live_rows: int | None
+    table_bytes: int | None
+    total_bytes: int | None
 
 
 class User(Record):
@@ -1381,6 +1487,7 @@ __all__ = [
     "AuditCheckpoint",
     "AuditEvent",
     "AuditEventPage",
+    "AuditRetentionReport",
     "Certificate",
     "CertificateAuthority",
     "CertificatePage",
@@ -1394,12 +1501,15 @@ __all__ = [
     "CrlEntryInfo",
     "CsrBundle",
     "DataKeyStatus",
+    "DatabaseStats",
+    "DatabaseStatsReport",
     "DryRunReport",
     "EncryptionKey",
     "ExpiringCertificate",
     "ExpiringCertificatePage",
     "GeneratedCrl",
     "ImportReport",
+    "IndexStats",
     "IssuanceOutcome",
     "IssuanceSummary",
     "IssuanceUrls",
@@ -1407,6 +1517,8 @@ __all__ = [
     "KeyRotationPage",
     "LifecycleReport",
     "LoginResult",
+    "MaintenanceReport",
+    "MaintenanceStep",
     "MfaEnrollment",
     "Notification",
     "NotificationPage",
@@ -1415,6 +1527,7 @@ __all__ = [
     "PendingApproval",
     "Policy",
     "PolicyPage",
+    "PoolStats",
     "ReconcileReport",
     "Role",
     "RolePage",
@@ -1423,6 +1536,7 @@ __all__ = [
     "RuleOutcome",
     "Session",
     "StatusRefreshReport",
+    "TableStats",
     "User",
     "UserPage",
     "UserRole",

@@ -25,6 +25,7 @@ from clm import (
     AuditFilter,
     AuditLogKind,
     AuditOutcome,
+    AuditRetentionReport,
     Certificate,
     CertificateAuthority,
     CertificateKind,
@@ -42,6 +43,8 @@ from clm import (
     CrlEntryInfo,
     CsrBundle,
     DataKeyStatus,
+    DatabaseStats,
+    DatabaseStatsReport,
     DistinguishedName,
     DryRunReport,
     EncryptionKey,
@@ -51,6 +54,7 @@ from clm import (
     GeneratedCrl,
     ImportInput,
     ImportReport,
+    IndexStats,
     IssuanceOutcome,
     IssuanceSummary,
     IssuanceUrls,
@@ -61,6 +65,8 @@ from clm import (
     KeyType,
     LifecycleReport,
     LoginResult,
+    MaintenanceReport,
+    MaintenanceStep,
     MasterKeyInput,
     MfaEnrollment,
     NewApiKey,
@@ -86,6 +92,7 @@ from clm import (
     PolicyRules,
     PolicyStatus,
     PolicyUpdate,
+    PoolStats,
     ReconcileReport,
     RenewOptions,
     RequestStatus,
@@ -101,6 +108,7 @@ from clm import (
     StatusRefreshReport,
     StepType,
     SubjectAlternativeName,
+    TableStats,
     User,
     UserFilter,
     UserPage,
@@ -126,6 +134,8 @@ class Clm:
     async def open(
         cls,
         *,
+        audit_archive_dir: str | PathLike[str] | None = None,
+        audit_retention_days: int | None = None,
         cache_ttl_ms: int | None = None,
         core_url: str | None = None,
         create_master_key: bool | None = None,
@@ -390,6 +400,13 @@ class Clm:
         actor: Actor,
         at: str | datetime | None = None,
     ) -> LifecycleReport: ...
+    async def database_stats(self, actor: Actor) -> DatabaseStatsReport: ...
+    async def maintain(
+        self,
+        actor: Actor,
+        vacuum: bool | None = None,
+        analyze: bool | None = None,
+    ) -> MaintenanceReport: ...
     async def list_audit_events(
         self,
         actor: Actor,
