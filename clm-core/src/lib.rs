@@ -86,7 +86,7 @@ impl Clm {
             )
         })?;
         let (provider, _created) = source.resolve()?;
-        let databases = db::connect(&config.database, config.pool).await?;
+        let databases = db::connect(&config.database, &config.database_tls, config.pool).await?;
         let keyring = match KeyRing::load(&databases.secure, provider).await {
             Ok(keyring) => keyring,
             Err(err) => {

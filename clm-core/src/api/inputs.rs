@@ -24,8 +24,9 @@ use crate::{ClmConfig, Error, MasterKeySource, Result};
 /// `{"sqlite_dir": "..."}` or `{"secure_url": "postgres://...", "core_url":
 /// "postgres://..."}`, plus exactly one of `master_key` (base64 of 32 bytes)
 /// or `master_key_file` (with `create_master_key: true` the file is
-/// created, mode 0600, when missing), and optionally `max_connections` and
-/// `cache_ttl_ms`.
+/// created, mode 0600, when missing), and optionally `max_connections`,
+/// `cache_ttl_ms` and, for PostgreSQL, TLS: `sslmode`, `sslrootcert`,
+/// `sslcert`, `sslkey` (each overrides the same parameter of the URLs).
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OpenOptions {
@@ -45,6 +46,15 @@ pub struct OpenOptions {
     max_connections: Option<u32>,
     /// How long issuers and policies stay cached (`ClmConfig::cache_ttl`).
     cache_ttl_ms: Option<u64>,
+    /// PostgreSQL TLS: `disable`, `prefer`, `require`, `verify-ca` or
+    /// `verify-full`.
+    sslmode: Option<String>,
+    /// PEM file of the CA certificates the server's certificate must chain to.
+    sslrootcert: Option<String>,
+    /// PEM file of a client certificate, for servers that ask for one.
+    sslcert: Option<String>,
+    /// PEM file of the client certificate's private key.
+    sslkey: Option<String>,
 }
 
 impl std::fmt::Debug for OpenOptions {
@@ -65,6 +75,10 @@ impl std::fmt::Debug for OpenOptions {
             .field("create_master_key", &self.create_master_key)
             .field("max_connections", &self.max_connections)
             .field("cache_ttl_ms", &self.cache_ttl_ms)
+            .field("sslmode", &self.sslmode)
+            .field("sslrootcert", &self.sslrootcert)
+            .field("sslcert", &self.sslcert)
+            .field("sslkey", &self.sslkey)
             .finish()
     }
 }
@@ -98,6 +112,15 @@ impl OpenOptions {
         if let Some(ms) = self.cache_ttl_ms {
             config = config.with_cache_ttl(std::time::Duration::from_millis(ms));
         }
+        config = config.with_database_tls(crate::db::DatabaseTls {
+            sslmode: self
+                .sslmode
+                .map(|mode| crate::db::SslMode::parse("sslmode", &mode))
+                .transpose()?,
+            sslrootcert: self.sslrootcert.map(PathBuf::from),
+            sslcert: self.sslcert.map(PathBuf::from),
+            sslkey: self.sslkey.map(PathBuf::from),
+        });
         Ok(config)
     }
 }
