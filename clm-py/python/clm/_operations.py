@@ -442,6 +442,10 @@ OPEN_OPTIONS: dict[str, str | None] = {
     'max_connections': 'int',
     'secure_url': 'str',
     'sqlite_dir': 'path',
+    'sslcert': 'str',
+    'sslkey': 'str',
+    'sslmode': 'str',
+    'sslrootcert': 'str',
 }
 
 
@@ -467,6 +471,10 @@ class Operations:
         max_connections: int | None = None,
         secure_url: str | None = None,
         sqlite_dir: str | PathLike[str] | None = None,
+        sslcert: str | None = None,
+        sslkey: str | None = None,
+        sslmode: str | None = None,
+        sslrootcert: str | None = None,
     ) -> Any:
         """Opens clm (`close()` or leaving a `with` block closes it).
 
@@ -475,10 +483,11 @@ class Operations:
         `{"sqlite_dir": "..."}` or `{"secure_url": "postgres://...", "core_url":
         "postgres://..."}`, plus exactly one of `master_key` (base64 of 32 bytes)
         or `master_key_file` (with `create_master_key: true` the file is
-        created, mode 0600, when missing), and optionally `max_connections` and
-        `cache_ttl_ms`.
+        created, mode 0600, when missing), and optionally `max_connections`,
+        `cache_ttl_ms` and, for PostgreSQL, TLS: `sslmode`, `sslrootcert`,
+        `sslcert`, `sslkey` (each overrides the same parameter of the URLs).
         """
-        return cls._open({"cache_ttl_ms": cache_ttl_ms, "core_url": core_url, "create_master_key": create_master_key, "master_key": master_key, "master_key_file": master_key_file, "max_connections": max_connections, "secure_url": secure_url, "sqlite_dir": sqlite_dir})
+        return cls._open({"cache_ttl_ms": cache_ttl_ms, "core_url": core_url, "create_master_key": create_master_key, "master_key": master_key, "master_key_file": master_key_file, "max_connections": max_connections, "secure_url": secure_url, "sqlite_dir": sqlite_dir, "sslcert": sslcert, "sslkey": sslkey, "sslmode": sslmode, "sslrootcert": sslrootcert})
 
     def version(self) -> str:
         """The library version."""
@@ -1040,6 +1049,10 @@ class AsyncOperations:
         max_connections: int | None = None,
         secure_url: str | None = None,
         sqlite_dir: str | PathLike[str] | None = None,
+        sslcert: str | None = None,
+        sslkey: str | None = None,
+        sslmode: str | None = None,
+        sslrootcert: str | None = None,
     ) -> Any:
         """Opens clm (`close()` or leaving a `with` block closes it).
 
@@ -1048,10 +1061,11 @@ class AsyncOperations:
         `{"sqlite_dir": "..."}` or `{"secure_url": "postgres://...", "core_url":
         "postgres://..."}`, plus exactly one of `master_key` (base64 of 32 bytes)
         or `master_key_file` (with `create_master_key: true` the file is
-        created, mode 0600, when missing), and optionally `max_connections` and
-        `cache_ttl_ms`.
+        created, mode 0600, when missing), and optionally `max_connections`,
+        `cache_ttl_ms` and, for PostgreSQL, TLS: `sslmode`, `sslrootcert`,
+        `sslcert`, `sslkey` (each overrides the same parameter of the URLs).
         """
-        return await cls._open({"cache_ttl_ms": cache_ttl_ms, "core_url": core_url, "create_master_key": create_master_key, "master_key": master_key, "master_key_file": master_key_file, "max_connections": max_connections, "secure_url": secure_url, "sqlite_dir": sqlite_dir})
+        return await cls._open({"cache_ttl_ms": cache_ttl_ms, "core_url": core_url, "create_master_key": create_master_key, "master_key": master_key, "master_key_file": master_key_file, "max_connections": max_connections, "secure_url": secure_url, "sqlite_dir": sqlite_dir, "sslcert": sslcert, "sslkey": sslkey, "sslmode": sslmode, "sslrootcert": sslrootcert})
 
     async def version(self) -> str:
         """The library version."""
