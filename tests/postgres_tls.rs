@@ -54,9 +54,8 @@ fn postgres_bin_dir() -> Option<PathBuf> {
     if let Some((_, bin)) = versions.pop() {
         return Some(bin);
     }
-    std::env::var_os("PATH").and_then(|path| {
-        std::env::split_paths(&path).find(|dir| dir.join("initdb").is_file())
-    })
+    std::env::var_os("PATH")
+        .and_then(|path| std::env::split_paths(&path).find(|dir| dir.join("initdb").is_file()))
 }
 
 fn is_root() -> bool {
@@ -283,7 +282,15 @@ fn start_cluster(bin: PathBuf, pki: &Pki) -> Result<Cluster, String> {
     let data_arg = data.display().to_string();
     cluster.run(
         "initdb",
-        &["-D", &data_arg, "-U", "postgres", "-A", "trust", "--no-sync"],
+        &[
+            "-D",
+            &data_arg,
+            "-U",
+            "postgres",
+            "-A",
+            "trust",
+            "--no-sync",
+        ],
     )?;
     write_file(&data.join("server.crt"), &pki.server_cert, 0o644);
     write_file(&data.join("server.key"), &pki.server_key, 0o600);
@@ -389,7 +396,10 @@ async fn open_fails(config: ClmConfig, what: &str) -> String {
         }
         Err(err) => {
             let text = format!("{err} / {err:?}");
-            assert!(!text.contains(PASSWORD), "{what}: the error shows the password: {text}");
+            assert!(
+                !text.contains(PASSWORD),
+                "{what}: the error shows the password: {text}"
+            );
             eprintln!("{what}: refused as expected: {err}");
             err.to_string()
         }
@@ -428,8 +438,14 @@ async fn postgres_over_tls_with_a_clm_issued_pki() {
     // verify-full to the name in the certificate: opens, migrates, works.
     // The URLs say sslmode=disable: the configuration overrides them.
     let overridden = ClmConfig::postgres(
-        format!("{}?sslmode=disable", cluster.url("localhost", "postgres", "tls_secure")),
-        format!("{}?sslmode=disable", cluster.url("localhost", "postgres", "tls_core")),
+        format!(
+            "{}?sslmode=disable",
+            cluster.url("localhost", "postgres", "tls_secure")
+        ),
+        format!(
+            "{}?sslmode=disable",
+            cluster.url("localhost", "postgres", "tls_core")
+        ),
     )
     .with_master_key(MasterKeySource::FileOrCreate(dir.join("master.key")))
     .with_max_connections(2)
@@ -494,30 +510,31 @@ async fn postgres_over_tls_with_a_clm_issued_pki() {
     assert!(err.contains("client certificate"), "{err}");
 
     // A client certificate without its key is a configuration error.
-    let half = config(&cluster, "localhost", CERT_USER, "cert", dir).with_database_tls(
-        DatabaseTls {
+    let half =
+        config(&cluster, "localhost", CERT_USER, "cert", dir).with_database_tls(DatabaseTls {
             sslcert: Some(pki.client_cert.clone()),
             ..tls(SslMode::VerifyFull, Some(&pki.root))
-        },
-    );
+        });
     let err = open_fails(half, "sslcert without sslkey").await;
     assert!(err.contains("sslkey"), "{err}");
 
     // The clm-issued client certificate (CN = the user) gets in.
-    let mtls = config(&cluster, "localhost", CERT_USER, "cert", dir).with_database_tls(
-        DatabaseTls {
+    let mtls =
+        config(&cluster, "localhost", CERT_USER, "cert", dir).with_database_tls(DatabaseTls {
             sslcert: Some(pki.client_cert.clone()),
             sslkey: Some(pki.client_key.clone()),
             ..tls(SslMode::VerifyFull, Some(&pki.root))
-        },
-    );
+        });
     open_and_work(mtls, "mutual TLS with a clm-issued client certificate").await;
 
     // A root file that is not there is named.
     let missing = config(&cluster, "localhost", "postgres", "tls", dir)
         .with_database_tls(tls(SslMode::VerifyFull, Some(&dir.join("absent.pem"))));
     let err = open_fails(missing, "missing sslrootcert").await;
-    assert!(err.contains("sslrootcert") && err.contains("absent.pem"), "{err}");
+    assert!(
+        err.contains("sslrootcert") && err.contains("absent.pem"),
+        "{err}"
+    );
 
     drop(cluster);
 }

@@ -19,8 +19,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use crate::db::{DatabaseTls, SslMode};
 use crate::db::{DatabaseConfig, PoolSettings};
+pub use crate::db::{DatabaseTls, SslMode};
 use crate::keyring::MasterKeySource;
 use crate::{Error, Result};
 

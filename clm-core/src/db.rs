@@ -14,9 +14,9 @@ compile_error!(
     "clm-core needs at least one database backend: enable its `postgres` or `sqlite` feature (both are default features)"
 );
 
-use std::path::PathBuf;
 #[cfg(feature = "sqlite")]
 use std::path::Path;
+use std::path::PathBuf;
 #[cfg(feature = "postgres")]
 use std::str::FromStr;
 use std::time::Duration;
@@ -24,10 +24,10 @@ use std::time::Duration;
 use sqlx::pool::PoolConnection;
 #[cfg(feature = "postgres")]
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgSslMode};
-#[cfg(feature = "postgres")]
-use sqlx::{PgConnection, PgPool, Postgres};
 #[cfg(feature = "sqlite")]
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+#[cfg(feature = "postgres")]
+use sqlx::{PgConnection, PgPool, Postgres};
 #[cfg(feature = "sqlite")]
 use sqlx::{Sqlite, SqliteConnection, SqlitePool};
 
@@ -586,7 +586,11 @@ async fn connect_postgres_pair(
     _tls: &DatabaseTls,
     _settings: PoolSettings,
 ) -> Result<Databases> {
-    Err(backend_missing("PostgreSQL", "postgres", &redact_url(secure_url)))
+    Err(backend_missing(
+        "PostgreSQL",
+        "postgres",
+        &redact_url(secure_url),
+    ))
 }
 
 /// A SQLite configuration in a build without SQLite.
@@ -652,11 +656,11 @@ async fn connect_postgres(
             // The pool retried a refused connection until its timeout; one
             // plain attempt tells why.
             use sqlx::ConnectOptions as _;
-            let reason =
-                match tokio::time::timeout(Duration::from_secs(5), options.connect()).await {
-                    Ok(Err(err)) => describe_connect_error(&err, &options),
-                    _ => "no connection within the acquire timeout".to_string(),
-                };
+            let reason = match tokio::time::timeout(Duration::from_secs(5), options.connect()).await
+            {
+                Ok(Err(err)) => describe_connect_error(&err, &options),
+                _ => "no connection within the acquire timeout".to_string(),
+            };
             Err(Error::database(format!(
                 "cannot connect to {field} {}: {reason} (gave up after {:?})",
                 redact_url(url),
