@@ -50,10 +50,13 @@ pub struct OpenOptions {
     /// `verify-full`.
     sslmode: Option<String>,
     /// PEM file of the CA certificates the server's certificate must chain to.
+    #[schemars(extend("x-path" = true))]
     sslrootcert: Option<String>,
     /// PEM file of a client certificate, for servers that ask for one.
+    #[schemars(extend("x-path" = true))]
     sslcert: Option<String>,
     /// PEM file of the client certificate's private key.
+    #[schemars(extend("x-path" = true))]
     sslkey: Option<String>,
 }
 

@@ -442,10 +442,10 @@ OPEN_OPTIONS: dict[str, str | None] = {
     'max_connections': 'int',
     'secure_url': 'str',
     'sqlite_dir': 'path',
-    'sslcert': 'str',
-    'sslkey': 'str',
+    'sslcert': 'path',
+    'sslkey': 'path',
     'sslmode': 'str',
-    'sslrootcert': 'str',
+    'sslrootcert': 'path',
 }
 
 
@@ -471,10 +471,10 @@ class Operations:
         max_connections: int | None = None,
         secure_url: str | None = None,
         sqlite_dir: str | PathLike[str] | None = None,
-        sslcert: str | None = None,
-        sslkey: str | None = None,
+        sslcert: str | PathLike[str] | None = None,
+        sslkey: str | PathLike[str] | None = None,
         sslmode: str | None = None,
-        sslrootcert: str | None = None,
+        sslrootcert: str | PathLike[str] | None = None,
     ) -> Any:
         """Opens clm (`close()` or leaving a `with` block closes it).
 
@@ -1049,10 +1049,10 @@ class AsyncOperations:
         max_connections: int | None = None,
         secure_url: str | None = None,
         sqlite_dir: str | PathLike[str] | None = None,
-        sslcert: str | None = None,
-        sslkey: str | None = None,
+        sslcert: str | PathLike[str] | None = None,
+        sslkey: str | PathLike[str] | None = None,
         sslmode: str | None = None,
-        sslrootcert: str | None = None,
+        sslrootcert: str | PathLike[str] | None = None,
     ) -> Any:
         """Opens clm (`close()` or leaving a `with` block closes it).
 
