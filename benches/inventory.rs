@@ -253,7 +253,9 @@ fn main() {
 
         match common::PgTestDb::create().await {
             Some(db) => {
-                let opened = clm::db::connect(&db.config().database, db.config().pool).await;
+                let config = db.config();
+                let opened =
+                    clm::db::connect(&config.database, &config.database_tls, config.pool).await;
                 match opened {
                     Ok(clm) => {
                         let outcome = futures::FutureExt::catch_unwind(

@@ -970,8 +970,9 @@ export type NotificationType = "approval_required" | "request_approved" | "reque
  * `{"sqlite_dir": "..."}` or `{"secure_url": "postgres://...", "core_url":
  * "postgres://..."}`, plus exactly one of `master_key` (base64 of 32 bytes)
  * or `master_key_file` (with `create_master_key: true` the file is
- * created, mode 0600, when missing), and optionally `max_connections` and
- * `cache_ttl_ms`.
+ * created, mode 0600, when missing), and optionally `max_connections`,
+ * `cache_ttl_ms` and, for PostgreSQL, TLS: `sslmode`, `sslrootcert`,
+ * `sslcert`, `sslkey` (each overrides the same parameter of the URLs).
  * (An input: fields with a default may be left out.)
  */
 export interface OpenOptions {
@@ -1001,6 +1002,17 @@ export interface OpenOptions {
    */
   secure_url?: string | null
   sqlite_dir?: string | null
+  /** PEM file of a client certificate, for servers that ask for one. */
+  sslcert?: string | null
+  /** PEM file of the client certificate's private key. */
+  sslkey?: string | null
+  /**
+   * PostgreSQL TLS: `disable`, `prefer`, `require`, `verify-ca` or
+   * `verify-full`.
+   */
+  sslmode?: string | null
+  /** PEM file of the CA certificates the server's certificate must chain to. */
+  sslrootcert?: string | null
 }
 
 export interface Organization {

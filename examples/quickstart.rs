@@ -1,5 +1,7 @@
 //! Quickstart: opens clm on embedded SQLite (or PostgreSQL when
-//! CLM_SECURE_DATABASE_URL / CLM_CORE_DATABASE_URL are set), creates an
+//! CLM_SECURE_DATABASE_URL / CLM_CORE_DATABASE_URL are set, with the
+//! CLM_DATABASE_SSL* TLS settings and CLM_MASTER_KEY(_FILE); set but wrong,
+//! it fails instead of falling back to SQLite), creates an
 //! organization, an administrator, a custom role and a policy, logs in and
 //! creates an API key, sends a certificate request through approval, then
 //! prints what it stored.
@@ -20,17 +22,32 @@ use clm::{Clm, ClmConfig, MasterKeySource};
 async fn main() {
     if let Err(err) = run().await {
         eprintln!("quickstart failed: {err} [{}]", err.code());
+        if postgres_requested() {
+            eprintln!(
+                "(CLM_SECURE_DATABASE_URL or CLM_CORE_DATABASE_URL is set, so the quickstart uses PostgreSQL and nothing else: fix them, or unset both for SQLite)"
+            );
+        }
         std::process::exit(1);
     }
+}
+
+/// Whether either PostgreSQL variable is set: then PostgreSQL it is, and a
+/// half-set pair, a bad URL or an unreachable server is an error rather
+/// than a quiet fall back to SQLite.
+fn postgres_requested() -> bool {
+    ["CLM_SECURE_DATABASE_URL", "CLM_CORE_DATABASE_URL"]
+        .iter()
+        .any(|name| std::env::var_os(name).is_some_and(|value| !value.is_empty()))
 }
 
 async fn run() -> clm::Result<()> {
     let data_dir = std::env::args()
         .nth(1)
         .unwrap_or_else(|| "./clm-data".to_string());
-    let mut config = match ClmConfig::from_env() {
-        Ok(config) if std::env::var("CLM_SECURE_DATABASE_URL").is_ok() => config,
-        _ => ClmConfig::sqlite(&data_dir),
+    let mut config = if postgres_requested() {
+        ClmConfig::from_env()?
+    } else {
+        ClmConfig::sqlite(&data_dir)
     };
     if config.master_key.is_none() {
         let key_file = std::path::Path::new(&data_dir).join("master.key");

@@ -484,7 +484,8 @@ class Generator:
             inner, _ = schema.split_nullable(s)
             annotation = self.in_type(inner)
             check = check_spec(self.kinds, inner)
-            if name.endswith(("_dir", "_file")):
+            # libpq's names (sslrootcert, ...) say `x-path` in the schema.
+            if name.endswith(("_dir", "_file")) or s.get("x-path") or inner.get("x-path"):
                 annotation, check = "str | PathLike[str]", "path"
             result.append((name, annotation, check))
         return result

@@ -1,16 +1,34 @@
-//! Host configuration: where the data lives, pool sizes, and (later) the master
-//! key. Built in code or from `CLM_*` environment variables.
+//! Host configuration: where the data lives, TLS to PostgreSQL, pool sizes
+//! and the master key. Built in code or from `CLM_*` environment variables:
+//!
+//! | variable | meaning |
+//! | --- | --- |
+//! | `CLM_SECURE_DATABASE_URL`, `CLM_CORE_DATABASE_URL` | the two PostgreSQL databases (both or neither) |
+//! | `CLM_SECURE_REPLICA_URL`, `CLM_CORE_REPLICA_URL` | optional read replicas for reporting |
+//! | `CLM_DATA_DIR` | SQLite: the directory of `secure.db` and `core.db` (when no PostgreSQL URL is set) |
+//! | `CLM_DATABASE_SSLMODE` | `disable`, `prefer`, `require`, `verify-ca` or `verify-full` |
+//! | `CLM_DATABASE_SSLROOTCERT` | PEM file of the CA(s) the server's certificate must chain to |
+//! | `CLM_DATABASE_SSLCERT`, `CLM_DATABASE_SSLKEY` | client certificate and its key (PEM) for servers that ask for one |
+//! | `CLM_MASTER_KEY` / `CLM_MASTER_KEY_FILE` | the master key, base64 of 32 bytes, or a file holding it |
+//! | `CLM_MAX_CONNECTIONS` | pool size per database |
+//! | `CLM_CACHE_TTL_MS` | see [`ClmConfig::cache_ttl`] |
+//!
+//! The `CLM_DATABASE_SSL*` settings apply to every PostgreSQL URL and
+//! override the same parameters written in the URLs (see [`DatabaseTls`]).
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::db::{DatabaseConfig, PoolSettings};
+pub use crate::db::{DatabaseTls, SslMode};
 use crate::keyring::MasterKeySource;
 use crate::{Error, Result};
 
 #[derive(Debug, Clone)]
 pub struct ClmConfig {
     pub database: DatabaseConfig,
+    /// TLS to PostgreSQL (every URL); must stay empty for SQLite.
+    pub database_tls: DatabaseTls,
     pub pool: PoolSettings,
     /// Required: the key that wraps the data-encryption keys.
     pub master_key: Option<MasterKeySource>,
@@ -166,6 +184,7 @@ impl ClmConfig {
             database: DatabaseConfig::Sqlite {
                 data_dir: data_dir.into(),
             },
+            database_tls: DatabaseTls::default(),
             pool: PoolSettings::default(),
             master_key: None,
             security: SecuritySettings::default(),
@@ -183,6 +202,7 @@ impl ClmConfig {
                 secure_replica_url: None,
                 core_replica_url: None,
             },
+            database_tls: DatabaseTls::default(),
             pool: PoolSettings::default(),
             master_key: None,
             security: SecuritySettings::default(),
@@ -216,6 +236,12 @@ impl ClmConfig {
             *secure_replica_url = Some(secure_replica.into());
             *core_replica_url = Some(core_replica.into());
         }
+        self
+    }
+
+    /// TLS to PostgreSQL: see [`DatabaseTls`].
+    pub fn with_database_tls(mut self, tls: DatabaseTls) -> Self {
+        self.database_tls = tls;
         self
     }
 
@@ -253,10 +279,13 @@ impl ClmConfig {
     }
 
     /// Reads `CLM_SECURE_DATABASE_URL` + `CLM_CORE_DATABASE_URL` (PostgreSQL,
-    /// with optional `CLM_SECURE_REPLICA_URL`/`CLM_CORE_REPLICA_URL`), else
-    /// `CLM_DATA_DIR` (SQLite), plus `CLM_MASTER_KEY` (base64) or
-    /// `CLM_MASTER_KEY_FILE`, `CLM_MAX_CONNECTIONS`, `CLM_CACHE_TTL_MS`,
-    /// `CLM_AUDIT_RETENTION_DAYS` and `CLM_AUDIT_ARCHIVE_DIR` ([`AuditRetention`]).
+    /// with optional `CLM_SECURE_REPLICA_URL`/`CLM_CORE_REPLICA_URL` and
+    /// `CLM_DATABASE_SSLMODE`, `CLM_DATABASE_SSLROOTCERT`,
+    /// `CLM_DATABASE_SSLCERT`, `CLM_DATABASE_SSLKEY`), else `CLM_DATA_DIR`
+    /// (SQLite), plus `CLM_MASTER_KEY` (base64) or `CLM_MASTER_KEY_FILE`,
+    /// `CLM_MAX_CONNECTIONS`, `CLM_CACHE_TTL_MS`, `CLM_AUDIT_RETENTION_DAYS` and
+    /// `CLM_AUDIT_ARCHIVE_DIR` ([`AuditRetention`]) (the table in this module's
+    /// documentation).
     pub fn from_env() -> Result<Self> {
         Self::from_vars(|name| std::env::var(name).ok().filter(|v| !v.trim().is_empty()))
     }
@@ -296,6 +325,14 @@ impl ClmConfig {
                     ));
                 }
             },
+        };
+        config.database_tls = DatabaseTls {
+            sslmode: var("CLM_DATABASE_SSLMODE")
+                .map(|mode| SslMode::parse("CLM_DATABASE_SSLMODE", &mode))
+                .transpose()?,
+            sslrootcert: var("CLM_DATABASE_SSLROOTCERT").map(PathBuf::from),
+            sslcert: var("CLM_DATABASE_SSLCERT").map(PathBuf::from),
+            sslkey: var("CLM_DATABASE_SSLKEY").map(PathBuf::from),
         };
         config.master_key = match (var("CLM_MASTER_KEY"), var("CLM_MASTER_KEY_FILE")) {
             (Some(key), _) => Some(MasterKeySource::Base64(key)),
@@ -405,6 +442,45 @@ mod tests {
         ]))
         .unwrap_err();
         assert!(bad.to_string().contains("CLM_MAX_CONNECTIONS"), "{bad}");
+    }
+
+    #[test]
+    fn database_tls_from_variables_and_a_named_error_for_a_bad_mode() {
+        let urls = [
+            ("CLM_SECURE_DATABASE_URL", "postgres://u@db/clm_secure_db"),
+            ("CLM_CORE_DATABASE_URL", "postgres://u@db/clm_core_db"),
+        ];
+        let config = ClmConfig::from_vars(vars(&[
+            urls[0],
+            urls[1],
+            ("CLM_DATABASE_SSLMODE", "Verify-Full"),
+            ("CLM_DATABASE_SSLROOTCERT", "/etc/clm/db-ca.pem"),
+            ("CLM_DATABASE_SSLCERT", "/etc/clm/db-client.pem"),
+            ("CLM_DATABASE_SSLKEY", "/etc/clm/db-client.key"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            config.database_tls,
+            DatabaseTls {
+                sslmode: Some(SslMode::VerifyFull),
+                sslrootcert: Some("/etc/clm/db-ca.pem".into()),
+                sslcert: Some("/etc/clm/db-client.pem".into()),
+                sslkey: Some("/etc/clm/db-client.key".into()),
+            }
+        );
+        let none = ClmConfig::from_vars(vars(&urls)).unwrap();
+        assert!(none.database_tls.is_empty());
+        let bad = ClmConfig::from_vars(vars(&[
+            urls[0],
+            urls[1],
+            ("CLM_DATABASE_SSLMODE", "strict"),
+        ]))
+        .unwrap_err();
+        let text = bad.to_string();
+        assert!(
+            text.contains("CLM_DATABASE_SSLMODE") && text.contains("verify-full"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -3,20 +3,43 @@
 //! expands the same code for PostgreSQL and SQLite. Dialect differences live in
 //! [`Dialect`] and nowhere else.
 
-use std::path::{Path, PathBuf};
+//!
+//! Each backend is a cargo feature (`postgres`, `sqlite`, both default): the
+//! variants, macro arms and code of a backend left out are not compiled, and
+//! opening a configuration of that backend fails with a Configuration error
+//! naming the feature.
+
+#[cfg(not(any(feature = "postgres", feature = "sqlite")))]
+compile_error!(
+    "clm-core needs at least one database backend: enable its `postgres` or `sqlite` feature (both are default features)"
+);
+
+#[cfg(feature = "sqlite")]
+use std::path::Path;
+use std::path::PathBuf;
+#[cfg(feature = "postgres")]
 use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::pool::PoolConnection;
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+#[cfg(feature = "postgres")]
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgSslMode};
+#[cfg(feature = "sqlite")]
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{PgConnection, PgPool, Postgres, Sqlite, SqliteConnection, SqlitePool};
+#[cfg(feature = "postgres")]
+use sqlx::{PgConnection, PgPool, Postgres};
+#[cfg(feature = "sqlite")]
+use sqlx::{Sqlite, SqliteConnection, SqlitePool};
 
 use crate::{Error, Result};
 
+#[cfg(feature = "postgres")]
 static POSTGRES_SECURE: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres/secure");
+#[cfg(feature = "postgres")]
 static POSTGRES_CORE: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres/core");
+#[cfg(feature = "sqlite")]
 static SQLITE_SECURE: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite/secure");
+#[cfg(feature = "sqlite")]
 static SQLITE_CORE: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite/core");
 
 /// How long a SQLite writer waits for the write lock.
@@ -82,6 +105,7 @@ pub(crate) enum Lock {
 }
 
 impl Lock {
+    #[cfg(feature = "postgres")]
     const fn key(self) -> i64 {
         match self {
             Lock::SecureAuditChain => 0x636c_6d01,
@@ -96,25 +120,32 @@ impl Lock {
 /// `BEGIN` plus [`Lock::DataKeys`] taken shared, as one simple query (the
 /// key is written out: a simple query takes no parameters; a test checks
 /// it is the lock's).
+#[cfg(feature = "postgres")]
 const BEGIN_SEALING_POSTGRES: &str = "BEGIN; SELECT pg_advisory_xact_lock_shared(1668050194)";
 
 /// A connection pool of either backend.
 #[derive(Debug, Clone)]
 pub enum Pool {
+    #[cfg(feature = "postgres")]
     Postgres(PgPool),
+    #[cfg(feature = "sqlite")]
     Sqlite(SqlitePool),
 }
 
 /// A borrowed connection of either backend: a pooled one or a transaction's.
 pub enum Conn<'c> {
+    #[cfg(feature = "postgres")]
     Postgres(&'c mut PgConnection),
+    #[cfg(feature = "sqlite")]
     Sqlite(&'c mut SqliteConnection),
 }
 
 impl Conn<'_> {
     pub fn dialect(&self) -> Dialect {
         match self {
+            #[cfg(feature = "postgres")]
             Conn::Postgres(_) => Dialect::Postgres,
+            #[cfg(feature = "sqlite")]
             Conn::Sqlite(_) => Dialect::Sqlite,
         }
     }
@@ -126,13 +157,20 @@ impl Conn<'_> {
     /// transaction's `lock_timeout`). Nothing on SQLite: the write
     /// transaction already holds the database's lock.
     pub(crate) async fn lock_for_transaction(&mut self, lock: Lock, exclusive: bool) -> Result<()> {
-        if let Conn::Postgres(c) = self {
-            let sql = if exclusive {
-                "SELECT pg_advisory_xact_lock($1)"
-            } else {
-                "SELECT pg_advisory_xact_lock_shared($1)"
-            };
-            sqlx::query(sql).bind(lock.key()).execute(&mut **c).await?;
+        match self {
+            #[cfg(feature = "postgres")]
+            Conn::Postgres(c) => {
+                let sql = if exclusive {
+                    "SELECT pg_advisory_xact_lock($1)"
+                } else {
+                    "SELECT pg_advisory_xact_lock_shared($1)"
+                };
+                sqlx::query(sql).bind(lock.key()).execute(&mut **c).await?;
+            }
+            #[cfg(feature = "sqlite")]
+            Conn::Sqlite(_) => {
+                let _ = (lock, exclusive);
+            }
         }
         Ok(())
     }
@@ -140,7 +178,10 @@ impl Conn<'_> {
 
 /// Runs `$body` with `$c` bound to the backend's concrete connection
 /// (`&mut PgConnection` or `&mut SqliteConnection`). The body is compiled once
-/// per backend, so the same query text and binds serve both.
+/// per backend, so the same query text and binds serve both. One definition
+/// per set of compiled backends: the arms are chosen here, by clm-core's
+/// features, not by those of the crate that expands the macro.
+#[cfg(all(feature = "postgres", feature = "sqlite"))]
 #[macro_export]
 #[doc(hidden)]
 macro_rules! on_conn {
@@ -150,6 +191,36 @@ macro_rules! on_conn {
                 let $c: &mut sqlx::PgConnection = &mut **inner;
                 $body
             }
+            $crate::db::Conn::Sqlite(inner) => {
+                let $c: &mut sqlx::SqliteConnection = &mut **inner;
+                $body
+            }
+        }
+    };
+}
+
+/// [`on_conn!`] of a PostgreSQL-only build.
+#[cfg(all(feature = "postgres", not(feature = "sqlite")))]
+#[macro_export]
+#[doc(hidden)]
+macro_rules! on_conn {
+    ($conn:expr, |$c:ident| $body:expr) => {
+        match $conn {
+            $crate::db::Conn::Postgres(inner) => {
+                let $c: &mut sqlx::PgConnection = &mut **inner;
+                $body
+            }
+        }
+    };
+}
+
+/// [`on_conn!`] of a SQLite-only build.
+#[cfg(all(feature = "sqlite", not(feature = "postgres")))]
+#[macro_export]
+#[doc(hidden)]
+macro_rules! on_conn {
+    ($conn:expr, |$c:ident| $body:expr) => {
+        match $conn {
             $crate::db::Conn::Sqlite(inner) => {
                 let $c: &mut sqlx::SqliteConnection = &mut **inner;
                 $body
@@ -173,14 +244,18 @@ macro_rules! exec {
 
 /// A connection checked out of a pool.
 pub enum PooledConn {
+    #[cfg(feature = "postgres")]
     Postgres(PoolConnection<Postgres>),
+    #[cfg(feature = "sqlite")]
     Sqlite(PoolConnection<Sqlite>),
 }
 
 impl PooledConn {
     pub fn conn(&mut self) -> Conn<'_> {
         match self {
+            #[cfg(feature = "postgres")]
             PooledConn::Postgres(c) => Conn::Postgres(c),
+            #[cfg(feature = "sqlite")]
             PooledConn::Sqlite(c) => Conn::Sqlite(c),
         }
     }
@@ -188,28 +263,36 @@ impl PooledConn {
 
 /// A transaction of either backend. Dropped without `commit` it rolls back.
 pub enum Tx {
+    #[cfg(feature = "postgres")]
     Postgres(sqlx::Transaction<'static, Postgres>),
+    #[cfg(feature = "sqlite")]
     Sqlite(sqlx::Transaction<'static, Sqlite>),
 }
 
 impl Tx {
     pub fn conn(&mut self) -> Conn<'_> {
         match self {
+            #[cfg(feature = "postgres")]
             Tx::Postgres(t) => Conn::Postgres(t),
+            #[cfg(feature = "sqlite")]
             Tx::Sqlite(t) => Conn::Sqlite(t),
         }
     }
 
     pub fn dialect(&self) -> Dialect {
         match self {
+            #[cfg(feature = "postgres")]
             Tx::Postgres(_) => Dialect::Postgres,
+            #[cfg(feature = "sqlite")]
             Tx::Sqlite(_) => Dialect::Sqlite,
         }
     }
 
     pub async fn commit(self) -> Result<()> {
         match self {
+            #[cfg(feature = "postgres")]
             Tx::Postgres(t) => t.commit().await?,
+            #[cfg(feature = "sqlite")]
             Tx::Sqlite(t) => t.commit().await?,
         }
         Ok(())
@@ -219,14 +302,18 @@ impl Tx {
 impl Pool {
     pub fn dialect(&self) -> Dialect {
         match self {
+            #[cfg(feature = "postgres")]
             Pool::Postgres(_) => Dialect::Postgres,
+            #[cfg(feature = "sqlite")]
             Pool::Sqlite(_) => Dialect::Sqlite,
         }
     }
 
     pub async fn acquire(&self) -> Result<PooledConn> {
         Ok(match self {
+            #[cfg(feature = "postgres")]
             Pool::Postgres(p) => PooledConn::Postgres(p.acquire().await?),
+            #[cfg(feature = "sqlite")]
             Pool::Sqlite(p) => PooledConn::Sqlite(p.acquire().await?),
         })
     }
@@ -236,7 +323,9 @@ impl Pool {
     /// failing when a read lock would have to be upgraded.
     pub async fn begin(&self) -> Result<Tx> {
         Ok(match self {
+            #[cfg(feature = "postgres")]
             Pool::Postgres(p) => Tx::Postgres(p.begin().await?),
+            #[cfg(feature = "sqlite")]
             Pool::Sqlite(p) => Tx::Sqlite(p.begin_with("BEGIN IMMEDIATE").await?),
         })
     }
@@ -247,21 +336,27 @@ impl Pool {
     /// no round trip for it.
     pub(crate) async fn begin_sealing(&self) -> Result<Tx> {
         match self {
+            #[cfg(feature = "postgres")]
             Pool::Postgres(p) => Ok(Tx::Postgres(p.begin_with(BEGIN_SEALING_POSTGRES).await?)),
+            #[cfg(feature = "sqlite")]
             Pool::Sqlite(_) => self.begin().await,
         }
     }
 
     pub async fn close(&self) {
         match self {
+            #[cfg(feature = "postgres")]
             Pool::Postgres(p) => p.close().await,
+            #[cfg(feature = "sqlite")]
             Pool::Sqlite(p) => p.close().await,
         }
     }
 
     pub fn is_closed(&self) -> bool {
         match self {
+            #[cfg(feature = "postgres")]
             Pool::Postgres(p) => p.is_closed(),
+            #[cfg(feature = "sqlite")]
             Pool::Sqlite(p) => p.is_closed(),
         }
     }
@@ -290,7 +385,9 @@ impl Databases {
     }
 }
 
-/// Where the data lives.
+/// Where the data lives. Both variants exist in every build, so a
+/// configuration reads the same whichever backends are compiled in; opening
+/// one whose backend was left out fails (see [`connect`]).
 #[derive(Clone, PartialEq, Eq)]
 pub enum DatabaseConfig {
     /// Two SQLite files, `secure.db` and `core.db`, in one directory.
@@ -345,6 +442,85 @@ pub fn redact_url(url: &str) -> String {
     url.to_string()
 }
 
+/// PostgreSQL's `sslmode`, with libpq's meaning.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SslMode {
+    /// Plain TCP only.
+    Disable,
+    /// TLS when the server offers it, without checking its certificate.
+    Prefer,
+    /// TLS or nothing; the certificate is not checked (unless `sslrootcert`
+    /// is given, which makes it `verify-ca`, as libpq does).
+    Require,
+    /// TLS with a certificate chaining to a trusted root; any host name.
+    VerifyCa,
+    /// `verify-ca` and the certificate must name the host connected to.
+    VerifyFull,
+}
+
+impl SslMode {
+    /// Every mode, in libpq's spelling.
+    pub const NAMES: [&'static str; 5] =
+        ["disable", "prefer", "require", "verify-ca", "verify-full"];
+
+    /// libpq's spelling (`verify-full`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SslMode::Disable => "disable",
+            SslMode::Prefer => "prefer",
+            SslMode::Require => "require",
+            SslMode::VerifyCa => "verify-ca",
+            SslMode::VerifyFull => "verify-full",
+        }
+    }
+
+    /// Parses libpq's spelling; an error names `field` and the accepted values.
+    pub fn parse(field: &str, value: &str) -> Result<SslMode> {
+        match value.trim().to_ascii_lowercase().as_str() {
+            "disable" => Ok(SslMode::Disable),
+            "prefer" => Ok(SslMode::Prefer),
+            "require" => Ok(SslMode::Require),
+            "verify-ca" => Ok(SslMode::VerifyCa),
+            "verify-full" => Ok(SslMode::VerifyFull),
+            _ => Err(Error::invalid(
+                field,
+                format!(
+                    "must be one of {}, got {value:?}",
+                    SslMode::NAMES.join(", ")
+                ),
+            )),
+        }
+    }
+}
+
+/// TLS to PostgreSQL, applied to every URL (primaries and replicas). Each
+/// setting given here overrides the same one in the URLs (`?sslmode=...&
+/// sslrootcert=...`); a setting given in neither keeps libpq's default
+/// (`prefer`, no client certificate). Ignored by SQLite configurations only
+/// when left empty: see [`DatabaseTls::is_empty`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DatabaseTls {
+    /// `sslmode`: see [`SslMode`].
+    pub sslmode: Option<SslMode>,
+    /// PEM file of the CA certificates that the server's certificate must
+    /// chain to (`verify-ca`, `verify-full`). Without one those modes trust
+    /// the webpki (Mozilla) roots.
+    pub sslrootcert: Option<PathBuf>,
+    /// PEM file of the client certificate (chain) for servers that ask for
+    /// one (`pg_hba.conf` method `cert`, or `clientcert=verify-full`).
+    pub sslcert: Option<PathBuf>,
+    /// PEM file of the client certificate's private key (PKCS#8, PKCS#1 or
+    /// SEC1). Keep it readable by the host's user only.
+    pub sslkey: Option<PathBuf>,
+}
+
+impl DatabaseTls {
+    /// Whether no setting is given (the URLs decide everything).
+    pub fn is_empty(&self) -> bool {
+        *self == DatabaseTls::default()
+    }
+}
+
 /// Pool sizes and timeouts.
 #[derive(Debug, Clone, Copy)]
 pub struct PoolSettings {
@@ -363,84 +539,286 @@ impl Default for PoolSettings {
     }
 }
 
-pub async fn connect(config: &DatabaseConfig, settings: PoolSettings) -> Result<Databases> {
+/// Opens (creating and migrating) the two databases of `config`, with `tls`
+/// for PostgreSQL. A backend compiled out of this build, or TLS settings
+/// given for SQLite, fail with a Configuration error.
+pub async fn connect(
+    config: &DatabaseConfig,
+    tls: &DatabaseTls,
+    settings: PoolSettings,
+) -> Result<Databases> {
     if settings.max_connections == 0 {
         return Err(Error::invalid("max_connections", "must be at least 1"));
     }
     match config {
-        DatabaseConfig::Sqlite { data_dir } => connect_sqlite(data_dir, settings).await,
+        DatabaseConfig::Sqlite { data_dir } => {
+            if !tls.is_empty() {
+                // Someone who asked for TLS believes they talk to a server.
+                return Err(Error::Configuration(
+                    "database TLS settings (sslmode, sslrootcert, sslcert, sslkey) apply to PostgreSQL, but the database is SQLite"
+                        .into(),
+                ));
+            }
+            connect_sqlite(data_dir, settings).await
+        }
         DatabaseConfig::Postgres {
             secure_url,
             core_url,
             secure_replica_url,
             core_replica_url,
         } => {
-            let secure =
-                connect_postgres(secure_url, "secure_url", settings.max_connections, settings)
-                    .await?;
-            let core =
-                connect_postgres(core_url, "core_url", settings.max_connections, settings).await?;
-            POSTGRES_SECURE.run(&secure).await?;
-            POSTGRES_CORE.run(&core).await?;
-            let secure_read = match secure_replica_url {
-                Some(url) => {
-                    connect_postgres(
-                        url,
-                        "secure_replica_url",
-                        settings.replica_max_connections,
-                        settings,
-                    )
-                    .await?
-                }
-                None => secure.clone(),
-            };
-            let core_read = match core_replica_url {
-                Some(url) => {
-                    connect_postgres(
-                        url,
-                        "core_replica_url",
-                        settings.replica_max_connections,
-                        settings,
-                    )
-                    .await?
-                }
-                None => core.clone(),
-            };
-            Ok(Databases {
-                secure: Pool::Postgres(secure),
-                core: Pool::Postgres(core),
-                secure_read: Pool::Postgres(secure_read),
-                core_read: Pool::Postgres(core_read),
-            })
+            connect_postgres_pair(
+                [secure_url, core_url],
+                [secure_replica_url.as_deref(), core_replica_url.as_deref()],
+                tls,
+                settings,
+            )
+            .await
         }
     }
 }
 
+/// A PostgreSQL configuration in a build without PostgreSQL.
+#[cfg(not(feature = "postgres"))]
+async fn connect_postgres_pair(
+    [secure_url, _]: [&String; 2],
+    _replicas: [Option<&str>; 2],
+    _tls: &DatabaseTls,
+    _settings: PoolSettings,
+) -> Result<Databases> {
+    Err(backend_missing(
+        "PostgreSQL",
+        "postgres",
+        &redact_url(secure_url),
+    ))
+}
+
+/// A SQLite configuration in a build without SQLite.
+#[cfg(not(feature = "sqlite"))]
+async fn connect_sqlite(data_dir: &std::path::Path, _settings: PoolSettings) -> Result<Databases> {
+    Err(backend_missing("SQLite", "sqlite", &data_dir.display()))
+}
+
+/// The error for a configuration whose backend this build left out.
+#[cfg(not(all(feature = "postgres", feature = "sqlite")))]
+fn backend_missing(backend: &str, feature: &str, location: &dyn std::fmt::Display) -> Error {
+    Error::Configuration(format!(
+        "the database at {location} is {backend}, but this build of clm-core has no {backend} support: enable clm-core's `{feature}` cargo feature"
+    ))
+}
+
+#[cfg(feature = "postgres")]
+async fn connect_postgres_pair(
+    [secure_url, core_url]: [&String; 2],
+    [secure_replica_url, core_replica_url]: [Option<&str>; 2],
+    tls: &DatabaseTls,
+    settings: PoolSettings,
+) -> Result<Databases> {
+    let primary = settings.max_connections;
+    let secure = connect_postgres(secure_url, "secure_url", tls, primary, settings).await?;
+    let core = connect_postgres(core_url, "core_url", tls, primary, settings).await?;
+    POSTGRES_SECURE.run(&secure).await?;
+    POSTGRES_CORE.run(&core).await?;
+    let replica = settings.replica_max_connections;
+    let secure_read = match secure_replica_url {
+        Some(url) => connect_postgres(url, "secure_replica_url", tls, replica, settings).await?,
+        None => secure.clone(),
+    };
+    let core_read = match core_replica_url {
+        Some(url) => connect_postgres(url, "core_replica_url", tls, replica, settings).await?,
+        None => core.clone(),
+    };
+    Ok(Databases {
+        secure: Pool::Postgres(secure),
+        core: Pool::Postgres(core),
+        secure_read: Pool::Postgres(secure_read),
+        core_read: Pool::Postgres(core_read),
+    })
+}
+
+#[cfg(feature = "postgres")]
 async fn connect_postgres(
     url: &str,
     field: &str,
+    tls: &DatabaseTls,
     max: u32,
     settings: PoolSettings,
 ) -> Result<PgPool> {
-    let options = PgConnectOptions::from_str(url).map_err(|err| {
+    let options = postgres_options(url, field, tls)?;
+    let pool = PgPoolOptions::new()
+        .max_connections(max.max(1))
+        .acquire_timeout(settings.acquire_timeout)
+        .connect_with(options.clone())
+        .await;
+    match pool {
+        Ok(pool) => Ok(pool),
+        Err(sqlx::Error::PoolTimedOut) => {
+            // The pool retried a refused connection until its timeout; one
+            // plain attempt tells why.
+            use sqlx::ConnectOptions as _;
+            let reason = match tokio::time::timeout(Duration::from_secs(5), options.connect()).await
+            {
+                Ok(Err(err)) => describe_connect_error(&err, &options),
+                _ => "no connection within the acquire timeout".to_string(),
+            };
+            Err(Error::database(format!(
+                "cannot connect to {field} {}: {reason} (gave up after {:?})",
+                redact_url(url),
+                settings.acquire_timeout
+            )))
+        }
+        Err(err) => Err(Error::database(format!(
+            "cannot connect to {field} {}: {}",
+            redact_url(url),
+            describe_connect_error(&err, &options)
+        ))),
+    }
+}
+
+/// The URL's options with `tls` laid over them, after checking that the
+/// files they name can be read (sqlx would report a missing file without
+/// its name).
+#[cfg(feature = "postgres")]
+fn postgres_options(url: &str, field: &str, tls: &DatabaseTls) -> Result<PgConnectOptions> {
+    use sqlx::ConnectOptions as _;
+    if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+        return Err(Error::Configuration(format!(
+            "{field} is not a PostgreSQL URL ({}): it must start with postgres:// or postgresql://",
+            redact_url(url)
+        )));
+    }
+    let mut options = PgConnectOptions::from_str(url).map_err(|err| {
         Error::Configuration(format!(
             "{field} is not a PostgreSQL URL ({}): {err}",
             redact_url(url)
         ))
     })?;
-    PgPoolOptions::new()
-        .max_connections(max.max(1))
-        .acquire_timeout(settings.acquire_timeout)
-        .connect_with(options)
-        .await
-        .map_err(|err| {
-            Error::database(format!(
-                "cannot connect to {field} {}: {err}",
-                redact_url(url)
-            ))
-        })
+    if let Some(mode) = tls.sslmode {
+        options = options.ssl_mode(match mode {
+            SslMode::Disable => PgSslMode::Disable,
+            SslMode::Prefer => PgSslMode::Prefer,
+            SslMode::Require => PgSslMode::Require,
+            SslMode::VerifyCa => PgSslMode::VerifyCa,
+            SslMode::VerifyFull => PgSslMode::VerifyFull,
+        });
+    }
+    if let Some(path) = &tls.sslrootcert {
+        options = options.ssl_root_cert(path);
+    }
+    if let Some(path) = &tls.sslcert {
+        options = options.ssl_client_cert(path);
+    }
+    if let Some(path) = &tls.sslkey {
+        options = options.ssl_client_key(path);
+    }
+    // What the URL, the PG* variables and the settings give together, read
+    // back from the URL sqlx rebuilds (which carries the password: only its
+    // TLS parameters are read). A file shows as `file: PATH`; anything else
+    // is inline PEM (PGSSLKEY may hold a key), never printed.
+    let mut files: [(&str, Option<Option<String>>); 3] =
+        [("sslrootcert", None), ("sslcert", None), ("sslkey", None)];
+    for (key, value) in options.to_url_lossy().query_pairs() {
+        if let Some(slot) = files.iter_mut().find(|(name, _)| *name == key) {
+            slot.1 = Some(value.strip_prefix("file: ").map(str::to_string));
+        }
+    }
+    let [(_, rootcert), (_, cert), (_, key)] = &files;
+    match (cert, key) {
+        (Some(_), None) => {
+            return Err(Error::Configuration(format!(
+                "{field}: sslcert is given without sslkey: a client certificate needs its private key"
+            )));
+        }
+        (None, Some(_)) => {
+            return Err(Error::Configuration(format!(
+                "{field}: sslkey is given without sslcert: a client key needs its certificate"
+            )));
+        }
+        _ => {}
+    }
+    if !matches!(options.get_ssl_mode(), PgSslMode::Disable) {
+        for (name, path) in &files {
+            if let Some(Some(path)) = path
+                && let Err(err) = std::fs::File::open(path)
+            {
+                return Err(Error::Configuration(format!(
+                    "{field}: cannot read {name} {path}: {err}"
+                )));
+            }
+        }
+    }
+    // libpq checks the chain under `require` when a root certificate is
+    // given; sqlx would not look at it.
+    if rootcert.is_some() && matches!(options.get_ssl_mode(), PgSslMode::Require) {
+        options = options.ssl_mode(PgSslMode::VerifyCa);
+    }
+    Ok(options)
 }
 
+/// A connection failure in words: TLS failures say what failed to verify
+/// (the driver's text is rustls' enum names); others keep the driver's text,
+/// which never holds the password.
+#[cfg(feature = "postgres")]
+fn describe_connect_error(err: &sqlx::Error, options: &PgConnectOptions) -> String {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(current) = source {
+        let tls = current.downcast_ref::<rustls::Error>().or_else(|| {
+            current
+                .downcast_ref::<std::io::Error>()
+                .and_then(|io| io.get_ref())
+                .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        });
+        if let Some(tls) = tls {
+            return describe_tls_error(tls, options.get_host());
+        }
+        source = current.source();
+    }
+    match err {
+        sqlx::Error::Tls(inner) => format!("TLS failed: {inner}"),
+        other => other.to_string(),
+    }
+}
+
+#[cfg(feature = "postgres")]
+fn describe_tls_error(err: &rustls::Error, host: &str) -> String {
+    use rustls::{AlertDescription, CertificateError};
+    match err {
+        rustls::Error::InvalidCertificate(
+            CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+        ) => format!(
+            "host name mismatch: the server's certificate is not valid for {host:?} (sslmode=verify-full checks the name; connect by a name or address the certificate holds)"
+        ),
+        rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer) => {
+            "certificate verify failed: the server's certificate is not signed by a trusted CA (check sslrootcert)".to_string()
+        }
+        rustls::Error::InvalidCertificate(
+            CertificateError::Expired | CertificateError::ExpiredContext { .. },
+        ) => "certificate verify failed: the server's certificate has expired".to_string(),
+        rustls::Error::InvalidCertificate(
+            CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. },
+        ) => "certificate verify failed: the server's certificate is not valid yet".to_string(),
+        rustls::Error::InvalidCertificate(CertificateError::Revoked) => {
+            "certificate verify failed: the server's certificate is revoked".to_string()
+        }
+        rustls::Error::InvalidCertificate(other) => {
+            format!("certificate verify failed: {other:?}")
+        }
+        rustls::Error::AlertReceived(
+            alert @ (AlertDescription::CertificateRequired
+            | AlertDescription::BadCertificate
+            | AlertDescription::UnknownCA
+            | AlertDescription::CertificateUnknown
+            | AlertDescription::CertificateExpired
+            | AlertDescription::CertificateRevoked
+            | AlertDescription::HandshakeFailure),
+        ) => format!(
+            "the server refused the TLS handshake ({alert:?}): check the client certificate (sslcert/sslkey) and that the server trusts its CA"
+        ),
+        other => format!("TLS handshake failed: {other}"),
+    }
+}
+
+#[cfg(feature = "sqlite")]
 async fn connect_sqlite(data_dir: &Path, settings: PoolSettings) -> Result<Databases> {
     std::fs::create_dir_all(data_dir).map_err(|err| {
         Error::Configuration(format!(
@@ -490,7 +868,10 @@ pub(crate) struct RunLease(LeaseHold);
 
 enum LeaseHold {
     /// The connection holding the lock; taken by [`RunLease::release`].
-    Postgres(Option<PooledConn>, Lock),
+    #[cfg(feature = "postgres")]
+    Postgres(Option<PoolConnection<Postgres>>, Lock),
+    /// The locked file; closing it unlocks.
+    #[cfg(feature = "sqlite")]
     File(#[allow(dead_code)] std::fs::File),
 }
 
@@ -500,10 +881,15 @@ impl Drop for RunLease {
     /// advisory lock, or no later run would ever get it: its connection is
     /// closed instead, which ends the lock with the session.
     fn drop(&mut self) {
-        if let LeaseHold::Postgres(conn, _) = &mut self.0
-            && let Some(PooledConn::Postgres(mut conn)) = conn.take()
-        {
-            conn.close_on_drop();
+        match &mut self.0 {
+            #[cfg(feature = "postgres")]
+            LeaseHold::Postgres(conn, _) => {
+                if let Some(mut conn) = conn.take() {
+                    conn.close_on_drop();
+                }
+            }
+            #[cfg(feature = "sqlite")]
+            LeaseHold::File(_) => {}
         }
     }
 }
@@ -517,21 +903,26 @@ impl RunLease {
         lock: Lock,
         file: &str,
     ) -> Result<Option<RunLease>> {
-        match (pool, config) {
-            (Pool::Postgres(_), _) => {
+        match pool {
+            #[cfg(feature = "postgres")]
+            Pool::Postgres(pool) => {
+                let _ = (config, file);
                 let mut conn = pool.acquire().await?;
-                let acquired = match &mut conn {
-                    PooledConn::Postgres(c) => {
-                        sqlx::query_scalar::<_, bool>("SELECT pg_try_advisory_lock($1)")
-                            .bind(lock.key())
-                            .fetch_one(&mut **c)
-                            .await?
-                    }
-                    PooledConn::Sqlite(_) => false,
-                };
+                let acquired = sqlx::query_scalar::<_, bool>("SELECT pg_try_advisory_lock($1)")
+                    .bind(lock.key())
+                    .fetch_one(&mut *conn)
+                    .await?;
                 Ok(acquired.then(|| RunLease(LeaseHold::Postgres(Some(conn), lock))))
             }
-            (Pool::Sqlite(_), DatabaseConfig::Sqlite { data_dir }) => {
+            #[cfg(feature = "sqlite")]
+            Pool::Sqlite(_) => {
+                // One lock file per lease: the name says which.
+                let _ = lock;
+                let DatabaseConfig::Sqlite { data_dir } = config else {
+                    return Err(Error::Internal(
+                        "database pools do not match the configuration".into(),
+                    ));
+                };
                 let path = data_dir.join(file);
                 let file = std::fs::OpenOptions::new()
                     .create(true)
@@ -550,31 +941,30 @@ impl RunLease {
                     ))),
                 }
             }
-            _ => Err(Error::Internal(
-                "database pools do not match the configuration".into(),
-            )),
         }
     }
 
     /// Gives the lease back: unlocks and returns the connection to the pool
     /// (PostgreSQL), or unlocks the file by closing it (SQLite).
     pub(crate) async fn release(mut self) -> Result<()> {
-        if let LeaseHold::Postgres(slot, lock) = &mut self.0
-            && let Some(mut conn) = slot.take()
-        {
-            let unlocked = match &mut conn {
-                PooledConn::Postgres(c) => sqlx::query("SELECT pg_advisory_unlock($1)")
-                    .bind(lock.key())
-                    .execute(&mut **c)
-                    .await
-                    .map(|_| ()),
-                PooledConn::Sqlite(_) => Ok(()),
-            };
-            if unlocked.is_err() {
-                // Back into the slot: dropping the lease closes it.
-                *slot = Some(conn);
+        match &mut self.0 {
+            #[cfg(feature = "postgres")]
+            LeaseHold::Postgres(slot, lock) => {
+                if let Some(mut conn) = slot.take() {
+                    let unlocked = sqlx::query("SELECT pg_advisory_unlock($1)")
+                        .bind(lock.key())
+                        .execute(&mut *conn)
+                        .await
+                        .map(|_| ());
+                    if unlocked.is_err() {
+                        // Back into the slot: dropping the lease closes it.
+                        *slot = Some(conn);
+                    }
+                    unlocked?;
+                }
             }
-            unlocked?;
+            #[cfg(feature = "sqlite")]
+            LeaseHold::File(_) => {}
         }
         Ok(())
     }
@@ -584,6 +974,7 @@ impl RunLease {
 mod tests {
     use super::*;
 
+    #[cfg(feature = "postgres")]
     #[test]
     fn the_sealing_begin_takes_the_data_key_lock() {
         let key = Lock::DataKeys.key().to_string();

@@ -6,9 +6,7 @@
 //! inserts, updates and filters.
 
 use chrono::{DateTime, Utc};
-use sqlx::postgres::PgRow;
-use sqlx::sqlite::SqliteRow;
-use sqlx::{AssertSqlSafe, FromRow};
+use sqlx::AssertSqlSafe;
 
 use crate::db::Conn;
 use crate::model::ResourceId;
@@ -63,7 +61,7 @@ pub trait Table {
     const LIST_COLUMNS: &'static str = Self::COLUMNS;
     /// Whether the table has `deleted_at` (audit tables do not).
     const SOFT_DELETE: bool = true;
-    type Row: Send + Unpin + for<'r> FromRow<'r, PgRow> + for<'r> FromRow<'r, SqliteRow>;
+    type Row: BackendRow;
     /// The primary key's type: [`get`], [`soft_delete`] and [`restore`] take
     /// only this one, so another table's id does not compile.
     // The proof needs the store's paths, which doc tests reach only with
@@ -91,6 +89,32 @@ get::<Users>(conn, CertificateId::new(), false).await?;
     )]
     type Id: Copy + Into<uuid::Uuid>;
 }
+
+/// A record that reads from a row of every backend compiled in.
+pub trait BackendRow: Send + Unpin + FromPgRow + FromSqliteRow {}
+impl<T: Send + Unpin + FromPgRow + FromSqliteRow> BackendRow for T {}
+
+/// Reads from a PostgreSQL row (every type, in a build without PostgreSQL).
+#[cfg(feature = "postgres")]
+pub trait FromPgRow: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> {}
+#[cfg(feature = "postgres")]
+impl<T: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>> FromPgRow for T {}
+/// Reads from a PostgreSQL row (every type, in a build without PostgreSQL).
+#[cfg(not(feature = "postgres"))]
+pub trait FromPgRow {}
+#[cfg(not(feature = "postgres"))]
+impl<T> FromPgRow for T {}
+
+/// Reads from a SQLite row (every type, in a build without SQLite).
+#[cfg(feature = "sqlite")]
+pub trait FromSqliteRow: for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow> {}
+#[cfg(feature = "sqlite")]
+impl<T: for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>> FromSqliteRow for T {}
+/// Reads from a SQLite row (every type, in a build without SQLite).
+#[cfg(not(feature = "sqlite"))]
+pub trait FromSqliteRow {}
+#[cfg(not(feature = "sqlite"))]
+impl<T> FromSqliteRow for T {}
 
 /// A value bound into a dynamically built query.
 #[derive(Debug, Clone)]
@@ -479,16 +503,19 @@ pub(crate) trait Insert: Table {
     const INSERT_COLUMNS: &'static str;
     const INSERT_COLUMN_COUNT: usize;
     /// Binds one array per column, in [`Insert::INSERT_COLUMNS`] order.
+    #[cfg(feature = "postgres")]
     fn bind_columns<'r>(
         query: support::PgInsert<'r>,
         rows: &'r [Self::Row],
     ) -> support::PgInsert<'r>;
     /// Binds one row's columns in order (PostgreSQL VALUES).
+    #[cfg(feature = "postgres")]
     fn bind_row_postgres<'r>(
         query: support::PgInsert<'r>,
         row: &'r Self::Row,
     ) -> support::PgInsert<'r>;
     /// Binds one row's columns in order (SQLite VALUES).
+    #[cfg(feature = "sqlite")]
     fn bind_row_sqlite<'r>(
         query: support::SqliteInsert<'r>,
         row: &'r Self::Row,
@@ -528,6 +555,7 @@ macro_rules! table {
                     concat!(stringify!($first) $(, ", ", stringify!($col))*);
                 const INSERT_COLUMN_COUNT: usize =
                     [stringify!($first) $(, stringify!($col))*].len();
+                #[cfg(feature = "postgres")]
                 fn bind_columns<'r>(
                     query: $crate::store::support::PgInsert<'r>,
                     rows: &'r [$row],
@@ -536,12 +564,14 @@ macro_rules! table {
                         .bind($crate::store::support::column(rows, |$r: &'r $row| $first_bind))
                         $(.bind($crate::store::support::column(rows, |$r: &'r $row| $bind)))*
                 }
+                #[cfg(feature = "postgres")]
                 fn bind_row_postgres<'r>(
                     query: $crate::store::support::PgInsert<'r>,
                     $r: &'r $row,
                 ) -> $crate::store::support::PgInsert<'r> {
                     query.bind($first_bind)$(.bind($bind))*
                 }
+                #[cfg(feature = "sqlite")]
                 fn bind_row_sqlite<'r>(
                     query: $crate::store::support::SqliteInsert<'r>,
                     $r: &'r $row,
@@ -677,6 +707,7 @@ fn sqlite_index_name(message: &str) -> Option<&str> {
 /// neither: the `table.column` of its message (NOT NULL), the check's
 /// expression or name (CHECK), nothing at all for a foreign key.
 fn constraint_location(db: &dyn sqlx::error::DatabaseError) -> (String, String) {
+    #[cfg(feature = "postgres")]
     if let Some(pg) = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>() {
         let table = pg.table().unwrap_or("row").to_string();
         let field = pg

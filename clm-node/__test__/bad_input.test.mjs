@@ -110,6 +110,14 @@ test('open refuses bad options with a code', async () => {
     Clm.open({ sqlite_dir: join(t.dir, 'ttl'), master_key_file: keyFile, create_master_key: true, cache_ttl_ms: -1 }),
     (err) => /cache_ttl_ms/.test(err.message),
   )
+  await assert.rejects(
+    Clm.open({ secure_url: 'postgres://u@127.0.0.1:1/a', core_url: 'postgres://u@127.0.0.1:1/b', master_key_file: keyFile, create_master_key: true, sslmode: 'strict' }),
+    (err) => err.code === 'INVALID_INPUT' && /sslmode/.test(err.message) && /verify-full/.test(err.message),
+  )
+  await assert.rejects(
+    Clm.open({ sqlite_dir: join(t.dir, 'tls'), master_key_file: keyFile, create_master_key: true, sslmode: 'require' }),
+    (err) => err.code === 'CONFIGURATION' && /PostgreSQL/.test(err.message),
+  )
   const uncached = await Clm.open({
     sqlite_dir: join(t.dir, 'ttl'), master_key_file: keyFile, create_master_key: true, cache_ttl_ms: 0,
   })

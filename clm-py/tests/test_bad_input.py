@@ -120,6 +120,21 @@ def test_cache_ttl_option(tmp_path):
         assert "cache_ttl_ms" in str(refused.value)
 
 
+def test_database_tls_options_are_checked(tmp_path):
+    # An unknown sslmode is refused by name, listing the accepted ones.
+    with pytest.raises(clm.InvalidInput) as refused:
+        clm.Clm.open(secure_url="postgres://u@127.0.0.1:1/a", core_url="postgres://u@127.0.0.1:1/b",
+                     master_key_file=tmp_path / "k", create_master_key=True, sslmode="strict")
+    assert refused.value.field == "sslmode"
+    assert "verify-full" in str(refused.value)
+    # TLS settings on SQLite mean the host believes it talks to a server.
+    with pytest.raises(clm.Configuration) as sqlite:
+        clm.Clm.open(sqlite_dir=tmp_path / "d", master_key_file=tmp_path / "k",
+                     create_master_key=True, sslmode="verify-full")
+    assert "PostgreSQL" in str(sqlite.value)
+    assert not (tmp_path / "d" / "secure.db").exists()
+
+
 def test_the_gil_is_released_while_waiting(handle):
     ticks = 0
     done = threading.Event()

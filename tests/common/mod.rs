@@ -119,7 +119,7 @@ where
 
 /// Opens (creating and migrating) the two databases of `config`.
 pub async fn open_databases(config: &ClmConfig) -> Databases {
-    clm::db::connect(&config.database, config.pool)
+    clm::db::connect(&config.database, &config.database_tls, config.pool)
         .await
         .expect("open databases")
 }

@@ -24,8 +24,9 @@ use crate::{ClmConfig, Error, MasterKeySource, Result};
 /// `{"sqlite_dir": "..."}` or `{"secure_url": "postgres://...", "core_url":
 /// "postgres://..."}`, plus exactly one of `master_key` (base64 of 32 bytes)
 /// or `master_key_file` (with `create_master_key: true` the file is
-/// created, mode 0600, when missing), and optionally `max_connections` and
-/// `cache_ttl_ms`.
+/// created, mode 0600, when missing), and optionally `max_connections`,
+/// `cache_ttl_ms` and, for PostgreSQL, TLS: `sslmode`, `sslrootcert`,
+/// `sslcert`, `sslkey` (each overrides the same parameter of the URLs).
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OpenOptions {
@@ -49,6 +50,18 @@ pub struct OpenOptions {
     audit_retention_days: Option<u32>,
     /// Where `run_lifecycle` archives older audit rows; none: no archiving.
     audit_archive_dir: Option<String>,
+    /// PostgreSQL TLS: `disable`, `prefer`, `require`, `verify-ca` or
+    /// `verify-full`.
+    sslmode: Option<String>,
+    /// PEM file of the CA certificates the server's certificate must chain to.
+    #[schemars(extend("x-path" = true))]
+    sslrootcert: Option<String>,
+    /// PEM file of a client certificate, for servers that ask for one.
+    #[schemars(extend("x-path" = true))]
+    sslcert: Option<String>,
+    /// PEM file of the client certificate's private key.
+    #[schemars(extend("x-path" = true))]
+    sslkey: Option<String>,
 }
 
 impl std::fmt::Debug for OpenOptions {
@@ -71,6 +84,10 @@ impl std::fmt::Debug for OpenOptions {
             .field("cache_ttl_ms", &self.cache_ttl_ms)
             .field("audit_retention_days", &self.audit_retention_days)
             .field("audit_archive_dir", &self.audit_archive_dir)
+            .field("sslmode", &self.sslmode)
+            .field("sslrootcert", &self.sslrootcert)
+            .field("sslcert", &self.sslcert)
+            .field("sslkey", &self.sslkey)
             .finish()
     }
 }
@@ -104,6 +121,15 @@ impl OpenOptions {
         if let Some(ms) = self.cache_ttl_ms {
             config = config.with_cache_ttl(std::time::Duration::from_millis(ms));
         }
+        config = config.with_database_tls(crate::db::DatabaseTls {
+            sslmode: self
+                .sslmode
+                .map(|mode| crate::db::SslMode::parse("sslmode", &mode))
+                .transpose()?,
+            sslrootcert: self.sslrootcert.map(PathBuf::from),
+            sslcert: self.sslcert.map(PathBuf::from),
+            sslkey: self.sslkey.map(PathBuf::from),
+        });
         let mut retention = crate::AuditRetention::default();
         if let Some(days) = self.audit_retention_days {
             retention.retention_days = days;

@@ -76,16 +76,19 @@ macro_rules! typed_id {
             }
         }
 
+        #[cfg(feature = "postgres")]
         impl sqlx::Type<sqlx::Postgres> for $name {
             fn type_info() -> sqlx::postgres::PgTypeInfo {
                 <Uuid as sqlx::Type<sqlx::Postgres>>::type_info()
             }
         }
+        #[cfg(feature = "postgres")]
         impl sqlx::postgres::PgHasArrayType for $name {
             fn array_type_info() -> sqlx::postgres::PgTypeInfo {
                 <Uuid as sqlx::postgres::PgHasArrayType>::array_type_info()
             }
         }
+        #[cfg(feature = "postgres")]
         impl sqlx::Encode<'_, sqlx::Postgres> for $name {
             fn encode_by_ref(
                 &self,
@@ -94,11 +97,13 @@ macro_rules! typed_id {
                 <Uuid as sqlx::Encode<sqlx::Postgres>>::encode_by_ref(&self.0, buf)
             }
         }
+        #[cfg(feature = "postgres")]
         impl sqlx::Decode<'_, sqlx::Postgres> for $name {
             fn decode(value: sqlx::postgres::PgValueRef<'_>) -> Result<Self, sqlx::error::BoxDynError> {
                 <Uuid as sqlx::Decode<sqlx::Postgres>>::decode(value).map(Self)
             }
         }
+        #[cfg(feature = "sqlite")]
         impl sqlx::Type<sqlx::Sqlite> for $name {
             fn type_info() -> sqlx::sqlite::SqliteTypeInfo {
                 <String as sqlx::Type<sqlx::Sqlite>>::type_info()
@@ -107,6 +112,7 @@ macro_rules! typed_id {
                 <String as sqlx::Type<sqlx::Sqlite>>::compatible(ty)
             }
         }
+        #[cfg(feature = "sqlite")]
         impl<'q> sqlx::Encode<'q, sqlx::Sqlite> for $name {
             fn encode_by_ref(
                 &self,
@@ -115,6 +121,7 @@ macro_rules! typed_id {
                 <String as sqlx::Encode<sqlx::Sqlite>>::encode(self.0.hyphenated().to_string(), buf)
             }
         }
+        #[cfg(feature = "sqlite")]
         impl sqlx::Decode<'_, sqlx::Sqlite> for $name {
             fn decode(value: sqlx::sqlite::SqliteValueRef<'_>) -> Result<Self, sqlx::error::BoxDynError> {
                 let text = <&str as sqlx::Decode<sqlx::Sqlite>>::decode(value)?;

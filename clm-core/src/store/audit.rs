@@ -7,9 +7,10 @@ use sqlx::AssertSqlSafe;
 use crate::db::{Conn, Dialect, Lock};
 use crate::model::{AuditEvent, OrganizationId, ResourceId, Timestamp, UserId};
 use crate::store::support::{
-    MAX_BIND_PARAMS, column, fetch_all, fetch_page, in_ids_opt, unnest_insert_sql,
-    values_insert_sql,
+    MAX_BIND_PARAMS, fetch_all, fetch_page, in_ids_opt, values_insert_sql,
 };
+#[cfg(feature = "postgres")]
+use crate::store::support::{column, unnest_insert_sql};
 use crate::store::{Filter, Page, PageRequest, Value, id_value, paginate};
 use crate::{Error, Result, exec, on_conn, table};
 
@@ -155,6 +156,9 @@ pub async fn append_many(
     if events.is_empty() {
         return Ok(());
     }
+    // The VALUES path below serves SQLite (and would serve PostgreSQL).
+    #[cfg(feature = "postgres")]
+    #[cfg_attr(not(feature = "sqlite"), allow(irrefutable_let_patterns))]
     if let Conn::Postgres(c) = conn {
         sqlx::query(AssertSqlSafe(unnest_insert_sql(
             kind.table(),

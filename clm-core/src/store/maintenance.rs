@@ -3,12 +3,15 @@
 //! speaks each backend's own catalog (`pg_stat_*`, `dbstat`, pragmas): there
 //! is no common SQL for it, so each function matches on the backend.
 
+#[cfg(feature = "sqlite")]
 use std::collections::BTreeMap;
 use std::time::Instant;
 
+#[cfg(feature = "postgres")]
 use sqlx::AssertSqlSafe;
 
 use crate::db::{Conn, Pool};
+#[cfg(feature = "postgres")]
 use crate::model::Timestamp;
 use crate::service::maintenance::{IndexStats, MaintenanceStep, PoolStats, TableStats};
 use crate::{Error, Result};
@@ -24,7 +27,9 @@ pub(crate) struct DatabaseSize {
 /// A pool's current use.
 pub(crate) fn pool_stats(pool: &Pool) -> PoolStats {
     let (max_connections, open, idle) = match pool {
+        #[cfg(feature = "postgres")]
         Pool::Postgres(p) => (p.options().get_max_connections(), p.size(), p.num_idle()),
+        #[cfg(feature = "sqlite")]
         Pool::Sqlite(p) => (p.options().get_max_connections(), p.size(), p.num_idle()),
     };
     let idle = u32::try_from(idle).unwrap_or(u32::MAX).min(open);
@@ -36,6 +41,7 @@ pub(crate) fn pool_stats(pool: &Pool) -> PoolStats {
     }
 }
 
+#[cfg(feature = "postgres")]
 type PgTableRow = (
     String,
     i64,
@@ -47,6 +53,7 @@ type PgTableRow = (
     Option<Timestamp>,
 );
 
+#[cfg(feature = "postgres")]
 const PG_TABLES: &str =
     "SELECT s.relname::text, pg_relation_size(s.relid), pg_indexes_size(s.relid),
         pg_total_relation_size(s.relid), s.n_live_tup, s.n_dead_tup,
@@ -55,12 +62,14 @@ const PG_TABLES: &str =
   WHERE s.schemaname = current_schema()
   ORDER BY s.relname";
 
+#[cfg(feature = "postgres")]
 const PG_INDEXES: &str = "SELECT s.indexrelname::text, s.relname::text,
         pg_relation_size(s.indexrelid), s.idx_scan
    FROM pg_stat_user_indexes s
   WHERE s.schemaname = current_schema()
   ORDER BY s.relname, s.indexrelname";
 
+#[cfg(feature = "sqlite")]
 const SQLITE_OBJECTS: &str = "SELECT type, name, tbl_name FROM sqlite_schema
   WHERE type IN ('table', 'index') AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'
      OR type = 'index' AND name LIKE 'sqlite\\_autoindex\\_%' ESCAPE '\\'
@@ -74,6 +83,7 @@ pub(crate) async fn tables_and_indexes(
     conn: &mut Conn<'_>,
 ) -> Result<(Vec<TableStats>, Vec<IndexStats>, Option<String>)> {
     match conn {
+        #[cfg(feature = "postgres")]
         Conn::Postgres(c) => {
             let rows: Vec<PgTableRow> = sqlx::query_as(PG_TABLES).fetch_all(&mut **c).await?;
             let tables = rows
@@ -104,6 +114,7 @@ pub(crate) async fn tables_and_indexes(
                 .collect();
             Ok((tables, indexes, None))
         }
+        #[cfg(feature = "sqlite")]
         Conn::Sqlite(c) => {
             let objects: Vec<(String, String, String)> =
                 sqlx::query_as(SQLITE_OBJECTS).fetch_all(&mut **c).await?;
@@ -161,6 +172,7 @@ pub(crate) async fn tables_and_indexes(
 /// times page size, with its free (reusable) pages.
 pub(crate) async fn database_size(conn: &mut Conn<'_>) -> Result<DatabaseSize> {
     match conn {
+        #[cfg(feature = "postgres")]
         Conn::Postgres(c) => {
             let total: i64 = sqlx::query_scalar("SELECT pg_database_size(current_database())")
                 .fetch_one(&mut **c)
@@ -171,6 +183,7 @@ pub(crate) async fn database_size(conn: &mut Conn<'_>) -> Result<DatabaseSize> {
                 free_pages: None,
             })
         }
+        #[cfg(feature = "sqlite")]
         Conn::Sqlite(c) => {
             let pages: i64 = sqlx::query_scalar("PRAGMA page_count")
                 .fetch_one(&mut **c)
@@ -200,6 +213,7 @@ pub(crate) struct MaintenancePlan {
 /// PostgreSQL's tables of the current schema, quoted, split by whether this
 /// role may VACUUM and ANALYZE them (owner, database owner, superuser, or
 /// from PostgreSQL 17 the MAINTAIN privilege): the others would only warn.
+#[cfg(feature = "postgres")]
 async fn pg_maintainable_tables(c: &mut sqlx::PgConnection) -> Result<(Vec<String>, Vec<String>)> {
     let version: i32 = sqlx::query_scalar("SELECT current_setting('server_version_num')::int")
         .fetch_one(&mut *c)
@@ -253,6 +267,7 @@ pub(crate) async fn maintain(
         });
     };
     match conn {
+        #[cfg(feature = "postgres")]
         Conn::Postgres(c) => {
             let statement = match (plan.vacuum, plan.analyze) {
                 (true, true) => "VACUUM (ANALYZE)",
@@ -277,6 +292,7 @@ pub(crate) async fn maintain(
             }
             step(statement, started, Some(detail));
         }
+        #[cfg(feature = "sqlite")]
         Conn::Sqlite(c) => {
             if plan.analyze {
                 let started = Instant::now();

@@ -2,7 +2,9 @@
 
 use crate::db::Conn;
 use crate::model::{CertificateId, EncryptionKeyId, Opaque, PrivateKeyId, PrivateKeyRecord};
-use crate::store::support::{fetch_all, insert_one, insert_rows, require_row, unnest_insert_sql};
+#[cfg(feature = "postgres")]
+use crate::store::support::unnest_insert_sql;
+use crate::store::support::{fetch_all, insert_one, insert_rows, require_row};
 use crate::store::{Filter, Page, PageRequest, get_by, id_value, list};
 use crate::{Result, exec, on_conn, table};
 
@@ -244,6 +246,8 @@ pub async fn insert_many_naming_retired(
     if keys.is_empty() {
         return Ok(Vec::new());
     }
+    #[cfg(feature = "postgres")]
+    #[cfg_attr(not(feature = "sqlite"), allow(irrefutable_let_patterns))]
     if let Conn::Postgres(c) = conn {
         use crate::store::{Insert as _, Table as _};
         use sqlx::Row as _;

@@ -3,13 +3,11 @@
 //! not plain `id`.
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use sqlx::postgres::PgRow;
-use sqlx::sqlite::SqliteRow;
-use sqlx::{AssertSqlSafe, FromRow};
+use sqlx::AssertSqlSafe;
 
 use crate::db::{Conn, Dialect};
 use crate::model::ResourceId;
-use crate::store::{Filter, Insert, Value};
+use crate::store::{BackendRow, Filter, Insert, Value};
 use crate::{Error, Result, bind_values, on_conn};
 
 /// SQLite allows at most 32766 bound parameters per statement (PostgreSQL
@@ -119,6 +117,7 @@ pub(crate) fn placeholders(dialect: Dialect, first: usize, n: usize) -> String {
 /// (see [`column`]). The text is the same for any number of rows, so it is
 /// prepared once per connection; a multi-row VALUES list would be a new
 /// statement, with thousands of parameters to parse, for every batch size.
+#[cfg(feature = "postgres")]
 pub(crate) fn unnest_insert_sql(table: &str, columns: &str, count: usize) -> String {
     format!(
         "INSERT INTO {table} ({columns}) SELECT * FROM UNNEST({})",
@@ -127,8 +126,10 @@ pub(crate) fn unnest_insert_sql(table: &str, columns: &str, count: usize) -> Str
 }
 
 /// A PostgreSQL insert being bound (see [`Insert`]).
+#[cfg(feature = "postgres")]
 pub(crate) type PgInsert<'q> = sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>;
 /// A SQLite insert being bound (see [`Insert`]).
+#[cfg(feature = "sqlite")]
 pub(crate) type SqliteInsert<'q> =
     sqlx::query::Query<'q, sqlx::Sqlite, <sqlx::Sqlite as sqlx::Database>::Arguments>;
 
@@ -141,6 +142,7 @@ pub(crate) async fn insert_rows<T: Insert>(conn: &mut Conn<'_>, rows: &[T::Row])
         return Ok(0);
     }
     match conn {
+        #[cfg(feature = "postgres")]
         Conn::Postgres(c) => {
             let query = sqlx::query(sqlx::AssertSqlSafe(unnest_insert_sql(
                 T::NAME,
@@ -152,6 +154,7 @@ pub(crate) async fn insert_rows<T: Insert>(conn: &mut Conn<'_>, rows: &[T::Row])
                 .await?
                 .rows_affected())
         }
+        #[cfg(feature = "sqlite")]
         Conn::Sqlite(c) => {
             let mut inserted = 0;
             for chunk in rows.chunks(chunk_rows::<T>()) {
@@ -183,11 +186,13 @@ pub(crate) async fn insert_one<T: Insert>(conn: &mut Conn<'_>, row: &T::Row) -> 
         1,
     );
     match conn {
+        #[cfg(feature = "postgres")]
         Conn::Postgres(c) => {
             T::bind_row_postgres(sqlx::query(sqlx::AssertSqlSafe(sql)), row)
                 .execute(&mut **c)
                 .await?;
         }
+        #[cfg(feature = "sqlite")]
         Conn::Sqlite(c) => {
             T::bind_row_sqlite(sqlx::query(sqlx::AssertSqlSafe(sql)), row)
                 .execute(&mut **c)
@@ -226,6 +231,7 @@ pub(crate) fn values_insert_sql(
 }
 
 /// One column of `rows`, bound as an array for [`unnest_insert_sql`].
+#[cfg(feature = "postgres")]
 pub(crate) fn column<'a, T, U>(rows: &'a [T], value: impl Fn(&'a T) -> U) -> Vec<U> {
     rows.iter().map(value).collect()
 }
@@ -291,7 +297,7 @@ pub(crate) async fn fetch_page<R>(
     limit: u32,
 ) -> Result<Vec<R>>
 where
-    R: Send + Unpin + for<'r> FromRow<'r, PgRow> + for<'r> FromRow<'r, SqliteRow>,
+    R: BackendRow,
 {
     let (clauses, next) = filter.render(1);
     let sql = format!("{head}{clauses} ORDER BY {order_by} LIMIT ${next}");
@@ -313,7 +319,7 @@ pub(crate) async fn fetch_all<R>(
     tail: &str,
 ) -> Result<Vec<R>>
 where
-    R: Send + Unpin + for<'r> FromRow<'r, PgRow> + for<'r> FromRow<'r, SqliteRow>,
+    R: BackendRow,
 {
     let (clauses, _) = filter.render(1);
     let sql = format!("{head}{clauses}{tail}");

@@ -144,6 +144,10 @@ class Clm:
         max_connections: int | None = None,
         secure_url: str | None = None,
         sqlite_dir: str | PathLike[str] | None = None,
+        sslcert: str | PathLike[str] | None = None,
+        sslkey: str | PathLike[str] | None = None,
+        sslmode: str | None = None,
+        sslrootcert: str | PathLike[str] | None = None,
     ) -> Clm: ...
     async def close(self) -> None: ...
     @property

@@ -1,0 +1,540 @@
+//! PostgreSQL over TLS, against a second cluster this test starts itself
+//! (`initdb` into a temporary directory, a free port, `ssl = on`) and stops
+//! with `pg_ctl stop -m immediate` however the test ends.
+//!
+//! The cluster's certificates come from clm itself, the way a user would
+//! dogfood it: a clm on SQLite creates a root CA, issues the server's
+//! certificate (`localhost`, 127.0.0.1) and a client certificate (CN = the
+//! database user, clientAuth), and exports their keys into PEM files (0600).
+//!
+//! One `pg_hba.conf` serves every case, so the cluster is configured once:
+//! TLS only (`hostssl`), trust for `postgres` on 127.0.0.1 and 127.0.0.2
+//! (which the certificate does not name), and `cert` authentication for the
+//! user `clm_cert`.
+//!
+//! Without `initdb` (or when the cluster cannot start) the test skips with
+//! the reason; with `CI` set it fails instead.
+
+use std::io::Write as _;
+use std::net::TcpListener;
+use std::os::unix::fs::OpenOptionsExt as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use clm::crypto::{DistinguishedName, KeyAlgorithm};
+use clm::db::{DatabaseTls, SslMode};
+use clm::model::{CertificateKind, SubjectAlternativeName};
+use clm::service::access::NewOrganization;
+use clm::service::authorities::NewCertificateAuthority;
+use clm::service::issuance::{IssueRequest, KeySource};
+use clm::{Clm, ClmConfig, MasterKeySource};
+
+/// A password in every URL: no error may show it.
+const PASSWORD: &str = "pw-never-shown-7f3a";
+/// The user that must present a client certificate.
+const CERT_USER: &str = "clm_cert";
+
+/// Where PostgreSQL's server programs are: `CLM_TEST_PG_BIN`, else the
+/// newest /usr/lib/postgresql/*/bin (Debian keeps them off PATH), else PATH.
+fn postgres_bin_dir() -> Option<PathBuf> {
+    if let Some(dir) = std::env::var_os("CLM_TEST_PG_BIN") {
+        return Some(PathBuf::from(dir));
+    }
+    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| {
+            let version = entry.file_name().to_str()?.parse::<u32>().ok()?;
+            let bin = entry.path().join("bin");
+            bin.join("initdb").is_file().then_some((version, bin))
+        })
+        .collect();
+    versions.sort();
+    if let Some((_, bin)) = versions.pop() {
+        return Some(bin);
+    }
+    std::env::var_os("PATH")
+        .and_then(|path| std::env::split_paths(&path).find(|dir| dir.join("initdb").is_file()))
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|out| String::from_utf8_lossy(&out.stdout).trim() == "0")
+}
+
+/// Skips (printing why) or, under CI, fails.
+fn unavailable(reason: &str) {
+    if std::env::var_os("CI").is_some() {
+        panic!("the TLS cluster is unavailable and CI is set: {reason}");
+    }
+    eprintln!("!!! SKIPPING postgres_tls: {reason}");
+}
+
+/// The second cluster. Dropping it stops the server (immediate mode: the
+/// data is thrown away with the directory anyway).
+struct Cluster {
+    bin: PathBuf,
+    data: PathBuf,
+    port: u16,
+    /// initdb refuses root: as root the server runs as `postgres`.
+    as_postgres: bool,
+    started: bool,
+    // Last: removed after the server has stopped.
+    _dir: tempfile::TempDir,
+}
+
+impl Cluster {
+    fn command(&self, program: &str) -> Command {
+        let path = self.bin.join(program);
+        if self.as_postgres {
+            let mut command = Command::new("runuser");
+            command.args(["-u", "postgres", "--"]).arg(path);
+            command
+        } else {
+            Command::new(path)
+        }
+    }
+
+    fn run(&self, program: &str, args: &[&str]) -> Result<(), String> {
+        let output = self
+            .command(program)
+            .args(args)
+            .output()
+            .map_err(|err| format!("cannot run {program}: {err}"))?;
+        if output.status.success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "{program} {args:?} failed ({}): {}{}",
+                output.status,
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            ))
+        }
+    }
+
+    /// Hands `path` to the server's user (it must own its key file).
+    fn give(&self, path: &Path) -> Result<(), String> {
+        if !self.as_postgres {
+            return Ok(());
+        }
+        let status = Command::new("chown")
+            .args(["-R", "postgres:postgres"])
+            .arg(path)
+            .status()
+            .map_err(|err| format!("cannot run chown: {err}"))?;
+        status
+            .success()
+            .then_some(())
+            .ok_or_else(|| format!("chown {} failed", path.display()))
+    }
+
+    fn url(&self, host: &str, user: &str, db: &str) -> String {
+        format!("postgres://{user}:{PASSWORD}@{host}:{}/{db}", self.port)
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        if self.started {
+            let data = self.data.display().to_string();
+            if let Err(err) = self.run("pg_ctl", &["stop", "-D", &data, "-m", "immediate", "-w"]) {
+                eprintln!("could not stop the TLS cluster: {err}");
+            }
+        }
+    }
+}
+
+fn free_port() -> Result<u16, String> {
+    let listener =
+        TcpListener::bind("127.0.0.1:0").map_err(|err| format!("no free port: {err}"))?;
+    listener
+        .local_addr()
+        .map(|addr| addr.port())
+        .map_err(|err| format!("no free port: {err}"))
+}
+
+/// Writes `contents` to a new file with `mode` from its creation on.
+fn write_file(path: &Path, contents: &str, mode: u32) {
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(path)
+        .unwrap_or_else(|err| panic!("create {}: {err}", path.display()));
+    file.write_all(contents.as_bytes())
+        .unwrap_or_else(|err| panic!("write {}: {err}", path.display()));
+}
+
+/// PEM files made by clm: two roots (the second one never signs anything
+/// the cluster shows), the server's certificate and key, a client's.
+struct Pki {
+    root: PathBuf,
+    other_root: PathBuf,
+    client_cert: PathBuf,
+    client_key: PathBuf,
+    server_cert: String,
+    server_key: String,
+    root_pem: String,
+}
+
+async fn issue_pki(dir: &Path) -> Pki {
+    let clm = Clm::open(
+        ClmConfig::sqlite(dir.join("pki-data"))
+            .with_master_key(MasterKeySource::FileOrCreate(dir.join("pki-master.key"))),
+    )
+    .await
+    .expect("open the PKI's clm on SQLite");
+    let system = clm.system_actor();
+    let root_ca = |cn: &str| NewCertificateAuthority {
+        subject: DistinguishedName::common_name(cn),
+        key_algorithm: KeyAlgorithm::EcdsaP256,
+        validity_days: 30,
+        path_len: Some(0),
+        ..Default::default()
+    };
+    let root = clm
+        .create_root_ca(&system, root_ca("clm test database CA"))
+        .await
+        .expect("create the root CA");
+    let other = clm
+        .create_root_ca(&system, root_ca("clm test other CA"))
+        .await
+        .expect("create the second root CA");
+    let issue = |cn: &str, sans: Vec<SubjectAlternativeName>, kind| IssueRequest {
+        issuer_id: root.certificate.id,
+        policy_id: None,
+        subject: DistinguishedName::common_name(cn),
+        sans,
+        kind,
+        validity_days: 7,
+        key: KeySource::Generate(KeyAlgorithm::EcdsaP256),
+        owner_user_id: None,
+        organization_id: None,
+    };
+    let server = clm
+        .issue_certificate(
+            &system,
+            issue(
+                "localhost",
+                vec![
+                    SubjectAlternativeName::Dns("localhost".into()),
+                    SubjectAlternativeName::Ip([127, 0, 0, 1].into()),
+                ],
+                CertificateKind::TlsServer,
+            ),
+        )
+        .await
+        .expect("issue the server certificate")
+        .into_certificate()
+        .expect("an issued server certificate");
+    let client = clm
+        .issue_certificate(
+            &system,
+            issue(CERT_USER, Vec::new(), CertificateKind::TlsClient),
+        )
+        .await
+        .expect("issue the client certificate")
+        .into_certificate()
+        .expect("an issued client certificate");
+    let server_key = clm
+        .export_private_key(&system, server.id)
+        .await
+        .expect("export the server key");
+    let client_key = clm
+        .export_private_key(&system, client.id)
+        .await
+        .expect("export the client key");
+    clm.close().await;
+
+    let pki = Pki {
+        root: dir.join("root.pem"),
+        other_root: dir.join("other-root.pem"),
+        client_cert: dir.join("client.pem"),
+        client_key: dir.join("client.key"),
+        server_cert: server.certificate_pem.clone(),
+        server_key: server_key.expose().to_string(),
+        root_pem: root.certificate.certificate_pem.clone(),
+    };
+    write_file(&pki.root, &root.certificate.certificate_pem, 0o644);
+    write_file(&pki.other_root, &other.certificate.certificate_pem, 0o644);
+    write_file(&pki.client_cert, &client.certificate_pem, 0o644);
+    write_file(&pki.client_key, client_key.expose(), 0o600);
+    pki
+}
+
+/// initdb, the certificates and the configuration, then start.
+fn start_cluster(bin: PathBuf, pki: &Pki) -> Result<Cluster, String> {
+    let dir = tempfile::tempdir().map_err(|err| format!("tempdir: {err}"))?;
+    let data = dir.path().join("data");
+    let mut cluster = Cluster {
+        bin,
+        data: data.clone(),
+        port: free_port()?,
+        as_postgres: is_root(),
+        started: false,
+        _dir: dir,
+    };
+    cluster.give(cluster._dir.path())?;
+    let data_arg = data.display().to_string();
+    cluster.run(
+        "initdb",
+        &[
+            "-D",
+            &data_arg,
+            "-U",
+            "postgres",
+            "-A",
+            "trust",
+            "--no-sync",
+        ],
+    )?;
+    write_file(&data.join("server.crt"), &pki.server_cert, 0o644);
+    write_file(&data.join("server.key"), &pki.server_key, 0o600);
+    write_file(&data.join("root.crt"), &pki.root_pem, 0o644);
+    let settings = format!(
+        "\n# clm postgres_tls\n\
+         listen_addresses = '127.0.0.1,127.0.0.2'\n\
+         port = {}\n\
+         unix_socket_directories = ''\n\
+         ssl = on\n\
+         ssl_cert_file = 'server.crt'\n\
+         ssl_key_file = 'server.key'\n\
+         ssl_ca_file = 'root.crt'\n\
+         fsync = off\n\
+         synchronous_commit = off\n\
+         full_page_writes = off\n",
+        cluster.port
+    );
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(data.join("postgresql.conf"))
+        .and_then(|mut file| file.write_all(settings.as_bytes()))
+        .map_err(|err| format!("postgresql.conf: {err}"))?;
+    std::fs::write(
+        data.join("pg_hba.conf"),
+        format!(
+            "# TLS only: no `host` line, so sslmode=disable finds no entry.\n\
+             hostssl all {CERT_USER} 127.0.0.1/32 cert\n\
+             hostssl all all 127.0.0.1/32 trust\n\
+             hostssl all all 127.0.0.2/32 trust\n"
+        ),
+    )
+    .map_err(|err| format!("pg_hba.conf: {err}"))?;
+    cluster.give(&data)?;
+    let log = cluster._dir.path().join("server.log").display().to_string();
+    cluster.started = true;
+    if let Err(err) = cluster.run(
+        "pg_ctl",
+        &["start", "-D", &data_arg, "-l", &log, "-w", "-t", "60"],
+    ) {
+        let server_log = std::fs::read_to_string(&log).unwrap_or_default();
+        return Err(format!("{err}\nserver log:\n{server_log}"));
+    }
+    Ok(cluster)
+}
+
+/// Runs `statements` as `postgres` over TLS (databases, the cert user).
+async fn admin(cluster: &Cluster, statements: &[String]) {
+    use sqlx::Connection as _;
+    let url = format!(
+        "{}?sslmode=require",
+        cluster.url("127.0.0.1", "postgres", "postgres")
+    );
+    let mut conn = sqlx::PgConnection::connect(&url)
+        .await
+        .expect("connect to the TLS cluster as postgres");
+    for statement in statements {
+        sqlx::query(sqlx::AssertSqlSafe(statement.clone()))
+            .execute(&mut conn)
+            .await
+            .unwrap_or_else(|err| panic!("{statement}: {err}"));
+    }
+    let _ = conn.close().await;
+}
+
+fn config(cluster: &Cluster, host: &str, user: &str, stem: &str, dir: &Path) -> ClmConfig {
+    ClmConfig::postgres(
+        cluster.url(host, user, &format!("{stem}_secure")),
+        cluster.url(host, user, &format!("{stem}_core")),
+    )
+    .with_master_key(MasterKeySource::FileOrCreate(dir.join("master.key")))
+    .with_max_connections(2)
+}
+
+/// Opens clm (migrations run) and does one audited write.
+async fn open_and_work(config: ClmConfig, what: &str) {
+    let clm = Clm::open(config)
+        .await
+        .unwrap_or_else(|err| panic!("{what}: open failed: {err}"));
+    let suffix = &uuid::Uuid::new_v4().simple().to_string()[..8];
+    let org = clm
+        .create_organization(
+            &clm.system_actor(),
+            NewOrganization {
+                org_code: format!("TLS-{suffix}"),
+                name: format!("over TLS ({what})"),
+                description: None,
+                parent_organization_id: None,
+            },
+        )
+        .await
+        .unwrap_or_else(|err| panic!("{what}: create_organization failed: {err}"));
+    assert_eq!(org.org_code, format!("TLS-{suffix}"));
+    clm.close().await;
+}
+
+/// Opening fails; returns the error's text after checking it hides the password.
+async fn open_fails(config: ClmConfig, what: &str) -> String {
+    match Clm::open(config).await {
+        Ok(clm) => {
+            clm.close().await;
+            panic!("{what}: opened, but should have been refused");
+        }
+        Err(err) => {
+            let text = format!("{err} / {err:?}");
+            assert!(
+                !text.contains(PASSWORD),
+                "{what}: the error shows the password: {text}"
+            );
+            eprintln!("{what}: refused as expected: {err}");
+            err.to_string()
+        }
+    }
+}
+
+#[tokio::test]
+async fn postgres_over_tls_with_a_clm_issued_pki() {
+    let Some(bin) = postgres_bin_dir() else {
+        return unavailable("initdb not found (set CLM_TEST_PG_BIN to PostgreSQL's bin directory)");
+    };
+    let work = tempfile::tempdir().expect("tempdir");
+    let pki = issue_pki(work.path()).await;
+    let cluster = match start_cluster(bin, &pki) {
+        Ok(cluster) => cluster,
+        Err(reason) => return unavailable(&reason),
+    };
+    admin(
+        &cluster,
+        &[
+            format!("CREATE ROLE {CERT_USER} LOGIN"),
+            "CREATE DATABASE tls_secure".into(),
+            "CREATE DATABASE tls_core".into(),
+            format!("CREATE DATABASE cert_secure OWNER {CERT_USER}"),
+            format!("CREATE DATABASE cert_core OWNER {CERT_USER}"),
+        ],
+    )
+    .await;
+    let dir = work.path();
+    let tls = |mode: SslMode, root: Option<&Path>| DatabaseTls {
+        sslmode: Some(mode),
+        sslrootcert: root.map(Path::to_path_buf),
+        ..DatabaseTls::default()
+    };
+
+    // verify-full to the name in the certificate: opens, migrates, works.
+    // The URLs say sslmode=disable: the configuration overrides them.
+    let overridden = ClmConfig::postgres(
+        format!(
+            "{}?sslmode=disable",
+            cluster.url("localhost", "postgres", "tls_secure")
+        ),
+        format!(
+            "{}?sslmode=disable",
+            cluster.url("localhost", "postgres", "tls_core")
+        ),
+    )
+    .with_master_key(MasterKeySource::FileOrCreate(dir.join("master.key")))
+    .with_max_connections(2)
+    .with_database_tls(tls(SslMode::VerifyFull, Some(&pki.root)));
+    open_and_work(overridden, "verify-full to localhost").await;
+
+    // The same from the URL alone (libpq's parameters).
+    let root = pki.root.display();
+    let from_url = ClmConfig::postgres(
+        format!(
+            "{}?sslmode=verify-full&sslrootcert={root}",
+            cluster.url("127.0.0.1", "postgres", "tls_secure")
+        ),
+        format!(
+            "{}?sslmode=verify-full&sslrootcert={root}",
+            cluster.url("127.0.0.1", "postgres", "tls_core")
+        ),
+    )
+    .with_master_key(MasterKeySource::FileOrCreate(dir.join("master.key")))
+    .with_max_connections(2);
+    open_and_work(from_url, "verify-full to 127.0.0.1 from the URL").await;
+
+    // A root that did not sign the server's certificate.
+    let wrong_ca = config(&cluster, "localhost", "postgres", "tls", dir)
+        .with_database_tls(tls(SslMode::VerifyFull, Some(&pki.other_root)));
+    let err = open_fails(wrong_ca, "verify-full with another CA").await;
+    assert!(err.contains("certificate verify failed"), "{err}");
+    assert!(err.contains("not signed by a trusted CA"), "{err}");
+
+    // 127.0.0.2 reaches the same server, but the certificate does not name it.
+    let mismatch = config(&cluster, "127.0.0.2", "postgres", "tls", dir)
+        .with_database_tls(tls(SslMode::VerifyFull, Some(&pki.root)));
+    let err = open_fails(mismatch, "verify-full to 127.0.0.2").await;
+    assert!(err.contains("host name mismatch"), "{err}");
+    assert!(err.contains("127.0.0.2"), "{err}");
+    let any_name = config(&cluster, "127.0.0.2", "postgres", "tls", dir)
+        .with_database_tls(tls(SslMode::VerifyCa, Some(&pki.root)));
+    open_and_work(any_name, "verify-ca to 127.0.0.2").await;
+
+    // require: encrypted, nothing checked.
+    let require = config(&cluster, "127.0.0.2", "postgres", "tls", dir)
+        .with_database_tls(tls(SslMode::Require, None));
+    open_and_work(require, "require without a root").await;
+
+    // require with a root checks the chain, as libpq does.
+    let require_checked = config(&cluster, "localhost", "postgres", "tls", dir)
+        .with_database_tls(tls(SslMode::Require, Some(&pki.other_root)));
+    let err = open_fails(require_checked, "require with another CA").await;
+    assert!(err.contains("certificate verify failed"), "{err}");
+
+    // The server accepts TLS only.
+    let plain = config(&cluster, "localhost", "postgres", "tls", dir)
+        .with_database_tls(tls(SslMode::Disable, None));
+    let err = open_fails(plain, "sslmode=disable against hostssl only").await;
+    assert!(err.contains("no pg_hba.conf entry"), "{err}");
+    assert!(err.contains("no encryption"), "{err}");
+
+    // `cert` authentication: no client certificate, no entry.
+    let anonymous = config(&cluster, "localhost", CERT_USER, "cert", dir)
+        .with_database_tls(tls(SslMode::VerifyFull, Some(&pki.root)));
+    let err = open_fails(anonymous, "cert auth without a client certificate").await;
+    assert!(err.contains("client certificate"), "{err}");
+
+    // A client certificate without its key is a configuration error.
+    let half =
+        config(&cluster, "localhost", CERT_USER, "cert", dir).with_database_tls(DatabaseTls {
+            sslcert: Some(pki.client_cert.clone()),
+            ..tls(SslMode::VerifyFull, Some(&pki.root))
+        });
+    let err = open_fails(half, "sslcert without sslkey").await;
+    assert!(err.contains("sslkey"), "{err}");
+
+    // The clm-issued client certificate (CN = the user) gets in.
+    let mtls =
+        config(&cluster, "localhost", CERT_USER, "cert", dir).with_database_tls(DatabaseTls {
+            sslcert: Some(pki.client_cert.clone()),
+            sslkey: Some(pki.client_key.clone()),
+            ..tls(SslMode::VerifyFull, Some(&pki.root))
+        });
+    open_and_work(mtls, "mutual TLS with a clm-issued client certificate").await;
+
+    // A root file that is not there is named.
+    let missing = config(&cluster, "localhost", "postgres", "tls", dir)
+        .with_database_tls(tls(SslMode::VerifyFull, Some(&dir.join("absent.pem"))));
+    let err = open_fails(missing, "missing sslrootcert").await;
+    assert!(
+        err.contains("sslrootcert") && err.contains("absent.pem"),
+        "{err}"
+    );
+
+    drop(cluster);
+}
