@@ -1421,6 +1421,23 @@ export declare function version(): string
 /** The stable error codes, in numeric order. */
 export declare function errorCodes(): ErrorCode[]
 
+/** How severe a log record is; a logger gets its level and the more severe ones. */
+export type LogLevel = 'error' | 'warn' | 'info' | 'debug' | 'trace'
+/** One log record of clm: an operation's span closing (`create_user{actor=system}: finished
+ * outcome=ok duration_ms=1.2`), a transaction, a decision, a (slow) SQL statement. Never a secret. */
+export interface LogRecord {
+  level: LogLevel
+  /** Where it comes from: `clm::service::identity`, `sqlx::query`, ... */
+  target: string
+  message: string
+}
+/**
+ * Sends clm's log records at `level` (default `'info'`) or more severe to `callback`, on the
+ * JS thread (it never keeps the process alive); `null` stops. Throws a ClmError with code
+ * `CONFIGURATION` when another Rust library of the process installed a tracing subscriber.
+ */
+export declare function setLogger(callback: ((record: LogRecord) => void) | null, level?: LogLevel): void
+
 /** One operation of the API description, as this package exposes it. */
 export interface OperationInfo {
   name: string

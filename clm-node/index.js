@@ -690,6 +690,7 @@ module.exports = {
   Actor: native.Actor,
   version: native.version,
   isClmError: runtime.isClmError,
+  setLogger: native.setLogger,
   errorCodes: () => ERRORS.map(([code]) => code),
   operations: () => structuredClone(OPERATIONS),
 }

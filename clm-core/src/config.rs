@@ -152,6 +152,12 @@ impl ClmConfig {
         self
     }
 
+    /// See [`PoolSettings::slow_statement_threshold`].
+    pub fn with_slow_statement_threshold(mut self, threshold: Duration) -> Self {
+        self.pool.slow_statement_threshold = threshold;
+        self
+    }
+
     /// See [`ClmConfig::cache_ttl`].
     pub fn with_cache_ttl(mut self, ttl: Duration) -> Self {
         self.cache_ttl = ttl;
@@ -177,7 +183,8 @@ impl ClmConfig {
     /// Reads `CLM_SECURE_DATABASE_URL` + `CLM_CORE_DATABASE_URL` (PostgreSQL,
     /// with optional `CLM_SECURE_REPLICA_URL`/`CLM_CORE_REPLICA_URL`), else
     /// `CLM_DATA_DIR` (SQLite), plus `CLM_MASTER_KEY` (base64) or
-    /// `CLM_MASTER_KEY_FILE`, `CLM_MAX_CONNECTIONS` and `CLM_CACHE_TTL_MS`.
+    /// `CLM_MASTER_KEY_FILE`, `CLM_MAX_CONNECTIONS`, `CLM_CACHE_TTL_MS` and
+    /// `CLM_SLOW_STATEMENT_MS`.
     pub fn from_env() -> Result<Self> {
         Self::from_vars(|name| std::env::var(name).ok().filter(|v| !v.trim().is_empty()))
     }
@@ -234,6 +241,14 @@ impl ClmConfig {
                     "CLM_CACHE_TTL_MS={ms:?} is not a number of milliseconds"
                 ))
             })?);
+        }
+        if let Some(ms) = var("CLM_SLOW_STATEMENT_MS") {
+            config.pool.slow_statement_threshold =
+                Duration::from_millis(ms.parse().map_err(|_| {
+                    Error::Configuration(format!(
+                        "CLM_SLOW_STATEMENT_MS={ms:?} is not a number of milliseconds"
+                    ))
+                })?);
         }
         Ok(config)
     }
@@ -326,5 +341,23 @@ mod tests {
         assert!(off.cache_ttl.is_zero());
         let bad = ClmConfig::from_vars(vars(&[dir, ("CLM_CACHE_TTL_MS", "1s")])).unwrap_err();
         assert!(bad.to_string().contains("CLM_CACHE_TTL_MS"), "{bad}");
+    }
+
+    #[test]
+    fn slow_statement_threshold_defaults_to_a_second_and_reads_milliseconds() {
+        let dir = ("CLM_DATA_DIR", "/tmp/clm");
+        let config = ClmConfig::from_vars(vars(&[dir])).unwrap();
+        assert_eq!(
+            config.pool.slow_statement_threshold,
+            crate::db::DEFAULT_SLOW_STATEMENT_THRESHOLD
+        );
+        let config = ClmConfig::from_vars(vars(&[dir, ("CLM_SLOW_STATEMENT_MS", "250")])).unwrap();
+        assert_eq!(
+            config.pool.slow_statement_threshold,
+            Duration::from_millis(250)
+        );
+        let bad =
+            ClmConfig::from_vars(vars(&[dir, ("CLM_SLOW_STATEMENT_MS", "slow")])).unwrap_err();
+        assert!(bad.to_string().contains("CLM_SLOW_STATEMENT_MS"), "{bad}");
     }
 }

@@ -17,6 +17,7 @@ use napi_derive::napi;
 mod client;
 mod convert;
 mod errors;
+mod logging;
 
 /// The library version.
 #[napi]
