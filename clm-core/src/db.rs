@@ -216,12 +216,13 @@ fn trace_wait(what: &'static str, lock: Option<Lock>, exclusive: bool, started: 
 }
 
 /// The span of one transaction, from `BEGIN` to commit or rollback: closed
-/// (with its outcome and duration) when the transaction is dropped.
+/// (with how it ended; its duration is the span's) when the transaction is
+/// dropped.
 struct TxTrace {
     span: tracing::Span,
     started: Instant,
     /// Until a commit says otherwise, dropping the transaction rolls it back.
-    outcome: &'static str,
+    ended: &'static str,
 }
 
 impl TxTrace {
@@ -231,11 +232,10 @@ impl TxTrace {
                 "transaction",
                 sealing,
                 begin_ms = tracing::field::Empty,
-                outcome = tracing::field::Empty,
-                duration_ms = tracing::field::Empty,
+                ended = tracing::field::Empty,
             ),
             started: Instant::now(),
-            outcome: "rolled back",
+            ended: "rolled back",
         }
     }
 
@@ -254,9 +254,7 @@ impl TxTrace {
 
 impl Drop for TxTrace {
     fn drop(&mut self) {
-        self.span.record("outcome", self.outcome);
-        self.span
-            .record("duration_ms", self.started.elapsed().as_secs_f64() * 1000.0);
+        self.span.record("ended", self.ended);
     }
 }
 
@@ -281,7 +279,7 @@ impl Tx {
             TxInner::Postgres(t) => t.commit().await,
             TxInner::Sqlite(t) => t.commit().await,
         };
-        trace.outcome = if committed.is_ok() {
+        trace.ended = if committed.is_ok() {
             "committed"
         } else {
             "commit failed"

@@ -248,11 +248,19 @@ where
     }
 
     fn enabled(&self, metadata: &Metadata<'_>, _ctx: Context<'_, S>) -> bool {
-        self.passes(metadata.level())
+        // As the process's only layer it filters for everyone; stacked on a
+        // host's registry it leaves the other layers their records.
+        match self.destination {
+            Destination::Global => self.passes(metadata.level()),
+            Destination::Fixed(..) => true,
+        }
     }
 
     fn max_level_hint(&self) -> Option<tracing::level_filters::LevelFilter> {
-        Some(rank_filter(self.rank()))
+        match self.destination {
+            Destination::Global => Some(rank_filter(self.rank())),
+            Destination::Fixed(..) => None,
+        }
     }
 
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
@@ -301,18 +309,21 @@ where
             return;
         }
         let mut line = scope_text(span.parent().map(|parent| parent.scope()));
-        let extensions = span.extensions();
-        let Some(state) = extensions.get::<SpanState>() else {
-            return;
-        };
-        let millis = state.started.elapsed().as_secs_f64() * 1000.0;
-        let outcome = state.error.as_deref().unwrap_or("ok");
-        let _ = write!(
-            line,
-            "{}{{{}}}: finished outcome={outcome} duration_ms={millis:.1}",
-            metadata.name(),
-            state.fields.trim_start()
-        );
+        {
+            let extensions = span.extensions();
+            let Some(state) = extensions.get::<SpanState>() else {
+                return;
+            };
+            let millis = state.started.elapsed().as_secs_f64() * 1000.0;
+            let outcome = state.error.as_deref().unwrap_or("ok");
+            let _ = write!(
+                line,
+                "{}{{{}}}: finished outcome={outcome} duration_ms={millis:.1}",
+                metadata.name(),
+                state.fields.trim_start()
+            );
+        }
+        // No lock of the registry is held while the sink runs.
         self.send(*metadata.level(), metadata.target(), &line);
     }
 }

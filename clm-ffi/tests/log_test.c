@@ -73,7 +73,7 @@ int main(int argc, char **argv) {
   CHECK(seen("create_user{actor=system}: finished outcome=ok duration_ms="),
         "the operation's span arrived with its outcome");
   CHECK(seen("authenticate{}: finished outcome=authentication failed"), "a failed operation's outcome arrived");
-  CHECK(seen("transaction{") && seen("outcome=committed"), "transactions are traced");
+  CHECK(seen("transaction{") && seen("ended=committed"), "transactions are traced");
   CHECK(debug_seen > 0 && bad_level_seen == 0, "levels are clm_log_level values");
   CHECK(user_data_ok == records_seen, "user_data comes back with every record");
   CHECK(!seen(PASSWORD), "the password is in no record");

@@ -77,3 +77,14 @@ def test_the_level_is_checked_and_none_stops(handle, caplog):
         assert any(r.name == "clm.sqlx.query" and r.levelno == 5 for r in caplog.records)
     finally:
         clm.set_log_level(logging.WARNING)
+
+
+def test_slow_statements_are_warnings_with_their_sql(tmp_path, caplog):
+    caplog.set_level(logging.WARNING, logger="clm")
+    # Every statement is "slow" from 0 ms; WARNING is forwarded from import.
+    with clm.Clm.open(sqlite_dir=tmp_path / "data", master_key_file=tmp_path / "master.key",
+                      create_master_key=True, slow_statement_ms=0) as c:
+        c.list_users(c.system_actor())
+    slow = [r for r in caplog.records if r.name == "clm.sqlx.query" and r.levelno == logging.WARNING]
+    assert slow, [r.getMessage() for r in caplog.records]
+    assert any("slow statement" in r.getMessage() and "SELECT" in r.getMessage() for r in slow)

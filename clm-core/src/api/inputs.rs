@@ -45,6 +45,9 @@ pub struct OpenOptions {
     max_connections: Option<u32>,
     /// How long issuers and policies stay cached (`ClmConfig::cache_ttl`).
     cache_ttl_ms: Option<u64>,
+    /// Statements running this long or longer are logged at WARN with their
+    /// SQL (`PoolSettings::slow_statement_threshold`; default 1000).
+    slow_statement_ms: Option<u64>,
 }
 
 impl std::fmt::Debug for OpenOptions {
@@ -65,6 +68,7 @@ impl std::fmt::Debug for OpenOptions {
             .field("create_master_key", &self.create_master_key)
             .field("max_connections", &self.max_connections)
             .field("cache_ttl_ms", &self.cache_ttl_ms)
+            .field("slow_statement_ms", &self.slow_statement_ms)
             .finish()
     }
 }
@@ -97,6 +101,10 @@ impl OpenOptions {
         }
         if let Some(ms) = self.cache_ttl_ms {
             config = config.with_cache_ttl(std::time::Duration::from_millis(ms));
+        }
+        if let Some(ms) = self.slow_statement_ms {
+            config =
+                config.with_slow_statement_threshold(std::time::Duration::from_millis(ms));
         }
         Ok(config)
     }

@@ -226,6 +226,7 @@ __all__ = [
     "__version__",
     "error_codes",
     "operations",
+    "set_log_level",
     *_ERROR_CLASSES,
     *_types_all,
 ]
