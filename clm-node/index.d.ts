@@ -890,6 +890,11 @@ export interface OpenOptions {
    * Secret.
    */
   secure_url?: string | null
+  /**
+   * Statements running this long or longer are logged at WARN with their
+   * SQL (`PoolSettings::slow_statement_threshold`; default 1000).
+   */
+  slow_statement_ms?: number | null
   sqlite_dir?: string | null
 }
 

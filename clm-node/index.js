@@ -31,7 +31,7 @@ const SHAPES = {
   NewCertificateAuthority: ["obj", {"path_len": ["int", 0, 255], "validity_days": ["int", 0, 4294967295]}],
   NewPolicy: ["obj", {"rules": ["ref", "PolicyRules"]}],
   NewWorkflow: ["obj", {"definition": ["ref", "WorkflowDefinition"]}],
-  OpenOptions: ["obj", {"cache_ttl_ms": ["int", 0, 9007199254740991], "max_connections": ["int", 0, 4294967295]}],
+  OpenOptions: ["obj", {"cache_ttl_ms": ["int", 0, 9007199254740991], "max_connections": ["int", 0, 4294967295], "slow_statement_ms": ["int", 0, 9007199254740991]}],
   PageRequest: ["obj", {"limit": ["int", 0, 4294967295]}],
   PolicyRules: ["obj", {"max_validity_days": ["int", 0, 4294967295], "min_ec_key_size": ["int", 0, 4294967295], "min_key_size": ["int", 0, 4294967295], "renewal_threshold_days": ["int", 0, 4294967295]}],
   PolicyUpdate: ["obj", {"rules": ["ref", "PolicyRules"]}],

@@ -69,6 +69,10 @@ fn install(callback: Unknown<'_>, level: Option<String>) -> Result<(), Failure> 
 /// `debug`, `trace`) or more severe to `callback({level, target,
 /// message})`, on the JS thread; null stops. Records never hold a secret.
 #[napi(js_name = "setLogger")]
-pub fn set_logger(env: Env, callback: Unknown<'_>, level: Option<String>) -> napi::Result<()> {
-    install(callback, level).map_err(|failure| failure.into_js(&env))
+pub fn set_logger<'env>(
+    env: &'env Env,
+    callback: Unknown<'env>,
+    level: Option<String>,
+) -> napi::Result<()> {
+    install(callback, level).map_err(|failure| failure.into_js(env))
 }

@@ -441,6 +441,7 @@ OPEN_OPTIONS: dict[str, str | None] = {
     'master_key_file': 'path',
     'max_connections': 'int',
     'secure_url': 'str',
+    'slow_statement_ms': 'int',
     'sqlite_dir': 'path',
 }
 
@@ -466,6 +467,7 @@ class Operations:
         master_key_file: str | PathLike[str] | None = None,
         max_connections: int | None = None,
         secure_url: str | None = None,
+        slow_statement_ms: int | None = None,
         sqlite_dir: str | PathLike[str] | None = None,
     ) -> Any:
         """Opens clm (`close()` or leaving a `with` block closes it).
@@ -478,7 +480,7 @@ class Operations:
         created, mode 0600, when missing), and optionally `max_connections` and
         `cache_ttl_ms`.
         """
-        return cls._open({"cache_ttl_ms": cache_ttl_ms, "core_url": core_url, "create_master_key": create_master_key, "master_key": master_key, "master_key_file": master_key_file, "max_connections": max_connections, "secure_url": secure_url, "sqlite_dir": sqlite_dir})
+        return cls._open({"cache_ttl_ms": cache_ttl_ms, "core_url": core_url, "create_master_key": create_master_key, "master_key": master_key, "master_key_file": master_key_file, "max_connections": max_connections, "secure_url": secure_url, "slow_statement_ms": slow_statement_ms, "sqlite_dir": sqlite_dir})
 
     def version(self) -> str:
         """The library version."""
@@ -1039,6 +1041,7 @@ class AsyncOperations:
         master_key_file: str | PathLike[str] | None = None,
         max_connections: int | None = None,
         secure_url: str | None = None,
+        slow_statement_ms: int | None = None,
         sqlite_dir: str | PathLike[str] | None = None,
     ) -> Any:
         """Opens clm (`close()` or leaving a `with` block closes it).
@@ -1051,7 +1054,7 @@ class AsyncOperations:
         created, mode 0600, when missing), and optionally `max_connections` and
         `cache_ttl_ms`.
         """
-        return await cls._open({"cache_ttl_ms": cache_ttl_ms, "core_url": core_url, "create_master_key": create_master_key, "master_key": master_key, "master_key_file": master_key_file, "max_connections": max_connections, "secure_url": secure_url, "sqlite_dir": sqlite_dir})
+        return await cls._open({"cache_ttl_ms": cache_ttl_ms, "core_url": core_url, "create_master_key": create_master_key, "master_key": master_key, "master_key_file": master_key_file, "max_connections": max_connections, "secure_url": secure_url, "slow_statement_ms": slow_statement_ms, "sqlite_dir": sqlite_dir})
 
     async def version(self) -> str:
         """The library version."""
