@@ -30,7 +30,8 @@ async function everyOperation(dir: string): Promise<void> {
   const clm: Clm = await Clm.open({ sqlite_dir: `${dir}/data`, master_key_file: `${dir}/master.key`, create_master_key: true })
   const text: string = Clm.version()
   const system: Actor = clm.systemActor()
-  setLogger((record: LogRecord) => console.log(record.level, record.target, record.message), 'debug')
+  const logged: string[] = []
+  setLogger((record: LogRecord) => logged.push(`${record.level} ${record.target} ${record.message}`), 'debug')
   setLogger(null)
   // @ts-expect-error levels are the five names
   setLogger(() => {}, 'loud')

@@ -25,7 +25,7 @@ fn level_name(level: clm::logging::Level) -> &'static str {
     }
 }
 
-fn install(callback: Unknown<'_>, level: Option<String>) -> Result<(), Failure> {
+fn install(callback: Unknown<'_>, level: Option<String>) -> std::result::Result<(), Failure> {
     if is_absent(&callback) {
         clm::logging::stop_forwarding();
         return Ok(());

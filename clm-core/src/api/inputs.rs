@@ -103,8 +103,7 @@ impl OpenOptions {
             config = config.with_cache_ttl(std::time::Duration::from_millis(ms));
         }
         if let Some(ms) = self.slow_statement_ms {
-            config =
-                config.with_slow_statement_threshold(std::time::Duration::from_millis(ms));
+            config = config.with_slow_statement_threshold(std::time::Duration::from_millis(ms));
         }
         Ok(config)
     }
