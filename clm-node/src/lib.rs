@@ -19,6 +19,8 @@ mod convert;
 mod errors;
 mod logging;
 
+pub use logging::set_logger;
+
 /// The library version.
 #[napi]
 pub fn version() -> String {
