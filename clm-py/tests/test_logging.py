@@ -61,7 +61,7 @@ def test_records_from_the_runtime_threads_arrive(handle, pki, debug_logs):
 
 
 def test_the_level_is_checked_and_none_stops(handle, caplog):
-    caplog.set_level(logging.DEBUG, logger="clm")
+    caplog.set_level(5, logger="clm")
     with pytest.raises(ValueError, match="unknown log level 'LOUD'"):
         clm.set_log_level("LOUD")
     with pytest.raises(TypeError):
