@@ -32,6 +32,7 @@ pub use tracing::Level;
 /// one line with the fields of the spans it happened in.
 #[derive(Debug, Clone, Copy)]
 pub struct LogRecord<'a> {
+    /// The event's level, or the span's for a closed span.
     pub level: Level,
     /// Where it comes from: `clm::service::identity`, `sqlx::query`, ...
     pub target: &'a str,
