@@ -1001,6 +1001,11 @@ export interface OpenOptions {
    * Secret.
    */
   secure_url?: string | null
+  /**
+   * Statements running this long or longer are logged at WARN with their
+   * SQL (`PoolSettings::slow_statement_threshold`; default 1000).
+   */
+  slow_statement_ms?: number | null
   sqlite_dir?: string | null
   /** PEM file of a client certificate, for servers that ask for one. */
   sslcert?: string | null
@@ -1583,6 +1588,23 @@ export declare function isClmError(value: unknown): value is ClmError
 export declare function version(): string
 /** The stable error codes, in numeric order. */
 export declare function errorCodes(): ErrorCode[]
+
+/** How severe a log record is; a logger gets its level and the more severe ones. */
+export type LogLevel = 'error' | 'warn' | 'info' | 'debug' | 'trace'
+/** One log record of clm: an operation's span closing (`create_user{actor=system}: finished
+ * outcome=ok duration_ms=1.2`), a transaction, a decision, a (slow) SQL statement. Never a secret. */
+export interface LogRecord {
+  level: LogLevel
+  /** Where it comes from: `clm::service::identity`, `sqlx::query`, ... */
+  target: string
+  message: string
+}
+/**
+ * Sends clm's log records at `level` (default `'info'`) or more severe to `callback`, on the
+ * JS thread (it never keeps the process alive); `null` stops. Throws a ClmError with code
+ * `CONFIGURATION` when another Rust library of the process installed a tracing subscriber.
+ */
+export declare function setLogger(callback: ((record: LogRecord) => void) | null, level?: LogLevel): void
 
 /** One operation of the API description, as this package exposes it. */
 export interface OperationInfo {

@@ -256,6 +256,12 @@ impl ClmConfig {
         self
     }
 
+    /// See [`PoolSettings::slow_statement_threshold`].
+    pub fn with_slow_statement_threshold(mut self, threshold: Duration) -> Self {
+        self.pool.slow_statement_threshold = threshold;
+        self
+    }
+
     /// See [`ClmConfig::cache_ttl`].
     pub fn with_cache_ttl(mut self, ttl: Duration) -> Self {
         self.cache_ttl = ttl;
@@ -284,8 +290,8 @@ impl ClmConfig {
     /// `CLM_DATABASE_SSLCERT`, `CLM_DATABASE_SSLKEY`), else `CLM_DATA_DIR`
     /// (SQLite), plus `CLM_MASTER_KEY` (base64) or `CLM_MASTER_KEY_FILE`,
     /// `CLM_MAX_CONNECTIONS`, `CLM_CACHE_TTL_MS`, `CLM_AUDIT_RETENTION_DAYS` and
-    /// `CLM_AUDIT_ARCHIVE_DIR` ([`AuditRetention`]) (the table in this module's
-    /// documentation).
+    /// `CLM_AUDIT_ARCHIVE_DIR` ([`AuditRetention`]), `CLM_SLOW_STATEMENT_MS` (the
+    /// table in this module's documentation).
     pub fn from_env() -> Result<Self> {
         Self::from_vars(|name| std::env::var(name).ok().filter(|v| !v.trim().is_empty()))
     }
@@ -350,6 +356,14 @@ impl ClmConfig {
                     "CLM_CACHE_TTL_MS={ms:?} is not a number of milliseconds"
                 ))
             })?);
+        }
+        if let Some(ms) = var("CLM_SLOW_STATEMENT_MS") {
+            config.pool.slow_statement_threshold =
+                Duration::from_millis(ms.parse().map_err(|_| {
+                    Error::Configuration(format!(
+                        "CLM_SLOW_STATEMENT_MS={ms:?} is not a number of milliseconds"
+                    ))
+                })?);
         }
         if let Some(days) = var("CLM_AUDIT_RETENTION_DAYS") {
             config.audit_retention.retention_days = days.parse().map_err(|_| {
@@ -533,5 +547,23 @@ mod tests {
             };
             assert!(retention.validate().is_ok(), "{days}");
         }
+    }
+
+    #[test]
+    fn slow_statement_threshold_defaults_to_a_second_and_reads_milliseconds() {
+        let dir = ("CLM_DATA_DIR", "/tmp/clm");
+        let config = ClmConfig::from_vars(vars(&[dir])).unwrap();
+        assert_eq!(
+            config.pool.slow_statement_threshold,
+            crate::db::DEFAULT_SLOW_STATEMENT_THRESHOLD
+        );
+        let config = ClmConfig::from_vars(vars(&[dir, ("CLM_SLOW_STATEMENT_MS", "250")])).unwrap();
+        assert_eq!(
+            config.pool.slow_statement_threshold,
+            Duration::from_millis(250)
+        );
+        let bad =
+            ClmConfig::from_vars(vars(&[dir, ("CLM_SLOW_STATEMENT_MS", "slow")])).unwrap_err();
+        assert!(bad.to_string().contains("CLM_SLOW_STATEMENT_MS"), "{bad}");
     }
 }

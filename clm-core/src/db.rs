@@ -19,8 +19,9 @@ use std::path::Path;
 use std::path::PathBuf;
 #[cfg(feature = "postgres")]
 use std::str::FromStr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use sqlx::ConnectOptions;
 use sqlx::pool::PoolConnection;
 #[cfg(feature = "postgres")]
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgSslMode};
@@ -165,7 +166,9 @@ impl Conn<'_> {
                 } else {
                     "SELECT pg_advisory_xact_lock_shared($1)"
                 };
+                let started = Instant::now();
                 sqlx::query(sql).bind(lock.key()).execute(&mut **c).await?;
+                trace_wait("advisory lock", Some(lock), exclusive, started);
             }
             #[cfg(feature = "sqlite")]
             Conn::Sqlite(_) => {
@@ -262,40 +265,110 @@ impl PooledConn {
 }
 
 /// A transaction of either backend. Dropped without `commit` it rolls back.
-pub enum Tx {
+pub struct Tx {
+    inner: TxInner,
+    trace: TxTrace,
+}
+
+enum TxInner {
     #[cfg(feature = "postgres")]
     Postgres(sqlx::Transaction<'static, Postgres>),
     #[cfg(feature = "sqlite")]
     Sqlite(sqlx::Transaction<'static, Sqlite>),
 }
 
+/// A waited lock is reported at DEBUG from this long (shorter ones at TRACE).
+const LOCK_WAIT_REPORTED: Duration = Duration::from_millis(20);
+
+/// Reports how long a lock (or `BEGIN`, which waits for a pooled connection
+/// and, on SQLite, the database's write lock) took.
+fn trace_wait(what: &'static str, lock: Option<Lock>, exclusive: bool, started: Instant) {
+    let waited = started.elapsed();
+    let waited_ms = waited.as_secs_f64() * 1000.0;
+    let lock = lock.map(tracing::field::debug);
+    if waited >= LOCK_WAIT_REPORTED {
+        tracing::debug!(what, lock, exclusive, waited_ms, "waited for a lock");
+    } else {
+        tracing::trace!(what, lock, exclusive, waited_ms, "took a lock");
+    }
+}
+
+/// The span of one transaction, from `BEGIN` to commit or rollback: closed
+/// (with how it ended; its duration is the span's) when the transaction is
+/// dropped.
+struct TxTrace {
+    span: tracing::Span,
+    started: Instant,
+    /// Until a commit says otherwise, dropping the transaction rolls it back.
+    ended: &'static str,
+}
+
+impl TxTrace {
+    fn begin(sealing: bool) -> TxTrace {
+        TxTrace {
+            span: tracing::debug_span!(
+                "transaction",
+                sealing,
+                begin_ms = tracing::field::Empty,
+                ended = tracing::field::Empty,
+            ),
+            started: Instant::now(),
+            ended: "rolled back",
+        }
+    }
+
+    /// `BEGIN` returned: how long it waited (for a pooled connection, the
+    /// SQLite write lock, or `lock` taken shared in the `BEGIN`).
+    fn begun(self, lock: Option<Lock>, inner: TxInner) -> Tx {
+        self.span
+            .record("begin_ms", self.started.elapsed().as_secs_f64() * 1000.0);
+        {
+            let _inside = self.span.enter();
+            trace_wait("begin", lock, false, self.started);
+        }
+        Tx { inner, trace: self }
+    }
+}
+
+impl Drop for TxTrace {
+    fn drop(&mut self) {
+        self.span.record("ended", self.ended);
+    }
+}
+
 impl Tx {
     pub fn conn(&mut self) -> Conn<'_> {
-        match self {
+        match &mut self.inner {
             #[cfg(feature = "postgres")]
-            Tx::Postgres(t) => Conn::Postgres(t),
+            TxInner::Postgres(t) => Conn::Postgres(t),
             #[cfg(feature = "sqlite")]
-            Tx::Sqlite(t) => Conn::Sqlite(t),
+            TxInner::Sqlite(t) => Conn::Sqlite(t),
         }
     }
 
     pub fn dialect(&self) -> Dialect {
-        match self {
+        match &self.inner {
             #[cfg(feature = "postgres")]
-            Tx::Postgres(_) => Dialect::Postgres,
+            TxInner::Postgres(_) => Dialect::Postgres,
             #[cfg(feature = "sqlite")]
-            Tx::Sqlite(_) => Dialect::Sqlite,
+            TxInner::Sqlite(_) => Dialect::Sqlite,
         }
     }
 
     pub async fn commit(self) -> Result<()> {
-        match self {
+        let Tx { inner, mut trace } = self;
+        let committed = match inner {
             #[cfg(feature = "postgres")]
-            Tx::Postgres(t) => t.commit().await?,
+            TxInner::Postgres(t) => t.commit().await,
             #[cfg(feature = "sqlite")]
-            Tx::Sqlite(t) => t.commit().await?,
-        }
-        Ok(())
+            TxInner::Sqlite(t) => t.commit().await,
+        };
+        trace.ended = if committed.is_ok() {
+            "committed"
+        } else {
+            "commit failed"
+        };
+        Ok(committed?)
     }
 }
 
@@ -322,12 +395,14 @@ impl Pool {
     /// (`BEGIN IMMEDIATE`) so two writers wait for each other instead of
     /// failing when a read lock would have to be upgraded.
     pub async fn begin(&self) -> Result<Tx> {
-        Ok(match self {
+        let trace = TxTrace::begin(false);
+        let inner = match self {
             #[cfg(feature = "postgres")]
-            Pool::Postgres(p) => Tx::Postgres(p.begin().await?),
+            Pool::Postgres(p) => TxInner::Postgres(p.begin().await?),
             #[cfg(feature = "sqlite")]
-            Pool::Sqlite(p) => Tx::Sqlite(p.begin_with("BEGIN IMMEDIATE").await?),
-        })
+            Pool::Sqlite(p) => TxInner::Sqlite(p.begin_with("BEGIN IMMEDIATE").await?),
+        };
+        Ok(trace.begun(None, inner))
     }
 
     /// A write transaction of sealed values: [`Pool::begin`] holding
@@ -337,7 +412,11 @@ impl Pool {
     pub(crate) async fn begin_sealing(&self) -> Result<Tx> {
         match self {
             #[cfg(feature = "postgres")]
-            Pool::Postgres(p) => Ok(Tx::Postgres(p.begin_with(BEGIN_SEALING_POSTGRES).await?)),
+            Pool::Postgres(p) => {
+                let trace = TxTrace::begin(true);
+                let inner = TxInner::Postgres(p.begin_with(BEGIN_SEALING_POSTGRES).await?);
+                Ok(trace.begun(Some(Lock::DataKeys), inner))
+            }
             #[cfg(feature = "sqlite")]
             Pool::Sqlite(_) => self.begin().await,
         }
@@ -527,7 +606,13 @@ pub struct PoolSettings {
     pub max_connections: u32,
     pub replica_max_connections: u32,
     pub acquire_timeout: Duration,
+    /// A statement that runs this long or longer is logged at WARN with its
+    /// SQL (never its bound values); every other one at TRACE.
+    pub slow_statement_threshold: Duration,
 }
+
+/// Default [`PoolSettings::slow_statement_threshold`].
+pub const DEFAULT_SLOW_STATEMENT_THRESHOLD: Duration = Duration::from_secs(1);
 
 impl Default for PoolSettings {
     fn default() -> Self {
@@ -535,8 +620,18 @@ impl Default for PoolSettings {
             max_connections: 10,
             replica_max_connections: 5,
             acquire_timeout: Duration::from_secs(30),
+            slow_statement_threshold: DEFAULT_SLOW_STATEMENT_THRESHOLD,
         }
     }
+}
+
+/// sqlx logs each statement through `tracing` (target `sqlx::query`) with
+/// its SQL text and timing, never its bound values: at TRACE, or at WARN
+/// ("slow statement") from the threshold.
+fn statement_logging<O: ConnectOptions>(options: O, settings: PoolSettings) -> O {
+    options
+        .log_statements(log::LevelFilter::Trace)
+        .log_slow_statements(log::LevelFilter::Warn, settings.slow_statement_threshold)
 }
 
 /// Opens (creating and migrating) the two databases of `config`, with `tls`
@@ -644,7 +739,7 @@ async fn connect_postgres(
     max: u32,
     settings: PoolSettings,
 ) -> Result<PgPool> {
-    let options = postgres_options(url, field, tls)?;
+    let options = statement_logging(postgres_options(url, field, tls)?, settings);
     let pool = PgPoolOptions::new()
         .max_connections(max.max(1))
         .acquire_timeout(settings.acquire_timeout)
@@ -655,7 +750,6 @@ async fn connect_postgres(
         Err(sqlx::Error::PoolTimedOut) => {
             // The pool retried a refused connection until its timeout; one
             // plain attempt tells why.
-            use sqlx::ConnectOptions as _;
             let reason = match tokio::time::timeout(Duration::from_secs(5), options.connect()).await
             {
                 Ok(Err(err)) => describe_connect_error(&err, &options),
@@ -836,6 +930,7 @@ async fn connect_sqlite(data_dir: &Path, settings: PoolSettings) -> Result<Datab
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
             .busy_timeout(Duration::from_millis(SQLITE_BUSY_TIMEOUT_MS));
+        let options = statement_logging(options, settings);
         SqlitePoolOptions::new()
             .max_connections(settings.max_connections)
             .acquire_timeout(settings.acquire_timeout)

@@ -7,6 +7,7 @@ pub mod crypto;
 pub mod db;
 pub mod error;
 pub mod keyring;
+pub mod logging;
 pub mod model;
 pub mod service;
 // The repositories go around authorization and audit: not for hosts. The
@@ -68,6 +69,7 @@ impl std::fmt::Debug for Clm {
 impl Clm {
     /// Opens (creating when missing) both databases and applies the migrations.
     /// A wrong master key fails here with a Configuration error.
+    #[tracing::instrument(skip_all, err(level = "info"))]
     pub async fn open(config: ClmConfig) -> Result<Clm> {
         config.security.validate()?;
         config.audit_retention.validate()?;
@@ -146,6 +148,7 @@ impl Clm {
     }
 
     /// Closes every pool. Later calls fail with [`Error::Closed`].
+    #[tracing::instrument(skip_all)]
     pub async fn close(&self) {
         self.inner.cpu_jobs.close();
         self.inner.databases.close().await;

@@ -123,6 +123,28 @@ typedef uint32_t clm_status;
 #endif // __cplusplus
 
 /*
+ The level of a log record, and the least severe level a callback wants.
+ */
+enum clm_log_level
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  CLM_LOG_ERROR = 1,
+  CLM_LOG_WARN = 2,
+  CLM_LOG_INFO = 3,
+  CLM_LOG_DEBUG = 4,
+  CLM_LOG_TRACE = 5,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum clm_log_level clm_log_level;
+#else
+typedef uint32_t clm_log_level;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/*
  Who performs an operation (from `clm_system_actor`,
  `clm_validate_session`, `clm_authenticate_api_key` or
  `clm_actor_for_user`). Opaque; freed by `clm_actor_free`.
@@ -144,6 +166,21 @@ typedef struct clm_handle clm_handle;
  after the operation returns. It must not call back into the same handle.
  */
 typedef void (*clm_progress_callback)(const char *progress_json, void *user_data);
+
+/*
+ Receives one log record: its level, where it comes from (`target`, e.g.
+ `"clm::service::identity"` or `"sqlx::query"`) and the record on one
+ line (the message, its fields, the spans it happened in; a closed
+ operation span reads `name{actor=... organization=...}: finished
+ outcome=ok duration_ms=1.2`). Both strings are valid only during the
+ call. It runs on whichever thread emitted the record (a runtime worker
+ or the caller's thread), so it must be thread-safe and quick; records
+ emitted while it runs on the same thread are dropped (it may call clm).
+ */
+typedef void (*clm_log_callback)(clm_log_level level,
+                                 const char *target,
+                                 const char *message,
+                                 void *user_data);
 
 #ifdef __cplusplus
 extern "C" {
@@ -291,6 +328,22 @@ clm_status clm_call(const struct clm_handle *clm,
                     void *user_data,
                     char **result_json,
                     struct clm_actor **result_actor);
+
+/*
+ Sends clm's log records at `min_level` (a `clm_log_level`: 1 = errors
+ only ... 5 = every statement) or more severe to `callback`, with
+ `user_data` passed back. Records carry operation names, actor kinds,
+ organizations, outcomes, durations and SQL text, never a secret or a
+ bound value. A NULL `callback` stops forwarding (and `min_level` is
+ ignored); a new callback replaces the previous one. Fails with
+ CLM_INVALID_INPUT for a level out of range, and CLM_CONFIGURATION when
+ the process already has another `tracing` subscriber (a Rust host's).
+
+ # Safety
+ `callback`, when not NULL, must be callable from any thread with
+ `user_data` until it is replaced or unset.
+ */
+clm_status clm_set_log_callback(clm_log_callback callback, void *user_data, uint32_t min_level);
 
 /*
  Creates a user (with a password, or none for SSO-only users).

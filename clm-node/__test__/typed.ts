@@ -9,6 +9,7 @@ import {
   errorCodes,
   isClmError,
   operations,
+  setLogger,
   version,
   type ActorDescription,
   type AuditCheckpoint,
@@ -17,6 +18,7 @@ import {
   type ErrorCode,
   type IssuanceOutcome,
   type IssueInput,
+  type LogRecord,
   type NewPolicy,
   type OperationInfo,
   type RotationProgress,
@@ -28,6 +30,11 @@ async function everyOperation(dir: string): Promise<void> {
   const clm: Clm = await Clm.open({ sqlite_dir: `${dir}/data`, master_key_file: `${dir}/master.key`, create_master_key: true })
   const text: string = Clm.version()
   const system: Actor = clm.systemActor()
+  const logged: string[] = []
+  setLogger((record: LogRecord) => logged.push(`${record.level} ${record.target} ${record.message}`), 'debug')
+  setLogger(null)
+  // @ts-expect-error levels are the five names
+  setLogger(() => {}, 'loud')
   const described: ActorDescription = system.describe()
   const kind: 'user' | 'api_key' | 'system' = described.kind
 

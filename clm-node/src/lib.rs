@@ -17,6 +17,9 @@ use napi_derive::napi;
 mod client;
 mod convert;
 mod errors;
+mod logging;
+
+pub use logging::set_logger;
 
 /// The library version.
 #[napi]

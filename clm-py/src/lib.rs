@@ -16,6 +16,7 @@ use pyo3::prelude::*;
 mod convert;
 mod errors;
 mod handle;
+mod logging;
 mod runtime;
 
 #[pymodule(name = "_native")]
@@ -24,5 +25,6 @@ fn clm_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<handle::Handle>()?;
     m.add_class::<handle::Actor>()?;
     m.add_function(wrap_pyfunction!(runtime::shutdown, m)?)?;
+    m.add_function(wrap_pyfunction!(logging::forward_logs, m)?)?;
     Ok(())
 }

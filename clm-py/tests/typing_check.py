@@ -13,6 +13,9 @@ import clm.aio
 def every_operation(c: clm.Clm, pem: str) -> None:
     version: str = c.version()
     system: clm.Actor = c.system_actor()
+    clm.set_log_level(10)
+    clm.set_log_level("TRACE")
+    clm.set_log_level(None)
     kind: str = system.kind
     user_id: uuid.UUID | None = system.user_id
     orgs: list[uuid.UUID] = system.organization_ids

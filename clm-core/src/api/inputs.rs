@@ -62,6 +62,9 @@ pub struct OpenOptions {
     /// PEM file of the client certificate's private key.
     #[schemars(extend("x-path" = true))]
     sslkey: Option<String>,
+    /// Statements running this long or longer are logged at WARN with their
+    /// SQL (`PoolSettings::slow_statement_threshold`; default 1000).
+    slow_statement_ms: Option<u64>,
 }
 
 impl std::fmt::Debug for OpenOptions {
@@ -88,6 +91,7 @@ impl std::fmt::Debug for OpenOptions {
             .field("sslrootcert", &self.sslrootcert)
             .field("sslcert", &self.sslcert)
             .field("sslkey", &self.sslkey)
+            .field("slow_statement_ms", &self.slow_statement_ms)
             .finish()
     }
 }
@@ -120,6 +124,9 @@ impl OpenOptions {
         }
         if let Some(ms) = self.cache_ttl_ms {
             config = config.with_cache_ttl(std::time::Duration::from_millis(ms));
+        }
+        if let Some(ms) = self.slow_statement_ms {
+            config = config.with_slow_statement_threshold(std::time::Duration::from_millis(ms));
         }
         config = config.with_database_tls(crate::db::DatabaseTls {
             sslmode: self

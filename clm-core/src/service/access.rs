@@ -200,6 +200,7 @@ impl Clm {
 
     /// Creates a custom role. Nobody creates a role carrying what they do
     /// not hold where the role applies.
+    #[tracing::instrument(skip_all, fields(actor = actor.log_kind(), organization), err(level = "info"))]
     pub async fn create_role(&self, actor: &Actor, new: NewRole) -> Result<Role> {
         let access = Access::new("roles", "create").in_org(new.organization_id);
         self.authorize(actor, access).await?;
@@ -274,10 +275,12 @@ impl Clm {
         Ok(role)
     }
 
+    #[tracing::instrument(skip_all, fields(actor = actor.log_kind(), organization), err(level = "info"))]
     pub async fn get_role(&self, actor: &Actor, id: RoleId) -> Result<Role> {
         self.authorized_role(actor, "read", id).await
     }
 
+    #[tracing::instrument(skip_all, fields(actor = actor.log_kind(), organization), err(level = "info"))]
     pub async fn get_role_by_code(&self, actor: &Actor, code: &str) -> Result<Role> {
         self.gate(actor, "roles", "read").await?;
         let id = {
@@ -290,6 +293,7 @@ impl Clm {
         }
     }
 
+    #[tracing::instrument(skip_all, fields(actor = actor.log_kind(), organization), err(level = "info"))]
     pub async fn list_roles(&self, actor: &Actor, page: &PageRequest) -> Result<Page<Role>> {
         self.authorize(actor, Access::new("roles", "read")).await?;
         let filter = crate::store::support::shared_or_in_orgs(
@@ -302,6 +306,7 @@ impl Clm {
     }
 
     /// Replaces a custom role's permissions. Built-in roles are fixed.
+    #[tracing::instrument(skip_all, fields(actor = actor.log_kind(), organization), err(level = "info"))]
     pub async fn update_role_permissions(
         &self,
         actor: &Actor,
@@ -343,6 +348,7 @@ impl Clm {
 
     /// Deletes a custom role and revokes every grant of it (audited), so no
     /// listing or approval routing keeps showing it.
+    #[tracing::instrument(skip_all, fields(actor = actor.log_kind(), organization), err(level = "info"))]
     pub async fn delete_role(&self, actor: &Actor, id: RoleId) -> Result<()> {
         let role = self.authorized_role(actor, "delete", id).await?;
         if role.is_builtin {
@@ -369,6 +375,7 @@ impl Clm {
     /// Grants a role. The grantor needs `roles:assign` where the role
     /// applies, must hold every permission it carries there, and must
     /// contain the user (hold whatever they hold, wherever).
+    #[tracing::instrument(skip_all, fields(actor = actor.log_kind(), organization), err(level = "info"))]
     pub async fn assign_role(
         &self,
         actor: &Actor,
@@ -432,6 +439,7 @@ impl Clm {
 
     /// Revokes a role grant (kept, with `revoked_at`); the same containment
     /// as granting, so nobody strips a user who holds more than they do.
+    #[tracing::instrument(skip_all, fields(actor = actor.log_kind(), organization), err(level = "info"))]
     pub async fn revoke_role(&self, actor: &Actor, user_id: UserId, role_id: RoleId) -> Result<()> {
         let role = self.authorized_role(actor, "assign", role_id).await?;
         let access = Access::new("roles", "assign").in_org(role.organization_id);
@@ -478,6 +486,7 @@ impl Clm {
 
     /// Creates an organization (global administrators only: the shared
     /// scope is theirs).
+    #[tracing::instrument(skip_all, fields(actor = actor.log_kind(), organization), err(level = "info"))]
     pub async fn create_organization(
         &self,
         actor: &Actor,
@@ -517,6 +526,7 @@ impl Clm {
         Ok(org)
     }
 
+    #[tracing::instrument(skip_all, fields(actor = actor.log_kind(), organization), err(level = "info"))]
     pub async fn get_organization(
         &self,
         actor: &Actor,
@@ -533,6 +543,7 @@ impl Clm {
         store::get::<Organizations>(&mut conn.conn(), id, false).await
     }
 
+    #[tracing::instrument(skip_all, fields(actor = actor.log_kind(), organization), err(level = "info"))]
     pub async fn list_organizations(
         &self,
         actor: &Actor,
@@ -552,6 +563,7 @@ impl Clm {
     /// Sets an organization's status. The status is the provider's switch
     /// over a tenant, so only global administrators move it: members of a
     /// suspended organization cannot bring it back.
+    #[tracing::instrument(skip_all, fields(actor = actor.log_kind(), organization), err(level = "info"))]
     pub async fn set_organization_status(
         &self,
         actor: &Actor,
@@ -587,6 +599,7 @@ impl Clm {
 
     /// Adds a user to an organization: `organizations:manage_members` there,
     /// and reach and containment over the user already.
+    #[tracing::instrument(skip_all, fields(actor = actor.log_kind(), organization), err(level = "info"))]
     pub async fn add_organization_member(
         &self,
         actor: &Actor,
@@ -616,6 +629,7 @@ impl Clm {
     }
 
     /// Removes a user from an organization: the same containment as adding.
+    #[tracing::instrument(skip_all, fields(actor = actor.log_kind(), organization), err(level = "info"))]
     pub async fn remove_organization_member(
         &self,
         actor: &Actor,

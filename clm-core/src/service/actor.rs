@@ -226,6 +226,18 @@ impl Actor {
         }
     }
 
+    /// What kind of principal acts, for logs and traces: `system`,
+    /// `session` (a user through a session), `user` (a user the host
+    /// vouches for) or `api_key`. Never an id or a credential.
+    pub fn log_kind(&self) -> &'static str {
+        match &self.kind {
+            ActorKind::System => "system",
+            ActorKind::ApiKey { .. } => "api_key",
+            ActorKind::User(_) if self.session_id.is_some() => "session",
+            ActorKind::User(_) => "user",
+        }
+    }
+
     pub fn api_key_id(&self) -> Option<ApiKeyId> {
         match &self.kind {
             ActorKind::ApiKey { api_key_id, .. } => Some(*api_key_id),
@@ -460,6 +472,14 @@ impl<'a> Access<'a> {
         self
     }
 
+    /// Records the organization on the operation's span (the span
+    /// `#[instrument]` opens around every operation declares the field).
+    fn trace_organization(&self) {
+        if let Some(organization) = self.organization {
+            tracing::Span::current().record("organization", tracing::field::display(organization));
+        }
+    }
+
     /// Whether the action changes something. Verifying a trail only reads
     /// it, so an auditor outside every organization may verify the shared
     /// trails (the built-in AUDITOR role exists for that).
@@ -481,6 +501,7 @@ impl Clm {
     /// The single authorization check. A refusal is audited in its own
     /// transaction and returned as PermissionDenied naming resource and action.
     pub async fn authorize(&self, actor: &Actor, access: Access<'_>) -> Result<()> {
+        access.trace_organization();
         if actor.may(&access) {
             return Ok(());
         }
@@ -498,6 +519,7 @@ impl Clm {
         entity: &'static str,
         key: impl std::fmt::Display,
     ) -> Result<()> {
+        access.trace_organization();
         self.gate(actor, access.resource, access.action).await?;
         if actor.may(&access) {
             return Ok(());
@@ -531,6 +553,13 @@ impl Clm {
     /// Callers hold no transaction when they decide, so this waits on
     /// nothing of theirs.
     pub(crate) async fn audit_denial(&self, actor: &Actor, access: Access<'_>) -> Result<()> {
+        tracing::info!(
+            actor = actor.log_kind(),
+            resource = access.resource,
+            action = access.action,
+            organization = access.organization.map(tracing::field::display),
+            "authorization denied"
+        );
         let entry = AuditEntry::new(
             format!("{}.{}", access.resource, access.action),
             access.action,

@@ -526,6 +526,7 @@ pub struct ArchiveReport {
 impl Clm {
     /// Lists audit events, newest first. Outside a global administrator's
     /// reach only events of the actor's organizations (or its own) are shown.
+    #[tracing::instrument(skip_all, fields(actor = actor.log_kind(), organization), err(level = "info"))]
     pub async fn list_audit_events(
         &self,
         actor: &Actor,
@@ -550,6 +551,7 @@ impl Clm {
     }
 
     /// Recomputes every hash of a chain and reports the first broken link.
+    #[tracing::instrument(skip_all, fields(actor = actor.log_kind(), organization), err(level = "info"))]
     pub async fn verify_audit_chain(
         &self,
         actor: &Actor,
@@ -575,6 +577,7 @@ impl Clm {
 
     /// Signs the current head of a chain (see [`AuditCheckpoint`]). Needs
     /// `audit:verify`; recorded in the core trail as `audit.checkpoint`.
+    #[tracing::instrument(skip_all, fields(actor = actor.log_kind(), organization), err(level = "info"))]
     pub async fn audit_checkpoint(
         &self,
         actor: &Actor,
@@ -619,6 +622,7 @@ impl Clm {
     /// the checkpoint is reported broken. A checkpoint that is not for
     /// `kind`, not signed by this master key, or altered is InvalidInput.
     /// Needs `audit:verify`; recorded as `audit.checkpoint_verified`.
+    #[tracing::instrument(skip_all, fields(actor = actor.log_kind(), organization), err(level = "info"))]
     pub async fn verify_audit_chain_against_checkpoint(
         &self,
         actor: &Actor,
@@ -734,6 +738,7 @@ impl Clm {
     /// (appended), then deletes them. The run is itself recorded in the chain
     /// with the hash the remaining rows continue from, so the rest stays
     /// verifiable.
+    #[tracing::instrument(skip_all, fields(actor = actor.log_kind(), organization), err(level = "info"))]
     pub async fn archive_audit_events(
         &self,
         actor: &Actor,

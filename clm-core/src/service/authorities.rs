@@ -231,6 +231,7 @@ impl Clm {
     }
 
     /// Creates a self-signed root CA with a new key.
+    #[tracing::instrument(skip_all, fields(actor = actor.log_kind(), organization), err(level = "info"))]
     pub async fn create_root_ca(
         &self,
         actor: &Actor,
@@ -245,6 +246,7 @@ impl Clm {
     }
 
     /// Creates an intermediate CA with a new key, signed by the CA `issuer_id`.
+    #[tracing::instrument(skip_all, fields(actor = actor.log_kind(), organization), err(level = "info"))]
     pub async fn create_intermediate_ca(
         &self,
         actor: &Actor,
@@ -392,6 +394,7 @@ impl Clm {
 
     /// CAs clm can sign with (it holds their keys), that the actor can see:
     /// its organizations' and the shared ones. Oldest first.
+    #[tracing::instrument(skip_all, fields(actor = actor.log_kind(), organization), err(level = "info"))]
     pub async fn list_authorities(&self, actor: &Actor) -> Result<Vec<CertificateAuthority>> {
         self.authorize(actor, Access::new("authorities", "read"))
             .await?;

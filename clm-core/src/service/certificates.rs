@@ -563,6 +563,12 @@ impl Clm {
     /// stay in order).
     async fn write_jobs(&self, jobs: Vec<WriteJob>, writer: tokio::sync::MutexGuard<'_, ()>) {
         let mut writer = Some(writer);
+        let certificates: usize = jobs.iter().map(|job| job.writes.len()).sum();
+        tracing::debug!(
+            jobs = jobs.len(),
+            certificates,
+            "group commit: writing a batch"
+        );
         if jobs.len() > 1 {
             match self.write_batch(&jobs, &mut writer).await {
                 Ok(()) => {
@@ -578,7 +584,13 @@ impl Clm {
                     }
                     return;
                 }
-                Err(BatchError::Secure(_)) => {}
+                Err(BatchError::Secure(err)) => {
+                    tracing::info!(
+                        jobs = jobs.len(),
+                        error = %err,
+                        "group commit: the shared secure transaction failed; writing each job alone"
+                    );
+                }
             }
         }
         // One by one, holding the writer lock throughout.
@@ -675,6 +687,7 @@ impl Clm {
 
     /// Repairs half-done cross-database work: certificates whose metadata is
     /// missing in core get it. Safe to run at any time and repeatedly.
+    #[tracing::instrument(skip_all, fields(actor = actor.log_kind(), organization), err(level = "info"))]
     pub async fn reconcile(&self, actor: &Actor) -> Result<ReconcileReport> {
         self.authorize(
             actor,

@@ -128,6 +128,7 @@ impl Clm {
     }
 
     /// Creates a user (and its membership when an organization is given).
+    #[tracing::instrument(skip_all, fields(actor = actor.log_kind(), organization), err(level = "info"))]
     pub async fn create_user(&self, actor: &Actor, new: NewUser) -> Result<User> {
         self.authorize(
             actor,
@@ -183,12 +184,14 @@ impl Clm {
         Ok(user)
     }
 
+    #[tracing::instrument(skip_all, fields(actor = actor.log_kind(), organization), err(level = "info"))]
     pub async fn get_user(&self, actor: &Actor, id: UserId) -> Result<User> {
         Ok(self.authorize_user(actor, "read", id, false).await?.user)
     }
 
     /// The user named `username`; one the actor may not see is reported
     /// missing by the name asked for, never by its id.
+    #[tracing::instrument(skip_all, fields(actor = actor.log_kind(), organization), err(level = "info"))]
     pub async fn get_user_by_username(&self, actor: &Actor, username: &str) -> Result<User> {
         let missing = || Error::not_found("user", username);
         let id = {
@@ -205,6 +208,7 @@ impl Clm {
         }
     }
 
+    #[tracing::instrument(skip_all, fields(actor = actor.log_kind(), organization), err(level = "info"))]
     pub async fn list_users(
         &self,
         actor: &Actor,
@@ -223,6 +227,7 @@ impl Clm {
         users::list_users(&mut conn.conn(), &filter, page).await
     }
 
+    #[tracing::instrument(skip_all, fields(actor = actor.log_kind(), organization), err(level = "info"))]
     pub async fn update_user(&self, actor: &Actor, id: UserId, update: UserUpdate) -> Result<User> {
         self.authorize_user(actor, "update", id, false).await?;
         let email = update.email.as_deref().map(validate_email).transpose()?;
@@ -262,6 +267,7 @@ impl Clm {
     }
 
     /// Soft-deletes a user and ends its sessions.
+    #[tracing::instrument(skip_all, fields(actor = actor.log_kind(), organization), err(level = "info"))]
     pub async fn delete_user(&self, actor: &Actor, id: UserId) -> Result<()> {
         self.authorize_user(actor, "delete", id, false).await?;
         let mut tx = self.databases().core.begin().await?;
@@ -275,6 +281,7 @@ impl Clm {
         .await
     }
 
+    #[tracing::instrument(skip_all, fields(actor = actor.log_kind(), organization), err(level = "info"))]
     pub async fn restore_user(&self, actor: &Actor, id: UserId) -> Result<User> {
         self.authorize_user(actor, "update", id, true).await?;
         let mut tx = self.databases().core.begin().await?;
@@ -295,6 +302,7 @@ impl Clm {
     /// `users:update` and containment over the user, and ends every session
     /// of theirs. One's own password is changed with
     /// [`Clm::change_password`], which asks for the current one.
+    #[tracing::instrument(skip_all, fields(actor = actor.log_kind(), organization), err(level = "info"))]
     pub async fn set_password(
         &self,
         actor: &Actor,
@@ -320,6 +328,7 @@ impl Clm {
     /// Changes the acting user's own password. Needs a user acting in
     /// person (a session, not an API key), the current password, and a
     /// current one-time code when MFA is on; ends the user's other sessions.
+    #[tracing::instrument(skip_all, fields(actor = actor.log_kind(), organization), err(level = "info"))]
     pub async fn change_password(
         &self,
         actor: &Actor,
@@ -439,6 +448,7 @@ impl Clm {
     }
 
     /// Lifts a lockout and clears the failure count.
+    #[tracing::instrument(skip_all, fields(actor = actor.log_kind(), organization), err(level = "info"))]
     pub async fn unlock_user(&self, actor: &Actor, id: UserId) -> Result<User> {
         self.authorize_user(actor, "unlock", id, false).await?;
         let mut tx = self.databases().core.begin().await?;
@@ -467,6 +477,7 @@ impl Clm {
     /// Starts MFA enrollment for the acting user, in person and with their
     /// current password: a fresh 160-bit secret, sealed at rest. MFA turns
     /// on once a code is confirmed.
+    #[tracing::instrument(skip_all, fields(actor = actor.log_kind(), organization), err(level = "info"))]
     pub async fn begin_mfa_enrollment(
         &self,
         actor: &Actor,
@@ -510,6 +521,7 @@ impl Clm {
 
     /// Confirms enrollment with a current code and turns MFA on (the user
     /// in person).
+    #[tracing::instrument(skip_all, fields(actor = actor.log_kind(), organization), err(level = "info"))]
     pub async fn confirm_mfa_enrollment(&self, actor: &Actor, code: &str) -> Result<()> {
         let user_id = self
             .require_sensitive_self_service(actor, "confirm MFA enrolment")
@@ -541,6 +553,7 @@ impl Clm {
     /// Turns MFA off. For oneself: in person, with the current password and
     /// a current one-time code. For another user (a lost device): `users:update`
     /// and containment over them. Always audited.
+    #[tracing::instrument(skip_all, fields(actor = actor.log_kind(), organization), err(level = "info"))]
     pub async fn disable_mfa(
         &self,
         actor: &Actor,
@@ -602,6 +615,7 @@ impl Clm {
     /// on) and opens a session. A login with an '@' is an email address,
     /// anything else a username. Every failure is the same Authentication
     /// error; each is audited, and repeated failures lock the account.
+    #[tracing::instrument(skip_all, fields(organization), err(level = "info"))]
     pub async fn authenticate(
         &self,
         login: &str,
@@ -829,6 +843,7 @@ impl Clm {
 
     /// Resolves the actor behind a session token: the session must be
     /// unrevoked, within its absolute and idle timeouts, and its user active.
+    #[tracing::instrument(skip_all, fields(organization), err(level = "info"))]
     pub async fn validate_session(&self, session_token: &str) -> Result<Actor> {
         let invalid = || Error::Authentication("session is invalid or has expired".into());
         if !session_token.starts_with("clms_") || session_token.len() != 48 {
@@ -863,6 +878,7 @@ impl Clm {
     }
 
     /// The actor of an active user (for hosts that authenticate elsewhere).
+    #[tracing::instrument(skip_all, fields(organization), err(level = "info"))]
     pub async fn actor_for_user(&self, user_id: UserId) -> Result<Actor> {
         let mut conn = self.databases().core.acquire().await?;
         let user = store::get::<Users>(&mut conn.conn(), user_id, false).await?;
@@ -876,6 +892,7 @@ impl Clm {
     }
 
     /// Ends the session of a token (logout).
+    #[tracing::instrument(skip_all, fields(organization), err(level = "info"))]
     pub async fn logout(&self, session_token: &str) -> Result<()> {
         let actor = self.validate_session(session_token).await?;
         let id = actor
@@ -895,6 +912,7 @@ impl Clm {
 
     /// Revokes one session: its user in person, or an actor allowed to
     /// update users with containment over its user.
+    #[tracing::instrument(skip_all, fields(actor = actor.log_kind(), organization), err(level = "info"))]
     pub async fn revoke_session(&self, actor: &Actor, id: SessionId) -> Result<()> {
         let session = {
             let mut conn = self.databases().core.acquire().await?;
@@ -931,6 +949,7 @@ impl Clm {
     }
 
     /// Revokes every session of a user; returns how many were open.
+    #[tracing::instrument(skip_all, fields(actor = actor.log_kind(), organization), err(level = "info"))]
     pub async fn revoke_user_sessions(&self, actor: &Actor, user_id: UserId) -> Result<u64> {
         if !self.acts_in_person_for(actor, user_id) {
             self.authorize_user(actor, "update", user_id, false).await?;
@@ -958,6 +977,7 @@ impl Clm {
     }
 
     /// Deletes expired and revoked sessions; returns how many.
+    #[tracing::instrument(skip_all, fields(actor = actor.log_kind(), organization), err(level = "info"))]
     pub async fn purge_expired_sessions(&self, actor: &Actor) -> Result<u64> {
         self.authorize(actor, Access::new("system", "lifecycle"))
             .await?;
@@ -978,6 +998,7 @@ impl Clm {
     /// than its minter: scopes within what the actor holds, and a key
     /// creating a key passes on its own organization and expiry as bounds.
     /// The key text is returned once.
+    #[tracing::instrument(skip_all, fields(actor = actor.log_kind(), organization), err(level = "info"))]
     pub async fn create_api_key(&self, actor: &Actor, new: NewApiKey) -> Result<CreatedApiKey> {
         self.authorize(
             actor,
@@ -1053,6 +1074,7 @@ impl Clm {
     /// Resolves the actor behind an API key. Malformed keys are refused
     /// before any lookup; hashes compare in constant time; expired or revoked
     /// keys and inactive users are refused.
+    #[tracing::instrument(skip_all, fields(organization), err(level = "info"))]
     pub async fn authenticate_api_key(&self, presented: &str) -> Result<Actor> {
         let key_id = token::parse_api_key(presented)?;
         let invalid = || Error::Authentication("API key is invalid, expired or revoked".into());
@@ -1092,6 +1114,7 @@ impl Clm {
     /// permission, so a leaked key can be stopped at once (as Vault's
     /// `revoke-self`); anyone else needs `api_keys:revoke` in the key's
     /// organization.
+    #[tracing::instrument(skip_all, fields(actor = actor.log_kind(), organization), err(level = "info"))]
     pub async fn revoke_api_key(&self, actor: &Actor, id: ApiKeyId) -> Result<()> {
         let api_key = {
             let mut conn = self.databases().core.acquire().await?;
@@ -1132,6 +1155,7 @@ impl Clm {
 
     /// The acting user's API keys (hashes never leave the library); needs
     /// `api_keys:read`, so a narrowly scoped key cannot survey the others.
+    #[tracing::instrument(skip_all, fields(actor = actor.log_kind(), organization), err(level = "info"))]
     pub async fn list_api_keys(&self, actor: &Actor, page: &PageRequest) -> Result<Page<ApiKey>> {
         let user_id = actor
             .user_id()

@@ -368,6 +368,7 @@ impl Clm {
     /// [`IMPORT_BATCH`], each one secure transaction with one audit row; if a
     /// later batch fails the earlier ones stand, and importing the same input
     /// again completes the rest without duplicates.
+    #[tracing::instrument(skip_all, fields(actor = actor.log_kind(), organization), err(level = "info"))]
     pub async fn import_certificates(
         &self,
         actor: &Actor,
@@ -829,6 +830,7 @@ impl Clm {
 
     /// One certificate by id (with its PEM). Outside the actor's
     /// organizations it does not exist.
+    #[tracing::instrument(skip_all, fields(actor = actor.log_kind(), organization), err(level = "info"))]
     pub async fn get_certificate(&self, actor: &Actor, id: CertificateId) -> Result<Certificate> {
         let row = {
             let mut conn = self.databases().secure.acquire().await?;
@@ -845,6 +847,7 @@ impl Clm {
     }
 
     /// One certificate by its business key (`cert_...`).
+    #[tracing::instrument(skip_all, fields(actor = actor.log_kind(), organization), err(level = "info"))]
     pub async fn get_certificate_by_certificate_id(
         &self,
         actor: &Actor,
@@ -865,12 +868,14 @@ impl Clm {
     }
 
     /// The certificate's PEM.
+    #[tracing::instrument(skip_all, fields(actor = actor.log_kind(), organization), err(level = "info"))]
     pub async fn get_certificate_pem(&self, actor: &Actor, id: CertificateId) -> Result<String> {
         Ok(self.get_certificate(actor, id).await?.certificate_pem)
     }
 
     /// Searches the inventory in expiry order, within the actor's
     /// organizations (plus shared certificates).
+    #[tracing::instrument(skip_all, fields(actor = actor.log_kind(), organization), err(level = "info"))]
     pub async fn search_certificates(
         &self,
         actor: &Actor,
@@ -887,6 +892,7 @@ impl Clm {
 
     /// The certificate and its issuers up to the root (leaf first), as far as
     /// clm knows them and the actor may see them.
+    #[tracing::instrument(skip_all, fields(actor = actor.log_kind(), organization), err(level = "info"))]
     pub async fn certificate_chain(
         &self,
         actor: &Actor,
@@ -917,6 +923,7 @@ impl Clm {
 
     /// Soft-deletes a certificate (and its metadata). Revocations stand: a
     /// deleted certificate stays on its issuer's CRL.
+    #[tracing::instrument(skip_all, fields(actor = actor.log_kind(), organization), err(level = "info"))]
     pub async fn delete_certificate(&self, actor: &Actor, id: CertificateId) -> Result<()> {
         let row = {
             let mut conn = self.databases().secure.acquire().await?;
@@ -947,6 +954,7 @@ impl Clm {
     }
 
     /// Brings a soft-deleted certificate (and its metadata) back.
+    #[tracing::instrument(skip_all, fields(actor = actor.log_kind(), organization), err(level = "info"))]
     pub async fn restore_certificate(
         &self,
         actor: &Actor,
@@ -1022,6 +1030,7 @@ impl Clm {
     /// (active) policy, else 30 days, and pending/active/expiring -> expired
     /// once `not_after <= at`. Revoked and suspended certificates stay as
     /// they are. A few set-based UPDATEs, one audit row.
+    #[tracing::instrument(skip_all, fields(actor = actor.log_kind(), organization), err(level = "info"))]
     pub async fn refresh_certificate_statuses(
         &self,
         actor: &Actor,

@@ -238,7 +238,7 @@ impl Plan {
     fn refusal(&mut self) -> Option<Error> {
         let violations = policy_check::violations(&self.outcomes);
         if !violations.is_empty() {
-            return Some(Error::PolicyViolation { violations });
+            return Some(policy_check::refuse(violations));
         }
         self.issuer_problem.take()
     }
@@ -553,6 +553,7 @@ impl Clm {
     /// Issues a certificate under a policy, or records a request that waits
     /// for approval when the policy requires it. A refusal lists every
     /// violated rule (`Error::PolicyViolation`) and writes nothing.
+    #[tracing::instrument(skip_all, fields(actor = actor.log_kind(), organization), err(level = "info"))]
     pub async fn issue_certificate(
         &self,
         actor: &Actor,
@@ -571,6 +572,7 @@ impl Clm {
 
     /// What [`Clm::issue_certificate`] would do, with every rule's verdict.
     /// Writes nothing.
+    #[tracing::instrument(skip_all, fields(actor = actor.log_kind(), organization), err(level = "info"))]
     pub async fn dry_run_issuance(
         &self,
         actor: &Actor,
@@ -830,6 +832,7 @@ impl Clm {
     /// and issuer, validity under the policy's current version, a new key of
     /// the same algorithm unless `reuse_key`. The new certificate records
     /// the one it replaces; its request records the renewal.
+    #[tracing::instrument(skip_all, fields(actor = actor.log_kind(), organization), err(level = "info"))]
     pub async fn renew_certificate(
         &self,
         actor: &Actor,
@@ -938,6 +941,7 @@ impl Clm {
     /// Here rather than in `workflows.rs`: issuance depends on the approval
     /// engine (it routes requests into it and takes approved ones out of it),
     /// never the other way round.
+    #[tracing::instrument(skip_all, fields(actor = actor.log_kind(), organization), err(level = "info"))]
     pub async fn decide_approval(
         &self,
         actor: &Actor,
@@ -955,6 +959,7 @@ impl Clm {
     }
 
     /// Retries issuance of an instance that failed after approval.
+    #[tracing::instrument(skip_all, fields(actor = actor.log_kind(), organization), err(level = "info"))]
     pub async fn retry_workflow(
         &self,
         actor: &Actor,
@@ -1064,6 +1069,7 @@ impl Clm {
     /// The private key of a certificate as PKCS#8 PEM. Needs
     /// `certificates:export`; the read is audited (`private_key.exported`)
     /// in the same transaction, so no audit row means no key.
+    #[tracing::instrument(skip_all, fields(actor = actor.log_kind(), organization), err(level = "info"))]
     pub async fn export_private_key(
         &self,
         actor: &Actor,

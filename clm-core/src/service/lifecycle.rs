@@ -100,6 +100,7 @@ impl Clm {
     /// configured retention as of `at` ([`AuditRetention`]; archiving also
     /// needs `audit:archive`). Concurrent runs in other processes are
     /// skipped (`ran: false`), never doubled.
+    #[tracing::instrument(skip_all, fields(actor = actor.log_kind(), organization), err(level = "info"))]
     pub async fn run_lifecycle(&self, actor: &Actor, at: DateTime<Utc>) -> Result<LifecycleReport> {
         self.authorize(actor, Access::new("system", "lifecycle"))
             .await?;
@@ -116,6 +117,7 @@ impl Clm {
         )
         .await?;
         let Some(lease) = lease else {
+            tracing::info!("lifecycle: another process is running the loop; skipped");
             return Ok(LifecycleReport::default());
         };
         let outcome = self.lifecycle_steps(actor, at).await;
@@ -140,15 +142,36 @@ impl Clm {
             statuses: self.refresh_certificate_statuses(actor, at).await?,
             ..Default::default()
         };
+        tracing::info!(statuses = ?report.statuses, "lifecycle: statuses refreshed");
         report.expiring_notices = self
             .notify_owners(actor, CertificateStatus::Expiring, at)
             .await?;
         report.expired_notices = self
             .notify_owners(actor, CertificateStatus::Expired, at)
             .await?;
+        tracing::info!(
+            expiring = report.expiring_notices,
+            expired = report.expired_notices,
+            "lifecycle: expiry notices written"
+        );
         self.auto_renew(actor, &mut report).await?;
+        tracing::info!(
+            issued = report.renewals_issued,
+            pending_approval = report.renewals_pending_approval,
+            failed = report.renewal_errors.len(),
+            "lifecycle: renewals started"
+        );
         report.workflows_expired = self.expire_stale_workflows(actor, at).await?;
+        tracing::info!(
+            workflows_expired = report.workflows_expired,
+            "lifecycle: stale requests expired"
+        );
         report.audit_retention = self.archive_expired_audit(actor, at).await?;
+        tracing::info!(
+            secure_archived = report.audit_retention.secure_archived,
+            core_archived = report.audit_retention.core_archived,
+            "lifecycle: audit retention applied"
+        );
         Ok(report)
     }
 

@@ -94,6 +94,7 @@ pub const MAX_OUTBOX_BATCH: u32 = 1000;
 
 impl Clm {
     /// The acting user's notifications, newest first (self-service).
+    #[tracing::instrument(skip_all, fields(actor = actor.log_kind(), organization), err(level = "info"))]
     pub async fn list_notifications(
         &self,
         actor: &Actor,
@@ -110,6 +111,7 @@ impl Clm {
     /// Another user's notifications, newest first: needs
     /// `notifications:read` and that user within reach (NotFound otherwise,
     /// as for a user that does not exist). One's own need nothing.
+    #[tracing::instrument(skip_all, fields(actor = actor.log_kind(), organization), err(level = "info"))]
     pub async fn list_user_notifications(
         &self,
         actor: &Actor,
@@ -127,6 +129,7 @@ impl Clm {
 
     /// Marks one of the acting user's notifications read (NotFound for
     /// anyone else's).
+    #[tracing::instrument(skip_all, fields(actor = actor.log_kind(), organization), err(level = "info"))]
     pub async fn mark_notification_read(&self, actor: &Actor, id: NotificationId) -> Result<()> {
         let user_id = actor
             .user_id()
@@ -142,6 +145,7 @@ impl Clm {
     }
 
     /// Marks all of the acting user's notifications read; returns how many.
+    #[tracing::instrument(skip_all, fields(actor = actor.log_kind(), organization), err(level = "info"))]
     pub async fn mark_all_notifications_read(&self, actor: &Actor) -> Result<u64> {
         let user_id = actor
             .user_id()
@@ -160,6 +164,7 @@ impl Clm {
     /// Undelivered notifications, oldest first (so per-user order holds),
     /// for the host to deliver. Delivery is at least once: a notice stays here
     /// until [`Clm::mark_notifications_delivered`] is called for it.
+    #[tracing::instrument(skip_all, fields(actor = actor.log_kind(), organization), err(level = "info"))]
     pub async fn fetch_undelivered_notifications(
         &self,
         actor: &Actor,
@@ -178,6 +183,7 @@ impl Clm {
     }
 
     /// Records delivery of notifications fetched from the outbox.
+    #[tracing::instrument(skip_all, fields(actor = actor.log_kind(), organization), err(level = "info"))]
     pub async fn mark_notifications_delivered(
         &self,
         actor: &Actor,

@@ -67,6 +67,7 @@ pub struct PolicyUpdate {
 }
 
 impl Clm {
+    #[tracing::instrument(skip_all, fields(actor = actor.log_kind(), organization), err(level = "info"))]
     pub async fn create_policy(&self, actor: &Actor, new: NewPolicy) -> Result<Policy> {
         self.authorize(
             actor,
@@ -124,6 +125,7 @@ impl Clm {
         Ok(policy)
     }
 
+    #[tracing::instrument(skip_all, fields(actor = actor.log_kind(), organization), err(level = "info"))]
     pub async fn get_policy(&self, actor: &Actor, id: PolicyId) -> Result<Policy> {
         self.authorized_policy(actor, "read", id, false).await
     }
@@ -189,6 +191,7 @@ impl Clm {
         Ok(())
     }
 
+    #[tracing::instrument(skip_all, fields(actor = actor.log_kind(), organization), err(level = "info"))]
     pub async fn get_policy_by_code(&self, actor: &Actor, code: &str) -> Result<Policy> {
         let id = {
             let mut conn = self.databases().core.acquire().await?;
@@ -200,6 +203,7 @@ impl Clm {
     }
 
     /// Policies the actor can see: its organizations' and the shared ones.
+    #[tracing::instrument(skip_all, fields(actor = actor.log_kind(), organization), err(level = "info"))]
     pub async fn list_policies(
         &self,
         actor: &Actor,
@@ -228,6 +232,7 @@ impl Clm {
         store::list::<Policies>(&mut conn.conn(), &f, page).await
     }
 
+    #[tracing::instrument(skip_all, fields(actor = actor.log_kind(), organization), err(level = "info"))]
     pub async fn update_policy(
         &self,
         actor: &Actor,
@@ -271,6 +276,7 @@ impl Clm {
         Ok(policy)
     }
 
+    #[tracing::instrument(skip_all, fields(actor = actor.log_kind(), organization), err(level = "info"))]
     pub async fn delete_policy(&self, actor: &Actor, id: PolicyId) -> Result<()> {
         let policy = self.authorized_policy(actor, "delete", id, false).await?;
         let mut tx = self.databases().core.begin().await?;
@@ -287,6 +293,7 @@ impl Clm {
         deleted
     }
 
+    #[tracing::instrument(skip_all, fields(actor = actor.log_kind(), organization), err(level = "info"))]
     pub async fn restore_policy(&self, actor: &Actor, id: PolicyId) -> Result<Policy> {
         let policy = self.authorized_policy(actor, "update", id, true).await?;
         let mut tx = self.databases().core.begin().await?;

@@ -510,8 +510,16 @@ pub fn enforce(policy: &Policy, input: &PolicyInput<'_>) -> Result<()> {
     if violations.is_empty() {
         Ok(())
     } else {
-        Err(Error::PolicyViolation { violations })
+        Err(refuse(violations))
     }
+}
+
+/// The refusal for `violations` (the only place one is made), logged with
+/// the names of the rules (their details may quote the request: not logged).
+pub(crate) fn refuse(violations: Vec<crate::error::Violation>) -> Error {
+    let rules: Vec<&str> = violations.iter().map(|v| v.rule.as_str()).collect();
+    tracing::info!(rules = ?rules, "policy refused the request");
+    Error::PolicyViolation { violations }
 }
 
 #[cfg(test)]

@@ -105,6 +105,7 @@ impl Clm {
     /// suspends it (see [`Clm::release_certificate_hold`]); every other reason
     /// revokes it for good. A certificate with a standing revocation is a
     /// Conflict: release a hold before revoking for another reason.
+    #[tracing::instrument(skip_all, fields(actor = actor.log_kind(), organization), err(level = "info"))]
     pub async fn revoke_certificate(
         &self,
         actor: &Actor,
@@ -229,6 +230,7 @@ impl Clm {
     /// Ends a `certificate_hold`: the certificate returns to the status its
     /// validity gives it now (active, expiring, expired or pending). Any
     /// other revocation is final and refused.
+    #[tracing::instrument(skip_all, fields(actor = actor.log_kind(), organization), err(level = "info"))]
     pub async fn release_certificate_hold(
         &self,
         actor: &Actor,
@@ -294,6 +296,7 @@ impl Clm {
     /// same transaction, so numbers strictly increase even under concurrent
     /// calls). The use of the CA key is audited in that transaction; if
     /// anything fails the number is not consumed.
+    #[tracing::instrument(skip_all, fields(actor = actor.log_kind(), organization), err(level = "info"))]
     pub async fn generate_crl(
         &self,
         actor: &Actor,
@@ -420,14 +423,10 @@ impl Clm {
 /// The refusal of a blocklisted key: it names the key's hash and the
 /// reason, never whose certificate it was.
 pub(crate) fn compromised_key_error(hash: &str, reason: RevocationReason) -> Error {
-    Error::PolicyViolation {
-        violations: vec![crate::error::Violation::new(
-            "compromised_key",
-            format!(
-                "public key SHA-256 {hash} was revoked for {reason} and is never certified again"
-            ),
-        )],
-    }
+    crate::service::policy_check::refuse(vec![crate::error::Violation::new(
+        "compromised_key",
+        format!("public key SHA-256 {hash} was revoked for {reason} and is never certified again"),
+    )])
 }
 
 /// The blocklist hash of a stored certificate's public key.

@@ -172,6 +172,7 @@ impl Clm {
     /// Other processes sharing the database should reload their key ring
     /// ([`crate::keyring::KeyRing::reload`]) once a rotation starts, so they
     /// stop sealing under the old key before it is retired.
+    #[tracing::instrument(skip_all, fields(actor = actor.log_kind(), organization), err(level = "info"))]
     pub async fn rotate_data_key(
         &self,
         actor: &Actor,
@@ -372,6 +373,15 @@ impl Clm {
                     after = Some(last.0);
                     report.batches = report.batches.saturating_add(1);
                     report.rotated_this_call = report.rotated_this_call.saturating_add(last.1);
+                    tracing::info!(
+                        rotation_id = %rotation.id,
+                        sweep,
+                        batch = report.batches,
+                        resealed = last.1,
+                        rotated = rotation.rotated_items,
+                        total = rotation.total_items,
+                        "data key rotation: batch committed"
+                    );
                     if let Some(progress) = options.progress {
                         progress(RotationProgress {
                             rotation_id: rotation.id,
@@ -724,6 +734,7 @@ impl Clm {
     /// databases open only with the new master key: the host must store it
     /// (and pass it to [`Clm::open`]) before discarding the old one, and
     /// other processes must reopen with it.
+    #[tracing::instrument(skip_all, fields(actor = actor.log_kind(), organization), err(level = "info"))]
     pub async fn rotate_master_key(
         &self,
         actor: &Actor,
@@ -799,6 +810,7 @@ impl Clm {
     }
 
     /// Every data key (no key material) with what is still sealed under it.
+    #[tracing::instrument(skip_all, fields(actor = actor.log_kind(), organization), err(level = "info"))]
     pub async fn key_status(&self, actor: &Actor) -> Result<Vec<DataKeyStatus>> {
         self.authorize(actor, Access::new("keys", "read")).await?;
         let mut secure = self.databases().secure_read.acquire().await?;
@@ -817,6 +829,7 @@ impl Clm {
     }
 
     /// Data-key and master-key rotations, oldest first.
+    #[tracing::instrument(skip_all, fields(actor = actor.log_kind(), organization), err(level = "info"))]
     pub async fn list_key_rotations(
         &self,
         actor: &Actor,

@@ -45,6 +45,7 @@ impl Default for ExpiringWithinDays {
 impl Clm {
     /// Certificates in service (active or expiring), without PEM, in id
     /// order.
+    #[tracing::instrument(skip_all, fields(actor = actor.log_kind(), organization), err(level = "info"))]
     pub async fn active_certificates(
         &self,
         actor: &Actor,
@@ -65,6 +66,7 @@ impl Clm {
     /// Certificates in service that expire within `days` (1 to 30, the
     /// view's window; search_certificates with `expires_before` looks
     /// further), soonest first.
+    #[tracing::instrument(skip_all, fields(actor = actor.log_kind(), organization), err(level = "info"))]
     pub async fn expiring_certificates(
         &self,
         actor: &Actor,
@@ -89,6 +91,7 @@ impl Clm {
 
     /// Active users with their current role codes and names, in id order:
     /// the members of the organizations where the actor reads users.
+    #[tracing::instrument(skip_all, fields(actor = actor.log_kind(), organization), err(level = "info"))]
     pub async fn active_users_with_roles(
         &self,
         actor: &Actor,
@@ -101,6 +104,7 @@ impl Clm {
     }
 
     /// Certificate metadata with owner and organization, in id order.
+    #[tracing::instrument(skip_all, fields(actor = actor.log_kind(), organization), err(level = "info"))]
     pub async fn certificate_summary(
         &self,
         actor: &Actor,

@@ -191,6 +191,7 @@ impl Clm {
         Ok(())
     }
 
+    #[tracing::instrument(skip_all, fields(actor = actor.log_kind(), organization), err(level = "info"))]
     pub async fn create_workflow(&self, actor: &Actor, new: NewWorkflow) -> Result<Workflow> {
         self.authorize(
             actor,
@@ -244,6 +245,7 @@ impl Clm {
         Ok(workflow)
     }
 
+    #[tracing::instrument(skip_all, fields(actor = actor.log_kind(), organization), err(level = "info"))]
     pub async fn get_workflow(&self, actor: &Actor, id: WorkflowId) -> Result<Workflow> {
         let mut conn = self.databases().core.acquire().await?;
         let workflow = store::get::<Workflows>(&mut conn.conn(), id, false).await?;
@@ -257,6 +259,7 @@ impl Clm {
         Ok(workflow)
     }
 
+    #[tracing::instrument(skip_all, fields(actor = actor.log_kind(), organization), err(level = "info"))]
     pub async fn get_workflow_by_code(&self, actor: &Actor, code: &str) -> Result<Workflow> {
         let id = {
             let mut conn = self.databases().core.acquire().await?;
@@ -265,6 +268,7 @@ impl Clm {
         self.get_workflow(actor, id).await
     }
 
+    #[tracing::instrument(skip_all, fields(actor = actor.log_kind(), organization), err(level = "info"))]
     pub async fn list_workflows(
         &self,
         actor: &Actor,
@@ -808,6 +812,7 @@ impl Clm {
 
     /// Cancels a waiting request: its requester, or an actor allowed to
     /// execute workflows in its organization.
+    #[tracing::instrument(skip_all, fields(actor = actor.log_kind(), organization), err(level = "info"))]
     pub async fn cancel_workflow(
         &self,
         actor: &Actor,
@@ -842,6 +847,7 @@ impl Clm {
 
     /// Cancels waiting instances past their expiry and expires their
     /// requests; returns how many.
+    #[tracing::instrument(skip_all, fields(actor = actor.log_kind(), organization), err(level = "info"))]
     pub async fn expire_stale_workflows(
         &self,
         actor: &Actor,
@@ -892,6 +898,7 @@ impl Clm {
 
     /// The approval steps the acting user may decide (the summary's
     /// pending-approvals query), one row per step assignment.
+    #[tracing::instrument(skip_all, fields(actor = actor.log_kind(), organization), err(level = "info"))]
     pub async fn pending_approvals(&self, actor: &Actor) -> Result<Vec<PendingApproval>> {
         self.authorize(actor, Access::new("workflows", "read"))
             .await?;
@@ -912,6 +919,7 @@ impl Clm {
             .collect())
     }
 
+    #[tracing::instrument(skip_all, fields(actor = actor.log_kind(), organization), err(level = "info"))]
     pub async fn get_workflow_instance(
         &self,
         actor: &Actor,

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import atexit as _atexit
 import datetime as _datetime
+import logging as _logging
 import os as _os
 import uuid as _uuid
 from collections.abc import Mapping as _Mapping
@@ -84,6 +85,33 @@ def operations() -> list[dict[str, Any]]:
         }
         for op in _OPERATIONS.values()
     ]
+
+
+def set_log_level(level: int | str | None) -> None:
+    """Forwards clm's log records at ``level`` and above (``logging.DEBUG``
+    or ``"DEBUG"``, ...; 5 or ``"TRACE"`` adds every SQL statement) to
+    :mod:`logging`; ``None`` stops. Records go to the logger named after
+    their origin under ``clm`` (``clm.service.identity``, ``clm.db``,
+    ``clm.sqlx.query``): operation spans closing with their outcome and
+    duration, transactions, policy refusals, denials, slow statements.
+    They never hold a secret. The default, set at import, is WARNING.
+    Raises ``clm.Configuration`` when another Rust library of the process
+    installed its own tracing subscriber first."""
+    if isinstance(level, str):
+        name = level.strip().upper()
+        named = 5 if name == "TRACE" else _logging.getLevelName(name)
+        if not isinstance(named, int):
+            raise ValueError(f"unknown log level {level!r}")
+        level = named
+    if level is not None and (isinstance(level, bool) or not isinstance(level, int)):
+        raise TypeError(f"level must be an int, a level name or None, not {type(level).__name__}")
+    _native.forward_logs(level)
+
+
+try:
+    set_log_level(_logging.WARNING)
+except ClmError:  # another tracing subscriber owns the process's records
+    pass
 
 
 def _check(operation: str, name: str, check: str | None, value: Any) -> None:
@@ -198,6 +226,7 @@ __all__ = [
     "__version__",
     "error_codes",
     "operations",
+    "set_log_level",
     *_ERROR_CLASSES,
     *_types_all,
 ]

@@ -14,6 +14,7 @@ __version__: str
 
 def error_codes() -> list[tuple[int, str]]: ...
 def operations() -> list[dict[str, Any]]: ...
+def set_log_level(level: int | str | None) -> None: ...
 
 class ClmError(Exception):
     code: ClassVar[str | None]
@@ -1046,6 +1047,7 @@ class Clm:
         master_key_file: str | PathLike[str] | None = None,
         max_connections: int | None = None,
         secure_url: str | None = None,
+        slow_statement_ms: int | None = None,
         sqlite_dir: str | PathLike[str] | None = None,
         sslcert: str | PathLike[str] | None = None,
         sslkey: str | PathLike[str] | None = None,

@@ -441,11 +441,8 @@ OPEN_OPTIONS: dict[str, str | None] = {
     'master_key_file': 'path',
     'max_connections': 'int',
     'secure_url': 'str',
+    'slow_statement_ms': 'int',
     'sqlite_dir': 'path',
-    'sslcert': 'path',
-    'sslkey': 'path',
-    'sslmode': 'str',
-    'sslrootcert': 'path',
 }
 
 
@@ -470,11 +467,8 @@ class Operations:
         master_key_file: str | PathLike[str] | None = None,
         max_connections: int | None = None,
         secure_url: str | None = None,
+        slow_statement_ms: int | None = None,
         sqlite_dir: str | PathLike[str] | None = None,
-        sslcert: str | PathLike[str] | None = None,
-        sslkey: str | PathLike[str] | None = None,
-        sslmode: str | None = None,
-        sslrootcert: str | PathLike[str] | None = None,
     ) -> Any:
         """Opens clm (`close()` or leaving a `with` block closes it).
 
@@ -483,11 +477,10 @@ class Operations:
         `{"sqlite_dir": "..."}` or `{"secure_url": "postgres://...", "core_url":
         "postgres://..."}`, plus exactly one of `master_key` (base64 of 32 bytes)
         or `master_key_file` (with `create_master_key: true` the file is
-        created, mode 0600, when missing), and optionally `max_connections`,
-        `cache_ttl_ms` and, for PostgreSQL, TLS: `sslmode`, `sslrootcert`,
-        `sslcert`, `sslkey` (each overrides the same parameter of the URLs).
+        created, mode 0600, when missing), and optionally `max_connections` and
+        `cache_ttl_ms`.
         """
-        return cls._open({"cache_ttl_ms": cache_ttl_ms, "core_url": core_url, "create_master_key": create_master_key, "master_key": master_key, "master_key_file": master_key_file, "max_connections": max_connections, "secure_url": secure_url, "sqlite_dir": sqlite_dir, "sslcert": sslcert, "sslkey": sslkey, "sslmode": sslmode, "sslrootcert": sslrootcert})
+        return cls._open({"cache_ttl_ms": cache_ttl_ms, "core_url": core_url, "create_master_key": create_master_key, "master_key": master_key, "master_key_file": master_key_file, "max_connections": max_connections, "secure_url": secure_url, "slow_statement_ms": slow_statement_ms, "sqlite_dir": sqlite_dir})
 
     def version(self) -> str:
         """The library version."""
@@ -1048,11 +1041,8 @@ class AsyncOperations:
         master_key_file: str | PathLike[str] | None = None,
         max_connections: int | None = None,
         secure_url: str | None = None,
+        slow_statement_ms: int | None = None,
         sqlite_dir: str | PathLike[str] | None = None,
-        sslcert: str | PathLike[str] | None = None,
-        sslkey: str | PathLike[str] | None = None,
-        sslmode: str | None = None,
-        sslrootcert: str | PathLike[str] | None = None,
     ) -> Any:
         """Opens clm (`close()` or leaving a `with` block closes it).
 
@@ -1061,11 +1051,10 @@ class AsyncOperations:
         `{"sqlite_dir": "..."}` or `{"secure_url": "postgres://...", "core_url":
         "postgres://..."}`, plus exactly one of `master_key` (base64 of 32 bytes)
         or `master_key_file` (with `create_master_key: true` the file is
-        created, mode 0600, when missing), and optionally `max_connections`,
-        `cache_ttl_ms` and, for PostgreSQL, TLS: `sslmode`, `sslrootcert`,
-        `sslcert`, `sslkey` (each overrides the same parameter of the URLs).
+        created, mode 0600, when missing), and optionally `max_connections` and
+        `cache_ttl_ms`.
         """
-        return await cls._open({"cache_ttl_ms": cache_ttl_ms, "core_url": core_url, "create_master_key": create_master_key, "master_key": master_key, "master_key_file": master_key_file, "max_connections": max_connections, "secure_url": secure_url, "sqlite_dir": sqlite_dir, "sslcert": sslcert, "sslkey": sslkey, "sslmode": sslmode, "sslrootcert": sslrootcert})
+        return await cls._open({"cache_ttl_ms": cache_ttl_ms, "core_url": core_url, "create_master_key": create_master_key, "master_key": master_key, "master_key_file": master_key_file, "max_connections": max_connections, "secure_url": secure_url, "slow_statement_ms": slow_statement_ms, "sqlite_dir": sqlite_dir})
 
     async def version(self) -> str:
         """The library version."""

@@ -143,6 +143,7 @@ class Clm:
         master_key_file: str | PathLike[str] | None = None,
         max_connections: int | None = None,
         secure_url: str | None = None,
+        slow_statement_ms: int | None = None,
         sqlite_dir: str | PathLike[str] | None = None,
         sslcert: str | PathLike[str] | None = None,
         sslkey: str | PathLike[str] | None = None,
