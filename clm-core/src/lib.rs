@@ -182,13 +182,26 @@ mod readme_tests {
     fn the_repository_readme_shows_the_doctested_program() {
         let rust_block = |text: &str| {
             let start = text.find("```rust\n").map(|at| at + "```rust\n".len());
-            start.and_then(|start| text[start..].find("```").map(|end| text[start..start + end].to_string()))
+            start.and_then(|start| {
+                text[start..]
+                    .find("```")
+                    .map(|end| text[start..start + end].to_string())
+            })
         };
         let crate_readme = rust_block(include_str!("../README.md"));
         let top = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md");
         // The published crate has no repository README around it.
-        let Ok(top) = std::fs::read_to_string(top) else { return };
-        assert!(crate_readme.is_some(), "clm-core/README.md has no rust block");
-        assert_eq!(rust_block(&top), crate_readme, "README.md's Rust program differs from clm-core/README.md's");
+        let Ok(top) = std::fs::read_to_string(top) else {
+            return;
+        };
+        assert!(
+            crate_readme.is_some(),
+            "clm-core/README.md has no rust block"
+        );
+        assert_eq!(
+            rust_block(&top),
+            crate_readme,
+            "README.md's Rust program differs from clm-core/README.md's"
+        );
     }
 }
