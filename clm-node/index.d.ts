@@ -108,9 +108,13 @@ export interface ApprovalDecision {
 
 /** What an archive run moved. */
 export interface ArchiveReport {
+  /** Rows written to the file and deleted; 0 when none were old enough. */
   archived: number
+  /** The file the rows were appended to (JSON lines). */
   file: string
+  /** The table archived: `secure_audit_log` or `audit_log`. */
   log: string
+  /** The newest archived row's sequence number; None when nothing was archived. */
   through_sequence?: number | null
 }
 
@@ -131,13 +135,19 @@ export interface ArchiveReport {
  * (An input: fields with a default may be left out.)
  */
 export interface AuditCheckpoint {
+  /** When the checkpoint was made, RFC 3339 UTC with microseconds. */
   created_at: string
   /** The master key's public identifier (never the key). */
   key_id: string
+  /** The table: `secure_audit_log` or `audit_log`. */
   log: string
+  /** The head row's `row_hash` (64 hex); the genesis hash for an empty chain. */
   row_hash: string
+  /** The chain's head when signed; 0 for an empty chain. */
   sequence_number: number
+  /** Lowercase hex HMAC-SHA256 over the other fields (see the type). */
   signature: string
+  /** Format version of the checkpoint, 1. */
   version: number
 }
 
@@ -164,16 +174,24 @@ export interface AuditEvent {
 /** One page of rows and the cursor of the next page (None on the last page). */
 export type AuditEventPage = Page<AuditEvent>
 
-/** (An input: fields with a default may be left out.) */
+/**
+ * What an audit listing may filter on; every field set must match.
+ * (An input: fields with a default may be left out.)
+ */
 export interface AuditFilter {
+  /** Only events of this type (`certificate.revoked`). */
   event_type?: string | null
+  /** Only events in these organizations; the actor's reach narrows it further. */
   organization_ids?: OrganizationId[] | null
+  /** Only events on this resource (its primary key). */
   resource_id?: ResourceId | null
+  /** Only events on this kind of resource (`certificate`, `user`, `policy`). */
   resource_type?: string | null
   /** `event_timestamp >= since`. */
   since?: string | Date | null
   /** `event_timestamp < until`. */
   until?: string | Date | null
+  /** Only events by this user (acting directly or through one of their API keys). */
   user_id?: UserId | null
 }
 
@@ -225,7 +243,9 @@ export interface Certificate {
 
 /** A CA as listed: its certificate row and its issuance URLs. */
 export interface CertificateAuthority {
+  /** The CA's certificate row. */
   certificate: Certificate
+  /** The URLs the CA writes into what it issues. */
   issuance_urls: IssuanceUrls
 }
 
@@ -308,20 +328,35 @@ export interface CertificateSearch {
    * Default: `null`.
    */
   expires_before?: string | Date | null
-  /** Default: `null`. */
+  /**
+   * Only CA certificates (true) or only others (false).
+   * Default: `null`.
+   */
   is_ca?: boolean | null
-  /** Default: `null`. */
+  /**
+   * Only certificates signed by this CA.
+   * Default: `null`.
+   */
   issuer_certificate_id?: CertificateId | null
-  /** Default: `null`. */
+  /**
+   * Only certificates of this organization.
+   * Default: `null`.
+   */
   organization_id?: OrganizationId | null
-  /** Default: `null`. */
+  /**
+   * Only certificates of this owner.
+   * Default: `null`.
+   */
   owner_user_id?: UserId | null
   /**
    * A subject alternative name value, matched exactly.
    * Default: `null`.
    */
   san?: string | null
-  /** Default: `null`. */
+  /**
+   * Only certificates in one of these statuses.
+   * Default: `null`.
+   */
   status?: CertificateStatus[] | null
   /**
    * Fill `certificate_pem` (otherwise '').
@@ -359,16 +394,26 @@ export type CertificateSummaryPage = Page<CertificateSummary>
 
 /** The first problem found in a chain. */
 export interface ChainBreak {
+  /** What is wrong there: rows missing, a broken link, altered content. */
   reason: string
+  /** The row where verification stopped. */
   sequence_number: number
 }
 
 /** Outcome of [`Clm::verify_audit_chain`]. */
 export interface ChainReport {
+  /** The first problem; None when the whole chain verified. */
   broken?: ChainBreak | null
+  /**
+   * The oldest row still stored (above 1 once older rows are archived);
+   * None for an empty chain.
+   */
   first_sequence?: number | null
+  /** The newest row that verified; None for an empty chain. */
   last_sequence?: number | null
+  /** The table verified: `secure_audit_log` or `audit_log`. */
   log: string
+  /** Rows whose hash and link verified, before any break. */
   rows_checked: number
 }
 
@@ -384,8 +429,11 @@ export interface CreatedApiKey {
 
 /** One entry of a generated CRL. */
 export interface CrlEntryInfo {
+  /** The revoked certificate. */
   certificate_id: CertificateId
+  /** Why; written as the entry's reasonCode unless `unspecified`. */
   reason: RevocationReason
+  /** When it was revoked (the entry's revocationDate). */
   revoked_at: string
   /** Lowercase hex of the serial's DER content bytes. */
   serial_number: string
@@ -403,7 +451,9 @@ export interface CsrBundle {
 
 /** A data key (without key material) and what is still sealed under it. */
 export interface DataKeyStatus {
+  /** The data key's row (its wrapped key material is never serialized). */
   key: EncryptionKey
+  /** Users' MFA secrets sealed under it. */
   mfa_secrets: number
   /** Private keys sealed under it, soft-deleted ones included. */
   private_keys: number
@@ -415,13 +465,19 @@ export interface DataKeyStatus {
  * (An input: fields with a default may be left out.)
  */
 export interface DistinguishedName {
+  /** CN, at most 64 characters. */
   common_name?: string | null
   /** ISO 3166 two-letter code. */
   country?: string | null
+  /** emailAddress (ASCII), at most 255 characters. */
   email?: string | null
+  /** L (locality, city), at most 128 characters. */
   locality?: string | null
+  /** O, at most 64 characters. */
   organization?: string | null
+  /** OU, at most 64 characters. */
   organizational_unit?: string | null
+  /** ST (state or province), at most 128 characters. */
   state?: string | null
 }
 
@@ -433,6 +489,7 @@ export interface DryRunReport {
   requires_approval: boolean
   /** The policy's rules, then `issuer` (the CA can sign this validity). */
   rules: RuleOutcome[]
+  /** The certificate that would be issued if every rule passes. */
   would_issue: IssuanceSummary
 }
 
@@ -473,6 +530,7 @@ export interface ErrorDetails {
   entity?: string | null
   /** The argument or field at fault (InvalidInput, AlreadyExists). */
   field?: string | null
+  /** The whole message in words, as the error displays it. */
   message: string
   /** The code's name (`InvalidInput`). */
   name: string
@@ -514,11 +572,17 @@ export type ExpiringWithinDays = number
 
 /** A signed CRL, as DER and PEM. */
 export interface GeneratedCrl {
+  /** The CRL's cRLNumber: one more than the CA's previous CRL. */
   crl_number: number
+  /** Every certificate the CRL lists. */
   entries: CrlEntryInfo[]
+  /** The CA that signed the CRL. */
   issuer_certificate_id: CertificateId
+  /** When the next CRL is due: relying parties treat this one as stale after it. */
   next_update: string
+  /** The CRL as one PEM `X509 CRL` block. */
   pem: string
+  /** When the CRL was signed (whole seconds). */
   this_update: string
 }
 
@@ -553,6 +617,7 @@ export interface ImportReport {
    * `unknown_critical_extension:OID`, ...; see [`ParsedCertificate::flags`]).
    */
   flagged: Array<JsonValue[]>
+  /** The certificates written by this import. */
   imported: Certificate[]
 }
 
@@ -561,19 +626,33 @@ export type IssuanceOutcome = { certificate: Certificate; outcome: "issued" } | 
 
 /** What a dry run would issue. */
 export interface IssuanceSummary {
+  /** caIssuers URLs the CA would write. */
   ca_issuers_urls: string[]
+  /** cRLDistributionPoints URLs the CA would write. */
   crl_distribution_points: string[]
+  /** The CA that would sign. */
   issuer_certificate_id: CertificateId
+  /** The CA's subject (RFC 4514), the certificate's issuer name. */
   issuer_dn: string
+  /** "RSA", "ECDSA" or "Ed25519". */
   key_algorithm: string
+  /** RSA modulus or curve size in bits. */
   key_size: number
+  /** What the certificate would be for. */
   kind: CertificateKind
+  /** End of validity. */
   not_after: string
+  /** Start of validity (issuance time, backdated a minute for clock skew). */
   not_before: string
+  /** OCSP responder URLs the CA would write. */
   ocsp_urls: string[]
+  /** The policy that would govern the issuance; None without one. */
   policy_id?: PolicyId | null
+  /** That policy's current version. */
   policy_version?: number | null
+  /** The SANs that would be written. */
   subject_alternative_names: SubjectAlternativeName[]
+  /** The subject that would be written (RFC 4514). */
   subject_dn: string
 }
 
@@ -582,8 +661,14 @@ export interface IssuanceSummary {
  * `certificates.issuance_urls` on the CA's row.
  */
 export interface IssuanceUrls {
+  /**
+   * caIssuers URLs (where the CA's certificate is published), written in
+   * authorityInfoAccess.
+   */
   ca_issuers_urls?: string[]
+  /** Written as cRLDistributionPoints. */
   crl_distribution_points?: string[]
+  /** OCSP responder URLs, written in authorityInfoAccess. */
   ocsp_urls?: string[]
 }
 
@@ -649,15 +734,21 @@ export type KeyType = "data_encryption"
 
 /** What one lifecycle run did. */
 export interface LifecycleReport {
+  /** New "expired" notices to owners (one per certificate). */
   expired_notices: number
+  /** New "expiring soon" notices to owners (one per certificate and threshold). */
   expiring_notices: number
   /** False when another process was already running the loop. */
   ran: boolean
   /** `certificate_id: error` for renewals that failed (retried next run). */
   renewal_errors: string[]
+  /** Renewals signed at once. */
   renewals_issued: number
+  /** Renewals left waiting for approval. */
   renewals_pending_approval: number
+  /** The status transitions made. */
   statuses: StatusRefreshReport
+  /** Waiting workflow instances past their expiry, cancelled with their requests. */
   workflows_expired: number
 }
 
@@ -708,8 +799,17 @@ export interface MfaEnrollment {
  * (An input: fields with a default may be left out.)
  */
 export interface NewApiKey {
+  /**
+   * When the key stops working; must be in the future. None: never,
+   * unless the creating key expires (a key cannot outlive its creator).
+   */
   expires_at?: string | Date | null
+  /** A label for people; required. */
   name: string
+  /**
+   * Binds the key to one organization (it acts only there); a key
+   * created by a bound key must name the same one.
+   */
   organization_id?: OrganizationId | null
   /**
    * A subset of the creator's permissions (an object or JSON text);
@@ -725,13 +825,26 @@ export interface NewApiKey {
  * (An input: fields with a default may be left out.)
  */
 export interface NewCertificateAuthority {
-  /** Default: `[]`. */
+  /**
+   * caIssuers URLs (where this CA's certificate is published) for the
+   * certificates it issues.
+   * Default: `[]`.
+   */
   ca_issuers_urls?: string[]
-  /** Default: `[]`. */
+  /**
+   * cRLDistributionPoints URLs for the certificates this CA issues.
+   * Default: `[]`.
+   */
   crl_distribution_points?: string[]
-  /** Default: `"ECDSA-P256"`. */
+  /**
+   * The CA's new key (default ECDSA P-256).
+   * Default: `"ECDSA-P256"`.
+   */
   key_algorithm?: KeyAlgorithm
-  /** Default: `[]`. */
+  /**
+   * OCSP responder URLs for the certificates this CA issues.
+   * Default: `[]`.
+   */
   ocsp_urls?: string[]
   /**
    * None = a shared CA (global administrators only).
@@ -743,9 +856,15 @@ export interface NewCertificateAuthority {
    * Default: `null`.
    */
   path_len?: number | null
-  /** Default: `{}`. */
+  /**
+   * The CA's subject; must not be empty.
+   * Default: `{}`.
+   */
   subject?: DistinguishedName
-  /** Default: `3650`. */
+  /**
+   * Lifetime of the CA certificate, 1 to 36500 days (default 3650).
+   * Default: `3650`.
+   */
   validity_days?: number
 }
 
@@ -754,9 +873,16 @@ export interface NewCertificateAuthority {
  * (An input: fields with a default may be left out.)
  */
 export interface NewOrganization {
+  /** Free text for people. */
   description?: string | null
+  /** Display name; required. */
   name: string
+  /** Unique code, 2-64 letters, digits, `_`, `-` or `.` (`ACME-EU`). */
   org_code: string
+  /**
+   * The organization this one belongs under; recorded only: roles and
+   * membership do not pass down to it.
+   */
   parent_organization_id?: OrganizationId | null
 }
 
@@ -765,10 +891,13 @@ export interface NewOrganization {
  * (An input: fields with a default may be left out.)
  */
 export interface NewPolicy {
+  /** Free text for people. */
   description?: string | null
+  /** Display name; required. */
   name: string
   /** None = a shared policy (global administrators only). */
   organization_id?: OrganizationId | null
+  /** Unique code, 2-64 letters, digits, `_`, `-` or `.` (`WEB-TLS`). */
   policy_code: string
   /**
    * The policy rules document (an object or JSON text); default: the
@@ -776,8 +905,15 @@ export interface NewPolicy {
    * Default: `{"allow_subdomains": false, "allow_wildcards": false, "allowed_algorithms": ["RSA", "ECDSA", "Ed25519"], "allowed_domains": [], "allowed_kinds": [], "allowed_san_types": [], "auto_renewal": false, "max_validity_days": 365, "min_ec_key_size": 256, "min_key_size": 2048, "renewal_threshold_days": 30, "require_approval": false}`.
    */
   rules?: PolicyRules
-  /** Default: `"active"`. */
+  /**
+   * Default active; a policy in any other status refuses issuance.
+   * Default: `"active"`.
+   */
   status?: PolicyStatus
+  /**
+   * The approval workflow for its requests, unless the rules name one
+   * (`workflow_code`); None: the default workflow.
+   */
   workflow_id?: WorkflowId | null
 }
 
@@ -786,12 +922,15 @@ export interface NewPolicy {
  * (An input: fields with a default may be left out.)
  */
 export interface NewRole {
+  /** Free text for people. */
   description?: string | null
   /** Custom roles may belong to one organization. */
   organization_id?: OrganizationId | null
   /** The permissions document (an object or JSON text). */
   permissions: Permissions
+  /** Unique code, 2-64 letters, digits, `_`, `-` or `.` (`PKI_OPS`). */
   role_code: string
+  /** Display name; required. */
   role_name: string
 }
 
@@ -800,7 +939,9 @@ export interface NewRole {
  * (An input: fields with a default may be left out.)
  */
 export interface NewUser {
+  /** The name shown to people. */
   display_name?: string | null
+  /** Unique address; stored lowercased. */
   email: string
   /** The organization the user joins (required unless the actor is global). */
   organization_id?: OrganizationId | null
@@ -809,6 +950,7 @@ export interface NewUser {
    * Secret.
    */
   password?: string | null
+  /** Unique login name, 3-64 letters, digits, `.`, `_`, `-` or `@`. */
   username: string
 }
 
@@ -819,11 +961,22 @@ export interface NewUser {
 export interface NewWorkflow {
   /** The workflow definition document (an object or JSON text). */
   definition: WorkflowDefinition
+  /** Free text for people. */
   description?: string | null
-  /** Default: `false`. */
+  /**
+   * Marks the default workflow. At most one live workflow is (the seeded
+   * `DEFAULT_APPROVAL`), so a second fails with AlreadyExists.
+   * Default: `false`.
+   */
   is_default?: boolean
+  /** Display name; required. */
   name: string
+  /** The tenant it belongs to; None: shared (global administrators only). */
   organization_id?: OrganizationId | null
+  /**
+   * Unique code, 2-64 letters, digits, `_`, `-` or `.`; policies name it
+   * in `workflow_code`.
+   */
   workflow_code: string
 }
 
@@ -919,11 +1072,20 @@ export type OrganizationStatus = "active" | "inactive" | "suspended"
  * (An input: fields with a default may be left out.)
  */
 export interface PageRequest {
-  /** Default: `null`. */
+  /**
+   * The previous page's `next_cursor`; None starts at the first row.
+   * Default: `null`.
+   */
   cursor?: string | null
-  /** Default: `false`. */
+  /**
+   * Also list soft-deleted rows (those with `deleted_at` set).
+   * Default: `false`.
+   */
   include_deleted?: boolean
-  /** Default: `null`. */
+  /**
+   * Rows per page, 1 to 1000 (`MAX_PAGE_SIZE`); None means 50 (`DEFAULT_PAGE_SIZE`).
+   * Default: `null`.
+   */
   limit?: number | null
 }
 
@@ -969,10 +1131,16 @@ export interface Policy {
   workflow_id?: WorkflowId | null
 }
 
-/** (An input: fields with a default may be left out.) */
+/**
+ * What a policy listing may filter on; every field set must match.
+ * (An input: fields with a default may be left out.)
+ */
 export interface PolicyFilter {
+  /** Only policies of these organizations (shared policies have none). */
   organization_ids?: OrganizationId[] | null
+  /** Only policies in this status. */
   status?: PolicyStatus | null
+  /** Only policies whose requests go to this approval workflow. */
   workflow_id?: WorkflowId | null
 }
 
@@ -1060,14 +1228,18 @@ export type PolicyStatus = "draft" | "active" | "inactive" | "archived"
  * (An input: fields with a default may be left out.)
  */
 export interface PolicyUpdate {
+  /** A new description. */
   description?: string | null
+  /** A new display name (not blank). */
   name?: string | null
   /**
    * New rules (an object or JSON text).
    * Default: `null`.
    */
   rules?: PolicyRules | null
+  /** A new status; only active policies allow issuance. */
   status?: PolicyStatus | null
+  /** A new approval workflow (there is no clearing it back to None). */
   workflow_id?: WorkflowId | null
 }
 
@@ -1076,6 +1248,7 @@ export type PrivateKeyId = string
 
 /** What a reconcile run repaired. */
 export interface ReconcileReport {
+  /** Certificates whose missing `certificate_metadata` row was written. */
   metadata_created: number
 }
 
@@ -1129,8 +1302,11 @@ export type RolePage = Page<Role>
 
 /** Reported to [`RotationOptions::progress`] after each committed batch. */
 export interface RotationProgress {
+  /** Of `total`, those re-sealed so far. */
   rotated: number
+  /** The rotation (`key_rotation_history.id`). */
   rotation_id: KeyRotationId
+  /** Private keys the whole rotation re-seals. */
   total: number
 }
 
@@ -1139,20 +1315,34 @@ export interface RotationProgress {
  * (`max_batches`); call again to resume.
  */
 export interface RotationReport {
+  /** Batches committed by this call. */
   batches: number
+  /** Users' MFA secrets re-sealed under the new data key by this call. */
   mfa_secrets_resealed: number
+  /** The data key now active (data key rotations). */
   new_key_id?: EncryptionKeyId | null
+  /** The new master key's id (master key rotations; not secret). */
   new_master_key_id?: string | null
+  /** The data key rotated away from (data key rotations). */
   old_key_id?: EncryptionKeyId | null
+  /** The master key id rotated away from (master key rotations; not secret). */
   old_master_key_id?: string | null
   /** Whether this call continued a rotation an earlier call started. */
   resumed: boolean
+  /**
+   * Old data keys retired (nothing is sealed under them any more); empty
+   * until the rotation completes.
+   */
   retired_key_ids: EncryptionKeyId[]
+  /** Of `total_items`, those done so far, by any call. */
   rotated_items: number
   /** Of `rotated_items`, those re-sealed by this call. */
   rotated_this_call: number
+  /** The rotation (`key_rotation_history.id`). */
   rotation_id: KeyRotationId
+  /** A data key or a master key rotation. */
   rotation_type: RotationType
+  /** `completed`, or `in_progress` when it stopped early. */
   status: RotationStatus
   /** Items of the whole rotation (private keys; data keys for a master key). */
   total_items: number
@@ -1169,8 +1359,11 @@ export type RotationType = "data_key" | "master_key"
  * `organization` for the policy row itself).
  */
 export interface RuleOutcome {
+  /** What was checked, or what was wrong. */
   detail: string
+  /** Whether the request satisfies it. */
   passed: boolean
+  /** The rule's name: a `policy_rules` field, or `status`, `organization`, `issuer`. */
   rule: string
 }
 
@@ -1195,8 +1388,11 @@ export type SessionId = string
 
 /** Transitions made by [`Clm::refresh_certificate_statuses`]. */
 export interface StatusRefreshReport {
+  /** Certificates moved from `pending` to `active` (`not_before` reached). */
   activated: number
+  /** Certificates moved to `expired` (`not_after` passed). */
   expired: number
+  /** Certificates moved to `expiring` (within the renewal threshold). */
   expiring: number
 }
 
@@ -1234,6 +1430,7 @@ export interface UserFilter {
   organization_ids?: OrganizationId[] | null
   /** Case-insensitive substring of username or email. */
   search?: string | null
+  /** Only users in this status. */
   status?: UserStatus | null
 }
 
@@ -1267,8 +1464,11 @@ export type UserStatus = "active" | "inactive" | "locked" | "suspended"
  * (An input: fields with a default may be left out.)
  */
 export interface UserUpdate {
+  /** A new name shown to people. */
   display_name?: string | null
+  /** A new address (lowercased, must stay unique). */
   email?: string | null
+  /** A new status; any status but active also ends the user's sessions. */
   status?: UserStatus | null
 }
 
@@ -1287,13 +1487,18 @@ export interface ViewFilter {
    * Default: `null`.
    */
   organization_ids?: OrganizationId[] | null
-  /** Default: `null`. */
+  /**
+   * Only certificates of this owner.
+   * Default: `null`.
+   */
   owner_user_id?: UserId | null
 }
 
 /** One violated policy rule: its name (`max_validity_days`) and what was wrong. */
 export interface Violation {
+  /** What the request had and what the rule allows. */
   message: string
+  /** The policy rule's name, as in the policy's rules (`max_validity_days`). */
   rule: string
 }
 
@@ -1354,7 +1559,9 @@ export type WorkflowInstanceId = string
 
 /** An instance with its steps. */
 export interface WorkflowInstanceView {
+  /** The instance row. */
   instance: WorkflowInstance
+  /** Its steps, in order, with each one's status and decisions. */
   steps: WorkflowStep[]
 }
 
