@@ -108,15 +108,13 @@ export interface ApprovalDecision {
 
 /** What an archive run moved. */
 export interface ArchiveReport {
-  /**
-   * The chain anchor: the row hash of the last archived row, which the
-   * file's last line carries and the chain's `audit.archived` record
-   * keeps, so the rows left in the database continue from it.
-   */
-  anchor_hash?: string | null
+  /** Rows written to the file and deleted; 0 when none were old enough. */
   archived: number
+  /** The file the rows were appended to (JSON lines). */
   file: string
+  /** The table archived: `secure_audit_log` or `audit_log`. */
   log: string
+  /** The newest archived row's sequence number; None when nothing was archived. */
   through_sequence?: number | null
 }
 
@@ -137,13 +135,19 @@ export interface ArchiveReport {
  * (An input: fields with a default may be left out.)
  */
 export interface AuditCheckpoint {
+  /** When the checkpoint was made, RFC 3339 UTC with microseconds. */
   created_at: string
   /** The master key's public identifier (never the key). */
   key_id: string
+  /** The table: `secure_audit_log` or `audit_log`. */
   log: string
+  /** The head row's `row_hash` (64 hex); the genesis hash for an empty chain. */
   row_hash: string
+  /** The chain's head when signed; 0 for an empty chain. */
   sequence_number: number
+  /** Lowercase hex HMAC-SHA256 over the other fields (see the type). */
   signature: string
+  /** Format version of the checkpoint, 1. */
   version: number
 }
 
@@ -170,16 +174,24 @@ export interface AuditEvent {
 /** One page of rows and the cursor of the next page (None on the last page). */
 export type AuditEventPage = Page<AuditEvent>
 
-/** (An input: fields with a default may be left out.) */
+/**
+ * What an audit listing may filter on; every field set must match.
+ * (An input: fields with a default may be left out.)
+ */
 export interface AuditFilter {
+  /** Only events of this type (`certificate.revoked`). */
   event_type?: string | null
+  /** Only events in these organizations; the actor's reach narrows it further. */
   organization_ids?: OrganizationId[] | null
+  /** Only events on this resource (its primary key). */
   resource_id?: ResourceId | null
+  /** Only events on this kind of resource (`certificate`, `user`, `policy`). */
   resource_type?: string | null
   /** `event_timestamp >= since`. */
   since?: string | Date | null
   /** `event_timestamp < until`. */
   until?: string | Date | null
+  /** Only events by this user (acting directly or through one of their API keys). */
   user_id?: UserId | null
 }
 
@@ -191,25 +203,6 @@ export type AuditLogKind = "secure" | "core"
 
 /** Outcome recorded in both audit tables. */
 export type AuditOutcome = "success" | "failure" | "denied"
-
-/** What the lifecycle's audit retention step did ([`crate::AuditRetention`]). */
-export interface AuditRetentionReport {
-  /**
-   * Where rows were archived; None when no archive directory is
-   * configured, and then nothing was archived.
-   */
-  archive_dir?: string | null
-  /** Rows moved out of the core database's trail (`audit_log`). */
-  core_archived: number
-  /** Rows older than this were archived (None when not archiving). */
-  cutoff?: string | null
-  /** The configured retention in days. */
-  retention_days: number
-  /** Each database's archive run (file, last sequence, chain anchor). */
-  runs: ArchiveReport[]
-  /** Rows moved out of the secure database's trail (`secure_audit_log`). */
-  secure_archived: number
-}
 
 export interface Certificate {
   authority_key_id?: string | null
@@ -250,7 +243,9 @@ export interface Certificate {
 
 /** A CA as listed: its certificate row and its issuance URLs. */
 export interface CertificateAuthority {
+  /** The CA's certificate row. */
   certificate: Certificate
+  /** The URLs the CA writes into what it issues. */
   issuance_urls: IssuanceUrls
 }
 
@@ -333,20 +328,35 @@ export interface CertificateSearch {
    * Default: `null`.
    */
   expires_before?: string | Date | null
-  /** Default: `null`. */
+  /**
+   * Only CA certificates (true) or only others (false).
+   * Default: `null`.
+   */
   is_ca?: boolean | null
-  /** Default: `null`. */
+  /**
+   * Only certificates signed by this CA.
+   * Default: `null`.
+   */
   issuer_certificate_id?: CertificateId | null
-  /** Default: `null`. */
+  /**
+   * Only certificates of this organization.
+   * Default: `null`.
+   */
   organization_id?: OrganizationId | null
-  /** Default: `null`. */
+  /**
+   * Only certificates of this owner.
+   * Default: `null`.
+   */
   owner_user_id?: UserId | null
   /**
    * A subject alternative name value, matched exactly.
    * Default: `null`.
    */
   san?: string | null
-  /** Default: `null`. */
+  /**
+   * Only certificates in one of these statuses.
+   * Default: `null`.
+   */
   status?: CertificateStatus[] | null
   /**
    * Fill `certificate_pem` (otherwise '').
@@ -384,16 +394,26 @@ export type CertificateSummaryPage = Page<CertificateSummary>
 
 /** The first problem found in a chain. */
 export interface ChainBreak {
+  /** What is wrong there: rows missing, a broken link, altered content. */
   reason: string
+  /** The row where verification stopped. */
   sequence_number: number
 }
 
 /** Outcome of [`Clm::verify_audit_chain`]. */
 export interface ChainReport {
+  /** The first problem; None when the whole chain verified. */
   broken?: ChainBreak | null
+  /**
+   * The oldest row still stored (above 1 once older rows are archived);
+   * None for an empty chain.
+   */
   first_sequence?: number | null
+  /** The newest row that verified; None for an empty chain. */
   last_sequence?: number | null
+  /** The table verified: `secure_audit_log` or `audit_log`. */
   log: string
+  /** Rows whose hash and link verified, before any break. */
   rows_checked: number
 }
 
@@ -409,8 +429,11 @@ export interface CreatedApiKey {
 
 /** One entry of a generated CRL. */
 export interface CrlEntryInfo {
+  /** The revoked certificate. */
   certificate_id: CertificateId
+  /** Why; written as the entry's reasonCode unless `unspecified`. */
   reason: RevocationReason
+  /** When it was revoked (the entry's revocationDate). */
   revoked_at: string
   /** Lowercase hex of the serial's DER content bytes. */
   serial_number: string
@@ -428,50 +451,12 @@ export interface CsrBundle {
 
 /** A data key (without key material) and what is still sealed under it. */
 export interface DataKeyStatus {
+  /** The data key's row (its wrapped key material is never serialized). */
   key: EncryptionKey
+  /** Users' MFA secrets sealed under it. */
   mfa_secrets: number
   /** Private keys sealed under it, soft-deleted ones included. */
   private_keys: number
-}
-
-/** One database's size, indexes, dead space and pool. */
-export interface DatabaseStats {
-  /** `postgres` or `sqlite`. */
-  backend: string
-  /** `secure` or `core`. */
-  database: string
-  /**
-   * SQLite pages free for reuse (`freelist_count`; VACUUM returns them to
-   * the file system); None on PostgreSQL, which reports dead rows per table.
-   */
-  free_pages?: number | null
-  /** Every index, by table and name. */
-  indexes: IndexStats[]
-  /** What this backend cannot report, said once. */
-  notes: string[]
-  /** SQLite's page size; None on PostgreSQL. */
-  page_size?: number | null
-  /** The primary pool of this database. */
-  pool: PoolStats
-  /** The read-replica pool, when one is configured. */
-  replica_pool?: PoolStats | null
-  /** Every table, by name. */
-  tables: TableStats[]
-  /**
-   * The whole database: PostgreSQL `pg_database_size`; SQLite page count
-   * times page size (the main file, not its WAL).
-   */
-  total_bytes: number
-}
-
-/** [`Clm::database_stats`]: both databases, as of `taken_at`. */
-export interface DatabaseStatsReport {
-  /** The core database (users, policies, workflows, audit trail). */
-  core: DatabaseStats
-  /** The secure database (certificates, keys, secure audit trail). */
-  secure: DatabaseStats
-  /** When the figures were read. */
-  taken_at: string
 }
 
 /**
@@ -480,13 +465,19 @@ export interface DatabaseStatsReport {
  * (An input: fields with a default may be left out.)
  */
 export interface DistinguishedName {
+  /** CN, at most 64 characters. */
   common_name?: string | null
   /** ISO 3166 two-letter code. */
   country?: string | null
+  /** emailAddress (ASCII), at most 255 characters. */
   email?: string | null
+  /** L (locality, city), at most 128 characters. */
   locality?: string | null
+  /** O, at most 64 characters. */
   organization?: string | null
+  /** OU, at most 64 characters. */
   organizational_unit?: string | null
+  /** ST (state or province), at most 128 characters. */
   state?: string | null
 }
 
@@ -498,6 +489,7 @@ export interface DryRunReport {
   requires_approval: boolean
   /** The policy's rules, then `issuer` (the CA can sign this validity). */
   rules: RuleOutcome[]
+  /** The certificate that would be issued if every rule passes. */
   would_issue: IssuanceSummary
 }
 
@@ -538,6 +530,7 @@ export interface ErrorDetails {
   entity?: string | null
   /** The argument or field at fault (InvalidInput, AlreadyExists). */
   field?: string | null
+  /** The whole message in words, as the error displays it. */
   message: string
   /** The code's name (`InvalidInput`). */
   name: string
@@ -579,11 +572,17 @@ export type ExpiringWithinDays = number
 
 /** A signed CRL, as DER and PEM. */
 export interface GeneratedCrl {
+  /** The CRL's cRLNumber: one more than the CA's previous CRL. */
   crl_number: number
+  /** Every certificate the CRL lists. */
   entries: CrlEntryInfo[]
+  /** The CA that signed the CRL. */
   issuer_certificate_id: CertificateId
+  /** When the next CRL is due: relying parties treat this one as stale after it. */
   next_update: string
+  /** The CRL as one PEM `X509 CRL` block. */
   pem: string
+  /** When the CRL was signed (whole seconds). */
   this_update: string
 }
 
@@ -618,22 +617,8 @@ export interface ImportReport {
    * `unknown_critical_extension:OID`, ...; see [`ParsedCertificate::flags`]).
    */
   flagged: Array<JsonValue[]>
+  /** The certificates written by this import. */
   imported: Certificate[]
-}
-
-/** One index's size and use. */
-export interface IndexStats {
-  /** Its size (SQLite: from `dbstat`, None without it). */
-  bytes?: number | null
-  /** The index's name. */
-  name: string
-  /**
-   * Index scans since the statistics were last reset (`idx_scan`); None
-   * on SQLite, which does not count index use.
-   */
-  scans?: number | null
-  /** The table it indexes. */
-  table: string
 }
 
 /** What an issuance did: signed, or left a request waiting for approval. */
@@ -641,19 +626,33 @@ export type IssuanceOutcome = { certificate: Certificate; outcome: "issued" } | 
 
 /** What a dry run would issue. */
 export interface IssuanceSummary {
+  /** caIssuers URLs the CA would write. */
   ca_issuers_urls: string[]
+  /** cRLDistributionPoints URLs the CA would write. */
   crl_distribution_points: string[]
+  /** The CA that would sign. */
   issuer_certificate_id: CertificateId
+  /** The CA's subject (RFC 4514), the certificate's issuer name. */
   issuer_dn: string
+  /** "RSA", "ECDSA" or "Ed25519". */
   key_algorithm: string
+  /** RSA modulus or curve size in bits. */
   key_size: number
+  /** What the certificate would be for. */
   kind: CertificateKind
+  /** End of validity. */
   not_after: string
+  /** Start of validity (issuance time, backdated a minute for clock skew). */
   not_before: string
+  /** OCSP responder URLs the CA would write. */
   ocsp_urls: string[]
+  /** The policy that would govern the issuance; None without one. */
   policy_id?: PolicyId | null
+  /** That policy's current version. */
   policy_version?: number | null
+  /** The SANs that would be written. */
   subject_alternative_names: SubjectAlternativeName[]
+  /** The subject that would be written (RFC 4514). */
   subject_dn: string
 }
 
@@ -662,8 +661,14 @@ export interface IssuanceSummary {
  * `certificates.issuance_urls` on the CA's row.
  */
 export interface IssuanceUrls {
+  /**
+   * caIssuers URLs (where the CA's certificate is published), written in
+   * authorityInfoAccess.
+   */
   ca_issuers_urls?: string[]
+  /** Written as cRLDistributionPoints. */
   crl_distribution_points?: string[]
+  /** OCSP responder URLs, written in authorityInfoAccess. */
   ocsp_urls?: string[]
 }
 
@@ -729,17 +734,21 @@ export type KeyType = "data_encryption"
 
 /** What one lifecycle run did. */
 export interface LifecycleReport {
-  /** Audit rows archived under the configured retention. */
-  audit_retention: AuditRetentionReport
+  /** New "expired" notices to owners (one per certificate). */
   expired_notices: number
+  /** New "expiring soon" notices to owners (one per certificate and threshold). */
   expiring_notices: number
   /** False when another process was already running the loop. */
   ran: boolean
   /** `certificate_id: error` for renewals that failed (retried next run). */
   renewal_errors: string[]
+  /** Renewals signed at once. */
   renewals_issued: number
+  /** Renewals left waiting for approval. */
   renewals_pending_approval: number
+  /** The status transitions made. */
   statuses: StatusRefreshReport
+  /** Waiting workflow instances past their expiry, cancelled with their requests. */
   workflows_expired: number
 }
 
@@ -752,30 +761,6 @@ export interface LoginResult {
    */
   token: string
   user: User
-}
-
-/** What one maintenance run did, step by step. */
-export interface MaintenanceReport {
-  /** Whether ANALYZE (`PRAGMA optimize`) was asked for. */
-  analyze: boolean
-  /** The whole run. */
-  duration_ms: number
-  /** Every statement run, on `secure` then `core`, with its duration. */
-  steps: MaintenanceStep[]
-  /** Whether VACUUM was asked for. */
-  vacuum: boolean
-}
-
-/** One maintenance statement as run: what, how long, and what it reported. */
-export interface MaintenanceStep {
-  /** `secure` or `core`. */
-  database: string
-  /** What the backend reported (tables skipped, a busy checkpoint). */
-  detail?: string | null
-  /** How long the statement took. */
-  duration_ms: number
-  /** The statement, e.g. `VACUUM (ANALYZE)` or `PRAGMA optimize`. */
-  statement: string
 }
 
 /**
@@ -814,8 +799,17 @@ export interface MfaEnrollment {
  * (An input: fields with a default may be left out.)
  */
 export interface NewApiKey {
+  /**
+   * When the key stops working; must be in the future. None: never,
+   * unless the creating key expires (a key cannot outlive its creator).
+   */
   expires_at?: string | Date | null
+  /** A label for people; required. */
   name: string
+  /**
+   * Binds the key to one organization (it acts only there); a key
+   * created by a bound key must name the same one.
+   */
   organization_id?: OrganizationId | null
   /**
    * A subset of the creator's permissions (an object or JSON text);
@@ -831,13 +825,26 @@ export interface NewApiKey {
  * (An input: fields with a default may be left out.)
  */
 export interface NewCertificateAuthority {
-  /** Default: `[]`. */
+  /**
+   * caIssuers URLs (where this CA's certificate is published) for the
+   * certificates it issues.
+   * Default: `[]`.
+   */
   ca_issuers_urls?: string[]
-  /** Default: `[]`. */
+  /**
+   * cRLDistributionPoints URLs for the certificates this CA issues.
+   * Default: `[]`.
+   */
   crl_distribution_points?: string[]
-  /** Default: `"ECDSA-P256"`. */
+  /**
+   * The CA's new key (default ECDSA P-256).
+   * Default: `"ECDSA-P256"`.
+   */
   key_algorithm?: KeyAlgorithm
-  /** Default: `[]`. */
+  /**
+   * OCSP responder URLs for the certificates this CA issues.
+   * Default: `[]`.
+   */
   ocsp_urls?: string[]
   /**
    * None = a shared CA (global administrators only).
@@ -849,9 +856,15 @@ export interface NewCertificateAuthority {
    * Default: `null`.
    */
   path_len?: number | null
-  /** Default: `{}`. */
+  /**
+   * The CA's subject; must not be empty.
+   * Default: `{}`.
+   */
   subject?: DistinguishedName
-  /** Default: `3650`. */
+  /**
+   * Lifetime of the CA certificate, 1 to 36500 days (default 3650).
+   * Default: `3650`.
+   */
   validity_days?: number
 }
 
@@ -860,9 +873,16 @@ export interface NewCertificateAuthority {
  * (An input: fields with a default may be left out.)
  */
 export interface NewOrganization {
+  /** Free text for people. */
   description?: string | null
+  /** Display name; required. */
   name: string
+  /** Unique code, 2-64 letters, digits, `_`, `-` or `.` (`ACME-EU`). */
   org_code: string
+  /**
+   * The organization this one belongs under; recorded only: roles and
+   * membership do not pass down to it.
+   */
   parent_organization_id?: OrganizationId | null
 }
 
@@ -871,10 +891,13 @@ export interface NewOrganization {
  * (An input: fields with a default may be left out.)
  */
 export interface NewPolicy {
+  /** Free text for people. */
   description?: string | null
+  /** Display name; required. */
   name: string
   /** None = a shared policy (global administrators only). */
   organization_id?: OrganizationId | null
+  /** Unique code, 2-64 letters, digits, `_`, `-` or `.` (`WEB-TLS`). */
   policy_code: string
   /**
    * The policy rules document (an object or JSON text); default: the
@@ -882,8 +905,15 @@ export interface NewPolicy {
    * Default: `{"allow_subdomains": false, "allow_wildcards": false, "allowed_algorithms": ["RSA", "ECDSA", "Ed25519"], "allowed_domains": [], "allowed_kinds": [], "allowed_san_types": [], "auto_renewal": false, "max_validity_days": 365, "min_ec_key_size": 256, "min_key_size": 2048, "renewal_threshold_days": 30, "require_approval": false}`.
    */
   rules?: PolicyRules
-  /** Default: `"active"`. */
+  /**
+   * Default active; a policy in any other status refuses issuance.
+   * Default: `"active"`.
+   */
   status?: PolicyStatus
+  /**
+   * The approval workflow for its requests, unless the rules name one
+   * (`workflow_code`); None: the default workflow.
+   */
   workflow_id?: WorkflowId | null
 }
 
@@ -892,12 +922,15 @@ export interface NewPolicy {
  * (An input: fields with a default may be left out.)
  */
 export interface NewRole {
+  /** Free text for people. */
   description?: string | null
   /** Custom roles may belong to one organization. */
   organization_id?: OrganizationId | null
   /** The permissions document (an object or JSON text). */
   permissions: Permissions
+  /** Unique code, 2-64 letters, digits, `_`, `-` or `.` (`PKI_OPS`). */
   role_code: string
+  /** Display name; required. */
   role_name: string
 }
 
@@ -906,7 +939,9 @@ export interface NewRole {
  * (An input: fields with a default may be left out.)
  */
 export interface NewUser {
+  /** The name shown to people. */
   display_name?: string | null
+  /** Unique address; stored lowercased. */
   email: string
   /** The organization the user joins (required unless the actor is global). */
   organization_id?: OrganizationId | null
@@ -915,6 +950,7 @@ export interface NewUser {
    * Secret.
    */
   password?: string | null
+  /** Unique login name, 3-64 letters, digits, `.`, `_`, `-` or `@`. */
   username: string
 }
 
@@ -925,11 +961,22 @@ export interface NewUser {
 export interface NewWorkflow {
   /** The workflow definition document (an object or JSON text). */
   definition: WorkflowDefinition
+  /** Free text for people. */
   description?: string | null
-  /** Default: `false`. */
+  /**
+   * Marks the default workflow. At most one live workflow is (the seeded
+   * `DEFAULT_APPROVAL`), so a second fails with AlreadyExists.
+   * Default: `false`.
+   */
   is_default?: boolean
+  /** Display name; required. */
   name: string
+  /** The tenant it belongs to; None: shared (global administrators only). */
   organization_id?: OrganizationId | null
+  /**
+   * Unique code, 2-64 letters, digits, `_`, `-` or `.`; policies name it
+   * in `workflow_code`.
+   */
   workflow_code: string
 }
 
@@ -970,16 +1017,11 @@ export type NotificationType = "approval_required" | "request_approved" | "reque
  * `{"sqlite_dir": "..."}` or `{"secure_url": "postgres://...", "core_url":
  * "postgres://..."}`, plus exactly one of `master_key` (base64 of 32 bytes)
  * or `master_key_file` (with `create_master_key: true` the file is
- * created, mode 0600, when missing), and optionally `max_connections`,
- * `cache_ttl_ms` and, for PostgreSQL, TLS: `sslmode`, `sslrootcert`,
- * `sslcert`, `sslkey` (each overrides the same parameter of the URLs).
+ * created, mode 0600, when missing), and optionally `max_connections` and
+ * `cache_ttl_ms`.
  * (An input: fields with a default may be left out.)
  */
 export interface OpenOptions {
-  /** Where `run_lifecycle` archives older audit rows; none: no archiving. */
-  audit_archive_dir?: string | null
-  /** Days audit rows stay in the databases, 90 to 365 (default 365). */
-  audit_retention_days?: number | null
   /** How long issuers and policies stay cached (`ClmConfig::cache_ttl`). */
   cache_ttl_ms?: number | null
   /**
@@ -1001,23 +1043,7 @@ export interface OpenOptions {
    * Secret.
    */
   secure_url?: string | null
-  /**
-   * Statements running this long or longer are logged at WARN with their
-   * SQL (`PoolSettings::slow_statement_threshold`; default 1000).
-   */
-  slow_statement_ms?: number | null
   sqlite_dir?: string | null
-  /** PEM file of a client certificate, for servers that ask for one. */
-  sslcert?: string | null
-  /** PEM file of the client certificate's private key. */
-  sslkey?: string | null
-  /**
-   * PostgreSQL TLS: `disable`, `prefer`, `require`, `verify-ca` or
-   * `verify-full`.
-   */
-  sslmode?: string | null
-  /** PEM file of the CA certificates the server's certificate must chain to. */
-  sslrootcert?: string | null
 }
 
 export interface Organization {
@@ -1046,11 +1072,20 @@ export type OrganizationStatus = "active" | "inactive" | "suspended"
  * (An input: fields with a default may be left out.)
  */
 export interface PageRequest {
-  /** Default: `null`. */
+  /**
+   * The previous page's `next_cursor`; None starts at the first row.
+   * Default: `null`.
+   */
   cursor?: string | null
-  /** Default: `false`. */
+  /**
+   * Also list soft-deleted rows (those with `deleted_at` set).
+   * Default: `false`.
+   */
   include_deleted?: boolean
-  /** Default: `null`. */
+  /**
+   * Rows per page, 1 to 1000 (`MAX_PAGE_SIZE`); None means 50 (`DEFAULT_PAGE_SIZE`).
+   * Default: `null`.
+   */
   limit?: number | null
 }
 
@@ -1096,10 +1131,16 @@ export interface Policy {
   workflow_id?: WorkflowId | null
 }
 
-/** (An input: fields with a default may be left out.) */
+/**
+ * What a policy listing may filter on; every field set must match.
+ * (An input: fields with a default may be left out.)
+ */
 export interface PolicyFilter {
+  /** Only policies of these organizations (shared policies have none). */
   organization_ids?: OrganizationId[] | null
+  /** Only policies in this status. */
   status?: PolicyStatus | null
+  /** Only policies whose requests go to this approval workflow. */
   workflow_id?: WorkflowId | null
 }
 
@@ -1187,27 +1228,19 @@ export type PolicyStatus = "draft" | "active" | "inactive" | "archived"
  * (An input: fields with a default may be left out.)
  */
 export interface PolicyUpdate {
+  /** A new description. */
   description?: string | null
+  /** A new display name (not blank). */
   name?: string | null
   /**
    * New rules (an object or JSON text).
    * Default: `null`.
    */
   rules?: PolicyRules | null
+  /** A new status; only active policies allow issuance. */
   status?: PolicyStatus | null
+  /** A new approval workflow (there is no clearing it back to None). */
   workflow_id?: WorkflowId | null
-}
-
-/** How full a pool is. */
-export interface PoolStats {
-  /** Open and waiting in the pool. */
-  idle: number
-  /** Checked out by callers now. */
-  in_use: number
-  /** The pool's limit. */
-  max_connections: number
-  /** Connections open now, idle or in use. */
-  open: number
 }
 
 /** A PrivateKeyId (UUID text). */
@@ -1215,6 +1248,7 @@ export type PrivateKeyId = string
 
 /** What a reconcile run repaired. */
 export interface ReconcileReport {
+  /** Certificates whose missing `certificate_metadata` row was written. */
   metadata_created: number
 }
 
@@ -1268,8 +1302,11 @@ export type RolePage = Page<Role>
 
 /** Reported to [`RotationOptions::progress`] after each committed batch. */
 export interface RotationProgress {
+  /** Of `total`, those re-sealed so far. */
   rotated: number
+  /** The rotation (`key_rotation_history.id`). */
   rotation_id: KeyRotationId
+  /** Private keys the whole rotation re-seals. */
   total: number
 }
 
@@ -1278,20 +1315,34 @@ export interface RotationProgress {
  * (`max_batches`); call again to resume.
  */
 export interface RotationReport {
+  /** Batches committed by this call. */
   batches: number
+  /** Users' MFA secrets re-sealed under the new data key by this call. */
   mfa_secrets_resealed: number
+  /** The data key now active (data key rotations). */
   new_key_id?: EncryptionKeyId | null
+  /** The new master key's id (master key rotations; not secret). */
   new_master_key_id?: string | null
+  /** The data key rotated away from (data key rotations). */
   old_key_id?: EncryptionKeyId | null
+  /** The master key id rotated away from (master key rotations; not secret). */
   old_master_key_id?: string | null
   /** Whether this call continued a rotation an earlier call started. */
   resumed: boolean
+  /**
+   * Old data keys retired (nothing is sealed under them any more); empty
+   * until the rotation completes.
+   */
   retired_key_ids: EncryptionKeyId[]
+  /** Of `total_items`, those done so far, by any call. */
   rotated_items: number
   /** Of `rotated_items`, those re-sealed by this call. */
   rotated_this_call: number
+  /** The rotation (`key_rotation_history.id`). */
   rotation_id: KeyRotationId
+  /** A data key or a master key rotation. */
   rotation_type: RotationType
+  /** `completed`, or `in_progress` when it stopped early. */
   status: RotationStatus
   /** Items of the whole rotation (private keys; data keys for a master key). */
   total_items: number
@@ -1308,8 +1359,11 @@ export type RotationType = "data_key" | "master_key"
  * `organization` for the policy row itself).
  */
 export interface RuleOutcome {
+  /** What was checked, or what was wrong. */
   detail: string
+  /** Whether the request satisfies it. */
   passed: boolean
+  /** The rule's name: a `policy_rules` field, or `status`, `organization`, `issuer`. */
   rule: string
 }
 
@@ -1334,8 +1388,11 @@ export type SessionId = string
 
 /** Transitions made by [`Clm::refresh_certificate_statuses`]. */
 export interface StatusRefreshReport {
+  /** Certificates moved from `pending` to `active` (`not_before` reached). */
   activated: number
+  /** Certificates moved to `expired` (`not_after` passed). */
   expired: number
+  /** Certificates moved to `expiring` (within the renewal threshold). */
   expiring: number
 }
 
@@ -1347,35 +1404,6 @@ export type StepType = "validation" | "approval" | "issuance" | "notification"
  * `{"type": "DNS", "value": "example.com"}`.
  */
 export type SubjectAlternativeName = { type: "DNS"; value: string } | { type: "IP"; value: string } | { type: "EMAIL"; value: string } | { type: "URI"; value: string }
-
-/** One table's size and upkeep. A value the backend cannot tell is None. */
-export interface TableStats {
-  /**
-   * Dead row versions waiting for VACUUM (`n_dead_tup`); None on SQLite,
-   * which reports free pages for the whole database instead.
-   */
-  dead_rows?: number | null
-  /**
-   * All of its indexes (PostgreSQL: `pg_indexes_size`; SQLite: their
-   * b-trees in `dbstat`).
-   */
-  index_bytes?: number | null
-  /** Latest manual or automatic ANALYZE (PostgreSQL only). */
-  last_analyze?: string | null
-  /** Latest manual or automatic VACUUM (PostgreSQL only). */
-  last_vacuum?: string | null
-  /** PostgreSQL's estimate of live rows (`n_live_tup`); None on SQLite. */
-  live_rows?: number | null
-  /** The table's name. */
-  name: string
-  /**
-   * The table's own pages (PostgreSQL: `pg_relation_size`; SQLite: its
-   * b-tree in `dbstat`).
-   */
-  table_bytes?: number | null
-  /** Table, indexes and (PostgreSQL) TOAST: `pg_total_relation_size`. */
-  total_bytes?: number | null
-}
 
 export interface User {
   created_at: string
@@ -1402,6 +1430,7 @@ export interface UserFilter {
   organization_ids?: OrganizationId[] | null
   /** Case-insensitive substring of username or email. */
   search?: string | null
+  /** Only users in this status. */
   status?: UserStatus | null
 }
 
@@ -1435,8 +1464,11 @@ export type UserStatus = "active" | "inactive" | "locked" | "suspended"
  * (An input: fields with a default may be left out.)
  */
 export interface UserUpdate {
+  /** A new name shown to people. */
   display_name?: string | null
+  /** A new address (lowercased, must stay unique). */
   email?: string | null
+  /** A new status; any status but active also ends the user's sessions. */
   status?: UserStatus | null
 }
 
@@ -1455,13 +1487,18 @@ export interface ViewFilter {
    * Default: `null`.
    */
   organization_ids?: OrganizationId[] | null
-  /** Default: `null`. */
+  /**
+   * Only certificates of this owner.
+   * Default: `null`.
+   */
   owner_user_id?: UserId | null
 }
 
 /** One violated policy rule: its name (`max_validity_days`) and what was wrong. */
 export interface Violation {
+  /** What the request had and what the rule allows. */
   message: string
+  /** The policy rule's name, as in the policy's rules (`max_validity_days`). */
   rule: string
 }
 
@@ -1522,7 +1559,9 @@ export type WorkflowInstanceId = string
 
 /** An instance with its steps. */
 export interface WorkflowInstanceView {
+  /** The instance row. */
   instance: WorkflowInstance
+  /** Its steps, in order, with each one's status and decisions. */
   steps: WorkflowStep[]
 }
 
@@ -1588,23 +1627,6 @@ export declare function isClmError(value: unknown): value is ClmError
 export declare function version(): string
 /** The stable error codes, in numeric order. */
 export declare function errorCodes(): ErrorCode[]
-
-/** How severe a log record is; a logger gets its level and the more severe ones. */
-export type LogLevel = 'error' | 'warn' | 'info' | 'debug' | 'trace'
-/** One log record of clm: an operation's span closing (`create_user{actor=system}: finished
- * outcome=ok duration_ms=1.2`), a transaction, a decision, a (slow) SQL statement. Never a secret. */
-export interface LogRecord {
-  level: LogLevel
-  /** Where it comes from: `clm::service::identity`, `sqlx::query`, ... */
-  target: string
-  message: string
-}
-/**
- * Sends clm's log records at `level` (default `'info'`) or more severe to `callback`, on the
- * JS thread (it never keeps the process alive); `null` stops. Throws a ClmError with code
- * `CONFIGURATION` when another Rust library of the process installed a tracing subscriber.
- */
-export declare function setLogger(callback: ((record: LogRecord) => void) | null, level?: LogLevel): void
 
 /** One operation of the API description, as this package exposes it. */
 export interface OperationInfo {
@@ -1846,10 +1868,6 @@ export declare class Clm {
   markNotificationsDelivered(actor: Actor, ids: NotificationId[]): Promise<number>
   /** One lifecycle pass as of `at` (default now): statuses, notices, auto-renewals, expiry. */
   runLifecycle(actor: Actor, at?: string | Date | null): Promise<LifecycleReport>
-  /** Both databases' table and index sizes, index use, dead rows or free pages, and pool use. */
-  databaseStats(actor: Actor): Promise<DatabaseStatsReport>
-  /** PostgreSQL ANALYZE and optional VACUUM; SQLite PRAGMA optimize, optional VACUUM, WAL checkpoint. `analyze` defaults to true. Audited; reports each step's duration. */
-  maintain(actor: Actor, vacuum?: boolean | null, analyze?: boolean | null): Promise<MaintenanceReport>
   /** Audit events of one trail (`secure` or `core`), filtered and paginated. */
   listAuditEvents(actor: Actor, log: AuditLogKind, filter?: AuditFilter | null, page?: PageRequest | null): Promise<AuditEventPage>
   /** Verifies a trail's hash chain; reports the first broken link. */

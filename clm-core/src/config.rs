@@ -24,14 +24,20 @@ pub use crate::db::{DatabaseTls, SslMode};
 use crate::keyring::MasterKeySource;
 use crate::{Error, Result};
 
+/// What [`Clm::open`](crate::Clm::open) needs: the databases, pool
+/// sizes, the master key and the security limits. Start from
+/// [`ClmConfig::sqlite`], [`ClmConfig::postgres`] or [`ClmConfig::from_env`].
 #[derive(Debug, Clone)]
 pub struct ClmConfig {
+    /// Where the two databases (secure and core) live.
     pub database: DatabaseConfig,
     /// TLS to PostgreSQL (every URL); must stay empty for SQLite.
     pub database_tls: DatabaseTls,
+    /// Connections per database pool and how long to wait for one.
     pub pool: PoolSettings,
     /// Required: the key that wraps the data-encryption keys.
     pub master_key: Option<MasterKeySource>,
+    /// Login, lockout and session limits, checked when the handle opens.
     pub security: SecuritySettings,
     /// How long issuers (with their opened keys) and policies stay cached in
     /// this process. Changes made through this handle apply at once; changes
@@ -211,11 +217,13 @@ impl ClmConfig {
         }
     }
 
+    /// Sets [`ClmConfig::master_key`].
     pub fn with_master_key(mut self, source: MasterKeySource) -> Self {
         self.master_key = Some(source);
         self
     }
 
+    /// Replaces the login, lockout and session limits.
     pub fn with_security(mut self, security: SecuritySettings) -> Self {
         self.security = security;
         self
@@ -245,6 +253,8 @@ impl ClmConfig {
         self
     }
 
+    /// Most connections in each primary database's pool (at least 1,
+    /// checked when the handle opens).
     pub fn with_max_connections(mut self, max: u32) -> Self {
         self.pool.max_connections = max;
         self

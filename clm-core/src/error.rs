@@ -88,6 +88,7 @@ impl fmt::Display for ErrorCode {
 pub struct DatabaseSource(pub std::sync::Arc<sqlx::Error>);
 
 impl DatabaseSource {
+    /// Wraps a driver error (made by the store's error mapping).
     pub fn new(err: sqlx::Error) -> Self {
         DatabaseSource(std::sync::Arc::new(err))
     }
@@ -128,33 +129,63 @@ impl fmt::Display for DatabaseSource {
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum Error {
+    /// No such row, or one the actor may not see ([`ErrorCode::NotFound`]).
     NotFound {
+        /// The kind of row looked for (`certificate`, `user`, `policy`).
         entity: &'static str,
+        /// The id, code or name looked up, as given.
         key: String,
     },
+    /// A unique column already holds this value ([`ErrorCode::AlreadyExists`]).
     AlreadyExists {
+        /// The kind of row (from the table the unique constraint is on).
         entity: String,
+        /// The column that must be unique (`username`, `policy_code`).
         field: String,
+        /// The driver's unique-violation error, when the database reported it.
         source: Option<DatabaseSource>,
     },
+    /// An argument is missing, malformed or out of range ([`ErrorCode::InvalidInput`]).
     InvalidInput {
+        /// The argument or column at fault (`validity_days`, `users.email`).
         field: String,
+        /// What is wrong with it.
         reason: String,
+        /// The driver's error when a database constraint (not null, check)
+        /// refused the value.
         source: Option<DatabaseSource>,
     },
+    /// A certificate policy refused the request ([`ErrorCode::PolicyViolation`]).
     PolicyViolation {
+        /// Every rule violated, not only the first.
         violations: Vec<Violation>,
     },
+    /// The actor lacks the permission ([`ErrorCode::PermissionDenied`]).
     PermissionDenied {
+        /// The resource of the permission (`certificates`, `policies`, `audit`).
         resource: String,
+        /// The action refused on it (`read`, `create`, `revoke`).
         action: String,
     },
+    /// The request conflicts with the current state: a wrong status, a
+    /// concurrent change, a row still referenced, an append-only table
+    /// ([`ErrorCode::Conflict`]). Carries the driver's error when the database raised it.
     Conflict(String, Option<DatabaseSource>),
+    /// A key, signature, certificate or sealed envelope failed ([`ErrorCode::Crypto`]).
     Crypto(String),
+    /// The database failed (connection, timeout, migration) or refused the
+    /// write for another reason ([`ErrorCode::Database`]). Carries the driver's
+    /// error when there is one.
     Database(String, Option<DatabaseSource>),
+    /// A login, session token, API key or re-authentication was refused
+    /// ([`ErrorCode::Authentication`]); a failed login does not say which
+    /// credential was wrong.
     Authentication(String),
+    /// A setting, URL or the master key is wrong ([`ErrorCode::Configuration`]).
     Configuration(String),
+    /// The [`Clm`](crate::Clm) handle was closed ([`ErrorCode::Closed`]).
     Closed,
+    /// A bug in clm ([`ErrorCode::Internal`]).
     Internal(String),
 }
 
@@ -190,6 +221,7 @@ impl std::error::Error for Error {
     }
 }
 
+/// The library's result: [`Error`] unless said otherwise.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// One violated policy rule: its name (`max_validity_days`) and what was wrong.
@@ -197,11 +229,14 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
     Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
 )]
 pub struct Violation {
+    /// The policy rule's name, as in the policy's rules (`max_validity_days`).
     pub rule: String,
+    /// What the request had and what the rule allows.
     pub message: String,
 }
 
 impl Violation {
+    /// A violation of `rule`, explained by `message`.
     pub fn new(rule: impl Into<String>, message: impl Into<String>) -> Self {
         Violation {
             rule: rule.into(),
@@ -235,6 +270,7 @@ pub struct ErrorDetails {
     pub number: u32,
     /// The code's name (`InvalidInput`).
     pub name: &'static str,
+    /// The whole message in words, as the error displays it.
     pub message: String,
     /// The argument or field at fault (InvalidInput, AlreadyExists).
     pub field: Option<String>,
@@ -269,6 +305,7 @@ impl Error {
         }
     }
 
+    /// The stable code of this error.
     pub fn code(&self) -> ErrorCode {
         match self {
             Error::NotFound { .. } => ErrorCode::NotFound,
@@ -286,6 +323,7 @@ impl Error {
         }
     }
 
+    /// An [`Error::InvalidInput`] for `field`, with no database error behind it.
     pub fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Self {
         Error::InvalidInput {
             field: field.into(),
@@ -311,6 +349,7 @@ impl Error {
         }
     }
 
+    /// An [`Error::NotFound`] for the `entity` looked up by `key`.
     pub fn not_found(entity: &'static str, key: impl fmt::Display) -> Self {
         Error::NotFound {
             entity,
@@ -318,14 +357,17 @@ impl Error {
         }
     }
 
+    /// An [`Error::Crypto`] with `reason`.
     pub fn crypto(reason: impl Into<String>) -> Self {
         Error::Crypto(reason.into())
     }
 
+    /// An [`Error::Conflict`] with no database error behind it.
     pub fn conflict(reason: impl Into<String>) -> Self {
         Error::Conflict(reason.into(), None)
     }
 
+    /// An [`Error::PermissionDenied`] for `action` on `resource`.
     pub fn denied(resource: impl Into<String>, action: impl Into<String>) -> Self {
         Error::PermissionDenied {
             resource: resource.into(),

@@ -23,7 +23,11 @@ pub trait KeyProvider: Send + Sync {
     /// A stable, non-secret identifier of the master key (recorded with each
     /// wrapped data key so the wrong master key is detected at open).
     fn master_key_id(&self) -> String;
+    /// Encrypts a data key under the master key, bound to `aad` (the key
+    /// row's id and version), so that `unwrap` refuses it with any other `aad`.
     fn wrap(&self, data_key: &SecretBytes, aad: &[u8]) -> Result<Sealed>;
+    /// Reverses `wrap`. Must fail when the master key or `aad` differ; a
+    /// failure at open is reported as a wrong master key.
     fn unwrap(&self, sealed: &Sealed, aad: &[u8]) -> Result<SecretBytes>;
     /// A 32-byte key for one `purpose`, derived from the master key so the
     /// host keeps no second secret (audit checkpoints are signed with it).
@@ -53,6 +57,7 @@ impl std::fmt::Debug for LocalMasterKey {
 const MASTER_KEY_VERSION: u32 = 1;
 
 impl LocalMasterKey {
+    /// From the 32 raw key bytes; a Configuration error for any other length.
     pub fn new(key: SecretBytes) -> Result<Self> {
         if key.len() != envelope::DATA_KEY_LEN {
             return Err(Error::Configuration(format!(
@@ -375,10 +380,13 @@ impl KeyRing {
         Ok(())
     }
 
+    /// The master key provider in use.
     pub fn provider(&self) -> Result<Arc<dyn KeyProvider>> {
         Ok(self.provider.read().map_err(|_| poisoned())?.clone())
     }
 
+    /// Switches to another master key provider (master key rotation, once
+    /// every data key is rewrapped under it).
     pub fn set_provider(&self, provider: Arc<dyn KeyProvider>) -> Result<()> {
         *self.provider.write().map_err(|_| poisoned())? = provider;
         Ok(())
@@ -394,6 +402,7 @@ impl KeyRing {
             .contains_key(&key_id))
     }
 
+    /// The data key new secrets are sealed under.
     pub fn active_key_id(&self) -> Result<EncryptionKeyId> {
         Ok(self.state.read().map_err(|_| poisoned())?.active)
     }
@@ -538,6 +547,7 @@ pub struct DetachedKey {
 }
 
 impl DetachedKey {
+    /// The `encryption_keys` row this key came from.
     pub fn id(&self) -> EncryptionKeyId {
         self.id
     }

@@ -154,6 +154,7 @@ impl Clm {
         self.inner.databases.close().await;
     }
 
+    /// Whether [`Clm::close`] has been called on this handle or a clone of it.
     pub fn is_closed(&self) -> bool {
         self.inner.databases.secure.is_closed()
     }
@@ -171,6 +172,7 @@ impl Clm {
         &self.inner.databases
     }
 
+    /// The configuration the handle was opened with.
     pub fn config(&self) -> &ClmConfig {
         &self.inner.config
     }

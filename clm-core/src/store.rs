@@ -240,18 +240,24 @@ impl Filter {
 /// A page request: at most `limit` rows (1..=1000, default 50) after `cursor`.
 #[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct PageRequest {
+    /// Rows per page, 1 to 1000 (`MAX_PAGE_SIZE`); None means 50 (`DEFAULT_PAGE_SIZE`).
     #[serde(default)]
     pub limit: Option<u32>,
+    /// The previous page's `next_cursor`; None starts at the first row.
     #[serde(default)]
     pub cursor: Option<String>,
+    /// Also list soft-deleted rows (those with `deleted_at` set).
     #[serde(default)]
     pub include_deleted: bool,
 }
 
+/// Rows per page when [`PageRequest::limit`] is None.
 pub const DEFAULT_PAGE_SIZE: u32 = 50;
+/// The largest [`PageRequest::limit`] accepted.
 pub const MAX_PAGE_SIZE: u32 = 1000;
 
 impl PageRequest {
+    /// The first page of at most `limit` rows.
     pub fn first(limit: u32) -> Self {
         PageRequest {
             limit: Some(limit),
@@ -259,6 +265,8 @@ impl PageRequest {
         }
     }
 
+    /// The page of at most `limit` rows after `cursor` (a previous page's
+    /// `next_cursor`; None for the first page).
     pub fn after(limit: u32, cursor: Option<String>) -> Self {
         PageRequest {
             limit: Some(limit),
@@ -267,11 +275,14 @@ impl PageRequest {
         }
     }
 
+    /// Includes soft-deleted rows.
     pub fn with_deleted(mut self) -> Self {
         self.include_deleted = true;
         self
     }
 
+    /// The limit to use: the default when unset, an InvalidInput error when
+    /// 0 or above [`MAX_PAGE_SIZE`].
     pub fn effective_limit(&self) -> Result<u32> {
         match self.limit {
             None => Ok(DEFAULT_PAGE_SIZE),
@@ -300,11 +311,14 @@ impl PageRequest {
 #[derive(Debug, Clone, serde::Serialize, schemars::JsonSchema)]
 #[schemars(rename = "{T}Page")]
 pub struct Page<T> {
+    /// The rows, in listing order.
     pub items: Vec<T>,
+    /// Pass back as the next request's `cursor`; None on the last page.
     pub next_cursor: Option<String>,
 }
 
 impl<T> Page<T> {
+    /// The same page with every item converted by `f`.
     pub fn map<U>(self, f: impl FnMut(T) -> U) -> Page<U> {
         Page {
             items: self.items.into_iter().map(f).collect(),

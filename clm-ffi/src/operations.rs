@@ -23,9 +23,10 @@ use crate::handle::{Output, clm_actor, clm_handle, run};
 /// Operation `create_user` (identity).
 /// `arguments_json`: a JSON object of these named arguments:
 /// - `new` (`NewUser` object; required): A user to create. An object:
-///   - `email` (text; required)
-///   - `username` (text; required)
-///   - `display_name` (text or null; optional)
+///   - `email` (text; required): Unique address; stored lowercased.
+///   - `username` (text; required): Unique login name, 3-64 letters, digits,
+///     `.`, `_`, `-` or `@`.
+///   - `display_name` (text or null; optional): The name shown to people.
 ///   - `organization_id` (`OrganizationId` UUID or null; optional): The
 ///     organization the user joins (required unless the actor is global).
 ///   - `password` (secret text or null; optional): None creates an account
@@ -115,13 +116,17 @@ pub unsafe extern "C" fn clm_get_user_by_username(
 ///   - `search` (text or null; optional): Case-insensitive substring of
 ///     username or email.
 ///   - `status` ("active" | "inactive" | "locked" | "suspended" or null;
-///     optional)
+///     optional): Only users in this status.
 /// - `page` (`PageRequest` object; optional; every field defaults): A page
 ///   request: at most `limit` rows (1..=1000, default 50) after `cursor`. An
 ///   object:
-///   - `cursor` (text or null; optional, default null)
-///   - `include_deleted` (true or false; optional, default false)
-///   - `limit` (integer 0..4294967295 or null; optional, default null)
+///   - `cursor` (text or null; optional, default null): The previous page's
+///     `next_cursor`; None starts at the first row.
+///   - `include_deleted` (true or false; optional, default false): Also list
+///     soft-deleted rows (those with `deleted_at` set).
+///   - `limit` (integer 0..4294967295 or null; optional, default null): Rows
+///     per page, 1 to 1000 (`MAX_PAGE_SIZE`); None means 50
+///     (`DEFAULT_PAGE_SIZE`).
 ///
 /// `actor`: who performs it (not NULL).
 /// `result_json`: a page `UserPage` `{"items": [User, ...], "next_cursor"}`
@@ -148,10 +153,12 @@ pub unsafe extern "C" fn clm_list_users(
 /// - `id` (`UserId` UUID; required)
 /// - `update` (`UserUpdate` object; required): Changes to a user; None leaves
 ///   a field as it is. An object:
-///   - `display_name` (text or null; optional)
-///   - `email` (text or null; optional)
+///   - `display_name` (text or null; optional): A new name shown to people.
+///   - `email` (text or null; optional): A new address (lowercased, must stay
+///     unique).
 ///   - `status` ("active" | "inactive" | "locked" | "suspended" or null;
-///     optional)
+///     optional): A new status; any status but active also ends the user's
+///     sessions.
 ///
 /// `actor`: who performs it (not NULL).
 /// `result_json`: the `User` record `{"created_at", "email",
@@ -518,9 +525,13 @@ pub unsafe extern "C" fn clm_purge_expired_sessions(
 /// Operation `create_api_key` (identity).
 /// `arguments_json`: a JSON object of these named arguments:
 /// - `new` (`NewApiKey` object; required): An API key to create. An object:
-///   - `name` (text; required)
-///   - `expires_at` (RFC 3339 time text or null; optional)
-///   - `organization_id` (`OrganizationId` UUID or null; optional)
+///   - `name` (text; required): A label for people; required.
+///   - `expires_at` (RFC 3339 time text or null; optional): When the key
+///     stops working; must be in the future. None: never, unless the creating
+///     key expires (a key cannot outlive its creator).
+///   - `organization_id` (`OrganizationId` UUID or null; optional): Binds the
+///     key to one organization (it acts only there); a key created by a bound
+///     key must name the same one.
 ///   - `scopes` (`Permissions` or null; optional, default null): A subset of
 ///     the creator's permissions (an object or JSON text); None = all of
 ///     them.
@@ -597,9 +608,13 @@ pub unsafe extern "C" fn clm_revoke_api_key(
 /// - `page` (`PageRequest` object; optional; every field defaults): A page
 ///   request: at most `limit` rows (1..=1000, default 50) after `cursor`. An
 ///   object:
-///   - `cursor` (text or null; optional, default null)
-///   - `include_deleted` (true or false; optional, default false)
-///   - `limit` (integer 0..4294967295 or null; optional, default null)
+///   - `cursor` (text or null; optional, default null): The previous page's
+///     `next_cursor`; None starts at the first row.
+///   - `include_deleted` (true or false; optional, default false): Also list
+///     soft-deleted rows (those with `deleted_at` set).
+///   - `limit` (integer 0..4294967295 or null; optional, default null): Rows
+///     per page, 1 to 1000 (`MAX_PAGE_SIZE`); None means 50
+///     (`DEFAULT_PAGE_SIZE`).
 ///
 /// `actor`: who performs it (not NULL).
 /// `result_json`: a page `ApiKeyPage` `{"items": [ApiKey, ...],
@@ -628,9 +643,10 @@ pub unsafe extern "C" fn clm_list_api_keys(
 /// - `new` (`NewRole` object; required): A role to create. An object:
 ///   - `permissions` (`Permissions`; required): The permissions document (an
 ///     object or JSON text).
-///   - `role_code` (text; required)
-///   - `role_name` (text; required)
-///   - `description` (text or null; optional)
+///   - `role_code` (text; required): Unique code, 2-64 letters, digits, `_`,
+///     `-` or `.` (`PKI_OPS`).
+///   - `role_name` (text; required): Display name; required.
+///   - `description` (text or null; optional): Free text for people.
 ///   - `organization_id` (`OrganizationId` UUID or null; optional): Custom
 ///     roles may belong to one organization.
 ///
@@ -716,9 +732,13 @@ pub unsafe extern "C" fn clm_get_role_by_code(
 /// - `page` (`PageRequest` object; optional; every field defaults): A page
 ///   request: at most `limit` rows (1..=1000, default 50) after `cursor`. An
 ///   object:
-///   - `cursor` (text or null; optional, default null)
-///   - `include_deleted` (true or false; optional, default false)
-///   - `limit` (integer 0..4294967295 or null; optional, default null)
+///   - `cursor` (text or null; optional, default null): The previous page's
+///     `next_cursor`; None starts at the first row.
+///   - `include_deleted` (true or false; optional, default false): Also list
+///     soft-deleted rows (those with `deleted_at` set).
+///   - `limit` (integer 0..4294967295 or null; optional, default null): Rows
+///     per page, 1 to 1000 (`MAX_PAGE_SIZE`); None means 50
+///     (`DEFAULT_PAGE_SIZE`).
 ///
 /// `actor`: who performs it (not NULL).
 /// `result_json`: a page `RolePage` `{"items": [Role, ...], "next_cursor"}`
@@ -844,10 +864,13 @@ pub unsafe extern "C" fn clm_revoke_role(
 /// `arguments_json`: a JSON object of these named arguments:
 /// - `new` (`NewOrganization` object; required): An organization to create.
 ///   An object:
-///   - `name` (text; required)
-///   - `org_code` (text; required)
-///   - `description` (text or null; optional)
-///   - `parent_organization_id` (`OrganizationId` UUID or null; optional)
+///   - `name` (text; required): Display name; required.
+///   - `org_code` (text; required): Unique code, 2-64 letters, digits, `_`,
+///     `-` or `.` (`ACME-EU`).
+///   - `description` (text or null; optional): Free text for people.
+///   - `parent_organization_id` (`OrganizationId` UUID or null; optional):
+///     The organization this one belongs under; recorded only: roles and
+///     membership do not pass down to it.
 ///
 /// `actor`: who performs it (not NULL).
 /// `result_json`: the `Organization` record `{"created_at", "id", "name",
@@ -899,9 +922,13 @@ pub unsafe extern "C" fn clm_get_organization(
 /// - `page` (`PageRequest` object; optional; every field defaults): A page
 ///   request: at most `limit` rows (1..=1000, default 50) after `cursor`. An
 ///   object:
-///   - `cursor` (text or null; optional, default null)
-///   - `include_deleted` (true or false; optional, default false)
-///   - `limit` (integer 0..4294967295 or null; optional, default null)
+///   - `cursor` (text or null; optional, default null): The previous page's
+///     `next_cursor`; None starts at the first row.
+///   - `include_deleted` (true or false; optional, default false): Also list
+///     soft-deleted rows (those with `deleted_at` set).
+///   - `limit` (integer 0..4294967295 or null; optional, default null): Rows
+///     per page, 1 to 1000 (`MAX_PAGE_SIZE`); None means 50
+///     (`DEFAULT_PAGE_SIZE`).
 ///
 /// `actor`: who performs it (not NULL).
 /// `result_json`: a page `OrganizationPage` `{"items": [Organization, ...],
@@ -998,9 +1025,10 @@ pub unsafe extern "C" fn clm_remove_organization_member(
 /// Operation `create_policy` (policies).
 /// `arguments_json`: a JSON object of these named arguments:
 /// - `new` (`NewPolicy` object; required): A policy to create. An object:
-///   - `name` (text; required)
-///   - `policy_code` (text; required)
-///   - `description` (text or null; optional)
+///   - `name` (text; required): Display name; required.
+///   - `policy_code` (text; required): Unique code, 2-64 letters, digits,
+///     `_`, `-` or `.` (`WEB-TLS`).
+///   - `description` (text or null; optional): Free text for people.
 ///   - `organization_id` (`OrganizationId` UUID or null; optional): None = a
 ///     shared policy (global administrators only).
 ///   - `rules` (`PolicyRules`; optional, default {"allow_subdomains": false,
@@ -1011,8 +1039,11 @@ pub unsafe extern "C" fn clm_remove_organization_member(
 ///     "renewal_threshold_days": 30, "require_approval": false}): The policy
 ///     rules document (an object or JSON text); default: the default rules.
 ///   - `status` ("draft" | "active" | "inactive" | "archived"; optional,
-///     default "active")
-///   - `workflow_id` (`WorkflowId` UUID or null; optional)
+///     default "active"): Default active; a policy in any other status
+///     refuses issuance.
+///   - `workflow_id` (`WorkflowId` UUID or null; optional): The approval
+///     workflow for its requests, unless the rules name one
+///     (`workflow_code`); None: the default workflow.
 ///
 /// Where:
 /// - `PolicyRules`: `policies.policy_rules`. The summary's six rules plus
@@ -1128,18 +1159,24 @@ pub unsafe extern "C" fn clm_get_policy_by_code(
 /// Operation `list_policies` (policies).
 /// `arguments_json`: a JSON object of these named arguments, all optional
 /// (NULL: none):
-/// - `filter` (`PolicyFilter` object; optional; every field defaults): An
-///   object:
-///   - `organization_ids` ([`OrganizationId` UUID, ...] or null; optional)
+/// - `filter` (`PolicyFilter` object; optional; every field defaults): What a
+///   policy listing may filter on; every field set must match. An object:
+///   - `organization_ids` ([`OrganizationId` UUID, ...] or null; optional):
+///     Only policies of these organizations (shared policies have none).
 ///   - `status` ("draft" | "active" | "inactive" | "archived" or null;
-///     optional)
-///   - `workflow_id` (`WorkflowId` UUID or null; optional)
+///     optional): Only policies in this status.
+///   - `workflow_id` (`WorkflowId` UUID or null; optional): Only policies
+///     whose requests go to this approval workflow.
 /// - `page` (`PageRequest` object; optional; every field defaults): A page
 ///   request: at most `limit` rows (1..=1000, default 50) after `cursor`. An
 ///   object:
-///   - `cursor` (text or null; optional, default null)
-///   - `include_deleted` (true or false; optional, default false)
-///   - `limit` (integer 0..4294967295 or null; optional, default null)
+///   - `cursor` (text or null; optional, default null): The previous page's
+///     `next_cursor`; None starts at the first row.
+///   - `include_deleted` (true or false; optional, default false): Also list
+///     soft-deleted rows (those with `deleted_at` set).
+///   - `limit` (integer 0..4294967295 or null; optional, default null): Rows
+///     per page, 1 to 1000 (`MAX_PAGE_SIZE`); None means 50
+///     (`DEFAULT_PAGE_SIZE`).
 ///
 /// `actor`: who performs it (not NULL).
 /// `result_json`: a page `PolicyPage` `{"items": [Policy, ...],
@@ -1166,13 +1203,14 @@ pub unsafe extern "C" fn clm_list_policies(
 /// - `id` (`PolicyId` UUID; required)
 /// - `update` (`PolicyUpdate` object; required): Changes to a policy; new
 ///   rules bump its version. An object:
-///   - `description` (text or null; optional)
-///   - `name` (text or null; optional)
+///   - `description` (text or null; optional): A new description.
+///   - `name` (text or null; optional): A new display name (not blank).
 ///   - `rules` (`PolicyRules` or null; optional, default null): New rules (an
 ///     object or JSON text).
 ///   - `status` ("draft" | "active" | "inactive" | "archived" or null;
-///     optional)
-///   - `workflow_id` (`WorkflowId` UUID or null; optional)
+///     optional): A new status; only active policies allow issuance.
+///   - `workflow_id` (`WorkflowId` UUID or null; optional): A new approval
+///     workflow (there is no clearing it back to None).
 ///
 /// Where:
 /// - `PolicyRules`: `policies.policy_rules`. The summary's six rules plus
@@ -1288,16 +1326,23 @@ pub unsafe extern "C" fn clm_restore_policy(
 /// - `new` (`NewCertificateAuthority` object; required): A CA to create. The
 ///   URLs are written into the certificates this CA issues (not into its own
 ///   certificate, which carries its issuer's). An object:
-///   - `ca_issuers_urls` ([text, ...]; optional, default [])
-///   - `crl_distribution_points` ([text, ...]; optional, default [])
-///   - `key_algorithm` (`KeyAlgorithm`; optional, default "ECDSA-P256")
-///   - `ocsp_urls` ([text, ...]; optional, default [])
+///   - `ca_issuers_urls` ([text, ...]; optional, default []): caIssuers URLs
+///     (where this CA's certificate is published) for the certificates it
+///     issues.
+///   - `crl_distribution_points` ([text, ...]; optional, default []):
+///     cRLDistributionPoints URLs for the certificates this CA issues.
+///   - `key_algorithm` (`KeyAlgorithm`; optional, default "ECDSA-P256"): The
+///     CA's new key (default ECDSA P-256).
+///   - `ocsp_urls` ([text, ...]; optional, default []): OCSP responder URLs
+///     for the certificates this CA issues.
 ///   - `organization_id` (`OrganizationId` UUID or null; optional, default
 ///     null): None = a shared CA (global administrators only).
 ///   - `path_len` (integer 0..255 or null; optional, default null):
 ///     pathLenConstraint: how many CA levels may follow below this one.
-///   - `subject` (`DistinguishedName`; optional, default {})
-///   - `validity_days` (integer 0..4294967295; optional, default 3650)
+///   - `subject` (`DistinguishedName`; optional, default {}): The CA's
+///     subject; must not be empty.
+///   - `validity_days` (integer 0..4294967295; optional, default 3650):
+///     Lifetime of the CA certificate, 1 to 36500 days (default 3650).
 ///
 /// Where:
 /// - `KeyAlgorithm`: A key algorithm: one of the examples, or a common
@@ -1306,13 +1351,17 @@ pub unsafe extern "C" fn clm_restore_policy(
 ///   "ECDSA-P384", "Ed25519")
 /// - `DistinguishedName`: A subject or issuer name with the attributes clm
 ///   issues. Empty strings count as absent. An object:
-///   - `common_name` (text or null; optional)
+///   - `common_name` (text or null; optional): CN, at most 64 characters.
 ///   - `country` (text or null; optional): ISO 3166 two-letter code.
-///   - `email` (text or null; optional)
-///   - `locality` (text or null; optional)
-///   - `organization` (text or null; optional)
-///   - `organizational_unit` (text or null; optional)
-///   - `state` (text or null; optional)
+///   - `email` (text or null; optional): emailAddress (ASCII), at most 255
+///     characters.
+///   - `locality` (text or null; optional): L (locality, city), at most 128
+///     characters.
+///   - `organization` (text or null; optional): O, at most 64 characters.
+///   - `organizational_unit` (text or null; optional): OU, at most 64
+///     characters.
+///   - `state` (text or null; optional): ST (state or province), at most 128
+///     characters.
 ///
 /// `actor`: who performs it (not NULL).
 /// `result_json`: the `CertificateAuthority` record `{"certificate",
@@ -1339,16 +1388,23 @@ pub unsafe extern "C" fn clm_create_root_ca(
 /// - `new` (`NewCertificateAuthority` object; required): A CA to create. The
 ///   URLs are written into the certificates this CA issues (not into its own
 ///   certificate, which carries its issuer's). An object:
-///   - `ca_issuers_urls` ([text, ...]; optional, default [])
-///   - `crl_distribution_points` ([text, ...]; optional, default [])
-///   - `key_algorithm` (`KeyAlgorithm`; optional, default "ECDSA-P256")
-///   - `ocsp_urls` ([text, ...]; optional, default [])
+///   - `ca_issuers_urls` ([text, ...]; optional, default []): caIssuers URLs
+///     (where this CA's certificate is published) for the certificates it
+///     issues.
+///   - `crl_distribution_points` ([text, ...]; optional, default []):
+///     cRLDistributionPoints URLs for the certificates this CA issues.
+///   - `key_algorithm` (`KeyAlgorithm`; optional, default "ECDSA-P256"): The
+///     CA's new key (default ECDSA P-256).
+///   - `ocsp_urls` ([text, ...]; optional, default []): OCSP responder URLs
+///     for the certificates this CA issues.
 ///   - `organization_id` (`OrganizationId` UUID or null; optional, default
 ///     null): None = a shared CA (global administrators only).
 ///   - `path_len` (integer 0..255 or null; optional, default null):
 ///     pathLenConstraint: how many CA levels may follow below this one.
-///   - `subject` (`DistinguishedName`; optional, default {})
-///   - `validity_days` (integer 0..4294967295; optional, default 3650)
+///   - `subject` (`DistinguishedName`; optional, default {}): The CA's
+///     subject; must not be empty.
+///   - `validity_days` (integer 0..4294967295; optional, default 3650):
+///     Lifetime of the CA certificate, 1 to 36500 days (default 3650).
 ///
 /// Where:
 /// - `KeyAlgorithm`: A key algorithm: one of the examples, or a common
@@ -1357,13 +1413,17 @@ pub unsafe extern "C" fn clm_create_root_ca(
 ///   "ECDSA-P384", "Ed25519")
 /// - `DistinguishedName`: A subject or issuer name with the attributes clm
 ///   issues. Empty strings count as absent. An object:
-///   - `common_name` (text or null; optional)
+///   - `common_name` (text or null; optional): CN, at most 64 characters.
 ///   - `country` (text or null; optional): ISO 3166 two-letter code.
-///   - `email` (text or null; optional)
-///   - `locality` (text or null; optional)
-///   - `organization` (text or null; optional)
-///   - `organizational_unit` (text or null; optional)
-///   - `state` (text or null; optional)
+///   - `email` (text or null; optional): emailAddress (ASCII), at most 255
+///     characters.
+///   - `locality` (text or null; optional): L (locality, city), at most 128
+///     characters.
+///   - `organization` (text or null; optional): O, at most 64 characters.
+///   - `organizational_unit` (text or null; optional): OU, at most 64
+///     characters.
+///   - `state` (text or null; optional): ST (state or province), at most 128
+///     characters.
 ///
 /// `actor`: who performs it (not NULL).
 /// `result_json`: the `CertificateAuthority` record `{"certificate",
@@ -1442,13 +1502,17 @@ pub unsafe extern "C" fn clm_list_authorities(
 ///   - {"type": "URI", "value": text}
 /// - `DistinguishedName`: A subject or issuer name with the attributes clm
 ///   issues. Empty strings count as absent. An object:
-///   - `common_name` (text or null; optional)
+///   - `common_name` (text or null; optional): CN, at most 64 characters.
 ///   - `country` (text or null; optional): ISO 3166 two-letter code.
-///   - `email` (text or null; optional)
-///   - `locality` (text or null; optional)
-///   - `organization` (text or null; optional)
-///   - `organizational_unit` (text or null; optional)
-///   - `state` (text or null; optional)
+///   - `email` (text or null; optional): emailAddress (ASCII), at most 255
+///     characters.
+///   - `locality` (text or null; optional): L (locality, city), at most 128
+///     characters.
+///   - `organization` (text or null; optional): O, at most 64 characters.
+///   - `organizational_unit` (text or null; optional): OU, at most 64
+///     characters.
+///   - `state` (text or null; optional): ST (state or province), at most 128
+///     characters.
 ///
 /// `actor`: who performs it (not NULL).
 /// `result_json`: `IssuanceOutcome`: What an issuance did: signed, or left a
@@ -1505,13 +1569,17 @@ pub unsafe extern "C" fn clm_issue_certificate(
 ///   - {"type": "URI", "value": text}
 /// - `DistinguishedName`: A subject or issuer name with the attributes clm
 ///   issues. Empty strings count as absent. An object:
-///   - `common_name` (text or null; optional)
+///   - `common_name` (text or null; optional): CN, at most 64 characters.
 ///   - `country` (text or null; optional): ISO 3166 two-letter code.
-///   - `email` (text or null; optional)
-///   - `locality` (text or null; optional)
-///   - `organization` (text or null; optional)
-///   - `organizational_unit` (text or null; optional)
-///   - `state` (text or null; optional)
+///   - `email` (text or null; optional): emailAddress (ASCII), at most 255
+///     characters.
+///   - `locality` (text or null; optional): L (locality, city), at most 128
+///     characters.
+///   - `organization` (text or null; optional): O, at most 64 characters.
+///   - `organizational_unit` (text or null; optional): OU, at most 64
+///     characters.
+///   - `state` (text or null; optional): ST (state or province), at most 128
+///     characters.
 ///
 /// `actor`: who performs it (not NULL).
 /// `result_json`: the `DryRunReport` record `{"allowed", "requires_approval",
@@ -1594,13 +1662,17 @@ pub unsafe extern "C" fn clm_export_private_key(
 /// - `subject` (`DistinguishedName` object; optional, default {}): A subject
 ///   or issuer name with the attributes clm issues. Empty strings count as
 ///   absent. An object:
-///   - `common_name` (text or null; optional)
+///   - `common_name` (text or null; optional): CN, at most 64 characters.
 ///   - `country` (text or null; optional): ISO 3166 two-letter code.
-///   - `email` (text or null; optional)
-///   - `locality` (text or null; optional)
-///   - `organization` (text or null; optional)
-///   - `organizational_unit` (text or null; optional)
-///   - `state` (text or null; optional)
+///   - `email` (text or null; optional): emailAddress (ASCII), at most 255
+///     characters.
+///   - `locality` (text or null; optional): L (locality, city), at most 128
+///     characters.
+///   - `organization` (text or null; optional): O, at most 64 characters.
+///   - `organizational_unit` (text or null; optional): OU, at most 64
+///     characters.
+///   - `state` (text or null; optional): ST (state or province), at most 128
+///     characters.
 /// - `sans` ([`SubjectAlternativeName`, ...]; optional, default [])
 /// - `key_algorithm` (`KeyAlgorithm` or null; optional)
 ///
@@ -1763,24 +1835,31 @@ pub unsafe extern "C" fn clm_get_certificate_pem(
 ///     `not_after > expires_after`.
 ///   - `expires_before` (RFC 3339 time text or null; optional, default null):
 ///     `not_after <= expires_before`.
-///   - `is_ca` (true or false or null; optional, default null)
+///   - `is_ca` (true or false or null; optional, default null): Only CA
+///     certificates (true) or only others (false).
 ///   - `issuer_certificate_id` (`CertificateId` UUID or null; optional,
-///     default null)
+///     default null): Only certificates signed by this CA.
 ///   - `organization_id` (`OrganizationId` UUID or null; optional, default
-///     null)
-///   - `owner_user_id` (`UserId` UUID or null; optional, default null)
+///     null): Only certificates of this organization.
+///   - `owner_user_id` (`UserId` UUID or null; optional, default null): Only
+///     certificates of this owner.
 ///   - `san` (text or null; optional, default null): A subject alternative
 ///     name value, matched exactly.
 ///   - `status` (["pending" | "active" | "expiring" | "expired" | "revoked" |
-///     "suspended", ...] or null; optional, default null)
+///     "suspended", ...] or null; optional, default null): Only certificates
+///     in one of these statuses.
 ///   - `with_pem` (true or false; optional, default false): Fill
 ///     `certificate_pem` (otherwise '').
 /// - `page` (`PageRequest` object; optional; every field defaults): A page
 ///   request: at most `limit` rows (1..=1000, default 50) after `cursor`. An
 ///   object:
-///   - `cursor` (text or null; optional, default null)
-///   - `include_deleted` (true or false; optional, default false)
-///   - `limit` (integer 0..4294967295 or null; optional, default null)
+///   - `cursor` (text or null; optional, default null): The previous page's
+///     `next_cursor`; None starts at the first row.
+///   - `include_deleted` (true or false; optional, default false): Also list
+///     soft-deleted rows (those with `deleted_at` set).
+///   - `limit` (integer 0..4294967295 or null; optional, default null): Rows
+///     per page, 1 to 1000 (`MAX_PAGE_SIZE`); None means 50
+///     (`DEFAULT_PAGE_SIZE`).
 ///
 /// `actor`: who performs it (not NULL).
 /// `result_json`: a page `CertificatePage` `{"items": [Certificate, ...],
@@ -2111,9 +2190,13 @@ pub unsafe extern "C" fn clm_key_status(
 /// - `page` (`PageRequest` object; optional; every field defaults): A page
 ///   request: at most `limit` rows (1..=1000, default 50) after `cursor`. An
 ///   object:
-///   - `cursor` (text or null; optional, default null)
-///   - `include_deleted` (true or false; optional, default false)
-///   - `limit` (integer 0..4294967295 or null; optional, default null)
+///   - `cursor` (text or null; optional, default null): The previous page's
+///     `next_cursor`; None starts at the first row.
+///   - `include_deleted` (true or false; optional, default false): Also list
+///     soft-deleted rows (those with `deleted_at` set).
+///   - `limit` (integer 0..4294967295 or null; optional, default null): Rows
+///     per page, 1 to 1000 (`MAX_PAGE_SIZE`); None means 50
+///     (`DEFAULT_PAGE_SIZE`).
 ///
 /// `actor`: who performs it (not NULL).
 /// `result_json`: a page `KeyRotationPage` `{"items": [KeyRotation, ...],
@@ -2142,11 +2225,15 @@ pub unsafe extern "C" fn clm_list_key_rotations(
 /// - `new` (`NewWorkflow` object; required): A workflow to create. An object:
 ///   - `definition` (`WorkflowDefinition`; required): The workflow definition
 ///     document (an object or JSON text).
-///   - `name` (text; required)
-///   - `workflow_code` (text; required)
-///   - `description` (text or null; optional)
-///   - `is_default` (true or false; optional, default false)
-///   - `organization_id` (`OrganizationId` UUID or null; optional)
+///   - `name` (text; required): Display name; required.
+///   - `workflow_code` (text; required): Unique code, 2-64 letters, digits,
+///     `_`, `-` or `.`; policies name it in `workflow_code`.
+///   - `description` (text or null; optional): Free text for people.
+///   - `is_default` (true or false; optional, default false): Marks the
+///     default workflow. At most one live workflow is (the seeded
+///     `DEFAULT_APPROVAL`), so a second fails with AlreadyExists.
+///   - `organization_id` (`OrganizationId` UUID or null; optional): The
+///     tenant it belongs to; None: shared (global administrators only).
 ///
 /// Where:
 /// - `WorkflowDefinition`: `workflows.workflow_definition`. An object:
@@ -2244,9 +2331,13 @@ pub unsafe extern "C" fn clm_get_workflow_by_code(
 /// - `page` (`PageRequest` object; optional; every field defaults): A page
 ///   request: at most `limit` rows (1..=1000, default 50) after `cursor`. An
 ///   object:
-///   - `cursor` (text or null; optional, default null)
-///   - `include_deleted` (true or false; optional, default false)
-///   - `limit` (integer 0..4294967295 or null; optional, default null)
+///   - `cursor` (text or null; optional, default null): The previous page's
+///     `next_cursor`; None starts at the first row.
+///   - `include_deleted` (true or false; optional, default false): Also list
+///     soft-deleted rows (those with `deleted_at` set).
+///   - `limit` (integer 0..4294967295 or null; optional, default null): Rows
+///     per page, 1 to 1000 (`MAX_PAGE_SIZE`); None means 50
+///     (`DEFAULT_PAGE_SIZE`).
 ///
 /// `actor`: who performs it (not NULL).
 /// `result_json`: a page `WorkflowPage` `{"items": [Workflow, ...],
@@ -2419,13 +2510,18 @@ pub unsafe extern "C" fn clm_get_workflow_instance(
 ///     `certificate_summary` only: the metadata's environment.
 ///   - `organization_ids` ([`OrganizationId` UUID, ...] or null; optional,
 ///     default null): Only these organizations (within the reader's own).
-///   - `owner_user_id` (`UserId` UUID or null; optional, default null)
+///   - `owner_user_id` (`UserId` UUID or null; optional, default null): Only
+///     certificates of this owner.
 /// - `page` (`PageRequest` object; optional; every field defaults): A page
 ///   request: at most `limit` rows (1..=1000, default 50) after `cursor`. An
 ///   object:
-///   - `cursor` (text or null; optional, default null)
-///   - `include_deleted` (true or false; optional, default false)
-///   - `limit` (integer 0..4294967295 or null; optional, default null)
+///   - `cursor` (text or null; optional, default null): The previous page's
+///     `next_cursor`; None starts at the first row.
+///   - `include_deleted` (true or false; optional, default false): Also list
+///     soft-deleted rows (those with `deleted_at` set).
+///   - `limit` (integer 0..4294967295 or null; optional, default null): Rows
+///     per page, 1 to 1000 (`MAX_PAGE_SIZE`); None means 50
+///     (`DEFAULT_PAGE_SIZE`).
 ///
 /// `actor`: who performs it (not NULL).
 /// `result_json`: a page `ActiveCertificatePage` `{"items":
@@ -2455,9 +2551,13 @@ pub unsafe extern "C" fn clm_active_certificates(
 /// - `page` (`PageRequest` object; optional; every field defaults): A page
 ///   request: at most `limit` rows (1..=1000, default 50) after `cursor`. An
 ///   object:
-///   - `cursor` (text or null; optional, default null)
-///   - `include_deleted` (true or false; optional, default false)
-///   - `limit` (integer 0..4294967295 or null; optional, default null)
+///   - `cursor` (text or null; optional, default null): The previous page's
+///     `next_cursor`; None starts at the first row.
+///   - `include_deleted` (true or false; optional, default false): Also list
+///     soft-deleted rows (those with `deleted_at` set).
+///   - `limit` (integer 0..4294967295 or null; optional, default null): Rows
+///     per page, 1 to 1000 (`MAX_PAGE_SIZE`); None means 50
+///     (`DEFAULT_PAGE_SIZE`).
 ///
 /// Where:
 /// - `ExpiringWithinDays`: How many days ahead `expiring_certificates` looks:
@@ -2490,9 +2590,13 @@ pub unsafe extern "C" fn clm_expiring_certificates(
 /// - `page` (`PageRequest` object; optional; every field defaults): A page
 ///   request: at most `limit` rows (1..=1000, default 50) after `cursor`. An
 ///   object:
-///   - `cursor` (text or null; optional, default null)
-///   - `include_deleted` (true or false; optional, default false)
-///   - `limit` (integer 0..4294967295 or null; optional, default null)
+///   - `cursor` (text or null; optional, default null): The previous page's
+///     `next_cursor`; None starts at the first row.
+///   - `include_deleted` (true or false; optional, default false): Also list
+///     soft-deleted rows (those with `deleted_at` set).
+///   - `limit` (integer 0..4294967295 or null; optional, default null): Rows
+///     per page, 1 to 1000 (`MAX_PAGE_SIZE`); None means 50
+///     (`DEFAULT_PAGE_SIZE`).
 ///
 /// `actor`: who performs it (not NULL).
 /// `result_json`: a page `ActiveUserWithRolesPage` `{"items":
@@ -2524,13 +2628,18 @@ pub unsafe extern "C" fn clm_active_users_with_roles(
 ///     `certificate_summary` only: the metadata's environment.
 ///   - `organization_ids` ([`OrganizationId` UUID, ...] or null; optional,
 ///     default null): Only these organizations (within the reader's own).
-///   - `owner_user_id` (`UserId` UUID or null; optional, default null)
+///   - `owner_user_id` (`UserId` UUID or null; optional, default null): Only
+///     certificates of this owner.
 /// - `page` (`PageRequest` object; optional; every field defaults): A page
 ///   request: at most `limit` rows (1..=1000, default 50) after `cursor`. An
 ///   object:
-///   - `cursor` (text or null; optional, default null)
-///   - `include_deleted` (true or false; optional, default false)
-///   - `limit` (integer 0..4294967295 or null; optional, default null)
+///   - `cursor` (text or null; optional, default null): The previous page's
+///     `next_cursor`; None starts at the first row.
+///   - `include_deleted` (true or false; optional, default false): Also list
+///     soft-deleted rows (those with `deleted_at` set).
+///   - `limit` (integer 0..4294967295 or null; optional, default null): Rows
+///     per page, 1 to 1000 (`MAX_PAGE_SIZE`); None means 50
+///     (`DEFAULT_PAGE_SIZE`).
 ///
 /// `actor`: who performs it (not NULL).
 /// `result_json`: a page `CertificateSummaryPage` `{"items":
@@ -2562,9 +2671,13 @@ pub unsafe extern "C" fn clm_certificate_summary(
 /// - `page` (`PageRequest` object; optional; every field defaults): A page
 ///   request: at most `limit` rows (1..=1000, default 50) after `cursor`. An
 ///   object:
-///   - `cursor` (text or null; optional, default null)
-///   - `include_deleted` (true or false; optional, default false)
-///   - `limit` (integer 0..4294967295 or null; optional, default null)
+///   - `cursor` (text or null; optional, default null): The previous page's
+///     `next_cursor`; None starts at the first row.
+///   - `include_deleted` (true or false; optional, default false): Also list
+///     soft-deleted rows (those with `deleted_at` set).
+///   - `limit` (integer 0..4294967295 or null; optional, default null): Rows
+///     per page, 1 to 1000 (`MAX_PAGE_SIZE`); None means 50
+///     (`DEFAULT_PAGE_SIZE`).
 ///
 /// `actor`: who performs it (not NULL).
 /// `result_json`: a page `NotificationPage` `{"items": [Notification, ...],
@@ -2593,9 +2706,13 @@ pub unsafe extern "C" fn clm_list_notifications(
 /// - `page` (`PageRequest` object; optional; every field defaults): A page
 ///   request: at most `limit` rows (1..=1000, default 50) after `cursor`. An
 ///   object:
-///   - `cursor` (text or null; optional, default null)
-///   - `include_deleted` (true or false; optional, default false)
-///   - `limit` (integer 0..4294967295 or null; optional, default null)
+///   - `cursor` (text or null; optional, default null): The previous page's
+///     `next_cursor`; None starts at the first row.
+///   - `include_deleted` (true or false; optional, default false): Also list
+///     soft-deleted rows (those with `deleted_at` set).
+///   - `limit` (integer 0..4294967295 or null; optional, default null): Rows
+///     per page, 1 to 1000 (`MAX_PAGE_SIZE`); None means 50
+///     (`DEFAULT_PAGE_SIZE`).
 ///
 /// `actor`: who performs it (not NULL).
 /// `result_json`: a page `NotificationPage` `{"items": [Notification, ...],
@@ -2790,23 +2907,33 @@ pub unsafe extern "C" fn clm_maintain(
 /// Operation `list_audit_events` (audit).
 /// `arguments_json`: a JSON object of these named arguments:
 /// - `log` ("secure" | "core"; required)
-/// - `filter` (`AuditFilter` object; optional; every field defaults): An
-///   object:
-///   - `event_type` (text or null; optional)
-///   - `organization_ids` ([`OrganizationId` UUID, ...] or null; optional)
-///   - `resource_id` (`ResourceId` UUID or null; optional)
-///   - `resource_type` (text or null; optional)
+/// - `filter` (`AuditFilter` object; optional; every field defaults): What an
+///   audit listing may filter on; every field set must match. An object:
+///   - `event_type` (text or null; optional): Only events of this type
+///     (`certificate.revoked`).
+///   - `organization_ids` ([`OrganizationId` UUID, ...] or null; optional):
+///     Only events in these organizations; the actor's reach narrows it
+///     further.
+///   - `resource_id` (`ResourceId` UUID or null; optional): Only events on
+///     this resource (its primary key).
+///   - `resource_type` (text or null; optional): Only events on this kind of
+///     resource (`certificate`, `user`, `policy`).
 ///   - `since` (RFC 3339 time text or null; optional): `event_timestamp >=
 ///     since`.
 ///   - `until` (RFC 3339 time text or null; optional): `event_timestamp <
 ///     until`.
-///   - `user_id` (`UserId` UUID or null; optional)
+///   - `user_id` (`UserId` UUID or null; optional): Only events by this user
+///     (acting directly or through one of their API keys).
 /// - `page` (`PageRequest` object; optional; every field defaults): A page
 ///   request: at most `limit` rows (1..=1000, default 50) after `cursor`. An
 ///   object:
-///   - `cursor` (text or null; optional, default null)
-///   - `include_deleted` (true or false; optional, default false)
-///   - `limit` (integer 0..4294967295 or null; optional, default null)
+///   - `cursor` (text or null; optional, default null): The previous page's
+///     `next_cursor`; None starts at the first row.
+///   - `include_deleted` (true or false; optional, default false): Also list
+///     soft-deleted rows (those with `deleted_at` set).
+///   - `limit` (integer 0..4294967295 or null; optional, default null): Rows
+///     per page, 1 to 1000 (`MAX_PAGE_SIZE`); None means 50
+///     (`DEFAULT_PAGE_SIZE`).
 ///
 /// `actor`: who performs it (not NULL).
 /// `result_json`: a page `AuditEventPage` `{"items": [AuditEvent, ...],
@@ -2885,15 +3012,19 @@ pub unsafe extern "C" fn clm_audit_checkpoint(
 ///   `Clm::verify_audit_chain_against_checkpoint` fails when the chain no
 ///   longer holds that row as it was: removed newest rows, a rewritten chain.
 ///   An object:
-///   - `created_at` (text; required)
+///   - `created_at` (text; required): When the checkpoint was made, RFC 3339
+///     UTC with microseconds.
 ///   - `key_id` (text; required): The master key's public identifier (never
 ///     the key).
-///   - `log` (text; required)
-///   - `row_hash` (text; required)
+///   - `log` (text; required): The table: `secure_audit_log` or `audit_log`.
+///   - `row_hash` (text; required): The head row's `row_hash` (64 hex); the
+///     genesis hash for an empty chain.
 ///   - `sequence_number` (integer -9223372036854775808..9223372036854775807;
-///     required)
-///   - `signature` (text; required)
-///   - `version` (integer 0..4294967295; required)
+///     required): The chain's head when signed; 0 for an empty chain.
+///   - `signature` (text; required): Lowercase hex HMAC-SHA256 over the other
+///     fields (see the type).
+///   - `version` (integer 0..4294967295; required): Format version of the
+///     checkpoint, 1.
 ///
 /// `actor`: who performs it (not NULL).
 /// `result_json`: the `ChainReport` record `{"log", "rows_checked",

@@ -44,17 +44,24 @@ pub const MAX_CERTIFICATE_LEN: usize = 1024 * 1024;
 /// Everything clm records about a certificate, read from its DER.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ParsedCertificate {
+    /// The certificate exactly as read (DER), what the fingerprint is taken of.
     pub der: Vec<u8>,
+    /// The DER as one PEM `CERTIFICATE` block.
     pub pem: String,
     /// RFC 4514, most specific first: `CN=server.example.com,O=Example`.
     pub subject_dn: String,
+    /// The subject's first CN, when it is a string; None when there is none.
     pub common_name: Option<String>,
+    /// RFC 4514, as `subject_dn`.
     pub issuer_dn: String,
     /// Lowercase hex of the serial's DER content bytes: lossless even for
     /// negative, zero or over-long serials (see `flags`).
     pub serial_hex: String,
+    /// Start of validity.
     pub not_before: DateTime<Utc>,
+    /// End of validity: the expiry.
     pub not_after: DateTime<Utc>,
+    /// From subjectAltName; kinds clm cannot hold are flagged, not listed.
     pub subject_alternative_names: Vec<SubjectAlternativeName>,
     /// "RSA", "ECDSA", "Ed25519", "Ed448" or the key algorithm's OID.
     pub key_algorithm: String,
@@ -62,11 +69,15 @@ pub struct ParsedCertificate {
     pub key_size: u32,
     /// e.g. `sha256WithRSAEncryption`, `ecdsa-with-SHA256`, `Ed25519`.
     pub signature_algorithm: String,
+    /// basicConstraints cA; false when the extension is absent.
     pub is_ca: bool,
+    /// basicConstraints pathLenConstraint; None means no limit.
     pub path_len: Option<u8>,
     /// Lowercase hex SHA-256 of the DER.
     pub fingerprint_sha256: String,
+    /// Lowercase hex of subjectKeyIdentifier, when present.
     pub subject_key_id: Option<String>,
+    /// Lowercase hex of authorityKeyIdentifier's keyIdentifier, when present.
     pub authority_key_id: Option<String>,
     /// SubjectPublicKeyInfo DER.
     pub public_key_der: Vec<u8>,
@@ -379,18 +390,27 @@ pub fn random_serial() -> Vec<u8> {
 /// What to issue. The subject key and the issuer come separately.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CertificateTemplate {
+    /// The subject name to write.
     pub subject: DistinguishedName,
+    /// Written as subjectAltName when not empty.
     pub subject_alternative_names: Vec<SubjectAlternativeName>,
+    /// Decides basicConstraints, keyUsage and extendedKeyUsage.
     pub kind: CertificateKind,
+    /// Start of validity.
     pub not_before: DateTime<Utc>,
+    /// End of validity; must be after `not_before`.
     pub not_after: DateTime<Utc>,
     /// DER content bytes of a positive INTEGER: 1..=20 bytes, top bit of the
     /// first byte clear, no redundant leading zero. [`random_serial`] makes one.
     pub serial: Vec<u8>,
     /// pathLenConstraint; CA kinds only.
     pub path_len: Option<u8>,
+    /// URLs written as cRLDistributionPoints (none: no extension).
     pub crl_distribution_points: Vec<String>,
+    /// OCSP responder URLs written in authorityInfoAccess.
     pub ocsp_urls: Vec<String>,
+    /// caIssuers URLs (where the issuer's certificate is published) written
+    /// in authorityInfoAccess.
     pub ca_issuers_urls: Vec<String>,
 }
 
@@ -421,9 +441,14 @@ impl CertificateTemplate {
 /// or a CA certificate with its key.
 #[derive(Debug, Clone, Copy)]
 pub enum Issuer<'a> {
+    /// Signed with the subject key itself: issuer and subject are the same name.
     SelfSigned(&'a KeyPair),
+    /// Signed by a CA.
     Ca {
+        /// The CA's certificate (CA:TRUE, keyCertSign): its subject becomes the
+        /// issuer name.
         certificate: &'a ParsedCertificate,
+        /// The CA's private key; issuing fails unless it matches the certificate.
         key: &'a KeyPair,
     },
 }

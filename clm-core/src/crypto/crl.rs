@@ -22,7 +22,9 @@ pub struct CrlEntry {
     /// DER content bytes of the certificate's serial
     /// ([`ParsedCertificate::serial_bytes`]).
     pub serial: Vec<u8>,
+    /// When the certificate was revoked (the entry's revocationDate).
     pub revoked_at: DateTime<Utc>,
+    /// Written as the entry's reasonCode extension, except for `unspecified`.
     pub reason: RevocationReason,
 }
 

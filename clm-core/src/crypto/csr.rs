@@ -25,11 +25,13 @@ const FIELD: &str = "csr";
 /// What clm reads from a CSR whose self-signature verified.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ParsedCsr {
+    /// The request as received (DER).
     pub der: Vec<u8>,
     /// Flat view of the subject (known attributes only).
     pub subject: DistinguishedName,
     /// Full subject as an RFC 4514 string.
     pub subject_dn: String,
+    /// The subject's first CN, when it is a string.
     pub common_name: Option<String>,
     /// From the extensionRequest attribute's subjectAltName.
     pub subject_alternative_names: Vec<SubjectAlternativeName>,
@@ -37,7 +39,9 @@ pub struct ParsedCsr {
     pub public_key_der: Vec<u8>,
     /// "RSA", "ECDSA", "Ed25519" or the key algorithm's OID.
     pub key_algorithm: String,
+    /// RSA modulus bits or curve size; 0 when unknown.
     pub key_size: u32,
+    /// The algorithm of the self-signature, e.g. `sha256WithRSAEncryption`.
     pub signature_algorithm: String,
     /// Requested extensions other than subjectAltName, by OID (the issuer
     /// decides extensions; these are informational).

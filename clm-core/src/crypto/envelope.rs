@@ -26,7 +26,10 @@ pub const DATA_KEY_LEN: usize = 32;
 /// side (e.g. `encrypted_private_key` and `encryption_nonce` columns).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Sealed {
+    /// The AES-GCM nonce, [`NONCE_LEN`] random bytes, new for every seal.
     pub nonce: Vec<u8>,
+    /// The 5-byte header (format, data key version) then the AES-GCM output,
+    /// tag included.
     pub ciphertext: Vec<u8>,
 }
 

@@ -27,15 +27,22 @@ const FIELD: &str = "private_key";
 /// Key algorithms clm generates and accepts for private keys.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum KeyAlgorithm {
+    /// RSA with a 2048-bit modulus.
     Rsa2048,
+    /// RSA with a 3072-bit modulus.
     Rsa3072,
+    /// RSA with a 4096-bit modulus.
     Rsa4096,
+    /// ECDSA on NIST P-256 (secp256r1).
     EcdsaP256,
+    /// ECDSA on NIST P-384 (secp384r1).
     EcdsaP384,
+    /// EdDSA on Curve25519.
     Ed25519,
 }
 
 impl KeyAlgorithm {
+    /// Every supported algorithm, as error messages and the API description list them.
     pub const ALL: [KeyAlgorithm; 6] = [
         KeyAlgorithm::Rsa2048,
         KeyAlgorithm::Rsa3072,
@@ -204,8 +211,11 @@ impl schemars::JsonSchema for KeyAlgorithm {
 /// What a key is, in the terms policies check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct KeyInfo {
+    /// "RSA", "ECDSA" or "Ed25519", as policies' `allowed_algorithms` name them.
     pub family: &'static str,
+    /// RSA modulus or curve size in bits, as policies' `min_key_size` counts.
     pub bits: u32,
+    /// The exact algorithm.
     pub algorithm: KeyAlgorithm,
 }
 
@@ -512,10 +522,12 @@ impl KeyPair {
         })
     }
 
+    /// The key's algorithm.
     pub fn algorithm(&self) -> KeyAlgorithm {
         self.algorithm
     }
 
+    /// The key's family and size, for policy checks.
     pub fn info(&self) -> KeyInfo {
         KeyInfo {
             family: self.algorithm.family(),

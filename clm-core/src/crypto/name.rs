@@ -17,19 +17,25 @@ use crate::{Error, Result};
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct DistinguishedName {
+    /// CN, at most 64 characters.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub common_name: Option<String>,
+    /// O, at most 64 characters.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub organization: Option<String>,
+    /// OU, at most 64 characters.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub organizational_unit: Option<String>,
     /// ISO 3166 two-letter code.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub country: Option<String>,
+    /// ST (state or province), at most 128 characters.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub state: Option<String>,
+    /// L (locality, city), at most 128 characters.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub locality: Option<String>,
+    /// emailAddress (ASCII), at most 255 characters.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub email: Option<String>,
 }

@@ -11,7 +11,9 @@ const MEMORY_KIB: u32 = 19 * 1024;
 const ITERATIONS: u32 = 2;
 const LANES: u32 = 1;
 
+/// Shortest password accepted, in characters.
 pub const MIN_PASSWORD_LEN: usize = 12;
+/// Longest password accepted, in characters (bounds the hashing work).
 pub const MAX_PASSWORD_LEN: usize = 256;
 
 fn hasher() -> Result<Argon2<'static>> {

@@ -16,13 +16,18 @@ use crate::{Error, Result};
 /// The labels clm writes (RFC 7468 §5, §7, §10, §11).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PemLabel {
+    /// `CERTIFICATE`: an X.509 certificate.
     Certificate,
+    /// `CERTIFICATE REQUEST`: a PKCS #10 CSR.
     CertificateRequest,
+    /// `X509 CRL`: a certificate revocation list.
     X509Crl,
+    /// `PRIVATE KEY`: an unencrypted PKCS #8 private key.
     PrivateKey,
 }
 
 impl PemLabel {
+    /// The label as written between `-----BEGIN ` and `-----`.
     pub fn as_str(self) -> &'static str {
         match self {
             PemLabel::Certificate => "CERTIFICATE",

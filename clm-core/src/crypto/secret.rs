@@ -10,6 +10,7 @@ use zeroize::Zeroizing;
 pub struct SecretBytes(Zeroizing<Vec<u8>>);
 
 impl SecretBytes {
+    /// Takes ownership of `bytes`; they are wiped when this is dropped.
     pub fn new(bytes: Vec<u8>) -> Self {
         SecretBytes(Zeroizing::new(bytes))
     }
@@ -24,10 +25,12 @@ impl SecretBytes {
         &self.0
     }
 
+    /// Length in bytes (not secret).
     pub fn len(&self) -> usize {
         self.0.len()
     }
 
+    /// Whether there are no bytes.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
@@ -57,6 +60,7 @@ impl fmt::Display for SecretBytes {
 pub struct SecretString(Zeroizing<String>);
 
 impl SecretString {
+    /// Takes ownership of `text`; it is wiped when this is dropped.
     pub fn new(text: String) -> Self {
         SecretString(Zeroizing::new(text))
     }
@@ -66,10 +70,12 @@ impl SecretString {
         &self.0
     }
 
+    /// Length in bytes (not secret).
     pub fn len(&self) -> usize {
         self.0.len()
     }
 
+    /// Whether the text is empty.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }

@@ -23,6 +23,8 @@ pub fn random_base62(n: usize) -> String {
     out
 }
 
+/// Lowercase hex SHA-256 of `data` (how tokens, fingerprints and key ids
+/// are stored).
 pub fn sha256_hex(data: &[u8]) -> String {
     hex::encode(Sha256::digest(data))
 }
@@ -37,6 +39,7 @@ pub fn new_session_token() -> SecretString {
     SecretString::new(format!("clms_{}", random_base62(43)))
 }
 
+/// The first part of every API key: `clm_<key id>_<secret + checksum>`.
 pub const API_KEY_PREFIX: &str = "clm";
 const API_KEY_ID_LEN: usize = 12;
 /// 22 base62 characters: about 131 random bits.

@@ -9,6 +9,7 @@ use totp_rs::{Algorithm, Builder, Secret, Totp};
 use crate::crypto::secret::{SecretBytes, SecretString, random_bytes};
 use crate::{Error, Result};
 
+/// Length of one TOTP time step, in seconds.
 pub const STEP_SECONDS: i64 = 30;
 const STEP: u64 = STEP_SECONDS as u64;
 const DIGITS: u8 = 6;
@@ -17,6 +18,7 @@ const SKEW: u16 = 1;
 /// 160-bit secrets, as RFC 4226 recommends.
 pub const SECRET_LEN: usize = 20;
 
+/// A new random [`SECRET_LEN`]-byte TOTP secret.
 pub fn generate_secret() -> SecretBytes {
     SecretBytes::new(random_bytes(SECRET_LEN))
 }

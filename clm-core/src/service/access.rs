@@ -19,9 +19,13 @@ use crate::{Clm, Error, Result};
 
 /// Built-in role codes.
 pub const ROLE_ADMIN: &str = "ADMIN";
+/// Reviews and approves certificate requests.
 pub const ROLE_APPROVER: &str = "APPROVER";
+/// Requests, issues, imports, renews and revokes certificates.
 pub const ROLE_OPERATOR: &str = "OPERATOR";
+/// Reads everything and verifies the audit trails.
 pub const ROLE_AUDITOR: &str = "AUDITOR";
+/// Read-only access to the inventory.
 pub const ROLE_VIEWER: &str = "VIEWER";
 
 /// The built-in roles: code, name, description, permissions.
@@ -100,8 +104,11 @@ pub fn builtin_roles() -> Vec<(&'static str, &'static str, &'static str, Permiss
 #[derive(Debug, Clone, Default, serde::Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewRole {
+    /// Unique code, 2-64 letters, digits, `_`, `-` or `.` (`PKI_OPS`).
     pub role_code: String,
+    /// Display name; required.
     pub role_name: String,
+    /// Free text for people.
     pub description: Option<String>,
     /// The permissions document (an object or JSON text).
     #[serde(deserialize_with = "crate::model::documents::document")]
@@ -114,9 +121,14 @@ pub struct NewRole {
 #[derive(Debug, Clone, Default, serde::Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewOrganization {
+    /// Unique code, 2-64 letters, digits, `_`, `-` or `.` (`ACME-EU`).
     pub org_code: String,
+    /// Display name; required.
     pub name: String,
+    /// Free text for people.
     pub description: Option<String>,
+    /// The organization this one belongs under; recorded only: roles and
+    /// membership do not pass down to it.
     pub parent_organization_id: Option<OrganizationId>,
 }
 
@@ -275,11 +287,14 @@ impl Clm {
         Ok(role)
     }
 
+    /// A role by id. Needs `roles:read` where the role applies; a role the
+    /// actor may not see is NotFound.
     #[tracing::instrument(skip_all, fields(actor = actor.log_kind(), organization), err(level = "info"))]
     pub async fn get_role(&self, actor: &Actor, id: RoleId) -> Result<Role> {
         self.authorized_role(actor, "read", id).await
     }
 
+    /// A role by its `role_code`, as [`Clm::get_role`].
     #[tracing::instrument(skip_all, fields(actor = actor.log_kind(), organization), err(level = "info"))]
     pub async fn get_role_by_code(&self, actor: &Actor, code: &str) -> Result<Role> {
         self.gate(actor, "roles", "read").await?;
@@ -293,6 +308,8 @@ impl Clm {
         }
     }
 
+    /// Lists the shared roles and those of the organizations where the
+    /// actor has `roles:read`.
     #[tracing::instrument(skip_all, fields(actor = actor.log_kind(), organization), err(level = "info"))]
     pub async fn list_roles(&self, actor: &Actor, page: &PageRequest) -> Result<Page<Role>> {
         self.authorize(actor, Access::new("roles", "read")).await?;
@@ -526,6 +543,8 @@ impl Clm {
         Ok(org)
     }
 
+    /// An organization by id. Needs `organizations:read` in it; one the
+    /// actor may not see is NotFound.
     #[tracing::instrument(skip_all, fields(actor = actor.log_kind(), organization), err(level = "info"))]
     pub async fn get_organization(
         &self,
@@ -543,6 +562,7 @@ impl Clm {
         store::get::<Organizations>(&mut conn.conn(), id, false).await
     }
 
+    /// Lists the organizations where the actor has `organizations:read`.
     #[tracing::instrument(skip_all, fields(actor = actor.log_kind(), organization), err(level = "info"))]
     pub async fn list_organizations(
         &self,

@@ -27,11 +27,17 @@ use crate::store::users::Users;
 use crate::store::{self, roles, user_organizations};
 use crate::{Clm, Error, Result};
 
+/// Who an [`Actor`] is: a user through a session, a user's API key, or
+/// the host.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ActorKind {
+    /// A user (a session, or a host that authenticated them elsewhere).
     User(UserId),
+    /// An API key, acting for its user within the key's bounds.
     ApiKey {
+        /// The key (`api_keys.id`).
         api_key_id: ApiKeyId,
+        /// The user who owns the key.
         user_id: UserId,
     },
     /// The host application itself (bootstrap, scheduled jobs).
@@ -116,8 +122,11 @@ impl Grants {
 /// What an API key may never exceed, whatever its user holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyBounds {
+    /// The most the key may do; it gets these only where its user also holds them.
     pub scopes: Permissions,
+    /// The one organization the key may act in; None leaves its user's reach.
     pub organization_id: Option<OrganizationId>,
+    /// After this instant the key no longer authenticates; None: no expiry.
     pub expires_at: Option<Timestamp>,
 }
 
@@ -125,12 +134,16 @@ pub struct KeyBounds {
 /// request from a session, an API key, or the host (system).
 #[derive(Debug, Clone)]
 pub struct Actor {
+    /// Who is acting.
     pub kind: ActorKind,
     grants: Grants,
     /// Active organizations it is a member of (for a key bound to one
     /// organization, at most that one).
     organization_ids: Vec<OrganizationId>,
     key: Option<KeyBounds>,
+    /// The session the actor came from (`sessions.id`); None for API keys,
+    /// the system and users the host resolved. A password change keeps this
+    /// session and ends the user's others.
     pub session_id: Option<SessionId>,
 }
 
@@ -219,6 +232,7 @@ impl Actor {
         })
     }
 
+    /// The acting user, or the API key's owner; None for the system.
     pub fn user_id(&self) -> Option<UserId> {
         match &self.kind {
             ActorKind::User(id) | ActorKind::ApiKey { user_id: id, .. } => Some(*id),
@@ -238,6 +252,7 @@ impl Actor {
         }
     }
 
+    /// The API key acting, if the actor is one.
     pub fn api_key_id(&self) -> Option<ApiKeyId> {
         match &self.kind {
             ActorKind::ApiKey { api_key_id, .. } => Some(*api_key_id),
@@ -245,6 +260,7 @@ impl Actor {
         }
     }
 
+    /// What the actor's roles grant, before an API key's bounds narrow it.
     pub fn grants(&self) -> &Grants {
         &self.grants
     }
@@ -443,8 +459,11 @@ impl Actor {
 /// What an operation needs: `action` on `resource`, within `organization`.
 #[derive(Debug, Clone, Copy)]
 pub struct Access<'a> {
+    /// The permission's resource (`certificates`, `policies`).
     pub resource: &'a str,
+    /// The permission's action on it (`read`, `revoke`).
     pub action: &'a str,
+    /// The organization the row belongs to; None for shared data.
     pub organization: Option<OrganizationId>,
     /// The resource belongs to the actor (their own API key): outside any
     /// organization it is nobody else's, so it is not shared data.
@@ -452,6 +471,7 @@ pub struct Access<'a> {
 }
 
 impl<'a> Access<'a> {
+    /// `action` on `resource`, on shared data until [`Access::in_org`].
     pub fn new(resource: &'a str, action: &'a str) -> Self {
         Access {
             resource,
@@ -461,6 +481,7 @@ impl<'a> Access<'a> {
         }
     }
 
+    /// Sets the organization the row belongs to (None: shared data).
     pub fn in_org(mut self, organization: Option<OrganizationId>) -> Self {
         self.organization = organization;
         self

@@ -20,12 +20,20 @@ pub const GENESIS_HASH: &str = "000000000000000000000000000000000000000000000000
 /// What happened, before it is chained.
 #[derive(Debug, Clone)]
 pub struct AuditEntry {
+    /// `<resource>.<past tense>`, e.g. `certificate.revoked`.
     pub event_type: String,
+    /// The verb attempted, e.g. `revoke`.
     pub action: String,
+    /// Success unless set with [`AuditEntry::outcome`] (refusals, failures).
     pub outcome: AuditOutcome,
+    /// The kind of row acted on (`certificate`, `user`); None for none.
     pub resource_type: Option<String>,
+    /// The primary key of the row acted on.
     pub resource_id: Option<ResourceId>,
+    /// The organization of the row acted on (None: shared data); it decides
+    /// which organization-bound audit readers see the event.
     pub organization_id: Option<OrganizationId>,
+    /// Event-specific facts (never secrets), part of the hashed row.
     pub details: Value,
 }
 
@@ -43,17 +51,20 @@ impl AuditEntry {
         }
     }
 
+    /// Sets the row acted on: its kind and primary key.
     pub fn resource(mut self, resource_type: &str, id: impl Into<uuid::Uuid>) -> Self {
         self.resource_type = Some(resource_type.to_string());
         self.resource_id = Some(ResourceId(id.into()));
         self
     }
 
+    /// Sets the organization of the row acted on.
     pub fn org(mut self, organization: Option<OrganizationId>) -> Self {
         self.organization_id = organization;
         self
     }
 
+    /// Sets the outcome (default success).
     pub fn outcome(mut self, outcome: AuditOutcome) -> Self {
         self.outcome = outcome;
         self
@@ -110,6 +121,7 @@ pub fn row_hash(event: &AuditEvent) -> String {
 pub mod canonical {
     use serde_json::{Number, Value};
 
+    /// `value` as RFC 8785 canonical JSON text.
     pub fn to_string(value: &Value) -> String {
         let mut out = String::new();
         write_value(&mut out, value);
@@ -334,27 +346,37 @@ pub async fn commit_audited(mut tx: crate::db::Tx, actor: &Actor, entry: AuditEn
 /// The first problem found in a chain.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
 pub struct ChainBreak {
+    /// The row where verification stopped.
     pub sequence_number: i64,
+    /// What is wrong there: rows missing, a broken link, altered content.
     pub reason: String,
 }
 
 /// Outcome of [`Clm::verify_audit_chain`].
 #[derive(Debug, Clone, serde::Serialize, schemars::JsonSchema)]
 pub struct ChainReport {
+    /// The table verified: `secure_audit_log` or `audit_log`.
     pub log: &'static str,
+    /// Rows whose hash and link verified, before any break.
     pub rows_checked: u64,
+    /// The oldest row still stored (above 1 once older rows are archived);
+    /// None for an empty chain.
     pub first_sequence: Option<i64>,
+    /// The newest row that verified; None for an empty chain.
     pub last_sequence: Option<i64>,
+    /// The first problem; None when the whole chain verified.
     pub broken: Option<ChainBreak>,
 }
 
 impl ChainReport {
+    /// Whether the chain verified end to end.
     pub fn is_intact(&self) -> bool {
         self.broken.is_none()
     }
 }
 
 const VERIFY_BATCH: u32 = 1000;
+/// The event type of an archive run, the anchor later rows continue from.
 pub const ARCHIVED_EVENT: &str = "audit.archived";
 
 /// Walks a chain in sequence order in constant memory.
@@ -460,13 +482,19 @@ fn first_row_problem(event: &AuditEvent, anchors: &[(i64, String)]) -> Option<St
 )]
 #[serde(deny_unknown_fields)]
 pub struct AuditCheckpoint {
+    /// Format version of the checkpoint, 1.
     pub version: u32,
+    /// The table: `secure_audit_log` or `audit_log`.
     pub log: String,
+    /// The chain's head when signed; 0 for an empty chain.
     pub sequence_number: i64,
+    /// The head row's `row_hash` (64 hex); the genesis hash for an empty chain.
     pub row_hash: String,
+    /// When the checkpoint was made, RFC 3339 UTC with microseconds.
     pub created_at: String,
     /// The master key's public identifier (never the key).
     pub key_id: String,
+    /// Lowercase hex HMAC-SHA256 over the other fields (see the type).
     pub signature: String,
 }
 
@@ -513,13 +541,17 @@ fn checkpoint_mac(key: &crate::crypto::SecretBytes, message: &[u8]) -> Result<Hm
 /// What an archive run moved.
 #[derive(Debug, Clone, serde::Serialize, schemars::JsonSchema)]
 pub struct ArchiveReport {
+    /// The table archived: `secure_audit_log` or `audit_log`.
     pub log: &'static str,
+    /// Rows written to the file and deleted; 0 when none were old enough.
     pub archived: u64,
+    /// The newest archived row's sequence number; None when nothing was archived.
     pub through_sequence: Option<i64>,
     /// The chain anchor: the row hash of the last archived row, which the
     /// file's last line carries and the chain's `audit.archived` record
     /// keeps, so the rows left in the database continue from it.
     pub anchor_hash: Option<String>,
+    /// The file the rows were appended to (JSON lines).
     pub file: String,
 }
 

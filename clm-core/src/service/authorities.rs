@@ -31,15 +31,22 @@ use crate::{Clm, Error, Result};
 #[derive(Debug, Clone, serde::Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct NewCertificateAuthority {
+    /// The CA's subject; must not be empty.
     pub subject: DistinguishedName,
+    /// The CA's new key (default ECDSA P-256).
     pub key_algorithm: KeyAlgorithm,
+    /// Lifetime of the CA certificate, 1 to 36500 days (default 3650).
     pub validity_days: u32,
     /// pathLenConstraint: how many CA levels may follow below this one.
     pub path_len: Option<u8>,
     /// None = a shared CA (global administrators only).
     pub organization_id: Option<OrganizationId>,
+    /// cRLDistributionPoints URLs for the certificates this CA issues.
     pub crl_distribution_points: Vec<String>,
+    /// OCSP responder URLs for the certificates this CA issues.
     pub ocsp_urls: Vec<String>,
+    /// caIssuers URLs (where this CA's certificate is published) for the
+    /// certificates it issues.
     pub ca_issuers_urls: Vec<String>,
 }
 
@@ -68,7 +75,9 @@ const BACKDATE_SECONDS: i64 = 60;
 /// A CA as listed: its certificate row and its issuance URLs.
 #[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct CertificateAuthority {
+    /// The CA's certificate row.
     pub certificate: Certificate,
+    /// The URLs the CA writes into what it issues.
     pub issuance_urls: IssuanceUrls,
 }
 

@@ -29,6 +29,7 @@ pub struct TtlCache<K, V> {
 }
 
 impl<K: Eq + Hash + Copy, V> TtlCache<K, V> {
+    /// An empty cache whose entries live `ttl` (zero: nothing is kept).
     pub fn new(ttl: Duration) -> Self {
         TtlCache {
             ttl,

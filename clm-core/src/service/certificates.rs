@@ -23,10 +23,15 @@ use crate::{Clm, Error, Result};
 /// Who and what a certificate belongs to (kept on its row and its metadata).
 #[derive(Debug, Clone, Default)]
 pub struct Ownership {
+    /// The user responsible for the certificate (gets its expiry notices).
     pub owner_user_id: Option<UserId>,
+    /// The tenant; None for shared certificates.
     pub organization_id: Option<OrganizationId>,
+    /// The policy it was issued under.
     pub policy_id: Option<PolicyId>,
+    /// That policy's version at issuance.
     pub policy_version: Option<i32>,
+    /// The approval workflow its request went through.
     pub workflow_id: Option<WorkflowId>,
 }
 
@@ -145,14 +150,18 @@ pub fn metadata_row(certificate: &Certificate) -> CertificateMetadata {
 /// A certificate with everything to write for it.
 #[derive(Debug)]
 pub struct CertificateWrite {
+    /// The row for `certificates`.
     pub certificate: Certificate,
+    /// The sealed private key, when clm holds it.
     pub private_key: Option<PrivateKeyRecord>,
+    /// The secure-trail entry of the write.
     pub audit: AuditEntry,
     /// Issuance only (empty for imports).
     pub issuance: IssuanceExtras,
 }
 
 impl CertificateWrite {
+    /// A write with no issuance extras (an import).
     pub fn new(
         certificate: Certificate,
         private_key: Option<PrivateKeyRecord>,
@@ -173,10 +182,14 @@ impl CertificateWrite {
     Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
 )]
 pub struct IssuanceUrls {
+    /// Written as cRLDistributionPoints.
     #[serde(default)]
     pub crl_distribution_points: Vec<String>,
+    /// OCSP responder URLs, written in authorityInfoAccess.
     #[serde(default)]
     pub ocsp_urls: Vec<String>,
+    /// caIssuers URLs (where the CA's certificate is published), written in
+    /// authorityInfoAccess.
     #[serde(default)]
     pub ca_issuers_urls: Vec<String>,
 }
@@ -186,9 +199,11 @@ pub struct IssuanceUrls {
 /// links to), the audit of the CA key's use, and a new CA's issuance URLs.
 #[derive(Debug, Default)]
 pub struct IssuanceExtras {
+    /// The certificate request this issuance fulfils, if any.
     pub request: Option<RequestRow>,
     /// `secure_audit_log` entries for key material used (CA key signing, a reused key).
     pub key_use: Vec<AuditEntry>,
+    /// Set when the issued certificate is a CA: the URLs it will write.
     pub issuance_urls: Option<IssuanceUrls>,
     /// The blocklist hash of a key that was not generated for this
     /// certificate (a CSR's, a reused one): refused in the secure
@@ -199,7 +214,9 @@ pub struct IssuanceExtras {
 /// The request an issuance fulfils: new, or one that waited for approval.
 #[derive(Debug)]
 pub enum RequestRow {
+    /// A request issued at once: inserted with the certificate.
     Insert(crate::model::CertificateRequest),
+    /// A request that waited for approval: updated to issued.
     Update(crate::model::CertificateRequest),
 }
 
@@ -207,8 +224,11 @@ pub enum RequestRow {
 /// opened key. Cached per process so issuance does not re-open the key.
 #[derive(Debug)]
 pub struct LoadedIssuer {
+    /// The CA's certificate row.
     pub row: Certificate,
+    /// The CA's certificate, parsed.
     pub certificate: ParsedCertificate,
+    /// The CA's private key, opened.
     pub key: KeyPair,
     /// What this CA writes into the certificates it issues.
     pub issuance_urls: IssuanceUrls,
@@ -396,6 +416,7 @@ pub(crate) async fn write_metadata_rows(
 /// What a reconcile run repaired.
 #[derive(Debug, Clone, Default, serde::Serialize, schemars::JsonSchema)]
 pub struct ReconcileReport {
+    /// Certificates whose missing `certificate_metadata` row was written.
     pub metadata_created: u64,
 }
 

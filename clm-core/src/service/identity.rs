@@ -23,8 +23,11 @@ use crate::{Clm, Error, Result, SecuritySettings};
 #[derive(Debug, Clone, Default, serde::Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewUser {
+    /// Unique login name, 3-64 letters, digits, `.`, `_`, `-` or `@`.
     pub username: String,
+    /// Unique address; stored lowercased.
     pub email: String,
+    /// The name shown to people.
     pub display_name: Option<String>,
     /// None creates an account that cannot log in until a password is set.
     pub password: Option<SecretString>,
@@ -36,30 +39,41 @@ pub struct NewUser {
 #[derive(Debug, Clone, Default, serde::Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UserUpdate {
+    /// A new address (lowercased, must stay unique).
     pub email: Option<String>,
+    /// A new name shown to people.
     pub display_name: Option<String>,
+    /// A new status; any status but active also ends the user's sessions.
     pub status: Option<UserStatus>,
 }
 
 /// Where a login comes from (recorded on the session).
 #[derive(Debug, Clone, Default)]
 pub struct LoginContext {
+    /// The client's address as the host saw it (not checked).
     pub ip_address: Option<String>,
+    /// The client's `User-Agent` as the host received it.
     pub user_agent: Option<String>,
 }
 
 /// A successful login: the bearer token is shown this once.
 #[derive(Debug)]
 pub struct LoginOutcome {
+    /// The bearer token (`clms_...`) for [`Clm::validate_session`]; only its
+    /// hash is stored.
     pub token: SecretString,
+    /// The new session row.
     pub session: Session,
+    /// The user who logged in.
     pub user: User,
 }
 
 /// An MFA enrollment to show the user once (secret and otpauth URI).
 #[derive(Debug)]
 pub struct MfaEnrollment {
+    /// The TOTP secret in base32, for typing into an authenticator app.
     pub secret_base32: SecretString,
+    /// The `otpauth://totp/...` URI, for a QR code.
     pub provisioning_uri: SecretString,
 }
 
@@ -67,6 +81,7 @@ pub struct MfaEnrollment {
 #[derive(Debug, Clone, Default, serde::Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewApiKey {
+    /// A label for people; required.
     pub name: String,
     /// A subset of the creator's permissions (an object or JSON text);
     /// None = all of them.
@@ -75,14 +90,21 @@ pub struct NewApiKey {
         deserialize_with = "crate::model::documents::optional_document"
     )]
     pub scopes: Option<Permissions>,
+    /// When the key stops working; must be in the future. None: never,
+    /// unless the creating key expires (a key cannot outlive its creator).
     pub expires_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// Binds the key to one organization (it acts only there); a key
+    /// created by a bound key must name the same one.
     pub organization_id: Option<OrganizationId>,
 }
 
 /// A created API key: the key text is shown this once.
 #[derive(Debug)]
 pub struct CreatedApiKey {
+    /// The key text (`clm_<id>_<secret>`) for [`Clm::authenticate_api_key`];
+    /// only its hash is stored.
     pub key: SecretString,
+    /// The new key's row.
     pub api_key: ApiKey,
 }
 
@@ -184,6 +206,8 @@ impl Clm {
         Ok(user)
     }
 
+    /// A user by id. Needs `users:read` and a shared organization (or
+    /// oneself); a user out of reach is NotFound.
     #[tracing::instrument(skip_all, fields(actor = actor.log_kind(), organization), err(level = "info"))]
     pub async fn get_user(&self, actor: &Actor, id: UserId) -> Result<User> {
         Ok(self.authorize_user(actor, "read", id, false).await?.user)
@@ -208,6 +232,8 @@ impl Clm {
         }
     }
 
+    /// Lists the users of the organizations where the actor has `users:read`
+    /// (every user for a global reader), filtered by `filter`.
     #[tracing::instrument(skip_all, fields(actor = actor.log_kind(), organization), err(level = "info"))]
     pub async fn list_users(
         &self,
@@ -227,6 +253,9 @@ impl Clm {
         users::list_users(&mut conn.conn(), &filter, page).await
     }
 
+    /// Changes a user's email, display name or status. Needs `users:update`
+    /// and containment (the actor holds whatever the user holds); a status
+    /// other than active ends the user's sessions.
     #[tracing::instrument(skip_all, fields(actor = actor.log_kind(), organization), err(level = "info"))]
     pub async fn update_user(&self, actor: &Actor, id: UserId, update: UserUpdate) -> Result<User> {
         self.authorize_user(actor, "update", id, false).await?;
@@ -281,6 +310,8 @@ impl Clm {
         .await
     }
 
+    /// Undoes [`Clm::delete_user`]. Needs `users:update` and containment;
+    /// the sessions ended by the delete stay ended.
     #[tracing::instrument(skip_all, fields(actor = actor.log_kind(), organization), err(level = "info"))]
     pub async fn restore_user(&self, actor: &Actor, id: UserId) -> Result<User> {
         self.authorize_user(actor, "update", id, true).await?;

@@ -43,7 +43,10 @@ pub struct ImportRequest {
     /// The private key (PEM: PKCS#8, PKCS#1 or SEC1) of the one certificate
     /// in `data`; it must match that certificate's public key.
     pub private_key_pem: Option<SecretString>,
+    /// The tenant the certificates join; None: shared (global administrators
+    /// only). Needs `certificates:import` there.
     pub organization_id: Option<OrganizationId>,
+    /// The user responsible for the certificates (gets their expiry notices).
     pub owner_user_id: Option<UserId>,
 }
 
@@ -64,6 +67,7 @@ impl std::fmt::Debug for ImportRequest {
 /// What an import did.
 #[derive(Debug, Clone, Default, serde::Serialize, schemars::JsonSchema)]
 pub struct ImportReport {
+    /// The certificates written by this import.
     pub imported: Vec<Certificate>,
     /// Certificates of the input that clm already held in the import's
     /// organization (or among the shared rows, for an import without one),
@@ -83,14 +87,19 @@ pub struct CertificateSearch {
     pub common_name: Option<String>,
     /// A subject alternative name value, matched exactly.
     pub san: Option<String>,
+    /// Only certificates signed by this CA.
     pub issuer_certificate_id: Option<CertificateId>,
+    /// Only certificates in one of these statuses.
     pub status: Option<Vec<CertificateStatus>>,
     /// `not_after <= expires_before`.
     pub expires_before: Option<DateTime<Utc>>,
     /// `not_after > expires_after`.
     pub expires_after: Option<DateTime<Utc>>,
+    /// Only certificates of this owner.
     pub owner_user_id: Option<UserId>,
+    /// Only certificates of this organization.
     pub organization_id: Option<OrganizationId>,
+    /// Only CA certificates (true) or only others (false).
     pub is_ca: Option<bool>,
     /// Fill `certificate_pem` (otherwise '').
     pub with_pem: bool,
@@ -99,8 +108,11 @@ pub struct CertificateSearch {
 /// Transitions made by [`Clm::refresh_certificate_statuses`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
 pub struct StatusRefreshReport {
+    /// Certificates moved to `expired` (`not_after` passed).
     pub expired: u64,
+    /// Certificates moved to `expiring` (within the renewal threshold).
     pub expiring: u64,
+    /// Certificates moved from `pending` to `active` (`not_before` reached).
     pub activated: u64,
 }
 

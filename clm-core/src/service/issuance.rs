@@ -57,13 +57,22 @@ pub struct IssueRequest {
     pub issuer_id: CertificateId,
     /// Required unless the actor is a global administrator.
     pub policy_id: Option<PolicyId>,
+    /// The subject; may be empty for a certificate named by its SANs alone
+    /// (or taken from the CSR).
     pub subject: DistinguishedName,
+    /// Subject alternative names (DNS, IP, email, URI); the policy checks each.
     pub sans: Vec<SubjectAlternativeName>,
+    /// What the certificate is for (`tls_server`, `code_signing`...): decides
+    /// its key usages and basic constraints.
     pub kind: CertificateKind,
+    /// Lifetime in days, 1 to 36500 and at most the policy's `max_validity_days`.
     pub validity_days: u32,
+    /// Generate a new key, or certify the key of a CSR.
     pub key: KeySource,
     /// Defaults to the requesting user.
     pub owner_user_id: Option<UserId>,
+    /// The tenant the certificate belongs to; None: shared. Needs
+    /// `certificates:create` there.
     pub organization_id: Option<OrganizationId>,
 }
 
@@ -71,8 +80,16 @@ pub struct IssueRequest {
 #[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum IssuanceOutcome {
-    Issued { certificate: Box<Certificate> },
-    Pending { request: Box<CertificateRequest> },
+    /// Signed and stored.
+    Issued {
+        /// The new certificate's row.
+        certificate: Box<Certificate>,
+    },
+    /// The policy requires approval: the request waits in a workflow.
+    Pending {
+        /// The request, `pending_approval`, linked to its workflow instance.
+        request: Box<CertificateRequest>,
+    },
 }
 
 impl IssuanceOutcome {
@@ -99,25 +116,40 @@ impl IssuanceOutcome {
 /// What a dry run would issue.
 #[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct IssuanceSummary {
+    /// The CA that would sign.
     pub issuer_certificate_id: CertificateId,
+    /// The CA's subject (RFC 4514), the certificate's issuer name.
     pub issuer_dn: String,
+    /// The subject that would be written (RFC 4514).
     pub subject_dn: String,
+    /// The SANs that would be written.
     pub subject_alternative_names: Vec<SubjectAlternativeName>,
+    /// What the certificate would be for.
     pub kind: CertificateKind,
+    /// "RSA", "ECDSA" or "Ed25519".
     pub key_algorithm: String,
+    /// RSA modulus or curve size in bits.
     pub key_size: u32,
+    /// Start of validity (issuance time, backdated a minute for clock skew).
     pub not_before: DateTime<Utc>,
+    /// End of validity.
     pub not_after: DateTime<Utc>,
+    /// The policy that would govern the issuance; None without one.
     pub policy_id: Option<PolicyId>,
+    /// That policy's current version.
     pub policy_version: Option<i32>,
+    /// cRLDistributionPoints URLs the CA would write.
     pub crl_distribution_points: Vec<String>,
+    /// OCSP responder URLs the CA would write.
     pub ocsp_urls: Vec<String>,
+    /// caIssuers URLs the CA would write.
     pub ca_issuers_urls: Vec<String>,
 }
 
 /// A dry run's verdict: what would be issued, and every check with its result.
 #[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct DryRunReport {
+    /// The certificate that would be issued if every rule passes.
     pub would_issue: IssuanceSummary,
     /// The policy's rules, then `issuer` (the CA can sign this validity).
     pub rules: Vec<RuleOutcome>,

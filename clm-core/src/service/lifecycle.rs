@@ -23,13 +23,19 @@ use crate::{AuditRetention, Clm, Error, Result};
 pub struct LifecycleReport {
     /// False when another process was already running the loop.
     pub ran: bool,
+    /// The status transitions made.
     pub statuses: StatusRefreshReport,
+    /// New "expiring soon" notices to owners (one per certificate and threshold).
     pub expiring_notices: u64,
+    /// New "expired" notices to owners (one per certificate).
     pub expired_notices: u64,
+    /// Renewals signed at once.
     pub renewals_issued: u64,
+    /// Renewals left waiting for approval.
     pub renewals_pending_approval: u64,
     /// `certificate_id: error` for renewals that failed (retried next run).
     pub renewal_errors: Vec<String>,
+    /// Waiting workflow instances past their expiry, cancelled with their requests.
     pub workflows_expired: u64,
     /// Audit rows archived under the configured retention.
     pub audit_retention: AuditRetentionReport,

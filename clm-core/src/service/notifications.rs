@@ -16,12 +16,19 @@ use crate::{Clm, Error, Result};
 /// A notice to write.
 #[derive(Debug, Clone)]
 pub struct Notice {
+    /// The recipient.
     pub user_id: UserId,
+    /// What the notice is about, for filtering and display.
     pub notification_type: NotificationType,
+    /// Normal unless set with [`Notice::priority`].
     pub priority: NotificationPriority,
+    /// A short headline.
     pub title: String,
+    /// The text shown to the user.
     pub message: String,
+    /// The kind of row the notice concerns (`certificate`), if any.
     pub resource_type: Option<String>,
+    /// The primary key of that row.
     pub resource_id: Option<ResourceId>,
     /// One notice per key, ever: repeated events (a daily expiry check)
     /// produce one row, never a storm.
@@ -29,6 +36,8 @@ pub struct Notice {
 }
 
 impl Notice {
+    /// A normal-priority notice to `user_id`, about nothing in particular until
+    /// [`Notice::about`].
     pub fn new(
         user_id: UserId,
         notification_type: NotificationType,
@@ -47,17 +56,20 @@ impl Notice {
         }
     }
 
+    /// Sets the row the notice concerns: its kind and primary key.
     pub fn about(mut self, resource_type: &str, id: impl Into<uuid::Uuid>) -> Self {
         self.resource_type = Some(resource_type.to_string());
         self.resource_id = Some(ResourceId(id.into()));
         self
     }
 
+    /// Sets the priority.
     pub fn priority(mut self, priority: NotificationPriority) -> Self {
         self.priority = priority;
         self
     }
 
+    /// Writes the notice only if `dedup_key` was never used (see [`Notice::dedup_key`]).
     pub fn once(mut self, dedup_key: impl Into<String>) -> Self {
         self.dedup_key = Some(dedup_key.into());
         self

@@ -18,17 +18,23 @@ pub type PolicyCache = crate::service::cache::TtlCache<PolicyId, Policy>;
 #[derive(Debug, Clone, serde::Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewPolicy {
+    /// Unique code, 2-64 letters, digits, `_`, `-` or `.` (`WEB-TLS`).
     pub policy_code: String,
+    /// Display name; required.
     pub name: String,
+    /// Free text for people.
     pub description: Option<String>,
     /// The policy rules document (an object or JSON text); default: the
     /// default rules.
     #[serde(default, deserialize_with = "crate::model::documents::document")]
     pub rules: PolicyRules,
+    /// Default active; a policy in any other status refuses issuance.
     #[serde(default = "active")]
     pub status: PolicyStatus,
     /// None = a shared policy (global administrators only).
     pub organization_id: Option<OrganizationId>,
+    /// The approval workflow for its requests, unless the rules name one
+    /// (`workflow_code`); None: the default workflow.
     pub workflow_id: Option<WorkflowId>,
 }
 
@@ -54,7 +60,9 @@ impl Default for NewPolicy {
 #[derive(Debug, Clone, Default, serde::Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PolicyUpdate {
+    /// A new display name (not blank).
     pub name: Option<String>,
+    /// A new description.
     pub description: Option<String>,
     /// New rules (an object or JSON text).
     #[serde(
@@ -62,11 +70,16 @@ pub struct PolicyUpdate {
         deserialize_with = "crate::model::documents::optional_document"
     )]
     pub rules: Option<PolicyRules>,
+    /// A new status; only active policies allow issuance.
     pub status: Option<PolicyStatus>,
+    /// A new approval workflow (there is no clearing it back to None).
     pub workflow_id: Option<WorkflowId>,
 }
 
 impl Clm {
+    /// Creates a policy at version 1. Needs `policies:create` in its
+    /// organization; the CAs its rules list must be of that organization or
+    /// shared.
     #[tracing::instrument(skip_all, fields(actor = actor.log_kind(), organization), err(level = "info"))]
     pub async fn create_policy(&self, actor: &Actor, new: NewPolicy) -> Result<Policy> {
         self.authorize(
@@ -125,6 +138,8 @@ impl Clm {
         Ok(policy)
     }
 
+    /// A policy by id. Needs `policies:read` where it applies; one out of
+    /// reach is NotFound.
     #[tracing::instrument(skip_all, fields(actor = actor.log_kind(), organization), err(level = "info"))]
     pub async fn get_policy(&self, actor: &Actor, id: PolicyId) -> Result<Policy> {
         self.authorized_policy(actor, "read", id, false).await
@@ -191,6 +206,7 @@ impl Clm {
         Ok(())
     }
 
+    /// A policy by its `policy_code`, as [`Clm::get_policy`].
     #[tracing::instrument(skip_all, fields(actor = actor.log_kind(), organization), err(level = "info"))]
     pub async fn get_policy_by_code(&self, actor: &Actor, code: &str) -> Result<Policy> {
         let id = {
@@ -232,6 +248,8 @@ impl Clm {
         store::list::<Policies>(&mut conn.conn(), &f, page).await
     }
 
+    /// Changes a policy. Needs `policies:update` where it applies; new rules
+    /// bump its version (certificates keep the version they were issued under).
     #[tracing::instrument(skip_all, fields(actor = actor.log_kind(), organization), err(level = "info"))]
     pub async fn update_policy(
         &self,
@@ -276,6 +294,8 @@ impl Clm {
         Ok(policy)
     }
 
+    /// Soft-deletes a policy (needs `policies:delete`); certificates issued
+    /// under it keep their reference.
     #[tracing::instrument(skip_all, fields(actor = actor.log_kind(), organization), err(level = "info"))]
     pub async fn delete_policy(&self, actor: &Actor, id: PolicyId) -> Result<()> {
         let policy = self.authorized_policy(actor, "delete", id, false).await?;
@@ -293,6 +313,7 @@ impl Clm {
         deleted
     }
 
+    /// Undoes [`Clm::delete_policy`] (needs `policies:update`).
     #[tracing::instrument(skip_all, fields(actor = actor.log_kind(), organization), err(level = "info"))]
     pub async fn restore_policy(&self, actor: &Actor, id: PolicyId) -> Result<Policy> {
         let policy = self.authorized_policy(actor, "update", id, true).await?;

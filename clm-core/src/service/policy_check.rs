@@ -17,21 +17,30 @@ use crate::{Error, Result};
 /// `organization` for the policy row itself).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct RuleOutcome {
+    /// The rule's name: a `policy_rules` field, or `status`, `organization`, `issuer`.
     pub rule: String,
+    /// Whether the request satisfies it.
     pub passed: bool,
+    /// What was checked, or what was wrong.
     pub detail: String,
 }
 
 /// The facts of a request that policies judge.
 #[derive(Debug, Clone)]
 pub struct PolicyInput<'a> {
+    /// The organization the certificate would belong to.
     pub organization_id: Option<OrganizationId>,
+    /// The subject asked for.
     pub subject: &'a DistinguishedName,
+    /// The SANs asked for.
     pub sans: &'a [SubjectAlternativeName],
+    /// What the certificate is for.
     pub kind: CertificateKind,
+    /// The lifetime asked for, in days.
     pub validity_days: u32,
     /// "RSA", "ECDSA", "Ed25519" (or whatever a CSR carried).
     pub key_family: &'a str,
+    /// RSA modulus or curve size in bits.
     pub key_bits: u32,
     /// The signing CA (`certificates.id`) and its organization; judged by
     /// the `issuer_ids` rule (None skips it: no CA chosen yet).

@@ -27,23 +27,33 @@ pub const MAX_CRL_HOURS: u32 = 24 * 366;
 /// One entry of a generated CRL.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
 pub struct CrlEntryInfo {
+    /// The revoked certificate.
     pub certificate_id: CertificateId,
     /// Lowercase hex of the serial's DER content bytes.
     pub serial_number: String,
+    /// When it was revoked (the entry's revocationDate).
     pub revoked_at: DateTime<Utc>,
+    /// Why; written as the entry's reasonCode unless `unspecified`.
     pub reason: RevocationReason,
 }
 
 /// A signed CRL, as DER and PEM.
 #[derive(Debug, Clone, serde::Serialize, schemars::JsonSchema)]
 pub struct GeneratedCrl {
+    /// The CA that signed the CRL.
     pub issuer_certificate_id: CertificateId,
+    /// The CRL's cRLNumber: one more than the CA's previous CRL.
     pub crl_number: i64,
+    /// The CRL as DER (Rust only: bindings get `pem`).
     #[serde(skip)]
     pub der: Vec<u8>,
+    /// The CRL as one PEM `X509 CRL` block.
     pub pem: String,
+    /// When the CRL was signed (whole seconds).
     pub this_update: DateTime<Utc>,
+    /// When the next CRL is due: relying parties treat this one as stale after it.
     pub next_update: DateTime<Utc>,
+    /// Every certificate the CRL lists.
     pub entries: Vec<CrlEntryInfo>,
 }
 

@@ -24,6 +24,7 @@ use crate::store::private_keys::{self, Resealed};
 use crate::store::{Page, PageRequest, encryption_keys, now, users};
 use crate::{Clm, Error, Result};
 
+/// Private keys per batch when [`RotationOptions::batch_size`] is not set.
 pub const DEFAULT_BATCH_SIZE: u32 = 1000;
 /// Four bound values a row stay under SQLite's parameter limit in one statement.
 pub const MAX_BATCH_SIZE: u32 = 5000;
@@ -35,8 +36,11 @@ const MFA_BATCH: u32 = 500;
 /// Reported to [`RotationOptions::progress`] after each committed batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
 pub struct RotationProgress {
+    /// The rotation (`key_rotation_history.id`).
     pub rotation_id: KeyRotationId,
+    /// Private keys the whole rotation re-seals.
     pub total: i64,
+    /// Of `total`, those re-sealed so far.
     pub rotated: i64,
 }
 
@@ -78,22 +82,34 @@ impl std::fmt::Debug for RotationOptions<'_> {
 /// (`max_batches`); call again to resume.
 #[derive(Debug, Clone, serde::Serialize, schemars::JsonSchema)]
 pub struct RotationReport {
+    /// The rotation (`key_rotation_history.id`).
     pub rotation_id: KeyRotationId,
+    /// A data key or a master key rotation.
     pub rotation_type: RotationType,
+    /// `completed`, or `in_progress` when it stopped early.
     pub status: RotationStatus,
     /// Whether this call continued a rotation an earlier call started.
     pub resumed: bool,
+    /// The data key rotated away from (data key rotations).
     pub old_key_id: Option<EncryptionKeyId>,
+    /// The data key now active (data key rotations).
     pub new_key_id: Option<EncryptionKeyId>,
+    /// The master key id rotated away from (master key rotations; not secret).
     pub old_master_key_id: Option<String>,
+    /// The new master key's id (master key rotations; not secret).
     pub new_master_key_id: Option<String>,
     /// Items of the whole rotation (private keys; data keys for a master key).
     pub total_items: i64,
+    /// Of `total_items`, those done so far, by any call.
     pub rotated_items: i64,
     /// Of `rotated_items`, those re-sealed by this call.
     pub rotated_this_call: i64,
+    /// Batches committed by this call.
     pub batches: u32,
+    /// Users' MFA secrets re-sealed under the new data key by this call.
     pub mfa_secrets_resealed: u64,
+    /// Old data keys retired (nothing is sealed under them any more); empty
+    /// until the rotation completes.
     pub retired_key_ids: Vec<EncryptionKeyId>,
 }
 
@@ -121,9 +137,11 @@ impl RotationReport {
 /// A data key (without key material) and what is still sealed under it.
 #[derive(Debug, Clone, serde::Serialize, schemars::JsonSchema)]
 pub struct DataKeyStatus {
+    /// The data key's row (its wrapped key material is never serialized).
     pub key: EncryptionKey,
     /// Private keys sealed under it, soft-deleted ones included.
     pub private_keys: i64,
+    /// Users' MFA secrets sealed under it.
     pub mfa_secrets: i64,
 }
 

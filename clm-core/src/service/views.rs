@@ -18,6 +18,7 @@ use crate::{Actor, Clm, Error, Result};
 #[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct ViewFilter {
+    /// Only certificates of this owner.
     pub owner_user_id: Option<UserId>,
     /// Only these organizations (within the reader's own).
     pub organization_ids: Option<Vec<OrganizationId>>,

@@ -84,13 +84,20 @@ async fn cancel_open_steps(conn: &mut Conn<'_>, instance_id: WorkflowInstanceId)
 #[derive(Debug, Clone, serde::Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewWorkflow {
+    /// Unique code, 2-64 letters, digits, `_`, `-` or `.`; policies name it
+    /// in `workflow_code`.
     pub workflow_code: String,
+    /// Display name; required.
     pub name: String,
+    /// Free text for people.
     pub description: Option<String>,
     /// The workflow definition document (an object or JSON text).
     #[serde(deserialize_with = "crate::model::documents::document")]
     pub definition: WorkflowDefinition,
+    /// The tenant it belongs to; None: shared (global administrators only).
     pub organization_id: Option<OrganizationId>,
+    /// Marks the default workflow. At most one live workflow is (the seeded
+    /// `DEFAULT_APPROVAL`), so a second fails with AlreadyExists.
     #[serde(default)]
     pub is_default: bool,
 }
@@ -98,7 +105,9 @@ pub struct NewWorkflow {
 /// An instance with its steps.
 #[derive(Debug, Clone, serde::Serialize, schemars::JsonSchema)]
 pub struct WorkflowInstanceView {
+    /// The instance row.
     pub instance: WorkflowInstance,
+    /// Its steps, in order, with each one's status and decisions.
     pub steps: Vec<WorkflowStep>,
 }
 
@@ -191,6 +200,8 @@ impl Clm {
         Ok(())
     }
 
+    /// Creates an active workflow at version 1. Needs `workflows:create` in
+    /// its organization; the approvers its steps name must exist.
     #[tracing::instrument(skip_all, fields(actor = actor.log_kind(), organization), err(level = "info"))]
     pub async fn create_workflow(&self, actor: &Actor, new: NewWorkflow) -> Result<Workflow> {
         self.authorize(
@@ -245,6 +256,8 @@ impl Clm {
         Ok(workflow)
     }
 
+    /// A workflow by id. Needs `workflows:read` where it applies; one out of
+    /// reach is NotFound.
     #[tracing::instrument(skip_all, fields(actor = actor.log_kind(), organization), err(level = "info"))]
     pub async fn get_workflow(&self, actor: &Actor, id: WorkflowId) -> Result<Workflow> {
         let mut conn = self.databases().core.acquire().await?;
@@ -259,6 +272,7 @@ impl Clm {
         Ok(workflow)
     }
 
+    /// A workflow by its `workflow_code`, as [`Clm::get_workflow`].
     #[tracing::instrument(skip_all, fields(actor = actor.log_kind(), organization), err(level = "info"))]
     pub async fn get_workflow_by_code(&self, actor: &Actor, code: &str) -> Result<Workflow> {
         let id = {
@@ -268,6 +282,8 @@ impl Clm {
         self.get_workflow(actor, id).await
     }
 
+    /// Lists the shared workflows and those of the organizations where the
+    /// actor has `workflows:read`.
     #[tracing::instrument(skip_all, fields(actor = actor.log_kind(), organization), err(level = "info"))]
     pub async fn list_workflows(
         &self,
@@ -919,6 +935,8 @@ impl Clm {
             .collect())
     }
 
+    /// A workflow instance with its steps: for its requester, or an actor
+    /// with `workflows:read` in its organization (else NotFound).
     #[tracing::instrument(skip_all, fields(actor = actor.log_kind(), organization), err(level = "info"))]
     pub async fn get_workflow_instance(
         &self,

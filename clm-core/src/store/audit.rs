@@ -47,6 +47,7 @@ pub enum AuditLogKind {
 }
 
 impl AuditLogKind {
+    /// The trail's table name (`secure_audit_log` or `audit_log`).
     pub fn table(self) -> &'static str {
         match self {
             AuditLogKind::Secure => "secure_audit_log",
@@ -102,13 +103,19 @@ pub(crate) async fn delete_archived(
     Ok(())
 }
 
+/// What an audit listing may filter on; every field set must match.
 #[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AuditFilter {
+    /// Only events by this user (acting directly or through one of their API keys).
     pub user_id: Option<UserId>,
+    /// Only events on this kind of resource (`certificate`, `user`, `policy`).
     pub resource_type: Option<String>,
+    /// Only events on this resource (its primary key).
     pub resource_id: Option<ResourceId>,
+    /// Only events of this type (`certificate.revoked`).
     pub event_type: Option<String>,
+    /// Only events in these organizations; the actor's reach narrows it further.
     pub organization_ids: Option<Vec<OrganizationId>>,
     /// `event_timestamp >= since`.
     pub since: Option<Timestamp>,

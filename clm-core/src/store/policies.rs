@@ -14,11 +14,15 @@ table!(
     id = crate::model::PolicyId
 );
 
+/// What a policy listing may filter on; every field set must match.
 #[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PolicyFilter {
+    /// Only policies in this status.
     pub status: Option<PolicyStatus>,
+    /// Only policies whose requests go to this approval workflow.
     pub workflow_id: Option<WorkflowId>,
+    /// Only policies of these organizations (shared policies have none).
     pub organization_ids: Option<Vec<OrganizationId>>,
 }
 

@@ -11,6 +11,7 @@ table!(Users, User, "users", "user", id = crate::model::UserId);
 #[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UserFilter {
+    /// Only users in this status.
     pub status: Option<UserStatus>,
     /// Case-insensitive substring of username or email.
     pub search: Option<String>,

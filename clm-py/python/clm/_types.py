@@ -40,7 +40,7 @@ WorkflowStatus = Literal["initiated", "in_progress", "pending_approval", "approv
 
 
 class AuditFilter(TypedDict, total=False):
-    """The `AuditFilter` argument object."""
+    """What an audit listing may filter on; every field set must match."""
 
     event_type: str | None
     organization_ids: Sequence[str | UUID] | None
@@ -209,7 +209,7 @@ Permissions = dict[str, list[str]]
 
 
 class PolicyFilter(TypedDict, total=False):
-    """The `PolicyFilter` argument object."""
+    """What a policy listing may filter on; every field set must match."""
 
     organization_ids: Sequence[str | UUID] | None
     status: PolicyStatus | None
