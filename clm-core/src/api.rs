@@ -60,7 +60,9 @@ pub fn operation_names() -> impl Iterator<Item = &'static str> {
 /// What an operation produced: a record in its JSON form, or an actor (the
 /// bindings keep actors as opaque handles).
 pub enum Reply {
+    /// A record, a list, a scalar, or null for an operation that returns nothing.
     Value(Value),
+    /// An actor for the binding to keep as a handle, with its description.
     Actor(Actor, Value),
 }
 
