@@ -9,43 +9,79 @@ export interface Page<T> {
   next_cursor?: string | null
 }
 
+/**
+ * A row of the `active_certificates` view: live certificates in service (`active` or
+ * `expiring`), without PEM or key material.
+ */
 export interface ActiveCertificate {
+  /** Readable id (`cert_...`). */
   certificate_id: string
+  /** What it is for. */
   certificate_kind: CertificateKind
+  /** Subject CN; None when absent. */
   common_name?: string | null
+  /** When clm recorded it. */
   created_at: string
+  /** Lowercase hex SHA-256 of the DER. */
   fingerprint_sha256: string
+  /** The certificate's primary key. */
   id: CertificateId
+  /** The certificate is a CA. */
   is_ca: boolean
+  /** Issuing CA's row when known. */
   issuer_certificate_id?: CertificateId | null
+  /** Issuer, RFC 4514. */
   issuer_dn: string
+  /** Key family (`RSA`, `ECDSA`, `Ed25519`, ...). */
   key_algorithm: string
+  /** Key size in bits; 0 when unknown. */
   key_size: number
+  /** End of validity. */
   not_after: string
+  /** Start of validity. */
   not_before: string
+  /** Organization; None for shared. */
   organization_id?: OrganizationId | null
+  /** Owner; None when nobody. */
   owner_user_id?: UserId | null
+  /** Policy it was issued under. */
   policy_id?: PolicyId | null
+  /** Serial, lowercase hex. */
   serial_number: string
+  /** Issuer's signature algorithm. */
   signature_algorithm: string
+  /** `active` or `expiring`. */
   status: CertificateStatus
+  /** Subject alternative names. */
   subject_alternative_names: SubjectAlternativeName[]
+  /** Subject, RFC 4514. */
   subject_dn: string
 }
 
 /** One page of rows and the cursor of the next page (None on the last page). */
 export type ActiveCertificatePage = Page<ActiveCertificate>
 
+/** A row of the `active_users_with_roles` view: an active user with the roles it holds now. */
 export interface ActiveUserWithRoles {
+  /** When the user was created. */
   created_at: string
+  /** Name to show. */
   display_name?: string | null
+  /** E-mail address. */
   email: string
+  /** The user's primary key. */
   id: UserId
+  /** Last successful login. */
   last_login_at?: string | null
+  /** A TOTP code is required at login. */
   mfa_enabled: boolean
+  /** Codes of the roles it holds now, sorted. */
   role_codes: string[]
+  /** Names of the roles it holds now, ordered by role code. */
   role_names: string[]
+  /** Always `active` here. */
   status: UserStatus
+  /** Login name. */
   username: string
 }
 
@@ -62,11 +98,15 @@ export declare class Actor {
 
 /** Who an actor is, as a binding shows it; never its permissions. */
 export interface ActorDescription {
+  /** The API key it came from (`authenticate_api_key`); None otherwise. */
   api_key_id?: ApiKeyId | null
+  /** User, API key or system. */
   kind: ActorKindName
   /** The active organizations the actor acts in. */
   organization_ids: OrganizationId[]
+  /** The session it came from (`validate_session`); None otherwise. */
   session_id?: SessionId | null
+  /** The user acting (for an API key, its owner); None for the system. */
   user_id?: UserId | null
 }
 
@@ -76,19 +116,33 @@ export type ActorKindName = "user" | "api_key" | "system"
 /** `audit_log.actor_type` / `secure_audit_log.actor_type`. */
 export type ActorType = "user" | "api_key" | "system"
 
+/** An API key (`api_keys`): acts for its user within its scopes. Only its hash is stored. */
 export interface ApiKey {
+  /** When clm wrote the row. */
   created_at: string
+  /** Soft delete: when the row was deleted; listings hide such rows unless asked to include them. */
   deleted_at?: string | null
+  /** When it stops working; None for never. */
   expires_at?: string | null
+  /** Primary key (UUID v7). */
   id: ApiKeyId
+  /** Public part of the key (`clm_<key_id>_...`); unique, safe to show. */
   key_id: string
+  /** Last successful authentication. */
   last_used_at?: string | null
+  /** Label chosen by its creator. */
   name: string
+  /** The one organization it may act in; None for the user's reach. */
   organization_id?: OrganizationId | null
+  /** When it was revoked; None while usable. */
   revoked_at?: string | null
+  /** Who revoked it. */
   revoked_by_user_id?: UserId | null
+  /** Permissions it may use, within its user's (the intersection applies). */
   scopes: Permissions
+  /** Last change to the row (kept current by the database). */
   updated_at: string
+  /** The user it acts for. */
   user_id: UserId
 }
 
@@ -100,9 +154,13 @@ export type ApiKeyPage = Page<ApiKey>
 
 /** One recorded decision on an approval step. */
 export interface ApprovalDecision {
+  /** True approves, false rejects (one rejection rejects the step). */
   approved: boolean
+  /** Free text given with the decision. */
   comment?: string | null
+  /** When it was made. */
   decided_at: string
+  /** The approver. */
   user_id: UserId
 }
 
@@ -153,21 +211,40 @@ export interface AuditCheckpoint {
 
 /** A row of `secure_audit_log` or `audit_log` (same shape). */
 export interface AuditEvent {
+  /** The permission-style action (`create`, `revoke`, `login`). */
   action: string
+  /** Who acted: `user`, `api_key` or `system`. */
   actor_type: ActorType
+  /** The API key used; None otherwise. */
   api_key_id?: ApiKeyId | null
+  /** When the row was written (equal to `event_timestamp`). */
   created_at: string
+  /** Event facts (ids, names, counts); never a secret. */
   details: JsonValue
+  /** When it happened (UTC). */
   event_timestamp: string
+  /** What happened, `resource.verb` (`user.created`, `certificate.revoked`, `auth.login_failed`). */
   event_type: string
+  /** Primary key (UUID v7). */
   id: AuditId
+  /** The organization acted in; None when global. */
   organization_id?: OrganizationId | null
+  /** `success`, `failure`, or `denied` (a refused permission). */
   outcome: AuditOutcome
+  /** `row_hash` of the row before; 64 zeros for the first. */
   previous_hash: string
+  /** Id of that row. */
   resource_id?: ResourceId | null
+  /** Kind of row acted on (`certificate`, `user`, ...); None when none. */
   resource_type?: string | null
+  /**
+   * Lowercase hex SHA-256 of `previous_hash` and this row's canonical JSON (RFC 8785): any edit
+   * breaks the chain.
+   */
   row_hash: string
+  /** Position in its chain, from 1 with no gaps (archiving removes the oldest rows only). */
   sequence_number: number
+  /** The acting user (for an API key, its owner); None for the system. */
   user_id?: UserId | null
 }
 
@@ -204,40 +281,84 @@ export type AuditLogKind = "secure" | "core"
 /** Outcome recorded in both audit tables. */
 export type AuditOutcome = "success" | "failure" | "denied"
 
+/** A certificate clm issued or imported (`certificates`), with what it read from it. */
 export interface Certificate {
+  /** Authority key identifier's key id, lowercase hex; None when absent. */
   authority_key_id?: string | null
+  /** Readable unique id, `cert_` and the 32 hex digits of `id`. */
   certificate_id: string
+  /** What it is for; for an import, read from its extensions (`imported` when none fits). */
   certificate_kind: CertificateKind
-  /** Empty in light list rows (see `CertificateQuery::with_pem`). */
+  /** The certificate, PEM. Empty in light list rows (see `CertificateSearch::with_pem`). */
   certificate_pem: string
+  /** The subject's CN; None when the subject has none. */
   common_name?: string | null
+  /** When clm wrote the row. */
   created_at: string
+  /** For a CA: number of the last CRL it signed (0 before the first). */
   crl_number: number
+  /** Soft delete: when the row was deleted; listings hide such rows unless asked to include them. */
   deleted_at?: string | null
+  /** Lowercase hex SHA-256 of the DER; unique within an organization (and among shared rows). */
   fingerprint_sha256: string
+  /** Primary key (UUID v7). */
   id: CertificateId
+  /**
+   * Oddities an import accepted: `serial_negative`, `serial_zero`, `serial_too_long`,
+   * `version_1`, `version_2`, `validity_inverted`, `signature_algorithm_mismatch`,
+   * `key_compromised`, `unknown_critical_extension:OID`, `malformed_extension:OID`,
+   * `duplicate_extension:OID`, `unsupported_san:KIND`. Empty for issued certificates.
+   */
   import_flags: string[]
+  /** basicConstraints cA: the certificate may sign others. */
   is_ca: boolean
+  /** The issuing CA's row when clm knows it; None for a root or an unknown issuer. */
   issuer_certificate_id?: CertificateId | null
+  /** Issuer name, RFC 4514. */
   issuer_dn: string
+  /** Subject key family: `RSA`, `ECDSA`, `Ed25519`, `Ed448`, or the key algorithm's OID. */
   key_algorithm: string
+  /** RSA modulus or curve size in bits; 0 when unknown. */
   key_size: number
+  /** End of validity (UTC); expiry reports and renewals go by it. */
   not_after: string
+  /** Start of validity (UTC). */
   not_before: string
+  /** The organization it belongs to; None for a shared row. */
   organization_id?: OrganizationId | null
+  /** The user responsible for it, who gets its expiry notices; None when nobody is. */
   owner_user_id?: UserId | null
+  /** basicConstraints pathLenConstraint of a CA; None for no limit or no CA. */
   path_len?: number | null
+  /** The policy it was issued under; None for imports and issuance without a policy. */
   policy_id?: PolicyId | null
+  /** The policy's `version` when it was issued. */
   policy_version?: number | null
+  /** The certificate this one renewed; None for a first issuance. */
   replaces_certificate_id?: CertificateId | null
+  /**
+   * Lowercase hex of the serial's DER content bytes (lossless even for negative or over-long
+   * serials); unique per issuer for issued certificates.
+   */
   serial_number: string
+  /** How the issuer signed it, e.g. `sha256WithRSAEncryption`, `ecdsa-with-SHA256`, `Ed25519`. */
   signature_algorithm: string
+  /** `issued` by clm or `imported`. */
   source: CertificateSource
+  /**
+   * Lifecycle state: by time (pending, active, expiring, expired) or by revocation (revoked,
+   * suspended); `refresh_certificate_statuses` (run by `run_lifecycle`) keeps it current.
+   */
   status: CertificateStatus
+  /** Subject alternative names, in the order of the certificate. */
   subject_alternative_names: SubjectAlternativeName[]
+  /** Subject name, RFC 4514, most specific first (`CN=server.example.com,O=Example`). */
   subject_dn: string
+  /** Subject key identifier extension, lowercase hex; None when absent. */
   subject_key_id?: string | null
+  /** Last change to the row (kept current by the database). */
   updated_at: string
+  /** The approval workflow its request went through; None when it needed no approval. */
   workflow_id?: WorkflowId | null
 }
 
@@ -261,50 +382,102 @@ export type CertificateMetadataId = string
 /** One page of rows and the cursor of the next page (None on the last page). */
 export type CertificatePage = Page<Certificate>
 
+/** A request to issue or renew a certificate (`certificate_requests`). */
 export interface CertificateRequest {
+  /** The certificate it produced; None until issued. */
   certificate_id?: CertificateId | null
+  /** Requested kind (drives key usage and extended key usage). */
   certificate_kind: CertificateKind
+  /** Requested CN; None when the subject has none. */
   common_name?: string | null
+  /** When clm wrote the row. */
   created_at: string
+  /** The caller's PKCS#10 CSR, PEM; None when clm makes or keeps the key. */
   csr_pem?: string | null
+  /** Soft delete: when the row was deleted; listings hide such rows unless asked to include them. */
   deleted_at?: string | null
+  /**
+   * Not set by clm (None): a request awaiting approval expires with its workflow instance's
+   * `expires_at`.
+   */
   expires_at?: string | null
+  /** Why it failed, was rejected, cancelled or expired; None otherwise. */
   failure_reason?: string | null
+  /** Primary key (UUID v7). */
   id: CertificateRequestId
+  /** The CA asked to sign it. */
   issuer_certificate_id?: CertificateId | null
+  /**
+   * Key algorithm: canonical name (`ECDSA-P256`, `RSA-2048`, `Ed25519`) for a key clm makes or
+   * keeps, the family (`RSA`, `ECDSA`, ...) for a CSR's key.
+   */
   key_algorithm: string
+  /** RSA modulus or curve size in bits. */
   key_size: number
+  /** Organization the certificate will belong to; None for shared. */
   organization_id?: OrganizationId | null
+  /** Owner the certificate will get. */
   owner_user_id?: UserId | null
+  /** The policy that judged it; None when none applied. */
   policy_id?: PolicyId | null
+  /** The certificate this request renews; None for a new issuance. */
   renewal_of_certificate_id?: CertificateId | null
+  /** Readable unique id, `req_` and the 32 hex digits of `id`. */
   request_id: string
+  /** Who asked; None for the system actor. */
   requested_by_user_id?: UserId | null
+  /** A renewal that keeps the old certificate's key instead of a new one. */
   reuse_key: boolean
+  /** Where the request stands; `pending_approval` while its workflow waits. */
   status: RequestStatus
+  /** Requested subject alternative names (normalized). */
   subject_alternative_names: SubjectAlternativeName[]
+  /** Requested subject, RFC 4514. */
   subject_dn: string
+  /** Last change to the row (kept current by the database). */
   updated_at: string
+  /** Requested validity in days (at least 1). */
   validity_days: number
+  /** Its approval workflow run; None when it needed no approval. */
   workflow_instance_id?: WorkflowInstanceId | null
 }
 
 /** A CertificateRequestId (UUID text). */
 export type CertificateRequestId = string
 
+/**
+ * A revocation of a certificate (`certificate_revocations`); at most one standing per
+ * certificate.
+ */
 export interface CertificateRevocation {
+  /** The revoked certificate. */
   certificate_id: CertificateId
+  /** Free text given with the revocation. */
   comment?: string | null
+  /** When clm wrote the row. */
   created_at: string
+  /** Soft delete: when the row was deleted; listings hide such rows unless asked to include them. */
   deleted_at?: string | null
+  /** Primary key (UUID v7). */
   id: RevocationId
+  /**
+   * The CA whose CRL lists it; None when its issuer is unknown, or is of another scope than this
+   * (imported) copy.
+   */
   issuer_certificate_id?: CertificateId | null
+  /** When a hold was released (the certificate is valid again); only a `certificate_hold` can be. */
   released_at?: string | null
+  /** Who released the hold. */
   released_by_user_id?: UserId | null
+  /** RFC 5280 reason; `certificate_hold` suspends and can be released. */
   revocation_reason: RevocationReason
+  /** When it took effect (the CRL's revocation date). */
   revoked_at: string
+  /** Who revoked it; None for the system actor. */
   revoked_by_user_id?: UserId | null
+  /** The certificate's serial, lowercase hex (as in `certificates`). */
   serial_number: string
+  /** Last change to the row (kept current by the database). */
   updated_at: string
 }
 
@@ -371,21 +544,40 @@ export type CertificateSource = "issued" | "imported"
 /** `certificates.status`, exactly the summary's values. */
 export type CertificateStatus = "pending" | "active" | "expiring" | "expired" | "revoked" | "suspended"
 
+/**
+ * A row of the `certificate_summary` view: certificate metadata with owner and organization
+ * details.
+ */
 export interface CertificateSummary {
+  /** Application label. */
   application?: string | null
+  /** The certificate it describes (`certificates.id`). */
   certificate_id: CertificateId
+  /** The certificate's CN. */
   common_name?: string | null
+  /** When the metadata row was created. */
   created_at: string
+  /** Deployment label. */
   environment?: string | null
+  /** The metadata row's primary key. */
   id: CertificateMetadataId
+  /** The certificate's end of validity. */
   not_after?: string | null
+  /** Organization's code. */
   org_code?: string | null
+  /** Organization; None for shared. */
   organization_id?: OrganizationId | null
+  /** Organization's name. */
   organization_name?: string | null
+  /** Owner's e-mail; None without an owner. */
   owner_email?: string | null
+  /** The certificate's owner; None when nobody. */
   owner_user_id?: UserId | null
+  /** Owner's username; None without an owner. */
   owner_username?: string | null
+  /** Free key-value labels. */
   tags: { [key: string]: JsonValue }
+  /** Last change to the metadata row. */
   updated_at: string
 }
 
@@ -419,6 +611,7 @@ export interface ChainReport {
 
 /** A created API key. */
 export interface CreatedApiKey {
+  /** The stored key row (its hash is not serialized). */
   api_key: ApiKey
   /**
    * The key itself, shown this once.
@@ -441,6 +634,7 @@ export interface CrlEntryInfo {
 
 /** A key and a PKCS#10 CSR for it, made outside any database. */
 export interface CsrBundle {
+  /** The PKCS#10 CSR, PEM, signed with the new key. */
   csr_pem: string
   /**
    * The new private key, PKCS#8 PEM.
@@ -493,19 +687,42 @@ export interface DryRunReport {
   would_issue: IssuanceSummary
 }
 
+/**
+ * A data key (`encryption_keys`): seals private keys and MFA secrets, itself wrapped by the
+ * master key. Its key material is never serialized.
+ */
 export interface EncryptionKey {
+  /** When it became the active key; None before. */
   activated_at?: string | null
+  /** Cipher of the data it seals; always `AES-256-GCM`. */
   algorithm: string
+  /** When clm wrote the row. */
   created_at: string
+  /** Soft delete: when the row was deleted; listings hide such rows unless asked to include them. */
   deleted_at?: string | null
+  /** Records that data-key rotations re-sealed under this key (new seals are not counted). */
   encryption_count: number
+  /** Primary key (UUID v7). */
   id: EncryptionKeyId
+  /** Readable name, `dek-v<key_version>`; unique. */
   key_id: string
+  /**
+   * `active` seals new data (at most one at a time), `decrypt_only` still opens old data during
+   * a rotation, `retired` is used by nothing.
+   */
   key_status: KeyStatus
+  /** What the key seals; `data_encryption` (private keys, MFA secrets) is the only type. */
   key_type: KeyType
+  /** 1 for the first data key, one more for each rotation; unique per key type. */
   key_version: number
+  /**
+   * Non-secret id of the master key that wrapped it (`local:` and 16 hex digits for a local
+   * key): a wrong master key is detected at open.
+   */
   master_key_id: string
+  /** When it was retired; None while it is active or decrypt-only. */
   retired_at?: string | null
+  /** Last change to the row (kept current by the database). */
   updated_at: string
 }
 
@@ -540,24 +757,46 @@ export interface ErrorDetails {
   violations: Violation[]
 }
 
+/**
+ * A row of the `expiring_certificates` view: in service (`active` or `expiring`) and ending
+ * within 30 days.
+ */
 export interface ExpiringCertificate {
+  /** Readable id (`cert_...`). */
   certificate_id: string
+  /** What it is for. */
   certificate_kind: CertificateKind
+  /** Subject CN; None when absent. */
   common_name?: string | null
+  /** Whole days left, rounded down. */
   days_until_expiry: number
+  /** Lowercase hex SHA-256 of the DER. */
   fingerprint_sha256: string
+  /** The certificate's primary key. */
   id: CertificateId
+  /** The certificate is a CA. */
   is_ca: boolean
+  /** Issuer, RFC 4514. */
   issuer_dn: string
+  /** Key family (`RSA`, `ECDSA`, `Ed25519`, ...). */
   key_algorithm: string
+  /** Key size in bits; 0 when unknown. */
   key_size: number
+  /** End of validity, within the next 30 days. */
   not_after: string
+  /** Start of validity. */
   not_before: string
+  /** Organization; None for shared. */
   organization_id?: OrganizationId | null
+  /** Owner; None when nobody. */
   owner_user_id?: UserId | null
+  /** Policy it was issued under. */
   policy_id?: PolicyId | null
+  /** Serial, lowercase hex. */
   serial_number: string
+  /** `active` or `expiring`. */
   status: CertificateStatus
+  /** Subject, RFC 4514. */
   subject_dn: string
 }
 
@@ -592,9 +831,13 @@ export interface GeneratedCrl {
  * (An input: fields with a default may be left out.)
  */
 export interface ImportInput {
+  /** One DER certificate in base64 (instead of `pem`). */
   der_base64?: string | null
+  /** Organization the certificates belong to; None for shared ones. */
   organization_id?: OrganizationId | null
+  /** Owner of the certificates. */
   owner_user_id?: UserId | null
+  /** One PEM certificate or a PEM bundle (instead of `der_base64`). */
   pem?: string | null
   /**
    * The one certificate's private key (PKCS#8, PKCS#1 or SEC1 PEM).
@@ -681,39 +924,73 @@ export interface IssuanceUrls {
 export interface IssueInput {
   /** A PKCS#10 CSR in PEM (instead of key_algorithm). */
   csr?: string | null
+  /** The CA that signs. */
   issuer_id: CertificateId
+  /** Key clm generates and keeps sealed; `ecdsa_p256` when neither this nor `csr` is given. */
   key_algorithm?: KeyAlgorithm | null
+  /** What the certificate is for; `tls_server` when absent. */
   kind?: CertificateKind | null
+  /** Organization the certificate belongs to; None for a shared one. */
   organization_id?: OrganizationId | null
+  /** Owner of the certificate; the acting user when absent. */
   owner_user_id?: UserId | null
+  /** The policy to issue under; required unless the actor is a global administrator. */
   policy_id?: PolicyId | null
-  /** Default: `[]`. */
+  /**
+   * Subject alternative names.
+   * Default: `[]`.
+   */
   sans?: SubjectAlternativeName[]
-  /** Default: `{}`. */
+  /**
+   * Subject name; empty when the names are in `sans` only.
+   * Default: `{}`.
+   */
   subject?: DistinguishedName
+  /** Days of validity; at most the policy's `max_validity_days`. */
   validity_days: number
 }
 
 /** A key algorithm: one of the examples, or a common spelling of one (rsa2048, p256, secp384r1, ed25519), case-insensitive. */
 export type KeyAlgorithm = string
 
+/** A data-key or master-key rotation (`key_rotation_history`). */
 export interface KeyRotation {
+  /** When it completed; None while running. */
   completed_at?: string | null
+  /** When clm wrote the row. */
   created_at: string
+  /** Soft delete: when the row was deleted; listings hide such rows unless asked to include them. */
   deleted_at?: string | null
+  /** Why it last stopped; cleared when it resumes. */
   error_message?: string | null
+  /** Primary key (UUID v7). */
   id: KeyRotationId
+  /** Who started it; None for the system actor. */
   initiated_by_user_id?: UserId | null
+  /** Last private key re-sealed: where a resumed rotation continues. */
   last_item_id?: PrivateKeyId | null
+  /** The data key rotated to; None for a master-key rotation. */
   new_key_id?: EncryptionKeyId | null
+  /** Id of the new master key; None for a data-key rotation. */
   new_master_key_id?: string | null
+  /** The data key rotated away from; None for a master-key rotation. */
   old_key_id?: EncryptionKeyId | null
+  /** Id of the master key replaced; None for a data-key rotation. */
   old_master_key_id?: string | null
+  /** Records done so far. */
   rotated_items: number
+  /**
+   * `data_key` (re-seal private keys and MFA secrets under a new data key) or `master_key`
+   * (re-wrap the data keys).
+   */
   rotation_type: RotationType
+  /** When it started. */
   started_at: string
+  /** `in_progress` (at most one per type; the next call resumes it) or `completed`. */
   status: RotationStatus
+  /** Records to re-seal or re-wrap (grows if new ones appear meanwhile). */
   total_items: number
+  /** Last change to the row (kept current by the database). */
   updated_at: string
 }
 
@@ -754,12 +1031,14 @@ export interface LifecycleReport {
 
 /** A successful login. */
 export interface LoginResult {
+  /** The session the token opens (its hash is not serialized). */
   session: Session
   /**
    * The bearer token of the new session, shown this once.
    * Secret: shown this once.
    */
   token: string
+  /** The user who logged in. */
   user: User
 }
 
@@ -770,13 +1049,17 @@ export interface LoginResult {
  * (An input: fields with a default may be left out.)
  */
 export interface MasterKeyInput {
-  /** Default: `false`. */
+  /**
+   * Create `master_key_file` with a new random key (mode 0600) when it is missing.
+   * Default: `false`.
+   */
   create_master_key?: boolean
   /**
    * Base64 of 32 bytes.
    * Secret.
    */
   master_key?: string | null
+  /** File holding the master key (base64, or 32 raw bytes). */
   master_key_file?: string | null
 }
 
@@ -980,22 +1263,42 @@ export interface NewWorkflow {
   workflow_code: string
 }
 
+/** A notice to a user (`notifications`); the host delivers it from the outbox. */
 export interface Notification {
+  /** When clm wrote the row. */
   created_at: string
+  /**
+   * Unique key (`certificate_expired:<id>`) so the same notice is made once; None when repeats
+   * are fine.
+   */
   dedup_key?: string | null
+  /** Soft delete: when the row was deleted; listings hide such rows unless asked to include them. */
   deleted_at?: string | null
+  /** When the host reported delivery; None while in the outbox. */
   delivered_at?: string | null
+  /** Delivery reports counted: 1 once delivered, 0 before. */
   delivery_attempts: number
+  /** Primary key (UUID v7). */
   id: NotificationId
+  /** The recipient marked it read. */
   is_read: boolean
+  /** Body text. */
   message: string
+  /** What it is about. */
   notification_type: NotificationType
+  /** `low`, `normal`, `high` or `critical`. */
   priority: NotificationPriority
+  /** When it was marked read. */
   read_at?: string | null
+  /** Id of that row. */
   resource_id?: ResourceId | null
+  /** Kind of row it is about (`certificate`, `workflow_instance`, ...). */
   resource_type?: string | null
+  /** One line. */
   title: string
+  /** Last change to the row (kept current by the database). */
   updated_at: string
+  /** Recipient. */
   user_id: UserId
 }
 
@@ -1022,39 +1325,58 @@ export type NotificationType = "approval_required" | "request_approved" | "reque
  * (An input: fields with a default may be left out.)
  */
 export interface OpenOptions {
-  /** How long issuers and policies stay cached (`ClmConfig::cache_ttl`). */
+  /**
+   * How long issuers and policies stay cached, in milliseconds (`ClmConfig::cache_ttl`); 1000
+   * when absent, 0 disables the caches.
+   */
   cache_ttl_ms?: number | null
   /**
    * `postgres://...` of the core database (may carry a password).
    * Secret.
    */
   core_url?: string | null
-  /** Default: `false`. */
+  /**
+   * Create `master_key_file` with a new random key (mode 0600) when it is missing.
+   * Default: `false`.
+   */
   create_master_key?: boolean
   /**
    * Base64 of 32 bytes.
    * Secret.
    */
   master_key?: string | null
+  /** File holding the master key (base64, or 32 raw bytes). */
   master_key_file?: string | null
+  /** Connections per database pool; 10 when absent, at least 1. */
   max_connections?: number | null
   /**
    * `postgres://...` of the secure database (may carry a password).
    * Secret.
    */
   secure_url?: string | null
+  /** Directory of the two SQLite databases (instead of the PostgreSQL URLs). */
   sqlite_dir?: string | null
 }
 
+/** A tenant (`organizations`): rows with its id belong to it. */
 export interface Organization {
+  /** When clm wrote the row. */
   created_at: string
+  /** Soft delete: when the row was deleted; listings hide such rows unless asked to include them. */
   deleted_at?: string | null
+  /** Free text. */
   description?: string | null
+  /** Primary key (UUID v7). */
   id: OrganizationId
+  /** Name to show. */
   name: string
+  /** Unique code, e.g. `ACME`. */
   org_code: string
+  /** Parent organization, recorded only (it grants nothing); None for a top-level one. */
   parent_organization_id?: OrganizationId | null
+  /** `active`; a `suspended` or `inactive` one drops out of its members' access. */
   status: OrganizationStatus
+  /** Last change to the row (kept current by the database). */
   updated_at: string
 }
 
@@ -1089,23 +1411,41 @@ export interface PageRequest {
   limit?: number | null
 }
 
+/** A row of the `pending_approvals` view: an approval step row waiting for a decision. */
 export interface PendingApproval {
+  /** Decisions recorded so far. */
   approvals: ApprovalDecision[]
+  /** Approver role, when named by role. */
   assigned_to_role_id?: RoleId | null
+  /** Approver user, when named by user. */
   assigned_to_user_id?: UserId | null
+  /** When the step row was created. */
   created_at: string
+  /** When the run expires unanswered. */
   expires_at?: string | null
+  /** The request's organization; None for shared. */
   organization_id?: OrganizationId | null
+  /** Who made the request; may not approve it. */
   requested_by_user_id?: UserId | null
+  /** Distinct approvals the step needs. */
   required_approvals: number
+  /** The definition's step id. */
   step_id: number
+  /** The step's name. */
   step_name?: string | null
+  /** The request waiting (`certificate_requests.id`). */
   subject_id: ResourceId
+  /** What it decides on: `certificate_request`. */
   subject_type: string
+  /** The workflow's code. */
   workflow_code: string
+  /** The workflow the run follows. */
   workflow_id: WorkflowId
+  /** Its workflow run. */
   workflow_instance_id: WorkflowInstanceId
+  /** The workflow's name. */
   workflow_name: string
+  /** The step row waiting for a decision. */
   workflow_step_id: WorkflowStepId
 }
 
@@ -1115,19 +1455,36 @@ export interface PendingApproval {
  */
 export type Permissions = { [key: string]: string[] }
 
+/** Rules certificates are issued under (`policies`). */
 export interface Policy {
+  /** When clm wrote the row. */
   created_at: string
+  /** Who created it; None for the system actor. */
   created_by_user_id?: UserId | null
+  /** Soft delete: when the row was deleted; listings hide such rows unless asked to include them. */
   deleted_at?: string | null
+  /** Free text. */
   description?: string | null
+  /** Primary key (UUID v7). */
   id: PolicyId
+  /** Name to show. */
   name: string
+  /** Organization it governs; None for a shared policy. */
   organization_id?: OrganizationId | null
+  /** Unique code. */
   policy_code: string
+  /** The rules issuance is judged by. */
   policy_rules: PolicyRules
+  /** Only an `active` policy governs issuance. */
   status: PolicyStatus
+  /** Last change to the row (kept current by the database). */
   updated_at: string
+  /** Starts at 1, one more each time the rules change; certificates record it. */
   version: number
+  /**
+   * Approval workflow when its rules name no `workflow_code`; None: the default workflow
+   * (`DEFAULT_APPROVAL`).
+   */
   workflow_id?: WorkflowId | null
 }
 
@@ -1156,9 +1513,15 @@ export type PolicyPage = Page<Policy>
  * (An input: fields with a default may be left out.)
  */
 export interface PolicyRules {
-  /** Default: `false`. */
+  /**
+   * Names below an allowed domain are allowed too (`a.example.com` under `example.com`).
+   * Default: `false`.
+   */
   allow_subdomains?: boolean
-  /** Default: `false`. */
+  /**
+   * Wildcard names (`*.example.com`) may be issued.
+   * Default: `false`.
+   */
   allow_wildcards?: boolean
   /**
    * Key algorithm families allowed: "RSA", "ECDSA", "Ed25519".
@@ -1188,7 +1551,10 @@ export interface PolicyRules {
    * Default: `[]`.
    */
   allowed_san_types?: string[]
-  /** Default: `false`. */
+  /**
+   * `run_lifecycle` renews its certificates once they are within `renewal_threshold_days`.
+   * Default: `false`.
+   */
   auto_renewal?: boolean
   /**
    * The CAs this policy binds (`certificates.id` of each CA). Empty: the
@@ -1209,9 +1575,16 @@ export interface PolicyRules {
    * Default: `2048`.
    */
   min_key_size?: number
-  /** Default: `30`. */
+  /**
+   * Days before expiry a certificate counts as expiring (and is renewed, with
+   * `auto_renewal`); smaller than `max_validity_days`.
+   * Default: `30`.
+   */
   renewal_threshold_days?: number
-  /** Default: `false`. */
+  /**
+   * Requests wait for an approval workflow before anything is signed.
+   * Default: `false`.
+   */
   require_approval?: boolean
   /**
    * Workflow a request goes through when approval is required; the default
@@ -1281,16 +1654,27 @@ export type RevocationId = string
 /** RFC 5280 CRLReason, stored by name in `certificate_revocations.revocation_reason`. */
 export type RevocationReason = "unspecified" | "key_compromise" | "ca_compromise" | "affiliation_changed" | "superseded" | "cessation_of_operation" | "certificate_hold" | "remove_from_crl" | "privilege_withdrawn" | "aa_compromise"
 
+/** A named set of permissions (`roles`). */
 export interface Role {
+  /** When clm wrote the row. */
   created_at: string
+  /** Soft delete: when the row was deleted; listings hide such rows unless asked to include them. */
   deleted_at?: string | null
+  /** Free text. */
   description?: string | null
+  /** Primary key (UUID v7). */
   id: RoleId
+  /** Seeded by clm; cannot be changed or deleted. */
   is_builtin: boolean
+  /** Organization whose members it applies in; None for a global role. */
   organization_id?: OrganizationId | null
+  /** Resource -> allowed actions, e.g. `{"certificates": ["read"]}`. */
   permissions: Permissions
+  /** Unique code, e.g. `ADMIN`; workflows name approvers as `role:CODE`. */
   role_code: string
+  /** Name to show. */
   role_name: string
+  /** Last change to the row (kept current by the database). */
   updated_at: string
 }
 
@@ -1367,19 +1751,33 @@ export interface RuleOutcome {
   rule: string
 }
 
+/** A login session (`sessions`). Only the token's hash is stored. */
 export interface Session {
+  /** When clm wrote the row. */
   created_at: string
+  /** Soft delete: when the row was deleted; listings hide such rows unless asked to include them. */
   deleted_at?: string | null
+  /** Absolute end (`security.session_ttl_seconds` after login). */
   expires_at: string
+  /** Primary key (UUID v7). */
   id: SessionId
+  /** Seconds without use after which it ends. */
   idle_timeout_secs: number
+  /** Client address the host passed at login. */
   ip_address?: string | null
+  /** Last validation of its token. */
   last_activity_at: string
+  /** Why: `logout`, `revoked`, `password changed`, `user not active`, `user deleted`. */
   revoke_reason?: string | null
+  /** When it was ended before expiry; None while valid. */
   revoked_at?: string | null
+  /** Public id, `ses_` and 20 base62 characters; safe to show. */
   session_id: string
+  /** Last change to the row (kept current by the database). */
   updated_at: string
+  /** Client user agent the host passed at login. */
   user_agent?: string | null
+  /** The logged-in user. */
   user_id: UserId
 }
 
@@ -1405,19 +1803,36 @@ export type StepType = "validation" | "approval" | "issuance" | "notification"
  */
 export type SubjectAlternativeName = { type: "DNS"; value: string } | { type: "IP"; value: string } | { type: "EMAIL"; value: string } | { type: "URI"; value: string }
 
+/** A user account (`users`). Password hash and MFA secret are never serialized or printed. */
 export interface User {
+  /** When clm wrote the row. */
   created_at: string
+  /** Soft delete: when the row was deleted; listings hide such rows unless asked to include them. */
   deleted_at?: string | null
+  /** Name to show; None when not given. */
   display_name?: string | null
+  /** E-mail address, lower case; unique; a login with `@` uses it. */
   email: string
+  /** Consecutive failed logins; reset by a successful login or an unlock. */
   failed_login_attempts: number
+  /** Primary key (UUID v7). */
   id: UserId
+  /** Last successful login; None before the first. */
   last_login_at?: string | null
+  /** When a lock ends by itself; None while locked means until unlocked. */
   locked_until?: string | null
+  /** A TOTP code is required at login. */
   mfa_enabled: boolean
+  /** Last password set; None when none was. */
   password_changed_at?: string | null
+  /**
+   * `active` may log in; `locked` after too many failed logins (until `locked_until` or an
+   * unlock); `inactive` and `suspended` may not.
+   */
   status: UserStatus
+  /** Last change to the row (kept current by the database). */
   updated_at: string
+  /** Login name: 3 to 64 letters, digits, `.`, `_`, `-` or `@`; unique. */
   username: string
 }
 
@@ -1440,16 +1855,27 @@ export type UserId = string
 /** One page of rows and the cursor of the next page (None on the last page). */
 export type UserPage = Page<User>
 
+/** A grant of a role to a user (`user_roles`). */
 export interface UserRole {
+  /** When clm wrote the row. */
   created_at: string
+  /** Soft delete: when the row was deleted; listings hide such rows unless asked to include them. */
   deleted_at?: string | null
+  /** When it was granted. */
   granted_at: string
+  /** Who granted it; None for the system actor. */
   granted_by_user_id?: UserId | null
+  /** Primary key (UUID v7). */
   id: UserRoleId
+  /** When it was revoked; None while it holds (a role is held at most once at a time). */
   revoked_at?: string | null
+  /** Who revoked it. */
   revoked_by_user_id?: UserId | null
+  /** The role granted. */
   role_id: RoleId
+  /** Last change to the row (kept current by the database). */
   updated_at: string
+  /** The user granted the role. */
   user_id: UserId
 }
 
@@ -1502,19 +1928,33 @@ export interface Violation {
   rule: string
 }
 
+/** An approval workflow definition (`workflows`). */
 export interface Workflow {
+  /** When clm wrote the row. */
   created_at: string
+  /** Who created it; None for the system actor. */
   created_by_user_id?: UserId | null
+  /** Soft delete: when the row was deleted; listings hide such rows unless asked to include them. */
   deleted_at?: string | null
+  /** Free text. */
   description?: string | null
+  /** Primary key (UUID v7). */
   id: WorkflowId
+  /** Marks the default workflow clm seeds (`DEFAULT_APPROVAL`); at most one live workflow has it. */
   is_default: boolean
+  /** Name to show. */
   name: string
+  /** Organization it belongs to; None for a shared one. */
   organization_id?: OrganizationId | null
+  /** Only an `active` workflow starts new runs. */
   status: WorkflowDefinitionStatus
+  /** Last change to the row (kept current by the database). */
   updated_at: string
+  /** Version of the definition: 1, as a definition is not changed once created; runs record it. */
   version: number
+  /** Unique code; policies name it in `workflow_code`. */
   workflow_code: string
+  /** Its steps and expiry. */
   workflow_definition: WorkflowDefinition
 }
 
@@ -1525,6 +1965,7 @@ export interface Workflow {
 export interface WorkflowDefinition {
   /** Hours a request may wait for approval before it expires. */
   expires_after_hours?: number | null
+  /** The steps in order; at least one, and at least one approval step for it to be started. */
   steps: WorkflowStepDefinition[]
 }
 
@@ -1534,23 +1975,44 @@ export type WorkflowDefinitionStatus = "draft" | "active" | "inactive" | "archiv
 /** A WorkflowId (UUID text). */
 export type WorkflowId = string
 
+/** One run of a workflow over a certificate request (`workflow_instances`). */
 export interface WorkflowInstance {
+  /** The certificate issued once approved; None before. */
   certificate_id?: CertificateId | null
+  /** When it ended; None while running. */
   completed_at?: string | null
+  /** When clm wrote the row. */
   created_at: string
+  /** `step_order` of the approval step waiting now. */
   current_step_order: number
+  /** Soft delete: when the row was deleted; listings hide such rows unless asked to include them. */
   deleted_at?: string | null
+  /** Why issuance failed or the run expired; None otherwise. */
   error_message?: string | null
+  /** When an unanswered run expires (the definition's `expires_after_hours`, 7 days by default). */
   expires_at?: string | null
+  /** Primary key (UUID v7). */
   id: WorkflowInstanceId
+  /** The request's organization; None for shared. */
   organization_id?: OrganizationId | null
+  /** Who made the request; may not approve it. */
   requested_by_user_id?: UserId | null
+  /** When it started. */
   started_at: string
+  /**
+   * `pending_approval` while waiting; `approved`, then `completed` once issued (`failed` if
+   * issuance failed; retried); or `rejected`, or `cancelled` (also when it expires).
+   */
   status: WorkflowStatus
+  /** Id of that row (a `certificate_requests.id`). */
   subject_id: ResourceId
+  /** What it decides on; `certificate_request` is the only type. */
   subject_type: string
+  /** Last change to the row (kept current by the database). */
   updated_at: string
+  /** The workflow run. */
   workflow_id: WorkflowId
+  /** The workflow's `version` at start. */
   workflow_version: number
 }
 
@@ -1571,36 +2033,68 @@ export type WorkflowPage = Page<Workflow>
 /** `workflow_instances.status` and `workflow_steps.status`. */
 export type WorkflowStatus = "initiated" | "in_progress" | "pending_approval" | "approved" | "rejected" | "completed" | "failed" | "cancelled"
 
+/** One step of a run (`workflow_steps`); an approval step has one row per approver reference. */
 export interface WorkflowStep {
+  /** Who decided last on this row. */
   acted_by_user_id?: UserId | null
+  /** Decisions recorded on this row, oldest first. */
   approvals: ApprovalDecision[]
+  /** Approver role named `role:CODE` (any holder may decide); None otherwise. */
   assigned_to_role_id?: RoleId | null
+  /** Approver named `user:UUID`; None otherwise. */
   assigned_to_user_id?: UserId | null
+  /** When it was settled; None before. */
   completed_at?: string | null
+  /** When clm wrote the row. */
   created_at: string
+  /** Comment of that decision. */
   decision_comment?: string | null
+  /** Soft delete: when the row was deleted; listings hide such rows unless asked to include them. */
   deleted_at?: string | null
+  /** Primary key (UUID v7). */
   id: WorkflowStepId
+  /** The definition's name for the step. */
   name?: string | null
+  /** Distinct approvals the step needs (M of N). */
   required_approvals: number
+  /** When it began waiting; None before. */
   started_at?: string | null
+  /**
+   * Validation steps are `completed` at start; approval steps go `initiated`, then
+   * `pending_approval`, then `approved`, `rejected` or `cancelled`.
+   */
   status: WorkflowStatus
+  /**
+   * The definition's `step_id`; an approval step has one row per approver reference, so it
+   * repeats.
+   */
   step_id: number
+  /** Position of the step in the definition, from 0. */
   step_order: number
+  /** `validation`, `approval`, `issuance` or `notification`. */
   step_type: StepType
+  /** Last change to the row (kept current by the database). */
   updated_at: string
+  /** The run it belongs to. */
   workflow_instance_id: WorkflowInstanceId
 }
 
-/** (An input: fields with a default may be left out.) */
+/**
+ * One step of `workflows.workflow_definition`.
+ * (An input: fields with a default may be left out.)
+ */
 export interface WorkflowStepDefinition {
   /** Approval steps: `role:CODE` or `user:UUID`. */
   approvers?: string[]
+  /** Free JSON kept with the step; clm does not read it. */
   config?: JsonValue
+  /** Name to show. */
   name?: string | null
   /** Distinct approvals needed (M of N); 1 when absent. */
   required_approvals?: number | null
+  /** Caller-chosen number, unique within the definition. */
   step_id: number
+  /** What the step does; only approval steps take approvers. */
   type: StepType
 }
 

@@ -7,7 +7,7 @@
 //! the record in its `serde` form. The bindings therefore never parse input
 //! themselves. [`describe`] is the API as data (`bindings/api.json`), which
 //! every binding is generated from: every public operation of
-//! [`Clm`](crate::Clm) is in it (a test reads the service sources to make
+//! [`Clm`] is in it (a test reads the service sources to make
 //! sure), with its arguments' and result's JSON Schemas.
 
 mod inputs;
@@ -33,7 +33,7 @@ use crate::{Actor, Clm, Error, Result};
 /// One operation as the bindings see it.
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct Operation {
-    /// The Rust name on [`Clm`](crate::Clm) (or on the binding's handle for
+    /// The Rust name on [`Clm`] (or on the binding's handle for
     /// `open`, `close`, `version`), in `snake_case`.
     pub name: &'static str,
     /// The core module that implements it (`identity`, `issuance`, ...).
@@ -60,7 +60,9 @@ pub fn operation_names() -> impl Iterator<Item = &'static str> {
 /// What an operation produced: a record in its JSON form, or an actor (the
 /// bindings keep actors as opaque handles).
 pub enum Reply {
+    /// A record, a list, a scalar, or null for an operation that returns nothing.
     Value(Value),
+    /// An actor for the binding to keep as a handle, with its description.
     Actor(Actor, Value),
 }
 

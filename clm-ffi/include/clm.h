@@ -1260,8 +1260,11 @@ clm_status clm_remove_organization_member(const struct clm_handle *clm,
    approval workflow). An object:
    - `max_validity_days` (integer 0..4294967295; required): Longest
      validity a certificate may be issued with.
-   - `allow_subdomains` (true or false; optional, default false)
-   - `allow_wildcards` (true or false; optional, default false)
+   - `allow_subdomains` (true or false; optional, default false): Names
+     below an allowed domain are allowed too (`a.example.com` under
+     `example.com`).
+   - `allow_wildcards` (true or false; optional, default false): Wildcard
+     names (`*.example.com`) may be issued.
    - `allowed_algorithms` ([text, ...]; optional, default ["RSA", "ECDSA",
      "Ed25519"]): Key algorithm families allowed: "RSA", "ECDSA",
      "Ed25519".
@@ -1279,7 +1282,9 @@ clm_status clm_remove_organization_member(const struct clm_handle *clm,
      may issue. Empty = any end-entity kind.
    - `allowed_san_types` ([text, ...]; optional, default []): SAN types
      allowed ("DNS", "IP", "EMAIL", "URI"). Empty = any.
-   - `auto_renewal` (true or false; optional, default false)
+   - `auto_renewal` (true or false; optional, default false):
+     `run_lifecycle` renews its certificates once they are within
+     `renewal_threshold_days`.
    - `issuer_ids` ([`CertificateId` UUID, ...]; optional): The CAs this
      policy binds (`certificates.id` of each CA). Empty: the CAs of the
      policy's own organization (for a shared policy, the shared CAs, used
@@ -1289,8 +1294,11 @@ clm_status clm_remove_organization_member(const struct clm_handle *clm,
      Smallest elliptic-curve size in bits (256 = P-256).
    - `min_key_size` (integer 0..4294967295; optional, default 2048):
      Smallest RSA modulus in bits.
-   - `renewal_threshold_days` (integer 0..4294967295; optional, default 30)
-   - `require_approval` (true or false; optional, default false)
+   - `renewal_threshold_days` (integer 0..4294967295; optional, default
+     30): Days before expiry a certificate counts as expiring (and is
+     renewed, with `auto_renewal`); smaller than `max_validity_days`.
+   - `require_approval` (true or false; optional, default false): Requests
+     wait for an approval workflow before anything is signed.
    - `workflow_code` (text or null; optional): Workflow a request goes
      through when approval is required; the default workflow when absent.
 
@@ -1415,8 +1423,11 @@ clm_status clm_list_policies(const struct clm_handle *clm,
    approval workflow). An object:
    - `max_validity_days` (integer 0..4294967295; required): Longest
      validity a certificate may be issued with.
-   - `allow_subdomains` (true or false; optional, default false)
-   - `allow_wildcards` (true or false; optional, default false)
+   - `allow_subdomains` (true or false; optional, default false): Names
+     below an allowed domain are allowed too (`a.example.com` under
+     `example.com`).
+   - `allow_wildcards` (true or false; optional, default false): Wildcard
+     names (`*.example.com`) may be issued.
    - `allowed_algorithms` ([text, ...]; optional, default ["RSA", "ECDSA",
      "Ed25519"]): Key algorithm families allowed: "RSA", "ECDSA",
      "Ed25519".
@@ -1434,7 +1445,9 @@ clm_status clm_list_policies(const struct clm_handle *clm,
      may issue. Empty = any end-entity kind.
    - `allowed_san_types` ([text, ...]; optional, default []): SAN types
      allowed ("DNS", "IP", "EMAIL", "URI"). Empty = any.
-   - `auto_renewal` (true or false; optional, default false)
+   - `auto_renewal` (true or false; optional, default false):
+     `run_lifecycle` renews its certificates once they are within
+     `renewal_threshold_days`.
    - `issuer_ids` ([`CertificateId` UUID, ...]; optional): The CAs this
      policy binds (`certificates.id` of each CA). Empty: the CAs of the
      policy's own organization (for a shared policy, the shared CAs, used
@@ -1444,8 +1457,11 @@ clm_status clm_list_policies(const struct clm_handle *clm,
      Smallest elliptic-curve size in bits (256 = P-256).
    - `min_key_size` (integer 0..4294967295; optional, default 2048):
      Smallest RSA modulus in bits.
-   - `renewal_threshold_days` (integer 0..4294967295; optional, default 30)
-   - `require_approval` (true or false; optional, default false)
+   - `renewal_threshold_days` (integer 0..4294967295; optional, default
+     30): Days before expiry a certificate counts as expiring (and is
+     renewed, with `auto_renewal`); smaller than `max_validity_days`.
+   - `require_approval` (true or false; optional, default false): Requests
+     wait for an approval workflow before anything is signed.
    - `workflow_code` (text or null; optional): Workflow a request goes
      through when approval is required; the default workflow when absent.
 
@@ -1649,19 +1665,26 @@ clm_status clm_list_authorities(const struct clm_handle *clm,
    "validity_days", "subject"?, "sans"? ([{"type": "DNS", "value": ...}]),
    "kind"? ("tls_server"), "key_algorithm"? ("ecdsa_p256") or "csr"? (PEM),
    "policy_id"?, "owner_user_id"?, "organization_id"?}` An object:
-   - `issuer_id` (`CertificateId` UUID; required)
-   - `validity_days` (integer 0..4294967295; required)
+   - `issuer_id` (`CertificateId` UUID; required): The CA that signs.
+   - `validity_days` (integer 0..4294967295; required): Days of validity;
+     at most the policy's `max_validity_days`.
    - `csr` (text or null; optional): A PKCS#10 CSR in PEM (instead of
      key_algorithm).
-   - `key_algorithm` (`KeyAlgorithm` or null; optional)
+   - `key_algorithm` (`KeyAlgorithm` or null; optional): Key clm generates
+     and keeps sealed; `ecdsa_p256` when neither this nor `csr` is given.
    - `kind` ("root_ca" | "intermediate_ca" | "tls_server" | "tls_client" |
      "tls_server_client" | "code_signing" | "email" | "imported" or null;
-     optional)
-   - `organization_id` (`OrganizationId` UUID or null; optional)
-   - `owner_user_id` (`UserId` UUID or null; optional)
-   - `policy_id` (`PolicyId` UUID or null; optional)
-   - `sans` ([`SubjectAlternativeName`, ...]; optional, default [])
-   - `subject` (`DistinguishedName`; optional, default {})
+     optional): What the certificate is for; `tls_server` when absent.
+   - `organization_id` (`OrganizationId` UUID or null; optional):
+     Organization the certificate belongs to; None for a shared one.
+   - `owner_user_id` (`UserId` UUID or null; optional): Owner of the
+     certificate; the acting user when absent.
+   - `policy_id` (`PolicyId` UUID or null; optional): The policy to issue
+     under; required unless the actor is a global administrator.
+   - `sans` ([`SubjectAlternativeName`, ...]; optional, default []):
+     Subject alternative names.
+   - `subject` (`DistinguishedName`; optional, default {}): Subject name;
+     empty when the names are in `sans` only.
 
  Where:
  - `KeyAlgorithm`: A key algorithm: one of the examples, or a common
@@ -1713,19 +1736,26 @@ clm_status clm_issue_certificate(const struct clm_handle *clm,
    "validity_days", "subject"?, "sans"? ([{"type": "DNS", "value": ...}]),
    "kind"? ("tls_server"), "key_algorithm"? ("ecdsa_p256") or "csr"? (PEM),
    "policy_id"?, "owner_user_id"?, "organization_id"?}` An object:
-   - `issuer_id` (`CertificateId` UUID; required)
-   - `validity_days` (integer 0..4294967295; required)
+   - `issuer_id` (`CertificateId` UUID; required): The CA that signs.
+   - `validity_days` (integer 0..4294967295; required): Days of validity;
+     at most the policy's `max_validity_days`.
    - `csr` (text or null; optional): A PKCS#10 CSR in PEM (instead of
      key_algorithm).
-   - `key_algorithm` (`KeyAlgorithm` or null; optional)
+   - `key_algorithm` (`KeyAlgorithm` or null; optional): Key clm generates
+     and keeps sealed; `ecdsa_p256` when neither this nor `csr` is given.
    - `kind` ("root_ca" | "intermediate_ca" | "tls_server" | "tls_client" |
      "tls_server_client" | "code_signing" | "email" | "imported" or null;
-     optional)
-   - `organization_id` (`OrganizationId` UUID or null; optional)
-   - `owner_user_id` (`UserId` UUID or null; optional)
-   - `policy_id` (`PolicyId` UUID or null; optional)
-   - `sans` ([`SubjectAlternativeName`, ...]; optional, default [])
-   - `subject` (`DistinguishedName`; optional, default {})
+     optional): What the certificate is for; `tls_server` when absent.
+   - `organization_id` (`OrganizationId` UUID or null; optional):
+     Organization the certificate belongs to; None for a shared one.
+   - `owner_user_id` (`UserId` UUID or null; optional): Owner of the
+     certificate; the acting user when absent.
+   - `policy_id` (`PolicyId` UUID or null; optional): The policy to issue
+     under; required unless the actor is a global administrator.
+   - `sans` ([`SubjectAlternativeName`, ...]; optional, default []):
+     Subject alternative names.
+   - `subject` (`DistinguishedName`; optional, default {}): Subject name;
+     empty when the names are in `sans` only.
 
  Where:
  - `KeyAlgorithm`: A key algorithm: one of the examples, or a common
@@ -1872,10 +1902,14 @@ clm_status clm_create_csr(const struct clm_handle *clm,
  - `request` (`ImportInput` object; required): `{"pem"? (one certificate or
    a bundle) | "der_base64"?, "private_key_pem"?, "organization_id"?,
    "owner_user_id"?}` An object:
-   - `der_base64` (text or null; optional)
-   - `organization_id` (`OrganizationId` UUID or null; optional)
-   - `owner_user_id` (`UserId` UUID or null; optional)
-   - `pem` (text or null; optional)
+   - `der_base64` (text or null; optional): One DER certificate in base64
+     (instead of `pem`).
+   - `organization_id` (`OrganizationId` UUID or null; optional):
+     Organization the certificates belong to; None for shared ones.
+   - `owner_user_id` (`UserId` UUID or null; optional): Owner of the
+     certificates.
+   - `pem` (text or null; optional): One PEM certificate or a PEM bundle
+     (instead of `der_base64`).
    - `private_key_pem` (secret text or null; optional): The one
      certificate's private key (PKCS#8, PKCS#1 or SEC1 PEM).
 
@@ -2246,9 +2280,12 @@ clm_status clm_rotate_data_key(const struct clm_handle *clm,
    `master_key` (base64 of 32 bytes) or `master_key_file` (with
    `create_master_key: true` the file is created, mode 0600, when missing).
    An object:
-   - `create_master_key` (true or false; optional, default false)
+   - `create_master_key` (true or false; optional, default false): Create
+     `master_key_file` with a new random key (mode 0600) when it is
+     missing.
    - `master_key` (secret text or null; optional): Base64 of 32 bytes.
-   - `master_key_file` (text or null; optional)
+   - `master_key_file` (text or null; optional): File holding the master
+     key (base64, or 32 raw bytes).
 
  `actor`: who performs it (not NULL).
  `result_json`: the `RotationReport` record `{"batches",
@@ -2336,17 +2373,22 @@ clm_status clm_list_key_rotations(const struct clm_handle *clm,
 
  Where:
  - `WorkflowDefinition`: `workflows.workflow_definition`. An object:
-   - `steps` ([`WorkflowStepDefinition`, ...]; required)
+   - `steps` ([`WorkflowStepDefinition`, ...]; required): The steps in
+     order; at least one, and at least one approval step for it to be
+     started.
    - `expires_after_hours` (integer 0..4294967295 or null; optional): Hours
      a request may wait for approval before it expires.
- - `WorkflowStepDefinition`: An object:
-   - `step_id` (integer 0..4294967295; required)
+ - `WorkflowStepDefinition`: One step of `workflows.workflow_definition`.
+   An object:
+   - `step_id` (integer 0..4294967295; required): Caller-chosen number,
+     unique within the definition.
    - `type` ("validation" | "approval" | "issuance" | "notification";
-     required)
+     required): What the step does; only approval steps take approvers.
    - `approvers` ([text, ...]; optional): Approval steps: `role:CODE` or
      `user:UUID`.
-   - `config` (any JSON value; optional)
-   - `name` (text or null; optional)
+   - `config` (any JSON value; optional): Free JSON kept with the step; clm
+     does not read it.
+   - `name` (text or null; optional): Name to show.
    - `required_approvals` (integer 0..4294967295 or null; optional):
      Distinct approvals needed (M of N); 1 when absent.
 

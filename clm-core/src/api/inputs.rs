@@ -30,6 +30,7 @@ use crate::{ClmConfig, Error, MasterKeySource, Result};
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OpenOptions {
+    /// Directory of the two SQLite databases (instead of the PostgreSQL URLs).
     sqlite_dir: Option<String>,
     /// `postgres://...` of the secure database (may carry a password).
     #[schemars(extend("writeOnly" = true, "x-secret" = true))]
@@ -40,11 +41,15 @@ pub struct OpenOptions {
     /// Base64 of 32 bytes.
     #[schemars(extend("writeOnly" = true, "x-secret" = true))]
     master_key: Option<String>,
+    /// File holding the master key (base64, or 32 raw bytes).
     master_key_file: Option<String>,
+    /// Create `master_key_file` with a new random key (mode 0600) when it is missing.
     #[serde(default)]
     create_master_key: bool,
+    /// Connections per database pool; 10 when absent, at least 1.
     max_connections: Option<u32>,
-    /// How long issuers and policies stay cached (`ClmConfig::cache_ttl`).
+    /// How long issuers and policies stay cached, in milliseconds (`ClmConfig::cache_ttl`); 1000
+    /// when absent, 0 disables the caches.
     cache_ttl_ms: Option<u64>,
     /// Days audit rows stay in the databases, 90 to 365 (default 365).
     audit_retention_days: Option<u32>,
@@ -102,6 +107,8 @@ impl OpenOptions {
         super::arguments("options", value)
     }
 
+    /// The configuration these options describe. InvalidInput when neither or both database
+    /// locations are given, or not exactly one master key source.
     pub fn into_config(self) -> Result<ClmConfig> {
         let mut config = match (self.sqlite_dir, self.secure_url, self.core_url) {
             (Some(dir), None, None) => ClmConfig::sqlite(dir),
@@ -165,7 +172,9 @@ pub struct MasterKeyInput {
     /// Base64 of 32 bytes.
     #[schemars(extend("writeOnly" = true, "x-secret" = true))]
     master_key: Option<String>,
+    /// File holding the master key (base64, or 32 raw bytes).
     master_key_file: Option<String>,
+    /// Create `master_key_file` with a new random key (mode 0600) when it is missing.
     #[serde(default)]
     create_master_key: bool,
 }
@@ -184,6 +193,7 @@ impl std::fmt::Debug for MasterKeyInput {
 }
 
 impl MasterKeyInput {
+    /// The master key source; InvalidInput unless exactly one source is given.
     pub fn into_source(self) -> Result<MasterKeySource> {
         match (
             self.master_key,
@@ -207,18 +217,27 @@ impl MasterKeyInput {
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct IssueInput {
+    /// The CA that signs.
     issuer_id: CertificateId,
+    /// Days of validity; at most the policy's `max_validity_days`.
     validity_days: u32,
+    /// Subject name; empty when the names are in `sans` only.
     #[serde(default)]
     subject: DistinguishedName,
+    /// Subject alternative names.
     #[serde(default)]
     sans: Vec<SubjectAlternativeName>,
+    /// What the certificate is for; `tls_server` when absent.
     kind: Option<CertificateKind>,
+    /// Key clm generates and keeps sealed; `ecdsa_p256` when neither this nor `csr` is given.
     key_algorithm: Option<KeyAlgorithm>,
     /// A PKCS#10 CSR in PEM (instead of key_algorithm).
     csr: Option<String>,
+    /// The policy to issue under; required unless the actor is a global administrator.
     policy_id: Option<crate::model::PolicyId>,
+    /// Owner of the certificate; the acting user when absent.
     owner_user_id: Option<UserId>,
+    /// Organization the certificate belongs to; None for a shared one.
     organization_id: Option<OrganizationId>,
 }
 
@@ -255,12 +274,16 @@ impl TryFrom<IssueInput> for IssueRequest {
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ImportInput {
+    /// One PEM certificate or a PEM bundle (instead of `der_base64`).
     pem: Option<String>,
+    /// One DER certificate in base64 (instead of `pem`).
     der_base64: Option<String>,
     /// The one certificate's private key (PKCS#8, PKCS#1 or SEC1 PEM).
     #[schemars(extend("writeOnly" = true, "x-secret" = true))]
     private_key_pem: Option<String>,
+    /// Organization the certificates belong to; None for shared ones.
     organization_id: Option<OrganizationId>,
+    /// Owner of the certificates.
     owner_user_id: Option<UserId>,
 }
 

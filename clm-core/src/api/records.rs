@@ -15,7 +15,9 @@ pub struct LoginResult {
     /// The bearer token of the new session, shown this once.
     #[schemars(extend("x-secret" = true))]
     pub token: String,
+    /// The session the token opens (its hash is not serialized).
     pub session: Session,
+    /// The user who logged in.
     pub user: User,
 }
 
@@ -25,6 +27,7 @@ pub struct CreatedApiKey {
     /// The key itself, shown this once.
     #[schemars(extend("x-secret" = true))]
     pub key: String,
+    /// The stored key row (its hash is not serialized).
     pub api_key: ApiKey,
 }
 
@@ -42,6 +45,7 @@ pub struct MfaEnrollment {
 /// A key and a PKCS#10 CSR for it, made outside any database.
 #[derive(Serialize, JsonSchema)]
 pub struct CsrBundle {
+    /// The PKCS#10 CSR, PEM, signed with the new key.
     pub csr_pem: String,
     /// The new private key, PKCS#8 PEM.
     #[schemars(extend("x-secret" = true))]
@@ -66,9 +70,13 @@ impl JsonSchema for SecretText {
 /// Who an actor is, as a binding shows it; never its permissions.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct ActorDescription {
+    /// User, API key or system.
     pub kind: ActorKindName,
+    /// The user acting (for an API key, its owner); None for the system.
     pub user_id: Option<UserId>,
+    /// The session it came from (`validate_session`); None otherwise.
     pub session_id: Option<SessionId>,
+    /// The API key it came from (`authenticate_api_key`); None otherwise.
     pub api_key_id: Option<ApiKeyId>,
     /// The active organizations the actor acts in.
     pub organization_ids: Vec<OrganizationId>,
@@ -78,12 +86,16 @@ pub struct ActorDescription {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ActorKindName {
+    /// A user, from a session or `actor_for_user`.
     User,
+    /// An API key, acting for its user within its scopes.
     ApiKey,
+    /// The host application: every permission.
     System,
 }
 
 impl ActorDescription {
+    /// The description of `actor`.
     pub fn of(actor: &Actor) -> Self {
         ActorDescription {
             kind: match actor.kind {

@@ -33,6 +33,7 @@ pub fn parse_document<T: DeserializeOwned>(document: &'static str, json: &str) -
 /// A document that is checked beyond its shape when it arrives from a
 /// caller (known permissions, sane policy limits, a well-formed workflow).
 pub trait Document: Sized {
+    /// Parses JSON text and checks it; InvalidInput names the offending field.
     fn parse(json: &str) -> Result<Self>;
 }
 
@@ -115,6 +116,7 @@ impl Document for Permissions {
 }
 
 impl Permissions {
+    /// Parses permissions JSON and [`validate`](Self::validate)s it.
     pub fn parse(json: &str) -> Result<Self> {
         let permissions: Self = parse_document("permissions", json)?;
         permissions.validate()?;
@@ -145,6 +147,7 @@ impl Permissions {
         Ok(())
     }
 
+    /// Whether `action` on `resource` is granted, by name or by `"*"`.
     pub fn allows(&self, resource: &str, action: &str) -> bool {
         self.0.get(resource).is_some_and(|actions| {
             actions
@@ -168,6 +171,7 @@ impl Permissions {
         )
     }
 
+    /// A set from `(resource, actions)` pairs, not validated (the built-in roles use it).
     pub fn from_pairs(pairs: &[(&str, &[&str])]) -> Self {
         Permissions(
             pairs
@@ -243,6 +247,7 @@ pub struct PolicyRules {
     /// Key algorithm families allowed: "RSA", "ECDSA", "Ed25519".
     #[serde(default = "default_algorithms")]
     pub allowed_algorithms: Vec<String>,
+    /// Requests wait for an approval workflow before anything is signed.
     #[serde(default)]
     pub require_approval: bool,
     /// Workflow a request goes through when approval is required; the default
@@ -255,16 +260,21 @@ pub struct PolicyRules {
     /// organization's policy is what lets that organization use it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub issuer_ids: Vec<crate::model::CertificateId>,
+    /// `run_lifecycle` renews its certificates once they are within `renewal_threshold_days`.
     #[serde(default)]
     pub auto_renewal: bool,
+    /// Days before expiry a certificate counts as expiring (and is renewed, with
+    /// `auto_renewal`); smaller than `max_validity_days`.
     #[serde(default = "default_renewal_threshold")]
     pub renewal_threshold_days: u32,
     /// DNS names allowed in subject CN and SANs. Empty = any. `example.com`
     /// allows exactly that name, plus its subdomains when `allow_subdomains`.
     #[serde(default)]
     pub allowed_domains: Vec<String>,
+    /// Names below an allowed domain are allowed too (`a.example.com` under `example.com`).
     #[serde(default)]
     pub allow_subdomains: bool,
+    /// Wildcard names (`*.example.com`) may be issued.
     #[serde(default)]
     pub allow_wildcards: bool,
     /// IP ranges (CIDR, IPv4 or IPv6, e.g. `10.0.0.0/8`, `2001:db8::/32`)
@@ -323,12 +333,15 @@ impl Document for PolicyRules {
 }
 
 impl PolicyRules {
+    /// Parses policy rules JSON and [`validate`](Self::validate)s it.
     pub fn parse(json: &str) -> Result<Self> {
         let rules: Self = parse_document("policy_rules", json)?;
         rules.validate()?;
         Ok(rules)
     }
 
+    /// Checks limits and lists: validity 1..=36500 days, threshold below it, known
+    /// algorithms and SAN types, plain domains, CIDR ranges. InvalidInput names the rule.
     pub fn validate(&self) -> Result<()> {
         if self.max_validity_days == 0 || self.max_validity_days > 36_500 {
             return Err(Error::invalid(
@@ -442,17 +455,22 @@ impl IpRange {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "type", content = "value")]
 pub enum SubjectAlternativeName {
+    /// A DNS name, A-labels for IDNs; `*.` allowed as the left-most label.
     #[serde(rename = "DNS")]
     Dns(String),
+    /// An IPv4 or IPv6 address.
     #[serde(rename = "IP")]
     Ip(IpAddr),
+    /// An e-mail address (rfc822Name), ASCII.
     #[serde(rename = "EMAIL")]
     Email(String),
+    /// An absolute URI (`scheme://...`).
     #[serde(rename = "URI")]
     Uri(String),
 }
 
 impl SubjectAlternativeName {
+    /// The `type` tag: `DNS`, `IP`, `EMAIL` or `URI`.
     pub fn type_name(&self) -> &'static str {
         match self {
             SubjectAlternativeName::Dns(_) => "DNS",
@@ -462,6 +480,7 @@ impl SubjectAlternativeName {
         }
     }
 
+    /// The value as text (an IP address in its usual notation).
     pub fn value(&self) -> String {
         match self {
             SubjectAlternativeName::Dns(v)
@@ -471,6 +490,8 @@ impl SubjectAlternativeName {
         }
     }
 
+    /// Parses a JSON array of names and [`validate`](Self::validate)s each; InvalidInput names
+    /// the index of a bad one.
     pub fn parse_list(json: &str) -> Result<Vec<Self>> {
         let names: Vec<Self> = parse_document("subject_alternative_names", json)?;
         for (index, name) in names.iter().enumerate() {
@@ -597,18 +618,23 @@ pub fn normalize_host(name: &str) -> std::result::Result<String, String> {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WorkflowDefinition {
+    /// The steps in order; at least one, and at least one approval step for it to be started.
     pub steps: Vec<WorkflowStepDefinition>,
     /// Hours a request may wait for approval before it expires.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_after_hours: Option<u32>,
 }
 
+/// One step of `workflows.workflow_definition`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WorkflowStepDefinition {
+    /// Caller-chosen number, unique within the definition.
     pub step_id: u32,
+    /// What the step does; only approval steps take approvers.
     #[serde(rename = "type")]
     pub step_type: StepType,
+    /// Name to show.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     /// Approval steps: `role:CODE` or `user:UUID`.
@@ -617,6 +643,7 @@ pub struct WorkflowStepDefinition {
     /// Distinct approvals needed (M of N); 1 when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub required_approvals: Option<u32>,
+    /// Free JSON kept with the step; clm does not read it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config: Option<serde_json::Value>,
 }
@@ -624,11 +651,14 @@ pub struct WorkflowStepDefinition {
 /// A parsed approver reference of a workflow definition.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ApproverRef {
+    /// `role:CODE`: any holder of the role with that code.
     Role(String),
+    /// `user:UUID`: that user.
     User(uuid::Uuid),
 }
 
 impl ApproverRef {
+    /// Parses `role:CODE` or `user:UUID`; the error says which form was expected.
     pub fn parse(text: &str) -> std::result::Result<Self, String> {
         if let Some(code) = text.strip_prefix("role:") {
             if code.is_empty() {
@@ -652,6 +682,7 @@ impl Document for WorkflowDefinition {
 }
 
 impl WorkflowDefinition {
+    /// Parses a definition and checks its shape ([`validate_shape`](Self::validate_shape)).
     pub fn parse(json: &str) -> Result<Self> {
         let definition: Self = parse_document("workflow_definition", json)?;
         definition.validate_shape()?;

@@ -19,6 +19,7 @@ macro_rules! typed_id {
             pub fn new() -> Self {
                 Self(Uuid::now_v7())
             }
+            /// The UUID inside.
             pub fn as_uuid(&self) -> Uuid {
                 self.0
             }
@@ -132,26 +133,47 @@ macro_rules! typed_id {
 }
 
 typed_id!(
+    /// Primary key of `encryption_keys`.
     EncryptionKeyId,
+    /// Primary key of `certificates` (also `certificate_metadata.certificate_id` in core).
     CertificateId,
+    /// Primary key of `private_keys`.
     PrivateKeyId,
+    /// Primary key of `certificate_requests`.
     CertificateRequestId,
+    /// Primary key of `certificate_revocations`.
     RevocationId,
+    /// Primary key of `key_rotation_history`.
     KeyRotationId,
+    /// Unused: rows of both audit logs are keyed by [`AuditId`].
     SecureAuditId,
+    /// Primary key of `users`.
     UserId,
+    /// Primary key of `roles`.
     RoleId,
+    /// Primary key of `user_roles`.
     UserRoleId,
+    /// Primary key of `organizations`.
     OrganizationId,
+    /// Primary key of `user_organizations`.
     UserOrganizationId,
+    /// Primary key of `policies`.
     PolicyId,
+    /// Primary key of `workflows`.
     WorkflowId,
+    /// Primary key of `workflow_instances`.
     WorkflowInstanceId,
+    /// Primary key of `workflow_steps`.
     WorkflowStepId,
+    /// Primary key of `notifications`.
     NotificationId,
+    /// Primary key of `audit_log` and `secure_audit_log` rows.
     AuditId,
+    /// Primary key of `api_keys`.
     ApiKeyId,
+    /// Primary key of `sessions`.
     SessionId,
+    /// Primary key of `certificate_metadata`.
     CertificateMetadataId,
     /// A row id of any table, for polymorphic references (audit resource_id, workflow subject_id).
     ResourceId,

@@ -296,7 +296,7 @@ class WorkflowDefinition(TypedDict, total=False):
 
 
 class WorkflowStepDefinition(TypedDict, total=False):
-    """The `WorkflowStepDefinition` argument object."""
+    """One step of `workflows.workflow_definition`."""
 
     step_id: Required[int]
     type: Required[StepType]
@@ -332,7 +332,9 @@ class AuditCheckpointInput(TypedDict, total=False):
 
 
 class ActiveCertificate(Record):
-    """A `ActiveCertificate` record."""
+    """A row of the `active_certificates` view: live certificates in service (`active` or
+    `expiring`), without PEM or key material.
+    """
 
     _fields = ('id', 'certificate_id', 'subject_dn', 'issuer_dn', 'serial_number', 'not_before', 'not_after', 'status', 'fingerprint_sha256', 'key_algorithm', 'key_size', 'signature_algorithm', 'is_ca', 'certificate_kind', 'subject_alternative_names', 'created_at', 'common_name', 'issuer_certificate_id', 'organization_id', 'owner_user_id', 'policy_id',)
     _decode = {'id': 'uuid', 'not_before': 'datetime', 'not_after': 'datetime', 'created_at': 'datetime', 'issuer_certificate_id': 'uuid', 'organization_id': 'uuid', 'owner_user_id': 'uuid', 'policy_id': 'uuid'}
@@ -371,7 +373,7 @@ class ActiveCertificatePage(Page["ActiveCertificate"]):
 
 
 class ActiveUserWithRoles(Record):
-    """A `ActiveUserWithRoles` record."""
+    """A row of the `active_users_with_roles` view: an active user with the roles it holds now."""
 
     _fields = ('id', 'username', 'email', 'status', 'mfa_enabled', 'created_at', 'role_names', 'role_codes', 'display_name', 'last_login_at',)
     _decode = {'id': 'uuid', 'created_at': 'datetime', 'last_login_at': 'datetime'}
@@ -399,7 +401,7 @@ class ActiveUserWithRolesPage(Page["ActiveUserWithRoles"]):
 
 
 class ApiKey(Record):
-    """A `ApiKey` record."""
+    """An API key (`api_keys`): acts for its user within its scopes. Only its hash is stored."""
 
     _fields = ('id', 'key_id', 'name', 'user_id', 'scopes', 'created_at', 'updated_at', 'deleted_at', 'expires_at', 'last_used_at', 'organization_id', 'revoked_at', 'revoked_by_user_id',)
     _decode = {'id': 'uuid', 'user_id': 'uuid', 'created_at': 'datetime', 'updated_at': 'datetime', 'deleted_at': 'datetime', 'expires_at': 'datetime', 'last_used_at': 'datetime', 'organization_id': 'uuid', 'revoked_at': 'datetime', 'revoked_by_user_id': 'uuid'}
@@ -529,7 +531,7 @@ class AuditRetentionReport(Record):
 
 
 class Certificate(Record):
-    """A `Certificate` record."""
+    """A certificate clm issued or imported (`certificates`), with what it read from it."""
 
     _fields = ('id', 'certificate_id', 'subject_dn', 'issuer_dn', 'serial_number', 'not_before', 'not_after', 'status', 'fingerprint_sha256', 'key_algorithm', 'key_size', 'signature_algorithm', 'is_ca', 'certificate_kind', 'source', 'subject_alternative_names', 'import_flags', 'certificate_pem', 'crl_number', 'created_at', 'updated_at', 'authority_key_id', 'common_name', 'deleted_at', 'issuer_certificate_id', 'organization_id', 'owner_user_id', 'path_len', 'policy_id', 'policy_version', 'replaces_certificate_id', 'subject_key_id', 'workflow_id',)
     _decode = {'id': 'uuid', 'not_before': 'datetime', 'not_after': 'datetime', 'created_at': 'datetime', 'updated_at': 'datetime', 'deleted_at': 'datetime', 'issuer_certificate_id': 'uuid', 'organization_id': 'uuid', 'owner_user_id': 'uuid', 'policy_id': 'uuid', 'replaces_certificate_id': 'uuid', 'workflow_id': 'uuid'}
@@ -590,7 +592,7 @@ class CertificatePage(Page["Certificate"]):
 
 
 class CertificateRequest(Record):
-    """A `CertificateRequest` record."""
+    """A request to issue or renew a certificate (`certificate_requests`)."""
 
     _fields = ('id', 'request_id', 'subject_dn', 'subject_alternative_names', 'key_algorithm', 'key_size', 'certificate_kind', 'validity_days', 'status', 'reuse_key', 'created_at', 'updated_at', 'certificate_id', 'common_name', 'csr_pem', 'deleted_at', 'expires_at', 'failure_reason', 'issuer_certificate_id', 'organization_id', 'owner_user_id', 'policy_id', 'renewal_of_certificate_id', 'requested_by_user_id', 'workflow_instance_id',)
     _decode = {'id': 'uuid', 'created_at': 'datetime', 'updated_at': 'datetime', 'certificate_id': 'uuid', 'deleted_at': 'datetime', 'expires_at': 'datetime', 'issuer_certificate_id': 'uuid', 'organization_id': 'uuid', 'owner_user_id': 'uuid', 'policy_id': 'uuid', 'renewal_of_certificate_id': 'uuid', 'requested_by_user_id': 'uuid', 'workflow_instance_id': 'uuid'}
@@ -623,7 +625,9 @@ class CertificateRequest(Record):
 
 
 class CertificateRevocation(Record):
-    """A `CertificateRevocation` record."""
+    """A revocation of a certificate (`certificate_revocations`); at most one standing per
+    certificate.
+    """
 
     _fields = ('id', 'certificate_id', 'serial_number', 'revocation_reason', 'revoked_at', 'created_at', 'updated_at', 'comment', 'deleted_at', 'issuer_certificate_id', 'released_at', 'released_by_user_id', 'revoked_by_user_id',)
     _decode = {'id': 'uuid', 'certificate_id': 'uuid', 'revoked_at': 'datetime', 'created_at': 'datetime', 'updated_at': 'datetime', 'deleted_at': 'datetime', 'issuer_certificate_id': 'uuid', 'released_at': 'datetime', 'released_by_user_id': 'uuid', 'revoked_by_user_id': 'uuid'}
@@ -644,7 +648,9 @@ class CertificateRevocation(Record):
 
 
 class CertificateSummary(Record):
-    """A `CertificateSummary` record."""
+    """A row of the `certificate_summary` view: certificate metadata with owner and organization
+    details.
+    """
 
     _fields = ('id', 'certificate_id', 'tags', 'created_at', 'updated_at', 'application', 'common_name', 'environment', 'not_after', 'org_code', 'organization_id', 'organization_name', 'owner_email', 'owner_user_id', 'owner_username',)
     _decode = {'id': 'uuid', 'certificate_id': 'uuid', 'created_at': 'datetime', 'updated_at': 'datetime', 'not_after': 'datetime', 'organization_id': 'uuid', 'owner_user_id': 'uuid'}
@@ -784,7 +790,9 @@ class DryRunReport(Record):
 
 
 class EncryptionKey(Record):
-    """A `EncryptionKey` record."""
+    """A data key (`encryption_keys`): seals private keys and MFA secrets, itself wrapped by the
+    master key. Its key material is never serialized.
+    """
 
     _fields = ('id', 'key_id', 'key_type', 'key_status', 'algorithm', 'key_version', 'master_key_id', 'encryption_count', 'created_at', 'updated_at', 'activated_at', 'deleted_at', 'retired_at',)
     _decode = {'id': 'uuid', 'created_at': 'datetime', 'updated_at': 'datetime', 'activated_at': 'datetime', 'deleted_at': 'datetime', 'retired_at': 'datetime'}
@@ -805,7 +813,9 @@ class EncryptionKey(Record):
 
 
 class ExpiringCertificate(Record):
-    """A `ExpiringCertificate` record."""
+    """A row of the `expiring_certificates` view: in service (`active` or `expiring`) and ending
+    within 30 days.
+    """
 
     _fields = ('id', 'certificate_id', 'subject_dn', 'issuer_dn', 'serial_number', 'not_before', 'not_after', 'status', 'fingerprint_sha256', 'key_algorithm', 'key_size', 'is_ca', 'certificate_kind', 'days_until_expiry', 'common_name', 'organization_id', 'owner_user_id', 'policy_id',)
     _decode = {'id': 'uuid', 'not_before': 'datetime', 'not_after': 'datetime', 'organization_id': 'uuid', 'owner_user_id': 'uuid', 'policy_id': 'uuid'}
@@ -923,7 +933,7 @@ class IssuanceUrls(Record):
 
 
 class KeyRotation(Record):
-    """A `KeyRotation` record."""
+    """A data-key or master-key rotation (`key_rotation_history`)."""
 
     _fields = ('id', 'rotation_type', 'status', 'total_items', 'rotated_items', 'started_at', 'created_at', 'updated_at', 'completed_at', 'deleted_at', 'error_message', 'initiated_by_user_id', 'last_item_id', 'new_key_id', 'new_master_key_id', 'old_key_id', 'old_master_key_id',)
     _decode = {'id': 'uuid', 'started_at': 'datetime', 'created_at': 'datetime', 'updated_at': 'datetime', 'completed_at': 'datetime', 'deleted_at': 'datetime', 'initiated_by_user_id': 'uuid', 'last_item_id': 'uuid', 'new_key_id': 'uuid', 'old_key_id': 'uuid'}
@@ -1020,7 +1030,7 @@ class MfaEnrollment(Record):
 
 
 class Notification(Record):
-    """A `Notification` record."""
+    """A notice to a user (`notifications`); the host delivers it from the outbox."""
 
     _fields = ('id', 'user_id', 'notification_type', 'priority', 'title', 'message', 'is_read', 'delivery_attempts', 'created_at', 'updated_at', 'dedup_key', 'deleted_at', 'delivered_at', 'read_at', 'resource_id', 'resource_type',)
     _decode = {'id': 'uuid', 'user_id': 'uuid', 'created_at': 'datetime', 'updated_at': 'datetime', 'deleted_at': 'datetime', 'delivered_at': 'datetime', 'read_at': 'datetime', 'resource_id': 'uuid'}
@@ -1054,7 +1064,7 @@ class NotificationPage(Page["Notification"]):
 
 
 class Organization(Record):
-    """A `Organization` record."""
+    """A tenant (`organizations`): rows with its id belong to it."""
 
     _fields = ('id', 'org_code', 'name', 'status', 'created_at', 'updated_at', 'deleted_at', 'description', 'parent_organization_id',)
     _decode = {'id': 'uuid', 'created_at': 'datetime', 'updated_at': 'datetime', 'deleted_at': 'datetime', 'parent_organization_id': 'uuid'}
@@ -1081,7 +1091,7 @@ class OrganizationPage(Page["Organization"]):
 
 
 class PendingApproval(Record):
-    """A `PendingApproval` record."""
+    """A row of the `pending_approvals` view: an approval step row waiting for a decision."""
 
     _fields = ('workflow_step_id', 'workflow_instance_id', 'step_id', 'required_approvals', 'approvals', 'workflow_id', 'workflow_code', 'workflow_name', 'subject_type', 'subject_id', 'created_at', 'assigned_to_role_id', 'assigned_to_user_id', 'expires_at', 'organization_id', 'requested_by_user_id', 'step_name',)
     _decode = {'workflow_step_id': 'uuid', 'workflow_instance_id': 'uuid', 'approvals': ('list', 'ApprovalDecision'), 'workflow_id': 'uuid', 'subject_id': 'uuid', 'created_at': 'datetime', 'assigned_to_role_id': 'uuid', 'assigned_to_user_id': 'uuid', 'expires_at': 'datetime', 'organization_id': 'uuid', 'requested_by_user_id': 'uuid'}
@@ -1106,7 +1116,7 @@ class PendingApproval(Record):
 
 
 class Policy(Record):
-    """A `Policy` record."""
+    """Rules certificates are issued under (`policies`)."""
 
     _fields = ('id', 'policy_code', 'name', 'policy_rules', 'status', 'version', 'created_at', 'updated_at', 'created_by_user_id', 'deleted_at', 'description', 'organization_id', 'workflow_id',)
     _decode = {'id': 'uuid', 'created_at': 'datetime', 'updated_at': 'datetime', 'created_by_user_id': 'uuid', 'deleted_at': 'datetime', 'organization_id': 'uuid', 'workflow_id': 'uuid'}
@@ -1156,7 +1166,7 @@ class ReconcileReport(Record):
 
 
 class Role(Record):
-    """A `Role` record."""
+    """A named set of permissions (`roles`)."""
 
     _fields = ('id', 'role_code', 'role_name', 'permissions', 'is_builtin', 'created_at', 'updated_at', 'deleted_at', 'description', 'organization_id',)
     _decode = {'id': 'uuid', 'created_at': 'datetime', 'updated_at': 'datetime', 'deleted_at': 'datetime', 'organization_id': 'uuid'}
@@ -1231,7 +1241,7 @@ class RuleOutcome(Record):
 
 
 class Session(Record):
-    """A `Session` record."""
+    """A login session (`sessions`). Only the token's hash is stored."""
 
     _fields = ('id', 'session_id', 'user_id', 'expires_at', 'idle_timeout_secs', 'last_activity_at', 'created_at', 'updated_at', 'deleted_at', 'ip_address', 'revoke_reason', 'revoked_at', 'user_agent',)
     _decode = {'id': 'uuid', 'user_id': 'uuid', 'expires_at': 'datetime', 'last_activity_at': 'datetime', 'created_at': 'datetime', 'updated_at': 'datetime', 'deleted_at': 'datetime', 'revoked_at': 'datetime'}
@@ -1278,7 +1288,7 @@ class TableStats(Record):
 
 
 class User(Record):
-    """A `User` record."""
+    """A user account (`users`). Password hash and MFA secret are never serialized or printed."""
 
     _fields = ('id', 'username', 'email', 'status', 'mfa_enabled', 'failed_login_attempts', 'created_at', 'updated_at', 'deleted_at', 'display_name', 'last_login_at', 'locked_until', 'password_changed_at',)
     _decode = {'id': 'uuid', 'created_at': 'datetime', 'updated_at': 'datetime', 'deleted_at': 'datetime', 'last_login_at': 'datetime', 'locked_until': 'datetime', 'password_changed_at': 'datetime'}
@@ -1309,7 +1319,7 @@ class UserPage(Page["User"]):
 
 
 class UserRole(Record):
-    """A `UserRole` record."""
+    """A grant of a role to a user (`user_roles`)."""
 
     _fields = ('id', 'user_id', 'role_id', 'granted_at', 'created_at', 'updated_at', 'deleted_at', 'granted_by_user_id', 'revoked_at', 'revoked_by_user_id',)
     _decode = {'id': 'uuid', 'user_id': 'uuid', 'role_id': 'uuid', 'granted_at': 'datetime', 'created_at': 'datetime', 'updated_at': 'datetime', 'deleted_at': 'datetime', 'granted_by_user_id': 'uuid', 'revoked_at': 'datetime', 'revoked_by_user_id': 'uuid'}
@@ -1336,7 +1346,7 @@ class Violation(Record):
 
 
 class Workflow(Record):
-    """A `Workflow` record."""
+    """An approval workflow definition (`workflows`)."""
 
     _fields = ('id', 'workflow_code', 'name', 'workflow_definition', 'status', 'version', 'is_default', 'created_at', 'updated_at', 'created_by_user_id', 'deleted_at', 'description', 'organization_id',)
     _decode = {'id': 'uuid', 'created_at': 'datetime', 'updated_at': 'datetime', 'created_by_user_id': 'uuid', 'deleted_at': 'datetime', 'organization_id': 'uuid'}
@@ -1357,7 +1367,7 @@ class Workflow(Record):
 
 
 class WorkflowInstance(Record):
-    """A `WorkflowInstance` record."""
+    """One run of a workflow over a certificate request (`workflow_instances`)."""
 
     _fields = ('id', 'workflow_id', 'workflow_version', 'status', 'subject_type', 'subject_id', 'current_step_order', 'started_at', 'created_at', 'updated_at', 'certificate_id', 'completed_at', 'deleted_at', 'error_message', 'expires_at', 'organization_id', 'requested_by_user_id',)
     _decode = {'id': 'uuid', 'workflow_id': 'uuid', 'subject_id': 'uuid', 'started_at': 'datetime', 'created_at': 'datetime', 'updated_at': 'datetime', 'certificate_id': 'uuid', 'completed_at': 'datetime', 'deleted_at': 'datetime', 'expires_at': 'datetime', 'organization_id': 'uuid', 'requested_by_user_id': 'uuid'}
@@ -1402,7 +1412,7 @@ class WorkflowPage(Page["Workflow"]):
 
 
 class WorkflowStep(Record):
-    """A `WorkflowStep` record."""
+    """One step of a run (`workflow_steps`); an approval step has one row per approver reference."""
 
     _fields = ('id', 'workflow_instance_id', 'step_id', 'step_order', 'step_type', 'status', 'required_approvals', 'approvals', 'created_at', 'updated_at', 'acted_by_user_id', 'assigned_to_role_id', 'assigned_to_user_id', 'completed_at', 'decision_comment', 'deleted_at', 'name', 'started_at',)
     _decode = {'id': 'uuid', 'workflow_instance_id': 'uuid', 'approvals': ('list', 'ApprovalDecision'), 'created_at': 'datetime', 'updated_at': 'datetime', 'acted_by_user_id': 'uuid', 'assigned_to_role_id': 'uuid', 'assigned_to_user_id': 'uuid', 'completed_at': 'datetime', 'deleted_at': 'datetime', 'started_at': 'datetime'}
