@@ -166,6 +166,12 @@ export interface ApprovalDecision {
 
 /** What an archive run moved. */
 export interface ArchiveReport {
+  /**
+   * The chain anchor: the row hash of the last archived row, which the
+   * file's last line carries and the chain's `audit.archived` record
+   * keeps, so the rows left in the database continue from it.
+   */
+  anchor_hash?: string | null
   /** Rows written to the file and deleted; 0 when none were old enough. */
   archived: number
   /** The file the rows were appended to (JSON lines). */
@@ -280,6 +286,25 @@ export type AuditLogKind = "secure" | "core"
 
 /** Outcome recorded in both audit tables. */
 export type AuditOutcome = "success" | "failure" | "denied"
+
+/** What the lifecycle's audit retention step did ([`crate::AuditRetention`]). */
+export interface AuditRetentionReport {
+  /**
+   * Where rows were archived; None when no archive directory is
+   * configured, and then nothing was archived.
+   */
+  archive_dir?: string | null
+  /** Rows moved out of the core database's trail (`audit_log`). */
+  core_archived: number
+  /** Rows older than this were archived (None when not archiving). */
+  cutoff?: string | null
+  /** The configured retention in days. */
+  retention_days: number
+  /** Each database's archive run (file, last sequence, chain anchor). */
+  runs: ArchiveReport[]
+  /** Rows moved out of the secure database's trail (`secure_audit_log`). */
+  secure_archived: number
+}
 
 /** A certificate clm issued or imported (`certificates`), with what it read from it. */
 export interface Certificate {
@@ -653,6 +678,46 @@ export interface DataKeyStatus {
   private_keys: number
 }
 
+/** One database's size, indexes, dead space and pool. */
+export interface DatabaseStats {
+  /** `postgres` or `sqlite`. */
+  backend: string
+  /** `secure` or `core`. */
+  database: string
+  /**
+   * SQLite pages free for reuse (`freelist_count`; VACUUM returns them to
+   * the file system); None on PostgreSQL, which reports dead rows per table.
+   */
+  free_pages?: number | null
+  /** Every index, by table and name. */
+  indexes: IndexStats[]
+  /** What this backend cannot report, said once. */
+  notes: string[]
+  /** SQLite's page size; None on PostgreSQL. */
+  page_size?: number | null
+  /** The primary pool of this database. */
+  pool: PoolStats
+  /** The read-replica pool, when one is configured. */
+  replica_pool?: PoolStats | null
+  /** Every table, by name. */
+  tables: TableStats[]
+  /**
+   * The whole database: PostgreSQL `pg_database_size`; SQLite page count
+   * times page size (the main file, not its WAL).
+   */
+  total_bytes: number
+}
+
+/** [`Clm::database_stats`]: both databases, as of `taken_at`. */
+export interface DatabaseStatsReport {
+  /** The core database (users, policies, workflows, audit trail). */
+  core: DatabaseStats
+  /** The secure database (certificates, keys, secure audit trail). */
+  secure: DatabaseStats
+  /** When the figures were read. */
+  taken_at: string
+}
+
 /**
  * A subject or issuer name with the attributes clm issues. Empty strings
  * count as absent.
@@ -864,6 +929,21 @@ export interface ImportReport {
   imported: Certificate[]
 }
 
+/** One index's size and use. */
+export interface IndexStats {
+  /** Its size (SQLite: from `dbstat`, None without it). */
+  bytes?: number | null
+  /** The index's name. */
+  name: string
+  /**
+   * Index scans since the statistics were last reset (`idx_scan`); None
+   * on SQLite, which does not count index use.
+   */
+  scans?: number | null
+  /** The table it indexes. */
+  table: string
+}
+
 /** What an issuance did: signed, or left a request waiting for approval. */
 export type IssuanceOutcome = { certificate: Certificate; outcome: "issued" } | { outcome: "pending"; request: CertificateRequest }
 
@@ -1011,6 +1091,8 @@ export type KeyType = "data_encryption"
 
 /** What one lifecycle run did. */
 export interface LifecycleReport {
+  /** Audit rows archived under the configured retention. */
+  audit_retention: AuditRetentionReport
   /** New "expired" notices to owners (one per certificate). */
   expired_notices: number
   /** New "expiring soon" notices to owners (one per certificate and threshold). */
@@ -1040,6 +1122,30 @@ export interface LoginResult {
   token: string
   /** The user who logged in. */
   user: User
+}
+
+/** What one maintenance run did, step by step. */
+export interface MaintenanceReport {
+  /** Whether ANALYZE (`PRAGMA optimize`) was asked for. */
+  analyze: boolean
+  /** The whole run. */
+  duration_ms: number
+  /** Every statement run, on `secure` then `core`, with its duration. */
+  steps: MaintenanceStep[]
+  /** Whether VACUUM was asked for. */
+  vacuum: boolean
+}
+
+/** One maintenance statement as run: what, how long, and what it reported. */
+export interface MaintenanceStep {
+  /** `secure` or `core`. */
+  database: string
+  /** What the backend reported (tables skipped, a busy checkpoint). */
+  detail?: string | null
+  /** How long the statement took. */
+  duration_ms: number
+  /** The statement, e.g. `VACUUM (ANALYZE)` or `PRAGMA optimize`. */
+  statement: string
 }
 
 /**
@@ -1320,11 +1426,16 @@ export type NotificationType = "approval_required" | "request_approved" | "reque
  * `{"sqlite_dir": "..."}` or `{"secure_url": "postgres://...", "core_url":
  * "postgres://..."}`, plus exactly one of `master_key` (base64 of 32 bytes)
  * or `master_key_file` (with `create_master_key: true` the file is
- * created, mode 0600, when missing), and optionally `max_connections` and
- * `cache_ttl_ms`.
+ * created, mode 0600, when missing), and optionally `max_connections`,
+ * `cache_ttl_ms` and, for PostgreSQL, TLS: `sslmode`, `sslrootcert`,
+ * `sslcert`, `sslkey` (each overrides the same parameter of the URLs).
  * (An input: fields with a default may be left out.)
  */
 export interface OpenOptions {
+  /** Where `run_lifecycle` archives older audit rows; none: no archiving. */
+  audit_archive_dir?: string | null
+  /** Days audit rows stay in the databases, 90 to 365 (default 365). */
+  audit_retention_days?: number | null
   /**
    * How long issuers and policies stay cached, in milliseconds (`ClmConfig::cache_ttl`); 1000
    * when absent, 0 disables the caches.
@@ -1354,8 +1465,24 @@ export interface OpenOptions {
    * Secret.
    */
   secure_url?: string | null
+  /**
+   * Statements running this long or longer are logged at WARN with their
+   * SQL (`PoolSettings::slow_statement_threshold`; default 1000).
+   */
+  slow_statement_ms?: number | null
   /** Directory of the two SQLite databases (instead of the PostgreSQL URLs). */
   sqlite_dir?: string | null
+  /** PEM file of a client certificate, for servers that ask for one. */
+  sslcert?: string | null
+  /** PEM file of the client certificate's private key. */
+  sslkey?: string | null
+  /**
+   * PostgreSQL TLS: `disable`, `prefer`, `require`, `verify-ca` or
+   * `verify-full`.
+   */
+  sslmode?: string | null
+  /** PEM file of the CA certificates the server's certificate must chain to. */
+  sslrootcert?: string | null
 }
 
 /** A tenant (`organizations`): rows with its id belong to it. */
@@ -1616,6 +1743,18 @@ export interface PolicyUpdate {
   workflow_id?: WorkflowId | null
 }
 
+/** How full a pool is. */
+export interface PoolStats {
+  /** Open and waiting in the pool. */
+  idle: number
+  /** Checked out by callers now. */
+  in_use: number
+  /** The pool's limit. */
+  max_connections: number
+  /** Connections open now, idle or in use. */
+  open: number
+}
+
 /** A PrivateKeyId (UUID text). */
 export type PrivateKeyId = string
 
@@ -1802,6 +1941,35 @@ export type StepType = "validation" | "approval" | "issuance" | "notification"
  * `{"type": "DNS", "value": "example.com"}`.
  */
 export type SubjectAlternativeName = { type: "DNS"; value: string } | { type: "IP"; value: string } | { type: "EMAIL"; value: string } | { type: "URI"; value: string }
+
+/** One table's size and upkeep. A value the backend cannot tell is None. */
+export interface TableStats {
+  /**
+   * Dead row versions waiting for VACUUM (`n_dead_tup`); None on SQLite,
+   * which reports free pages for the whole database instead.
+   */
+  dead_rows?: number | null
+  /**
+   * All of its indexes (PostgreSQL: `pg_indexes_size`; SQLite: their
+   * b-trees in `dbstat`).
+   */
+  index_bytes?: number | null
+  /** Latest manual or automatic ANALYZE (PostgreSQL only). */
+  last_analyze?: string | null
+  /** Latest manual or automatic VACUUM (PostgreSQL only). */
+  last_vacuum?: string | null
+  /** PostgreSQL's estimate of live rows (`n_live_tup`); None on SQLite. */
+  live_rows?: number | null
+  /** The table's name. */
+  name: string
+  /**
+   * The table's own pages (PostgreSQL: `pg_relation_size`; SQLite: its
+   * b-tree in `dbstat`).
+   */
+  table_bytes?: number | null
+  /** Table, indexes and (PostgreSQL) TOAST: `pg_total_relation_size`. */
+  total_bytes?: number | null
+}
 
 /** A user account (`users`). Password hash and MFA secret are never serialized or printed. */
 export interface User {
@@ -2122,6 +2290,23 @@ export declare function version(): string
 /** The stable error codes, in numeric order. */
 export declare function errorCodes(): ErrorCode[]
 
+/** How severe a log record is; a logger gets its level and the more severe ones. */
+export type LogLevel = 'error' | 'warn' | 'info' | 'debug' | 'trace'
+/** One log record of clm: an operation's span closing (`create_user{actor=system}: finished
+ * outcome=ok duration_ms=1.2`), a transaction, a decision, a (slow) SQL statement. Never a secret. */
+export interface LogRecord {
+  level: LogLevel
+  /** Where it comes from: `clm::service::identity`, `sqlx::query`, ... */
+  target: string
+  message: string
+}
+/**
+ * Sends clm's log records at `level` (default `'info'`) or more severe to `callback`, on the
+ * JS thread (it never keeps the process alive); `null` stops. Throws a ClmError with code
+ * `CONFIGURATION` when another Rust library of the process installed a tracing subscriber.
+ */
+export declare function setLogger(callback: ((record: LogRecord) => void) | null, level?: LogLevel): void
+
 /** One operation of the API description, as this package exposes it. */
 export interface OperationInfo {
   name: string
@@ -2362,6 +2547,10 @@ export declare class Clm {
   markNotificationsDelivered(actor: Actor, ids: NotificationId[]): Promise<number>
   /** One lifecycle pass as of `at` (default now): statuses, notices, auto-renewals, expiry. */
   runLifecycle(actor: Actor, at?: string | Date | null): Promise<LifecycleReport>
+  /** Both databases' table and index sizes, index use, dead rows or free pages, and pool use. */
+  databaseStats(actor: Actor): Promise<DatabaseStatsReport>
+  /** PostgreSQL ANALYZE and optional VACUUM; SQLite PRAGMA optimize, optional VACUUM, WAL checkpoint. `analyze` defaults to true. Audited; reports each step's duration. */
+  maintain(actor: Actor, vacuum?: boolean | null, analyze?: boolean | null): Promise<MaintenanceReport>
   /** Audit events of one trail (`secure` or `core`), filtered and paginated. */
   listAuditEvents(actor: Actor, log: AuditLogKind, filter?: AuditFilter | null, page?: PageRequest | null): Promise<AuditEventPage>
   /** Verifies a trail's hash chain; reports the first broken link. */

@@ -31,7 +31,7 @@ const SHAPES = {
   NewCertificateAuthority: ["obj", {"path_len": ["int", 0, 255], "validity_days": ["int", 0, 4294967295]}],
   NewPolicy: ["obj", {"rules": ["ref", "PolicyRules"]}],
   NewWorkflow: ["obj", {"definition": ["ref", "WorkflowDefinition"]}],
-  OpenOptions: ["obj", {"cache_ttl_ms": ["int", 0, 9007199254740991], "max_connections": ["int", 0, 4294967295], "slow_statement_ms": ["int", 0, 9007199254740991]}],
+  OpenOptions: ["obj", {"audit_retention_days": ["int", 0, 4294967295], "cache_ttl_ms": ["int", 0, 9007199254740991], "max_connections": ["int", 0, 4294967295], "slow_statement_ms": ["int", 0, 9007199254740991]}],
   PageRequest: ["obj", {"limit": ["int", 0, 4294967295]}],
   PolicyRules: ["obj", {"max_validity_days": ["int", 0, 4294967295], "min_ec_key_size": ["int", 0, 4294967295], "min_key_size": ["int", 0, 4294967295], "renewal_threshold_days": ["int", 0, 4294967295]}],
   PolicyUpdate: ["obj", {"rules": ["ref", "PolicyRules"]}],
@@ -169,6 +169,8 @@ const OPERATIONS = [
   {"name": "fetch_undelivered_notifications", "js_name": "fetchUndeliveredNotifications", "module": "notifications", "summary": "The delivery outbox: notifications not yet delivered, oldest first.", "needs_actor": true, "arguments": [{"name": "limit", "js_name": "limit", "required": true}], "result_kind": "value", "progress": false},
   {"name": "mark_notifications_delivered", "js_name": "markNotificationsDelivered", "module": "notifications", "summary": "Marks notifications delivered; returns how many.", "needs_actor": true, "arguments": [{"name": "ids", "js_name": "ids", "required": true}], "result_kind": "value", "progress": false},
   {"name": "run_lifecycle", "js_name": "runLifecycle", "module": "lifecycle", "summary": "One lifecycle pass as of `at` (default now): statuses, notices, auto-renewals, expiry.", "needs_actor": true, "arguments": [{"name": "at", "js_name": "at", "required": false}], "result_kind": "value", "progress": false},
+  {"name": "database_stats", "js_name": "databaseStats", "module": "maintenance", "summary": "Both databases' table and index sizes, index use, dead rows or free pages, and pool use.", "needs_actor": true, "arguments": [], "result_kind": "value", "progress": false},
+  {"name": "maintain", "js_name": "maintain", "module": "maintenance", "summary": "PostgreSQL ANALYZE and optional VACUUM; SQLite PRAGMA optimize, optional VACUUM, WAL checkpoint. `analyze` defaults to true. Audited; reports each step's duration.", "needs_actor": true, "arguments": [{"name": "vacuum", "js_name": "vacuum", "required": false}, {"name": "analyze", "js_name": "analyze", "required": false}], "result_kind": "value", "progress": false},
   {"name": "list_audit_events", "js_name": "listAuditEvents", "module": "audit", "summary": "Audit events of one trail (`secure` or `core`), filtered and paginated.", "needs_actor": true, "arguments": [{"name": "log", "js_name": "log", "required": true}, {"name": "filter", "js_name": "filter", "required": false}, {"name": "page", "js_name": "page", "required": false}], "result_kind": "value", "progress": false},
   {"name": "verify_audit_chain", "js_name": "verifyAuditChain", "module": "audit", "summary": "Verifies a trail's hash chain; reports the first broken link.", "needs_actor": true, "arguments": [{"name": "log", "js_name": "log", "required": true}], "result_kind": "value", "progress": false},
   {"name": "audit_checkpoint", "js_name": "auditCheckpoint", "module": "audit", "summary": "A signed checkpoint of a trail's head, for the host to keep elsewhere.", "needs_actor": true, "arguments": [{"name": "log", "js_name": "log", "required": true}], "result_kind": "value", "progress": false},
@@ -657,6 +659,16 @@ class Clm {
   /** One lifecycle pass as of `at` (default now): statuses, notices, auto-renewals, expiry. */
   runLifecycle(actor, at) {
     return runtime.callAs(this, actor, "run_lifecycle", { at })
+  }
+
+  /** Both databases' table and index sizes, index use, dead rows or free pages, and pool use. */
+  databaseStats(actor) {
+    return runtime.callAs(this, actor, "database_stats", {})
+  }
+
+  /** PostgreSQL ANALYZE and optional VACUUM; SQLite PRAGMA optimize, optional VACUUM, WAL checkpoint. `analyze` defaults to true. Audited; reports each step's duration. */
+  maintain(actor, vacuum, analyze) {
+    return runtime.callAs(this, actor, "maintain", { vacuum, analyze })
   }
 
   /** Audit events of one trail (`secure` or `core`), filtered and paginated. */

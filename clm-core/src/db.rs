@@ -49,7 +49,9 @@ pub const SQLITE_BUSY_TIMEOUT_MS: u64 = 30_000;
 /// Which SQL dialect a connection speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dialect {
+    /// PostgreSQL 15 or newer.
     Postgres,
+    /// SQLite 3 (bundled), in WAL mode.
     Sqlite,
 }
 
@@ -127,21 +129,26 @@ const BEGIN_SEALING_POSTGRES: &str = "BEGIN; SELECT pg_advisory_xact_lock_shared
 /// A connection pool of either backend.
 #[derive(Debug, Clone)]
 pub enum Pool {
+    /// A PostgreSQL pool.
     #[cfg(feature = "postgres")]
     Postgres(PgPool),
+    /// A SQLite pool.
     #[cfg(feature = "sqlite")]
     Sqlite(SqlitePool),
 }
 
 /// A borrowed connection of either backend: a pooled one or a transaction's.
 pub enum Conn<'c> {
+    /// A PostgreSQL connection.
     #[cfg(feature = "postgres")]
     Postgres(&'c mut PgConnection),
+    /// A SQLite connection.
     #[cfg(feature = "sqlite")]
     Sqlite(&'c mut SqliteConnection),
 }
 
 impl Conn<'_> {
+    /// The dialect this connection speaks.
     pub fn dialect(&self) -> Dialect {
         match self {
             #[cfg(feature = "postgres")]
@@ -247,13 +254,16 @@ macro_rules! exec {
 
 /// A connection checked out of a pool.
 pub enum PooledConn {
+    /// From a PostgreSQL pool.
     #[cfg(feature = "postgres")]
     Postgres(PoolConnection<Postgres>),
+    /// From a SQLite pool.
     #[cfg(feature = "sqlite")]
     Sqlite(PoolConnection<Sqlite>),
 }
 
 impl PooledConn {
+    /// The connection, borrowed for queries.
     pub fn conn(&mut self) -> Conn<'_> {
         match self {
             #[cfg(feature = "postgres")]
@@ -337,6 +347,7 @@ impl Drop for TxTrace {
 }
 
 impl Tx {
+    /// The transaction's connection, borrowed for queries.
     pub fn conn(&mut self) -> Conn<'_> {
         match &mut self.inner {
             #[cfg(feature = "postgres")]
@@ -346,6 +357,7 @@ impl Tx {
         }
     }
 
+    /// The dialect this transaction speaks.
     pub fn dialect(&self) -> Dialect {
         match &self.inner {
             #[cfg(feature = "postgres")]
@@ -355,6 +367,7 @@ impl Tx {
         }
     }
 
+    /// Commits; an error leaves nothing of the transaction behind.
     pub async fn commit(self) -> Result<()> {
         let Tx { inner, mut trace } = self;
         let committed = match inner {
@@ -373,6 +386,7 @@ impl Tx {
 }
 
 impl Pool {
+    /// The dialect of the pool's backend.
     pub fn dialect(&self) -> Dialect {
         match self {
             #[cfg(feature = "postgres")]
@@ -382,6 +396,7 @@ impl Pool {
         }
     }
 
+    /// A connection, waiting at most the pool's acquire timeout.
     pub async fn acquire(&self) -> Result<PooledConn> {
         Ok(match self {
             #[cfg(feature = "postgres")]
@@ -422,6 +437,7 @@ impl Pool {
         }
     }
 
+    /// Closes the pool, waiting for connections in use to come back.
     pub async fn close(&self) {
         match self {
             #[cfg(feature = "postgres")]
@@ -431,6 +447,7 @@ impl Pool {
         }
     }
 
+    /// Whether [`Pool::close`] was called.
     pub fn is_closed(&self) -> bool {
         match self {
             #[cfg(feature = "postgres")]
@@ -445,17 +462,23 @@ impl Pool {
 /// read-only reporting queries (a replica when configured, else the primary).
 #[derive(Debug, Clone)]
 pub struct Databases {
+    /// The secure database (keys, MFA secrets, their audit trail): writes and reads.
     pub secure: Pool,
+    /// The core database (everything else, its audit trail): writes and reads.
     pub core: Pool,
+    /// Reporting reads of the secure database: its replica, else `secure`.
     pub secure_read: Pool,
+    /// Reporting reads of the core database: its replica, else `core`.
     pub core_read: Pool,
 }
 
 impl Databases {
+    /// The dialect both databases speak.
     pub fn dialect(&self) -> Dialect {
         self.secure.dialect()
     }
 
+    /// Closes all four pools (replicas first).
     pub async fn close(&self) {
         self.secure_read.close().await;
         self.core_read.close().await;
@@ -470,12 +493,19 @@ impl Databases {
 #[derive(Clone, PartialEq, Eq)]
 pub enum DatabaseConfig {
     /// Two SQLite files, `secure.db` and `core.db`, in one directory.
-    Sqlite { data_dir: PathBuf },
+    Sqlite {
+        /// The directory holding both files; created when missing.
+        data_dir: PathBuf,
+    },
     /// Two PostgreSQL databases, with optional read replicas for reporting.
     Postgres {
+        /// `postgres://` URL of the secure database (may carry a password).
         secure_url: String,
+        /// `postgres://` URL of the core database (may carry a password).
         core_url: String,
+        /// A read replica of the secure database for reporting queries.
         secure_replica_url: Option<String>,
+        /// A read replica of the core database for reporting queries.
         core_replica_url: Option<String>,
     },
 }
@@ -603,8 +633,11 @@ impl DatabaseTls {
 /// Pool sizes and timeouts.
 #[derive(Debug, Clone, Copy)]
 pub struct PoolSettings {
+    /// Most connections in each primary database's pool (at least 1).
     pub max_connections: u32,
+    /// Most connections in each replica's pool.
     pub replica_max_connections: u32,
+    /// How long a caller waits for a pooled connection before a Database error.
     pub acquire_timeout: Duration,
     /// A statement that runs this long or longer is logged at WARN with its
     /// SQL (never its bound values); every other one at TRACE.

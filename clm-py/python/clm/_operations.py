@@ -410,6 +410,14 @@ OPERATIONS: dict[str, Operation] = {
         (('at', False, 'datetime'),),
         'LifecycleReport', None,
         'One lifecycle pass as of `at` (default now): statuses, notices, auto-renewals, expiry.'),
+    'database_stats': Operation('database_stats', 'maintenance', True, 'value',
+        (),
+        'DatabaseStatsReport', None,
+        "Both databases' table and index sizes, index use, dead rows or free pages, and pool use."),
+    'maintain': Operation('maintain', 'maintenance', True, 'value',
+        (('vacuum', False, 'bool'), ('analyze', False, 'bool')),
+        'MaintenanceReport', None,
+        "PostgreSQL ANALYZE and optional VACUUM; SQLite PRAGMA optimize, optional VACUUM, WAL checkpoint. `analyze` defaults to true. Audited; reports each step's duration."),
     'list_audit_events': Operation('list_audit_events', 'audit', True, 'value',
         (('log', True, 'str'), ('filter', False, 'dict'), ('page', False, 'dict')),
         'AuditEventPage', None,
@@ -434,6 +442,8 @@ OPERATIONS: dict[str, Operation] = {
 
 #: `Clm.open`'s keyword arguments: name -> check.
 OPEN_OPTIONS: dict[str, str | None] = {
+    'audit_archive_dir': 'path',
+    'audit_retention_days': 'int',
     'cache_ttl_ms': 'int',
     'core_url': 'str',
     'create_master_key': 'bool',
@@ -443,6 +453,10 @@ OPEN_OPTIONS: dict[str, str | None] = {
     'secure_url': 'str',
     'slow_statement_ms': 'int',
     'sqlite_dir': 'path',
+    'sslcert': 'path',
+    'sslkey': 'path',
+    'sslmode': 'str',
+    'sslrootcert': 'path',
 }
 
 
@@ -460,6 +474,8 @@ class Operations:
     def open(
         cls,
         *,
+        audit_archive_dir: str | PathLike[str] | None = None,
+        audit_retention_days: int | None = None,
         cache_ttl_ms: int | None = None,
         core_url: str | None = None,
         create_master_key: bool | None = None,
@@ -469,6 +485,10 @@ class Operations:
         secure_url: str | None = None,
         slow_statement_ms: int | None = None,
         sqlite_dir: str | PathLike[str] | None = None,
+        sslcert: str | PathLike[str] | None = None,
+        sslkey: str | PathLike[str] | None = None,
+        sslmode: str | None = None,
+        sslrootcert: str | PathLike[str] | None = None,
     ) -> Any:
         """Opens clm (`close()` or leaving a `with` block closes it).
 
@@ -477,10 +497,11 @@ class Operations:
         `{"sqlite_dir": "..."}` or `{"secure_url": "postgres://...", "core_url":
         "postgres://..."}`, plus exactly one of `master_key` (base64 of 32 bytes)
         or `master_key_file` (with `create_master_key: true` the file is
-        created, mode 0600, when missing), and optionally `max_connections` and
-        `cache_ttl_ms`.
+        created, mode 0600, when missing), and optionally `max_connections`,
+        `cache_ttl_ms` and, for PostgreSQL, TLS: `sslmode`, `sslrootcert`,
+        `sslcert`, `sslkey` (each overrides the same parameter of the URLs).
         """
-        return cls._open({"cache_ttl_ms": cache_ttl_ms, "core_url": core_url, "create_master_key": create_master_key, "master_key": master_key, "master_key_file": master_key_file, "max_connections": max_connections, "secure_url": secure_url, "slow_statement_ms": slow_statement_ms, "sqlite_dir": sqlite_dir})
+        return cls._open({"audit_archive_dir": audit_archive_dir, "audit_retention_days": audit_retention_days, "cache_ttl_ms": cache_ttl_ms, "core_url": core_url, "create_master_key": create_master_key, "master_key": master_key, "master_key_file": master_key_file, "max_connections": max_connections, "secure_url": secure_url, "slow_statement_ms": slow_statement_ms, "sqlite_dir": sqlite_dir, "sslcert": sslcert, "sslkey": sslkey, "sslmode": sslmode, "sslrootcert": sslrootcert})
 
     def version(self) -> str:
         """The library version."""
@@ -982,6 +1003,19 @@ class Operations:
         """One lifecycle pass as of `at` (default now): statuses, notices, auto-renewals, expiry."""
         return self._call("run_lifecycle", actor, {"at": at})
 
+    def database_stats(self, actor: Actor) -> DatabaseStatsReport:
+        """Both databases' table and index sizes, index use, dead rows or free pages, and pool use."""
+        return self._call("database_stats", actor, {})
+
+    def maintain(
+        self,
+        actor: Actor,
+        vacuum: bool | None = None,
+        analyze: bool | None = None,
+    ) -> MaintenanceReport:
+        """PostgreSQL ANALYZE and optional VACUUM; SQLite PRAGMA optimize, optional VACUUM, WAL checkpoint. `analyze` defaults to true. Audited; reports each step's duration."""
+        return self._call("maintain", actor, {"vacuum": vacuum, "analyze": analyze})
+
     def list_audit_events(
         self,
         actor: Actor,
@@ -1034,6 +1068,8 @@ class AsyncOperations:
     async def open(
         cls,
         *,
+        audit_archive_dir: str | PathLike[str] | None = None,
+        audit_retention_days: int | None = None,
         cache_ttl_ms: int | None = None,
         core_url: str | None = None,
         create_master_key: bool | None = None,
@@ -1043,6 +1079,10 @@ class AsyncOperations:
         secure_url: str | None = None,
         slow_statement_ms: int | None = None,
         sqlite_dir: str | PathLike[str] | None = None,
+        sslcert: str | PathLike[str] | None = None,
+        sslkey: str | PathLike[str] | None = None,
+        sslmode: str | None = None,
+        sslrootcert: str | PathLike[str] | None = None,
     ) -> Any:
         """Opens clm (`close()` or leaving a `with` block closes it).
 
@@ -1051,10 +1091,11 @@ class AsyncOperations:
         `{"sqlite_dir": "..."}` or `{"secure_url": "postgres://...", "core_url":
         "postgres://..."}`, plus exactly one of `master_key` (base64 of 32 bytes)
         or `master_key_file` (with `create_master_key: true` the file is
-        created, mode 0600, when missing), and optionally `max_connections` and
-        `cache_ttl_ms`.
+        created, mode 0600, when missing), and optionally `max_connections`,
+        `cache_ttl_ms` and, for PostgreSQL, TLS: `sslmode`, `sslrootcert`,
+        `sslcert`, `sslkey` (each overrides the same parameter of the URLs).
         """
-        return await cls._open({"cache_ttl_ms": cache_ttl_ms, "core_url": core_url, "create_master_key": create_master_key, "master_key": master_key, "master_key_file": master_key_file, "max_connections": max_connections, "secure_url": secure_url, "slow_statement_ms": slow_statement_ms, "sqlite_dir": sqlite_dir})
+        return await cls._open({"audit_archive_dir": audit_archive_dir, "audit_retention_days": audit_retention_days, "cache_ttl_ms": cache_ttl_ms, "core_url": core_url, "create_master_key": create_master_key, "master_key": master_key, "master_key_file": master_key_file, "max_connections": max_connections, "secure_url": secure_url, "slow_statement_ms": slow_statement_ms, "sqlite_dir": sqlite_dir, "sslcert": sslcert, "sslkey": sslkey, "sslmode": sslmode, "sslrootcert": sslrootcert})
 
     async def version(self) -> str:
         """The library version."""
@@ -1579,6 +1620,19 @@ class AsyncOperations:
     ) -> LifecycleReport:
         """One lifecycle pass as of `at` (default now): statuses, notices, auto-renewals, expiry."""
         return await self._call("run_lifecycle", actor, {"at": at})
+
+    async def database_stats(self, actor: Actor) -> DatabaseStatsReport:
+        """Both databases' table and index sizes, index use, dead rows or free pages, and pool use."""
+        return await self._call("database_stats", actor, {})
+
+    async def maintain(
+        self,
+        actor: Actor,
+        vacuum: bool | None = None,
+        analyze: bool | None = None,
+    ) -> MaintenanceReport:
+        """PostgreSQL ANALYZE and optional VACUUM; SQLite PRAGMA optimize, optional VACUUM, WAL checkpoint. `analyze` defaults to true. Audited; reports each step's duration."""
+        return await self._call("maintain", actor, {"vacuum": vacuum, "analyze": analyze})
 
     async def list_audit_events(
         self,
