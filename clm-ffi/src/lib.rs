@@ -110,6 +110,7 @@ mod tests {
         "actor_free",
         "call",
         "operations_json",
+        "set_log_callback",
     ];
 
     /// The functions `clm_*` the committed header declares.
