@@ -1,5 +1,5 @@
 //! The two backends behind one small surface. Repositories write their SQL once
-//! (`$1` placeholders work on both) and run it through [`on_conn!`], which
+//! (`$1` placeholders work on both) and run it through `on_conn!`, which
 //! expands the same code for PostgreSQL and SQLite. Dialect differences live in
 //! [`Dialect`] and nowhere else.
 

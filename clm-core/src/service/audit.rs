@@ -274,7 +274,7 @@ pub async fn append(
 
 /// Appends events in order inside the caller's transaction: one chain lock,
 /// one read of the chain's head and one insert for the lot, each row chained
-/// by [`chain_next`] exactly as a single append chains it.
+/// by `chain_next` exactly as a single append chains it.
 pub async fn append_many(
     conn: &mut Conn<'_>,
     kind: AuditLogKind,

@@ -273,7 +273,7 @@ pub struct WriteJob {
     reply: tokio::sync::oneshot::Sender<Result<Vec<Certificate>>>,
 }
 
-/// The queue and writer lock behind [`Clm::write_certificates`].
+/// The queue and writer lock behind `Clm::write_certificates`.
 #[derive(Default)]
 pub struct GroupCommit {
     queue: std::sync::Mutex<Vec<WriteJob>>,

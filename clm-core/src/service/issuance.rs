@@ -1,7 +1,7 @@
 //! Issuance under policy: from a submitted CSR or with a key clm generates,
 //! dry runs, renewal, and the audited export of private keys.
 //!
-//! Every path resolves a [`Plan`] first (inputs, issuer, policy, key facts),
+//! Every path resolves a `Plan` first (inputs, issuer, policy, key facts),
 //! judges it, and only then signs. Nothing is written before the policy and
 //! the issuer have said yes; then the certificate, its sealed key, the
 //! request row and the audit rows commit in one secure transaction.
