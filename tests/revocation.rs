@@ -541,3 +541,86 @@ async fn other_organizations_cannot_revoke_or_sign() {
     })
     .await;
 }
+
+/// Two callers generate CRLs while four revoke (nothing is released): sorted
+/// by CRL number, thisUpdate never goes back and no CRL lists fewer entries
+/// than a lower-numbered one.
+#[tokio::test]
+async fn crl_numbers_times_and_entries_move_together_under_concurrency() {
+    on_both_keyed(security(), |clm| async move {
+        let ca = root("Concurrent CRL Root");
+        let ca_row = import_ca(&clm, &ca, None).await;
+        let leaves = import_leaves(&clm, &ca, 24, None).await;
+        let revokers = leaves.chunks(6).map(|chunk| {
+            let clm = clm.clone();
+            let ids: Vec<_> = chunk.iter().map(|leaf| leaf.id).collect();
+            tokio::spawn(async move {
+                for id in ids {
+                    clm.revoke_certificate(
+                        &clm.system_actor(),
+                        id,
+                        RevocationReason::Superseded,
+                        None,
+                    )
+                    .await
+                    .expect("revoke");
+                }
+            })
+        });
+        let generators = (0..2).map(|_| {
+            let clm = clm.clone();
+            let id = ca_row.id;
+            tokio::spawn(async move {
+                let mut seen = Vec::new();
+                for _ in 0..12 {
+                    let crl = clm
+                        .generate_crl(&clm.system_actor(), id, None)
+                        .await
+                        .expect("crl");
+                    seen.push((crl.crl_number, crl.this_update, crl.entries.len()));
+                }
+                seen
+            })
+        });
+        let generated = futures::future::join_all(generators);
+        let revoked = futures::future::join_all(revokers);
+        let (generated, revoked) = futures::join!(generated, revoked);
+        for joined in revoked {
+            joined.expect("revoker");
+        }
+        let mut crls: Vec<_> = generated
+            .into_iter()
+            .flat_map(|joined| joined.expect("generator"))
+            .collect();
+        crls.sort_by_key(|(number, _, _)| *number);
+        assert_eq!(
+            crls.iter()
+                .map(|(number, _, _)| *number)
+                .collect::<Vec<_>>(),
+            (1..=24).collect::<Vec<_>>(),
+            "24 distinct numbers from 1"
+        );
+        for pair in crls.windows(2) {
+            let ((lower, lower_time, lower_entries), (higher, higher_time, higher_entries)) =
+                (pair[0], pair[1]);
+            assert!(
+                higher_time >= lower_time,
+                "CRL {higher} has thisUpdate {higher_time}, before CRL {lower}'s {lower_time}"
+            );
+            assert!(
+                higher_entries >= lower_entries,
+                "CRL {higher} lists {higher_entries} entries, CRL {lower} {lower_entries}"
+            );
+        }
+        let last = clm
+            .generate_crl(&clm.system_actor(), ca_row.id, None)
+            .await
+            .expect("last crl");
+        assert_eq!(
+            last.entries.len(),
+            24,
+            "every revocation is listed at the end"
+        );
+    })
+    .await;
+}

@@ -329,16 +329,19 @@ impl Clm {
                 format!("{} is not a CA certificate", row.certificate_id),
             ));
         }
+        let issuer = self.load_issuer(issuer_id).await?;
+
+        let mut tx = self.databases().secure.begin().await?;
+        let crl_number = certificates::next_crl_number(&mut tx.conn(), issuer_id).await?;
+        // The time is read only now, holding the number (its row stays
+        // locked until commit): a later number can never carry an earlier
+        // thisUpdate than the CRL before it.
         let this_update = whole_seconds(now());
         let next_update = crate::service::shifted(
             "next_update_hours",
             this_update,
             chrono::Duration::hours(i64::from(hours)),
         )?;
-        let issuer = self.load_issuer(issuer_id).await?;
-
-        let mut tx = self.databases().secure.begin().await?;
-        let crl_number = certificates::next_crl_number(&mut tx.conn(), issuer_id).await?;
         // Re-read under the lock: the status may have changed since the check above.
         let current = store::get::<Certificates>(&mut tx.conn(), issuer_id, false).await?;
         match current.status {
