@@ -124,13 +124,21 @@ macro_rules! operations {
             $progress: Option<ProgressSink<'_>>,
         ) -> Result<Reply> {
             match name {
+                // Each operation is its own boxed future, made in its own
+                // frame: one `match` awaiting every body in place is a poll
+                // function whose unoptimised frame holds every arm's locals
+                // at once (over a megabyte in debug builds), enough to
+                // overflow a host thread's stack.
                 $( stringify!($name) => {
-                    #[derive(serde::Deserialize)]
-                    #[serde(deny_unknown_fields)]
-                    struct Arguments { $( $(#[serde($default)])? $(#[$attr])* $arg: $ty, )* }
-                    let Arguments { $($arg),* } = super::arguments(stringify!($name), input)?;
-                    operations!(@bind $who, $actor, actor);
-                    $body
+                    let operation = move || Box::pin(async move {
+                        #[derive(serde::Deserialize)]
+                        #[serde(deny_unknown_fields)]
+                        struct Arguments { $( $(#[serde($default)])? $(#[$attr])* $arg: $ty, )* }
+                        let Arguments { $($arg),* } = super::arguments(stringify!($name), input)?;
+                        operations!(@bind $who, $actor, actor);
+                        $body
+                    });
+                    operation().await
                 } )*
                 other => Err(Error::invalid(
                     "operation",
