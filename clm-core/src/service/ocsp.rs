@@ -522,15 +522,17 @@ impl Clm {
             let minimum = at
                 .checked_add_signed(Duration::hours(RESPONSE_VALIDITY_HOURS))
                 .unwrap_or(at);
-            let opened = stored
-                .filter(|record| record.not_after > minimum)
-                .and_then(|record| match self.open_signer(&record) {
-                    Ok(key) => Some((record, key)),
+            let mut opened = None;
+            if let Some(record) = stored.filter(|record| record.not_after > minimum) {
+                // A data key made by another process's rotation is loaded first.
+                let loaded = self.load_data_key(record.encryption_key_id).await;
+                match loaded.and_then(|()| self.open_signer(&record)) {
+                    Ok(key) => opened = Some((record, key)),
                     Err(err) => {
                         tracing::warn!(error = %err, issuer = %issuer_id, "ocsp: responder key does not open; issuing a new one");
-                        None
                     }
-                });
+                }
+            }
             let (record, key) = match opened {
                 Some(found) => found,
                 None => self.provision_signer(&issuer).await?,

@@ -646,9 +646,10 @@ pub async fn renewal_candidates(
     })?)
 }
 
-/// Whether `issuer` issued `serial` through clm, and the organizations of
-/// imported certificates with that serial under it (the service decides
-/// which of those are in the issuer's scope). Index probes only
+/// Whether `issuer` issued `serial` through clm (a row deleted from the
+/// inventory included: the certificate still exists), and the organizations
+/// of live imported certificates with that serial under it (the service
+/// decides which of those are in the issuer's scope). Index probes only
 /// (`uq_certificates_issuer_serial`, `idx_certificates_issuer_serial_imported`).
 pub async fn by_issuer_serial(
     conn: &mut Conn<'_>,
@@ -657,8 +658,7 @@ pub async fn by_issuer_serial(
 ) -> Result<(bool, Vec<Option<OrganizationId>>)> {
     let issued: Option<(CertificateId,)> = on_conn!(conn, |c| sqlx::query_as(
         "SELECT id FROM certificates
-         WHERE issuer_certificate_id = $1 AND serial_number = $2 AND source = 'issued'
-           AND deleted_at IS NULL"
+         WHERE issuer_certificate_id = $1 AND serial_number = $2 AND source = 'issued'"
     )
     .bind(issuer)
     .bind(serial)
