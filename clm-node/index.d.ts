@@ -1097,6 +1097,8 @@ export interface LifecycleReport {
   expired_notices: number
   /** New "expiring soon" notices to owners (one per certificate and threshold). */
   expiring_notices: number
+  /** Delegated OCSP responders renewed and stored responses re-signed. */
+  ocsp: OcspLifecycleReport
   /** False when another process was already running the loop. */
   ran: boolean
   /** `certificate_id: error` for renewals that failed (retried next run). */
@@ -1420,6 +1422,33 @@ export type NotificationPriority = "low" | "normal" | "high" | "critical"
 /** `notifications.notification_type`. */
 export type NotificationType = "approval_required" | "request_approved" | "request_rejected" | "certificate_issued" | "certificate_expiring" | "certificate_expired" | "certificate_revoked" | "key_rotation_completed" | "renewal_started"
 
+/** What the lifecycle's OCSP step did. */
+export interface OcspLifecycleReport {
+  /** `issuer or certificate id: error` for what failed (retried next run). */
+  errors: string[]
+  /** Stored responses re-signed ahead of their nextUpdate. */
+  responses_refreshed: number
+  /** Delegated responder certificates issued to replace ones ending soon. */
+  signers_renewed: number
+}
+
+/**
+ * What [`Clm::ocsp_reply`] returns to the bindings: the response bytes
+ * and, for logs and tests, their status.
+ */
+export interface OcspReply {
+  /**
+   * The OCSPResponse, DER in standard base64: the HTTP body to send with
+   * `Content-Type: application/ocsp-response`.
+   */
+  response_der_base64: string
+  /**
+   * The response's status: `successful`, `malformedRequest`,
+   * `internalError`, `tryLater` or `unauthorized`.
+   */
+  response_status: string
+}
+
 /**
  * Where the data lives and which master key opens it.
  *
@@ -1427,7 +1456,7 @@ export type NotificationType = "approval_required" | "request_approved" | "reque
  * "postgres://..."}`, plus exactly one of `master_key` (base64 of 32 bytes)
  * or `master_key_file` (with `create_master_key: true` the file is
  * created, mode 0600, when missing), and optionally `max_connections`,
- * `cache_ttl_ms` and, for PostgreSQL, TLS: `sslmode`, `sslrootcert`,
+ * `cache_ttl_ms`, `ocsp_sign_with_ca_key` and, for PostgreSQL, TLS: `sslmode`, `sslrootcert`,
  * `sslcert`, `sslkey` (each overrides the same parameter of the URLs).
  * (An input: fields with a default may be left out.)
  */
@@ -1460,6 +1489,11 @@ export interface OpenOptions {
   master_key_file?: string | null
   /** Connections per database pool; 10 when absent, at least 1. */
   max_connections?: number | null
+  /**
+   * Sign OCSP responses with the CA key itself instead of a delegated
+   * responder certificate (`OcspSettings::sign_with_ca_key`); false when absent.
+   */
+  ocsp_sign_with_ca_key?: boolean | null
   /**
    * `postgres://...` of the secure database (may carry a password).
    * Secret.
@@ -2497,6 +2531,8 @@ export declare class Clm {
   releaseCertificateHold(actor: Actor, id: CertificateId): Promise<Certificate>
   /** Generates the next CRL of an issuer. */
   generateCrl(actor: Actor, issuerId: CertificateId, nextUpdateHours?: number | null): Promise<GeneratedCrl>
+  /** Answers an OCSP request (DER in base64) with an OCSP response (DER in base64); public, never fails. */
+  ocspRespond(requestDerBase64: string): Promise<OcspReply>
   /** Rotates the data key, re-sealing every private key in batches; resumes an interrupted run. */
   rotateDataKey(actor: Actor, batchSize?: number | null, maxBatches?: number | null, onProgress?: ((progress: RotationProgress) => void) | null): Promise<RotationReport>
   /** Re-wraps every data key under a new master key. */

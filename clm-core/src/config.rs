@@ -12,6 +12,7 @@
 //! | `CLM_MASTER_KEY` / `CLM_MASTER_KEY_FILE` | the master key, base64 of 32 bytes, or a file holding it |
 //! | `CLM_MAX_CONNECTIONS` | pool size per database |
 //! | `CLM_CACHE_TTL_MS` | see [`ClmConfig::cache_ttl`] |
+//! | `CLM_OCSP_SIGN_WITH_CA_KEY` | see [`OcspSettings::sign_with_ca_key`] |
 //!
 //! The `CLM_DATABASE_SSL*` settings apply to every PostgreSQL URL and
 //! override the same parameters written in the URLs (see [`DatabaseTls`]).
@@ -47,6 +48,20 @@ pub struct ClmConfig {
     /// How long audit rows stay in the databases, and where
     /// [`crate::Clm::run_lifecycle`] archives older ones.
     pub audit_retention: AuditRetention,
+    /// How the OCSP responder signs ([`crate::Clm::ocsp_respond`]).
+    pub ocsp: OcspSettings,
+}
+
+/// How [`crate::Clm::ocsp_respond`] signs. By default each CA answers
+/// through a delegated responder certificate (id-kp-OCSPSigning,
+/// id-pkix-ocsp-nocheck, 30 days) that clm issues, seals and renews, so the
+/// CA key signs once a few weeks rather than on every fresh response.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OcspSettings {
+    /// Sign responses with the CA's own key instead (RFC 6960 §4.2.2.2's
+    /// first case): no responder certificate, every fresh response a use of
+    /// the CA key. `CLM_OCSP_SIGN_WITH_CA_KEY=true`.
+    pub sign_with_ca_key: bool,
 }
 
 /// Audit retention: [`crate::Clm::run_lifecycle`] moves audit rows older than
@@ -196,6 +211,7 @@ impl ClmConfig {
             security: SecuritySettings::default(),
             cache_ttl: DEFAULT_CACHE_TTL,
             audit_retention: AuditRetention::default(),
+            ocsp: OcspSettings::default(),
         }
     }
 
@@ -214,6 +230,7 @@ impl ClmConfig {
             security: SecuritySettings::default(),
             cache_ttl: DEFAULT_CACHE_TTL,
             audit_retention: AuditRetention::default(),
+            ocsp: OcspSettings::default(),
         }
     }
 
@@ -272,6 +289,12 @@ impl ClmConfig {
         self
     }
 
+    /// See [`ClmConfig::ocsp`].
+    pub fn with_ocsp(mut self, ocsp: OcspSettings) -> Self {
+        self.ocsp = ocsp;
+        self
+    }
+
     /// See [`ClmConfig::cache_ttl`].
     pub fn with_cache_ttl(mut self, ttl: Duration) -> Self {
         self.cache_ttl = ttl;
@@ -299,7 +322,7 @@ impl ClmConfig {
     /// `CLM_DATABASE_SSLMODE`, `CLM_DATABASE_SSLROOTCERT`,
     /// `CLM_DATABASE_SSLCERT`, `CLM_DATABASE_SSLKEY`), else `CLM_DATA_DIR`
     /// (SQLite), plus `CLM_MASTER_KEY` (base64) or `CLM_MASTER_KEY_FILE`,
-    /// `CLM_MAX_CONNECTIONS`, `CLM_CACHE_TTL_MS`, `CLM_AUDIT_RETENTION_DAYS` and
+    /// `CLM_MAX_CONNECTIONS`, `CLM_CACHE_TTL_MS`, `CLM_OCSP_SIGN_WITH_CA_KEY`, `CLM_AUDIT_RETENTION_DAYS` and
     /// `CLM_AUDIT_ARCHIVE_DIR` ([`AuditRetention`]), `CLM_SLOW_STATEMENT_MS` (the
     /// table in this module's documentation).
     pub fn from_env() -> Result<Self> {
@@ -366,6 +389,17 @@ impl ClmConfig {
                     "CLM_CACHE_TTL_MS={ms:?} is not a number of milliseconds"
                 ))
             })?);
+        }
+        if let Some(flag) = var("CLM_OCSP_SIGN_WITH_CA_KEY") {
+            config.ocsp.sign_with_ca_key = match flag.trim().to_ascii_lowercase().as_str() {
+                "1" | "true" | "yes" | "on" => true,
+                "0" | "false" | "no" | "off" => false,
+                _ => {
+                    return Err(Error::Configuration(format!(
+                        "CLM_OCSP_SIGN_WITH_CA_KEY={flag:?} is not true or false"
+                    )));
+                }
+            };
         }
         if let Some(ms) = var("CLM_SLOW_STATEMENT_MS") {
             config.pool.slow_statement_threshold =

@@ -10,6 +10,7 @@ pub mod envelope;
 mod interop_tests;
 pub mod keys;
 pub mod name;
+pub mod ocsp;
 // Password hashing, bearer tokens and TOTP live here too (written with the
 // identity service).
 pub mod password;

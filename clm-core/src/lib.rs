@@ -30,7 +30,7 @@ pub mod query {
     pub use crate::store::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Page, PageRequest};
 }
 
-pub use config::{AuditRetention, ClmConfig, SecuritySettings};
+pub use config::{AuditRetention, ClmConfig, OcspSettings, SecuritySettings};
 pub use error::{Error, ErrorCode, Result};
 pub use keyring::{KeyProvider, LocalMasterKey, MasterKeySource};
 pub use query::{Page, PageRequest};
@@ -56,6 +56,7 @@ struct Inner {
     issuers: service::certificates::IssuerCache,
     policies: service::policies::PolicyCache,
     group_commit: service::certificates::GroupCommit,
+    ocsp: service::ocsp::OcspState,
 }
 
 impl std::fmt::Debug for Clm {
@@ -90,6 +91,7 @@ impl Clm {
         let cpu_jobs = tokio::sync::Semaphore::new(config.security.cpu_jobs.max(1));
         let issuers = service::cache::TtlCache::new(config.cache_ttl);
         let policies = service::cache::TtlCache::new(config.cache_ttl);
+        let ocsp = service::ocsp::OcspState::new(config.cache_ttl);
         let clm = Clm {
             inner: Arc::new(Inner {
                 databases,
@@ -99,6 +101,7 @@ impl Clm {
                 issuers,
                 policies,
                 group_commit: Default::default(),
+                ocsp,
             }),
         };
         clm.seed_builtin_roles().await?;
@@ -116,6 +119,10 @@ impl Clm {
 
     pub(crate) fn group_commit(&self) -> &service::certificates::GroupCommit {
         &self.inner.group_commit
+    }
+
+    pub(crate) fn ocsp_state(&self) -> &service::ocsp::OcspState {
+        &self.inner.ocsp
     }
 
     pub(crate) fn keyring(&self) -> &KeyRing {

@@ -18,6 +18,7 @@ pub mod issuance;
 pub mod lifecycle;
 pub mod maintenance;
 pub mod notifications;
+pub mod ocsp;
 pub mod policies;
 pub mod policy_check;
 pub mod revocation;

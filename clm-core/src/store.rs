@@ -25,6 +25,8 @@ pub mod encryption_keys;
 pub mod key_rotation_history;
 pub mod maintenance;
 pub mod notifications;
+pub mod ocsp_responses;
+pub mod ocsp_signers;
 pub mod organizations;
 pub mod policies;
 pub mod private_keys;

@@ -2125,6 +2125,30 @@ pub unsafe extern "C" fn clm_generate_crl(
     unsafe { run(clm, actor, "generate_crl", arguments_json, None, Output::Json(result_json)) }
 }
 
+// ---- ocsp ------------------------------------------------------------------
+
+/// Answers an OCSP request (DER in base64) with an OCSP response (DER in
+/// base64); public, never fails.
+///
+/// Operation `ocsp_respond` (ocsp).
+/// `arguments_json`: a JSON object of these named arguments:
+/// - `request_der_base64` (text; required)
+///
+/// `result_json`: the `OcspReply` record `{"response_der_base64",
+/// "response_status"}` as JSON text; free it with `clm_string_free`.
+///
+/// # Safety
+/// `clm` is NULL or a live handle; `arguments_json` is NULL or a
+/// NUL-terminated string; `result_json` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn clm_ocsp_respond(
+    clm: *const clm_handle,
+    arguments_json: *const c_char,
+    result_json: *mut *mut c_char,
+) -> clm_status {
+    unsafe { run(clm, std::ptr::null(), "ocsp_respond", arguments_json, None, Output::Json(result_json)) }
+}
+
 // ---- rotation --------------------------------------------------------------
 
 /// Rotates the data key, re-sealing every private key in batches; resumes an
@@ -2873,7 +2897,7 @@ pub unsafe extern "C" fn clm_mark_notifications_delivered(
 ///
 /// `actor`: who performs it (not NULL).
 /// `result_json`: the `LifecycleReport` record `{"audit_retention",
-/// "expired_notices", "expiring_notices", "ran", "renewal_errors",
+/// "expired_notices", "expiring_notices", "ocsp", "ran", "renewal_errors",
 /// "renewals_issued", "renewals_pending_approval", "statuses",
 /// "workflows_expired"}` as JSON text; free it with `clm_string_free`.
 ///

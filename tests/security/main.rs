@@ -12,5 +12,6 @@ mod login_races;
 mod maintenance;
 mod members;
 mod names;
+mod ocsp;
 mod rotation_race;
 mod views;

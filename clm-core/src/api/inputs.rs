@@ -25,7 +25,7 @@ use crate::{ClmConfig, Error, MasterKeySource, Result};
 /// "postgres://..."}`, plus exactly one of `master_key` (base64 of 32 bytes)
 /// or `master_key_file` (with `create_master_key: true` the file is
 /// created, mode 0600, when missing), and optionally `max_connections`,
-/// `cache_ttl_ms` and, for PostgreSQL, TLS: `sslmode`, `sslrootcert`,
+/// `cache_ttl_ms`, `ocsp_sign_with_ca_key` and, for PostgreSQL, TLS: `sslmode`, `sslrootcert`,
 /// `sslcert`, `sslkey` (each overrides the same parameter of the URLs).
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -51,6 +51,9 @@ pub struct OpenOptions {
     /// How long issuers and policies stay cached, in milliseconds (`ClmConfig::cache_ttl`); 1000
     /// when absent, 0 disables the caches.
     cache_ttl_ms: Option<u64>,
+    /// Sign OCSP responses with the CA key itself instead of a delegated
+    /// responder certificate (`OcspSettings::sign_with_ca_key`); false when absent.
+    ocsp_sign_with_ca_key: Option<bool>,
     /// Days audit rows stay in the databases, 90 to 365 (default 365).
     audit_retention_days: Option<u32>,
     /// Where `run_lifecycle` archives older audit rows; none: no archiving.
@@ -90,6 +93,7 @@ impl std::fmt::Debug for OpenOptions {
             .field("create_master_key", &self.create_master_key)
             .field("max_connections", &self.max_connections)
             .field("cache_ttl_ms", &self.cache_ttl_ms)
+            .field("ocsp_sign_with_ca_key", &self.ocsp_sign_with_ca_key)
             .field("audit_retention_days", &self.audit_retention_days)
             .field("audit_archive_dir", &self.audit_archive_dir)
             .field("sslmode", &self.sslmode)
@@ -131,6 +135,9 @@ impl OpenOptions {
         }
         if let Some(ms) = self.cache_ttl_ms {
             config = config.with_cache_ttl(std::time::Duration::from_millis(ms));
+        }
+        if let Some(sign_with_ca_key) = self.ocsp_sign_with_ca_key {
+            config = config.with_ocsp(crate::config::OcspSettings { sign_with_ca_key });
         }
         if let Some(ms) = self.slow_statement_ms {
             config = config.with_slow_statement_threshold(std::time::Duration::from_millis(ms));

@@ -32,6 +32,7 @@ use crate::service::inventory::{CertificateSearch, ImportReport, StatusRefreshRe
 use crate::service::issuance::{DryRunReport, IssuanceOutcome, RenewOptions};
 use crate::service::lifecycle::LifecycleReport;
 use crate::service::maintenance::{DatabaseStatsReport, MaintainOptions, MaintenanceReport};
+use crate::service::ocsp::OcspReply;
 use crate::service::policies::{NewPolicy, PolicyUpdate};
 use crate::service::revocation::GeneratedCrl;
 use crate::service::rotation::{DataKeyStatus, RotationOptions, RotationProgress, RotationReport};
@@ -464,6 +465,11 @@ operations! { clm, actor, progress;
     /// Generates the next CRL of an issuer.
     revocation acting generate_crl(issuer_id: CertificateId, next_update_hours: Option<u32>)
         -> GeneratedCrl => record(&clm.generate_crl(actor, issuer_id, next_update_hours).await?);
+
+    // ---- OCSP ------------------------------------------------------------------
+    /// Answers an OCSP request (DER in base64) with an OCSP response (DER in base64); public, never fails.
+    ocsp anyone ocsp_respond(request_der_base64: String) -> OcspReply =>
+        record(&clm.ocsp_reply(&request_der_base64).await?);
 
     // ---- key rotation ----------------------------------------------------------
     /// Rotates the data key, re-sealing every private key in batches; resumes an interrupted run.

@@ -177,4 +177,8 @@ typed_id!(
     CertificateMetadataId,
     /// A row id of any table, for polymorphic references (audit resource_id, workflow subject_id).
     ResourceId,
+    /// Primary key of `ocsp_signers`.
+    OcspSignerId,
+    /// Primary key of `ocsp_responses`.
+    OcspResponseId,
 );

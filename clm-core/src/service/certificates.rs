@@ -209,6 +209,9 @@ pub struct IssuanceExtras {
     /// certificate (a CSR's, a reused one): refused in the secure
     /// transaction if a compromise revocation lists it.
     pub public_key_sha256: Option<String>,
+    /// The certificate's pre-signed `good` OCSP response (see
+    /// [`crate::service::ocsp`]), inserted with it.
+    pub ocsp_response: Option<crate::store::ocsp_responses::OcspResponseRecord>,
 }
 
 /// The request an issuance fulfils: new, or one that waited for approval.
@@ -369,6 +372,11 @@ async fn write_secure_rows(
         }
     }
     append_many(conn, AuditLogKind::Secure, entries).await?;
+    let ocsp_responses: Vec<crate::store::ocsp_responses::OcspResponseRecord> = writes
+        .iter()
+        .filter_map(|(_, w)| w.issuance.ocsp_response.clone())
+        .collect();
+    crate::store::ocsp_responses::insert_many(conn, &ocsp_responses).await?;
     for (_, write) in &writes {
         if let Some(urls) = &write.issuance.issuance_urls {
             certificates::set_issuance_urls(

@@ -27,7 +27,7 @@ use crate::service::authorities::{
     ca_key_used, ensure_issuer_usable, request_row, validity_window,
 };
 use crate::service::certificates::{
-    CertificateWrite, IssuanceExtras, LoadedIssuer, Ownership, RequestRow, certificate_row,
+    CertificateWrite, IssuanceExtras, LoadedIssuer, Ownership, RequestRow, certificate_row_with_id,
 };
 use crate::service::policy_check::{self, PolicyInput, RuleOutcome};
 use crate::service::workflows::WorkflowInstanceView;
@@ -714,7 +714,9 @@ impl Clm {
         };
         let signer = issuer.clone();
         let planned_key = plan.key;
-        let (key, parsed, known_key_sha256) = self
+        let ocsp_signer = self.ocsp_presigner(issuer.row.id).await;
+        let certificate_id = CertificateId::new();
+        let (key, parsed, known_key_sha256, ocsp_response) = self
             .run_cpu(move || {
                 let known_key_sha256 = planned_key
                     .known_spki()
@@ -740,11 +742,14 @@ impl Clm {
                         key: &signer.key,
                     },
                 )?;
-                Ok((key, parse_certificate_der(&der)?, known_key_sha256))
+                let parsed = parse_certificate_der(&der)?;
+                let ocsp = crate::service::ocsp::presign_good(ocsp_signer, certificate_id, &parsed);
+                Ok((key, parsed, known_key_sha256, ocsp))
             })
             .await?;
 
-        let mut row = certificate_row(
+        let mut row = certificate_row_with_id(
+            certificate_id,
             &parsed,
             plan.kind,
             CertificateSource::Issued,
@@ -811,6 +816,7 @@ impl Clm {
                 key_use,
                 issuance_urls: None,
                 public_key_sha256: known_key_sha256,
+                ocsp_response,
             },
         };
         self.write_certificates(actor, vec![write])

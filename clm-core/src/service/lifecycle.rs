@@ -39,6 +39,8 @@ pub struct LifecycleReport {
     pub workflows_expired: u64,
     /// Audit rows archived under the configured retention.
     pub audit_retention: AuditRetentionReport,
+    /// Delegated OCSP responders renewed and stored responses re-signed.
+    pub ocsp: crate::service::ocsp::OcspLifecycleReport,
 }
 
 /// What the lifecycle's audit retention step did ([`crate::AuditRetention`]).
@@ -102,7 +104,8 @@ impl Clm {
     /// Runs the lifecycle loop for time `at`: refresh statuses, write expiry
     /// notices (once per certificate and threshold), start renewals that
     /// auto-renewing policies call for (through approval where required),
-    /// expire stale requests, and archive audit rows older than the
+    /// expire stale requests, renew delegated OCSP responders and re-sign
+    /// stored OCSP responses ahead of their nextUpdate, and archive audit rows older than the
     /// configured retention as of `at` ([`AuditRetention`]; archiving also
     /// needs `audit:archive`). Concurrent runs in other processes are
     /// skipped (`ran: false`), never doubled.
@@ -171,6 +174,12 @@ impl Clm {
         tracing::info!(
             workflows_expired = report.workflows_expired,
             "lifecycle: stale requests expired"
+        );
+        report.ocsp = self.ocsp_lifecycle(at).await?;
+        tracing::info!(
+            signers_renewed = report.ocsp.signers_renewed,
+            responses_refreshed = report.ocsp.responses_refreshed,
+            "lifecycle: OCSP responders and responses refreshed"
         );
         report.audit_retention = self.archive_expired_audit(actor, at).await?;
         tracing::info!(

@@ -4,6 +4,7 @@
 use chrono::{DateTime, Utc};
 use serde_json::json;
 
+use crate::crypto::ocsp::OcspCertStatus;
 use crate::crypto::{CrlEntry, PemLabel, build_crl, der_to_pem, parse_certificates, spki_sha256};
 use crate::model::{
     Certificate, CertificateId, CertificateRevocation, CertificateStatus, RevocationId,
@@ -168,6 +169,14 @@ impl Clm {
             RevocationReason::CaCompromise if row.is_ca => Some(public_key_hash(&row)?),
             _ => None,
         };
+        let ocsp = self
+            .ocsp_update(
+                id,
+                crl_issuer,
+                &row.serial_number,
+                OcspCertStatus::Revoked { at, reason },
+            )
+            .await;
         let mut tx = self.databases().secure.begin().await?;
         if let Some(standing) = revocations::get_current(&mut tx.conn(), id).await? {
             return Err(already_revoked(&row, &standing));
@@ -186,6 +195,7 @@ impl Clm {
             revocations::mark_compromised_key(&mut tx.conn(), revocation.id, hash).await?;
         }
         certificates::update_status(&mut tx.conn(), id, status).await?;
+        ocsp.apply(&mut tx.conn()).await?;
         append(
             &mut tx.conn(),
             AuditLogKind::Secure,
@@ -261,6 +271,10 @@ impl Clm {
             None => DEFAULT_EXPIRY_THRESHOLD_DAYS,
         };
         let at = now();
+        let ocsp_issuer = self.crl_issuer(&row).await?;
+        let ocsp = self
+            .ocsp_update(id, ocsp_issuer, &row.serial_number, OcspCertStatus::Good)
+            .await;
         let mut tx = self.databases().secure.begin().await?;
         let standing = revocations::get_current(&mut tx.conn(), id)
             .await?
@@ -279,6 +293,7 @@ impl Clm {
         revocations::release(&mut tx.conn(), standing.id, actor.user_id(), at).await?;
         let status = status_by_time(row.not_before, row.not_after, at, threshold);
         certificates::update_status(&mut tx.conn(), id, status).await?;
+        ocsp.apply(&mut tx.conn()).await?;
         append(
             &mut tx.conn(),
             AuditLogKind::Secure,

@@ -176,3 +176,26 @@ pub async fn list_for_issuer(
     )
     .await
 }
+
+/// The standing revocation (time and reason) of `serial` on `issuer`'s
+/// CRL, if any: what OCSP answers (one probe of
+/// `idx_certificate_revocations_issuer_serial`).
+pub async fn standing_by_serial(
+    conn: &mut Conn<'_>,
+    issuer: CertificateId,
+    serial: &str,
+) -> Result<Option<(Timestamp, RevocationReason)>> {
+    Ok(on_conn!(conn, |c| sqlx::query_as::<
+        _,
+        (Timestamp, RevocationReason),
+    >(
+        "SELECT revoked_at, revocation_reason FROM certificate_revocations
+         WHERE issuer_certificate_id = $1 AND serial_number = $2
+           AND released_at IS NULL AND deleted_at IS NULL
+         ORDER BY revoked_at LIMIT 1"
+    )
+    .bind(issuer)
+    .bind(serial)
+    .fetch_optional(&mut *c)
+    .await)?)
+}

@@ -645,3 +645,58 @@ pub async fn renewal_candidates(
         query.bind(i64::from(limit)).fetch_all(&mut *c).await
     })?)
 }
+
+/// Whether `issuer` issued `serial` through clm (a row deleted from the
+/// inventory included: the certificate still exists), and the organizations
+/// of live imported certificates with that serial under it (the service
+/// decides which of those are in the issuer's scope). Index probes only
+/// (`uq_certificates_issuer_serial`, `idx_certificates_issuer_serial_imported`).
+pub async fn by_issuer_serial(
+    conn: &mut Conn<'_>,
+    issuer: CertificateId,
+    serial: &str,
+) -> Result<(bool, Vec<Option<OrganizationId>>)> {
+    let issued: Option<(CertificateId,)> = on_conn!(conn, |c| sqlx::query_as(
+        "SELECT id FROM certificates
+         WHERE issuer_certificate_id = $1 AND serial_number = $2 AND source = 'issued'"
+    )
+    .bind(issuer)
+    .bind(serial)
+    .fetch_optional(&mut *c)
+    .await)?;
+    if issued.is_some() {
+        return Ok((true, Vec::new()));
+    }
+    let imported: Vec<(Option<OrganizationId>,)> = on_conn!(conn, |c| sqlx::query_as(
+        "SELECT organization_id FROM certificates
+         WHERE issuer_certificate_id = $1 AND serial_number = $2 AND source = 'imported'
+           AND deleted_at IS NULL LIMIT 16"
+    )
+    .bind(issuer)
+    .bind(serial)
+    .fetch_all(&mut *c)
+    .await)?;
+    Ok((false, imported.into_iter().map(|(org,)| org).collect()))
+}
+
+/// Live CA certificates whose private key clm holds: the issuers an OCSP
+/// responder answers for (id, organization, status, PEM).
+pub async fn held_authorities(
+    conn: &mut Conn<'_>,
+) -> Result<
+    Vec<(
+        CertificateId,
+        Option<OrganizationId>,
+        CertificateStatus,
+        String,
+    )>,
+> {
+    Ok(on_conn!(conn, |c| sqlx::query_as(
+        "SELECT c.id, c.organization_id, c.status, c.certificate_pem FROM certificates c
+         WHERE c.is_ca AND c.deleted_at IS NULL
+           AND EXISTS (SELECT 1 FROM private_keys k
+                       WHERE k.certificate_id = c.id AND k.deleted_at IS NULL)"
+    )
+    .fetch_all(&mut *c)
+    .await)?)
+}

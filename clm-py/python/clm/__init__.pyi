@@ -727,6 +727,7 @@ class LifecycleReport(Record):
     renewal_errors: list[str]
     workflows_expired: int
     audit_retention: AuditRetentionReport
+    ocsp: OcspLifecycleReport
 
 
 class LoginResult(Record):
@@ -776,6 +777,17 @@ class Notification(Record):
 class NotificationPage(Page[Notification]):
     items: list[Notification]
     next_cursor: str | None
+
+
+class OcspLifecycleReport(Record):
+    signers_renewed: int
+    responses_refreshed: int
+    errors: list[str]
+
+
+class OcspReply(Record):
+    response_der_base64: str
+    response_status: str
 
 
 class Organization(Record):
@@ -1046,6 +1058,7 @@ class Clm:
         master_key: str | None = None,
         master_key_file: str | PathLike[str] | None = None,
         max_connections: int | None = None,
+        ocsp_sign_with_ca_key: bool | None = None,
         secure_url: str | None = None,
         slow_statement_ms: int | None = None,
         sqlite_dir: str | PathLike[str] | None = None,
@@ -1217,6 +1230,7 @@ class Clm:
         issuer_id: str | UUID,
         next_update_hours: int | None = None,
     ) -> GeneratedCrl: ...
+    def ocsp_respond(self, request_der_base64: str) -> OcspReply: ...
     def rotate_data_key(
         self,
         actor: Actor,

@@ -310,6 +310,10 @@ OPERATIONS: dict[str, Operation] = {
         (('issuer_id', True, 'uuid'), ('next_update_hours', False, 'int')),
         'GeneratedCrl', None,
         'Generates the next CRL of an issuer.'),
+    'ocsp_respond': Operation('ocsp_respond', 'ocsp', False, 'value',
+        (('request_der_base64', True, 'str'),),
+        'OcspReply', None,
+        'Answers an OCSP request (DER in base64) with an OCSP response (DER in base64); public, never fails.'),
     'rotate_data_key': Operation('rotate_data_key', 'rotation', True, 'value',
         (('batch_size', False, 'int'), ('max_batches', False, 'int')),
         'RotationReport', 'RotationProgress',
@@ -450,6 +454,7 @@ OPEN_OPTIONS: dict[str, str | None] = {
     'master_key': 'str',
     'master_key_file': 'path',
     'max_connections': 'int',
+    'ocsp_sign_with_ca_key': 'bool',
     'secure_url': 'str',
     'slow_statement_ms': 'int',
     'sqlite_dir': 'path',
@@ -482,6 +487,7 @@ class Operations:
         master_key: str | None = None,
         master_key_file: str | PathLike[str] | None = None,
         max_connections: int | None = None,
+        ocsp_sign_with_ca_key: bool | None = None,
         secure_url: str | None = None,
         slow_statement_ms: int | None = None,
         sqlite_dir: str | PathLike[str] | None = None,
@@ -498,10 +504,10 @@ class Operations:
         "postgres://..."}`, plus exactly one of `master_key` (base64 of 32 bytes)
         or `master_key_file` (with `create_master_key: true` the file is
         created, mode 0600, when missing), and optionally `max_connections`,
-        `cache_ttl_ms` and, for PostgreSQL, TLS: `sslmode`, `sslrootcert`,
+        `cache_ttl_ms`, `ocsp_sign_with_ca_key` and, for PostgreSQL, TLS: `sslmode`, `sslrootcert`,
         `sslcert`, `sslkey` (each overrides the same parameter of the URLs).
         """
-        return cls._open({"audit_archive_dir": audit_archive_dir, "audit_retention_days": audit_retention_days, "cache_ttl_ms": cache_ttl_ms, "core_url": core_url, "create_master_key": create_master_key, "master_key": master_key, "master_key_file": master_key_file, "max_connections": max_connections, "secure_url": secure_url, "slow_statement_ms": slow_statement_ms, "sqlite_dir": sqlite_dir, "sslcert": sslcert, "sslkey": sslkey, "sslmode": sslmode, "sslrootcert": sslrootcert})
+        return cls._open({"audit_archive_dir": audit_archive_dir, "audit_retention_days": audit_retention_days, "cache_ttl_ms": cache_ttl_ms, "core_url": core_url, "create_master_key": create_master_key, "master_key": master_key, "master_key_file": master_key_file, "max_connections": max_connections, "ocsp_sign_with_ca_key": ocsp_sign_with_ca_key, "secure_url": secure_url, "slow_statement_ms": slow_statement_ms, "sqlite_dir": sqlite_dir, "sslcert": sslcert, "sslkey": sslkey, "sslmode": sslmode, "sslrootcert": sslrootcert})
 
     def version(self) -> str:
         """The library version."""
@@ -860,6 +866,10 @@ class Operations:
         """Generates the next CRL of an issuer."""
         return self._call("generate_crl", actor, {"issuer_id": issuer_id, "next_update_hours": next_update_hours})
 
+    def ocsp_respond(self, request_der_base64: str) -> OcspReply:
+        """Answers an OCSP request (DER in base64) with an OCSP response (DER in base64); public, never fails."""
+        return self._call("ocsp_respond", None, {"request_der_base64": request_der_base64})
+
     def rotate_data_key(
         self,
         actor: Actor,
@@ -1076,6 +1086,7 @@ class AsyncOperations:
         master_key: str | None = None,
         master_key_file: str | PathLike[str] | None = None,
         max_connections: int | None = None,
+        ocsp_sign_with_ca_key: bool | None = None,
         secure_url: str | None = None,
         slow_statement_ms: int | None = None,
         sqlite_dir: str | PathLike[str] | None = None,
@@ -1092,10 +1103,10 @@ class AsyncOperations:
         "postgres://..."}`, plus exactly one of `master_key` (base64 of 32 bytes)
         or `master_key_file` (with `create_master_key: true` the file is
         created, mode 0600, when missing), and optionally `max_connections`,
-        `cache_ttl_ms` and, for PostgreSQL, TLS: `sslmode`, `sslrootcert`,
+        `cache_ttl_ms`, `ocsp_sign_with_ca_key` and, for PostgreSQL, TLS: `sslmode`, `sslrootcert`,
         `sslcert`, `sslkey` (each overrides the same parameter of the URLs).
         """
-        return await cls._open({"audit_archive_dir": audit_archive_dir, "audit_retention_days": audit_retention_days, "cache_ttl_ms": cache_ttl_ms, "core_url": core_url, "create_master_key": create_master_key, "master_key": master_key, "master_key_file": master_key_file, "max_connections": max_connections, "secure_url": secure_url, "slow_statement_ms": slow_statement_ms, "sqlite_dir": sqlite_dir, "sslcert": sslcert, "sslkey": sslkey, "sslmode": sslmode, "sslrootcert": sslrootcert})
+        return await cls._open({"audit_archive_dir": audit_archive_dir, "audit_retention_days": audit_retention_days, "cache_ttl_ms": cache_ttl_ms, "core_url": core_url, "create_master_key": create_master_key, "master_key": master_key, "master_key_file": master_key_file, "max_connections": max_connections, "ocsp_sign_with_ca_key": ocsp_sign_with_ca_key, "secure_url": secure_url, "slow_statement_ms": slow_statement_ms, "sqlite_dir": sqlite_dir, "sslcert": sslcert, "sslkey": sslkey, "sslmode": sslmode, "sslrootcert": sslrootcert})
 
     async def version(self) -> str:
         """The library version."""
@@ -1465,6 +1476,10 @@ class AsyncOperations:
     ) -> GeneratedCrl:
         """Generates the next CRL of an issuer."""
         return await self._call("generate_crl", actor, {"issuer_id": issuer_id, "next_update_hours": next_update_hours})
+
+    async def ocsp_respond(self, request_der_base64: str) -> OcspReply:
+        """Answers an OCSP request (DER in base64) with an OCSP response (DER in base64); public, never fails."""
+        return await self._call("ocsp_respond", None, {"request_der_base64": request_der_base64})
 
     async def rotate_data_key(
         self,

@@ -970,8 +970,8 @@ class KeyRotationPage(Page["KeyRotation"]):
 class LifecycleReport(Record):
     """What one lifecycle run did."""
 
-    _fields = ('ran', 'statuses', 'expiring_notices', 'expired_notices', 'renewals_issued', 'renewals_pending_approval', 'renewal_errors', 'workflows_expired', 'audit_retention',)
-    _decode = {'statuses': 'StatusRefreshReport', 'audit_retention': 'AuditRetentionReport'}
+    _fields = ('ran', 'statuses', 'expiring_notices', 'expired_notices', 'renewals_issued', 'renewals_pending_approval', 'renewal_errors', 'workflows_expired', 'audit_retention', 'ocsp',)
+    _decode = {'statuses': 'StatusRefreshReport', 'audit_retention': 'AuditRetentionReport', 'ocsp': 'OcspLifecycleReport'}
 
     ran: bool
     statuses: StatusRefreshReport
@@ -982,6 +982,7 @@ class LifecycleReport(Record):
     renewal_errors: list[str]
     workflows_expired: int
     audit_retention: AuditRetentionReport
+    ocsp: OcspLifecycleReport
 
 
 class LoginResult(Record):
@@ -1061,6 +1062,27 @@ class NotificationPage(Page["Notification"]):
 
     items: list[Notification]
     next_cursor: str | None
+
+
+class OcspLifecycleReport(Record):
+    """What the lifecycle's OCSP step did."""
+
+    _fields = ('signers_renewed', 'responses_refreshed', 'errors',)
+
+    signers_renewed: int
+    responses_refreshed: int
+    errors: list[str]
+
+
+class OcspReply(Record):
+    """What [`Clm::ocsp_reply`] returns to the bindings: the response bytes
+    and, for logs and tests, their status.
+    """
+
+    _fields = ('response_der_base64', 'response_status',)
+
+    response_der_base64: str
+    response_status: str
 
 
 class Organization(Record):
@@ -1532,6 +1554,8 @@ __all__ = [
     "MfaEnrollment",
     "Notification",
     "NotificationPage",
+    "OcspLifecycleReport",
+    "OcspReply",
     "Organization",
     "OrganizationPage",
     "PendingApproval",

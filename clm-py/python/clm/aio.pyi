@@ -80,6 +80,8 @@ from clm import (
     NotificationPage,
     NotificationPriority,
     NotificationType,
+    OcspLifecycleReport,
+    OcspReply,
     Organization,
     OrganizationPage,
     OrganizationStatus,
@@ -142,6 +144,7 @@ class Clm:
         master_key: str | None = None,
         master_key_file: str | PathLike[str] | None = None,
         max_connections: int | None = None,
+        ocsp_sign_with_ca_key: bool | None = None,
         secure_url: str | None = None,
         slow_statement_ms: int | None = None,
         sqlite_dir: str | PathLike[str] | None = None,
@@ -325,6 +328,7 @@ class Clm:
         issuer_id: str | UUID,
         next_update_hours: int | None = None,
     ) -> GeneratedCrl: ...
+    async def ocsp_respond(self, request_der_base64: str) -> OcspReply: ...
     async def rotate_data_key(
         self,
         actor: Actor,

@@ -1,0 +1,50 @@
+-- OCSP (RFC 6960). Each clm-held CA answers through a delegated responder:
+-- a short-lived certificate with id-kp-OCSPSigning and id-pkix-ocsp-nocheck
+-- that the CA issues to a key of its own, sealed like every private key
+-- (associated data: table, column, row). A signer is disposable: when its
+-- key cannot be opened (its data key retired) or it nears its end, clm
+-- issues the next one, so these rows are never re-sealed by rotation.
+CREATE TABLE ocsp_signers (
+    id                     TEXT PRIMARY KEY,
+    issuer_certificate_id  TEXT NOT NULL REFERENCES certificates (id),
+    certificate_der        BLOB NOT NULL,
+    encryption_key_id      TEXT NOT NULL REFERENCES encryption_keys (id),
+    encrypted_key_material BLOB NOT NULL,
+    nonce                  BLOB NOT NULL,
+    key_algorithm          TEXT NOT NULL,
+    not_before             TEXT NOT NULL,
+    not_after              TEXT NOT NULL CHECK (not_after > not_before),
+    created_at             TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%f+00:00', 'now'))
+);
+-- The newest signer of an issuer; the lifecycle finds those ending soon.
+CREATE INDEX idx_ocsp_signers_issuer ON ocsp_signers (issuer_certificate_id, not_after);
+
+-- Pre-signed responses, one per certificate (SHA-1 CertID, no nonce):
+-- signed at issuance (one insert in the issuing transaction), replaced at
+-- revocation and at a hold's release in that transaction, refreshed by
+-- run_lifecycle before next_update. A request without nonce is answered
+-- by one probe of idx_ocsp_responses_lookup.
+CREATE TABLE ocsp_responses (
+    id                    TEXT PRIMARY KEY,
+    certificate_id        TEXT NOT NULL REFERENCES certificates (id),
+    issuer_certificate_id TEXT NOT NULL REFERENCES certificates (id),
+    serial_number         TEXT NOT NULL,
+    cert_status           TEXT NOT NULL CHECK (cert_status IN ('good', 'revoked')),
+    response_der          BLOB NOT NULL,
+    this_update           TEXT NOT NULL,
+    next_update           TEXT NOT NULL CHECK (next_update > this_update),
+    updated_at            TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%f+00:00', 'now'))
+);
+CREATE UNIQUE INDEX uq_ocsp_responses_certificate ON ocsp_responses (certificate_id);
+CREATE INDEX idx_ocsp_responses_lookup ON ocsp_responses (issuer_certificate_id, serial_number);
+CREATE INDEX idx_ocsp_responses_next_update ON ocsp_responses (next_update);
+
+-- A fresh answer (a nonce, a SHA-256 CertID, a missing or stale stored
+-- response) reads the status by issuer and serial: one probe each, never a
+-- scan of an issuer's certificates or revocations, whatever serial a client
+-- asks about. Issued serials already have uq_certificates_issuer_serial.
+CREATE INDEX idx_certificates_issuer_serial_imported ON certificates (issuer_certificate_id, serial_number)
+    WHERE source = 'imported';
+CREATE INDEX idx_certificate_revocations_issuer_serial
+    ON certificate_revocations (issuer_certificate_id, serial_number)
+    WHERE released_at IS NULL AND deleted_at IS NULL;
