@@ -401,7 +401,9 @@ impl Clm {
     /// read is audited (`private_key.exported`) before the key is returned,
     /// so no audit row means no key. [`Clm::export_private_key_with`] gives
     /// DER and password-encrypted forms.
-    #[tracing::instrument(skip_all, fields(actor = actor.log_kind(), organization), err(level = "info"))]
+    // No span of its own: the one of `export_private_key_with`, named after
+    // the operation both serve, covers it (one span per export, as the
+    // bindings' calls show it).
     pub async fn export_private_key(
         &self,
         actor: &Actor,
@@ -420,7 +422,7 @@ impl Clm {
     /// PBKDF2-HMAC-SHA256 and AES-256-CBC. Encrypted or not, it needs
     /// `certificates:export` (and `authorities:export_key` for a CA): the
     /// caller chose the password. Audited like [`Clm::export_private_key`].
-    #[tracing::instrument(skip_all, fields(actor = actor.log_kind(), organization), err(level = "info"))]
+    #[tracing::instrument(name = "export_private_key", skip_all, fields(actor = actor.log_kind(), organization), err(level = "info"))]
     pub async fn export_private_key_with(
         &self,
         actor: &Actor,
