@@ -284,24 +284,20 @@ async fn secret_handling_operations(clm: &Clm, seen: &mut Seen) {
     // Exports under a password: the password reaches no field or record.
     let export_password = format!("Export-{}-password", unique("p"));
     secrets.push(export_password.clone());
-    // Boxed: inline, these futures overflow a debug build's test stack.
-    Box::pin(async {
-        call(
-            "export_pkcs12",
-            json!({"certificate_id": issued["certificate"]["id"], "password": export_password,
-                   "options": {"iterations": 10_000}}),
-        )
-        .await
-        .expect("export PKCS #12");
-        call(
-            "export_private_key",
-            json!({"certificate_id": issued["certificate"]["id"],
-                   "options": {"password": export_password, "iterations": 10_000}}),
-        )
-        .await
-        .expect("export encrypted key");
-    })
-    .await;
+    call(
+        "export_pkcs12",
+        json!({"certificate_id": issued["certificate"]["id"], "password": export_password,
+               "options": {"iterations": 10_000}}),
+    )
+    .await
+    .expect("export PKCS #12");
+    call(
+        "export_private_key",
+        json!({"certificate_id": issued["certificate"]["id"],
+               "options": {"password": export_password, "iterations": 10_000}}),
+    )
+    .await
+    .expect("export encrypted key");
     call("rotate_data_key", json!({"batch_size": 1}))
         .await
         .expect("rotate data key");
