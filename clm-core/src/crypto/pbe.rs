@@ -18,7 +18,7 @@ use der::{Any, Encode, Sequence};
 use sha2::digest::block_api::BlockSizeUser;
 use sha2::digest::{Digest, FixedOutputReset};
 use spki::AlgorithmIdentifierOwned;
-use zeroize::Zeroizing;
+use zeroize::{Zeroize, Zeroizing};
 
 use super::secret::{SecretString, random_bytes};
 use crate::{Error, Result};
@@ -250,17 +250,20 @@ pub(crate) fn pkcs12_kdf<D: Digest + FixedOutputReset + BlockSizeUser>(
     while out.len() < out_len {
         Digest::update(&mut hasher, &diversifier);
         Digest::update(&mut hasher, input.as_slice());
-        let mut a = Zeroizing::new(hasher.finalize_reset().to_vec());
+        // One buffer for every round (no allocation per iteration), wiped below.
+        let mut a = hasher.finalize_reset();
         for _ in 1..iterations {
             Digest::update(&mut hasher, a.as_slice());
-            a = Zeroizing::new(hasher.finalize_reset().to_vec());
+            FixedOutputReset::finalize_into_reset(&mut hasher, &mut a);
         }
         out.extend_from_slice(&a);
         if out.len() >= out_len {
+            a.as_mut_slice().zeroize();
             break;
         }
         // I_j = (I_j + B + 1) mod 2^v for each block, B = A repeated to v bytes.
         let b: Zeroizing<Vec<u8>> = Zeroizing::new(a.iter().copied().cycle().take(v).collect());
+        a.as_mut_slice().zeroize();
         for block in input.chunks_mut(v) {
             let mut carry = 1u16;
             for (byte, add) in block.iter_mut().rev().zip(b.iter().rev()) {

@@ -278,3 +278,42 @@ fn mac(
         iterations,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::{KeyAlgorithm, KeyPair};
+
+    /// The cost of one export at the default work factor (run with
+    /// `--ignored --nocapture`; the figures go in the report, not asserts).
+    #[test]
+    #[ignore = "a measurement"]
+    fn cost_at_the_default_work_factor() {
+        let key = KeyPair::generate(KeyAlgorithm::EcdsaP256).unwrap();
+        let pkcs8 = key.to_pkcs8_der();
+        let password = SecretString::from("Correct horse battery 9");
+        let certificate = vec![0x30, 0x03, 0x02, 0x01, 0x01];
+        let contents = Pkcs12Contents {
+            private_key_pkcs8: pkcs8.expose(),
+            certificate: &certificate,
+            chain: &[],
+            friendly_name: "cost",
+            local_key_id: &[1; 20],
+        };
+        for encryption in [Pkcs12Encryption::Modern, Pkcs12Encryption::Legacy] {
+            let started = std::time::Instant::now();
+            build_pkcs12(&contents, &password, encryption, pbe::DEFAULT_ITERATIONS).unwrap();
+            println!("PKCS #12 {encryption:?}: {:?}", started.elapsed());
+        }
+        let started = std::time::Instant::now();
+        pbe::encrypt_private_key_info(
+            pkcs8.expose(),
+            &password,
+            Pbe::Pbes2Aes256 {
+                iterations: pbe::DEFAULT_ITERATIONS,
+            },
+        )
+        .unwrap();
+        println!("encrypted PKCS #8: {:?}", started.elapsed());
+    }
+}
