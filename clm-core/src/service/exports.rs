@@ -21,8 +21,6 @@
 //! key derivations run off the executor ([`Clm::run_cpu`]) and outside
 //! any transaction: a slow KDF never holds an audit chain's lock.
 
-use std::collections::HashSet;
-
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -40,9 +38,6 @@ use crate::store::audit::AuditLogKind;
 use crate::store::certificates::Certificates;
 use crate::store::{self, private_keys};
 use crate::{Clm, Error, Result};
-
-/// The longest chain followed (leaf excluded); real chains have 1 to 3 CAs.
-const MAX_CHAIN: usize = 16;
 
 /// How `export_certificate` writes a certificate.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -248,22 +243,21 @@ impl Clm {
         format: CertificateFormat,
     ) -> Result<CertificateExport> {
         self.gate(actor, "certificates", "read").await?;
-        let (certificate, chain) = {
+        let certificate = {
             let mut conn = self.databases().secure.acquire().await?;
-            let certificate = store::get::<Certificates>(&mut conn.conn(), id, false).await?;
-            self.authorize_visible(
-                actor,
-                Access::new("certificates", "read").in_org(certificate.organization_id),
-                "certificate",
-                id,
-            )
-            .await?;
-            let chain = if format.with_chain() {
-                chain_of(&mut conn.conn(), &certificate).await?
-            } else {
-                Vec::new()
-            };
-            (certificate, chain)
+            store::get::<Certificates>(&mut conn.conn(), id, false).await?
+        };
+        self.authorize_visible(
+            actor,
+            Access::new("certificates", "read").in_org(certificate.organization_id),
+            "certificate",
+            id,
+        )
+        .await?;
+        let chain = if format.with_chain() {
+            self.issuers_within_reach(actor, &certificate).await?
+        } else {
+            Vec::new()
         };
         let mut ders = vec![certificate_der(&certificate)?];
         for issuer in &chain {
@@ -336,8 +330,7 @@ impl Clm {
         }
         let (certificate, record, key) = self.key_for_export(actor, id).await?;
         let chain = if options.include_chain {
-            let mut conn = self.databases().secure.acquire().await?;
-            chain_of(&mut conn.conn(), &certificate).await?
+            self.issuers_within_reach(actor, &certificate).await?
         } else {
             Vec::new()
         };
@@ -565,26 +558,4 @@ impl Clm {
         .await?;
         tx.commit().await
     }
-}
-
-/// The issuers of `leaf` that clm holds, nearest first, up to and including
-/// a self-signed root. Stops at an unknown issuer, a loop or [`MAX_CHAIN`].
-/// Soft-deleted CAs still count: they still signed the certificate.
-async fn chain_of(conn: &mut crate::db::Conn<'_>, leaf: &Certificate) -> Result<Vec<Certificate>> {
-    let mut chain: Vec<Certificate> = Vec::new();
-    let mut seen = HashSet::from([leaf.id]);
-    let mut next = leaf.issuer_certificate_id;
-    while let Some(issuer_id) = next {
-        if !seen.insert(issuer_id) || chain.len() >= MAX_CHAIN {
-            break;
-        }
-        let issuer = match store::get::<Certificates>(conn, issuer_id, true).await {
-            Ok(issuer) => issuer,
-            Err(Error::NotFound { .. }) => break,
-            Err(err) => return Err(err),
-        };
-        next = issuer.issuer_certificate_id;
-        chain.push(issuer);
-    }
-    Ok(chain)
 }
