@@ -140,7 +140,7 @@ impl Default for Pkcs12Options {
 }
 
 /// An exported PKCS #12 file.
-#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[derive(Clone, Serialize, JsonSchema)]
 pub struct Pkcs12Export {
     /// The certificate whose key it holds.
     pub certificate_id: CertificateId,
@@ -160,6 +160,21 @@ pub struct Pkcs12Export {
     #[serde(rename = "data_base64", serialize_with = "as_base64")]
     #[schemars(rename = "data_base64", with = "String", extend("x-secret" = true))]
     pub data: Vec<u8>,
+}
+
+/// The file holds the key (encrypted): `Debug` gives its length only.
+impl std::fmt::Debug for Pkcs12Export {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pkcs12Export")
+            .field("certificate_id", &self.certificate_id)
+            .field("encryption", &self.encryption)
+            .field("iterations", &self.iterations)
+            .field("certificates", &self.certificates)
+            .field("friendly_name", &self.friendly_name)
+            .field("local_key_id", &self.local_key_id)
+            .field("data", &format_args!("[{} bytes]", self.data.len()))
+            .finish()
+    }
 }
 
 /// How `export_private_key` writes a key.
