@@ -395,6 +395,25 @@ export interface CertificateAuthority {
   issuance_urls: IssuanceUrls
 }
 
+/** An exported certificate. */
+export interface CertificateExport {
+  /** The certificate exported. */
+  certificate_id: CertificateId
+  /** How many certificates the file holds (1, or with the chain its length). */
+  certificates: number
+  /** The file (bindings: base64 in `data_base64`). */
+  data_base64: string
+  /** The format written. */
+  format: CertificateFormat
+  /** The media type to serve it as. */
+  media_type: string
+  /** The file as text for the PEM formats; None for DER. */
+  text?: string | null
+}
+
+/** How `export_certificate` writes a certificate. */
+export type CertificateFormat = "pem" | "der" | "pem_chain" | "pkcs7_der" | "pkcs7_pem"
+
 /** A CertificateId (UUID text). */
 export type CertificateId = string
 
@@ -1033,6 +1052,9 @@ export interface IssueInput {
 /** A key algorithm: one of the examples, or a common spelling of one (rsa2048, p256, secp384r1, ed25519), case-insensitive. */
 export type KeyAlgorithm = string
 
+/** How `export_private_key` writes a key. */
+export type KeyFormat = "pem" | "der"
+
 /** A data-key or master-key rotation (`key_rotation_history`). */
 export interface KeyRotation {
   /** When it completed; None while running. */
@@ -1616,6 +1638,63 @@ export interface PendingApproval {
  */
 export type Permissions = { [key: string]: string[] }
 
+/** How a PKCS #12 file is encrypted. */
+export type Pkcs12Encryption = "modern" | "legacy"
+
+/** An exported PKCS #12 file. */
+export interface Pkcs12Export {
+  /** The certificate whose key it holds. */
+  certificate_id: CertificateId
+  /** How many certificates it holds (the certificate and its chain). */
+  certificates: number
+  /**
+   * The `.p12` / `.pfx` file (bindings: base64 in `data_base64`). It
+   * holds the key, so bindings keep it out of their `repr`s.
+   * Secret: shown this once.
+   */
+  data_base64: string
+  /** How it is encrypted. */
+  encryption: Pkcs12Encryption
+  /** The `friendlyName` of key and certificate. */
+  friendly_name: string
+  /** The PBKDF2 / MAC iterations used. */
+  iterations: number
+  /**
+   * The `localKeyId` of key and certificate (SHA-1 of the certificate, as
+   * OpenSSL sets it), lowercase hex.
+   */
+  local_key_id: string
+}
+
+/**
+ * Options of `export_pkcs12`.
+ * (An input: fields with a default may be left out.)
+ */
+export interface Pkcs12Options {
+  /**
+   * `modern` (default: AES-256-CBC, PBKDF2-SHA256, HMAC-SHA256) or
+   * `legacy` (3DES / RC2-40 / SHA-1, for old consumers only).
+   * Default: `"modern"`.
+   */
+  encryption?: Pkcs12Encryption
+  /**
+   * The `friendlyName` of key and certificate; default the certificate's
+   * CN, else its certificate_id. 1 to 256 characters, no control characters.
+   * Default: `null`.
+   */
+  friendly_name?: string | null
+  /**
+   * Put the issuers clm holds (up to the root) in the file; default true.
+   * Default: `true`.
+   */
+  include_chain?: boolean
+  /**
+   * PBKDF2 and MAC iterations; default 600,000, within 10,000..=10,000,000.
+   * Default: `null`.
+   */
+  iterations?: number | null
+}
+
 /** Rules certificates are issued under (`policies`). */
 export interface Policy {
   /** When clm wrote the row. */
@@ -1787,6 +1866,31 @@ export interface PoolStats {
   max_connections: number
   /** Connections open now, idle or in use. */
   open: number
+}
+
+/**
+ * Options of `export_private_key`.
+ * (An input: fields with a default may be left out.)
+ */
+export interface PrivateKeyExportOptions {
+  /**
+   * PEM (default) or DER.
+   * Default: `"pem"`.
+   */
+  format?: KeyFormat
+  /**
+   * PBKDF2 iterations when encrypted; default 600,000, within
+   * 10,000..=10,000,000.
+   * Default: `null`.
+   */
+  iterations?: number | null
+  /**
+   * With a password: PKCS #8 `EncryptedPrivateKeyInfo` under PBES2
+   * (PBKDF2-HMAC-SHA256, AES-256-CBC); 8 to 1024 characters, no control
+   * characters. Without: the plain PKCS #8.
+   * Secret.
+   */
+  password?: string | null
 }
 
 /** A PrivateKeyId (UUID text). */
@@ -2498,13 +2602,20 @@ export declare class Clm {
   dryRunIssuance(actor: Actor, request: IssueInput): Promise<DryRunReport>
   /** Renews a certificate (new key unless reuse_key). */
   renewCertificate(actor: Actor, certificateId: CertificateId, options?: RenewOptions | null): Promise<IssuanceOutcome>
-  /**
-   * A certificate's private key as PKCS#8 PEM (audited; needs its own permission).
-   * @returns a secret, shown this once
-   */
-  exportPrivateKey(actor: Actor, certificateId: CertificateId): Promise<string>
   /** Generates a key and a PKCS#10 CSR for it, outside any database. */
   createCsr(subject?: DistinguishedName | null, sans?: SubjectAlternativeName[] | null, keyAlgorithm?: KeyAlgorithm | null): Promise<CsrBundle>
+  /** A certificate as PEM, DER, a PEM chain (up to the root) or PKCS#7 certs-only (audited). */
+  exportCertificate(actor: Actor, certificateId: CertificateId, format?: CertificateFormat | null): Promise<CertificateExport>
+  /**
+   * Certificate, chain and private key as PKCS#12 under a password (audited; needs certificates:export).
+   * @param password (secret)
+   */
+  exportPkcs12(actor: Actor, certificateId: CertificateId, password: string, options?: Pkcs12Options | null): Promise<Pkcs12Export>
+  /**
+   * A private key as PKCS#8: PEM text, or base64 of the DER; encrypted (PBES2) with a password.
+   * @returns a secret, shown this once
+   */
+  exportPrivateKey(actor: Actor, certificateId: CertificateId, options?: PrivateKeyExportOptions | null): Promise<string>
   /** Imports PEM, DER or bundles, optionally with the one certificate's key. */
   importCertificates(actor: Actor, request: ImportInput): Promise<ImportReport>
   /** One certificate by id. */

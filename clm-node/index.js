@@ -33,8 +33,10 @@ const SHAPES = {
   NewWorkflow: ["obj", {"definition": ["ref", "WorkflowDefinition"]}],
   OpenOptions: ["obj", {"audit_retention_days": ["int", 0, 4294967295], "cache_ttl_ms": ["int", 0, 9007199254740991], "max_connections": ["int", 0, 4294967295], "slow_statement_ms": ["int", 0, 9007199254740991]}],
   PageRequest: ["obj", {"limit": ["int", 0, 4294967295]}],
+  Pkcs12Options: ["obj", {"iterations": ["int", 0, 4294967295]}],
   PolicyRules: ["obj", {"max_validity_days": ["int", 0, 4294967295], "min_ec_key_size": ["int", 0, 4294967295], "min_key_size": ["int", 0, 4294967295], "renewal_threshold_days": ["int", 0, 4294967295]}],
   PolicyUpdate: ["obj", {"rules": ["ref", "PolicyRules"]}],
+  PrivateKeyExportOptions: ["obj", {"iterations": ["int", 0, 4294967295]}],
   RenewOptions: ["obj", {"validity_days": ["int", 0, 4294967295]}],
   WorkflowDefinition: ["obj", {"expires_after_hours": ["int", 0, 4294967295], "steps": ["arr", ["ref", "WorkflowStepDefinition"]]}],
   WorkflowStepDefinition: ["obj", {"required_approvals": ["int", 0, 4294967295], "step_id": ["int", 0, 4294967295]}],
@@ -55,6 +57,8 @@ const ARGUMENTS = {
   issue_certificate: {"request": ["ref", "IssueInput"]},
   dry_run_issuance: {"request": ["ref", "IssueInput"]},
   renew_certificate: {"options": ["ref", "RenewOptions"]},
+  export_pkcs12: {"options": ["ref", "Pkcs12Options"]},
+  export_private_key: {"options": ["ref", "PrivateKeyExportOptions"]},
   search_certificates: {"page": ["ref", "PageRequest"]},
   generate_crl: {"next_update_hours": ["int", 0, 4294967295]},
   rotate_data_key: {"batch_size": ["int", 0, 4294967295], "max_batches": ["int", 0, 4294967295]},
@@ -129,8 +133,10 @@ const OPERATIONS = [
   {"name": "issue_certificate", "js_name": "issueCertificate", "module": "issuance", "summary": "Issues a certificate under policy (or queues it for approval).", "needs_actor": true, "arguments": [{"name": "request", "js_name": "request", "required": true}], "result_kind": "value", "progress": false},
   {"name": "dry_run_issuance", "js_name": "dryRunIssuance", "module": "issuance", "summary": "What issue_certificate would issue, and which rules pass or fail.", "needs_actor": true, "arguments": [{"name": "request", "js_name": "request", "required": true}], "result_kind": "value", "progress": false},
   {"name": "renew_certificate", "js_name": "renewCertificate", "module": "issuance", "summary": "Renews a certificate (new key unless reuse_key).", "needs_actor": true, "arguments": [{"name": "certificate_id", "js_name": "certificateId", "required": true}, {"name": "options", "js_name": "options", "required": false}], "result_kind": "value", "progress": false},
-  {"name": "export_private_key", "js_name": "exportPrivateKey", "module": "issuance", "summary": "A certificate's private key as PKCS#8 PEM (audited; needs its own permission).", "needs_actor": true, "arguments": [{"name": "certificate_id", "js_name": "certificateId", "required": true}], "result_kind": "value", "progress": false},
   {"name": "create_csr", "js_name": "createCsr", "module": "issuance", "summary": "Generates a key and a PKCS#10 CSR for it, outside any database.", "needs_actor": false, "arguments": [{"name": "subject", "js_name": "subject", "required": false}, {"name": "sans", "js_name": "sans", "required": false}, {"name": "key_algorithm", "js_name": "keyAlgorithm", "required": false}], "result_kind": "value", "progress": false},
+  {"name": "export_certificate", "js_name": "exportCertificate", "module": "exports", "summary": "A certificate as PEM, DER, a PEM chain (up to the root) or PKCS#7 certs-only (audited).", "needs_actor": true, "arguments": [{"name": "certificate_id", "js_name": "certificateId", "required": true}, {"name": "format", "js_name": "format", "required": false}], "result_kind": "value", "progress": false},
+  {"name": "export_pkcs12", "js_name": "exportPkcs12", "module": "exports", "summary": "Certificate, chain and private key as PKCS#12 under a password (audited; needs certificates:export).", "needs_actor": true, "arguments": [{"name": "certificate_id", "js_name": "certificateId", "required": true}, {"name": "password", "js_name": "password", "required": true}, {"name": "options", "js_name": "options", "required": false}], "result_kind": "value", "progress": false},
+  {"name": "export_private_key", "js_name": "exportPrivateKey", "module": "exports", "summary": "A private key as PKCS#8: PEM text, or base64 of the DER; encrypted (PBES2) with a password.", "needs_actor": true, "arguments": [{"name": "certificate_id", "js_name": "certificateId", "required": true}, {"name": "options", "js_name": "options", "required": false}], "result_kind": "value", "progress": false},
   {"name": "import_certificates", "js_name": "importCertificates", "module": "inventory", "summary": "Imports PEM, DER or bundles, optionally with the one certificate's key.", "needs_actor": true, "arguments": [{"name": "request", "js_name": "request", "required": true}], "result_kind": "value", "progress": false},
   {"name": "get_certificate", "js_name": "getCertificate", "module": "inventory", "summary": "One certificate by id.", "needs_actor": true, "arguments": [{"name": "id", "js_name": "id", "required": true}], "result_kind": "value", "progress": false},
   {"name": "get_certificate_by_certificate_id", "js_name": "getCertificateByCertificateId", "module": "inventory", "summary": "One certificate by its business id (the SHA-256 fingerprint).", "needs_actor": true, "arguments": [{"name": "certificate_id", "js_name": "certificateId", "required": true}], "result_kind": "value", "progress": false},
@@ -462,14 +468,24 @@ class Clm {
     return runtime.callAs(this, actor, "renew_certificate", { certificate_id: certificateId, options })
   }
 
-  /** A certificate's private key as PKCS#8 PEM (audited; needs its own permission). */
-  exportPrivateKey(actor, certificateId) {
-    return runtime.callAs(this, actor, "export_private_key", { certificate_id: certificateId })
-  }
-
   /** Generates a key and a PKCS#10 CSR for it, outside any database. */
   createCsr(subject, sans, keyAlgorithm) {
     return runtime.call(this, "create_csr", { subject, sans, key_algorithm: keyAlgorithm })
+  }
+
+  /** A certificate as PEM, DER, a PEM chain (up to the root) or PKCS#7 certs-only (audited). */
+  exportCertificate(actor, certificateId, format) {
+    return runtime.callAs(this, actor, "export_certificate", { certificate_id: certificateId, format })
+  }
+
+  /** Certificate, chain and private key as PKCS#12 under a password (audited; needs certificates:export). */
+  exportPkcs12(actor, certificateId, password, options) {
+    return runtime.callAs(this, actor, "export_pkcs12", { certificate_id: certificateId, password, options })
+  }
+
+  /** A private key as PKCS#8: PEM text, or base64 of the DER; encrypted (PBES2) with a password. */
+  exportPrivateKey(actor, certificateId, options) {
+    return runtime.callAs(this, actor, "export_private_key", { certificate_id: certificateId, options })
   }
 
   /** Imports PEM, DER or bundles, optionally with the one certificate's key. */

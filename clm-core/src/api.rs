@@ -277,6 +277,9 @@ mod tests {
         "authorize",
         "authorize_visible",
         "is_closed",
+        // The Rust form of `export_private_key`'s options (the operation
+        // takes them as an argument).
+        "export_private_key_with",
         "databases",
         "config",
     ];

@@ -14,7 +14,11 @@ pub mod ocsp;
 // Password hashing, bearer tokens and TOTP live here too (written with the
 // identity service).
 pub mod password;
+// Exports: password-based encryption, PKCS #12 files, PKCS #7 bundles.
+pub mod pbe;
 pub mod pem;
+pub mod pkcs12;
+pub mod pkcs7;
 mod pkix;
 pub mod secret;
 pub mod token;
@@ -29,6 +33,8 @@ pub use csr::{ParsedCsr, build_csr, parse_csr};
 pub use envelope::{Sealed, aad, generate_data_key, open, open_parts, seal, sealed_key_version};
 pub use keys::{KeyAlgorithm, KeyInfo, KeyPair};
 pub use name::DistinguishedName;
+pub use pbe::{check_export_password, check_iterations};
 pub use pem::{PemLabel, der_to_pem};
+pub use pkcs12::{Pkcs12Contents, Pkcs12Encryption, build_pkcs12};
 pub use pkix::spki_sha256;
 pub use secret::{SecretBytes, SecretString, random_bytes};

@@ -60,6 +60,14 @@ async function everyOperation(dir: string): Promise<void> {
   const cert: Certificate = outcome.certificate
   const sameCert = await clm.getCertificate(system, cert.id)
   const key: string = await clm.exportPrivateKey(system, cert.id)
+  const encryptedKey: string = await clm.exportPrivateKey(system, cert.id, { format: 'der', password: 'Correct horse battery 9', iterations: 10_000 })
+
+  // Exports: bytes come as base64.
+  const chainExport = await clm.exportCertificate(system, cert.id, 'pkcs7_der')
+  const chainBase64: string = chainExport.data_base64
+  const leafPem: string | null | undefined = (await clm.exportCertificate(system, cert.id)).text
+  const p12 = await clm.exportPkcs12(system, cert.id, 'Correct horse battery 9', { encryption: 'legacy', include_chain: false, iterations: 10_000 })
+  const p12Base64: string = p12.data_base64
   const renewed = await clm.renewCertificate(system, cert.id, { validity_days: 30, reuse_key: true })
   const csr = await clm.createCsr({ common_name: 'csr.example.com' }, [{ type: 'DNS', value: 'csr.example.com' }], 'ecdsa_p256')
   const csrKey: string = csr.private_key_pem

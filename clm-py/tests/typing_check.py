@@ -98,6 +98,13 @@ def every_operation(c: clm.Clm, pem: str) -> None:
         return
     renewed: clm.IssuanceOutcome = c.renew_certificate(system, cert.id, {"reuse_key": True})
     private_key: str = c.export_private_key(system, cert.id)
+    encrypted_key: str = c.export_private_key(system, cert.id, {"format": "der", "password": "a long passphrase 1",
+                                                                "iterations": 10_000})
+    exported: clm.CertificateExport = c.export_certificate(system, cert.id, "pkcs7_pem")
+    exported_text: str | None = exported.text
+    p12: clm.Pkcs12Export = c.export_pkcs12(system, cert.id, "a long passphrase 1",
+                                            {"encryption": "legacy", "include_chain": False})
+    p12_data: str = p12.data_base64
     bundle: clm.CsrBundle = c.create_csr({"common_name": "csr"}, [{"type": "IP", "value": "10.0.0.1"}], "rsa2048")
     imported: clm.ImportReport = c.import_certificates(system, {"pem": pem})
     cert = c.get_certificate(system, cert.id)

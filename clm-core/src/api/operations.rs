@@ -27,6 +27,10 @@ use crate::service::access::{NewOrganization, NewRole};
 use crate::service::audit::{ArchiveReport, AuditCheckpoint, ChainReport};
 use crate::service::authorities::{CertificateAuthority, NewCertificateAuthority};
 use crate::service::certificates::ReconcileReport;
+use crate::service::exports::{
+    CertificateExport, CertificateFormat, KeyFormat, Pkcs12Export, Pkcs12Options,
+    PrivateKeyExportOptions,
+};
 use crate::service::identity::{LoginContext, NewApiKey, NewUser, UserUpdate};
 use crate::service::inventory::{CertificateSearch, ImportReport, StatusRefreshReport};
 use crate::service::issuance::{DryRunReport, IssuanceOutcome, RenewOptions};
@@ -393,11 +397,6 @@ operations! { clm, actor, progress;
     issuance acting renew_certificate(certificate_id: CertificateId, options: RenewOptions = default)
         -> IssuanceOutcome =>
         record(&clm.renew_certificate(actor, certificate_id, options).await?);
-    /// A certificate's private key as PKCS#8 PEM (audited; needs its own permission).
-    issuance acting export_private_key(certificate_id: CertificateId) -> SecretText => {
-        let pem = clm.export_private_key(actor, certificate_id).await?;
-        Ok(Reply::Value(Value::String(pem.expose().to_string())))
-    };
     /// Generates a key and a PKCS#10 CSR for it, outside any database.
     issuance anyone create_csr(
         subject: DistinguishedName = default,
@@ -416,6 +415,36 @@ operations! { clm, actor, progress;
             csr_pem: der_to_pem(PemLabel::CertificateRequest, &csr_der),
             private_key_pem: key_pem.expose().to_string(),
         })
+    };
+
+    // ---- exports -------------------------------------------------------------
+    /// A certificate as PEM, DER, a PEM chain (up to the root) or PKCS#7 certs-only (audited).
+    exports acting export_certificate(certificate_id: CertificateId, format: CertificateFormat = default)
+        -> CertificateExport =>
+        record(&clm.export_certificate(actor, certificate_id, format).await?);
+    /// Certificate, chain and private key as PKCS#12 under a password (audited; needs certificates:export).
+    exports acting export_pkcs12(
+        certificate_id: CertificateId,
+        password: SecretString,
+        options: Pkcs12Options = default,
+    ) -> Pkcs12Export =>
+        record(&clm.export_pkcs12(actor, certificate_id, password, options).await?);
+    /// A private key as PKCS#8: PEM text, or base64 of the DER; encrypted (PBES2) with a password.
+    exports acting export_private_key(
+        certificate_id: CertificateId,
+        options: PrivateKeyExportOptions = default,
+    ) -> SecretText => {
+        let export = clm.export_private_key_with(actor, certificate_id, options).await?;
+        let text = match export.format {
+            KeyFormat::Pem => std::str::from_utf8(export.data.expose())
+                .map_err(|_| Error::Internal("a PEM key is not UTF-8".into()))?
+                .to_string(),
+            KeyFormat::Der => {
+                use base64::Engine as _;
+                base64::engine::general_purpose::STANDARD.encode(export.data.expose())
+            }
+        };
+        Ok(Reply::Value(Value::String(text)))
     };
 
     // ---- inventory -----------------------------------------------------------

@@ -13,8 +13,8 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::crypto::{
-    CertificateTemplate, DistinguishedName, Issuer, KeyAlgorithm, KeyPair, SecretString,
-    build_certificate, parse_certificate_der, parse_certificates, parse_csr, spki_sha256,
+    CertificateTemplate, DistinguishedName, Issuer, KeyAlgorithm, KeyPair, build_certificate,
+    parse_certificate_der, parse_certificates, parse_csr, spki_sha256,
 };
 use crate::model::{
     Certificate, CertificateId, CertificateKind, CertificateRequest, CertificateRequestId,
@@ -1102,68 +1102,5 @@ impl Clm {
         plan.ownership.workflow_id = Some(workflow_id);
         self.sign_and_store(actor, plan, RequestRow::Update(stored))
             .await
-    }
-
-    /// The private key of a certificate as PKCS#8 PEM. Needs
-    /// `certificates:export`; the read is audited (`private_key.exported`)
-    /// in the same transaction, so no audit row means no key.
-    #[tracing::instrument(skip_all, fields(actor = actor.log_kind(), organization), err(level = "info"))]
-    pub async fn export_private_key(
-        &self,
-        actor: &Actor,
-        certificate_id: CertificateId,
-    ) -> Result<SecretString> {
-        self.gate(actor, "certificates", "export").await?;
-        let certificate = {
-            let mut conn = self.databases().secure.acquire().await?;
-            store::get::<Certificates>(&mut conn.conn(), certificate_id, false).await?
-        };
-        self.authorize_visible(
-            actor,
-            Access::new("certificates", "export").in_org(certificate.organization_id),
-            "certificate",
-            certificate_id,
-        )
-        .await?;
-        // A CA's key signs for everyone under it: its own permission, which
-        // no built-in role but ADMIN holds.
-        if certificate.is_ca {
-            self.authorize(
-                actor,
-                Access::new("authorities", "export_key").in_org(certificate.organization_id),
-            )
-            .await?;
-        }
-        let mut tx = self.databases().secure.begin().await?;
-        let record = match private_keys::get_by_certificate(&mut tx.conn(), certificate_id).await {
-            Err(Error::NotFound { .. }) => {
-                return Err(Error::not_found(
-                    "private key",
-                    format!(
-                        "certificate {} (clm holds no key for it)",
-                        certificate.certificate_id
-                    ),
-                ));
-            }
-            other => other?,
-        };
-        self.load_data_key(record.encryption_key_id).await?;
-        let key = self.open_private_key(&record)?;
-        append(
-            &mut tx.conn(),
-            AuditLogKind::Secure,
-            actor,
-            AuditEntry::new("private_key.exported", "export")
-                .resource("certificate", certificate_id)
-                .org(certificate.organization_id)
-                .details(json!({
-                    "certificate_id": certificate.certificate_id,
-                    "private_key_id": record.id,
-                    "format": "PKCS#8 PEM",
-                })),
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(key.to_pkcs8_pem())
     }
 }

@@ -65,15 +65,18 @@ ActorKindName = Literal["user", "api_key", "system"]
 ActorType = Literal["user", "api_key", "system"]
 AuditLogKind = Literal["secure", "core"]
 AuditOutcome = Literal["success", "failure", "denied"]
+CertificateFormat = Literal["pem", "der", "pem_chain", "pkcs7_der", "pkcs7_pem"]
 CertificateKind = Literal["root_ca", "intermediate_ca", "tls_server", "tls_client", "tls_server_client", "code_signing", "email", "imported"]
 CertificateSource = Literal["issued", "imported"]
 CertificateStatus = Literal["pending", "active", "expiring", "expired", "revoked", "suspended"]
 ErrorCode = Literal["NOT_FOUND", "ALREADY_EXISTS", "INVALID_INPUT", "POLICY_VIOLATION", "PERMISSION_DENIED", "CONFLICT", "CRYPTO", "DATABASE", "AUTHENTICATION", "CONFIGURATION", "CLOSED", "INTERNAL"]
+KeyFormat = Literal["pem", "der"]
 KeyStatus = Literal["active", "decrypt_only", "retired"]
 KeyType = Literal["data_encryption"]
 NotificationPriority = Literal["low", "normal", "high", "critical"]
 NotificationType = Literal["approval_required", "request_approved", "request_rejected", "certificate_issued", "certificate_expiring", "certificate_expired", "certificate_revoked", "key_rotation_completed", "renewal_started"]
 OrganizationStatus = Literal["active", "inactive", "suspended"]
+Pkcs12Encryption = Literal["modern", "legacy"]
 PolicyStatus = Literal["draft", "active", "inactive", "archived"]
 RequestStatus = Literal["pending", "pending_approval", "approved", "rejected", "issued", "failed", "cancelled", "expired"]
 RevocationReason = Literal["unspecified", "key_compromise", "ca_compromise", "affiliation_changed", "superseded", "cessation_of_operation", "certificate_hold", "remove_from_crl", "privilege_withdrawn", "aa_compromise"]
@@ -214,6 +217,13 @@ class PageRequest(TypedDict, total=False):
 Permissions = dict[str, list[str]]
 
 
+class Pkcs12Options(TypedDict, total=False):
+    encryption: Pkcs12Encryption | None
+    friendly_name: str | None
+    include_chain: bool | None
+    iterations: int | None
+
+
 class PolicyFilter(TypedDict, total=False):
     organization_ids: Sequence[str | UUID] | None
     status: PolicyStatus | None
@@ -244,6 +254,12 @@ class PolicyUpdate(TypedDict, total=False):
     rules: PolicyRules | None
     status: PolicyStatus | None
     workflow_id: str | UUID | None
+
+
+class PrivateKeyExportOptions(TypedDict, total=False):
+    format: KeyFormat | None
+    iterations: int | None
+    password: str | None
 
 
 class RenewOptions(TypedDict, total=False):
@@ -463,6 +479,15 @@ class Certificate(Record):
 class CertificateAuthority(Record):
     certificate: Certificate
     issuance_urls: IssuanceUrls
+
+
+class CertificateExport(Record):
+    certificate_id: UUID
+    format: CertificateFormat
+    certificates: int
+    media_type: str
+    data_base64: str
+    text: str | None
 
 
 class CertificatePage(Page[Certificate]):
@@ -825,6 +850,16 @@ class PendingApproval(Record):
     organization_id: UUID | None
     requested_by_user_id: UUID | None
     step_name: str | None
+
+
+class Pkcs12Export(Record):
+    certificate_id: UUID
+    encryption: Pkcs12Encryption
+    iterations: int
+    certificates: int
+    friendly_name: str
+    local_key_id: str
+    data_base64: str
 
 
 class Policy(Record):
@@ -1190,13 +1225,31 @@ class Clm:
         certificate_id: str | UUID,
         options: RenewOptions | None = None,
     ) -> IssuanceOutcome: ...
-    def export_private_key(self, actor: Actor, certificate_id: str | UUID) -> str: ...
     def create_csr(
         self,
         subject: DistinguishedName | None = None,
         sans: Sequence[SubjectAlternativeName] | None = None,
         key_algorithm: str | None = None,
     ) -> CsrBundle: ...
+    def export_certificate(
+        self,
+        actor: Actor,
+        certificate_id: str | UUID,
+        format: CertificateFormat | None = None,
+    ) -> CertificateExport: ...
+    def export_pkcs12(
+        self,
+        actor: Actor,
+        certificate_id: str | UUID,
+        password: str,
+        options: Pkcs12Options | None = None,
+    ) -> Pkcs12Export: ...
+    def export_private_key(
+        self,
+        actor: Actor,
+        certificate_id: str | UUID,
+        options: PrivateKeyExportOptions | None = None,
+    ) -> str: ...
     def import_certificates(self, actor: Actor, request: ImportInput) -> ImportReport: ...
     def get_certificate(self, actor: Actor, id: str | UUID) -> Certificate: ...
     def get_certificate_by_certificate_id(self, actor: Actor, certificate_id: str) -> Certificate: ...

@@ -250,14 +250,22 @@ OPERATIONS: dict[str, Operation] = {
         (('certificate_id', True, 'uuid'), ('options', False, 'dict')),
         'IssuanceOutcome', None,
         'Renews a certificate (new key unless reuse_key).'),
-    'export_private_key': Operation('export_private_key', 'issuance', True, 'value',
-        (('certificate_id', True, 'uuid'),),
-        None, None,
-        "A certificate's private key as PKCS#8 PEM (audited; needs its own permission)."),
     'create_csr': Operation('create_csr', 'issuance', False, 'value',
         (('subject', False, 'dict'), ('sans', False, 'list'), ('key_algorithm', False, 'str')),
         'CsrBundle', None,
         'Generates a key and a PKCS#10 CSR for it, outside any database.'),
+    'export_certificate': Operation('export_certificate', 'exports', True, 'value',
+        (('certificate_id', True, 'uuid'), ('format', False, 'str')),
+        'CertificateExport', None,
+        'A certificate as PEM, DER, a PEM chain (up to the root) or PKCS#7 certs-only (audited).'),
+    'export_pkcs12': Operation('export_pkcs12', 'exports', True, 'value',
+        (('certificate_id', True, 'uuid'), ('password', True, 'str'), ('options', False, 'dict')),
+        'Pkcs12Export', None,
+        'Certificate, chain and private key as PKCS#12 under a password (audited; needs certificates:export).'),
+    'export_private_key': Operation('export_private_key', 'exports', True, 'value',
+        (('certificate_id', True, 'uuid'), ('options', False, 'dict')),
+        None, None,
+        'A private key as PKCS#8: PEM text, or base64 of the DER; encrypted (PBES2) with a password.'),
     'import_certificates': Operation('import_certificates', 'inventory', True, 'value',
         (('request', True, 'dict'),),
         'ImportReport', None,
@@ -781,10 +789,6 @@ class Operations:
         """Renews a certificate (new key unless reuse_key)."""
         return self._call("renew_certificate", actor, {"certificate_id": certificate_id, "options": options})
 
-    def export_private_key(self, actor: Actor, certificate_id: str | UUID) -> str:
-        """A certificate's private key as PKCS#8 PEM (audited; needs its own permission)."""
-        return self._call("export_private_key", actor, {"certificate_id": certificate_id})
-
     def create_csr(
         self,
         subject: DistinguishedName | None = None,
@@ -793,6 +797,34 @@ class Operations:
     ) -> CsrBundle:
         """Generates a key and a PKCS#10 CSR for it, outside any database."""
         return self._call("create_csr", None, {"subject": subject, "sans": sans, "key_algorithm": key_algorithm})
+
+    def export_certificate(
+        self,
+        actor: Actor,
+        certificate_id: str | UUID,
+        format: CertificateFormat | None = None,
+    ) -> CertificateExport:
+        """A certificate as PEM, DER, a PEM chain (up to the root) or PKCS#7 certs-only (audited)."""
+        return self._call("export_certificate", actor, {"certificate_id": certificate_id, "format": format})
+
+    def export_pkcs12(
+        self,
+        actor: Actor,
+        certificate_id: str | UUID,
+        password: str,
+        options: Pkcs12Options | None = None,
+    ) -> Pkcs12Export:
+        """Certificate, chain and private key as PKCS#12 under a password (audited; needs certificates:export)."""
+        return self._call("export_pkcs12", actor, {"certificate_id": certificate_id, "password": password, "options": options})
+
+    def export_private_key(
+        self,
+        actor: Actor,
+        certificate_id: str | UUID,
+        options: PrivateKeyExportOptions | None = None,
+    ) -> str:
+        """A private key as PKCS#8: PEM text, or base64 of the DER; encrypted (PBES2) with a password."""
+        return self._call("export_private_key", actor, {"certificate_id": certificate_id, "options": options})
 
     def import_certificates(self, actor: Actor, request: ImportInput) -> ImportReport:
         """Imports PEM, DER or bundles, optionally with the one certificate's key."""
@@ -1388,10 +1420,6 @@ class AsyncOperations:
         """Renews a certificate (new key unless reuse_key)."""
         return await self._call("renew_certificate", actor, {"certificate_id": certificate_id, "options": options})
 
-    async def export_private_key(self, actor: Actor, certificate_id: str | UUID) -> str:
-        """A certificate's private key as PKCS#8 PEM (audited; needs its own permission)."""
-        return await self._call("export_private_key", actor, {"certificate_id": certificate_id})
-
     async def create_csr(
         self,
         subject: DistinguishedName | None = None,
@@ -1400,6 +1428,34 @@ class AsyncOperations:
     ) -> CsrBundle:
         """Generates a key and a PKCS#10 CSR for it, outside any database."""
         return await self._call("create_csr", None, {"subject": subject, "sans": sans, "key_algorithm": key_algorithm})
+
+    async def export_certificate(
+        self,
+        actor: Actor,
+        certificate_id: str | UUID,
+        format: CertificateFormat | None = None,
+    ) -> CertificateExport:
+        """A certificate as PEM, DER, a PEM chain (up to the root) or PKCS#7 certs-only (audited)."""
+        return await self._call("export_certificate", actor, {"certificate_id": certificate_id, "format": format})
+
+    async def export_pkcs12(
+        self,
+        actor: Actor,
+        certificate_id: str | UUID,
+        password: str,
+        options: Pkcs12Options | None = None,
+    ) -> Pkcs12Export:
+        """Certificate, chain and private key as PKCS#12 under a password (audited; needs certificates:export)."""
+        return await self._call("export_pkcs12", actor, {"certificate_id": certificate_id, "password": password, "options": options})
+
+    async def export_private_key(
+        self,
+        actor: Actor,
+        certificate_id: str | UUID,
+        options: PrivateKeyExportOptions | None = None,
+    ) -> str:
+        """A private key as PKCS#8: PEM text, or base64 of the DER; encrypted (PBES2) with a password."""
+        return await self._call("export_private_key", actor, {"certificate_id": certificate_id, "options": options})
 
     async def import_certificates(self, actor: Actor, request: ImportInput) -> ImportReport:
         """Imports PEM, DER or bundles, optionally with the one certificate's key."""

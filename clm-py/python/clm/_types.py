@@ -19,15 +19,18 @@ ActorKindName = Literal["user", "api_key", "system"]
 ActorType = Literal["user", "api_key", "system"]
 AuditLogKind = Literal["secure", "core"]
 AuditOutcome = Literal["success", "failure", "denied"]
+CertificateFormat = Literal["pem", "der", "pem_chain", "pkcs7_der", "pkcs7_pem"]
 CertificateKind = Literal["root_ca", "intermediate_ca", "tls_server", "tls_client", "tls_server_client", "code_signing", "email", "imported"]
 CertificateSource = Literal["issued", "imported"]
 CertificateStatus = Literal["pending", "active", "expiring", "expired", "revoked", "suspended"]
 ErrorCode = Literal["NOT_FOUND", "ALREADY_EXISTS", "INVALID_INPUT", "POLICY_VIOLATION", "PERMISSION_DENIED", "CONFLICT", "CRYPTO", "DATABASE", "AUTHENTICATION", "CONFIGURATION", "CLOSED", "INTERNAL"]
+KeyFormat = Literal["pem", "der"]
 KeyStatus = Literal["active", "decrypt_only", "retired"]
 KeyType = Literal["data_encryption"]
 NotificationPriority = Literal["low", "normal", "high", "critical"]
 NotificationType = Literal["approval_required", "request_approved", "request_rejected", "certificate_issued", "certificate_expiring", "certificate_expired", "certificate_revoked", "key_rotation_completed", "renewal_started"]
 OrganizationStatus = Literal["active", "inactive", "suspended"]
+Pkcs12Encryption = Literal["modern", "legacy"]
 PolicyStatus = Literal["draft", "active", "inactive", "archived"]
 RequestStatus = Literal["pending", "pending_approval", "approved", "rejected", "issued", "failed", "cancelled", "expired"]
 RevocationReason = Literal["unspecified", "key_compromise", "ca_compromise", "affiliation_changed", "superseded", "cessation_of_operation", "certificate_hold", "remove_from_crl", "privilege_withdrawn", "aa_compromise"]
@@ -208,6 +211,15 @@ class PageRequest(TypedDict, total=False):
 Permissions = dict[str, list[str]]
 
 
+class Pkcs12Options(TypedDict, total=False):
+    """Options of `export_pkcs12`."""
+
+    encryption: Pkcs12Encryption | None
+    friendly_name: str | None
+    include_chain: bool | None
+    iterations: int | None
+
+
 class PolicyFilter(TypedDict, total=False):
     """What a policy listing may filter on; every field set must match."""
 
@@ -246,6 +258,14 @@ class PolicyUpdate(TypedDict, total=False):
     rules: PolicyRules | None
     status: PolicyStatus | None
     workflow_id: str | UUID | None
+
+
+class PrivateKeyExportOptions(TypedDict, total=False):
+    """Options of `export_private_key`."""
+
+    format: KeyFormat | None
+    iterations: int | None
+    password: str | None
 
 
 class RenewOptions(TypedDict, total=False):
@@ -579,6 +599,20 @@ class CertificateAuthority(Record):
 
     certificate: Certificate
     issuance_urls: IssuanceUrls
+
+
+class CertificateExport(Record):
+    """An exported certificate."""
+
+    _fields = ('certificate_id', 'format', 'certificates', 'media_type', 'data_base64', 'text',)
+    _decode = {'certificate_id': 'uuid'}
+
+    certificate_id: UUID
+    format: CertificateFormat
+    certificates: int
+    media_type: str
+    data_base64: str
+    text: str | None
 
 
 class CertificatePage(Page["Certificate"]):
@@ -1137,6 +1171,22 @@ class PendingApproval(Record):
     step_name: str | None
 
 
+class Pkcs12Export(Record):
+    """An exported PKCS #12 file."""
+
+    _fields = ('certificate_id', 'encryption', 'iterations', 'certificates', 'friendly_name', 'local_key_id', 'data_base64',)
+    _decode = {'certificate_id': 'uuid'}
+    _secret = frozenset(['data_base64'])
+
+    certificate_id: UUID
+    encryption: Pkcs12Encryption
+    iterations: int
+    certificates: int
+    friendly_name: str
+    local_key_id: str
+    data_base64: str
+
+
 class Policy(Record):
     """Rules certificates are issued under (`policies`)."""
 
@@ -1464,15 +1514,18 @@ __all__ = [
     "ActorType",
     "AuditLogKind",
     "AuditOutcome",
+    "CertificateFormat",
     "CertificateKind",
     "CertificateSource",
     "CertificateStatus",
     "ErrorCode",
+    "KeyFormat",
     "KeyStatus",
     "KeyType",
     "NotificationPriority",
     "NotificationType",
     "OrganizationStatus",
+    "Pkcs12Encryption",
     "PolicyStatus",
     "RequestStatus",
     "RevocationReason",
@@ -1497,9 +1550,11 @@ __all__ = [
     "NewWorkflow",
     "PageRequest",
     "Permissions",
+    "Pkcs12Options",
     "PolicyFilter",
     "PolicyRules",
     "PolicyUpdate",
+    "PrivateKeyExportOptions",
     "RenewOptions",
     "SubjectAlternativeName",
     "UserFilter",
@@ -1522,6 +1577,7 @@ __all__ = [
     "AuditRetentionReport",
     "Certificate",
     "CertificateAuthority",
+    "CertificateExport",
     "CertificatePage",
     "CertificateRequest",
     "CertificateRevocation",
@@ -1559,6 +1615,7 @@ __all__ = [
     "Organization",
     "OrganizationPage",
     "PendingApproval",
+    "Pkcs12Export",
     "Policy",
     "PolicyPage",
     "PoolStats",

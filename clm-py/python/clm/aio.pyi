@@ -28,6 +28,8 @@ from clm import (
     AuditRetentionReport,
     Certificate,
     CertificateAuthority,
+    CertificateExport,
+    CertificateFormat,
     CertificateKind,
     CertificatePage,
     CertificateRequest,
@@ -59,6 +61,7 @@ from clm import (
     IssuanceSummary,
     IssuanceUrls,
     IssueInput,
+    KeyFormat,
     KeyRotation,
     KeyRotationPage,
     KeyStatus,
@@ -88,6 +91,9 @@ from clm import (
     PageRequest,
     PendingApproval,
     Permissions,
+    Pkcs12Encryption,
+    Pkcs12Export,
+    Pkcs12Options,
     Policy,
     PolicyFilter,
     PolicyPage,
@@ -95,6 +101,7 @@ from clm import (
     PolicyStatus,
     PolicyUpdate,
     PoolStats,
+    PrivateKeyExportOptions,
     ReconcileReport,
     RenewOptions,
     RequestStatus,
@@ -284,13 +291,31 @@ class Clm:
         certificate_id: str | UUID,
         options: RenewOptions | None = None,
     ) -> IssuanceOutcome: ...
-    async def export_private_key(self, actor: Actor, certificate_id: str | UUID) -> str: ...
     async def create_csr(
         self,
         subject: DistinguishedName | None = None,
         sans: Sequence[SubjectAlternativeName] | None = None,
         key_algorithm: str | None = None,
     ) -> CsrBundle: ...
+    async def export_certificate(
+        self,
+        actor: Actor,
+        certificate_id: str | UUID,
+        format: CertificateFormat | None = None,
+    ) -> CertificateExport: ...
+    async def export_pkcs12(
+        self,
+        actor: Actor,
+        certificate_id: str | UUID,
+        password: str,
+        options: Pkcs12Options | None = None,
+    ) -> Pkcs12Export: ...
+    async def export_private_key(
+        self,
+        actor: Actor,
+        certificate_id: str | UUID,
+        options: PrivateKeyExportOptions | None = None,
+    ) -> str: ...
     async def import_certificates(self, actor: Actor, request: ImportInput) -> ImportReport: ...
     async def get_certificate(self, actor: Actor, id: str | UUID) -> Certificate: ...
     async def get_certificate_by_certificate_id(
