@@ -115,7 +115,12 @@ fn request(
 }
 
 /// (what, inside, outside the permitted subtrees, inside an excluded one)
-fn cases() -> Vec<(&'static str, IssueRequestParts, IssueRequestParts, IssueRequestParts)> {
+fn cases() -> Vec<(
+    &'static str,
+    IssueRequestParts,
+    IssueRequestParts,
+    IssueRequestParts,
+)> {
     use SubjectAlternativeName::{Dns, Email, Ip, Uri};
     let ok_dn = "CN=Test Leaf,O=Example,C=US";
     let server = CertificateKind::TlsServer;
@@ -190,7 +195,11 @@ fn assert_refused(err: Error, needles: &[&str]) {
         .find(|v| v.rule == "name_constraints")
         .unwrap_or_else(|| panic!("no name_constraints violation in {err}"));
     for needle in needles {
-        assert!(hit.message.contains(needle), "{:?} lacks {needle:?}", hit.message);
+        assert!(
+            hit.message.contains(needle),
+            "{:?} lacks {needle:?}",
+            hit.message
+        );
     }
 }
 
@@ -300,7 +309,10 @@ async fn bad_subtrees_are_refused_naming_the_entry() {
         let before = counts(&clm).await;
         for (permitted, excluded, field) in [
             (
-                vec![NameSubtree::Dns("example.com".into()), NameSubtree::Ip("10.0.0.1/8".into())],
+                vec![
+                    NameSubtree::Dns("example.com".into()),
+                    NameSubtree::Ip("10.0.0.1/8".into()),
+                ],
                 vec![],
                 "permitted_subtrees[1]",
             ),
@@ -399,7 +411,9 @@ async fn a_sub_ca_cannot_widen_or_leave_its_chain_s_constraints() {
             CertificateKind::TlsServer,
             SubjectAlternativeName::Dns("www.shop.example.com".into()),
         );
-        clm.issue_certificate(&system, ok).await.expect("inside both");
+        clm.issue_certificate(&system, ok)
+            .await
+            .expect("inside both");
         let err = clm
             .issue_certificate(
                 &system,
@@ -560,8 +574,10 @@ async fn default_ca_validities_nest() {
         .expect("audit");
         drop(conn);
         assert!(
-            events.iter().any(|e| e.resource_id.map(|r| r.0) == Some(clamped.certificate.id.0)
-                && !e.details.0["validity_clamp"].is_null()),
+            events.iter().any(
+                |e| e.resource_id.map(|r| r.0) == Some(clamped.certificate.id.0)
+                    && !e.details.0["validity_clamp"].is_null()
+            ),
             "clamp audited"
         );
 

@@ -11,6 +11,7 @@ mod inventory_tenancy;
 mod login_races;
 mod maintenance;
 mod members;
+mod name_constraints;
 mod names;
 mod rotation_race;
 mod views;

@@ -58,9 +58,10 @@ impl<'a> Link<'a> {
                     })?);
                 }
                 oid::KEY_USAGE => {
-                    key_usage = Some(KeyUsage::from_der(value).map_err(|err| {
-                        failed(format!("{role} keyUsage is malformed: {err}"))
-                    })?);
+                    key_usage =
+                        Some(KeyUsage::from_der(value).map_err(|err| {
+                            failed(format!("{role} keyUsage is malformed: {err}"))
+                        })?);
                 }
                 _ => {}
             }
@@ -81,9 +82,8 @@ impl<'a> Link<'a> {
     }
 
     fn validity(&self) -> (i64, i64) {
-        let seconds = |time: &Time| {
-            i64::try_from(time.to_unix_duration().as_secs()).unwrap_or(i64::MAX)
-        };
+        let seconds =
+            |time: &Time| i64::try_from(time.to_unix_duration().as_secs()).unwrap_or(i64::MAX);
         let validity = self.certificate.tbs_certificate().validity();
         (seconds(&validity.not_before), seconds(&validity.not_after))
     }
@@ -194,7 +194,10 @@ pub fn verify_issued(
     let target = Link::read(certificate_der, "issued")?;
     let mut path = vec![target];
     for (index, der) in chain.iter().enumerate() {
-        path.push(Link::read(der, &format!("chain #{}", index.saturating_add(1)))?);
+        path.push(Link::read(
+            der,
+            &format!("chain #{}", index.saturating_add(1)),
+        )?);
     }
     let ca_kind = matches!(
         kind,
@@ -386,7 +389,10 @@ mod tests {
 
     fn window(days: i64) -> (DateTime<Utc>, DateTime<Utc>) {
         let now = DateTime::from_timestamp(Utc::now().timestamp(), 0).unwrap();
-        (now - chrono::Duration::minutes(1), now + chrono::Duration::days(days))
+        (
+            now - chrono::Duration::minutes(1),
+            now + chrono::Duration::days(days),
+        )
     }
 
     fn root(cn: &str, path_len: Option<u8>, constraints: Option<NameConstraints>) -> Ca {
@@ -456,7 +462,7 @@ mod tests {
         verify_issued(
             &inter.der,
             CertificateKind::IntermediateCa,
-            &[ca.der.clone()],
+            std::slice::from_ref(&ca.der),
             Utc::now(),
         )
         .unwrap();
@@ -481,19 +487,40 @@ mod tests {
         let ca = root("Root", None, None);
         // Same name, another key: the signature cannot verify.
         let impostor = root("Root", None, None);
-        let leaf = issue(&ca, CertificateKind::TlsServer, "CN=a.example", dns("a.example"), 90);
+        let leaf = issue(
+            &ca,
+            CertificateKind::TlsServer,
+            "CN=a.example",
+            dns("a.example"),
+            90,
+        );
         expect_internal(
-            verify_issued(&leaf.der, CertificateKind::TlsServer, &[impostor.der], Utc::now()),
+            verify_issued(
+                &leaf.der,
+                CertificateKind::TlsServer,
+                &[impostor.der],
+                Utc::now(),
+            ),
             "signature",
         );
         let other = root("Other", None, None);
         expect_internal(
-            verify_issued(&leaf.der, CertificateKind::TlsServer, &[other.der], Utc::now()),
+            verify_issued(
+                &leaf.der,
+                CertificateKind::TlsServer,
+                &[other.der],
+                Utc::now(),
+            ),
             "issuer name",
         );
         // Declared as a CA but built as a leaf.
         expect_internal(
-            verify_issued(&leaf.der, CertificateKind::IntermediateCa, &[ca.der], Utc::now()),
+            verify_issued(
+                &leaf.der,
+                CertificateKind::IntermediateCa,
+                &[ca.der],
+                Utc::now(),
+            ),
             "CA:TRUE",
         );
     }
@@ -501,7 +528,13 @@ mod tests {
     #[test]
     fn validity_must_nest() {
         let ca = root("Root", None, None);
-        let leaf = issue(&ca, CertificateKind::TlsServer, "CN=a.example", dns("a.example"), 4000);
+        let leaf = issue(
+            &ca,
+            CertificateKind::TlsServer,
+            "CN=a.example",
+            dns("a.example"),
+            4000,
+        );
         expect_internal(
             verify_issued(&leaf.der, CertificateKind::TlsServer, &[ca.der], Utc::now()),
             "does not nest",
@@ -554,16 +587,38 @@ mod tests {
             dns("www.example.com"),
             90,
         );
-        verify_issued(&ok.der, CertificateKind::TlsServer, &[ca.der.clone()], Utc::now())
-            .unwrap();
+        verify_issued(
+            &ok.der,
+            CertificateKind::TlsServer,
+            std::slice::from_ref(&ca.der),
+            Utc::now(),
+        )
+        .unwrap();
         for (subject, san, needle) in [
-            ("CN=www.example.com,O=Example,C=US", "www.example.org", "outside"),
-            ("CN=x.example.com,O=Example,C=US", "db.secret.example.com", "excluded"),
-            ("CN=www.example.com,O=Other,C=US", "www.example.com", "DIRNAME"),
+            (
+                "CN=www.example.com,O=Example,C=US",
+                "www.example.org",
+                "outside",
+            ),
+            (
+                "CN=x.example.com,O=Example,C=US",
+                "db.secret.example.com",
+                "excluded",
+            ),
+            (
+                "CN=www.example.com,O=Other,C=US",
+                "www.example.com",
+                "DIRNAME",
+            ),
         ] {
             let bad = issue(&ca, CertificateKind::TlsServer, subject, dns(san), 90);
             expect_internal(
-                verify_issued(&bad.der, CertificateKind::TlsServer, &[ca.der.clone()], Utc::now()),
+                verify_issued(
+                    &bad.der,
+                    CertificateKind::TlsServer,
+                    std::slice::from_ref(&ca.der),
+                    Utc::now(),
+                ),
                 needle,
             );
         }

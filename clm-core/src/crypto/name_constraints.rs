@@ -156,9 +156,8 @@ impl NameSubtree {
             NameSubtree::Ip(cidr) => IpRange::parse(cidr).map(Subtree::Ip),
             NameSubtree::Email(value) => match value.rsplit_once('@') {
                 Some((local, host)) => {
-                    let valid_local = !local.is_empty()
-                        && local.is_ascii()
-                        && !local.contains(['@', ' ', '\t']);
+                    let valid_local =
+                        !local.is_empty() && local.is_ascii() && !local.contains(['@', ' ', '\t']);
                     if !valid_local {
                         return Err(format!("{value:?} is not a mailbox"));
                     }
@@ -496,9 +495,11 @@ impl Subtree {
                     _ => Vec::new(),
                 };
                 octets.shrink_to_fit();
-                GeneralName::IpAddress(OctetString::new(octets).map_err(|err| {
-                    Error::crypto(format!("cannot encode an IP subtree: {err}"))
-                })?)
+                GeneralName::IpAddress(
+                    OctetString::new(octets).map_err(|err| {
+                        Error::crypto(format!("cannot encode an IP subtree: {err}"))
+                    })?,
+                )
             }
             Subtree::DirectoryName(name) => GeneralName::DirectoryName(name.clone()),
             Subtree::Other(form) => {
@@ -538,7 +539,9 @@ impl Subtree {
                     return false;
                 };
                 match constraint.rsplit_once('@') {
-                    Some((c_local, c_host)) => local == c_local && host.eq_ignore_ascii_case(c_host),
+                    Some((c_local, c_host)) => {
+                        local == c_local && host.eq_ignore_ascii_case(c_host)
+                    }
                     None => host_matches(host, constraint, false),
                 }
             }
@@ -641,10 +644,16 @@ mod tests {
         assert!(c.violation(&dns("a.b.example.com")).is_none());
         assert!(c.violation(&dns("*.example.com")).is_none());
         let bad = c.violation(&dns("badexample.com")).expect("refused");
-        assert!(bad.contains("badexample.com") && bad.contains("DNS:example.com"), "{bad}");
+        assert!(
+            bad.contains("badexample.com") && bad.contains("DNS:example.com"),
+            "{bad}"
+        );
         assert!(c.violation(&dns("example.org")).is_some());
         // Other forms are not constrained by a DNS subtree.
-        assert!(c.violation(&PresentedName::Ip("10.0.0.1".parse().unwrap())).is_none());
+        assert!(
+            c.violation(&PresentedName::Ip("10.0.0.1".parse().unwrap()))
+                .is_none()
+        );
     }
 
     #[test]
@@ -653,8 +662,13 @@ mod tests {
             &[NameSubtree::Dns("example.com".into())],
             &[NameSubtree::Dns("secret.example.com".into())],
         );
-        let hit = c.violation(&dns("db.secret.example.com")).expect("excluded");
-        assert!(hit.contains("excluded subtree DNS:secret.example.com"), "{hit}");
+        let hit = c
+            .violation(&dns("db.secret.example.com"))
+            .expect("excluded");
+        assert!(
+            hit.contains("excluded subtree DNS:secret.example.com"),
+            "{hit}"
+        );
         assert!(c.violation(&dns("*.example.com")).is_some());
         assert!(c.violation(&dns("*.secret.example.com")).is_some());
         assert!(c.violation(&dns("*.www.example.com")).is_none());
@@ -710,11 +724,17 @@ mod tests {
             &[NameSubtree::Uri("evil.example.com".into())],
         );
         let uri = |t: &str| PresentedName::Uri(t.into());
-        assert!(c.violation(&uri("https://api.example.com:8443/x")).is_none());
+        assert!(
+            c.violation(&uri("https://api.example.com:8443/x"))
+                .is_none()
+        );
         assert!(c.violation(&uri("https://example.com/")).is_some());
         assert!(c.violation(&uri("https://evil.example.com/")).is_some());
         assert!(c.violation(&uri("urn:uuid:1234")).is_some());
-        assert!(c.violation(&subject("CN=web,OU=Ops,O=example,C=US")).is_none());
+        assert!(
+            c.violation(&subject("CN=web,OU=Ops,O=example,C=US"))
+                .is_none()
+        );
         assert!(c.violation(&subject("CN=web,O=Other,C=US")).is_some());
         let round = NameConstraints::of_extensions(&[c.to_extension().unwrap()])
             .unwrap()
@@ -725,13 +745,31 @@ mod tests {
     #[test]
     fn bad_entries_are_named() {
         for (subtree, field) in [
-            (NameSubtree::Dns("*.example.com".into()), "permitted_subtrees[1]"),
-            (NameSubtree::Dns(".example.com".into()), "permitted_subtrees[1]"),
-            (NameSubtree::Ip("10.0.0.1/8".into()), "permitted_subtrees[1]"),
+            (
+                NameSubtree::Dns("*.example.com".into()),
+                "permitted_subtrees[1]",
+            ),
+            (
+                NameSubtree::Dns(".example.com".into()),
+                "permitted_subtrees[1]",
+            ),
+            (
+                NameSubtree::Ip("10.0.0.1/8".into()),
+                "permitted_subtrees[1]",
+            ),
             (NameSubtree::Ip("10.0.0.0".into()), "permitted_subtrees[1]"),
-            (NameSubtree::Email("@example.com".into()), "permitted_subtrees[1]"),
-            (NameSubtree::Uri("https://example.com".into()), "permitted_subtrees[1]"),
-            (NameSubtree::DirectoryName("XX=1".into()), "permitted_subtrees[1]"),
+            (
+                NameSubtree::Email("@example.com".into()),
+                "permitted_subtrees[1]",
+            ),
+            (
+                NameSubtree::Uri("https://example.com".into()),
+                "permitted_subtrees[1]",
+            ),
+            (
+                NameSubtree::DirectoryName("XX=1".into()),
+                "permitted_subtrees[1]",
+            ),
         ] {
             let err = NameConstraints::from_request(
                 &[NameSubtree::Dns("ok.example".into()), subtree.clone()],
@@ -755,12 +793,30 @@ mod tests {
             &[NameSubtree::Dns("secret.example.com".into())],
         );
         let sub = |s: NameSubtree| s.checked().unwrap();
-        assert!(c.escape(&sub(NameSubtree::Dns("a.example.com".into()))).is_none());
-        assert!(c.escape(&sub(NameSubtree::Dns("example.org".into()))).is_some());
-        assert!(c.escape(&sub(NameSubtree::Dns("x.secret.example.com".into()))).is_some());
-        assert!(c.escape(&sub(NameSubtree::Ip("10.1.0.0/16".into()))).is_none());
-        assert!(c.escape(&sub(NameSubtree::Ip("0.0.0.0/0".into()))).is_some());
+        assert!(
+            c.escape(&sub(NameSubtree::Dns("a.example.com".into())))
+                .is_none()
+        );
+        assert!(
+            c.escape(&sub(NameSubtree::Dns("example.org".into())))
+                .is_some()
+        );
+        assert!(
+            c.escape(&sub(NameSubtree::Dns("x.secret.example.com".into())))
+                .is_some()
+        );
+        assert!(
+            c.escape(&sub(NameSubtree::Ip("10.1.0.0/16".into())))
+                .is_none()
+        );
+        assert!(
+            c.escape(&sub(NameSubtree::Ip("0.0.0.0/0".into())))
+                .is_some()
+        );
         // A form the parent leaves open stays open.
-        assert!(c.escape(&sub(NameSubtree::Email("example.org".into()))).is_none());
+        assert!(
+            c.escape(&sub(NameSubtree::Email("example.org".into())))
+                .is_none()
+        );
     }
 }

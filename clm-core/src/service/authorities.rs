@@ -20,11 +20,11 @@ use crate::model::{
 };
 use crate::service::actor::{Access, Actor};
 use crate::service::audit::AuditEntry;
-use crate::service::policy_check;
 use crate::service::certificates::{
     CertificateWrite, IssuanceExtras, IssuanceUrls, LoadedIssuer, Ownership, RequestRow,
     certificate_row,
 };
+use crate::service::policy_check;
 use crate::store::certificates;
 use crate::{Clm, Error, Result};
 
@@ -302,9 +302,9 @@ fn check_sub_ca_names(
 ) -> Result<()> {
     let own: &[Subtree] = constraints.map_or(&[], |c| c.permitted.as_slice());
     match policy_check::name_constraints(subject, &[], Some(own), &parent.name_constraints) {
-        Some(outcome) if !outcome.passed => Err(policy_check::refuse(policy_check::violations(
-            &[outcome],
-        ))),
+        Some(outcome) if !outcome.passed => {
+            Err(policy_check::refuse(policy_check::violations(&[outcome])))
+        }
         _ => Ok(()),
     }
 }

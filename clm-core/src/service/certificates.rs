@@ -532,9 +532,8 @@ impl Clm {
             })?,
             None => IssuanceUrls::default(),
         };
-        let (ancestors, name_constraints) = self
-            .issuer_chain(&mut conn, &row, &certificate)
-            .await?;
+        let (ancestors, name_constraints) =
+            self.issuer_chain(&mut conn, &row, &certificate).await?;
         Ok(LoadedIssuer {
             row,
             certificate,
@@ -587,7 +586,10 @@ impl Clm {
                 .into_iter()
                 .next()
                 .ok_or_else(|| {
-                    Error::Internal(format!("CA {} has no certificate PEM", parent.certificate_id))
+                    Error::Internal(format!(
+                        "CA {} has no certificate PEM",
+                        parent.certificate_id
+                    ))
                 })?;
             if let Some(theirs) = read(&parent, &parsed.der)? {
                 constraints.push((label(&parent), theirs));

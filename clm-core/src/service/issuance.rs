@@ -14,7 +14,8 @@ use serde_json::json;
 
 use crate::crypto::{
     CertificateTemplate, DistinguishedName, Issuer, KeyAlgorithm, KeyPair, SecretString,
-    build_certificate, chain_check, parse_certificate_der, parse_certificates, parse_csr, spki_sha256,
+    build_certificate, chain_check, parse_certificate_der, parse_certificates, parse_csr,
+    spki_sha256,
 };
 use crate::model::{
     Certificate, CertificateId, CertificateKind, CertificateRequest, CertificateRequestId,
