@@ -209,10 +209,15 @@ pub fn verify_issued(
     let by_webpki = !ca_kind && !chain.is_empty() && webpki_understands(&path);
     if chain.is_empty() {
         // A root: its own issuer.
-        check_link(&path[0], &path[0], true)?;
+        check_link(&path[0], &path[0], true, false)?;
     }
-    for pair in path.windows(2) {
-        check_link(&pair[0], &pair[1], !by_webpki)?;
+    let last = path.len().saturating_sub(1);
+    for (index, pair) in path.windows(2).enumerate() {
+        // The top CA is the trust anchor: like webpki, take its flags as
+        // given when it only anchors (an old v1 root above an imported
+        // intermediate); the direct issuer must be a CA whatever it is.
+        let anchor_only = index > 0 && index.saturating_add(1) == last;
+        check_link(&pair[0], &pair[1], !by_webpki, anchor_only)?;
     }
     check_path_lengths(&path)?;
     check_name_constraints(&path)?;
@@ -245,9 +250,14 @@ fn check_target(target: &Link<'_>, ca_kind: bool, at: DateTime<Utc>) -> Result<(
     Ok(())
 }
 
-/// Name chaining, signature (when `signature`), the issuer's CA flags,
-/// and validity nesting.
-fn check_link(child: &Link<'_>, parent: &Link<'_>, signature: bool) -> Result<()> {
+/// Name chaining, signature (when `signature`), the issuer's CA flags
+/// (unless it is `anchor_only`), and validity nesting.
+fn check_link(
+    child: &Link<'_>,
+    parent: &Link<'_>,
+    signature: bool,
+    anchor_only: bool,
+) -> Result<()> {
     let child_tbs = child.certificate.tbs_certificate();
     let parent_tbs = parent.certificate.tbs_certificate();
     if child_tbs.issuer() != parent_tbs.subject() {
@@ -257,13 +267,14 @@ fn check_link(child: &Link<'_>, parent: &Link<'_>, signature: bool) -> Result<()
             parent_tbs.subject()
         )));
     }
-    if !parent.is_ca() {
+    if !anchor_only && !parent.is_ca() {
         return Err(failed(format!(
             "issuer {} is not a CA (basicConstraints)",
             parent_tbs.subject()
         )));
     }
-    if let Some(usage) = &parent.key_usage
+    if !anchor_only
+        && let Some(usage) = &parent.key_usage
         && !usage.0.contains(KeyUsages::KeyCertSign)
     {
         return Err(failed(format!(

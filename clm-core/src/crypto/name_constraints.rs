@@ -489,12 +489,11 @@ impl Subtree {
             Subtree::Email(value) => GeneralName::Rfc822Name(ia5(value)?),
             Subtree::UriHost(host) => GeneralName::UniformResourceIdentifier(ia5(host)?),
             Subtree::Ip(range) => {
-                let mut octets = match (range.network(), range.mask()) {
+                let octets = match (range.network(), range.mask()) {
                     (IpAddr::V4(a), IpAddr::V4(m)) => [a.octets(), m.octets()].concat(),
                     (IpAddr::V6(a), IpAddr::V6(m)) => [a.octets(), m.octets()].concat(),
                     _ => Vec::new(),
                 };
-                octets.shrink_to_fit();
                 GeneralName::IpAddress(
                     OctetString::new(octets).map_err(|err| {
                         Error::crypto(format!("cannot encode an IP subtree: {err}"))
@@ -582,8 +581,18 @@ impl Subtree {
     fn covers(&self, inner: &Subtree) -> bool {
         match (self, inner) {
             (Subtree::Dns(outer), Subtree::Dns(inner)) => {
-                host_matches(inner.strip_prefix('.').unwrap_or(inner), outer, true)
-                    && (outer.starts_with('.') <= inner.starts_with('.') || outer != inner)
+                // `.d` (imported only) is the names strictly below `d`.
+                let (outer_base, outer_below) = (
+                    outer.strip_prefix('.').unwrap_or(outer),
+                    outer.starts_with('.'),
+                );
+                let (inner_base, inner_below) = (
+                    inner.strip_prefix('.').unwrap_or(inner),
+                    inner.starts_with('.'),
+                );
+                outer_base.is_empty()
+                    || (in_domain(inner_base, outer_base)
+                        && (!outer_below || inner_below || inner_base != outer_base))
             }
             (Subtree::Ip(outer), Subtree::Ip(inner)) => outer.covers(inner),
             (Subtree::Email(outer), Subtree::Email(inner))
