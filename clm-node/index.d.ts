@@ -393,6 +393,11 @@ export interface CertificateAuthority {
   certificate: Certificate
   /** The URLs the CA writes into what it issues. */
   issuance_urls: IssuanceUrls
+  /**
+   * Set when the CA was just created with the default validity and that
+   * was shortened to end with its issuer; None otherwise (and in listings).
+   */
+  validity_clamp?: ValidityClamp | null
 }
 
 /** An exported certificate. */
@@ -765,7 +770,10 @@ export interface DryRunReport {
   allowed: boolean
   /** True when the policy makes the request wait for approval. */
   requires_approval: boolean
-  /** The policy's rules, then `issuer` (the CA can sign this validity). */
+  /**
+   * The policy's rules, `name_constraints` when the issuer's chain has
+   * any, then `issuer` (the CA can sign this validity).
+   */
   rules: RuleOutcome[]
   /** The certificate that would be issued if every rule passes. */
   would_issue: IssuanceSummary
@@ -1208,6 +1216,12 @@ export interface MfaEnrollment {
 }
 
 /**
+ * One subtree of a CA's name constraints, as a host writes it:
+ * `{"type": "DNS", "value": "example.com"}`.
+ */
+export type NameSubtree = { type: "DNS"; value: string } | { type: "IP"; value: string } | { type: "EMAIL"; value: string } | { type: "URI"; value: string } | { type: "DIRNAME"; value: string }
+
+/**
  * An API key to create.
  * (An input: fields with a default may be left out.)
  */
@@ -1250,6 +1264,12 @@ export interface NewCertificateAuthority {
    */
   crl_distribution_points?: string[]
   /**
+   * Names this CA and every CA below it must never certify; they win
+   * over `permitted_subtrees`.
+   * Default: `[]`.
+   */
+  excluded_subtrees?: NameSubtree[]
+  /**
    * The CA's new key (default ECDSA P-256).
    * Default: `"ECDSA-P256"`.
    */
@@ -1270,15 +1290,25 @@ export interface NewCertificateAuthority {
    */
   path_len?: number | null
   /**
+   * Name constraints: the only names this CA (and every CA below it) may
+   * certify, per form; a form not listed stays open. Written into a
+   * critical NameConstraints extension and enforced at issuance.
+   * Default: `[]`.
+   */
+  permitted_subtrees?: NameSubtree[]
+  /**
    * The CA's subject; must not be empty.
    * Default: `{}`.
    */
   subject?: DistinguishedName
   /**
-   * Lifetime of the CA certificate, 1 to 36500 days (default 3650).
-   * Default: `3650`.
+   * Lifetime of the CA certificate, 1 to 36500 days. Default: 3650
+   * days, but an intermediate ends no later than its issuer (the
+   * shortening is reported in [`CertificateAuthority::validity_clamp`]);
+   * an explicit lifetime past the issuer's end is refused.
+   * Default: `null`.
    */
-  validity_days?: number
+  validity_days?: number | null
 }
 
 /**
@@ -2202,6 +2232,14 @@ export interface UserUpdate {
   email?: string | null
   /** A new status; any status but active also ends the user's sessions. */
   status?: UserStatus | null
+}
+
+/** How a new intermediate's default validity was fitted inside its issuer's. */
+export interface ValidityClamp {
+  /** The default lifetime that did not fit, in days. */
+  default_days: number
+  /** The end it got instead: its issuer's end. */
+  not_after: string
 }
 
 /**

@@ -3,6 +3,7 @@
 //! database: services call these functions and store what they return.
 
 pub mod certificate;
+pub mod chain_check;
 pub mod crl;
 pub mod csr;
 pub mod envelope;
@@ -10,6 +11,7 @@ pub mod envelope;
 mod interop_tests;
 pub mod keys;
 pub mod name;
+pub mod name_constraints;
 pub mod ocsp;
 // Password hashing, bearer tokens and TOTP live here too (written with the
 // identity service).
@@ -33,6 +35,7 @@ pub use csr::{ParsedCsr, build_csr, parse_csr};
 pub use envelope::{Sealed, aad, generate_data_key, open, open_parts, seal, sealed_key_version};
 pub use keys::{KeyAlgorithm, KeyInfo, KeyPair};
 pub use name::DistinguishedName;
+pub use name_constraints::{NameConstraints, NameSubtree, PresentedName};
 pub use pbe::{check_export_password, check_iterations};
 pub use pem::{PemLabel, der_to_pem};
 pub use pkcs12::{Pkcs12Contents, Pkcs12Encryption, build_pkcs12};

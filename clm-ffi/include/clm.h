@@ -1533,6 +1533,9 @@ clm_status clm_restore_policy(const struct clm_handle *clm,
      issues.
    - `crl_distribution_points` ([text, ...]; optional, default []):
      cRLDistributionPoints URLs for the certificates this CA issues.
+   - `excluded_subtrees` ([`NameSubtree`, ...]; optional, default []):
+     Names this CA and every CA below it must never certify; they win over
+     `permitted_subtrees`.
    - `key_algorithm` (`KeyAlgorithm`; optional, default "ECDSA-P256"): The
      CA's new key (default ECDSA P-256).
    - `ocsp_urls` ([text, ...]; optional, default []): OCSP responder URLs
@@ -1541,12 +1544,26 @@ clm_status clm_restore_policy(const struct clm_handle *clm,
      null): None = a shared CA (global administrators only).
    - `path_len` (integer 0..255 or null; optional, default null):
      pathLenConstraint: how many CA levels may follow below this one.
+   - `permitted_subtrees` ([`NameSubtree`, ...]; optional, default []):
+     Name constraints: the only names this CA (and every CA below it) may
+     certify, per form; a form not listed stays open. Written into a
+     critical NameConstraints extension and enforced at issuance.
    - `subject` (`DistinguishedName`; optional, default {}): The CA's
      subject; must not be empty.
-   - `validity_days` (integer 0..4294967295; optional, default 3650):
-     Lifetime of the CA certificate, 1 to 36500 days (default 3650).
+   - `validity_days` (integer 0..4294967295 or null; optional, default
+     null): Lifetime of the CA certificate, 1 to 36500 days. Default: 3650
+     days, but an intermediate ends no later than its issuer (the
+     shortening is reported in `CertificateAuthority::validity_clamp`); an
+     explicit lifetime past the issuer's end is refused.
 
  Where:
+ - `NameSubtree`: One subtree of a CA's name constraints, as a host writes
+   it: `{"type": "DNS", "value": "example.com"}`. One of:
+   - {"type": "DNS", "value": text}
+   - {"type": "IP", "value": text}
+   - {"type": "EMAIL", "value": text}
+   - {"type": "URI", "value": text}
+   - {"type": "DIRNAME", "value": text}
  - `KeyAlgorithm`: A key algorithm: one of the examples, or a common
    spelling of one (rsa2048, p256, secp384r1, ed25519), case-insensitive.
    (text, e.g. "RSA-2048", "RSA-3072", "RSA-4096", "ECDSA-P256",
@@ -1567,7 +1584,8 @@ clm_status clm_restore_policy(const struct clm_handle *clm,
 
  `actor`: who performs it (not NULL).
  `result_json`: the `CertificateAuthority` record `{"certificate",
- "issuance_urls"}` as JSON text; free it with `clm_string_free`.
+ "issuance_urls", "validity_clamp"?}` as JSON text; free it with
+ `clm_string_free`.
 
  # Safety
  `clm` and `actor` are NULL or live handles; `arguments_json` is NULL or a
@@ -1592,6 +1610,9 @@ clm_status clm_create_root_ca(const struct clm_handle *clm,
      issues.
    - `crl_distribution_points` ([text, ...]; optional, default []):
      cRLDistributionPoints URLs for the certificates this CA issues.
+   - `excluded_subtrees` ([`NameSubtree`, ...]; optional, default []):
+     Names this CA and every CA below it must never certify; they win over
+     `permitted_subtrees`.
    - `key_algorithm` (`KeyAlgorithm`; optional, default "ECDSA-P256"): The
      CA's new key (default ECDSA P-256).
    - `ocsp_urls` ([text, ...]; optional, default []): OCSP responder URLs
@@ -1600,12 +1621,26 @@ clm_status clm_create_root_ca(const struct clm_handle *clm,
      null): None = a shared CA (global administrators only).
    - `path_len` (integer 0..255 or null; optional, default null):
      pathLenConstraint: how many CA levels may follow below this one.
+   - `permitted_subtrees` ([`NameSubtree`, ...]; optional, default []):
+     Name constraints: the only names this CA (and every CA below it) may
+     certify, per form; a form not listed stays open. Written into a
+     critical NameConstraints extension and enforced at issuance.
    - `subject` (`DistinguishedName`; optional, default {}): The CA's
      subject; must not be empty.
-   - `validity_days` (integer 0..4294967295; optional, default 3650):
-     Lifetime of the CA certificate, 1 to 36500 days (default 3650).
+   - `validity_days` (integer 0..4294967295 or null; optional, default
+     null): Lifetime of the CA certificate, 1 to 36500 days. Default: 3650
+     days, but an intermediate ends no later than its issuer (the
+     shortening is reported in `CertificateAuthority::validity_clamp`); an
+     explicit lifetime past the issuer's end is refused.
 
  Where:
+ - `NameSubtree`: One subtree of a CA's name constraints, as a host writes
+   it: `{"type": "DNS", "value": "example.com"}`. One of:
+   - {"type": "DNS", "value": text}
+   - {"type": "IP", "value": text}
+   - {"type": "EMAIL", "value": text}
+   - {"type": "URI", "value": text}
+   - {"type": "DIRNAME", "value": text}
  - `KeyAlgorithm`: A key algorithm: one of the examples, or a common
    spelling of one (rsa2048, p256, secp384r1, ed25519), case-insensitive.
    (text, e.g. "RSA-2048", "RSA-3072", "RSA-4096", "ECDSA-P256",
@@ -1626,7 +1661,8 @@ clm_status clm_create_root_ca(const struct clm_handle *clm,
 
  `actor`: who performs it (not NULL).
  `result_json`: the `CertificateAuthority` record `{"certificate",
- "issuance_urls"}` as JSON text; free it with `clm_string_free`.
+ "issuance_urls", "validity_clamp"?}` as JSON text; free it with
+ `clm_string_free`.
 
  # Safety
  `clm` and `actor` are NULL or live handles; `arguments_json` is NULL or a

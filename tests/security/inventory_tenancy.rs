@@ -458,7 +458,7 @@ async fn inventory_tenancy_approved_certificate_records_its_workflow() {
                 NewCertificateAuthority {
                     subject: DistinguishedName::common_name(unique("Approval Root")),
                     key_algorithm: KeyAlgorithm::EcdsaP256,
-                    validity_days: 3650,
+                    validity_days: Some(3650),
                     organization_id: Some(a.org),
                     ..Default::default()
                 },

@@ -12,6 +12,7 @@ mod inventory_tenancy;
 mod login_races;
 mod maintenance;
 mod members;
+mod name_constraints;
 mod names;
 mod ocsp;
 mod rotation_race;

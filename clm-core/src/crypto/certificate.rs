@@ -412,6 +412,8 @@ pub struct CertificateTemplate {
     /// caIssuers URLs (where the issuer's certificate is published) written
     /// in authorityInfoAccess.
     pub ca_issuers_urls: Vec<String>,
+    /// Written as a critical NameConstraints extension; CA kinds only.
+    pub name_constraints: Option<super::NameConstraints>,
 }
 
 impl CertificateTemplate {
@@ -433,6 +435,7 @@ impl CertificateTemplate {
             crl_distribution_points: Vec::new(),
             ocsp_urls: Vec::new(),
             ca_issuers_urls: Vec::new(),
+            name_constraints: None,
         }
     }
 }
@@ -507,6 +510,12 @@ fn validate_template(template: &CertificateTemplate) -> Result<()> {
             return Err(Error::invalid(
                 "path_len",
                 "only CA certificates take a path length",
+            ));
+        }
+        if template.name_constraints.is_some() {
+            return Err(Error::invalid(
+                "name_constraints",
+                "only CA certificates take name constraints",
             ));
         }
         if template.subject.is_empty() && template.subject_alternative_names.is_empty() {
@@ -588,11 +597,17 @@ pub fn build_certificate(
         to_time(template.not_before, "not_before")?,
         to_time(template.not_after, "not_after")?,
     );
+    let name_constraints = template
+        .name_constraints
+        .as_ref()
+        .map(super::NameConstraints::to_extension)
+        .transpose()?;
     let profile = ClmProfile {
         template,
         subject,
         issuer: issuer_name,
         issuer_key_id,
+        name_constraints,
     };
     let builder = CertificateBuilder::new(profile, serial, validity, subject_spki)
         .map_err(|err| Error::crypto(format!("cannot start the certificate: {err}")))?;
@@ -661,6 +676,8 @@ struct ClmProfile<'a> {
     issuer: Name,
     /// The issuer certificate's subjectKeyIdentifier, when it has one.
     issuer_key_id: Option<Vec<u8>>,
+    /// The template's NameConstraints, encoded.
+    name_constraints: Option<Extension>,
 }
 
 /// RFC 5280 §4.2.1.2 method 1: SHA-1 of the subjectPublicKey bits.
@@ -784,6 +801,8 @@ impl BuilderProfile for ClmProfile<'_> {
             ..Default::default()
         };
         extensions.push(extension(oid::AUTHORITY_KEY_ID, false, &aki)?);
+
+        extensions.extend(self.name_constraints.clone());
 
         if !template.crl_distribution_points.is_empty() {
             let names = template

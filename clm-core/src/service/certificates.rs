@@ -235,7 +235,29 @@ pub struct LoadedIssuer {
     pub key: KeyPair,
     /// What this CA writes into the certificates it issues.
     pub issuance_urls: IssuanceUrls,
+    /// The certificates above this CA (DER), its issuer first, as far up
+    /// as clm holds them: the chain the self-check validates against.
+    pub ancestors: Vec<Vec<u8>>,
+    /// The name constraints of this CA and of every CA above it, each with
+    /// the CA it comes from (`certificate_id`, subject): issuance keeps
+    /// all of them.
+    pub name_constraints: Vec<(String, crate::crypto::NameConstraints)>,
 }
+
+impl LoadedIssuer {
+    /// The chain a certificate this CA signs is checked against: the CA,
+    /// then its ancestors.
+    pub fn chain_der(&self) -> Vec<Vec<u8>> {
+        let mut chain = Vec::with_capacity(self.ancestors.len().saturating_add(1));
+        chain.push(self.certificate.der.clone());
+        chain.extend(self.ancestors.iter().cloned());
+        chain
+    }
+}
+
+/// Deepest CA hierarchy clm follows upwards (a loop in hostile imported
+/// links stops here).
+const MAX_CHAIN_DEPTH: usize = 16;
 
 /// Issuers opened so far, by certificate id (see [`TtlCache`] for how long).
 pub type IssuerCache = TtlCache<CertificateId, LoadedIssuer>;
@@ -518,12 +540,72 @@ impl Clm {
             })?,
             None => IssuanceUrls::default(),
         };
+        let (ancestors, name_constraints) =
+            self.issuer_chain(&mut conn, &row, &certificate).await?;
         Ok(LoadedIssuer {
             row,
             certificate,
             key,
             issuance_urls,
+            ancestors,
+            name_constraints,
         })
+    }
+
+    /// The certificates above `row` (DER, parent first) and the name
+    /// constraints of `row` and each of them. A CA whose constraints do not
+    /// parse cannot be an issuer: what it permits is unknown.
+    async fn issuer_chain(
+        &self,
+        conn: &mut crate::db::PooledConn,
+        row: &Certificate,
+        certificate: &crate::crypto::ParsedCertificate,
+    ) -> Result<(Vec<Vec<u8>>, Vec<(String, crate::crypto::NameConstraints)>)> {
+        let label = |row: &Certificate| format!("{} ({})", row.certificate_id, row.subject_dn);
+        let read = |row: &Certificate, der: &[u8]| {
+            crate::crypto::NameConstraints::of_certificate(der).map_err(|err| {
+                Error::Internal(format!(
+                    "CA {} has unreadable name constraints: {err}",
+                    row.certificate_id
+                ))
+            })
+        };
+        let mut constraints = Vec::new();
+        if let Some(own) = read(row, &certificate.der)? {
+            constraints.push((label(row), own));
+        }
+        let mut ancestors = Vec::new();
+        let mut seen = vec![row.id];
+        let mut next = row.issuer_certificate_id;
+        while let Some(id) = next {
+            if seen.contains(&id) || seen.len() > MAX_CHAIN_DEPTH {
+                break;
+            }
+            seen.push(id);
+            // A parent no longer held (deleted) ends the chain clm can check.
+            let parent =
+                match crate::store::get::<certificates::Certificates>(&mut conn.conn(), id, false)
+                    .await
+                {
+                    Err(Error::NotFound { .. }) => break,
+                    other => other?,
+                };
+            let parsed = crate::crypto::parse_certificates(parent.certificate_pem.as_bytes())?
+                .into_iter()
+                .next()
+                .ok_or_else(|| {
+                    Error::Internal(format!(
+                        "CA {} has no certificate PEM",
+                        parent.certificate_id
+                    ))
+                })?;
+            if let Some(theirs) = read(&parent, &parsed.der)? {
+                constraints.push((label(&parent), theirs));
+            }
+            ancestors.push(parsed.der);
+            next = parent.issuer_certificate_id;
+        }
+        Ok((ancestors, constraints))
     }
 
     /// Writes certificates (with keys) and their secure audit rows in one

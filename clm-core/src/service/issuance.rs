@@ -13,8 +13,9 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::crypto::{
-    CertificateTemplate, DistinguishedName, Issuer, KeyAlgorithm, KeyPair, build_certificate,
-    parse_certificate_der, parse_certificates, parse_csr, spki_sha256,
+    CertificateTemplate, DistinguishedName, Issuer, KeyAlgorithm, KeyPair, SecretString,
+    build_certificate, chain_check, parse_certificate_der, parse_certificates, parse_csr,
+    spki_sha256,
 };
 use crate::model::{
     Certificate, CertificateId, CertificateKind, CertificateRequest, CertificateRequestId,
@@ -151,7 +152,8 @@ pub struct IssuanceSummary {
 pub struct DryRunReport {
     /// The certificate that would be issued if every rule passes.
     pub would_issue: IssuanceSummary,
-    /// The policy's rules, then `issuer` (the CA can sign this validity).
+    /// The policy's rules, `name_constraints` when the issuer's chain has
+    /// any, then `issuer` (the CA can sign this validity).
     pub rules: Vec<RuleOutcome>,
     /// True when every rule passed.
     pub allowed: bool,
@@ -401,6 +403,9 @@ impl Clm {
             .signing_issuer(actor, request.issuer_id, request.organization_id)
             .await?;
         let issuer_problem = ensure_issuer_usable(&issuer, not_after).err();
+        // Nested inside the issuer's window at the start too (an issuer
+        // created less than the backdating ago).
+        let not_before = not_before.max(issuer.row.not_before);
 
         let policy = self
             .governing_policy(actor, request.policy_id, &issuer, request.organization_id)
@@ -411,7 +416,7 @@ impl Clm {
             .await?;
 
         let (family, bits, _) = key.facts();
-        let outcomes = match &policy {
+        let mut outcomes = match &policy {
             Some(policy) => policy_check::evaluate(
                 policy,
                 &PolicyInput {
@@ -427,6 +432,14 @@ impl Clm {
             ),
             None => Vec::new(),
         };
+        // The issuer chain's name constraints bind every issuance, with a
+        // policy or without one.
+        outcomes.extend(policy_check::name_constraints(
+            &subject,
+            &sans,
+            None,
+            &issuer.name_constraints,
+        ));
         let ownership = Ownership {
             owner_user_id,
             organization_id: request.organization_id,
@@ -742,6 +755,7 @@ impl Clm {
                         key: &signer.key,
                     },
                 )?;
+                chain_check::verify_issued(&der, template.kind, &signer.chain_der(), Utc::now())?;
                 let parsed = parse_certificate_der(&der)?;
                 let ocsp = crate::service::ocsp::presign_good(ocsp_signer, certificate_id, &parsed);
                 Ok((key, parsed, known_key_sha256, ocsp))

@@ -5,6 +5,7 @@
 use serde::Serialize;
 
 use crate::crypto::DistinguishedName;
+use crate::crypto::name_constraints::{NameConstraints, PresentedName, Subtree};
 use std::net::IpAddr;
 
 use crate::model::{
@@ -521,6 +522,84 @@ pub fn enforce(policy: &Policy, input: &PolicyInput<'_>) -> Result<()> {
     } else {
         Err(refuse(violations))
     }
+}
+
+/// The names a certificate with `subject` and `sans` presents to name
+/// constraints: the subject, its CN when a host name or IP (end-entity
+/// certificates only: a CA's CN names the CA), its emailAddress, every SAN.
+fn constrained_names(
+    subject: &DistinguishedName,
+    sans: &[SubjectAlternativeName],
+    ca: bool,
+) -> std::result::Result<Vec<PresentedName>, String> {
+    let mut names = Vec::with_capacity(sans.len().saturating_add(3));
+    if !subject.is_empty() {
+        let name = subject.to_name().map_err(|err| err.to_string())?;
+        names.push(PresentedName::DirectoryName(name));
+    }
+    if let Some(name) = subject
+        .common_name
+        .as_deref()
+        .filter(|_| !ca)
+        .and_then(PresentedName::from_common_name)
+    {
+        names.push(name);
+    }
+    if let Some(email) = subject.email.as_deref().filter(|e| !e.is_empty()) {
+        names.push(PresentedName::Email(email.to_string()));
+    }
+    names.extend(sans.iter().map(|san| match san {
+        SubjectAlternativeName::Dns(name) => PresentedName::Dns(name.clone()),
+        SubjectAlternativeName::Ip(ip) => PresentedName::Ip(*ip),
+        SubjectAlternativeName::Email(address) => PresentedName::Email(address.clone()),
+        SubjectAlternativeName::Uri(uri) => PresentedName::Uri(uri.clone()),
+    }));
+    Ok(names)
+}
+
+/// The `name_constraints` rule: every name of the request (see
+/// `constrained_names`) inside the constraints of every CA in the issuer's
+/// chain (`chain`: each CA with its constraints, the issuer first), and, for
+/// a sub-CA (`own_permitted` is Some), each of its own permitted subtrees
+/// inside them too. None when the chain has no constraints.
+pub fn name_constraints(
+    subject: &DistinguishedName,
+    sans: &[SubjectAlternativeName],
+    own_permitted: Option<&[Subtree]>,
+    chain: &[(String, NameConstraints)],
+) -> Option<RuleOutcome> {
+    if chain.is_empty() {
+        return None;
+    }
+    let mut failures = Vec::new();
+    let ca = own_permitted.is_some();
+    let own_permitted = own_permitted.unwrap_or_default();
+    match constrained_names(subject, sans, ca) {
+        Ok(names) => {
+            for (ca, constraints) in chain {
+                for name in &names {
+                    if let Some(why) = constraints.violation(name) {
+                        failures.push(format!("{why} of CA {ca}"));
+                    }
+                }
+                for subtree in own_permitted {
+                    if let Some(why) = constraints.escape(subtree) {
+                        failures.push(format!("{why} of CA {ca}"));
+                    }
+                }
+            }
+        }
+        Err(reason) => failures.push(format!("the subject cannot be judged: {reason}")),
+    }
+    let cas: Vec<&str> = chain.iter().map(|(ca, _)| ca.as_str()).collect();
+    Some(outcome(
+        "name_constraints",
+        failures,
+        format!(
+            "every name is within the name constraints of CA {}",
+            cas.join(", ")
+        ),
+    ))
 }
 
 /// The refusal for `violations` (the only place one is made), logged with

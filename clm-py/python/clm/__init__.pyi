@@ -148,6 +148,11 @@ class MasterKeyInput(TypedDict, total=False):
     master_key_file: str | None
 
 
+class NameSubtree(TypedDict, total=False):
+    type: Required[Literal["DNS", "IP", "EMAIL", "URI", "DIRNAME"]]
+    value: Required[str]
+
+
 class NewApiKey(TypedDict, total=False):
     name: Required[str]
     expires_at: str | datetime | None
@@ -158,10 +163,12 @@ class NewApiKey(TypedDict, total=False):
 class NewCertificateAuthority(TypedDict, total=False):
     ca_issuers_urls: Sequence[str] | None
     crl_distribution_points: Sequence[str] | None
+    excluded_subtrees: Sequence[NameSubtree] | None
     key_algorithm: str | None
     ocsp_urls: Sequence[str] | None
     organization_id: str | UUID | None
     path_len: int | None
+    permitted_subtrees: Sequence[NameSubtree] | None
     subject: DistinguishedName | None
     validity_days: int | None
 
@@ -479,6 +486,7 @@ class Certificate(Record):
 class CertificateAuthority(Record):
     certificate: Certificate
     issuance_urls: IssuanceUrls
+    validity_clamp: ValidityClamp | None
 
 
 class CertificateExport(Record):
@@ -1006,6 +1014,11 @@ class UserRole(Record):
     granted_by_user_id: UUID | None
     revoked_at: datetime | None
     revoked_by_user_id: UUID | None
+
+
+class ValidityClamp(Record):
+    default_days: int
+    not_after: datetime
 
 
 class Violation(Record):

@@ -124,6 +124,15 @@ class MasterKeyInput(TypedDict, total=False):
     master_key_file: str | None
 
 
+class NameSubtree(TypedDict, total=False):
+    """One subtree of a CA's name constraints, as a host writes it:
+    `{"type": "DNS", "value": "example.com"}`.
+    """
+
+    type: Required[Literal["DNS", "IP", "EMAIL", "URI", "DIRNAME"]]
+    value: Required[str]
+
+
 class NewApiKey(TypedDict, total=False):
     """An API key to create."""
 
@@ -140,10 +149,12 @@ class NewCertificateAuthority(TypedDict, total=False):
 
     ca_issuers_urls: Sequence[str] | None
     crl_distribution_points: Sequence[str] | None
+    excluded_subtrees: Sequence[NameSubtree] | None
     key_algorithm: str | None
     ocsp_urls: Sequence[str] | None
     organization_id: str | UUID | None
     path_len: int | None
+    permitted_subtrees: Sequence[NameSubtree] | None
     subject: DistinguishedName | None
     validity_days: int | None
 
@@ -594,11 +605,12 @@ class Certificate(Record):
 class CertificateAuthority(Record):
     """A CA as listed: its certificate row and its issuance URLs."""
 
-    _fields = ('certificate', 'issuance_urls',)
-    _decode = {'certificate': 'Certificate', 'issuance_urls': 'IssuanceUrls'}
+    _fields = ('certificate', 'issuance_urls', 'validity_clamp',)
+    _decode = {'certificate': 'Certificate', 'issuance_urls': 'IssuanceUrls', 'validity_clamp': 'ValidityClamp'}
 
     certificate: Certificate
     issuance_urls: IssuanceUrls
+    validity_clamp: ValidityClamp | None
 
 
 class CertificateExport(Record):
@@ -1408,6 +1420,16 @@ class UserRole(Record):
     revoked_by_user_id: UUID | None
 
 
+class ValidityClamp(Record):
+    """How a new intermediate's default validity was fitted inside its issuer's."""
+
+    _fields = ('default_days', 'not_after',)
+    _decode = {'not_after': 'datetime'}
+
+    default_days: int
+    not_after: datetime
+
+
 class Violation(Record):
     """One violated policy rule: its name (`max_validity_days`) and what was wrong."""
 
@@ -1541,6 +1563,7 @@ __all__ = [
     "ImportInput",
     "IssueInput",
     "MasterKeyInput",
+    "NameSubtree",
     "NewApiKey",
     "NewCertificateAuthority",
     "NewOrganization",
@@ -1631,6 +1654,7 @@ __all__ = [
     "User",
     "UserPage",
     "UserRole",
+    "ValidityClamp",
     "Violation",
     "Workflow",
     "WorkflowInstance",
