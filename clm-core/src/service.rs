@@ -21,6 +21,7 @@ pub mod notifications;
 pub mod policies;
 pub mod policy_check;
 pub mod revocation;
+pub mod rollover;
 pub mod rotation;
 pub mod views;
 pub mod workflows;

@@ -12,5 +12,6 @@ mod login_races;
 mod maintenance;
 mod members;
 mod names;
+mod rollover;
 mod rotation_race;
 mod views;

@@ -232,6 +232,21 @@ pub struct LoadedIssuer {
     pub key: KeyPair,
     /// What this CA writes into the certificates it issues.
     pub issuance_urls: IssuanceUrls,
+    /// The CA's rollover state (successor, retirement, predecessors).
+    pub rollover: CaLineage,
+}
+
+/// Where a CA stands in its rollovers: requests naming it go to
+/// `successor`; a retired CA signs no certificates; policies binding any
+/// of `predecessors` bind it too.
+#[derive(Debug, Clone, Default)]
+pub struct CaLineage {
+    /// The CA issuance switched to, once a rollover of this CA got there.
+    pub successor: Option<CertificateId>,
+    /// When a rollover retired this CA.
+    pub retired_at: Option<crate::model::Timestamp>,
+    /// The CAs this one succeeds, nearest first, through every rollover.
+    pub predecessors: Vec<CertificateId>,
 }
 
 /// Issuers opened so far, by certificate id (see [`TtlCache`] for how long).
@@ -510,11 +525,13 @@ impl Clm {
             })?,
             None => IssuanceUrls::default(),
         };
+        let rollover = crate::service::rollover::lineage(&mut conn.conn(), id).await?;
         Ok(LoadedIssuer {
             row,
             certificate,
             key,
             issuance_urls,
+            rollover,
         })
     }
 
