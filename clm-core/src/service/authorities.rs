@@ -396,7 +396,7 @@ impl Clm {
             ..Ownership::default()
         };
         let row = certificate_row_with_id(
-            id.unwrap_or_else(CertificateId::new),
+            id.unwrap_or_default(),
             &parsed,
             kind,
             CertificateSource::Issued,

@@ -257,14 +257,13 @@ pub async fn set_successor(
     ca: CertificateId,
     successor: CertificateId,
 ) -> Result<()> {
-    let affected =
-        exec!(conn, |c| {
-            sqlx::query(
+    let affected = exec!(conn, |c| {
+        sqlx::query(
         "UPDATE certificates SET successor_certificate_id = $2 WHERE id = $1 AND deleted_at IS NULL"
     )
     .bind(ca)
     .bind(successor)
-        })?;
+    })?;
     require_row(affected, "certificate authority", ca)
 }
 
