@@ -133,7 +133,11 @@ macro_rules! operations {
                     struct Arguments { $( $(#[serde($default)])? $(#[$attr])* $arg: $ty, )* }
                     let Arguments { $($arg),* } = super::arguments(stringify!($name), input)?;
                     operations!(@bind $who, $actor, actor);
-                    $body
+                    // Each operation's future on the heap: inline, a debug
+                    // build's poll frame for this match holds every arm's
+                    // future at once (over 1 MiB, which overflowed a test
+                    // thread's 2 MiB stack on PostgreSQL over TLS).
+                    Box::pin(async move { $body }).await
                 } )*
                 other => Err(Error::invalid(
                     "operation",
