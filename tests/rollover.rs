@@ -784,3 +784,56 @@ async fn bad_options_are_refused_before_anything_is_written() {
     })
     .await;
 }
+
+/// The reissue stage's throughput: `CLM_ROLLOVER_LEAVES` leaves (default
+/// 500) of one root, on both backends. A measurement, not a check of speed:
+/// `cargo test -p clm-core --features clm-core/unstable-internals --test
+/// rollover -- --ignored --nocapture reissue_throughput`
+#[tokio::test]
+#[ignore = "a measurement; run with --ignored --nocapture"]
+async fn reissue_throughput() {
+    let leaves: usize = std::env::var("CLM_ROLLOVER_LEAVES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(500);
+    on_both_keyed(security(), move |clm| async move {
+        let system = clm.system_actor();
+        let root = root_ca(&clm, None).await;
+        let pol = policy_for(&clm, None, false, Vec::new()).await;
+        for chunk in (0..leaves).collect::<Vec<_>>().chunks(50) {
+            let issues = chunk.iter().map(|n| {
+                clm.issue_certificate(
+                    &system,
+                    leaf(&root, &pol, None, &format!("t{n}.example.com"), 90),
+                )
+            });
+            for outcome in futures::future::join_all(issues).await {
+                outcome.expect("issue").into_certificate().expect("issued");
+            }
+        }
+        let batches = Mutex::new(0usize);
+        let count = |_: RolloverProgress| *batches.lock().expect("lock") += 1;
+        let started = std::time::Instant::now();
+        let report = clm
+            .run_ca_rollover(
+                &system,
+                root.certificate.id,
+                RolloverOptions::default(),
+                RolloverRun {
+                    progress: Some(&count),
+                    ..run_options()
+                },
+            )
+            .await
+            .expect("rollover");
+        let elapsed = started.elapsed().as_secs_f64();
+        assert_eq!(report.rollover.status, RolloverStatus::Completed);
+        assert_eq!(report.rollover.leaves_reissued, leaves as i64);
+        eprintln!(
+            "rollover of a root with {leaves} leaves: {elapsed:.2} s in {} batches, {:.0} leaves/s",
+            batches.lock().expect("lock"),
+            leaves as f64 / elapsed
+        );
+    })
+    .await;
+}

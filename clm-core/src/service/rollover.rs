@@ -21,6 +21,7 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
+use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -52,6 +53,8 @@ pub const DEFAULT_OVERLAP_DAYS: u32 = 365;
 pub const DEFAULT_BATCH_SIZE: u32 = 100;
 /// Most leaves per reissue batch.
 pub const MAX_BATCH_SIZE: u32 = 1000;
+/// Renewals of one reissue batch in flight at once.
+const REISSUE_CONCURRENCY: usize = 16;
 /// Predecessors followed when loading a CA's lineage.
 const MAX_LINEAGE: usize = 16;
 
@@ -1008,20 +1011,34 @@ impl Clm {
                 return Ok(true);
             }
             let (mut issued, mut pending, mut failed) = (0i64, 0i64, 0i64);
+            let mut renew = Vec::with_capacity(leaves.len());
             for (leaf, waiting, holds_key) in leaves {
                 rollover.last_leaf_id = Some(leaf);
                 rollover.leaves_seen = rollover.leaves_seen.saturating_add(1);
                 if waiting {
                     pending = pending.saturating_add(1);
-                    continue;
+                } else {
+                    renew.push((leaf, holds_key));
                 }
-                // A leaf clm holds no key for (issued from a CSR) keeps its
-                // public key: its holder has the private one.
-                let options = RenewOptions {
-                    reuse_key: !holds_key,
-                    validity_days: None,
-                };
-                match self.renew_certificate(actor, leaf, options).await {
+            }
+            // Renewals of a batch run side by side, so their writes share the
+            // certificate writer's group commits; the batch is recorded once
+            // all of them have answered.
+            let outcomes: Vec<(CertificateId, Result<IssuanceOutcome>)> =
+                futures::stream::iter(renew.into_iter().map(|(leaf, holds_key)| async move {
+                    // A leaf clm holds no key for (issued from a CSR) keeps
+                    // its public key: its holder has the private one.
+                    let options = RenewOptions {
+                        reuse_key: !holds_key,
+                        validity_days: None,
+                    };
+                    (leaf, self.renew_certificate(actor, leaf, options).await)
+                }))
+                .buffered(REISSUE_CONCURRENCY)
+                .collect()
+                .await;
+            for (leaf, outcome) in outcomes {
+                match outcome {
                     Ok(IssuanceOutcome::Issued { .. }) => issued = issued.saturating_add(1),
                     Ok(IssuanceOutcome::Pending { .. }) => pending = pending.saturating_add(1),
                     Err(err) => {
