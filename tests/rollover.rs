@@ -708,6 +708,45 @@ async fn leaves_needing_approval_wait_and_the_plan_counts_match() {
 }
 
 #[tokio::test]
+async fn two_runs_at_once_renew_each_leaf_once() {
+    on_both_keyed(security(), |clm| async move {
+        let system = clm.system_actor();
+        let root = root_ca(&clm, None).await;
+        let pol = policy_for(&clm, None, false, Vec::new()).await;
+        let mut leaves = Vec::new();
+        for index in 0..20 {
+            leaves
+                .push(issue_leaf(&clm, &root, &pol, None, &format!("c{index}.example.com")).await);
+        }
+        let (first, second) = tokio::join!(
+            clm.run_ca_rollover(
+                &system,
+                root.certificate.id,
+                RolloverOptions::default(),
+                run_options()
+            ),
+            clm.run_ca_rollover(
+                &system,
+                root.certificate.id,
+                RolloverOptions::default(),
+                run_options()
+            ),
+        );
+        // Whichever came second found the lease taken, or the CA rolled over.
+        let (done, refused) = match (first, second) {
+            (Ok(done), Err(refused)) | (Err(refused), Ok(done)) => (done, refused),
+            other => panic!("one run must win and one be refused: {other:?}"),
+        };
+        assert_eq!(refused.code(), ErrorCode::Conflict, "{refused}");
+        assert_eq!(done.rollover.status, RolloverStatus::Completed);
+        for old in &leaves {
+            assert_eq!(replacements(&clm, old.id).await.len(), 1);
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn bad_options_are_refused_before_anything_is_written() {
     on_both_keyed(security(), |clm| async move {
         let system = clm.system_actor();

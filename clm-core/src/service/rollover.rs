@@ -29,7 +29,7 @@ use crate::crypto::{
     CertificateTemplate, DistinguishedName, Issuer, KeyAlgorithm, build_certificate,
     parse_certificate_der, random_serial,
 };
-use crate::db::Conn;
+use crate::db::{Conn, Lock, RunLease};
 use crate::model::{
     CaRollover, CaRolloverId, Certificate, CertificateId, CertificateKind, CertificateSource,
     RolloverStage, RolloverStatus,
@@ -432,14 +432,15 @@ impl Clm {
         let old = self.rollover_ca(actor, ca_id, "rollover").await?;
         let open = {
             let mut conn = self.databases().secure.acquire().await?;
-            ca_rollovers::get_open(&mut conn.conn(), ca_id).await?
+            let open = ca_rollovers::get_open(&mut conn.conn(), ca_id).await?;
+            if open.is_none() {
+                refuse_rolled_over(&mut conn.conn(), &old).await?;
+            }
+            open
         };
         let options = match &open {
             Some(open) => stored_options(open)?,
-            None => {
-                refuse_rolled_over(&old)?;
-                options
-            }
+            None => options,
         };
         let prepared = self.prepare_rollover(actor, &old, &options).await?;
         let mut warnings = prepared.warnings;
@@ -581,17 +582,45 @@ impl Clm {
             ));
         }
         let old = self.rollover_ca(actor, ca_id, "rollover").await?;
+        // Runs are serialized (rollovers are rare and long): two runs of one
+        // rollover would both renew the same leaves.
+        let lease = RunLease::try_take(
+            &self.databases().core,
+            &self.config().database,
+            Lock::Rollover,
+            "rollover.lock",
+        )
+        .await?
+        .ok_or_else(|| {
+            Error::conflict("another CA rollover is running; run this one again when it ends")
+        })?;
+        let outcome = self.run_leased(actor, &old, options, run).await;
+        lease.release().await?;
+        outcome
+    }
+
+    /// [`Clm::run_ca_rollover`] under the rollover lease.
+    async fn run_leased(
+        &self,
+        actor: &Actor,
+        old: &Arc<LoadedIssuer>,
+        options: RolloverOptions,
+        run: RolloverRun<'_>,
+    ) -> Result<RolloverReport> {
+        let ca_id = old.row.id;
+        let old = Arc::clone(old);
         let open = {
             let mut conn = self.databases().secure.acquire().await?;
-            ca_rollovers::get_open(&mut conn.conn(), ca_id).await?
+            let open = ca_rollovers::get_open(&mut conn.conn(), ca_id).await?;
+            if open.is_none() {
+                refuse_rolled_over(&mut conn.conn(), &old).await?;
+            }
+            open
         };
         let resumed = open.is_some();
         let options = match &open {
             Some(open) => stored_options(open)?,
-            None => {
-                refuse_rolled_over(&old)?;
-                options
-            }
+            None => options,
         };
         let prepared = self.prepare_rollover(actor, &old, &options).await?;
         let mut rollover = match open {
@@ -1120,15 +1149,18 @@ fn stored_options(rollover: &CaRollover) -> Result<RolloverOptions> {
     })
 }
 
-/// A CA already switched to a successor (or retired) is not rolled over again.
-fn refuse_rolled_over(old: &LoadedIssuer) -> Result<()> {
-    if let Some(successor) = old.rollover.successor {
+/// A CA already switched to a successor (or retired) is not rolled over
+/// again. Read from the database, not the issuer cache: a run that just
+/// ended may have switched it.
+async fn refuse_rolled_over(conn: &mut Conn<'_>, old: &LoadedIssuer) -> Result<()> {
+    let (successor, retired_at) = ca_rollovers::ca_state(conn, old.row.id).await?;
+    if let Some(successor) = successor {
         return Err(Error::conflict(format!(
             "CA {} was already rolled over to {successor}; roll the successor over instead",
             old.row.certificate_id
         )));
     }
-    if old.rollover.retired_at.is_some() {
+    if retired_at.is_some() {
         return Err(Error::conflict(format!(
             "CA {} is retired",
             old.row.certificate_id
