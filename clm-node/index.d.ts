@@ -306,6 +306,62 @@ export interface AuditRetentionReport {
   secure_archived: number
 }
 
+/** A CA rollover (`ca_rollovers`): where it stands and what it did. */
+export interface CaRollover {
+  /** Dependants that kept the old CA from retiring at the last check. */
+  blockers: number
+  /** The CA rolled over (the old one). */
+  ca_certificate_id: CertificateId
+  /** When it completed. */
+  completed_at?: string | null
+  /** When clm wrote the row. */
+  created_at: string
+  /** Roots: the certificate of the new root's subject and key signed by the old root. */
+  cross_new_by_old_id?: CertificateId | null
+  /** Roots: the certificate of the old root's subject and key signed by the new root. */
+  cross_old_by_new_id?: CertificateId | null
+  /** Soft delete. */
+  deleted_at?: string | null
+  /** The last error (a failed stage, a leaf that did not renew). */
+  error_message?: string | null
+  /** Primary key (UUID v7). */
+  id: CaRolloverId
+  /** Who started it; None for the system actor. */
+  initiated_by_user_id?: UserId | null
+  /** The last leaf the reissue stage handled: where it resumes. */
+  last_leaf_id?: CertificateId | null
+  /** Leaves whose renewal failed (see `error_message` for the last reason). */
+  leaves_failed: number
+  /** Leaves whose renewal waits in an approval workflow. */
+  leaves_pending_approval: number
+  /** Leaves reissued under the successor. */
+  leaves_reissued: number
+  /** Leaves of the old CA looked at by the reissue stage. */
+  leaves_seen: number
+  /** The options the rollover started with (`RolloverOptions`). */
+  options: JsonValue
+  /** The old CA's organization; None for a shared CA. */
+  organization_id?: OrganizationId | null
+  /** The next stage to run. */
+  stage: RolloverStage
+  /** When it started. */
+  started_at: string
+  /** `in_progress`, `waiting` or `completed`. */
+  status: RolloverStatus
+  /** The successor CA (its id is chosen when the rollover starts). */
+  successor_certificate_id: CertificateId
+  /**
+   * Old and new CA certificates (and cross certificates) as one PEM
+   * bundle, once published.
+   */
+  trust_bundle_pem?: string | null
+  /** Last change to the row (kept current by the database). */
+  updated_at: string
+}
+
+/** A CaRolloverId (UUID text). */
+export type CaRolloverId = string
+
 /** A certificate clm issued or imported (`certificates`), with what it read from it. */
 export interface Certificate {
   /** Authority key identifier's key id, lowercase hex; None when absent. */
@@ -1723,6 +1779,16 @@ export interface Pkcs12Options {
    * Default: `null`.
    */
   iterations?: number | null
+/** One stage as the plan sees it. */
+export interface PlannedStage {
+  /** What the stage does, in words. */
+  action: string
+  /** False when the stage does nothing for this CA (cross-signing an intermediate). */
+  applies: boolean
+  /** Certificates the stage signs, reissues or waits for. */
+  certificates: number
+  /** The stage. */
+  stage: RolloverStage
 }
 
 /** Rules certificates are issued under (`policies`). */
@@ -1990,6 +2056,110 @@ export type RoleId = string
 
 /** One page of rows and the cursor of the next page (None on the last page). */
 export type RolePage = Page<Role>
+
+/**
+ * How the successor differs from the old CA; every field defaults to the
+ * old CA's own value.
+ * (An input: fields with a default may be left out.)
+ */
+export interface RolloverOptions {
+  /**
+   * The successor's key algorithm (default: the old CA's).
+   * Default: `null`.
+   */
+  key_algorithm?: KeyAlgorithm | null
+  /**
+   * Roots: how many days the cross certificates are valid, i.e. how long
+   * the old and new hierarchies chain into each other (default 365; cut
+   * to what both roots have left).
+   * Default: `null`.
+   */
+  overlap_days?: number | null
+  /**
+   * The successor's subject (default: the old CA's, the usual choice
+   * for a root key update).
+   * Default: `null`.
+   */
+  subject?: DistinguishedName | null
+  /**
+   * The successor's lifetime in days (default: as long as the old CA's;
+   * an intermediate's default is cut to what its parent has left).
+   * Default: `null`.
+   */
+  validity_days?: number | null
+}
+
+/** A dry run of a rollover: nothing is written. */
+export interface RolloverPlan {
+  /** The CA rolled over. */
+  ca_certificate_id: CertificateId
+  /** `root_ca` or `intermediate_ca`. */
+  ca_kind: CertificateKind
+  /**
+   * Valid dependants the rollover does not move by itself (subordinate
+   * CAs without a successor of their own, imported certificates): the
+   * old CA is retired only when they are gone.
+   */
+  dependants_blocking_retirement: number
+  /** Of those, leaves whose policy requires approval (they wait in a workflow). */
+  leaves_requiring_approval: number
+  /** Still-valid leaves the reissue stage renews under the successor. */
+  leaves_to_reissue: number
+  /** Leaves whose renewal already waits for approval. */
+  leaves_waiting_approval: number
+  /** A rollover of this CA that is not completed: a run resumes it. */
+  open_rollover?: CaRollover | null
+  /** Roots: the cross certificates' lifetime in days. */
+  overlap_days?: number | null
+  /** The stages in order. */
+  stages: PlannedStage[]
+  /**
+   * The CA that signs the successor (None: a new self-signed root). When
+   * the old CA's parent was itself rolled over, its successor.
+   */
+  successor_issuer_id?: CertificateId | null
+  /** The successor's key algorithm. */
+  successor_key_algorithm: KeyAlgorithm
+  /** The successor's subject (RFC 4514). */
+  successor_subject_dn: string
+  /** The successor's lifetime in days. */
+  successor_validity_days: number
+  /**
+   * Things to know before running (a shortened validity, a permission the
+   * reissue needs).
+   */
+  warnings: string[]
+}
+
+/** Reported after each committed reissue batch. */
+export interface RolloverProgress {
+  /** Leaves that failed to renew (this pass). */
+  leaves_failed: number
+  /** Leaves whose renewal waits for approval (this pass). */
+  leaves_pending_approval: number
+  /** Leaves reissued under the successor, by any run. */
+  leaves_reissued: number
+  /** Leaves looked at in this pass so far. */
+  leaves_seen: number
+  /** The rollover. */
+  rollover_id: CaRolloverId
+}
+
+/** What a run did and where the rollover stands. */
+export interface RolloverReport {
+  /** Whether this run continued a rollover an earlier run started. */
+  resumed: boolean
+  /** The rollover's row after this run. */
+  rollover: CaRollover
+  /** The stages this run completed, in order. */
+  stages_completed: RolloverStage[]
+}
+
+/** `ca_rollovers.stage`: the stage a rollover runs next, in order. */
+export type RolloverStage = "create_successor" | "cross_sign" | "publish_trust_bundle" | "switch_issuance" | "reissue_leaves" | "retire_old" | "done"
+
+/** `ca_rollovers.status`. */
+export type RolloverStatus = "in_progress" | "waiting" | "completed"
 
 /** Reported to [`RotationOptions::progress`] after each committed batch. */
 export interface RotationProgress {
@@ -2634,6 +2804,12 @@ export declare class Clm {
   createIntermediateCa(actor: Actor, issuerId: CertificateId, input: NewCertificateAuthority): Promise<CertificateAuthority>
   /** Every CA the actor can see. */
   listAuthorities(actor: Actor): Promise<CertificateAuthority[]>
+  /** A dry run of a CA rollover: the stages and how many certificates each touches. */
+  planCaRollover(actor: Actor, caId: CertificateId, options?: RolloverOptions | null): Promise<RolloverPlan>
+  /** Starts or resumes a CA rollover: successor, cross certificates, trust bundle, switch, leaves reissued in batches, old CA retired. */
+  runCaRollover(actor: Actor, caId: CertificateId, options?: RolloverOptions | null, batchSize?: number | null, maxBatches?: number | null, onProgress?: ((progress: RolloverProgress) => void) | null): Promise<RolloverReport>
+  /** The newest rollover of a CA: stage, progress and trust bundle (PEM). */
+  caRolloverStatus(actor: Actor, caId: CertificateId): Promise<CaRollover>
   /** Issues a certificate under policy (or queues it for approval). */
   issueCertificate(actor: Actor, request: IssueInput): Promise<IssuanceOutcome>
   /** What issue_certificate would issue, and which rules pass or fail. */

@@ -38,6 +38,7 @@ const SHAPES = {
   PolicyUpdate: ["obj", {"rules": ["ref", "PolicyRules"]}],
   PrivateKeyExportOptions: ["obj", {"iterations": ["int", 0, 4294967295]}],
   RenewOptions: ["obj", {"validity_days": ["int", 0, 4294967295]}],
+  RolloverOptions: ["obj", {"overlap_days": ["int", 0, 4294967295], "validity_days": ["int", 0, 4294967295]}],
   WorkflowDefinition: ["obj", {"expires_after_hours": ["int", 0, 4294967295], "steps": ["arr", ["ref", "WorkflowStepDefinition"]]}],
   WorkflowStepDefinition: ["obj", {"required_approvals": ["int", 0, 4294967295], "step_id": ["int", 0, 4294967295]}],
 }
@@ -54,6 +55,8 @@ const ARGUMENTS = {
   update_policy: {"update": ["ref", "PolicyUpdate"]},
   create_root_ca: {"new": ["ref", "NewCertificateAuthority"]},
   create_intermediate_ca: {"new": ["ref", "NewCertificateAuthority"]},
+  plan_ca_rollover: {"options": ["ref", "RolloverOptions"]},
+  run_ca_rollover: {"options": ["ref", "RolloverOptions"], "batch_size": ["int", 0, 4294967295], "max_batches": ["int", 0, 4294967295]},
   issue_certificate: {"request": ["ref", "IssueInput"]},
   dry_run_issuance: {"request": ["ref", "IssueInput"]},
   renew_certificate: {"options": ["ref", "RenewOptions"]},
@@ -130,6 +133,9 @@ const OPERATIONS = [
   {"name": "create_root_ca", "js_name": "createRootCa", "module": "authorities", "summary": "Creates a self-signed root CA.", "needs_actor": true, "arguments": [{"name": "new", "js_name": "input", "required": true}], "result_kind": "value", "progress": false},
   {"name": "create_intermediate_ca", "js_name": "createIntermediateCa", "module": "authorities", "summary": "Creates an intermediate CA signed by a CA in clm.", "needs_actor": true, "arguments": [{"name": "issuer_id", "js_name": "issuerId", "required": true}, {"name": "new", "js_name": "input", "required": true}], "result_kind": "value", "progress": false},
   {"name": "list_authorities", "js_name": "listAuthorities", "module": "authorities", "summary": "Every CA the actor can see.", "needs_actor": true, "arguments": [], "result_kind": "value", "progress": false},
+  {"name": "plan_ca_rollover", "js_name": "planCaRollover", "module": "rollover", "summary": "A dry run of a CA rollover: the stages and how many certificates each touches.", "needs_actor": true, "arguments": [{"name": "ca_id", "js_name": "caId", "required": true}, {"name": "options", "js_name": "options", "required": false}], "result_kind": "value", "progress": false},
+  {"name": "run_ca_rollover", "js_name": "runCaRollover", "module": "rollover", "summary": "Starts or resumes a CA rollover: successor, cross certificates, trust bundle, switch, leaves reissued in batches, old CA retired.", "needs_actor": true, "arguments": [{"name": "ca_id", "js_name": "caId", "required": true}, {"name": "options", "js_name": "options", "required": false}, {"name": "batch_size", "js_name": "batchSize", "required": false}, {"name": "max_batches", "js_name": "maxBatches", "required": false}], "result_kind": "value", "progress": true},
+  {"name": "ca_rollover_status", "js_name": "caRolloverStatus", "module": "rollover", "summary": "The newest rollover of a CA: stage, progress and trust bundle (PEM).", "needs_actor": true, "arguments": [{"name": "ca_id", "js_name": "caId", "required": true}], "result_kind": "value", "progress": false},
   {"name": "issue_certificate", "js_name": "issueCertificate", "module": "issuance", "summary": "Issues a certificate under policy (or queues it for approval).", "needs_actor": true, "arguments": [{"name": "request", "js_name": "request", "required": true}], "result_kind": "value", "progress": false},
   {"name": "dry_run_issuance", "js_name": "dryRunIssuance", "module": "issuance", "summary": "What issue_certificate would issue, and which rules pass or fail.", "needs_actor": true, "arguments": [{"name": "request", "js_name": "request", "required": true}], "result_kind": "value", "progress": false},
   {"name": "renew_certificate", "js_name": "renewCertificate", "module": "issuance", "summary": "Renews a certificate (new key unless reuse_key).", "needs_actor": true, "arguments": [{"name": "certificate_id", "js_name": "certificateId", "required": true}, {"name": "options", "js_name": "options", "required": false}], "result_kind": "value", "progress": false},
@@ -451,6 +457,21 @@ class Clm {
   /** Every CA the actor can see. */
   listAuthorities(actor) {
     return runtime.callAs(this, actor, "list_authorities", {})
+  }
+
+  /** A dry run of a CA rollover: the stages and how many certificates each touches. */
+  planCaRollover(actor, caId, options) {
+    return runtime.callAs(this, actor, "plan_ca_rollover", { ca_id: caId, options })
+  }
+
+  /** Starts or resumes a CA rollover: successor, cross certificates, trust bundle, switch, leaves reissued in batches, old CA retired. */
+  runCaRollover(actor, caId, options, batchSize, maxBatches, onProgress) {
+    return runtime.callAs(this, actor, "run_ca_rollover", { ca_id: caId, options, batch_size: batchSize, max_batches: maxBatches }, onProgress)
+  }
+
+  /** The newest rollover of a CA: stage, progress and trust bundle (PEM). */
+  caRolloverStatus(actor, caId) {
+    return runtime.callAs(this, actor, "ca_rollover_status", { ca_id: caId })
   }
 
   /** Issues a certificate under policy (or queues it for approval). */

@@ -23,6 +23,7 @@ pub mod ocsp;
 pub mod policies;
 pub mod policy_check;
 pub mod revocation;
+pub mod rollover;
 pub mod rotation;
 pub mod views;
 pub mod workflows;

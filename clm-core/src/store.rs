@@ -17,6 +17,7 @@ pub(crate) mod support;
 
 pub mod api_keys;
 pub mod audit;
+pub mod ca_rollovers;
 pub mod certificate_metadata;
 pub mod certificate_requests;
 pub mod certificate_revocations;

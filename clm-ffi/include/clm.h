@@ -1693,6 +1693,155 @@ clm_status clm_list_authorities(const struct clm_handle *clm,
                                 char **result_json);
 
 /*
+ A dry run of a CA rollover: the stages and how many certificates each
+ touches.
+
+ Operation `plan_ca_rollover` (rollover).
+ `arguments_json`: a JSON object of these named arguments:
+ - `ca_id` (`CertificateId` UUID; required)
+ - `options` (`RolloverOptions` object; optional; every field defaults):
+   How the successor differs from the old CA; every field defaults to the
+   old CA's own value. An object:
+   - `key_algorithm` (`KeyAlgorithm` or null; optional, default null): The
+     successor's key algorithm (default: the old CA's).
+   - `overlap_days` (integer 0..4294967295 or null; optional, default
+     null): Roots: how many days the cross certificates are valid, i.e. how
+     long the old and new hierarchies chain into each other (default 365;
+     cut to what both roots have left).
+   - `subject` (`DistinguishedName` or null; optional, default null): The
+     successor's subject (default: the old CA's, the usual choice for a
+     root key update).
+   - `validity_days` (integer 0..4294967295 or null; optional, default
+     null): The successor's lifetime in days (default: as long as the old
+     CA's; an intermediate's default is cut to what its parent has left).
+
+ Where:
+ - `KeyAlgorithm`: A key algorithm: one of the examples, or a common
+   spelling of one (rsa2048, p256, secp384r1, ed25519), case-insensitive.
+   (text, e.g. "RSA-2048", "RSA-3072", "RSA-4096", "ECDSA-P256",
+   "ECDSA-P384", "Ed25519")
+ - `DistinguishedName`: A subject or issuer name with the attributes clm
+   issues. Empty strings count as absent. An object:
+   - `common_name` (text or null; optional): CN, at most 64 characters.
+   - `country` (text or null; optional): ISO 3166 two-letter code.
+   - `email` (text or null; optional): emailAddress (ASCII), at most 255
+     characters.
+   - `locality` (text or null; optional): L (locality, city), at most 128
+     characters.
+   - `organization` (text or null; optional): O, at most 64 characters.
+   - `organizational_unit` (text or null; optional): OU, at most 64
+     characters.
+   - `state` (text or null; optional): ST (state or province), at most 128
+     characters.
+
+ `actor`: who performs it (not NULL).
+ `result_json`: the `RolloverPlan` record `{"ca_certificate_id", "ca_kind",
+ "dependants_blocking_retirement", "leaves_requiring_approval",
+ "leaves_to_reissue", "leaves_waiting_approval", "stages",
+ "successor_key_algorithm", "successor_subject_dn",
+ "successor_validity_days", "warnings", "open_rollover"?, "overlap_days"?,
+ "successor_issuer_id"?}` as JSON text; free it with `clm_string_free`.
+
+ # Safety
+ `clm` and `actor` are NULL or live handles; `arguments_json` is NULL or a
+ NUL-terminated string; `result_json` is NULL or writable.
+ */
+clm_status clm_plan_ca_rollover(const struct clm_handle *clm,
+                                const struct clm_actor *actor,
+                                const char *arguments_json,
+                                char **result_json);
+
+/*
+ Starts or resumes a CA rollover: successor, cross certificates, trust
+ bundle, switch, leaves reissued in batches, old CA retired.
+
+ Operation `run_ca_rollover` (rollover).
+ `arguments_json`: a JSON object of these named arguments:
+ - `ca_id` (`CertificateId` UUID; required)
+ - `options` (`RolloverOptions` object; optional; every field defaults):
+   How the successor differs from the old CA; every field defaults to the
+   old CA's own value. An object:
+   - `key_algorithm` (`KeyAlgorithm` or null; optional, default null): The
+     successor's key algorithm (default: the old CA's).
+   - `overlap_days` (integer 0..4294967295 or null; optional, default
+     null): Roots: how many days the cross certificates are valid, i.e. how
+     long the old and new hierarchies chain into each other (default 365;
+     cut to what both roots have left).
+   - `subject` (`DistinguishedName` or null; optional, default null): The
+     successor's subject (default: the old CA's, the usual choice for a
+     root key update).
+   - `validity_days` (integer 0..4294967295 or null; optional, default
+     null): The successor's lifetime in days (default: as long as the old
+     CA's; an intermediate's default is cut to what its parent has left).
+ - `batch_size` (integer 0..4294967295 or null; optional)
+ - `max_batches` (integer 0..4294967295 or null; optional)
+
+ Where:
+ - `KeyAlgorithm`: A key algorithm: one of the examples, or a common
+   spelling of one (rsa2048, p256, secp384r1, ed25519), case-insensitive.
+   (text, e.g. "RSA-2048", "RSA-3072", "RSA-4096", "ECDSA-P256",
+   "ECDSA-P384", "Ed25519")
+ - `DistinguishedName`: A subject or issuer name with the attributes clm
+   issues. Empty strings count as absent. An object:
+   - `common_name` (text or null; optional): CN, at most 64 characters.
+   - `country` (text or null; optional): ISO 3166 two-letter code.
+   - `email` (text or null; optional): emailAddress (ASCII), at most 255
+     characters.
+   - `locality` (text or null; optional): L (locality, city), at most 128
+     characters.
+   - `organization` (text or null; optional): O, at most 64 characters.
+   - `organizational_unit` (text or null; optional): OU, at most 64
+     characters.
+   - `state` (text or null; optional): ST (state or province), at most 128
+     characters.
+
+ `actor`: who performs it (not NULL).
+ `progress` (may be NULL) is called with `user_data` and the
+ `RolloverProgress` record `{"leaves_failed", "leaves_pending_approval",
+ "leaves_reissued", "leaves_seen", "rollover_id"}` as JSON text while the
+ operation runs.
+ `result_json`: the `RolloverReport` record `{"resumed", "rollover",
+ "stages_completed"}` as JSON text; free it with `clm_string_free`.
+
+ # Safety
+ `clm` and `actor` are NULL or live handles; `arguments_json` is NULL or a
+ NUL-terminated string; `result_json` is NULL or writable. `progress` and
+ `user_data` as for `clm_progress_callback`.
+ */
+clm_status clm_run_ca_rollover(const struct clm_handle *clm,
+                               const struct clm_actor *actor,
+                               const char *arguments_json,
+                               clm_progress_callback progress,
+                               void *user_data,
+                               char **result_json);
+
+/*
+ The newest rollover of a CA: stage, progress and trust bundle (PEM).
+
+ Operation `ca_rollover_status` (rollover).
+ `arguments_json`: a JSON object of these named arguments:
+ - `ca_id` (`CertificateId` UUID; required)
+
+ `actor`: who performs it (not NULL).
+ `result_json`: the `CaRollover` record `{"blockers", "ca_certificate_id",
+ "created_at", "id", "leaves_failed", "leaves_pending_approval",
+ "leaves_reissued", "leaves_seen", "options", "stage", "started_at",
+ "status", "successor_certificate_id", "updated_at", "completed_at"?,
+ "cross_new_by_old_id"?, "cross_old_by_new_id"?, "deleted_at"?,
+ "error_message"?, "initiated_by_user_id"?, "last_leaf_id"?,
+ "organization_id"?, "trust_bundle_pem"?}` as JSON text; free it with
+ `clm_string_free`.
+
+ # Safety
+ `clm` and `actor` are NULL or live handles; `arguments_json` is NULL or a
+ NUL-terminated string; `result_json` is NULL or writable.
+ */
+clm_status clm_ca_rollover_status(const struct clm_handle *clm,
+                                  const struct clm_actor *actor,
+                                  const char *arguments_json,
+                                  char **result_json);
+
+/*
  Issues a certificate under policy (or queues it for approval).
 
  Operation `issue_certificate` (issuance).

@@ -21,6 +21,7 @@ import {
   type LogRecord,
   type NewPolicy,
   type OperationInfo,
+  type RolloverProgress,
   type RotationProgress,
   type UserPage,
   type Violation,
@@ -42,6 +43,16 @@ async function everyOperation(dir: string): Promise<void> {
   const root = await clm.createRootCa(system, { subject: { common_name: 'Root' }, key_algorithm: 'ecdsa_p384', path_len: 1 })
   const inter = await clm.createIntermediateCa(system, root.certificate.id, { subject: { common_name: 'Issuing' }, validity_days: 1825 })
   const authorities = await clm.listAuthorities(system)
+  // CA rollover: a dry run, a run with progress, its status and trust bundle.
+  const plan = await clm.planCaRollover(system, inter.certificate.id, { overlap_days: 30 })
+  const toReissue: number = plan.leaves_to_reissue
+  const rolloverSeen: RolloverProgress[] = []
+  const rolled = await clm.runCaRollover(system, inter.certificate.id, null, 50, null, (p) => rolloverSeen.push(p))
+  const rolloverStage: 'create_successor' | 'cross_sign' | 'publish_trust_bundle' | 'switch_issuance' | 'reissue_leaves' | 'retire_old' | 'done' = rolled.rollover.stage
+  const rolloverStatus = await clm.caRolloverStatus(system, inter.certificate.id)
+  const trustBundle: string | null | undefined = rolloverStatus.trust_bundle_pem
+  // @ts-expect-error the overlap is a number of days
+  await clm.planCaRollover(system, root.certificate.id, { overlap_days: 'a year' })
   const rules: NewPolicy['rules'] = { max_validity_days: 397, allowed_domains: ['example.com'], allow_subdomains: true }
   const policy = await clm.createPolicy(system, { policy_code: 'TLS', name: 'TLS', rules })
   const request: IssueInput = {

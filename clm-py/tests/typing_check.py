@@ -87,6 +87,15 @@ def every_operation(c: clm.Clm, pem: str) -> None:
     inter: clm.CertificateAuthority = c.create_intermediate_ca(system, root.certificate.id,
                                                                {"subject": {"common_name": "Inter"}})
     authorities: list[clm.CertificateAuthority] = c.list_authorities(system)
+    plan: clm.RolloverPlan = c.plan_ca_rollover(system, inter.certificate.id, {"overlap_days": 30})
+    to_reissue: int = plan.leaves_to_reissue
+
+    def rollover_progress(report: clm.RolloverProgress) -> None:
+        reissued: int = report.leaves_reissued
+
+    rolled: clm.RolloverReport = c.run_ca_rollover(system, inter.certificate.id, None, 50, progress=rollover_progress)
+    rollover: clm.CaRollover = c.ca_rollover_status(system, inter.certificate.id)
+    trust_bundle: str | None = rollover.trust_bundle_pem
     outcome: clm.IssuanceOutcome = c.issue_certificate(system, {
         "issuer_id": inter.certificate.id, "validity_days": 30,
         "sans": [{"type": "DNS", "value": "a.example.com"}],

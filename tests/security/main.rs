@@ -15,5 +15,6 @@ mod members;
 mod name_constraints;
 mod names;
 mod ocsp;
+mod rollover;
 mod rotation_race;
 mod views;

@@ -14,9 +14,9 @@ use crate::crypto::{
     DistinguishedName, KeyAlgorithm, KeyPair, PemLabel, SecretString, build_csr, der_to_pem,
 };
 use crate::model::{
-    ActiveCertificate, ActiveUserWithRoles, ApiKey, AuditEvent, Certificate, CertificateRevocation,
-    CertificateSummary, ExpiringCertificate, KeyRotation, Notification, Organization,
-    PendingApproval, Permissions, Policy, Role, User, UserRole, Workflow,
+    ActiveCertificate, ActiveUserWithRoles, ApiKey, AuditEvent, CaRollover, Certificate,
+    CertificateRevocation, CertificateSummary, ExpiringCertificate, KeyRotation, Notification,
+    Organization, PendingApproval, Permissions, Policy, Role, User, UserRole, Workflow,
 };
 use crate::model::{
     ApiKeyId, CertificateId, NotificationId, OrganizationId, OrganizationStatus, PolicyId,
@@ -39,6 +39,9 @@ use crate::service::maintenance::{DatabaseStatsReport, MaintainOptions, Maintena
 use crate::service::ocsp::OcspReply;
 use crate::service::policies::{NewPolicy, PolicyUpdate};
 use crate::service::revocation::GeneratedCrl;
+use crate::service::rollover::{
+    RolloverOptions, RolloverPlan, RolloverProgress, RolloverReport, RolloverRun,
+};
 use crate::service::rotation::{DataKeyStatus, RotationOptions, RotationProgress, RotationReport};
 use crate::service::views::{ExpiringWithinDays, ViewFilter};
 use crate::service::workflows::{NewWorkflow, WorkflowInstanceView};
@@ -385,6 +388,37 @@ operations! { clm, actor, progress;
     /// Every CA the actor can see.
     authorities acting list_authorities() -> Vec<CertificateAuthority> =>
         record(&clm.list_authorities(actor).await?);
+
+    // ---- CA rollover -------------------------------------------------------------
+    /// A dry run of a CA rollover: the stages and how many certificates each touches.
+    rollover acting plan_ca_rollover(ca_id: CertificateId, options: RolloverOptions = default)
+        -> RolloverPlan => record(&clm.plan_ca_rollover(actor, ca_id, options).await?);
+    /// Starts or resumes a CA rollover: successor, cross certificates, trust bundle,
+    /// switch, leaves reissued in batches, old CA retired.
+    rollover acting [progress: RolloverProgress] run_ca_rollover(
+        ca_id: CertificateId,
+        options: RolloverOptions = default,
+        batch_size: Option<u32>,
+        max_batches: Option<u32>,
+    ) -> RolloverReport => {
+        let report_progress = move |step: RolloverProgress| {
+            if let Some(sink) = progress {
+                sink(progress_value(step));
+            }
+        };
+        let mut run = RolloverRun {
+            progress: Some(&report_progress),
+            max_batches,
+            ..RolloverRun::default()
+        };
+        if let Some(batch_size) = batch_size {
+            run.batch_size = batch_size;
+        }
+        record(&clm.run_ca_rollover(actor, ca_id, options, run).await?)
+    };
+    /// The newest rollover of a CA: stage, progress and trust bundle (PEM).
+    rollover acting ca_rollover_status(ca_id: CertificateId) -> CaRollover =>
+        record(&clm.ca_rollover_status(actor, ca_id).await?);
 
     // ---- issuance ------------------------------------------------------------
     /// Issues a certificate under policy (or queues it for approval).

@@ -88,7 +88,12 @@ pub const PERMISSION_CATALOG: &[(&str, &[&str])] = &[
             "create", "read", "update", "delete", "revoke", "export", "import", "renew",
         ],
     ),
-    ("authorities", &["create", "read", "sign_crl", "export_key"]),
+    // `rollover`: plan and run a CA rollover (a successor CA, cross
+    // certificates, reissued leaves, the old CA retired).
+    (
+        "authorities",
+        &["create", "read", "sign_crl", "export_key", "rollover"],
+    ),
     ("requests", &["create", "read", "cancel"]),
     ("policies", &["create", "read", "update", "delete"]),
     (

@@ -22,7 +22,7 @@ use crate::service::actor::{Access, Actor};
 use crate::service::audit::AuditEntry;
 use crate::service::certificates::{
     CertificateWrite, IssuanceExtras, IssuanceUrls, LoadedIssuer, Ownership, RequestRow,
-    certificate_row,
+    certificate_row_with_id,
 };
 use crate::service::policy_check;
 use crate::store::certificates;
@@ -76,6 +76,37 @@ impl Default for NewCertificateAuthority {
             permitted_subtrees: Vec::new(),
             excluded_subtrees: Vec::new(),
         }
+    }
+}
+
+/// Successors followed from a CA named in a request (rollovers of rollovers).
+const MAX_ROLLOVER_HOPS: u8 = 16;
+
+impl NewCertificateAuthority {
+    /// The creation options of a CA like `old` (subject, key algorithm,
+    /// validity length, path length, organization, issuance URLs): what a
+    /// rollover gives the successor before its own options apply. Every
+    /// field is named here, with no `..Default::default()`, so a field added
+    /// to this struct fails to compile until it says how a successor gets it.
+    pub(crate) fn like(old: &LoadedIssuer) -> Result<NewCertificateAuthority> {
+        let row = &old.row;
+        let days = row
+            .not_after
+            .signed_duration_since(row.not_before)
+            .num_days();
+        Ok(NewCertificateAuthority {
+            subject: DistinguishedName::parse(&row.subject_dn)?,
+            key_algorithm: crate::service::issuance::algorithm_of(
+                &row.key_algorithm,
+                row.key_size,
+            )?,
+            validity_days: u32::try_from(days.clamp(1, i64::from(MAX_VALIDITY_DAYS))).unwrap_or(1),
+            path_len: old.certificate.path_len,
+            organization_id: row.organization_id,
+            crl_distribution_points: old.issuance_urls.crl_distribution_points.clone(),
+            ocsp_urls: old.issuance_urls.ocsp_urls.clone(),
+            ca_issuers_urls: old.issuance_urls.ca_issuers_urls.clone(),
+        })
     }
 }
 
@@ -142,6 +173,12 @@ fn validity_window_at(now: DateTime<Utc>, days: u32) -> Result<(DateTime<Utc>, D
 /// A CA may sign only while in service: not revoked, suspended or expired.
 pub(crate) fn ensure_issuer_usable(issuer: &LoadedIssuer, not_after: DateTime<Utc>) -> Result<()> {
     let row = &issuer.row;
+    if let Some(retired_at) = issuer.rollover.retired_at {
+        return Err(Error::conflict(format!(
+            "CA {} was retired at {retired_at} by its rollover and signs no certificates (only CRLs)",
+            row.certificate_id
+        )));
+    }
     if !matches!(
         row.status,
         CertificateStatus::Active | CertificateStatus::Expiring
@@ -352,7 +389,7 @@ impl Clm {
         id: CertificateId,
         organization: Option<OrganizationId>,
     ) -> Result<Arc<LoadedIssuer>> {
-        let issuer = match self.load_issuer(id).await {
+        let mut issuer = match self.load_issuer(id).await {
             Err(Error::NotFound { .. }) => {
                 return Err(Error::not_found("certificate authority", id));
             }
@@ -360,6 +397,19 @@ impl Clm {
         };
         if !actor.reaches(issuer.row.organization_id) {
             return Err(Error::not_found("certificate authority", id));
+        }
+        // A CA rolled over hands what names it to its successor (of the same
+        // organization), through as many rollovers as it has had.
+        let mut hops = 0u8;
+        while let Some(successor) = issuer.rollover.successor {
+            hops = hops.saturating_add(1);
+            if hops > MAX_ROLLOVER_HOPS {
+                return Err(Error::conflict(format!(
+                    "CA {} has more than {MAX_ROLLOVER_HOPS} successors in a row",
+                    issuer.row.certificate_id
+                )));
+            }
+            issuer = self.load_issuer(successor).await?;
         }
         if issuer.row.organization_id.is_some() && issuer.row.organization_id != organization {
             return Err(Error::invalid(
@@ -385,7 +435,7 @@ impl Clm {
             Access::new("authorities", "create").in_org(new.organization_id),
         )
         .await?;
-        self.create_ca(actor, None, new).await
+        self.create_ca(actor, None, new, None).await
     }
 
     /// Creates an intermediate CA with a new key, signed by the CA `issuer_id`.
@@ -412,14 +462,18 @@ impl Clm {
             Access::new("authorities", "create").in_org(parent.row.organization_id),
         )
         .await?;
-        self.create_ca(actor, Some(parent), new).await
+        self.create_ca(actor, Some(parent), new, None).await
     }
 
-    async fn create_ca(
+    /// Signs and stores a CA: self-signed without `parent`. `id` fixes the
+    /// new row's id (a rollover chooses it before writing, so a stage
+    /// interrupted after the write finds the CA it made).
+    pub(crate) async fn create_ca(
         &self,
         actor: &Actor,
         parent: Option<Arc<LoadedIssuer>>,
         new: NewCertificateAuthority,
+        id: Option<CertificateId>,
     ) -> Result<CertificateAuthority> {
         if new.subject.is_empty() {
             return Err(Error::invalid(
@@ -483,7 +537,8 @@ impl Clm {
             organization_id: new.organization_id,
             ..Ownership::default()
         };
-        let row = certificate_row(
+        let row = certificate_row_with_id(
+            id.unwrap_or_default(),
             &parsed,
             kind,
             CertificateSource::Issued,

@@ -242,6 +242,21 @@ pub struct LoadedIssuer {
     /// the CA it comes from (`certificate_id`, subject): issuance keeps
     /// all of them.
     pub name_constraints: Vec<(String, crate::crypto::NameConstraints)>,
+    /// The CA's rollover state (successor, retirement, predecessors).
+    pub rollover: CaLineage,
+}
+
+/// Where a CA stands in its rollovers: requests naming it go to
+/// `successor`; a retired CA signs no certificates; policies binding any
+/// of `predecessors` bind it too.
+#[derive(Debug, Clone, Default)]
+pub struct CaLineage {
+    /// The CA issuance switched to, once a rollover of this CA got there.
+    pub successor: Option<CertificateId>,
+    /// When a rollover retired this CA.
+    pub retired_at: Option<crate::model::Timestamp>,
+    /// The CAs this one succeeds, nearest first, through every rollover.
+    pub predecessors: Vec<CertificateId>,
 }
 
 impl LoadedIssuer {
@@ -542,6 +557,7 @@ impl Clm {
         };
         let (ancestors, name_constraints) =
             self.issuer_chain(&mut conn, &row, &certificate).await?;
+        let rollover = crate::service::rollover::lineage(&mut conn.conn(), id).await?;
         Ok(LoadedIssuer {
             row,
             certificate,
@@ -549,6 +565,7 @@ impl Clm {
             issuance_urls,
             ancestors,
             name_constraints,
+            rollover,
         })
     }
 

@@ -301,7 +301,7 @@ impl Plan {
 }
 
 /// Key algorithm of a stored key from its row's family and size.
-fn algorithm_of(family: &str, bits: i32) -> Result<KeyAlgorithm> {
+pub(crate) fn algorithm_of(family: &str, bits: i32) -> Result<KeyAlgorithm> {
     match (family, bits) {
         ("RSA", 2048) => Ok(KeyAlgorithm::Rsa2048),
         ("RSA", 3072) => Ok(KeyAlgorithm::Rsa3072),
@@ -428,6 +428,7 @@ impl Clm {
                     key_family: &family,
                     key_bits: bits,
                     issuer: Some((issuer.row.id, issuer.row.organization_id)),
+                    issuer_predecessors: &issuer.rollover.predecessors,
                 },
             ),
             None => Vec::new(),
@@ -502,7 +503,7 @@ impl Clm {
         if policy.organization_id.is_none()
             && let Some(org) = organization
         {
-            let own = self.own_policies_binding(org, ca).await?;
+            let own = self.own_policies_binding(org, issuer).await?;
             if !own.is_empty() {
                 return Err(Error::invalid(
                     "policy_id",
@@ -521,7 +522,7 @@ impl Clm {
     async fn own_policies_binding(
         &self,
         organization: OrganizationId,
-        ca: &Certificate,
+        ca: &LoadedIssuer,
     ) -> Result<Vec<String>> {
         let mut conn = self.databases().core.acquire().await?;
         let filter = store::policies::PolicyFilter {
@@ -538,7 +539,13 @@ impl Clm {
                     .items
                     .iter()
                     .filter(|p| {
-                        policy_check::policy_binds(p, ca.id, ca.organization_id, Some(organization))
+                        policy_check::policy_binds(
+                            p,
+                            ca.row.id,
+                            &ca.rollover.predecessors,
+                            ca.row.organization_id,
+                            Some(organization),
+                        )
                     })
                     .map(|p| p.policy_code.clone()),
             );

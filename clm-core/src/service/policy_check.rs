@@ -46,21 +46,27 @@ pub struct PolicyInput<'a> {
     /// The signing CA (`certificates.id`) and its organization; judged by
     /// the `issuer_ids` rule (None skips it: no CA chosen yet).
     pub issuer: Option<(CertificateId, Option<OrganizationId>)>,
+    /// The CAs the signing CA succeeds through rollovers: a policy listing
+    /// one of them binds their successor too.
+    pub issuer_predecessors: &'a [CertificateId],
 }
 
 /// Whether `policy` lets CA `ca_id` (of `ca_organization`) issue for
 /// `organization`: a CA it lists; or, when it lists none, a CA of the
 /// certificate's own organization (shared CAs for shared certificates). A
 /// shared CA serves an organization only through a policy that lists it.
+/// A CA that succeeds a listed one through a rollover (`predecessors`) is
+/// bound as that one was, so a rollover needs no policy edited.
 pub fn policy_binds(
     policy: &Policy,
     ca_id: CertificateId,
+    predecessors: &[CertificateId],
     ca_organization: Option<OrganizationId>,
     organization: Option<OrganizationId>,
 ) -> bool {
     let listed = &policy.policy_rules.0.issuer_ids;
     if !listed.is_empty() {
-        return listed.contains(&ca_id);
+        return listed.contains(&ca_id) || predecessors.iter().any(|p| listed.contains(p));
     }
     ca_organization == organization
 }
@@ -257,7 +263,13 @@ pub fn evaluate(policy: &Policy, input: &PolicyInput<'_>) -> Vec<RuleOutcome> {
     if let Some((ca_id, ca_organization)) = input.issuer {
         outcomes.push(outcome(
             "issuer_ids",
-            if policy_binds(policy, ca_id, ca_organization, input.organization_id) {
+            if policy_binds(
+                policy,
+                ca_id,
+                input.issuer_predecessors,
+                ca_organization,
+                input.organization_id,
+            ) {
                 vec![]
             } else {
                 vec![format!(
@@ -655,6 +667,7 @@ mod tests {
             key_family: "ECDSA",
             key_bits: 256,
             issuer: None,
+            issuer_predecessors: &[],
         }
     }
 

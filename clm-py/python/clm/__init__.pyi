@@ -80,6 +80,8 @@ Pkcs12Encryption = Literal["modern", "legacy"]
 PolicyStatus = Literal["draft", "active", "inactive", "archived"]
 RequestStatus = Literal["pending", "pending_approval", "approved", "rejected", "issued", "failed", "cancelled", "expired"]
 RevocationReason = Literal["unspecified", "key_compromise", "ca_compromise", "affiliation_changed", "superseded", "cessation_of_operation", "certificate_hold", "remove_from_crl", "privilege_withdrawn", "aa_compromise"]
+RolloverStage = Literal["create_successor", "cross_sign", "publish_trust_bundle", "switch_issuance", "reissue_leaves", "retire_old", "done"]
+RolloverStatus = Literal["in_progress", "waiting", "completed"]
 RotationStatus = Literal["in_progress", "completed", "failed"]
 RotationType = Literal["data_key", "master_key"]
 StepType = Literal["validation", "approval", "issuance", "notification"]
@@ -274,6 +276,13 @@ class RenewOptions(TypedDict, total=False):
     validity_days: int | None
 
 
+class RolloverOptions(TypedDict, total=False):
+    key_algorithm: str | None
+    overlap_days: int | None
+    subject: DistinguishedName | None
+    validity_days: int | None
+
+
 class SubjectAlternativeName(TypedDict, total=False):
     type: Required[Literal["DNS", "IP", "EMAIL", "URI"]]
     value: Required[str]
@@ -445,6 +454,32 @@ class AuditRetentionReport(Record):
     runs: list[ArchiveReport]
     archive_dir: str | None
     cutoff: datetime | None
+
+
+class CaRollover(Record):
+    id: UUID
+    ca_certificate_id: UUID
+    successor_certificate_id: UUID
+    options: Any
+    status: RolloverStatus
+    stage: RolloverStage
+    leaves_seen: int
+    leaves_reissued: int
+    leaves_pending_approval: int
+    leaves_failed: int
+    blockers: int
+    started_at: datetime
+    created_at: datetime
+    updated_at: datetime
+    completed_at: datetime | None
+    cross_new_by_old_id: UUID | None
+    cross_old_by_new_id: UUID | None
+    deleted_at: datetime | None
+    error_message: str | None
+    initiated_by_user_id: UUID | None
+    last_leaf_id: UUID | None
+    organization_id: UUID | None
+    trust_bundle_pem: str | None
 
 
 class Certificate(Record):
@@ -868,6 +903,11 @@ class Pkcs12Export(Record):
     friendly_name: str
     local_key_id: str
     data_base64: str
+class PlannedStage(Record):
+    stage: RolloverStage
+    applies: bool
+    action: str
+    certificates: int
 
 
 class Policy(Record):
@@ -918,6 +958,37 @@ class Role(Record):
 class RolePage(Page[Role]):
     items: list[Role]
     next_cursor: str | None
+
+
+class RolloverPlan(Record):
+    ca_certificate_id: UUID
+    ca_kind: CertificateKind
+    successor_subject_dn: str
+    successor_key_algorithm: str
+    successor_validity_days: int
+    stages: list[PlannedStage]
+    leaves_to_reissue: int
+    leaves_requiring_approval: int
+    leaves_waiting_approval: int
+    dependants_blocking_retirement: int
+    warnings: list[str]
+    open_rollover: CaRollover | None
+    overlap_days: int | None
+    successor_issuer_id: UUID | None
+
+
+class RolloverProgress(Record):
+    rollover_id: UUID
+    leaves_seen: int
+    leaves_reissued: int
+    leaves_pending_approval: int
+    leaves_failed: int
+
+
+class RolloverReport(Record):
+    rollover: CaRollover
+    resumed: bool
+    stages_completed: list[RolloverStage]
 
 
 class RotationProgress(Record):
@@ -1230,6 +1301,23 @@ class Clm:
         new: NewCertificateAuthority,
     ) -> CertificateAuthority: ...
     def list_authorities(self, actor: Actor) -> list[CertificateAuthority]: ...
+    def plan_ca_rollover(
+        self,
+        actor: Actor,
+        ca_id: str | UUID,
+        options: RolloverOptions | None = None,
+    ) -> RolloverPlan: ...
+    def run_ca_rollover(
+        self,
+        actor: Actor,
+        ca_id: str | UUID,
+        options: RolloverOptions | None = None,
+        batch_size: int | None = None,
+        max_batches: int | None = None,
+        *,
+        progress: Callable[[RolloverProgress], object] | None = None,
+    ) -> RolloverReport: ...
+    def ca_rollover_status(self, actor: Actor, ca_id: str | UUID) -> CaRollover: ...
     def issue_certificate(self, actor: Actor, request: IssueInput) -> IssuanceOutcome: ...
     def dry_run_issuance(self, actor: Actor, request: IssueInput) -> DryRunReport: ...
     def renew_certificate(

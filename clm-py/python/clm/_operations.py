@@ -238,6 +238,18 @@ OPERATIONS: dict[str, Operation] = {
         (),
         ('list', 'CertificateAuthority'), None,
         'Every CA the actor can see.'),
+    'plan_ca_rollover': Operation('plan_ca_rollover', 'rollover', True, 'value',
+        (('ca_id', True, 'uuid'), ('options', False, 'dict')),
+        'RolloverPlan', None,
+        'A dry run of a CA rollover: the stages and how many certificates each touches.'),
+    'run_ca_rollover': Operation('run_ca_rollover', 'rollover', True, 'value',
+        (('ca_id', True, 'uuid'), ('options', False, 'dict'), ('batch_size', False, 'int'), ('max_batches', False, 'int')),
+        'RolloverReport', 'RolloverProgress',
+        'Starts or resumes a CA rollover: successor, cross certificates, trust bundle, switch, leaves reissued in batches, old CA retired.'),
+    'ca_rollover_status': Operation('ca_rollover_status', 'rollover', True, 'value',
+        (('ca_id', True, 'uuid'),),
+        'CaRollover', None,
+        'The newest rollover of a CA: stage, progress and trust bundle (PEM).'),
     'issue_certificate': Operation('issue_certificate', 'issuance', True, 'value',
         (('request', True, 'dict'),),
         'IssuanceOutcome', None,
@@ -771,6 +783,32 @@ class Operations:
     def list_authorities(self, actor: Actor) -> list[CertificateAuthority]:
         """Every CA the actor can see."""
         return self._call("list_authorities", actor, {})
+
+    def plan_ca_rollover(
+        self,
+        actor: Actor,
+        ca_id: str | UUID,
+        options: RolloverOptions | None = None,
+    ) -> RolloverPlan:
+        """A dry run of a CA rollover: the stages and how many certificates each touches."""
+        return self._call("plan_ca_rollover", actor, {"ca_id": ca_id, "options": options})
+
+    def run_ca_rollover(
+        self,
+        actor: Actor,
+        ca_id: str | UUID,
+        options: RolloverOptions | None = None,
+        batch_size: int | None = None,
+        max_batches: int | None = None,
+        *,
+        progress: Callable[[RolloverProgress], object] | None = None,
+    ) -> RolloverReport:
+        """Starts or resumes a CA rollover: successor, cross certificates, trust bundle, switch, leaves reissued in batches, old CA retired."""
+        return self._call("run_ca_rollover", actor, {"ca_id": ca_id, "options": options, "batch_size": batch_size, "max_batches": max_batches}, progress)
+
+    def ca_rollover_status(self, actor: Actor, ca_id: str | UUID) -> CaRollover:
+        """The newest rollover of a CA: stage, progress and trust bundle (PEM)."""
+        return self._call("ca_rollover_status", actor, {"ca_id": ca_id})
 
     def issue_certificate(self, actor: Actor, request: IssueInput) -> IssuanceOutcome:
         """Issues a certificate under policy (or queues it for approval)."""
@@ -1402,6 +1440,32 @@ class AsyncOperations:
     async def list_authorities(self, actor: Actor) -> list[CertificateAuthority]:
         """Every CA the actor can see."""
         return await self._call("list_authorities", actor, {})
+
+    async def plan_ca_rollover(
+        self,
+        actor: Actor,
+        ca_id: str | UUID,
+        options: RolloverOptions | None = None,
+    ) -> RolloverPlan:
+        """A dry run of a CA rollover: the stages and how many certificates each touches."""
+        return await self._call("plan_ca_rollover", actor, {"ca_id": ca_id, "options": options})
+
+    async def run_ca_rollover(
+        self,
+        actor: Actor,
+        ca_id: str | UUID,
+        options: RolloverOptions | None = None,
+        batch_size: int | None = None,
+        max_batches: int | None = None,
+        *,
+        progress: Callable[[RolloverProgress], object] | None = None,
+    ) -> RolloverReport:
+        """Starts or resumes a CA rollover: successor, cross certificates, trust bundle, switch, leaves reissued in batches, old CA retired."""
+        return await self._call("run_ca_rollover", actor, {"ca_id": ca_id, "options": options, "batch_size": batch_size, "max_batches": max_batches}, progress)
+
+    async def ca_rollover_status(self, actor: Actor, ca_id: str | UUID) -> CaRollover:
+        """The newest rollover of a CA: stage, progress and trust bundle (PEM)."""
+        return await self._call("ca_rollover_status", actor, {"ca_id": ca_id})
 
     async def issue_certificate(self, actor: Actor, request: IssueInput) -> IssuanceOutcome:
         """Issues a certificate under policy (or queues it for approval)."""

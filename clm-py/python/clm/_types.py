@@ -34,6 +34,8 @@ Pkcs12Encryption = Literal["modern", "legacy"]
 PolicyStatus = Literal["draft", "active", "inactive", "archived"]
 RequestStatus = Literal["pending", "pending_approval", "approved", "rejected", "issued", "failed", "cancelled", "expired"]
 RevocationReason = Literal["unspecified", "key_compromise", "ca_compromise", "affiliation_changed", "superseded", "cessation_of_operation", "certificate_hold", "remove_from_crl", "privilege_withdrawn", "aa_compromise"]
+RolloverStage = Literal["create_successor", "cross_sign", "publish_trust_bundle", "switch_issuance", "reissue_leaves", "retire_old", "done"]
+RolloverStatus = Literal["in_progress", "waiting", "completed"]
 RotationStatus = Literal["in_progress", "completed", "failed"]
 RotationType = Literal["data_key", "master_key"]
 StepType = Literal["validation", "approval", "issuance", "notification"]
@@ -283,6 +285,17 @@ class RenewOptions(TypedDict, total=False):
     """How to renew."""
 
     reuse_key: bool | None
+    validity_days: int | None
+
+
+class RolloverOptions(TypedDict, total=False):
+    """How the successor differs from the old CA; every field defaults to the
+    old CA's own value.
+    """
+
+    key_algorithm: str | None
+    overlap_days: int | None
+    subject: DistinguishedName | None
     validity_days: int | None
 
 
@@ -559,6 +572,37 @@ class AuditRetentionReport(Record):
     runs: list[ArchiveReport]
     archive_dir: str | None
     cutoff: datetime | None
+
+
+class CaRollover(Record):
+    """A CA rollover (`ca_rollovers`): where it stands and what it did."""
+
+    _fields = ('id', 'ca_certificate_id', 'successor_certificate_id', 'options', 'status', 'stage', 'leaves_seen', 'leaves_reissued', 'leaves_pending_approval', 'leaves_failed', 'blockers', 'started_at', 'created_at', 'updated_at', 'completed_at', 'cross_new_by_old_id', 'cross_old_by_new_id', 'deleted_at', 'error_message', 'initiated_by_user_id', 'last_leaf_id', 'organization_id', 'trust_bundle_pem',)
+    _decode = {'id': 'uuid', 'ca_certificate_id': 'uuid', 'successor_certificate_id': 'uuid', 'started_at': 'datetime', 'created_at': 'datetime', 'updated_at': 'datetime', 'completed_at': 'datetime', 'cross_new_by_old_id': 'uuid', 'cross_old_by_new_id': 'uuid', 'deleted_at': 'datetime', 'initiated_by_user_id': 'uuid', 'last_leaf_id': 'uuid', 'organization_id': 'uuid'}
+
+    id: UUID
+    ca_certificate_id: UUID
+    successor_certificate_id: UUID
+    options: Any
+    status: RolloverStatus
+    stage: RolloverStage
+    leaves_seen: int
+    leaves_reissued: int
+    leaves_pending_approval: int
+    leaves_failed: int
+    blockers: int
+    started_at: datetime
+    created_at: datetime
+    updated_at: datetime
+    completed_at: datetime | None
+    cross_new_by_old_id: UUID | None
+    cross_old_by_new_id: UUID | None
+    deleted_at: datetime | None
+    error_message: str | None
+    initiated_by_user_id: UUID | None
+    last_leaf_id: UUID | None
+    organization_id: UUID | None
+    trust_bundle_pem: str | None
 
 
 class Certificate(Record):
@@ -1197,6 +1241,15 @@ class Pkcs12Export(Record):
     friendly_name: str
     local_key_id: str
     data_base64: str
+class PlannedStage(Record):
+    """One stage as the plan sees it."""
+
+    _fields = ('stage', 'applies', 'action', 'certificates',)
+
+    stage: RolloverStage
+    applies: bool
+    action: str
+    certificates: int
 
 
 class Policy(Record):
@@ -1275,6 +1328,52 @@ class RolePage(Page["Role"]):
 
     items: list[Role]
     next_cursor: str | None
+
+
+class RolloverPlan(Record):
+    """A dry run of a rollover: nothing is written."""
+
+    _fields = ('ca_certificate_id', 'ca_kind', 'successor_subject_dn', 'successor_key_algorithm', 'successor_validity_days', 'stages', 'leaves_to_reissue', 'leaves_requiring_approval', 'leaves_waiting_approval', 'dependants_blocking_retirement', 'warnings', 'open_rollover', 'overlap_days', 'successor_issuer_id',)
+    _decode = {'ca_certificate_id': 'uuid', 'stages': ('list', 'PlannedStage'), 'open_rollover': 'CaRollover', 'successor_issuer_id': 'uuid'}
+
+    ca_certificate_id: UUID
+    ca_kind: CertificateKind
+    successor_subject_dn: str
+    successor_key_algorithm: str
+    successor_validity_days: int
+    stages: list[PlannedStage]
+    leaves_to_reissue: int
+    leaves_requiring_approval: int
+    leaves_waiting_approval: int
+    dependants_blocking_retirement: int
+    warnings: list[str]
+    open_rollover: CaRollover | None
+    overlap_days: int | None
+    successor_issuer_id: UUID | None
+
+
+class RolloverProgress(Record):
+    """Reported after each committed reissue batch."""
+
+    _fields = ('rollover_id', 'leaves_seen', 'leaves_reissued', 'leaves_pending_approval', 'leaves_failed',)
+    _decode = {'rollover_id': 'uuid'}
+
+    rollover_id: UUID
+    leaves_seen: int
+    leaves_reissued: int
+    leaves_pending_approval: int
+    leaves_failed: int
+
+
+class RolloverReport(Record):
+    """What a run did and where the rollover stands."""
+
+    _fields = ('rollover', 'resumed', 'stages_completed',)
+    _decode = {'rollover': 'CaRollover'}
+
+    rollover: CaRollover
+    resumed: bool
+    stages_completed: list[RolloverStage]
 
 
 class RotationProgress(Record):
@@ -1551,6 +1650,8 @@ __all__ = [
     "PolicyStatus",
     "RequestStatus",
     "RevocationReason",
+    "RolloverStage",
+    "RolloverStatus",
     "RotationStatus",
     "RotationType",
     "StepType",
@@ -1579,6 +1680,7 @@ __all__ = [
     "PolicyUpdate",
     "PrivateKeyExportOptions",
     "RenewOptions",
+    "RolloverOptions",
     "SubjectAlternativeName",
     "UserFilter",
     "UserUpdate",
@@ -1598,6 +1700,7 @@ __all__ = [
     "AuditEvent",
     "AuditEventPage",
     "AuditRetentionReport",
+    "CaRollover",
     "Certificate",
     "CertificateAuthority",
     "CertificateExport",
@@ -1639,12 +1742,16 @@ __all__ = [
     "OrganizationPage",
     "PendingApproval",
     "Pkcs12Export",
+    "PlannedStage",
     "Policy",
     "PolicyPage",
     "PoolStats",
     "ReconcileReport",
     "Role",
     "RolePage",
+    "RolloverPlan",
+    "RolloverProgress",
+    "RolloverReport",
     "RotationProgress",
     "RotationReport",
     "RuleOutcome",

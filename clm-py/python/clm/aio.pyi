@@ -26,6 +26,7 @@ from clm import (
     AuditLogKind,
     AuditOutcome,
     AuditRetentionReport,
+    CaRollover,
     Certificate,
     CertificateAuthority,
     CertificateExport,
@@ -95,6 +96,7 @@ from clm import (
     Pkcs12Encryption,
     Pkcs12Export,
     Pkcs12Options,
+    PlannedStage,
     Policy,
     PolicyFilter,
     PolicyPage,
@@ -109,6 +111,12 @@ from clm import (
     RevocationReason,
     Role,
     RolePage,
+    RolloverOptions,
+    RolloverPlan,
+    RolloverProgress,
+    RolloverReport,
+    RolloverStage,
+    RolloverStatus,
     RotationProgress,
     RotationReport,
     RotationStatus,
@@ -285,6 +293,23 @@ class Clm:
         new: NewCertificateAuthority,
     ) -> CertificateAuthority: ...
     async def list_authorities(self, actor: Actor) -> list[CertificateAuthority]: ...
+    async def plan_ca_rollover(
+        self,
+        actor: Actor,
+        ca_id: str | UUID,
+        options: RolloverOptions | None = None,
+    ) -> RolloverPlan: ...
+    async def run_ca_rollover(
+        self,
+        actor: Actor,
+        ca_id: str | UUID,
+        options: RolloverOptions | None = None,
+        batch_size: int | None = None,
+        max_batches: int | None = None,
+        *,
+        progress: Callable[[RolloverProgress], object] | None = None,
+    ) -> RolloverReport: ...
+    async def ca_rollover_status(self, actor: Actor, ca_id: str | UUID) -> CaRollover: ...
     async def issue_certificate(self, actor: Actor, request: IssueInput) -> IssuanceOutcome: ...
     async def dry_run_issuance(self, actor: Actor, request: IssueInput) -> DryRunReport: ...
     async def renew_certificate(
