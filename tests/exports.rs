@@ -48,7 +48,7 @@ async fn hierarchy(
             NewCertificateAuthority {
                 subject: DistinguishedName::common_name(unique("Export Root")),
                 key_algorithm: KeyAlgorithm::Rsa2048,
-                validity_days: 3650,
+                validity_days: Some(3650),
                 organization_id: org,
                 ..Default::default()
             },
@@ -62,7 +62,7 @@ async fn hierarchy(
             NewCertificateAuthority {
                 subject: DistinguishedName::common_name(unique("Export Issuing")),
                 key_algorithm: KeyAlgorithm::EcdsaP256,
-                validity_days: 1825,
+                validity_days: Some(1825),
                 path_len: Some(0),
                 organization_id: org,
                 ..Default::default()

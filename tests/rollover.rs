@@ -43,7 +43,7 @@ async fn intermediate_of(
         NewCertificateAuthority {
             subject: DistinguishedName::common_name(common::unique("Rollover Issuing CA")),
             key_algorithm: KeyAlgorithm::EcdsaP256,
-            validity_days: 1825,
+            validity_days: Some(1825),
             path_len: Some(0),
             organization_id: org,
             ..Default::default()

@@ -51,7 +51,7 @@ async fn root(clm: &Clm, org: clm::model::OrganizationId) -> CertificateAuthorit
         NewCertificateAuthority {
             subject: DistinguishedName::common_name(unique("Export Attack Root")),
             key_algorithm: KeyAlgorithm::EcdsaP256,
-            validity_days: 3650,
+            validity_days: Some(3650),
             organization_id: Some(org),
             ..Default::default()
         },

@@ -281,7 +281,7 @@ async fn a_tenant_cannot_roll_over_its_intermediate_of_a_shared_root() {
                 shared_root.certificate.id,
                 NewCertificateAuthority {
                     subject: DistinguishedName::common_name(unique("Tenant Issuing")),
-                    validity_days: 1000,
+                    validity_days: Some(1000),
                     organization_id: Some(tenant.org),
                     ..Default::default()
                 },

@@ -82,34 +82,6 @@ impl Default for NewCertificateAuthority {
 /// Successors followed from a CA named in a request (rollovers of rollovers).
 const MAX_ROLLOVER_HOPS: u8 = 16;
 
-impl NewCertificateAuthority {
-    /// The creation options of a CA like `old` (subject, key algorithm,
-    /// validity length, path length, organization, issuance URLs): what a
-    /// rollover gives the successor before its own options apply. Every
-    /// field is named here, with no `..Default::default()`, so a field added
-    /// to this struct fails to compile until it says how a successor gets it.
-    pub(crate) fn like(old: &LoadedIssuer) -> Result<NewCertificateAuthority> {
-        let row = &old.row;
-        let days = row
-            .not_after
-            .signed_duration_since(row.not_before)
-            .num_days();
-        Ok(NewCertificateAuthority {
-            subject: DistinguishedName::parse(&row.subject_dn)?,
-            key_algorithm: crate::service::issuance::algorithm_of(
-                &row.key_algorithm,
-                row.key_size,
-            )?,
-            validity_days: u32::try_from(days.clamp(1, i64::from(MAX_VALIDITY_DAYS))).unwrap_or(1),
-            path_len: old.certificate.path_len,
-            organization_id: row.organization_id,
-            crl_distribution_points: old.issuance_urls.crl_distribution_points.clone(),
-            ocsp_urls: old.issuance_urls.ocsp_urls.clone(),
-            ca_issuers_urls: old.issuance_urls.ca_issuers_urls.clone(),
-        })
-    }
-}
-
 /// Longest validity clm gives anything (100 years).
 pub const MAX_VALIDITY_DAYS: u32 = 36_500;
 
@@ -349,8 +321,6 @@ fn check_sub_ca_names(
 /// The options that would create a CA like `ca` again (subject, key
 /// algorithm, lifetime, path length, organization, URLs, name
 /// constraints): what a successor CA copies.
-// Its caller is CA rollover's successor step (issue 14), built alongside.
-#[allow(dead_code)]
 pub(crate) fn creation_options(ca: &LoadedIssuer) -> Result<NewCertificateAuthority> {
     let certificate = &ca.certificate;
     let key = ca.key.info();

@@ -13,9 +13,8 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::crypto::{
-    CertificateTemplate, DistinguishedName, Issuer, KeyAlgorithm, KeyPair, SecretString,
-    build_certificate, chain_check, parse_certificate_der, parse_certificates, parse_csr,
-    spki_sha256,
+    CertificateTemplate, DistinguishedName, Issuer, KeyAlgorithm, KeyPair, build_certificate,
+    chain_check, parse_certificate_der, parse_certificates, parse_csr, spki_sha256,
 };
 use crate::model::{
     Certificate, CertificateId, CertificateKind, CertificateRequest, CertificateRequestId,

@@ -36,7 +36,10 @@ use crate::model::{
 };
 use crate::service::actor::{Access, Actor};
 use crate::service::audit::{AuditEntry, append};
-use crate::service::authorities::{MAX_VALIDITY_DAYS, NewCertificateAuthority, ca_key_used};
+use crate::service::authorities::{
+    DEFAULT_CA_VALIDITY_DAYS, MAX_VALIDITY_DAYS, NewCertificateAuthority, ca_key_used,
+    creation_options,
+};
 use crate::service::certificates::{
     CaLineage, CertificateWrite, IssuanceExtras, LoadedIssuer, Ownership, certificate_row_with_id,
 };
@@ -317,7 +320,9 @@ impl Clm {
         options: &RolloverOptions,
     ) -> Result<Prepared> {
         let mut warnings = Vec::new();
-        let mut new = NewCertificateAuthority::like(old)?;
+        let mut new = creation_options(old)?;
+        // creation_options copies the old CA's lifetime, so it is set.
+        let mut validity_days = new.validity_days.unwrap_or(DEFAULT_CA_VALIDITY_DAYS);
         if let Some(algorithm) = options.key_algorithm {
             new.key_algorithm = algorithm;
         }
@@ -338,7 +343,7 @@ impl Clm {
                     format!("must be between 1 and {MAX_VALIDITY_DAYS}, got {days}"),
                 ));
             }
-            new.validity_days = days;
+            validity_days = days;
         }
         let now = Utc::now();
         let parent = match old.row.certificate_kind {
@@ -371,7 +376,7 @@ impl Clm {
                         parent.row.certificate_id
                     )));
                 }
-                if new.validity_days >= left {
+                if validity_days >= left {
                     if options.validity_days.is_some() {
                         return Err(Error::invalid(
                             "options.validity_days",
@@ -385,9 +390,9 @@ impl Clm {
                     let cut = left.saturating_sub(1).max(1);
                     warnings.push(format!(
                         "the successor's validity is cut from {} to {cut} days: CA {} that signs it ends {}",
-                        new.validity_days, parent.row.certificate_id, parent.row.not_after
+                        validity_days, parent.row.certificate_id, parent.row.not_after
                     ));
-                    new.validity_days = cut;
+                    validity_days = cut;
                 }
                 Some(parent)
             }
@@ -411,6 +416,7 @@ impl Clm {
                 Some(days)
             }
         };
+        new.validity_days = Some(validity_days);
         Ok(Prepared {
             new,
             parent,
@@ -545,7 +551,10 @@ impl Clm {
             successor_issuer_id: prepared.parent.as_ref().map(|p| p.row.id),
             successor_subject_dn: prepared.new.subject.to_rfc4514(),
             successor_key_algorithm: prepared.new.key_algorithm,
-            successor_validity_days: prepared.new.validity_days,
+            successor_validity_days: prepared
+                .new
+                .validity_days
+                .unwrap_or(DEFAULT_CA_VALIDITY_DAYS),
             overlap_days: prepared.overlap_days,
             stages,
             leaves_to_reissue: to_reissue,
