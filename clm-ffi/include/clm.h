@@ -2011,27 +2011,6 @@ clm_status clm_renew_certificate(const struct clm_handle *clm,
                                  char **result_json);
 
 /*
- A certificate's private key as PKCS#8 PEM (audited; needs its own
- permission).
-
- Operation `export_private_key` (issuance).
- `arguments_json`: a JSON object of these named arguments:
- - `certificate_id` (`CertificateId` UUID; required)
-
- `actor`: who performs it (not NULL).
- `result_text`: the text itself (not JSON), secret: wiped by
- `clm_string_free`, which frees it.
-
- # Safety
- `clm` and `actor` are NULL or live handles; `arguments_json` is NULL or a
- NUL-terminated string; `result_text` is NULL or writable.
- */
-clm_status clm_export_private_key(const struct clm_handle *clm,
-                                  const struct clm_actor *actor,
-                                  const char *arguments_json,
-                                  char **result_text);
-
-/*
  Generates a key and a PKCS#10 CSR for it, outside any database.
 
  Operation `create_csr` (issuance).
@@ -2078,6 +2057,99 @@ clm_status clm_export_private_key(const struct clm_handle *clm,
 clm_status clm_create_csr(const struct clm_handle *clm,
                           const char *arguments_json,
                           char **result_json);
+
+/*
+ A certificate as PEM, DER, a PEM chain (up to the root) or PKCS#7
+ certs-only (audited).
+
+ Operation `export_certificate` (exports).
+ `arguments_json`: a JSON object of these named arguments:
+ - `certificate_id` (`CertificateId` UUID; required)
+ - `format` ("pem" | "der" | "pem_chain" | "pkcs7_der" | "pkcs7_pem";
+   optional, default "pem")
+
+ `actor`: who performs it (not NULL).
+ `result_json`: the `CertificateExport` record `{"certificate_id",
+ "certificates", "data_base64", "format", "media_type", "text"?}` as JSON
+ text; free it with `clm_string_free`.
+
+ # Safety
+ `clm` and `actor` are NULL or live handles; `arguments_json` is NULL or a
+ NUL-terminated string; `result_json` is NULL or writable.
+ */
+clm_status clm_export_certificate(const struct clm_handle *clm,
+                                  const struct clm_actor *actor,
+                                  const char *arguments_json,
+                                  char **result_json);
+
+/*
+ Certificate, chain and private key as PKCS#12 under a password (audited;
+ needs certificates:export).
+
+ Operation `export_pkcs12` (exports).
+ `arguments_json`: a JSON object of these named arguments:
+ - `certificate_id` (`CertificateId` UUID; required)
+ - `password` (secret text; required)
+ - `options` (`Pkcs12Options` object; optional; every field defaults):
+   Options of `export_pkcs12`. An object:
+   - `encryption` ("modern" | "legacy"; optional, default "modern"):
+     `modern` (default: AES-256-CBC, PBKDF2-SHA256, HMAC-SHA256) or
+     `legacy` (3DES / RC2-40 / SHA-1, for old consumers only).
+   - `friendly_name` (text or null; optional, default null): The
+     `friendlyName` of key and certificate; default the certificate's CN,
+     else its certificate_id. 1 to 256 characters, no control characters.
+   - `include_chain` (true or false; optional, default true): Put the
+     issuers clm holds (up to the root) in the file; default true.
+   - `iterations` (integer 0..4294967295 or null; optional, default null):
+     PBKDF2 and MAC iterations; default 600,000, within
+     10,000..=10,000,000.
+
+ `actor`: who performs it (not NULL).
+ `result_json`: the `Pkcs12Export` record `{"certificate_id",
+ "certificates", "data_base64", "encryption", "friendly_name",
+ "iterations", "local_key_id"}` (`data_base64` secret: shown this once,
+ wiped by `clm_string_free`) as JSON text; free it with `clm_string_free`.
+
+ # Safety
+ `clm` and `actor` are NULL or live handles; `arguments_json` is NULL or a
+ NUL-terminated string; `result_json` is NULL or writable.
+ */
+clm_status clm_export_pkcs12(const struct clm_handle *clm,
+                             const struct clm_actor *actor,
+                             const char *arguments_json,
+                             char **result_json);
+
+/*
+ A private key as PKCS#8: PEM text, or base64 of the DER; encrypted (PBES2)
+ with a password.
+
+ Operation `export_private_key` (exports).
+ `arguments_json`: a JSON object of these named arguments:
+ - `certificate_id` (`CertificateId` UUID; required)
+ - `options` (`PrivateKeyExportOptions` object; optional; every field
+   defaults): Options of `export_private_key`. An object:
+   - `format` ("pem" | "der"; optional, default "pem"): PEM (default) or
+     DER.
+   - `iterations` (integer 0..4294967295 or null; optional, default null):
+     PBKDF2 iterations when encrypted; default 600,000, within
+     10,000..=10,000,000.
+   - `password` (secret text or null; optional): With a password: PKCS #8
+     `EncryptedPrivateKeyInfo` under PBES2 (PBKDF2-HMAC-SHA256,
+     AES-256-CBC); 8 to 1024 characters, no control characters. Without:
+     the plain PKCS #8.
+
+ `actor`: who performs it (not NULL).
+ `result_text`: the text itself (not JSON), secret: wiped by
+ `clm_string_free`, which frees it.
+
+ # Safety
+ `clm` and `actor` are NULL or live handles; `arguments_json` is NULL or a
+ NUL-terminated string; `result_text` is NULL or writable.
+ */
+clm_status clm_export_private_key(const struct clm_handle *clm,
+                                  const struct clm_actor *actor,
+                                  const char *arguments_json,
+                                  char **result_text);
 
 /*
  Imports PEM, DER or bundles, optionally with the one certificate's key.
