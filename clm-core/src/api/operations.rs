@@ -130,7 +130,10 @@ macro_rules! operations {
                     struct Arguments { $( $(#[serde($default)])? $(#[$attr])* $arg: $ty, )* }
                     let Arguments { $($arg),* } = super::arguments(stringify!($name), input)?;
                     operations!(@bind $who, $actor, actor);
-                    $body
+                    // Each operation's future on the heap: inline, every arm's
+                    // state would share this one's stack frame (over a MiB in
+                    // debug builds, enough to overflow a test thread's stack).
+                    Box::pin(async move { $body }).await
                 } )*
                 other => Err(Error::invalid(
                     "operation",

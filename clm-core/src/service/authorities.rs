@@ -385,7 +385,8 @@ impl Clm {
             Access::new("authorities", "create").in_org(new.organization_id),
         )
         .await?;
-        self.create_ca(actor, None, new).await
+        // Boxed: CA creation holds much across its awaits; callers keep a pointer.
+        Box::pin(self.create_ca(actor, None, new)).await
     }
 
     /// Creates an intermediate CA with a new key, signed by the CA `issuer_id`.
@@ -412,7 +413,7 @@ impl Clm {
             Access::new("authorities", "create").in_org(parent.row.organization_id),
         )
         .await?;
-        self.create_ca(actor, Some(parent), new).await
+        Box::pin(self.create_ca(actor, Some(parent), new)).await
     }
 
     async fn create_ca(
