@@ -405,7 +405,8 @@ impl Clm {
             Access::new("authorities", "create").in_org(new.organization_id),
         )
         .await?;
-        self.create_ca(actor, None, new, None).await
+        // Boxed: CA creation holds much across its awaits; callers keep a pointer.
+        Box::pin(self.create_ca(actor, None, new, None)).await
     }
 
     /// Creates an intermediate CA with a new key, signed by the CA `issuer_id`.
@@ -432,7 +433,7 @@ impl Clm {
             Access::new("authorities", "create").in_org(parent.row.organization_id),
         )
         .await?;
-        self.create_ca(actor, Some(parent), new, None).await
+        Box::pin(self.create_ca(actor, Some(parent), new, None)).await
     }
 
     /// Signs and stores a CA: self-signed without `parent`. `id` fixes the

@@ -555,8 +555,10 @@ impl Clm {
             })?,
             None => IssuanceUrls::default(),
         };
+        // Boxed: the walk's state would otherwise sit in every future that
+        // loads an issuer.
         let (ancestors, name_constraints) =
-            self.issuer_chain(&mut conn, &row, &certificate).await?;
+            Box::pin(self.issuer_chain(&mut conn, &row, &certificate)).await?;
         let rollover = crate::service::rollover::lineage(&mut conn.conn(), id).await?;
         Ok(LoadedIssuer {
             row,
