@@ -148,6 +148,7 @@ async fn hierarchy(
                 crl_distribution_points: vec!["http://pki.example.com/issuing.crl".into()],
                 ocsp_urls: vec!["http://ocsp.example.com".into()],
                 ca_issuers_urls: vec!["http://pki.example.com/issuing.crt".into()],
+                ..Default::default()
             },
         )
         .await

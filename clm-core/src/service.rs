@@ -12,6 +12,7 @@ pub mod audit;
 pub mod authorities;
 pub mod cache;
 pub mod certificates;
+pub mod crls;
 pub mod identity;
 pub mod inventory;
 pub mod issuance;

@@ -7,6 +7,7 @@ mod common;
 mod access;
 mod audit_trail;
 mod compromised_keys;
+mod crls;
 mod inventory_tenancy;
 mod login_races;
 mod maintenance;

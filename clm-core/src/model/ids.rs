@@ -145,6 +145,8 @@ typed_id!(
     RevocationId,
     /// Primary key of `key_rotation_history`.
     KeyRotationId,
+    /// Primary key of `crls`.
+    CrlId,
     /// Unused: rows of both audit logs are keyed by [`AuditId`].
     SecureAuditId,
     /// Primary key of `users`.

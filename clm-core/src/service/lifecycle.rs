@@ -39,6 +39,8 @@ pub struct LifecycleReport {
     pub workflows_expired: u64,
     /// Audit rows archived under the configured retention.
     pub audit_retention: AuditRetentionReport,
+    /// CRLs signed ahead of their nextUpdate (every CA, partition and delta).
+    pub crls: crate::service::crls::CrlRefreshReport,
 }
 
 /// What the lifecycle's audit retention step did ([`crate::AuditRetention`]).
@@ -102,7 +104,9 @@ impl Clm {
     /// Runs the lifecycle loop for time `at`: refresh statuses, write expiry
     /// notices (once per certificate and threshold), start renewals that
     /// auto-renewing policies call for (through approval where required),
-    /// expire stale requests, and archive audit rows older than the
+    /// expire stale requests, sign every CA's CRLs (partitions and deltas
+    /// included) that are missing or past half their validity, and archive
+    /// audit rows older than the
     /// configured retention as of `at` ([`AuditRetention`]; archiving also
     /// needs `audit:archive`). Concurrent runs in other processes are
     /// skipped (`ran: false`), never doubled.
@@ -171,6 +175,12 @@ impl Clm {
         tracing::info!(
             workflows_expired = report.workflows_expired,
             "lifecycle: stale requests expired"
+        );
+        report.crls = self.refresh_crls(actor, at).await?;
+        tracing::info!(
+            generated = report.crls.generated,
+            failed = report.crls.errors.len(),
+            "lifecycle: CRLs refreshed"
         );
         report.audit_retention = self.archive_expired_audit(actor, at).await?;
         tracing::info!(

@@ -68,6 +68,7 @@ AuditOutcome = Literal["success", "failure", "denied"]
 CertificateKind = Literal["root_ca", "intermediate_ca", "tls_server", "tls_client", "tls_server_client", "code_signing", "email", "imported"]
 CertificateSource = Literal["issued", "imported"]
 CertificateStatus = Literal["pending", "active", "expiring", "expired", "revoked", "suspended"]
+CrlKind = Literal["full", "delta"]
 ErrorCode = Literal["NOT_FOUND", "ALREADY_EXISTS", "INVALID_INPUT", "POLICY_VIOLATION", "PERMISSION_DENIED", "CONFLICT", "CRYPTO", "DATABASE", "AUTHENTICATION", "CONFIGURATION", "CLOSED", "INTERNAL"]
 KeyStatus = Literal["active", "decrypt_only", "retired"]
 KeyType = Literal["data_encryption"]
@@ -155,6 +156,8 @@ class NewApiKey(TypedDict, total=False):
 class NewCertificateAuthority(TypedDict, total=False):
     ca_issuers_urls: Sequence[str] | None
     crl_distribution_points: Sequence[str] | None
+    crl_partitions: int | None
+    delta_crls: bool | None
     key_algorithm: str | None
     ocsp_urls: Sequence[str] | None
     organization_id: str | UUID | None
@@ -555,11 +558,10 @@ class CreatedApiKey(Record):
     api_key: ApiKey
 
 
-class CrlEntryInfo(Record):
-    certificate_id: UUID
-    serial_number: str
-    revoked_at: datetime
-    reason: RevocationReason
+class CrlRefreshReport(Record):
+    generated: int
+    entries: int
+    errors: list[str]
 
 
 class CsrBundle(Record):
@@ -597,6 +599,7 @@ class DryRunReport(Record):
     rules: list[RuleOutcome]
     allowed: bool
     requires_approval: bool
+    warnings: list[str]
 
 
 class EncryptionKey(Record):
@@ -644,10 +647,13 @@ class ExpiringCertificatePage(Page[ExpiringCertificate]):
 class GeneratedCrl(Record):
     issuer_certificate_id: UUID
     crl_number: int
+    kind: CrlKind
     pem: str
     this_update: datetime
     next_update: datetime
-    entries: list[CrlEntryInfo]
+    entry_count: int
+    base_crl_number: int | None
+    partition: int | None
 
 
 class ImportReport(Record):
@@ -689,6 +695,8 @@ class IssuanceSummary(Record):
 class IssuanceUrls(Record):
     ca_issuers_urls: list[str] | None
     crl_distribution_points: list[str] | None
+    crl_partitions: int | None
+    delta_crls: bool | None
     ocsp_urls: list[str] | None
 
 
@@ -727,6 +735,7 @@ class LifecycleReport(Record):
     renewal_errors: list[str]
     workflows_expired: int
     audit_retention: AuditRetentionReport
+    crls: CrlRefreshReport
 
 
 class LoginResult(Record):
@@ -1046,6 +1055,7 @@ class Clm:
         master_key: str | None = None,
         master_key_file: str | PathLike[str] | None = None,
         max_connections: int | None = None,
+        public_base_url: str | None = None,
         secure_url: str | None = None,
         slow_statement_ms: int | None = None,
         sqlite_dir: str | PathLike[str] | None = None,
@@ -1216,6 +1226,21 @@ class Clm:
         actor: Actor,
         issuer_id: str | UUID,
         next_update_hours: int | None = None,
+    ) -> GeneratedCrl: ...
+    def generate_scoped_crl(
+        self,
+        actor: Actor,
+        issuer_id: str | UUID,
+        partition: int | None = None,
+        delta: bool | None = None,
+        next_update_hours: int | None = None,
+    ) -> GeneratedCrl: ...
+    def latest_crl(
+        self,
+        actor: Actor,
+        issuer_id: str | UUID,
+        partition: int | None = None,
+        delta: bool | None = None,
     ) -> GeneratedCrl: ...
     def rotate_data_key(
         self,

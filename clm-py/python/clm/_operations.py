@@ -310,6 +310,14 @@ OPERATIONS: dict[str, Operation] = {
         (('issuer_id', True, 'uuid'), ('next_update_hours', False, 'int')),
         'GeneratedCrl', None,
         'Generates the next CRL of an issuer.'),
+    'generate_scoped_crl': Operation('generate_scoped_crl', 'revocation', True, 'value',
+        (('issuer_id', True, 'uuid'), ('partition', False, 'int'), ('delta', False, 'bool'), ('next_update_hours', False, 'int')),
+        'GeneratedCrl', None,
+        'Generates the next CRL of one partition of an issuer, or a delta CRL.'),
+    'latest_crl': Operation('latest_crl', 'revocation', True, 'value',
+        (('issuer_id', True, 'uuid'), ('partition', False, 'int'), ('delta', False, 'bool')),
+        'GeneratedCrl', None,
+        'The latest stored CRL of an issuer (or of a partition; complete or delta), to serve.'),
     'rotate_data_key': Operation('rotate_data_key', 'rotation', True, 'value',
         (('batch_size', False, 'int'), ('max_batches', False, 'int')),
         'RotationReport', 'RotationProgress',
@@ -450,6 +458,7 @@ OPEN_OPTIONS: dict[str, str | None] = {
     'master_key': 'str',
     'master_key_file': 'path',
     'max_connections': 'int',
+    'public_base_url': 'str',
     'secure_url': 'str',
     'slow_statement_ms': 'int',
     'sqlite_dir': 'path',
@@ -482,6 +491,7 @@ class Operations:
         master_key: str | None = None,
         master_key_file: str | PathLike[str] | None = None,
         max_connections: int | None = None,
+        public_base_url: str | None = None,
         secure_url: str | None = None,
         slow_statement_ms: int | None = None,
         sqlite_dir: str | PathLike[str] | None = None,
@@ -501,7 +511,7 @@ class Operations:
         `cache_ttl_ms` and, for PostgreSQL, TLS: `sslmode`, `sslrootcert`,
         `sslcert`, `sslkey` (each overrides the same parameter of the URLs).
         """
-        return cls._open({"audit_archive_dir": audit_archive_dir, "audit_retention_days": audit_retention_days, "cache_ttl_ms": cache_ttl_ms, "core_url": core_url, "create_master_key": create_master_key, "master_key": master_key, "master_key_file": master_key_file, "max_connections": max_connections, "secure_url": secure_url, "slow_statement_ms": slow_statement_ms, "sqlite_dir": sqlite_dir, "sslcert": sslcert, "sslkey": sslkey, "sslmode": sslmode, "sslrootcert": sslrootcert})
+        return cls._open({"audit_archive_dir": audit_archive_dir, "audit_retention_days": audit_retention_days, "cache_ttl_ms": cache_ttl_ms, "core_url": core_url, "create_master_key": create_master_key, "master_key": master_key, "master_key_file": master_key_file, "max_connections": max_connections, "public_base_url": public_base_url, "secure_url": secure_url, "slow_statement_ms": slow_statement_ms, "sqlite_dir": sqlite_dir, "sslcert": sslcert, "sslkey": sslkey, "sslmode": sslmode, "sslrootcert": sslrootcert})
 
     def version(self) -> str:
         """The library version."""
@@ -860,6 +870,27 @@ class Operations:
         """Generates the next CRL of an issuer."""
         return self._call("generate_crl", actor, {"issuer_id": issuer_id, "next_update_hours": next_update_hours})
 
+    def generate_scoped_crl(
+        self,
+        actor: Actor,
+        issuer_id: str | UUID,
+        partition: int | None = None,
+        delta: bool | None = None,
+        next_update_hours: int | None = None,
+    ) -> GeneratedCrl:
+        """Generates the next CRL of one partition of an issuer, or a delta CRL."""
+        return self._call("generate_scoped_crl", actor, {"issuer_id": issuer_id, "partition": partition, "delta": delta, "next_update_hours": next_update_hours})
+
+    def latest_crl(
+        self,
+        actor: Actor,
+        issuer_id: str | UUID,
+        partition: int | None = None,
+        delta: bool | None = None,
+    ) -> GeneratedCrl:
+        """The latest stored CRL of an issuer (or of a partition; complete or delta), to serve."""
+        return self._call("latest_crl", actor, {"issuer_id": issuer_id, "partition": partition, "delta": delta})
+
     def rotate_data_key(
         self,
         actor: Actor,
@@ -1076,6 +1107,7 @@ class AsyncOperations:
         master_key: str | None = None,
         master_key_file: str | PathLike[str] | None = None,
         max_connections: int | None = None,
+        public_base_url: str | None = None,
         secure_url: str | None = None,
         slow_statement_ms: int | None = None,
         sqlite_dir: str | PathLike[str] | None = None,
@@ -1095,7 +1127,7 @@ class AsyncOperations:
         `cache_ttl_ms` and, for PostgreSQL, TLS: `sslmode`, `sslrootcert`,
         `sslcert`, `sslkey` (each overrides the same parameter of the URLs).
         """
-        return await cls._open({"audit_archive_dir": audit_archive_dir, "audit_retention_days": audit_retention_days, "cache_ttl_ms": cache_ttl_ms, "core_url": core_url, "create_master_key": create_master_key, "master_key": master_key, "master_key_file": master_key_file, "max_connections": max_connections, "secure_url": secure_url, "slow_statement_ms": slow_statement_ms, "sqlite_dir": sqlite_dir, "sslcert": sslcert, "sslkey": sslkey, "sslmode": sslmode, "sslrootcert": sslrootcert})
+        return await cls._open({"audit_archive_dir": audit_archive_dir, "audit_retention_days": audit_retention_days, "cache_ttl_ms": cache_ttl_ms, "core_url": core_url, "create_master_key": create_master_key, "master_key": master_key, "master_key_file": master_key_file, "max_connections": max_connections, "public_base_url": public_base_url, "secure_url": secure_url, "slow_statement_ms": slow_statement_ms, "sqlite_dir": sqlite_dir, "sslcert": sslcert, "sslkey": sslkey, "sslmode": sslmode, "sslrootcert": sslrootcert})
 
     async def version(self) -> str:
         """The library version."""
@@ -1465,6 +1497,27 @@ class AsyncOperations:
     ) -> GeneratedCrl:
         """Generates the next CRL of an issuer."""
         return await self._call("generate_crl", actor, {"issuer_id": issuer_id, "next_update_hours": next_update_hours})
+
+    async def generate_scoped_crl(
+        self,
+        actor: Actor,
+        issuer_id: str | UUID,
+        partition: int | None = None,
+        delta: bool | None = None,
+        next_update_hours: int | None = None,
+    ) -> GeneratedCrl:
+        """Generates the next CRL of one partition of an issuer, or a delta CRL."""
+        return await self._call("generate_scoped_crl", actor, {"issuer_id": issuer_id, "partition": partition, "delta": delta, "next_update_hours": next_update_hours})
+
+    async def latest_crl(
+        self,
+        actor: Actor,
+        issuer_id: str | UUID,
+        partition: int | None = None,
+        delta: bool | None = None,
+    ) -> GeneratedCrl:
+        """The latest stored CRL of an issuer (or of a partition; complete or delta), to serve."""
+        return await self._call("latest_crl", actor, {"issuer_id": issuer_id, "partition": partition, "delta": delta})
 
     async def rotate_data_key(
         self,

@@ -40,7 +40,8 @@ from clm import (
     ChainBreak,
     ChainReport,
     CreatedApiKey,
-    CrlEntryInfo,
+    CrlKind,
+    CrlRefreshReport,
     CsrBundle,
     DataKeyStatus,
     DatabaseStats,
@@ -142,6 +143,7 @@ class Clm:
         master_key: str | None = None,
         master_key_file: str | PathLike[str] | None = None,
         max_connections: int | None = None,
+        public_base_url: str | None = None,
         secure_url: str | None = None,
         slow_statement_ms: int | None = None,
         sqlite_dir: str | PathLike[str] | None = None,
@@ -324,6 +326,21 @@ class Clm:
         actor: Actor,
         issuer_id: str | UUID,
         next_update_hours: int | None = None,
+    ) -> GeneratedCrl: ...
+    async def generate_scoped_crl(
+        self,
+        actor: Actor,
+        issuer_id: str | UUID,
+        partition: int | None = None,
+        delta: bool | None = None,
+        next_update_hours: int | None = None,
+    ) -> GeneratedCrl: ...
+    async def latest_crl(
+        self,
+        actor: Actor,
+        issuer_id: str | UUID,
+        partition: int | None = None,
+        delta: bool | None = None,
     ) -> GeneratedCrl: ...
     async def rotate_data_key(
         self,
