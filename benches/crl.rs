@@ -6,7 +6,7 @@
 //! the build where the kernel allows), on SQLite and PostgreSQL.
 //!
 //! `cargo bench -p clm-core --features clm-core/unstable-internals --bench crl`
-//! (PostgreSQL from `CLM_TEST_POSTGRES_URL`; a fresh database pair is
+//! (PostgreSQL from `CLM_TEST_PG_URL`, default `postgres://postgres@127.0.0.1:5432`; a fresh database pair is
 //! created and dropped).
 
 #[path = "../tests/common/mod.rs"]
