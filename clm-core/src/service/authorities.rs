@@ -173,10 +173,15 @@ impl Clm {
                 format!("must be 1 to {MAX_CRL_PARTITIONS}, got {partitions}"),
             ));
         }
-        let has_crl_url = !urls.crl_distribution_points.is_empty()
-            || (urls.ocsp_urls.is_empty()
-                && urls.ca_issuers_urls.is_empty()
-                && self.config().public_base_url.is_some());
+        // The CA's id only shapes the derived URLs, not whether there are any.
+        let has_crl_url = !urls
+            .clone()
+            .or_derived(
+                self.config().public_base_url.as_deref(),
+                crate::model::CertificateId::new(),
+            )
+            .crl_distribution_points
+            .is_empty();
         if (urls.crl_partitions.is_some() || urls.delta_crls) && !has_crl_url {
             return Err(Error::invalid(
                 if urls.crl_partitions.is_some() {
