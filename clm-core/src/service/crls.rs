@@ -141,12 +141,6 @@ impl Clm {
         hours: u32,
     ) -> Result<StoredCrl> {
         let issuer = self.load_issuer(issuer_id).await?;
-        if !issuer.row.is_ca {
-            return Err(Error::invalid(
-                "issuer_id",
-                format!("{} is not a CA certificate", issuer.row.certificate_id),
-            ));
-        }
         let urls = &issuer.issuance_urls;
         let partitions = urls.crl_partitions;
         if let Some(partition) = target.partition {
@@ -356,8 +350,15 @@ impl Clm {
         delta: bool,
         next_update_hours: Option<u32>,
     ) -> Result<GeneratedCrl> {
-        self.certificate_for(actor, issuer_id, "authorities", "sign_crl")
+        let row = self
+            .certificate_for(actor, issuer_id, "authorities", "sign_crl")
             .await?;
+        if !row.is_ca {
+            return Err(Error::invalid(
+                "issuer_id",
+                format!("{} is not a CA certificate", row.certificate_id),
+            ));
+        }
         let hours = crl_hours(next_update_hours)?;
         let crl = self
             .sign_crl(actor, issuer_id, CrlTarget { partition, delta }, hours)
