@@ -85,7 +85,7 @@ async fn run(label: &str, config: ClmConfig, n: usize) {
         .await
         .expect("open");
     let system = clm.system_actor();
-    let ca = clm
+    let ca_row = clm
         .create_root_ca(
             &system,
             NewCertificateAuthority {
@@ -95,8 +95,8 @@ async fn run(label: &str, config: ClmConfig, n: usize) {
         )
         .await
         .expect("CA")
-        .certificate
-        .id;
+        .certificate;
+    let ca = ca_row.id;
     load(&clm, ca, n).await;
     let rss_before = status_kb("VmRSS:");
     let reset = reset_peak();
@@ -123,8 +123,30 @@ async fn run(label: &str, config: ClmConfig, n: usize) {
             ", cumulative peak"
         }
     );
+    println!(
+        "  openssl crl -verify: {}",
+        openssl_verify(&crl.der, &ca_row.certificate_pem)
+    );
     drop(crl);
     clm.close().await;
+}
+
+/// What `openssl crl -verify` says of the CRL (DER) against the CA.
+fn openssl_verify(der: &[u8], ca_pem: &str) -> String {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (crl, ca) = (dir.path().join("crl.der"), dir.path().join("ca.pem"));
+    std::fs::write(&crl, der).expect("write CRL");
+    std::fs::write(&ca, ca_pem).expect("write CA");
+    match std::process::Command::new("openssl")
+        .args(["crl", "-inform", "DER", "-noout", "-verify", "-in"])
+        .arg(&crl)
+        .arg("-CAfile")
+        .arg(&ca)
+        .output()
+    {
+        Ok(out) => String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        Err(err) => format!("not run ({err})"),
+    }
 }
 
 fn main() {
