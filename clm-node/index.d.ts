@@ -725,16 +725,17 @@ export interface CreatedApiKey {
   key: string
 }
 
-/** One entry of a generated CRL. */
-export interface CrlEntryInfo {
-  /** The revoked certificate. */
-  certificate_id: CertificateId
-  /** Why; written as the entry's reasonCode unless `unspecified`. */
-  reason: RevocationReason
-  /** When it was revoked (the entry's revocationDate). */
-  revoked_at: string
-  /** Lowercase hex of the serial's DER content bytes. */
-  serial_number: string
+/** What a stored CRL is (`crls.kind`): RFC 5280 complete or delta. */
+export type CrlKind = "full" | "delta"
+
+/** What the lifecycle's CRL step did. */
+export interface CrlRefreshReport {
+  /** Revocation entries listed by those CRLs, all together. */
+  entries: number
+  /** `CA certificate_id: error` for CRLs that failed (retried next run). */
+  errors: string[]
+  /** CRLs signed (complete, delta and partition CRLs). */
+  generated: number
 }
 
 /** A key and a PKCS#10 CSR for it, made outside any database. */
@@ -831,6 +832,12 @@ export interface DryRunReport {
    * any, then `issuer` (the CA can sign this validity).
    */
   rules: RuleOutcome[]
+  /**
+   * What would be issued but deserves a look: a TLS server certificate
+   * without any revocation pointer (no CRL URL, no OCSP URL), which
+   * public-trust linters flag.
+   */
+  warnings: string[]
   /** The certificate that would be issued if every rule passes. */
   would_issue: IssuanceSummary
 }
@@ -959,14 +966,23 @@ export type ExpiringWithinDays = number
 
 /** A signed CRL, as DER and PEM. */
 export interface GeneratedCrl {
-  /** The CRL's cRLNumber: one more than the CA's previous CRL. */
+  /** A delta's base: the complete CRL it updates. */
+  base_crl_number?: number | null
+  /**
+   * The CRL's cRLNumber, from the CA's one sequence (complete, delta and
+   * partition CRLs alike).
+   */
   crl_number: number
-  /** Every certificate the CRL lists. */
-  entries: CrlEntryInfo[]
+  /** How many certificates it lists (a delta: with removeFromCRL entries). */
+  entry_count: number
   /** The CA that signed the CRL. */
   issuer_certificate_id: CertificateId
+  /** Complete or delta. */
+  kind: CrlKind
   /** When the next CRL is due: relying parties treat this one as stale after it. */
   next_update: string
+  /** The partition it covers; None for the CA's whole CRL. */
+  partition?: number | null
   /** The CRL as one PEM `X509 CRL` block. */
   pem: string
   /** When the CRL was signed (whole seconds). */
@@ -1074,6 +1090,17 @@ export interface IssuanceUrls {
   ca_issuers_urls?: string[]
   /** Written as cRLDistributionPoints. */
   crl_distribution_points?: string[]
+  /**
+   * CRL partitions of this CA (1 to [`MAX_CRL_PARTITIONS`]; none: one
+   * CRL for everything). A certificate's partition follows from its
+   * serial ([`crl_partition`]); it points to its partition's CRL.
+   */
+  crl_partitions?: number | null
+  /**
+   * The CA publishes delta CRLs: complete CRLs and issued certificates
+   * carry a freshestCRL pointer to them.
+   */
+  delta_crls?: boolean
   /** OCSP responder URLs, written in authorityInfoAccess. */
   ocsp_urls?: string[]
 }
@@ -1179,6 +1206,8 @@ export type KeyType = "data_encryption"
 export interface LifecycleReport {
   /** Audit rows archived under the configured retention. */
   audit_retention: AuditRetentionReport
+  /** CRLs signed ahead of their nextUpdate (every CA, partition and delta). */
+  crls: CrlRefreshReport
   /** New "expired" notices to owners (one per certificate). */
   expired_notices: number
   /** New "expiring soon" notices to owners (one per certificate and threshold). */
@@ -1325,6 +1354,17 @@ export interface NewCertificateAuthority {
    * Default: `[]`.
    */
   excluded_subtrees?: NameSubtree[]
+   * Split this CA's CRL into this many partitions (1 to 1024), each
+   * with its own URL below the CA's CRL URL; none: one CRL.
+   * Default: `null`.
+   */
+  crl_partitions?: number | null
+  /**
+   * Publish delta CRLs, pointed to (freshestCRL) by complete CRLs and
+   * issued certificates.
+   * Default: `false`.
+   */
+  delta_crls?: boolean
   /**
    * The CA's new key (default ECDSA P-256).
    * Default: `"ECDSA-P256"`.
@@ -1602,6 +1642,11 @@ export interface OpenOptions {
    * responder certificate (`OcspSettings::sign_with_ca_key`); false when absent.
    */
   ocsp_sign_with_ca_key?: boolean | null
+   * Where the host publishes CRLs, OCSP and CA certificates
+   * (`ClmConfig::public_base_url`): CAs without explicit URLs derive
+   * theirs from it.
+   */
+  public_base_url?: string | null
   /**
    * `postgres://...` of the secure database (may carry a password).
    * Secret.
@@ -2858,6 +2903,10 @@ export declare class Clm {
   generateCrl(actor: Actor, issuerId: CertificateId, nextUpdateHours?: number | null): Promise<GeneratedCrl>
   /** Answers an OCSP request (DER in base64) with an OCSP response (DER in base64); public, never fails. */
   ocspRespond(requestDerBase64: string): Promise<OcspReply>
+  /** Generates the next CRL of one partition of an issuer, or a delta CRL. */
+  generateScopedCrl(actor: Actor, issuerId: CertificateId, partition?: number | null, delta?: boolean | null, nextUpdateHours?: number | null): Promise<GeneratedCrl>
+  /** The latest stored CRL of an issuer (or of a partition; complete or delta), to serve. */
+  latestCrl(actor: Actor, issuerId: CertificateId, partition?: number | null, delta?: boolean | null): Promise<GeneratedCrl>
   /** Rotates the data key, re-sealing every private key in batches; resumes an interrupted run. */
   rotateDataKey(actor: Actor, batchSize?: number | null, maxBatches?: number | null, onProgress?: ((progress: RotationProgress) => void) | null): Promise<RotationReport>
   /** Re-wraps every data key under a new master key. */

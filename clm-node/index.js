@@ -28,7 +28,7 @@ const SHAPES = {
   AuditCheckpoint: ["obj", {"sequence_number": ["int", -9007199254740991, 9007199254740991], "version": ["int", 0, 4294967295]}],
   ExpiringWithinDays: ["int", 1, 30],
   IssueInput: ["obj", {"validity_days": ["int", 0, 4294967295]}],
-  NewCertificateAuthority: ["obj", {"path_len": ["int", 0, 255], "validity_days": ["int", 0, 4294967295]}],
+  NewCertificateAuthority: ["obj", {"crl_partitions": ["int", 0, 4294967295], "path_len": ["int", 0, 255], "validity_days": ["int", 0, 4294967295]}],
   NewPolicy: ["obj", {"rules": ["ref", "PolicyRules"]}],
   NewWorkflow: ["obj", {"definition": ["ref", "WorkflowDefinition"]}],
   OpenOptions: ["obj", {"audit_retention_days": ["int", 0, 4294967295], "cache_ttl_ms": ["int", 0, 9007199254740991], "max_connections": ["int", 0, 4294967295], "slow_statement_ms": ["int", 0, 9007199254740991]}],
@@ -64,6 +64,8 @@ const ARGUMENTS = {
   export_private_key: {"options": ["ref", "PrivateKeyExportOptions"]},
   search_certificates: {"page": ["ref", "PageRequest"]},
   generate_crl: {"next_update_hours": ["int", 0, 4294967295]},
+  generate_scoped_crl: {"partition": ["int", 0, 4294967295], "next_update_hours": ["int", 0, 4294967295]},
+  latest_crl: {"partition": ["int", 0, 4294967295]},
   rotate_data_key: {"batch_size": ["int", 0, 4294967295], "max_batches": ["int", 0, 4294967295]},
   list_key_rotations: {"page": ["ref", "PageRequest"]},
   create_workflow: {"new": ["ref", "NewWorkflow"]},
@@ -157,6 +159,8 @@ const OPERATIONS = [
   {"name": "release_certificate_hold", "js_name": "releaseCertificateHold", "module": "revocation", "summary": "Releases a certificate_hold.", "needs_actor": true, "arguments": [{"name": "id", "js_name": "id", "required": true}], "result_kind": "value", "progress": false},
   {"name": "generate_crl", "js_name": "generateCrl", "module": "revocation", "summary": "Generates the next CRL of an issuer.", "needs_actor": true, "arguments": [{"name": "issuer_id", "js_name": "issuerId", "required": true}, {"name": "next_update_hours", "js_name": "nextUpdateHours", "required": false}], "result_kind": "value", "progress": false},
   {"name": "ocsp_respond", "js_name": "ocspRespond", "module": "ocsp", "summary": "Answers an OCSP request (DER in base64) with an OCSP response (DER in base64); public, never fails.", "needs_actor": false, "arguments": [{"name": "request_der_base64", "js_name": "requestDerBase64", "required": true}], "result_kind": "value", "progress": false},
+  {"name": "generate_scoped_crl", "js_name": "generateScopedCrl", "module": "revocation", "summary": "Generates the next CRL of one partition of an issuer, or a delta CRL.", "needs_actor": true, "arguments": [{"name": "issuer_id", "js_name": "issuerId", "required": true}, {"name": "partition", "js_name": "partition", "required": false}, {"name": "delta", "js_name": "delta", "required": false}, {"name": "next_update_hours", "js_name": "nextUpdateHours", "required": false}], "result_kind": "value", "progress": false},
+  {"name": "latest_crl", "js_name": "latestCrl", "module": "revocation", "summary": "The latest stored CRL of an issuer (or of a partition; complete or delta), to serve.", "needs_actor": true, "arguments": [{"name": "issuer_id", "js_name": "issuerId", "required": true}, {"name": "partition", "js_name": "partition", "required": false}, {"name": "delta", "js_name": "delta", "required": false}], "result_kind": "value", "progress": false},
   {"name": "rotate_data_key", "js_name": "rotateDataKey", "module": "rotation", "summary": "Rotates the data key, re-sealing every private key in batches; resumes an interrupted run.", "needs_actor": true, "arguments": [{"name": "batch_size", "js_name": "batchSize", "required": false}, {"name": "max_batches", "js_name": "maxBatches", "required": false}], "result_kind": "value", "progress": true},
   {"name": "rotate_master_key", "js_name": "rotateMasterKey", "module": "rotation", "summary": "Re-wraps every data key under a new master key.", "needs_actor": true, "arguments": [{"name": "new_master_key", "js_name": "newMasterKey", "required": true}], "result_kind": "value", "progress": false},
   {"name": "key_status", "js_name": "keyStatus", "module": "rotation", "summary": "The data keys and what is still sealed under each.", "needs_actor": true, "arguments": [], "result_kind": "value", "progress": false},
@@ -577,6 +581,14 @@ class Clm {
   /** Answers an OCSP request (DER in base64) with an OCSP response (DER in base64); public, never fails. */
   ocspRespond(requestDerBase64) {
     return runtime.call(this, "ocsp_respond", { request_der_base64: requestDerBase64 })
+  /** Generates the next CRL of one partition of an issuer, or a delta CRL. */
+  generateScopedCrl(actor, issuerId, partition, delta, nextUpdateHours) {
+    return runtime.callAs(this, actor, "generate_scoped_crl", { issuer_id: issuerId, partition, delta, next_update_hours: nextUpdateHours })
+  }
+
+  /** The latest stored CRL of an issuer (or of a partition; complete or delta), to serve. */
+  latestCrl(actor, issuerId, partition, delta) {
+    return runtime.callAs(this, actor, "latest_crl", { issuer_id: issuerId, partition, delta })
   }
 
   /** Rotates the data key, re-sealing every private key in batches; resumes an interrupted run. */

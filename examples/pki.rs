@@ -231,8 +231,7 @@ async fn build(clm: &Clm, out_dir: &Path) -> clm::Result<()> {
         .await?;
     println!(
         "CRL           #{} with {} entr(ies)",
-        crl.crl_number,
-        crl.entries.len()
+        crl.crl_number, crl.entry_count
     );
 
     write(out_dir, "root.pem", &root.certificate.certificate_pem)?;

@@ -13,6 +13,7 @@ pub mod authorities;
 pub mod cache;
 pub mod certificates;
 pub mod exports;
+pub mod crls;
 pub mod identity;
 pub mod inventory;
 pub mod issuance;

@@ -22,6 +22,7 @@ pub mod certificate_metadata;
 pub mod certificate_requests;
 pub mod certificate_revocations;
 pub mod certificates;
+pub mod crls;
 pub mod encryption_keys;
 pub mod key_rotation_history;
 pub mod maintenance;

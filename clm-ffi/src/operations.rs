@@ -1350,6 +1350,12 @@ pub unsafe extern "C" fn clm_restore_policy(
 ///   - `excluded_subtrees` ([`NameSubtree`, ...]; optional, default []):
 ///     Names this CA and every CA below it must never certify; they win over
 ///     `permitted_subtrees`.
+///   - `crl_partitions` (integer 0..4294967295 or null; optional, default
+///     null): Split this CA's CRL into this many partitions (1 to 1024), each
+///     with its own URL below the CA's CRL URL; none: one CRL.
+///   - `delta_crls` (true or false; optional, default false): Publish delta
+///     CRLs, pointed to (freshestCRL) by complete CRLs and issued
+///     certificates.
 ///   - `key_algorithm` (`KeyAlgorithm`; optional, default "ECDSA-P256"): The
 ///     CA's new key (default ECDSA P-256).
 ///   - `ocsp_urls` ([text, ...]; optional, default []): OCSP responder URLs
@@ -1430,6 +1436,12 @@ pub unsafe extern "C" fn clm_create_root_ca(
 ///   - `excluded_subtrees` ([`NameSubtree`, ...]; optional, default []):
 ///     Names this CA and every CA below it must never certify; they win over
 ///     `permitted_subtrees`.
+///   - `crl_partitions` (integer 0..4294967295 or null; optional, default
+///     null): Split this CA's CRL into this many partitions (1 to 1024), each
+///     with its own URL below the CA's CRL URL; none: one CRL.
+///   - `delta_crls` (true or false; optional, default false): Publish delta
+///     CRLs, pointed to (freshestCRL) by complete CRLs and issued
+///     certificates.
 ///   - `key_algorithm` (`KeyAlgorithm`; optional, default "ECDSA-P256"): The
 ///     CA's new key (default ECDSA P-256).
 ///   - `ocsp_urls` ([text, ...]; optional, default []): OCSP responder URLs
@@ -1809,7 +1821,8 @@ pub unsafe extern "C" fn clm_issue_certificate(
 ///
 /// `actor`: who performs it (not NULL).
 /// `result_json`: the `DryRunReport` record `{"allowed", "requires_approval",
-/// "rules", "would_issue"}` as JSON text; free it with `clm_string_free`.
+/// "rules", "warnings", "would_issue"}` as JSON text; free it with
+/// `clm_string_free`.
 ///
 /// # Safety
 /// `clm` and `actor` are NULL or live handles; `arguments_json` is NULL or a
@@ -2384,9 +2397,10 @@ pub unsafe extern "C" fn clm_release_certificate_hold(
 /// - `next_update_hours` (integer 0..4294967295 or null; optional)
 ///
 /// `actor`: who performs it (not NULL).
-/// `result_json`: the `GeneratedCrl` record `{"crl_number", "entries",
-/// "issuer_certificate_id", "next_update", "pem", "this_update"}` as JSON
-/// text; free it with `clm_string_free`.
+/// `result_json`: the `GeneratedCrl` record `{"crl_number", "entry_count",
+/// "issuer_certificate_id", "kind", "next_update", "pem", "this_update",
+/// "base_crl_number"?, "partition"?}` as JSON text; free it with
+/// `clm_string_free`.
 ///
 /// # Safety
 /// `clm` and `actor` are NULL or live handles; `arguments_json` is NULL or a
@@ -2423,6 +2437,60 @@ pub unsafe extern "C" fn clm_ocsp_respond(
     result_json: *mut *mut c_char,
 ) -> clm_status {
     unsafe { run(clm, std::ptr::null(), "ocsp_respond", arguments_json, None, Output::Json(result_json)) }
+/// Generates the next CRL of one partition of an issuer, or a delta CRL.
+///
+/// Operation `generate_scoped_crl` (revocation).
+/// `arguments_json`: a JSON object of these named arguments:
+/// - `issuer_id` (`CertificateId` UUID; required)
+/// - `partition` (integer 0..4294967295 or null; optional)
+/// - `delta` (true or false or null; optional)
+/// - `next_update_hours` (integer 0..4294967295 or null; optional)
+///
+/// `actor`: who performs it (not NULL).
+/// `result_json`: the `GeneratedCrl` record `{"crl_number", "entry_count",
+/// "issuer_certificate_id", "kind", "next_update", "pem", "this_update",
+/// "base_crl_number"?, "partition"?}` as JSON text; free it with
+/// `clm_string_free`.
+///
+/// # Safety
+/// `clm` and `actor` are NULL or live handles; `arguments_json` is NULL or a
+/// NUL-terminated string; `result_json` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn clm_generate_scoped_crl(
+    clm: *const clm_handle,
+    actor: *const clm_actor,
+    arguments_json: *const c_char,
+    result_json: *mut *mut c_char,
+) -> clm_status {
+    unsafe { run(clm, actor, "generate_scoped_crl", arguments_json, None, Output::Json(result_json)) }
+}
+
+/// The latest stored CRL of an issuer (or of a partition; complete or delta),
+/// to serve.
+///
+/// Operation `latest_crl` (revocation).
+/// `arguments_json`: a JSON object of these named arguments:
+/// - `issuer_id` (`CertificateId` UUID; required)
+/// - `partition` (integer 0..4294967295 or null; optional)
+/// - `delta` (true or false or null; optional)
+///
+/// `actor`: who performs it (not NULL).
+/// `result_json`: the `GeneratedCrl` record `{"crl_number", "entry_count",
+/// "issuer_certificate_id", "kind", "next_update", "pem", "this_update",
+/// "base_crl_number"?, "partition"?}` as JSON text; free it with
+/// `clm_string_free`.
+///
+/// # Safety
+/// `clm` and `actor` are NULL or live handles; `arguments_json` is NULL or a
+/// NUL-terminated string; `result_json` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn clm_latest_crl(
+    clm: *const clm_handle,
+    actor: *const clm_actor,
+    arguments_json: *const c_char,
+    result_json: *mut *mut c_char,
+) -> clm_status {
+    unsafe { run(clm, actor, "latest_crl", arguments_json, None, Output::Json(result_json)) }
 }
 
 // ---- rotation --------------------------------------------------------------
@@ -3174,6 +3242,8 @@ pub unsafe extern "C" fn clm_mark_notifications_delivered(
 /// `actor`: who performs it (not NULL).
 /// `result_json`: the `LifecycleReport` record `{"audit_retention",
 /// "expired_notices", "expiring_notices", "ocsp", "ran", "renewal_errors",
+/// `result_json`: the `LifecycleReport` record `{"audit_retention", "crls",
+/// "expired_notices", "expiring_notices", "ran", "renewal_errors",
 /// "renewals_issued", "renewals_pending_approval", "statuses",
 /// "workflows_expired"}` as JSON text; free it with `clm_string_free`.
 ///

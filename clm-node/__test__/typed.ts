@@ -100,6 +100,10 @@ async function everyOperation(dir: string): Promise<void> {
   const released = await clm.releaseCertificateHold(system, cert.id)
   const crl = await clm.generateCrl(system, inter.certificate.id, 24)
   const crlPem: string = crl.pem
+  const crlEntries: number = crl.entry_count
+  const scopedCrl = await clm.generateScopedCrl(system, inter.certificate.id, null, false, 24)
+  const servedCrl = await clm.latestCrl(system, inter.certificate.id, null, false)
+  const servedPem: string = servedCrl.pem
 
   // Key rotation, with a progress callback.
   const seen: RotationProgress[] = []
@@ -251,7 +255,7 @@ async function everyOperation(dir: string): Promise<void> {
 
   await clm.close()
   void [text, kind, sameCert, authorities, allowed, key, renewed, csrKey, imported, byBusinessId, pem, next, chain, restored,
-    refreshed, reconciled, revocation, released, crlPem, rotated, masterRotation, keys, rotations, sameOrg, orgs,
+    refreshed, reconciled, revocation, released, crlPem, crlEntries, scopedCrl, servedPem, rotated, masterRotation, keys, rotations, sameOrg, orgs,
     suspended, sameUser, byName, users, updated, back, unlocked, uri, ended, purged, keyActor, apiKeys, sameRole,
     byCode, roles, widened, granted, samePolicy, byPolicyCode, policies, changed, policyBack, sameWorkflow,
     byWorkflowCode, workflows, expired, theirs, marked, delivered, ran, events, chainReport, against, archive, codes,

@@ -128,6 +128,10 @@ def every_operation(c: clm.Clm, pem: str) -> None:
     revocation: clm.CertificateRevocation = c.revoke_certificate(system, cert.id, "certificate_hold", "hold")
     cert = c.release_certificate_hold(system, cert.id)
     crl: clm.GeneratedCrl = c.generate_crl(system, inter.certificate.id, 24)
+    entry_count: int = crl.entry_count
+    kind: clm.CrlKind = crl.kind
+    scoped: clm.GeneratedCrl = c.generate_scoped_crl(system, inter.certificate.id, partition=None, delta=False)
+    served: clm.GeneratedCrl = c.latest_crl(system, inter.certificate.id, delta=False)
 
     def progress(report: clm.RotationProgress) -> None:
         done: int = report.rotated
@@ -165,6 +169,7 @@ def every_operation(c: clm.Clm, pem: str) -> None:
     lifecycle: clm.LifecycleReport = c.run_lifecycle(system)
     retention: clm.AuditRetentionReport = lifecycle.audit_retention
     archived_rows: int = retention.core_archived
+    crls_signed: int = lifecycle.crls.generated
     stats: clm.DatabaseStatsReport = c.database_stats(system)
     tables: list[clm.TableStats] = stats.core.tables
     scans: int | None = stats.secure.indexes[0].scans

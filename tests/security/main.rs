@@ -8,6 +8,7 @@ mod access;
 mod audit_trail;
 mod compromised_keys;
 mod exports;
+mod crls;
 mod inventory_tenancy;
 mod login_races;
 mod maintenance;

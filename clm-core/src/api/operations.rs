@@ -528,6 +528,23 @@ operations! { clm, actor, progress;
     /// Generates the next CRL of an issuer.
     revocation acting generate_crl(issuer_id: CertificateId, next_update_hours: Option<u32>)
         -> GeneratedCrl => record(&clm.generate_crl(actor, issuer_id, next_update_hours).await?);
+    /// Generates the next CRL of one partition of an issuer, or a delta CRL.
+    revocation acting generate_scoped_crl(
+        issuer_id: CertificateId,
+        partition: Option<u32>,
+        delta: Option<bool>,
+        next_update_hours: Option<u32>,
+    ) -> GeneratedCrl => record(
+        &clm.generate_scoped_crl(actor, issuer_id, partition, delta.unwrap_or(false), next_update_hours)
+            .await?,
+    );
+    /// The latest stored CRL of an issuer (or of a partition; complete or delta), to serve.
+    revocation acting latest_crl(
+        issuer_id: CertificateId,
+        partition: Option<u32>,
+        delta: Option<bool>,
+    ) -> GeneratedCrl =>
+        record(&clm.latest_crl(actor, issuer_id, partition, delta.unwrap_or(false)).await?);
 
     // ---- OCSP ------------------------------------------------------------------
     /// Answers an OCSP request (DER in base64) with an OCSP response (DER in base64); public, never fails.

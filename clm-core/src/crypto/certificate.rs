@@ -414,6 +414,9 @@ pub struct CertificateTemplate {
     pub ca_issuers_urls: Vec<String>,
     /// Written as a critical NameConstraints extension; CA kinds only.
     pub name_constraints: Option<super::NameConstraints>,
+    /// Where the issuer's delta CRLs are published, written as freshestCRL
+    /// (RFC 5280 §4.2.1.15; none: no extension).
+    pub freshest_crl_urls: Vec<String>,
 }
 
 impl CertificateTemplate {
@@ -436,6 +439,7 @@ impl CertificateTemplate {
             ocsp_urls: Vec::new(),
             ca_issuers_urls: Vec::new(),
             name_constraints: None,
+            freshest_crl_urls: Vec::new(),
         }
     }
 }
@@ -534,6 +538,7 @@ fn validate_template(template: &CertificateTemplate) -> Result<()> {
         ("crl_distribution_points", &template.crl_distribution_points),
         ("ocsp_urls", &template.ocsp_urls),
         ("ca_issuers_urls", &template.ca_issuers_urls),
+        ("freshest_crl_urls", &template.freshest_crl_urls),
     ] {
         for (index, url) in urls.iter().enumerate() {
             SubjectAlternativeName::Uri(url.clone())
@@ -804,9 +809,18 @@ impl BuilderProfile for ClmProfile<'_> {
 
         extensions.extend(self.name_constraints.clone());
 
-        if !template.crl_distribution_points.is_empty() {
-            let names = template
-                .crl_distribution_points
+        // cRLDistributionPoints and freshestCRL share one syntax.
+        for (id, urls) in [
+            (
+                oid::CRL_DISTRIBUTION_POINTS,
+                &template.crl_distribution_points,
+            ),
+            (oid::FRESHEST_CRL, &template.freshest_crl_urls),
+        ] {
+            if urls.is_empty() {
+                continue;
+            }
+            let names = urls
                 .iter()
                 .map(|u| uri(u))
                 .collect::<der::Result<Vec<_>>>()?;
@@ -815,7 +829,7 @@ impl BuilderProfile for ClmProfile<'_> {
                 reasons: None,
                 crl_issuer: None,
             }]);
-            extensions.push(extension(oid::CRL_DISTRIBUTION_POINTS, false, &points)?);
+            extensions.push(extension(id, false, &points)?);
         }
 
         let mut access = Vec::new();

@@ -147,6 +147,8 @@ typed_id!(
     KeyRotationId,
     /// Primary key of `ca_rollovers`.
     CaRolloverId,
+    /// Primary key of `crls`.
+    CrlId,
     /// Unused: rows of both audit logs are keyed by [`AuditId`].
     SecureAuditId,
     /// Primary key of `users`.

@@ -273,6 +273,16 @@ string_enum!(
 );
 
 string_enum!(
+    /// What a stored CRL is (`crls.kind`): RFC 5280 complete or delta.
+    CrlKind {
+        /// A complete CRL: every standing revocation of its scope.
+        Full => "full",
+        /// A delta CRL: what changed since the complete CRL it names.
+        Delta => "delta",
+    }
+);
+
+string_enum!(
     /// RFC 5280 CRLReason, stored by name in `certificate_revocations.revocation_reason`.
     RevocationReason {
         /// No reason given (code 0).

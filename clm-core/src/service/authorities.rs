@@ -21,8 +21,8 @@ use crate::model::{
 use crate::service::actor::{Access, Actor};
 use crate::service::audit::AuditEntry;
 use crate::service::certificates::{
-    CertificateWrite, IssuanceExtras, IssuanceUrls, LoadedIssuer, Ownership, RequestRow,
-    certificate_row_with_id,
+    CertificateWrite, IssuanceExtras, IssuanceUrls, LoadedIssuer, MAX_CRL_PARTITIONS, Ownership,
+    RequestRow, certificate_row_with_id,
 };
 use crate::service::policy_check;
 use crate::store::certificates;
@@ -60,6 +60,12 @@ pub struct NewCertificateAuthority {
     /// Names this CA and every CA below it must never certify; they win
     /// over `permitted_subtrees`.
     pub excluded_subtrees: Vec<NameSubtree>,
+    /// Split this CA's CRL into this many partitions (1 to 1024), each
+    /// with its own URL below the CA's CRL URL; none: one CRL.
+    pub crl_partitions: Option<u32>,
+    /// Publish delta CRLs, pointed to (freshestCRL) by complete CRLs and
+    /// issued certificates.
+    pub delta_crls: bool,
 }
 
 impl Default for NewCertificateAuthority {
@@ -75,6 +81,8 @@ impl Default for NewCertificateAuthority {
             ca_issuers_urls: Vec::new(),
             permitted_subtrees: Vec::new(),
             excluded_subtrees: Vec::new(),
+            crl_partitions: None,
+            delta_crls: false,
         }
     }
 }
@@ -193,6 +201,41 @@ fn check_urls(urls: &IssuanceUrls) -> Result<()> {
         }
     }
     Ok(())
+}
+
+impl Clm {
+    /// Partitions and deltas are published under the CA's CRL URL, so they
+    /// need one: given, or derived from the public base URL.
+    fn check_crl_settings(&self, urls: &IssuanceUrls) -> Result<()> {
+        if let Some(partitions) = urls.crl_partitions
+            && !(1..=MAX_CRL_PARTITIONS).contains(&partitions)
+        {
+            return Err(Error::invalid(
+                "crl_partitions",
+                format!("must be 1 to {MAX_CRL_PARTITIONS}, got {partitions}"),
+            ));
+        }
+        // The CA's id only shapes the derived URLs, not whether there are any.
+        let has_crl_url = !urls
+            .clone()
+            .or_derived(
+                self.config().public_base_url.as_deref(),
+                crate::model::CertificateId::new(),
+            )
+            .crl_distribution_points
+            .is_empty();
+        if (urls.crl_partitions.is_some() || urls.delta_crls) && !has_crl_url {
+            return Err(Error::invalid(
+                if urls.crl_partitions.is_some() {
+                    "crl_partitions"
+                } else {
+                    "delta_crls"
+                },
+                "needs a CRL URL to publish under: give crl_distribution_points or configure a public base URL",
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// The `certificate_requests` row recording an issuance (or a request that
@@ -457,8 +500,11 @@ impl Clm {
             crl_distribution_points: new.crl_distribution_points.clone(),
             ocsp_urls: new.ocsp_urls.clone(),
             ca_issuers_urls: new.ca_issuers_urls.clone(),
+            crl_partitions: new.crl_partitions,
+            delta_crls: new.delta_crls,
         };
         check_urls(&urls)?;
+        self.check_crl_settings(&urls)?;
         let constraints =
             NameConstraints::from_request(&new.permitted_subtrees, &new.excluded_subtrees)?;
         let (not_before, not_after, validity_clamp) =
@@ -479,7 +525,8 @@ impl Clm {
         template.name_constraints = constraints;
         if let Some(parent) = &parent {
             let parent_urls = &parent.issuance_urls;
-            template.crl_distribution_points = parent_urls.crl_distribution_points.clone();
+            (template.crl_distribution_points, template.freshest_crl_urls) =
+                parent_urls.revocation_pointers(&template.serial);
             template.ocsp_urls = parent_urls.ocsp_urls.clone();
             template.ca_issuers_urls = parent_urls.ca_issuers_urls.clone();
         }

@@ -6,7 +6,7 @@
 use serde_json::json;
 
 use crate::crypto::envelope::Sealed;
-use crate::crypto::{KeyPair, ParsedCertificate};
+use crate::crypto::{KeyPair, ParsedCertificate, crl_partition};
 use crate::keyring::private_key_aad;
 use crate::model::{
     Certificate, CertificateId, CertificateKind, CertificateMetadata, CertificateMetadataId,
@@ -192,6 +192,80 @@ pub struct IssuanceUrls {
     /// authorityInfoAccess.
     #[serde(default)]
     pub ca_issuers_urls: Vec<String>,
+    /// CRL partitions of this CA (1 to [`MAX_CRL_PARTITIONS`]; none: one
+    /// CRL for everything). A certificate's partition follows from its
+    /// serial ([`crl_partition`]); it points to its partition's CRL.
+    #[serde(default)]
+    pub crl_partitions: Option<u32>,
+    /// The CA publishes delta CRLs: complete CRLs and issued certificates
+    /// carry a freshestCRL pointer to them.
+    #[serde(default)]
+    pub delta_crls: bool,
+}
+
+/// Most CRL partitions a CA may have.
+pub const MAX_CRL_PARTITIONS: u32 = 1024;
+
+/// The URL of a part below a CRL's URL: `.../ID.crl` becomes `.../ID/<part>.crl`.
+fn crl_sub_url(url: &str, part: &str) -> String {
+    format!("{}/{part}.crl", url.strip_suffix(".crl").unwrap_or(url))
+}
+
+impl IssuanceUrls {
+    /// These URLs; or, when none is set and the host configured a public
+    /// base URL, the ones derived from it for the CA `ca` (the shared URL
+    /// scheme of [`crate::ClmConfig::public_base_url`]). The CRL settings
+    /// stay.
+    pub fn or_derived(mut self, public_base_url: Option<&str>, ca: CertificateId) -> Self {
+        let Some(base) = public_base_url else {
+            return self;
+        };
+        if self.crl_distribution_points.is_empty()
+            && self.ocsp_urls.is_empty()
+            && self.ca_issuers_urls.is_empty()
+        {
+            self.crl_distribution_points = vec![format!("{base}/crl/{ca}.crl")];
+            self.ocsp_urls = vec![format!("{base}/ocsp")];
+            self.ca_issuers_urls = vec![format!("{base}/ca/{ca}.crt")];
+        }
+        self
+    }
+
+    /// The URLs of a scope's complete CRL (`partition` None: the CA's whole
+    /// CRL), each below the CA's own CRL URL.
+    pub fn crl_urls(&self, partition: Option<u32>) -> Vec<String> {
+        self.crl_distribution_points
+            .iter()
+            .map(|url| match partition {
+                Some(n) => crl_sub_url(url, &n.to_string()),
+                None => url.clone(),
+            })
+            .collect()
+    }
+
+    /// The URLs of a scope's delta CRLs (none unless the CA publishes them).
+    pub fn delta_crl_urls(&self, partition: Option<u32>) -> Vec<String> {
+        if !self.delta_crls {
+            return Vec::new();
+        }
+        self.crl_urls(partition)
+            .iter()
+            .map(|url| crl_sub_url(url, "delta"))
+            .collect()
+    }
+
+    /// The partition a certificate of this CA with `serial` (DER content
+    /// bytes) is listed in; None when the CA has no partitions.
+    pub fn partition_of(&self, serial: &[u8]) -> Option<u32> {
+        self.crl_partitions.map(|n| crl_partition(serial, n))
+    }
+
+    /// What a certificate with `serial` carries: its CRL's URLs
+    /// (cRLDistributionPoints) and its delta CRLs' (freshestCRL).
+    pub fn revocation_pointers(&self, serial: &[u8]) -> (Vec<String>, Vec<String>) {
+        let partition = self.partition_of(serial);
+        (self.crl_urls(partition), self.delta_crl_urls(partition))
+    }
 }
 
 /// What issuance writes besides the certificate, in the same secure
@@ -554,7 +628,8 @@ impl Clm {
                 ))
             })?,
             None => IssuanceUrls::default(),
-        };
+        }
+        .or_derived(self.config().public_base_url.as_deref(), id);
         // Boxed: the walk's state would otherwise sit in every future that
         // loads an issuer.
         let (ancestors, name_constraints) =

@@ -158,6 +158,10 @@ pub struct DryRunReport {
     pub allowed: bool,
     /// True when the policy makes the request wait for approval.
     pub requires_approval: bool,
+    /// What would be issued but deserves a look: a TLS server certificate
+    /// without any revocation pointer (no CRL URL, no OCSP URL), which
+    /// public-trust linters flag.
+    pub warnings: Vec<String>,
 }
 
 /// How to renew.
@@ -652,11 +656,25 @@ impl Clm {
                 ),
             },
         });
+        let would_issue = plan.summary();
+        let mut warnings = Vec::new();
+        if matches!(
+            would_issue.kind,
+            CertificateKind::TlsServer | CertificateKind::TlsServerClient
+        ) && would_issue.crl_distribution_points.is_empty()
+            && would_issue.ocsp_urls.is_empty()
+        {
+            warnings.push(format!(
+                "CA {} writes no CRL or OCSP URL: this TLS server certificate would carry no revocation information; give the CA URLs or configure a public base URL",
+                plan.issuer.row.certificate_id
+            ));
+        }
         Ok(DryRunReport {
-            would_issue: plan.summary(),
+            would_issue,
             allowed: rules.iter().all(|r| r.passed),
             requires_approval: plan.requires_approval(),
             rules,
+            warnings,
         })
     }
 
@@ -722,7 +740,8 @@ impl Clm {
         );
         template.subject_alternative_names = plan.sans.clone();
         template.serial = crate::crypto::random_serial();
-        template.crl_distribution_points = issuer.issuance_urls.crl_distribution_points.clone();
+        (template.crl_distribution_points, template.freshest_crl_urls) =
+            issuer.issuance_urls.revocation_pointers(&template.serial);
         template.ocsp_urls = issuer.issuance_urls.ocsp_urls.clone();
         template.ca_issuers_urls = issuer.issuance_urls.ca_issuers_urls.clone();
 

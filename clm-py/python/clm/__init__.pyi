@@ -69,6 +69,7 @@ CertificateFormat = Literal["pem", "der", "pem_chain", "pkcs7_der", "pkcs7_pem"]
 CertificateKind = Literal["root_ca", "intermediate_ca", "tls_server", "tls_client", "tls_server_client", "code_signing", "email", "imported"]
 CertificateSource = Literal["issued", "imported"]
 CertificateStatus = Literal["pending", "active", "expiring", "expired", "revoked", "suspended"]
+CrlKind = Literal["full", "delta"]
 ErrorCode = Literal["NOT_FOUND", "ALREADY_EXISTS", "INVALID_INPUT", "POLICY_VIOLATION", "PERMISSION_DENIED", "CONFLICT", "CRYPTO", "DATABASE", "AUTHENTICATION", "CONFIGURATION", "CLOSED", "INTERNAL"]
 KeyFormat = Literal["pem", "der"]
 KeyStatus = Literal["active", "decrypt_only", "retired"]
@@ -166,6 +167,8 @@ class NewCertificateAuthority(TypedDict, total=False):
     ca_issuers_urls: Sequence[str] | None
     crl_distribution_points: Sequence[str] | None
     excluded_subtrees: Sequence[NameSubtree] | None
+    crl_partitions: int | None
+    delta_crls: bool | None
     key_algorithm: str | None
     ocsp_urls: Sequence[str] | None
     organization_id: str | UUID | None
@@ -623,11 +626,10 @@ class CreatedApiKey(Record):
     api_key: ApiKey
 
 
-class CrlEntryInfo(Record):
-    certificate_id: UUID
-    serial_number: str
-    revoked_at: datetime
-    reason: RevocationReason
+class CrlRefreshReport(Record):
+    generated: int
+    entries: int
+    errors: list[str]
 
 
 class CsrBundle(Record):
@@ -665,6 +667,7 @@ class DryRunReport(Record):
     rules: list[RuleOutcome]
     allowed: bool
     requires_approval: bool
+    warnings: list[str]
 
 
 class EncryptionKey(Record):
@@ -712,10 +715,13 @@ class ExpiringCertificatePage(Page[ExpiringCertificate]):
 class GeneratedCrl(Record):
     issuer_certificate_id: UUID
     crl_number: int
+    kind: CrlKind
     pem: str
     this_update: datetime
     next_update: datetime
-    entries: list[CrlEntryInfo]
+    entry_count: int
+    base_crl_number: int | None
+    partition: int | None
 
 
 class ImportReport(Record):
@@ -757,6 +763,8 @@ class IssuanceSummary(Record):
 class IssuanceUrls(Record):
     ca_issuers_urls: list[str] | None
     crl_distribution_points: list[str] | None
+    crl_partitions: int | None
+    delta_crls: bool | None
     ocsp_urls: list[str] | None
 
 
@@ -796,6 +804,7 @@ class LifecycleReport(Record):
     workflows_expired: int
     audit_retention: AuditRetentionReport
     ocsp: OcspLifecycleReport
+    crls: CrlRefreshReport
 
 
 class LoginResult(Record):
@@ -1178,6 +1187,7 @@ class Clm:
         master_key_file: str | PathLike[str] | None = None,
         max_connections: int | None = None,
         ocsp_sign_with_ca_key: bool | None = None,
+        public_base_url: str | None = None,
         secure_url: str | None = None,
         slow_statement_ms: int | None = None,
         sqlite_dir: str | PathLike[str] | None = None,
@@ -1385,6 +1395,21 @@ class Clm:
         next_update_hours: int | None = None,
     ) -> GeneratedCrl: ...
     def ocsp_respond(self, request_der_base64: str) -> OcspReply: ...
+    def generate_scoped_crl(
+        self,
+        actor: Actor,
+        issuer_id: str | UUID,
+        partition: int | None = None,
+        delta: bool | None = None,
+        next_update_hours: int | None = None,
+    ) -> GeneratedCrl: ...
+    def latest_crl(
+        self,
+        actor: Actor,
+        issuer_id: str | UUID,
+        partition: int | None = None,
+        delta: bool | None = None,
+    ) -> GeneratedCrl: ...
     def rotate_data_key(
         self,
         actor: Actor,

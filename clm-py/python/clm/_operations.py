@@ -334,6 +334,14 @@ OPERATIONS: dict[str, Operation] = {
         (('request_der_base64', True, 'str'),),
         'OcspReply', None,
         'Answers an OCSP request (DER in base64) with an OCSP response (DER in base64); public, never fails.'),
+    'generate_scoped_crl': Operation('generate_scoped_crl', 'revocation', True, 'value',
+        (('issuer_id', True, 'uuid'), ('partition', False, 'int'), ('delta', False, 'bool'), ('next_update_hours', False, 'int')),
+        'GeneratedCrl', None,
+        'Generates the next CRL of one partition of an issuer, or a delta CRL.'),
+    'latest_crl': Operation('latest_crl', 'revocation', True, 'value',
+        (('issuer_id', True, 'uuid'), ('partition', False, 'int'), ('delta', False, 'bool')),
+        'GeneratedCrl', None,
+        'The latest stored CRL of an issuer (or of a partition; complete or delta), to serve.'),
     'rotate_data_key': Operation('rotate_data_key', 'rotation', True, 'value',
         (('batch_size', False, 'int'), ('max_batches', False, 'int')),
         'RotationReport', 'RotationProgress',
@@ -475,6 +483,7 @@ OPEN_OPTIONS: dict[str, str | None] = {
     'master_key_file': 'path',
     'max_connections': 'int',
     'ocsp_sign_with_ca_key': 'bool',
+    'public_base_url': 'str',
     'secure_url': 'str',
     'slow_statement_ms': 'int',
     'sqlite_dir': 'path',
@@ -508,6 +517,7 @@ class Operations:
         master_key_file: str | PathLike[str] | None = None,
         max_connections: int | None = None,
         ocsp_sign_with_ca_key: bool | None = None,
+        public_base_url: str | None = None,
         secure_url: str | None = None,
         slow_statement_ms: int | None = None,
         sqlite_dir: str | PathLike[str] | None = None,
@@ -528,6 +538,7 @@ class Operations:
         `sslcert`, `sslkey` (each overrides the same parameter of the URLs).
         """
         return cls._open({"audit_archive_dir": audit_archive_dir, "audit_retention_days": audit_retention_days, "cache_ttl_ms": cache_ttl_ms, "core_url": core_url, "create_master_key": create_master_key, "master_key": master_key, "master_key_file": master_key_file, "max_connections": max_connections, "ocsp_sign_with_ca_key": ocsp_sign_with_ca_key, "secure_url": secure_url, "slow_statement_ms": slow_statement_ms, "sqlite_dir": sqlite_dir, "sslcert": sslcert, "sslkey": sslkey, "sslmode": sslmode, "sslrootcert": sslrootcert})
+        return cls._open({"audit_archive_dir": audit_archive_dir, "audit_retention_days": audit_retention_days, "cache_ttl_ms": cache_ttl_ms, "core_url": core_url, "create_master_key": create_master_key, "master_key": master_key, "master_key_file": master_key_file, "max_connections": max_connections, "public_base_url": public_base_url, "secure_url": secure_url, "slow_statement_ms": slow_statement_ms, "sqlite_dir": sqlite_dir, "sslcert": sslcert, "sslkey": sslkey, "sslmode": sslmode, "sslrootcert": sslrootcert})
 
     def version(self) -> str:
         """The library version."""
@@ -939,6 +950,26 @@ class Operations:
     def ocsp_respond(self, request_der_base64: str) -> OcspReply:
         """Answers an OCSP request (DER in base64) with an OCSP response (DER in base64); public, never fails."""
         return self._call("ocsp_respond", None, {"request_der_base64": request_der_base64})
+    def generate_scoped_crl(
+        self,
+        actor: Actor,
+        issuer_id: str | UUID,
+        partition: int | None = None,
+        delta: bool | None = None,
+        next_update_hours: int | None = None,
+    ) -> GeneratedCrl:
+        """Generates the next CRL of one partition of an issuer, or a delta CRL."""
+        return self._call("generate_scoped_crl", actor, {"issuer_id": issuer_id, "partition": partition, "delta": delta, "next_update_hours": next_update_hours})
+
+    def latest_crl(
+        self,
+        actor: Actor,
+        issuer_id: str | UUID,
+        partition: int | None = None,
+        delta: bool | None = None,
+    ) -> GeneratedCrl:
+        """The latest stored CRL of an issuer (or of a partition; complete or delta), to serve."""
+        return self._call("latest_crl", actor, {"issuer_id": issuer_id, "partition": partition, "delta": delta})
 
     def rotate_data_key(
         self,
@@ -1157,6 +1188,7 @@ class AsyncOperations:
         master_key_file: str | PathLike[str] | None = None,
         max_connections: int | None = None,
         ocsp_sign_with_ca_key: bool | None = None,
+        public_base_url: str | None = None,
         secure_url: str | None = None,
         slow_statement_ms: int | None = None,
         sqlite_dir: str | PathLike[str] | None = None,
@@ -1177,6 +1209,7 @@ class AsyncOperations:
         `sslcert`, `sslkey` (each overrides the same parameter of the URLs).
         """
         return await cls._open({"audit_archive_dir": audit_archive_dir, "audit_retention_days": audit_retention_days, "cache_ttl_ms": cache_ttl_ms, "core_url": core_url, "create_master_key": create_master_key, "master_key": master_key, "master_key_file": master_key_file, "max_connections": max_connections, "ocsp_sign_with_ca_key": ocsp_sign_with_ca_key, "secure_url": secure_url, "slow_statement_ms": slow_statement_ms, "sqlite_dir": sqlite_dir, "sslcert": sslcert, "sslkey": sslkey, "sslmode": sslmode, "sslrootcert": sslrootcert})
+        return await cls._open({"audit_archive_dir": audit_archive_dir, "audit_retention_days": audit_retention_days, "cache_ttl_ms": cache_ttl_ms, "core_url": core_url, "create_master_key": create_master_key, "master_key": master_key, "master_key_file": master_key_file, "max_connections": max_connections, "public_base_url": public_base_url, "secure_url": secure_url, "slow_statement_ms": slow_statement_ms, "sqlite_dir": sqlite_dir, "sslcert": sslcert, "sslkey": sslkey, "sslmode": sslmode, "sslrootcert": sslrootcert})
 
     async def version(self) -> str:
         """The library version."""
@@ -1600,6 +1633,26 @@ class AsyncOperations:
     async def ocsp_respond(self, request_der_base64: str) -> OcspReply:
         """Answers an OCSP request (DER in base64) with an OCSP response (DER in base64); public, never fails."""
         return await self._call("ocsp_respond", None, {"request_der_base64": request_der_base64})
+    async def generate_scoped_crl(
+        self,
+        actor: Actor,
+        issuer_id: str | UUID,
+        partition: int | None = None,
+        delta: bool | None = None,
+        next_update_hours: int | None = None,
+    ) -> GeneratedCrl:
+        """Generates the next CRL of one partition of an issuer, or a delta CRL."""
+        return await self._call("generate_scoped_crl", actor, {"issuer_id": issuer_id, "partition": partition, "delta": delta, "next_update_hours": next_update_hours})
+
+    async def latest_crl(
+        self,
+        actor: Actor,
+        issuer_id: str | UUID,
+        partition: int | None = None,
+        delta: bool | None = None,
+    ) -> GeneratedCrl:
+        """The latest stored CRL of an issuer (or of a partition; complete or delta), to serve."""
+        return await self._call("latest_crl", actor, {"issuer_id": issuer_id, "partition": partition, "delta": delta})
 
     async def rotate_data_key(
         self,

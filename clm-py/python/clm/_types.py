@@ -23,6 +23,7 @@ CertificateFormat = Literal["pem", "der", "pem_chain", "pkcs7_der", "pkcs7_pem"]
 CertificateKind = Literal["root_ca", "intermediate_ca", "tls_server", "tls_client", "tls_server_client", "code_signing", "email", "imported"]
 CertificateSource = Literal["issued", "imported"]
 CertificateStatus = Literal["pending", "active", "expiring", "expired", "revoked", "suspended"]
+CrlKind = Literal["full", "delta"]
 ErrorCode = Literal["NOT_FOUND", "ALREADY_EXISTS", "INVALID_INPUT", "POLICY_VIOLATION", "PERMISSION_DENIED", "CONFLICT", "CRYPTO", "DATABASE", "AUTHENTICATION", "CONFIGURATION", "CLOSED", "INTERNAL"]
 KeyFormat = Literal["pem", "der"]
 KeyStatus = Literal["active", "decrypt_only", "retired"]
@@ -152,6 +153,8 @@ class NewCertificateAuthority(TypedDict, total=False):
     ca_issuers_urls: Sequence[str] | None
     crl_distribution_points: Sequence[str] | None
     excluded_subtrees: Sequence[NameSubtree] | None
+    crl_partitions: int | None
+    delta_crls: bool | None
     key_algorithm: str | None
     ocsp_urls: Sequence[str] | None
     organization_id: str | UUID | None
@@ -805,16 +808,14 @@ class CreatedApiKey(Record):
     api_key: ApiKey
 
 
-class CrlEntryInfo(Record):
-    """One entry of a generated CRL."""
+class CrlRefreshReport(Record):
+    """What the lifecycle's CRL step did."""
 
-    _fields = ('certificate_id', 'serial_number', 'revoked_at', 'reason',)
-    _decode = {'certificate_id': 'uuid', 'revoked_at': 'datetime'}
+    _fields = ('generated', 'entries', 'errors',)
 
-    certificate_id: UUID
-    serial_number: str
-    revoked_at: datetime
-    reason: RevocationReason
+    generated: int
+    entries: int
+    errors: list[str]
 
 
 class CsrBundle(Record):
@@ -870,13 +871,14 @@ class DatabaseStatsReport(Record):
 class DryRunReport(Record):
     """A dry run's verdict: what would be issued, and every check with its result."""
 
-    _fields = ('would_issue', 'rules', 'allowed', 'requires_approval',)
+    _fields = ('would_issue', 'rules', 'allowed', 'requires_approval', 'warnings',)
     _decode = {'would_issue': 'IssuanceSummary', 'rules': ('list', 'RuleOutcome')}
 
     would_issue: IssuanceSummary
     rules: list[RuleOutcome]
     allowed: bool
     requires_approval: bool
+    warnings: list[str]
 
 
 class EncryptionKey(Record):
@@ -943,15 +945,18 @@ class ExpiringCertificatePage(Page["ExpiringCertificate"]):
 class GeneratedCrl(Record):
     """A signed CRL, as DER and PEM."""
 
-    _fields = ('issuer_certificate_id', 'crl_number', 'pem', 'this_update', 'next_update', 'entries',)
-    _decode = {'issuer_certificate_id': 'uuid', 'this_update': 'datetime', 'next_update': 'datetime', 'entries': ('list', 'CrlEntryInfo')}
+    _fields = ('issuer_certificate_id', 'crl_number', 'kind', 'pem', 'this_update', 'next_update', 'entry_count', 'base_crl_number', 'partition',)
+    _decode = {'issuer_certificate_id': 'uuid', 'this_update': 'datetime', 'next_update': 'datetime'}
 
     issuer_certificate_id: UUID
     crl_number: int
+    kind: CrlKind
     pem: str
     this_update: datetime
     next_update: datetime
-    entries: list[CrlEntryInfo]
+    entry_count: int
+    base_crl_number: int | None
+    partition: int | None
 
 
 class ImportReport(Record):
@@ -1015,10 +1020,12 @@ class IssuanceUrls(Record):
     `certificates.issuance_urls` on the CA's row.
     """
 
-    _fields = ('ca_issuers_urls', 'crl_distribution_points', 'ocsp_urls',)
+    _fields = ('ca_issuers_urls', 'crl_distribution_points', 'crl_partitions', 'delta_crls', 'ocsp_urls',)
 
     ca_issuers_urls: list[str] | None
     crl_distribution_points: list[str] | None
+    crl_partitions: int | None
+    delta_crls: bool | None
     ocsp_urls: list[str] | None
 
 
@@ -1062,6 +1069,8 @@ class LifecycleReport(Record):
 
     _fields = ('ran', 'statuses', 'expiring_notices', 'expired_notices', 'renewals_issued', 'renewals_pending_approval', 'renewal_errors', 'workflows_expired', 'audit_retention', 'ocsp',)
     _decode = {'statuses': 'StatusRefreshReport', 'audit_retention': 'AuditRetentionReport', 'ocsp': 'OcspLifecycleReport'}
+    _fields = ('ran', 'statuses', 'expiring_notices', 'expired_notices', 'renewals_issued', 'renewals_pending_approval', 'renewal_errors', 'workflows_expired', 'audit_retention', 'crls',)
+    _decode = {'statuses': 'StatusRefreshReport', 'audit_retention': 'AuditRetentionReport', 'crls': 'CrlRefreshReport'}
 
     ran: bool
     statuses: StatusRefreshReport
@@ -1073,6 +1082,7 @@ class LifecycleReport(Record):
     workflows_expired: int
     audit_retention: AuditRetentionReport
     ocsp: OcspLifecycleReport
+    crls: CrlRefreshReport
 
 
 class LoginResult(Record):
@@ -1639,6 +1649,7 @@ __all__ = [
     "CertificateKind",
     "CertificateSource",
     "CertificateStatus",
+    "CrlKind",
     "ErrorCode",
     "KeyFormat",
     "KeyStatus",
@@ -1712,7 +1723,7 @@ __all__ = [
     "ChainBreak",
     "ChainReport",
     "CreatedApiKey",
-    "CrlEntryInfo",
+    "CrlRefreshReport",
     "CsrBundle",
     "DataKeyStatus",
     "DatabaseStats",

@@ -43,7 +43,8 @@ from clm import (
     ChainBreak,
     ChainReport,
     CreatedApiKey,
-    CrlEntryInfo,
+    CrlKind,
+    CrlRefreshReport,
     CsrBundle,
     DataKeyStatus,
     DatabaseStats,
@@ -162,6 +163,7 @@ class Clm:
         master_key_file: str | PathLike[str] | None = None,
         max_connections: int | None = None,
         ocsp_sign_with_ca_key: bool | None = None,
+        public_base_url: str | None = None,
         secure_url: str | None = None,
         slow_statement_ms: int | None = None,
         sqlite_dir: str | PathLike[str] | None = None,
@@ -381,6 +383,21 @@ class Clm:
         next_update_hours: int | None = None,
     ) -> GeneratedCrl: ...
     async def ocsp_respond(self, request_der_base64: str) -> OcspReply: ...
+    async def generate_scoped_crl(
+        self,
+        actor: Actor,
+        issuer_id: str | UUID,
+        partition: int | None = None,
+        delta: bool | None = None,
+        next_update_hours: int | None = None,
+    ) -> GeneratedCrl: ...
+    async def latest_crl(
+        self,
+        actor: Actor,
+        issuer_id: str | UUID,
+        partition: int | None = None,
+        delta: bool | None = None,
+    ) -> GeneratedCrl: ...
     async def rotate_data_key(
         self,
         actor: Actor,
