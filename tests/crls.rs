@@ -76,7 +76,7 @@ async fn sub_ca(
         root.certificate.id,
         NewCertificateAuthority {
             subject: DistinguishedName::common_name(unique("CRL Issuing CA")),
-            validity_days: 1000,
+            validity_days: Some(1000),
             crl_partitions: partitions,
             delta_crls: deltas,
             ..Default::default()
@@ -441,7 +441,7 @@ async fn crl_settings_and_requests_refuse_bad_input() {
                     root.certificate.id,
                     NewCertificateAuthority {
                         subject: DistinguishedName::common_name("Bad partitions"),
-                        validity_days: 100,
+                        validity_days: Some(100),
                         crl_partitions: partitions,
                         crl_distribution_points: vec!["http://crl.example.test/a.crl".into()],
                         ..Default::default()
@@ -483,7 +483,7 @@ async fn crl_settings_and_requests_refuse_bad_input() {
                 root.certificate.id,
                 NewCertificateAuthority {
                     subject: DistinguishedName::common_name("Explicit URLs"),
-                    validity_days: 100,
+                    validity_days: Some(100),
                     crl_partitions: Some(2),
                     crl_distribution_points: vec!["http://crl.example.test/issuing.crl".into()],
                     ..Default::default()

@@ -363,8 +363,13 @@ fn check_sub_ca_names(
 
 /// The options that would create a CA like `ca` again (subject, key
 /// algorithm, lifetime, path length, organization, URLs, name
-/// constraints): what a successor CA copies.
-pub(crate) fn creation_options(ca: &LoadedIssuer) -> Result<NewCertificateAuthority> {
+/// constraints, CRL partitions and deltas): what a successor CA copies.
+/// URLs derived from `public_base_url` name `ca` itself, so they are not
+/// copied: the successor derives its own.
+pub(crate) fn creation_options(
+    ca: &LoadedIssuer,
+    public_base_url: Option<&str>,
+) -> Result<NewCertificateAuthority> {
     let certificate = &ca.certificate;
     let key = ca.key.info();
     let days = certificate
@@ -375,6 +380,15 @@ pub(crate) fn creation_options(ca: &LoadedIssuer) -> Result<NewCertificateAuthor
         list.iter().map(Subtree::to_request).collect()
     };
     let constraints = NameConstraints::of_certificate(&certificate.der)?.unwrap_or_default();
+    let derived = IssuanceUrls::default().or_derived(public_base_url, ca.row.id);
+    let urls = &ca.issuance_urls;
+    let explicit = |own: &Vec<String>, derived: &Vec<String>| {
+        if public_base_url.is_some() && own == derived {
+            Vec::new()
+        } else {
+            own.clone()
+        }
+    };
     Ok(NewCertificateAuthority {
         subject: DistinguishedName::parse(&certificate.subject_dn)?,
         key_algorithm: key.algorithm,
@@ -385,11 +399,16 @@ pub(crate) fn creation_options(ca: &LoadedIssuer) -> Result<NewCertificateAuthor
         ),
         path_len: certificate.path_len,
         organization_id: ca.row.organization_id,
-        crl_distribution_points: ca.issuance_urls.crl_distribution_points.clone(),
-        ocsp_urls: ca.issuance_urls.ocsp_urls.clone(),
-        ca_issuers_urls: ca.issuance_urls.ca_issuers_urls.clone(),
+        crl_distribution_points: explicit(
+            &urls.crl_distribution_points,
+            &derived.crl_distribution_points,
+        ),
+        ocsp_urls: explicit(&urls.ocsp_urls, &derived.ocsp_urls),
+        ca_issuers_urls: explicit(&urls.ca_issuers_urls, &derived.ca_issuers_urls),
         permitted_subtrees: to_request(&constraints.permitted)?,
         excluded_subtrees: to_request(&constraints.excluded)?,
+        crl_partitions: urls.crl_partitions,
+        delta_crls: urls.delta_crls,
     })
 }
 

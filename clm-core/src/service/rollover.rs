@@ -320,7 +320,7 @@ impl Clm {
         options: &RolloverOptions,
     ) -> Result<Prepared> {
         let mut warnings = Vec::new();
-        let mut new = creation_options(old)?;
+        let mut new = creation_options(old, self.config().public_base_url.as_deref())?;
         // creation_options copies the old CA's lifetime, so it is set.
         let mut validity_days = new.validity_days.unwrap_or(DEFAULT_CA_VALIDITY_DAYS);
         if let Some(algorithm) = options.key_algorithm {
