@@ -1349,11 +1349,6 @@ export interface NewCertificateAuthority {
    */
   crl_distribution_points?: string[]
   /**
-   * Names this CA and every CA below it must never certify; they win
-   * over `permitted_subtrees`.
-   * Default: `[]`.
-   */
-  excluded_subtrees?: NameSubtree[]
    * Split this CA's CRL into this many partitions (1 to 1024), each
    * with its own URL below the CA's CRL URL; none: one CRL.
    * Default: `null`.
@@ -1365,6 +1360,12 @@ export interface NewCertificateAuthority {
    * Default: `false`.
    */
   delta_crls?: boolean
+  /**
+   * Names this CA and every CA below it must never certify; they win
+   * over `permitted_subtrees`.
+   * Default: `[]`.
+   */
+  excluded_subtrees?: NameSubtree[]
   /**
    * The CA's new key (default ECDSA P-256).
    * Default: `"ECDSA-P256"`.
@@ -1642,6 +1643,7 @@ export interface OpenOptions {
    * responder certificate (`OcspSettings::sign_with_ca_key`); false when absent.
    */
   ocsp_sign_with_ca_key?: boolean | null
+  /**
    * Where the host publishes CRLs, OCSP and CA certificates
    * (`ClmConfig::public_base_url`): CAs without explicit URLs derive
    * theirs from it.
@@ -1824,6 +1826,8 @@ export interface Pkcs12Options {
    * Default: `null`.
    */
   iterations?: number | null
+}
+
 /** One stage as the plan sees it. */
 export interface PlannedStage {
   /** What the stage does, in words. */
@@ -2901,12 +2905,12 @@ export declare class Clm {
   releaseCertificateHold(actor: Actor, id: CertificateId): Promise<Certificate>
   /** Generates the next CRL of an issuer. */
   generateCrl(actor: Actor, issuerId: CertificateId, nextUpdateHours?: number | null): Promise<GeneratedCrl>
-  /** Answers an OCSP request (DER in base64) with an OCSP response (DER in base64); public, never fails. */
-  ocspRespond(requestDerBase64: string): Promise<OcspReply>
   /** Generates the next CRL of one partition of an issuer, or a delta CRL. */
   generateScopedCrl(actor: Actor, issuerId: CertificateId, partition?: number | null, delta?: boolean | null, nextUpdateHours?: number | null): Promise<GeneratedCrl>
   /** The latest stored CRL of an issuer (or of a partition; complete or delta), to serve. */
   latestCrl(actor: Actor, issuerId: CertificateId, partition?: number | null, delta?: boolean | null): Promise<GeneratedCrl>
+  /** Answers an OCSP request (DER in base64) with an OCSP response (DER in base64); public, never fails. */
+  ocspRespond(requestDerBase64: string): Promise<OcspReply>
   /** Rotates the data key, re-sealing every private key in batches; resumes an interrupted run. */
   rotateDataKey(actor: Actor, batchSize?: number | null, maxBatches?: number | null, onProgress?: ((progress: RotationProgress) => void) | null): Promise<RotationReport>
   /** Re-wraps every data key under a new master key. */

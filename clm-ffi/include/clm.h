@@ -1533,6 +1533,12 @@ clm_status clm_restore_policy(const struct clm_handle *clm,
      issues.
    - `crl_distribution_points` ([text, ...]; optional, default []):
      cRLDistributionPoints URLs for the certificates this CA issues.
+   - `crl_partitions` (integer 0..4294967295 or null; optional, default
+     null): Split this CA's CRL into this many partitions (1 to 1024), each
+     with its own URL below the CA's CRL URL; none: one CRL.
+   - `delta_crls` (true or false; optional, default false): Publish delta
+     CRLs, pointed to (freshestCRL) by complete CRLs and issued
+     certificates.
    - `excluded_subtrees` ([`NameSubtree`, ...]; optional, default []):
      Names this CA and every CA below it must never certify; they win over
      `permitted_subtrees`.
@@ -1610,6 +1616,12 @@ clm_status clm_create_root_ca(const struct clm_handle *clm,
      issues.
    - `crl_distribution_points` ([text, ...]; optional, default []):
      cRLDistributionPoints URLs for the certificates this CA issues.
+   - `crl_partitions` (integer 0..4294967295 or null; optional, default
+     null): Split this CA's CRL into this many partitions (1 to 1024), each
+     with its own URL below the CA's CRL URL; none: one CRL.
+   - `delta_crls` (true or false; optional, default false): Publish delta
+     CRLs, pointed to (freshestCRL) by complete CRLs and issued
+     certificates.
    - `excluded_subtrees` ([`NameSubtree`, ...]; optional, default []):
      Names this CA and every CA below it must never certify; they win over
      `permitted_subtrees`.
@@ -1970,7 +1982,8 @@ clm_status clm_issue_certificate(const struct clm_handle *clm,
 
  `actor`: who performs it (not NULL).
  `result_json`: the `DryRunReport` record `{"allowed", "requires_approval",
- "rules", "would_issue"}` as JSON text; free it with `clm_string_free`.
+ "rules", "warnings", "would_issue"}` as JSON text; free it with
+ `clm_string_free`.
 
  # Safety
  `clm` and `actor` are NULL or live handles; `arguments_json` is NULL or a
@@ -2483,9 +2496,10 @@ clm_status clm_release_certificate_hold(const struct clm_handle *clm,
  - `next_update_hours` (integer 0..4294967295 or null; optional)
 
  `actor`: who performs it (not NULL).
- `result_json`: the `GeneratedCrl` record `{"crl_number", "entries",
- "issuer_certificate_id", "next_update", "pem", "this_update"}` as JSON
- text; free it with `clm_string_free`.
+ `result_json`: the `GeneratedCrl` record `{"crl_number", "entry_count",
+ "issuer_certificate_id", "kind", "next_update", "pem", "this_update",
+ "base_crl_number"?, "partition"?}` as JSON text; free it with
+ `clm_string_free`.
 
  # Safety
  `clm` and `actor` are NULL or live handles; `arguments_json` is NULL or a
@@ -2493,6 +2507,75 @@ clm_status clm_release_certificate_hold(const struct clm_handle *clm,
  */
 clm_status clm_generate_crl(const struct clm_handle *clm,
                             const struct clm_actor *actor,
+                            const char *arguments_json,
+                            char **result_json);
+
+/*
+ Generates the next CRL of one partition of an issuer, or a delta CRL.
+
+ Operation `generate_scoped_crl` (revocation).
+ `arguments_json`: a JSON object of these named arguments:
+ - `issuer_id` (`CertificateId` UUID; required)
+ - `partition` (integer 0..4294967295 or null; optional)
+ - `delta` (true or false or null; optional)
+ - `next_update_hours` (integer 0..4294967295 or null; optional)
+
+ `actor`: who performs it (not NULL).
+ `result_json`: the `GeneratedCrl` record `{"crl_number", "entry_count",
+ "issuer_certificate_id", "kind", "next_update", "pem", "this_update",
+ "base_crl_number"?, "partition"?}` as JSON text; free it with
+ `clm_string_free`.
+
+ # Safety
+ `clm` and `actor` are NULL or live handles; `arguments_json` is NULL or a
+ NUL-terminated string; `result_json` is NULL or writable.
+ */
+clm_status clm_generate_scoped_crl(const struct clm_handle *clm,
+                                   const struct clm_actor *actor,
+                                   const char *arguments_json,
+                                   char **result_json);
+
+/*
+ The latest stored CRL of an issuer (or of a partition; complete or delta),
+ to serve.
+
+ Operation `latest_crl` (revocation).
+ `arguments_json`: a JSON object of these named arguments:
+ - `issuer_id` (`CertificateId` UUID; required)
+ - `partition` (integer 0..4294967295 or null; optional)
+ - `delta` (true or false or null; optional)
+
+ `actor`: who performs it (not NULL).
+ `result_json`: the `GeneratedCrl` record `{"crl_number", "entry_count",
+ "issuer_certificate_id", "kind", "next_update", "pem", "this_update",
+ "base_crl_number"?, "partition"?}` as JSON text; free it with
+ `clm_string_free`.
+
+ # Safety
+ `clm` and `actor` are NULL or live handles; `arguments_json` is NULL or a
+ NUL-terminated string; `result_json` is NULL or writable.
+ */
+clm_status clm_latest_crl(const struct clm_handle *clm,
+                          const struct clm_actor *actor,
+                          const char *arguments_json,
+                          char **result_json);
+
+/*
+ Answers an OCSP request (DER in base64) with an OCSP response (DER in
+ base64); public, never fails.
+
+ Operation `ocsp_respond` (ocsp).
+ `arguments_json`: a JSON object of these named arguments:
+ - `request_der_base64` (text; required)
+
+ `result_json`: the `OcspReply` record `{"response_der_base64",
+ "response_status"}` as JSON text; free it with `clm_string_free`.
+
+ # Safety
+ `clm` is NULL or a live handle; `arguments_json` is NULL or a
+ NUL-terminated string; `result_json` is NULL or writable.
+ */
+clm_status clm_ocsp_respond(const struct clm_handle *clm,
                             const char *arguments_json,
                             char **result_json);
 
@@ -3162,8 +3245,8 @@ clm_status clm_mark_notifications_delivered(const struct clm_handle *clm,
  - `at` (RFC 3339 time text or null; optional)
 
  `actor`: who performs it (not NULL).
- `result_json`: the `LifecycleReport` record `{"audit_retention",
- "expired_notices", "expiring_notices", "ran", "renewal_errors",
+ `result_json`: the `LifecycleReport` record `{"audit_retention", "crls",
+ "expired_notices", "expiring_notices", "ocsp", "ran", "renewal_errors",
  "renewals_issued", "renewals_pending_approval", "statuses",
  "workflows_expired"}` as JSON text; free it with `clm_string_free`.
 

@@ -1347,15 +1347,15 @@ pub unsafe extern "C" fn clm_restore_policy(
 ///     issues.
 ///   - `crl_distribution_points` ([text, ...]; optional, default []):
 ///     cRLDistributionPoints URLs for the certificates this CA issues.
-///   - `excluded_subtrees` ([`NameSubtree`, ...]; optional, default []):
-///     Names this CA and every CA below it must never certify; they win over
-///     `permitted_subtrees`.
 ///   - `crl_partitions` (integer 0..4294967295 or null; optional, default
 ///     null): Split this CA's CRL into this many partitions (1 to 1024), each
 ///     with its own URL below the CA's CRL URL; none: one CRL.
 ///   - `delta_crls` (true or false; optional, default false): Publish delta
 ///     CRLs, pointed to (freshestCRL) by complete CRLs and issued
 ///     certificates.
+///   - `excluded_subtrees` ([`NameSubtree`, ...]; optional, default []):
+///     Names this CA and every CA below it must never certify; they win over
+///     `permitted_subtrees`.
 ///   - `key_algorithm` (`KeyAlgorithm`; optional, default "ECDSA-P256"): The
 ///     CA's new key (default ECDSA P-256).
 ///   - `ocsp_urls` ([text, ...]; optional, default []): OCSP responder URLs
@@ -1433,15 +1433,15 @@ pub unsafe extern "C" fn clm_create_root_ca(
 ///     issues.
 ///   - `crl_distribution_points` ([text, ...]; optional, default []):
 ///     cRLDistributionPoints URLs for the certificates this CA issues.
-///   - `excluded_subtrees` ([`NameSubtree`, ...]; optional, default []):
-///     Names this CA and every CA below it must never certify; they win over
-///     `permitted_subtrees`.
 ///   - `crl_partitions` (integer 0..4294967295 or null; optional, default
 ///     null): Split this CA's CRL into this many partitions (1 to 1024), each
 ///     with its own URL below the CA's CRL URL; none: one CRL.
 ///   - `delta_crls` (true or false; optional, default false): Publish delta
 ///     CRLs, pointed to (freshestCRL) by complete CRLs and issued
 ///     certificates.
+///   - `excluded_subtrees` ([`NameSubtree`, ...]; optional, default []):
+///     Names this CA and every CA below it must never certify; they win over
+///     `permitted_subtrees`.
 ///   - `key_algorithm` (`KeyAlgorithm`; optional, default "ECDSA-P256"): The
 ///     CA's new key (default ECDSA P-256).
 ///   - `ocsp_urls` ([text, ...]; optional, default []): OCSP responder URLs
@@ -2415,28 +2415,6 @@ pub unsafe extern "C" fn clm_generate_crl(
     unsafe { run(clm, actor, "generate_crl", arguments_json, None, Output::Json(result_json)) }
 }
 
-// ---- ocsp ------------------------------------------------------------------
-
-/// Answers an OCSP request (DER in base64) with an OCSP response (DER in
-/// base64); public, never fails.
-///
-/// Operation `ocsp_respond` (ocsp).
-/// `arguments_json`: a JSON object of these named arguments:
-/// - `request_der_base64` (text; required)
-///
-/// `result_json`: the `OcspReply` record `{"response_der_base64",
-/// "response_status"}` as JSON text; free it with `clm_string_free`.
-///
-/// # Safety
-/// `clm` is NULL or a live handle; `arguments_json` is NULL or a
-/// NUL-terminated string; `result_json` is NULL or writable.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn clm_ocsp_respond(
-    clm: *const clm_handle,
-    arguments_json: *const c_char,
-    result_json: *mut *mut c_char,
-) -> clm_status {
-    unsafe { run(clm, std::ptr::null(), "ocsp_respond", arguments_json, None, Output::Json(result_json)) }
 /// Generates the next CRL of one partition of an issuer, or a delta CRL.
 ///
 /// Operation `generate_scoped_crl` (revocation).
@@ -2491,6 +2469,30 @@ pub unsafe extern "C" fn clm_latest_crl(
     result_json: *mut *mut c_char,
 ) -> clm_status {
     unsafe { run(clm, actor, "latest_crl", arguments_json, None, Output::Json(result_json)) }
+}
+
+// ---- ocsp ------------------------------------------------------------------
+
+/// Answers an OCSP request (DER in base64) with an OCSP response (DER in
+/// base64); public, never fails.
+///
+/// Operation `ocsp_respond` (ocsp).
+/// `arguments_json`: a JSON object of these named arguments:
+/// - `request_der_base64` (text; required)
+///
+/// `result_json`: the `OcspReply` record `{"response_der_base64",
+/// "response_status"}` as JSON text; free it with `clm_string_free`.
+///
+/// # Safety
+/// `clm` is NULL or a live handle; `arguments_json` is NULL or a
+/// NUL-terminated string; `result_json` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn clm_ocsp_respond(
+    clm: *const clm_handle,
+    arguments_json: *const c_char,
+    result_json: *mut *mut c_char,
+) -> clm_status {
+    unsafe { run(clm, std::ptr::null(), "ocsp_respond", arguments_json, None, Output::Json(result_json)) }
 }
 
 // ---- rotation --------------------------------------------------------------
@@ -3240,10 +3242,8 @@ pub unsafe extern "C" fn clm_mark_notifications_delivered(
 /// - `at` (RFC 3339 time text or null; optional)
 ///
 /// `actor`: who performs it (not NULL).
-/// `result_json`: the `LifecycleReport` record `{"audit_retention",
-/// "expired_notices", "expiring_notices", "ocsp", "ran", "renewal_errors",
 /// `result_json`: the `LifecycleReport` record `{"audit_retention", "crls",
-/// "expired_notices", "expiring_notices", "ran", "renewal_errors",
+/// "expired_notices", "expiring_notices", "ocsp", "ran", "renewal_errors",
 /// "renewals_issued", "renewals_pending_approval", "statuses",
 /// "workflows_expired"}` as JSON text; free it with `clm_string_free`.
 ///

@@ -166,9 +166,9 @@ class NewApiKey(TypedDict, total=False):
 class NewCertificateAuthority(TypedDict, total=False):
     ca_issuers_urls: Sequence[str] | None
     crl_distribution_points: Sequence[str] | None
-    excluded_subtrees: Sequence[NameSubtree] | None
     crl_partitions: int | None
     delta_crls: bool | None
+    excluded_subtrees: Sequence[NameSubtree] | None
     key_algorithm: str | None
     ocsp_urls: Sequence[str] | None
     organization_id: str | UUID | None
@@ -912,6 +912,8 @@ class Pkcs12Export(Record):
     friendly_name: str
     local_key_id: str
     data_base64: str
+
+
 class PlannedStage(Record):
     stage: RolloverStage
     applies: bool
@@ -1394,7 +1396,6 @@ class Clm:
         issuer_id: str | UUID,
         next_update_hours: int | None = None,
     ) -> GeneratedCrl: ...
-    def ocsp_respond(self, request_der_base64: str) -> OcspReply: ...
     def generate_scoped_crl(
         self,
         actor: Actor,
@@ -1410,6 +1411,7 @@ class Clm:
         partition: int | None = None,
         delta: bool | None = None,
     ) -> GeneratedCrl: ...
+    def ocsp_respond(self, request_der_base64: str) -> OcspReply: ...
     def rotate_data_key(
         self,
         actor: Actor,

@@ -330,10 +330,6 @@ OPERATIONS: dict[str, Operation] = {
         (('issuer_id', True, 'uuid'), ('next_update_hours', False, 'int')),
         'GeneratedCrl', None,
         'Generates the next CRL of an issuer.'),
-    'ocsp_respond': Operation('ocsp_respond', 'ocsp', False, 'value',
-        (('request_der_base64', True, 'str'),),
-        'OcspReply', None,
-        'Answers an OCSP request (DER in base64) with an OCSP response (DER in base64); public, never fails.'),
     'generate_scoped_crl': Operation('generate_scoped_crl', 'revocation', True, 'value',
         (('issuer_id', True, 'uuid'), ('partition', False, 'int'), ('delta', False, 'bool'), ('next_update_hours', False, 'int')),
         'GeneratedCrl', None,
@@ -342,6 +338,10 @@ OPERATIONS: dict[str, Operation] = {
         (('issuer_id', True, 'uuid'), ('partition', False, 'int'), ('delta', False, 'bool')),
         'GeneratedCrl', None,
         'The latest stored CRL of an issuer (or of a partition; complete or delta), to serve.'),
+    'ocsp_respond': Operation('ocsp_respond', 'ocsp', False, 'value',
+        (('request_der_base64', True, 'str'),),
+        'OcspReply', None,
+        'Answers an OCSP request (DER in base64) with an OCSP response (DER in base64); public, never fails.'),
     'rotate_data_key': Operation('rotate_data_key', 'rotation', True, 'value',
         (('batch_size', False, 'int'), ('max_batches', False, 'int')),
         'RotationReport', 'RotationProgress',
@@ -537,8 +537,7 @@ class Operations:
         `cache_ttl_ms`, `ocsp_sign_with_ca_key` and, for PostgreSQL, TLS: `sslmode`, `sslrootcert`,
         `sslcert`, `sslkey` (each overrides the same parameter of the URLs).
         """
-        return cls._open({"audit_archive_dir": audit_archive_dir, "audit_retention_days": audit_retention_days, "cache_ttl_ms": cache_ttl_ms, "core_url": core_url, "create_master_key": create_master_key, "master_key": master_key, "master_key_file": master_key_file, "max_connections": max_connections, "ocsp_sign_with_ca_key": ocsp_sign_with_ca_key, "secure_url": secure_url, "slow_statement_ms": slow_statement_ms, "sqlite_dir": sqlite_dir, "sslcert": sslcert, "sslkey": sslkey, "sslmode": sslmode, "sslrootcert": sslrootcert})
-        return cls._open({"audit_archive_dir": audit_archive_dir, "audit_retention_days": audit_retention_days, "cache_ttl_ms": cache_ttl_ms, "core_url": core_url, "create_master_key": create_master_key, "master_key": master_key, "master_key_file": master_key_file, "max_connections": max_connections, "public_base_url": public_base_url, "secure_url": secure_url, "slow_statement_ms": slow_statement_ms, "sqlite_dir": sqlite_dir, "sslcert": sslcert, "sslkey": sslkey, "sslmode": sslmode, "sslrootcert": sslrootcert})
+        return cls._open({"audit_archive_dir": audit_archive_dir, "audit_retention_days": audit_retention_days, "cache_ttl_ms": cache_ttl_ms, "core_url": core_url, "create_master_key": create_master_key, "master_key": master_key, "master_key_file": master_key_file, "max_connections": max_connections, "ocsp_sign_with_ca_key": ocsp_sign_with_ca_key, "public_base_url": public_base_url, "secure_url": secure_url, "slow_statement_ms": slow_statement_ms, "sqlite_dir": sqlite_dir, "sslcert": sslcert, "sslkey": sslkey, "sslmode": sslmode, "sslrootcert": sslrootcert})
 
     def version(self) -> str:
         """The library version."""
@@ -947,9 +946,6 @@ class Operations:
         """Generates the next CRL of an issuer."""
         return self._call("generate_crl", actor, {"issuer_id": issuer_id, "next_update_hours": next_update_hours})
 
-    def ocsp_respond(self, request_der_base64: str) -> OcspReply:
-        """Answers an OCSP request (DER in base64) with an OCSP response (DER in base64); public, never fails."""
-        return self._call("ocsp_respond", None, {"request_der_base64": request_der_base64})
     def generate_scoped_crl(
         self,
         actor: Actor,
@@ -970,6 +966,10 @@ class Operations:
     ) -> GeneratedCrl:
         """The latest stored CRL of an issuer (or of a partition; complete or delta), to serve."""
         return self._call("latest_crl", actor, {"issuer_id": issuer_id, "partition": partition, "delta": delta})
+
+    def ocsp_respond(self, request_der_base64: str) -> OcspReply:
+        """Answers an OCSP request (DER in base64) with an OCSP response (DER in base64); public, never fails."""
+        return self._call("ocsp_respond", None, {"request_der_base64": request_der_base64})
 
     def rotate_data_key(
         self,
@@ -1208,8 +1208,7 @@ class AsyncOperations:
         `cache_ttl_ms`, `ocsp_sign_with_ca_key` and, for PostgreSQL, TLS: `sslmode`, `sslrootcert`,
         `sslcert`, `sslkey` (each overrides the same parameter of the URLs).
         """
-        return await cls._open({"audit_archive_dir": audit_archive_dir, "audit_retention_days": audit_retention_days, "cache_ttl_ms": cache_ttl_ms, "core_url": core_url, "create_master_key": create_master_key, "master_key": master_key, "master_key_file": master_key_file, "max_connections": max_connections, "ocsp_sign_with_ca_key": ocsp_sign_with_ca_key, "secure_url": secure_url, "slow_statement_ms": slow_statement_ms, "sqlite_dir": sqlite_dir, "sslcert": sslcert, "sslkey": sslkey, "sslmode": sslmode, "sslrootcert": sslrootcert})
-        return await cls._open({"audit_archive_dir": audit_archive_dir, "audit_retention_days": audit_retention_days, "cache_ttl_ms": cache_ttl_ms, "core_url": core_url, "create_master_key": create_master_key, "master_key": master_key, "master_key_file": master_key_file, "max_connections": max_connections, "public_base_url": public_base_url, "secure_url": secure_url, "slow_statement_ms": slow_statement_ms, "sqlite_dir": sqlite_dir, "sslcert": sslcert, "sslkey": sslkey, "sslmode": sslmode, "sslrootcert": sslrootcert})
+        return await cls._open({"audit_archive_dir": audit_archive_dir, "audit_retention_days": audit_retention_days, "cache_ttl_ms": cache_ttl_ms, "core_url": core_url, "create_master_key": create_master_key, "master_key": master_key, "master_key_file": master_key_file, "max_connections": max_connections, "ocsp_sign_with_ca_key": ocsp_sign_with_ca_key, "public_base_url": public_base_url, "secure_url": secure_url, "slow_statement_ms": slow_statement_ms, "sqlite_dir": sqlite_dir, "sslcert": sslcert, "sslkey": sslkey, "sslmode": sslmode, "sslrootcert": sslrootcert})
 
     async def version(self) -> str:
         """The library version."""
@@ -1630,9 +1629,6 @@ class AsyncOperations:
         """Generates the next CRL of an issuer."""
         return await self._call("generate_crl", actor, {"issuer_id": issuer_id, "next_update_hours": next_update_hours})
 
-    async def ocsp_respond(self, request_der_base64: str) -> OcspReply:
-        """Answers an OCSP request (DER in base64) with an OCSP response (DER in base64); public, never fails."""
-        return await self._call("ocsp_respond", None, {"request_der_base64": request_der_base64})
     async def generate_scoped_crl(
         self,
         actor: Actor,
@@ -1653,6 +1649,10 @@ class AsyncOperations:
     ) -> GeneratedCrl:
         """The latest stored CRL of an issuer (or of a partition; complete or delta), to serve."""
         return await self._call("latest_crl", actor, {"issuer_id": issuer_id, "partition": partition, "delta": delta})
+
+    async def ocsp_respond(self, request_der_base64: str) -> OcspReply:
+        """Answers an OCSP request (DER in base64) with an OCSP response (DER in base64); public, never fails."""
+        return await self._call("ocsp_respond", None, {"request_der_base64": request_der_base64})
 
     async def rotate_data_key(
         self,

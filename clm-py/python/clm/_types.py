@@ -152,9 +152,9 @@ class NewCertificateAuthority(TypedDict, total=False):
 
     ca_issuers_urls: Sequence[str] | None
     crl_distribution_points: Sequence[str] | None
-    excluded_subtrees: Sequence[NameSubtree] | None
     crl_partitions: int | None
     delta_crls: bool | None
+    excluded_subtrees: Sequence[NameSubtree] | None
     key_algorithm: str | None
     ocsp_urls: Sequence[str] | None
     organization_id: str | UUID | None
@@ -1067,10 +1067,8 @@ class KeyRotationPage(Page["KeyRotation"]):
 class LifecycleReport(Record):
     """What one lifecycle run did."""
 
-    _fields = ('ran', 'statuses', 'expiring_notices', 'expired_notices', 'renewals_issued', 'renewals_pending_approval', 'renewal_errors', 'workflows_expired', 'audit_retention', 'ocsp',)
-    _decode = {'statuses': 'StatusRefreshReport', 'audit_retention': 'AuditRetentionReport', 'ocsp': 'OcspLifecycleReport'}
-    _fields = ('ran', 'statuses', 'expiring_notices', 'expired_notices', 'renewals_issued', 'renewals_pending_approval', 'renewal_errors', 'workflows_expired', 'audit_retention', 'crls',)
-    _decode = {'statuses': 'StatusRefreshReport', 'audit_retention': 'AuditRetentionReport', 'crls': 'CrlRefreshReport'}
+    _fields = ('ran', 'statuses', 'expiring_notices', 'expired_notices', 'renewals_issued', 'renewals_pending_approval', 'renewal_errors', 'workflows_expired', 'audit_retention', 'ocsp', 'crls',)
+    _decode = {'statuses': 'StatusRefreshReport', 'audit_retention': 'AuditRetentionReport', 'ocsp': 'OcspLifecycleReport', 'crls': 'CrlRefreshReport'}
 
     ran: bool
     statuses: StatusRefreshReport
@@ -1251,6 +1249,8 @@ class Pkcs12Export(Record):
     friendly_name: str
     local_key_id: str
     data_base64: str
+
+
 class PlannedStage(Record):
     """One stage as the plan sees it."""
 

@@ -382,7 +382,6 @@ class Clm:
         issuer_id: str | UUID,
         next_update_hours: int | None = None,
     ) -> GeneratedCrl: ...
-    async def ocsp_respond(self, request_der_base64: str) -> OcspReply: ...
     async def generate_scoped_crl(
         self,
         actor: Actor,
@@ -398,6 +397,7 @@ class Clm:
         partition: int | None = None,
         delta: bool | None = None,
     ) -> GeneratedCrl: ...
+    async def ocsp_respond(self, request_der_base64: str) -> OcspReply: ...
     async def rotate_data_key(
         self,
         actor: Actor,
