@@ -191,6 +191,33 @@ pub fn verify_issued(
     chain: &[Vec<u8>],
     at: DateTime<Utc>,
 ) -> Result<()> {
+    verify_path(certificate_der, Purpose::Kind(kind), chain, at)
+}
+
+/// Checks a delegated OCSP responder certificate (an end entity for
+/// id-kp-OCSPSigning) against `chain`, as [`verify_issued`] does.
+pub fn verify_ocsp_responder(
+    certificate_der: &[u8],
+    chain: &[Vec<u8>],
+    at: DateTime<Utc>,
+) -> Result<()> {
+    verify_path(certificate_der, Purpose::OcspSigning, chain, at)
+}
+
+/// What a checked certificate is for: a kind clm issues, or a delegated
+/// OCSP responder (not a kind of the schema's).
+#[derive(Debug, Clone, Copy)]
+enum Purpose {
+    Kind(CertificateKind),
+    OcspSigning,
+}
+
+fn verify_path(
+    certificate_der: &[u8],
+    purpose: Purpose,
+    chain: &[Vec<u8>],
+    at: DateTime<Utc>,
+) -> Result<()> {
     let target = Link::read(certificate_der, "issued")?;
     let mut path = vec![target];
     for (index, der) in chain.iter().enumerate() {
@@ -200,8 +227,8 @@ pub fn verify_issued(
         )?);
     }
     let ca_kind = matches!(
-        kind,
-        CertificateKind::RootCa | CertificateKind::IntermediateCa
+        purpose,
+        Purpose::Kind(CertificateKind::RootCa | CertificateKind::IntermediateCa)
     );
     check_target(&path[0], ca_kind, at)?;
     // webpki verifies every signature of a path it validates; otherwise
@@ -222,7 +249,7 @@ pub fn verify_issued(
     check_path_lengths(&path)?;
     check_name_constraints(&path)?;
     if by_webpki {
-        check_with_webpki(&path, kind, at)?;
+        check_with_webpki(&path, purpose, at)?;
     }
     Ok(())
 }
@@ -349,9 +376,16 @@ fn webpki_understands(path: &[Link<'_>]) -> bool {
 /// webpki's whole path validation of an end-entity certificate: the top
 /// CA as trust anchor (its name constraints included), the others as
 /// intermediates, the extended key usage the kind implies.
-fn check_with_webpki(path: &[Link<'_>], kind: CertificateKind, at: DateTime<Utc>) -> Result<()> {
+fn check_with_webpki(path: &[Link<'_>], purpose: Purpose, at: DateTime<Utc>) -> Result<()> {
     const CODE_SIGNING: &[u8] = &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x03];
     const EMAIL_PROTECTION: &[u8] = &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x04];
+    const OCSP_SIGNING: &[u8] = &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x09];
+    let kind = match purpose {
+        Purpose::Kind(kind) => kind,
+        Purpose::OcspSigning => {
+            return check_with_usage(path, webpki::KeyUsage::required(OCSP_SIGNING), at);
+        }
+    };
     let usage = match kind {
         CertificateKind::TlsServer | CertificateKind::TlsServerClient => {
             webpki::KeyUsage::server_auth()
@@ -361,6 +395,10 @@ fn check_with_webpki(path: &[Link<'_>], kind: CertificateKind, at: DateTime<Utc>
         CertificateKind::Email => webpki::KeyUsage::required(EMAIL_PROTECTION),
         _ => webpki::KeyUsage::required_if_present(CODE_SIGNING),
     };
+    check_with_usage(path, usage, at)
+}
+
+fn check_with_usage(path: &[Link<'_>], usage: webpki::KeyUsage, at: DateTime<Utc>) -> Result<()> {
     let end = CertificateDer::from(path[0].der);
     let Some((top, middle)) = path[1..].split_last() else {
         return Ok(());
