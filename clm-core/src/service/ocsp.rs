@@ -646,6 +646,11 @@ impl Clm {
                     not_before,
                     not_after,
                 )?;
+                crate::crypto::chain_check::verify_ocsp_responder(
+                    &der,
+                    &ca.chain_der(),
+                    Utc::now(),
+                )?;
                 Ok((key, der))
             })
             .await?;

@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::crypto::{
-    CertificateTemplate, DistinguishedName, Issuer, KeyAlgorithm, build_certificate,
+    CertificateTemplate, DistinguishedName, Issuer, KeyAlgorithm, build_certificate, chain_check,
     parse_certificate_der, random_serial,
 };
 use crate::db::{Conn, Lock, RunLease};
@@ -951,14 +951,23 @@ impl Clm {
             let job_signer = Arc::clone(signer);
             let der = self
                 .run_cpu(move || {
-                    build_certificate(
+                    let der = build_certificate(
                         &template,
                         &spki,
                         Issuer::Ca {
                             certificate: &job_signer.certificate,
                             key: &job_signer.key,
                         },
-                    )
+                    )?;
+                    // A cross certificate is checked like every other one
+                    // clm signs, against the signer's own chain.
+                    chain_check::verify_issued(
+                        &der,
+                        CertificateKind::IntermediateCa,
+                        &job_signer.chain_der(),
+                        Utc::now(),
+                    )?;
+                    Ok(der)
                 })
                 .await?;
             let parsed = parse_certificate_der(&der)?;
