@@ -131,7 +131,10 @@ macro_rules! operations {
                     struct Arguments { $( $(#[serde($default)])? $(#[$attr])* $arg: $ty, )* }
                     let Arguments { $($arg),* } = super::arguments(stringify!($name), input)?;
                     operations!(@bind $who, $actor, actor);
-                    $body
+                    // Each operation is its own boxed future: the dispatcher's
+                    // poll frame then holds one arm's state, not every arm's
+                    // (debug builds overflowed a 2 MiB thread stack).
+                    Box::pin(async move { $body }).await
                 } )*
                 other => Err(Error::invalid(
                     "operation",
