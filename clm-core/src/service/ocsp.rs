@@ -75,7 +75,7 @@ const REFRESH_BATCH: u32 = 500;
 /// naming made-up issuers cannot make every request read the CA table.
 const INDEX_MISS_RELOAD: StdDuration = StdDuration::from_millis(250);
 
-/// What [`Clm::ocsp_reply`] returns to the bindings: the response bytes
+/// What the `ocsp_respond` operation returns to the bindings: the response bytes
 /// and, for logs and tests, their status.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
 pub struct OcspReply {
