@@ -72,7 +72,7 @@ async fn setup(config: ClmConfig, max_connections: u32) -> clm::Result<Setup> {
             NewCertificateAuthority {
                 subject: DistinguishedName::common_name("Bench Root"),
                 key_algorithm: KeyAlgorithm::EcdsaP256,
-                validity_days: 3650,
+                validity_days: Some(3650),
                 ..Default::default()
             },
         )
@@ -84,7 +84,7 @@ async fn setup(config: ClmConfig, max_connections: u32) -> clm::Result<Setup> {
             NewCertificateAuthority {
                 subject: DistinguishedName::common_name("Bench Issuing CA"),
                 key_algorithm: KeyAlgorithm::EcdsaP256,
-                validity_days: 1825,
+                validity_days: Some(1825),
                 path_len: Some(0),
                 crl_distribution_points: vec!["http://pki.example.com/issuing.crl".into()],
                 ..Default::default()

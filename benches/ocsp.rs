@@ -56,7 +56,7 @@ async fn setup(clm: &Clm, count: usize) -> clm::Result<(Vec<Vec<u8>>, Vec<Vec<u8
             NewCertificateAuthority {
                 subject: DistinguishedName::common_name("Bench OCSP Root"),
                 key_algorithm: KeyAlgorithm::EcdsaP256,
-                validity_days: 3650,
+                validity_days: Some(3650),
                 ..Default::default()
             },
         )

@@ -306,6 +306,62 @@ export interface AuditRetentionReport {
   secure_archived: number
 }
 
+/** A CA rollover (`ca_rollovers`): where it stands and what it did. */
+export interface CaRollover {
+  /** Dependants that kept the old CA from retiring at the last check. */
+  blockers: number
+  /** The CA rolled over (the old one). */
+  ca_certificate_id: CertificateId
+  /** When it completed. */
+  completed_at?: string | null
+  /** When clm wrote the row. */
+  created_at: string
+  /** Roots: the certificate of the new root's subject and key signed by the old root. */
+  cross_new_by_old_id?: CertificateId | null
+  /** Roots: the certificate of the old root's subject and key signed by the new root. */
+  cross_old_by_new_id?: CertificateId | null
+  /** Soft delete. */
+  deleted_at?: string | null
+  /** The last error (a failed stage, a leaf that did not renew). */
+  error_message?: string | null
+  /** Primary key (UUID v7). */
+  id: CaRolloverId
+  /** Who started it; None for the system actor. */
+  initiated_by_user_id?: UserId | null
+  /** The last leaf the reissue stage handled: where it resumes. */
+  last_leaf_id?: CertificateId | null
+  /** Leaves whose renewal failed (see `error_message` for the last reason). */
+  leaves_failed: number
+  /** Leaves whose renewal waits in an approval workflow. */
+  leaves_pending_approval: number
+  /** Leaves reissued under the successor. */
+  leaves_reissued: number
+  /** Leaves of the old CA looked at by the reissue stage. */
+  leaves_seen: number
+  /** The options the rollover started with (`RolloverOptions`). */
+  options: JsonValue
+  /** The old CA's organization; None for a shared CA. */
+  organization_id?: OrganizationId | null
+  /** The next stage to run. */
+  stage: RolloverStage
+  /** When it started. */
+  started_at: string
+  /** `in_progress`, `waiting` or `completed`. */
+  status: RolloverStatus
+  /** The successor CA (its id is chosen when the rollover starts). */
+  successor_certificate_id: CertificateId
+  /**
+   * Old and new CA certificates (and cross certificates) as one PEM
+   * bundle, once published.
+   */
+  trust_bundle_pem?: string | null
+  /** Last change to the row (kept current by the database). */
+  updated_at: string
+}
+
+/** A CaRolloverId (UUID text). */
+export type CaRolloverId = string
+
 /** A certificate clm issued or imported (`certificates`), with what it read from it. */
 export interface Certificate {
   /** Authority key identifier's key id, lowercase hex; None when absent. */
@@ -393,7 +449,31 @@ export interface CertificateAuthority {
   certificate: Certificate
   /** The URLs the CA writes into what it issues. */
   issuance_urls: IssuanceUrls
+  /**
+   * Set when the CA was just created with the default validity and that
+   * was shortened to end with its issuer; None otherwise (and in listings).
+   */
+  validity_clamp?: ValidityClamp | null
 }
+
+/** An exported certificate. */
+export interface CertificateExport {
+  /** The certificate exported. */
+  certificate_id: CertificateId
+  /** How many certificates the file holds (1, or with the chain its length). */
+  certificates: number
+  /** The file (bindings: base64 in `data_base64`). */
+  data_base64: string
+  /** The format written. */
+  format: CertificateFormat
+  /** The media type to serve it as. */
+  media_type: string
+  /** The file as text for the PEM formats; None for DER. */
+  text?: string | null
+}
+
+/** How `export_certificate` writes a certificate. */
+export type CertificateFormat = "pem" | "der" | "pem_chain" | "pkcs7_der" | "pkcs7_pem"
 
 /** A CertificateId (UUID text). */
 export type CertificateId = string
@@ -645,16 +725,17 @@ export interface CreatedApiKey {
   key: string
 }
 
-/** One entry of a generated CRL. */
-export interface CrlEntryInfo {
-  /** The revoked certificate. */
-  certificate_id: CertificateId
-  /** Why; written as the entry's reasonCode unless `unspecified`. */
-  reason: RevocationReason
-  /** When it was revoked (the entry's revocationDate). */
-  revoked_at: string
-  /** Lowercase hex of the serial's DER content bytes. */
-  serial_number: string
+/** What a stored CRL is (`crls.kind`): RFC 5280 complete or delta. */
+export type CrlKind = "full" | "delta"
+
+/** What the lifecycle's CRL step did. */
+export interface CrlRefreshReport {
+  /** Revocation entries listed by those CRLs, all together. */
+  entries: number
+  /** `CA certificate_id: error` for CRLs that failed (retried next run). */
+  errors: string[]
+  /** CRLs signed (complete, delta and partition CRLs). */
+  generated: number
 }
 
 /** A key and a PKCS#10 CSR for it, made outside any database. */
@@ -746,8 +827,17 @@ export interface DryRunReport {
   allowed: boolean
   /** True when the policy makes the request wait for approval. */
   requires_approval: boolean
-  /** The policy's rules, then `issuer` (the CA can sign this validity). */
+  /**
+   * The policy's rules, `name_constraints` when the issuer's chain has
+   * any, then `issuer` (the CA can sign this validity).
+   */
   rules: RuleOutcome[]
+  /**
+   * What would be issued but deserves a look: a TLS server certificate
+   * without any revocation pointer (no CRL URL, no OCSP URL), which
+   * public-trust linters flag.
+   */
+  warnings: string[]
   /** The certificate that would be issued if every rule passes. */
   would_issue: IssuanceSummary
 }
@@ -876,14 +966,23 @@ export type ExpiringWithinDays = number
 
 /** A signed CRL, as DER and PEM. */
 export interface GeneratedCrl {
-  /** The CRL's cRLNumber: one more than the CA's previous CRL. */
+  /** A delta's base: the complete CRL it updates. */
+  base_crl_number?: number | null
+  /**
+   * The CRL's cRLNumber, from the CA's one sequence (complete, delta and
+   * partition CRLs alike).
+   */
   crl_number: number
-  /** Every certificate the CRL lists. */
-  entries: CrlEntryInfo[]
+  /** How many certificates it lists (a delta: with removeFromCRL entries). */
+  entry_count: number
   /** The CA that signed the CRL. */
   issuer_certificate_id: CertificateId
+  /** Complete or delta. */
+  kind: CrlKind
   /** When the next CRL is due: relying parties treat this one as stale after it. */
   next_update: string
+  /** The partition it covers; None for the CA's whole CRL. */
+  partition?: number | null
   /** The CRL as one PEM `X509 CRL` block. */
   pem: string
   /** When the CRL was signed (whole seconds). */
@@ -991,6 +1090,17 @@ export interface IssuanceUrls {
   ca_issuers_urls?: string[]
   /** Written as cRLDistributionPoints. */
   crl_distribution_points?: string[]
+  /**
+   * CRL partitions of this CA (1 to [`MAX_CRL_PARTITIONS`]; none: one
+   * CRL for everything). A certificate's partition follows from its
+   * serial ([`crl_partition`]); it points to its partition's CRL.
+   */
+  crl_partitions?: number | null
+  /**
+   * The CA publishes delta CRLs: complete CRLs and issued certificates
+   * carry a freshestCRL pointer to them.
+   */
+  delta_crls?: boolean
   /** OCSP responder URLs, written in authorityInfoAccess. */
   ocsp_urls?: string[]
 }
@@ -1032,6 +1142,9 @@ export interface IssueInput {
 
 /** A key algorithm: one of the examples, or a common spelling of one (rsa2048, p256, secp384r1, ed25519), case-insensitive. */
 export type KeyAlgorithm = string
+
+/** How `export_private_key` writes a key. */
+export type KeyFormat = "pem" | "der"
 
 /** A data-key or master-key rotation (`key_rotation_history`). */
 export interface KeyRotation {
@@ -1093,6 +1206,8 @@ export type KeyType = "data_encryption"
 export interface LifecycleReport {
   /** Audit rows archived under the configured retention. */
   audit_retention: AuditRetentionReport
+  /** CRLs signed ahead of their nextUpdate (every CA, partition and delta). */
+  crls: CrlRefreshReport
   /** New "expired" notices to owners (one per certificate). */
   expired_notices: number
   /** New "expiring soon" notices to owners (one per certificate and threshold). */
@@ -1186,6 +1301,12 @@ export interface MfaEnrollment {
 }
 
 /**
+ * One subtree of a CA's name constraints, as a host writes it:
+ * `{"type": "DNS", "value": "example.com"}`.
+ */
+export type NameSubtree = { type: "DNS"; value: string } | { type: "IP"; value: string } | { type: "EMAIL"; value: string } | { type: "URI"; value: string } | { type: "DIRNAME"; value: string }
+
+/**
  * An API key to create.
  * (An input: fields with a default may be left out.)
  */
@@ -1228,6 +1349,24 @@ export interface NewCertificateAuthority {
    */
   crl_distribution_points?: string[]
   /**
+   * Split this CA's CRL into this many partitions (1 to 1024), each
+   * with its own URL below the CA's CRL URL; none: one CRL.
+   * Default: `null`.
+   */
+  crl_partitions?: number | null
+  /**
+   * Publish delta CRLs, pointed to (freshestCRL) by complete CRLs and
+   * issued certificates.
+   * Default: `false`.
+   */
+  delta_crls?: boolean
+  /**
+   * Names this CA and every CA below it must never certify; they win
+   * over `permitted_subtrees`.
+   * Default: `[]`.
+   */
+  excluded_subtrees?: NameSubtree[]
+  /**
    * The CA's new key (default ECDSA P-256).
    * Default: `"ECDSA-P256"`.
    */
@@ -1248,15 +1387,25 @@ export interface NewCertificateAuthority {
    */
   path_len?: number | null
   /**
+   * Name constraints: the only names this CA (and every CA below it) may
+   * certify, per form; a form not listed stays open. Written into a
+   * critical NameConstraints extension and enforced at issuance.
+   * Default: `[]`.
+   */
+  permitted_subtrees?: NameSubtree[]
+  /**
    * The CA's subject; must not be empty.
    * Default: `{}`.
    */
   subject?: DistinguishedName
   /**
-   * Lifetime of the CA certificate, 1 to 36500 days (default 3650).
-   * Default: `3650`.
+   * Lifetime of the CA certificate, 1 to 36500 days. Default: 3650
+   * days, but an intermediate ends no later than its issuer (the
+   * shortening is reported in [`CertificateAuthority::validity_clamp`]);
+   * an explicit lifetime past the issuer's end is refused.
+   * Default: `null`.
    */
-  validity_days?: number
+  validity_days?: number | null
 }
 
 /**
@@ -1433,7 +1582,7 @@ export interface OcspLifecycleReport {
 }
 
 /**
- * What [`Clm::ocsp_reply`] returns to the bindings: the response bytes
+ * What the `ocsp_respond` operation returns to the bindings: the response bytes
  * and, for logs and tests, their status.
  */
 export interface OcspReply {
@@ -1494,6 +1643,12 @@ export interface OpenOptions {
    * responder certificate (`OcspSettings::sign_with_ca_key`); false when absent.
    */
   ocsp_sign_with_ca_key?: boolean | null
+  /**
+   * Where the host publishes CRLs, OCSP and CA certificates
+   * (`ClmConfig::public_base_url`): CAs without explicit URLs derive
+   * theirs from it.
+   */
+  public_base_url?: string | null
   /**
    * `postgres://...` of the secure database (may carry a password).
    * Secret.
@@ -1615,6 +1770,75 @@ export interface PendingApproval {
  * `{"certificates": ["create","read"], "audit": ["read"]}`.
  */
 export type Permissions = { [key: string]: string[] }
+
+/** How a PKCS #12 file is encrypted. */
+export type Pkcs12Encryption = "modern" | "legacy"
+
+/** An exported PKCS #12 file. */
+export interface Pkcs12Export {
+  /** The certificate whose key it holds. */
+  certificate_id: CertificateId
+  /** How many certificates it holds (the certificate and its chain). */
+  certificates: number
+  /**
+   * The `.p12` / `.pfx` file (bindings: base64 in `data_base64`). It
+   * holds the key, so bindings keep it out of their `repr`s.
+   * Secret: shown this once.
+   */
+  data_base64: string
+  /** How it is encrypted. */
+  encryption: Pkcs12Encryption
+  /** The `friendlyName` of key and certificate. */
+  friendly_name: string
+  /** The PBKDF2 / MAC iterations used. */
+  iterations: number
+  /**
+   * The `localKeyId` of key and certificate (SHA-1 of the certificate, as
+   * OpenSSL sets it), lowercase hex.
+   */
+  local_key_id: string
+}
+
+/**
+ * Options of `export_pkcs12`.
+ * (An input: fields with a default may be left out.)
+ */
+export interface Pkcs12Options {
+  /**
+   * `modern` (default: AES-256-CBC, PBKDF2-SHA256, HMAC-SHA256) or
+   * `legacy` (3DES / RC2-40 / SHA-1, for old consumers only).
+   * Default: `"modern"`.
+   */
+  encryption?: Pkcs12Encryption
+  /**
+   * The `friendlyName` of key and certificate; default the certificate's
+   * CN, else its certificate_id. 1 to 256 characters, no control characters.
+   * Default: `null`.
+   */
+  friendly_name?: string | null
+  /**
+   * Put the issuers clm holds (up to the root) in the file; default true.
+   * Default: `true`.
+   */
+  include_chain?: boolean
+  /**
+   * PBKDF2 and MAC iterations; default 600,000, within 10,000..=10,000,000.
+   * Default: `null`.
+   */
+  iterations?: number | null
+}
+
+/** One stage as the plan sees it. */
+export interface PlannedStage {
+  /** What the stage does, in words. */
+  action: string
+  /** False when the stage does nothing for this CA (cross-signing an intermediate). */
+  applies: boolean
+  /** Certificates the stage signs, reissues or waits for. */
+  certificates: number
+  /** The stage. */
+  stage: RolloverStage
+}
 
 /** Rules certificates are issued under (`policies`). */
 export interface Policy {
@@ -1789,6 +2013,31 @@ export interface PoolStats {
   open: number
 }
 
+/**
+ * Options of `export_private_key`.
+ * (An input: fields with a default may be left out.)
+ */
+export interface PrivateKeyExportOptions {
+  /**
+   * PEM (default) or DER.
+   * Default: `"pem"`.
+   */
+  format?: KeyFormat
+  /**
+   * PBKDF2 iterations when encrypted; default 600,000, within
+   * 10,000..=10,000,000.
+   * Default: `null`.
+   */
+  iterations?: number | null
+  /**
+   * With a password: PKCS #8 `EncryptedPrivateKeyInfo` under PBES2
+   * (PBKDF2-HMAC-SHA256, AES-256-CBC); 8 to 1024 characters, no control
+   * characters. Without: the plain PKCS #8.
+   * Secret.
+   */
+  password?: string | null
+}
+
 /** A PrivateKeyId (UUID text). */
 export type PrivateKeyId = string
 
@@ -1856,6 +2105,110 @@ export type RoleId = string
 
 /** One page of rows and the cursor of the next page (None on the last page). */
 export type RolePage = Page<Role>
+
+/**
+ * How the successor differs from the old CA; every field defaults to the
+ * old CA's own value.
+ * (An input: fields with a default may be left out.)
+ */
+export interface RolloverOptions {
+  /**
+   * The successor's key algorithm (default: the old CA's).
+   * Default: `null`.
+   */
+  key_algorithm?: KeyAlgorithm | null
+  /**
+   * Roots: how many days the cross certificates are valid, i.e. how long
+   * the old and new hierarchies chain into each other (default 365; cut
+   * to what both roots have left).
+   * Default: `null`.
+   */
+  overlap_days?: number | null
+  /**
+   * The successor's subject (default: the old CA's, the usual choice
+   * for a root key update).
+   * Default: `null`.
+   */
+  subject?: DistinguishedName | null
+  /**
+   * The successor's lifetime in days (default: as long as the old CA's;
+   * an intermediate's default is cut to what its parent has left).
+   * Default: `null`.
+   */
+  validity_days?: number | null
+}
+
+/** A dry run of a rollover: nothing is written. */
+export interface RolloverPlan {
+  /** The CA rolled over. */
+  ca_certificate_id: CertificateId
+  /** `root_ca` or `intermediate_ca`. */
+  ca_kind: CertificateKind
+  /**
+   * Valid dependants the rollover does not move by itself (subordinate
+   * CAs without a successor of their own, imported certificates): the
+   * old CA is retired only when they are gone.
+   */
+  dependants_blocking_retirement: number
+  /** Of those, leaves whose policy requires approval (they wait in a workflow). */
+  leaves_requiring_approval: number
+  /** Still-valid leaves the reissue stage renews under the successor. */
+  leaves_to_reissue: number
+  /** Leaves whose renewal already waits for approval. */
+  leaves_waiting_approval: number
+  /** A rollover of this CA that is not completed: a run resumes it. */
+  open_rollover?: CaRollover | null
+  /** Roots: the cross certificates' lifetime in days. */
+  overlap_days?: number | null
+  /** The stages in order. */
+  stages: PlannedStage[]
+  /**
+   * The CA that signs the successor (None: a new self-signed root). When
+   * the old CA's parent was itself rolled over, its successor.
+   */
+  successor_issuer_id?: CertificateId | null
+  /** The successor's key algorithm. */
+  successor_key_algorithm: KeyAlgorithm
+  /** The successor's subject (RFC 4514). */
+  successor_subject_dn: string
+  /** The successor's lifetime in days. */
+  successor_validity_days: number
+  /**
+   * Things to know before running (a shortened validity, a permission the
+   * reissue needs).
+   */
+  warnings: string[]
+}
+
+/** Reported after each committed reissue batch. */
+export interface RolloverProgress {
+  /** Leaves that failed to renew (this pass). */
+  leaves_failed: number
+  /** Leaves whose renewal waits for approval (this pass). */
+  leaves_pending_approval: number
+  /** Leaves reissued under the successor, by any run. */
+  leaves_reissued: number
+  /** Leaves looked at in this pass so far. */
+  leaves_seen: number
+  /** The rollover. */
+  rollover_id: CaRolloverId
+}
+
+/** What a run did and where the rollover stands. */
+export interface RolloverReport {
+  /** Whether this run continued a rollover an earlier run started. */
+  resumed: boolean
+  /** The rollover's row after this run. */
+  rollover: CaRollover
+  /** The stages this run completed, in order. */
+  stages_completed: RolloverStage[]
+}
+
+/** `ca_rollovers.stage`: the stage a rollover runs next, in order. */
+export type RolloverStage = "create_successor" | "cross_sign" | "publish_trust_bundle" | "switch_issuance" | "reissue_leaves" | "retire_old" | "done"
+
+/** `ca_rollovers.status`. */
+export type RolloverStatus = "in_progress" | "waiting" | "completed"
 
 /** Reported to [`RotationOptions::progress`] after each committed batch. */
 export interface RotationProgress {
@@ -2098,6 +2451,14 @@ export interface UserUpdate {
   email?: string | null
   /** A new status; any status but active also ends the user's sessions. */
   status?: UserStatus | null
+}
+
+/** How a new intermediate's default validity was fitted inside its issuer's. */
+export interface ValidityClamp {
+  /** The default lifetime that did not fit, in days. */
+  default_days: number
+  /** The end it got instead: its issuer's end. */
+  not_after: string
 }
 
 /**
@@ -2492,19 +2853,32 @@ export declare class Clm {
   createIntermediateCa(actor: Actor, issuerId: CertificateId, input: NewCertificateAuthority): Promise<CertificateAuthority>
   /** Every CA the actor can see. */
   listAuthorities(actor: Actor): Promise<CertificateAuthority[]>
+  /** A dry run of a CA rollover: the stages and how many certificates each touches. */
+  planCaRollover(actor: Actor, caId: CertificateId, options?: RolloverOptions | null): Promise<RolloverPlan>
+  /** Starts or resumes a CA rollover: successor, cross certificates, trust bundle, switch, leaves reissued in batches, old CA retired. */
+  runCaRollover(actor: Actor, caId: CertificateId, options?: RolloverOptions | null, batchSize?: number | null, maxBatches?: number | null, onProgress?: ((progress: RolloverProgress) => void) | null): Promise<RolloverReport>
+  /** The newest rollover of a CA: stage, progress and trust bundle (PEM). */
+  caRolloverStatus(actor: Actor, caId: CertificateId): Promise<CaRollover>
   /** Issues a certificate under policy (or queues it for approval). */
   issueCertificate(actor: Actor, request: IssueInput): Promise<IssuanceOutcome>
   /** What issue_certificate would issue, and which rules pass or fail. */
   dryRunIssuance(actor: Actor, request: IssueInput): Promise<DryRunReport>
   /** Renews a certificate (new key unless reuse_key). */
   renewCertificate(actor: Actor, certificateId: CertificateId, options?: RenewOptions | null): Promise<IssuanceOutcome>
-  /**
-   * A certificate's private key as PKCS#8 PEM (audited; needs its own permission).
-   * @returns a secret, shown this once
-   */
-  exportPrivateKey(actor: Actor, certificateId: CertificateId): Promise<string>
   /** Generates a key and a PKCS#10 CSR for it, outside any database. */
   createCsr(subject?: DistinguishedName | null, sans?: SubjectAlternativeName[] | null, keyAlgorithm?: KeyAlgorithm | null): Promise<CsrBundle>
+  /** A certificate as PEM, DER, a PEM chain (up to the root) or PKCS#7 certs-only (audited). */
+  exportCertificate(actor: Actor, certificateId: CertificateId, format?: CertificateFormat | null): Promise<CertificateExport>
+  /**
+   * Certificate, chain and private key as PKCS#12 under a password (audited; needs certificates:export).
+   * @param password (secret)
+   */
+  exportPkcs12(actor: Actor, certificateId: CertificateId, password: string, options?: Pkcs12Options | null): Promise<Pkcs12Export>
+  /**
+   * A private key as PKCS#8: PEM text, or base64 of the DER; encrypted (PBES2) with a password.
+   * @returns a secret, shown this once
+   */
+  exportPrivateKey(actor: Actor, certificateId: CertificateId, options?: PrivateKeyExportOptions | null): Promise<string>
   /** Imports PEM, DER or bundles, optionally with the one certificate's key. */
   importCertificates(actor: Actor, request: ImportInput): Promise<ImportReport>
   /** One certificate by id. */
@@ -2531,6 +2905,10 @@ export declare class Clm {
   releaseCertificateHold(actor: Actor, id: CertificateId): Promise<Certificate>
   /** Generates the next CRL of an issuer. */
   generateCrl(actor: Actor, issuerId: CertificateId, nextUpdateHours?: number | null): Promise<GeneratedCrl>
+  /** Generates the next CRL of one partition of an issuer, or a delta CRL. */
+  generateScopedCrl(actor: Actor, issuerId: CertificateId, partition?: number | null, delta?: boolean | null, nextUpdateHours?: number | null): Promise<GeneratedCrl>
+  /** The latest stored CRL of an issuer (or of a partition; complete or delta), to serve. */
+  latestCrl(actor: Actor, issuerId: CertificateId, partition?: number | null, delta?: boolean | null): Promise<GeneratedCrl>
   /** Answers an OCSP request (DER in base64) with an OCSP response (DER in base64); public, never fails. */
   ocspRespond(requestDerBase64: string): Promise<OcspReply>
   /** Rotates the data key, re-sealing every private key in batches; resumes an interrupted run. */

@@ -28,14 +28,17 @@ const SHAPES = {
   AuditCheckpoint: ["obj", {"sequence_number": ["int", -9007199254740991, 9007199254740991], "version": ["int", 0, 4294967295]}],
   ExpiringWithinDays: ["int", 1, 30],
   IssueInput: ["obj", {"validity_days": ["int", 0, 4294967295]}],
-  NewCertificateAuthority: ["obj", {"path_len": ["int", 0, 255], "validity_days": ["int", 0, 4294967295]}],
+  NewCertificateAuthority: ["obj", {"crl_partitions": ["int", 0, 4294967295], "path_len": ["int", 0, 255], "validity_days": ["int", 0, 4294967295]}],
   NewPolicy: ["obj", {"rules": ["ref", "PolicyRules"]}],
   NewWorkflow: ["obj", {"definition": ["ref", "WorkflowDefinition"]}],
   OpenOptions: ["obj", {"audit_retention_days": ["int", 0, 4294967295], "cache_ttl_ms": ["int", 0, 9007199254740991], "max_connections": ["int", 0, 4294967295], "slow_statement_ms": ["int", 0, 9007199254740991]}],
   PageRequest: ["obj", {"limit": ["int", 0, 4294967295]}],
+  Pkcs12Options: ["obj", {"iterations": ["int", 0, 4294967295]}],
   PolicyRules: ["obj", {"max_validity_days": ["int", 0, 4294967295], "min_ec_key_size": ["int", 0, 4294967295], "min_key_size": ["int", 0, 4294967295], "renewal_threshold_days": ["int", 0, 4294967295]}],
   PolicyUpdate: ["obj", {"rules": ["ref", "PolicyRules"]}],
+  PrivateKeyExportOptions: ["obj", {"iterations": ["int", 0, 4294967295]}],
   RenewOptions: ["obj", {"validity_days": ["int", 0, 4294967295]}],
+  RolloverOptions: ["obj", {"overlap_days": ["int", 0, 4294967295], "validity_days": ["int", 0, 4294967295]}],
   WorkflowDefinition: ["obj", {"expires_after_hours": ["int", 0, 4294967295], "steps": ["arr", ["ref", "WorkflowStepDefinition"]]}],
   WorkflowStepDefinition: ["obj", {"required_approvals": ["int", 0, 4294967295], "step_id": ["int", 0, 4294967295]}],
 }
@@ -52,11 +55,17 @@ const ARGUMENTS = {
   update_policy: {"update": ["ref", "PolicyUpdate"]},
   create_root_ca: {"new": ["ref", "NewCertificateAuthority"]},
   create_intermediate_ca: {"new": ["ref", "NewCertificateAuthority"]},
+  plan_ca_rollover: {"options": ["ref", "RolloverOptions"]},
+  run_ca_rollover: {"options": ["ref", "RolloverOptions"], "batch_size": ["int", 0, 4294967295], "max_batches": ["int", 0, 4294967295]},
   issue_certificate: {"request": ["ref", "IssueInput"]},
   dry_run_issuance: {"request": ["ref", "IssueInput"]},
   renew_certificate: {"options": ["ref", "RenewOptions"]},
+  export_pkcs12: {"options": ["ref", "Pkcs12Options"]},
+  export_private_key: {"options": ["ref", "PrivateKeyExportOptions"]},
   search_certificates: {"page": ["ref", "PageRequest"]},
   generate_crl: {"next_update_hours": ["int", 0, 4294967295]},
+  generate_scoped_crl: {"partition": ["int", 0, 4294967295], "next_update_hours": ["int", 0, 4294967295]},
+  latest_crl: {"partition": ["int", 0, 4294967295]},
   rotate_data_key: {"batch_size": ["int", 0, 4294967295], "max_batches": ["int", 0, 4294967295]},
   list_key_rotations: {"page": ["ref", "PageRequest"]},
   create_workflow: {"new": ["ref", "NewWorkflow"]},
@@ -126,11 +135,16 @@ const OPERATIONS = [
   {"name": "create_root_ca", "js_name": "createRootCa", "module": "authorities", "summary": "Creates a self-signed root CA.", "needs_actor": true, "arguments": [{"name": "new", "js_name": "input", "required": true}], "result_kind": "value", "progress": false},
   {"name": "create_intermediate_ca", "js_name": "createIntermediateCa", "module": "authorities", "summary": "Creates an intermediate CA signed by a CA in clm.", "needs_actor": true, "arguments": [{"name": "issuer_id", "js_name": "issuerId", "required": true}, {"name": "new", "js_name": "input", "required": true}], "result_kind": "value", "progress": false},
   {"name": "list_authorities", "js_name": "listAuthorities", "module": "authorities", "summary": "Every CA the actor can see.", "needs_actor": true, "arguments": [], "result_kind": "value", "progress": false},
+  {"name": "plan_ca_rollover", "js_name": "planCaRollover", "module": "rollover", "summary": "A dry run of a CA rollover: the stages and how many certificates each touches.", "needs_actor": true, "arguments": [{"name": "ca_id", "js_name": "caId", "required": true}, {"name": "options", "js_name": "options", "required": false}], "result_kind": "value", "progress": false},
+  {"name": "run_ca_rollover", "js_name": "runCaRollover", "module": "rollover", "summary": "Starts or resumes a CA rollover: successor, cross certificates, trust bundle, switch, leaves reissued in batches, old CA retired.", "needs_actor": true, "arguments": [{"name": "ca_id", "js_name": "caId", "required": true}, {"name": "options", "js_name": "options", "required": false}, {"name": "batch_size", "js_name": "batchSize", "required": false}, {"name": "max_batches", "js_name": "maxBatches", "required": false}], "result_kind": "value", "progress": true},
+  {"name": "ca_rollover_status", "js_name": "caRolloverStatus", "module": "rollover", "summary": "The newest rollover of a CA: stage, progress and trust bundle (PEM).", "needs_actor": true, "arguments": [{"name": "ca_id", "js_name": "caId", "required": true}], "result_kind": "value", "progress": false},
   {"name": "issue_certificate", "js_name": "issueCertificate", "module": "issuance", "summary": "Issues a certificate under policy (or queues it for approval).", "needs_actor": true, "arguments": [{"name": "request", "js_name": "request", "required": true}], "result_kind": "value", "progress": false},
   {"name": "dry_run_issuance", "js_name": "dryRunIssuance", "module": "issuance", "summary": "What issue_certificate would issue, and which rules pass or fail.", "needs_actor": true, "arguments": [{"name": "request", "js_name": "request", "required": true}], "result_kind": "value", "progress": false},
   {"name": "renew_certificate", "js_name": "renewCertificate", "module": "issuance", "summary": "Renews a certificate (new key unless reuse_key).", "needs_actor": true, "arguments": [{"name": "certificate_id", "js_name": "certificateId", "required": true}, {"name": "options", "js_name": "options", "required": false}], "result_kind": "value", "progress": false},
-  {"name": "export_private_key", "js_name": "exportPrivateKey", "module": "issuance", "summary": "A certificate's private key as PKCS#8 PEM (audited; needs its own permission).", "needs_actor": true, "arguments": [{"name": "certificate_id", "js_name": "certificateId", "required": true}], "result_kind": "value", "progress": false},
   {"name": "create_csr", "js_name": "createCsr", "module": "issuance", "summary": "Generates a key and a PKCS#10 CSR for it, outside any database.", "needs_actor": false, "arguments": [{"name": "subject", "js_name": "subject", "required": false}, {"name": "sans", "js_name": "sans", "required": false}, {"name": "key_algorithm", "js_name": "keyAlgorithm", "required": false}], "result_kind": "value", "progress": false},
+  {"name": "export_certificate", "js_name": "exportCertificate", "module": "exports", "summary": "A certificate as PEM, DER, a PEM chain (up to the root) or PKCS#7 certs-only (audited).", "needs_actor": true, "arguments": [{"name": "certificate_id", "js_name": "certificateId", "required": true}, {"name": "format", "js_name": "format", "required": false}], "result_kind": "value", "progress": false},
+  {"name": "export_pkcs12", "js_name": "exportPkcs12", "module": "exports", "summary": "Certificate, chain and private key as PKCS#12 under a password (audited; needs certificates:export).", "needs_actor": true, "arguments": [{"name": "certificate_id", "js_name": "certificateId", "required": true}, {"name": "password", "js_name": "password", "required": true}, {"name": "options", "js_name": "options", "required": false}], "result_kind": "value", "progress": false},
+  {"name": "export_private_key", "js_name": "exportPrivateKey", "module": "exports", "summary": "A private key as PKCS#8: PEM text, or base64 of the DER; encrypted (PBES2) with a password.", "needs_actor": true, "arguments": [{"name": "certificate_id", "js_name": "certificateId", "required": true}, {"name": "options", "js_name": "options", "required": false}], "result_kind": "value", "progress": false},
   {"name": "import_certificates", "js_name": "importCertificates", "module": "inventory", "summary": "Imports PEM, DER or bundles, optionally with the one certificate's key.", "needs_actor": true, "arguments": [{"name": "request", "js_name": "request", "required": true}], "result_kind": "value", "progress": false},
   {"name": "get_certificate", "js_name": "getCertificate", "module": "inventory", "summary": "One certificate by id.", "needs_actor": true, "arguments": [{"name": "id", "js_name": "id", "required": true}], "result_kind": "value", "progress": false},
   {"name": "get_certificate_by_certificate_id", "js_name": "getCertificateByCertificateId", "module": "inventory", "summary": "One certificate by its business id (the SHA-256 fingerprint).", "needs_actor": true, "arguments": [{"name": "certificate_id", "js_name": "certificateId", "required": true}], "result_kind": "value", "progress": false},
@@ -144,6 +158,8 @@ const OPERATIONS = [
   {"name": "revoke_certificate", "js_name": "revokeCertificate", "module": "revocation", "summary": "Revokes a certificate (certificate_hold suspends it).", "needs_actor": true, "arguments": [{"name": "id", "js_name": "id", "required": true}, {"name": "reason", "js_name": "reason", "required": true}, {"name": "comment", "js_name": "comment", "required": false}], "result_kind": "value", "progress": false},
   {"name": "release_certificate_hold", "js_name": "releaseCertificateHold", "module": "revocation", "summary": "Releases a certificate_hold.", "needs_actor": true, "arguments": [{"name": "id", "js_name": "id", "required": true}], "result_kind": "value", "progress": false},
   {"name": "generate_crl", "js_name": "generateCrl", "module": "revocation", "summary": "Generates the next CRL of an issuer.", "needs_actor": true, "arguments": [{"name": "issuer_id", "js_name": "issuerId", "required": true}, {"name": "next_update_hours", "js_name": "nextUpdateHours", "required": false}], "result_kind": "value", "progress": false},
+  {"name": "generate_scoped_crl", "js_name": "generateScopedCrl", "module": "revocation", "summary": "Generates the next CRL of one partition of an issuer, or a delta CRL.", "needs_actor": true, "arguments": [{"name": "issuer_id", "js_name": "issuerId", "required": true}, {"name": "partition", "js_name": "partition", "required": false}, {"name": "delta", "js_name": "delta", "required": false}, {"name": "next_update_hours", "js_name": "nextUpdateHours", "required": false}], "result_kind": "value", "progress": false},
+  {"name": "latest_crl", "js_name": "latestCrl", "module": "revocation", "summary": "The latest stored CRL of an issuer (or of a partition; complete or delta), to serve.", "needs_actor": true, "arguments": [{"name": "issuer_id", "js_name": "issuerId", "required": true}, {"name": "partition", "js_name": "partition", "required": false}, {"name": "delta", "js_name": "delta", "required": false}], "result_kind": "value", "progress": false},
   {"name": "ocsp_respond", "js_name": "ocspRespond", "module": "ocsp", "summary": "Answers an OCSP request (DER in base64) with an OCSP response (DER in base64); public, never fails.", "needs_actor": false, "arguments": [{"name": "request_der_base64", "js_name": "requestDerBase64", "required": true}], "result_kind": "value", "progress": false},
   {"name": "rotate_data_key", "js_name": "rotateDataKey", "module": "rotation", "summary": "Rotates the data key, re-sealing every private key in batches; resumes an interrupted run.", "needs_actor": true, "arguments": [{"name": "batch_size", "js_name": "batchSize", "required": false}, {"name": "max_batches", "js_name": "maxBatches", "required": false}], "result_kind": "value", "progress": true},
   {"name": "rotate_master_key", "js_name": "rotateMasterKey", "module": "rotation", "summary": "Re-wraps every data key under a new master key.", "needs_actor": true, "arguments": [{"name": "new_master_key", "js_name": "newMasterKey", "required": true}], "result_kind": "value", "progress": false},
@@ -447,6 +463,21 @@ class Clm {
     return runtime.callAs(this, actor, "list_authorities", {})
   }
 
+  /** A dry run of a CA rollover: the stages and how many certificates each touches. */
+  planCaRollover(actor, caId, options) {
+    return runtime.callAs(this, actor, "plan_ca_rollover", { ca_id: caId, options })
+  }
+
+  /** Starts or resumes a CA rollover: successor, cross certificates, trust bundle, switch, leaves reissued in batches, old CA retired. */
+  runCaRollover(actor, caId, options, batchSize, maxBatches, onProgress) {
+    return runtime.callAs(this, actor, "run_ca_rollover", { ca_id: caId, options, batch_size: batchSize, max_batches: maxBatches }, onProgress)
+  }
+
+  /** The newest rollover of a CA: stage, progress and trust bundle (PEM). */
+  caRolloverStatus(actor, caId) {
+    return runtime.callAs(this, actor, "ca_rollover_status", { ca_id: caId })
+  }
+
   /** Issues a certificate under policy (or queues it for approval). */
   issueCertificate(actor, request) {
     return runtime.callAs(this, actor, "issue_certificate", { request })
@@ -462,14 +493,24 @@ class Clm {
     return runtime.callAs(this, actor, "renew_certificate", { certificate_id: certificateId, options })
   }
 
-  /** A certificate's private key as PKCS#8 PEM (audited; needs its own permission). */
-  exportPrivateKey(actor, certificateId) {
-    return runtime.callAs(this, actor, "export_private_key", { certificate_id: certificateId })
-  }
-
   /** Generates a key and a PKCS#10 CSR for it, outside any database. */
   createCsr(subject, sans, keyAlgorithm) {
     return runtime.call(this, "create_csr", { subject, sans, key_algorithm: keyAlgorithm })
+  }
+
+  /** A certificate as PEM, DER, a PEM chain (up to the root) or PKCS#7 certs-only (audited). */
+  exportCertificate(actor, certificateId, format) {
+    return runtime.callAs(this, actor, "export_certificate", { certificate_id: certificateId, format })
+  }
+
+  /** Certificate, chain and private key as PKCS#12 under a password (audited; needs certificates:export). */
+  exportPkcs12(actor, certificateId, password, options) {
+    return runtime.callAs(this, actor, "export_pkcs12", { certificate_id: certificateId, password, options })
+  }
+
+  /** A private key as PKCS#8: PEM text, or base64 of the DER; encrypted (PBES2) with a password. */
+  exportPrivateKey(actor, certificateId, options) {
+    return runtime.callAs(this, actor, "export_private_key", { certificate_id: certificateId, options })
   }
 
   /** Imports PEM, DER or bundles, optionally with the one certificate's key. */
@@ -535,6 +576,16 @@ class Clm {
   /** Generates the next CRL of an issuer. */
   generateCrl(actor, issuerId, nextUpdateHours) {
     return runtime.callAs(this, actor, "generate_crl", { issuer_id: issuerId, next_update_hours: nextUpdateHours })
+  }
+
+  /** Generates the next CRL of one partition of an issuer, or a delta CRL. */
+  generateScopedCrl(actor, issuerId, partition, delta, nextUpdateHours) {
+    return runtime.callAs(this, actor, "generate_scoped_crl", { issuer_id: issuerId, partition, delta, next_update_hours: nextUpdateHours })
+  }
+
+  /** The latest stored CRL of an issuer (or of a partition; complete or delta), to serve. */
+  latestCrl(actor, issuerId, partition, delta) {
+    return runtime.callAs(this, actor, "latest_crl", { issuer_id: issuerId, partition, delta })
   }
 
   /** Answers an OCSP request (DER in base64) with an OCSP response (DER in base64); public, never fails. */

@@ -104,7 +104,7 @@ async fn build(clm: &Clm, out_dir: &Path) -> clm::Result<()> {
             NewCertificateAuthority {
                 subject: org(format!("Example Root CA {suffix}")),
                 key_algorithm: KeyAlgorithm::EcdsaP384,
-                validity_days: 3650,
+                validity_days: Some(3650),
                 path_len: Some(1),
                 ca_issuers_urls: vec!["http://pki.example.com/root.crt".into()],
                 crl_distribution_points: vec!["http://pki.example.com/root.crl".into()],
@@ -124,7 +124,7 @@ async fn build(clm: &Clm, out_dir: &Path) -> clm::Result<()> {
             NewCertificateAuthority {
                 subject: org(format!("Example Issuing CA {suffix}")),
                 key_algorithm: KeyAlgorithm::EcdsaP256,
-                validity_days: 1825,
+                validity_days: Some(1825),
                 path_len: Some(0),
                 crl_distribution_points: vec!["http://pki.example.com/issuing.crl".into()],
                 ca_issuers_urls: vec!["http://pki.example.com/issuing.crt".into()],
@@ -231,8 +231,7 @@ async fn build(clm: &Clm, out_dir: &Path) -> clm::Result<()> {
         .await?;
     println!(
         "CRL           #{} with {} entr(ies)",
-        crl.crl_number,
-        crl.entries.len()
+        crl.crl_number, crl.entry_count
     );
 
     write(out_dir, "root.pem", &root.certificate.certificate_pem)?;

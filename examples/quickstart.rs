@@ -177,7 +177,7 @@ async fn run() -> clm::Result<()> {
             NewCertificateAuthority {
                 subject: DistinguishedName::common_name(format!("Acme Root CA {suffix}")),
                 key_algorithm: KeyAlgorithm::EcdsaP256,
-                validity_days: 3650,
+                validity_days: Some(3650),
                 organization_id: Some(org.id),
                 ..Default::default()
             },

@@ -242,3 +242,55 @@ fn open_options_name_what_is_wrong() {
             .expect_err("negative ttl");
     assert!(err.to_string().contains("cache_ttl_ms"), "{err}");
 }
+
+/// A host calls clm from its own threads, whose stacks may be small (a
+/// thread pool's 1 MiB, or less). Every operation goes through one
+/// dispatcher; it used to hold every operation's locals in one poll frame
+/// (over 1 MiB unoptimised) and overflowed such a thread.
+#[test]
+fn operations_run_on_a_host_thread_with_a_small_stack() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().to_path_buf();
+    let worker = std::thread::Builder::new()
+        .stack_size(768 * 1024)
+        .spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            runtime.block_on(async move {
+                let clm = Clm::open(
+                    clm::ClmConfig::sqlite(&path).with_master_key(common::test_master_key()),
+                )
+                .await
+                .expect("open");
+                let system = clm.system_actor();
+                let root = call(
+                    &clm,
+                    &system,
+                    "create_root_ca",
+                    json!({"new": {"subject": {"common_name": "Small Stack Root"}}}),
+                )
+                .await
+                .expect("root CA");
+                let issued = call(
+                    &clm,
+                    &system,
+                    "issue_certificate",
+                    json!({"request": {
+                        "issuer_id": root["certificate"]["id"],
+                        "validity_days": 200,
+                        "subject": {"common_name": "small.example.com"},
+                        "sans": [{"type": "DNS", "value": "small.example.com"}],
+                    }}),
+                )
+                .await
+                .expect("issue");
+                clm.close().await;
+                issued["certificate"]["status"].as_str().map(str::to_string)
+            })
+        })
+        .expect("spawn");
+    let status = worker.join().expect("the worker thread did not overflow");
+    assert_eq!(status.as_deref(), Some("active"));
+}

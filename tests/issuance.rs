@@ -121,7 +121,7 @@ async fn hierarchy(
                     ..Default::default()
                 },
                 key_algorithm: KeyAlgorithm::Rsa2048,
-                validity_days: 3650,
+                validity_days: Some(3650),
                 path_len: Some(1),
                 organization_id: org,
                 crl_distribution_points: vec!["http://pki.example.com/root.crl".into()],
@@ -142,12 +142,13 @@ async fn hierarchy(
                     ..Default::default()
                 },
                 key_algorithm: KeyAlgorithm::EcdsaP256,
-                validity_days: 1825,
+                validity_days: Some(1825),
                 path_len: Some(0),
                 organization_id: org,
                 crl_distribution_points: vec!["http://pki.example.com/issuing.crl".into()],
                 ocsp_urls: vec!["http://ocsp.example.com".into()],
                 ca_issuers_urls: vec!["http://pki.example.com/issuing.crt".into()],
+                ..Default::default()
             },
         )
         .await
@@ -916,7 +917,7 @@ async fn only_a_usable_ca_issues() {
                 intermediate.certificate.id,
                 NewCertificateAuthority {
                     subject: DistinguishedName::common_name("Too Deep CA"),
-                    validity_days: 365,
+                    validity_days: Some(365),
                     ..Default::default()
                 },
             )

@@ -281,6 +281,23 @@ async fn secret_handling_operations(clm: &Clm, seen: &mut Seen) {
             .filter(|line| !line.starts_with("-----") && line.len() > 16)
             .map(str::to_string),
     );
+    // Exports under a password: the password reaches no field or record.
+    let export_password = format!("Export-{}-password", unique("p"));
+    secrets.push(export_password.clone());
+    call(
+        "export_pkcs12",
+        json!({"certificate_id": issued["certificate"]["id"], "password": export_password,
+               "options": {"iterations": 10_000}}),
+    )
+    .await
+    .expect("export PKCS #12");
+    call(
+        "export_private_key",
+        json!({"certificate_id": issued["certificate"]["id"],
+               "options": {"password": export_password, "iterations": 10_000}}),
+    )
+    .await
+    .expect("export encrypted key");
     call("rotate_data_key", json!({"batch_size": 1}))
         .await
         .expect("rotate data key");
@@ -372,6 +389,7 @@ async fn operations_are_traced_and_no_secret_reaches_a_field() {
         "create_api_key{actor=session}: finished outcome=ok",
         "confirm_mfa_enrollment{actor=session}: finished outcome=ok",
         "export_private_key{actor=system}: finished outcome=ok",
+        "export_pkcs12{actor=system}: finished outcome=ok",
         "rotate_master_key{actor=system}: finished outcome=ok",
         "data key rotation: batch committed",
         "group commit: writing a batch jobs=1",

@@ -67,7 +67,7 @@ async fn root_ca(clm: &Clm) -> CertificateAuthority {
                 ..Default::default()
             },
             key_algorithm: KeyAlgorithm::EcdsaP256,
-            validity_days: 3650,
+            validity_days: Some(3650),
             ..Default::default()
         },
     )

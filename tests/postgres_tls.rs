@@ -192,7 +192,7 @@ async fn issue_pki(dir: &Path) -> Pki {
     let root_ca = |cn: &str| NewCertificateAuthority {
         subject: DistinguishedName::common_name(cn),
         key_algorithm: KeyAlgorithm::EcdsaP256,
-        validity_days: 30,
+        validity_days: Some(30),
         path_len: Some(0),
         ..Default::default()
     };

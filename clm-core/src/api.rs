@@ -27,7 +27,6 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::service::rotation::RotationProgress;
 use crate::{Actor, Clm, Error, Result};
 
 /// One operation as the bindings see it.
@@ -75,7 +74,8 @@ impl Reply {
     }
 }
 
-/// Receives rotation progress as `{"rotation_id", "total", "rotated"}`.
+/// Receives an operation's progress records (rotation: `{"rotation_id",
+/// "total", "rotated"}`; CA rollover: `RolloverProgress`).
 pub type ProgressSink<'a> = &'a (dyn Fn(Value) + Send + Sync);
 
 /// Runs operation `name` with the named arguments in `input` (a JSON object,
@@ -260,7 +260,7 @@ fn record<T: Serialize>(value: &T) -> Result<Reply> {
         .map_err(|err| Error::Internal(format!("cannot serialize a record: {err}")))
 }
 
-fn progress_value(progress: RotationProgress) -> Value {
+fn progress_value<T: Serialize>(progress: T) -> Value {
     serde_json::to_value(progress).unwrap_or(Value::Null)
 }
 
@@ -277,6 +277,9 @@ mod tests {
         "authorize",
         "authorize_visible",
         "is_closed",
+        // The Rust form of `export_private_key`'s options (the operation
+        // takes them as an argument).
+        "export_private_key_with",
         "databases",
         "config",
     ];

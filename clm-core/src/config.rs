@@ -13,6 +13,7 @@
 //! | `CLM_MAX_CONNECTIONS` | pool size per database |
 //! | `CLM_CACHE_TTL_MS` | see [`ClmConfig::cache_ttl`] |
 //! | `CLM_OCSP_SIGN_WITH_CA_KEY` | see [`OcspSettings::sign_with_ca_key`] |
+//! | `CLM_PUBLIC_BASE_URL` | see [`ClmConfig::public_base_url`] |
 //!
 //! The `CLM_DATABASE_SSL*` settings apply to every PostgreSQL URL and
 //! override the same parameters written in the URLs (see [`DatabaseTls`]).
@@ -50,6 +51,13 @@ pub struct ClmConfig {
     pub audit_retention: AuditRetention,
     /// How the OCSP responder signs ([`crate::Clm::ocsp_respond`]).
     pub ocsp: OcspSettings,
+    /// Where the host publishes CRLs, the OCSP responder and CA
+    /// certificates (`https://pki.example.com`, http allowed; no query or
+    /// fragment). A CA created without explicit URLs writes URLs derived
+    /// from it into what it issues: `B/crl/<CA id>.crl` (a partition
+    /// `B/crl/<CA id>/<n>.crl`, deltas `.../delta.crl`), `B/ocsp` and
+    /// `B/ca/<CA id>.crt`. Checked when the handle opens.
+    pub public_base_url: Option<String>,
 }
 
 /// How [`crate::Clm::ocsp_respond`] signs. By default each CA answers
@@ -62,6 +70,37 @@ pub struct OcspSettings {
     /// first case): no responder certificate, every fresh response a use of
     /// the CA key. `CLM_OCSP_SIGN_WITH_CA_KEY=true`.
     pub sign_with_ca_key: bool,
+}
+
+/// The checked form of [`ClmConfig::public_base_url`]: an absolute http(s)
+/// URL with a host and no query, fragment or user info, without its
+/// trailing slashes.
+pub fn check_public_base_url(field: &str, url: &str) -> Result<String> {
+    let url = url.trim();
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+        .ok_or_else(|| Error::invalid(field, "must start with https:// or http://"))?;
+    if url.contains(['?', '#']) {
+        return Err(Error::invalid(field, "must not carry a query or fragment"));
+    }
+    if url.chars().any(|c| !c.is_ascii_graphic()) {
+        return Err(Error::invalid(
+            field,
+            "must be ASCII without spaces (percent-encode or use an A-label host)",
+        ));
+    }
+    let host = rest.split('/').next().unwrap_or("");
+    if host.is_empty() || host.contains('@') {
+        return Err(Error::invalid(
+            field,
+            "must name a host (and no user information)",
+        ));
+    }
+    if url.len() > 200 {
+        return Err(Error::invalid(field, "must be at most 200 characters"));
+    }
+    Ok(url.trim_end_matches('/').to_string())
 }
 
 /// Audit retention: [`crate::Clm::run_lifecycle`] moves audit rows older than
@@ -212,6 +251,7 @@ impl ClmConfig {
             cache_ttl: DEFAULT_CACHE_TTL,
             audit_retention: AuditRetention::default(),
             ocsp: OcspSettings::default(),
+            public_base_url: None,
         }
     }
 
@@ -231,6 +271,7 @@ impl ClmConfig {
             cache_ttl: DEFAULT_CACHE_TTL,
             audit_retention: AuditRetention::default(),
             ocsp: OcspSettings::default(),
+            public_base_url: None,
         }
     }
 
@@ -295,6 +336,12 @@ impl ClmConfig {
         self
     }
 
+    /// See [`ClmConfig::public_base_url`].
+    pub fn with_public_base_url(mut self, url: impl Into<String>) -> Self {
+        self.public_base_url = Some(url.into());
+        self
+    }
+
     /// See [`ClmConfig::cache_ttl`].
     pub fn with_cache_ttl(mut self, ttl: Duration) -> Self {
         self.cache_ttl = ttl;
@@ -322,8 +369,9 @@ impl ClmConfig {
     /// `CLM_DATABASE_SSLMODE`, `CLM_DATABASE_SSLROOTCERT`,
     /// `CLM_DATABASE_SSLCERT`, `CLM_DATABASE_SSLKEY`), else `CLM_DATA_DIR`
     /// (SQLite), plus `CLM_MASTER_KEY` (base64) or `CLM_MASTER_KEY_FILE`,
-    /// `CLM_MAX_CONNECTIONS`, `CLM_CACHE_TTL_MS`, `CLM_OCSP_SIGN_WITH_CA_KEY`, `CLM_AUDIT_RETENTION_DAYS` and
-    /// `CLM_AUDIT_ARCHIVE_DIR` ([`AuditRetention`]), `CLM_SLOW_STATEMENT_MS` (the
+    /// `CLM_MAX_CONNECTIONS`, `CLM_CACHE_TTL_MS`, `CLM_OCSP_SIGN_WITH_CA_KEY`,
+    /// `CLM_AUDIT_RETENTION_DAYS` and `CLM_AUDIT_ARCHIVE_DIR`
+    /// ([`AuditRetention`]), `CLM_PUBLIC_BASE_URL`, `CLM_SLOW_STATEMENT_MS` (the
     /// table in this module's documentation).
     pub fn from_env() -> Result<Self> {
         Self::from_vars(|name| std::env::var(name).ok().filter(|v| !v.trim().is_empty()))
@@ -417,6 +465,12 @@ impl ClmConfig {
             })?;
         }
         config.audit_retention.archive_dir = var("CLM_AUDIT_ARCHIVE_DIR").map(PathBuf::from);
+        if let Some(url) = var("CLM_PUBLIC_BASE_URL") {
+            config.public_base_url = Some(
+                check_public_base_url("CLM_PUBLIC_BASE_URL", &url)
+                    .map_err(|err| Error::Configuration(err.to_string()))?,
+            );
+        }
         config.audit_retention.validate().map_err(|err| {
             Error::Configuration(format!(
                 "CLM_AUDIT_RETENTION_DAYS / CLM_AUDIT_ARCHIVE_DIR: {err}"

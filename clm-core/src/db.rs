@@ -105,6 +105,8 @@ pub(crate) enum Lock {
     Rotation,
     /// Writers of sealed values (shared) against data-key retirement (exclusive).
     DataKeys,
+    /// One CA rollover run at a time (a session lock: see [`RunLease`]).
+    Rollover,
 }
 
 impl Lock {
@@ -116,6 +118,7 @@ impl Lock {
             Lock::Lifecycle => 0x636c_6d10,
             Lock::Rotation => 0x636c_6d11,
             Lock::DataKeys => 0x636c_6d12,
+            Lock::Rollover => 0x636c_6d13,
         }
     }
 }

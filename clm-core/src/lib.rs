@@ -71,9 +71,12 @@ impl Clm {
     /// Opens (creating when missing) both databases and applies the migrations.
     /// A wrong master key fails here with a Configuration error.
     #[tracing::instrument(skip_all, err(level = "info"))]
-    pub async fn open(config: ClmConfig) -> Result<Clm> {
+    pub async fn open(mut config: ClmConfig) -> Result<Clm> {
         config.security.validate()?;
         config.audit_retention.validate()?;
+        if let Some(url) = &config.public_base_url {
+            config.public_base_url = Some(config::check_public_base_url("public_base_url", url)?);
+        }
         let source = config.master_key.clone().ok_or_else(|| {
             Error::Configuration(
                 "no master key: set ClmConfig::master_key, CLM_MASTER_KEY (base64 of 32 bytes) or CLM_MASTER_KEY_FILE".into(),

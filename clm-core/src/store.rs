@@ -17,10 +17,12 @@ pub(crate) mod support;
 
 pub mod api_keys;
 pub mod audit;
+pub mod ca_rollovers;
 pub mod certificate_metadata;
 pub mod certificate_requests;
 pub mod certificate_revocations;
 pub mod certificates;
+pub mod crls;
 pub mod encryption_keys;
 pub mod key_rotation_history;
 pub mod maintenance;

@@ -1533,6 +1533,15 @@ clm_status clm_restore_policy(const struct clm_handle *clm,
      issues.
    - `crl_distribution_points` ([text, ...]; optional, default []):
      cRLDistributionPoints URLs for the certificates this CA issues.
+   - `crl_partitions` (integer 0..4294967295 or null; optional, default
+     null): Split this CA's CRL into this many partitions (1 to 1024), each
+     with its own URL below the CA's CRL URL; none: one CRL.
+   - `delta_crls` (true or false; optional, default false): Publish delta
+     CRLs, pointed to (freshestCRL) by complete CRLs and issued
+     certificates.
+   - `excluded_subtrees` ([`NameSubtree`, ...]; optional, default []):
+     Names this CA and every CA below it must never certify; they win over
+     `permitted_subtrees`.
    - `key_algorithm` (`KeyAlgorithm`; optional, default "ECDSA-P256"): The
      CA's new key (default ECDSA P-256).
    - `ocsp_urls` ([text, ...]; optional, default []): OCSP responder URLs
@@ -1541,12 +1550,26 @@ clm_status clm_restore_policy(const struct clm_handle *clm,
      null): None = a shared CA (global administrators only).
    - `path_len` (integer 0..255 or null; optional, default null):
      pathLenConstraint: how many CA levels may follow below this one.
+   - `permitted_subtrees` ([`NameSubtree`, ...]; optional, default []):
+     Name constraints: the only names this CA (and every CA below it) may
+     certify, per form; a form not listed stays open. Written into a
+     critical NameConstraints extension and enforced at issuance.
    - `subject` (`DistinguishedName`; optional, default {}): The CA's
      subject; must not be empty.
-   - `validity_days` (integer 0..4294967295; optional, default 3650):
-     Lifetime of the CA certificate, 1 to 36500 days (default 3650).
+   - `validity_days` (integer 0..4294967295 or null; optional, default
+     null): Lifetime of the CA certificate, 1 to 36500 days. Default: 3650
+     days, but an intermediate ends no later than its issuer (the
+     shortening is reported in `CertificateAuthority::validity_clamp`); an
+     explicit lifetime past the issuer's end is refused.
 
  Where:
+ - `NameSubtree`: One subtree of a CA's name constraints, as a host writes
+   it: `{"type": "DNS", "value": "example.com"}`. One of:
+   - {"type": "DNS", "value": text}
+   - {"type": "IP", "value": text}
+   - {"type": "EMAIL", "value": text}
+   - {"type": "URI", "value": text}
+   - {"type": "DIRNAME", "value": text}
  - `KeyAlgorithm`: A key algorithm: one of the examples, or a common
    spelling of one (rsa2048, p256, secp384r1, ed25519), case-insensitive.
    (text, e.g. "RSA-2048", "RSA-3072", "RSA-4096", "ECDSA-P256",
@@ -1567,7 +1590,8 @@ clm_status clm_restore_policy(const struct clm_handle *clm,
 
  `actor`: who performs it (not NULL).
  `result_json`: the `CertificateAuthority` record `{"certificate",
- "issuance_urls"}` as JSON text; free it with `clm_string_free`.
+ "issuance_urls", "validity_clamp"?}` as JSON text; free it with
+ `clm_string_free`.
 
  # Safety
  `clm` and `actor` are NULL or live handles; `arguments_json` is NULL or a
@@ -1592,6 +1616,15 @@ clm_status clm_create_root_ca(const struct clm_handle *clm,
      issues.
    - `crl_distribution_points` ([text, ...]; optional, default []):
      cRLDistributionPoints URLs for the certificates this CA issues.
+   - `crl_partitions` (integer 0..4294967295 or null; optional, default
+     null): Split this CA's CRL into this many partitions (1 to 1024), each
+     with its own URL below the CA's CRL URL; none: one CRL.
+   - `delta_crls` (true or false; optional, default false): Publish delta
+     CRLs, pointed to (freshestCRL) by complete CRLs and issued
+     certificates.
+   - `excluded_subtrees` ([`NameSubtree`, ...]; optional, default []):
+     Names this CA and every CA below it must never certify; they win over
+     `permitted_subtrees`.
    - `key_algorithm` (`KeyAlgorithm`; optional, default "ECDSA-P256"): The
      CA's new key (default ECDSA P-256).
    - `ocsp_urls` ([text, ...]; optional, default []): OCSP responder URLs
@@ -1600,12 +1633,26 @@ clm_status clm_create_root_ca(const struct clm_handle *clm,
      null): None = a shared CA (global administrators only).
    - `path_len` (integer 0..255 or null; optional, default null):
      pathLenConstraint: how many CA levels may follow below this one.
+   - `permitted_subtrees` ([`NameSubtree`, ...]; optional, default []):
+     Name constraints: the only names this CA (and every CA below it) may
+     certify, per form; a form not listed stays open. Written into a
+     critical NameConstraints extension and enforced at issuance.
    - `subject` (`DistinguishedName`; optional, default {}): The CA's
      subject; must not be empty.
-   - `validity_days` (integer 0..4294967295; optional, default 3650):
-     Lifetime of the CA certificate, 1 to 36500 days (default 3650).
+   - `validity_days` (integer 0..4294967295 or null; optional, default
+     null): Lifetime of the CA certificate, 1 to 36500 days. Default: 3650
+     days, but an intermediate ends no later than its issuer (the
+     shortening is reported in `CertificateAuthority::validity_clamp`); an
+     explicit lifetime past the issuer's end is refused.
 
  Where:
+ - `NameSubtree`: One subtree of a CA's name constraints, as a host writes
+   it: `{"type": "DNS", "value": "example.com"}`. One of:
+   - {"type": "DNS", "value": text}
+   - {"type": "IP", "value": text}
+   - {"type": "EMAIL", "value": text}
+   - {"type": "URI", "value": text}
+   - {"type": "DIRNAME", "value": text}
  - `KeyAlgorithm`: A key algorithm: one of the examples, or a common
    spelling of one (rsa2048, p256, secp384r1, ed25519), case-insensitive.
    (text, e.g. "RSA-2048", "RSA-3072", "RSA-4096", "ECDSA-P256",
@@ -1626,7 +1673,8 @@ clm_status clm_create_root_ca(const struct clm_handle *clm,
 
  `actor`: who performs it (not NULL).
  `result_json`: the `CertificateAuthority` record `{"certificate",
- "issuance_urls"}` as JSON text; free it with `clm_string_free`.
+ "issuance_urls", "validity_clamp"?}` as JSON text; free it with
+ `clm_string_free`.
 
  # Safety
  `clm` and `actor` are NULL or live handles; `arguments_json` is NULL or a
@@ -1655,6 +1703,155 @@ clm_status clm_list_authorities(const struct clm_handle *clm,
                                 const struct clm_actor *actor,
                                 const char *arguments_json,
                                 char **result_json);
+
+/*
+ A dry run of a CA rollover: the stages and how many certificates each
+ touches.
+
+ Operation `plan_ca_rollover` (rollover).
+ `arguments_json`: a JSON object of these named arguments:
+ - `ca_id` (`CertificateId` UUID; required)
+ - `options` (`RolloverOptions` object; optional; every field defaults):
+   How the successor differs from the old CA; every field defaults to the
+   old CA's own value. An object:
+   - `key_algorithm` (`KeyAlgorithm` or null; optional, default null): The
+     successor's key algorithm (default: the old CA's).
+   - `overlap_days` (integer 0..4294967295 or null; optional, default
+     null): Roots: how many days the cross certificates are valid, i.e. how
+     long the old and new hierarchies chain into each other (default 365;
+     cut to what both roots have left).
+   - `subject` (`DistinguishedName` or null; optional, default null): The
+     successor's subject (default: the old CA's, the usual choice for a
+     root key update).
+   - `validity_days` (integer 0..4294967295 or null; optional, default
+     null): The successor's lifetime in days (default: as long as the old
+     CA's; an intermediate's default is cut to what its parent has left).
+
+ Where:
+ - `KeyAlgorithm`: A key algorithm: one of the examples, or a common
+   spelling of one (rsa2048, p256, secp384r1, ed25519), case-insensitive.
+   (text, e.g. "RSA-2048", "RSA-3072", "RSA-4096", "ECDSA-P256",
+   "ECDSA-P384", "Ed25519")
+ - `DistinguishedName`: A subject or issuer name with the attributes clm
+   issues. Empty strings count as absent. An object:
+   - `common_name` (text or null; optional): CN, at most 64 characters.
+   - `country` (text or null; optional): ISO 3166 two-letter code.
+   - `email` (text or null; optional): emailAddress (ASCII), at most 255
+     characters.
+   - `locality` (text or null; optional): L (locality, city), at most 128
+     characters.
+   - `organization` (text or null; optional): O, at most 64 characters.
+   - `organizational_unit` (text or null; optional): OU, at most 64
+     characters.
+   - `state` (text or null; optional): ST (state or province), at most 128
+     characters.
+
+ `actor`: who performs it (not NULL).
+ `result_json`: the `RolloverPlan` record `{"ca_certificate_id", "ca_kind",
+ "dependants_blocking_retirement", "leaves_requiring_approval",
+ "leaves_to_reissue", "leaves_waiting_approval", "stages",
+ "successor_key_algorithm", "successor_subject_dn",
+ "successor_validity_days", "warnings", "open_rollover"?, "overlap_days"?,
+ "successor_issuer_id"?}` as JSON text; free it with `clm_string_free`.
+
+ # Safety
+ `clm` and `actor` are NULL or live handles; `arguments_json` is NULL or a
+ NUL-terminated string; `result_json` is NULL or writable.
+ */
+clm_status clm_plan_ca_rollover(const struct clm_handle *clm,
+                                const struct clm_actor *actor,
+                                const char *arguments_json,
+                                char **result_json);
+
+/*
+ Starts or resumes a CA rollover: successor, cross certificates, trust
+ bundle, switch, leaves reissued in batches, old CA retired.
+
+ Operation `run_ca_rollover` (rollover).
+ `arguments_json`: a JSON object of these named arguments:
+ - `ca_id` (`CertificateId` UUID; required)
+ - `options` (`RolloverOptions` object; optional; every field defaults):
+   How the successor differs from the old CA; every field defaults to the
+   old CA's own value. An object:
+   - `key_algorithm` (`KeyAlgorithm` or null; optional, default null): The
+     successor's key algorithm (default: the old CA's).
+   - `overlap_days` (integer 0..4294967295 or null; optional, default
+     null): Roots: how many days the cross certificates are valid, i.e. how
+     long the old and new hierarchies chain into each other (default 365;
+     cut to what both roots have left).
+   - `subject` (`DistinguishedName` or null; optional, default null): The
+     successor's subject (default: the old CA's, the usual choice for a
+     root key update).
+   - `validity_days` (integer 0..4294967295 or null; optional, default
+     null): The successor's lifetime in days (default: as long as the old
+     CA's; an intermediate's default is cut to what its parent has left).
+ - `batch_size` (integer 0..4294967295 or null; optional)
+ - `max_batches` (integer 0..4294967295 or null; optional)
+
+ Where:
+ - `KeyAlgorithm`: A key algorithm: one of the examples, or a common
+   spelling of one (rsa2048, p256, secp384r1, ed25519), case-insensitive.
+   (text, e.g. "RSA-2048", "RSA-3072", "RSA-4096", "ECDSA-P256",
+   "ECDSA-P384", "Ed25519")
+ - `DistinguishedName`: A subject or issuer name with the attributes clm
+   issues. Empty strings count as absent. An object:
+   - `common_name` (text or null; optional): CN, at most 64 characters.
+   - `country` (text or null; optional): ISO 3166 two-letter code.
+   - `email` (text or null; optional): emailAddress (ASCII), at most 255
+     characters.
+   - `locality` (text or null; optional): L (locality, city), at most 128
+     characters.
+   - `organization` (text or null; optional): O, at most 64 characters.
+   - `organizational_unit` (text or null; optional): OU, at most 64
+     characters.
+   - `state` (text or null; optional): ST (state or province), at most 128
+     characters.
+
+ `actor`: who performs it (not NULL).
+ `progress` (may be NULL) is called with `user_data` and the
+ `RolloverProgress` record `{"leaves_failed", "leaves_pending_approval",
+ "leaves_reissued", "leaves_seen", "rollover_id"}` as JSON text while the
+ operation runs.
+ `result_json`: the `RolloverReport` record `{"resumed", "rollover",
+ "stages_completed"}` as JSON text; free it with `clm_string_free`.
+
+ # Safety
+ `clm` and `actor` are NULL or live handles; `arguments_json` is NULL or a
+ NUL-terminated string; `result_json` is NULL or writable. `progress` and
+ `user_data` as for `clm_progress_callback`.
+ */
+clm_status clm_run_ca_rollover(const struct clm_handle *clm,
+                               const struct clm_actor *actor,
+                               const char *arguments_json,
+                               clm_progress_callback progress,
+                               void *user_data,
+                               char **result_json);
+
+/*
+ The newest rollover of a CA: stage, progress and trust bundle (PEM).
+
+ Operation `ca_rollover_status` (rollover).
+ `arguments_json`: a JSON object of these named arguments:
+ - `ca_id` (`CertificateId` UUID; required)
+
+ `actor`: who performs it (not NULL).
+ `result_json`: the `CaRollover` record `{"blockers", "ca_certificate_id",
+ "created_at", "id", "leaves_failed", "leaves_pending_approval",
+ "leaves_reissued", "leaves_seen", "options", "stage", "started_at",
+ "status", "successor_certificate_id", "updated_at", "completed_at"?,
+ "cross_new_by_old_id"?, "cross_old_by_new_id"?, "deleted_at"?,
+ "error_message"?, "initiated_by_user_id"?, "last_leaf_id"?,
+ "organization_id"?, "trust_bundle_pem"?}` as JSON text; free it with
+ `clm_string_free`.
+
+ # Safety
+ `clm` and `actor` are NULL or live handles; `arguments_json` is NULL or a
+ NUL-terminated string; `result_json` is NULL or writable.
+ */
+clm_status clm_ca_rollover_status(const struct clm_handle *clm,
+                                  const struct clm_actor *actor,
+                                  const char *arguments_json,
+                                  char **result_json);
 
 /*
  Issues a certificate under policy (or queues it for approval).
@@ -1785,7 +1982,8 @@ clm_status clm_issue_certificate(const struct clm_handle *clm,
 
  `actor`: who performs it (not NULL).
  `result_json`: the `DryRunReport` record `{"allowed", "requires_approval",
- "rules", "would_issue"}` as JSON text; free it with `clm_string_free`.
+ "rules", "warnings", "would_issue"}` as JSON text; free it with
+ `clm_string_free`.
 
  # Safety
  `clm` and `actor` are NULL or live handles; `arguments_json` is NULL or a
@@ -1824,27 +2022,6 @@ clm_status clm_renew_certificate(const struct clm_handle *clm,
                                  const struct clm_actor *actor,
                                  const char *arguments_json,
                                  char **result_json);
-
-/*
- A certificate's private key as PKCS#8 PEM (audited; needs its own
- permission).
-
- Operation `export_private_key` (issuance).
- `arguments_json`: a JSON object of these named arguments:
- - `certificate_id` (`CertificateId` UUID; required)
-
- `actor`: who performs it (not NULL).
- `result_text`: the text itself (not JSON), secret: wiped by
- `clm_string_free`, which frees it.
-
- # Safety
- `clm` and `actor` are NULL or live handles; `arguments_json` is NULL or a
- NUL-terminated string; `result_text` is NULL or writable.
- */
-clm_status clm_export_private_key(const struct clm_handle *clm,
-                                  const struct clm_actor *actor,
-                                  const char *arguments_json,
-                                  char **result_text);
 
 /*
  Generates a key and a PKCS#10 CSR for it, outside any database.
@@ -1893,6 +2070,99 @@ clm_status clm_export_private_key(const struct clm_handle *clm,
 clm_status clm_create_csr(const struct clm_handle *clm,
                           const char *arguments_json,
                           char **result_json);
+
+/*
+ A certificate as PEM, DER, a PEM chain (up to the root) or PKCS#7
+ certs-only (audited).
+
+ Operation `export_certificate` (exports).
+ `arguments_json`: a JSON object of these named arguments:
+ - `certificate_id` (`CertificateId` UUID; required)
+ - `format` ("pem" | "der" | "pem_chain" | "pkcs7_der" | "pkcs7_pem";
+   optional, default "pem")
+
+ `actor`: who performs it (not NULL).
+ `result_json`: the `CertificateExport` record `{"certificate_id",
+ "certificates", "data_base64", "format", "media_type", "text"?}` as JSON
+ text; free it with `clm_string_free`.
+
+ # Safety
+ `clm` and `actor` are NULL or live handles; `arguments_json` is NULL or a
+ NUL-terminated string; `result_json` is NULL or writable.
+ */
+clm_status clm_export_certificate(const struct clm_handle *clm,
+                                  const struct clm_actor *actor,
+                                  const char *arguments_json,
+                                  char **result_json);
+
+/*
+ Certificate, chain and private key as PKCS#12 under a password (audited;
+ needs certificates:export).
+
+ Operation `export_pkcs12` (exports).
+ `arguments_json`: a JSON object of these named arguments:
+ - `certificate_id` (`CertificateId` UUID; required)
+ - `password` (secret text; required)
+ - `options` (`Pkcs12Options` object; optional; every field defaults):
+   Options of `export_pkcs12`. An object:
+   - `encryption` ("modern" | "legacy"; optional, default "modern"):
+     `modern` (default: AES-256-CBC, PBKDF2-SHA256, HMAC-SHA256) or
+     `legacy` (3DES / RC2-40 / SHA-1, for old consumers only).
+   - `friendly_name` (text or null; optional, default null): The
+     `friendlyName` of key and certificate; default the certificate's CN,
+     else its certificate_id. 1 to 256 characters, no control characters.
+   - `include_chain` (true or false; optional, default true): Put the
+     issuers clm holds (up to the root) in the file; default true.
+   - `iterations` (integer 0..4294967295 or null; optional, default null):
+     PBKDF2 and MAC iterations; default 600,000, within
+     10,000..=10,000,000.
+
+ `actor`: who performs it (not NULL).
+ `result_json`: the `Pkcs12Export` record `{"certificate_id",
+ "certificates", "data_base64", "encryption", "friendly_name",
+ "iterations", "local_key_id"}` (`data_base64` secret: shown this once,
+ wiped by `clm_string_free`) as JSON text; free it with `clm_string_free`.
+
+ # Safety
+ `clm` and `actor` are NULL or live handles; `arguments_json` is NULL or a
+ NUL-terminated string; `result_json` is NULL or writable.
+ */
+clm_status clm_export_pkcs12(const struct clm_handle *clm,
+                             const struct clm_actor *actor,
+                             const char *arguments_json,
+                             char **result_json);
+
+/*
+ A private key as PKCS#8: PEM text, or base64 of the DER; encrypted (PBES2)
+ with a password.
+
+ Operation `export_private_key` (exports).
+ `arguments_json`: a JSON object of these named arguments:
+ - `certificate_id` (`CertificateId` UUID; required)
+ - `options` (`PrivateKeyExportOptions` object; optional; every field
+   defaults): Options of `export_private_key`. An object:
+   - `format` ("pem" | "der"; optional, default "pem"): PEM (default) or
+     DER.
+   - `iterations` (integer 0..4294967295 or null; optional, default null):
+     PBKDF2 iterations when encrypted; default 600,000, within
+     10,000..=10,000,000.
+   - `password` (secret text or null; optional): With a password: PKCS #8
+     `EncryptedPrivateKeyInfo` under PBES2 (PBKDF2-HMAC-SHA256,
+     AES-256-CBC); 8 to 1024 characters, no control characters. Without:
+     the plain PKCS #8.
+
+ `actor`: who performs it (not NULL).
+ `result_text`: the text itself (not JSON), secret: wiped by
+ `clm_string_free`, which frees it.
+
+ # Safety
+ `clm` and `actor` are NULL or live handles; `arguments_json` is NULL or a
+ NUL-terminated string; `result_text` is NULL or writable.
+ */
+clm_status clm_export_private_key(const struct clm_handle *clm,
+                                  const struct clm_actor *actor,
+                                  const char *arguments_json,
+                                  char **result_text);
 
 /*
  Imports PEM, DER or bundles, optionally with the one certificate's key.
@@ -2226,9 +2496,10 @@ clm_status clm_release_certificate_hold(const struct clm_handle *clm,
  - `next_update_hours` (integer 0..4294967295 or null; optional)
 
  `actor`: who performs it (not NULL).
- `result_json`: the `GeneratedCrl` record `{"crl_number", "entries",
- "issuer_certificate_id", "next_update", "pem", "this_update"}` as JSON
- text; free it with `clm_string_free`.
+ `result_json`: the `GeneratedCrl` record `{"crl_number", "entry_count",
+ "issuer_certificate_id", "kind", "next_update", "pem", "this_update",
+ "base_crl_number"?, "partition"?}` as JSON text; free it with
+ `clm_string_free`.
 
  # Safety
  `clm` and `actor` are NULL or live handles; `arguments_json` is NULL or a
@@ -2236,6 +2507,75 @@ clm_status clm_release_certificate_hold(const struct clm_handle *clm,
  */
 clm_status clm_generate_crl(const struct clm_handle *clm,
                             const struct clm_actor *actor,
+                            const char *arguments_json,
+                            char **result_json);
+
+/*
+ Generates the next CRL of one partition of an issuer, or a delta CRL.
+
+ Operation `generate_scoped_crl` (revocation).
+ `arguments_json`: a JSON object of these named arguments:
+ - `issuer_id` (`CertificateId` UUID; required)
+ - `partition` (integer 0..4294967295 or null; optional)
+ - `delta` (true or false or null; optional)
+ - `next_update_hours` (integer 0..4294967295 or null; optional)
+
+ `actor`: who performs it (not NULL).
+ `result_json`: the `GeneratedCrl` record `{"crl_number", "entry_count",
+ "issuer_certificate_id", "kind", "next_update", "pem", "this_update",
+ "base_crl_number"?, "partition"?}` as JSON text; free it with
+ `clm_string_free`.
+
+ # Safety
+ `clm` and `actor` are NULL or live handles; `arguments_json` is NULL or a
+ NUL-terminated string; `result_json` is NULL or writable.
+ */
+clm_status clm_generate_scoped_crl(const struct clm_handle *clm,
+                                   const struct clm_actor *actor,
+                                   const char *arguments_json,
+                                   char **result_json);
+
+/*
+ The latest stored CRL of an issuer (or of a partition; complete or delta),
+ to serve.
+
+ Operation `latest_crl` (revocation).
+ `arguments_json`: a JSON object of these named arguments:
+ - `issuer_id` (`CertificateId` UUID; required)
+ - `partition` (integer 0..4294967295 or null; optional)
+ - `delta` (true or false or null; optional)
+
+ `actor`: who performs it (not NULL).
+ `result_json`: the `GeneratedCrl` record `{"crl_number", "entry_count",
+ "issuer_certificate_id", "kind", "next_update", "pem", "this_update",
+ "base_crl_number"?, "partition"?}` as JSON text; free it with
+ `clm_string_free`.
+
+ # Safety
+ `clm` and `actor` are NULL or live handles; `arguments_json` is NULL or a
+ NUL-terminated string; `result_json` is NULL or writable.
+ */
+clm_status clm_latest_crl(const struct clm_handle *clm,
+                          const struct clm_actor *actor,
+                          const char *arguments_json,
+                          char **result_json);
+
+/*
+ Answers an OCSP request (DER in base64) with an OCSP response (DER in
+ base64); public, never fails.
+
+ Operation `ocsp_respond` (ocsp).
+ `arguments_json`: a JSON object of these named arguments:
+ - `request_der_base64` (text; required)
+
+ `result_json`: the `OcspReply` record `{"response_der_base64",
+ "response_status"}` as JSON text; free it with `clm_string_free`.
+
+ # Safety
+ `clm` is NULL or a live handle; `arguments_json` is NULL or a
+ NUL-terminated string; `result_json` is NULL or writable.
+ */
+clm_status clm_ocsp_respond(const struct clm_handle *clm,
                             const char *arguments_json,
                             char **result_json);
 
@@ -2905,8 +3245,8 @@ clm_status clm_mark_notifications_delivered(const struct clm_handle *clm,
  - `at` (RFC 3339 time text or null; optional)
 
  `actor`: who performs it (not NULL).
- `result_json`: the `LifecycleReport` record `{"audit_retention",
- "expired_notices", "expiring_notices", "ran", "renewal_errors",
+ `result_json`: the `LifecycleReport` record `{"audit_retention", "crls",
+ "expired_notices", "expiring_notices", "ocsp", "ran", "renewal_errors",
  "renewals_issued", "renewals_pending_approval", "statuses",
  "workflows_expired"}` as JSON text; free it with `clm_string_free`.
 

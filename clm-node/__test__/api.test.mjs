@@ -155,7 +155,7 @@ test('revocation, hold and release, CRL checked by openssl', async () => {
   assert.equal(released.status, 'active')
 
   const crl = await clm.generateCrl(system, inter.certificate.id, 24)
-  assert.deepEqual(crl.entries.map((e) => e.certificate_id), [old.id])
+  assert.equal(crl.entry_count, 1)
   writeFileSync(join(t.dir, 'crl.pem'), crl.pem)
   const checked = openssl(['crl', '-in', 'crl.pem', '-CAfile', 'intermediate.pem', '-noout', '-text'], { cwd: t.dir })
   assert.equal(checked.status, 0, checked.stderr)

@@ -21,6 +21,7 @@ import {
   type LogRecord,
   type NewPolicy,
   type OperationInfo,
+  type RolloverProgress,
   type RotationProgress,
   type UserPage,
   type Violation,
@@ -42,6 +43,16 @@ async function everyOperation(dir: string): Promise<void> {
   const root = await clm.createRootCa(system, { subject: { common_name: 'Root' }, key_algorithm: 'ecdsa_p384', path_len: 1 })
   const inter = await clm.createIntermediateCa(system, root.certificate.id, { subject: { common_name: 'Issuing' }, validity_days: 1825 })
   const authorities = await clm.listAuthorities(system)
+  // CA rollover: a dry run, a run with progress, its status and trust bundle.
+  const plan = await clm.planCaRollover(system, inter.certificate.id, { overlap_days: 30 })
+  const toReissue: number = plan.leaves_to_reissue
+  const rolloverSeen: RolloverProgress[] = []
+  const rolled = await clm.runCaRollover(system, inter.certificate.id, null, 50, null, (p) => rolloverSeen.push(p))
+  const rolloverStage: 'create_successor' | 'cross_sign' | 'publish_trust_bundle' | 'switch_issuance' | 'reissue_leaves' | 'retire_old' | 'done' = rolled.rollover.stage
+  const rolloverStatus = await clm.caRolloverStatus(system, inter.certificate.id)
+  const trustBundle: string | null | undefined = rolloverStatus.trust_bundle_pem
+  // @ts-expect-error the overlap is a number of days
+  await clm.planCaRollover(system, root.certificate.id, { overlap_days: 'a year' })
   const rules: NewPolicy['rules'] = { max_validity_days: 397, allowed_domains: ['example.com'], allow_subdomains: true }
   const policy = await clm.createPolicy(system, { policy_code: 'TLS', name: 'TLS', rules })
   const request: IssueInput = {
@@ -60,6 +71,14 @@ async function everyOperation(dir: string): Promise<void> {
   const cert: Certificate = outcome.certificate
   const sameCert = await clm.getCertificate(system, cert.id)
   const key: string = await clm.exportPrivateKey(system, cert.id)
+  const encryptedKey: string = await clm.exportPrivateKey(system, cert.id, { format: 'der', password: 'Correct horse battery 9', iterations: 10_000 })
+
+  // Exports: bytes come as base64.
+  const chainExport = await clm.exportCertificate(system, cert.id, 'pkcs7_der')
+  const chainBase64: string = chainExport.data_base64
+  const leafPem: string | null | undefined = (await clm.exportCertificate(system, cert.id)).text
+  const p12 = await clm.exportPkcs12(system, cert.id, 'Correct horse battery 9', { encryption: 'legacy', include_chain: false, iterations: 10_000 })
+  const p12Base64: string = p12.data_base64
   const renewed = await clm.renewCertificate(system, cert.id, { validity_days: 30, reuse_key: true })
   const csr = await clm.createCsr({ common_name: 'csr.example.com' }, [{ type: 'DNS', value: 'csr.example.com' }], 'ecdsa_p256')
   const csrKey: string = csr.private_key_pem
@@ -81,6 +100,10 @@ async function everyOperation(dir: string): Promise<void> {
   const released = await clm.releaseCertificateHold(system, cert.id)
   const crl = await clm.generateCrl(system, inter.certificate.id, 24)
   const crlPem: string = crl.pem
+  const crlEntries: number = crl.entry_count
+  const scopedCrl = await clm.generateScopedCrl(system, inter.certificate.id, null, false, 24)
+  const servedCrl = await clm.latestCrl(system, inter.certificate.id, null, false)
+  const servedPem: string = servedCrl.pem
 
   // Key rotation, with a progress callback.
   const seen: RotationProgress[] = []
@@ -232,7 +255,7 @@ async function everyOperation(dir: string): Promise<void> {
 
   await clm.close()
   void [text, kind, sameCert, authorities, allowed, key, renewed, csrKey, imported, byBusinessId, pem, next, chain, restored,
-    refreshed, reconciled, revocation, released, crlPem, rotated, masterRotation, keys, rotations, sameOrg, orgs,
+    refreshed, reconciled, revocation, released, crlPem, crlEntries, scopedCrl, servedPem, rotated, masterRotation, keys, rotations, sameOrg, orgs,
     suspended, sameUser, byName, users, updated, back, unlocked, uri, ended, purged, keyActor, apiKeys, sameRole,
     byCode, roles, widened, granted, samePolicy, byPolicyCode, policies, changed, policyBack, sameWorkflow,
     byWorkflowCode, workflows, expired, theirs, marked, delivered, ran, events, chainReport, against, archive, codes,

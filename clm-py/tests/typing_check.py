@@ -87,6 +87,15 @@ def every_operation(c: clm.Clm, pem: str) -> None:
     inter: clm.CertificateAuthority = c.create_intermediate_ca(system, root.certificate.id,
                                                                {"subject": {"common_name": "Inter"}})
     authorities: list[clm.CertificateAuthority] = c.list_authorities(system)
+    plan: clm.RolloverPlan = c.plan_ca_rollover(system, inter.certificate.id, {"overlap_days": 30})
+    to_reissue: int = plan.leaves_to_reissue
+
+    def rollover_progress(report: clm.RolloverProgress) -> None:
+        reissued: int = report.leaves_reissued
+
+    rolled: clm.RolloverReport = c.run_ca_rollover(system, inter.certificate.id, None, 50, progress=rollover_progress)
+    rollover: clm.CaRollover = c.ca_rollover_status(system, inter.certificate.id)
+    trust_bundle: str | None = rollover.trust_bundle_pem
     outcome: clm.IssuanceOutcome = c.issue_certificate(system, {
         "issuer_id": inter.certificate.id, "validity_days": 30,
         "sans": [{"type": "DNS", "value": "a.example.com"}],
@@ -98,6 +107,13 @@ def every_operation(c: clm.Clm, pem: str) -> None:
         return
     renewed: clm.IssuanceOutcome = c.renew_certificate(system, cert.id, {"reuse_key": True})
     private_key: str = c.export_private_key(system, cert.id)
+    encrypted_key: str = c.export_private_key(system, cert.id, {"format": "der", "password": "a long passphrase 1",
+                                                                "iterations": 10_000})
+    exported: clm.CertificateExport = c.export_certificate(system, cert.id, "pkcs7_pem")
+    exported_text: str | None = exported.text
+    p12: clm.Pkcs12Export = c.export_pkcs12(system, cert.id, "a long passphrase 1",
+                                            {"encryption": "legacy", "include_chain": False})
+    p12_data: str = p12.data_base64
     bundle: clm.CsrBundle = c.create_csr({"common_name": "csr"}, [{"type": "IP", "value": "10.0.0.1"}], "rsa2048")
     imported: clm.ImportReport = c.import_certificates(system, {"pem": pem})
     cert = c.get_certificate(system, cert.id)
@@ -112,6 +128,10 @@ def every_operation(c: clm.Clm, pem: str) -> None:
     revocation: clm.CertificateRevocation = c.revoke_certificate(system, cert.id, "certificate_hold", "hold")
     cert = c.release_certificate_hold(system, cert.id)
     crl: clm.GeneratedCrl = c.generate_crl(system, inter.certificate.id, 24)
+    entry_count: int = crl.entry_count
+    kind: clm.CrlKind = crl.kind
+    scoped: clm.GeneratedCrl = c.generate_scoped_crl(system, inter.certificate.id, partition=None, delta=False)
+    served: clm.GeneratedCrl = c.latest_crl(system, inter.certificate.id, delta=False)
 
     def progress(report: clm.RotationProgress) -> None:
         done: int = report.rotated
@@ -149,6 +169,7 @@ def every_operation(c: clm.Clm, pem: str) -> None:
     lifecycle: clm.LifecycleReport = c.run_lifecycle(system)
     retention: clm.AuditRetentionReport = lifecycle.audit_retention
     archived_rows: int = retention.core_archived
+    crls_signed: int = lifecycle.crls.generated
     stats: clm.DatabaseStatsReport = c.database_stats(system)
     tables: list[clm.TableStats] = stats.core.tables
     scans: int | None = stats.secure.indexes[0].scans

@@ -134,7 +134,7 @@ async function build(clm) {
   console.log(`revoked       ${retired.subject_dn} serial ${retired.serial_number} (key_compromise)`)
 
   const crl = await clm.generateCrl(system, intermediate.certificate.id)
-  console.log(`CRL           #${crl.crl_number} with ${crl.entries.length} entr(ies)`)
+  console.log(`CRL           #${crl.crl_number} with ${crl.entry_count} entr(ies)`)
 
   write('root.pem', root.certificate.certificate_pem)
   write('intermediate.pem', intermediate.certificate.certificate_pem)

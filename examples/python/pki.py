@@ -132,7 +132,7 @@ def build(c: clm.Clm, out_dir: pathlib.Path) -> None:
     print(f"revoked       {retired.subject_dn} serial {retired.serial_number} (key_compromise)")
 
     crl = c.generate_crl(system, intermediate.certificate.id)
-    print(f"CRL           #{crl.crl_number} with {len(crl.entries)} entr(ies)")
+    print(f"CRL           #{crl.crl_number} with {crl.entry_count} entr(ies)")
 
     write(out_dir, "root.pem", root.certificate.certificate_pem)
     write(out_dir, "intermediate.pem", intermediate.certificate.certificate_pem)

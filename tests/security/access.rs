@@ -144,7 +144,7 @@ async fn root_ca(clm: &Clm, org: Option<OrganizationId>) -> CertificateAuthority
         NewCertificateAuthority {
             subject: DistinguishedName::common_name(unique("Root CA")),
             key_algorithm: KeyAlgorithm::EcdsaP256,
-            validity_days: 3650,
+            validity_days: Some(3650),
             path_len: Some(1),
             organization_id: org,
             ..Default::default()
@@ -413,7 +413,7 @@ async fn access_tenant_cannot_mint_an_intermediate_under_a_shared_root() {
                 NewCertificateAuthority {
                     subject: DistinguishedName::common_name("Tenant Sub CA"),
                     key_algorithm: KeyAlgorithm::EcdsaP256,
-                    validity_days: 365,
+                    validity_days: Some(365),
                     organization_id: Some(tenant),
                     ..Default::default()
                 },

@@ -66,7 +66,7 @@ pub(crate) async fn tenant(clm: &Clm, rules: PolicyRules) -> Tenant {
             NewCertificateAuthority {
                 subject: DistinguishedName::common_name(unique("Names Root")),
                 key_algorithm: KeyAlgorithm::EcdsaP256,
-                validity_days: 3650,
+                validity_days: Some(3650),
                 organization_id: Some(org),
                 ..Default::default()
             },

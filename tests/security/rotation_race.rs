@@ -65,7 +65,7 @@ async fn pki(clm: &Clm) -> Pki {
             NewCertificateAuthority {
                 subject: DistinguishedName::common_name("Rotation Race Root"),
                 key_algorithm: KeyAlgorithm::EcdsaP256,
-                validity_days: 3650,
+                validity_days: Some(3650),
                 ..Default::default()
             },
         )

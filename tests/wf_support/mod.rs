@@ -76,7 +76,7 @@ pub async fn root_ca(clm: &Clm, org: Option<OrganizationId>) -> CertificateAutho
         NewCertificateAuthority {
             subject: DistinguishedName::common_name(unique("WF Root CA")),
             key_algorithm: KeyAlgorithm::EcdsaP256,
-            validity_days: 3650,
+            validity_days: Some(3650),
             organization_id: org,
             ..Default::default()
         },
@@ -94,7 +94,7 @@ pub async fn intermediate_ca(clm: &Clm, org: Option<OrganizationId>) -> Certific
         NewCertificateAuthority {
             subject: DistinguishedName::common_name(unique("WF Issuing CA")),
             key_algorithm: KeyAlgorithm::EcdsaP256,
-            validity_days: 1825,
+            validity_days: Some(1825),
             path_len: Some(0),
             organization_id: org,
             ..Default::default()

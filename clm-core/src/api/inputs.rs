@@ -73,6 +73,10 @@ pub struct OpenOptions {
     /// Statements running this long or longer are logged at WARN with their
     /// SQL (`PoolSettings::slow_statement_threshold`; default 1000).
     slow_statement_ms: Option<u64>,
+    /// Where the host publishes CRLs, OCSP and CA certificates
+    /// (`ClmConfig::public_base_url`): CAs without explicit URLs derive
+    /// theirs from it.
+    public_base_url: Option<String>,
 }
 
 impl std::fmt::Debug for OpenOptions {
@@ -101,6 +105,7 @@ impl std::fmt::Debug for OpenOptions {
             .field("sslcert", &self.sslcert)
             .field("sslkey", &self.sslkey)
             .field("slow_statement_ms", &self.slow_statement_ms)
+            .field("public_base_url", &self.public_base_url)
             .finish()
     }
 }
@@ -138,6 +143,12 @@ impl OpenOptions {
         }
         if let Some(sign_with_ca_key) = self.ocsp_sign_with_ca_key {
             config = config.with_ocsp(crate::config::OcspSettings { sign_with_ca_key });
+        }
+        if let Some(url) = self.public_base_url {
+            config = config.with_public_base_url(crate::config::check_public_base_url(
+                "public_base_url",
+                &url,
+            )?);
         }
         if let Some(ms) = self.slow_statement_ms {
             config = config.with_slow_statement_threshold(std::time::Duration::from_millis(ms));

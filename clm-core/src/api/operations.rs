@@ -14,9 +14,9 @@ use crate::crypto::{
     DistinguishedName, KeyAlgorithm, KeyPair, PemLabel, SecretString, build_csr, der_to_pem,
 };
 use crate::model::{
-    ActiveCertificate, ActiveUserWithRoles, ApiKey, AuditEvent, Certificate, CertificateRevocation,
-    CertificateSummary, ExpiringCertificate, KeyRotation, Notification, Organization,
-    PendingApproval, Permissions, Policy, Role, User, UserRole, Workflow,
+    ActiveCertificate, ActiveUserWithRoles, ApiKey, AuditEvent, CaRollover, Certificate,
+    CertificateRevocation, CertificateSummary, ExpiringCertificate, KeyRotation, Notification,
+    Organization, PendingApproval, Permissions, Policy, Role, User, UserRole, Workflow,
 };
 use crate::model::{
     ApiKeyId, CertificateId, NotificationId, OrganizationId, OrganizationStatus, PolicyId,
@@ -27,6 +27,10 @@ use crate::service::access::{NewOrganization, NewRole};
 use crate::service::audit::{ArchiveReport, AuditCheckpoint, ChainReport};
 use crate::service::authorities::{CertificateAuthority, NewCertificateAuthority};
 use crate::service::certificates::ReconcileReport;
+use crate::service::exports::{
+    CertificateExport, CertificateFormat, KeyFormat, Pkcs12Export, Pkcs12Options,
+    PrivateKeyExportOptions,
+};
 use crate::service::identity::{LoginContext, NewApiKey, NewUser, UserUpdate};
 use crate::service::inventory::{CertificateSearch, ImportReport, StatusRefreshReport};
 use crate::service::issuance::{DryRunReport, IssuanceOutcome, RenewOptions};
@@ -35,6 +39,9 @@ use crate::service::maintenance::{DatabaseStatsReport, MaintainOptions, Maintena
 use crate::service::ocsp::OcspReply;
 use crate::service::policies::{NewPolicy, PolicyUpdate};
 use crate::service::revocation::GeneratedCrl;
+use crate::service::rollover::{
+    RolloverOptions, RolloverPlan, RolloverProgress, RolloverReport, RolloverRun,
+};
 use crate::service::rotation::{DataKeyStatus, RotationOptions, RotationProgress, RotationReport};
 use crate::service::views::{ExpiringWithinDays, ViewFilter};
 use crate::service::workflows::{NewWorkflow, WorkflowInstanceView};
@@ -125,16 +132,21 @@ macro_rules! operations {
             $progress: Option<ProgressSink<'_>>,
         ) -> Result<Reply> {
             match name {
+                // Each operation is its own boxed future, made in its own
+                // frame: one `match` awaiting every body in place is a poll
+                // function whose unoptimised frame holds every arm's locals
+                // at once (over a megabyte in debug builds), enough to
+                // overflow a host thread's stack.
                 $( stringify!($name) => {
-                    #[derive(serde::Deserialize)]
-                    #[serde(deny_unknown_fields)]
-                    struct Arguments { $( $(#[serde($default)])? $(#[$attr])* $arg: $ty, )* }
-                    let Arguments { $($arg),* } = super::arguments(stringify!($name), input)?;
-                    operations!(@bind $who, $actor, actor);
-                    // Each operation is its own boxed future: the dispatcher's
-                    // poll frame then holds one arm's state, not every arm's
-                    // (debug builds overflowed a 2 MiB thread stack).
-                    Box::pin(async move { $body }).await
+                    let operation = move || Box::pin(async move {
+                        #[derive(serde::Deserialize)]
+                        #[serde(deny_unknown_fields)]
+                        struct Arguments { $( $(#[serde($default)])? $(#[$attr])* $arg: $ty, )* }
+                        let Arguments { $($arg),* } = super::arguments(stringify!($name), input)?;
+                        operations!(@bind $who, $actor, actor);
+                        $body
+                    });
+                    operation().await
                 } )*
                 other => Err(Error::invalid(
                     "operation",
@@ -377,6 +389,37 @@ operations! { clm, actor, progress;
     authorities acting list_authorities() -> Vec<CertificateAuthority> =>
         record(&clm.list_authorities(actor).await?);
 
+    // ---- CA rollover -------------------------------------------------------------
+    /// A dry run of a CA rollover: the stages and how many certificates each touches.
+    rollover acting plan_ca_rollover(ca_id: CertificateId, options: RolloverOptions = default)
+        -> RolloverPlan => record(&clm.plan_ca_rollover(actor, ca_id, options).await?);
+    /// Starts or resumes a CA rollover: successor, cross certificates, trust bundle,
+    /// switch, leaves reissued in batches, old CA retired.
+    rollover acting [progress: RolloverProgress] run_ca_rollover(
+        ca_id: CertificateId,
+        options: RolloverOptions = default,
+        batch_size: Option<u32>,
+        max_batches: Option<u32>,
+    ) -> RolloverReport => {
+        let report_progress = move |step: RolloverProgress| {
+            if let Some(sink) = progress {
+                sink(progress_value(step));
+            }
+        };
+        let mut run = RolloverRun {
+            progress: Some(&report_progress),
+            max_batches,
+            ..RolloverRun::default()
+        };
+        if let Some(batch_size) = batch_size {
+            run.batch_size = batch_size;
+        }
+        record(&clm.run_ca_rollover(actor, ca_id, options, run).await?)
+    };
+    /// The newest rollover of a CA: stage, progress and trust bundle (PEM).
+    rollover acting ca_rollover_status(ca_id: CertificateId) -> CaRollover =>
+        record(&clm.ca_rollover_status(actor, ca_id).await?);
+
     // ---- issuance ------------------------------------------------------------
     /// Issues a certificate under policy (or queues it for approval).
     issuance acting issue_certificate(request: IssueInput) -> IssuanceOutcome =>
@@ -388,11 +431,6 @@ operations! { clm, actor, progress;
     issuance acting renew_certificate(certificate_id: CertificateId, options: RenewOptions = default)
         -> IssuanceOutcome =>
         record(&clm.renew_certificate(actor, certificate_id, options).await?);
-    /// A certificate's private key as PKCS#8 PEM (audited; needs its own permission).
-    issuance acting export_private_key(certificate_id: CertificateId) -> SecretText => {
-        let pem = clm.export_private_key(actor, certificate_id).await?;
-        Ok(Reply::Value(Value::String(pem.expose().to_string())))
-    };
     /// Generates a key and a PKCS#10 CSR for it, outside any database.
     issuance anyone create_csr(
         subject: DistinguishedName = default,
@@ -411,6 +449,36 @@ operations! { clm, actor, progress;
             csr_pem: der_to_pem(PemLabel::CertificateRequest, &csr_der),
             private_key_pem: key_pem.expose().to_string(),
         })
+    };
+
+    // ---- exports -------------------------------------------------------------
+    /// A certificate as PEM, DER, a PEM chain (up to the root) or PKCS#7 certs-only (audited).
+    exports acting export_certificate(certificate_id: CertificateId, format: CertificateFormat = default)
+        -> CertificateExport =>
+        record(&clm.export_certificate(actor, certificate_id, format).await?);
+    /// Certificate, chain and private key as PKCS#12 under a password (audited; needs certificates:export).
+    exports acting export_pkcs12(
+        certificate_id: CertificateId,
+        password: SecretString,
+        options: Pkcs12Options = default,
+    ) -> Pkcs12Export =>
+        record(&clm.export_pkcs12(actor, certificate_id, password, options).await?);
+    /// A private key as PKCS#8: PEM text, or base64 of the DER; encrypted (PBES2) with a password.
+    exports acting export_private_key(
+        certificate_id: CertificateId,
+        options: PrivateKeyExportOptions = default,
+    ) -> SecretText => {
+        let export = clm.export_private_key_with(actor, certificate_id, options).await?;
+        let text = match export.format {
+            KeyFormat::Pem => std::str::from_utf8(export.data.expose())
+                .map_err(|_| Error::Internal("a PEM key is not UTF-8".into()))?
+                .to_string(),
+            KeyFormat::Der => {
+                use base64::Engine as _;
+                base64::engine::general_purpose::STANDARD.encode(export.data.expose())
+            }
+        };
+        Ok(Reply::Value(Value::String(text)))
     };
 
     // ---- inventory -----------------------------------------------------------
@@ -460,6 +528,23 @@ operations! { clm, actor, progress;
     /// Generates the next CRL of an issuer.
     revocation acting generate_crl(issuer_id: CertificateId, next_update_hours: Option<u32>)
         -> GeneratedCrl => record(&clm.generate_crl(actor, issuer_id, next_update_hours).await?);
+    /// Generates the next CRL of one partition of an issuer, or a delta CRL.
+    revocation acting generate_scoped_crl(
+        issuer_id: CertificateId,
+        partition: Option<u32>,
+        delta: Option<bool>,
+        next_update_hours: Option<u32>,
+    ) -> GeneratedCrl => record(
+        &clm.generate_scoped_crl(actor, issuer_id, partition, delta.unwrap_or(false), next_update_hours)
+            .await?,
+    );
+    /// The latest stored CRL of an issuer (or of a partition; complete or delta), to serve.
+    revocation acting latest_crl(
+        issuer_id: CertificateId,
+        partition: Option<u32>,
+        delta: Option<bool>,
+    ) -> GeneratedCrl =>
+        record(&clm.latest_crl(actor, issuer_id, partition, delta.unwrap_or(false)).await?);
 
     // ---- OCSP ------------------------------------------------------------------
     /// Answers an OCSP request (DER in base64) with an OCSP response (DER in base64); public, never fails.

@@ -412,6 +412,11 @@ pub struct CertificateTemplate {
     /// caIssuers URLs (where the issuer's certificate is published) written
     /// in authorityInfoAccess.
     pub ca_issuers_urls: Vec<String>,
+    /// Written as a critical NameConstraints extension; CA kinds only.
+    pub name_constraints: Option<super::NameConstraints>,
+    /// Where the issuer's delta CRLs are published, written as freshestCRL
+    /// (RFC 5280 §4.2.1.15; none: no extension).
+    pub freshest_crl_urls: Vec<String>,
 }
 
 impl CertificateTemplate {
@@ -433,6 +438,8 @@ impl CertificateTemplate {
             crl_distribution_points: Vec::new(),
             ocsp_urls: Vec::new(),
             ca_issuers_urls: Vec::new(),
+            name_constraints: None,
+            freshest_crl_urls: Vec::new(),
         }
     }
 }
@@ -509,6 +516,12 @@ fn validate_template(template: &CertificateTemplate) -> Result<()> {
                 "only CA certificates take a path length",
             ));
         }
+        if template.name_constraints.is_some() {
+            return Err(Error::invalid(
+                "name_constraints",
+                "only CA certificates take name constraints",
+            ));
+        }
         if template.subject.is_empty() && template.subject_alternative_names.is_empty() {
             return Err(Error::invalid(
                 "subject",
@@ -525,6 +538,7 @@ fn validate_template(template: &CertificateTemplate) -> Result<()> {
         ("crl_distribution_points", &template.crl_distribution_points),
         ("ocsp_urls", &template.ocsp_urls),
         ("ca_issuers_urls", &template.ca_issuers_urls),
+        ("freshest_crl_urls", &template.freshest_crl_urls),
     ] {
         for (index, url) in urls.iter().enumerate() {
             SubjectAlternativeName::Uri(url.clone())
@@ -588,11 +602,17 @@ pub fn build_certificate(
         to_time(template.not_before, "not_before")?,
         to_time(template.not_after, "not_after")?,
     );
+    let name_constraints = template
+        .name_constraints
+        .as_ref()
+        .map(super::NameConstraints::to_extension)
+        .transpose()?;
     let profile = ClmProfile {
         template,
         subject,
         issuer: issuer_name,
         issuer_key_id,
+        name_constraints,
     };
     let builder = CertificateBuilder::new(profile, serial, validity, subject_spki)
         .map_err(|err| Error::crypto(format!("cannot start the certificate: {err}")))?;
@@ -661,6 +681,8 @@ struct ClmProfile<'a> {
     issuer: Name,
     /// The issuer certificate's subjectKeyIdentifier, when it has one.
     issuer_key_id: Option<Vec<u8>>,
+    /// The template's NameConstraints, encoded.
+    name_constraints: Option<Extension>,
 }
 
 /// RFC 5280 §4.2.1.2 method 1: SHA-1 of the subjectPublicKey bits.
@@ -785,9 +807,20 @@ impl BuilderProfile for ClmProfile<'_> {
         };
         extensions.push(extension(oid::AUTHORITY_KEY_ID, false, &aki)?);
 
-        if !template.crl_distribution_points.is_empty() {
-            let names = template
-                .crl_distribution_points
+        extensions.extend(self.name_constraints.clone());
+
+        // cRLDistributionPoints and freshestCRL share one syntax.
+        for (id, urls) in [
+            (
+                oid::CRL_DISTRIBUTION_POINTS,
+                &template.crl_distribution_points,
+            ),
+            (oid::FRESHEST_CRL, &template.freshest_crl_urls),
+        ] {
+            if urls.is_empty() {
+                continue;
+            }
+            let names = urls
                 .iter()
                 .map(|u| uri(u))
                 .collect::<der::Result<Vec<_>>>()?;
@@ -796,7 +829,7 @@ impl BuilderProfile for ClmProfile<'_> {
                 reasons: None,
                 crl_issuer: None,
             }]);
-            extensions.push(extension(oid::CRL_DISTRIBUTION_POINTS, false, &points)?);
+            extensions.push(extension(id, false, &points)?);
         }
 
         let mut access = Vec::new();

@@ -330,7 +330,7 @@ pub(crate) fn common_name_of(name: &Name) -> Option<String> {
 }
 
 /// Decodes the directory string types used in names.
-fn attribute_text(value: &Any) -> Option<String> {
+pub(crate) fn attribute_text(value: &Any) -> Option<String> {
     let bytes = value.value();
     match value.tag() {
         Tag::Utf8String

@@ -13,7 +13,7 @@ use zeroize::Zeroizing;
 
 use crate::{Error, Result};
 
-/// The labels clm writes (RFC 7468 §5, §7, §10, §11).
+/// The labels clm writes (RFC 7468 §5, §7, §8, §10, §11).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PemLabel {
     /// `CERTIFICATE`: an X.509 certificate.
@@ -24,6 +24,10 @@ pub enum PemLabel {
     X509Crl,
     /// `PRIVATE KEY`: an unencrypted PKCS #8 private key.
     PrivateKey,
+    /// `ENCRYPTED PRIVATE KEY`: a PKCS #8 `EncryptedPrivateKeyInfo`.
+    EncryptedPrivateKey,
+    /// `PKCS7`: a PKCS #7 / CMS ContentInfo (certs-only bundles).
+    Pkcs7,
 }
 
 impl PemLabel {
@@ -34,6 +38,8 @@ impl PemLabel {
             PemLabel::CertificateRequest => "CERTIFICATE REQUEST",
             PemLabel::X509Crl => "X509 CRL",
             PemLabel::PrivateKey => "PRIVATE KEY",
+            PemLabel::EncryptedPrivateKey => "ENCRYPTED PRIVATE KEY",
+            PemLabel::Pkcs7 => "PKCS7",
         }
     }
 }
@@ -143,6 +149,8 @@ mod tests {
             PemLabel::CertificateRequest,
             PemLabel::X509Crl,
             PemLabel::PrivateKey,
+            PemLabel::EncryptedPrivateKey,
+            PemLabel::Pkcs7,
         ] {
             for len in [1usize, 2, 3, 47, 48, 49, 95, 96, 97, 1000] {
                 let der: Vec<u8> = (0..len).map(|i| (i * 7 + 3) as u8).collect();

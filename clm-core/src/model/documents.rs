@@ -88,7 +88,12 @@ pub const PERMISSION_CATALOG: &[(&str, &[&str])] = &[
             "create", "read", "update", "delete", "revoke", "export", "import", "renew",
         ],
     ),
-    ("authorities", &["create", "read", "sign_crl", "export_key"]),
+    // `rollover`: plan and run a CA rollover (a successor CA, cross
+    // certificates, reissued leaves, the old CA retired).
+    (
+        "authorities",
+        &["create", "read", "sign_crl", "export_key", "rollover"],
+    ),
     ("requests", &["create", "read", "cancel"]),
     ("policies", &["create", "read", "update", "delete"]),
     (
@@ -441,6 +446,61 @@ impl IpRange {
                 IpAddr::V6((u128::from(v6) & mask).into())
             }
         }
+    }
+
+    /// The network address (host bits clear).
+    pub fn network(&self) -> IpAddr {
+        self.network
+    }
+
+    /// The prefix length in bits.
+    pub fn prefix(&self) -> u8 {
+        self.prefix
+    }
+
+    /// The range of `address` and the netmask `mask` (same family, a run of
+    /// ones then zeros), as NameConstraints encode it; None otherwise.
+    pub fn from_mask(address: IpAddr, mask: IpAddr) -> Option<Self> {
+        let (bits, width) = match (address, mask) {
+            (IpAddr::V4(_), IpAddr::V4(m)) => (u128::from(u32::from(m)) << 96, 32u32),
+            (IpAddr::V6(_), IpAddr::V6(m)) => (u128::from(m), 128u32),
+            _ => return None,
+        };
+        let prefix = bits.leading_ones();
+        if bits.checked_shl(prefix).unwrap_or(0) != 0 || prefix > width {
+            return None;
+        }
+        let range = IpRange {
+            network: address,
+            prefix: u8::try_from(prefix).ok()?,
+        };
+        Some(IpRange {
+            network: range.masked(address),
+            ..range
+        })
+    }
+
+    /// The netmask of the range, in the range's family.
+    pub fn mask(&self) -> IpAddr {
+        match self.network {
+            IpAddr::V4(_) => IpAddr::V4(
+                u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0)
+                    .into(),
+            ),
+            IpAddr::V6(_) => IpAddr::V6(
+                u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0)
+                    .into(),
+            ),
+        }
+    }
+
+    /// Whether every address of `other` is in this range.
+    pub fn covers(&self, other: &IpRange) -> bool {
+        other.prefix >= self.prefix && self.contains(other.network)
     }
 
     /// Whether `ip` is in the range. Families never mix: an IPv4-mapped IPv6

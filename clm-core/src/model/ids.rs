@@ -145,6 +145,10 @@ typed_id!(
     RevocationId,
     /// Primary key of `key_rotation_history`.
     KeyRotationId,
+    /// Primary key of `ca_rollovers`.
+    CaRolloverId,
+    /// Primary key of `crls`.
+    CrlId,
     /// Unused: rows of both audit logs are keyed by [`AuditId`].
     SecureAuditId,
     /// Primary key of `users`.

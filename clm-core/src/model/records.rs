@@ -314,6 +314,59 @@ pub struct KeyRotation {
     pub deleted_at: Option<Timestamp>,
 }
 
+/// A CA rollover (`ca_rollovers`): where it stands and what it did.
+#[derive(Debug, Clone, sqlx::FromRow, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct CaRollover {
+    /// Primary key (UUID v7).
+    pub id: CaRolloverId,
+    /// The CA rolled over (the old one).
+    pub ca_certificate_id: CertificateId,
+    /// The old CA's organization; None for a shared CA.
+    pub organization_id: Option<OrganizationId>,
+    /// The successor CA (its id is chosen when the rollover starts).
+    pub successor_certificate_id: CertificateId,
+    /// Roots: the certificate of the new root's subject and key signed by the old root.
+    pub cross_new_by_old_id: Option<CertificateId>,
+    /// Roots: the certificate of the old root's subject and key signed by the new root.
+    pub cross_old_by_new_id: Option<CertificateId>,
+    /// The options the rollover started with (`RolloverOptions`).
+    #[schemars(with = "serde_json::Value")]
+    pub options: Json<serde_json::Value>,
+    /// `in_progress`, `waiting` or `completed`.
+    pub status: RolloverStatus,
+    /// The next stage to run.
+    pub stage: RolloverStage,
+    /// Old and new CA certificates (and cross certificates) as one PEM
+    /// bundle, once published.
+    pub trust_bundle_pem: Option<String>,
+    /// Leaves of the old CA looked at by the reissue stage.
+    pub leaves_seen: i64,
+    /// Leaves reissued under the successor.
+    pub leaves_reissued: i64,
+    /// Leaves whose renewal waits in an approval workflow.
+    pub leaves_pending_approval: i64,
+    /// Leaves whose renewal failed (see `error_message` for the last reason).
+    pub leaves_failed: i64,
+    /// The last leaf the reissue stage handled: where it resumes.
+    pub last_leaf_id: Option<CertificateId>,
+    /// Dependants that kept the old CA from retiring at the last check.
+    pub blockers: i64,
+    /// The last error (a failed stage, a leaf that did not renew).
+    pub error_message: Option<String>,
+    /// Who started it; None for the system actor.
+    pub initiated_by_user_id: Option<UserId>,
+    /// When it started.
+    pub started_at: Timestamp,
+    /// When it completed.
+    pub completed_at: Option<Timestamp>,
+    /// When clm wrote the row.
+    pub created_at: Timestamp,
+    /// Last change to the row (kept current by the database).
+    pub updated_at: Timestamp,
+    /// Soft delete.
+    pub deleted_at: Option<Timestamp>,
+}
+
 /// A row of `secure_audit_log` or `audit_log` (same shape).
 #[derive(Debug, Clone, sqlx::FromRow, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct AuditEvent {

@@ -229,12 +229,56 @@ string_enum!(
 );
 
 string_enum!(
+    /// `ca_rollovers.status`.
+    RolloverStatus {
+        /// Stages remain; a run (after a crash too) continues at `stage`.
+        InProgress => "in_progress",
+        /// Stopped at `retire_old`: dependants of the old CA still wait
+        /// (approvals, failed reissues, subordinate CAs); run again later.
+        Waiting => "waiting",
+        /// Every stage done; the old CA is retired.
+        Completed => "completed",
+    }
+);
+
+string_enum!(
+    /// `ca_rollovers.stage`: the stage a rollover runs next, in order.
+    RolloverStage {
+        /// Create the successor CA (a new root, or signed by the old CA's parent).
+        CreateSuccessor => "create_successor",
+        /// Roots: new-root subject signed by the old key and old-root subject
+        /// signed by the new key. Intermediates skip it.
+        CrossSign => "cross_sign",
+        /// Store the PEM bundle of old and new (and cross certificates).
+        PublishTrustBundle => "publish_trust_bundle",
+        /// Requests naming the old CA go to the successor from now on.
+        SwitchIssuance => "switch_issuance",
+        /// Renew every still-valid leaf of the old CA under the successor.
+        ReissueLeaves => "reissue_leaves",
+        /// Retire the old CA once nothing valid depends on it.
+        RetireOld => "retire_old",
+        /// Nothing left.
+        Done => "done",
+    }
+);
+
+string_enum!(
     /// `key_rotation_history.rotation_type`.
     RotationType {
         /// A new data key: private keys and MFA secrets are re-sealed under it.
         DataKey => "data_key",
         /// A new master key: the data keys are re-wrapped under it.
         MasterKey => "master_key",
+    }
+);
+
+string_enum!(
+    /// What a stored CRL is (`crls.kind`): RFC 5280 complete or delta.
+    CrlKind {
+        /// A complete CRL: every standing revocation of its scope.
+        Full => "full",
+        /// A delta CRL: what changed since the complete CRL it names.
+        Delta => "delta",
     }
 );
 

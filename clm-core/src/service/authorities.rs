@@ -9,9 +9,10 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::json;
 
+use crate::crypto::name_constraints::Subtree;
 use crate::crypto::{
-    CertificateTemplate, DistinguishedName, Issuer, KeyAlgorithm, KeyPair, build_certificate,
-    parse_certificate_der, random_serial,
+    CertificateTemplate, DistinguishedName, Issuer, KeyAlgorithm, KeyPair, NameConstraints,
+    NameSubtree, build_certificate, chain_check, parse_certificate_der, random_serial,
 };
 use crate::model::{
     Certificate, CertificateId, CertificateKind, CertificateRequest, CertificateRequestId,
@@ -20,9 +21,10 @@ use crate::model::{
 use crate::service::actor::{Access, Actor};
 use crate::service::audit::AuditEntry;
 use crate::service::certificates::{
-    CertificateWrite, IssuanceExtras, IssuanceUrls, LoadedIssuer, Ownership, RequestRow,
-    certificate_row,
+    CertificateWrite, IssuanceExtras, IssuanceUrls, LoadedIssuer, MAX_CRL_PARTITIONS, Ownership,
+    RequestRow, certificate_row_with_id,
 };
+use crate::service::policy_check;
 use crate::store::certificates;
 use crate::{Clm, Error, Result};
 
@@ -35,8 +37,11 @@ pub struct NewCertificateAuthority {
     pub subject: DistinguishedName,
     /// The CA's new key (default ECDSA P-256).
     pub key_algorithm: KeyAlgorithm,
-    /// Lifetime of the CA certificate, 1 to 36500 days (default 3650).
-    pub validity_days: u32,
+    /// Lifetime of the CA certificate, 1 to 36500 days. Default: 3650
+    /// days, but an intermediate ends no later than its issuer (the
+    /// shortening is reported in [`CertificateAuthority::validity_clamp`]);
+    /// an explicit lifetime past the issuer's end is refused.
+    pub validity_days: Option<u32>,
     /// pathLenConstraint: how many CA levels may follow below this one.
     pub path_len: Option<u8>,
     /// None = a shared CA (global administrators only).
@@ -48,6 +53,19 @@ pub struct NewCertificateAuthority {
     /// caIssuers URLs (where this CA's certificate is published) for the
     /// certificates it issues.
     pub ca_issuers_urls: Vec<String>,
+    /// Name constraints: the only names this CA (and every CA below it) may
+    /// certify, per form; a form not listed stays open. Written into a
+    /// critical NameConstraints extension and enforced at issuance.
+    pub permitted_subtrees: Vec<NameSubtree>,
+    /// Names this CA and every CA below it must never certify; they win
+    /// over `permitted_subtrees`.
+    pub excluded_subtrees: Vec<NameSubtree>,
+    /// Split this CA's CRL into this many partitions (1 to 1024), each
+    /// with its own URL below the CA's CRL URL; none: one CRL.
+    pub crl_partitions: Option<u32>,
+    /// Publish delta CRLs, pointed to (freshestCRL) by complete CRLs and
+    /// issued certificates.
+    pub delta_crls: bool,
 }
 
 impl Default for NewCertificateAuthority {
@@ -55,18 +73,28 @@ impl Default for NewCertificateAuthority {
         NewCertificateAuthority {
             subject: DistinguishedName::default(),
             key_algorithm: KeyAlgorithm::EcdsaP256,
-            validity_days: 3650,
+            validity_days: None,
             path_len: None,
             organization_id: None,
             crl_distribution_points: Vec::new(),
             ocsp_urls: Vec::new(),
             ca_issuers_urls: Vec::new(),
+            permitted_subtrees: Vec::new(),
+            excluded_subtrees: Vec::new(),
+            crl_partitions: None,
+            delta_crls: false,
         }
     }
 }
 
+/// Successors followed from a CA named in a request (rollovers of rollovers).
+const MAX_ROLLOVER_HOPS: u8 = 16;
+
 /// Longest validity clm gives anything (100 years).
 pub const MAX_VALIDITY_DAYS: u32 = 36_500;
+
+/// A CA's lifetime when none is given.
+pub const DEFAULT_CA_VALIDITY_DAYS: u32 = 3650;
 
 /// Issued certificates start slightly in the past so a relying party whose
 /// clock runs a little behind accepts them at once.
@@ -79,10 +107,27 @@ pub struct CertificateAuthority {
     pub certificate: Certificate,
     /// The URLs the CA writes into what it issues.
     pub issuance_urls: IssuanceUrls,
+    /// Set when the CA was just created with the default validity and that
+    /// was shortened to end with its issuer; None otherwise (and in listings).
+    pub validity_clamp: Option<ValidityClamp>,
+}
+
+/// How a new intermediate's default validity was fitted inside its issuer's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+pub struct ValidityClamp {
+    /// The default lifetime that did not fit, in days.
+    pub default_days: u32,
+    /// The end it got instead: its issuer's end.
+    pub not_after: DateTime<Utc>,
 }
 
 /// The validity window of a certificate issued now for `days` days.
 pub(crate) fn validity_window(days: u32) -> Result<(DateTime<Utc>, DateTime<Utc>)> {
+    validity_window_at(Utc::now(), days)
+}
+
+/// The validity window of a certificate issued at `now` for `days` days.
+fn validity_window_at(now: DateTime<Utc>, days: u32) -> Result<(DateTime<Utc>, DateTime<Utc>)> {
     if days == 0 || days > MAX_VALIDITY_DAYS {
         return Err(Error::invalid(
             "validity_days",
@@ -90,7 +135,6 @@ pub(crate) fn validity_window(days: u32) -> Result<(DateTime<Utc>, DateTime<Utc>
         ));
     }
     // X.509 times carry whole seconds; truncating keeps row and DER equal.
-    let now = Utc::now();
     let now = DateTime::from_timestamp(now.timestamp(), 0).unwrap_or(now);
     Ok((
         crate::service::shifted(
@@ -109,6 +153,12 @@ pub(crate) fn validity_window(days: u32) -> Result<(DateTime<Utc>, DateTime<Utc>
 /// A CA may sign only while in service: not revoked, suspended or expired.
 pub(crate) fn ensure_issuer_usable(issuer: &LoadedIssuer, not_after: DateTime<Utc>) -> Result<()> {
     let row = &issuer.row;
+    if let Some(retired_at) = issuer.rollover.retired_at {
+        return Err(Error::conflict(format!(
+            "CA {} was retired at {retired_at} by its rollover and signs no certificates (only CRLs)",
+            row.certificate_id
+        )));
+    }
     if !matches!(
         row.status,
         CertificateStatus::Active | CertificateStatus::Expiring
@@ -151,6 +201,41 @@ fn check_urls(urls: &IssuanceUrls) -> Result<()> {
         }
     }
     Ok(())
+}
+
+impl Clm {
+    /// Partitions and deltas are published under the CA's CRL URL, so they
+    /// need one: given, or derived from the public base URL.
+    fn check_crl_settings(&self, urls: &IssuanceUrls) -> Result<()> {
+        if let Some(partitions) = urls.crl_partitions
+            && !(1..=MAX_CRL_PARTITIONS).contains(&partitions)
+        {
+            return Err(Error::invalid(
+                "crl_partitions",
+                format!("must be 1 to {MAX_CRL_PARTITIONS}, got {partitions}"),
+            ));
+        }
+        // The CA's id only shapes the derived URLs, not whether there are any.
+        let has_crl_url = !urls
+            .clone()
+            .or_derived(
+                self.config().public_base_url.as_deref(),
+                crate::model::CertificateId::new(),
+            )
+            .crl_distribution_points
+            .is_empty();
+        if (urls.crl_partitions.is_some() || urls.delta_crls) && !has_crl_url {
+            return Err(Error::invalid(
+                if urls.crl_partitions.is_some() {
+                    "crl_partitions"
+                } else {
+                    "delta_crls"
+                },
+                "needs a CRL URL to publish under: give crl_distribution_points or configure a public base URL",
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// The `certificate_requests` row recording an issuance (or a request that
@@ -209,6 +294,124 @@ pub(crate) fn ca_key_used(issuer: &Certificate, signed: &Certificate) -> AuditEn
         }))
 }
 
+/// A new CA's validity window. An explicit `days` is taken as given (the
+/// issuer check refuses one that outlives the issuer); the default ends no
+/// later than the issuer, reported as a clamp. Computed before the key is
+/// generated, so a slow key does not move it.
+fn ca_validity(
+    parent: Option<&LoadedIssuer>,
+    days: Option<u32>,
+) -> Result<(DateTime<Utc>, DateTime<Utc>, Option<ValidityClamp>)> {
+    let (not_before, not_after) = validity_window(days.unwrap_or(DEFAULT_CA_VALIDITY_DAYS))?;
+    let Some(parent) = parent else {
+        return Ok((not_before, not_after, None));
+    };
+    // Nested inside the issuer's window at the start too (an issuer
+    // created less than the backdating ago).
+    let not_before = not_before.max(parent.row.not_before);
+    match days {
+        None if not_after > parent.row.not_after => Ok((
+            not_before,
+            parent.row.not_after,
+            Some(ValidityClamp {
+                default_days: DEFAULT_CA_VALIDITY_DAYS,
+                not_after: parent.row.not_after,
+            }),
+        )),
+        _ => Ok((not_before, not_after, None)),
+    }
+}
+
+/// Every CA above a new sub-CA must allow one more CA level below it: the
+/// CAs between it and the new one, plus the new one (the issuer's own
+/// limit is the builder's check).
+fn check_chain_path_lengths(parent: &LoadedIssuer) -> Result<()> {
+    for (depth, der) in parent.ancestors.iter().enumerate() {
+        let ancestor = parse_certificate_der(der)?;
+        let below = depth.saturating_add(2);
+        if let Some(limit) = ancestor.path_len
+            && below > usize::from(limit)
+        {
+            return Err(Error::invalid(
+                "issuer_id",
+                format!(
+                    "CA {} allows {limit} CA level(s) below it (pathLenConstraint); a CA here would be level {below}",
+                    ancestor.subject_dn
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A sub-CA's subject, and each of its own permitted subtrees, must stay
+/// inside the name constraints of its issuer's chain: refused as a
+/// `name_constraints` policy violation otherwise.
+fn check_sub_ca_names(
+    parent: &LoadedIssuer,
+    subject: &DistinguishedName,
+    constraints: Option<&NameConstraints>,
+) -> Result<()> {
+    let own: &[Subtree] = constraints.map_or(&[], |c| c.permitted.as_slice());
+    match policy_check::name_constraints(subject, &[], Some(own), &parent.name_constraints) {
+        Some(outcome) if !outcome.passed => {
+            Err(policy_check::refuse(policy_check::violations(&[outcome])))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The options that would create a CA like `ca` again (subject, key
+/// algorithm, lifetime, path length, organization, URLs, name
+/// constraints, CRL partitions and deltas): what a successor CA copies.
+/// URLs derived from `public_base_url` name `ca` itself, so they are not
+/// copied: the successor derives its own.
+pub(crate) fn creation_options(
+    ca: &LoadedIssuer,
+    public_base_url: Option<&str>,
+) -> Result<NewCertificateAuthority> {
+    let certificate = &ca.certificate;
+    let key = ca.key.info();
+    let days = certificate
+        .not_after
+        .signed_duration_since(certificate.not_before)
+        .num_days();
+    let to_request = |list: &[Subtree]| -> Result<Vec<NameSubtree>> {
+        list.iter().map(Subtree::to_request).collect()
+    };
+    let constraints = NameConstraints::of_certificate(&certificate.der)?.unwrap_or_default();
+    let derived = IssuanceUrls::default().or_derived(public_base_url, ca.row.id);
+    let urls = &ca.issuance_urls;
+    let explicit = |own: &Vec<String>, derived: &Vec<String>| {
+        if public_base_url.is_some() && own == derived {
+            Vec::new()
+        } else {
+            own.clone()
+        }
+    };
+    Ok(NewCertificateAuthority {
+        subject: DistinguishedName::parse(&certificate.subject_dn)?,
+        key_algorithm: key.algorithm,
+        validity_days: Some(
+            u32::try_from(days)
+                .unwrap_or(DEFAULT_CA_VALIDITY_DAYS)
+                .clamp(1, MAX_VALIDITY_DAYS),
+        ),
+        path_len: certificate.path_len,
+        organization_id: ca.row.organization_id,
+        crl_distribution_points: explicit(
+            &urls.crl_distribution_points,
+            &derived.crl_distribution_points,
+        ),
+        ocsp_urls: explicit(&urls.ocsp_urls, &derived.ocsp_urls),
+        ca_issuers_urls: explicit(&urls.ca_issuers_urls, &derived.ca_issuers_urls),
+        permitted_subtrees: to_request(&constraints.permitted)?,
+        excluded_subtrees: to_request(&constraints.excluded)?,
+        crl_partitions: urls.crl_partitions,
+        delta_crls: urls.delta_crls,
+    })
+}
+
 impl Clm {
     /// The CA `id` for signing on behalf of `actor`: visible to the actor
     /// (else NotFound, like a missing one), usable for `organization`, in service.
@@ -218,7 +421,7 @@ impl Clm {
         id: CertificateId,
         organization: Option<OrganizationId>,
     ) -> Result<Arc<LoadedIssuer>> {
-        let issuer = match self.load_issuer(id).await {
+        let mut issuer = match self.load_issuer(id).await {
             Err(Error::NotFound { .. }) => {
                 return Err(Error::not_found("certificate authority", id));
             }
@@ -226,6 +429,19 @@ impl Clm {
         };
         if !actor.reaches(issuer.row.organization_id) {
             return Err(Error::not_found("certificate authority", id));
+        }
+        // A CA rolled over hands what names it to its successor (of the same
+        // organization), through as many rollovers as it has had.
+        let mut hops = 0u8;
+        while let Some(successor) = issuer.rollover.successor {
+            hops = hops.saturating_add(1);
+            if hops > MAX_ROLLOVER_HOPS {
+                return Err(Error::conflict(format!(
+                    "CA {} has more than {MAX_ROLLOVER_HOPS} successors in a row",
+                    issuer.row.certificate_id
+                )));
+            }
+            issuer = self.load_issuer(successor).await?;
         }
         if issuer.row.organization_id.is_some() && issuer.row.organization_id != organization {
             return Err(Error::invalid(
@@ -251,7 +467,8 @@ impl Clm {
             Access::new("authorities", "create").in_org(new.organization_id),
         )
         .await?;
-        self.create_ca(actor, None, new).await
+        // Boxed: CA creation holds much across its awaits; callers keep a pointer.
+        Box::pin(self.create_ca(actor, None, new, None)).await
     }
 
     /// Creates an intermediate CA with a new key, signed by the CA `issuer_id`.
@@ -278,14 +495,18 @@ impl Clm {
             Access::new("authorities", "create").in_org(parent.row.organization_id),
         )
         .await?;
-        self.create_ca(actor, Some(parent), new).await
+        Box::pin(self.create_ca(actor, Some(parent), new, None)).await
     }
 
-    async fn create_ca(
+    /// Signs and stores a CA: self-signed without `parent`. `id` fixes the
+    /// new row's id (a rollover chooses it before writing, so a stage
+    /// interrupted after the write finds the CA it made).
+    pub(crate) async fn create_ca(
         &self,
         actor: &Actor,
         parent: Option<Arc<LoadedIssuer>>,
         new: NewCertificateAuthority,
+        id: Option<CertificateId>,
     ) -> Result<CertificateAuthority> {
         if new.subject.is_empty() {
             return Err(Error::invalid(
@@ -298,13 +519,21 @@ impl Clm {
             crl_distribution_points: new.crl_distribution_points.clone(),
             ocsp_urls: new.ocsp_urls.clone(),
             ca_issuers_urls: new.ca_issuers_urls.clone(),
+            crl_partitions: new.crl_partitions,
+            delta_crls: new.delta_crls,
         };
         check_urls(&urls)?;
-        let (not_before, not_after) = validity_window(new.validity_days)?;
+        self.check_crl_settings(&urls)?;
+        let constraints =
+            NameConstraints::from_request(&new.permitted_subtrees, &new.excluded_subtrees)?;
+        let (not_before, not_after, validity_clamp) =
+            ca_validity(parent.as_deref(), new.validity_days)?;
         let kind = match &parent {
             None => CertificateKind::RootCa,
             Some(parent) => {
                 ensure_issuer_usable(parent, not_after)?;
+                check_chain_path_lengths(parent)?;
+                check_sub_ca_names(parent, &new.subject, constraints.as_ref())?;
                 CertificateKind::IntermediateCa
             }
         };
@@ -312,9 +541,11 @@ impl Clm {
             CertificateTemplate::new(new.subject.clone(), kind, not_before, not_after);
         template.path_len = new.path_len;
         template.serial = random_serial();
+        template.name_constraints = constraints;
         if let Some(parent) = &parent {
             let parent_urls = &parent.issuance_urls;
-            template.crl_distribution_points = parent_urls.crl_distribution_points.clone();
+            (template.crl_distribution_points, template.freshest_crl_urls) =
+                parent_urls.revocation_pointers(&template.serial);
             template.ocsp_urls = parent_urls.ocsp_urls.clone();
             template.ca_issuers_urls = parent_urls.ca_issuers_urls.clone();
         }
@@ -332,6 +563,8 @@ impl Clm {
                     },
                 };
                 let der = build_certificate(&template, &key.public_key_der(), issuer)?;
+                let chain = signer.as_ref().map(|p| p.chain_der()).unwrap_or_default();
+                chain_check::verify_issued(&der, kind, &chain, Utc::now())?;
                 Ok((key, der))
             })
             .await?;
@@ -341,7 +574,8 @@ impl Clm {
             organization_id: new.organization_id,
             ..Ownership::default()
         };
-        let row = certificate_row(
+        let row = certificate_row_with_id(
+            id.unwrap_or_default(),
             &parsed,
             kind,
             CertificateSource::Issued,
@@ -349,12 +583,18 @@ impl Clm {
             &ownership,
         );
         let private_key = self.seal_private_key(row.id, &key)?;
+        let validity_days = u32::try_from(
+            row.not_after
+                .signed_duration_since(row.not_before)
+                .num_days(),
+        )
+        .unwrap_or(0);
         let mut request = request_row(
             actor,
             &new.subject,
             &[],
             kind,
-            new.validity_days,
+            validity_days,
             algorithm.as_str(),
             algorithm.bits(),
             RequestStatus::Issued,
@@ -377,6 +617,10 @@ impl Clm {
                 "issuer_certificate_id": row.issuer_certificate_id,
                 "path_len": row.path_len,
                 "issuance_urls": urls,
+                "permitted_subtrees": new.permitted_subtrees,
+                "excluded_subtrees": new.excluded_subtrees,
+                "not_after": row.not_after,
+                "validity_clamp": validity_clamp,
             }));
         let write = CertificateWrite {
             certificate: row,
@@ -398,6 +642,7 @@ impl Clm {
         Ok(CertificateAuthority {
             certificate,
             issuance_urls: urls,
+            validity_clamp,
         })
     }
 
@@ -427,6 +672,7 @@ impl Clm {
                 Ok(CertificateAuthority {
                     certificate,
                     issuance_urls,
+                    validity_clamp: None,
                 })
             })
             .collect()

@@ -6,7 +6,7 @@
 use serde_json::json;
 
 use crate::crypto::envelope::Sealed;
-use crate::crypto::{KeyPair, ParsedCertificate};
+use crate::crypto::{KeyPair, ParsedCertificate, crl_partition};
 use crate::keyring::private_key_aad;
 use crate::model::{
     Certificate, CertificateId, CertificateKind, CertificateMetadata, CertificateMetadataId,
@@ -192,6 +192,80 @@ pub struct IssuanceUrls {
     /// authorityInfoAccess.
     #[serde(default)]
     pub ca_issuers_urls: Vec<String>,
+    /// CRL partitions of this CA (1 to [`MAX_CRL_PARTITIONS`]; none: one
+    /// CRL for everything). A certificate's partition follows from its
+    /// serial ([`crl_partition`]); it points to its partition's CRL.
+    #[serde(default)]
+    pub crl_partitions: Option<u32>,
+    /// The CA publishes delta CRLs: complete CRLs and issued certificates
+    /// carry a freshestCRL pointer to them.
+    #[serde(default)]
+    pub delta_crls: bool,
+}
+
+/// Most CRL partitions a CA may have.
+pub const MAX_CRL_PARTITIONS: u32 = 1024;
+
+/// The URL of a part below a CRL's URL: `.../ID.crl` becomes `.../ID/<part>.crl`.
+fn crl_sub_url(url: &str, part: &str) -> String {
+    format!("{}/{part}.crl", url.strip_suffix(".crl").unwrap_or(url))
+}
+
+impl IssuanceUrls {
+    /// These URLs; or, when none is set and the host configured a public
+    /// base URL, the ones derived from it for the CA `ca` (the shared URL
+    /// scheme of [`crate::ClmConfig::public_base_url`]). The CRL settings
+    /// stay.
+    pub fn or_derived(mut self, public_base_url: Option<&str>, ca: CertificateId) -> Self {
+        let Some(base) = public_base_url else {
+            return self;
+        };
+        if self.crl_distribution_points.is_empty()
+            && self.ocsp_urls.is_empty()
+            && self.ca_issuers_urls.is_empty()
+        {
+            self.crl_distribution_points = vec![format!("{base}/crl/{ca}.crl")];
+            self.ocsp_urls = vec![format!("{base}/ocsp")];
+            self.ca_issuers_urls = vec![format!("{base}/ca/{ca}.crt")];
+        }
+        self
+    }
+
+    /// The URLs of a scope's complete CRL (`partition` None: the CA's whole
+    /// CRL), each below the CA's own CRL URL.
+    pub fn crl_urls(&self, partition: Option<u32>) -> Vec<String> {
+        self.crl_distribution_points
+            .iter()
+            .map(|url| match partition {
+                Some(n) => crl_sub_url(url, &n.to_string()),
+                None => url.clone(),
+            })
+            .collect()
+    }
+
+    /// The URLs of a scope's delta CRLs (none unless the CA publishes them).
+    pub fn delta_crl_urls(&self, partition: Option<u32>) -> Vec<String> {
+        if !self.delta_crls {
+            return Vec::new();
+        }
+        self.crl_urls(partition)
+            .iter()
+            .map(|url| crl_sub_url(url, "delta"))
+            .collect()
+    }
+
+    /// The partition a certificate of this CA with `serial` (DER content
+    /// bytes) is listed in; None when the CA has no partitions.
+    pub fn partition_of(&self, serial: &[u8]) -> Option<u32> {
+        self.crl_partitions.map(|n| crl_partition(serial, n))
+    }
+
+    /// What a certificate with `serial` carries: its CRL's URLs
+    /// (cRLDistributionPoints) and its delta CRLs' (freshestCRL).
+    pub fn revocation_pointers(&self, serial: &[u8]) -> (Vec<String>, Vec<String>) {
+        let partition = self.partition_of(serial);
+        (self.crl_urls(partition), self.delta_crl_urls(partition))
+    }
 }
 
 /// What issuance writes besides the certificate, in the same secure
@@ -235,7 +309,44 @@ pub struct LoadedIssuer {
     pub key: KeyPair,
     /// What this CA writes into the certificates it issues.
     pub issuance_urls: IssuanceUrls,
+    /// The certificates above this CA (DER), its issuer first, as far up
+    /// as clm holds them: the chain the self-check validates against.
+    pub ancestors: Vec<Vec<u8>>,
+    /// The name constraints of this CA and of every CA above it, each with
+    /// the CA it comes from (`certificate_id`, subject): issuance keeps
+    /// all of them.
+    pub name_constraints: Vec<(String, crate::crypto::NameConstraints)>,
+    /// The CA's rollover state (successor, retirement, predecessors).
+    pub rollover: CaLineage,
 }
+
+/// Where a CA stands in its rollovers: requests naming it go to
+/// `successor`; a retired CA signs no certificates; policies binding any
+/// of `predecessors` bind it too.
+#[derive(Debug, Clone, Default)]
+pub struct CaLineage {
+    /// The CA issuance switched to, once a rollover of this CA got there.
+    pub successor: Option<CertificateId>,
+    /// When a rollover retired this CA.
+    pub retired_at: Option<crate::model::Timestamp>,
+    /// The CAs this one succeeds, nearest first, through every rollover.
+    pub predecessors: Vec<CertificateId>,
+}
+
+impl LoadedIssuer {
+    /// The chain a certificate this CA signs is checked against: the CA,
+    /// then its ancestors.
+    pub fn chain_der(&self) -> Vec<Vec<u8>> {
+        let mut chain = Vec::with_capacity(self.ancestors.len().saturating_add(1));
+        chain.push(self.certificate.der.clone());
+        chain.extend(self.ancestors.iter().cloned());
+        chain
+    }
+}
+
+/// Deepest CA hierarchy clm follows upwards (a loop in hostile imported
+/// links stops here).
+const MAX_CHAIN_DEPTH: usize = 16;
 
 /// Issuers opened so far, by certificate id (see [`TtlCache`] for how long).
 pub type IssuerCache = TtlCache<CertificateId, LoadedIssuer>;
@@ -517,13 +628,78 @@ impl Clm {
                 ))
             })?,
             None => IssuanceUrls::default(),
-        };
+        }
+        .or_derived(self.config().public_base_url.as_deref(), id);
+        // Boxed: the walk's state would otherwise sit in every future that
+        // loads an issuer.
+        let (ancestors, name_constraints) =
+            Box::pin(self.issuer_chain(&mut conn, &row, &certificate)).await?;
+        let rollover = crate::service::rollover::lineage(&mut conn.conn(), id).await?;
         Ok(LoadedIssuer {
             row,
             certificate,
             key,
             issuance_urls,
+            ancestors,
+            name_constraints,
+            rollover,
         })
+    }
+
+    /// The certificates above `row` (DER, parent first) and the name
+    /// constraints of `row` and each of them. A CA whose constraints do not
+    /// parse cannot be an issuer: what it permits is unknown.
+    async fn issuer_chain(
+        &self,
+        conn: &mut crate::db::PooledConn,
+        row: &Certificate,
+        certificate: &crate::crypto::ParsedCertificate,
+    ) -> Result<(Vec<Vec<u8>>, Vec<(String, crate::crypto::NameConstraints)>)> {
+        let label = |row: &Certificate| format!("{} ({})", row.certificate_id, row.subject_dn);
+        let read = |row: &Certificate, der: &[u8]| {
+            crate::crypto::NameConstraints::of_certificate(der).map_err(|err| {
+                Error::Internal(format!(
+                    "CA {} has unreadable name constraints: {err}",
+                    row.certificate_id
+                ))
+            })
+        };
+        let mut constraints = Vec::new();
+        if let Some(own) = read(row, &certificate.der)? {
+            constraints.push((label(row), own));
+        }
+        let mut ancestors = Vec::new();
+        let mut seen = vec![row.id];
+        let mut next = row.issuer_certificate_id;
+        while let Some(id) = next {
+            if seen.contains(&id) || seen.len() > MAX_CHAIN_DEPTH {
+                break;
+            }
+            seen.push(id);
+            // A parent no longer held (deleted) ends the chain clm can check.
+            let parent =
+                match crate::store::get::<certificates::Certificates>(&mut conn.conn(), id, false)
+                    .await
+                {
+                    Err(Error::NotFound { .. }) => break,
+                    other => other?,
+                };
+            let parsed = crate::crypto::parse_certificates(parent.certificate_pem.as_bytes())?
+                .into_iter()
+                .next()
+                .ok_or_else(|| {
+                    Error::Internal(format!(
+                        "CA {} has no certificate PEM",
+                        parent.certificate_id
+                    ))
+                })?;
+            if let Some(theirs) = read(&parent, &parsed.der)? {
+                constraints.push((label(&parent), theirs));
+            }
+            ancestors.push(parsed.der);
+            next = parent.issuer_certificate_id;
+        }
+        Ok((ancestors, constraints))
     }
 
     /// Writes certificates (with keys) and their secure audit rows in one

@@ -911,16 +911,32 @@ impl Clm {
         id: CertificateId,
     ) -> Result<Vec<Certificate>> {
         let leaf = self.get_certificate(actor, id).await?;
+        let issuers = self.issuers_within_reach(actor, &leaf).await?;
         let mut chain = vec![leaf];
+        chain.extend(issuers);
+        Ok(chain)
+    }
+
+    /// The issuers of `leaf` that clm holds and `actor` reaches, nearest
+    /// first: the one chain walk (`certificate_chain`, the exports). Stops
+    /// at a root, an unknown or deleted issuer, one out of the actor's
+    /// reach, a loop, or `MAX_CHAIN` certificates with the leaf.
+    pub(crate) async fn issuers_within_reach(
+        &self,
+        actor: &Actor,
+        leaf: &Certificate,
+    ) -> Result<Vec<Certificate>> {
+        let mut issuers: Vec<Certificate> = Vec::new();
         let mut conn = self.databases().secure.acquire().await?;
-        while chain.len() < MAX_CHAIN {
-            let Some(next) = chain.last().and_then(|c| c.issuer_certificate_id) else {
-                break;
-            };
-            if chain.iter().any(|c| c.id == next) {
+        let mut next = leaf.issuer_certificate_id;
+        while let Some(id) = next {
+            if issuers.len().saturating_add(1) >= MAX_CHAIN
+                || id == leaf.id
+                || issuers.iter().any(|c| c.id == id)
+            {
                 break;
             }
-            let issuer = match store::get::<Certificates>(&mut conn.conn(), next, false).await {
+            let issuer = match store::get::<Certificates>(&mut conn.conn(), id, false).await {
                 Ok(row) => row,
                 Err(Error::NotFound { .. }) => break,
                 Err(other) => return Err(other),
@@ -928,9 +944,10 @@ impl Clm {
             if !actor.reaches(issuer.organization_id) {
                 break;
             }
-            chain.push(issuer);
+            next = issuer.issuer_certificate_id;
+            issuers.push(issuer);
         }
-        Ok(chain)
+        Ok(issuers)
     }
 
     /// Soft-deletes a certificate (and its metadata). Revocations stand: a

@@ -13,8 +13,8 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::crypto::{
-    CertificateTemplate, DistinguishedName, Issuer, KeyAlgorithm, KeyPair, SecretString,
-    build_certificate, parse_certificate_der, parse_certificates, parse_csr, spki_sha256,
+    CertificateTemplate, DistinguishedName, Issuer, KeyAlgorithm, KeyPair, build_certificate,
+    chain_check, parse_certificate_der, parse_certificates, parse_csr, spki_sha256,
 };
 use crate::model::{
     Certificate, CertificateId, CertificateKind, CertificateRequest, CertificateRequestId,
@@ -151,12 +151,17 @@ pub struct IssuanceSummary {
 pub struct DryRunReport {
     /// The certificate that would be issued if every rule passes.
     pub would_issue: IssuanceSummary,
-    /// The policy's rules, then `issuer` (the CA can sign this validity).
+    /// The policy's rules, `name_constraints` when the issuer's chain has
+    /// any, then `issuer` (the CA can sign this validity).
     pub rules: Vec<RuleOutcome>,
     /// True when every rule passed.
     pub allowed: bool,
     /// True when the policy makes the request wait for approval.
     pub requires_approval: bool,
+    /// What would be issued but deserves a look: a TLS server certificate
+    /// without any revocation pointer (no CRL URL, no OCSP URL), which
+    /// public-trust linters flag.
+    pub warnings: Vec<String>,
 }
 
 /// How to renew.
@@ -299,7 +304,7 @@ impl Plan {
 }
 
 /// Key algorithm of a stored key from its row's family and size.
-fn algorithm_of(family: &str, bits: i32) -> Result<KeyAlgorithm> {
+pub(crate) fn algorithm_of(family: &str, bits: i32) -> Result<KeyAlgorithm> {
     match (family, bits) {
         ("RSA", 2048) => Ok(KeyAlgorithm::Rsa2048),
         ("RSA", 3072) => Ok(KeyAlgorithm::Rsa3072),
@@ -401,6 +406,9 @@ impl Clm {
             .signing_issuer(actor, request.issuer_id, request.organization_id)
             .await?;
         let issuer_problem = ensure_issuer_usable(&issuer, not_after).err();
+        // Nested inside the issuer's window at the start too (an issuer
+        // created less than the backdating ago).
+        let not_before = not_before.max(issuer.row.not_before);
 
         let policy = self
             .governing_policy(actor, request.policy_id, &issuer, request.organization_id)
@@ -411,7 +419,7 @@ impl Clm {
             .await?;
 
         let (family, bits, _) = key.facts();
-        let outcomes = match &policy {
+        let mut outcomes = match &policy {
             Some(policy) => policy_check::evaluate(
                 policy,
                 &PolicyInput {
@@ -423,10 +431,19 @@ impl Clm {
                     key_family: &family,
                     key_bits: bits,
                     issuer: Some((issuer.row.id, issuer.row.organization_id)),
+                    issuer_predecessors: &issuer.rollover.predecessors,
                 },
             ),
             None => Vec::new(),
         };
+        // The issuer chain's name constraints bind every issuance, with a
+        // policy or without one.
+        outcomes.extend(policy_check::name_constraints(
+            &subject,
+            &sans,
+            None,
+            &issuer.name_constraints,
+        ));
         let ownership = Ownership {
             owner_user_id,
             organization_id: request.organization_id,
@@ -489,7 +506,7 @@ impl Clm {
         if policy.organization_id.is_none()
             && let Some(org) = organization
         {
-            let own = self.own_policies_binding(org, ca).await?;
+            let own = self.own_policies_binding(org, issuer).await?;
             if !own.is_empty() {
                 return Err(Error::invalid(
                     "policy_id",
@@ -508,7 +525,7 @@ impl Clm {
     async fn own_policies_binding(
         &self,
         organization: OrganizationId,
-        ca: &Certificate,
+        ca: &LoadedIssuer,
     ) -> Result<Vec<String>> {
         let mut conn = self.databases().core.acquire().await?;
         let filter = store::policies::PolicyFilter {
@@ -525,7 +542,13 @@ impl Clm {
                     .items
                     .iter()
                     .filter(|p| {
-                        policy_check::policy_binds(p, ca.id, ca.organization_id, Some(organization))
+                        policy_check::policy_binds(
+                            p,
+                            ca.row.id,
+                            &ca.rollover.predecessors,
+                            ca.row.organization_id,
+                            Some(organization),
+                        )
                     })
                     .map(|p| p.policy_code.clone()),
             );
@@ -633,11 +656,25 @@ impl Clm {
                 ),
             },
         });
+        let would_issue = plan.summary();
+        let mut warnings = Vec::new();
+        if matches!(
+            would_issue.kind,
+            CertificateKind::TlsServer | CertificateKind::TlsServerClient
+        ) && would_issue.crl_distribution_points.is_empty()
+            && would_issue.ocsp_urls.is_empty()
+        {
+            warnings.push(format!(
+                "CA {} writes no CRL or OCSP URL: this TLS server certificate would carry no revocation information; give the CA URLs or configure a public base URL",
+                plan.issuer.row.certificate_id
+            ));
+        }
         Ok(DryRunReport {
-            would_issue: plan.summary(),
+            would_issue,
             allowed: rules.iter().all(|r| r.passed),
             requires_approval: plan.requires_approval(),
             rules,
+            warnings,
         })
     }
 
@@ -703,7 +740,8 @@ impl Clm {
         );
         template.subject_alternative_names = plan.sans.clone();
         template.serial = crate::crypto::random_serial();
-        template.crl_distribution_points = issuer.issuance_urls.crl_distribution_points.clone();
+        (template.crl_distribution_points, template.freshest_crl_urls) =
+            issuer.issuance_urls.revocation_pointers(&template.serial);
         template.ocsp_urls = issuer.issuance_urls.ocsp_urls.clone();
         template.ca_issuers_urls = issuer.issuance_urls.ca_issuers_urls.clone();
 
@@ -742,6 +780,7 @@ impl Clm {
                         key: &signer.key,
                     },
                 )?;
+                chain_check::verify_issued(&der, template.kind, &signer.chain_der(), Utc::now())?;
                 let parsed = parse_certificate_der(&der)?;
                 let ocsp = crate::service::ocsp::presign_good(ocsp_signer, certificate_id, &parsed);
                 Ok((key, parsed, known_key_sha256, ocsp))
@@ -1102,68 +1141,5 @@ impl Clm {
         plan.ownership.workflow_id = Some(workflow_id);
         self.sign_and_store(actor, plan, RequestRow::Update(stored))
             .await
-    }
-
-    /// The private key of a certificate as PKCS#8 PEM. Needs
-    /// `certificates:export`; the read is audited (`private_key.exported`)
-    /// in the same transaction, so no audit row means no key.
-    #[tracing::instrument(skip_all, fields(actor = actor.log_kind(), organization), err(level = "info"))]
-    pub async fn export_private_key(
-        &self,
-        actor: &Actor,
-        certificate_id: CertificateId,
-    ) -> Result<SecretString> {
-        self.gate(actor, "certificates", "export").await?;
-        let certificate = {
-            let mut conn = self.databases().secure.acquire().await?;
-            store::get::<Certificates>(&mut conn.conn(), certificate_id, false).await?
-        };
-        self.authorize_visible(
-            actor,
-            Access::new("certificates", "export").in_org(certificate.organization_id),
-            "certificate",
-            certificate_id,
-        )
-        .await?;
-        // A CA's key signs for everyone under it: its own permission, which
-        // no built-in role but ADMIN holds.
-        if certificate.is_ca {
-            self.authorize(
-                actor,
-                Access::new("authorities", "export_key").in_org(certificate.organization_id),
-            )
-            .await?;
-        }
-        let mut tx = self.databases().secure.begin().await?;
-        let record = match private_keys::get_by_certificate(&mut tx.conn(), certificate_id).await {
-            Err(Error::NotFound { .. }) => {
-                return Err(Error::not_found(
-                    "private key",
-                    format!(
-                        "certificate {} (clm holds no key for it)",
-                        certificate.certificate_id
-                    ),
-                ));
-            }
-            other => other?,
-        };
-        self.load_data_key(record.encryption_key_id).await?;
-        let key = self.open_private_key(&record)?;
-        append(
-            &mut tx.conn(),
-            AuditLogKind::Secure,
-            actor,
-            AuditEntry::new("private_key.exported", "export")
-                .resource("certificate", certificate_id)
-                .org(certificate.organization_id)
-                .details(json!({
-                    "certificate_id": certificate.certificate_id,
-                    "private_key_id": record.id,
-                    "format": "PKCS#8 PEM",
-                })),
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(key.to_pkcs8_pem())
     }
 }

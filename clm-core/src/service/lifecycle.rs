@@ -41,6 +41,8 @@ pub struct LifecycleReport {
     pub audit_retention: AuditRetentionReport,
     /// Delegated OCSP responders renewed and stored responses re-signed.
     pub ocsp: crate::service::ocsp::OcspLifecycleReport,
+    /// CRLs signed ahead of their nextUpdate (every CA, partition and delta).
+    pub crls: crate::service::crls::CrlRefreshReport,
 }
 
 /// What the lifecycle's audit retention step did ([`crate::AuditRetention`]).
@@ -105,7 +107,9 @@ impl Clm {
     /// notices (once per certificate and threshold), start renewals that
     /// auto-renewing policies call for (through approval where required),
     /// expire stale requests, renew delegated OCSP responders and re-sign
-    /// stored OCSP responses ahead of their nextUpdate, and archive audit rows older than the
+    /// stored OCSP responses ahead of their nextUpdate, sign every CA's CRLs
+    /// (partitions and deltas included) that are missing or past half their
+    /// validity, and archive audit rows older than the
     /// configured retention as of `at` ([`AuditRetention`]; archiving also
     /// needs `audit:archive`). Concurrent runs in other processes are
     /// skipped (`ran: false`), never doubled.
@@ -180,6 +184,12 @@ impl Clm {
             signers_renewed = report.ocsp.signers_renewed,
             responses_refreshed = report.ocsp.responses_refreshed,
             "lifecycle: OCSP responders and responses refreshed"
+        );
+        report.crls = self.refresh_crls(actor, at).await?;
+        tracing::info!(
+            generated = report.crls.generated,
+            failed = report.crls.errors.len(),
+            "lifecycle: CRLs refreshed"
         );
         report.audit_retention = self.archive_expired_audit(actor, at).await?;
         tracing::info!(

@@ -5,6 +5,7 @@
 use serde::Serialize;
 
 use crate::crypto::DistinguishedName;
+use crate::crypto::name_constraints::{NameConstraints, PresentedName, Subtree};
 use std::net::IpAddr;
 
 use crate::model::{
@@ -45,21 +46,27 @@ pub struct PolicyInput<'a> {
     /// The signing CA (`certificates.id`) and its organization; judged by
     /// the `issuer_ids` rule (None skips it: no CA chosen yet).
     pub issuer: Option<(CertificateId, Option<OrganizationId>)>,
+    /// The CAs the signing CA succeeds through rollovers: a policy listing
+    /// one of them binds their successor too.
+    pub issuer_predecessors: &'a [CertificateId],
 }
 
 /// Whether `policy` lets CA `ca_id` (of `ca_organization`) issue for
 /// `organization`: a CA it lists; or, when it lists none, a CA of the
 /// certificate's own organization (shared CAs for shared certificates). A
 /// shared CA serves an organization only through a policy that lists it.
+/// A CA that succeeds a listed one through a rollover (`predecessors`) is
+/// bound as that one was, so a rollover needs no policy edited.
 pub fn policy_binds(
     policy: &Policy,
     ca_id: CertificateId,
+    predecessors: &[CertificateId],
     ca_organization: Option<OrganizationId>,
     organization: Option<OrganizationId>,
 ) -> bool {
     let listed = &policy.policy_rules.0.issuer_ids;
     if !listed.is_empty() {
-        return listed.contains(&ca_id);
+        return listed.contains(&ca_id) || predecessors.iter().any(|p| listed.contains(p));
     }
     ca_organization == organization
 }
@@ -256,7 +263,13 @@ pub fn evaluate(policy: &Policy, input: &PolicyInput<'_>) -> Vec<RuleOutcome> {
     if let Some((ca_id, ca_organization)) = input.issuer {
         outcomes.push(outcome(
             "issuer_ids",
-            if policy_binds(policy, ca_id, ca_organization, input.organization_id) {
+            if policy_binds(
+                policy,
+                ca_id,
+                input.issuer_predecessors,
+                ca_organization,
+                input.organization_id,
+            ) {
                 vec![]
             } else {
                 vec![format!(
@@ -523,6 +536,84 @@ pub fn enforce(policy: &Policy, input: &PolicyInput<'_>) -> Result<()> {
     }
 }
 
+/// The names a certificate with `subject` and `sans` presents to name
+/// constraints: the subject, its CN when a host name or IP (end-entity
+/// certificates only: a CA's CN names the CA), its emailAddress, every SAN.
+fn constrained_names(
+    subject: &DistinguishedName,
+    sans: &[SubjectAlternativeName],
+    ca: bool,
+) -> std::result::Result<Vec<PresentedName>, String> {
+    let mut names = Vec::with_capacity(sans.len().saturating_add(3));
+    if !subject.is_empty() {
+        let name = subject.to_name().map_err(|err| err.to_string())?;
+        names.push(PresentedName::DirectoryName(name));
+    }
+    if let Some(name) = subject
+        .common_name
+        .as_deref()
+        .filter(|_| !ca)
+        .and_then(PresentedName::from_common_name)
+    {
+        names.push(name);
+    }
+    if let Some(email) = subject.email.as_deref().filter(|e| !e.is_empty()) {
+        names.push(PresentedName::Email(email.to_string()));
+    }
+    names.extend(sans.iter().map(|san| match san {
+        SubjectAlternativeName::Dns(name) => PresentedName::Dns(name.clone()),
+        SubjectAlternativeName::Ip(ip) => PresentedName::Ip(*ip),
+        SubjectAlternativeName::Email(address) => PresentedName::Email(address.clone()),
+        SubjectAlternativeName::Uri(uri) => PresentedName::Uri(uri.clone()),
+    }));
+    Ok(names)
+}
+
+/// The `name_constraints` rule: every name of the request (see
+/// `constrained_names`) inside the constraints of every CA in the issuer's
+/// chain (`chain`: each CA with its constraints, the issuer first), and, for
+/// a sub-CA (`own_permitted` is Some), each of its own permitted subtrees
+/// inside them too. None when the chain has no constraints.
+pub fn name_constraints(
+    subject: &DistinguishedName,
+    sans: &[SubjectAlternativeName],
+    own_permitted: Option<&[Subtree]>,
+    chain: &[(String, NameConstraints)],
+) -> Option<RuleOutcome> {
+    if chain.is_empty() {
+        return None;
+    }
+    let mut failures = Vec::new();
+    let ca = own_permitted.is_some();
+    let own_permitted = own_permitted.unwrap_or_default();
+    match constrained_names(subject, sans, ca) {
+        Ok(names) => {
+            for (ca, constraints) in chain {
+                for name in &names {
+                    if let Some(why) = constraints.violation(name) {
+                        failures.push(format!("{why} of CA {ca}"));
+                    }
+                }
+                for subtree in own_permitted {
+                    if let Some(why) = constraints.escape(subtree) {
+                        failures.push(format!("{why} of CA {ca}"));
+                    }
+                }
+            }
+        }
+        Err(reason) => failures.push(format!("the subject cannot be judged: {reason}")),
+    }
+    let cas: Vec<&str> = chain.iter().map(|(ca, _)| ca.as_str()).collect();
+    Some(outcome(
+        "name_constraints",
+        failures,
+        format!(
+            "every name is within the name constraints of CA {}",
+            cas.join(", ")
+        ),
+    ))
+}
+
 /// The refusal for `violations` (the only place one is made), logged with
 /// the names of the rules (their details may quote the request: not logged).
 pub(crate) fn refuse(violations: Vec<crate::error::Violation>) -> Error {
@@ -576,6 +667,7 @@ mod tests {
             key_family: "ECDSA",
             key_bits: 256,
             issuer: None,
+            issuer_predecessors: &[],
         }
     }
 

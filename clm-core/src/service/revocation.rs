@@ -1,11 +1,10 @@
 //! Revocation (RFC 5280 reasons; `certificate_hold` suspends and can be
 //! released) and CRLs signed by the issuing CA.
 
-use chrono::{DateTime, Utc};
 use serde_json::json;
 
 use crate::crypto::ocsp::OcspCertStatus;
-use crate::crypto::{CrlEntry, PemLabel, build_crl, der_to_pem, parse_certificates, spki_sha256};
+use crate::crypto::{parse_certificates, spki_sha256};
 use crate::model::{
     Certificate, CertificateId, CertificateRevocation, CertificateStatus, RevocationId,
     RevocationReason,
@@ -20,53 +19,12 @@ use crate::store::policies::Policies;
 use crate::store::{self, now};
 use crate::{Clm, Error, Result};
 
-/// Default hours from thisUpdate to nextUpdate.
-pub const DEFAULT_CRL_HOURS: u32 = 24;
-/// Longest CRL validity accepted (a year).
-pub const MAX_CRL_HOURS: u32 = 24 * 366;
-
-/// One entry of a generated CRL.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
-pub struct CrlEntryInfo {
-    /// The revoked certificate.
-    pub certificate_id: CertificateId,
-    /// Lowercase hex of the serial's DER content bytes.
-    pub serial_number: String,
-    /// When it was revoked (the entry's revocationDate).
-    pub revoked_at: DateTime<Utc>,
-    /// Why; written as the entry's reasonCode unless `unspecified`.
-    pub reason: RevocationReason,
-}
-
-/// A signed CRL, as DER and PEM.
-#[derive(Debug, Clone, serde::Serialize, schemars::JsonSchema)]
-pub struct GeneratedCrl {
-    /// The CA that signed the CRL.
-    pub issuer_certificate_id: CertificateId,
-    /// The CRL's cRLNumber: one more than the CA's previous CRL.
-    pub crl_number: i64,
-    /// The CRL as DER (Rust only: bindings get `pem`).
-    #[serde(skip)]
-    pub der: Vec<u8>,
-    /// The CRL as one PEM `X509 CRL` block.
-    pub pem: String,
-    /// When the CRL was signed (whole seconds).
-    pub this_update: DateTime<Utc>,
-    /// When the next CRL is due: relying parties treat this one as stale after it.
-    pub next_update: DateTime<Utc>,
-    /// Every certificate the CRL lists.
-    pub entries: Vec<CrlEntryInfo>,
-}
-
-/// CRL times carry whole seconds.
-fn whole_seconds(at: DateTime<Utc>) -> DateTime<Utc> {
-    DateTime::from_timestamp(at.timestamp(), 0).unwrap_or(at)
-}
+pub use crate::service::crls::{DEFAULT_CRL_HOURS, GeneratedCrl, MAX_CRL_HOURS};
 
 impl Clm {
     /// Reads a live certificate and checks `action` on it; out of reach it
     /// does not exist.
-    async fn certificate_for(
+    pub(crate) async fn certificate_for(
         &self,
         actor: &Actor,
         id: CertificateId,
@@ -316,11 +274,14 @@ impl Clm {
         Ok(released)
     }
 
-    /// Signs a CRL for the CA `issuer_id` listing every standing revocation
-    /// of the certificates it issued, with the next CRL number (taken in the
-    /// same transaction, so numbers strictly increase even under concurrent
-    /// calls). The use of the CA key is audited in that transaction; if
-    /// anything fails the number is not consumed.
+    /// Signs a complete CRL for the CA `issuer_id` listing every standing
+    /// revocation of the certificates it issued, with the next CRL number
+    /// (taken in the same transaction, so numbers strictly increase even
+    /// under concurrent calls), and stores it as the CA's latest
+    /// ([`Clm::latest_crl`]). The entries stream from the database; the use
+    /// of the CA key is audited in that transaction; if anything fails the
+    /// number is not consumed. A partitioned CA's partitions and deltas:
+    /// [`Clm::generate_scoped_crl`].
     #[tracing::instrument(skip_all, fields(actor = actor.log_kind(), organization), err(level = "info"))]
     pub async fn generate_crl(
         &self,
@@ -328,123 +289,8 @@ impl Clm {
         issuer_id: CertificateId,
         next_update_hours: Option<u32>,
     ) -> Result<GeneratedCrl> {
-        let row = self
-            .certificate_for(actor, issuer_id, "authorities", "sign_crl")
-            .await?;
-        let hours = next_update_hours.unwrap_or(DEFAULT_CRL_HOURS);
-        if !(1..=MAX_CRL_HOURS).contains(&hours) {
-            return Err(Error::invalid(
-                "next_update_hours",
-                format!("must be 1 to {MAX_CRL_HOURS}"),
-            ));
-        }
-        if !row.is_ca {
-            return Err(Error::invalid(
-                "issuer_id",
-                format!("{} is not a CA certificate", row.certificate_id),
-            ));
-        }
-        let issuer = self.load_issuer(issuer_id).await?;
-
-        let mut tx = self.databases().secure.begin().await?;
-        let crl_number = certificates::next_crl_number(&mut tx.conn(), issuer_id).await?;
-        // The time is read only now, holding the number (its row stays
-        // locked until commit): a later number can never carry an earlier
-        // thisUpdate than the CRL before it.
-        let this_update = whole_seconds(now());
-        let next_update = crate::service::shifted(
-            "next_update_hours",
-            this_update,
-            chrono::Duration::hours(i64::from(hours)),
-        )?;
-        // Re-read under the lock: the status may have changed since the check above.
-        let current = store::get::<Certificates>(&mut tx.conn(), issuer_id, false).await?;
-        match current.status {
-            CertificateStatus::Revoked | CertificateStatus::Suspended => {
-                return Err(Error::conflict(format!(
-                    "CA {} is {}; its key must not sign",
-                    current.certificate_id, current.status
-                )));
-            }
-            _ if current.not_after <= this_update => {
-                return Err(Error::conflict(format!(
-                    "CA {} expired at {}; its key must not sign",
-                    current.certificate_id, current.not_after
-                )));
-            }
-            _ => {}
-        }
-        let standing = revocations::list_for_issuer(&mut tx.conn(), issuer_id).await?;
-        let mut seen = std::collections::HashSet::with_capacity(standing.len());
-        let mut entries = Vec::with_capacity(standing.len());
-        let mut infos = Vec::with_capacity(standing.len());
-        for revocation in standing {
-            // Imported certificates may share a serial; a CRL lists it once.
-            if !seen.insert(revocation.serial_number.clone()) {
-                continue;
-            }
-            let serial = hex::decode(&revocation.serial_number).map_err(|_| {
-                Error::Internal(format!(
-                    "revocation {} has a serial that is not hex",
-                    revocation.id
-                ))
-            })?;
-            entries.push(CrlEntry {
-                serial,
-                revoked_at: whole_seconds(revocation.revoked_at),
-                reason: revocation.revocation_reason,
-            });
-            infos.push(CrlEntryInfo {
-                certificate_id: revocation.certificate_id,
-                serial_number: revocation.serial_number,
-                revoked_at: revocation.revoked_at,
-                reason: revocation.revocation_reason,
-            });
-        }
-        let number = u64::try_from(crl_number)
-            .map_err(|_| Error::Internal(format!("negative CRL number {crl_number}")))?;
-        let der = {
-            let _permit = self.cpu_permit().await?;
-            let issuer = issuer.clone();
-            tokio::task::spawn_blocking(move || {
-                build_crl(
-                    &issuer.certificate,
-                    &issuer.key,
-                    number,
-                    this_update,
-                    next_update,
-                    &entries,
-                )
-            })
-            .await??
-        };
-        append(
-            &mut tx.conn(),
-            AuditLogKind::Secure,
-            actor,
-            AuditEntry::new("crl.generated", "sign_crl")
-                .resource("certificate", issuer_id)
-                .org(row.organization_id)
-                .details(json!({
-                    "issuer_certificate_id": row.certificate_id,
-                    "ca_key_used": "crl_signing",
-                    "crl_number": crl_number,
-                    "entries": infos.len(),
-                    "this_update": this_update,
-                    "next_update": next_update,
-                })),
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(GeneratedCrl {
-            issuer_certificate_id: issuer_id,
-            crl_number,
-            pem: der_to_pem(PemLabel::X509Crl, &der),
-            der,
-            this_update,
-            next_update,
-            entries: infos,
-        })
+        self.generate_scoped_crl(actor, issuer_id, None, false, next_update_hours)
+            .await
     }
 }
 

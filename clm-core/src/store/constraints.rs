@@ -183,6 +183,13 @@ pub(crate) const UNIQUE_KEYS: &[UniqueKey] = &[
         "serial_number per issuer",
     ),
     key(
+        "uq_crls_issuer_number",
+        "crls",
+        &["issuer_certificate_id", "crl_number"],
+        "CRL",
+        "crl_number per issuer",
+    ),
+    key(
         "uq_certificates_fingerprint_sha256_org",
         "certificates",
         &["fingerprint_sha256", "organization_id"],

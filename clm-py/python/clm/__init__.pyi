@@ -65,18 +65,24 @@ ActorKindName = Literal["user", "api_key", "system"]
 ActorType = Literal["user", "api_key", "system"]
 AuditLogKind = Literal["secure", "core"]
 AuditOutcome = Literal["success", "failure", "denied"]
+CertificateFormat = Literal["pem", "der", "pem_chain", "pkcs7_der", "pkcs7_pem"]
 CertificateKind = Literal["root_ca", "intermediate_ca", "tls_server", "tls_client", "tls_server_client", "code_signing", "email", "imported"]
 CertificateSource = Literal["issued", "imported"]
 CertificateStatus = Literal["pending", "active", "expiring", "expired", "revoked", "suspended"]
+CrlKind = Literal["full", "delta"]
 ErrorCode = Literal["NOT_FOUND", "ALREADY_EXISTS", "INVALID_INPUT", "POLICY_VIOLATION", "PERMISSION_DENIED", "CONFLICT", "CRYPTO", "DATABASE", "AUTHENTICATION", "CONFIGURATION", "CLOSED", "INTERNAL"]
+KeyFormat = Literal["pem", "der"]
 KeyStatus = Literal["active", "decrypt_only", "retired"]
 KeyType = Literal["data_encryption"]
 NotificationPriority = Literal["low", "normal", "high", "critical"]
 NotificationType = Literal["approval_required", "request_approved", "request_rejected", "certificate_issued", "certificate_expiring", "certificate_expired", "certificate_revoked", "key_rotation_completed", "renewal_started"]
 OrganizationStatus = Literal["active", "inactive", "suspended"]
+Pkcs12Encryption = Literal["modern", "legacy"]
 PolicyStatus = Literal["draft", "active", "inactive", "archived"]
 RequestStatus = Literal["pending", "pending_approval", "approved", "rejected", "issued", "failed", "cancelled", "expired"]
 RevocationReason = Literal["unspecified", "key_compromise", "ca_compromise", "affiliation_changed", "superseded", "cessation_of_operation", "certificate_hold", "remove_from_crl", "privilege_withdrawn", "aa_compromise"]
+RolloverStage = Literal["create_successor", "cross_sign", "publish_trust_bundle", "switch_issuance", "reissue_leaves", "retire_old", "done"]
+RolloverStatus = Literal["in_progress", "waiting", "completed"]
 RotationStatus = Literal["in_progress", "completed", "failed"]
 RotationType = Literal["data_key", "master_key"]
 StepType = Literal["validation", "approval", "issuance", "notification"]
@@ -145,6 +151,11 @@ class MasterKeyInput(TypedDict, total=False):
     master_key_file: str | None
 
 
+class NameSubtree(TypedDict, total=False):
+    type: Required[Literal["DNS", "IP", "EMAIL", "URI", "DIRNAME"]]
+    value: Required[str]
+
+
 class NewApiKey(TypedDict, total=False):
     name: Required[str]
     expires_at: str | datetime | None
@@ -155,10 +166,14 @@ class NewApiKey(TypedDict, total=False):
 class NewCertificateAuthority(TypedDict, total=False):
     ca_issuers_urls: Sequence[str] | None
     crl_distribution_points: Sequence[str] | None
+    crl_partitions: int | None
+    delta_crls: bool | None
+    excluded_subtrees: Sequence[NameSubtree] | None
     key_algorithm: str | None
     ocsp_urls: Sequence[str] | None
     organization_id: str | UUID | None
     path_len: int | None
+    permitted_subtrees: Sequence[NameSubtree] | None
     subject: DistinguishedName | None
     validity_days: int | None
 
@@ -214,6 +229,13 @@ class PageRequest(TypedDict, total=False):
 Permissions = dict[str, list[str]]
 
 
+class Pkcs12Options(TypedDict, total=False):
+    encryption: Pkcs12Encryption | None
+    friendly_name: str | None
+    include_chain: bool | None
+    iterations: int | None
+
+
 class PolicyFilter(TypedDict, total=False):
     organization_ids: Sequence[str | UUID] | None
     status: PolicyStatus | None
@@ -246,8 +268,21 @@ class PolicyUpdate(TypedDict, total=False):
     workflow_id: str | UUID | None
 
 
+class PrivateKeyExportOptions(TypedDict, total=False):
+    format: KeyFormat | None
+    iterations: int | None
+    password: str | None
+
+
 class RenewOptions(TypedDict, total=False):
     reuse_key: bool | None
+    validity_days: int | None
+
+
+class RolloverOptions(TypedDict, total=False):
+    key_algorithm: str | None
+    overlap_days: int | None
+    subject: DistinguishedName | None
     validity_days: int | None
 
 
@@ -424,6 +459,32 @@ class AuditRetentionReport(Record):
     cutoff: datetime | None
 
 
+class CaRollover(Record):
+    id: UUID
+    ca_certificate_id: UUID
+    successor_certificate_id: UUID
+    options: Any
+    status: RolloverStatus
+    stage: RolloverStage
+    leaves_seen: int
+    leaves_reissued: int
+    leaves_pending_approval: int
+    leaves_failed: int
+    blockers: int
+    started_at: datetime
+    created_at: datetime
+    updated_at: datetime
+    completed_at: datetime | None
+    cross_new_by_old_id: UUID | None
+    cross_old_by_new_id: UUID | None
+    deleted_at: datetime | None
+    error_message: str | None
+    initiated_by_user_id: UUID | None
+    last_leaf_id: UUID | None
+    organization_id: UUID | None
+    trust_bundle_pem: str | None
+
+
 class Certificate(Record):
     id: UUID
     certificate_id: str
@@ -463,6 +524,16 @@ class Certificate(Record):
 class CertificateAuthority(Record):
     certificate: Certificate
     issuance_urls: IssuanceUrls
+    validity_clamp: ValidityClamp | None
+
+
+class CertificateExport(Record):
+    certificate_id: UUID
+    format: CertificateFormat
+    certificates: int
+    media_type: str
+    data_base64: str
+    text: str | None
 
 
 class CertificatePage(Page[Certificate]):
@@ -555,11 +626,10 @@ class CreatedApiKey(Record):
     api_key: ApiKey
 
 
-class CrlEntryInfo(Record):
-    certificate_id: UUID
-    serial_number: str
-    revoked_at: datetime
-    reason: RevocationReason
+class CrlRefreshReport(Record):
+    generated: int
+    entries: int
+    errors: list[str]
 
 
 class CsrBundle(Record):
@@ -597,6 +667,7 @@ class DryRunReport(Record):
     rules: list[RuleOutcome]
     allowed: bool
     requires_approval: bool
+    warnings: list[str]
 
 
 class EncryptionKey(Record):
@@ -644,10 +715,13 @@ class ExpiringCertificatePage(Page[ExpiringCertificate]):
 class GeneratedCrl(Record):
     issuer_certificate_id: UUID
     crl_number: int
+    kind: CrlKind
     pem: str
     this_update: datetime
     next_update: datetime
-    entries: list[CrlEntryInfo]
+    entry_count: int
+    base_crl_number: int | None
+    partition: int | None
 
 
 class ImportReport(Record):
@@ -689,6 +763,8 @@ class IssuanceSummary(Record):
 class IssuanceUrls(Record):
     ca_issuers_urls: list[str] | None
     crl_distribution_points: list[str] | None
+    crl_partitions: int | None
+    delta_crls: bool | None
     ocsp_urls: list[str] | None
 
 
@@ -728,6 +804,7 @@ class LifecycleReport(Record):
     workflows_expired: int
     audit_retention: AuditRetentionReport
     ocsp: OcspLifecycleReport
+    crls: CrlRefreshReport
 
 
 class LoginResult(Record):
@@ -827,6 +904,23 @@ class PendingApproval(Record):
     step_name: str | None
 
 
+class Pkcs12Export(Record):
+    certificate_id: UUID
+    encryption: Pkcs12Encryption
+    iterations: int
+    certificates: int
+    friendly_name: str
+    local_key_id: str
+    data_base64: str
+
+
+class PlannedStage(Record):
+    stage: RolloverStage
+    applies: bool
+    action: str
+    certificates: int
+
+
 class Policy(Record):
     id: UUID
     policy_code: str
@@ -875,6 +969,37 @@ class Role(Record):
 class RolePage(Page[Role]):
     items: list[Role]
     next_cursor: str | None
+
+
+class RolloverPlan(Record):
+    ca_certificate_id: UUID
+    ca_kind: CertificateKind
+    successor_subject_dn: str
+    successor_key_algorithm: str
+    successor_validity_days: int
+    stages: list[PlannedStage]
+    leaves_to_reissue: int
+    leaves_requiring_approval: int
+    leaves_waiting_approval: int
+    dependants_blocking_retirement: int
+    warnings: list[str]
+    open_rollover: CaRollover | None
+    overlap_days: int | None
+    successor_issuer_id: UUID | None
+
+
+class RolloverProgress(Record):
+    rollover_id: UUID
+    leaves_seen: int
+    leaves_reissued: int
+    leaves_pending_approval: int
+    leaves_failed: int
+
+
+class RolloverReport(Record):
+    rollover: CaRollover
+    resumed: bool
+    stages_completed: list[RolloverStage]
 
 
 class RotationProgress(Record):
@@ -973,6 +1098,11 @@ class UserRole(Record):
     revoked_by_user_id: UUID | None
 
 
+class ValidityClamp(Record):
+    default_days: int
+    not_after: datetime
+
+
 class Violation(Record):
     rule: str
     message: str
@@ -1059,6 +1189,7 @@ class Clm:
         master_key_file: str | PathLike[str] | None = None,
         max_connections: int | None = None,
         ocsp_sign_with_ca_key: bool | None = None,
+        public_base_url: str | None = None,
         secure_url: str | None = None,
         slow_statement_ms: int | None = None,
         sqlite_dir: str | PathLike[str] | None = None,
@@ -1182,6 +1313,23 @@ class Clm:
         new: NewCertificateAuthority,
     ) -> CertificateAuthority: ...
     def list_authorities(self, actor: Actor) -> list[CertificateAuthority]: ...
+    def plan_ca_rollover(
+        self,
+        actor: Actor,
+        ca_id: str | UUID,
+        options: RolloverOptions | None = None,
+    ) -> RolloverPlan: ...
+    def run_ca_rollover(
+        self,
+        actor: Actor,
+        ca_id: str | UUID,
+        options: RolloverOptions | None = None,
+        batch_size: int | None = None,
+        max_batches: int | None = None,
+        *,
+        progress: Callable[[RolloverProgress], object] | None = None,
+    ) -> RolloverReport: ...
+    def ca_rollover_status(self, actor: Actor, ca_id: str | UUID) -> CaRollover: ...
     def issue_certificate(self, actor: Actor, request: IssueInput) -> IssuanceOutcome: ...
     def dry_run_issuance(self, actor: Actor, request: IssueInput) -> DryRunReport: ...
     def renew_certificate(
@@ -1190,13 +1338,31 @@ class Clm:
         certificate_id: str | UUID,
         options: RenewOptions | None = None,
     ) -> IssuanceOutcome: ...
-    def export_private_key(self, actor: Actor, certificate_id: str | UUID) -> str: ...
     def create_csr(
         self,
         subject: DistinguishedName | None = None,
         sans: Sequence[SubjectAlternativeName] | None = None,
         key_algorithm: str | None = None,
     ) -> CsrBundle: ...
+    def export_certificate(
+        self,
+        actor: Actor,
+        certificate_id: str | UUID,
+        format: CertificateFormat | None = None,
+    ) -> CertificateExport: ...
+    def export_pkcs12(
+        self,
+        actor: Actor,
+        certificate_id: str | UUID,
+        password: str,
+        options: Pkcs12Options | None = None,
+    ) -> Pkcs12Export: ...
+    def export_private_key(
+        self,
+        actor: Actor,
+        certificate_id: str | UUID,
+        options: PrivateKeyExportOptions | None = None,
+    ) -> str: ...
     def import_certificates(self, actor: Actor, request: ImportInput) -> ImportReport: ...
     def get_certificate(self, actor: Actor, id: str | UUID) -> Certificate: ...
     def get_certificate_by_certificate_id(self, actor: Actor, certificate_id: str) -> Certificate: ...
@@ -1229,6 +1395,21 @@ class Clm:
         actor: Actor,
         issuer_id: str | UUID,
         next_update_hours: int | None = None,
+    ) -> GeneratedCrl: ...
+    def generate_scoped_crl(
+        self,
+        actor: Actor,
+        issuer_id: str | UUID,
+        partition: int | None = None,
+        delta: bool | None = None,
+        next_update_hours: int | None = None,
+    ) -> GeneratedCrl: ...
+    def latest_crl(
+        self,
+        actor: Actor,
+        issuer_id: str | UUID,
+        partition: int | None = None,
+        delta: bool | None = None,
     ) -> GeneratedCrl: ...
     def ocsp_respond(self, request_der_base64: str) -> OcspReply: ...
     def rotate_data_key(

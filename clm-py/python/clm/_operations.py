@@ -238,6 +238,18 @@ OPERATIONS: dict[str, Operation] = {
         (),
         ('list', 'CertificateAuthority'), None,
         'Every CA the actor can see.'),
+    'plan_ca_rollover': Operation('plan_ca_rollover', 'rollover', True, 'value',
+        (('ca_id', True, 'uuid'), ('options', False, 'dict')),
+        'RolloverPlan', None,
+        'A dry run of a CA rollover: the stages and how many certificates each touches.'),
+    'run_ca_rollover': Operation('run_ca_rollover', 'rollover', True, 'value',
+        (('ca_id', True, 'uuid'), ('options', False, 'dict'), ('batch_size', False, 'int'), ('max_batches', False, 'int')),
+        'RolloverReport', 'RolloverProgress',
+        'Starts or resumes a CA rollover: successor, cross certificates, trust bundle, switch, leaves reissued in batches, old CA retired.'),
+    'ca_rollover_status': Operation('ca_rollover_status', 'rollover', True, 'value',
+        (('ca_id', True, 'uuid'),),
+        'CaRollover', None,
+        'The newest rollover of a CA: stage, progress and trust bundle (PEM).'),
     'issue_certificate': Operation('issue_certificate', 'issuance', True, 'value',
         (('request', True, 'dict'),),
         'IssuanceOutcome', None,
@@ -250,14 +262,22 @@ OPERATIONS: dict[str, Operation] = {
         (('certificate_id', True, 'uuid'), ('options', False, 'dict')),
         'IssuanceOutcome', None,
         'Renews a certificate (new key unless reuse_key).'),
-    'export_private_key': Operation('export_private_key', 'issuance', True, 'value',
-        (('certificate_id', True, 'uuid'),),
-        None, None,
-        "A certificate's private key as PKCS#8 PEM (audited; needs its own permission)."),
     'create_csr': Operation('create_csr', 'issuance', False, 'value',
         (('subject', False, 'dict'), ('sans', False, 'list'), ('key_algorithm', False, 'str')),
         'CsrBundle', None,
         'Generates a key and a PKCS#10 CSR for it, outside any database.'),
+    'export_certificate': Operation('export_certificate', 'exports', True, 'value',
+        (('certificate_id', True, 'uuid'), ('format', False, 'str')),
+        'CertificateExport', None,
+        'A certificate as PEM, DER, a PEM chain (up to the root) or PKCS#7 certs-only (audited).'),
+    'export_pkcs12': Operation('export_pkcs12', 'exports', True, 'value',
+        (('certificate_id', True, 'uuid'), ('password', True, 'str'), ('options', False, 'dict')),
+        'Pkcs12Export', None,
+        'Certificate, chain and private key as PKCS#12 under a password (audited; needs certificates:export).'),
+    'export_private_key': Operation('export_private_key', 'exports', True, 'value',
+        (('certificate_id', True, 'uuid'), ('options', False, 'dict')),
+        None, None,
+        'A private key as PKCS#8: PEM text, or base64 of the DER; encrypted (PBES2) with a password.'),
     'import_certificates': Operation('import_certificates', 'inventory', True, 'value',
         (('request', True, 'dict'),),
         'ImportReport', None,
@@ -310,6 +330,14 @@ OPERATIONS: dict[str, Operation] = {
         (('issuer_id', True, 'uuid'), ('next_update_hours', False, 'int')),
         'GeneratedCrl', None,
         'Generates the next CRL of an issuer.'),
+    'generate_scoped_crl': Operation('generate_scoped_crl', 'revocation', True, 'value',
+        (('issuer_id', True, 'uuid'), ('partition', False, 'int'), ('delta', False, 'bool'), ('next_update_hours', False, 'int')),
+        'GeneratedCrl', None,
+        'Generates the next CRL of one partition of an issuer, or a delta CRL.'),
+    'latest_crl': Operation('latest_crl', 'revocation', True, 'value',
+        (('issuer_id', True, 'uuid'), ('partition', False, 'int'), ('delta', False, 'bool')),
+        'GeneratedCrl', None,
+        'The latest stored CRL of an issuer (or of a partition; complete or delta), to serve.'),
     'ocsp_respond': Operation('ocsp_respond', 'ocsp', False, 'value',
         (('request_der_base64', True, 'str'),),
         'OcspReply', None,
@@ -455,6 +483,7 @@ OPEN_OPTIONS: dict[str, str | None] = {
     'master_key_file': 'path',
     'max_connections': 'int',
     'ocsp_sign_with_ca_key': 'bool',
+    'public_base_url': 'str',
     'secure_url': 'str',
     'slow_statement_ms': 'int',
     'sqlite_dir': 'path',
@@ -488,6 +517,7 @@ class Operations:
         master_key_file: str | PathLike[str] | None = None,
         max_connections: int | None = None,
         ocsp_sign_with_ca_key: bool | None = None,
+        public_base_url: str | None = None,
         secure_url: str | None = None,
         slow_statement_ms: int | None = None,
         sqlite_dir: str | PathLike[str] | None = None,
@@ -507,7 +537,7 @@ class Operations:
         `cache_ttl_ms`, `ocsp_sign_with_ca_key` and, for PostgreSQL, TLS: `sslmode`, `sslrootcert`,
         `sslcert`, `sslkey` (each overrides the same parameter of the URLs).
         """
-        return cls._open({"audit_archive_dir": audit_archive_dir, "audit_retention_days": audit_retention_days, "cache_ttl_ms": cache_ttl_ms, "core_url": core_url, "create_master_key": create_master_key, "master_key": master_key, "master_key_file": master_key_file, "max_connections": max_connections, "ocsp_sign_with_ca_key": ocsp_sign_with_ca_key, "secure_url": secure_url, "slow_statement_ms": slow_statement_ms, "sqlite_dir": sqlite_dir, "sslcert": sslcert, "sslkey": sslkey, "sslmode": sslmode, "sslrootcert": sslrootcert})
+        return cls._open({"audit_archive_dir": audit_archive_dir, "audit_retention_days": audit_retention_days, "cache_ttl_ms": cache_ttl_ms, "core_url": core_url, "create_master_key": create_master_key, "master_key": master_key, "master_key_file": master_key_file, "max_connections": max_connections, "ocsp_sign_with_ca_key": ocsp_sign_with_ca_key, "public_base_url": public_base_url, "secure_url": secure_url, "slow_statement_ms": slow_statement_ms, "sqlite_dir": sqlite_dir, "sslcert": sslcert, "sslkey": sslkey, "sslmode": sslmode, "sslrootcert": sslrootcert})
 
     def version(self) -> str:
         """The library version."""
@@ -764,6 +794,32 @@ class Operations:
         """Every CA the actor can see."""
         return self._call("list_authorities", actor, {})
 
+    def plan_ca_rollover(
+        self,
+        actor: Actor,
+        ca_id: str | UUID,
+        options: RolloverOptions | None = None,
+    ) -> RolloverPlan:
+        """A dry run of a CA rollover: the stages and how many certificates each touches."""
+        return self._call("plan_ca_rollover", actor, {"ca_id": ca_id, "options": options})
+
+    def run_ca_rollover(
+        self,
+        actor: Actor,
+        ca_id: str | UUID,
+        options: RolloverOptions | None = None,
+        batch_size: int | None = None,
+        max_batches: int | None = None,
+        *,
+        progress: Callable[[RolloverProgress], object] | None = None,
+    ) -> RolloverReport:
+        """Starts or resumes a CA rollover: successor, cross certificates, trust bundle, switch, leaves reissued in batches, old CA retired."""
+        return self._call("run_ca_rollover", actor, {"ca_id": ca_id, "options": options, "batch_size": batch_size, "max_batches": max_batches}, progress)
+
+    def ca_rollover_status(self, actor: Actor, ca_id: str | UUID) -> CaRollover:
+        """The newest rollover of a CA: stage, progress and trust bundle (PEM)."""
+        return self._call("ca_rollover_status", actor, {"ca_id": ca_id})
+
     def issue_certificate(self, actor: Actor, request: IssueInput) -> IssuanceOutcome:
         """Issues a certificate under policy (or queues it for approval)."""
         return self._call("issue_certificate", actor, {"request": request})
@@ -781,10 +837,6 @@ class Operations:
         """Renews a certificate (new key unless reuse_key)."""
         return self._call("renew_certificate", actor, {"certificate_id": certificate_id, "options": options})
 
-    def export_private_key(self, actor: Actor, certificate_id: str | UUID) -> str:
-        """A certificate's private key as PKCS#8 PEM (audited; needs its own permission)."""
-        return self._call("export_private_key", actor, {"certificate_id": certificate_id})
-
     def create_csr(
         self,
         subject: DistinguishedName | None = None,
@@ -793,6 +845,34 @@ class Operations:
     ) -> CsrBundle:
         """Generates a key and a PKCS#10 CSR for it, outside any database."""
         return self._call("create_csr", None, {"subject": subject, "sans": sans, "key_algorithm": key_algorithm})
+
+    def export_certificate(
+        self,
+        actor: Actor,
+        certificate_id: str | UUID,
+        format: CertificateFormat | None = None,
+    ) -> CertificateExport:
+        """A certificate as PEM, DER, a PEM chain (up to the root) or PKCS#7 certs-only (audited)."""
+        return self._call("export_certificate", actor, {"certificate_id": certificate_id, "format": format})
+
+    def export_pkcs12(
+        self,
+        actor: Actor,
+        certificate_id: str | UUID,
+        password: str,
+        options: Pkcs12Options | None = None,
+    ) -> Pkcs12Export:
+        """Certificate, chain and private key as PKCS#12 under a password (audited; needs certificates:export)."""
+        return self._call("export_pkcs12", actor, {"certificate_id": certificate_id, "password": password, "options": options})
+
+    def export_private_key(
+        self,
+        actor: Actor,
+        certificate_id: str | UUID,
+        options: PrivateKeyExportOptions | None = None,
+    ) -> str:
+        """A private key as PKCS#8: PEM text, or base64 of the DER; encrypted (PBES2) with a password."""
+        return self._call("export_private_key", actor, {"certificate_id": certificate_id, "options": options})
 
     def import_certificates(self, actor: Actor, request: ImportInput) -> ImportReport:
         """Imports PEM, DER or bundles, optionally with the one certificate's key."""
@@ -865,6 +945,27 @@ class Operations:
     ) -> GeneratedCrl:
         """Generates the next CRL of an issuer."""
         return self._call("generate_crl", actor, {"issuer_id": issuer_id, "next_update_hours": next_update_hours})
+
+    def generate_scoped_crl(
+        self,
+        actor: Actor,
+        issuer_id: str | UUID,
+        partition: int | None = None,
+        delta: bool | None = None,
+        next_update_hours: int | None = None,
+    ) -> GeneratedCrl:
+        """Generates the next CRL of one partition of an issuer, or a delta CRL."""
+        return self._call("generate_scoped_crl", actor, {"issuer_id": issuer_id, "partition": partition, "delta": delta, "next_update_hours": next_update_hours})
+
+    def latest_crl(
+        self,
+        actor: Actor,
+        issuer_id: str | UUID,
+        partition: int | None = None,
+        delta: bool | None = None,
+    ) -> GeneratedCrl:
+        """The latest stored CRL of an issuer (or of a partition; complete or delta), to serve."""
+        return self._call("latest_crl", actor, {"issuer_id": issuer_id, "partition": partition, "delta": delta})
 
     def ocsp_respond(self, request_der_base64: str) -> OcspReply:
         """Answers an OCSP request (DER in base64) with an OCSP response (DER in base64); public, never fails."""
@@ -1087,6 +1188,7 @@ class AsyncOperations:
         master_key_file: str | PathLike[str] | None = None,
         max_connections: int | None = None,
         ocsp_sign_with_ca_key: bool | None = None,
+        public_base_url: str | None = None,
         secure_url: str | None = None,
         slow_statement_ms: int | None = None,
         sqlite_dir: str | PathLike[str] | None = None,
@@ -1106,7 +1208,7 @@ class AsyncOperations:
         `cache_ttl_ms`, `ocsp_sign_with_ca_key` and, for PostgreSQL, TLS: `sslmode`, `sslrootcert`,
         `sslcert`, `sslkey` (each overrides the same parameter of the URLs).
         """
-        return await cls._open({"audit_archive_dir": audit_archive_dir, "audit_retention_days": audit_retention_days, "cache_ttl_ms": cache_ttl_ms, "core_url": core_url, "create_master_key": create_master_key, "master_key": master_key, "master_key_file": master_key_file, "max_connections": max_connections, "ocsp_sign_with_ca_key": ocsp_sign_with_ca_key, "secure_url": secure_url, "slow_statement_ms": slow_statement_ms, "sqlite_dir": sqlite_dir, "sslcert": sslcert, "sslkey": sslkey, "sslmode": sslmode, "sslrootcert": sslrootcert})
+        return await cls._open({"audit_archive_dir": audit_archive_dir, "audit_retention_days": audit_retention_days, "cache_ttl_ms": cache_ttl_ms, "core_url": core_url, "create_master_key": create_master_key, "master_key": master_key, "master_key_file": master_key_file, "max_connections": max_connections, "ocsp_sign_with_ca_key": ocsp_sign_with_ca_key, "public_base_url": public_base_url, "secure_url": secure_url, "slow_statement_ms": slow_statement_ms, "sqlite_dir": sqlite_dir, "sslcert": sslcert, "sslkey": sslkey, "sslmode": sslmode, "sslrootcert": sslrootcert})
 
     async def version(self) -> str:
         """The library version."""
@@ -1371,6 +1473,32 @@ class AsyncOperations:
         """Every CA the actor can see."""
         return await self._call("list_authorities", actor, {})
 
+    async def plan_ca_rollover(
+        self,
+        actor: Actor,
+        ca_id: str | UUID,
+        options: RolloverOptions | None = None,
+    ) -> RolloverPlan:
+        """A dry run of a CA rollover: the stages and how many certificates each touches."""
+        return await self._call("plan_ca_rollover", actor, {"ca_id": ca_id, "options": options})
+
+    async def run_ca_rollover(
+        self,
+        actor: Actor,
+        ca_id: str | UUID,
+        options: RolloverOptions | None = None,
+        batch_size: int | None = None,
+        max_batches: int | None = None,
+        *,
+        progress: Callable[[RolloverProgress], object] | None = None,
+    ) -> RolloverReport:
+        """Starts or resumes a CA rollover: successor, cross certificates, trust bundle, switch, leaves reissued in batches, old CA retired."""
+        return await self._call("run_ca_rollover", actor, {"ca_id": ca_id, "options": options, "batch_size": batch_size, "max_batches": max_batches}, progress)
+
+    async def ca_rollover_status(self, actor: Actor, ca_id: str | UUID) -> CaRollover:
+        """The newest rollover of a CA: stage, progress and trust bundle (PEM)."""
+        return await self._call("ca_rollover_status", actor, {"ca_id": ca_id})
+
     async def issue_certificate(self, actor: Actor, request: IssueInput) -> IssuanceOutcome:
         """Issues a certificate under policy (or queues it for approval)."""
         return await self._call("issue_certificate", actor, {"request": request})
@@ -1388,10 +1516,6 @@ class AsyncOperations:
         """Renews a certificate (new key unless reuse_key)."""
         return await self._call("renew_certificate", actor, {"certificate_id": certificate_id, "options": options})
 
-    async def export_private_key(self, actor: Actor, certificate_id: str | UUID) -> str:
-        """A certificate's private key as PKCS#8 PEM (audited; needs its own permission)."""
-        return await self._call("export_private_key", actor, {"certificate_id": certificate_id})
-
     async def create_csr(
         self,
         subject: DistinguishedName | None = None,
@@ -1400,6 +1524,34 @@ class AsyncOperations:
     ) -> CsrBundle:
         """Generates a key and a PKCS#10 CSR for it, outside any database."""
         return await self._call("create_csr", None, {"subject": subject, "sans": sans, "key_algorithm": key_algorithm})
+
+    async def export_certificate(
+        self,
+        actor: Actor,
+        certificate_id: str | UUID,
+        format: CertificateFormat | None = None,
+    ) -> CertificateExport:
+        """A certificate as PEM, DER, a PEM chain (up to the root) or PKCS#7 certs-only (audited)."""
+        return await self._call("export_certificate", actor, {"certificate_id": certificate_id, "format": format})
+
+    async def export_pkcs12(
+        self,
+        actor: Actor,
+        certificate_id: str | UUID,
+        password: str,
+        options: Pkcs12Options | None = None,
+    ) -> Pkcs12Export:
+        """Certificate, chain and private key as PKCS#12 under a password (audited; needs certificates:export)."""
+        return await self._call("export_pkcs12", actor, {"certificate_id": certificate_id, "password": password, "options": options})
+
+    async def export_private_key(
+        self,
+        actor: Actor,
+        certificate_id: str | UUID,
+        options: PrivateKeyExportOptions | None = None,
+    ) -> str:
+        """A private key as PKCS#8: PEM text, or base64 of the DER; encrypted (PBES2) with a password."""
+        return await self._call("export_private_key", actor, {"certificate_id": certificate_id, "options": options})
 
     async def import_certificates(self, actor: Actor, request: ImportInput) -> ImportReport:
         """Imports PEM, DER or bundles, optionally with the one certificate's key."""
@@ -1476,6 +1628,27 @@ class AsyncOperations:
     ) -> GeneratedCrl:
         """Generates the next CRL of an issuer."""
         return await self._call("generate_crl", actor, {"issuer_id": issuer_id, "next_update_hours": next_update_hours})
+
+    async def generate_scoped_crl(
+        self,
+        actor: Actor,
+        issuer_id: str | UUID,
+        partition: int | None = None,
+        delta: bool | None = None,
+        next_update_hours: int | None = None,
+    ) -> GeneratedCrl:
+        """Generates the next CRL of one partition of an issuer, or a delta CRL."""
+        return await self._call("generate_scoped_crl", actor, {"issuer_id": issuer_id, "partition": partition, "delta": delta, "next_update_hours": next_update_hours})
+
+    async def latest_crl(
+        self,
+        actor: Actor,
+        issuer_id: str | UUID,
+        partition: int | None = None,
+        delta: bool | None = None,
+    ) -> GeneratedCrl:
+        """The latest stored CRL of an issuer (or of a partition; complete or delta), to serve."""
+        return await self._call("latest_crl", actor, {"issuer_id": issuer_id, "partition": partition, "delta": delta})
 
     async def ocsp_respond(self, request_der_base64: str) -> OcspReply:
         """Answers an OCSP request (DER in base64) with an OCSP response (DER in base64); public, never fails."""

@@ -19,18 +19,24 @@ ActorKindName = Literal["user", "api_key", "system"]
 ActorType = Literal["user", "api_key", "system"]
 AuditLogKind = Literal["secure", "core"]
 AuditOutcome = Literal["success", "failure", "denied"]
+CertificateFormat = Literal["pem", "der", "pem_chain", "pkcs7_der", "pkcs7_pem"]
 CertificateKind = Literal["root_ca", "intermediate_ca", "tls_server", "tls_client", "tls_server_client", "code_signing", "email", "imported"]
 CertificateSource = Literal["issued", "imported"]
 CertificateStatus = Literal["pending", "active", "expiring", "expired", "revoked", "suspended"]
+CrlKind = Literal["full", "delta"]
 ErrorCode = Literal["NOT_FOUND", "ALREADY_EXISTS", "INVALID_INPUT", "POLICY_VIOLATION", "PERMISSION_DENIED", "CONFLICT", "CRYPTO", "DATABASE", "AUTHENTICATION", "CONFIGURATION", "CLOSED", "INTERNAL"]
+KeyFormat = Literal["pem", "der"]
 KeyStatus = Literal["active", "decrypt_only", "retired"]
 KeyType = Literal["data_encryption"]
 NotificationPriority = Literal["low", "normal", "high", "critical"]
 NotificationType = Literal["approval_required", "request_approved", "request_rejected", "certificate_issued", "certificate_expiring", "certificate_expired", "certificate_revoked", "key_rotation_completed", "renewal_started"]
 OrganizationStatus = Literal["active", "inactive", "suspended"]
+Pkcs12Encryption = Literal["modern", "legacy"]
 PolicyStatus = Literal["draft", "active", "inactive", "archived"]
 RequestStatus = Literal["pending", "pending_approval", "approved", "rejected", "issued", "failed", "cancelled", "expired"]
 RevocationReason = Literal["unspecified", "key_compromise", "ca_compromise", "affiliation_changed", "superseded", "cessation_of_operation", "certificate_hold", "remove_from_crl", "privilege_withdrawn", "aa_compromise"]
+RolloverStage = Literal["create_successor", "cross_sign", "publish_trust_bundle", "switch_issuance", "reissue_leaves", "retire_old", "done"]
+RolloverStatus = Literal["in_progress", "waiting", "completed"]
 RotationStatus = Literal["in_progress", "completed", "failed"]
 RotationType = Literal["data_key", "master_key"]
 StepType = Literal["validation", "approval", "issuance", "notification"]
@@ -121,6 +127,15 @@ class MasterKeyInput(TypedDict, total=False):
     master_key_file: str | None
 
 
+class NameSubtree(TypedDict, total=False):
+    """One subtree of a CA's name constraints, as a host writes it:
+    `{"type": "DNS", "value": "example.com"}`.
+    """
+
+    type: Required[Literal["DNS", "IP", "EMAIL", "URI", "DIRNAME"]]
+    value: Required[str]
+
+
 class NewApiKey(TypedDict, total=False):
     """An API key to create."""
 
@@ -137,10 +152,14 @@ class NewCertificateAuthority(TypedDict, total=False):
 
     ca_issuers_urls: Sequence[str] | None
     crl_distribution_points: Sequence[str] | None
+    crl_partitions: int | None
+    delta_crls: bool | None
+    excluded_subtrees: Sequence[NameSubtree] | None
     key_algorithm: str | None
     ocsp_urls: Sequence[str] | None
     organization_id: str | UUID | None
     path_len: int | None
+    permitted_subtrees: Sequence[NameSubtree] | None
     subject: DistinguishedName | None
     validity_days: int | None
 
@@ -208,6 +227,15 @@ class PageRequest(TypedDict, total=False):
 Permissions = dict[str, list[str]]
 
 
+class Pkcs12Options(TypedDict, total=False):
+    """Options of `export_pkcs12`."""
+
+    encryption: Pkcs12Encryption | None
+    friendly_name: str | None
+    include_chain: bool | None
+    iterations: int | None
+
+
 class PolicyFilter(TypedDict, total=False):
     """What a policy listing may filter on; every field set must match."""
 
@@ -248,10 +276,29 @@ class PolicyUpdate(TypedDict, total=False):
     workflow_id: str | UUID | None
 
 
+class PrivateKeyExportOptions(TypedDict, total=False):
+    """Options of `export_private_key`."""
+
+    format: KeyFormat | None
+    iterations: int | None
+    password: str | None
+
+
 class RenewOptions(TypedDict, total=False):
     """How to renew."""
 
     reuse_key: bool | None
+    validity_days: int | None
+
+
+class RolloverOptions(TypedDict, total=False):
+    """How the successor differs from the old CA; every field defaults to the
+    old CA's own value.
+    """
+
+    key_algorithm: str | None
+    overlap_days: int | None
+    subject: DistinguishedName | None
     validity_days: int | None
 
 
@@ -530,6 +577,37 @@ class AuditRetentionReport(Record):
     cutoff: datetime | None
 
 
+class CaRollover(Record):
+    """A CA rollover (`ca_rollovers`): where it stands and what it did."""
+
+    _fields = ('id', 'ca_certificate_id', 'successor_certificate_id', 'options', 'status', 'stage', 'leaves_seen', 'leaves_reissued', 'leaves_pending_approval', 'leaves_failed', 'blockers', 'started_at', 'created_at', 'updated_at', 'completed_at', 'cross_new_by_old_id', 'cross_old_by_new_id', 'deleted_at', 'error_message', 'initiated_by_user_id', 'last_leaf_id', 'organization_id', 'trust_bundle_pem',)
+    _decode = {'id': 'uuid', 'ca_certificate_id': 'uuid', 'successor_certificate_id': 'uuid', 'started_at': 'datetime', 'created_at': 'datetime', 'updated_at': 'datetime', 'completed_at': 'datetime', 'cross_new_by_old_id': 'uuid', 'cross_old_by_new_id': 'uuid', 'deleted_at': 'datetime', 'initiated_by_user_id': 'uuid', 'last_leaf_id': 'uuid', 'organization_id': 'uuid'}
+
+    id: UUID
+    ca_certificate_id: UUID
+    successor_certificate_id: UUID
+    options: Any
+    status: RolloverStatus
+    stage: RolloverStage
+    leaves_seen: int
+    leaves_reissued: int
+    leaves_pending_approval: int
+    leaves_failed: int
+    blockers: int
+    started_at: datetime
+    created_at: datetime
+    updated_at: datetime
+    completed_at: datetime | None
+    cross_new_by_old_id: UUID | None
+    cross_old_by_new_id: UUID | None
+    deleted_at: datetime | None
+    error_message: str | None
+    initiated_by_user_id: UUID | None
+    last_leaf_id: UUID | None
+    organization_id: UUID | None
+    trust_bundle_pem: str | None
+
+
 class Certificate(Record):
     """A certificate clm issued or imported (`certificates`), with what it read from it."""
 
@@ -574,11 +652,26 @@ class Certificate(Record):
 class CertificateAuthority(Record):
     """A CA as listed: its certificate row and its issuance URLs."""
 
-    _fields = ('certificate', 'issuance_urls',)
-    _decode = {'certificate': 'Certificate', 'issuance_urls': 'IssuanceUrls'}
+    _fields = ('certificate', 'issuance_urls', 'validity_clamp',)
+    _decode = {'certificate': 'Certificate', 'issuance_urls': 'IssuanceUrls', 'validity_clamp': 'ValidityClamp'}
 
     certificate: Certificate
     issuance_urls: IssuanceUrls
+    validity_clamp: ValidityClamp | None
+
+
+class CertificateExport(Record):
+    """An exported certificate."""
+
+    _fields = ('certificate_id', 'format', 'certificates', 'media_type', 'data_base64', 'text',)
+    _decode = {'certificate_id': 'uuid'}
+
+    certificate_id: UUID
+    format: CertificateFormat
+    certificates: int
+    media_type: str
+    data_base64: str
+    text: str | None
 
 
 class CertificatePage(Page["Certificate"]):
@@ -715,16 +808,14 @@ class CreatedApiKey(Record):
     api_key: ApiKey
 
 
-class CrlEntryInfo(Record):
-    """One entry of a generated CRL."""
+class CrlRefreshReport(Record):
+    """What the lifecycle's CRL step did."""
 
-    _fields = ('certificate_id', 'serial_number', 'revoked_at', 'reason',)
-    _decode = {'certificate_id': 'uuid', 'revoked_at': 'datetime'}
+    _fields = ('generated', 'entries', 'errors',)
 
-    certificate_id: UUID
-    serial_number: str
-    revoked_at: datetime
-    reason: RevocationReason
+    generated: int
+    entries: int
+    errors: list[str]
 
 
 class CsrBundle(Record):
@@ -780,13 +871,14 @@ class DatabaseStatsReport(Record):
 class DryRunReport(Record):
     """A dry run's verdict: what would be issued, and every check with its result."""
 
-    _fields = ('would_issue', 'rules', 'allowed', 'requires_approval',)
+    _fields = ('would_issue', 'rules', 'allowed', 'requires_approval', 'warnings',)
     _decode = {'would_issue': 'IssuanceSummary', 'rules': ('list', 'RuleOutcome')}
 
     would_issue: IssuanceSummary
     rules: list[RuleOutcome]
     allowed: bool
     requires_approval: bool
+    warnings: list[str]
 
 
 class EncryptionKey(Record):
@@ -853,15 +945,18 @@ class ExpiringCertificatePage(Page["ExpiringCertificate"]):
 class GeneratedCrl(Record):
     """A signed CRL, as DER and PEM."""
 
-    _fields = ('issuer_certificate_id', 'crl_number', 'pem', 'this_update', 'next_update', 'entries',)
-    _decode = {'issuer_certificate_id': 'uuid', 'this_update': 'datetime', 'next_update': 'datetime', 'entries': ('list', 'CrlEntryInfo')}
+    _fields = ('issuer_certificate_id', 'crl_number', 'kind', 'pem', 'this_update', 'next_update', 'entry_count', 'base_crl_number', 'partition',)
+    _decode = {'issuer_certificate_id': 'uuid', 'this_update': 'datetime', 'next_update': 'datetime'}
 
     issuer_certificate_id: UUID
     crl_number: int
+    kind: CrlKind
     pem: str
     this_update: datetime
     next_update: datetime
-    entries: list[CrlEntryInfo]
+    entry_count: int
+    base_crl_number: int | None
+    partition: int | None
 
 
 class ImportReport(Record):
@@ -925,10 +1020,12 @@ class IssuanceUrls(Record):
     `certificates.issuance_urls` on the CA's row.
     """
 
-    _fields = ('ca_issuers_urls', 'crl_distribution_points', 'ocsp_urls',)
+    _fields = ('ca_issuers_urls', 'crl_distribution_points', 'crl_partitions', 'delta_crls', 'ocsp_urls',)
 
     ca_issuers_urls: list[str] | None
     crl_distribution_points: list[str] | None
+    crl_partitions: int | None
+    delta_crls: bool | None
     ocsp_urls: list[str] | None
 
 
@@ -970,8 +1067,8 @@ class KeyRotationPage(Page["KeyRotation"]):
 class LifecycleReport(Record):
     """What one lifecycle run did."""
 
-    _fields = ('ran', 'statuses', 'expiring_notices', 'expired_notices', 'renewals_issued', 'renewals_pending_approval', 'renewal_errors', 'workflows_expired', 'audit_retention', 'ocsp',)
-    _decode = {'statuses': 'StatusRefreshReport', 'audit_retention': 'AuditRetentionReport', 'ocsp': 'OcspLifecycleReport'}
+    _fields = ('ran', 'statuses', 'expiring_notices', 'expired_notices', 'renewals_issued', 'renewals_pending_approval', 'renewal_errors', 'workflows_expired', 'audit_retention', 'ocsp', 'crls',)
+    _decode = {'statuses': 'StatusRefreshReport', 'audit_retention': 'AuditRetentionReport', 'ocsp': 'OcspLifecycleReport', 'crls': 'CrlRefreshReport'}
 
     ran: bool
     statuses: StatusRefreshReport
@@ -983,6 +1080,7 @@ class LifecycleReport(Record):
     workflows_expired: int
     audit_retention: AuditRetentionReport
     ocsp: OcspLifecycleReport
+    crls: CrlRefreshReport
 
 
 class LoginResult(Record):
@@ -1075,7 +1173,7 @@ class OcspLifecycleReport(Record):
 
 
 class OcspReply(Record):
-    """What [`Clm::ocsp_reply`] returns to the bindings: the response bytes
+    """What the `ocsp_respond` operation returns to the bindings: the response bytes
     and, for logs and tests, their status.
     """
 
@@ -1135,6 +1233,33 @@ class PendingApproval(Record):
     organization_id: UUID | None
     requested_by_user_id: UUID | None
     step_name: str | None
+
+
+class Pkcs12Export(Record):
+    """An exported PKCS #12 file."""
+
+    _fields = ('certificate_id', 'encryption', 'iterations', 'certificates', 'friendly_name', 'local_key_id', 'data_base64',)
+    _decode = {'certificate_id': 'uuid'}
+    _secret = frozenset(['data_base64'])
+
+    certificate_id: UUID
+    encryption: Pkcs12Encryption
+    iterations: int
+    certificates: int
+    friendly_name: str
+    local_key_id: str
+    data_base64: str
+
+
+class PlannedStage(Record):
+    """One stage as the plan sees it."""
+
+    _fields = ('stage', 'applies', 'action', 'certificates',)
+
+    stage: RolloverStage
+    applies: bool
+    action: str
+    certificates: int
 
 
 class Policy(Record):
@@ -1213,6 +1338,52 @@ class RolePage(Page["Role"]):
 
     items: list[Role]
     next_cursor: str | None
+
+
+class RolloverPlan(Record):
+    """A dry run of a rollover: nothing is written."""
+
+    _fields = ('ca_certificate_id', 'ca_kind', 'successor_subject_dn', 'successor_key_algorithm', 'successor_validity_days', 'stages', 'leaves_to_reissue', 'leaves_requiring_approval', 'leaves_waiting_approval', 'dependants_blocking_retirement', 'warnings', 'open_rollover', 'overlap_days', 'successor_issuer_id',)
+    _decode = {'ca_certificate_id': 'uuid', 'stages': ('list', 'PlannedStage'), 'open_rollover': 'CaRollover', 'successor_issuer_id': 'uuid'}
+
+    ca_certificate_id: UUID
+    ca_kind: CertificateKind
+    successor_subject_dn: str
+    successor_key_algorithm: str
+    successor_validity_days: int
+    stages: list[PlannedStage]
+    leaves_to_reissue: int
+    leaves_requiring_approval: int
+    leaves_waiting_approval: int
+    dependants_blocking_retirement: int
+    warnings: list[str]
+    open_rollover: CaRollover | None
+    overlap_days: int | None
+    successor_issuer_id: UUID | None
+
+
+class RolloverProgress(Record):
+    """Reported after each committed reissue batch."""
+
+    _fields = ('rollover_id', 'leaves_seen', 'leaves_reissued', 'leaves_pending_approval', 'leaves_failed',)
+    _decode = {'rollover_id': 'uuid'}
+
+    rollover_id: UUID
+    leaves_seen: int
+    leaves_reissued: int
+    leaves_pending_approval: int
+    leaves_failed: int
+
+
+class RolloverReport(Record):
+    """What a run did and where the rollover stands."""
+
+    _fields = ('rollover', 'resumed', 'stages_completed',)
+    _decode = {'rollover': 'CaRollover'}
+
+    rollover: CaRollover
+    resumed: bool
+    stages_completed: list[RolloverStage]
 
 
 class RotationProgress(Record):
@@ -1358,6 +1529,16 @@ class UserRole(Record):
     revoked_by_user_id: UUID | None
 
 
+class ValidityClamp(Record):
+    """How a new intermediate's default validity was fitted inside its issuer's."""
+
+    _fields = ('default_days', 'not_after',)
+    _decode = {'not_after': 'datetime'}
+
+    default_days: int
+    not_after: datetime
+
+
 class Violation(Record):
     """One violated policy rule: its name (`max_validity_days`) and what was wrong."""
 
@@ -1464,18 +1645,24 @@ __all__ = [
     "ActorType",
     "AuditLogKind",
     "AuditOutcome",
+    "CertificateFormat",
     "CertificateKind",
     "CertificateSource",
     "CertificateStatus",
+    "CrlKind",
     "ErrorCode",
+    "KeyFormat",
     "KeyStatus",
     "KeyType",
     "NotificationPriority",
     "NotificationType",
     "OrganizationStatus",
+    "Pkcs12Encryption",
     "PolicyStatus",
     "RequestStatus",
     "RevocationReason",
+    "RolloverStage",
+    "RolloverStatus",
     "RotationStatus",
     "RotationType",
     "StepType",
@@ -1488,6 +1675,7 @@ __all__ = [
     "ImportInput",
     "IssueInput",
     "MasterKeyInput",
+    "NameSubtree",
     "NewApiKey",
     "NewCertificateAuthority",
     "NewOrganization",
@@ -1497,10 +1685,13 @@ __all__ = [
     "NewWorkflow",
     "PageRequest",
     "Permissions",
+    "Pkcs12Options",
     "PolicyFilter",
     "PolicyRules",
     "PolicyUpdate",
+    "PrivateKeyExportOptions",
     "RenewOptions",
+    "RolloverOptions",
     "SubjectAlternativeName",
     "UserFilter",
     "UserUpdate",
@@ -1520,8 +1711,10 @@ __all__ = [
     "AuditEvent",
     "AuditEventPage",
     "AuditRetentionReport",
+    "CaRollover",
     "Certificate",
     "CertificateAuthority",
+    "CertificateExport",
     "CertificatePage",
     "CertificateRequest",
     "CertificateRevocation",
@@ -1530,7 +1723,7 @@ __all__ = [
     "ChainBreak",
     "ChainReport",
     "CreatedApiKey",
-    "CrlEntryInfo",
+    "CrlRefreshReport",
     "CsrBundle",
     "DataKeyStatus",
     "DatabaseStats",
@@ -1559,12 +1752,17 @@ __all__ = [
     "Organization",
     "OrganizationPage",
     "PendingApproval",
+    "Pkcs12Export",
+    "PlannedStage",
     "Policy",
     "PolicyPage",
     "PoolStats",
     "ReconcileReport",
     "Role",
     "RolePage",
+    "RolloverPlan",
+    "RolloverProgress",
+    "RolloverReport",
     "RotationProgress",
     "RotationReport",
     "RuleOutcome",
@@ -1574,6 +1772,7 @@ __all__ = [
     "User",
     "UserPage",
     "UserRole",
+    "ValidityClamp",
     "Violation",
     "Workflow",
     "WorkflowInstance",

@@ -26,8 +26,11 @@ from clm import (
     AuditLogKind,
     AuditOutcome,
     AuditRetentionReport,
+    CaRollover,
     Certificate,
     CertificateAuthority,
+    CertificateExport,
+    CertificateFormat,
     CertificateKind,
     CertificatePage,
     CertificateRequest,
@@ -40,7 +43,8 @@ from clm import (
     ChainBreak,
     ChainReport,
     CreatedApiKey,
-    CrlEntryInfo,
+    CrlKind,
+    CrlRefreshReport,
     CsrBundle,
     DataKeyStatus,
     DatabaseStats,
@@ -59,6 +63,7 @@ from clm import (
     IssuanceSummary,
     IssuanceUrls,
     IssueInput,
+    KeyFormat,
     KeyRotation,
     KeyRotationPage,
     KeyStatus,
@@ -69,6 +74,7 @@ from clm import (
     MaintenanceStep,
     MasterKeyInput,
     MfaEnrollment,
+    NameSubtree,
     NewApiKey,
     NewCertificateAuthority,
     NewOrganization,
@@ -88,6 +94,10 @@ from clm import (
     PageRequest,
     PendingApproval,
     Permissions,
+    Pkcs12Encryption,
+    Pkcs12Export,
+    Pkcs12Options,
+    PlannedStage,
     Policy,
     PolicyFilter,
     PolicyPage,
@@ -95,12 +105,19 @@ from clm import (
     PolicyStatus,
     PolicyUpdate,
     PoolStats,
+    PrivateKeyExportOptions,
     ReconcileReport,
     RenewOptions,
     RequestStatus,
     RevocationReason,
     Role,
     RolePage,
+    RolloverOptions,
+    RolloverPlan,
+    RolloverProgress,
+    RolloverReport,
+    RolloverStage,
+    RolloverStatus,
     RotationProgress,
     RotationReport,
     RotationStatus,
@@ -117,6 +134,7 @@ from clm import (
     UserRole,
     UserStatus,
     UserUpdate,
+    ValidityClamp,
     ViewFilter,
     Violation,
     Workflow,
@@ -145,6 +163,7 @@ class Clm:
         master_key_file: str | PathLike[str] | None = None,
         max_connections: int | None = None,
         ocsp_sign_with_ca_key: bool | None = None,
+        public_base_url: str | None = None,
         secure_url: str | None = None,
         slow_statement_ms: int | None = None,
         sqlite_dir: str | PathLike[str] | None = None,
@@ -276,6 +295,23 @@ class Clm:
         new: NewCertificateAuthority,
     ) -> CertificateAuthority: ...
     async def list_authorities(self, actor: Actor) -> list[CertificateAuthority]: ...
+    async def plan_ca_rollover(
+        self,
+        actor: Actor,
+        ca_id: str | UUID,
+        options: RolloverOptions | None = None,
+    ) -> RolloverPlan: ...
+    async def run_ca_rollover(
+        self,
+        actor: Actor,
+        ca_id: str | UUID,
+        options: RolloverOptions | None = None,
+        batch_size: int | None = None,
+        max_batches: int | None = None,
+        *,
+        progress: Callable[[RolloverProgress], object] | None = None,
+    ) -> RolloverReport: ...
+    async def ca_rollover_status(self, actor: Actor, ca_id: str | UUID) -> CaRollover: ...
     async def issue_certificate(self, actor: Actor, request: IssueInput) -> IssuanceOutcome: ...
     async def dry_run_issuance(self, actor: Actor, request: IssueInput) -> DryRunReport: ...
     async def renew_certificate(
@@ -284,13 +320,31 @@ class Clm:
         certificate_id: str | UUID,
         options: RenewOptions | None = None,
     ) -> IssuanceOutcome: ...
-    async def export_private_key(self, actor: Actor, certificate_id: str | UUID) -> str: ...
     async def create_csr(
         self,
         subject: DistinguishedName | None = None,
         sans: Sequence[SubjectAlternativeName] | None = None,
         key_algorithm: str | None = None,
     ) -> CsrBundle: ...
+    async def export_certificate(
+        self,
+        actor: Actor,
+        certificate_id: str | UUID,
+        format: CertificateFormat | None = None,
+    ) -> CertificateExport: ...
+    async def export_pkcs12(
+        self,
+        actor: Actor,
+        certificate_id: str | UUID,
+        password: str,
+        options: Pkcs12Options | None = None,
+    ) -> Pkcs12Export: ...
+    async def export_private_key(
+        self,
+        actor: Actor,
+        certificate_id: str | UUID,
+        options: PrivateKeyExportOptions | None = None,
+    ) -> str: ...
     async def import_certificates(self, actor: Actor, request: ImportInput) -> ImportReport: ...
     async def get_certificate(self, actor: Actor, id: str | UUID) -> Certificate: ...
     async def get_certificate_by_certificate_id(
@@ -327,6 +381,21 @@ class Clm:
         actor: Actor,
         issuer_id: str | UUID,
         next_update_hours: int | None = None,
+    ) -> GeneratedCrl: ...
+    async def generate_scoped_crl(
+        self,
+        actor: Actor,
+        issuer_id: str | UUID,
+        partition: int | None = None,
+        delta: bool | None = None,
+        next_update_hours: int | None = None,
+    ) -> GeneratedCrl: ...
+    async def latest_crl(
+        self,
+        actor: Actor,
+        issuer_id: str | UUID,
+        partition: int | None = None,
+        delta: bool | None = None,
     ) -> GeneratedCrl: ...
     async def ocsp_respond(self, request_der_base64: str) -> OcspReply: ...
     async def rotate_data_key(
