@@ -1582,7 +1582,7 @@ export interface OcspLifecycleReport {
 }
 
 /**
- * What [`Clm::ocsp_reply`] returns to the bindings: the response bytes
+ * What the `ocsp_respond` operation returns to the bindings: the response bytes
  * and, for logs and tests, their status.
  */
 export interface OcspReply {

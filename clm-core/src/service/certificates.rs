@@ -285,7 +285,7 @@ pub struct IssuanceExtras {
     pub public_key_sha256: Option<String>,
     /// The certificate's pre-signed `good` OCSP response (see
     /// [`crate::service::ocsp`]), inserted with it.
-    pub ocsp_response: Option<crate::store::ocsp_responses::OcspResponseRecord>,
+    pub ocsp_response: Option<Box<crate::store::ocsp_responses::OcspResponseRecord>>,
 }
 
 /// The request an issuance fulfils: new, or one that waited for approval.
@@ -485,7 +485,7 @@ async fn write_secure_rows(
     append_many(conn, AuditLogKind::Secure, entries).await?;
     let ocsp_responses: Vec<crate::store::ocsp_responses::OcspResponseRecord> = writes
         .iter()
-        .filter_map(|(_, w)| w.issuance.ocsp_response.clone())
+        .filter_map(|(_, w)| w.issuance.ocsp_response.as_deref().cloned())
         .collect();
     crate::store::ocsp_responses::insert_many(conn, &ocsp_responses).await?;
     for (_, write) in &writes {

@@ -179,7 +179,7 @@ impl Clm {
             workflows_expired = report.workflows_expired,
             "lifecycle: stale requests expired"
         );
-        report.ocsp = self.ocsp_lifecycle(at).await?;
+        report.ocsp = Box::pin(self.ocsp_lifecycle(at)).await?;
         tracing::info!(
             signers_renewed = report.ocsp.signers_renewed,
             responses_refreshed = report.ocsp.responses_refreshed,

@@ -75,7 +75,7 @@ const REFRESH_BATCH: u32 = 500;
 /// naming made-up issuers cannot make every request read the CA table.
 const INDEX_MISS_RELOAD: StdDuration = StdDuration::from_millis(250);
 
-/// What [`Clm::ocsp_reply`] returns to the bindings: the response bytes
+/// What the `ocsp_respond` operation returns to the bindings: the response bytes
 /// and, for logs and tests, their status.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
 pub struct OcspReply {
@@ -316,7 +316,9 @@ impl Clm {
     /// documentation for what it reveals).
     #[tracing::instrument(skip_all, fields(actor = "public", organization))]
     pub async fn ocsp_respond(&self, request_der: &[u8]) -> Vec<u8> {
-        match self.ocsp_answer(request_der).await {
+        // Boxed, as the other entry points below: the callers' futures
+        // (revocation, issuance, the lifecycle) stay small.
+        match Box::pin(self.ocsp_answer(request_der)).await {
             Ok(der) => der,
             Err(err) => {
                 let status = failure_status(&err);
@@ -535,7 +537,7 @@ impl Clm {
             }
             let (record, key) = match opened {
                 Some(found) => found,
-                None => self.provision_signer(&issuer).await?,
+                None => Box::pin(self.provision_signer(&issuer)).await?,
             };
             delegated(issuer_id, hashes, record, key)
         };
@@ -546,6 +548,17 @@ impl Clm {
         Ok(signer)
     }
 
+    /// [`Clm::ocsp_signer`] for the write paths (issuance, revocation):
+    /// from the cache at once, else loaded (or issued) on a task of its own,
+    /// so their callers' stacks do not grow by the loading's depth.
+    async fn ocsp_signer_task(&self, issuer_id: CertificateId) -> Result<Arc<LoadedSigner>> {
+        if let Some(signer) = self.ocsp_state().cached_signer(issuer_id) {
+            return Ok(signer);
+        }
+        let clm = self.clone();
+        tokio::spawn(async move { clm.ocsp_signer(issuer_id).await }).await?
+    }
+
     /// The signer for responses pre-signed at issuance, or None (logged)
     /// when it cannot be had: issuance goes on, and the certificate's first
     /// requests are signed fresh until the lifecycle stores one.
@@ -553,7 +566,7 @@ impl Clm {
         &self,
         issuer_id: CertificateId,
     ) -> Option<Arc<LoadedSigner>> {
-        match self.ocsp_signer(issuer_id).await {
+        match self.ocsp_signer_task(issuer_id).await {
             Ok(signer) => Some(signer),
             Err(err) => {
                 tracing::warn!(error = %err, issuer = %issuer_id, "ocsp: no signer; issuing without a pre-signed response");
@@ -574,7 +587,7 @@ impl Clm {
         let (Some(issuer), Ok(serial)) = (issuer, hex::decode(serial_hex)) else {
             return OcspUpdate::Drop(certificate);
         };
-        let signed = match self.ocsp_signer(issuer).await {
+        let signed = match self.ocsp_signer_task(issuer).await {
             Ok(signer) => {
                 self.run_cpu(move || signer.presign(certificate, &serial, status))
                     .await
@@ -790,7 +803,7 @@ impl Clm {
                 continue;
             }
             let outcome = match self.load_issuer(id).await {
-                Ok(issuer) => self.provision_signer(&issuer).await.map(|_| ()),
+                Ok(issuer) => Box::pin(self.provision_signer(&issuer)).await.map(|_| ()),
                 Err(err) => Err(err),
             };
             match outcome {
@@ -841,14 +854,14 @@ pub(crate) fn presign_good(
     signer: Option<Arc<LoadedSigner>>,
     certificate_id: CertificateId,
     certificate: &ParsedCertificate,
-) -> Option<OcspResponseRecord> {
+) -> Option<Box<OcspResponseRecord>> {
     let signer = signer?;
     match signer.presign(
         certificate_id,
         &certificate.serial_bytes(),
         OcspCertStatus::Good,
     ) {
-        Ok(row) => Some(row),
+        Ok(row) => Some(Box::new(row)),
         Err(err) => {
             tracing::warn!(error = %err, certificate = %certificate_id, "ocsp: response not pre-signed");
             None

@@ -1173,7 +1173,7 @@ class OcspLifecycleReport(Record):
 
 
 class OcspReply(Record):
-    """What [`Clm::ocsp_reply`] returns to the bindings: the response bytes
+    """What the `ocsp_respond` operation returns to the bindings: the response bytes
     and, for logs and tests, their status.
     """
 

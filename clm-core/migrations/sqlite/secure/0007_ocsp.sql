@@ -42,9 +42,8 @@ CREATE INDEX idx_ocsp_responses_next_update ON ocsp_responses (next_update);
 -- A fresh answer (a nonce, a SHA-256 CertID, a missing or stale stored
 -- response) reads the status by issuer and serial: one probe each, never a
 -- scan of an issuer's certificates or revocations, whatever serial a client
--- asks about. Issued serials already have uq_certificates_issuer_serial.
+-- asks about. Issued serials already have uq_certificates_issuer_serial;
+-- standing revocations get idx_certificate_revocations_issuer_serial in
+-- 0008 (the CRLs stream by it too).
 CREATE INDEX idx_certificates_issuer_serial_imported ON certificates (issuer_certificate_id, serial_number)
     WHERE source = 'imported';
-CREATE INDEX idx_certificate_revocations_issuer_serial
-    ON certificate_revocations (issuer_certificate_id, serial_number)
-    WHERE released_at IS NULL AND deleted_at IS NULL;
