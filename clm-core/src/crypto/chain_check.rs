@@ -693,7 +693,7 @@ mod tests {
             Link::read(&ca.der, "chain").unwrap(),
         ];
         assert!(webpki_understands(&path));
-        check_with_webpki(&path, CertificateKind::TlsServer, Utc::now()).unwrap();
+        check_with_webpki(&path, Purpose::Kind(CertificateKind::TlsServer), Utc::now()).unwrap();
         let outside = issue(
             &ca,
             CertificateKind::TlsServer,
@@ -706,7 +706,7 @@ mod tests {
             Link::read(&ca.der, "chain").unwrap(),
         ];
         expect_internal(
-            check_with_webpki(&path, CertificateKind::TlsServer, Utc::now()),
+            check_with_webpki(&path, Purpose::Kind(CertificateKind::TlsServer), Utc::now()),
             "webpki",
         );
     }
