@@ -18,7 +18,7 @@
 //! Input is checked before anything is read (password rules:
 //! [`crate::crypto::check_export_password`]; iterations:
 //! [`crate::crypto::check_iterations`]), so bad input writes nothing. The
-//! key derivations run off the executor ([`Clm::run_cpu`]) and outside
+//! key derivations run off the executor (`Clm::run_cpu`, the CPU pool) and outside
 //! any transaction: a slow KDF never holds an audit chain's lock.
 
 use schemars::JsonSchema;
