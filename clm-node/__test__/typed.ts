@@ -104,6 +104,8 @@ async function everyOperation(dir: string): Promise<void> {
   const scopedCrl = await clm.generateScopedCrl(system, inter.certificate.id, null, false, 24)
   const servedCrl = await clm.latestCrl(system, inter.certificate.id, null, false)
   const servedPem: string = servedCrl.pem
+  const ocspReply = await clm.ocspRespond("MAA=")
+  const ocspStatus: string = ocspReply.response_status
 
   // Key rotation, with a progress callback.
   const seen: RotationProgress[] = []
@@ -255,7 +257,7 @@ async function everyOperation(dir: string): Promise<void> {
 
   await clm.close()
   void [text, kind, sameCert, authorities, allowed, key, renewed, csrKey, imported, byBusinessId, pem, next, chain, restored,
-    refreshed, reconciled, revocation, released, crlPem, crlEntries, scopedCrl, servedPem, rotated, masterRotation, keys, rotations, sameOrg, orgs,
+    refreshed, reconciled, revocation, released, crlPem, crlEntries, scopedCrl, servedPem, ocspStatus, rotated, masterRotation, keys, rotations, sameOrg, orgs,
     suspended, sameUser, byName, users, updated, back, unlocked, uri, ended, purged, keyActor, apiKeys, sameRole,
     byCode, roles, widened, granted, samePolicy, byPolicyCode, policies, changed, policyBack, sameWorkflow,
     byWorkflowCode, workflows, expired, theirs, marked, delivered, ran, events, chainReport, against, archive, codes,

@@ -25,7 +25,18 @@ def issue(handle, pki, issuer, cn):
 
 def test_plan_run_status_of_a_root_and_its_intermediate(handle, pki, tmp_path):
     system = pki["system"]
-    root, inter = pki["root"].certificate, pki["inter"].certificate
+    # Without pathLenConstraints: a cross certificate adds a CA level, so
+    # under a root limited to one level an old intermediate's leaves could
+    # not verify through the other root (clm cuts the cross certificate's
+    # own constraint to what its signer allows).
+    root = handle.create_root_ca(system, {
+        "subject": {"common_name": "Py Rollover Root", "organization": "Acme", "country": "US"},
+        "key_algorithm": "ecdsa_p384",
+    }).certificate
+    inter = handle.create_intermediate_ca(system, root.id, {
+        "subject": {"common_name": "Py Rollover Issuing CA"},
+        "validity_days": 1825,
+    }).certificate
     leaves = [issue(handle, pki, inter, f"r{n}.example.com") for n in range(3)]
 
     # The root: its intermediate keeps it from retiring until it is rolled too.

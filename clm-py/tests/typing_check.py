@@ -129,9 +129,12 @@ def every_operation(c: clm.Clm, pem: str) -> None:
     cert = c.release_certificate_hold(system, cert.id)
     crl: clm.GeneratedCrl = c.generate_crl(system, inter.certificate.id, 24)
     entry_count: int = crl.entry_count
-    kind: clm.CrlKind = crl.kind
+    crl_kind: clm.CrlKind = crl.kind
     scoped: clm.GeneratedCrl = c.generate_scoped_crl(system, inter.certificate.id, partition=None, delta=False)
     served: clm.GeneratedCrl = c.latest_crl(system, inter.certificate.id, delta=False)
+    ocsp_reply: clm.OcspReply = c.ocsp_respond("MAA=")
+    ocsp_status: str = ocsp_reply.response_status
+    ocsp_der: str = ocsp_reply.response_der_base64
 
     def progress(report: clm.RotationProgress) -> None:
         done: int = report.rotated

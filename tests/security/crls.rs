@@ -1,16 +1,17 @@
 //! Attacks: crls (see main.rs). Signing a CRL uses a CA's key and reading
 //! one reveals what a CA revoked: the tenant next door, a narrower API key
-//! and a member without `authorities:sign_crl` get nothing, and a refusal
-//! uses up no CRL number.
+//! and a member without `authorities:sign_crl` get nothing, a revoked
+//! session yields no actor, and a refusal uses up no CRL number.
 
 use chrono::Utc;
 use clm::crypto::DistinguishedName;
+use clm::crypto::SecretString;
 use clm::model::Permissions;
 use clm::service::authorities::NewCertificateAuthority;
-use clm::service::identity::NewApiKey;
+use clm::service::identity::{LoginContext, NewApiKey};
 use clm::{Clm, ErrorCode, SecuritySettings};
 
-use crate::common::on_both_keyed;
+use crate::common::{on_both_keyed, unique};
 use crate::members::member;
 
 fn security() -> SecuritySettings {
@@ -133,12 +134,42 @@ async fn crls_other_tenants_narrow_keys_and_readers_cannot_sign_or_read() {
             .await
             .expect("a reader reads");
 
-        // No refusal used up a number: A's next CRL follows its first.
+        // A signer's session signs until it is revoked; then its token
+        // yields no actor to sign with.
+        let system = clm.system_actor();
+        let password = SecretString::new(format!("Crl-{}-pw-9", unique("x")));
+        clm.set_password(&system, a.user, password.clone())
+            .await
+            .expect("password");
+        let user = clm.get_user(&system, a.user).await.expect("user");
+        let login = clm
+            .authenticate(&user.username, password, None, LoginContext::default())
+            .await
+            .expect("login");
+        let session = clm
+            .validate_session(login.token.expose())
+            .await
+            .expect("session");
+        let by_session = clm
+            .generate_scoped_crl(&session, ca, Some(1), false, None)
+            .await
+            .expect("a live session signs");
+        clm.revoke_user_sessions(&system, a.user)
+            .await
+            .expect("revoke");
+        let after = clm.validate_session(login.token.expose()).await;
+        assert_eq!(
+            after.expect_err("a revoked session").code(),
+            ErrorCode::Authentication
+        );
+
+        // No refusal used up a number: A's next CRL follows the last signed.
         let next = clm
             .generate_scoped_crl(&a.actor, ca, Some(0), false, None)
             .await
             .expect("A signs a partition");
-        assert_eq!(next.crl_number, first.crl_number + 1);
+        assert_eq!(next.crl_number, by_session.crl_number + 1);
+        assert_eq!(by_session.crl_number, first.crl_number + 1);
     })
     .await;
 }

@@ -383,7 +383,19 @@ fn check_with_webpki(path: &[Link<'_>], purpose: Purpose, at: DateTime<Utc>) -> 
     let kind = match purpose {
         Purpose::Kind(kind) => kind,
         Purpose::OcspSigning => {
-            return check_with_usage(path, webpki::KeyUsage::required(OCSP_SIGNING), at);
+            // webpki's `required` also demands the EKU of every CA on the
+            // path, which CAs rarely carry: the responder's own is checked
+            // here, webpki only refuses a CA whose EKU excludes OCSP.
+            if !has_extended_key_usage(&path[0], const_oid::db::rfc5280::ID_KP_OCSP_SIGNING)? {
+                return Err(failed(
+                    "a delegated OCSP responder without id-kp-OCSPSigning",
+                ));
+            }
+            return check_with_usage(
+                path,
+                webpki::KeyUsage::required_if_present(OCSP_SIGNING),
+                at,
+            );
         }
     };
     let usage = match kind {
@@ -396,6 +408,25 @@ fn check_with_webpki(path: &[Link<'_>], purpose: Purpose, at: DateTime<Utc>) -> 
         _ => webpki::KeyUsage::required_if_present(CODE_SIGNING),
     };
     check_with_usage(path, usage, at)
+}
+
+/// Whether `link` carries an extendedKeyUsage extension listing `purpose`.
+fn has_extended_key_usage(link: &Link<'_>, purpose: const_oid::ObjectIdentifier) -> Result<bool> {
+    let extensions = link
+        .certificate
+        .tbs_certificate()
+        .extensions()
+        .map(Vec::as_slice)
+        .unwrap_or(&[]);
+    for extension in extensions {
+        if extension.extn_id == const_oid::db::rfc5280::ID_CE_EXT_KEY_USAGE {
+            let usages =
+                x509_cert::ext::pkix::ExtendedKeyUsage::from_der(extension.extn_value.as_bytes())
+                    .map_err(|err| failed(format!("extendedKeyUsage does not parse: {err}")))?;
+            return Ok(usages.0.contains(&purpose));
+        }
+    }
+    Ok(false)
 }
 
 fn check_with_usage(path: &[Link<'_>], usage: webpki::KeyUsage, at: DateTime<Utc>) -> Result<()> {
@@ -485,6 +516,45 @@ mod tests {
         )
         .unwrap();
         Ca { key, der }
+    }
+
+    /// A delegated OCSP responder below an intermediate: the intermediate
+    /// carries no extendedKeyUsage, which must not fail the responder
+    /// (webpki's `required` usage demanded it of every CA on the path); a
+    /// TLS leaf is no responder.
+    #[test]
+    fn ocsp_responders_below_an_intermediate_pass_and_other_leaves_do_not() {
+        let top = root("OCSP Root", None, None);
+        let inter = issue(
+            &top,
+            CertificateKind::IntermediateCa,
+            "CN=OCSP Inter,O=Example,C=US",
+            Vec::new(),
+            1000,
+        );
+        let responder_key = KeyPair::generate(KeyAlgorithm::EcdsaP256).unwrap();
+        let (from, to) = window(30);
+        let responder = crate::crypto::ocsp::build_ocsp_responder_certificate(
+            &parse_certificate_der(&inter.der).unwrap(),
+            &inter.key,
+            &responder_key,
+            from,
+            to,
+        )
+        .unwrap();
+        let chain = [inter.der.clone(), top.der.clone()];
+        verify_ocsp_responder(&responder, &chain, Utc::now()).unwrap();
+        let leaf = issue(
+            &inter,
+            CertificateKind::TlsServer,
+            "CN=www.example.com",
+            dns("www.example.com"),
+            30,
+        );
+        expect_internal(
+            verify_ocsp_responder(&leaf.der, &chain, Utc::now()),
+            "id-kp-OCSPSigning",
+        );
     }
 
     fn dns(name: &str) -> Vec<SubjectAlternativeName> {

@@ -942,7 +942,11 @@ impl Clm {
                 not_before,
                 not_after,
             );
-            template.path_len = subject.certificate.path_len;
+            template.path_len = cross_path_len(
+                subject.certificate.path_len,
+                signer.certificate.path_len,
+                &signer.row.certificate_id,
+            )?;
             template.serial = random_serial();
             template.crl_distribution_points = signer.issuance_urls.crl_distribution_points.clone();
             template.ocsp_urls = signer.issuance_urls.ocsp_urls.clone();
@@ -1185,4 +1189,22 @@ async fn refuse_rolled_over(conn: &mut Conn<'_>, old: &LoadedIssuer) -> Result<(
         )));
     }
     Ok(())
+}
+
+/// The pathLenConstraint of a cross certificate of a root with `subject`'s
+/// constraint, signed by a root with `signer`'s: a CA below the signer must
+/// stay under its constraint (RFC 5280 §4.2.1.9), so the subject's is cut
+/// to what the signer leaves; a signer allowing no CA below it cannot
+/// cross-sign at all.
+fn cross_path_len(subject: Option<u8>, signer: Option<u8>, signer_id: &str) -> Result<Option<u8>> {
+    match signer {
+        None => Ok(subject),
+        Some(0) => Err(Error::conflict(format!(
+            "CA {signer_id} has pathLenConstraint 0: no CA certificate, a cross certificate included, may be signed below it"
+        ))),
+        Some(limit) => {
+            let room = limit.saturating_sub(1);
+            Ok(Some(subject.map_or(room, |own| own.min(room))))
+        }
+    }
 }
