@@ -524,14 +524,43 @@ mod tests {
     /// TLS leaf is no responder.
     #[test]
     fn ocsp_responders_below_an_intermediate_pass_and_other_leaves_do_not() {
-        let top = root("OCSP Root", None, None);
-        let inter = issue(
-            &top,
-            CertificateKind::IntermediateCa,
-            "CN=OCSP Inter,O=Example,C=US",
-            Vec::new(),
-            1000,
+        // As the Python suite's PKI: a P-384 root allowing one level, a
+        // P-256 intermediate allowing none.
+        let top_key = KeyPair::generate(KeyAlgorithm::EcdsaP384).unwrap();
+        let (from, to) = window(3650);
+        let mut t = CertificateTemplate::new(
+            DistinguishedName::parse("CN=OCSP Root,O=Example,C=US").unwrap(),
+            CertificateKind::RootCa,
+            from,
+            to,
         );
+        t.path_len = Some(1);
+        let top = Ca {
+            der: build_certificate(&t, &top_key.public_key_der(), Issuer::SelfSigned(&top_key))
+                .unwrap(),
+            key: top_key,
+        };
+        let inter_key = KeyPair::generate(KeyAlgorithm::EcdsaP256).unwrap();
+        let (from, to) = window(1825);
+        let mut t = CertificateTemplate::new(
+            DistinguishedName::parse("CN=OCSP Inter").unwrap(),
+            CertificateKind::IntermediateCa,
+            from,
+            to,
+        );
+        t.path_len = Some(0);
+        let inter = Ca {
+            der: build_certificate(
+                &t,
+                &inter_key.public_key_der(),
+                Issuer::Ca {
+                    certificate: &parse_certificate_der(&top.der).unwrap(),
+                    key: &top.key,
+                },
+            )
+            .unwrap(),
+            key: inter_key,
+        };
         let responder_key = KeyPair::generate(KeyAlgorithm::EcdsaP256).unwrap();
         let (from, to) = window(30);
         let responder = crate::crypto::ocsp::build_ocsp_responder_certificate(
