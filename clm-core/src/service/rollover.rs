@@ -1208,3 +1208,23 @@ fn cross_path_len(subject: Option<u8>, signer: Option<u8>, signer_id: &str) -> R
         }
     }
 }
+
+#[cfg(test)]
+mod cross_path_len_tests {
+    use super::cross_path_len;
+
+    #[test]
+    fn a_cross_certificate_stays_under_its_signers_path_length() {
+        // Unconstrained signer: the subject's own constraint stands.
+        assert_eq!(cross_path_len(Some(3), None, "old").ok(), Some(Some(3)));
+        assert_eq!(cross_path_len(None, None, "old").ok(), Some(None));
+        // A signer allowing one level leaves none below the cross certificate.
+        assert_eq!(cross_path_len(Some(1), Some(1), "old").ok(), Some(Some(0)));
+        assert_eq!(cross_path_len(None, Some(2), "old").ok(), Some(Some(1)));
+        assert_eq!(cross_path_len(Some(0), Some(5), "old").ok(), Some(Some(0)));
+        // A signer allowing no CA below it cannot cross-sign; the error names it.
+        let refused = cross_path_len(Some(1), Some(0), "ROOT-OLD").expect_err("pathLen 0");
+        assert_eq!(refused.code(), crate::ErrorCode::Conflict);
+        assert!(refused.to_string().contains("ROOT-OLD"), "{refused}");
+    }
+}
