@@ -3,13 +3,16 @@
 //! fresh signing (a nonce: status read by issuer and serial, then signed by
 //! the delegated P-256 responder), with N concurrent callers. Both backends.
 //!
-//!     cargo bench -p clm-core --bench ocsp
+//!     cargo bench -p clm-core --features clm-core/unstable-internals --bench ocsp
 //!
 //! CLM_BENCH_COUNT (default 500) certificates issued first; CLM_BENCH_REQUESTS
 //! (default 20000) requests per measurement; CLM_BENCH_CONCURRENCY (default
 //! "1,8") callers; CLM_BENCH_BACKENDS (default "sqlite,postgres"). PostgreSQL
 //! from CLM_TEST_PG_URL (default postgres://postgres@127.0.0.1:5432; skipped
 //! when unreachable).
+
+#[path = "../tests/common/mod.rs"]
+mod common;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -23,7 +26,6 @@ use clm::model::{CertificateKind, SubjectAlternativeName};
 use clm::service::authorities::NewCertificateAuthority;
 use clm::service::issuance::{IssueRequest, KeySource};
 use clm::{Clm, ClmConfig, MasterKeySource};
-use sqlx::AssertSqlSafe;
 
 fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -150,44 +152,13 @@ async fn bench_backend(label: &str, config: ClmConfig) {
     clm.close().await;
 }
 
-async fn postgres_config() -> Option<(sqlx::PgPool, String, String, ClmConfig)> {
-    let base = std::env::var("CLM_TEST_PG_URL")
-        .ok()
-        .filter(|v| !v.trim().is_empty())
-        .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432".into());
-    let base = base.trim_end_matches('/').to_string();
-    let admin = match sqlx::postgres::PgPoolOptions::new()
-        .max_connections(2)
-        .acquire_timeout(Duration::from_secs(5))
-        .connect(&format!("{base}/postgres"))
-        .await
-    {
-        Ok(pool) => pool,
-        Err(err) => {
-            println!("postgres   SKIPPED: {base} unreachable ({err})");
-            return None;
-        }
-    };
-    let stem = format!("clm_bench_{}", uuid::Uuid::new_v4().simple());
-    let (secure, core) = (format!("{stem}_secure"), format!("{stem}_core"));
-    for name in [&secure, &core] {
-        if let Err(err) = sqlx::query(AssertSqlSafe(format!("CREATE DATABASE {name}")))
-            .execute(&admin)
-            .await
-        {
-            println!("postgres   SKIPPED: cannot create {name}: {err}");
-            return None;
-        }
-    }
-    let config = ClmConfig::postgres(format!("{base}/{secure}"), format!("{base}/{core}"));
-    Some((admin, secure, core, config))
-}
-
 #[tokio::main]
 async fn main() {
     // `cargo test --benches` runs bench binaries with `--bench` absent; stay quick there.
     if !std::env::args().any(|a| a == "--bench") {
-        println!("ocsp bench: run with `cargo bench -p clm-core --bench ocsp`");
+        println!(
+            "ocsp bench: run with `cargo bench -p clm-core --features clm-core/unstable-internals --bench ocsp`"
+        );
         return;
     }
     let dir = match tempfile::tempdir() {
@@ -200,14 +171,12 @@ async fn main() {
     if !backend_enabled("postgres") {
         return;
     }
-    if let Some((admin, secure, core, config)) = postgres_config().await {
-        bench_backend("postgres", config).await;
-        for name in [secure, core] {
-            let _ = sqlx::query(AssertSqlSafe(format!(
-                "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-            )))
-            .execute(&admin)
-            .await;
+    // The suite's own throwaway databases (tests/common), dropped after.
+    match common::PgTestDb::create().await {
+        Some(db) => {
+            bench_backend("postgres", db.config()).await;
+            db.drop_all().await;
         }
+        None => println!("postgres   SKIPPED: unreachable"),
     }
 }
