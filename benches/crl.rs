@@ -16,68 +16,10 @@ mod memory;
 
 use std::time::Instant;
 
-use chrono::Duration as Days;
 use clm::crypto::DistinguishedName;
-use clm::model::CertificateId;
 use clm::service::authorities::NewCertificateAuthority;
-use clm::store::{Value, certificates, now};
 use clm::{Clm, ClmConfig};
 use memory::{mib, reset_peak, status_kb};
-
-const LOAD_CHUNK: usize = 5_000;
-
-/// A random positive serial, as issuance makes them.
-fn serial() -> String {
-    hex::encode(clm::crypto::random_serial())
-}
-
-/// `n` certificates of `ca`, each with a standing revocation: certificate
-/// rows by the store's multi-row insert, then one INSERT ... SELECT per
-/// chunk for their revocations (the certificate's id doubles as the
-/// revocation's, unique and a valid id on both backends).
-async fn load(clm: &Clm, ca: CertificateId, n: usize) {
-    let started = Instant::now();
-    let t = now();
-    let mut done = 0;
-    while done < n {
-        let size = LOAD_CHUNK.min(n - done);
-        let certs: Vec<_> = (0..size)
-            .map(|i| {
-                let mut cert = common::certificate(
-                    &format!("host{}.example.com", done + i),
-                    t + Days::days(90),
-                );
-                cert.issuer_certificate_id = Some(ca);
-                cert.serial_number = serial();
-                cert
-            })
-            .collect();
-        let mut tx = clm.databases().secure.begin().await.expect("begin");
-        certificates::insert_many(&mut tx.conn(), &certs)
-            .await
-            .expect("certificates");
-        tx.commit().await.expect("commit");
-        done += size;
-    }
-    let mut tx = clm.databases().secure.begin().await.expect("begin");
-    let revoked = common::raw(
-        &mut tx.conn(),
-        "INSERT INTO certificate_revocations (id, certificate_id, issuer_certificate_id,
-            serial_number, revocation_reason, revoked_at, created_at, updated_at)
-         SELECT id, id, issuer_certificate_id, serial_number, 'superseded', $2, $2, $2
-           FROM certificates WHERE issuer_certificate_id = $1",
-        vec![
-            Value::Id(clm::model::ResourceId(ca.as_uuid())),
-            Value::Time(t),
-        ],
-    )
-    .await
-    .expect("revocations");
-    tx.commit().await.expect("commit");
-    assert_eq!(revoked, n as u64);
-    let secs = started.elapsed().as_secs_f64();
-    println!("  loaded {n} revoked certificates in {secs:.1} s");
-}
 
 async fn run(label: &str, config: ClmConfig, n: usize) {
     println!("== {label}, {n} revoked");
@@ -97,7 +39,12 @@ async fn run(label: &str, config: ClmConfig, n: usize) {
         .expect("CA")
         .certificate;
     let ca = ca_row.id;
-    load(&clm, ca, n).await;
+    let started = Instant::now();
+    common::revoke_in_bulk(&clm, ca, n).await;
+    println!(
+        "  loaded {n} revoked certificates in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
     let rss_before = status_kb("VmRSS:");
     let reset = reset_peak();
     let hwm_before = status_kb("VmHWM:");
@@ -109,7 +56,7 @@ async fn run(label: &str, config: ClmConfig, n: usize) {
     println!(
         "  generate_crl: {n} entries in {secs:.2} s ({:.0} entries/s), {:.1} MiB DER",
         n as f64 / secs,
-        crl.der.len() as f64 / 1_048_576.0
+        crl.size_bytes as f64 / 1_048_576.0
     );
     println!(
         "  memory: VmRSS before {}, VmHWM {} -> {} (+{}{})",
@@ -123,23 +70,53 @@ async fn run(label: &str, config: ClmConfig, n: usize) {
             ", cumulative peak"
         }
     );
+
+    // Serving: the CRL read back chunk by chunk, as a host streams it.
+    let reset = reset_peak();
+    let hwm_before = status_kb("VmHWM:");
+    let started = Instant::now();
+    let mut reader = clm
+        .open_latest_crl(&system, ca, None, false)
+        .await
+        .expect("open CRL");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let crl_path = dir.path().join("crl.der");
+    let mut file = std::io::BufWriter::new(std::fs::File::create(&crl_path).expect("CRL file"));
+    let mut served = 0usize;
+    while let Some(chunk) = reader.next_chunk().await.expect("chunk") {
+        served += chunk.len();
+        std::io::Write::write_all(&mut file, &chunk).expect("write CRL");
+    }
+    std::io::Write::flush(&mut file).expect("flush CRL");
+    assert_eq!(served as i64, crl.size_bytes);
+    let hwm_after = status_kb("VmHWM:");
+    println!(
+        "  served in chunks: {:.2} s, VmHWM {} -> {} (+{}{})",
+        started.elapsed().as_secs_f64(),
+        mib(hwm_before),
+        mib(hwm_after),
+        mib(hwm_after.saturating_sub(hwm_before)),
+        if reset {
+            ", peak reset"
+        } else {
+            ", cumulative peak"
+        }
+    );
     println!(
         "  openssl crl -verify: {}",
-        openssl_verify(&crl.der, &ca_row.certificate_pem)
+        openssl_verify(&crl_path, &ca_row.certificate_pem)
     );
-    drop(crl);
     clm.close().await;
 }
 
-/// What `openssl crl -verify` says of the CRL (DER) against the CA.
-fn openssl_verify(der: &[u8], ca_pem: &str) -> String {
+/// What `openssl crl -verify` says of the CRL (a DER file) against the CA.
+fn openssl_verify(crl: &std::path::Path, ca_pem: &str) -> String {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (crl, ca) = (dir.path().join("crl.der"), dir.path().join("ca.pem"));
-    std::fs::write(&crl, der).expect("write CRL");
+    let ca = dir.path().join("ca.pem");
     std::fs::write(&ca, ca_pem).expect("write CA");
     match std::process::Command::new("openssl")
         .args(["crl", "-inform", "DER", "-noout", "-verify", "-in"])
-        .arg(&crl)
+        .arg(crl)
         .arg("-CAfile")
         .arg(&ca)
         .output()

@@ -738,6 +738,35 @@ export interface CrlRefreshReport {
   generated: number
 }
 
+/**
+ * What generating a CRL made: its number, scope, times and size. The CRL
+ * itself is stored in chunks, never whole in memory; read it with
+ * [`Clm::latest_crl`] (whole) or [`Clm::open_latest_crl`] (chunk by chunk).
+ */
+export interface CrlSummary {
+  /** A delta's base: the complete CRL it updates. */
+  base_crl_number?: number | null
+  /**
+   * The CRL's cRLNumber, from the CA's one sequence (complete, delta and
+   * partition CRLs alike).
+   */
+  crl_number: number
+  /** How many certificates it lists (a delta: with removeFromCRL entries). */
+  entry_count: number
+  /** The CA that signed the CRL. */
+  issuer_certificate_id: CertificateId
+  /** Complete or delta. */
+  kind: CrlKind
+  /** When the next CRL is due: relying parties treat this one as stale after it. */
+  next_update: string
+  /** The partition it covers; None for the CA's whole CRL. */
+  partition?: number | null
+  /** The CRL's DER length in bytes. */
+  size_bytes: number
+  /** When the CRL was signed (whole seconds). */
+  this_update: string
+}
+
 /** A key and a PKCS#10 CSR for it, made outside any database. */
 export interface CsrBundle {
   /** The PKCS#10 CSR, PEM, signed with the new key. */
@@ -2903,10 +2932,10 @@ export declare class Clm {
   revokeCertificate(actor: Actor, id: CertificateId, reason: RevocationReason, comment?: string | null): Promise<CertificateRevocation>
   /** Releases a certificate_hold. */
   releaseCertificateHold(actor: Actor, id: CertificateId): Promise<Certificate>
-  /** Generates the next CRL of an issuer. */
-  generateCrl(actor: Actor, issuerId: CertificateId, nextUpdateHours?: number | null): Promise<GeneratedCrl>
-  /** Generates the next CRL of one partition of an issuer, or a delta CRL. */
-  generateScopedCrl(actor: Actor, issuerId: CertificateId, partition?: number | null, delta?: boolean | null, nextUpdateHours?: number | null): Promise<GeneratedCrl>
+  /** Generates the next CRL of an issuer and stores it; returns its summary (read it with latest_crl). */
+  generateCrl(actor: Actor, issuerId: CertificateId, nextUpdateHours?: number | null): Promise<CrlSummary>
+  /** Generates the next CRL of one partition of an issuer, or a delta CRL; returns its summary. */
+  generateScopedCrl(actor: Actor, issuerId: CertificateId, partition?: number | null, delta?: boolean | null, nextUpdateHours?: number | null): Promise<CrlSummary>
   /** The latest stored CRL of an issuer (or of a partition; complete or delta), to serve. */
   latestCrl(actor: Actor, issuerId: CertificateId, partition?: number | null, delta?: boolean | null): Promise<GeneratedCrl>
   /** Answers an OCSP request (DER in base64) with an OCSP response (DER in base64); public, never fails. */

@@ -157,8 +157,8 @@ const OPERATIONS = [
   {"name": "reconcile", "js_name": "reconcile", "module": "certificates", "summary": "Repairs rows a crash left half-written between the two databases.", "needs_actor": true, "arguments": [], "result_kind": "value", "progress": false},
   {"name": "revoke_certificate", "js_name": "revokeCertificate", "module": "revocation", "summary": "Revokes a certificate (certificate_hold suspends it).", "needs_actor": true, "arguments": [{"name": "id", "js_name": "id", "required": true}, {"name": "reason", "js_name": "reason", "required": true}, {"name": "comment", "js_name": "comment", "required": false}], "result_kind": "value", "progress": false},
   {"name": "release_certificate_hold", "js_name": "releaseCertificateHold", "module": "revocation", "summary": "Releases a certificate_hold.", "needs_actor": true, "arguments": [{"name": "id", "js_name": "id", "required": true}], "result_kind": "value", "progress": false},
-  {"name": "generate_crl", "js_name": "generateCrl", "module": "revocation", "summary": "Generates the next CRL of an issuer.", "needs_actor": true, "arguments": [{"name": "issuer_id", "js_name": "issuerId", "required": true}, {"name": "next_update_hours", "js_name": "nextUpdateHours", "required": false}], "result_kind": "value", "progress": false},
-  {"name": "generate_scoped_crl", "js_name": "generateScopedCrl", "module": "revocation", "summary": "Generates the next CRL of one partition of an issuer, or a delta CRL.", "needs_actor": true, "arguments": [{"name": "issuer_id", "js_name": "issuerId", "required": true}, {"name": "partition", "js_name": "partition", "required": false}, {"name": "delta", "js_name": "delta", "required": false}, {"name": "next_update_hours", "js_name": "nextUpdateHours", "required": false}], "result_kind": "value", "progress": false},
+  {"name": "generate_crl", "js_name": "generateCrl", "module": "revocation", "summary": "Generates the next CRL of an issuer and stores it; returns its summary (read it with latest_crl).", "needs_actor": true, "arguments": [{"name": "issuer_id", "js_name": "issuerId", "required": true}, {"name": "next_update_hours", "js_name": "nextUpdateHours", "required": false}], "result_kind": "value", "progress": false},
+  {"name": "generate_scoped_crl", "js_name": "generateScopedCrl", "module": "revocation", "summary": "Generates the next CRL of one partition of an issuer, or a delta CRL; returns its summary.", "needs_actor": true, "arguments": [{"name": "issuer_id", "js_name": "issuerId", "required": true}, {"name": "partition", "js_name": "partition", "required": false}, {"name": "delta", "js_name": "delta", "required": false}, {"name": "next_update_hours", "js_name": "nextUpdateHours", "required": false}], "result_kind": "value", "progress": false},
   {"name": "latest_crl", "js_name": "latestCrl", "module": "revocation", "summary": "The latest stored CRL of an issuer (or of a partition; complete or delta), to serve.", "needs_actor": true, "arguments": [{"name": "issuer_id", "js_name": "issuerId", "required": true}, {"name": "partition", "js_name": "partition", "required": false}, {"name": "delta", "js_name": "delta", "required": false}], "result_kind": "value", "progress": false},
   {"name": "ocsp_respond", "js_name": "ocspRespond", "module": "ocsp", "summary": "Answers an OCSP request (DER in base64) with an OCSP response (DER in base64); public, never fails.", "needs_actor": false, "arguments": [{"name": "request_der_base64", "js_name": "requestDerBase64", "required": true}], "result_kind": "value", "progress": false},
   {"name": "rotate_data_key", "js_name": "rotateDataKey", "module": "rotation", "summary": "Rotates the data key, re-sealing every private key in batches; resumes an interrupted run.", "needs_actor": true, "arguments": [{"name": "batch_size", "js_name": "batchSize", "required": false}, {"name": "max_batches", "js_name": "maxBatches", "required": false}], "result_kind": "value", "progress": true},
@@ -573,12 +573,12 @@ class Clm {
     return runtime.callAs(this, actor, "release_certificate_hold", { id })
   }
 
-  /** Generates the next CRL of an issuer. */
+  /** Generates the next CRL of an issuer and stores it; returns its summary (read it with latest_crl). */
   generateCrl(actor, issuerId, nextUpdateHours) {
     return runtime.callAs(this, actor, "generate_crl", { issuer_id: issuerId, next_update_hours: nextUpdateHours })
   }
 
-  /** Generates the next CRL of one partition of an issuer, or a delta CRL. */
+  /** Generates the next CRL of one partition of an issuer, or a delta CRL; returns its summary. */
   generateScopedCrl(actor, issuerId, partition, delta, nextUpdateHours) {
     return runtime.callAs(this, actor, "generate_scoped_crl", { issuer_id: issuerId, partition, delta, next_update_hours: nextUpdateHours })
   }

@@ -230,9 +230,13 @@ async fn build(clm: &Clm, out_dir: &Path) -> clm::Result<()> {
         .generate_crl(&system, intermediate.certificate.id, None)
         .await?;
     println!(
-        "CRL           #{} with {} entr(ies)",
-        crl.crl_number, crl.entry_count
+        "CRL           #{} with {} entr(ies), {} bytes",
+        crl.crl_number, crl.entry_count, crl.size_bytes
     );
+    // Generation stores the CRL; serving reads the latest of its scope.
+    let crl = clm
+        .latest_crl(&system, intermediate.certificate.id, None, false)
+        .await?;
 
     write(out_dir, "root.pem", &root.certificate.certificate_pem)?;
     write(

@@ -94,9 +94,14 @@ async fn a_pki_runs_through_the_json_entry_point() {
         )
         .await
         .expect("revoke");
-        let crl = call(&clm, &system, "generate_crl", json!({"issuer_id": root_id}))
+        let generated = call(&clm, &system, "generate_crl", json!({"issuer_id": root_id}))
             .await
             .expect("crl");
+        assert!(generated["size_bytes"].as_i64().is_some_and(|n| n > 0));
+        assert!(generated.get("pem").is_none(), "a summary, not the CRL");
+        let crl = call(&clm, &system, "latest_crl", json!({"issuer_id": root_id}))
+            .await
+            .expect("served crl");
         assert!(
             crl["pem"]
                 .as_str()

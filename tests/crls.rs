@@ -14,7 +14,7 @@ use clm::crypto::{DistinguishedName, KeyAlgorithm, crl_partition};
 use clm::model::{Certificate, CertificateKind, CrlKind, RevocationReason, SubjectAlternativeName};
 use clm::service::authorities::{CertificateAuthority, NewCertificateAuthority};
 use clm::service::issuance::{IssueRequest, KeySource};
-use clm::service::revocation::GeneratedCrl;
+use clm::service::revocation::{CRL_CHUNK_BYTES, CrlSummary, GeneratedCrl};
 use clm::{Clm, ClmConfig, ErrorCode, SecuritySettings};
 use common::{on_both_configs, test_master_key, unique};
 
@@ -128,8 +128,39 @@ fn python() -> String {
     std::env::var("CLM_TEST_PYTHON").unwrap_or_else(|_| "python3".to_string())
 }
 
-/// `openssl crl -verify` against the CA (DER input), then the CRL as text.
-fn openssl_crl(dir: &Path, name: &str, crl: &GeneratedCrl, ca: &Certificate) -> String {
+/// The CRL a generation reported, as the host serves it (the latest of its
+/// scope): same number, entries and size.
+async fn served(clm: &Clm, crl: &CrlSummary) -> GeneratedCrl {
+    let served = clm
+        .latest_crl(
+            &clm.system_actor(),
+            crl.issuer_certificate_id,
+            crl.partition,
+            crl.kind == CrlKind::Delta,
+        )
+        .await
+        .expect("latest CRL of the scope");
+    assert_eq!(
+        (
+            served.crl_number,
+            served.entry_count,
+            served.der.len() as i64
+        ),
+        (crl.crl_number, crl.entry_count, crl.size_bytes)
+    );
+    served
+}
+
+/// `openssl crl -verify` against the CA (DER input) of the CRL a generation
+/// reported, as served; then the CRL as text.
+async fn openssl_crl(
+    clm: &Clm,
+    dir: &Path,
+    name: &str,
+    crl: &CrlSummary,
+    ca: &Certificate,
+) -> String {
+    let crl = served(clm, crl).await;
     let path = dir.join(format!("{name}.der"));
     let ca_path = dir.join("ca.pem");
     std::fs::write(&path, &crl.der).expect("write crl");
@@ -294,7 +325,7 @@ async fn crls_full_partitioned_and_delta_verify_with_openssl_and_python() {
             (full.kind, full.partition, full.entry_count),
             (CrlKind::Full, None, 6)
         );
-        let text = openssl_crl(dir.path(), "full", &full, &ca.certificate);
+        let text = openssl_crl(&clm, dir.path(), "full", &full, &ca.certificate).await;
         assert!(
             text.contains(&format!("{BASE}/crl/{id}/delta.crl")),
             "{text}"
@@ -317,11 +348,13 @@ async fn crls_full_partitioned_and_delta_verify_with_openssl_and_python() {
             assert_eq!(crl.entry_count, expected as i64);
             listed += crl.entry_count;
             let text = openssl_crl(
+                &clm,
                 dir.path(),
                 &format!("part{partition}"),
                 &crl,
                 &ca.certificate,
-            );
+            )
+            .await;
             assert!(text.contains("Issuing Distribution Point"), "{text}");
             assert!(
                 text.contains(&format!("{BASE}/crl/{id}/{partition}.crl")),
@@ -348,7 +381,7 @@ async fn crls_full_partitioned_and_delta_verify_with_openssl_and_python() {
         assert_eq!(delta.kind, CrlKind::Delta);
         assert_eq!(delta.base_crl_number, Some(full.crl_number));
         assert!(delta.crl_number > last_number);
-        let text = openssl_crl(dir.path(), "delta", &delta, &ca.certificate);
+        let text = openssl_crl(&clm, dir.path(), "delta", &delta, &ca.certificate).await;
         assert!(text.contains("Delta CRL Indicator"), "{text}");
         assert!(text.contains("Remove From CRL"), "{text}");
         assert!(
@@ -360,7 +393,7 @@ async fn crls_full_partitioned_and_delta_verify_with_openssl_and_python() {
             .generate_scoped_crl(&system, id, Some(partition), true, None)
             .await
             .expect("partition delta");
-        let text = openssl_crl(dir.path(), "partdelta", &part_delta, &ca.certificate);
+        let text = openssl_crl(&clm, dir.path(), "partdelta", &part_delta, &ca.certificate).await;
         assert!(
             text.contains(&format!("{BASE}/crl/{id}/{partition}.crl")),
             "{text}"
@@ -400,15 +433,17 @@ async fn crls_full_partitioned_and_delta_verify_with_openssl_and_python() {
             .await
             .expect("latest");
         assert_eq!(
-            (latest.crl_number, &latest.der),
-            (full.crl_number, &full.der)
+            (latest.crl_number, latest.der.len() as i64),
+            (full.crl_number, full.size_bytes)
         );
         let latest = clm
             .latest_crl(&system, id, None, true)
             .await
             .expect("latest delta");
-        assert_eq!(latest.der, delta.der);
-        assert_eq!(latest.pem, delta.pem);
+        assert_eq!(
+            (latest.crl_number, latest.der.len() as i64),
+            (delta.crl_number, delta.size_bytes)
+        );
         let again = clm
             .generate_crl(&system, id, None)
             .await
@@ -518,7 +553,7 @@ async fn crl_settings_and_requests_refuse_bad_input() {
             .await
             .expect("partition 1");
         let dir = tempfile::tempdir().expect("tempdir");
-        let text = openssl_crl(dir.path(), "explicit", &part, &explicit.certificate);
+        let text = openssl_crl(&clm, dir.path(), "explicit", &part, &explicit.certificate).await;
         assert!(
             text.contains("http://crl.example.test/issuing/1.crl"),
             "{text}"
@@ -661,6 +696,85 @@ async fn lifecycle_signs_every_scope_ahead_of_next_update() {
             .await
             .expect("later");
         assert_eq!(later.crls.generated, first.crls.generated);
+    })
+    .await;
+}
+
+/// A CRL larger than one stored chunk: generation reports its size, the
+/// whole read and the chunked read give the same bytes, openssl and Python
+/// verify it; a reader opened on it finishes after the next CRL is signed
+/// (the previous one stays stored) and is told to reopen after the one after
+/// that, never handed a mix of two CRLs.
+#[tokio::test]
+async fn crls_larger_than_a_chunk_are_stored_and_served_in_chunks() {
+    const REVOKED: usize = 8_000;
+    on_both_with_base(|clm| async move {
+        let system = clm.system_actor();
+        let ca = root_ca(&clm).await;
+        let id = ca.certificate.id;
+        common::revoke_in_bulk(&clm, id, REVOKED).await;
+
+        let first = clm.generate_crl(&system, id, None).await.expect("CRL");
+        assert_eq!(first.entry_count, REVOKED as i64);
+        assert!(
+            first.size_bytes > CRL_CHUNK_BYTES as i64,
+            "{} bytes fit one chunk",
+            first.size_bytes
+        );
+        let whole = served(&clm, &first).await;
+
+        let mut reader = clm
+            .open_latest_crl(&system, id, None, false)
+            .await
+            .expect("open");
+        assert_eq!(reader.summary(), &first);
+        let mut chunked = Vec::new();
+        let mut chunks = 0;
+        while let Some(chunk) = reader.next_chunk().await.expect("chunk") {
+            assert!(chunk.len() <= CRL_CHUNK_BYTES);
+            chunked.extend(chunk);
+            chunks += 1;
+        }
+        assert_eq!(chunks, 2);
+        assert_eq!(chunked, whole.der);
+        assert_eq!(reader.next_chunk().await.expect("after the end"), None);
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        let text = openssl_crl(&clm, dir.path(), "large", &first, &ca.certificate).await;
+        assert!(text.contains("X509v3 CRL Number"), "{}", &text[..200]);
+        let out = python_crls(dir.path(), &ca.certificate, &["large"]);
+        assert!(
+            line(&out, "large").contains(&format!("entries={REVOKED}")),
+            "{out}"
+        );
+
+        // A host streaming CRL 1 while CRL 2 is signed still gets CRL 1
+        // whole; once CRL 3 is signed, CRL 1 is gone and the reader says so.
+        let mut slow = clm
+            .open_latest_crl(&system, id, None, false)
+            .await
+            .expect("open");
+        let head = slow
+            .next_chunk()
+            .await
+            .expect("first chunk")
+            .expect("bytes");
+        let second = clm.generate_crl(&system, id, None).await.expect("CRL 2");
+        let mut rest = head;
+        while let Some(chunk) = slow.next_chunk().await.expect("CRL 1 after CRL 2") {
+            rest.extend(chunk);
+        }
+        assert_eq!(rest, whole.der, "the reader mixed two CRLs");
+        let mut stale = clm
+            .open_latest_crl(&system, id, None, false)
+            .await
+            .expect("open");
+        assert_eq!(stale.summary().crl_number, second.crl_number);
+        stale.next_chunk().await.expect("first chunk of CRL 2");
+        clm.generate_crl(&system, id, None).await.expect("CRL 3");
+        clm.generate_crl(&system, id, None).await.expect("CRL 4");
+        let err = assert_code(stale.next_chunk().await, ErrorCode::Conflict);
+        assert!(err.to_string().contains("open the latest again"), "{err}");
     })
     .await;
 }

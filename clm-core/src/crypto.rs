@@ -30,7 +30,7 @@ pub use certificate::{
     CertificateTemplate, Issuer, MAX_CERTIFICATE_LEN, ParsedCertificate, build_certificate,
     parse_certificate_der, parse_certificates, random_serial, verify_signed_by,
 };
-pub use crl::{CrlBuilder, CrlEntry, CrlScope, build_crl, crl_partition};
+pub use crl::{CrlBuilder, CrlEntry, CrlScope, SignedCrl, build_crl, crl_partition};
 pub use csr::{ParsedCsr, build_csr, parse_csr};
 pub use envelope::{Sealed, aad, generate_data_key, open, open_parts, seal, sealed_key_version};
 pub use keys::{KeyAlgorithm, KeyInfo, KeyPair};

@@ -2389,7 +2389,8 @@ pub unsafe extern "C" fn clm_release_certificate_hold(
     unsafe { run(clm, actor, "release_certificate_hold", arguments_json, None, Output::Json(result_json)) }
 }
 
-/// Generates the next CRL of an issuer.
+/// Generates the next CRL of an issuer and stores it; returns its summary
+/// (read it with latest_crl).
 ///
 /// Operation `generate_crl` (revocation).
 /// `arguments_json`: a JSON object of these named arguments:
@@ -2397,10 +2398,10 @@ pub unsafe extern "C" fn clm_release_certificate_hold(
 /// - `next_update_hours` (integer 0..4294967295 or null; optional)
 ///
 /// `actor`: who performs it (not NULL).
-/// `result_json`: the `GeneratedCrl` record `{"crl_number", "entry_count",
-/// "issuer_certificate_id", "kind", "next_update", "pem", "this_update",
-/// "base_crl_number"?, "partition"?}` as JSON text; free it with
-/// `clm_string_free`.
+/// `result_json`: the `CrlSummary` record `{"crl_number", "entry_count",
+/// "issuer_certificate_id", "kind", "next_update", "size_bytes",
+/// "this_update", "base_crl_number"?, "partition"?}` as JSON text; free it
+/// with `clm_string_free`.
 ///
 /// # Safety
 /// `clm` and `actor` are NULL or live handles; `arguments_json` is NULL or a
@@ -2415,7 +2416,8 @@ pub unsafe extern "C" fn clm_generate_crl(
     unsafe { run(clm, actor, "generate_crl", arguments_json, None, Output::Json(result_json)) }
 }
 
-/// Generates the next CRL of one partition of an issuer, or a delta CRL.
+/// Generates the next CRL of one partition of an issuer, or a delta CRL;
+/// returns its summary.
 ///
 /// Operation `generate_scoped_crl` (revocation).
 /// `arguments_json`: a JSON object of these named arguments:
@@ -2425,10 +2427,10 @@ pub unsafe extern "C" fn clm_generate_crl(
 /// - `next_update_hours` (integer 0..4294967295 or null; optional)
 ///
 /// `actor`: who performs it (not NULL).
-/// `result_json`: the `GeneratedCrl` record `{"crl_number", "entry_count",
-/// "issuer_certificate_id", "kind", "next_update", "pem", "this_update",
-/// "base_crl_number"?, "partition"?}` as JSON text; free it with
-/// `clm_string_free`.
+/// `result_json`: the `CrlSummary` record `{"crl_number", "entry_count",
+/// "issuer_certificate_id", "kind", "next_update", "size_bytes",
+/// "this_update", "base_crl_number"?, "partition"?}` as JSON text; free it
+/// with `clm_string_free`.
 ///
 /// # Safety
 /// `clm` and `actor` are NULL or live handles; `arguments_json` is NULL or a

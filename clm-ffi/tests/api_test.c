@@ -396,8 +396,11 @@ static void revocation(void) {
   char *released = call("release_certificate_hold", clm_release_certificate_hold, sys, "{\"id\":\"%s\"}",
                         held_id);
   CHECK(released && strstr(released, "\"status\":\"active\""), "the released certificate is active");
-  char *crl = call("generate_crl", clm_generate_crl, sys, "{\"issuer_id\":\"%s\",\"next_update_hours\":48}",
-                   inter_id);
+  char *generated_crl = call("generate_crl", clm_generate_crl, sys,
+                             "{\"issuer_id\":\"%s\",\"next_update_hours\":48}", inter_id);
+  CHECK(generated_crl && strstr(generated_crl, "\"size_bytes\":") && !strstr(generated_crl, "\"pem\""),
+        "generate_crl returns a summary with the CRL's size");
+  char *crl = call("latest_crl", clm_latest_crl, sys, "{\"issuer_id\":\"%s\"}", inter_id);
   char *crl_pem = field(crl, "pem");
   if (crl_pem) {
     write_file(work, "crl.pem", crl_pem);

@@ -99,7 +99,7 @@ async function everyOperation(dir: string): Promise<void> {
   const revocation = await clm.revokeCertificate(system, cert.id, 'certificate_hold', 'on hold')
   const released = await clm.releaseCertificateHold(system, cert.id)
   const crl = await clm.generateCrl(system, inter.certificate.id, 24)
-  const crlPem: string = crl.pem
+  const crlSize: number = crl.size_bytes
   const crlEntries: number = crl.entry_count
   const scopedCrl = await clm.generateScopedCrl(system, inter.certificate.id, null, false, 24)
   const servedCrl = await clm.latestCrl(system, inter.certificate.id, null, false)

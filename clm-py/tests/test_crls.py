@@ -27,6 +27,11 @@ def der_of(crl):
     return x509.load_pem_x509_crl(crl.pem.encode())
 
 
+def pem_der(pem):
+    from cryptography.hazmat.primitives.serialization import Encoding
+    return x509.load_pem_x509_crl(pem.encode()).public_bytes(Encoding.DER)
+
+
 def test_partitioned_and_delta_crls(based, tmp_path):
     system = based.system_actor()
     root = based.create_root_ca(system, {"subject": {"common_name": "Py CRL Root"}})
@@ -52,26 +57,33 @@ def test_partitioned_and_delta_crls(based, tmp_path):
     delta = based.generate_scoped_crl(system, ca.id, delta=True)
     assert delta.kind == "delta" and delta.base_crl_number == full.crl_number
 
+    # Generation returns a summary; the CRL is served from the store.
+    published = {
+        "full": based.latest_crl(system, ca.id),
+        "p0": based.latest_crl(system, ca.id, partition=0),
+        "p1": based.latest_crl(system, ca.id, partition=1),
+        "delta": based.latest_crl(system, ca.id, delta=True),
+    }
+    for summary, name in [(full, "full"), (parts[0], "p0"), (parts[1], "p1"), (delta, "delta")]:
+        assert published[name].crl_number == summary.crl_number
+        assert len(pem_der(published[name].pem)) == summary.size_bytes
+
     (tmp_path / "ca.pem").write_text(ca.certificate_pem)
-    for name, crl in [("full", full), ("p0", parts[0]), ("p1", parts[1]), ("delta", delta)]:
+    for name, crl in published.items():
         (tmp_path / f"{name}.pem").write_text(crl.pem)
         checked = openssl("crl", "-in", f"{name}.pem", "-CAfile", "ca.pem", "-noout", cwd=tmp_path)
         assert checked.returncode == 0 and "verify OK" in checked.stderr + checked.stdout, name
 
     issuer_key = x509.load_pem_x509_certificate(ca.certificate_pem.encode()).public_key()
-    parsed = der_of(delta)
+    parsed = der_of(published["delta"])
     assert parsed.is_signature_valid(issuer_key)
     indicator = parsed.extensions.get_extension_for_class(x509.DeltaCRLIndicator)
     assert indicator.critical and indicator.value.crl_number == full.crl_number
-    idp = der_of(parts[1]).extensions.get_extension_for_class(x509.IssuingDistributionPoint)
+    idp = der_of(published["p1"]).extensions.get_extension_for_class(x509.IssuingDistributionPoint)
     assert idp.critical and idp.value.full_name[0].value == f"{BASE}/crl/{ca.id}/1.crl"
-    fresh = der_of(full).extensions.get_extension_for_class(x509.FreshestCRL)
+    fresh = der_of(published["full"]).extensions.get_extension_for_class(x509.FreshestCRL)
     assert fresh.value[0].full_name[0].value == f"{BASE}/crl/{ca.id}/delta.crl"
 
-    served = based.latest_crl(system, ca.id)
-    assert served.crl_number == full.crl_number and served.pem == full.pem
-    assert based.latest_crl(system, ca.id, partition=1).pem == parts[1].pem
-    assert based.latest_crl(system, ca.id, delta=True).pem == delta.pem
     with pytest.raises(clm.NotFound):
         based.latest_crl(system, root.certificate.id)
     with pytest.raises(clm.InvalidInput):

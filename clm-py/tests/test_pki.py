@@ -51,9 +51,12 @@ def test_root_intermediate_server_key_revocation_crl(handle, pki, tmp_path):
     assert isinstance(revocation, clm.CertificateRevocation)
     assert revocation.revocation_reason == "key_compromise"
 
-    crl = handle.generate_crl(pki["system"], inter.id)
+    summary = handle.generate_crl(pki["system"], inter.id)
+    assert isinstance(summary, clm.CrlSummary)
+    assert summary.entry_count == 1 and summary.kind == "full" and summary.partition is None
+    crl = handle.latest_crl(pki["system"], inter.id)
     assert isinstance(crl, clm.GeneratedCrl)
-    assert crl.entry_count == 1 and crl.kind == "full" and crl.partition is None
+    assert crl.crl_number == summary.crl_number and crl.entry_count == 1
     (tmp_path / "crl.pem").write_text(crl.pem)
     checked = openssl(
         "crl", "-in", "crl.pem", "-CAfile", "intermediate.pem", "-noout", "-text", cwd=tmp_path

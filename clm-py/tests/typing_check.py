@@ -127,10 +127,11 @@ def every_operation(c: clm.Clm, pem: str) -> None:
     reconciled: clm.ReconcileReport = c.reconcile(system)
     revocation: clm.CertificateRevocation = c.revoke_certificate(system, cert.id, "certificate_hold", "hold")
     cert = c.release_certificate_hold(system, cert.id)
-    crl: clm.GeneratedCrl = c.generate_crl(system, inter.certificate.id, 24)
+    crl: clm.CrlSummary = c.generate_crl(system, inter.certificate.id, 24)
+    crl_size: int = crl.size_bytes
     entry_count: int = crl.entry_count
     crl_kind: clm.CrlKind = crl.kind
-    scoped: clm.GeneratedCrl = c.generate_scoped_crl(system, inter.certificate.id, partition=None, delta=False)
+    scoped: clm.CrlSummary = c.generate_scoped_crl(system, inter.certificate.id, partition=None, delta=False)
     served: clm.GeneratedCrl = c.latest_crl(system, inter.certificate.id, delta=False)
     ocsp_reply: clm.OcspReply = c.ocsp_respond("MAA=")
     ocsp_status: str = ocsp_reply.response_status

@@ -278,8 +278,11 @@ int main(int argc, char **argv) {
   char *crl = NULL;
   snprintf(arguments, sizeof arguments, "{\"issuer_id\":\"%s\"}", intermediate_id);
   check(clm_generate_crl(clm, system, arguments, &crl), "generate_crl");
-  char *crl_pem = json_string(crl, "pem");
   printf("CRL           generated\n");
+  /* Generation stores the CRL; serving reads the latest of its scope. */
+  char *served_crl = NULL;
+  check(clm_latest_crl(clm, system, arguments, &served_crl), "latest_crl");
+  char *crl_pem = json_string(served_crl, "pem");
 
   char *root_pem = json_string(root, "certificate_pem");
   char *intermediate_pem = json_string(intermediate, "certificate_pem");
@@ -309,7 +312,7 @@ int main(int argc, char **argv) {
   free(retired_id); free(retired_serial);
   clm_string_free(root); clm_string_free(intermediate); clm_string_free(policy);
   clm_string_free(server); clm_string_free(client); clm_string_free(retired);
-  clm_string_free(revocation); clm_string_free(crl);
+  clm_string_free(revocation); clm_string_free(crl); clm_string_free(served_crl);
   clm_actor_free(system);
   check(clm_close(clm), "close");
   clm_handle_free(clm);

@@ -133,8 +133,10 @@ async function build(clm) {
   await clm.revokeCertificate(system, retired.id, 'key_compromise', 'pki example: a compromised key')
   console.log(`revoked       ${retired.subject_dn} serial ${retired.serial_number} (key_compromise)`)
 
-  const crl = await clm.generateCrl(system, intermediate.certificate.id)
-  console.log(`CRL           #${crl.crl_number} with ${crl.entry_count} entr(ies)`)
+  const generated = await clm.generateCrl(system, intermediate.certificate.id)
+  console.log(`CRL           #${generated.crl_number} with ${generated.entry_count} entr(ies), ${generated.size_bytes} bytes`)
+  // Generation stores the CRL; serving reads the latest of its scope.
+  const crl = await clm.latestCrl(system, intermediate.certificate.id)
 
   write('root.pem', root.certificate.certificate_pem)
   write('intermediate.pem', intermediate.certificate.certificate_pem)

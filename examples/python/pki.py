@@ -131,8 +131,10 @@ def build(c: clm.Clm, out_dir: pathlib.Path) -> None:
     c.revoke_certificate(system, retired.id, "key_compromise", "pki example: a compromised key")
     print(f"revoked       {retired.subject_dn} serial {retired.serial_number} (key_compromise)")
 
-    crl = c.generate_crl(system, intermediate.certificate.id)
-    print(f"CRL           #{crl.crl_number} with {crl.entry_count} entr(ies)")
+    generated = c.generate_crl(system, intermediate.certificate.id)
+    print(f"CRL           #{generated.crl_number} with {generated.entry_count} entr(ies), {generated.size_bytes} bytes")
+    # Generation stores the CRL; serving reads the latest of its scope.
+    crl = c.latest_crl(system, intermediate.certificate.id)
 
     write(out_dir, "root.pem", root.certificate.certificate_pem)
     write(out_dir, "intermediate.pem", intermediate.certificate.certificate_pem)

@@ -694,3 +694,46 @@ where
     })
     .await;
 }
+
+/// `n` certificates of `ca`, each with a standing revocation, written with
+/// bulk inserts around the API (for CRLs at scale): certificate rows by the
+/// store's multi-row insert in chunks, then one INSERT ... SELECT for their
+/// revocations (the certificate's id doubles as the revocation's). Serials
+/// are random and positive, as issuance makes them.
+pub async fn revoke_in_bulk(clm: &Clm, ca: CertificateId, n: usize) {
+    const CHUNK: usize = 5_000;
+    let t = now();
+    let mut done = 0;
+    while done < n {
+        let size = CHUNK.min(n - done);
+        let certs: Vec<_> = (0..size)
+            .map(|i| {
+                let mut cert =
+                    certificate(&format!("host{}.example.com", done + i), t + Days::days(90));
+                cert.issuer_certificate_id = Some(ca);
+                cert.serial_number = hex::encode(clm::crypto::random_serial());
+                cert
+            })
+            .collect();
+        let mut tx = clm.databases().secure.begin().await.expect("begin");
+        clm::store::certificates::insert_many(&mut tx.conn(), &certs)
+            .await
+            .expect("certificates");
+        tx.commit().await.expect("commit");
+        done += size;
+    }
+    let mut tx = clm.databases().secure.begin().await.expect("begin");
+    let revoked = raw(
+        &mut tx.conn(),
+        "INSERT INTO certificate_revocations (id, certificate_id, issuer_certificate_id,
+            serial_number, revocation_reason, revoked_at, created_at, updated_at)
+         SELECT id, id, issuer_certificate_id, serial_number, 'superseded', $2, $2, $2
+           FROM certificates WHERE issuer_certificate_id = $1
+             AND NOT EXISTS (SELECT 1 FROM certificate_revocations r WHERE r.certificate_id = certificates.id)",
+        vec![Value::Id(ResourceId(ca.as_uuid())), Value::Time(t)],
+    )
+    .await
+    .expect("revocations");
+    tx.commit().await.expect("commit");
+    assert_eq!(revoked, n as u64);
+}

@@ -86,6 +86,10 @@ async fn crls_other_tenants_narrow_keys_and_readers_cannot_sign_or_read() {
             "B delta",
         );
         refused(clm.latest_crl(&b.actor, ca, None, false).await, "B reads");
+        refused(
+            clm.open_latest_crl(&b.actor, ca, None, false).await,
+            "B opens the chunked reader",
+        );
 
         // A's own key narrowed to reading certificates: reads, never signs.
         let key = clm

@@ -38,7 +38,7 @@ use crate::service::lifecycle::LifecycleReport;
 use crate::service::maintenance::{DatabaseStatsReport, MaintainOptions, MaintenanceReport};
 use crate::service::ocsp::OcspReply;
 use crate::service::policies::{NewPolicy, PolicyUpdate};
-use crate::service::revocation::GeneratedCrl;
+use crate::service::revocation::{CrlSummary, GeneratedCrl};
 use crate::service::rollover::{
     RolloverOptions, RolloverPlan, RolloverProgress, RolloverReport, RolloverRun,
 };
@@ -525,16 +525,16 @@ operations! { clm, actor, progress;
     /// Releases a certificate_hold.
     revocation acting release_certificate_hold(id: CertificateId) -> Certificate =>
         record(&clm.release_certificate_hold(actor, id).await?);
-    /// Generates the next CRL of an issuer.
+    /// Generates the next CRL of an issuer and stores it; returns its summary (read it with latest_crl).
     revocation acting generate_crl(issuer_id: CertificateId, next_update_hours: Option<u32>)
-        -> GeneratedCrl => record(&clm.generate_crl(actor, issuer_id, next_update_hours).await?);
-    /// Generates the next CRL of one partition of an issuer, or a delta CRL.
+        -> CrlSummary => record(&clm.generate_crl(actor, issuer_id, next_update_hours).await?);
+    /// Generates the next CRL of one partition of an issuer, or a delta CRL; returns its summary.
     revocation acting generate_scoped_crl(
         issuer_id: CertificateId,
         partition: Option<u32>,
         delta: Option<bool>,
         next_update_hours: Option<u32>,
-    ) -> GeneratedCrl => record(
+    ) -> CrlSummary => record(
         &clm.generate_scoped_crl(actor, issuer_id, partition, delta.unwrap_or(false), next_update_hours)
             .await?,
     );

@@ -2,6 +2,9 @@
 //! delta CRLs, optionally scoped to one partition of an issuer's
 //! certificates, assembled entry by entry.
 
+use std::fmt;
+use std::io::{self, BufWriter, Cursor, Read, Seek, SeekFrom, Write};
+
 use chrono::{DateTime, Utc};
 use const_oid::db::rfc5280::ID_CE_ISSUING_DISTRIBUTION_POINT;
 use der::asn1::{BitString, Ia5String, OctetString, Uint};
@@ -142,15 +145,173 @@ fn uri(url: &str, field: &str) -> Result<GeneralName> {
 /// profile (an imported CA with a long serial could not sign); and whose
 /// `IssuingDistributionPoint` carries the wrong OID (subjectInfoAccess's),
 /// so that extension is written by OID here.
-#[derive(Debug)]
 pub struct CrlBuilder {
     issuer: Name,
     public_key_der: Vec<u8>,
     key_id: Vec<u8>,
     scope: CrlScope,
-    entries: Vec<u8>,
+    entries: Spool,
+    entry: Vec<u8>,
     count: u64,
     previous: Vec<u8>,
+}
+
+impl fmt::Debug for CrlBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CrlBuilder")
+            .field("scope", &self.scope)
+            .field("count", &self.count)
+            .field("entries_bytes", &self.entries.len)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Entry bytes held in memory before a CRL's entries move to a temporary
+/// file: below it (a few tens of thousands of entries) no file is made.
+pub(crate) const SPOOL_MEMORY_LIMIT: usize = 1 << 20;
+/// The block a spooled file is read in, for hashing and for reading out.
+const READ_BLOCK: usize = 64 * 1024;
+
+trait ReadSeek: Read + Seek + Send {}
+impl<T: Read + Seek + Send> ReadSeek for T {}
+
+enum SpoolState {
+    Memory(Vec<u8>),
+    File(BufWriter<std::fs::File>),
+}
+
+/// Where a CRL's encoded entries wait for the signature: in memory while
+/// small, then in an anonymous temporary file (deleted by the system when
+/// closed), so a CRL's size costs disk, not memory.
+struct Spool {
+    state: SpoolState,
+    len: u64,
+}
+
+fn spool_error(err: io::Error) -> Error {
+    Error::Internal(format!(
+        "cannot spool CRL entries to a temporary file: {err}"
+    ))
+}
+
+impl Spool {
+    fn new() -> Self {
+        Spool {
+            state: SpoolState::Memory(Vec::new()),
+            len: 0,
+        }
+    }
+
+    fn write(&mut self, bytes: &[u8]) -> Result<()> {
+        if let SpoolState::Memory(memory) = &mut self.state
+            && memory.len() + bytes.len() > SPOOL_MEMORY_LIMIT
+        {
+            let mut file =
+                BufWriter::with_capacity(READ_BLOCK, tempfile::tempfile().map_err(spool_error)?);
+            file.write_all(memory).map_err(spool_error)?;
+            self.state = SpoolState::File(file);
+        }
+        match &mut self.state {
+            SpoolState::Memory(memory) => memory.extend_from_slice(bytes),
+            SpoolState::File(file) => file.write_all(bytes).map_err(spool_error)?,
+        }
+        self.len += bytes.len() as u64;
+        Ok(())
+    }
+
+    /// Ends writing: the spooled bytes, to read from the start.
+    fn into_reader(self) -> Result<Box<dyn ReadSeek>> {
+        Ok(match self.state {
+            SpoolState::Memory(memory) => Box::new(Cursor::new(memory)),
+            SpoolState::File(file) => {
+                let mut file = file
+                    .into_inner()
+                    .map_err(|err| spool_error(err.into_error()))?;
+                file.seek(SeekFrom::Start(0)).map_err(spool_error)?;
+                Box::new(file)
+            }
+        })
+    }
+}
+
+/// A signed CRL, read out in order through [`Read`] (or whole with
+/// [`SignedCrl::into_der`]): its head and tail in memory, its entries where
+/// the builder spooled them, so a large CRL is never whole in memory.
+pub struct SignedCrl {
+    head: Vec<u8>,
+    entries: Box<dyn ReadSeek>,
+    entries_len: u64,
+    tail: Vec<u8>,
+    position: u64,
+}
+
+impl fmt::Debug for SignedCrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SignedCrl")
+            .field("len", &self.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl SignedCrl {
+    /// The CRL's DER length in bytes.
+    pub fn len(&self) -> u64 {
+        self.head.len() as u64 + self.entries_len + self.tail.len() as u64
+    }
+
+    /// Never true: a CRL has at least its header and signature.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The next bytes of the CRL, at most `max` of them; None at the end.
+    pub fn next_chunk(&mut self, max: usize) -> Result<Option<Vec<u8>>> {
+        let mut chunk = Vec::new();
+        self.by_ref()
+            .take(max as u64)
+            .read_to_end(&mut chunk)
+            .map_err(spool_error)?;
+        Ok((!chunk.is_empty()).then_some(chunk))
+    }
+
+    /// The whole CRL as DER (for CRLs known to be small).
+    pub fn into_der(mut self) -> Result<Vec<u8>> {
+        let mut der = Vec::with_capacity(usize::try_from(self.len()).unwrap_or(0));
+        self.read_to_end(&mut der).map_err(spool_error)?;
+        Ok(der)
+    }
+}
+
+impl Read for SignedCrl {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let head = self.head.len() as u64;
+        let entries_end = head + self.entries_len;
+        let read = if self.position < head {
+            let from = &self.head[self.position as usize..];
+            let n = from.len().min(buf.len());
+            buf[..n].copy_from_slice(&from[..n]);
+            n
+        } else if self.position < entries_end {
+            let left = usize::try_from(entries_end - self.position).unwrap_or(usize::MAX);
+            let limit = left.min(buf.len());
+            let n = self.entries.read(&mut buf[..limit])?;
+            if n == 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "the spooled CRL entries ended early",
+                ));
+            }
+            n
+        } else {
+            let offset = usize::try_from(self.position - entries_end).unwrap_or(usize::MAX);
+            let from = self.tail.get(offset..).unwrap_or(&[]);
+            let n = from.len().min(buf.len());
+            buf[..n].copy_from_slice(&from[..n]);
+            n
+        };
+        self.position += read as u64;
+        Ok(read)
+    }
 }
 
 impl CrlBuilder {
@@ -216,7 +377,8 @@ impl CrlBuilder {
             public_key_der: issuer_certificate.public_key_der.clone(),
             key_id,
             scope,
-            entries: Vec::new(),
+            entries: Spool::new(),
+            entry: Vec::new(),
             count: 0,
             previous: Vec::new(),
         })
@@ -261,13 +423,15 @@ impl CrlBuilder {
             ]),
             None => None,
         };
+        self.entry.clear();
         RevokedCert::<Lenient> {
             serial_number: entry_serial(&entry.serial, index)?,
             revocation_date: to_time(entry.revoked_at, &format!("entries[{index}].revoked_at"))?,
             crl_entry_extensions: extensions,
         }
-        .encode_to_vec(&mut self.entries)
+        .encode_to_vec(&mut self.entry)
         .map_err(encoding("CRL entry"))?;
+        self.entries.write(&self.entry)?;
         self.previous.clear();
         self.previous.extend_from_slice(&entry.serial);
         self.count += 1;
@@ -346,16 +510,17 @@ impl CrlBuilder {
         Ok(extensions)
     }
 
-    /// Signs the CRL with `issuer_key` (the key given to [`CrlBuilder::new`])
-    /// and returns its DER. The entries' buffer becomes the CRL: the parts
-    /// before and after them are written around it in place.
+    /// Signs the CRL with `issuer_key` (the key given to [`CrlBuilder::new`]).
+    /// The entries are read once to hash them and once more as the CRL is
+    /// read out; the signature is over the streamed TBS
+    /// ([`KeyPair::sign_streamed`]).
     pub fn finish(
         self,
         issuer_key: &KeyPair,
         crl_number: u64,
         this_update: DateTime<Utc>,
         next_update: DateTime<Utc>,
-    ) -> Result<Vec<u8>> {
+    ) -> Result<SignedCrl> {
         if !issuer_key.matches_public_key(&self.public_key_der) {
             return Err(Error::invalid(
                 "issuer",
@@ -371,40 +536,58 @@ impl CrlBuilder {
         let signature_algorithm: AlgorithmIdentifierOwned =
             issuer_key.algorithm().signature_algorithm();
 
-        let mut head = der(&Version::V2, "version")?;
-        head.extend(der(&signature_algorithm, "signature")?);
-        head.extend(der(&self.issuer, "issuer")?);
-        head.extend(der(&to_time(this_update, "this_update")?, "thisUpdate")?);
-        head.extend(der(&to_time(next_update, "next_update")?, "nextUpdate")?);
+        let mut fields = der(&Version::V2, "version")?;
+        fields.extend(der(&signature_algorithm, "signature")?);
+        fields.extend(der(&self.issuer, "issuer")?);
+        fields.extend(der(&to_time(this_update, "this_update")?, "thisUpdate")?);
+        fields.extend(der(&to_time(next_update, "next_update")?, "nextUpdate")?);
         let extensions = der(&self.extensions(crl_number)?, "crlExtensions")?;
         let mut tail = header(0xa0, extensions.len());
         tail.extend(extensions);
 
-        let mut message = self.entries;
+        let entries_len = self.entries.len;
+        let entries_size = usize::try_from(entries_len)
+            .map_err(|_| Error::invalid("entries", "too many for one CRL"))?;
         // RFC 5280 §5.1.2.6: revokedCertificates is absent, not empty, when
         // nothing is revoked.
         if self.count > 0 {
-            let list = header(0x30, message.len());
-            head.extend(list);
+            fields.extend(header(0x30, entries_size));
         }
-        let content = head.len() + message.len() + tail.len();
-        let mut prefix = header(0x30, content);
-        prefix.extend(head);
-        message.reserve(prefix.len() + tail.len() + 16 + 512);
-        message.splice(0..0, prefix);
-        message.extend(tail);
+        let tbs_len = fields.len() + entries_size + tail.len();
+        let mut tbs_head = header(0x30, tbs_len);
+        tbs_head.extend(fields);
 
-        let signature = issuer_key.sign(&message)?;
-        let mut after = der(&signature_algorithm, "signatureAlgorithm")?;
-        after.extend(der(
+        let mut entries = self.entries.into_reader()?;
+        let signature = issuer_key.sign_streamed(&mut |hash| {
+            hash(&tbs_head);
+            let mut block = vec![0u8; READ_BLOCK];
+            loop {
+                let n = entries.read(&mut block).map_err(spool_error)?;
+                if n == 0 {
+                    break;
+                }
+                hash(&block[..n]);
+            }
+            hash(&tail);
+            Ok(())
+        })?;
+        entries.seek(SeekFrom::Start(0)).map_err(spool_error)?;
+
+        tail.extend(der(&signature_algorithm, "signatureAlgorithm")?);
+        tail.extend(der(
             &BitString::from_bytes(&signature).map_err(encoding("CRL signature"))?,
             "CRL signature",
         )?);
-        let outer = header(0x30, message.len() + after.len());
-        message.reserve(outer.len() + after.len());
-        message.splice(0..0, outer);
-        message.extend(after);
-        Ok(message)
+        // The outer SEQUENCE: the whole TBS, then the algorithm and signature.
+        let mut head = header(0x30, tbs_head.len() + entries_size + tail.len());
+        head.extend(tbs_head);
+        Ok(SignedCrl {
+            head,
+            entries,
+            entries_len,
+            tail,
+            position: 0,
+        })
     }
 }
 
@@ -424,5 +607,7 @@ pub fn build_crl(
     for entry in sorted {
         builder.push(entry)?;
     }
-    builder.finish(issuer_key, crl_number, this_update, next_update)
+    builder
+        .finish(issuer_key, crl_number, this_update, next_update)?
+        .into_der()
 }

@@ -3,8 +3,10 @@
 //!
 //! Every key signs through `ring` (4-6 times faster than the pure-Rust
 //! implementations for P-256 and RSA; numbers in docs/ARCHITECTURE.md); the
-//! `rsa` crate only generates RSA keys, which `ring` cannot. Each [`KeyPair`] keeps its prepared signer, so a cached CA key
-//! signs without re-parsing anything.
+//! `rsa` crate generates RSA keys, which `ring` cannot, and with `p256`/`p384`
+//! signs messages too large to hold whole ([`KeyPair::sign_streamed`]: a
+//! CRL of a million entries). Each [`KeyPair`] keeps its prepared signer, so
+//! a cached CA key signs without re-parsing anything.
 
 use std::fmt;
 use std::str::FromStr;
@@ -226,6 +228,10 @@ enum Signer {
     Ecdsa(OnceLock<rs::EcdsaKeyPair>),
     Ed25519(rs::Ed25519KeyPair),
 }
+
+/// Hands a message over in pieces, in order, to the function it is given
+/// ([`KeyPair::sign_streamed`]).
+pub type MessageFeed<'a> = dyn FnMut(&mut dyn FnMut(&[u8])) -> Result<()> + 'a;
 
 /// A private key with its public key and a prepared signer.
 ///
@@ -611,11 +617,70 @@ impl KeyPair {
         }
     }
 
+    /// Signs a message too large to hold in memory, with the same algorithm
+    /// and result as [`KeyPair::sign`]: `feed` hands the message over in
+    /// pieces, in order, to the function it is given. RSA and ECDSA hash the
+    /// pieces as they come and sign the digest (RustCrypto's `rsa`, `p256`,
+    /// `p384`: ring signs only whole messages). Ed25519 has no prehashed
+    /// form in X.509 (PureEdDSA reads the message twice), so for it the
+    /// pieces are gathered and signed whole.
+    pub fn sign_streamed(&self, feed: &mut MessageFeed<'_>) -> Result<Vec<u8>> {
+        use signature::hazmat::PrehashSigner;
+        let unreadable = || Error::crypto("the signing key cannot be prepared");
+        match self.algorithm {
+            KeyAlgorithm::Rsa2048 | KeyAlgorithm::Rsa3072 | KeyAlgorithm::Rsa4096 => {
+                use pkcs8::DecodePrivateKey;
+                let digest = streamed_digest::<sha2::Sha256>(feed)?;
+                let key = rsa::PrivateKey::from_pkcs8_der(self.pkcs8.expose())
+                    .map_err(|_| unreadable())?;
+                // The RNG only blinds the private-key operation.
+                key.sign_with_rng(
+                    &mut rand::rngs::SysRng,
+                    rsa::Pkcs1v15Sign::new::<sha2::Sha256>(),
+                    &digest,
+                )
+                .map_err(|_| Error::crypto("RSA signing failed"))
+            }
+            KeyAlgorithm::EcdsaP256 => {
+                use pkcs8::DecodePrivateKey;
+                let digest = streamed_digest::<sha2::Sha256>(feed)?;
+                let key = p256::ecdsa::SigningKey::from_pkcs8_der(self.pkcs8.expose())
+                    .map_err(|_| unreadable())?;
+                let signature: p256::ecdsa::DerSignature = key
+                    .sign_prehash(&digest)
+                    .map_err(|_| Error::crypto("ECDSA signing failed"))?;
+                Ok(signature.as_bytes().to_vec())
+            }
+            KeyAlgorithm::EcdsaP384 => {
+                use pkcs8::DecodePrivateKey;
+                let digest = streamed_digest::<sha2::Sha384>(feed)?;
+                let key = p384::ecdsa::SigningKey::from_pkcs8_der(self.pkcs8.expose())
+                    .map_err(|_| unreadable())?;
+                let signature: p384::ecdsa::DerSignature = key
+                    .sign_prehash(&digest)
+                    .map_err(|_| Error::crypto("ECDSA signing failed"))?;
+                Ok(signature.as_bytes().to_vec())
+            }
+            KeyAlgorithm::Ed25519 => {
+                let mut message = Vec::new();
+                feed(&mut |piece| message.extend_from_slice(piece))?;
+                self.sign(&message)
+            }
+        }
+    }
+
     /// Signs with this key and checks nothing else: the x509-cert builder
     /// adaptor.
     pub(crate) fn x509_signer(&self) -> X509Signer<'_> {
         X509Signer(self)
     }
+}
+
+/// The digest of a message handed over in pieces.
+fn streamed_digest<D: sha2::Digest>(feed: &mut MessageFeed<'_>) -> Result<Vec<u8>> {
+    let mut hasher = D::new();
+    feed(&mut |piece| hasher.update(piece))?;
+    Ok(hasher.finalize().to_vec())
 }
 
 fn ecdsa_signing_algorithm(algorithm: KeyAlgorithm) -> &'static rs::EcdsaSigningAlgorithm {

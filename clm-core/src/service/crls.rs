@@ -11,7 +11,7 @@ use crate::service::actor::Actor;
 use crate::service::audit::{AuditEntry, append};
 use crate::store::audit::AuditLogKind;
 use crate::store::certificates::{self, Certificates};
-use crate::store::crls::{self, CrlInfo, StoredCrl};
+use crate::store::crls::{self, CrlInfo};
 use crate::store::{self, now};
 use crate::{Clm, Error, Result};
 
@@ -26,6 +26,52 @@ pub const MAX_CRL_HOURS: u32 = 24 * 366;
 /// the revocations: the overlap lists it in the delta (listing a change
 /// twice is harmless, missing one is not).
 pub const DELTA_CRL_OVERLAP_MINUTES: i64 = 10;
+
+/// Bytes of a CRL stored in one `crl_chunks` row, and the most a
+/// [`CrlReader`] hands over at once.
+pub const CRL_CHUNK_BYTES: usize = 256 * 1024;
+
+/// What generating a CRL made: its number, scope, times and size. The CRL
+/// itself is stored in chunks, never whole in memory; read it with
+/// [`Clm::latest_crl`] (whole) or [`Clm::open_latest_crl`] (chunk by chunk).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
+pub struct CrlSummary {
+    /// The CA that signed the CRL.
+    pub issuer_certificate_id: CertificateId,
+    /// The CRL's cRLNumber, from the CA's one sequence (complete, delta and
+    /// partition CRLs alike).
+    pub crl_number: i64,
+    /// Complete or delta.
+    pub kind: CrlKind,
+    /// The partition it covers; None for the CA's whole CRL.
+    pub partition: Option<u32>,
+    /// A delta's base: the complete CRL it updates.
+    pub base_crl_number: Option<i64>,
+    /// When the CRL was signed (whole seconds).
+    pub this_update: DateTime<Utc>,
+    /// When the next CRL is due: relying parties treat this one as stale after it.
+    pub next_update: DateTime<Utc>,
+    /// How many certificates it lists (a delta: with removeFromCRL entries).
+    pub entry_count: i64,
+    /// The CRL's DER length in bytes.
+    pub size_bytes: i64,
+}
+
+impl CrlSummary {
+    fn from_info(info: &CrlInfo) -> Self {
+        CrlSummary {
+            issuer_certificate_id: info.issuer_certificate_id,
+            crl_number: info.crl_number,
+            kind: info.kind,
+            partition: info.crl_partition.and_then(|p| u32::try_from(p).ok()),
+            base_crl_number: info.base_crl_number,
+            this_update: info.this_update,
+            next_update: info.next_update,
+            entry_count: info.entries_count,
+            size_bytes: info.crl_size,
+        }
+    }
+}
 
 /// A signed CRL, as DER and PEM.
 #[derive(Debug, Clone, serde::Serialize, schemars::JsonSchema)]
@@ -55,20 +101,87 @@ pub struct GeneratedCrl {
 }
 
 impl GeneratedCrl {
-    fn from_stored(crl: StoredCrl) -> Self {
-        let info = crl.info;
+    fn new(summary: CrlSummary, der: Vec<u8>) -> Self {
         GeneratedCrl {
-            issuer_certificate_id: info.issuer_certificate_id,
-            crl_number: info.crl_number,
-            kind: info.kind,
-            partition: info.crl_partition.and_then(|p| u32::try_from(p).ok()),
-            base_crl_number: info.base_crl_number,
-            pem: der_to_pem(PemLabel::X509Crl, &crl.der),
-            der: crl.der,
-            this_update: info.this_update,
-            next_update: info.next_update,
-            entry_count: info.entries_count,
+            issuer_certificate_id: summary.issuer_certificate_id,
+            crl_number: summary.crl_number,
+            kind: summary.kind,
+            partition: summary.partition,
+            base_crl_number: summary.base_crl_number,
+            pem: der_to_pem(PemLabel::X509Crl, &der),
+            der,
+            this_update: summary.this_update,
+            next_update: summary.next_update,
+            entry_count: summary.entry_count,
         }
+    }
+}
+
+/// Reads a stored CRL chunk by chunk, for hosts that serve large CRLs
+/// without holding them whole ([`Clm::open_latest_crl`]). The CRL it reads
+/// stays stored until a second newer CRL of its scope is signed; read it
+/// through before then (a CRL's validity is hours), or open the latest again.
+/// It was authorized when opened ([`Clm::open_latest_crl`]).
+#[derive(Clone)]
+pub struct CrlReader {
+    clm: Clm,
+    summary: CrlSummary,
+    crl: CrlId,
+    next_index: i32,
+    read: i64,
+}
+
+impl std::fmt::Debug for CrlReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CrlReader")
+            .field("summary", &self.summary)
+            .field("read", &self.read)
+            .finish_non_exhaustive()
+    }
+}
+
+impl CrlReader {
+    /// The CRL being read: number, scope, times, size.
+    pub fn summary(&self) -> &CrlSummary {
+        &self.summary
+    }
+
+    /// The next chunk of the CRL's DER (at most [`CRL_CHUNK_BYTES`]); None
+    /// once all of it was read.
+    pub async fn next_chunk(&mut self) -> Result<Option<Vec<u8>>> {
+        if self.read >= self.summary.size_bytes {
+            return Ok(None);
+        }
+        let chunk = {
+            let mut conn = self.clm.databases().secure.acquire().await?;
+            crls::chunk(&mut conn.conn(), self.crl, self.next_index).await?
+        };
+        let Some(chunk) = chunk else {
+            return Err(Error::conflict(format!(
+                "CRL number {} of CA {} was replaced by newer CRLs while being read; open the latest again",
+                self.summary.crl_number, self.summary.issuer_certificate_id
+            )));
+        };
+        self.next_index = self.next_index.saturating_add(1);
+        self.read = self
+            .read
+            .saturating_add(i64::try_from(chunk.len()).unwrap_or(i64::MAX));
+        if self.read > self.summary.size_bytes {
+            return Err(Error::Internal(format!(
+                "CRL number {} of CA {} is longer than its recorded size",
+                self.summary.crl_number, self.summary.issuer_certificate_id
+            )));
+        }
+        Ok(Some(chunk))
+    }
+
+    /// The rest of the CRL in one buffer.
+    async fn read_to_end(mut self) -> Result<(CrlSummary, Vec<u8>)> {
+        let mut der = Vec::with_capacity(usize::try_from(self.summary.size_bytes).unwrap_or(0));
+        while let Some(chunk) = self.next_chunk().await? {
+            der.extend_from_slice(&chunk);
+        }
+        Ok((self.summary, der))
     }
 }
 
@@ -139,7 +252,7 @@ impl Clm {
         issuer_id: CertificateId,
         target: CrlTarget,
         hours: u32,
-    ) -> Result<StoredCrl> {
+    ) -> Result<CrlInfo> {
         let issuer = self.load_issuer(issuer_id).await?;
         let urls = &issuer.issuance_urls;
         let partitions = urls.crl_partitions;
@@ -289,7 +402,7 @@ impl Clm {
         })
         .await?;
         let entries = i64::try_from(builder.len()).unwrap_or(i64::MAX);
-        let der = {
+        let mut signed = {
             let _permit = self.cpu_permit().await?;
             let issuer = issuer.clone();
             tokio::task::spawn_blocking(move || {
@@ -297,21 +410,36 @@ impl Clm {
             })
             .await??
         };
-        let stored = StoredCrl {
-            info: CrlInfo {
-                id: CrlId::new(),
-                issuer_certificate_id: issuer_id,
-                crl_partition: target.partition_column(),
-                crl_number,
-                kind: target.kind(),
-                base_crl_number: base.as_ref().map(|b| b.crl_number),
-                this_update,
-                next_update,
-                entries_count: entries,
-            },
-            der,
+        let info = CrlInfo {
+            id: CrlId::new(),
+            issuer_certificate_id: issuer_id,
+            crl_partition: target.partition_column(),
+            crl_number,
+            kind: target.kind(),
+            base_crl_number: base.as_ref().map(|b| b.crl_number),
+            this_update,
+            next_update,
+            entries_count: entries,
+            crl_size: i64::try_from(signed.len())
+                .map_err(|_| Error::Internal("CRL larger than 2^63 bytes".into()))?,
         };
-        crls::insert(&mut tx.conn(), &stored).await?;
+        crls::insert(&mut tx.conn(), &info).await?;
+        // A chunk at a time from the builder's spool into the database: the
+        // CRL is never whole in memory.
+        let mut index = 0i32;
+        loop {
+            let (back, chunk) = tokio::task::spawn_blocking(move || {
+                let chunk = signed.next_chunk(CRL_CHUNK_BYTES);
+                (signed, chunk)
+            })
+            .await?;
+            signed = back;
+            let Some(chunk) = chunk? else { break };
+            crls::insert_chunk(&mut tx.conn(), info.id, index, &chunk).await?;
+            index = index
+                .checked_add(1)
+                .ok_or_else(|| Error::Internal("CRL has too many chunks".into()))?;
+        }
         append(
             &mut tx.conn(),
             AuditLogKind::Secure,
@@ -325,7 +453,7 @@ impl Clm {
                     "crl_number": crl_number,
                     "kind": target.kind(),
                     "partition": target.partition,
-                    "base_crl_number": stored.info.base_crl_number,
+                    "base_crl_number": info.base_crl_number,
                     "entries": entries,
                     "this_update": this_update,
                     "next_update": next_update,
@@ -333,7 +461,7 @@ impl Clm {
         )
         .await?;
         tx.commit().await?;
-        Ok(stored)
+        Ok(info)
     }
 
     /// Signs the next complete or delta CRL of one partition of a
@@ -349,7 +477,7 @@ impl Clm {
         partition: Option<u32>,
         delta: bool,
         next_update_hours: Option<u32>,
-    ) -> Result<GeneratedCrl> {
+    ) -> Result<CrlSummary> {
         let row = self
             .certificate_for(actor, issuer_id, "authorities", "sign_crl")
             .await?;
@@ -363,13 +491,14 @@ impl Clm {
         let crl = self
             .sign_crl(actor, issuer_id, CrlTarget { partition, delta }, hours)
             .await?;
-        Ok(GeneratedCrl::from_stored(crl))
+        Ok(CrlSummary::from_info(&crl))
     }
 
     /// The latest stored CRL of a CA's scope (its whole CRL or a
-    /// partition's; complete or delta): what a host serves at the CRL's
-    /// URL. Reading needs `certificates:read` on the CA. NotFound when none
-    /// was generated yet.
+    /// partition's; complete or delta), whole, as DER and PEM: what a host
+    /// serves at the CRL's URL. Reading needs `certificates:read` on the CA.
+    /// NotFound when none was generated yet. A CRL of a million entries is
+    /// about 47 MiB: such hosts read it with [`Clm::open_latest_crl`].
     #[tracing::instrument(skip_all, fields(actor = actor.log_kind(), organization), err(level = "info"))]
     pub async fn latest_crl(
         &self,
@@ -378,6 +507,25 @@ impl Clm {
         partition: Option<u32>,
         delta: bool,
     ) -> Result<GeneratedCrl> {
+        let (summary, der) = self
+            .open_latest_crl(actor, issuer_id, partition, delta)
+            .await?
+            .read_to_end()
+            .await?;
+        Ok(GeneratedCrl::new(summary, der))
+    }
+
+    /// The latest stored CRL of a CA's scope, to read chunk by chunk
+    /// ([`CrlReader::next_chunk`]): serving a CRL of any size in bounded
+    /// memory. Same permission and errors as [`Clm::latest_crl`].
+    #[tracing::instrument(skip_all, fields(actor = actor.log_kind(), organization), err(level = "info"))]
+    pub async fn open_latest_crl(
+        &self,
+        actor: &Actor,
+        issuer_id: CertificateId,
+        partition: Option<u32>,
+        delta: bool,
+    ) -> Result<CrlReader> {
         self.certificate_for(actor, issuer_id, "certificates", "read")
             .await?;
         let target = CrlTarget { partition, delta };
@@ -390,16 +538,24 @@ impl Clm {
                 ),
             ));
         }
-        let mut conn = self.databases().secure.acquire().await?;
-        crls::latest(
-            &mut conn.conn(),
-            issuer_id,
-            target.kind(),
-            target.partition_column(),
-        )
-        .await?
-        .map(GeneratedCrl::from_stored)
-        .ok_or_else(|| Error::not_found("CRL", issuer_id))
+        let info = {
+            let mut conn = self.databases().secure.acquire().await?;
+            crls::latest_info(
+                &mut conn.conn(),
+                issuer_id,
+                target.kind(),
+                target.partition_column(),
+            )
+            .await?
+        }
+        .ok_or_else(|| Error::not_found("CRL", issuer_id))?;
+        Ok(CrlReader {
+            clm: self.clone(),
+            summary: CrlSummary::from_info(&info),
+            crl: info.id,
+            next_index: 0,
+            read: 0,
+        })
     }
 
     /// The lifecycle's CRL step: for every CA clm can sign with and that is
@@ -474,7 +630,7 @@ impl Clm {
                 report.generated = report.generated.saturating_add(1);
                 report.entries = report
                     .entries
-                    .saturating_add(u64::try_from(crl.info.entries_count).unwrap_or(0));
+                    .saturating_add(u64::try_from(crl.entries_count).unwrap_or(0));
             }
         }
         Ok(())

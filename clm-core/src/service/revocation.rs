@@ -19,7 +19,9 @@ use crate::store::policies::Policies;
 use crate::store::{self, now};
 use crate::{Clm, Error, Result};
 
-pub use crate::service::crls::{DEFAULT_CRL_HOURS, GeneratedCrl, MAX_CRL_HOURS};
+pub use crate::service::crls::{
+    CRL_CHUNK_BYTES, CrlReader, CrlSummary, DEFAULT_CRL_HOURS, GeneratedCrl, MAX_CRL_HOURS,
+};
 
 impl Clm {
     /// Reads a live certificate and checks `action` on it; out of reach it
@@ -278,17 +280,19 @@ impl Clm {
     /// revocation of the certificates it issued, with the next CRL number
     /// (taken in the same transaction, so numbers strictly increase even
     /// under concurrent calls), and stores it as the CA's latest
-    /// ([`Clm::latest_crl`]). The entries stream from the database; the use
-    /// of the CA key is audited in that transaction; if anything fails the
-    /// number is not consumed. A partitioned CA's partitions and deltas:
-    /// [`Clm::generate_scoped_crl`].
+    /// ([`Clm::latest_crl`]). The entries stream from the database through
+    /// a temporary spool into the signature and the database's chunks, so
+    /// memory does not grow with their number; what is returned is the
+    /// CRL's summary, not its bytes. The use of the CA key is audited in
+    /// that transaction; if anything fails the number is not consumed. A
+    /// partitioned CA's partitions and deltas: [`Clm::generate_scoped_crl`].
     #[tracing::instrument(skip_all, fields(actor = actor.log_kind(), organization), err(level = "info"))]
     pub async fn generate_crl(
         &self,
         actor: &Actor,
         issuer_id: CertificateId,
         next_update_hours: Option<u32>,
-    ) -> Result<GeneratedCrl> {
+    ) -> Result<CrlSummary> {
         self.generate_scoped_crl(actor, issuer_id, None, false, next_update_hours)
             .await
     }

@@ -28,19 +28,12 @@ pub struct CrlInfo {
     pub next_update: Timestamp,
     /// How many certificates it lists.
     pub entries_count: i64,
-}
-
-/// A stored CRL with its DER.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoredCrl {
-    /// Everything but the DER.
-    pub info: CrlInfo,
-    /// The signed CRL.
-    pub der: Vec<u8>,
+    /// Its DER length in bytes (the sum of its chunks).
+    pub crl_size: i64,
 }
 
 const INFO_COLUMNS: &str = "id, issuer_certificate_id, crl_partition, crl_number, kind, \
-    base_crl_number, this_update, next_update, entries_count";
+    base_crl_number, this_update, next_update, entries_count, crl_size";
 
 /// The WHERE clause of one scope (`$1` issuer, `$2` kind, `$3` the
 /// partition when there is one) and the next placeholder's number.
@@ -57,12 +50,29 @@ fn scope_clause(partition: Option<i32>) -> (&'static str, u8) {
     }
 }
 
-/// Stores a CRL and drops the older CRLs of its scope.
-pub async fn insert(conn: &mut Conn<'_>, crl: &StoredCrl) -> Result<()> {
-    let info = &crl.info;
+/// Stores a CRL's row (its chunks follow with [`insert_chunk`]) and drops
+/// the CRLs of its scope older than the latest one before it: that one
+/// stays, so a host still reading it chunk by chunk can finish.
+pub async fn insert(conn: &mut Conn<'_>, info: &CrlInfo) -> Result<()> {
+    let (scope, next) = scope_clause(info.crl_partition);
+    // Chunks go with their CRL (ON DELETE CASCADE).
+    let prune = format!(
+        "DELETE FROM crls WHERE {scope} AND crl_number < \
+            (SELECT MAX(crl_number) FROM crls WHERE {scope} AND crl_number < ${next})"
+    );
+    exec!(conn, |c| {
+        let query = sqlx::query(sqlx::AssertSqlSafe(prune.clone()))
+            .bind(info.issuer_certificate_id)
+            .bind(info.kind);
+        match info.crl_partition {
+            Some(partition) => query.bind(partition),
+            None => query,
+        }
+        .bind(info.crl_number)
+    })?;
     exec!(conn, |c| sqlx::query(
         "INSERT INTO crls (id, issuer_certificate_id, crl_partition, crl_number, kind,
-            base_crl_number, this_update, next_update, entries_count, crl_der)
+            base_crl_number, this_update, next_update, entries_count, crl_size)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
     )
     .bind(info.id)
@@ -74,20 +84,31 @@ pub async fn insert(conn: &mut Conn<'_>, crl: &StoredCrl) -> Result<()> {
     .bind(info.this_update)
     .bind(info.next_update)
     .bind(info.entries_count)
-    .bind(crl.der.as_slice()))?;
-    let (scope, next) = scope_clause(info.crl_partition);
-    let prune = format!("DELETE FROM crls WHERE {scope} AND crl_number < ${next}");
-    exec!(conn, |c| {
-        let query = sqlx::query(sqlx::AssertSqlSafe(prune.clone()))
-            .bind(info.issuer_certificate_id)
-            .bind(info.kind);
-        match info.crl_partition {
-            Some(partition) => query.bind(partition),
-            None => query,
-        }
-        .bind(info.crl_number)
-    })?;
+    .bind(info.crl_size))?;
     Ok(())
+}
+
+/// Stores chunk `index` (from 0) of a CRL's DER.
+pub async fn insert_chunk(conn: &mut Conn<'_>, crl: CrlId, index: i32, chunk: &[u8]) -> Result<()> {
+    exec!(conn, |c| sqlx::query(
+        "INSERT INTO crl_chunks (crl_id, chunk_index, chunk) VALUES ($1, $2, $3)"
+    )
+    .bind(crl)
+    .bind(index)
+    .bind(chunk))?;
+    Ok(())
+}
+
+/// Chunk `index` of a CRL; None past its last chunk or once the CRL has
+/// been pruned.
+pub async fn chunk(conn: &mut Conn<'_>, crl: CrlId, index: i32) -> Result<Option<Vec<u8>>> {
+    Ok(on_conn!(conn, |c| sqlx::query_scalar(
+        "SELECT chunk FROM crl_chunks WHERE crl_id = $1 AND chunk_index = $2"
+    )
+    .bind(crl)
+    .bind(index)
+    .fetch_optional(&mut *c)
+    .await)?)
 }
 
 /// The latest CRL of a scope, without its DER.
@@ -111,25 +132,6 @@ pub async fn latest_info(
         .fetch_optional(&mut *c)
         .await
     })?)
-}
-
-/// The latest CRL of a scope, with its DER.
-pub async fn latest(
-    conn: &mut Conn<'_>,
-    issuer: CertificateId,
-    kind: CrlKind,
-    partition: Option<i32>,
-) -> Result<Option<StoredCrl>> {
-    let Some(info) = latest_info(conn, issuer, kind, partition).await? else {
-        return Ok(None);
-    };
-    let der: Option<Vec<u8>> = on_conn!(conn, |c| sqlx::query_scalar(
-        "SELECT crl_der FROM crls WHERE id = $1"
-    )
-    .bind(info.id)
-    .fetch_optional(&mut *c)
-    .await)?;
-    Ok(der.map(|der| StoredCrl { info, der }))
 }
 
 /// One revocation as a CRL lists it.

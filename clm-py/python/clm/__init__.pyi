@@ -632,6 +632,18 @@ class CrlRefreshReport(Record):
     errors: list[str]
 
 
+class CrlSummary(Record):
+    issuer_certificate_id: UUID
+    crl_number: int
+    kind: CrlKind
+    this_update: datetime
+    next_update: datetime
+    entry_count: int
+    size_bytes: int
+    base_crl_number: int | None
+    partition: int | None
+
+
 class CsrBundle(Record):
     csr_pem: str
     private_key_pem: str
@@ -1395,7 +1407,7 @@ class Clm:
         actor: Actor,
         issuer_id: str | UUID,
         next_update_hours: int | None = None,
-    ) -> GeneratedCrl: ...
+    ) -> CrlSummary: ...
     def generate_scoped_crl(
         self,
         actor: Actor,
@@ -1403,7 +1415,7 @@ class Clm:
         partition: int | None = None,
         delta: bool | None = None,
         next_update_hours: int | None = None,
-    ) -> GeneratedCrl: ...
+    ) -> CrlSummary: ...
     def latest_crl(
         self,
         actor: Actor,

@@ -328,12 +328,12 @@ OPERATIONS: dict[str, Operation] = {
         'Releases a certificate_hold.'),
     'generate_crl': Operation('generate_crl', 'revocation', True, 'value',
         (('issuer_id', True, 'uuid'), ('next_update_hours', False, 'int')),
-        'GeneratedCrl', None,
-        'Generates the next CRL of an issuer.'),
+        'CrlSummary', None,
+        'Generates the next CRL of an issuer and stores it; returns its summary (read it with latest_crl).'),
     'generate_scoped_crl': Operation('generate_scoped_crl', 'revocation', True, 'value',
         (('issuer_id', True, 'uuid'), ('partition', False, 'int'), ('delta', False, 'bool'), ('next_update_hours', False, 'int')),
-        'GeneratedCrl', None,
-        'Generates the next CRL of one partition of an issuer, or a delta CRL.'),
+        'CrlSummary', None,
+        'Generates the next CRL of one partition of an issuer, or a delta CRL; returns its summary.'),
     'latest_crl': Operation('latest_crl', 'revocation', True, 'value',
         (('issuer_id', True, 'uuid'), ('partition', False, 'int'), ('delta', False, 'bool')),
         'GeneratedCrl', None,
@@ -942,8 +942,8 @@ class Operations:
         actor: Actor,
         issuer_id: str | UUID,
         next_update_hours: int | None = None,
-    ) -> GeneratedCrl:
-        """Generates the next CRL of an issuer."""
+    ) -> CrlSummary:
+        """Generates the next CRL of an issuer and stores it; returns its summary (read it with latest_crl)."""
         return self._call("generate_crl", actor, {"issuer_id": issuer_id, "next_update_hours": next_update_hours})
 
     def generate_scoped_crl(
@@ -953,8 +953,8 @@ class Operations:
         partition: int | None = None,
         delta: bool | None = None,
         next_update_hours: int | None = None,
-    ) -> GeneratedCrl:
-        """Generates the next CRL of one partition of an issuer, or a delta CRL."""
+    ) -> CrlSummary:
+        """Generates the next CRL of one partition of an issuer, or a delta CRL; returns its summary."""
         return self._call("generate_scoped_crl", actor, {"issuer_id": issuer_id, "partition": partition, "delta": delta, "next_update_hours": next_update_hours})
 
     def latest_crl(
@@ -1625,8 +1625,8 @@ class AsyncOperations:
         actor: Actor,
         issuer_id: str | UUID,
         next_update_hours: int | None = None,
-    ) -> GeneratedCrl:
-        """Generates the next CRL of an issuer."""
+    ) -> CrlSummary:
+        """Generates the next CRL of an issuer and stores it; returns its summary (read it with latest_crl)."""
         return await self._call("generate_crl", actor, {"issuer_id": issuer_id, "next_update_hours": next_update_hours})
 
     async def generate_scoped_crl(
@@ -1636,8 +1636,8 @@ class AsyncOperations:
         partition: int | None = None,
         delta: bool | None = None,
         next_update_hours: int | None = None,
-    ) -> GeneratedCrl:
-        """Generates the next CRL of one partition of an issuer, or a delta CRL."""
+    ) -> CrlSummary:
+        """Generates the next CRL of one partition of an issuer, or a delta CRL; returns its summary."""
         return await self._call("generate_scoped_crl", actor, {"issuer_id": issuer_id, "partition": partition, "delta": delta, "next_update_hours": next_update_hours})
 
     async def latest_crl(

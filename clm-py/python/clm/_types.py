@@ -818,6 +818,26 @@ class CrlRefreshReport(Record):
     errors: list[str]
 
 
+class CrlSummary(Record):
+    """What generating a CRL made: its number, scope, times and size. The CRL
+    itself is stored in chunks, never whole in memory; read it with
+    [`Clm::latest_crl`] (whole) or [`Clm::open_latest_crl`] (chunk by chunk).
+    """
+
+    _fields = ('issuer_certificate_id', 'crl_number', 'kind', 'this_update', 'next_update', 'entry_count', 'size_bytes', 'base_crl_number', 'partition',)
+    _decode = {'issuer_certificate_id': 'uuid', 'this_update': 'datetime', 'next_update': 'datetime'}
+
+    issuer_certificate_id: UUID
+    crl_number: int
+    kind: CrlKind
+    this_update: datetime
+    next_update: datetime
+    entry_count: int
+    size_bytes: int
+    base_crl_number: int | None
+    partition: int | None
+
+
 class CsrBundle(Record):
     """A key and a PKCS#10 CSR for it, made outside any database."""
 
@@ -1724,6 +1744,7 @@ __all__ = [
     "ChainReport",
     "CreatedApiKey",
     "CrlRefreshReport",
+    "CrlSummary",
     "CsrBundle",
     "DataKeyStatus",
     "DatabaseStats",

@@ -45,6 +45,7 @@ from clm import (
     CreatedApiKey,
     CrlKind,
     CrlRefreshReport,
+    CrlSummary,
     CsrBundle,
     DataKeyStatus,
     DatabaseStats,
@@ -381,7 +382,7 @@ class Clm:
         actor: Actor,
         issuer_id: str | UUID,
         next_update_hours: int | None = None,
-    ) -> GeneratedCrl: ...
+    ) -> CrlSummary: ...
     async def generate_scoped_crl(
         self,
         actor: Actor,
@@ -389,7 +390,7 @@ class Clm:
         partition: int | None = None,
         delta: bool | None = None,
         next_update_hours: int | None = None,
-    ) -> GeneratedCrl: ...
+    ) -> CrlSummary: ...
     async def latest_crl(
         self,
         actor: Actor,
