@@ -2488,7 +2488,8 @@ clm_status clm_release_certificate_hold(const struct clm_handle *clm,
                                         char **result_json);
 
 /*
- Generates the next CRL of an issuer.
+ Generates the next CRL of an issuer and stores it; returns its summary
+ (read it with latest_crl).
 
  Operation `generate_crl` (revocation).
  `arguments_json`: a JSON object of these named arguments:
@@ -2496,10 +2497,10 @@ clm_status clm_release_certificate_hold(const struct clm_handle *clm,
  - `next_update_hours` (integer 0..4294967295 or null; optional)
 
  `actor`: who performs it (not NULL).
- `result_json`: the `GeneratedCrl` record `{"crl_number", "entry_count",
- "issuer_certificate_id", "kind", "next_update", "pem", "this_update",
- "base_crl_number"?, "partition"?}` as JSON text; free it with
- `clm_string_free`.
+ `result_json`: the `CrlSummary` record `{"crl_number", "entry_count",
+ "issuer_certificate_id", "kind", "next_update", "size_bytes",
+ "this_update", "base_crl_number"?, "partition"?}` as JSON text; free it
+ with `clm_string_free`.
 
  # Safety
  `clm` and `actor` are NULL or live handles; `arguments_json` is NULL or a
@@ -2511,7 +2512,8 @@ clm_status clm_generate_crl(const struct clm_handle *clm,
                             char **result_json);
 
 /*
- Generates the next CRL of one partition of an issuer, or a delta CRL.
+ Generates the next CRL of one partition of an issuer, or a delta CRL;
+ returns its summary.
 
  Operation `generate_scoped_crl` (revocation).
  `arguments_json`: a JSON object of these named arguments:
@@ -2521,10 +2523,10 @@ clm_status clm_generate_crl(const struct clm_handle *clm,
  - `next_update_hours` (integer 0..4294967295 or null; optional)
 
  `actor`: who performs it (not NULL).
- `result_json`: the `GeneratedCrl` record `{"crl_number", "entry_count",
- "issuer_certificate_id", "kind", "next_update", "pem", "this_update",
- "base_crl_number"?, "partition"?}` as JSON text; free it with
- `clm_string_free`.
+ `result_json`: the `CrlSummary` record `{"crl_number", "entry_count",
+ "issuer_certificate_id", "kind", "next_update", "size_bytes",
+ "this_update", "base_crl_number"?, "partition"?}` as JSON text; free it
+ with `clm_string_free`.
 
  # Safety
  `clm` and `actor` are NULL or live handles; `arguments_json` is NULL or a
