@@ -137,6 +137,9 @@ impl PgCluster {
                 "-R",
                 "-X",
                 "stream",
+                // An immediate checkpoint: the default (spread) waits minutes.
+                "-c",
+                "fast",
                 "--no-sync",
             ],
         )?;
