@@ -24,6 +24,7 @@ mod kill;
 mod processes;
 mod proxy;
 mod replica;
+mod soak;
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
