@@ -176,8 +176,8 @@ fn url(cluster: &PgCluster, host: &str, user: &str, db: &str) -> String {
 
 fn config(cluster: &PgCluster, host: &str, user: &str, stem: &str, dir: &Path) -> ClmConfig {
     ClmConfig::postgres(
-        url(&cluster, host, user, &format!("{stem}_secure")),
-        url(&cluster, host, user, &format!("{stem}_core")),
+        url(cluster, host, user, &format!("{stem}_secure")),
+        url(cluster, host, user, &format!("{stem}_core")),
     )
     .with_master_key(MasterKeySource::FileOrCreate(dir.join("master.key")))
     .with_max_connections(2)

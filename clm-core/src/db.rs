@@ -483,6 +483,7 @@ pub struct Databases {
 
 /// How long a reporting read waits for a replica's connection before it
 /// reads the primary instead (at most the pool's acquire timeout).
+#[cfg(feature = "postgres")]
 const REPLICA_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Default [`PoolSettings::replica_retry_after`].
@@ -505,6 +506,7 @@ struct ReplicaRoute {
 }
 
 impl ReplicaRoute {
+    #[cfg(feature = "postgres")]
     fn new(configured: bool, up: bool) -> ReplicaRoute {
         ReplicaRoute {
             configured,
@@ -575,7 +577,7 @@ impl Databases {
 
 /// Reporting reads prefer the replica; a replica that gives no connection
 /// (stopped, unreachable, or its pool exhausted for
-/// [`REPLICA_ACQUIRE_TIMEOUT`]) sends them to the primary, and is tried
+/// `REPLICA_ACQUIRE_TIMEOUT`) sends them to the primary, and is tried
 /// again after `retry_after`, so a stopped replica costs one wait, not one
 /// per read.
 async fn acquire_read(

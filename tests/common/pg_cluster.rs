@@ -291,13 +291,13 @@ impl PgCluster {
 
 impl Drop for PgCluster {
     fn drop(&mut self) {
-        if self.running.load(Ordering::SeqCst) {
-            if let Err(err) = self.kill() {
-                eprintln!(
-                    "could not stop the test cluster on port {}: {err}",
-                    self.port
-                );
-            }
+        if self.running.load(Ordering::SeqCst)
+            && let Err(err) = self.kill()
+        {
+            eprintln!(
+                "could not stop the test cluster on port {}: {err}",
+                self.port
+            );
         }
     }
 }
