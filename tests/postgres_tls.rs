@@ -1,6 +1,6 @@
 //! PostgreSQL over TLS, against a second cluster this test starts itself
-//! (`initdb` into a temporary directory, a free port, `ssl = on`) and stops
-//! with `pg_ctl stop -m immediate` however the test ends.
+//! (`common::pg_cluster`: `initdb` into a temporary directory, a free port,
+//! here with `ssl = on`) and stops however the test ends.
 //!
 //! The cluster's certificates come from clm itself, the way a user would
 //! dogfood it: a clm on SQLite creates a root CA, issues the server's
@@ -15,11 +15,11 @@
 //! Without `initdb` (or when the cluster cannot start) the test skips with
 //! the reason; with `CI` set it fails instead.
 
+mod common;
+
 use std::io::Write as _;
-use std::net::TcpListener;
 use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use clm::crypto::{DistinguishedName, KeyAlgorithm};
 use clm::db::{DatabaseTls, SslMode};
@@ -28,134 +28,12 @@ use clm::service::access::NewOrganization;
 use clm::service::authorities::NewCertificateAuthority;
 use clm::service::issuance::{IssueRequest, KeySource};
 use clm::{Clm, ClmConfig, MasterKeySource};
+use common::pg_cluster::{PgCluster, postgres_bin_dir, unavailable};
 
 /// A password in every URL: no error may show it.
 const PASSWORD: &str = "pw-never-shown-7f3a";
 /// The user that must present a client certificate.
 const CERT_USER: &str = "clm_cert";
-
-/// Where PostgreSQL's server programs are: `CLM_TEST_PG_BIN`, else the
-/// newest /usr/lib/postgresql/*/bin (Debian keeps them off PATH), else PATH.
-fn postgres_bin_dir() -> Option<PathBuf> {
-    if let Some(dir) = std::env::var_os("CLM_TEST_PG_BIN") {
-        return Some(PathBuf::from(dir));
-    }
-    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|entry| {
-            let version = entry.file_name().to_str()?.parse::<u32>().ok()?;
-            let bin = entry.path().join("bin");
-            bin.join("initdb").is_file().then_some((version, bin))
-        })
-        .collect();
-    versions.sort();
-    if let Some((_, bin)) = versions.pop() {
-        return Some(bin);
-    }
-    std::env::var_os("PATH")
-        .and_then(|path| std::env::split_paths(&path).find(|dir| dir.join("initdb").is_file()))
-}
-
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|out| String::from_utf8_lossy(&out.stdout).trim() == "0")
-}
-
-/// Skips (printing why) or, under CI, fails.
-fn unavailable(reason: &str) {
-    if std::env::var_os("CI").is_some() {
-        panic!("the TLS cluster is unavailable and CI is set: {reason}");
-    }
-    eprintln!("!!! SKIPPING postgres_tls: {reason}");
-}
-
-/// The second cluster. Dropping it stops the server (immediate mode: the
-/// data is thrown away with the directory anyway).
-struct Cluster {
-    bin: PathBuf,
-    data: PathBuf,
-    port: u16,
-    /// initdb refuses root: as root the server runs as `postgres`.
-    as_postgres: bool,
-    started: bool,
-    // Last: removed after the server has stopped.
-    _dir: tempfile::TempDir,
-}
-
-impl Cluster {
-    fn command(&self, program: &str) -> Command {
-        let path = self.bin.join(program);
-        if self.as_postgres {
-            let mut command = Command::new("runuser");
-            command.args(["-u", "postgres", "--"]).arg(path);
-            command
-        } else {
-            Command::new(path)
-        }
-    }
-
-    fn run(&self, program: &str, args: &[&str]) -> Result<(), String> {
-        let output = self
-            .command(program)
-            .args(args)
-            .output()
-            .map_err(|err| format!("cannot run {program}: {err}"))?;
-        if output.status.success() {
-            Ok(())
-        } else {
-            Err(format!(
-                "{program} {args:?} failed ({}): {}{}",
-                output.status,
-                String::from_utf8_lossy(&output.stdout),
-                String::from_utf8_lossy(&output.stderr)
-            ))
-        }
-    }
-
-    /// Hands `path` to the server's user (it must own its key file).
-    fn give(&self, path: &Path) -> Result<(), String> {
-        if !self.as_postgres {
-            return Ok(());
-        }
-        let status = Command::new("chown")
-            .args(["-R", "postgres:postgres"])
-            .arg(path)
-            .status()
-            .map_err(|err| format!("cannot run chown: {err}"))?;
-        status
-            .success()
-            .then_some(())
-            .ok_or_else(|| format!("chown {} failed", path.display()))
-    }
-
-    fn url(&self, host: &str, user: &str, db: &str) -> String {
-        format!("postgres://{user}:{PASSWORD}@{host}:{}/{db}", self.port)
-    }
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        if self.started {
-            let data = self.data.display().to_string();
-            if let Err(err) = self.run("pg_ctl", &["stop", "-D", &data, "-m", "immediate", "-w"]) {
-                eprintln!("could not stop the TLS cluster: {err}");
-            }
-        }
-    }
-}
-
-fn free_port() -> Result<u16, String> {
-    let listener =
-        TcpListener::bind("127.0.0.1:0").map_err(|err| format!("no free port: {err}"))?;
-    listener
-        .local_addr()
-        .map(|addr| addr.port())
-        .map_err(|err| format!("no free port: {err}"))
-}
 
 /// Writes `contents` to a new file with `mode` from its creation on.
 fn write_file(path: &Path, contents: &str, mode: u32) {
@@ -266,100 +144,40 @@ async fn issue_pki(dir: &Path) -> Pki {
     pki
 }
 
-/// initdb, the certificates and the configuration, then start.
-fn start_cluster(bin: PathBuf, pki: &Pki) -> Result<Cluster, String> {
-    let dir = tempfile::tempdir().map_err(|err| format!("tempdir: {err}"))?;
-    let data = dir.path().join("data");
-    let mut cluster = Cluster {
-        bin,
-        data: data.clone(),
-        port: free_port()?,
-        as_postgres: is_root(),
-        started: false,
-        _dir: dir,
-    };
-    cluster.give(cluster._dir.path())?;
-    let data_arg = data.display().to_string();
-    cluster.run(
-        "initdb",
-        &[
-            "-D",
-            &data_arg,
-            "-U",
-            "postgres",
-            "-A",
-            "trust",
-            "--no-sync",
-        ],
-    )?;
+/// The cluster with the certificates and the TLS-only configuration, started.
+fn start_cluster(bin: PathBuf, pki: &Pki) -> Result<PgCluster, String> {
+    let settings = "listen_addresses = '127.0.0.1,127.0.0.2'\n\
+                    ssl = on\n\
+                    ssl_cert_file = 'server.crt'\n\
+                    ssl_key_file = 'server.key'\n\
+                    ssl_ca_file = 'root.crt'\n";
+    let hba = format!(
+        "# TLS only: no `host` line, so sslmode=disable finds no entry.\n\
+         hostssl all {CERT_USER} 127.0.0.1/32 cert\n\
+         hostssl all all 127.0.0.1/32 trust\n\
+         hostssl all all 127.0.0.2/32 trust\n"
+    );
+    let cluster = PgCluster::init(bin, settings, &hba)?;
+    let data = cluster.data_dir();
     write_file(&data.join("server.crt"), &pki.server_cert, 0o644);
     write_file(&data.join("server.key"), &pki.server_key, 0o600);
     write_file(&data.join("root.crt"), &pki.root_pem, 0o644);
-    let settings = format!(
-        "\n# clm postgres_tls\n\
-         listen_addresses = '127.0.0.1,127.0.0.2'\n\
-         port = {}\n\
-         unix_socket_directories = ''\n\
-         ssl = on\n\
-         ssl_cert_file = 'server.crt'\n\
-         ssl_key_file = 'server.key'\n\
-         ssl_ca_file = 'root.crt'\n\
-         fsync = off\n\
-         synchronous_commit = off\n\
-         full_page_writes = off\n",
-        cluster.port
-    );
-    std::fs::OpenOptions::new()
-        .append(true)
-        .open(data.join("postgresql.conf"))
-        .and_then(|mut file| file.write_all(settings.as_bytes()))
-        .map_err(|err| format!("postgresql.conf: {err}"))?;
-    std::fs::write(
-        data.join("pg_hba.conf"),
-        format!(
-            "# TLS only: no `host` line, so sslmode=disable finds no entry.\n\
-             hostssl all {CERT_USER} 127.0.0.1/32 cert\n\
-             hostssl all all 127.0.0.1/32 trust\n\
-             hostssl all all 127.0.0.2/32 trust\n"
-        ),
-    )
-    .map_err(|err| format!("pg_hba.conf: {err}"))?;
-    cluster.give(&data)?;
-    let log = cluster._dir.path().join("server.log").display().to_string();
-    cluster.started = true;
-    if let Err(err) = cluster.run(
-        "pg_ctl",
-        &["start", "-D", &data_arg, "-l", &log, "-w", "-t", "60"],
-    ) {
-        let server_log = std::fs::read_to_string(&log).unwrap_or_default();
-        return Err(format!("{err}\nserver log:\n{server_log}"));
-    }
+    cluster.give(data)?;
+    cluster.start()?;
     Ok(cluster)
 }
 
-/// Runs `statements` as `postgres` over TLS (databases, the cert user).
-async fn admin(cluster: &Cluster, statements: &[String]) {
-    use sqlx::Connection as _;
-    let url = format!(
-        "{}?sslmode=require",
-        cluster.url("127.0.0.1", "postgres", "postgres")
-    );
-    let mut conn = sqlx::PgConnection::connect(&url)
-        .await
-        .expect("connect to the TLS cluster as postgres");
-    for statement in statements {
-        sqlx::query(sqlx::AssertSqlSafe(statement.clone()))
-            .execute(&mut conn)
-            .await
-            .unwrap_or_else(|err| panic!("{statement}: {err}"));
-    }
-    let _ = conn.close().await;
+fn url(cluster: &PgCluster, host: &str, user: &str, db: &str) -> String {
+    format!(
+        "postgres://{user}:{PASSWORD}@{host}:{}/{db}",
+        cluster.port()
+    )
 }
 
-fn config(cluster: &Cluster, host: &str, user: &str, stem: &str, dir: &Path) -> ClmConfig {
+fn config(cluster: &PgCluster, host: &str, user: &str, stem: &str, dir: &Path) -> ClmConfig {
     ClmConfig::postgres(
-        cluster.url(host, user, &format!("{stem}_secure")),
-        cluster.url(host, user, &format!("{stem}_core")),
+        url(cluster, host, user, &format!("{stem}_secure")),
+        url(cluster, host, user, &format!("{stem}_core")),
     )
     .with_master_key(MasterKeySource::FileOrCreate(dir.join("master.key")))
     .with_max_connections(2)
@@ -409,25 +227,29 @@ async fn open_fails(config: ClmConfig, what: &str) -> String {
 #[tokio::test]
 async fn postgres_over_tls_with_a_clm_issued_pki() {
     let Some(bin) = postgres_bin_dir() else {
-        return unavailable("initdb not found (set CLM_TEST_PG_BIN to PostgreSQL's bin directory)");
+        return unavailable(
+            "postgres_tls",
+            "initdb not found (set CLM_TEST_PG_BIN to PostgreSQL's bin directory)",
+        );
     };
     let work = tempfile::tempdir().expect("tempdir");
     let pki = issue_pki(work.path()).await;
     let cluster = match start_cluster(bin, &pki) {
         Ok(cluster) => cluster,
-        Err(reason) => return unavailable(&reason),
+        Err(reason) => return unavailable("postgres_tls", &reason),
     };
-    admin(
-        &cluster,
-        &[
-            format!("CREATE ROLE {CERT_USER} LOGIN"),
-            "CREATE DATABASE tls_secure".into(),
-            "CREATE DATABASE tls_core".into(),
-            format!("CREATE DATABASE cert_secure OWNER {CERT_USER}"),
-            format!("CREATE DATABASE cert_core OWNER {CERT_USER}"),
-        ],
-    )
-    .await;
+    cluster
+        .admin(
+            "?sslmode=require",
+            &[
+                format!("CREATE ROLE {CERT_USER} LOGIN"),
+                "CREATE DATABASE tls_secure".into(),
+                "CREATE DATABASE tls_core".into(),
+                format!("CREATE DATABASE cert_secure OWNER {CERT_USER}"),
+                format!("CREATE DATABASE cert_core OWNER {CERT_USER}"),
+            ],
+        )
+        .await;
     let dir = work.path();
     let tls = |mode: SslMode, root: Option<&Path>| DatabaseTls {
         sslmode: Some(mode),
@@ -440,11 +262,11 @@ async fn postgres_over_tls_with_a_clm_issued_pki() {
     let overridden = ClmConfig::postgres(
         format!(
             "{}?sslmode=disable",
-            cluster.url("localhost", "postgres", "tls_secure")
+            url(&cluster, "localhost", "postgres", "tls_secure")
         ),
         format!(
             "{}?sslmode=disable",
-            cluster.url("localhost", "postgres", "tls_core")
+            url(&cluster, "localhost", "postgres", "tls_core")
         ),
     )
     .with_master_key(MasterKeySource::FileOrCreate(dir.join("master.key")))
@@ -457,11 +279,11 @@ async fn postgres_over_tls_with_a_clm_issued_pki() {
     let from_url = ClmConfig::postgres(
         format!(
             "{}?sslmode=verify-full&sslrootcert={root}",
-            cluster.url("127.0.0.1", "postgres", "tls_secure")
+            url(&cluster, "127.0.0.1", "postgres", "tls_secure")
         ),
         format!(
             "{}?sslmode=verify-full&sslrootcert={root}",
-            cluster.url("127.0.0.1", "postgres", "tls_core")
+            url(&cluster, "127.0.0.1", "postgres", "tls_core")
         ),
     )
     .with_master_key(MasterKeySource::FileOrCreate(dir.join("master.key")))

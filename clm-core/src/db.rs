@@ -19,6 +19,7 @@ use std::path::Path;
 use std::path::PathBuf;
 #[cfg(feature = "postgres")]
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sqlx::ConnectOptions;
@@ -470,15 +471,99 @@ pub struct Databases {
     /// The core database (everything else, its audit trail): writes and reads.
     pub core: Pool,
     /// Reporting reads of the secure database: its replica, else `secure`.
+    /// Take connections with [`Databases::acquire_secure_read`], which falls
+    /// back to the primary while the replica does not answer.
     pub secure_read: Pool,
     /// Reporting reads of the core database: its replica, else `core`.
+    /// Take connections with [`Databases::acquire_core_read`].
     pub core_read: Pool,
+    /// Which replicas are configured and when each last failed.
+    replicas: Arc<ReplicaRoutes>,
+}
+
+/// How long a reporting read waits for a replica's connection before it
+/// reads the primary instead (at most the pool's acquire timeout).
+#[cfg(feature = "postgres")]
+const REPLICA_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Default [`PoolSettings::replica_retry_after`].
+pub const DEFAULT_REPLICA_RETRY_AFTER: Duration = Duration::from_secs(10);
+
+/// The replicas' routing state, shared by the clones of one [`Databases`].
+#[derive(Debug, Default)]
+struct ReplicaRoutes {
+    secure: ReplicaRoute,
+    core: ReplicaRoute,
+    retry_after: Duration,
+}
+
+/// One replica: whether there is one, and when it last failed to give a
+/// connection (reports read the primary until `retry_after` has passed).
+#[derive(Debug, Default)]
+struct ReplicaRoute {
+    configured: bool,
+    failed_at: std::sync::Mutex<Option<Instant>>,
+}
+
+impl ReplicaRoute {
+    #[cfg(feature = "postgres")]
+    fn new(configured: bool, up: bool) -> ReplicaRoute {
+        ReplicaRoute {
+            configured,
+            failed_at: std::sync::Mutex::new((!up).then(Instant::now)),
+        }
+    }
+
+    /// The failure time (a panic elsewhere cannot leave it wrong: it is
+    /// one plain value).
+    fn failed_at(&self) -> std::sync::MutexGuard<'_, Option<Instant>> {
+        self.failed_at
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
 }
 
 impl Databases {
+    fn new(secure: Pool, core: Pool, secure_read: Pool, core_read: Pool) -> Databases {
+        Databases {
+            secure,
+            core,
+            secure_read,
+            core_read,
+            replicas: Arc::default(),
+        }
+    }
+
     /// The dialect both databases speak.
     pub fn dialect(&self) -> Dialect {
         self.secure.dialect()
+    }
+
+    /// A connection for a reporting read of the secure database: from its
+    /// replica while the replica answers, else from the primary (see
+    /// [`PoolSettings::replica_retry_after`]).
+    pub async fn acquire_secure_read(&self) -> Result<PooledConn> {
+        acquire_read(
+            &self.secure_read,
+            &self.secure,
+            &self.replicas.secure,
+            self.replicas.retry_after,
+            "secure",
+        )
+        .await
+    }
+
+    /// A connection for a reporting read of the core database: from its
+    /// replica while the replica answers, else from the primary.
+    pub async fn acquire_core_read(&self) -> Result<PooledConn> {
+        acquire_read(
+            &self.core_read,
+            &self.core,
+            &self.replicas.core,
+            self.replicas.retry_after,
+            "core",
+        )
+        .await
     }
 
     /// Closes all four pools (replicas first).
@@ -487,6 +572,46 @@ impl Databases {
         self.core_read.close().await;
         self.secure.close().await;
         self.core.close().await;
+    }
+}
+
+/// Reporting reads prefer the replica; a replica that gives no connection
+/// (stopped, unreachable, or its pool exhausted for
+/// `REPLICA_ACQUIRE_TIMEOUT`) sends them to the primary, and is tried
+/// again after `retry_after`, so a stopped replica costs one wait, not one
+/// per read.
+async fn acquire_read(
+    replica: &Pool,
+    primary: &Pool,
+    route: &ReplicaRoute,
+    retry_after: Duration,
+    database: &str,
+) -> Result<PooledConn> {
+    if !route.configured {
+        return primary.acquire().await;
+    }
+    let resting = route
+        .failed_at()
+        .is_some_and(|failed| failed.elapsed() < retry_after);
+    if resting {
+        return primary.acquire().await;
+    }
+    match replica.acquire().await {
+        Ok(conn) => {
+            route.failed_at().take();
+            Ok(conn)
+        }
+        Err(err) => {
+            let first = route.failed_at().replace(Instant::now()).is_none();
+            if first {
+                tracing::warn!(
+                    database,
+                    error = %err,
+                    "the read replica gives no connection: reports read the primary"
+                );
+            }
+            primary.acquire().await
+        }
     }
 }
 
@@ -640,6 +765,10 @@ pub struct PoolSettings {
     pub max_connections: u32,
     /// Most connections in each replica's pool.
     pub replica_max_connections: u32,
+    /// After a replica failed to give a connection (within the acquire
+    /// timeout, at most two seconds), reports read the primary for this long
+    /// before trying the replica again. Default ten seconds.
+    pub replica_retry_after: Duration,
     /// How long a caller waits for a pooled connection before a Database error.
     pub acquire_timeout: Duration,
     /// A statement that runs this long or longer is logged at WARN with its
@@ -655,6 +784,7 @@ impl Default for PoolSettings {
         PoolSettings {
             max_connections: 10,
             replica_max_connections: 5,
+            replica_retry_after: DEFAULT_REPLICA_RETRY_AFTER,
             acquire_timeout: Duration::from_secs(30),
             slow_statement_threshold: DEFAULT_SLOW_STATEMENT_THRESHOLD,
         }
@@ -750,21 +880,54 @@ async fn connect_postgres_pair(
     let core = connect_postgres(core_url, "core_url", tls, primary, settings).await?;
     POSTGRES_SECURE.run(&secure).await?;
     POSTGRES_CORE.run(&core).await?;
-    let replica = settings.replica_max_connections;
-    let secure_read = match secure_replica_url {
-        Some(url) => connect_postgres(url, "secure_replica_url", tls, replica, settings).await?,
-        None => secure.clone(),
+    let (secure_read, secure_up) = match secure_replica_url {
+        Some(url) => connect_replica(url, "secure_replica_url", tls, settings).await?,
+        None => (secure.clone(), true),
     };
-    let core_read = match core_replica_url {
-        Some(url) => connect_postgres(url, "core_replica_url", tls, replica, settings).await?,
-        None => core.clone(),
+    let (core_read, core_up) = match core_replica_url {
+        Some(url) => connect_replica(url, "core_replica_url", tls, settings).await?,
+        None => (core.clone(), true),
     };
-    Ok(Databases {
-        secure: Pool::Postgres(secure),
-        core: Pool::Postgres(core),
-        secure_read: Pool::Postgres(secure_read),
-        core_read: Pool::Postgres(core_read),
-    })
+    let mut databases = Databases::new(
+        Pool::Postgres(secure),
+        Pool::Postgres(core),
+        Pool::Postgres(secure_read),
+        Pool::Postgres(core_read),
+    );
+    databases.replicas = Arc::new(ReplicaRoutes {
+        secure: ReplicaRoute::new(secure_replica_url.is_some(), secure_up),
+        core: ReplicaRoute::new(core_replica_url.is_some(), core_up),
+        retry_after: settings.replica_retry_after,
+    });
+    Ok(databases)
+}
+
+/// A replica's pool and whether it answered. A replica that is down when
+/// clm opens does not stop it (the primary serves the reports until the
+/// replica answers); a URL that is not one still does.
+#[cfg(feature = "postgres")]
+async fn connect_replica(
+    url: &str,
+    field: &str,
+    tls: &DatabaseTls,
+    settings: PoolSettings,
+) -> Result<(PgPool, bool)> {
+    let options = statement_logging(postgres_options(url, field, tls)?, settings);
+    let pool = PgPoolOptions::new()
+        .max_connections(settings.replica_max_connections.max(1))
+        .acquire_timeout(settings.acquire_timeout.min(REPLICA_ACQUIRE_TIMEOUT));
+    match pool.clone().connect_with(options.clone()).await {
+        Ok(pool) => Ok((pool, true)),
+        Err(err) => {
+            tracing::warn!(
+                field,
+                url = %redact_url(url),
+                error = %describe_connect_error(&err, &options),
+                "the read replica is unreachable: reports read the primary until it answers"
+            );
+            Ok((pool.connect_lazy_with(options), false))
+        }
+    }
 }
 
 #[cfg(feature = "postgres")]
@@ -983,12 +1146,12 @@ async fn connect_sqlite(data_dir: &Path, settings: PoolSettings) -> Result<Datab
     })?;
     SQLITE_SECURE.run(&secure).await?;
     SQLITE_CORE.run(&core).await?;
-    Ok(Databases {
-        secure_read: Pool::Sqlite(secure.clone()),
-        core_read: Pool::Sqlite(core.clone()),
-        secure: Pool::Sqlite(secure),
-        core: Pool::Sqlite(core),
-    })
+    Ok(Databases::new(
+        Pool::Sqlite(secure.clone()),
+        Pool::Sqlite(core.clone()),
+        Pool::Sqlite(secure),
+        Pool::Sqlite(core),
+    ))
 }
 
 /// A lease that one process at a time holds across transactions (the

@@ -318,7 +318,7 @@ impl Clm {
             "organization_id",
             actor.organizations_where("roles", "read").as_ref(),
         );
-        let mut conn = self.databases().core_read.acquire().await?;
+        let mut conn = self.databases().acquire_core_read().await?;
         store::list::<Roles>(&mut conn.conn(), &filter, page).await
     }
 
@@ -576,7 +576,7 @@ impl Clm {
             "id",
             actor.organizations_where("organizations", "read").as_ref(),
         );
-        let mut conn = self.databases().core_read.acquire().await?;
+        let mut conn = self.databases().acquire_core_read().await?;
         store::list::<Organizations>(&mut conn.conn(), &filter, page).await
     }
 

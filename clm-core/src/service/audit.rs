@@ -574,11 +574,10 @@ impl Clm {
                 None => orgs,
             });
         }
-        let pool = match kind {
-            AuditLogKind::Secure => &self.databases().secure_read,
-            AuditLogKind::Core => &self.databases().core_read,
+        let mut conn = match kind {
+            AuditLogKind::Secure => self.databases().acquire_secure_read().await?,
+            AuditLogKind::Core => self.databases().acquire_core_read().await?,
         };
-        let mut conn = pool.acquire().await?;
         audit_store::list_audit(&mut conn.conn(), kind, &filter, page).await
     }
 

@@ -652,7 +652,7 @@ impl Clm {
     pub async fn list_authorities(&self, actor: &Actor) -> Result<Vec<CertificateAuthority>> {
         self.authorize(actor, Access::new("authorities", "read"))
             .await?;
-        let mut conn = self.databases().secure_read.acquire().await?;
+        let mut conn = self.databases().acquire_secure_read().await?;
         let rows = certificates::list_signing_authorities(
             &mut conn.conn(),
             actor.organizations_where("authorities", "read").as_ref(),

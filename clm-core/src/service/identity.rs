@@ -249,7 +249,7 @@ impl Clm {
                 None => orgs,
             });
         }
-        let mut conn = self.databases().core_read.acquire().await?;
+        let mut conn = self.databases().acquire_core_read().await?;
         users::list_users(&mut conn.conn(), &filter, page).await
     }
 
@@ -1193,7 +1193,7 @@ impl Clm {
             .ok_or_else(|| Error::invalid("actor", "API keys belong to a user"))?;
         self.authorize(actor, Access::new("api_keys", "read").own())
             .await?;
-        let mut conn = self.databases().core_read.acquire().await?;
+        let mut conn = self.databases().acquire_core_read().await?;
         api_keys::list_api_keys(
             &mut conn.conn(),
             &api_keys::ApiKeyFilter {

@@ -898,7 +898,7 @@ impl Clm {
             .await?;
         let filter = certificate_search_filter(search);
         let visible = actor.organizations_where("certificates", "read");
-        let mut conn = self.databases().secure_read.acquire().await?;
+        let mut conn = self.databases().acquire_secure_read().await?;
         certificates::search_visible(&mut conn.conn(), &filter, visible.as_ref(), page).await
     }
 

@@ -116,7 +116,7 @@ impl Clm {
         let user_id = actor
             .user_id()
             .ok_or_else(|| Error::invalid("actor", "notifications belong to a user"))?;
-        let mut conn = self.databases().core_read.acquire().await?;
+        let mut conn = self.databases().acquire_core_read().await?;
         notifications::list_for_user(&mut conn.conn(), user_id, unread_only, page).await
     }
 
@@ -135,7 +135,7 @@ impl Clm {
             self.authorize_about_user(actor, "notifications", "read", user_id)
                 .await?;
         }
-        let mut conn = self.databases().core_read.acquire().await?;
+        let mut conn = self.databases().acquire_core_read().await?;
         notifications::list_for_user(&mut conn.conn(), user_id, unread_only, page).await
     }
 

@@ -228,7 +228,7 @@ impl Clm {
     ) -> Result<Page<Policy>> {
         self.authorize(actor, Access::new("policies", "read"))
             .await?;
-        let mut conn = self.databases().core_read.acquire().await?;
+        let mut conn = self.databases().acquire_core_read().await?;
         let mut f = crate::store::Filter::new()
             .eq_opt("status", filter.status.map(|s| s.as_str()))
             .eq_opt(

@@ -831,8 +831,8 @@ impl Clm {
     #[tracing::instrument(skip_all, fields(actor = actor.log_kind(), organization), err(level = "info"))]
     pub async fn key_status(&self, actor: &Actor) -> Result<Vec<DataKeyStatus>> {
         self.authorize(actor, Access::new("keys", "read")).await?;
-        let mut secure = self.databases().secure_read.acquire().await?;
-        let mut core = self.databases().core_read.acquire().await?;
+        let mut secure = self.databases().acquire_secure_read().await?;
+        let mut core = self.databases().acquire_core_read().await?;
         let mut out = Vec::new();
         for key in encryption_keys::list_all(&mut secure.conn()).await? {
             let private_keys = private_keys::count_sealed_by(&mut secure.conn(), key.id).await?;
@@ -854,7 +854,7 @@ impl Clm {
         page: &PageRequest,
     ) -> Result<Page<KeyRotation>> {
         self.authorize(actor, Access::new("keys", "read")).await?;
-        let mut conn = self.databases().secure_read.acquire().await?;
+        let mut conn = self.databases().acquire_secure_read().await?;
         key_rotation_history::list_key_rotations(
             &mut conn.conn(),
             &KeyRotationFilter::default(),

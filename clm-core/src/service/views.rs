@@ -60,7 +60,7 @@ impl Clm {
             organization_ids: filter.organization_ids.clone(),
             visible: actor.organizations_where("certificates", "read"),
         };
-        let mut conn = self.databases().secure_read.acquire().await?;
+        let mut conn = self.databases().acquire_secure_read().await?;
         views::active_certificates(&mut conn.conn(), &filter, page).await
     }
 
@@ -86,7 +86,7 @@ impl Clm {
             .await?;
         let until = crate::service::shifted("days", Utc::now(), Duration::days(i64::from(days)))?;
         let visible = actor.organizations_where("certificates", "read");
-        let mut conn = self.databases().secure_read.acquire().await?;
+        let mut conn = self.databases().acquire_secure_read().await?;
         views::expiring_visible(&mut conn.conn(), until, visible.as_ref(), page).await
     }
 
@@ -100,7 +100,7 @@ impl Clm {
     ) -> Result<Page<ActiveUserWithRoles>> {
         self.authorize(actor, Access::new("users", "read")).await?;
         let members_of = actor.organizations_where("users", "read");
-        let mut conn = self.databases().core_read.acquire().await?;
+        let mut conn = self.databases().acquire_core_read().await?;
         views::active_users_with_roles_in(&mut conn.conn(), members_of.as_ref(), page).await
     }
 
@@ -120,7 +120,7 @@ impl Clm {
             environment: filter.environment.clone(),
             visible: actor.organizations_where("certificates", "read"),
         };
-        let mut conn = self.databases().core_read.acquire().await?;
+        let mut conn = self.databases().acquire_core_read().await?;
         views::certificate_summary(&mut conn.conn(), &filter, page).await
     }
 }

@@ -297,7 +297,7 @@ impl Clm {
             "organization_id",
             actor.organizations_where("workflows", "read").as_ref(),
         );
-        let mut conn = self.databases().core_read.acquire().await?;
+        let mut conn = self.databases().acquire_core_read().await?;
         store::list::<Workflows>(&mut conn.conn(), &filter, page).await
     }
 
@@ -921,7 +921,7 @@ impl Clm {
         let user_id = actor
             .user_id()
             .ok_or_else(|| Error::invalid("actor", "pending approvals belong to a user"))?;
-        let mut conn = self.databases().core_read.acquire().await?;
+        let mut conn = self.databases().acquire_core_read().await?;
         let rows = views::pending_approvals_for_user(&mut conn.conn(), user_id).await?;
         // Exactly what this user may act on: not its own requests, not
         // steps it already decided (M-of-N), within its reach.
