@@ -280,6 +280,9 @@ mod tests {
         // The Rust form of `export_private_key`'s options (the operation
         // takes them as an argument).
         "export_private_key_with",
+        // A chunked reader of `latest_crl` for Rust hosts: a handle that
+        // lives across calls, which a JSON call cannot return.
+        "open_latest_crl",
         "databases",
         "config",
     ];
