@@ -28,8 +28,8 @@ use super::keys::{KeyPair, RawSignature};
 use super::name::{DistinguishedName, common_name_of, format_name};
 use super::pem::{PemLabel, der_to_pem, looks_like_pem, pem_blocks};
 use super::pkix::{
-    LenientCertificate, Signed, encoding, from_time, hex_lower, oid, public_key_info,
-    signature_algorithm_name, to_time, verify_signature,
+    ImportedCertificate, LenientCertificate, Signed, encoding, hex_lower, oid, public_key_info,
+    read_time, signature_algorithm_name, to_time, verify_signature,
 };
 use super::secret::random_bytes;
 use crate::model::{CertificateKind, SubjectAlternativeName};
@@ -89,7 +89,10 @@ pub struct ParsedCertificate {
     /// `serial_zero`, `serial_too_long`, `unknown_critical_extension:OID`,
     /// `malformed_extension:OID`, `duplicate_extension:OID`,
     /// `unsupported_san:KIND`, `version_1`, `version_2`,
-    /// `signature_algorithm_mismatch`, `validity_inverted`.
+    /// `signature_algorithm_mismatch`, `validity_inverted` (notAfter before
+    /// notBefore), `validity_empty` (notAfter equal to notBefore),
+    /// `validity_misencoded` (a time RFC 5280 encodes otherwise: not DER's
+    /// form, or a GeneralizedTime before 2050).
     pub flags: Vec<String>,
 }
 
@@ -124,18 +127,18 @@ pub fn parse_certificate_der(der: &[u8]) -> Result<ParsedCertificate> {
             ),
         ));
     }
-    let certificate = LenientCertificate::from_der(der)
+    let certificate = ImportedCertificate::from_der(der)
         .map_err(|err| Error::invalid(FIELD, format!("malformed DER: {err}")))?;
-    let tbs = certificate.tbs_certificate();
+    let tbs = &certificate.tbs_certificate;
     let mut flags = Vec::new();
 
-    match tbs.version() {
+    match tbs.version {
         Version::V1 => flags.push("version_1".to_string()),
         Version::V2 => flags.push("version_2".to_string()),
         Version::V3 => {}
     }
 
-    let serial = tbs.serial_number().as_bytes();
+    let serial = tbs.serial_number.as_bytes();
     if serial.first().is_some_and(|b| b & 0x80 != 0) {
         flags.push("serial_negative".into());
     } else if serial.iter().all(|&b| b == 0) {
@@ -145,18 +148,24 @@ pub fn parse_certificate_der(der: &[u8]) -> Result<ParsedCertificate> {
         flags.push("serial_too_long".into());
     }
 
-    let not_before = from_time(&tbs.validity().not_before, "certificate.not_before")?;
-    let not_after = from_time(&tbs.validity().not_after, "certificate.not_after")?;
+    let not_before = read_time(&tbs.validity.not_before, "certificate.not_before")?;
+    let not_after = read_time(&tbs.validity.not_after, "certificate.not_after")?;
+    if !(not_before.as_rfc5280 && not_after.as_rfc5280) {
+        flags.push("validity_misencoded".into());
+    }
+    let (not_before, not_after) = (not_before.at, not_after.at);
     if not_after < not_before {
         flags.push("validity_inverted".into());
+    } else if not_after == not_before {
+        flags.push("validity_empty".into());
     }
 
-    if tbs.signature() != certificate.signature_algorithm() {
+    if tbs.signature != certificate.signature_algorithm {
         flags.push("signature_algorithm_mismatch".into());
     }
 
     let public_key_der = tbs
-        .subject_public_key_info()
+        .subject_public_key_info
         .to_der()
         .map_err(|err| Error::invalid(FIELD, format!("cannot re-encode the public key: {err}")))?;
     let spki = SubjectPublicKeyInfoRef::from_der(&public_key_der)
@@ -166,16 +175,16 @@ pub fn parse_certificate_der(der: &[u8]) -> Result<ParsedCertificate> {
     let mut parsed = ParsedCertificate {
         der: der.to_vec(),
         pem: der_to_pem(PemLabel::Certificate, der),
-        subject_dn: format_name(tbs.subject()),
-        common_name: common_name_of(tbs.subject()),
-        issuer_dn: format_name(tbs.issuer()),
+        subject_dn: format_name(&tbs.subject),
+        common_name: common_name_of(&tbs.subject),
+        issuer_dn: format_name(&tbs.issuer),
         serial_hex: hex_lower(serial),
         not_before,
         not_after,
         subject_alternative_names: Vec::new(),
         key_algorithm: key.family,
         key_size: key.bits,
-        signature_algorithm: signature_algorithm_name(&certificate.signature_algorithm().oid),
+        signature_algorithm: signature_algorithm_name(&certificate.signature_algorithm.oid),
         is_ca: false,
         path_len: None,
         fingerprint_sha256: hex_lower(&Sha256::digest(der)),
@@ -186,10 +195,7 @@ pub fn parse_certificate_der(der: &[u8]) -> Result<ParsedCertificate> {
         extended_key_usage: Vec::new(),
         flags,
     };
-    read_extensions(
-        tbs.extensions().map(Vec::as_slice).unwrap_or(&[]),
-        &mut parsed,
-    );
+    read_extensions(tbs.extensions.as_deref().unwrap_or(&[]), &mut parsed);
     Ok(parsed)
 }
 

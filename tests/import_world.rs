@@ -1,0 +1,271 @@
+//! Importing what the world has (issue 17): certificates that break rules
+//! but that openssl and pyca/cryptography read are stored losslessly and
+//! flagged, on both backends. The odd certificates are made here with the
+//! openssl command and same-length DER edits, re-signed by openssl.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use chrono::{Datelike, TimeZone, Utc};
+use clm::Clm;
+use clm::service::inventory::{ImportReport, ImportRequest};
+use clm::store::Filter;
+use clm::store::certificates::Certificates;
+use common::on_both_keyed;
+
+fn security() -> clm::SecuritySettings {
+    clm::SecuritySettings {
+        cpu_jobs: 2,
+        ..clm::SecuritySettings::default()
+    }
+}
+
+fn openssl(args: &[&str]) -> String {
+    let out = Command::new("openssl")
+        .args(args)
+        .output()
+        .expect("run openssl");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "openssl {args:?} failed: {text}");
+    text
+}
+
+fn path_str(path: &Path) -> &str {
+    path.to_str().expect("utf-8 path")
+}
+
+/// A self-signed P-256 certificate made by openssl (DER) and its key file.
+fn openssl_der(dir: &Path, name: &str, extra: &[&str]) -> (Vec<u8>, PathBuf) {
+    let cert = dir.join(format!("{name}.der"));
+    let key = dir.join(format!("{name}.key"));
+    let subject = format!("/CN={name}.odd.example");
+    let mut args = vec![
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-subj",
+        &subject,
+        "-days",
+        "30",
+        "-outform",
+        "DER",
+        "-keyout",
+        path_str(&key),
+        "-out",
+        path_str(&cert),
+    ];
+    args.extend_from_slice(extra);
+    openssl(&args);
+    (std::fs::read(&cert).expect("read certificate"), key)
+}
+
+/// Signs `der` again with `key` keeping its dates (an edited certificate
+/// gets a valid signature back); returns the PEM.
+fn resign(dir: &Path, name: &str, der: &[u8], key: &Path) -> Vec<u8> {
+    let edited = dir.join(format!("{name}.edited.der"));
+    let signed = dir.join(format!("{name}.signed.pem"));
+    std::fs::write(&edited, der).expect("write edited");
+    openssl(&[
+        "x509",
+        "-inform",
+        "DER",
+        "-in",
+        path_str(&edited),
+        "-signkey",
+        path_str(key),
+        "-preserve_dates",
+        "-out",
+        path_str(&signed),
+    ]);
+    std::fs::read(signed).expect("read signed")
+}
+
+/// Offsets of the notBefore and notAfter UTCTime values (13 bytes each) of
+/// an openssl-made certificate: the first two UTCTimes of the DER.
+fn validity_offsets(der: &[u8]) -> (usize, usize) {
+    let find = |from: usize| {
+        der[from..]
+            .windows(2)
+            .position(|w| w == [0x17, 0x0d])
+            .map(|at| from + at + 2)
+            .expect("a UTCTime")
+    };
+    let not_before = find(0);
+    (not_before, find(not_before + 13))
+}
+
+/// An openssl certificate with its validity rewritten (UTCTime strings,
+/// `YYMMDDHHMMSSZ`), re-signed.
+fn with_validity(dir: &Path, name: &str, not_before: &str, not_after: &str) -> Vec<u8> {
+    let (mut der, key) = openssl_der(dir, name, &[]);
+    let (nb, na) = validity_offsets(&der);
+    der[nb..nb + 13].copy_from_slice(not_before.as_bytes());
+    der[na..na + 13].copy_from_slice(not_after.as_bytes());
+    resign(dir, name, &der, &key)
+}
+
+async fn import(clm: &Clm, data: Vec<u8>) -> ImportReport {
+    clm.import_certificates(
+        &clm.system_actor(),
+        ImportRequest {
+            data,
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("import")
+}
+
+async fn private_key_count(clm: &Clm) -> i64 {
+    let mut conn = clm.databases().secure.acquire().await.expect("acquire");
+    clm::store::count::<clm::store::private_keys::PrivateKeys>(&mut conn.conn(), &Filter::new())
+        .await
+        .expect("count")
+}
+
+async fn certificate_count(clm: &Clm) -> i64 {
+    let mut conn = clm.databases().secure.acquire().await.expect("acquire");
+    clm::store::count::<Certificates>(&mut conn.conn(), &Filter::new())
+        .await
+        .expect("count")
+}
+
+fn flags_of(report: &ImportReport) -> Vec<String> {
+    report.imported[0].import_flags.0.clone()
+}
+
+// ------------------------------------------------- the four refusals of issue 17
+
+/// notBefore == notAfter was refused with the database's
+/// `ck_certificates_validity` message; an inverted validity (flagged
+/// `validity_inverted` by the parser) hit the same constraint.
+#[tokio::test]
+async fn zero_length_and_inverted_validity_are_stored_and_flagged() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let zero = with_validity(dir.path(), "zero", "250101000000Z", "250101000000Z");
+    let inverted = with_validity(dir.path(), "inverted", "250201000000Z", "250101000000Z");
+    on_both_keyed(security(), |clm| {
+        let (zero, inverted) = (zero.clone(), inverted.clone());
+        async move {
+            let at = Utc.with_ymd_and_hms(2025, 1, 1, 0, 0, 0).single().unwrap();
+            let report = import(&clm, zero).await;
+            assert_eq!(report.imported.len(), 1);
+            let row = &report.imported[0];
+            assert_eq!(row.not_before, at);
+            assert_eq!(row.not_after, at);
+            assert_eq!(flags_of(&report), vec!["validity_empty".to_string()]);
+            assert_eq!(report.flagged, vec![(row.id, flags_of(&report))]);
+            let stored = clm
+                .get_certificate(&clm.system_actor(), row.id)
+                .await
+                .expect("get");
+            assert_eq!((stored.not_before, stored.not_after), (at, at));
+            assert_eq!(stored.status, clm::model::CertificateStatus::Expired);
+
+            let report = import(&clm, inverted).await;
+            assert_eq!(report.imported.len(), 1);
+            let row = &report.imported[0];
+            assert!(row.not_after < row.not_before);
+            assert_eq!(flags_of(&report), vec!["validity_inverted".to_string()]);
+            assert_eq!(certificate_count(&clm).await, 2);
+        }
+    })
+    .await;
+}
+
+/// RFC 5280 §4.1.2.5.1: UTCTime YY >= 50 is 19YY. A notBefore in 1950 was
+/// "malformed ASN.1 DER value for UTCTime" (the der crate stops at 1970).
+#[tokio::test]
+async fn utc_times_of_the_whole_rfc5280_range_are_read() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let old = with_validity(dir.path(), "old", "500101000000Z", "491231235959Z");
+    let sixties = with_validity(dir.path(), "sixties", "691231235959Z", "700101000000Z");
+    on_both_keyed(security(), |clm| {
+        let (old, sixties) = (old.clone(), sixties.clone());
+        async move {
+            let report = import(&clm, old).await;
+            let row = &report.imported[0];
+            assert_eq!(
+                row.not_before,
+                Utc.with_ymd_and_hms(1950, 1, 1, 0, 0, 0).single().unwrap()
+            );
+            assert_eq!(
+                row.not_after,
+                Utc.with_ymd_and_hms(2049, 12, 31, 23, 59, 59)
+                    .single()
+                    .unwrap()
+            );
+            assert!(report.flagged.is_empty(), "{:?}", report.flagged);
+            let report = import(&clm, sixties).await;
+            let row = &report.imported[0];
+            assert_eq!(row.not_before.year(), 1969);
+            assert_eq!(row.not_after.year(), 1970);
+            assert_eq!(row.not_after.timestamp(), 0);
+        }
+    })
+    .await;
+}
+
+/// A bundle holding an encrypted legacy PEM key (RFC 1421 `Proc-Type` and
+/// `DEK-Info` headers) was refused whole; its certificates import and the
+/// key is skipped, without storing anything of it.
+#[tokio::test]
+async fn bundle_with_an_encrypted_legacy_key_imports_its_certificates() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (first, key) = openssl_der(dir.path(), "first", &[]);
+    let (second, _) = openssl_der(dir.path(), "second", &[]);
+    let legacy = dir.path().join("legacy.key");
+    openssl(&[
+        "ec",
+        "-in",
+        path_str(&key),
+        "-aes128",
+        "-passout",
+        "pass:secret",
+        "-out",
+        path_str(&legacy),
+    ]);
+    let legacy = std::fs::read_to_string(legacy).expect("read key");
+    assert!(legacy.contains("Proc-Type: 4,ENCRYPTED") && legacy.contains("DEK-Info:"));
+    let pem = |der: &[u8]| {
+        let pem = clm::crypto::parse_certificate_der(der).expect("parse").pem;
+        pem
+    };
+    let bundle = format!("{}{legacy}{}", pem(&first), pem(&second));
+    on_both_keyed(security(), |clm| {
+        let bundle = bundle.clone();
+        async move {
+            let report = import(&clm, bundle.into_bytes()).await;
+            assert_eq!(report.imported.len(), 2);
+            assert_eq!(private_key_count(&clm).await, 0);
+        }
+    })
+    .await;
+}
+
+/// A negative serial keeps its two's-complement bytes and is flagged.
+#[tokio::test]
+async fn negative_serials_keep_their_bytes_and_are_flagged() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (negative, _) = openssl_der(dir.path(), "negative", &["-set_serial", "-0x4316693ed"]);
+    on_both_keyed(security(), |clm| {
+        let negative = negative.clone();
+        async move {
+            let report = import(&clm, negative).await;
+            let row = &report.imported[0];
+            assert_eq!(row.serial_number, "fbce996c13");
+            assert_eq!(flags_of(&report), vec!["serial_negative".to_string()]);
+        }
+    })
+    .await;
+}
