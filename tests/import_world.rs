@@ -10,9 +10,10 @@ use std::process::Command;
 
 use chrono::{Datelike, TimeZone, Utc};
 use clm::Clm;
-use clm::service::inventory::{ImportReport, ImportRequest};
-use clm::store::Filter;
+use clm::service::inventory::{CertificateSearch, ImportReport, ImportRequest};
+use clm::store::audit::{AuditFilter, AuditLogKind};
 use clm::store::certificates::Certificates;
+use clm::store::{Filter, PageRequest};
 use common::on_both_keyed;
 
 fn security() -> clm::SecuritySettings {
@@ -140,6 +141,35 @@ async fn certificate_count(clm: &Clm) -> i64 {
         .expect("count")
 }
 
+async fn search_serial(clm: &Clm, serial: &str) -> clm::Result<Vec<clm::model::CertificateId>> {
+    let page = clm
+        .search_certificates(
+            &clm.system_actor(),
+            &CertificateSearch {
+                serial_number: Some(serial.to_string()),
+                ..Default::default()
+            },
+            &PageRequest::first(100),
+        )
+        .await?;
+    Ok(page.items.iter().map(|c| c.id).collect())
+}
+
+async fn secure_events(clm: &Clm, event_type: &str) -> Vec<clm::model::AuditEvent> {
+    clm.list_audit_events(
+        &clm.system_actor(),
+        AuditLogKind::Secure,
+        &AuditFilter {
+            event_type: Some(event_type.into()),
+            ..Default::default()
+        },
+        &PageRequest::first(1000),
+    )
+    .await
+    .expect("audit events")
+    .items
+}
+
 fn flags_of(report: &ImportReport) -> Vec<String> {
     report.imported[0].import_flags.0.clone()
 }
@@ -237,34 +267,111 @@ async fn bundle_with_an_encrypted_legacy_key_imports_its_certificates() {
     ]);
     let legacy = std::fs::read_to_string(legacy).expect("read key");
     assert!(legacy.contains("Proc-Type: 4,ENCRYPTED") && legacy.contains("DEK-Info:"));
-    let pem = |der: &[u8]| {
-        let pem = clm::crypto::parse_certificate_der(der).expect("parse").pem;
-        pem
-    };
-    let bundle = format!("{}{legacy}{}", pem(&first), pem(&second));
+    let pem = |der: &[u8]| clm::crypto::parse_certificate_der(der).expect("parse").pem;
+    let (first, second) = (pem(&first), pem(&second));
+    let bundle = format!("{first}{legacy}{second}");
     on_both_keyed(security(), |clm| {
-        let bundle = bundle.clone();
+        let (bundle, legacy) = (bundle.clone(), legacy.clone());
+        let (first, second) = (first.clone(), second.clone());
         async move {
             let report = import(&clm, bundle.into_bytes()).await;
             assert_eq!(report.imported.len(), 2);
+            assert_eq!(private_key_count(&clm).await, 0);
+            assert_eq!(report.skipped.len(), 1, "{:?}", report.skipped);
+            let skipped = &report.skipped[0];
+            assert_eq!(
+                (skipped.block, skipped.label.as_str()),
+                (2, "EC PRIVATE KEY")
+            );
+            assert!(skipped.reason.contains("encrypted"), "{}", skipped.reason);
+            let audit = format!("{:?}", secure_events(&clm, "certificates.imported").await);
+            assert!(!audit.contains("DEK-Info"), "nothing of the key is audited");
+            // A certificate block carrying headers is still refused, clearly.
+            let headed = first.replacen("\n", "\nComment: odd\n\n", 1);
+            let err = clm
+                .import_certificates(
+                    &clm.system_actor(),
+                    ImportRequest {
+                        data: headed.into_bytes(),
+                        ..Default::default()
+                    },
+                )
+                .await
+                .expect_err("a certificate with headers");
+            assert_eq!(err.code(), clm::ErrorCode::InvalidInput);
+            assert!(err.to_string().contains("headers"), "{err}");
+            // As the certificate's own key, the encrypted key is refused by name.
+            let err = clm
+                .import_certificates(
+                    &clm.system_actor(),
+                    ImportRequest {
+                        data: second.into_bytes(),
+                        private_key_pem: Some(clm::crypto::SecretString::new(legacy.clone())),
+                        ..Default::default()
+                    },
+                )
+                .await
+                .expect_err("an encrypted key");
+            assert!(err.to_string().contains("encrypted"), "{err}");
             assert_eq!(private_key_count(&clm).await, 0);
         }
     })
     .await;
 }
 
-/// A negative serial keeps its two's-complement bytes and is flagged.
+/// A negative serial keeps its two's-complement bytes and is flagged; rows
+/// show its signed value, and the search takes either form.
 #[tokio::test]
 async fn negative_serials_keep_their_bytes_and_are_flagged() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (negative, _) = openssl_der(dir.path(), "negative", &["-set_serial", "-0x4316693ed"]);
+    let (positive, _) = openssl_der(dir.path(), "positive", &["-set_serial", "0xfbce996c13"]);
     on_both_keyed(security(), |clm| {
-        let negative = negative.clone();
+        let (negative, positive) = (negative.clone(), positive.clone());
         async move {
             let report = import(&clm, negative).await;
             let row = &report.imported[0];
             assert_eq!(row.serial_number, "fbce996c13");
             assert_eq!(flags_of(&report), vec!["serial_negative".to_string()]);
+            assert_eq!(row.serial_number_signed.0, "-0x4316693ed");
+            let positive = import(&clm, positive).await;
+            let positive_id = positive.imported[0].id;
+            assert_eq!(positive.imported[0].serial_number, "00fbce996c13");
+            assert_eq!(positive.imported[0].serial_number_signed.0, "0xfbce996c13");
+            // Read back: the signed value comes with every row.
+            let stored = clm
+                .get_certificate(&clm.system_actor(), row.id)
+                .await
+                .expect("get");
+            assert_eq!(stored.serial_number_signed.0, "-0x4316693ed");
+            for (text, expected) in [
+                ("-0x4316693ed", Some(row.id)),
+                ("-4316693ED", Some(row.id)),
+                ("fbce996c13", Some(row.id)),
+                ("fb:ce:99:6c:13", Some(row.id)),
+                ("0xfbce996c13", Some(positive_id)),
+                ("00fbce996c13", Some(positive_id)),
+                ("0x4316693ed", None),
+            ] {
+                let found = search_serial(&clm, text).await.expect("search");
+                assert_eq!(found, expected.into_iter().collect::<Vec<_>>(), "{text}");
+            }
+            for bad in ["", "-", "0x", "xyz", "abc", "-0xfg"] {
+                let err = search_serial(&clm, bad).await.expect_err(bad);
+                assert_eq!(err.code(), clm::ErrorCode::InvalidInput, "{bad}: {err}");
+                assert!(err.to_string().contains("serial_number"), "{err}");
+            }
+            // Shown signed where revocations list it too.
+            let revocation = clm
+                .revoke_certificate(
+                    &clm.system_actor(),
+                    row.id,
+                    clm::model::RevocationReason::KeyCompromise,
+                    None,
+                )
+                .await
+                .expect("revoke");
+            assert_eq!(revocation.serial_number_signed.0, "-0x4316693ed");
         }
     })
     .await;

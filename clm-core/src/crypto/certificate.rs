@@ -337,31 +337,225 @@ pub(crate) fn general_name_to_san(
 /// Parses one PEM certificate, a PEM bundle (non-certificate blocks such as
 /// private keys are skipped), or one DER certificate.
 pub fn parse_certificates(input: &[u8]) -> Result<Vec<ParsedCertificate>> {
-    if !looks_like_pem(input) {
-        return parse_certificate_der(input).map(|certificate| vec![certificate]);
-    }
-    let blocks = pem_blocks(input, FIELD)?;
-    let certificates: Vec<_> = blocks
-        .iter()
-        .filter(|block| matches!(block.label.as_str(), "CERTIFICATE" | "X509 CERTIFICATE"))
-        .collect();
-    if certificates.is_empty() {
+    parse_certificate_bundle(input).map(|bundle| bundle.certificates)
+}
+
+/// A PEM block of an import's input that holds no certificate and was left
+/// out (a private key, parameters, a CRL, ...). Nothing of it is stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct SkippedBlock {
+    /// Position of the block among the input's PEM blocks, from 1.
+    pub block: usize,
+    /// Its label (`RSA PRIVATE KEY`, `EC PARAMETERS`, ...).
+    pub label: String,
+    /// Why it was left out.
+    pub reason: String,
+}
+
+/// What [`parse_certificate_bundle`] read.
+#[derive(Debug, Clone, Default)]
+pub struct ParsedBundle {
+    /// The certificates, in input order.
+    pub certificates: Vec<ParsedCertificate>,
+    /// The PEM blocks that are not certificates.
+    pub skipped: Vec<SkippedBlock>,
+    /// PEM blocks in the input (0 for DER).
+    pub blocks: usize,
+}
+
+/// [`parse_certificates`], also reporting the PEM blocks it left out. An
+/// encrypted legacy key (RFC 1421 `Proc-Type`/`DEK-Info` headers) is one of
+/// them: it does not stop the certificates around it.
+pub fn parse_certificate_bundle(input: &[u8]) -> Result<ParsedBundle> {
+    let bundle = read_bundle(input)?;
+    if bundle.certificates.is_empty() {
         return Err(Error::invalid(FIELD, "PEM holds no CERTIFICATE block"));
     }
-    let count = certificates.len();
-    certificates
-        .into_iter()
-        .enumerate()
-        .map(|(index, block)| {
-            parse_certificate_der(&block.der).map_err(|err| match err {
-                Error::InvalidInput { field, reason, .. } if count > 1 => Error::invalid(
-                    field,
-                    format!("certificate #{} of {count}: {reason}", index + 1),
-                ),
-                other => other,
-            })
-        })
-        .collect()
+    Ok(bundle)
+}
+
+/// [`parse_certificate_bundle`] without its one rule on the whole input
+/// (at least one certificate), for pieces of a bundle parsed apart.
+pub(crate) fn read_bundle(input: &[u8]) -> Result<ParsedBundle> {
+    if !looks_like_pem(input) {
+        return Ok(ParsedBundle {
+            certificates: vec![parse_certificate_der(input)?],
+            ..ParsedBundle::default()
+        });
+    }
+    let blocks = pem_blocks(input, FIELD)?;
+    let is_certificate = |label: &str| {
+        matches!(
+            label,
+            "CERTIFICATE" | "X509 CERTIFICATE" | "TRUSTED CERTIFICATE"
+        )
+    };
+    let count = blocks.iter().filter(|b| is_certificate(&b.label)).count();
+    let mut bundle = ParsedBundle {
+        certificates: Vec::with_capacity(count),
+        skipped: Vec::new(),
+        blocks: blocks.len(),
+    };
+    for (position, block) in blocks.iter().enumerate() {
+        if !is_certificate(&block.label) {
+            bundle.skipped.push(SkippedBlock {
+                block: position.saturating_add(1),
+                label: block.label.clone(),
+                reason: skip_reason(block).into(),
+            });
+            continue;
+        }
+        let number = bundle.certificates.len().saturating_add(1);
+        let numbered = |err: Error| match err {
+            Error::InvalidInput { field, reason, .. } if count > 1 => {
+                Error::invalid(field, format!("certificate #{number} of {count}: {reason}"))
+            }
+            other => other,
+        };
+        if !block.headers.is_empty() {
+            return Err(numbered(block.headers_error(FIELD)));
+        }
+        let der = if block.label == "TRUSTED CERTIFICATE" {
+            // OpenSSL's trusted form: the certificate, then its trust
+            // settings (X509_AUX); the certificate is the first element.
+            first_element(&block.der).map_err(numbered)?
+        } else {
+            &block.der
+        };
+        bundle
+            .certificates
+            .push(parse_certificate_der(der).map_err(numbered)?);
+    }
+    Ok(bundle)
+}
+
+/// Why a PEM block that is not a certificate is left out.
+fn skip_reason(block: &super::pem::PemBlock) -> &'static str {
+    if block.is_encrypted() {
+        "an encrypted legacy private key (Proc-Type/DEK-Info headers): not opened; \
+         a certificate's key is imported decrypted, as private_key_pem"
+    } else if block.label.ends_with("PRIVATE KEY") {
+        "a private key: keys are not taken from a bundle; \
+         a certificate's key is imported as private_key_pem"
+    } else {
+        "not a certificate"
+    }
+}
+
+/// The bytes of the first DER element of `der` (tag, length and value).
+fn first_element(der: &[u8]) -> Result<&[u8]> {
+    let mut reader = der::SliceReader::new(der)
+        .map_err(|err| Error::invalid(FIELD, format!("malformed DER: {err}")))?;
+    let any = der::Reader::tlv_bytes(&mut reader)
+        .map_err(|err| Error::invalid(FIELD, format!("malformed DER: {err}")))?;
+    Ok(any)
+}
+
+/// A serial as stored (lowercase hex of its DER content bytes) as the signed
+/// integer it encodes, in hex: `0x4d`, `0x0`, or `-0x4316693ed` for the bytes
+/// `fbce996c13` (a negative serial, flagged `serial_negative`); what openssl
+/// and pyca/cryptography show. Text that is not hex is returned unchanged.
+pub fn signed_serial(serial_hex: &str) -> String {
+    let Ok(bytes) = hex::decode(serial_hex) else {
+        return serial_hex.to_string();
+    };
+    let negative = bytes.first().is_some_and(|b| b & 0x80 != 0);
+    let magnitude = if negative {
+        // Two's complement: invert, add one.
+        let mut inverted: Vec<u8> = bytes.iter().map(|b| !b).collect();
+        for byte in inverted.iter_mut().rev() {
+            let (sum, carry) = byte.overflowing_add(1);
+            *byte = sum;
+            if !carry {
+                break;
+            }
+        }
+        inverted
+    } else {
+        bytes
+    };
+    let digits = hex::encode(magnitude);
+    let digits = digits.trim_start_matches('0');
+    let digits = if digits.is_empty() { "0" } else { digits };
+    format!("{}0x{digits}", if negative { "-" } else { "" })
+}
+
+/// The stored form (lowercase hex of the DER content bytes) of a serial a
+/// caller typed: that form itself (`fbce996c13`, also with colons as
+/// `fb:ce:99:6c:13`), or a signed hexadecimal integer as [`signed_serial`]
+/// writes it (`-0x4316693ed`, `0x4d`; `0x` may be left out after a minus).
+pub fn serial_from_text(text: &str, field: &str) -> Result<String> {
+    let text = text.trim();
+    let (negative, unsigned) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text),
+    };
+    let (integer, digits) = match unsigned
+        .strip_prefix("0x")
+        .or_else(|| unsigned.strip_prefix("0X"))
+    {
+        Some(rest) => (true, rest),
+        None => (negative, unsigned),
+    };
+    let digits: String = digits.chars().filter(|&c| c != ':').collect();
+    if digits.is_empty() || digits.len() > 2 * 64 || !digits.bytes().all(|b| b.is_ascii_hexdigit())
+    {
+        return Err(Error::invalid(
+            field,
+            "is not a serial: give the hex of its bytes (fbce996c13) or a signed hex integer (-0x4316693ed)",
+        ));
+    }
+    let digits = digits.to_ascii_lowercase();
+    if !integer {
+        if digits.len() % 2 != 0 {
+            return Err(Error::invalid(
+                field,
+                "serial bytes in hex need an even number of digits",
+            ));
+        }
+        return Ok(digits);
+    }
+    let padded = if digits.len() % 2 == 0 {
+        digits
+    } else {
+        format!("0{digits}")
+    };
+    let mut magnitude =
+        hex::decode(&padded).map_err(|_| Error::invalid(field, "is not hexadecimal"))?;
+    let first_significant = magnitude
+        .iter()
+        .position(|&b| b != 0)
+        .unwrap_or(magnitude.len());
+    magnitude.drain(..first_significant);
+    if magnitude.is_empty() {
+        return Ok("00".into());
+    }
+    let mut bytes = if negative {
+        // Two's complement of the magnitude, one byte wider, then the
+        // redundant leading 0xff bytes dropped (DER's minimal form).
+        let mut wide = vec![0u8];
+        wide.extend_from_slice(&magnitude);
+        for byte in wide.iter_mut() {
+            *byte = !*byte;
+        }
+        for byte in wide.iter_mut().rev() {
+            let (sum, carry) = byte.overflowing_add(1);
+            *byte = sum;
+            if !carry {
+                break;
+            }
+        }
+        wide
+    } else {
+        let mut wide = vec![0u8];
+        wide.extend_from_slice(&magnitude);
+        wide
+    };
+    let redundant = if negative { 0xff } else { 0x00 };
+    while bytes.len() > 1 && bytes[0] == redundant && (bytes[1] & 0x80 != 0) == negative {
+        bytes.remove(0);
+    }
+    Ok(hex::encode(bytes))
 }
 
 /// Checks that `child` was signed by the key in `issuer_spki_der`

@@ -78,6 +78,20 @@ pub struct EncryptionKey {
     pub deleted_at: Option<Timestamp>,
 }
 
+/// A serial as the signed integer its bytes encode, in hex (`0x4d`, `-0x4316693ed`): what
+/// [`signed_serial`](crate::crypto::signed_serial) makes of a stored `serial_number`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(transparent)]
+#[schemars(transparent)]
+pub struct SignedSerial(pub String);
+
+impl From<String> for SignedSerial {
+    /// From the stored form, lowercase hex of the DER content bytes (rows read it so).
+    fn from(serial_hex: String) -> Self {
+        SignedSerial(crate::crypto::signed_serial(&serial_hex))
+    }
+}
+
 /// A certificate clm issued or imported (`certificates`), with what it read from it.
 #[derive(Debug, Clone, sqlx::FromRow, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Certificate {
@@ -94,6 +108,10 @@ pub struct Certificate {
     /// Lowercase hex of the serial's DER content bytes (lossless even for negative or over-long
     /// serials); unique per issuer for issued certificates.
     pub serial_number: String,
+    /// `serial_number` as the signed integer it encodes, in hex (`0x4d`; `-0x4316693ed` for the
+    /// bytes `fbce996c13`, a negative serial), as openssl and pyca/cryptography show it.
+    #[sqlx(rename = "serial_number", try_from = "String")]
+    pub serial_number_signed: SignedSerial,
     /// Start of validity (UTC).
     pub not_before: Timestamp,
     /// End of validity (UTC); expiry reports and renewals go by it.
@@ -254,6 +272,9 @@ pub struct CertificateRevocation {
     pub issuer_certificate_id: Option<CertificateId>,
     /// The certificate's serial, lowercase hex (as in `certificates`).
     pub serial_number: String,
+    /// The serial as a signed hex integer (as in `certificates`).
+    #[sqlx(rename = "serial_number", try_from = "String")]
+    pub serial_number_signed: SignedSerial,
     /// RFC 5280 reason; `certificate_hold` suspends and can be released.
     pub revocation_reason: RevocationReason,
     /// When it took effect (the CRL's revocation date).
@@ -887,6 +908,9 @@ pub struct ExpiringCertificate {
     pub issuer_dn: String,
     /// Serial, lowercase hex.
     pub serial_number: String,
+    /// Serial as a signed hex integer (`-0x4316693ed` for a negative one).
+    #[sqlx(rename = "serial_number", try_from = "String")]
+    pub serial_number_signed: SignedSerial,
     /// Start of validity.
     pub not_before: Timestamp,
     /// End of validity, within the next 30 days.
@@ -929,6 +953,9 @@ pub struct ActiveCertificate {
     pub issuer_dn: String,
     /// Serial, lowercase hex.
     pub serial_number: String,
+    /// Serial as a signed hex integer (`-0x4316693ed` for a negative one).
+    #[sqlx(rename = "serial_number", try_from = "String")]
+    pub serial_number_signed: SignedSerial,
     /// Start of validity.
     pub not_before: Timestamp,
     /// End of validity.

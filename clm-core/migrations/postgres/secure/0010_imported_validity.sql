@@ -6,3 +6,6 @@
 ALTER TABLE certificates DROP CONSTRAINT ck_certificates_validity;
 ALTER TABLE certificates ADD CONSTRAINT ck_certificates_validity
     CHECK (not_after > not_before OR source = 'imported');
+-- Inventory search by serial (CertificateSearch::serial_number, which also
+-- takes a negative serial's signed value) looks rows up by their stored bytes.
+CREATE INDEX idx_certificates_serial ON certificates (serial_number);

@@ -128,5 +128,8 @@ WHERE c.deleted_at IS NULL
   AND c.status IN ('active', 'expiring')
   AND julianday(c.not_after) > julianday('now')
   AND julianday(c.not_after) <= julianday('now', '+30 days');
+-- Inventory search by serial (CertificateSearch::serial_number, which also
+-- takes a negative serial's signed value) looks rows up by their stored bytes.
+CREATE INDEX idx_certificates_serial ON certificates (serial_number);
 COMMIT;
 PRAGMA foreign_keys = ON;
