@@ -376,3 +376,229 @@ async fn negative_serials_keep_their_bytes_and_are_flagged() {
     })
     .await;
 }
+
+// ------------------------------------------------------------------- the corpus
+
+/// What one parser read from a corpus certificate (tests/corpus/odd_certificates.py).
+#[derive(Debug, serde::Deserialize)]
+struct Read {
+    error: Option<String>,
+    fingerprint_sha256: Option<String>,
+    serial: Option<String>,
+    not_before: Option<i64>,
+    not_after: Option<i64>,
+    subject: Option<String>,
+    issuer: Option<String>,
+    /// `[{"dns": ...}, {"ip": ...}, ...]`; None when pyca refused the extension.
+    sans: Option<Vec<std::collections::BTreeMap<String, String>>>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct Case {
+    name: String,
+    file: String,
+    note: String,
+    openssl: Option<Read>,
+    pyca: Read,
+}
+
+fn python() -> String {
+    std::env::var("CLM_TEST_PYTHON").unwrap_or_else(|_| "python3".to_string())
+}
+
+/// Runs the corpus script into `dir`: the cases and their DER.
+fn corpus(dir: &Path) -> Vec<(Case, Vec<u8>)> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/corpus/odd_certificates.py");
+    let out = Command::new(python())
+        .arg(&script)
+        .arg(dir)
+        .output()
+        .expect("run the corpus script (CLM_TEST_PYTHON with `cryptography`)");
+    assert!(
+        out.status.success(),
+        "corpus script failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eprintln!("{}", String::from_utf8_lossy(&out.stdout).trim());
+    let cases: Vec<Case> =
+        serde_json::from_slice(&std::fs::read(dir.join("corpus.json")).expect("corpus.json"))
+            .expect("corpus.json parses");
+    cases
+        .into_iter()
+        .map(|case| {
+            let der = std::fs::read(dir.join(&case.file)).expect("corpus certificate");
+            (case, der)
+        })
+        .collect()
+}
+
+/// clm's RFC 4514 text next to pyca's: clm also escapes `=` (RFC 4514 allows it).
+fn rfc4514(clm_text: &str) -> String {
+    clm_text.replace("\\=", "=")
+}
+
+fn san_entry(
+    san: &clm::model::SubjectAlternativeName,
+) -> std::collections::BTreeMap<String, String> {
+    use clm::model::SubjectAlternativeName as San;
+    let (kind, value) = match san {
+        San::Dns(v) => ("dns", v.clone()),
+        San::Email(v) => ("email", v.clone()),
+        San::Uri(v) => ("uri", v.clone()),
+        San::Ip(ip) => ("ip", ip.to_string()),
+    };
+    [(kind.to_string(), value)].into_iter().collect()
+}
+
+/// Every certificate of the corpus that openssl and pyca/cryptography both
+/// read is imported with the fingerprint, serial, validity, names and SANs
+/// they read; one that only openssl reads is imported with openssl's
+/// fingerprint and serial; one that neither reads is refused as bad input
+/// (never a database message). Then the whole corpus imports as one bundle.
+#[tokio::test]
+async fn corpus_of_odd_certificates_imports_as_openssl_and_pyca_read_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cases = corpus(dir.path());
+    let both = cases
+        .iter()
+        .filter(|(c, _)| c.openssl.is_some() && c.pyca.error.is_none())
+        .count();
+    assert!(
+        both >= 35,
+        "the corpus shrank: {both} certificates both parsers read"
+    );
+    on_both_keyed(security(), |clm| {
+        let cases = &cases;
+        async move {
+            let mut imported = Vec::new();
+            for (case, der) in cases {
+                let what = format!("{} ({})", case.name, case.note);
+                let outcome = clm
+                    .import_certificates(
+                        &clm.system_actor(),
+                        ImportRequest {
+                            data: der.clone(),
+                            ..Default::default()
+                        },
+                    )
+                    .await;
+                let Some(openssl) = &case.openssl else {
+                    let err = outcome.expect_err(&format!("{what}: openssl refuses it"));
+                    assert_eq!(err.code(), clm::ErrorCode::InvalidInput, "{what}: {err}");
+                    assert!(
+                        err.to_string().starts_with("invalid certificate"),
+                        "{what}: {err}"
+                    );
+                    continue;
+                };
+                let report = outcome.unwrap_or_else(|err| panic!("{what}: refused: {err}"));
+                assert_eq!(report.imported.len(), 1, "{what}");
+                let row = &report.imported[0];
+                assert_eq!(
+                    Some(&row.fingerprint_sha256),
+                    openssl.fingerprint_sha256.as_ref(),
+                    "{what}"
+                );
+                assert_eq!(
+                    Some(&row.serial_number_signed.0),
+                    openssl.serial.as_ref(),
+                    "{what}"
+                );
+                imported.push(row.clone());
+                let pyca = &case.pyca;
+                if let Some(error) = &pyca.error {
+                    eprintln!(
+                        "{what}: openssl only (pyca: {error}); flags {:?}",
+                        row.import_flags.0
+                    );
+                    continue;
+                }
+                assert_eq!(
+                    Some(&row.fingerprint_sha256),
+                    pyca.fingerprint_sha256.as_ref(),
+                    "{what}"
+                );
+                assert_eq!(
+                    Some(&row.serial_number_signed.0),
+                    pyca.serial.as_ref(),
+                    "{what}"
+                );
+                assert_eq!(Some(row.not_before.timestamp()), pyca.not_before, "{what}");
+                assert_eq!(Some(row.not_after.timestamp()), pyca.not_after, "{what}");
+                assert_eq!(Some(rfc4514(&row.subject_dn)), pyca.subject, "{what}");
+                assert_eq!(Some(rfc4514(&row.issuer_dn)), pyca.issuer, "{what}");
+                if let Some(sans) = &pyca.sans {
+                    let ours: Vec<_> = row
+                        .subject_alternative_names
+                        .0
+                        .iter()
+                        .map(san_entry)
+                        .collect();
+                    assert_eq!(&ours, sans, "{what}");
+                }
+            }
+            let imported_count = imported.len();
+            eprintln!(
+                "corpus: {} certificates, {both} read by both parsers, {imported_count} imported",
+                cases.len()
+            );
+            // Stored as read: get returns the same values.
+            for row in &imported {
+                let stored = clm
+                    .get_certificate(&clm.system_actor(), row.id)
+                    .await
+                    .expect("get");
+                assert_eq!(stored.fingerprint_sha256, row.fingerprint_sha256);
+                assert_eq!(
+                    (stored.not_before, stored.not_after),
+                    (row.not_before, row.not_after)
+                );
+                assert_eq!(stored.serial_number_signed, row.serial_number_signed);
+                assert_eq!(stored.import_flags.0, row.import_flags.0);
+            }
+            // One bundle of everything clm read, into an organization: all new there.
+            let org = clm
+                .create_organization(
+                    &clm.system_actor(),
+                    clm::service::access::NewOrganization {
+                        org_code: common::unique("corpus"),
+                        name: "Corpus".into(),
+                        ..Default::default()
+                    },
+                )
+                .await
+                .expect("organization")
+                .id;
+            let bundle: String = imported
+                .iter()
+                .map(|r| r.certificate_pem.as_str())
+                .collect();
+            let report = clm
+                .import_certificates(
+                    &clm.system_actor(),
+                    ImportRequest {
+                        data: bundle.clone().into_bytes(),
+                        organization_id: Some(org),
+                        ..Default::default()
+                    },
+                )
+                .await
+                .expect("bundle import");
+            assert_eq!(report.imported.len(), imported_count);
+            let again = clm
+                .import_certificates(
+                    &clm.system_actor(),
+                    ImportRequest {
+                        data: bundle.into_bytes(),
+                        organization_id: Some(org),
+                        ..Default::default()
+                    },
+                )
+                .await
+                .expect("bundle import again");
+            assert!(again.imported.is_empty());
+            assert_eq!(again.already_present.len(), imported_count);
+        }
+    })
+    .await;
+}

@@ -1054,3 +1054,85 @@ impl BuilderProfile for ClmProfile<'_> {
         Ok(extensions)
     }
 }
+
+#[cfg(test)]
+mod serial_tests {
+    use super::*;
+
+    /// DER's minimal two's-complement content bytes of `value`.
+    fn der_bytes(value: i64) -> Vec<u8> {
+        let mut bytes = value.to_be_bytes().to_vec();
+        while bytes.len() > 1
+            && ((bytes[0] == 0x00 && bytes[1] & 0x80 == 0)
+                || (bytes[0] == 0xff && bytes[1] & 0x80 != 0))
+        {
+            bytes.remove(0);
+        }
+        bytes
+    }
+
+    fn signed_text(value: i64) -> String {
+        let sign = if value < 0 { "-" } else { "" };
+        format!("{sign}0x{:x}", value.unsigned_abs())
+    }
+
+    #[test]
+    fn signed_serials_round_trip() {
+        let mut values: Vec<i64> = (-600..=600).collect();
+        for shift in 0..63 {
+            for delta in [-1i64, 0, 1] {
+                values.push((1i64 << shift) + delta);
+                values.push(-(1i64 << shift) + delta);
+            }
+        }
+        values.extend([i64::MIN + 1, i64::MAX, -0x4316693ed]);
+        for value in values {
+            let stored = hex::encode(der_bytes(value));
+            assert_eq!(signed_serial(&stored), signed_text(value), "{value}");
+            assert_eq!(
+                serial_from_text(&signed_text(value), "s").unwrap(),
+                stored,
+                "{value}"
+            );
+            assert_eq!(serial_from_text(&stored, "s").unwrap(), stored);
+        }
+    }
+
+    #[test]
+    fn serial_texts() {
+        assert_eq!(signed_serial("fbce996c13"), "-0x4316693ed");
+        assert_eq!(signed_serial("00"), "0x0");
+        assert_eq!(signed_serial(""), "0x0");
+        assert_eq!(signed_serial("00ff"), "0xff");
+        assert_eq!(signed_serial("80"), "-0x80");
+        assert_eq!(signed_serial("ff7f"), "-0x81");
+        // Over-long serials (more than 20 bytes) and non-minimal bytes too.
+        let long = "0102030405060708090a0b0c0d0e0f101112131415";
+        assert_eq!(
+            signed_serial(long),
+            "0x102030405060708090a0b0c0d0e0f101112131415"
+        );
+        assert_eq!(serial_from_text(&signed_serial(long), "s").unwrap(), long);
+        assert_eq!(signed_serial("not hex"), "not hex");
+        assert_eq!(
+            serial_from_text("FB:CE:99:6C:13", "s").unwrap(),
+            "fbce996c13"
+        );
+        assert_eq!(serial_from_text(" -4316693ed ", "s").unwrap(), "fbce996c13");
+        assert_eq!(serial_from_text("-0x0", "s").unwrap(), "00");
+        assert_eq!(serial_from_text("0x000080", "s").unwrap(), "0080");
+        for bad in [
+            "",
+            "-",
+            "0x",
+            "abc",
+            "g0",
+            "-0x1g",
+            "0x-1",
+            &"a".repeat(130),
+        ] {
+            let err = serial_from_text(bad, "serial_number").unwrap_err();
+            assert_eq!(err.code(), crate::ErrorCode::InvalidInput, "{bad}");
+        }
+    }
+}
