@@ -352,6 +352,8 @@ def make(out):
              "CN as T61String (Latin-1)", subj="/CN=Caf\u00e9 T61")
     c.edited("t61string_ascii", string_type(T61, lambda s: s.encode("latin-1")),
              "CN as T61String, ASCII only", subj="/CN=t61.odd.example")
+    c.edited("universalstring_name", string_type(0x1C, lambda s: s.encode("utf-32-be")),
+             "CN as UniversalString", subj="/CN=Universal \u00e5ngstr\u00f6m")
     c.edited("printable_cn", string_type(PRINTABLE, lambda s: s.encode()),
              "CN as PrintableString", subj="/CN=printable.odd.example")
     der, key = c.base("many_attributes", subj="/C=DE/ST=Bayern/L=M\u00fcnchen/O=Odd, Inc./OU=A+B"
@@ -390,6 +392,10 @@ def make(out):
         extension = t.extension("2.5.29.14")
         extension.children.insert(1, Node(BOOLEAN, b"\x00"))
     c.edited("critical_false_explicit", explicit_false, "critical FALSE written out (DEFAULT encoded)")
+
+    def empty_extensions(t):
+        t.extensions().children = []
+    c.edited("empty_extensions", empty_extensions, "v3 with an empty extensions SEQUENCE")
 
     def bad_ip(t):
         san = t.extension("2.5.29.17")

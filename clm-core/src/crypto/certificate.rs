@@ -25,7 +25,7 @@ use x509_cert::serial_number::SerialNumber;
 use x509_cert::time::Validity;
 
 use super::keys::{KeyPair, RawSignature};
-use super::name::{DistinguishedName, common_name_of, format_name};
+use super::name::{DistinguishedName, UNIVERSAL_STRING_STAND_IN, common_name_of, format_name};
 use super::pem::{PemLabel, der_to_pem, looks_like_pem, pem_blocks};
 use super::pkix::{
     ImportedCertificate, LenientCertificate, Signed, encoding, hex_lower, oid, public_key_info,
@@ -127,7 +127,10 @@ pub fn parse_certificate_der(der: &[u8]) -> Result<ParsedCertificate> {
             ),
         ));
     }
-    let certificate = ImportedCertificate::from_der(der)
+    // The der crate has no UniversalString; names that use it are read
+    // from a copy where it is retagged (see `UNIVERSAL_STRING_STAND_IN`).
+    let retagged = retag_universal_strings(der);
+    let certificate = ImportedCertificate::from_der(retagged.as_deref().unwrap_or(der))
         .map_err(|err| Error::invalid(FIELD, format!("malformed DER: {err}")))?;
     let tbs = &certificate.tbs_certificate;
     let mut flags = Vec::new();
@@ -197,6 +200,68 @@ pub fn parse_certificate_der(der: &[u8]) -> Result<ParsedCertificate> {
     };
     read_extensions(tbs.extensions.as_deref().unwrap_or(&[]), &mut parsed);
     Ok(parsed)
+}
+
+/// One definite-length DER header at `at`: (tag byte, header length,
+/// content length). None for anything else (long tags, indefinite or
+/// impossible lengths), which then stays for the real parser to refuse.
+fn tlv_at(der: &[u8], at: usize) -> Option<(u8, usize, usize)> {
+    let tag = *der.get(at)?;
+    let first = *der.get(at.checked_add(1)?)?;
+    if tag & 0x1f == 0x1f {
+        return None;
+    }
+    let (header, length) = if first < 0x80 {
+        (2, usize::from(first))
+    } else {
+        let count = usize::from(first & 0x7f);
+        if count == 0 || count > 4 {
+            return None;
+        }
+        let bytes = der.get(at.checked_add(2)?..at.checked_add(2 + count)?)?;
+        let length = bytes.iter().fold(0usize, |n, &b| (n << 8) | usize::from(b));
+        (2 + count, length)
+    };
+    let end = at.checked_add(header)?.checked_add(length)?;
+    (end <= der.len()).then_some((tag, header, length))
+}
+
+/// The children (offsets) of the constructed element at `at`.
+fn children_of(der: &[u8], at: usize) -> Option<Vec<usize>> {
+    let (_, header, length) = tlv_at(der, at)?;
+    let (mut next, end) = (at + header, at + header + length);
+    let mut children = Vec::new();
+    while next < end {
+        let (_, h, l) = tlv_at(der, next)?;
+        children.push(next);
+        next = next.checked_add(h)?.checked_add(l)?;
+    }
+    (next == end).then_some(children)
+}
+
+/// A copy of the certificate whose issuer and subject UniversalStrings
+/// (universal tag 28, UTF-32) carry [`UNIVERSAL_STRING_STAND_IN`] instead;
+/// None when there are none (or the DER is not walkable, for the parser to
+/// refuse). The tag byte is one byte either way, so no length changes.
+fn retag_universal_strings(der: &[u8]) -> Option<Vec<u8>> {
+    const UNIVERSAL_STRING: u8 = 0x1c;
+    let certificate = children_of(der, 0)?;
+    let tbs = children_of(der, *certificate.first()?)?;
+    let skip_version = usize::from(der.get(*tbs.first()?) == Some(&0xa0));
+    let mut retagged: Option<Vec<u8>> = None;
+    // issuer and subject: TBSCertificate fields 2 and 4 after the version.
+    for field in [2, 4] {
+        let name = *tbs.get(skip_version + field)?;
+        for rdn in children_of(der, name)? {
+            for attribute in children_of(der, rdn)? {
+                let value = *children_of(der, attribute)?.get(1)?;
+                if der[value] == UNIVERSAL_STRING {
+                    retagged.get_or_insert_with(|| der.to_vec())[value] = UNIVERSAL_STRING_STAND_IN;
+                }
+            }
+        }
+    }
+    retagged
 }
 
 /// Extensions we understand (or knowingly ignore) on import.
