@@ -602,3 +602,96 @@ async fn corpus_of_odd_certificates_imports_as_openssl_and_pyca_read_it() {
     })
     .await;
 }
+
+// -------------------------------------------------------- bundles of every size
+
+/// A large bundle (parsed in pieces on several threads) reports its
+/// skipped blocks by their position in the whole input, as a small one does;
+/// OpenSSL's `TRUSTED CERTIFICATE` form imports as the certificate it holds.
+#[tokio::test]
+async fn skipped_blocks_are_numbered_in_the_whole_bundle_and_trusted_form_is_read() {
+    use clm::crypto::{
+        CertificateTemplate, DistinguishedName, Issuer, KeyAlgorithm, KeyPair, PemLabel,
+        build_certificate, der_to_pem, parse_certificate_bundle, parse_certificate_der,
+    };
+    let key = KeyPair::generate(KeyAlgorithm::EcdsaP256).expect("key");
+    let now = Utc::now();
+    let mut text = String::new();
+    let mut expected_skips = Vec::new();
+    let mut block = 0;
+    let mut certificates = 0;
+    // ~600 bytes each: well over the 256 KiB from which the import parses in pieces.
+    for i in 0..700 {
+        let template = CertificateTemplate::new(
+            DistinguishedName::common_name(format!("bulk-{i}.odd.example")),
+            clm::model::CertificateKind::TlsServer,
+            now - chrono::Duration::hours(1),
+            now + chrono::Duration::days(30),
+        );
+        let der = build_certificate(&template, &key.public_key_der(), Issuer::SelfSigned(&key))
+            .expect("certificate");
+        text.push_str(&der_to_pem(PemLabel::Certificate, &der));
+        block += 1;
+        certificates += 1;
+        if i % 97 == 13 {
+            text.push_str(
+                "-----BEGIN EC PARAMETERS-----\nBggqhkjOPQMBBw==\n-----END EC PARAMETERS-----\n",
+            );
+            block += 1;
+            expected_skips.push((block, "EC PARAMETERS".to_string()));
+        }
+    }
+    assert!(text.len() > 300 * 1024);
+    let serial = parse_certificate_bundle(text.as_bytes()).expect("bundle");
+    let positions = |skipped: &[clm::crypto::SkippedBlock]| {
+        skipped
+            .iter()
+            .map(|s| (s.block, s.label.clone()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(positions(&serial.skipped), expected_skips);
+    assert_eq!(serial.blocks, block);
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (der, _) = openssl_der(dir.path(), "trusted", &[]);
+    let plain = dir.path().join("trusted.der");
+    let trusted = dir.path().join("trusted.trust.pem");
+    openssl(&[
+        "x509",
+        "-inform",
+        "DER",
+        "-in",
+        path_str(&plain),
+        "-trustout",
+        "-addtrust",
+        "serverAuth",
+        "-out",
+        path_str(&trusted),
+    ]);
+    let trusted = std::fs::read(trusted).expect("trusted pem");
+    assert!(String::from_utf8_lossy(&trusted).contains("BEGIN TRUSTED CERTIFICATE"));
+    let fingerprint = parse_certificate_der(&der)
+        .expect("parse")
+        .fingerprint_sha256;
+
+    on_both_keyed(security(), |clm| {
+        let (text, trusted, expected_skips) =
+            (text.clone(), trusted.clone(), expected_skips.clone());
+        let fingerprint = fingerprint.clone();
+        async move {
+            let report = import(&clm, text.into_bytes()).await;
+            assert_eq!(report.imported.len(), certificates);
+            assert_eq!(positions(&report.skipped), expected_skips);
+            assert!(
+                report
+                    .skipped
+                    .iter()
+                    .all(|s| s.reason == "not a certificate")
+            );
+            let report = import(&clm, trusted).await;
+            assert_eq!(report.imported.len(), 1);
+            assert_eq!(report.imported[0].fingerprint_sha256, fingerprint);
+        }
+    })
+    .await;
+}
