@@ -430,9 +430,40 @@ def make(out):
         t.spki.children[0].children = [encode_oid("1.2.3.4.5.6")]
     c.edited("unknown_key_algorithm", unknown_key, "a key algorithm nobody knows", resign=False)
 
+    # Public odd certificates (tests/corpus/public, see its README), and any
+    # other directories named in CLM_CORPUS_EXTRA (a survey of more).
+    here = os.path.dirname(os.path.abspath(__file__))
+    extra = [os.path.join(here, "public")] + [
+        d for d in os.environ.get("CLM_CORPUS_EXTRA", "").split(os.pathsep) if d]
+    for directory in extra:
+        for file in sorted(os.listdir(directory)) if os.path.isdir(directory) else []:
+            der = single_der(os.path.join(directory, file))
+            if der is not None:
+                c.add("public_" + os.path.splitext(file)[0], der, f"public: {file}")
+
     with open(os.path.join(out, "corpus.json"), "w") as f:
         json.dump(c.cases, f, indent=1)
     return c.cases
+
+
+def single_der(path):
+    """The DER of a file holding one certificate (DER, or PEM with one
+    CERTIFICATE block); None for anything else (chains, keys, CSRs)."""
+    with open(path, "rb") as f:
+        data = f.read()
+    if b"-----BEGIN" not in data:
+        return data if data[:1] == b"\x30" else None
+    blocks = data.split(b"-----BEGIN CERTIFICATE-----")
+    if len(blocks) != 2 or b"-----END CERTIFICATE-----" not in blocks[1]:
+        return None
+    body = blocks[1].split(b"-----END CERTIFICATE-----")[0]
+    if b":" in body:
+        return None
+    import base64
+    try:
+        return base64.b64decode(b"".join(body.split()), validate=True)
+    except ValueError:
+        return None
 
 
 def write_dir_section(c):

@@ -124,6 +124,7 @@ from clm import (
     RotationType,
     RuleOutcome,
     Session,
+    SkippedBlock,
     StatusRefreshReport,
     StepType,
     SubjectAlternativeName,
