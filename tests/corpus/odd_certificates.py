@@ -191,8 +191,10 @@ class Corpus:
 
 def read_openssl(path):
     result = openssl("x509", "-inform", "DER", "-in", path, "-noout", "-fingerprint", "-sha256",
-                     "-serial", check=False)
-    if result.returncode != 0:
+                     "-serial", "-dates", check=False)
+    # A validity openssl cannot read ("Bad time value") is no certificate an
+    # inventory can hold either.
+    if result.returncode != 0 or b"Bad time value" in result.stdout:
         return None
     # Long values go on over lines ending in a backslash.
     text = result.stdout.decode().replace("\\\n", "")
@@ -437,7 +439,8 @@ def make(out):
         d for d in os.environ.get("CLM_CORPUS_EXTRA", "").split(os.pathsep) if d]
     for directory in extra:
         for file in sorted(os.listdir(directory)) if os.path.isdir(directory) else []:
-            der = single_der(os.path.join(directory, file))
+            path = os.path.join(directory, file)
+            der = single_der(path) if os.path.isfile(path) else None
             if der is not None:
                 c.add("public_" + os.path.splitext(file)[0], der, f"public: {file}")
 

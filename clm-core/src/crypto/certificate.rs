@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 use spki::{SubjectPublicKeyInfoOwned, SubjectPublicKeyInfoRef};
 use x509_cert::builder::profile::BuilderProfile;
 use x509_cert::builder::{Builder, CertificateBuilder};
-use x509_cert::certificate::{TbsCertificate, Version};
+use x509_cert::certificate::TbsCertificate;
 use x509_cert::ext::Extension;
 use x509_cert::ext::pkix::crl::dp::DistributionPoint;
 use x509_cert::ext::pkix::name::{DistributionPointName, GeneralName};
@@ -88,7 +88,9 @@ pub struct ParsedCertificate {
     /// Oddities that did not stop the import: `serial_negative`,
     /// `serial_zero`, `serial_too_long`, `unknown_critical_extension:OID`,
     /// `malformed_extension:OID`, `duplicate_extension:OID`,
-    /// `unsupported_san:KIND`, `version_1`, `version_2`,
+    /// `unsupported_san:KIND`, `san_not_ascii` (an email, DNS or URI SAN
+    /// in UTF-8 beyond IA5String's ASCII), `version_1`, `version_2`,
+    /// `version_unknown:N` (version INTEGER N, past v3),
     /// `signature_algorithm_mismatch`, `validity_inverted` (notAfter before
     /// notBefore), `validity_empty` (notAfter equal to notBefore),
     /// `validity_misencoded` (a time RFC 5280 encodes otherwise: not DER's
@@ -135,10 +137,12 @@ pub fn parse_certificate_der(der: &[u8]) -> Result<ParsedCertificate> {
     let tbs = &certificate.tbs_certificate;
     let mut flags = Vec::new();
 
+    // The INTEGER as written: 0 is v1, 1 is v2, 2 is v3; openssl reads others too.
     match tbs.version {
-        Version::V1 => flags.push("version_1".to_string()),
-        Version::V2 => flags.push("version_2".to_string()),
-        Version::V3 => {}
+        0 => flags.push("version_1".to_string()),
+        1 => flags.push("version_2".to_string()),
+        2 => {}
+        other => flags.push(format!("version_unknown:{other}")),
     }
 
     let serial = tbs.serial_number.as_bytes();
@@ -308,10 +312,15 @@ fn read_extensions(extensions: &[Extension], parsed: &mut ParsedCertificate) {
             oid::EXT_KEY_USAGE => ExtendedKeyUsage::from_der(value).map(|eku| {
                 parsed.extended_key_usage = eku.0.iter().map(eku_name).collect();
             }),
-            oid::SUBJECT_ALT_NAME => SubjectAltName::from_der(value).map(|san| {
-                for name in san.0 {
-                    match general_name_to_san(&name) {
-                        Ok(san) => parsed.subject_alternative_names.push(san),
+            oid::SUBJECT_ALT_NAME => Vec::<der::Any>::from_der(value).map(|names| {
+                for name in &names {
+                    match imported_san(name) {
+                        Ok((san, ascii)) => {
+                            if !ascii && !parsed.has_flag("san_not_ascii") {
+                                parsed.flags.push("san_not_ascii".into());
+                            }
+                            parsed.subject_alternative_names.push(san);
+                        }
                         Err(kind) => parsed.flags.push(format!("unsupported_san:{kind}")),
                     }
                 }
@@ -366,6 +375,53 @@ fn eku_name(purpose: &der::asn1::ObjectIdentifier) -> String {
         oid::KP_OCSP_SIGNING => "OCSPSigning".into(),
         oid::KP_ANY => "anyExtendedKeyUsage".into(),
         other => other.to_string(),
+    }
+}
+
+/// Reads one GeneralName of an imported certificate's subjectAltName from
+/// its TLV, as leniently as openssl and pyca/cryptography do: a name of
+/// the IA5String kinds (email, DNS, URI) that holds UTF-8 beyond ASCII is
+/// kept (with `false`: flagged `san_not_ascii`) where x509-cert's strict
+/// IA5String refused the whole extension. Err names a kind clm cannot hold.
+fn imported_san(
+    name: &der::Any,
+) -> std::result::Result<(SubjectAlternativeName, bool), &'static str> {
+    let der::Tag::ContextSpecific {
+        constructed,
+        number,
+    } = der::Tagged::tag(name)
+    else {
+        return Err("notAGeneralName");
+    };
+    let bytes = name.value();
+    let text = || {
+        std::str::from_utf8(bytes)
+            .map(|t| (t.to_string(), t.is_ascii()))
+            .map_err(|_| "invalidText")
+    };
+    match (number.value(), constructed) {
+        (1, false) => text().map(|(t, ascii)| (SubjectAlternativeName::Email(t), ascii)),
+        (2, false) => text().map(|(t, ascii)| (SubjectAlternativeName::Dns(t), ascii)),
+        (6, false) => text().map(|(t, ascii)| (SubjectAlternativeName::Uri(t), ascii)),
+        (7, false) => match bytes.len() {
+            4 | 16 => {
+                let ip = if let Ok(v4) = <[u8; 4]>::try_from(bytes) {
+                    IpAddr::from(v4)
+                } else {
+                    let mut v6 = [0u8; 16];
+                    v6.copy_from_slice(bytes);
+                    IpAddr::from(v6)
+                };
+                Ok((SubjectAlternativeName::Ip(ip), true))
+            }
+            _ => Err("malformedIpAddress"),
+        },
+        (0, true) => Err("otherName"),
+        (3, true) => Err("x400Address"),
+        (4, true) => Err("directoryName"),
+        (5, true) => Err("ediPartyName"),
+        (8, false) => Err("registeredID"),
+        _ => Err("malformedGeneralName"),
     }
 }
 

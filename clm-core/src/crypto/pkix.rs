@@ -9,7 +9,6 @@ use spki::{
     AlgorithmIdentifierOwned, AlgorithmIdentifierRef, SubjectPublicKeyInfoOwned,
     SubjectPublicKeyInfoRef,
 };
-use x509_cert::certificate::Version;
 use x509_cert::ext::Extension;
 use x509_cert::name::Name;
 use x509_cert::serial_number::SerialNumber;
@@ -207,8 +206,9 @@ pub(crate) struct ImportedCertificate {
 /// validity (see [`ImportedCertificate`]).
 #[derive(Sequence)]
 pub(crate) struct ImportedTbsCertificate {
+    /// The version INTEGER as written (2 is v3); openssl reads others too.
     #[asn1(context_specific = "0", default = "Default::default")]
-    pub version: Version,
+    pub version: u32,
     pub serial_number: SerialNumber<Lenient>,
     pub signature: AlgorithmIdentifierOwned,
     pub issuer: Name,
