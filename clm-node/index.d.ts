@@ -388,11 +388,13 @@ export interface Certificate {
   id: CertificateId
   /**
    * Oddities an import accepted: `serial_negative`, `serial_zero`, `serial_too_long`,
-   * `version_1`, `version_2`, `validity_inverted` (notAfter before notBefore),
+   * `version_1`, `version_2`, `version_unknown:N` (version INTEGER N past v3),
+   * `validity_inverted` (notAfter before notBefore),
    * `validity_empty` (notAfter equal to notBefore), `validity_misencoded` (a time not in
    * RFC 5280's encoding), `signature_algorithm_mismatch`,
    * `key_compromised`, `unknown_critical_extension:OID`, `malformed_extension:OID`,
-   * `duplicate_extension:OID`, `unsupported_san:KIND`. Empty for issued certificates.
+   * `duplicate_extension:OID`, `unsupported_san:KIND`, `san_not_ascii` (a DNS, email or URI
+   * SAN in UTF-8 beyond ASCII). Empty for issued certificates.
    */
   import_flags: string[]
   /** basicConstraints cA: the certificate may sign others. */
