@@ -804,3 +804,30 @@ async fn skipped_blocks_are_numbered_in_the_whole_bundle_and_trusted_form_is_rea
     })
     .await;
 }
+
+/// `ck_certificates_validity` (migration 0010): imported rows keep any
+/// validity; a row clm issued still needs notAfter after notBefore, on both
+/// backends, with a clear error naming the constraint.
+#[tokio::test]
+async fn validity_constraint_still_binds_issued_rows() {
+    common::on_both(|db| async move {
+        let mut conn = db.secure.acquire().await.expect("acquire");
+        let at = Utc.with_ymd_and_hms(2025, 1, 1, 0, 0, 0).single().unwrap();
+        let mut imported = common::certificate("zero.odd.example", at);
+        imported.not_before = at;
+        clm::store::certificates::insert(&mut conn.conn(), &imported)
+            .await
+            .expect("an imported zero-length validity is stored");
+        let mut issued = common::certificate("issued.odd.example", at);
+        issued.not_before = at;
+        issued.source = clm::model::CertificateSource::Issued;
+        let err = clm::store::certificates::insert(&mut conn.conn(), &issued)
+            .await
+            .expect_err("an issued zero-length validity");
+        assert!(
+            err.to_string().contains("ck_certificates_validity"),
+            "{err}"
+        );
+    })
+    .await;
+}
