@@ -628,7 +628,7 @@ pub fn serial_from_text(text: &str, field: &str) -> Result<String> {
     }
     let digits = digits.to_ascii_lowercase();
     if !integer {
-        if digits.len() % 2 != 0 {
+        if !digits.len().is_multiple_of(2) {
             return Err(Error::invalid(
                 field,
                 "serial bytes in hex need an even number of digits",
@@ -636,7 +636,7 @@ pub fn serial_from_text(text: &str, field: &str) -> Result<String> {
         }
         return Ok(digits);
     }
-    let padded = if digits.len() % 2 == 0 {
+    let padded = if digits.len().is_multiple_of(2) {
         digits
     } else {
         format!("0{digits}")

@@ -44,13 +44,16 @@ impl PemLabel {
     }
 }
 
+/// An RFC 1421 header line of a PEM block: name and value.
+pub(crate) type PemHeader = (String, String);
+
 /// One `-----BEGIN LABEL-----` block, decoded. The bytes are wiped on drop
 /// because a block may hold a private key.
 pub(crate) struct PemBlock {
     pub label: String,
     /// RFC 1421 headers before the base64 (`Proc-Type`, `DEK-Info`: what
-    /// OpenSSL writes before a legacy encrypted key), name and value.
-    pub headers: Vec<(String, String)>,
+    /// OpenSSL writes before a legacy encrypted key).
+    pub headers: Vec<PemHeader>,
     pub der: Zeroizing<Vec<u8>>,
 }
 
@@ -144,8 +147,8 @@ pub(crate) fn pem_blocks(input: &[u8], field: &str) -> Result<Vec<PemBlock>> {
 /// continued on lines that start with a blank, ended by an empty line) and
 /// the base64 after them. None when a header is not `Name: value` or a colon
 /// shows up in the base64 (base64 has none).
-fn split_headers(body: &[u8]) -> Option<(Vec<(String, String)>, &[u8])> {
-    let mut headers: Vec<(String, String)> = Vec::new();
+fn split_headers(body: &[u8]) -> Option<(Vec<PemHeader>, &[u8])> {
+    let mut headers: Vec<PemHeader> = Vec::new();
     let mut rest = body;
     // The BEGIN line's own end of line.
     while let [b'\r' | b'\n', tail @ ..] = rest {
