@@ -14,7 +14,7 @@ can hold clm's import to both. Needs `openssl` on PATH and the `cryptography`
 package (run it with CLM_TEST_PYTHON).
 """
 
-import datetime
+import base64
 import hashlib
 import json
 import os
@@ -462,7 +462,6 @@ def single_der(path):
     body = blocks[1].split(b"-----END CERTIFICATE-----")[0]
     if b":" in body:
         return None
-    import base64
     try:
         return base64.b64decode(b"".join(body.split()), validate=True)
     except ValueError:
