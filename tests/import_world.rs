@@ -573,6 +573,21 @@ async fn corpus_of_odd_certificates_imports_as_openssl_and_pyca_read_it() {
                 {
                     imported.push(row.clone());
                 }
+                let not_der = row.import_flags.0.iter().any(|f| f == "not_der");
+                let encoded_default_or_unsorted = [
+                    "version_1_explicit",
+                    "critical_false_explicit",
+                    "multi_valued_rdn_unsorted",
+                ]
+                .contains(&case.name.as_str());
+                if encoded_default_or_unsorted && !not_der {
+                    wrong.push(format!("{what}: not flagged not_der"));
+                }
+                if not_der && case.pyca.error.is_none() {
+                    wrong.push(format!(
+                        "{what}: flagged not_der, pyca (strict DER) read it"
+                    ));
+                }
                 let pyca = &case.pyca;
                 if let Some(error) = &pyca.error {
                     eprintln!(

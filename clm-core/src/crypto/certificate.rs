@@ -90,7 +90,8 @@ pub struct ParsedCertificate {
     /// `malformed_extension:OID`, `duplicate_extension:OID`,
     /// `unsupported_san:KIND`, `san_not_ascii` (an email, DNS or URI SAN
     /// in UTF-8 beyond IA5String's ASCII), `version_1`, `version_2`,
-    /// `version_unknown:N` (version INTEGER N, past v3),
+    /// `version_unknown:N` (version INTEGER N, past v3), `not_der` (read, but
+    /// not in DER: a DEFAULT value written out, a SET OF out of order, ...),
     /// `signature_algorithm_mismatch`, `validity_inverted` (notAfter before
     /// notBefore), `validity_empty` (notAfter equal to notBefore),
     /// `validity_misencoded` (a time RFC 5280 encodes otherwise: not DER's
@@ -136,6 +137,13 @@ pub fn parse_certificate_der(der: &[u8]) -> Result<ParsedCertificate> {
         .map_err(|err| Error::invalid(FIELD, format!("malformed DER: {err}")))?;
     let tbs = &certificate.tbs_certificate;
     let mut flags = Vec::new();
+    // What the der crate reads but DER forbids (a DEFAULT value written
+    // out, a SET OF out of order, ...) does not survive re-encoding; the
+    // fingerprint stays the one of the bytes as given.
+    let read = retagged.as_deref().unwrap_or(der);
+    if certificate.to_der().map_or(true, |again| again != read) {
+        flags.push("not_der".to_string());
+    }
 
     // The INTEGER as written: 0 is v1, 1 is v2, 2 is v3; openssl reads others too.
     match tbs.version {
