@@ -388,7 +388,8 @@ export interface Certificate {
   id: CertificateId
   /**
    * Oddities an import accepted: `serial_negative`, `serial_zero`, `serial_too_long`,
-   * `version_1`, `version_2`, `version_unknown:N` (version INTEGER N past v3),
+   * `version_1`, `version_2`, `version_unknown:N` (version INTEGER N past v3), `not_der` (read,
+   * but not in DER: a DEFAULT value written out, a SET OF out of order),
    * `validity_inverted` (notAfter before notBefore),
    * `validity_empty` (notAfter equal to notBefore), `validity_misencoded` (a time not in
    * RFC 5280's encoding), `signature_algorithm_mismatch`,
