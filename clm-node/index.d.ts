@@ -48,6 +48,8 @@ export interface ActiveCertificate {
   policy_id?: PolicyId | null
   /** Serial, lowercase hex. */
   serial_number: string
+  /** Serial as a signed hex integer (`-0x4316693ed` for a negative one). */
+  serial_number_signed: SignedSerial
   /** Issuer's signature algorithm. */
   signature_algorithm: string
   /** `active` or `expiring`. */
@@ -386,9 +388,14 @@ export interface Certificate {
   id: CertificateId
   /**
    * Oddities an import accepted: `serial_negative`, `serial_zero`, `serial_too_long`,
-   * `version_1`, `version_2`, `validity_inverted`, `signature_algorithm_mismatch`,
+   * `version_1`, `version_2`, `version_unknown:N` (version INTEGER N past v3), `not_der` (read,
+   * but not in DER: a DEFAULT value written out, a SET OF out of order),
+   * `validity_inverted` (notAfter before notBefore),
+   * `validity_empty` (notAfter equal to notBefore), `validity_misencoded` (a time not in
+   * RFC 5280's encoding), `signature_algorithm_mismatch`,
    * `key_compromised`, `unknown_critical_extension:OID`, `malformed_extension:OID`,
-   * `duplicate_extension:OID`, `unsupported_san:KIND`. Empty for issued certificates.
+   * `duplicate_extension:OID`, `unsupported_san:KIND`, `san_not_ascii` (a DNS, email or URI
+   * SAN in UTF-8 beyond ASCII). Empty for issued certificates.
    */
   import_flags: string[]
   /** basicConstraints cA: the certificate may sign others. */
@@ -422,6 +429,11 @@ export interface Certificate {
    * serials); unique per issuer for issued certificates.
    */
   serial_number: string
+  /**
+   * `serial_number` as the signed integer it encodes, in hex (`0x4d`; `-0x4316693ed` for the
+   * bytes `fbce996c13`, a negative serial), as openssl and pyca/cryptography show it.
+   */
+  serial_number_signed: SignedSerial
   /** How the issuer signed it, e.g. `sha256WithRSAEncryption`, `ecdsa-with-SHA256`, `Ed25519`. */
   signature_algorithm: string
   /** `issued` by clm or `imported`. */
@@ -582,6 +594,8 @@ export interface CertificateRevocation {
   revoked_by_user_id?: UserId | null
   /** The certificate's serial, lowercase hex (as in `certificates`). */
   serial_number: string
+  /** The serial as a signed hex integer (as in `certificates`). */
+  serial_number_signed: SignedSerial
   /** Last change to the row (kept current by the database). */
   updated_at: string
 }
@@ -631,6 +645,12 @@ export interface CertificateSearch {
    * Default: `null`.
    */
   san?: string | null
+  /**
+   * The serial: as stored (`serial_number`, hex of its bytes: `fbce996c13`, colons
+   * allowed) or as a signed hex integer (`serial_number_signed`: `-0x4316693ed`).
+   * Default: `null`.
+   */
+  serial_number?: string | null
   /**
    * Only certificates in one of these statuses.
    * Default: `null`.
@@ -978,6 +998,8 @@ export interface ExpiringCertificate {
   policy_id?: PolicyId | null
   /** Serial, lowercase hex. */
   serial_number: string
+  /** Serial as a signed hex integer (`-0x4316693ed` for a negative one). */
+  serial_number_signed: SignedSerial
   /** `active` or `expiring`. */
   status: CertificateStatus
   /** Subject, RFC 4514. */
@@ -1055,6 +1077,11 @@ export interface ImportReport {
   flagged: Array<JsonValue[]>
   /** The certificates written by this import. */
   imported: Certificate[]
+  /**
+   * PEM blocks of the input that hold no certificate and were left out,
+   * such as a bundle's private key (an encrypted legacy one included).
+   */
+  skipped: SkippedBlock[]
 }
 
 /** One index's size and use. */
@@ -2338,6 +2365,25 @@ export interface Session {
 
 /** A SessionId (UUID text). */
 export type SessionId = string
+
+/**
+ * A serial as the signed integer its bytes encode, in hex (`0x4d`, `-0x4316693ed`): what
+ * [`signed_serial`](crate::crypto::signed_serial) makes of a stored `serial_number`.
+ */
+export type SignedSerial = string
+
+/**
+ * A PEM block of an import's input that holds no certificate and was left
+ * out (a private key, parameters, a CRL, ...). Nothing of it is stored.
+ */
+export interface SkippedBlock {
+  /** Position of the block among the input's PEM blocks, from 1. */
+  block: number
+  /** Its label (`RSA PRIVATE KEY`, `EC PARAMETERS`, ...). */
+  label: string
+  /** Why it was left out. */
+  reason: string
+}
 
 /** Transitions made by [`Clm::refresh_certificate_statuses`]. */
 export interface StatusRefreshReport {

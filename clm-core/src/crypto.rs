@@ -27,8 +27,9 @@ pub mod token;
 pub mod totp;
 
 pub use certificate::{
-    CertificateTemplate, Issuer, MAX_CERTIFICATE_LEN, ParsedCertificate, build_certificate,
-    parse_certificate_der, parse_certificates, random_serial, verify_signed_by,
+    CertificateTemplate, Issuer, MAX_CERTIFICATE_LEN, ParsedBundle, ParsedCertificate,
+    SkippedBlock, build_certificate, parse_certificate_bundle, parse_certificate_der,
+    parse_certificates, random_serial, serial_from_text, signed_serial, verify_signed_by,
 };
 pub use crl::{CrlBuilder, CrlEntry, CrlScope, SignedCrl, build_crl, crl_partition};
 pub use csr::{ParsedCsr, build_csr, parse_csr};

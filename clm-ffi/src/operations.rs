@@ -2046,7 +2046,7 @@ pub unsafe extern "C" fn clm_export_private_key(
 ///
 /// `actor`: who performs it (not NULL).
 /// `result_json`: the `ImportReport` record `{"already_present", "flagged",
-/// "imported"}` as JSON text; free it with `clm_string_free`.
+/// "imported", "skipped"}` as JSON text; free it with `clm_string_free`.
 ///
 /// # Safety
 /// `clm` and `actor` are NULL or live handles; `arguments_json` is NULL or a
@@ -2072,12 +2072,13 @@ pub unsafe extern "C" fn clm_import_certificates(
 /// "certificate_kind", "certificate_pem", "created_at", "crl_number",
 /// "fingerprint_sha256", "id", "import_flags", "is_ca", "issuer_dn",
 /// "key_algorithm", "key_size", "not_after", "not_before", "serial_number",
-/// "signature_algorithm", "source", "status", "subject_alternative_names",
-/// "subject_dn", "updated_at", "authority_key_id"?, "common_name"?,
-/// "deleted_at"?, "issuer_certificate_id"?, "organization_id"?,
-/// "owner_user_id"?, "path_len"?, "policy_id"?, "policy_version"?,
-/// "replaces_certificate_id"?, "subject_key_id"?, "workflow_id"?}` as JSON
-/// text; free it with `clm_string_free`.
+/// "serial_number_signed", "signature_algorithm", "source", "status",
+/// "subject_alternative_names", "subject_dn", "updated_at",
+/// "authority_key_id"?, "common_name"?, "deleted_at"?,
+/// "issuer_certificate_id"?, "organization_id"?, "owner_user_id"?,
+/// "path_len"?, "policy_id"?, "policy_version"?, "replaces_certificate_id"?,
+/// "subject_key_id"?, "workflow_id"?}` as JSON text; free it with
+/// `clm_string_free`.
 ///
 /// # Safety
 /// `clm` and `actor` are NULL or live handles; `arguments_json` is NULL or a
@@ -2103,12 +2104,13 @@ pub unsafe extern "C" fn clm_get_certificate(
 /// "certificate_kind", "certificate_pem", "created_at", "crl_number",
 /// "fingerprint_sha256", "id", "import_flags", "is_ca", "issuer_dn",
 /// "key_algorithm", "key_size", "not_after", "not_before", "serial_number",
-/// "signature_algorithm", "source", "status", "subject_alternative_names",
-/// "subject_dn", "updated_at", "authority_key_id"?, "common_name"?,
-/// "deleted_at"?, "issuer_certificate_id"?, "organization_id"?,
-/// "owner_user_id"?, "path_len"?, "policy_id"?, "policy_version"?,
-/// "replaces_certificate_id"?, "subject_key_id"?, "workflow_id"?}` as JSON
-/// text; free it with `clm_string_free`.
+/// "serial_number_signed", "signature_algorithm", "source", "status",
+/// "subject_alternative_names", "subject_dn", "updated_at",
+/// "authority_key_id"?, "common_name"?, "deleted_at"?,
+/// "issuer_certificate_id"?, "organization_id"?, "owner_user_id"?,
+/// "path_len"?, "policy_id"?, "policy_version"?, "replaces_certificate_id"?,
+/// "subject_key_id"?, "workflow_id"?}` as JSON text; free it with
+/// `clm_string_free`.
 ///
 /// # Safety
 /// `clm` and `actor` are NULL or live handles; `arguments_json` is NULL or a
@@ -2168,6 +2170,10 @@ pub unsafe extern "C" fn clm_get_certificate_pem(
 ///     certificates of this owner.
 ///   - `san` (text or null; optional, default null): A subject alternative
 ///     name value, matched exactly.
+///   - `serial_number` (text or null; optional, default null): The serial: as
+///     stored (`serial_number`, hex of its bytes: `fbce996c13`, colons
+///     allowed) or as a signed hex integer (`serial_number_signed`:
+///     `-0x4316693ed`).
 ///   - `status` (["pending" | "active" | "expiring" | "expired" | "revoked" |
 ///     "suspended", ...] or null; optional, default null): Only certificates
 ///     in one of these statuses.
@@ -2257,12 +2263,13 @@ pub unsafe extern "C" fn clm_delete_certificate(
 /// "certificate_kind", "certificate_pem", "created_at", "crl_number",
 /// "fingerprint_sha256", "id", "import_flags", "is_ca", "issuer_dn",
 /// "key_algorithm", "key_size", "not_after", "not_before", "serial_number",
-/// "signature_algorithm", "source", "status", "subject_alternative_names",
-/// "subject_dn", "updated_at", "authority_key_id"?, "common_name"?,
-/// "deleted_at"?, "issuer_certificate_id"?, "organization_id"?,
-/// "owner_user_id"?, "path_len"?, "policy_id"?, "policy_version"?,
-/// "replaces_certificate_id"?, "subject_key_id"?, "workflow_id"?}` as JSON
-/// text; free it with `clm_string_free`.
+/// "serial_number_signed", "signature_algorithm", "source", "status",
+/// "subject_alternative_names", "subject_dn", "updated_at",
+/// "authority_key_id"?, "common_name"?, "deleted_at"?,
+/// "issuer_certificate_id"?, "organization_id"?, "owner_user_id"?,
+/// "path_len"?, "policy_id"?, "policy_version"?, "replaces_certificate_id"?,
+/// "subject_key_id"?, "workflow_id"?}` as JSON text; free it with
+/// `clm_string_free`.
 ///
 /// # Safety
 /// `clm` and `actor` are NULL or live handles; `arguments_json` is NULL or a
@@ -2341,9 +2348,9 @@ pub unsafe extern "C" fn clm_reconcile(
 /// `actor`: who performs it (not NULL).
 /// `result_json`: the `CertificateRevocation` record `{"certificate_id",
 /// "created_at", "id", "revocation_reason", "revoked_at", "serial_number",
-/// "updated_at", "comment"?, "deleted_at"?, "issuer_certificate_id"?,
-/// "released_at"?, "released_by_user_id"?, "revoked_by_user_id"?}` as JSON
-/// text; free it with `clm_string_free`.
+/// "serial_number_signed", "updated_at", "comment"?, "deleted_at"?,
+/// "issuer_certificate_id"?, "released_at"?, "released_by_user_id"?,
+/// "revoked_by_user_id"?}` as JSON text; free it with `clm_string_free`.
 ///
 /// # Safety
 /// `clm` and `actor` are NULL or live handles; `arguments_json` is NULL or a
@@ -2369,12 +2376,13 @@ pub unsafe extern "C" fn clm_revoke_certificate(
 /// "certificate_kind", "certificate_pem", "created_at", "crl_number",
 /// "fingerprint_sha256", "id", "import_flags", "is_ca", "issuer_dn",
 /// "key_algorithm", "key_size", "not_after", "not_before", "serial_number",
-/// "signature_algorithm", "source", "status", "subject_alternative_names",
-/// "subject_dn", "updated_at", "authority_key_id"?, "common_name"?,
-/// "deleted_at"?, "issuer_certificate_id"?, "organization_id"?,
-/// "owner_user_id"?, "path_len"?, "policy_id"?, "policy_version"?,
-/// "replaces_certificate_id"?, "subject_key_id"?, "workflow_id"?}` as JSON
-/// text; free it with `clm_string_free`.
+/// "serial_number_signed", "signature_algorithm", "source", "status",
+/// "subject_alternative_names", "subject_dn", "updated_at",
+/// "authority_key_id"?, "common_name"?, "deleted_at"?,
+/// "issuer_certificate_id"?, "organization_id"?, "owner_user_id"?,
+/// "path_len"?, "policy_id"?, "policy_version"?, "replaces_certificate_id"?,
+/// "subject_key_id"?, "workflow_id"?}` as JSON text; free it with
+/// `clm_string_free`.
 ///
 /// # Safety
 /// `clm` and `actor` are NULL or live handles; `arguments_json` is NULL or a

@@ -85,6 +85,9 @@ async function everyOperation(dir: string): Promise<void> {
 
   // Inventory.
   const imported = await clm.importCertificates(system, { pem: cert.certificate_pem })
+  const skippedLabels: string[] = imported.skipped.map((block) => block.label)
+  const signedSerial: string = cert.serial_number_signed
+  const bySerial = await clm.searchCertificates(system, { serial_number: signedSerial })
   const byBusinessId = await clm.getCertificateByCertificateId(system, cert.certificate_id)
   const pem: string = await clm.getCertificatePem(system, cert.id)
   const found = await clm.searchCertificates(system, { common_name: 'www', expires_after: new Date(), status: ['active'] }, { limit: 10 })

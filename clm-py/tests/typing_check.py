@@ -116,6 +116,10 @@ def every_operation(c: clm.Clm, pem: str) -> None:
     p12_data: str = p12.data_base64
     bundle: clm.CsrBundle = c.create_csr({"common_name": "csr"}, [{"type": "IP", "value": "10.0.0.1"}], "rsa2048")
     imported: clm.ImportReport = c.import_certificates(system, {"pem": pem})
+    skipped: list[clm.SkippedBlock] = imported.skipped
+    skipped_labels: list[str] = [block.label for block in skipped]
+    signed_serial: str = cert.serial_number_signed
+    by_serial: clm.CertificatePage = c.search_certificates(system, {"serial_number": signed_serial})
     cert = c.get_certificate(system, cert.id)
     cert = c.get_certificate_by_certificate_id(system, cert.certificate_id)
     text: str = c.get_certificate_pem(system, cert.id)

@@ -461,13 +461,15 @@ pub fn metadata(certificate_id: CertificateId) -> CertificateMetadata {
 
 pub fn certificate(common_name: &str, not_after: Timestamp) -> Certificate {
     let at = now();
+    let serial = hex64()[..32].to_string();
     Certificate {
         id: CertificateId::new(),
         certificate_id: unique("cert"),
         common_name: Some(common_name.to_string()),
         subject_dn: format!("CN={common_name}"),
         issuer_dn: "CN=Test Issuing CA".into(),
-        serial_number: hex64()[..32].to_string(),
+        serial_number_signed: serial.clone().into(),
+        serial_number: serial,
         not_before: not_after - Days::days(365),
         not_after,
         status: CertificateStatus::Active,
@@ -580,6 +582,7 @@ pub fn revocation(certificate: &Certificate, reason: RevocationReason) -> Certif
         certificate_id: certificate.id,
         issuer_certificate_id: certificate.issuer_certificate_id,
         serial_number: certificate.serial_number.clone(),
+        serial_number_signed: certificate.serial_number_signed.clone(),
         revocation_reason: reason,
         revoked_at: at,
         revoked_by_user_id: None,

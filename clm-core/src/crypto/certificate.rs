@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 use spki::{SubjectPublicKeyInfoOwned, SubjectPublicKeyInfoRef};
 use x509_cert::builder::profile::BuilderProfile;
 use x509_cert::builder::{Builder, CertificateBuilder};
-use x509_cert::certificate::{TbsCertificate, Version};
+use x509_cert::certificate::TbsCertificate;
 use x509_cert::ext::Extension;
 use x509_cert::ext::pkix::crl::dp::DistributionPoint;
 use x509_cert::ext::pkix::name::{DistributionPointName, GeneralName};
@@ -25,11 +25,11 @@ use x509_cert::serial_number::SerialNumber;
 use x509_cert::time::Validity;
 
 use super::keys::{KeyPair, RawSignature};
-use super::name::{DistinguishedName, common_name_of, format_name};
+use super::name::{DistinguishedName, UNIVERSAL_STRING_STAND_IN, common_name_of, format_name};
 use super::pem::{PemLabel, der_to_pem, looks_like_pem, pem_blocks};
 use super::pkix::{
-    LenientCertificate, Signed, encoding, from_time, hex_lower, oid, public_key_info,
-    signature_algorithm_name, to_time, verify_signature,
+    ImportedCertificate, LenientCertificate, Signed, encoding, hex_lower, oid, public_key_info,
+    read_time, signature_algorithm_name, to_time, verify_signature,
 };
 use super::secret::random_bytes;
 use crate::model::{CertificateKind, SubjectAlternativeName};
@@ -88,8 +88,14 @@ pub struct ParsedCertificate {
     /// Oddities that did not stop the import: `serial_negative`,
     /// `serial_zero`, `serial_too_long`, `unknown_critical_extension:OID`,
     /// `malformed_extension:OID`, `duplicate_extension:OID`,
-    /// `unsupported_san:KIND`, `version_1`, `version_2`,
-    /// `signature_algorithm_mismatch`, `validity_inverted`.
+    /// `unsupported_san:KIND`, `san_not_ascii` (an email, DNS or URI SAN
+    /// in UTF-8 beyond IA5String's ASCII), `version_1`, `version_2`,
+    /// `version_unknown:N` (version INTEGER N, past v3), `not_der` (read, but
+    /// not in DER: a DEFAULT value written out, a SET OF out of order, ...),
+    /// `signature_algorithm_mismatch`, `validity_inverted` (notAfter before
+    /// notBefore), `validity_empty` (notAfter equal to notBefore),
+    /// `validity_misencoded` (a time RFC 5280 encodes otherwise: not DER's
+    /// form, or a GeneralizedTime before 2050).
     pub flags: Vec<String>,
 }
 
@@ -124,18 +130,30 @@ pub fn parse_certificate_der(der: &[u8]) -> Result<ParsedCertificate> {
             ),
         ));
     }
-    let certificate = LenientCertificate::from_der(der)
+    // The der crate has no UniversalString; names that use it are read
+    // from a copy where it is retagged (see `UNIVERSAL_STRING_STAND_IN`).
+    let retagged = retag_universal_strings(der);
+    let certificate = ImportedCertificate::from_der(retagged.as_deref().unwrap_or(der))
         .map_err(|err| Error::invalid(FIELD, format!("malformed DER: {err}")))?;
-    let tbs = certificate.tbs_certificate();
+    let tbs = &certificate.tbs_certificate;
     let mut flags = Vec::new();
-
-    match tbs.version() {
-        Version::V1 => flags.push("version_1".to_string()),
-        Version::V2 => flags.push("version_2".to_string()),
-        Version::V3 => {}
+    // What the der crate reads but DER forbids (a DEFAULT value written
+    // out, a SET OF out of order, ...) does not survive re-encoding; the
+    // fingerprint stays the one of the bytes as given.
+    let read = retagged.as_deref().unwrap_or(der);
+    if certificate.to_der().map_or(true, |again| again != read) {
+        flags.push("not_der".to_string());
     }
 
-    let serial = tbs.serial_number().as_bytes();
+    // The INTEGER as written: 0 is v1, 1 is v2, 2 is v3; openssl reads others too.
+    match tbs.version {
+        0 => flags.push("version_1".to_string()),
+        1 => flags.push("version_2".to_string()),
+        2 => {}
+        other => flags.push(format!("version_unknown:{other}")),
+    }
+
+    let serial = tbs.serial_number.as_bytes();
     if serial.first().is_some_and(|b| b & 0x80 != 0) {
         flags.push("serial_negative".into());
     } else if serial.iter().all(|&b| b == 0) {
@@ -145,18 +163,24 @@ pub fn parse_certificate_der(der: &[u8]) -> Result<ParsedCertificate> {
         flags.push("serial_too_long".into());
     }
 
-    let not_before = from_time(&tbs.validity().not_before, "certificate.not_before")?;
-    let not_after = from_time(&tbs.validity().not_after, "certificate.not_after")?;
+    let not_before = read_time(&tbs.validity.not_before, "certificate.not_before")?;
+    let not_after = read_time(&tbs.validity.not_after, "certificate.not_after")?;
+    if !(not_before.as_rfc5280 && not_after.as_rfc5280) {
+        flags.push("validity_misencoded".into());
+    }
+    let (not_before, not_after) = (not_before.at, not_after.at);
     if not_after < not_before {
         flags.push("validity_inverted".into());
+    } else if not_after == not_before {
+        flags.push("validity_empty".into());
     }
 
-    if tbs.signature() != certificate.signature_algorithm() {
+    if tbs.signature != certificate.signature_algorithm {
         flags.push("signature_algorithm_mismatch".into());
     }
 
     let public_key_der = tbs
-        .subject_public_key_info()
+        .subject_public_key_info
         .to_der()
         .map_err(|err| Error::invalid(FIELD, format!("cannot re-encode the public key: {err}")))?;
     let spki = SubjectPublicKeyInfoRef::from_der(&public_key_der)
@@ -166,16 +190,16 @@ pub fn parse_certificate_der(der: &[u8]) -> Result<ParsedCertificate> {
     let mut parsed = ParsedCertificate {
         der: der.to_vec(),
         pem: der_to_pem(PemLabel::Certificate, der),
-        subject_dn: format_name(tbs.subject()),
-        common_name: common_name_of(tbs.subject()),
-        issuer_dn: format_name(tbs.issuer()),
+        subject_dn: format_name(&tbs.subject),
+        common_name: common_name_of(&tbs.subject),
+        issuer_dn: format_name(&tbs.issuer),
         serial_hex: hex_lower(serial),
         not_before,
         not_after,
         subject_alternative_names: Vec::new(),
         key_algorithm: key.family,
         key_size: key.bits,
-        signature_algorithm: signature_algorithm_name(&certificate.signature_algorithm().oid),
+        signature_algorithm: signature_algorithm_name(&certificate.signature_algorithm.oid),
         is_ca: false,
         path_len: None,
         fingerprint_sha256: hex_lower(&Sha256::digest(der)),
@@ -186,11 +210,70 @@ pub fn parse_certificate_der(der: &[u8]) -> Result<ParsedCertificate> {
         extended_key_usage: Vec::new(),
         flags,
     };
-    read_extensions(
-        tbs.extensions().map(Vec::as_slice).unwrap_or(&[]),
-        &mut parsed,
-    );
+    read_extensions(tbs.extensions.as_deref().unwrap_or(&[]), &mut parsed);
     Ok(parsed)
+}
+
+/// One definite-length DER header at `at`: (tag byte, header length,
+/// content length). None for anything else (long tags, indefinite or
+/// impossible lengths), which then stays for the real parser to refuse.
+fn tlv_at(der: &[u8], at: usize) -> Option<(u8, usize, usize)> {
+    let tag = *der.get(at)?;
+    let first = *der.get(at.checked_add(1)?)?;
+    if tag & 0x1f == 0x1f {
+        return None;
+    }
+    let (header, length) = if first < 0x80 {
+        (2, usize::from(first))
+    } else {
+        let count = usize::from(first & 0x7f);
+        if count == 0 || count > 4 {
+            return None;
+        }
+        let bytes = der.get(at.checked_add(2)?..at.checked_add(2 + count)?)?;
+        let length = bytes.iter().fold(0usize, |n, &b| (n << 8) | usize::from(b));
+        (2 + count, length)
+    };
+    let end = at.checked_add(header)?.checked_add(length)?;
+    (end <= der.len()).then_some((tag, header, length))
+}
+
+/// The children (offsets) of the constructed element at `at`.
+fn children_of(der: &[u8], at: usize) -> Option<Vec<usize>> {
+    let (_, header, length) = tlv_at(der, at)?;
+    let (mut next, end) = (at + header, at + header + length);
+    let mut children = Vec::new();
+    while next < end {
+        let (_, h, l) = tlv_at(der, next)?;
+        children.push(next);
+        next = next.checked_add(h)?.checked_add(l)?;
+    }
+    (next == end).then_some(children)
+}
+
+/// A copy of the certificate whose issuer and subject UniversalStrings
+/// (universal tag 28, UTF-32) carry [`UNIVERSAL_STRING_STAND_IN`] instead;
+/// None when there are none (or the DER is not walkable, for the parser to
+/// refuse). The tag byte is one byte either way, so no length changes.
+fn retag_universal_strings(der: &[u8]) -> Option<Vec<u8>> {
+    const UNIVERSAL_STRING: u8 = 0x1c;
+    let certificate = children_of(der, 0)?;
+    let tbs = children_of(der, *certificate.first()?)?;
+    let skip_version = usize::from(der.get(*tbs.first()?) == Some(&0xa0));
+    let mut retagged: Option<Vec<u8>> = None;
+    // issuer and subject: TBSCertificate fields 2 and 4 after the version.
+    for field in [2, 4] {
+        let name = *tbs.get(skip_version + field)?;
+        for rdn in children_of(der, name)? {
+            for attribute in children_of(der, rdn)? {
+                let value = *children_of(der, attribute)?.get(1)?;
+                if der[value] == UNIVERSAL_STRING {
+                    retagged.get_or_insert_with(|| der.to_vec())[value] = UNIVERSAL_STRING_STAND_IN;
+                }
+            }
+        }
+    }
+    retagged
 }
 
 /// Extensions we understand (or knowingly ignore) on import.
@@ -237,10 +320,15 @@ fn read_extensions(extensions: &[Extension], parsed: &mut ParsedCertificate) {
             oid::EXT_KEY_USAGE => ExtendedKeyUsage::from_der(value).map(|eku| {
                 parsed.extended_key_usage = eku.0.iter().map(eku_name).collect();
             }),
-            oid::SUBJECT_ALT_NAME => SubjectAltName::from_der(value).map(|san| {
-                for name in san.0 {
-                    match general_name_to_san(&name) {
-                        Ok(san) => parsed.subject_alternative_names.push(san),
+            oid::SUBJECT_ALT_NAME => Vec::<der::Any>::from_der(value).map(|names| {
+                for name in &names {
+                    match imported_san(name) {
+                        Ok((san, ascii)) => {
+                            if !ascii && !parsed.has_flag("san_not_ascii") {
+                                parsed.flags.push("san_not_ascii".into());
+                            }
+                            parsed.subject_alternative_names.push(san);
+                        }
                         Err(kind) => parsed.flags.push(format!("unsupported_san:{kind}")),
                     }
                 }
@@ -298,6 +386,53 @@ fn eku_name(purpose: &der::asn1::ObjectIdentifier) -> String {
     }
 }
 
+/// Reads one GeneralName of an imported certificate's subjectAltName from
+/// its TLV, as leniently as openssl and pyca/cryptography do: a name of
+/// the IA5String kinds (email, DNS, URI) that holds UTF-8 beyond ASCII is
+/// kept (with `false`: flagged `san_not_ascii`) where x509-cert's strict
+/// IA5String refused the whole extension. Err names a kind clm cannot hold.
+fn imported_san(
+    name: &der::Any,
+) -> std::result::Result<(SubjectAlternativeName, bool), &'static str> {
+    let der::Tag::ContextSpecific {
+        constructed,
+        number,
+    } = der::Tagged::tag(name)
+    else {
+        return Err("notAGeneralName");
+    };
+    let bytes = name.value();
+    let text = || {
+        std::str::from_utf8(bytes)
+            .map(|t| (t.to_string(), t.is_ascii()))
+            .map_err(|_| "invalidText")
+    };
+    match (number.value(), constructed) {
+        (1, false) => text().map(|(t, ascii)| (SubjectAlternativeName::Email(t), ascii)),
+        (2, false) => text().map(|(t, ascii)| (SubjectAlternativeName::Dns(t), ascii)),
+        (6, false) => text().map(|(t, ascii)| (SubjectAlternativeName::Uri(t), ascii)),
+        (7, false) => match bytes.len() {
+            4 | 16 => {
+                let ip = if let Ok(v4) = <[u8; 4]>::try_from(bytes) {
+                    IpAddr::from(v4)
+                } else {
+                    let mut v6 = [0u8; 16];
+                    v6.copy_from_slice(bytes);
+                    IpAddr::from(v6)
+                };
+                Ok((SubjectAlternativeName::Ip(ip), true))
+            }
+            _ => Err("malformedIpAddress"),
+        },
+        (0, true) => Err("otherName"),
+        (3, true) => Err("x400Address"),
+        (4, true) => Err("directoryName"),
+        (5, true) => Err("ediPartyName"),
+        (8, false) => Err("registeredID"),
+        _ => Err("malformedGeneralName"),
+    }
+}
+
 /// Maps a GeneralName to the model's SAN, or names the unsupported kind.
 pub(crate) fn general_name_to_san(
     name: &GeneralName,
@@ -331,31 +466,225 @@ pub(crate) fn general_name_to_san(
 /// Parses one PEM certificate, a PEM bundle (non-certificate blocks such as
 /// private keys are skipped), or one DER certificate.
 pub fn parse_certificates(input: &[u8]) -> Result<Vec<ParsedCertificate>> {
-    if !looks_like_pem(input) {
-        return parse_certificate_der(input).map(|certificate| vec![certificate]);
-    }
-    let blocks = pem_blocks(input, FIELD)?;
-    let certificates: Vec<_> = blocks
-        .iter()
-        .filter(|block| matches!(block.label.as_str(), "CERTIFICATE" | "X509 CERTIFICATE"))
-        .collect();
-    if certificates.is_empty() {
+    parse_certificate_bundle(input).map(|bundle| bundle.certificates)
+}
+
+/// A PEM block of an import's input that holds no certificate and was left
+/// out (a private key, parameters, a CRL, ...). Nothing of it is stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct SkippedBlock {
+    /// Position of the block among the input's PEM blocks, from 1.
+    pub block: usize,
+    /// Its label (`RSA PRIVATE KEY`, `EC PARAMETERS`, ...).
+    pub label: String,
+    /// Why it was left out.
+    pub reason: String,
+}
+
+/// What [`parse_certificate_bundle`] read.
+#[derive(Debug, Clone, Default)]
+pub struct ParsedBundle {
+    /// The certificates, in input order.
+    pub certificates: Vec<ParsedCertificate>,
+    /// The PEM blocks that are not certificates.
+    pub skipped: Vec<SkippedBlock>,
+    /// PEM blocks in the input (0 for DER).
+    pub blocks: usize,
+}
+
+/// [`parse_certificates`], also reporting the PEM blocks it left out. An
+/// encrypted legacy key (RFC 1421 `Proc-Type`/`DEK-Info` headers) is one of
+/// them: it does not stop the certificates around it.
+pub fn parse_certificate_bundle(input: &[u8]) -> Result<ParsedBundle> {
+    let bundle = read_bundle(input)?;
+    if bundle.certificates.is_empty() {
         return Err(Error::invalid(FIELD, "PEM holds no CERTIFICATE block"));
     }
-    let count = certificates.len();
-    certificates
-        .into_iter()
-        .enumerate()
-        .map(|(index, block)| {
-            parse_certificate_der(&block.der).map_err(|err| match err {
-                Error::InvalidInput { field, reason, .. } if count > 1 => Error::invalid(
-                    field,
-                    format!("certificate #{} of {count}: {reason}", index + 1),
-                ),
-                other => other,
-            })
-        })
-        .collect()
+    Ok(bundle)
+}
+
+/// [`parse_certificate_bundle`] without its one rule on the whole input
+/// (at least one certificate), for pieces of a bundle parsed apart.
+pub(crate) fn read_bundle(input: &[u8]) -> Result<ParsedBundle> {
+    if !looks_like_pem(input) {
+        return Ok(ParsedBundle {
+            certificates: vec![parse_certificate_der(input)?],
+            ..ParsedBundle::default()
+        });
+    }
+    let blocks = pem_blocks(input, FIELD)?;
+    let is_certificate = |label: &str| {
+        matches!(
+            label,
+            "CERTIFICATE" | "X509 CERTIFICATE" | "TRUSTED CERTIFICATE"
+        )
+    };
+    let count = blocks.iter().filter(|b| is_certificate(&b.label)).count();
+    let mut bundle = ParsedBundle {
+        certificates: Vec::with_capacity(count),
+        skipped: Vec::new(),
+        blocks: blocks.len(),
+    };
+    for (position, block) in blocks.iter().enumerate() {
+        if !is_certificate(&block.label) {
+            bundle.skipped.push(SkippedBlock {
+                block: position.saturating_add(1),
+                label: block.label.clone(),
+                reason: skip_reason(block).into(),
+            });
+            continue;
+        }
+        let number = bundle.certificates.len().saturating_add(1);
+        let numbered = |err: Error| match err {
+            Error::InvalidInput { field, reason, .. } if count > 1 => {
+                Error::invalid(field, format!("certificate #{number} of {count}: {reason}"))
+            }
+            other => other,
+        };
+        if !block.headers.is_empty() {
+            return Err(numbered(block.headers_error(FIELD)));
+        }
+        let der = if block.label == "TRUSTED CERTIFICATE" {
+            // OpenSSL's trusted form: the certificate, then its trust
+            // settings (X509_AUX); the certificate is the first element.
+            first_element(&block.der).map_err(numbered)?
+        } else {
+            &block.der
+        };
+        bundle
+            .certificates
+            .push(parse_certificate_der(der).map_err(numbered)?);
+    }
+    Ok(bundle)
+}
+
+/// Why a PEM block that is not a certificate is left out.
+fn skip_reason(block: &super::pem::PemBlock) -> &'static str {
+    if block.is_encrypted() {
+        "an encrypted legacy private key (Proc-Type/DEK-Info headers): not opened; \
+         a certificate's key is imported decrypted, as private_key_pem"
+    } else if block.label.ends_with("PRIVATE KEY") {
+        "a private key: keys are not taken from a bundle; \
+         a certificate's key is imported as private_key_pem"
+    } else {
+        "not a certificate"
+    }
+}
+
+/// The bytes of the first DER element of `der` (tag, length and value).
+fn first_element(der: &[u8]) -> Result<&[u8]> {
+    let mut reader = der::SliceReader::new(der)
+        .map_err(|err| Error::invalid(FIELD, format!("malformed DER: {err}")))?;
+    let any = der::Reader::tlv_bytes(&mut reader)
+        .map_err(|err| Error::invalid(FIELD, format!("malformed DER: {err}")))?;
+    Ok(any)
+}
+
+/// A serial as stored (lowercase hex of its DER content bytes) as the signed
+/// integer it encodes, in hex: `0x4d`, `0x0`, or `-0x4316693ed` for the bytes
+/// `fbce996c13` (a negative serial, flagged `serial_negative`); what openssl
+/// and pyca/cryptography show. Text that is not hex is returned unchanged.
+pub fn signed_serial(serial_hex: &str) -> String {
+    let Ok(bytes) = hex::decode(serial_hex) else {
+        return serial_hex.to_string();
+    };
+    let negative = bytes.first().is_some_and(|b| b & 0x80 != 0);
+    let magnitude = if negative {
+        // Two's complement: invert, add one.
+        let mut inverted: Vec<u8> = bytes.iter().map(|b| !b).collect();
+        for byte in inverted.iter_mut().rev() {
+            let (sum, carry) = byte.overflowing_add(1);
+            *byte = sum;
+            if !carry {
+                break;
+            }
+        }
+        inverted
+    } else {
+        bytes
+    };
+    let digits = hex::encode(magnitude);
+    let digits = digits.trim_start_matches('0');
+    let digits = if digits.is_empty() { "0" } else { digits };
+    format!("{}0x{digits}", if negative { "-" } else { "" })
+}
+
+/// The stored form (lowercase hex of the DER content bytes) of a serial a
+/// caller typed: that form itself (`fbce996c13`, also with colons as
+/// `fb:ce:99:6c:13`), or a signed hexadecimal integer as [`signed_serial`]
+/// writes it (`-0x4316693ed`, `0x4d`; `0x` may be left out after a minus).
+pub fn serial_from_text(text: &str, field: &str) -> Result<String> {
+    let text = text.trim();
+    let (negative, unsigned) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text),
+    };
+    let (integer, digits) = match unsigned
+        .strip_prefix("0x")
+        .or_else(|| unsigned.strip_prefix("0X"))
+    {
+        Some(rest) => (true, rest),
+        None => (negative, unsigned),
+    };
+    let digits: String = digits.chars().filter(|&c| c != ':').collect();
+    if digits.is_empty() || digits.len() > 2 * 64 || !digits.bytes().all(|b| b.is_ascii_hexdigit())
+    {
+        return Err(Error::invalid(
+            field,
+            "is not a serial: give the hex of its bytes (fbce996c13) or a signed hex integer (-0x4316693ed)",
+        ));
+    }
+    let digits = digits.to_ascii_lowercase();
+    if !integer {
+        if !digits.len().is_multiple_of(2) {
+            return Err(Error::invalid(
+                field,
+                "serial bytes in hex need an even number of digits",
+            ));
+        }
+        return Ok(digits);
+    }
+    let padded = if digits.len().is_multiple_of(2) {
+        digits
+    } else {
+        format!("0{digits}")
+    };
+    let mut magnitude =
+        hex::decode(&padded).map_err(|_| Error::invalid(field, "is not hexadecimal"))?;
+    let first_significant = magnitude
+        .iter()
+        .position(|&b| b != 0)
+        .unwrap_or(magnitude.len());
+    magnitude.drain(..first_significant);
+    if magnitude.is_empty() {
+        return Ok("00".into());
+    }
+    let mut bytes = if negative {
+        // Two's complement of the magnitude, one byte wider, then the
+        // redundant leading 0xff bytes dropped (DER's minimal form).
+        let mut wide = vec![0u8];
+        wide.extend_from_slice(&magnitude);
+        for byte in wide.iter_mut() {
+            *byte = !*byte;
+        }
+        for byte in wide.iter_mut().rev() {
+            let (sum, carry) = byte.overflowing_add(1);
+            *byte = sum;
+            if !carry {
+                break;
+            }
+        }
+        wide
+    } else {
+        let mut wide = vec![0u8];
+        wide.extend_from_slice(&magnitude);
+        wide
+    };
+    let redundant = if negative { 0xff } else { 0x00 };
+    while bytes.len() > 1 && bytes[0] == redundant && (bytes[1] & 0x80 != 0) == negative {
+        bytes.remove(0);
+    }
+    Ok(hex::encode(bytes))
 }
 
 /// Checks that `child` was signed by the key in `issuer_spki_der`
@@ -852,5 +1181,87 @@ impl BuilderProfile for ClmProfile<'_> {
             )?);
         }
         Ok(extensions)
+    }
+}
+
+#[cfg(test)]
+mod serial_tests {
+    use super::*;
+
+    /// DER's minimal two's-complement content bytes of `value`.
+    fn der_bytes(value: i64) -> Vec<u8> {
+        let mut bytes = value.to_be_bytes().to_vec();
+        while bytes.len() > 1
+            && ((bytes[0] == 0x00 && bytes[1] & 0x80 == 0)
+                || (bytes[0] == 0xff && bytes[1] & 0x80 != 0))
+        {
+            bytes.remove(0);
+        }
+        bytes
+    }
+
+    fn signed_text(value: i64) -> String {
+        let sign = if value < 0 { "-" } else { "" };
+        format!("{sign}0x{:x}", value.unsigned_abs())
+    }
+
+    #[test]
+    fn signed_serials_round_trip() {
+        let mut values: Vec<i64> = (-600..=600).collect();
+        for shift in 0..63 {
+            for delta in [-1i64, 0, 1] {
+                values.push((1i64 << shift) + delta);
+                values.push(-(1i64 << shift) + delta);
+            }
+        }
+        values.extend([i64::MIN + 1, i64::MAX, -0x4316693ed]);
+        for value in values {
+            let stored = hex::encode(der_bytes(value));
+            assert_eq!(signed_serial(&stored), signed_text(value), "{value}");
+            assert_eq!(
+                serial_from_text(&signed_text(value), "s").unwrap(),
+                stored,
+                "{value}"
+            );
+            assert_eq!(serial_from_text(&stored, "s").unwrap(), stored);
+        }
+    }
+
+    #[test]
+    fn serial_texts() {
+        assert_eq!(signed_serial("fbce996c13"), "-0x4316693ed");
+        assert_eq!(signed_serial("00"), "0x0");
+        assert_eq!(signed_serial(""), "0x0");
+        assert_eq!(signed_serial("00ff"), "0xff");
+        assert_eq!(signed_serial("80"), "-0x80");
+        assert_eq!(signed_serial("ff7f"), "-0x81");
+        // Over-long serials (more than 20 bytes) and non-minimal bytes too.
+        let long = "0102030405060708090a0b0c0d0e0f101112131415";
+        assert_eq!(
+            signed_serial(long),
+            "0x102030405060708090a0b0c0d0e0f101112131415"
+        );
+        assert_eq!(serial_from_text(&signed_serial(long), "s").unwrap(), long);
+        assert_eq!(signed_serial("not hex"), "not hex");
+        assert_eq!(
+            serial_from_text("FB:CE:99:6C:13", "s").unwrap(),
+            "fbce996c13"
+        );
+        assert_eq!(serial_from_text(" -4316693ed ", "s").unwrap(), "fbce996c13");
+        assert_eq!(serial_from_text("-0x0", "s").unwrap(), "00");
+        assert_eq!(serial_from_text("0x000080", "s").unwrap(), "0080");
+        for bad in [
+            "",
+            "-",
+            "0x",
+            "abc",
+            "g0",
+            "-0x1g",
+            "0x-1",
+            &"a".repeat(130),
+        ] {
+            let err = serial_from_text(bad, "serial_number").unwrap_err();
+            assert_eq!(err.code(), crate::ErrorCode::InvalidInput, "{bad}");
+        }
     }
 }

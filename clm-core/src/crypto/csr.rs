@@ -146,6 +146,9 @@ pub fn parse_csr(input: &[u8]) -> Result<ParsedCsr> {
                 "PEM holds more than one CERTIFICATE REQUEST",
             ));
         }
+        if !first.headers.is_empty() {
+            return Err(first.headers_error(FIELD));
+        }
         der_holder = first.der;
         &der_holder
     } else {

@@ -328,6 +328,9 @@ impl KeyPair {
                 ));
             }
         };
+        if !block.headers.is_empty() {
+            return Err(block.headers_error(FIELD));
+        }
         match block.label.as_str() {
             "PRIVATE KEY" => KeyPair::from_pkcs8(&block.der),
             "RSA PRIVATE KEY" => KeyPair::from_pkcs1(&block.der),

@@ -311,7 +311,13 @@ pub fn format_name(name: &Name) -> String {
                 Some(text) => out.push_str(&escape_value(&text)),
                 None => {
                     out.push('#');
-                    let der = atv.value.to_der().unwrap_or_default();
+                    let mut der = atv.value.to_der().unwrap_or_default();
+                    // The certificate's own tag, not its stand-in.
+                    if let Some(first) =
+                        der.first_mut().filter(|b| **b == UNIVERSAL_STRING_STAND_IN)
+                    {
+                        *first = 0x1c;
+                    }
                     for byte in der {
                         let _ = write!(out, "{byte:02x}");
                     }
@@ -329,6 +335,12 @@ pub(crate) fn common_name_of(name: &Name) -> Option<String> {
         .and_then(|atv| attribute_text(&atv.value))
 }
 
+/// The tag an imported name's UniversalString (universal 28, UTF-32BE) is
+/// read under: private, primitive, number 28. The der crate knows no
+/// UniversalString and refuses the whole certificate otherwise; no name
+/// attribute of a real certificate uses a private tag.
+pub(crate) const UNIVERSAL_STRING_STAND_IN: u8 = 0xc0 | 0x1c;
+
 /// Decodes the directory string types used in names.
 pub(crate) fn attribute_text(value: &Any) -> Option<String> {
     let bytes = value.value();
@@ -340,6 +352,18 @@ pub(crate) fn attribute_text(value: &Any) -> Option<String> {
         | Tag::NumericString => std::str::from_utf8(bytes).ok().map(str::to_string),
         // T.61 in theory; Latin-1 in every certificate that uses it.
         Tag::TeletexString => Some(bytes.iter().map(|&b| char::from(b)).collect()),
+        Tag::Private {
+            constructed: false,
+            number,
+        } if number.value() == u32::from(UNIVERSAL_STRING_STAND_IN & 0x1f) => {
+            if !bytes.len().is_multiple_of(4) {
+                return None;
+            }
+            bytes
+                .chunks_exact(4)
+                .map(|c| char::from_u32(u32::from_be_bytes([c[0], c[1], c[2], c[3]])))
+                .collect()
+        }
         Tag::BmpString => {
             if !bytes.len().is_multiple_of(2) {
                 return None;

@@ -44,11 +44,40 @@ impl PemLabel {
     }
 }
 
+/// An RFC 1421 header line of a PEM block: name and value.
+pub(crate) type PemHeader = (String, String);
+
 /// One `-----BEGIN LABEL-----` block, decoded. The bytes are wiped on drop
 /// because a block may hold a private key.
 pub(crate) struct PemBlock {
     pub label: String,
+    /// RFC 1421 headers before the base64 (`Proc-Type`, `DEK-Info`: what
+    /// OpenSSL writes before a legacy encrypted key).
+    pub headers: Vec<PemHeader>,
     pub der: Zeroizing<Vec<u8>>,
+}
+
+impl PemBlock {
+    /// True for an RFC 1421 encrypted block (`Proc-Type: 4,ENCRYPTED`):
+    /// its bytes are ciphertext.
+    pub fn is_encrypted(&self) -> bool {
+        self.headers.iter().any(|(name, value)| {
+            name.eq_ignore_ascii_case("Proc-Type") && value.contains("ENCRYPTED")
+        })
+    }
+
+    /// The error for a block whose headers its reader cannot use.
+    pub fn headers_error(&self, field: &str) -> Error {
+        let what = if self.is_encrypted() {
+            "is encrypted (RFC 1421 Proc-Type/DEK-Info headers, a legacy encrypted key)"
+        } else {
+            "has RFC 1421 headers"
+        };
+        Error::invalid(
+            field,
+            format!("PEM block {:?} {what}; decrypt it first", self.label),
+        )
+    }
 }
 
 /// Encodes DER as PEM with 64-column lines, LF line ends and a trailing
@@ -66,9 +95,10 @@ pub(crate) fn looks_like_pem(input: &[u8]) -> bool {
 }
 
 /// Splits text into its PEM blocks, in order. Text outside blocks (comments,
-/// `openssl x509 -text` output) is ignored. A block whose base64 is damaged,
-/// whose END line is missing, or that carries RFC 1421 headers (legacy
-/// encrypted keys) is an error on `field`.
+/// `openssl x509 -text` output) is ignored. RFC 1421 headers (legacy
+/// encrypted keys) are returned with their block, for the caller to refuse
+/// or skip it. A block whose base64 or headers are damaged, or whose END line
+/// is missing, is an error on `field`.
 pub(crate) fn pem_blocks(input: &[u8], field: &str) -> Result<Vec<PemBlock>> {
     let mut blocks = Vec::new();
     let mut rest = input;
@@ -87,16 +117,12 @@ pub(crate) fn pem_blocks(input: &[u8], field: &str) -> Result<Vec<PemBlock>> {
         let body_end = find(body_and_rest, end_marker.as_bytes())
             .ok_or_else(|| Error::invalid(field, format!("PEM block {label:?} has no END line")))?;
         let body = &body_and_rest[..body_end];
-        if body.contains(&b':') {
-            return Err(Error::invalid(
-                field,
-                format!(
-                    "PEM block {label:?} has headers (a legacy encrypted key?); decrypt it first"
-                ),
-            ));
-        }
+        let (headers, base64_part) = split_headers(body).ok_or_else(|| {
+            Error::invalid(field, format!("PEM block {label:?} has malformed headers"))
+        })?;
         let compact: Zeroizing<Vec<u8>> = Zeroizing::new(
-            body.iter()
+            base64_part
+                .iter()
                 .copied()
                 .filter(|b| !b.is_ascii_whitespace())
                 .collect(),
@@ -109,11 +135,52 @@ pub(crate) fn pem_blocks(input: &[u8], field: &str) -> Result<Vec<PemBlock>> {
         })?;
         blocks.push(PemBlock {
             label,
+            headers,
             der: Zeroizing::new(der),
         });
         rest = &body_and_rest[body_end + end_marker.len()..];
     }
     Ok(blocks)
+}
+
+/// Splits a block's body into its RFC 1421 headers (`Name: value` lines,
+/// continued on lines that start with a blank, ended by an empty line) and
+/// the base64 after them. None when a header is not `Name: value` or a colon
+/// shows up in the base64 (base64 has none).
+fn split_headers(body: &[u8]) -> Option<(Vec<PemHeader>, &[u8])> {
+    let mut headers: Vec<PemHeader> = Vec::new();
+    let mut rest = body;
+    // The BEGIN line's own end of line.
+    while let [b'\r' | b'\n', tail @ ..] = rest {
+        rest = tail;
+    }
+    if !rest.contains(&b':') {
+        return Some((headers, rest));
+    }
+    loop {
+        let line_end = rest.iter().position(|&b| b == b'\n').unwrap_or(rest.len());
+        let line = std::str::from_utf8(&rest[..line_end])
+            .ok()?
+            .trim_end_matches('\r');
+        rest = rest.get(line_end.saturating_add(1)..).unwrap_or(&[]);
+        if line.trim().is_empty() {
+            break;
+        }
+        if line.starts_with([' ', '\t']) {
+            let (_, value) = headers.last_mut()?;
+            value.push_str(line.trim());
+            continue;
+        }
+        let (name, value) = line.split_once(':')?;
+        if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+            return None;
+        }
+        headers.push((name.to_string(), value.trim().to_string()));
+    }
+    if headers.is_empty() || rest.contains(&b':') || rest.iter().all(u8::is_ascii_whitespace) {
+        return None;
+    }
+    Some((headers, rest))
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
@@ -201,15 +268,50 @@ mod tests {
     }
 
     #[test]
+    fn legacy_headers_are_kept_with_their_block() {
+        let text = "-----BEGIN RSA PRIVATE KEY-----\r\nProc-Type: 4,ENCRYPTED\r\nDEK-Info: AES-128-CBC,\r\n 00112233445566778899AABBCCDDEEFF\r\n\r\nAAECAw==\r\n-----END RSA PRIVATE KEY-----\r\n";
+        let blocks = pem_blocks(text.as_bytes(), "private_key").unwrap();
+        assert_eq!(blocks.len(), 1);
+        assert_eq!(
+            blocks[0].headers,
+            vec![
+                ("Proc-Type".to_string(), "4,ENCRYPTED".to_string()),
+                (
+                    "DEK-Info".to_string(),
+                    "AES-128-CBC,00112233445566778899AABBCCDDEEFF".to_string()
+                ),
+            ]
+        );
+        assert!(blocks[0].is_encrypted());
+        assert_eq!(blocks[0].der.as_slice(), &[0, 1, 2, 3]);
+        let err = blocks[0].headers_error("private_key").to_string();
+        assert!(
+            err.contains("encrypted") && err.contains("RSA PRIVATE KEY"),
+            "{err}"
+        );
+        let plain = der_to_pem(PemLabel::Certificate, b"abc");
+        assert!(
+            pem_blocks(plain.as_bytes(), "x").unwrap()[0]
+                .headers
+                .is_empty()
+        );
+    }
+
+    #[test]
     fn damaged_pem_is_an_error() {
         let pem = der_to_pem(PemLabel::Certificate, b"hello world");
         let truncated = &pem[..pem.len() - 10];
         assert!(pem_blocks(truncated.as_bytes(), "certificate").is_err());
         let bad = pem.replace("aGVs", "a*Vs");
         assert!(pem_blocks(bad.as_bytes(), "certificate").is_err());
-        let headers = "-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\nAAAA\n-----END RSA PRIVATE KEY-----\n";
-        let err = pem_blocks(headers.as_bytes(), "private_key").err().unwrap();
-        assert!(err.to_string().contains("headers"), "{err}");
+        // Headers without the empty line that ends them, or a colon in the base64.
+        let unterminated = "-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\nAAAA\n-----END RSA PRIVATE KEY-----\n";
+        let err = pem_blocks(unterminated.as_bytes(), "private_key")
+            .err()
+            .unwrap();
+        assert!(err.to_string().contains("malformed headers"), "{err}");
+        let colon = "-----BEGIN CERTIFICATE-----\nAA:AA\n-----END CERTIFICATE-----\n";
+        assert!(pem_blocks(colon.as_bytes(), "certificate").is_err());
         assert!(pem_blocks(b"-----BEGIN ", "x").is_err());
         assert!(pem_blocks(b"no pem here", "x").unwrap().is_empty());
     }

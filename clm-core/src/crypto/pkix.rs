@@ -3,9 +3,15 @@
 //! verification, SubjectPublicKeyInfo inspection and time conversion.
 
 use chrono::{DateTime, TimeZone, Utc};
-use der::asn1::{AnyRef, BitStringRef, GeneralizedTime, ObjectIdentifier, UtcTime};
+use der::asn1::{Any, AnyRef, BitString, BitStringRef, GeneralizedTime, ObjectIdentifier, UtcTime};
 use der::{Decode, Encode, Sequence};
-use spki::{AlgorithmIdentifierRef, SubjectPublicKeyInfoRef};
+use spki::{
+    AlgorithmIdentifierOwned, AlgorithmIdentifierRef, SubjectPublicKeyInfoOwned,
+    SubjectPublicKeyInfoRef,
+};
+use x509_cert::ext::Extension;
+use x509_cert::name::Name;
+use x509_cert::serial_number::SerialNumber;
 use x509_cert::time::Time;
 
 use crate::{Error, Result};
@@ -183,6 +189,164 @@ impl x509_cert::certificate::Profile for Lenient {
 }
 
 pub(crate) type LenientCertificate = x509_cert::certificate::CertificateInner<Lenient>;
+
+/// A certificate as an import reads it: [`LenientCertificate`]'s fields but
+/// with the validity left as raw time values. x509-cert's `Time` (the der
+/// crate's `UtcTime` and `GeneralizedTime`) stops at 1970, while RFC 5280's
+/// UTCTime covers 1950-2049 and real certificates carry earlier
+/// GeneralizedTimes too; [`read_time`] reads them all.
+#[derive(Sequence)]
+pub(crate) struct ImportedCertificate {
+    pub tbs_certificate: ImportedTbsCertificate,
+    pub signature_algorithm: AlgorithmIdentifierOwned,
+    pub signature: BitString,
+}
+
+/// RFC 5280 §4.1 TBSCertificate, read as x509-cert reads it apart from the
+/// validity (see [`ImportedCertificate`]).
+#[derive(Sequence)]
+pub(crate) struct ImportedTbsCertificate {
+    /// The version INTEGER as written (2 is v3); openssl reads others too.
+    #[asn1(context_specific = "0", default = "Default::default")]
+    pub version: u32,
+    pub serial_number: SerialNumber<Lenient>,
+    pub signature: AlgorithmIdentifierOwned,
+    pub issuer: Name,
+    pub validity: RawValidity,
+    pub subject: Name,
+    pub subject_public_key_info: SubjectPublicKeyInfoOwned,
+    #[asn1(context_specific = "1", tag_mode = "IMPLICIT", optional = "true")]
+    pub issuer_unique_id: Option<BitString>,
+    #[asn1(context_specific = "2", tag_mode = "IMPLICIT", optional = "true")]
+    pub subject_unique_id: Option<BitString>,
+    #[asn1(context_specific = "3", tag_mode = "EXPLICIT", optional = "true")]
+    pub extensions: Option<Vec<Extension>>,
+}
+
+/// Validity with each time as the TLV it was read as (checked by [`read_time`]).
+#[derive(Sequence)]
+pub(crate) struct RawValidity {
+    pub not_before: Any,
+    pub not_after: Any,
+}
+
+/// A certificate time as read by [`read_time`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ReadTime {
+    pub at: DateTime<Utc>,
+    /// False when RFC 5280 §4.1.2.5 would have encoded it otherwise: not in
+    /// DER's `YYMMDDHHMMSSZ` / `YYYYMMDDHHMMSSZ` form, or a GeneralizedTime
+    /// for a date before 2050.
+    pub as_rfc5280: bool,
+}
+
+/// Reads a UTCTime (RFC 5280: YY >= 50 is 19YY) or GeneralizedTime. Besides
+/// DER's forms it takes what OpenSSL takes: seconds left out, fractional
+/// seconds (GeneralizedTime) and a `+hhmm`/`-hhmm` offset instead of `Z`.
+/// Anything else, or an impossible date, is an error on `field`.
+pub(crate) fn read_time(value: &Any, field: &str) -> Result<ReadTime> {
+    let bad = |why: &str| Error::invalid(field, why.to_string());
+    let text = std::str::from_utf8(value.value())
+        .ok()
+        .filter(|t| t.is_ascii())
+        .ok_or_else(|| bad("time is not ASCII"))?;
+    let (year, rest, generalized) = match der::Tagged::tag(value) {
+        der::Tag::UtcTime => {
+            let yy = two_digits(text, 0).ok_or_else(|| bad("UTCTime has no year"))?;
+            let year = if yy >= 50 { 1900 + yy } else { 2000 + yy };
+            (year, &text[2..], false)
+        }
+        der::Tag::GeneralizedTime => {
+            let high = two_digits(text, 0).ok_or_else(|| bad("GeneralizedTime has no year"))?;
+            let low = two_digits(text, 2).ok_or_else(|| bad("GeneralizedTime has no year"))?;
+            (high * 100 + low, &text[4..], true)
+        }
+        other => {
+            return Err(bad(&format!(
+                "is a {other}, not a UTCTime or GeneralizedTime"
+            )));
+        }
+    };
+    let digits = |at: usize| two_digits(rest, at);
+    let (month, day, hour, minute) = match (digits(0), digits(2), digits(4), digits(6)) {
+        (Some(mo), Some(d), Some(h), Some(mi)) => (mo, d, h, mi),
+        _ => return Err(bad("time is shorter than YYMMDDHHMM")),
+    };
+    let mut at = 8;
+    let second = match digits(at) {
+        Some(s) => {
+            at += 2;
+            Some(s)
+        }
+        None => None,
+    };
+    let mut nanos: u32 = 0;
+    let mut fraction = false;
+    if generalized && second.is_some() && rest[at..].starts_with(['.', ',']) {
+        let end = rest[at + 1..]
+            .find(|c: char| !c.is_ascii_digit())
+            .map_or(rest.len(), |n| at + 1 + n);
+        let decimals = &rest[at + 1..end];
+        if decimals.is_empty() {
+            return Err(bad("time has a decimal point without digits"));
+        }
+        let padded: String = decimals
+            .chars()
+            .chain(std::iter::repeat('0'))
+            .take(9)
+            .collect();
+        nanos = padded
+            .parse()
+            .map_err(|_| bad("time has bad fractional seconds"))?;
+        fraction = true;
+        at = end;
+    }
+    let offset_minutes: i64 = match &rest[at..] {
+        "Z" => 0,
+        zone if zone.len() == 5 && zone.starts_with(['+', '-']) => {
+            let (Some(h), Some(m)) = (two_digits(zone, 1), two_digits(zone, 3)) else {
+                return Err(bad("time has a malformed UTC offset"));
+            };
+            if h > 23 || m > 59 {
+                return Err(bad("time has a malformed UTC offset"));
+            }
+            let minutes = i64::from(h * 60 + m);
+            if zone.starts_with('-') {
+                -minutes
+            } else {
+                minutes
+            }
+        }
+        _ => return Err(bad("time does not end in Z or a +hhmm/-hhmm offset")),
+    };
+    let local = chrono::NaiveDate::from_ymd_opt(
+        i32::try_from(year).map_err(|_| bad("year is out of range"))?,
+        month,
+        day,
+    )
+    .and_then(|date| date.and_hms_nano_opt(hour, minute, second.unwrap_or(0), nanos))
+    .filter(|_| second.is_none_or(|s| s < 60))
+    .ok_or_else(|| bad("is not a valid date and time"))?;
+    let at_utc = Utc
+        .from_utc_datetime(&local)
+        .checked_sub_signed(chrono::Duration::minutes(offset_minutes))
+        .ok_or_else(|| bad("time is out of range"))?;
+    let der_form = second.is_some() && !fraction && offset_minutes == 0 && rest[at..] == *"Z";
+    Ok(ReadTime {
+        at: at_utc,
+        as_rfc5280: der_form && (!generalized || year >= 2050),
+    })
+}
+
+/// The two decimal digits of `text` at `at`, when both are digits.
+fn two_digits(text: &str, at: usize) -> Option<u32> {
+    let pair = text.get(at..at.checked_add(2)?)?;
+    if pair.bytes().all(|b| b.is_ascii_digit()) {
+        pair.parse().ok()
+    } else {
+        None
+    }
+}
 
 /// Any signed PKIX structure (certificate, CSR, CRL): the exact bytes that
 /// were signed, the algorithm and the signature.
@@ -435,15 +599,6 @@ pub(crate) fn to_time(value: DateTime<Utc>, field: &str) -> Result<Time> {
     }
 }
 
-pub(crate) fn from_time(value: &Time, field: &str) -> Result<DateTime<Utc>> {
-    let duration = value.to_unix_duration();
-    let seconds = i64::try_from(duration.as_secs())
-        .map_err(|_| Error::invalid(field, "time is out of range"))?;
-    Utc.timestamp_opt(seconds, 0)
-        .single()
-        .ok_or_else(|| Error::invalid(field, "time is out of range"))
-}
-
 /// Lowercase hex.
 pub(crate) fn hex_lower(bytes: &[u8]) -> String {
     hex::encode(bytes)
@@ -471,8 +626,87 @@ mod tests {
         let late = Utc.with_ymd_and_hms(2050, 1, 1, 0, 0, 0).single().unwrap();
         assert!(matches!(to_time(early, "t").unwrap(), Time::UtcTime(_)));
         assert!(matches!(to_time(late, "t").unwrap(), Time::GeneralTime(_)));
-        assert_eq!(from_time(&to_time(late, "t").unwrap(), "t").unwrap(), late);
+        for at in [early, late] {
+            let der = to_time(at, "t").unwrap().to_der().unwrap();
+            let read = read_time(&Any::from_der(&der).unwrap(), "t").unwrap();
+            assert_eq!(
+                read,
+                ReadTime {
+                    at,
+                    as_rfc5280: true
+                }
+            );
+        }
         let before_epoch = Utc.with_ymd_and_hms(1960, 1, 1, 0, 0, 0).single().unwrap();
         assert!(to_time(before_epoch, "not_before").is_err());
+    }
+
+    fn time(tag: der::Tag, text: &str) -> Result<ReadTime> {
+        read_time(&Any::new(tag, text.as_bytes()).unwrap(), "t")
+    }
+
+    fn utc(y: i32, mo: u32, d: u32, h: u32, mi: u32, s: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(y, mo, d, h, mi, s).single().unwrap()
+    }
+
+    /// RFC 5280 §4.1.2.5: UTCTime covers 1950-2049; the der crate's types
+    /// stop at 1970, which refused real certificates.
+    #[test]
+    fn times_of_the_whole_rfc5280_range_are_read() {
+        use der::Tag::{GeneralizedTime as G, UtcTime as U};
+        let exact = |tag, text, at| {
+            assert_eq!(
+                time(tag, text).unwrap(),
+                ReadTime {
+                    at,
+                    as_rfc5280: true
+                },
+                "{text}"
+            );
+        };
+        exact(U, "500101000000Z", utc(1950, 1, 1, 0, 0, 0));
+        exact(U, "691231235959Z", utc(1969, 12, 31, 23, 59, 59));
+        exact(U, "700101000000Z", utc(1970, 1, 1, 0, 0, 0));
+        exact(U, "491231235959Z", utc(2049, 12, 31, 23, 59, 59));
+        exact(G, "20500101000000Z", utc(2050, 1, 1, 0, 0, 0));
+        exact(G, "99991231235959Z", utc(9999, 12, 31, 23, 59, 59));
+        // Read, but not as RFC 5280 encodes them.
+        let odd = |tag, text, at| {
+            assert_eq!(
+                time(tag, text).unwrap(),
+                ReadTime {
+                    at,
+                    as_rfc5280: false
+                },
+                "{text}"
+            );
+        };
+        odd(G, "19500101000000Z", utc(1950, 1, 1, 0, 0, 0));
+        odd(G, "18991231235959Z", utc(1899, 12, 31, 23, 59, 59));
+        odd(U, "2501010000Z", utc(2025, 1, 1, 0, 0, 0));
+        odd(U, "250101000000+0130", utc(2024, 12, 31, 22, 30, 0));
+        odd(U, "250101000000-0100", utc(2025, 1, 1, 1, 0, 0));
+        let fraction = time(G, "20500101000000.25Z").unwrap();
+        assert_eq!(fraction.at.timestamp_subsec_millis(), 250);
+        assert!(!fraction.as_rfc5280);
+        for (tag, bad) in [
+            (U, ""),
+            (U, "25010100Z"),
+            (U, "250230000000Z"),
+            (U, "251301000000Z"),
+            (U, "250101240000Z"),
+            (U, "250101000060Z"),
+            (U, "250101000000"),
+            (U, "250101000000z"),
+            (U, "250101000000+2400"),
+            (U, "250101000000.5Z"),
+            (U, "2501010000001Z"),
+            (G, "20500101000000.Z"),
+            (G, "2050010100000Z"),
+            (G, "205001010000\u{e9}Z"),
+            (der::Tag::Utf8String, "250101000000Z"),
+        ] {
+            assert!(time(tag, bad).is_err(), "{bad:?}");
+        }
     }
 }

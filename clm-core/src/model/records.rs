@@ -78,6 +78,20 @@ pub struct EncryptionKey {
     pub deleted_at: Option<Timestamp>,
 }
 
+/// A serial as the signed integer its bytes encode, in hex (`0x4d`, `-0x4316693ed`): what
+/// [`signed_serial`](crate::crypto::signed_serial) makes of a stored `serial_number`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(transparent)]
+#[schemars(transparent)]
+pub struct SignedSerial(pub String);
+
+impl From<String> for SignedSerial {
+    /// From the stored form, lowercase hex of the DER content bytes (rows read it so).
+    fn from(serial_hex: String) -> Self {
+        SignedSerial(crate::crypto::signed_serial(&serial_hex))
+    }
+}
+
 /// A certificate clm issued or imported (`certificates`), with what it read from it.
 #[derive(Debug, Clone, sqlx::FromRow, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Certificate {
@@ -94,6 +108,10 @@ pub struct Certificate {
     /// Lowercase hex of the serial's DER content bytes (lossless even for negative or over-long
     /// serials); unique per issuer for issued certificates.
     pub serial_number: String,
+    /// `serial_number` as the signed integer it encodes, in hex (`0x4d`; `-0x4316693ed` for the
+    /// bytes `fbce996c13`, a negative serial), as openssl and pyca/cryptography show it.
+    #[sqlx(rename = "serial_number", try_from = "String")]
+    pub serial_number_signed: SignedSerial,
     /// Start of validity (UTC).
     pub not_before: Timestamp,
     /// End of validity (UTC); expiry reports and renewals go by it.
@@ -129,9 +147,14 @@ pub struct Certificate {
     #[schemars(with = "Vec<SubjectAlternativeName>")]
     pub subject_alternative_names: Json<Vec<SubjectAlternativeName>>,
     /// Oddities an import accepted: `serial_negative`, `serial_zero`, `serial_too_long`,
-    /// `version_1`, `version_2`, `validity_inverted`, `signature_algorithm_mismatch`,
+    /// `version_1`, `version_2`, `version_unknown:N` (version INTEGER N past v3), `not_der` (read,
+    /// but not in DER: a DEFAULT value written out, a SET OF out of order),
+    /// `validity_inverted` (notAfter before notBefore),
+    /// `validity_empty` (notAfter equal to notBefore), `validity_misencoded` (a time not in
+    /// RFC 5280's encoding), `signature_algorithm_mismatch`,
     /// `key_compromised`, `unknown_critical_extension:OID`, `malformed_extension:OID`,
-    /// `duplicate_extension:OID`, `unsupported_san:KIND`. Empty for issued certificates.
+    /// `duplicate_extension:OID`, `unsupported_san:KIND`, `san_not_ascii` (a DNS, email or URI
+    /// SAN in UTF-8 beyond ASCII). Empty for issued certificates.
     #[schemars(with = "Vec<String>")]
     pub import_flags: Json<Vec<String>>,
     /// The certificate, PEM. Empty in light list rows (see `CertificateSearch::with_pem`).
@@ -254,6 +277,9 @@ pub struct CertificateRevocation {
     pub issuer_certificate_id: Option<CertificateId>,
     /// The certificate's serial, lowercase hex (as in `certificates`).
     pub serial_number: String,
+    /// The serial as a signed hex integer (as in `certificates`).
+    #[sqlx(rename = "serial_number", try_from = "String")]
+    pub serial_number_signed: SignedSerial,
     /// RFC 5280 reason; `certificate_hold` suspends and can be released.
     pub revocation_reason: RevocationReason,
     /// When it took effect (the CRL's revocation date).
@@ -887,6 +913,9 @@ pub struct ExpiringCertificate {
     pub issuer_dn: String,
     /// Serial, lowercase hex.
     pub serial_number: String,
+    /// Serial as a signed hex integer (`-0x4316693ed` for a negative one).
+    #[sqlx(rename = "serial_number", try_from = "String")]
+    pub serial_number_signed: SignedSerial,
     /// Start of validity.
     pub not_before: Timestamp,
     /// End of validity, within the next 30 days.
@@ -929,6 +958,9 @@ pub struct ActiveCertificate {
     pub issuer_dn: String,
     /// Serial, lowercase hex.
     pub serial_number: String,
+    /// Serial as a signed hex integer (`-0x4316693ed` for a negative one).
+    #[sqlx(rename = "serial_number", try_from = "String")]
+    pub serial_number_signed: SignedSerial,
     /// Start of validity.
     pub not_before: Timestamp,
     /// End of validity.

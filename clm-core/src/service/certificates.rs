@@ -91,6 +91,7 @@ pub fn certificate_row_with_id(
         subject_dn: parsed.subject_dn.clone(),
         issuer_dn: parsed.issuer_dn.clone(),
         serial_number: parsed.serial_hex.clone(),
+        serial_number_signed: parsed.serial_hex.clone().into(),
         not_before: crate::store::truncate_micros(parsed.not_before),
         not_after: crate::store::truncate_micros(parsed.not_after),
         status: status_by_time(

@@ -11,8 +11,10 @@ use futures::StreamExt;
 use chrono::{DateTime, Utc};
 use serde_json::json;
 
+use crate::crypto::certificate::read_bundle;
 use crate::crypto::{
-    KeyPair, ParsedCertificate, SecretString, parse_certificates, spki_sha256, verify_signed_by,
+    KeyPair, ParsedBundle, ParsedCertificate, SecretString, SkippedBlock, parse_certificate_bundle,
+    parse_certificates, serial_from_text, spki_sha256, verify_signed_by,
 };
 use crate::model::{
     Certificate, CertificateId, CertificateKind, CertificateSource, CertificateStatus,
@@ -77,6 +79,9 @@ pub struct ImportReport {
     /// Imported certificates with oddities (`serial_zero`,
     /// `unknown_critical_extension:OID`, ...; see [`ParsedCertificate::flags`]).
     pub flagged: Vec<(CertificateId, Vec<String>)>,
+    /// PEM blocks of the input that hold no certificate and were left out,
+    /// such as a bundle's private key (an encrypted legacy one included).
+    pub skipped: Vec<SkippedBlock>,
 }
 
 /// Inventory search; every set field must match.
@@ -87,6 +92,9 @@ pub struct CertificateSearch {
     pub common_name: Option<String>,
     /// A subject alternative name value, matched exactly.
     pub san: Option<String>,
+    /// The serial: as stored (`serial_number`, hex of its bytes: `fbce996c13`, colons
+    /// allowed) or as a signed hex integer (`serial_number_signed`: `-0x4316693ed`).
+    pub serial_number: Option<String>,
     /// Only certificates signed by this CA.
     pub issuer_certificate_id: Option<CertificateId>,
     /// Only certificates in one of these statuses.
@@ -276,15 +284,15 @@ fn link_issuers(
 /// Inputs at least this large are parsed on several threads.
 const PARALLEL_PARSE_BYTES: usize = 256 * 1024;
 
-/// [`parse_certificates`] with a large PEM bundle cut at block boundaries
-/// into one piece per core, each parsed on its own thread. Any error parses
-/// the whole input again in one piece, so the error (and the certificate
-/// number it names) is exactly what the serial parse reports.
-fn parse_bundle(data: &[u8]) -> Result<Vec<ParsedCertificate>> {
+/// [`parse_certificate_bundle`] with a large PEM bundle cut at block
+/// boundaries into one piece per core, each parsed on its own thread. Any
+/// error parses the whole input again in one piece, so the error (and the
+/// certificate number it names) is exactly what the serial parse reports.
+fn parse_bundle(data: &[u8]) -> Result<ParsedBundle> {
     const BEGIN: &[u8] = b"-----BEGIN ";
     let threads = std::thread::available_parallelism().map_or(1, usize::from);
     if threads < 2 || data.len() < PARALLEL_PARSE_BYTES {
-        return parse_certificates(data);
+        return parse_certificate_bundle(data);
     }
     let next_begin = |from: usize| {
         data.get(from..)
@@ -305,14 +313,14 @@ fn parse_bundle(data: &[u8]) -> Result<Vec<ParsedCertificate>> {
     }
     cuts.push(data.len());
     if cuts.len() < 3 {
-        return parse_certificates(data);
+        return parse_certificate_bundle(data);
     }
-    let pieces: Vec<Result<Vec<ParsedCertificate>>> = std::thread::scope(|scope| {
+    let pieces: Vec<Result<ParsedBundle>> = std::thread::scope(|scope| {
         let workers: Vec<_> = cuts
             .windows(2)
             .map(|w| {
                 let piece = &data[w[0]..w[1]];
-                scope.spawn(move || parse_certificates(piece))
+                scope.spawn(move || read_bundle(piece))
             })
             .collect();
         workers
@@ -323,14 +331,25 @@ fn parse_bundle(data: &[u8]) -> Result<Vec<ParsedCertificate>> {
             })
             .collect()
     });
-    let mut parsed = Vec::new();
+    let mut whole = ParsedBundle::default();
     for piece in pieces {
         match piece {
-            Ok(mut certificates) => parsed.append(&mut certificates),
-            Err(_) => return parse_certificates(data),
+            Ok(mut piece) => {
+                // A piece numbers its blocks from 1; the report numbers the input's.
+                for skipped in &mut piece.skipped {
+                    skipped.block = skipped.block.saturating_add(whole.blocks);
+                }
+                whole.certificates.append(&mut piece.certificates);
+                whole.skipped.append(&mut piece.skipped);
+                whole.blocks = whole.blocks.saturating_add(piece.blocks);
+            }
+            Err(_) => return parse_certificate_bundle(data),
         }
     }
-    Ok(parsed)
+    if whole.certificates.is_empty() {
+        return parse_certificate_bundle(data);
+    }
+    Ok(whole)
 }
 
 /// Depth of each certificate in the import's own issuer tree (0 = its
@@ -352,10 +371,15 @@ fn depths(links: &[Option<IssuerLink>]) -> Vec<usize> {
         .collect()
 }
 
-fn certificate_search_filter(search: &CertificateSearch) -> CertificateFilter {
-    CertificateFilter {
+fn certificate_search_filter(search: &CertificateSearch) -> Result<CertificateFilter> {
+    Ok(CertificateFilter {
         common_name: search.common_name.clone(),
         san: search.san.clone(),
+        serial_number: search
+            .serial_number
+            .as_deref()
+            .map(|serial| serial_from_text(serial, "serial_number"))
+            .transpose()?,
         issuer_certificate_id: search.issuer_certificate_id,
         status: search.status.clone(),
         expires_before: search.expires_before,
@@ -364,7 +388,7 @@ fn certificate_search_filter(search: &CertificateSearch) -> CertificateFilter {
         organization_ids: search.organization_id.map(|org| vec![org]),
         is_ca: search.is_ca,
         with_pem: search.with_pem,
-    }
+    })
 }
 
 impl Clm {
@@ -402,7 +426,11 @@ impl Clm {
             organization_id,
             owner_user_id,
         } = request;
-        let parsed = self.run_cpu(move || parse_bundle(&data)).await?;
+        let ParsedBundle {
+            certificates: parsed,
+            skipped,
+            ..
+        } = self.run_cpu(move || parse_bundle(&data)).await?;
         let key = match private_key_pem {
             None => None,
             Some(pem) => Some(matching_key(&parsed, &pem)?),
@@ -428,7 +456,10 @@ impl Clm {
                 .into_iter()
                 .collect()
         };
-        let mut report = ImportReport::default();
+        let mut report = ImportReport {
+            skipped,
+            ..ImportReport::default()
+        };
         let mut fresh = Vec::with_capacity(parsed.len());
         for certificate in parsed {
             match stored.get(&certificate.fingerprint_sha256) {
@@ -896,7 +927,7 @@ impl Clm {
     ) -> Result<Page<Certificate>> {
         self.authorize(actor, Access::new("certificates", "read"))
             .await?;
-        let filter = certificate_search_filter(search);
+        let filter = certificate_search_filter(search)?;
         let visible = actor.organizations_where("certificates", "read");
         let mut conn = self.databases().acquire_secure_read().await?;
         certificates::search_visible(&mut conn.conn(), &filter, visible.as_ref(), page).await

@@ -106,6 +106,7 @@ impl Clm {
             certificate_id: id,
             issuer_certificate_id: crl_issuer,
             serial_number: row.serial_number.clone(),
+            serial_number_signed: row.serial_number_signed.clone(),
             revocation_reason: reason,
             revoked_at: at,
             revoked_by_user_id: actor.user_id(),

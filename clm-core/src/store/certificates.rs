@@ -74,6 +74,8 @@ pub struct CertificateFilter {
     pub common_name: Option<String>,
     /// A subject alternative name value, matched exactly (any type).
     pub san: Option<String>,
+    /// The serial in its stored form (lowercase hex of the DER content bytes).
+    pub serial_number: Option<String>,
     pub issuer_certificate_id: Option<CertificateId>,
     pub status: Option<Vec<CertificateStatus>>,
     /// `not_after <= expires_before`.
@@ -176,7 +178,8 @@ fn filter_clauses(conn: &Conn<'_>, filter: &CertificateFilter) -> Filter {
             "owner_user_id",
             filter.owner_user_id.map(crate::store::id_value),
         )
-        .eq_opt("is_ca", filter.is_ca);
+        .eq_opt("is_ca", filter.is_ca)
+        .eq_opt("serial_number", filter.serial_number.as_deref());
     if let Some(name) = &filter.common_name {
         f = contains_ci(f, dialect, "common_name", name);
     }

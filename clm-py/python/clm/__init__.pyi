@@ -110,6 +110,7 @@ class CertificateSearch(TypedDict, total=False):
     organization_id: str | UUID | None
     owner_user_id: str | UUID | None
     san: str | None
+    serial_number: str | None
     status: Sequence[CertificateStatus] | None
     with_pem: bool | None
 
@@ -339,6 +340,7 @@ class ActiveCertificate(Record):
     subject_dn: str
     issuer_dn: str
     serial_number: str
+    serial_number_signed: str
     not_before: datetime
     not_after: datetime
     status: CertificateStatus
@@ -491,6 +493,7 @@ class Certificate(Record):
     subject_dn: str
     issuer_dn: str
     serial_number: str
+    serial_number_signed: str
     not_before: datetime
     not_after: datetime
     status: CertificateStatus
@@ -573,6 +576,7 @@ class CertificateRevocation(Record):
     id: UUID
     certificate_id: UUID
     serial_number: str
+    serial_number_signed: str
     revocation_reason: RevocationReason
     revoked_at: datetime
     created_at: datetime
@@ -704,6 +708,7 @@ class ExpiringCertificate(Record):
     subject_dn: str
     issuer_dn: str
     serial_number: str
+    serial_number_signed: str
     not_before: datetime
     not_after: datetime
     status: CertificateStatus
@@ -740,6 +745,7 @@ class ImportReport(Record):
     imported: list[Certificate]
     already_present: list[UUID]
     flagged: list[list[Any]]
+    skipped: list[SkippedBlock]
 
 
 class IndexStats(Record):
@@ -1057,6 +1063,12 @@ class Session(Record):
     revoke_reason: str | None
     revoked_at: datetime | None
     user_agent: str | None
+
+
+class SkippedBlock(Record):
+    block: int
+    label: str
+    reason: str
 
 
 class StatusRefreshReport(Record):

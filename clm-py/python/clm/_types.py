@@ -68,6 +68,7 @@ class CertificateSearch(TypedDict, total=False):
     organization_id: str | UUID | None
     owner_user_id: str | UUID | None
     san: str | None
+    serial_number: str | None
     status: Sequence[CertificateStatus] | None
     with_pem: bool | None
 
@@ -383,7 +384,7 @@ class ActiveCertificate(Record):
     `expiring`), without PEM or key material.
     """
 
-    _fields = ('id', 'certificate_id', 'subject_dn', 'issuer_dn', 'serial_number', 'not_before', 'not_after', 'status', 'fingerprint_sha256', 'key_algorithm', 'key_size', 'signature_algorithm', 'is_ca', 'certificate_kind', 'subject_alternative_names', 'created_at', 'common_name', 'issuer_certificate_id', 'organization_id', 'owner_user_id', 'policy_id',)
+    _fields = ('id', 'certificate_id', 'subject_dn', 'issuer_dn', 'serial_number', 'serial_number_signed', 'not_before', 'not_after', 'status', 'fingerprint_sha256', 'key_algorithm', 'key_size', 'signature_algorithm', 'is_ca', 'certificate_kind', 'subject_alternative_names', 'created_at', 'common_name', 'issuer_certificate_id', 'organization_id', 'owner_user_id', 'policy_id',)
     _decode = {'id': 'uuid', 'not_before': 'datetime', 'not_after': 'datetime', 'created_at': 'datetime', 'issuer_certificate_id': 'uuid', 'organization_id': 'uuid', 'owner_user_id': 'uuid', 'policy_id': 'uuid'}
 
     id: UUID
@@ -391,6 +392,7 @@ class ActiveCertificate(Record):
     subject_dn: str
     issuer_dn: str
     serial_number: str
+    serial_number_signed: str
     not_before: datetime
     not_after: datetime
     status: CertificateStatus
@@ -611,7 +613,7 @@ class CaRollover(Record):
 class Certificate(Record):
     """A certificate clm issued or imported (`certificates`), with what it read from it."""
 
-    _fields = ('id', 'certificate_id', 'subject_dn', 'issuer_dn', 'serial_number', 'not_before', 'not_after', 'status', 'fingerprint_sha256', 'key_algorithm', 'key_size', 'signature_algorithm', 'is_ca', 'certificate_kind', 'source', 'subject_alternative_names', 'import_flags', 'certificate_pem', 'crl_number', 'created_at', 'updated_at', 'authority_key_id', 'common_name', 'deleted_at', 'issuer_certificate_id', 'organization_id', 'owner_user_id', 'path_len', 'policy_id', 'policy_version', 'replaces_certificate_id', 'subject_key_id', 'workflow_id',)
+    _fields = ('id', 'certificate_id', 'subject_dn', 'issuer_dn', 'serial_number', 'serial_number_signed', 'not_before', 'not_after', 'status', 'fingerprint_sha256', 'key_algorithm', 'key_size', 'signature_algorithm', 'is_ca', 'certificate_kind', 'source', 'subject_alternative_names', 'import_flags', 'certificate_pem', 'crl_number', 'created_at', 'updated_at', 'authority_key_id', 'common_name', 'deleted_at', 'issuer_certificate_id', 'organization_id', 'owner_user_id', 'path_len', 'policy_id', 'policy_version', 'replaces_certificate_id', 'subject_key_id', 'workflow_id',)
     _decode = {'id': 'uuid', 'not_before': 'datetime', 'not_after': 'datetime', 'created_at': 'datetime', 'updated_at': 'datetime', 'deleted_at': 'datetime', 'issuer_certificate_id': 'uuid', 'organization_id': 'uuid', 'owner_user_id': 'uuid', 'policy_id': 'uuid', 'replaces_certificate_id': 'uuid', 'workflow_id': 'uuid'}
 
     id: UUID
@@ -619,6 +621,7 @@ class Certificate(Record):
     subject_dn: str
     issuer_dn: str
     serial_number: str
+    serial_number_signed: str
     not_before: datetime
     not_after: datetime
     status: CertificateStatus
@@ -722,12 +725,13 @@ class CertificateRevocation(Record):
     certificate.
     """
 
-    _fields = ('id', 'certificate_id', 'serial_number', 'revocation_reason', 'revoked_at', 'created_at', 'updated_at', 'comment', 'deleted_at', 'issuer_certificate_id', 'released_at', 'released_by_user_id', 'revoked_by_user_id',)
+    _fields = ('id', 'certificate_id', 'serial_number', 'serial_number_signed', 'revocation_reason', 'revoked_at', 'created_at', 'updated_at', 'comment', 'deleted_at', 'issuer_certificate_id', 'released_at', 'released_by_user_id', 'revoked_by_user_id',)
     _decode = {'id': 'uuid', 'certificate_id': 'uuid', 'revoked_at': 'datetime', 'created_at': 'datetime', 'updated_at': 'datetime', 'deleted_at': 'datetime', 'issuer_certificate_id': 'uuid', 'released_at': 'datetime', 'released_by_user_id': 'uuid', 'revoked_by_user_id': 'uuid'}
 
     id: UUID
     certificate_id: UUID
     serial_number: str
+    serial_number_signed: str
     revocation_reason: RevocationReason
     revoked_at: datetime
     created_at: datetime
@@ -929,7 +933,7 @@ class ExpiringCertificate(Record):
     within 30 days.
     """
 
-    _fields = ('id', 'certificate_id', 'subject_dn', 'issuer_dn', 'serial_number', 'not_before', 'not_after', 'status', 'fingerprint_sha256', 'key_algorithm', 'key_size', 'is_ca', 'certificate_kind', 'days_until_expiry', 'common_name', 'organization_id', 'owner_user_id', 'policy_id',)
+    _fields = ('id', 'certificate_id', 'subject_dn', 'issuer_dn', 'serial_number', 'serial_number_signed', 'not_before', 'not_after', 'status', 'fingerprint_sha256', 'key_algorithm', 'key_size', 'is_ca', 'certificate_kind', 'days_until_expiry', 'common_name', 'organization_id', 'owner_user_id', 'policy_id',)
     _decode = {'id': 'uuid', 'not_before': 'datetime', 'not_after': 'datetime', 'organization_id': 'uuid', 'owner_user_id': 'uuid', 'policy_id': 'uuid'}
 
     id: UUID
@@ -937,6 +941,7 @@ class ExpiringCertificate(Record):
     subject_dn: str
     issuer_dn: str
     serial_number: str
+    serial_number_signed: str
     not_before: datetime
     not_after: datetime
     status: CertificateStatus
@@ -982,12 +987,13 @@ class GeneratedCrl(Record):
 class ImportReport(Record):
     """What an import did."""
 
-    _fields = ('imported', 'already_present', 'flagged',)
-    _decode = {'imported': ('list', 'Certificate'), 'already_present': ('list', 'uuid')}
+    _fields = ('imported', 'already_present', 'flagged', 'skipped',)
+    _decode = {'imported': ('list', 'Certificate'), 'already_present': ('list', 'uuid'), 'skipped': ('list', 'SkippedBlock')}
 
     imported: list[Certificate]
     already_present: list[UUID]
     flagged: list[list[Any]]
+    skipped: list[SkippedBlock]
 
 
 class IndexStats(Record):
@@ -1474,6 +1480,18 @@ class Session(Record):
     user_agent: str | None
 
 
+class SkippedBlock(Record):
+    """A PEM block of an import's input that holds no certificate and was left
+    out (a private key, parameters, a CRL, ...). Nothing of it is stored.
+    """
+
+    _fields = ('block', 'label', 'reason',)
+
+    block: int
+    label: str
+    reason: str
+
+
 class StatusRefreshReport(Record):
     """Transitions made by [`Clm::refresh_certificate_statuses`]."""
 
@@ -1788,6 +1806,7 @@ __all__ = [
     "RotationReport",
     "RuleOutcome",
     "Session",
+    "SkippedBlock",
     "StatusRefreshReport",
     "TableStats",
     "User",

@@ -125,6 +125,7 @@ from clm import (
     RotationType,
     RuleOutcome,
     Session,
+    SkippedBlock,
     StatusRefreshReport,
     StepType,
     SubjectAlternativeName,
