@@ -820,7 +820,7 @@ async fn skipped_blocks_are_numbered_in_the_whole_bundle_and_trusted_form_is_rea
     .await;
 }
 
-/// `ck_certificates_validity` (migration 0010): imported rows keep any
+/// `ck_certificates_validity` (migration 0011): imported rows keep any
 /// validity; a row clm issued still needs notAfter after notBefore, on both
 /// backends, with a clear error naming the constraint.
 #[tokio::test]
