@@ -836,20 +836,22 @@ impl Clm {
         use HalfWritten::{Nothing, SecureOnly};
         // Both futures are lazy: each begins when awaited.
         let secure = secure.await.map_err(Nothing)?;
+        failpoint!("cross_db.secure_written").map_err(Nothing)?;
         if self.databases().dialect() == crate::db::Dialect::Postgres {
             // On a core failure the secure transaction is dropped: rolled back.
             let core = core.await.map_err(Nothing)?;
+            failpoint!("cross_db.core_written").map_err(Nothing)?;
             secure.commit().await.map_err(Nothing)?;
             writer.take();
+            failpoint!("cross_db.secure_committed").map_err(SecureOnly)?;
             core.commit().await.map_err(SecureOnly)
         } else {
             secure.commit().await.map_err(Nothing)?;
             writer.take();
-            core.await
-                .map_err(SecureOnly)?
-                .commit()
-                .await
-                .map_err(SecureOnly)
+            failpoint!("cross_db.secure_committed").map_err(SecureOnly)?;
+            let core = core.await.map_err(SecureOnly)?;
+            failpoint!("cross_db.core_written").map_err(SecureOnly)?;
+            core.commit().await.map_err(SecureOnly)
         }
     }
 
@@ -927,6 +929,7 @@ impl Clm {
                         .await?,
                 );
             }
+            failpoint!("reconcile.metadata_batch")?;
             self.write_metadata(actor, &rows).await?;
             report.metadata_created = report
                 .metadata_created

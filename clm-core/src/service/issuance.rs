@@ -1055,6 +1055,7 @@ impl Clm {
         let outcome = self
             .issue_from_request(actor, request_id, workflow_id)
             .await;
+        failpoint!("workflow.issued")?;
         self.record_issuance_outcome(actor, instance_id, &outcome)
             .await
     }

@@ -204,6 +204,7 @@ impl Clm {
             ));
         }
         let (mut rotation, resumed) = self.start_or_resume_data_rotation(actor).await?;
+        failpoint!("rotation.data_key_started")?;
         self.keyring().reload(&self.databases().secure).await?;
         let new_key = rotation.new_key_id.ok_or_else(|| {
             Error::Internal(format!("data-key rotation {} has no new key", rotation.id))
@@ -484,7 +485,9 @@ impl Clm {
                 })),
         )
         .await?;
+        failpoint!("rotation.batch_written")?;
         tx.commit().await?;
+        failpoint!("rotation.batch_committed")?;
         *rotation = updated;
         Ok(Some((last, changed)))
     }
@@ -607,6 +610,7 @@ impl Clm {
                         })),
                 )
                 .await?;
+                failpoint!("rotation.mfa_batch_written")?;
                 tx.commit().await?;
                 total = total.saturating_add(changed);
             }
@@ -695,9 +699,11 @@ impl Clm {
                 })),
         )
         .await?;
+        failpoint!("rotation.finish_written")?;
         // Secure (the retirement) commits while core's lock is still held,
         // so an MFA writer waiting for it sees the key retired.
         tx.commit().await?;
+        failpoint!("rotation.finish_secure_committed")?;
         core.commit().await?;
         Ok(Some(retired))
     }
@@ -819,7 +825,9 @@ impl Clm {
                 })),
         )
         .await?;
+        failpoint!("rotation.master_key_written")?;
         tx.commit().await?;
+        failpoint!("rotation.master_key_committed")?;
         self.keyring().set_provider(new_provider)?;
         self.keyring().reload(&self.databases().secure).await?;
         let mut report = RotationReport::from_row(&rotation, false);

@@ -692,6 +692,7 @@ impl Clm {
         )
         .await?;
         tx.commit().await?;
+        failpoint!("workflow.decided")?;
         if !approve && step_done {
             self.settle_request(
                 actor,
@@ -787,6 +788,7 @@ impl Clm {
             }
         };
         workflow_instances::update(&mut tx.conn(), &instance).await?;
+        failpoint!("workflow.outcome_written")?;
         commit_audited(
             tx,
             actor,
