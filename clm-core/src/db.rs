@@ -980,6 +980,14 @@ async fn connect_sqlite(data_dir: &Path, settings: PoolSettings) -> Result<Datab
         SqlitePoolOptions::new()
             .max_connections(settings.max_connections)
             .acquire_timeout(settings.acquire_timeout)
+            // SQLite rolls a transaction back by itself on some errors (a
+            // full disk, an I/O error); the driver's own ROLLBACK then
+            // fails and it still counts the transaction open, so every
+            // later BEGIN on that connection would fail. Such a connection
+            // is closed instead of being handed out again.
+            .before_acquire(|conn, _| {
+                Box::pin(async move { Ok(!sqlx::Connection::is_in_transaction(conn)) })
+            })
             .connect_with(options)
     };
     let secure = open("secure.db", SqliteSynchronous::Full)

@@ -1130,10 +1130,10 @@ async fn sqlite_on_a_full_disk_refuses_writes_and_recovers() {
         };
         refusals += 1;
         let message = err.to_string();
-        match err.code().as_str() {
-            "STORAGE_FULL" => assert!(message.contains("full"), "{message}"),
+        match err.code() {
+            clm::ErrorCode::StorageFull => assert!(message.contains("full"), "{message}"),
             // The core half failed after secure committed: said so.
-            "DATABASE" => assert!(
+            clm::ErrorCode::Database => assert!(
                 message.contains("run reconcile") && message.contains("full"),
                 "attempt {attempt}: {message}"
             ),
@@ -1155,7 +1155,7 @@ async fn sqlite_on_a_full_disk_refuses_writes_and_recovers() {
         )
         .await
         .expect_err("a core write on a full disk");
-    assert_eq!(user.code().as_str(), "STORAGE_FULL", "{user}");
+    assert_eq!(user.code(), clm::ErrorCode::StorageFull, "{user}");
 
     // Reads go on; nothing is corrupt.
     clm.get_certificate(&system, issued)

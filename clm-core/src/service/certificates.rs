@@ -893,7 +893,12 @@ impl Clm {
     }
 
     /// Repairs half-done cross-database work: certificates whose metadata is
-    /// missing in core get it. Safe to run at any time and repeatedly.
+    /// missing in core get it, and approved workflow instances whose
+    /// issuance was interrupted (the process stopped between the approval
+    /// and the certificate, or before recording it) are issued, or
+    /// completed with the certificate their request already has. Safe to
+    /// run at any time and repeatedly: a request is issued once whoever
+    /// issues it.
     #[tracing::instrument(skip_all, fields(actor = actor.log_kind(), organization), err(level = "info"))]
     pub async fn reconcile(&self, actor: &Actor) -> Result<ReconcileReport> {
         self.authorize(
@@ -934,6 +939,20 @@ impl Clm {
             report.metadata_created = report
                 .metadata_created
                 .saturating_add(u64::try_from(rows.len()).unwrap_or(u64::MAX));
+        }
+        let mut after = None;
+        loop {
+            let batch = {
+                let mut conn = self.databases().core.acquire().await?;
+                crate::store::workflow_instances::approved_ids_after(&mut conn.conn(), after, 100)
+                    .await?
+            };
+            let Some(last) = batch.last() else { break };
+            after = Some(*last);
+            for instance in batch {
+                tracing::info!(workflow_instance_id = %instance, "reconcile: finishing an approved workflow instance");
+                self.issue_approved(actor, instance).await?;
+            }
         }
         Ok(report)
     }
