@@ -1068,8 +1068,12 @@ impl SmallDisk {
 }
 
 impl Drop for SmallDisk {
+    /// Lazily: a failed test may still hold the database files open.
     fn drop(&mut self) {
-        let _ = Command::new("umount").arg(self.dir.path()).status();
+        let _ = Command::new("umount")
+            .arg("-l")
+            .arg(self.dir.path())
+            .status();
     }
 }
 
