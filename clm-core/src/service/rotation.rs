@@ -826,13 +826,55 @@ impl Clm {
         )
         .await?;
         failpoint!("rotation.master_key_written")?;
-        tx.commit().await?;
-        failpoint!("rotation.master_key_committed")?;
+        let committed = match tx.commit().await {
+            Ok(()) => failpoint!("rotation.master_key_committed"),
+            Err(err) => Err(err),
+        };
+        if let Err(err) = committed {
+            self.confirm_master_key_rotation(err, &new_id, count)
+                .await?;
+        }
         self.keyring().set_provider(new_provider)?;
         self.keyring().reload(&self.databases().secure).await?;
         let mut report = RotationReport::from_row(&rotation, false);
         report.rotated_this_call = count;
         Ok(report)
+    }
+
+    /// After a master-key rotation's commit reported `err`: a commit can
+    /// fail after the server made it durable (the connection lost before
+    /// the answer), and a host told "failed" keeps the old key and discards
+    /// the new one, which then alone opens the data. So the data keys are
+    /// read again: Ok when every one is wrapped under `new_id` (the rotation
+    /// took effect), `err` when none is, and otherwise an error that says
+    /// to keep both keys.
+    async fn confirm_master_key_rotation(
+        &self,
+        err: Error,
+        new_id: &str,
+        count: i64,
+    ) -> Result<()> {
+        let rows = async {
+            let mut conn = self.databases().secure.acquire().await?;
+            encryption_keys::list_all(&mut conn.conn()).await
+        }
+        .await;
+        let rotated = match &rows {
+            Ok(rows) => rows.iter().filter(|r| r.master_key_id == new_id).count(),
+            Err(_) => 0,
+        };
+        match rows {
+            Ok(rows) if !rows.is_empty() && rotated == rows.len() => {
+                tracing::warn!(error = %err, data_keys = count, "the master-key rotation's commit reported an error, but it took effect");
+                Ok(())
+            }
+            Ok(_) if rotated == 0 => Err(err),
+            _ => Err(Error::database(format!(
+                "the master-key rotation's commit failed ({err}) and whether it took effect \
+                 cannot be read now: keep both master keys; open with the new one ({new_id}), \
+                 and if it is refused, with the old one"
+            ))),
+        }
     }
 
     /// Every data key (no key material) with what is still sealed under it.
