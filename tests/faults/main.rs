@@ -598,6 +598,11 @@ async fn data_key_rotation_interrupted_resumes() {
                     *point != "rotation.finish_secure_committed",
                     "{fault:?} at {point}: {report:?}"
                 );
+                // The progress counts what was re-sealed, whatever stopped it.
+                assert_eq!(
+                    report.rotated_items, report.total_items,
+                    "{fault:?} at {point}: {report:?}"
+                );
                 let statuses = clm.key_status(&clm.system_actor()).await.expect("status");
                 for status in &statuses {
                     if status.key.key_status != KeyStatus::Active {

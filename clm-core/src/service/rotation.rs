@@ -740,11 +740,14 @@ impl Clm {
 
     /// Notes why a rotation stopped (best effort; the caller gets the error
     /// either way). The rotation stays in progress so a later call resumes.
+    /// Only the message is written: the progress in memory may be behind
+    /// the row (a batch whose commit reported an error after it took
+    /// effect), and writing it back would undo that batch's count and cursor.
     async fn record_rotation_error(&self, rotation: &mut KeyRotation, err: &Error) {
         rotation.error_message = Some(err.to_string());
         let written = async {
             let mut tx = self.databases().secure.begin().await?;
-            key_rotation_history::update(&mut tx.conn(), rotation).await?;
+            key_rotation_history::set_error(&mut tx.conn(), rotation.id, &err.to_string()).await?;
             tx.commit().await
         }
         .await;
