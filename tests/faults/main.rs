@@ -632,16 +632,16 @@ async fn master_key_rotation_interrupted_leaves_one_master_key() {
         return;
     }
     let _scenario = fail::FailScenario::setup();
-    for (point, faults, rotated) in [
-        ("rotation.master_key_written", BOTH, false),
-        ("rotation.master_key_committed", BOTH, true),
-    ] {
-        for fault in faults {
-            on_both_configs(|config| async move {
-                let clm = open(&config, old_master()).await.expect("open");
-                let ca = root_ca(&clm).await.to_string();
-                Operation::Issue.run(&clm, &ca).await.expect("issue");
-                mfa_user(&clm).await;
+    on_both_configs(|config| async move {
+        let mut clm = open(&config, old_master()).await.expect("open");
+        let ca = root_ca(&clm).await.to_string();
+        Operation::Issue.run(&clm, &ca).await.expect("issue");
+        mfa_user(&clm).await;
+        for (point, faults, rotated) in [
+            ("rotation.master_key_written", BOTH, false),
+            ("rotation.master_key_committed", BOTH, true),
+        ] {
+            for fault in faults {
                 let outcome = inject(
                     TEST,
                     *fault,
@@ -665,15 +665,22 @@ async fn master_key_rotation_interrupted_leaves_one_master_key() {
                 };
                 let refused = open(&config, before).await.expect_err("the other key");
                 assert_eq!(refused.code(), clm::ErrorCode::Configuration, "{refused}");
-                let clm = open(&config, now.clone())
+                clm = open(&config, now.clone())
                     .await
                     .expect("the current key opens");
                 assert_invariants(&clm, &now).await;
-                clm.close().await;
-            })
-            .await;
+                if rotated {
+                    // Back to the first key for the next fault.
+                    clm.rotate_master_key(&clm.system_actor(), old_master())
+                        .await
+                        .expect("rotate back");
+                    clm = reopen(clm, &config, old_master()).await;
+                }
+            }
         }
-    }
+        clm.close().await;
+    })
+    .await;
 }
 
 // --------------------------------------------------------------------- CRLs
