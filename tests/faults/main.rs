@@ -1034,6 +1034,7 @@ async fn sqlite_syncs_the_secure_database_fully() {
     if child(Operation::Maintain).await {
         return;
     }
+    let _scenario = fail::FailScenario::setup();
     let dir = tempfile::tempdir().expect("tempdir");
     let clm = open(&ClmConfig::sqlite(dir.path()), old_master())
         .await
@@ -1126,6 +1127,8 @@ async fn sqlite_on_a_full_disk_refuses_writes_and_recovers() {
     if child(Operation::Maintain).await {
         return;
     }
+    // Failpoints are global to the process: no other test's may fire here.
+    let _scenario = fail::FailScenario::setup();
     let Some(disk) = SmallDisk::mount(16) else {
         return;
     };
