@@ -937,7 +937,7 @@ export type EncryptionKeyId = string
  * Stable, small classification of every failure. Numbers are part of
  * the C ABI: never renumber, never reuse a retired value.
  */
-export type ErrorCode = "NOT_FOUND" | "ALREADY_EXISTS" | "INVALID_INPUT" | "POLICY_VIOLATION" | "PERMISSION_DENIED" | "CONFLICT" | "CRYPTO" | "DATABASE" | "AUTHENTICATION" | "CONFIGURATION" | "CLOSED" | "INTERNAL"
+export type ErrorCode = "NOT_FOUND" | "ALREADY_EXISTS" | "INVALID_INPUT" | "POLICY_VIOLATION" | "PERMISSION_DENIED" | "CONFLICT" | "CRYPTO" | "DATABASE" | "AUTHENTICATION" | "CONFIGURATION" | "CLOSED" | "INTERNAL" | "STORAGE_FULL"
 
 /**
  * An error as the bindings hand it on: the code, the message and whatever

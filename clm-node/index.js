@@ -21,6 +21,7 @@ const ERRORS = [
   ["CONFIGURATION", 10],
   ["CLOSED", 11],
   ["INTERNAL", 12],
+  ["STORAGE_FULL", 13],
 ]
 
 /** Where integers sit in each named type (see runtime.js). */

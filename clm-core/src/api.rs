@@ -451,7 +451,7 @@ mod description_tests {
             .iter()
             .filter_map(|e| e["number"].as_u64())
             .collect();
-        assert_eq!(codes, (1..=12).collect::<Vec<u64>>());
+        assert_eq!(codes, (1..=13).collect::<Vec<u64>>());
         let records = document["records"].as_array().expect("records");
         for name in [
             "Certificate",

@@ -1119,31 +1119,53 @@ async fn connect_sqlite(data_dir: &Path, settings: PoolSettings) -> Result<Datab
             data_dir.display()
         ))
     })?;
-    let open = |file: &str| {
+    // WAL + NORMAL survives an application crash but may lose the last
+    // commits to a power loss or an OS crash; FULL syncs the WAL at every
+    // commit, so a commit that returned survives both. secure.db is FULL:
+    // it holds the private keys, the data keys and their master-key
+    // wrapping (a master-key rotation commits there) and the certificates,
+    // and it commits first in every cross-database write, so after a power
+    // loss core can only lag behind it (metadata that `reconcile` rebuilds),
+    // never name a certificate secure lost. core.db stays NORMAL: its commits
+    // are the many small ones (sessions, notifications, metadata, workflow
+    // steps); a power loss can take its last commits, never corrupting it
+    // (its audit chain verifies: a prefix), and of those the metadata is
+    // what `reconcile` rebuilds from secure.
+    let open = |file: &str, synchronous: SqliteSynchronous| {
         let options = SqliteConnectOptions::new()
             .filename(data_dir.join(file))
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
-            // WAL + NORMAL is durable across application crashes; FULL adds
-            // protection against power loss at a large cost per commit.
-            .synchronous(SqliteSynchronous::Normal)
+            .synchronous(synchronous)
             .foreign_keys(true)
             .busy_timeout(Duration::from_millis(SQLITE_BUSY_TIMEOUT_MS));
         let options = statement_logging(options, settings);
         SqlitePoolOptions::new()
             .max_connections(settings.max_connections)
             .acquire_timeout(settings.acquire_timeout)
+            // SQLite rolls a transaction back by itself on some errors (a
+            // full disk, an I/O error); the driver's own ROLLBACK then
+            // fails and it still counts the transaction open, so every
+            // later BEGIN on that connection would fail. Such a connection
+            // is closed instead of being handed out again.
+            .before_acquire(|conn, _| {
+                Box::pin(async move { Ok(!sqlx::Connection::is_in_transaction(conn)) })
+            })
             .connect_with(options)
     };
-    let secure = open("secure.db").await.map_err(|err| {
-        Error::database(format!(
-            "cannot open {}/secure.db: {err}",
-            data_dir.display()
-        ))
-    })?;
-    let core = open("core.db").await.map_err(|err| {
-        Error::database(format!("cannot open {}/core.db: {err}", data_dir.display()))
-    })?;
+    let secure = open("secure.db", SqliteSynchronous::Full)
+        .await
+        .map_err(|err| {
+            Error::database(format!(
+                "cannot open {}/secure.db: {err}",
+                data_dir.display()
+            ))
+        })?;
+    let core = open("core.db", SqliteSynchronous::Normal)
+        .await
+        .map_err(|err| {
+            Error::database(format!("cannot open {}/core.db: {err}", data_dir.display()))
+        })?;
     SQLITE_SECURE.run(&secure).await?;
     SQLITE_CORE.run(&core).await?;
     Ok(Databases::new(

@@ -71,6 +71,8 @@ error_codes! {
     Closed = 11, "CLOSED";
     /// A bug in clm: please report it.
     Internal = 12, "INTERNAL";
+    /// The database's disk (or quota) is full: the write did not happen; reads still work. Free space and retry.
+    StorageFull = 13, "STORAGE_FULL";
 }
 
 impl fmt::Display for ErrorCode {
@@ -177,6 +179,9 @@ pub enum Error {
     /// write for another reason ([`ErrorCode::Database`]). Carries the driver's
     /// error when there is one.
     Database(String, Option<DatabaseSource>),
+    /// The database ran out of disk space (SQLite's SQLITE_FULL, PostgreSQL's
+    /// `disk_full`): the write was rolled back.
+    StorageFull(String, Option<DatabaseSource>),
     /// A login, session token, API key or re-authentication was refused
     /// ([`ErrorCode::Authentication`]); a failed login does not say which
     /// credential was wrong.
@@ -206,6 +211,10 @@ impl fmt::Display for Error {
             Error::Conflict(reason, _) => write!(f, "conflict: {reason}"),
             Error::Crypto(reason) => write!(f, "cryptographic failure: {reason}"),
             Error::Database(reason, _) => write!(f, "database error: {reason}"),
+            Error::StorageFull(reason, _) => write!(
+                f,
+                "database storage is full: {reason}; nothing was written, free space and retry"
+            ),
             Error::Authentication(reason) => write!(f, "authentication failed: {reason}"),
             Error::Configuration(reason) => write!(f, "configuration error: {reason}"),
             Error::Closed => f.write_str("the clm handle is closed"),
@@ -316,6 +325,7 @@ impl Error {
             Error::Conflict(..) => ErrorCode::Conflict,
             Error::Crypto(_) => ErrorCode::Crypto,
             Error::Database(..) => ErrorCode::Database,
+            Error::StorageFull(..) => ErrorCode::StorageFull,
             Error::Authentication(_) => ErrorCode::Authentication,
             Error::Configuration(_) => ErrorCode::Configuration,
             Error::Closed => ErrorCode::Closed,
@@ -344,7 +354,8 @@ impl Error {
             Error::AlreadyExists { source, .. }
             | Error::InvalidInput { source, .. }
             | Error::Conflict(_, source)
-            | Error::Database(_, source) => source.as_ref(),
+            | Error::Database(_, source)
+            | Error::StorageFull(_, source) => source.as_ref(),
             _ => None,
         }
     }

@@ -105,7 +105,9 @@ impl LocalMasterKey {
     }
 
     /// Reads the key file, or creates it (mode 0600) with a fresh random key.
-    /// Returns whether it was created.
+    /// Returns whether it was created. Two processes creating it at once end
+    /// up with the same key: the one that publishes first wins, the other
+    /// reads its file.
     pub fn from_file_or_create(path: &Path) -> Result<(Self, bool)> {
         if path.exists() {
             return Ok((Self::from_file(path)?, false));
@@ -118,42 +120,82 @@ impl LocalMasterKey {
                 Error::Configuration(format!("cannot create {}: {err}", parent.display()))
             })?;
         }
-        write_private_file(path, encoded.as_bytes())?;
+        if !write_new_private_file(path, encoded.as_bytes())? {
+            return Ok((Self::from_file(path)?, false));
+        }
         Ok((Self::new(key)?, true))
     }
 }
 
-#[cfg(unix)]
-fn write_private_file(path: &Path, contents: &[u8]) -> Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(|err| {
-            Error::Configuration(format!(
-                "cannot create master key file {}: {err}",
-                path.display()
-            ))
-        })?;
-    file.write_all(contents).map_err(|err| {
+/// Writes a new key file so that a crash or a power loss leaves either no
+/// file or the whole key, never a partial one (a key that sealed data and
+/// cannot be read back loses all of it): the key goes to a temporary file
+/// beside `path` (mode 0600 on Unix), which is synced and then published
+/// under `path` in one step, and the directory is synced so the name stays.
+/// The step is a hard link, the rename that never replaces: a file another
+/// process published meanwhile is kept (false is returned and the caller
+/// reads it), where a rename would swap the key under that process.
+fn write_new_private_file(path: &Path, contents: &[u8]) -> Result<bool> {
+    let failed = |what: &str, err: std::io::Error| {
         Error::Configuration(format!(
-            "cannot write master key file {}: {err}",
+            "cannot {what} master key file {}: {err}",
             path.display()
         ))
-    })
+    };
+    let directory = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let name = path
+        .file_name()
+        .ok_or_else(|| Error::Configuration(format!("{} names no file", path.display())))?;
+    let temporary = directory.join(format!(
+        ".{}.{}.tmp",
+        name.to_string_lossy(),
+        uuid::Uuid::new_v4().simple()
+    ));
+    let published =
+        publish_synced(&temporary, path, contents).map_err(|(what, err)| failed(what, err));
+    // The temporary name goes either way (on success the key stays under
+    // `path`); one left behind holds a key that never sealed anything.
+    if let Err(err) = std::fs::remove_file(&temporary)
+        && err.kind() != std::io::ErrorKind::NotFound
+    {
+        tracing::warn!(file = %temporary.display(), error = %err, "could not remove a temporary master key file");
+    }
+    let published = published?;
+    #[cfg(unix)]
+    std::fs::File::open(&directory)
+        .and_then(|dir| dir.sync_all())
+        .map_err(|err| failed("sync the directory of the", err))?;
+    Ok(published)
 }
 
-#[cfg(not(unix))]
-fn write_private_file(path: &Path, contents: &[u8]) -> Result<()> {
-    std::fs::write(path, contents).map_err(|err| {
-        Error::Configuration(format!(
-            "cannot write master key file {}: {err}",
-            path.display()
-        ))
-    })
+/// Writes `contents` to the new file `temporary`, syncs it, and links it
+/// to `path`; false when `path` exists. The error names the step.
+fn publish_synced(
+    temporary: &Path,
+    path: &Path,
+    contents: &[u8],
+) -> std::result::Result<bool, (&'static str, std::io::Error)> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(temporary).map_err(|err| ("create", err))?;
+    file.write_all(contents).map_err(|err| ("write", err))?;
+    file.sync_all().map_err(|err| ("sync", err))?;
+    failpoint!("keyring.key_file_synced")
+        .map_err(|err| ("publish", std::io::Error::other(err.to_string())))?;
+    match std::fs::hard_link(temporary, path) {
+        Ok(()) => Ok(true),
+        Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+        Err(err) => Err(("publish", err)),
+    }
 }
 
 impl KeyProvider for LocalMasterKey {

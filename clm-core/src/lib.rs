@@ -1,6 +1,30 @@
 #![doc = include_str!("../README.md")]
 #![warn(missing_docs)]
 
+/// A named point on a write path where the fault-injection tests (feature
+/// `failpoints`, tests/faults/) make the write fail or stop the process.
+/// It is `Err` (a database error naming the point) when a test set the
+/// point to `return`, runs a test's callback (an abort) when one is set,
+/// and is `Ok(())` otherwise. Without the feature it is `Ok(())`: nothing
+/// is compiled in.
+macro_rules! failpoint {
+    ($name:literal) => {{
+        #[cfg(feature = "failpoints")]
+        fn reached() -> $crate::Result<()> {
+            fail::fail_point!($name, |_| Err($crate::Error::database(concat!(
+                "injected fault at failpoint ",
+                $name
+            ))));
+            Ok(())
+        }
+        #[cfg(not(feature = "failpoints"))]
+        fn reached() -> $crate::Result<()> {
+            Ok(())
+        }
+        reached()
+    }};
+}
+
 pub mod api;
 pub mod config;
 pub mod crypto;

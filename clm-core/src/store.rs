@@ -629,6 +629,7 @@ pub fn map_sqlx_error(err: sqlx::Error) -> Error {
         },
         MappedKind::Conflict(reason) => Error::Conflict(reason, source),
         MappedKind::Database(reason) => Error::Database(reason, source),
+        MappedKind::StorageFull(reason) => Error::StorageFull(reason, source),
     }
 }
 
@@ -638,6 +639,7 @@ enum MappedKind {
     Invalid { field: String, reason: String },
     Conflict(String),
     Database(String),
+    StorageFull(String),
 }
 
 fn map_database_error(db: &dyn sqlx::error::DatabaseError) -> MappedKind {
@@ -647,6 +649,10 @@ fn map_database_error(db: &dyn sqlx::error::DatabaseError) -> MappedKind {
     // (PostgreSQL RAISE, SQLite RAISE(ABORT)): the text is ours to match.
     if message.contains("append-only") {
         return MappedKind::Conflict(message);
+    }
+    // SQLITE_FULL (13; ENOSPC on a write) and PostgreSQL's disk_full.
+    if matches!(db.code().as_deref(), Some("13" | "53100")) {
+        return MappedKind::StorageFull(message);
     }
     match db.kind() {
         ErrorKind::UniqueViolation => {

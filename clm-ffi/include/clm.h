@@ -113,6 +113,11 @@ enum clm_status
    `INTERNAL`: A bug in clm: please report it.
    */
   CLM_INTERNAL = 12,
+  /*
+   `STORAGE_FULL`: The database's disk (or quota) is full: the write did not
+   happen; reads still work. Free space and retry.
+   */
+  CLM_STORAGE_FULL = 13,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L

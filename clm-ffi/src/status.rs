@@ -43,6 +43,9 @@ pub enum clm_status {
     CLM_CLOSED = 11,
     /// `INTERNAL`: A bug in clm: please report it.
     CLM_INTERNAL = 12,
+    /// `STORAGE_FULL`: The database's disk (or quota) is full: the write did not
+    /// happen; reads still work. Free space and retry.
+    CLM_STORAGE_FULL = 13,
 }
 
 impl clm_status {
@@ -62,6 +65,7 @@ impl clm_status {
             10 => Some(clm_status::CLM_CONFIGURATION),
             11 => Some(clm_status::CLM_CLOSED),
             12 => Some(clm_status::CLM_INTERNAL),
+            13 => Some(clm_status::CLM_STORAGE_FULL),
             _ => None,
         }
     }
@@ -82,6 +86,7 @@ impl clm_status {
             clm_status::CLM_CONFIGURATION => c"CONFIGURATION",
             clm_status::CLM_CLOSED => c"CLOSED",
             clm_status::CLM_INTERNAL => c"INTERNAL",
+            clm_status::CLM_STORAGE_FULL => c"STORAGE_FULL",
         }
     }
 }

@@ -291,6 +291,7 @@ pub async fn append_many(
         head = Some((event.sequence_number, event.row_hash.clone()));
         events.push(event);
     }
+    failpoint!("audit.append")?;
     audit_store::append_many(conn, kind, &events).await?;
     Ok(events)
 }
@@ -852,6 +853,7 @@ impl Clm {
         out.sync_all().map_err(|err| {
             Error::invalid("file", format!("cannot sync {}: {err}", file.display()))
         })?;
+        failpoint!("audit.archive_file_synced")?;
         append(
             &mut tx.conn(),
             kind,
@@ -865,6 +867,7 @@ impl Clm {
         )
         .await?;
         audit_store::delete_archived(&mut tx.conn(), kind, through).await?;
+        failpoint!("audit.archive_written")?;
         tx.commit().await?;
         Ok(ArchiveReport {
             log: kind.table(),

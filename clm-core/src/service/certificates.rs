@@ -837,20 +837,22 @@ impl Clm {
         use HalfWritten::{Nothing, SecureOnly};
         // Both futures are lazy: each begins when awaited.
         let secure = secure.await.map_err(Nothing)?;
+        failpoint!("cross_db.secure_written").map_err(Nothing)?;
         if self.databases().dialect() == crate::db::Dialect::Postgres {
             // On a core failure the secure transaction is dropped: rolled back.
             let core = core.await.map_err(Nothing)?;
+            failpoint!("cross_db.core_written").map_err(Nothing)?;
             secure.commit().await.map_err(Nothing)?;
             writer.take();
+            failpoint!("cross_db.secure_committed").map_err(SecureOnly)?;
             core.commit().await.map_err(SecureOnly)
         } else {
             secure.commit().await.map_err(Nothing)?;
             writer.take();
-            core.await
-                .map_err(SecureOnly)?
-                .commit()
-                .await
-                .map_err(SecureOnly)
+            failpoint!("cross_db.secure_committed").map_err(SecureOnly)?;
+            let core = core.await.map_err(SecureOnly)?;
+            failpoint!("cross_db.core_written").map_err(SecureOnly)?;
+            core.commit().await.map_err(SecureOnly)
         }
     }
 
@@ -892,7 +894,12 @@ impl Clm {
     }
 
     /// Repairs half-done cross-database work: certificates whose metadata is
-    /// missing in core get it. Safe to run at any time and repeatedly.
+    /// missing in core get it, and approved workflow instances whose
+    /// issuance was interrupted (the process stopped between the approval
+    /// and the certificate, or before recording it) are issued, or
+    /// completed with the certificate their request already has. Safe to
+    /// run at any time and repeatedly: a request is issued once whoever
+    /// issues it.
     #[tracing::instrument(skip_all, fields(actor = actor.log_kind(), organization), err(level = "info"))]
     pub async fn reconcile(&self, actor: &Actor) -> Result<ReconcileReport> {
         self.authorize(
@@ -928,10 +935,25 @@ impl Clm {
                         .await?,
                 );
             }
+            failpoint!("reconcile.metadata_batch")?;
             self.write_metadata(actor, &rows).await?;
             report.metadata_created = report
                 .metadata_created
                 .saturating_add(u64::try_from(rows.len()).unwrap_or(u64::MAX));
+        }
+        let mut after = None;
+        loop {
+            let batch = {
+                let mut conn = self.databases().core.acquire().await?;
+                crate::store::workflow_instances::approved_ids_after(&mut conn.conn(), after, 100)
+                    .await?
+            };
+            let Some(last) = batch.last() else { break };
+            after = Some(*last);
+            for instance in batch {
+                tracing::info!(workflow_instance_id = %instance, "reconcile: finishing an approved workflow instance");
+                self.issue_approved(actor, instance).await?;
+            }
         }
         Ok(report)
     }

@@ -308,6 +308,7 @@ impl Clm {
 
         let mut tx = self.databases().secure.begin().await?;
         let crl_number = certificates::next_crl_number(&mut tx.conn(), issuer_id).await?;
+        failpoint!("crl.number_taken")?;
         // The time is read only now, holding the number (its row stays
         // locked until commit): a later number can never carry an earlier
         // thisUpdate than the CRL before it.
@@ -460,7 +461,9 @@ impl Clm {
                 })),
         )
         .await?;
+        failpoint!("crl.written")?;
         tx.commit().await?;
+        failpoint!("crl.committed")?;
         Ok(info)
     }
 

@@ -1050,13 +1050,51 @@ impl Clm {
     /// Issues the request of an approved instance and has the workflow
     /// record the outcome. An issuance failure is not an error of this call
     /// (the caller reads it from the instance); bookkeeping failures are.
-    async fn issue_approved(&self, actor: &Actor, instance_id: WorkflowInstanceId) -> Result<()> {
+    ///
+    /// A request already issued (an earlier run stopped before recording
+    /// it, or another caller issued it meanwhile) is not issued again: its
+    /// certificate is the outcome. So is one whose write failed after the
+    /// certificate was stored (only its metadata is missing, which
+    /// [`Clm::reconcile`] repairs).
+    pub(crate) async fn issue_approved(
+        &self,
+        actor: &Actor,
+        instance_id: WorkflowInstanceId,
+    ) -> Result<()> {
         let (request_id, workflow_id) = self.approved_request(instance_id).await?;
-        let outcome = self
-            .issue_from_request(actor, request_id, workflow_id)
-            .await;
+        let outcome = match self.certificate_of_issued_request(request_id).await? {
+            Some(certificate) => Ok(certificate),
+            None => {
+                match self
+                    .issue_from_request(actor, request_id, workflow_id)
+                    .await
+                {
+                    Err(err) => self
+                        .certificate_of_issued_request(request_id)
+                        .await?
+                        .ok_or(err),
+                    issued => issued,
+                }
+            }
+        };
+        failpoint!("workflow.issued")?;
         self.record_issuance_outcome(actor, instance_id, &outcome)
             .await
+    }
+
+    /// The certificate of `request_id` when the request is issued.
+    async fn certificate_of_issued_request(
+        &self,
+        request_id: CertificateRequestId,
+    ) -> Result<Option<Certificate>> {
+        let mut conn = self.databases().secure.acquire().await?;
+        let request = store::get::<CertificateRequests>(&mut conn.conn(), request_id, true).await?;
+        match (request.status, request.certificate_id) {
+            (RequestStatus::Issued, Some(id)) => Ok(Some(
+                store::get::<Certificates>(&mut conn.conn(), id, true).await?,
+            )),
+            _ => Ok(None),
+        }
     }
 
     /// Issues the certificate of a request that waited for approval, under

@@ -274,6 +274,7 @@ impl Clm {
             details["error"] = json!(err.to_string());
             entry = entry.outcome(AuditOutcome::Failure);
         }
+        failpoint!("maintenance.ran")?;
         let tx = self.databases().core.begin().await?;
         commit_audited(tx, actor, entry.details(details)).await?;
         outcome.map(|()| report)

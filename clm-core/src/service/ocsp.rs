@@ -278,7 +278,9 @@ fn signer_aad(id: OcspSignerId) -> [String; 3] {
 /// says `tryLater`, anything else `internalError`.
 fn failure_status(err: &Error) -> OcspResponseStatus {
     match err {
-        Error::Database(..) | Error::Closed => OcspResponseStatus::TryLater,
+        Error::Database(..) | Error::StorageFull(..) | Error::Closed => {
+            OcspResponseStatus::TryLater
+        }
         Error::InvalidInput { .. } => OcspResponseStatus::MalformedRequest,
         _ => OcspResponseStatus::InternalError,
     }

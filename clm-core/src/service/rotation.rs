@@ -204,6 +204,7 @@ impl Clm {
             ));
         }
         let (mut rotation, resumed) = self.start_or_resume_data_rotation(actor).await?;
+        failpoint!("rotation.data_key_started")?;
         self.keyring().reload(&self.databases().secure).await?;
         let new_key = rotation.new_key_id.ok_or_else(|| {
             Error::Internal(format!("data-key rotation {} has no new key", rotation.id))
@@ -484,7 +485,9 @@ impl Clm {
                 })),
         )
         .await?;
+        failpoint!("rotation.batch_written")?;
         tx.commit().await?;
+        failpoint!("rotation.batch_committed")?;
         *rotation = updated;
         Ok(Some((last, changed)))
     }
@@ -607,6 +610,7 @@ impl Clm {
                         })),
                 )
                 .await?;
+                failpoint!("rotation.mfa_batch_written")?;
                 tx.commit().await?;
                 total = total.saturating_add(changed);
             }
@@ -695,9 +699,11 @@ impl Clm {
                 })),
         )
         .await?;
+        failpoint!("rotation.finish_written")?;
         // Secure (the retirement) commits while core's lock is still held,
         // so an MFA writer waiting for it sees the key retired.
         tx.commit().await?;
+        failpoint!("rotation.finish_secure_committed")?;
         core.commit().await?;
         Ok(Some(retired))
     }
@@ -734,11 +740,14 @@ impl Clm {
 
     /// Notes why a rotation stopped (best effort; the caller gets the error
     /// either way). The rotation stays in progress so a later call resumes.
+    /// Only the message is written: the progress in memory may be behind
+    /// the row (a batch whose commit reported an error after it took
+    /// effect), and writing it back would undo that batch's count and cursor.
     async fn record_rotation_error(&self, rotation: &mut KeyRotation, err: &Error) {
         rotation.error_message = Some(err.to_string());
         let written = async {
             let mut tx = self.databases().secure.begin().await?;
-            key_rotation_history::update(&mut tx.conn(), rotation).await?;
+            key_rotation_history::set_error(&mut tx.conn(), rotation.id, &err.to_string()).await?;
             tx.commit().await
         }
         .await;
@@ -819,12 +828,56 @@ impl Clm {
                 })),
         )
         .await?;
-        tx.commit().await?;
+        failpoint!("rotation.master_key_written")?;
+        let committed = match tx.commit().await {
+            Ok(()) => failpoint!("rotation.master_key_committed"),
+            Err(err) => Err(err),
+        };
+        if let Err(err) = committed {
+            self.confirm_master_key_rotation(err, &new_id, count)
+                .await?;
+        }
         self.keyring().set_provider(new_provider)?;
         self.keyring().reload(&self.databases().secure).await?;
         let mut report = RotationReport::from_row(&rotation, false);
         report.rotated_this_call = count;
         Ok(report)
+    }
+
+    /// After a master-key rotation's commit reported `err`: a commit can
+    /// fail after the server made it durable (the connection lost before
+    /// the answer), and a host told "failed" keeps the old key and discards
+    /// the new one, which then alone opens the data. So the data keys are
+    /// read again: Ok when every one is wrapped under `new_id` (the rotation
+    /// took effect), `err` when none is, and otherwise an error that says
+    /// to keep both keys.
+    async fn confirm_master_key_rotation(
+        &self,
+        err: Error,
+        new_id: &str,
+        count: i64,
+    ) -> Result<()> {
+        let rows = async {
+            let mut conn = self.databases().secure.acquire().await?;
+            encryption_keys::list_all(&mut conn.conn()).await
+        }
+        .await;
+        let rotated = match &rows {
+            Ok(rows) => rows.iter().filter(|r| r.master_key_id == new_id).count(),
+            Err(_) => 0,
+        };
+        match rows {
+            Ok(rows) if !rows.is_empty() && rotated == rows.len() => {
+                tracing::warn!(error = %err, data_keys = count, "the master-key rotation's commit reported an error, but it took effect");
+                Ok(())
+            }
+            Ok(_) if rotated == 0 => Err(err),
+            _ => Err(Error::database(format!(
+                "the master-key rotation's commit failed ({err}) and whether it took effect \
+                 cannot be read now: keep both master keys; open with the new one ({new_id}), \
+                 and if it is refused, with the old one"
+            ))),
+        }
     }
 
     /// Every data key (no key material) with what is still sealed under it.

@@ -692,6 +692,7 @@ impl Clm {
         )
         .await?;
         tx.commit().await?;
+        failpoint!("workflow.decided")?;
         if !approve && step_done {
             self.settle_request(
                 actor,
@@ -743,6 +744,13 @@ impl Clm {
     ) -> Result<()> {
         let mut tx = self.databases().core.begin().await?;
         let mut instance = workflow_instances::get_for_update(&mut tx.conn(), instance_id).await?;
+        if let Ok(certificate) = outcome
+            && instance.status == WorkflowStatus::Completed
+            && instance.certificate_id == Some(certificate.id)
+        {
+            // Recorded already by another caller that found the same issuance.
+            return Ok(());
+        }
         let at = now();
         let entry = match outcome {
             Ok(certificate) => {
@@ -787,6 +795,7 @@ impl Clm {
             }
         };
         workflow_instances::update(&mut tx.conn(), &instance).await?;
+        failpoint!("workflow.outcome_written")?;
         commit_audited(
             tx,
             actor,

@@ -84,6 +84,17 @@ pub async fn list_key_rotations(
     list::<KeyRotations>(conn, &f, page).await
 }
 
+/// Records why a rotation in progress stopped, leaving its progress as it is.
+pub async fn set_error(conn: &mut Conn<'_>, id: KeyRotationId, message: &str) -> Result<()> {
+    let affected = exec!(conn, |c| sqlx::query(
+        "UPDATE key_rotation_history SET error_message = $2
+         WHERE id = $1 AND status = 'in_progress' AND deleted_at IS NULL"
+    )
+    .bind(id)
+    .bind(message))?;
+    require_row(affected, "running key rotation", id)
+}
+
 /// The rotation of this type in progress (at most one: a partial unique index).
 pub async fn get_running(
     conn: &mut Conn<'_>,

@@ -110,6 +110,28 @@ pub async fn list_expired_pending(
     .await
 }
 
+/// Ids of live instances in status `approved` after `after`, in id order:
+/// approvals whose issuance was interrupted (or is running now), for the
+/// reconcile walk.
+pub async fn approved_ids_after(
+    conn: &mut Conn<'_>,
+    after: Option<crate::model::WorkflowInstanceId>,
+    limit: u32,
+) -> Result<Vec<crate::model::WorkflowInstanceId>> {
+    let after = after.unwrap_or(crate::model::WorkflowInstanceId(uuid::Uuid::nil()));
+    Ok(crate::on_conn!(conn, |c| sqlx::query_scalar::<
+        _,
+        crate::model::WorkflowInstanceId,
+    >(
+        "SELECT id FROM workflow_instances
+         WHERE status = 'approved' AND deleted_at IS NULL AND id > $1 ORDER BY id LIMIT $2"
+    )
+    .bind(after)
+    .bind(i64::from(limit))
+    .fetch_all(&mut *c)
+    .await)?)
+}
+
 /// Reads a live instance and, on PostgreSQL, locks its row until the
 /// transaction ends (SQLite write transactions already hold the database
 /// lock): two approvers acting at once are serialized here.

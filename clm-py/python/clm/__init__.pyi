@@ -37,6 +37,7 @@ class Authentication(ClmError, PermissionError): ...
 class Configuration(ClmError, ValueError): ...
 class Closed(ClmError, RuntimeError): ...
 class Internal(ClmError, RuntimeError): ...
+class StorageFull(ClmError): ...
 
 class Actor:
     @property
@@ -70,7 +71,7 @@ CertificateKind = Literal["root_ca", "intermediate_ca", "tls_server", "tls_clien
 CertificateSource = Literal["issued", "imported"]
 CertificateStatus = Literal["pending", "active", "expiring", "expired", "revoked", "suspended"]
 CrlKind = Literal["full", "delta"]
-ErrorCode = Literal["NOT_FOUND", "ALREADY_EXISTS", "INVALID_INPUT", "POLICY_VIOLATION", "PERMISSION_DENIED", "CONFLICT", "CRYPTO", "DATABASE", "AUTHENTICATION", "CONFIGURATION", "CLOSED", "INTERNAL"]
+ErrorCode = Literal["NOT_FOUND", "ALREADY_EXISTS", "INVALID_INPUT", "POLICY_VIOLATION", "PERMISSION_DENIED", "CONFLICT", "CRYPTO", "DATABASE", "AUTHENTICATION", "CONFIGURATION", "CLOSED", "INTERNAL", "STORAGE_FULL"]
 KeyFormat = Literal["pem", "der"]
 KeyStatus = Literal["active", "decrypt_only", "retired"]
 KeyType = Literal["data_encryption"]

@@ -129,6 +129,13 @@ class Internal(ClmError, RuntimeError):
     number = 12
 
 
+class StorageFull(ClmError):
+    """The database's disk (or quota) is full: the write did not happen; reads still work. Free space and retry."""
+
+    code = 'STORAGE_FULL'
+    number = 13
+
+
 #: The error classes by code name (what the native library raises).
 CLASSES: dict[str, type[ClmError]] = {
     'NotFound': NotFound,
@@ -143,6 +150,7 @@ CLASSES: dict[str, type[ClmError]] = {
     'Configuration': Configuration,
     'Closed': Closed,
     'Internal': Internal,
+    'StorageFull': StorageFull,
 }
 
 #: (number, name) of every error code.
@@ -159,6 +167,7 @@ ERROR_CODES: list[tuple[int, str]] = [
     (10, 'Configuration'),
     (11, 'Closed'),
     (12, 'Internal'),
+    (13, 'StorageFull'),
 ]
 
 __all__ = [
@@ -175,4 +184,5 @@ __all__ = [
     "Configuration",
     "Closed",
     "Internal",
+    "StorageFull",
 ]
