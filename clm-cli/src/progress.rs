@@ -1,0 +1,78 @@
+//! Progress of long operations: a bar with rate and ETA on a terminal
+//! (stderr), plain lines at each tenth otherwise, so logs stay readable.
+
+use std::io::IsTerminal;
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+/// One operation's progress.
+pub struct Progress {
+    bar: Option<ProgressBar>,
+    label: String,
+    total: u64,
+    position: u64,
+    /// The last tenth printed as a plain line.
+    last_tenth: u64,
+}
+
+impl Progress {
+    /// Starts reporting `label` over `total` items.
+    pub fn new(label: &str, total: u64) -> Self {
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+            let style =
+                ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} ({per_sec}, ETA {eta})")
+                    .map(|style| style.progress_chars("=> "))
+                    .unwrap_or_else(|_| ProgressStyle::default_bar());
+            bar.set_style(style);
+            bar.set_message(label.to_string());
+            bar
+        });
+        Progress {
+            bar,
+            label: label.to_string(),
+            total,
+            position: 0,
+            last_tenth: 0,
+        }
+    }
+
+    /// Changes the total (it became known later).
+    pub fn set_total(&mut self, total: u64) {
+        self.total = total;
+        if let Some(bar) = &self.bar {
+            bar.set_length(total);
+        }
+    }
+
+    /// Sets how many items are done.
+    pub fn set(&mut self, position: u64) {
+        self.position = position.min(self.total.max(position));
+        match &self.bar {
+            Some(bar) => bar.set_position(self.position),
+            None => {
+                let tenth = (self.position.saturating_mul(10))
+                    .checked_div(self.total)
+                    .unwrap_or(10);
+                if tenth > self.last_tenth
+                    || (self.position == self.total && tenth == 10 && self.last_tenth < 10)
+                {
+                    self.last_tenth = tenth;
+                    eprintln!("{}: {}/{}", self.label, self.position, self.total);
+                }
+            }
+        }
+    }
+
+    /// Adds `count` done items.
+    pub fn add(&mut self, count: u64) {
+        self.set(self.position.saturating_add(count));
+    }
+
+    /// Ends the bar (left on screen).
+    pub fn finish(&mut self) {
+        if let Some(bar) = &self.bar {
+            bar.finish();
+        }
+    }
+}
