@@ -80,8 +80,7 @@ impl Context {
             return Ok(clm.clone());
         }
         let config = self.settings.clm_config()?;
-        if !self.settings.is_postgres()
-            && let Some(file) = self.settings.master_key_file()
+        if let Some(file) = self.settings.master_key_file()
             && !file.exists()
         {
             return Err(CliError::Clm(Error::Configuration(format!(

@@ -733,7 +733,7 @@ fn governance(store: &Store) {
     let file = store.path("workflow.yaml");
     std::fs::write(
         &file,
-        "workflow_code: TWO-EYES\nname: Two eyes\ndefinition:\n  steps:\n    - step_id: 1\n      name: Security review\n      type: approval\n      required_approvals: 1\n      approvers: {roles: [ADMIN]}\n",
+        "workflow_code: TWO-EYES\nname: Two eyes\ndefinition:\n  steps:\n    - step_id: 1\n      name: Security review\n      type: approval\n      required_approvals: 1\n      approvers: [\"role:ADMIN\"]\n",
     )
     .unwrap();
     let path = file.to_str().unwrap();
@@ -772,7 +772,7 @@ fn governance(store: &Store) {
 }
 
 fn users_roles_and_keys(store: &Store) {
-    let viewer_password = "viewer password 4567";
+    let viewer_password = "a quiet reader 4567";
     let created = ok_json(
         store
             .clm()

@@ -46,7 +46,13 @@ pub async fn audit(ctx: &mut Context, command: AuditCommand) -> CliResult<Option
                         .map_err(|err| {
                             invalid(field, format!("{} is not JSON: {err}", path.display()))
                         })?;
-                    let trail = checkpoint["log"].as_str().unwrap_or("").to_string();
+                    // A checkpoint names its trail by table.
+                    let trail = match checkpoint["log"].as_str().unwrap_or("") {
+                        "secure_audit_log" => "secure",
+                        "audit_log" => "core",
+                        other => other,
+                    }
+                    .to_string();
                     if let Some(log) = log
                         && log.name() != trail
                     {
