@@ -27,7 +27,7 @@ impl Tmux {
         command.args(["new-session", "-d", "-s", &session, "-x", "200", "-y", "50"]);
         for (name, value) in store.envs("config") {
             // The terminal decides the format here, not CLM_OUTPUT.
-            if name != "CLM_OUTPUT" {
+            if name != "CLM_OUTPUT" && name != "PATH" {
                 command
                     .arg("-e")
                     .arg(format!("{name}={}", value.to_string_lossy()));
@@ -40,15 +40,16 @@ impl Tmux {
             .to_string();
         command
             .arg("-e")
-            .arg(format!("PATH={bin}:/usr/bin:/bin"))
-            .arg("-e")
             .arg("TERM=xterm-256color")
             .arg("-c")
             .arg(store.dir.path())
             .args(["bash", "--norc", "--noprofile"]);
         let status = command.status().expect("tmux starts");
         assert!(status.success());
-        Some(Tmux { session })
+        let tmux = Tmux { session };
+        // tmux hands the shell its own PATH whatever -e says: set it here.
+        tmux.send(&format!("export PATH={bin}:$PATH; clear"));
+        Some(tmux)
     }
 
     fn send(&self, keys: &str) {
@@ -107,7 +108,8 @@ fn passwords_at_the_prompt_colour_and_a_progress_bar() {
         return;
     };
     let wait = Duration::from_secs(60);
-    tmux.send("clm init --admin-email admin@example.com; echo INIT-EXIT=$?");
+    // Markers are typed split (`A""-B`) so that only the output matches.
+    tmux.send("clm init --admin-email admin@example.com; echo INIT\"\"-EXIT=$?");
     tmux.wait_for("New password:", wait, |_| {});
     tmux.send(PASSWORD);
     tmux.wait_for("Repeat the password:", wait, |_| {});
@@ -123,7 +125,7 @@ fn passwords_at_the_prompt_colour_and_a_progress_bar() {
         "a table on a terminal:\n{screen}"
     );
 
-    tmux.send("clm login -u admin; echo LOGIN-EXIT=$?");
+    tmux.send("clm login -u admin; echo LOGIN\"\"-EXIT=$?");
     tmux.wait_for("Password:", wait, |_| {});
     tmux.send(PASSWORD);
     let screen = tmux.wait_for("LOGIN-EXIT=", wait, |_| {});
@@ -131,14 +133,14 @@ fn passwords_at_the_prompt_colour_and_a_progress_bar() {
     assert!(!screen.contains(PASSWORD), "{screen}");
 
     // Colour on a terminal (bold headers), none with NO_COLOR.
-    tmux.send("clear; clm whoami; echo WHO-DONE");
+    tmux.send("clear; clm whoami; echo WHO\"\"-DONE");
     tmux.wait_for("WHO-DONE", wait, |_| {});
     assert!(
         tmux.screen(true).contains("\u{1b}[1mFIELD"),
         "{}",
         tmux.screen(true)
     );
-    tmux.send("clear; NO_COLOR=1 clm whoami; echo NOCOLOR-DONE");
+    tmux.send("clear; NO_COLOR=1 clm whoami; echo NOCOLOR\"\"-DONE");
     tmux.wait_for("NOCOLOR-DONE", wait, |_| {});
     let screen = tmux.screen(true);
     assert!(
@@ -150,7 +152,7 @@ fn passwords_at_the_prompt_colour_and_a_progress_bar() {
     let certs = store.path("certs");
     std::fs::create_dir_all(&certs).unwrap();
     std::fs::write(certs.join("bundle.pem"), foreign_bundle(5000, "tty")).unwrap();
-    tmux.send("clear; clm import certs --chunk 100; echo IMPORT-EXIT=$?");
+    tmux.send("clear; clm import certs --chunk 100; echo IMPORT\"\"-EXIT=$?");
     let mut bars = 0;
     let screen = tmux.wait_for("IMPORT-EXIT=", Duration::from_secs(600), |screen| {
         if screen.lines().any(|line| {
