@@ -52,6 +52,50 @@ fn every_command(store: &Store) {
     users_roles_and_keys(store);
     audit_keys_and_maintenance(store);
     ocsp(store, &intermediate);
+    rollover(store);
+}
+
+fn rollover(store: &Store) {
+    let root = run(
+        store,
+        &[
+            "ca",
+            "create-root",
+            "--cn",
+            "Rollover Root",
+            "--validity-days",
+            "400",
+        ],
+    );
+    let root = root["certificate"]["id"].as_str().unwrap().to_string();
+    for name in ["a.example.com", "b.example.com"] {
+        run(
+            store,
+            &[
+                "cert", "issue", "--issuer", &root, "--cn", name, "--san", name,
+            ],
+        );
+    }
+    let plan = run(store, &["ca", "rollover", "plan", &root]);
+    assert_eq!(plan["leaves_to_reissue"], 2, "{plan}");
+    let report = run(
+        store,
+        &["ca", "rollover", "run", &root, "--batch-size", "1"],
+    );
+    assert_eq!(report["rollover"]["status"], "completed", "{report}");
+    assert_eq!(report["rollover"]["leaves_reissued"], 2, "{report}");
+    let bundle = text(store, &["ca", "rollover", "status", &root, "-o", "pem"]);
+    assert!(bundle.matches("BEGIN CERTIFICATE").count() >= 2, "{bundle}");
+    run_fails(
+        store,
+        &[
+            "ca",
+            "rollover",
+            "status",
+            "00000000-0000-0000-0000-000000000004",
+        ],
+        11,
+    );
 }
 
 fn identity_and_sessions(store: &Store) {
@@ -866,9 +910,70 @@ fn users_roles_and_keys(store: &Store) {
         15,
     );
     assert!(stderr.contains("PERMISSION_DENIED"), "{stderr}");
-    // Deleting the viewer ends their session.
+    // Suspending the viewer refuses their session; reactivated, a reset
+    // password and an unlock later they log in again.
+    assert_eq!(
+        run(store, &["user", "set-status", "viewer", "suspended"])["status"],
+        "suspended"
+    );
+    fails(store.clm_as("viewer").arg("whoami").output().unwrap(), 19);
+    run(store, &["user", "set-status", "viewer", "active"]);
+    run_fails(store, &["user", "set-status", "viewer", "sleepy"], 13);
+    ok_json(
+        store
+            .clm()
+            .args(["user", "set-password", "viewer", "--password-stdin"])
+            .write_stdin("a brand new secret 890\n")
+            .output()
+            .unwrap(),
+    );
+    // Five wrong passwords lock the account; the right one then fails too
+    // until an administrator unlocks it.
+    let login = |password: &str| {
+        store
+            .clm_as("viewer")
+            .args(["login", "-u", "viewer", "--password-stdin"])
+            .write_stdin(format!("{password}\n"))
+            .output()
+            .unwrap()
+    };
+    for _ in 0..5 {
+        fails(login("guessing wrong again"), 19);
+    }
+    fails(login("a brand new secret 890"), 19);
+    assert!(run(store, &["user", "show", "viewer"])["locked_until"].is_string());
+    run(store, &["user", "unlock", "viewer"]);
+    ok_json(
+        store
+            .clm_as("viewer")
+            .args(["login", "-u", "viewer", "--password-stdin"])
+            .write_stdin("a brand new secret 890\n")
+            .output()
+            .unwrap(),
+    );
+    run(store, &["user", "revoke", "viewer", "CERT-READER"]);
+    run(store, &["org", "remove-member", org_id, "viewer"]);
+    assert_eq!(
+        run(store, &["org", "set-status", org_id, "suspended"])["status"],
+        "suspended"
+    );
+    assert_eq!(run(store, &["org", "show", org_id])["org_code"], "OPS");
+    run(store, &["role", "delete", "CERT-READER"]);
+    run_fails(store, &["role", "show", "CERT-READER"], 11);
+    // Deleting the viewer ends their session; restoring brings the user back.
+    let viewer_id = run(store, &["user", "show", "viewer"])["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     run(store, &["user", "delete", "viewer"]);
     fails(store.clm_as("viewer").arg("whoami").output().unwrap(), 19);
+    assert_eq!(
+        run(store, &["user", "restore", &viewer_id])["username"],
+        "viewer"
+    );
+    // Logging out ends the session for good.
+    ok_json(store.clm_as("viewer").arg("logout").output().unwrap());
+    assert!(!store.path("viewer/session.json").exists());
 
     // An API key: written once (0600), used, revoked, then refused.
     let key_file = store.path("automation.key");
