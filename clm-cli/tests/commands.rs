@@ -125,6 +125,20 @@ fn identity_and_sessions(store: &Store) {
         "a refused init wrote the store"
     );
 
+    // Refused after the store was opened (the email): undone, no key kept.
+    let stderr = fails(
+        store
+            .clm()
+            .args(["init", "--admin-email", "not-an-email", "--password-stdin"])
+            .write_stdin(format!("{PASSWORD}\n"))
+            .output()
+            .unwrap(),
+        13,
+    );
+    assert!(stderr.contains("email"), "{stderr}");
+    assert!(!store.key_file().exists(), "a failed init kept the key");
+    assert!(!store.path("data").exists(), "a failed init kept the store");
+
     init_and_login(store);
     assert_eq!(mode(&store.key_file()), 0o600);
     assert_eq!(mode(&store.path("config/session.json")), 0o600);
