@@ -37,6 +37,39 @@ impl Progress {
         }
     }
 
+    /// An operation of unknown length: a spinner with the elapsed time on a
+    /// terminal, a start line otherwise.
+    pub fn spinner(label: &str) -> Self {
+        let bar = if std::io::stderr().is_terminal() {
+            let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+            if let Ok(style) = ProgressStyle::with_template("{spinner} {msg} ({elapsed})") {
+                bar.set_style(style);
+            }
+            bar.set_message(label.to_string());
+            bar.enable_steady_tick(std::time::Duration::from_millis(100));
+            Some(bar)
+        } else {
+            eprintln!("{label}: started");
+            None
+        };
+        Progress {
+            bar,
+            label: label.to_string(),
+            total: 0,
+            position: 0,
+            // A spinner prints no tenths.
+            last_tenth: 10,
+        }
+    }
+
+    /// Ends a spinner: cleared on a terminal, a done line otherwise.
+    pub fn done(&mut self) {
+        match &self.bar {
+            Some(bar) => bar.finish_and_clear(),
+            None => eprintln!("{}: done", self.label),
+        }
+    }
+
     /// Changes the total (it became known later).
     pub fn set_total(&mut self, total: u64) {
         self.total = total;

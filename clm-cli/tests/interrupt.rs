@@ -57,3 +57,53 @@ fn an_interrupted_import_resumes() {
     assert!(present > 0, "the first run stored nothing: {report}");
     assert!(imported > 0, "the first run was not interrupted: {report}");
 }
+
+#[test]
+fn audit_tail_follows_new_events_until_ctrl_c() {
+    let store = Store::sqlite();
+    init_and_login(&store);
+    let mut command = Command::new(env!("CARGO_BIN_EXE_clm"));
+    command.env_clear().current_dir(store.dir.path());
+    for (name, value) in store.envs("config") {
+        command.env(name, value);
+    }
+    let mut child = command
+        .args(["audit", "tail", "--log", "core", "-n", "1", "--follow"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    let first: serde_json::Value = serde_json::from_str(&line).unwrap();
+    // A new event while it follows: an organization created.
+    ok_json(
+        store
+            .clm()
+            .args(["org", "create", "--code", "FOLLOW", "--name", "Followed"])
+            .output()
+            .unwrap(),
+    );
+    let mut seen = Vec::new();
+    loop {
+        line.clear();
+        assert!(
+            stdout.read_line(&mut line).unwrap() > 0,
+            "the follower stopped"
+        );
+        let event: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert!(event["sequence_number"].as_i64() > first["sequence_number"].as_i64());
+        seen.push(event["event_type"].as_str().unwrap_or_default().to_string());
+        if seen.iter().any(|kind| kind.starts_with("organization.")) {
+            break;
+        }
+    }
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    // Ctrl-C is how following ends: a clean exit.
+    assert!(child.wait().unwrap().success());
+}

@@ -273,6 +273,7 @@ pub async fn keys(ctx: &mut Context, command: KeysCommand) -> CliResult<Rendered
             Rendered::record(report)
         }
         KeysCommand::RotateMaster { new_key_file } => {
+            let mut spinner = Progress::spinner("re-wrapping data keys");
             let report = ctx
                 .call(
                     "rotate_master_key",
@@ -281,8 +282,9 @@ pub async fn keys(ctx: &mut Context, command: KeysCommand) -> CliResult<Rendered
                         "create_master_key": true,
                     }}),
                 )
-                .await?;
-            Rendered::record(report).with_note(format!(
+                .await;
+            spinner.done();
+            Rendered::record(report?).with_note(format!(
                 "from now on open clm with --master-key-file {} (keep the old file until backups made with it expire)",
                 new_key_file.display()
             ))
@@ -297,9 +299,10 @@ pub async fn lifecycle(ctx: &mut Context, command: LifecycleCommand) -> CliResul
         chrono::DateTime::parse_from_rfc3339(at)
             .map_err(|err| invalid("at", format!("{at:?} is not an RFC 3339 time: {err}")))?;
     }
-    Ok(Rendered::record(
-        ctx.call("run_lifecycle", json!({"at": at})).await?,
-    ))
+    let mut spinner = Progress::spinner("lifecycle run");
+    let report = ctx.call("run_lifecycle", json!({"at": at})).await;
+    spinner.done();
+    Ok(Rendered::record(report?))
 }
 
 /// `clm db ...`.
