@@ -74,7 +74,13 @@ fn main() {
             None => Format::parse(settings.get("output").unwrap_or("auto"))?,
         }
         .concrete();
-        json_errors.store(format == Format::Json, std::sync::atomic::Ordering::Relaxed);
+        // Scripts reading JSON get errors as JSON too; a person watching
+        // stderr gets words.
+        let stderr_is_terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
+        json_errors.store(
+            format == Format::Json && !stderr_is_terminal,
+            std::sync::atomic::Ordering::Relaxed,
+        );
         let mut context = Context::new(settings, cli.global.as_system, format, color);
         let result = commands::run(&mut context, cli.command).await;
         context.close().await;

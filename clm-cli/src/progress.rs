@@ -80,16 +80,14 @@ impl Progress {
 
     /// Sets how many items are done.
     pub fn set(&mut self, position: u64) {
-        self.position = position.min(self.total.max(position));
+        self.position = position;
         match &self.bar {
             Some(bar) => bar.set_position(self.position),
             None => {
                 let tenth = (self.position.saturating_mul(10))
                     .checked_div(self.total)
                     .unwrap_or(10);
-                if tenth > self.last_tenth
-                    || (self.position == self.total && tenth == 10 && self.last_tenth < 10)
-                {
+                if tenth > self.last_tenth {
                     self.last_tenth = tenth;
                     eprintln!("{}: {}/{}", self.label, self.position, self.total);
                 }
