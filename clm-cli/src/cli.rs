@@ -223,6 +223,19 @@ pub struct NewCaArgs {
     /// OCSP URL written into what it issues (repeatable).
     #[arg(long = "ocsp-url")]
     pub ocsp_urls: Vec<String>,
+    /// Name constraint: a name form this CA may certify (repeatable):
+    /// DNS:example.com, IP:10.0.0.0/8, EMAIL:example.com, URI:.example.com.
+    #[arg(long = "permitted")]
+    pub permitted: Vec<String>,
+    /// Name constraint: a name form this CA may not certify (repeatable).
+    #[arg(long = "excluded")]
+    pub excluded: Vec<String>,
+    /// Publish delta CRLs too.
+    #[arg(long)]
+    pub delta_crls: bool,
+    /// Split its CRL into N partitions.
+    #[arg(long, value_name = "N")]
+    pub crl_partitions: Option<u32>,
     /// The organization it belongs to (id).
     #[arg(long)]
     pub organization_id: Option<String>,

@@ -741,6 +741,67 @@ fn certificates(store: &Store, root: &str, intermediate: &str) {
     let all = run(store, &["crl", "generate"]);
     assert_eq!(all.as_array().unwrap().len(), 2);
     let _ = root;
+
+    // A CA with name constraints and delta CRLs.
+    let constrained = run(
+        store,
+        &[
+            "ca",
+            "create-root",
+            "--cn",
+            "Constrained Root",
+            "--permitted",
+            "DNS:example.com",
+            "--permitted",
+            "10.0.0.0/8",
+            "--delta-crls",
+            "--crl-url",
+            "http://pki.example.com/constrained.crl",
+        ],
+    );
+    let constrained = constrained["certificate"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    run(
+        store,
+        &[
+            "cert",
+            "issue",
+            "--issuer",
+            &constrained,
+            "--cn",
+            "ok.example.com",
+            "--san",
+            "ok.example.com",
+        ],
+    );
+    let output = store
+        .clm()
+        .args([
+            "cert",
+            "issue",
+            "--issuer",
+            &constrained,
+            "--cn",
+            "out.test",
+            "--san",
+            "out.test",
+        ])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("name_constraints") || stderr.contains("out.test"),
+        "{stderr}"
+    );
+    run(store, &["crl", "generate", "--issuer", &constrained]);
+    let delta = run(
+        store,
+        &["crl", "generate", "--issuer", &constrained, "--delta"],
+    );
+    assert_eq!(delta[0]["kind"], "delta", "{delta}");
 }
 
 fn imports(store: &Store) {

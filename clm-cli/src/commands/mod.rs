@@ -139,8 +139,9 @@ pub fn subject(args: &SubjectArgs) -> Value {
     })
 }
 
-/// `--san` values: `DNS:name`, `IP:addr`, `EMAIL:addr`, `URI:uri`, or a bare
-/// address (IP) or name (DNS).
+/// `--san` (and name constraint) values: `DNS:name`, `IP:addr` (or a CIDR
+/// range), `EMAIL:addr`, `URI:uri`, or a bare address or range (IP), URI,
+/// mailbox or name (DNS).
 pub fn sans(values: &[String]) -> CliResult<Value> {
     let mut names = Vec::new();
     for value in values {
@@ -152,7 +153,13 @@ pub fn sans(values: &[String]) -> CliResult<Value> {
             {
                 (kind.to_ascii_uppercase(), rest.to_string())
             }
-            _ if value.parse::<std::net::IpAddr>().is_ok() => ("IP".into(), value.to_string()),
+            _ if value
+                .split('/')
+                .next()
+                .is_some_and(|address| address.parse::<std::net::IpAddr>().is_ok()) =>
+            {
+                ("IP".into(), value.to_string())
+            }
             _ if value.contains("://") => ("URI".into(), value.to_string()),
             _ if value.contains('@') => ("EMAIL".into(), value.to_string()),
             _ if !value.is_empty() => ("DNS".into(), value.to_string()),

@@ -39,6 +39,10 @@ fn new_ca(args: &NewCaArgs) -> CliResult<Value> {
         "crl_distribution_points": args.crl_urls,
         "ca_issuers_urls": args.ca_issuers_urls,
         "ocsp_urls": args.ocsp_urls,
+        "permitted_subtrees": sans(&args.permitted)?,
+        "excluded_subtrees": sans(&args.excluded)?,
+        "delta_crls": args.delta_crls,
+        "crl_partitions": args.crl_partitions,
         "organization_id": optional_uuid(&args.organization_id, "organization_id")?,
     }))
 }
