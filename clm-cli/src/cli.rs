@@ -639,9 +639,10 @@ pub enum PolicyCommand {
         /// The policy (code or id).
         #[arg(long)]
         policy: String,
-        /// The CA that would sign (certificate id).
+        /// The CA that would sign (certificate id); default the policy's only
+        /// allowed issuer.
         #[arg(long)]
-        issuer: String,
+        issuer: Option<String>,
         /// Common name.
         #[arg(long)]
         subject: Option<String>,

@@ -408,6 +408,20 @@ fn policies(store: &Store, intermediate: &str) {
         1
     );
 
+    // Without --issuer the policy must name exactly one.
+    let stderr = run_fails(
+        store,
+        &[
+            "policy",
+            "check",
+            "--policy",
+            "WEB",
+            "--subject",
+            "www.example.com",
+        ],
+        13,
+    );
+    assert!(stderr.contains("--issuer"), "{stderr}");
     // The dry run as a table of rules; a refused request exits 14 with the rules.
     let check = run(
         store,

@@ -201,7 +201,24 @@ pub async fn policy(ctx: &mut Context, command: PolicyCommand) -> CliResult<Rend
             key_algorithm,
         } => {
             let policy = policy_id(ctx, &policy).await?;
-            let issuer = certificate_id(ctx, &issuer).await?;
+            let issuer = match issuer {
+                Some(issuer) => certificate_id(ctx, &issuer).await?,
+                None => {
+                    let record = ctx.call("get_policy", json!({"id": policy})).await?;
+                    match record["policy_rules"]["issuer_ids"]
+                        .as_array()
+                        .map(Vec::as_slice)
+                    {
+                        Some([only]) => only.as_str().unwrap_or_default().to_string(),
+                        _ => {
+                            return Err(invalid(
+                                "issuer",
+                                "the policy does not name exactly one issuer: give --issuer",
+                            ));
+                        }
+                    }
+                }
+            };
             let report = ctx
                 .call(
                     "dry_run_issuance",
