@@ -822,13 +822,14 @@ fn imports(store: &Store) {
     let dir = store.path("import");
     std::fs::create_dir_all(dir.join("nested")).unwrap();
     std::fs::write(dir.join("bundle.pem"), foreign_bundle(3, "bundle")).unwrap();
-    let other = foreign_bundle(1, "single");
-    // The second block alone: a leaf whose CA is elsewhere.
+    let (other, key) = foreign_bundle_and_key(1, "single");
+    // The second block alone, its key beside it: a leaf whose CA is elsewhere.
     let leaf = other
         .split_inclusive("-----END CERTIFICATE-----\n")
         .nth(1)
         .unwrap();
     std::fs::write(dir.join("nested/leaf.crt"), leaf).unwrap();
+    std::fs::write(dir.join("nested/leaf.key"), key).unwrap();
     std::fs::write(dir.join("notes.txt"), "not a certificate").unwrap();
 
     // A missing path: refused before anything is imported.
@@ -844,6 +845,13 @@ fn imports(store: &Store) {
     let report = run(store, &["import", dir.to_str().unwrap(), "--chunk", "2"]);
     assert_eq!(report["imported"], 5, "{report}");
     assert_eq!(report["failed"], 0);
+    // The key beside the leaf came in with it: it can be exported.
+    let leaf_id = run(store, &["cert", "search", "--cn", "host0.single.example"])["items"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let exported = text(store, &["key", "export", &leaf_id]);
+    assert!(exported.contains("PRIVATE KEY"), "{exported}");
     let again = run(store, &["import", dir.to_str().unwrap()]);
     assert_eq!(again["imported"], 0);
     assert_eq!(again["already_present"], 5);

@@ -215,6 +215,11 @@ pub fn init_and_login(store: &Store) {
 
 /// A CA and `n` leaves it signed, as one PEM bundle, made outside any store.
 pub fn foreign_bundle(n: usize, prefix: &str) -> String {
+    foreign_bundle_and_key(n, prefix).0
+}
+
+/// [`foreign_bundle`] and the leaves' (shared) private key, PKCS#8 PEM.
+pub fn foreign_bundle_and_key(n: usize, prefix: &str) -> (String, String) {
     use chrono::{Duration, Utc};
     use clm::crypto::{
         CertificateTemplate, DistinguishedName, Issuer, KeyAlgorithm, KeyPair, PemLabel,
@@ -258,5 +263,5 @@ pub fn foreign_bundle(n: usize, prefix: &str) -> String {
         .unwrap();
         pem.push_str(&der_to_pem(PemLabel::Certificate, &der));
     }
-    pem
+    (pem, leaf_key.to_pkcs8_pem().expose().to_string())
 }
