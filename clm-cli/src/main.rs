@@ -81,6 +81,12 @@ fn main() {
             format == Format::Json && !stderr_is_terminal,
             std::sync::atomic::Ordering::Relaxed,
         );
+        if format == Format::Pem && !commands::has_pem_form(&cli.command) {
+            return Err(error::invalid(
+                "output",
+                "this command has no PEM form: use table, json or yaml",
+            ));
+        }
         let mut context = Context::new(settings, cli.global.as_system, format, color);
         let result = commands::run(&mut context, cli.command).await;
         context.close().await;

@@ -960,6 +960,24 @@ fn users_roles_and_keys(store: &Store) {
         ],
     );
     assert_eq!(role["role_code"], "CERT-READER");
+    // A command without a PEM form refuses --output pem before it runs.
+    run_fails(
+        store,
+        &[
+            "role",
+            "create",
+            "--code",
+            "PEM",
+            "--name",
+            "Pem",
+            "--permissions",
+            "{}",
+            "-o",
+            "pem",
+        ],
+        13,
+    );
+    run_fails(store, &["role", "show", "PEM"], 11);
     run_fails(
         store,
         &[

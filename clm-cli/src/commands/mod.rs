@@ -53,6 +53,29 @@ pub async fn run(ctx: &mut Context, command: Command) -> CliResult<Option<Render
     Ok(Some(rendered))
 }
 
+/// Whether a command has a PEM form (`--output pem`), known before it runs
+/// so that a command without one changes nothing.
+pub fn has_pem_form(command: &Command) -> bool {
+    use crate::cli::{CaCommand, CertCommand, RolloverCommand};
+    match command {
+        Command::Ca(CaCommand::Rollover(rollover)) => {
+            matches!(rollover, RolloverCommand::Status { .. })
+        }
+        Command::Ca(_) | Command::Csr(_) | Command::Crl(_) => true,
+        Command::Cert(command) => matches!(
+            command,
+            CertCommand::Issue { .. }
+                | CertCommand::SignCsr { .. }
+                | CertCommand::Renew { .. }
+                | CertCommand::Show { .. }
+                | CertCommand::Chain { .. }
+                | CertCommand::Export { .. }
+        ),
+        Command::Key(_) => true,
+        _ => false,
+    }
+}
+
 /// A UUID argument, or InvalidInput naming `field`.
 pub fn uuid(text: &str, field: &str) -> CliResult<String> {
     uuid::Uuid::parse_str(text.trim())
