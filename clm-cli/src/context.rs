@@ -88,6 +88,16 @@ impl Context {
                 file.display()
             ))));
         }
+        // Only `init` creates a store: a mistyped directory must not become
+        // a new, empty one.
+        if !self.settings.is_postgres()
+            && let Some(dir) = self.settings.get("data_dir")
+            && !Path::new(dir).join("secure.db").exists()
+        {
+            return Err(CliError::Clm(Error::Configuration(format!(
+                "no store in {dir}: run `clm init` first, or give --data-dir"
+            ))));
+        }
         let clm = Clm::open(config).await?;
         self.clm = Some(clm.clone());
         Ok(clm)

@@ -170,6 +170,17 @@ fn identity_and_sessions(store: &Store) {
 
     let me = run(store, &["whoami"]);
     assert_eq!(me["username"], "admin");
+    if !store.is_postgres() {
+        // A mistyped data directory is not made into a new store.
+        let elsewhere = store.path("elsewhere");
+        let stderr = run_fails(
+            store,
+            &["whoami", "--data-dir", elsewhere.to_str().unwrap()],
+            20,
+        );
+        assert!(stderr.contains("clm init"), "{stderr}");
+        assert!(!elsewhere.exists());
+    }
     assert_eq!(me["kind"], "user");
 
     // A wrong password: refused, and the kept session is untouched.
