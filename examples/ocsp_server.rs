@@ -16,7 +16,7 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use clm::crypto::ocsp::MAX_OCSP_REQUEST_LEN;
@@ -78,9 +78,39 @@ async fn open(data_dir: &str) -> clm::Result<Clm> {
 /// Accepts connections until the listener fails, answering each on a
 /// thread of its own with `clm` run on `runtime`.
 pub fn serve(listener: TcpListener, clm: Clm, runtime: tokio::runtime::Handle) {
+    serve_until(listener, clm, runtime, &AtomicBool::new(false));
+}
+
+/// How often [`serve_until`] looks at its stop flag while no one connects.
+const ACCEPT_POLL: Duration = Duration::from_millis(50);
+/// How long [`serve_until`] lets requests in flight finish after a stop.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// [`serve`] until `stop` is set (`clm ocsp serve` sets it on Ctrl-C or
+/// SIGTERM): then it stops accepting, lets the requests in flight finish
+/// (at most [`DRAIN_TIMEOUT`]) and returns.
+pub fn serve_until(
+    listener: TcpListener,
+    clm: Clm,
+    runtime: tokio::runtime::Handle,
+    stop: &AtomicBool,
+) {
     let active = Arc::new(AtomicUsize::new(0));
-    for stream in listener.incoming() {
-        let Ok(mut stream) = stream else { continue };
+    // Non-blocking accepts let the loop see the stop flag.
+    if let Err(err) = listener.set_nonblocking(true) {
+        eprintln!("ocsp_server: cannot poll the listener: {err}");
+        return;
+    }
+    while !stop.load(Ordering::SeqCst) {
+        let mut stream = match listener.accept() {
+            Ok((stream, _)) => stream,
+            Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => {
+                std::thread::sleep(ACCEPT_POLL);
+                continue;
+            }
+            Err(_) => continue,
+        };
+        let _ = stream.set_nonblocking(false);
         if active.fetch_add(1, Ordering::SeqCst) >= MAX_CONNECTIONS {
             active.fetch_sub(1, Ordering::SeqCst);
             let _ = reply(
@@ -100,6 +130,10 @@ pub fn serve(listener: TcpListener, clm: Clm, runtime: tokio::runtime::Handle) {
             }
             active.fetch_sub(1, Ordering::SeqCst);
         });
+    }
+    let deadline = std::time::Instant::now() + DRAIN_TIMEOUT;
+    while active.load(Ordering::SeqCst) > 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(ACCEPT_POLL);
     }
 }
 
