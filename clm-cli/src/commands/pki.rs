@@ -617,6 +617,7 @@ pub async fn crl(ctx: &mut Context, command: CrlCommand) -> CliResult<Rendered> 
     }
     let mut progress = several.then(|| Progress::new("generating CRLs", issuers.len() as u64));
     let mut generated = Vec::new();
+    let mut pem = String::new();
     for id in &issuers {
         if several && interrupted() {
             return Err(CliError::Interrupted(format!(
@@ -643,6 +644,23 @@ pub async fn crl(ctx: &mut Context, command: CrlCommand) -> CliResult<Rendered> 
             )
             .await?
         };
+        // Generation returns the CRL's summary; the CRL itself is the
+        // scope's latest, as a host serves it.
+        let served = ctx
+            .call(
+                "latest_crl",
+                json!({"issuer_id": id, "partition": partition, "delta": delta}),
+            )
+            .await?;
+        if served["crl_number"] != crl["crl_number"] {
+            return Err(CliError::Clm(clm::Error::conflict(format!(
+                "CRL {} of {id} was superseded before it was read; run again",
+                crl["crl_number"]
+            ))));
+        }
+        if let Some(text) = served["pem"].as_str() {
+            pem.push_str(text);
+        }
         generated.push(crl);
         if let Some(progress) = &mut progress {
             progress.add(1);
@@ -651,10 +669,6 @@ pub async fn crl(ctx: &mut Context, command: CrlCommand) -> CliResult<Rendered> 
     if let Some(progress) = &mut progress {
         progress.finish();
     }
-    let pem: String = generated
-        .iter()
-        .filter_map(|crl| crl["pem"].as_str())
-        .collect();
     if let Some(path) = &out {
         write_public(path, pem.as_bytes(), "out")?;
     }
