@@ -13,7 +13,7 @@ use crate::output::Format;
 #[command(
     after_help = "Settings: flags beat CLM_* environment variables, which beat clm.toml, \
 which beats defaults (see `clm config show`). Exit status: 0 success, 2 usage, 10 + the \
-library's error number (11 NOT_FOUND ... 22 INTERNAL), 130 interrupted."
+library's error number (11 NOT_FOUND ... 23 STORAGE_FULL), 130 interrupted."
 )]
 pub struct Cli {
     /// Settings every command takes.

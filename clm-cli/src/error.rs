@@ -32,7 +32,7 @@ impl From<Error> for CliError {
 pub type CliResult<T> = Result<T, CliError>;
 
 /// The exit status of an error code: 10 plus its stable number (11 for
-/// NOT_FOUND up to 22 for INTERNAL).
+/// NOT_FOUND up to 23 for STORAGE_FULL).
 pub fn exit_status(code: ErrorCode) -> i32 {
     EXIT_CODE_BASE.saturating_add(i32::try_from(code.number()).unwrap_or(0))
 }
@@ -95,7 +95,8 @@ mod tests {
     fn every_code_has_its_own_status_above_the_usage_statuses() {
         let statuses: Vec<i32> = ErrorCode::ALL.iter().map(|c| exit_status(*c)).collect();
         assert_eq!(statuses.first(), Some(&11));
-        assert_eq!(statuses.last(), Some(&22));
+        assert_eq!(statuses.last(), Some(&exit_status(ErrorCode::StorageFull)));
+        assert_eq!(statuses.last(), Some(&23));
         let unique: std::collections::BTreeSet<_> = statuses.iter().collect();
         assert_eq!(unique.len(), statuses.len());
         assert!(statuses.iter().all(|s| *s > EXIT_USAGE && *s < 126));
