@@ -85,7 +85,12 @@ impl Seen {
                         remember(&mut self.ids, &mut self.next_id, MAX_IDS, text.clone());
                     }
                 } else if (20..=16 * 1024).contains(&text.len()) && !self.texts.contains(text) {
-                    remember(&mut self.texts, &mut self.next_text, MAX_TEXTS, text.clone());
+                    remember(
+                        &mut self.texts,
+                        &mut self.next_text,
+                        MAX_TEXTS,
+                        text.clone(),
+                    );
                 }
             }
             Value::Array(items) => items.iter().for_each(|item| self.collect(item)),
@@ -111,7 +116,10 @@ fn world() -> &'static World {
     WORLD.get_or_init(|| {
         let store = Store::open("api");
         let description = clm::api::describe();
-        let types = description["types"].as_object().cloned().unwrap_or_default();
+        let types = description["types"]
+            .as_object()
+            .cloned()
+            .unwrap_or_default();
         let operations = description["operations"]
             .as_array()
             .expect("the description lists operations")
@@ -205,9 +213,8 @@ fn dictionary() -> Vec<String> {
         now + chrono::Duration::days(90),
     );
     template.subject_alternative_names = sans.to_vec();
-    let certificate =
-        build_certificate(&template, &key.public_key_der(), Issuer::SelfSigned(&key))
-            .expect("self-signed certificate");
+    let certificate = build_certificate(&template, &key.public_key_der(), Issuer::SelfSigned(&key))
+        .expect("self-signed certificate");
     let certificate_pem = der_to_pem(PemLabel::Certificate, &certificate);
     words.push(base64::engine::general_purpose::STANDARD.encode(&certificate));
     words.push(key.to_pkcs8_pem().expose().to_string());
@@ -227,7 +234,13 @@ const DATE_TIMES: [&str; 8] = [
     "0001-01-01T00:00:00Z",
 ];
 
-const IPS: [&str; 5] = ["192.0.2.1", "::1", "2001:db8::1", "0.0.0.0", "255.255.255.255"];
+const IPS: [&str; 5] = [
+    "192.0.2.1",
+    "::1",
+    "2001:db8::1",
+    "0.0.0.0",
+    "255.255.255.255",
+];
 
 /// One of `items`, chosen by the input.
 fn pick<'v, T>(u: &mut Unstructured<'_>, items: &'v [T]) -> ArbitraryResult<Option<&'v T>> {
@@ -242,6 +255,8 @@ struct Generator<'a, 'b> {
     u: &'a mut Unstructured<'b>,
     world: &'a World,
     seen: &'a Seen,
+    /// The name of the field being generated (`email`, `username`, ...).
+    hint: String,
 }
 
 impl Generator<'_, '_> {
@@ -324,10 +339,27 @@ impl Generator<'_, '_> {
         };
         let low = minimum.unwrap_or(low);
         let high = maximum.unwrap_or(high).max(low);
-        let interesting = [low, high, low.saturating_add(1), high.saturating_sub(1), 0, 1, 2, 7, 30, 90, 365, 3650, -1];
+        let interesting = [
+            low,
+            high,
+            low.saturating_add(1),
+            high.saturating_sub(1),
+            0,
+            1,
+            2,
+            7,
+            30,
+            90,
+            365,
+            3650,
+            -1,
+        ];
         Ok(match self.u.int_in_range(0u8..=3)? {
             0 => json!(self.u.int_in_range(low..=high)?),
-            1 => json!(self.u.int_in_range(low.max(0).min(high)..=high.min(400).max(low))?),
+            1 => json!(
+                self.u
+                    .int_in_range(low.max(0).min(high)..=high.min(400).max(low))?
+            ),
             _ => json!(*pick(self.u, &interesting)?.unwrap_or(&0)),
         })
     }
@@ -360,13 +392,20 @@ impl Generator<'_, '_> {
                 return Ok((*example).clone());
             }
         }
+        if self.u.ratio(3u8, 4u8)?
+            && let Some(text) = self.hinted()?
+        {
+            return Ok(Value::String(text));
+        }
         Ok(Value::String(match self.u.int_in_range(0u8..=7)? {
             0 | 1 => self.u.arbitrary()?,
             2 | 3 if !self.seen.texts.is_empty() => {
                 pick(self.u, &self.seen.texts)?.cloned().unwrap_or_default()
             }
             _ => {
-                let word = pick(self.u, &self.world.dictionary)?.cloned().unwrap_or_default();
+                let word = pick(self.u, &self.world.dictionary)?
+                    .cloned()
+                    .unwrap_or_default();
                 if self.u.ratio(1u8, 4u8)? {
                     // Unique-ish variants, so creations do not all collide.
                     format!("{word}-{}", self.u.int_in_range(0u16..=999)?)
@@ -374,6 +413,57 @@ impl Generator<'_, '_> {
                     word
                 }
             }
+        }))
+    }
+
+    /// A value that fits the field's name, from a small set so later calls
+    /// meet what earlier ones created (`user3` is created, then looked up).
+    fn hinted(&mut self) -> ArbitraryResult<Option<String>> {
+        let n = self.u.int_in_range(0u8..=9)?;
+        let dictionary = |world: &World, needle: &str| {
+            world
+                .dictionary
+                .iter()
+                .filter(|w| w.contains(needle))
+                .cloned()
+                .collect::<Vec<String>>()
+        };
+        Ok(Some(match self.hint.as_str() {
+            "username" | "login" => format!("user{n}"),
+            "email" => format!("user{n}@example.com"),
+            "password" | "new_password" | "current_password" => {
+                ["Correct-Horse-Battery-9", "Another-Long-Passphrase-7"][usize::from(n % 2)].into()
+            }
+            "code" | "role_code" | "policy_code" | "org_code" | "workflow_code" => {
+                format!("code-{n}")
+            }
+            "name" | "display_name" | "role_name" | "workflow_name" | "friendly_name" => {
+                format!("Name {n}")
+            }
+            "common_name" | "value" => format!("host{n}.example.com"),
+            "organization" | "organizational_unit" | "state" | "locality" => "Example".into(),
+            "country" => "US".into(),
+            "membership_role" => ["member", "admin", "owner"][usize::from(n % 3)].into(),
+            "pem" | "trust_bundle_pem" => {
+                let pems = dictionary(self.world, "BEGIN CERTIFICATE");
+                pick(self.u, &pems)?.cloned().unwrap_or_default()
+            }
+            "csr" => {
+                let pems = dictionary(self.world, "BEGIN CERTIFICATE REQUEST");
+                pick(self.u, &pems)?.cloned().unwrap_or_default()
+            }
+            "private_key_pem" => {
+                let pems = dictionary(self.world, "BEGIN PRIVATE KEY");
+                pick(self.u, &pems)?.cloned().unwrap_or_default()
+            }
+            "token" | "key" | "cursor" | "certificate_id" => {
+                let seen = self.seen;
+                match pick(self.u, &seen.texts)? {
+                    Some(text) => text.clone(),
+                    None => return Ok(None),
+                }
+            }
+            _ => return Ok(None),
         }))
     }
 
@@ -411,13 +501,18 @@ impl Generator<'_, '_> {
                     self.u.arbitrary()?
                 };
                 if include {
-                    fields.insert(name.clone(), self.value(property, depth + 1)?);
+                    let outer = std::mem::replace(&mut self.hint, name.clone());
+                    let value = self.value(property, depth + 1);
+                    self.hint = outer;
+                    fields.insert(name.clone(), value?);
                 }
             }
         }
         if let Some(additional @ Value::Object(_)) = schema.get("additionalProperties") {
             for _ in 0..self.u.int_in_range(0u8..=3)? {
-                let key = pick(self.u, &self.world.dictionary)?.cloned().unwrap_or_default();
+                let key = pick(self.u, &self.world.dictionary)?
+                    .cloned()
+                    .unwrap_or_default();
                 fields.insert(key, self.value(additional, depth + 1)?);
             }
         }
@@ -463,6 +558,7 @@ fn calls(u: &mut Unstructured<'_>, world: &World) -> ArbitraryResult<Vec<Call>> 
             u: &mut *u,
             world,
             seen: &*seen,
+            hint: String::new(),
         };
         let mut arguments = Map::new();
         for argument in &world.operations[operation].arguments {
@@ -472,6 +568,7 @@ fn calls(u: &mut Unstructured<'_>, world: &World) -> ArbitraryResult<Vec<Call>> 
                 generator.u.arbitrary()?
             };
             if include {
+                generator.hint = argument.name.clone();
                 let value = generator.value(&argument.schema, 0)?;
                 arguments.insert(argument.name.clone(), value);
             }
@@ -552,7 +649,10 @@ fuzz_target!(|data: &[u8]| {
                     assert_ne!(err.code(), ErrorCode::Internal);
                     panic!("verifying the {log:?} audit chain failed: {err}")
                 });
-            assert!(report.broken.is_none(), "{log:?} audit chain broken: {report:?}");
+            assert!(
+                report.broken.is_none(),
+                "{log:?} audit chain broken: {report:?}"
+            );
         }
     }
 });

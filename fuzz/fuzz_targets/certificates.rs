@@ -16,7 +16,10 @@ fuzz_target!(|data: &[u8]| {
     let Ok(certificates) = parse_certificates(data) else {
         return;
     };
-    assert!(!certificates.is_empty(), "a successful parse returned no certificate");
+    assert!(
+        !certificates.is_empty(),
+        "a successful parse returned no certificate"
+    );
     for certificate in &certificates {
         let fingerprint: String = Sha256::digest(&certificate.der)
             .iter()
@@ -25,13 +28,19 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(certificate.fingerprint_sha256, fingerprint);
         let serial = certificate.serial_bytes();
         assert_eq!(
-            serial.iter().map(|b| format!("{b:02x}")).collect::<String>(),
+            serial
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>(),
             certificate.serial_hex
         );
         let again = parse_certificates(certificate.pem.as_bytes())
             .expect("the PEM clm wrote for a parsed certificate parses");
         assert_eq!(again.len(), 1);
-        assert_eq!(&again[0], certificate, "PEM round trip changed the certificate");
+        assert_eq!(
+            &again[0], certificate,
+            "PEM round trip changed the certificate"
+        );
 
         // Only its own key can have signed a self-signed certificate; the
         // answer does not matter, only that nothing panics.

@@ -59,7 +59,10 @@ fuzz_target!(|data: &[u8]| {
             if let Ok(range) = IpRange::parse(text) {
                 let written = format!("{}/{}", range.network(), range.prefix());
                 assert_eq!(IpRange::parse(&written), Ok(range), "{written}");
-                assert_eq!(IpRange::from_mask(range.network(), range.mask()), Some(range));
+                assert_eq!(
+                    IpRange::from_mask(range.network(), range.mask()),
+                    Some(range)
+                );
                 assert!(range.contains(range.network()));
                 assert!(range.covers(&range));
             }

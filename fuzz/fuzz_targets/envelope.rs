@@ -68,9 +68,16 @@ fuzz_target!(|data: &[u8]| {
             let parts: Vec<&str> = aad_parts.iter().map(String::as_str).collect();
             let row = aad(&parts);
             let sealed = seal(&key(), key_version, &plaintext, &row).expect("seal");
-            assert_eq!(sealed_key_version(&sealed.ciphertext).ok(), Some(key_version));
-            let (mut nonce, mut ciphertext, mut row_aad, mut version) =
-                (sealed.nonce.clone(), sealed.ciphertext.clone(), row.clone(), key_version);
+            assert_eq!(
+                sealed_key_version(&sealed.ciphertext).ok(),
+                Some(key_version)
+            );
+            let (mut nonce, mut ciphertext, mut row_aad, mut version) = (
+                sealed.nonce.clone(),
+                sealed.ciphertext.clone(),
+                row.clone(),
+                key_version,
+            );
             for edit in edits {
                 match edit {
                     Edit::Nonce { at, xor } => {

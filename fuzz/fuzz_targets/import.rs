@@ -48,8 +48,10 @@ fuzz_target!(|data: &[u8]| {
     {
         Ok(report) => {
             let parsed = parse_certificates(data).expect("what imported parses");
-            let mut fingerprints: Vec<&str> =
-                parsed.iter().map(|c| c.fingerprint_sha256.as_str()).collect();
+            let mut fingerprints: Vec<&str> = parsed
+                .iter()
+                .map(|c| c.fingerprint_sha256.as_str())
+                .collect();
             fingerprints.sort_unstable();
             fingerprints.dedup();
             assert_eq!(
@@ -68,7 +70,14 @@ fuzz_target!(|data: &[u8]| {
                 .map(|all| all.iter().any(|c| c.not_before == c.not_after))
                 .unwrap_or(false);
             if !zero_length {
-                check_error(if with_key { "import with key" } else { "import" }, &err);
+                check_error(
+                    if with_key {
+                        "import with key"
+                    } else {
+                        "import"
+                    },
+                    &err,
+                );
             }
         }
     }

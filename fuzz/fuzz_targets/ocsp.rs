@@ -140,7 +140,10 @@ fuzz_target!(|data: &[u8]| {
         if *serial == responder.leaves[0] {
             assert_eq!(status, &OcspCertStatus::Good);
         } else if *serial == responder.leaves[1] {
-            assert!(matches!(status, OcspCertStatus::Revoked { .. }), "{status:?}");
+            assert!(
+                matches!(status, OcspCertStatus::Revoked { .. }),
+                "{status:?}"
+            );
         } else {
             assert_eq!(status, &OcspCertStatus::Unknown, "serial {serial:02x?}");
         }

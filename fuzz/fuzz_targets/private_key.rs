@@ -13,7 +13,11 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(text) = std::str::from_utf8(data) {
         let from_pem = KeyPair::from_pem(text);
         if let (Ok(a), Ok(b)) = (&from_pem, &from_der) {
-            assert_eq!(a.public_key_der(), b.public_key_der(), "PEM and DER readers disagree");
+            assert_eq!(
+                a.public_key_der(),
+                b.public_key_der(),
+                "PEM and DER readers disagree"
+            );
         }
     }
     let Ok(key) = from_der else {

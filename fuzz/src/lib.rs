@@ -37,7 +37,9 @@ impl Store {
         let config = ClmConfig::sqlite(dir.join("data"))
             .with_master_key(MasterKeySource::Base64(master_key))
             .with_max_connections(2);
-        let clm = runtime.block_on(Clm::open(config)).expect("open the SQLite store");
+        let clm = runtime
+            .block_on(Clm::open(config))
+            .expect("open the SQLite store");
         Store { runtime, clm, dir }
     }
 }
