@@ -34,6 +34,9 @@ pub mod keyring;
 pub mod logging;
 pub mod model;
 pub mod service;
+// Property tests of the round trips (names, serials, SANs, envelopes, cursors).
+#[cfg(test)]
+mod round_trip_tests;
 // The repositories go around authorization and audit: not for hosts. The
 // `unstable-internals` feature opens them (and `Clm::databases`) to the
 // store-level tests and benches; nothing about them is stable.

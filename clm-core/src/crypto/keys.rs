@@ -418,6 +418,22 @@ impl KeyPair {
                 format!("RSA private key is refused ({reason}); the key must be consistent and use a public exponent of at least 65537"),
             )
         })?;
+        // ring does not check the CRT exponents (dP, dQ) against d; a key
+        // with a wrong one imports and then fails every signature. ring
+        // verifies each signature it makes, so one test signature tells.
+        let mut signature = vec![0u8; pair.public().modulus_len()];
+        pair.sign(
+            &rs::RSA_PKCS1_SHA256,
+            &SystemRandom::new(),
+            b"clm: RSA private key check",
+            &mut signature,
+        )
+        .map_err(|_| {
+            Error::invalid(
+                FIELD,
+                "RSA private key is refused: its CRT exponents (dP, dQ) do not belong to the key",
+            )
+        })?;
         Ok(KeyPair {
             algorithm,
             pkcs8,
@@ -928,6 +944,29 @@ mod tests {
         let other = KeyPair::generate(algorithm).unwrap();
         assert!(!other.matches_public_key(&pair.public_key_der()));
         assert!(!pair.matches_public_key(b"garbage"));
+    }
+
+    #[test]
+    fn rsa_keys_with_a_wrong_crt_exponent_are_refused() {
+        // Found by the private_key fuzz target: ring accepted such a key,
+        // which then failed every signature ("RSA signing failed").
+        let key = KeyPair::generate(KeyAlgorithm::Rsa2048).unwrap();
+        let pkcs8 = key.to_pkcs8_der();
+        let info = pkcs8::PrivateKeyInfoRef::from_der(pkcs8.expose()).unwrap();
+        let good = pkcs1::RsaPrivateKeyRef::from_der(info.private_key.as_bytes()).unwrap();
+        let mut exponent1 = good.exponent1.as_bytes().to_vec();
+        *exponent1.last_mut().unwrap() ^= 0x02;
+        let bad = pkcs1::RsaPrivateKeyRef {
+            exponent1: pkcs1::UintRef::new(&exponent1).unwrap(),
+            ..good
+        }
+        .to_der()
+        .unwrap();
+        let err = KeyPair::from_der(&bad).unwrap_err();
+        assert_eq!(err.code(), crate::ErrorCode::InvalidInput, "{err}");
+        assert!(err.to_string().contains("CRT exponents"), "{err}");
+        // The untouched key still imports.
+        KeyPair::from_der(info.private_key.as_bytes()).unwrap();
     }
 
     #[test]

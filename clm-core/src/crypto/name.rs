@@ -433,8 +433,9 @@ fn split_unescaped(text: &str) -> Result<Vec<&str>> {
 }
 
 fn unescape_value(raw: &str) -> Result<String> {
-    // Unescaped surrounding spaces are not part of the value.
-    let trimmed_start = raw.trim_start();
+    // Unescaped surrounding spaces (U+0020, RFC 4514 §3) are not part of
+    // the value; other Unicode spaces are, as `escape_value` leaves them.
+    let trimmed_start = raw.trim_start_matches(' ');
     if trimmed_start.starts_with('#') {
         return Err(Error::invalid(
             "subject",
@@ -492,6 +493,20 @@ mod tests {
             state: Some("California".into()),
             locality: Some("San José".into()),
             email: Some("ops@example.com".into()),
+        }
+    }
+
+    #[test]
+    fn unicode_spaces_survive_rfc4514_text() {
+        // Found by round_trip_tests: a leading U+00A0 was trimmed away.
+        for value in ["\u{a0}", "\u{a0}Example", "\u{3000}x\u{3000}", "\u{2028}y"] {
+            let name = DistinguishedName {
+                organization: Some(value.into()),
+                ..Default::default()
+            };
+            name.validate().unwrap();
+            let text = name.to_rfc4514();
+            assert_eq!(DistinguishedName::parse(&text).unwrap(), name, "{text:?}");
         }
     }
 
