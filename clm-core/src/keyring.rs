@@ -275,6 +275,12 @@ struct RingState {
 /// that is not retired).
 pub struct KeyRing {
     provider: RwLock<Arc<dyn KeyProvider>>,
+    /// The master key a rotation in progress rewraps the data keys under.
+    /// Its commit makes the rewrapped rows visible before this handle
+    /// switches to it, and a reload in that moment (a concurrent writer)
+    /// must open them: the rows name their master key, and it is chosen by
+    /// that name.
+    incoming: RwLock<Option<Arc<dyn KeyProvider>>>,
     state: RwLock<RingState>,
 }
 
@@ -382,21 +388,26 @@ impl KeyRing {
             rows.push(row);
         }
         tx.commit().await?;
-        let state = Self::state_from_rows(provider.as_ref(), &rows)?;
+        let state = Self::state_from_rows(&|_| Ok(provider.clone()), &rows)?;
         Ok(KeyRing {
             provider: RwLock::new(provider),
+            incoming: RwLock::new(None),
             state: RwLock::new(state),
         })
     }
 
-    fn state_from_rows(provider: &dyn KeyProvider, rows: &[EncryptionKey]) -> Result<RingState> {
+    fn state_from_rows(
+        provider_for: &dyn Fn(&str) -> Result<Arc<dyn KeyProvider>>,
+        rows: &[EncryptionKey],
+    ) -> Result<RingState> {
         let mut keys = HashMap::new();
         let mut active = None;
         for row in rows
             .iter()
             .filter(|r| r.key_status != KeyStatus::Retired && r.deleted_at.is_none())
         {
-            keys.insert(row.id, unwrap_key(provider, row)?);
+            let provider = provider_for(&row.master_key_id)?;
+            keys.insert(row.id, unwrap_key(provider.as_ref(), row)?);
             if row.key_status == KeyStatus::Active {
                 active = Some(row.id);
             }
@@ -416,8 +427,7 @@ impl KeyRing {
     /// its transaction sees the key rows as that transaction does).
     pub async fn reload_on(&self, conn: &mut crate::db::Conn<'_>) -> Result<()> {
         let rows = encryption_keys::list_all(conn).await?;
-        let provider = self.provider()?;
-        let state = Self::state_from_rows(provider.as_ref(), &rows)?;
+        let state = Self::state_from_rows(&|id| self.provider_for(id), &rows)?;
         *self.state.write().map_err(|_| poisoned())? = state;
         Ok(())
     }
@@ -431,7 +441,29 @@ impl KeyRing {
     /// every data key is rewrapped under it).
     pub fn set_provider(&self, provider: Arc<dyn KeyProvider>) -> Result<()> {
         *self.provider.write().map_err(|_| poisoned())? = provider;
+        self.expect_provider(None)
+    }
+
+    /// Names the master key a rotation is about to commit the data keys
+    /// under (None: the rotation is over or failed), so a reload between
+    /// its commit and [`KeyRing::set_provider`] opens the rewrapped rows.
+    pub fn expect_provider(&self, provider: Option<Arc<dyn KeyProvider>>) -> Result<()> {
+        *self.incoming.write().map_err(|_| poisoned())? = provider;
         Ok(())
+    }
+
+    /// The provider for a row wrapped under `master_key_id`: the current
+    /// one, or the incoming one of a rotation when that is the one named
+    /// (anything else fails in `unwrap_key`, naming both keys).
+    pub(crate) fn provider_for(&self, master_key_id: &str) -> Result<Arc<dyn KeyProvider>> {
+        let current = self.provider()?;
+        if current.master_key_id() != master_key_id
+            && let Some(incoming) = self.incoming.read().map_err(|_| poisoned())?.as_ref()
+            && incoming.master_key_id() == master_key_id
+        {
+            return Ok(incoming.clone());
+        }
+        Ok(current)
     }
 
     /// Whether `key_id` is loaded (a usable, non-retired key this ring knows).
@@ -557,7 +589,7 @@ impl KeyRing {
     /// under one (see `service::rotation`) must still be re-sealed, so the
     /// wrapped key stays in its row and is unwrapped here on demand.
     pub fn detach(&self, row: &EncryptionKey) -> Result<DetachedKey> {
-        let provider = self.provider()?;
+        let provider = self.provider_for(&row.master_key_id)?;
         Ok(DetachedKey {
             id: row.id,
             key: unwrap_key(provider.as_ref(), row)?,

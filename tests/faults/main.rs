@@ -1201,3 +1201,74 @@ async fn sqlite_on_a_full_disk_refuses_writes_and_recovers() {
     clm.close().await;
     drop(disk);
 }
+
+/// Between a master-key rotation's commit and the moment its handle
+/// switches to the new key, the key rows already name the new key: a
+/// data-key rotation and an issuance that reload the ring right then (the
+/// race `tests/security/rotation_race.rs` hit on PostgreSQL) must open
+/// them, and nothing may end up wrapped under the old key. Held there by a
+/// callback at `rotation.master_key_committed`. SQLite only: the callback
+/// holds a runtime worker, and on PostgreSQL the driver's work parked on
+/// that worker stalls the other operations until the window has closed
+/// (they then pass without testing it); the keyring code is the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn work_in_the_moment_a_master_key_rotation_switches_uses_the_new_key() {
+    let _scenario = fail::FailScenario::setup();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = ClmConfig::sqlite(dir.path()).with_max_connections(4);
+    {
+        let clm = open(&config, old_master()).await.expect("open");
+        let ca = root_ca(&clm).await.to_string();
+        Operation::Issue.run(&clm, &ca).await.expect("issue");
+
+        let (reached_tx, reached_rx) = std::sync::mpsc::channel::<()>();
+        let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+        let reached_tx = std::sync::Mutex::new(reached_tx);
+        let go_rx = std::sync::Mutex::new(go_rx);
+        fail::cfg_callback("rotation.master_key_committed", move || {
+            let _ = reached_tx.lock().expect("sender").send(());
+            let _ = go_rx
+                .lock()
+                .expect("receiver")
+                .recv_timeout(std::time::Duration::from_secs(20));
+        })
+        .expect("arm");
+        let rotating = {
+            let clm = clm.clone();
+            tokio::spawn(async move {
+                clm.rotate_master_key(&clm.system_actor(), new_master())
+                    .await
+            })
+        };
+        tokio::task::spawn_blocking(move || {
+            reached_rx
+                .recv_timeout(std::time::Duration::from_secs(60))
+                .expect("the rotation reaches its commit")
+        })
+        .await
+        .expect("wait");
+
+        // The rows are under the new key; this handle has not switched yet.
+        Operation::RotateDataKey
+            .run(&clm, "")
+            .await
+            .expect("a data-key rotation in the moment of the switch");
+        Operation::Issue
+            .run(&clm, &ca)
+            .await
+            .expect("an issuance in the moment of the switch");
+        go_tx.send(()).expect("release the rotation");
+        rotating
+            .await
+            .expect("join")
+            .expect("the master-key rotation");
+        fail::remove("rotation.master_key_committed");
+
+        Operation::Issue.run(&clm, &ca).await.expect("issue after");
+        let clm = reopen(clm, &config, new_master()).await;
+        assert_invariants(&clm, &new_master()).await;
+        let refused = open(&config, old_master()).await.expect_err("the old key");
+        assert_eq!(refused.code(), clm::ErrorCode::Configuration, "{refused}");
+        clm.close().await;
+    }
+}

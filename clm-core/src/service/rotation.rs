@@ -282,7 +282,9 @@ impl Clm {
         let old = encryption_keys::get_active(&mut tx.conn())
             .await?
             .ok_or_else(|| Error::Configuration("no active data-encryption key".into()))?;
-        let provider = self.keyring().provider()?;
+        // A master-key rotation may have committed the rows under its new
+        // key a moment before this handle switched to it.
+        let provider = self.keyring().provider_for(&old.master_key_id)?;
         if old.master_key_id != provider.master_key_id() {
             return Err(Error::conflict(format!(
                 "the active data key {} is wrapped by master key {}, not this handle's {}; \
@@ -829,13 +831,18 @@ impl Clm {
         )
         .await?;
         failpoint!("rotation.master_key_written")?;
+        // From the commit on, a concurrent reload reads rows wrapped under
+        // the new key, before this handle switches to it just below.
+        self.keyring().expect_provider(Some(new_provider.clone()))?;
         let committed = match tx.commit().await {
             Ok(()) => failpoint!("rotation.master_key_committed"),
             Err(err) => Err(err),
         };
-        if let Err(err) = committed {
-            self.confirm_master_key_rotation(err, &new_id, count)
-                .await?;
+        if let Err(err) = committed
+            && let Err(err) = self.confirm_master_key_rotation(err, &new_id, count).await
+        {
+            self.keyring().expect_provider(None)?;
+            return Err(err);
         }
         self.keyring().set_provider(new_provider)?;
         self.keyring().reload(&self.databases().secure).await?;
