@@ -100,8 +100,10 @@ async fn issuance_by_32_callers_survives_a_killed_server() {
         caller.await.expect("caller");
     }
 
+    // How many callers the kill caught depends on timing (all may have
+    // been between calls): reported, not asserted. What must hold is below.
     let errors_seen = errors.total() - errors_before_kill;
-    assert!(errors_seen > 0, "callers in flight at the kill got errors");
+    eprintln!("errors after the kill: {errors_seen}");
     let repaired = clm
         .reconcile(&clm.system_actor())
         .await
