@@ -260,7 +260,7 @@ async function everyOperation(dir: string): Promise<void> {
 
   await clm.close()
   void [text, kind, sameCert, authorities, allowed, key, renewed, csrKey, imported, byBusinessId, pem, next, chain, restored,
-    refreshed, reconciled, revocation, released, crlPem, crlEntries, scopedCrl, servedPem, ocspStatus, rotated, masterRotation, keys, rotations, sameOrg, orgs,
+    refreshed, reconciled, revocation, released, crlSize, crlEntries, scopedCrl, servedPem, ocspStatus, rotated, masterRotation, keys, rotations, sameOrg, orgs,
     suspended, sameUser, byName, users, updated, back, unlocked, uri, ended, purged, keyActor, apiKeys, sameRole,
     byCode, roles, widened, granted, samePolicy, byPolicyCode, policies, changed, policyBack, sameWorkflow,
     byWorkflowCode, workflows, expired, theirs, marked, delivered, ran, events, chainReport, against, archive, codes,

@@ -166,6 +166,14 @@ def test_policies_csr_import_search_renewal(handle, pki, tmp_path):
         assert isinstance(report, clm.ImportReport) and len(report.imported) == 3
         again = other.import_certificates(osys, {"pem": from_csr.certificate_pem})
         assert again.imported == [] and len(again.already_present) == 1
+        # A bundle's other PEM blocks are reported, not stored.
+        handle.generate_crl(system, inter.id)
+        crl_pem = handle.latest_crl(system, inter.id).pem
+        mixed = other.import_certificates(osys, {"pem": crl_pem + from_csr.certificate_pem})
+        (skipped,) = mixed.skipped
+        assert isinstance(skipped, clm.SkippedBlock)
+        assert skipped.block == 1 and skipped.label == "X509 CRL" and skipped.reason
+        assert len(mixed.already_present) == 1
         (leaf,) = other.search_certificates(osys, {"san": "csr.example.com"}).items
         assert leaf.source == "imported" and leaf.serial_number == from_csr.serial_number
         assert other.get_certificate_by_certificate_id(osys, leaf.certificate_id).id == leaf.id

@@ -87,7 +87,8 @@ def test_errors_are_one_class_per_code():
         cls = getattr(clm, name)
         assert issubclass(cls, clm.ClmError)
     assert clm.NotFound.code == "NOT_FOUND"
-    assert len(set(names)) == len(names) == 12
+    assert len(set(names)) == len(names) == 13
+    assert clm.StorageFull.code == "STORAGE_FULL"
 
 
 def test_open_errors(tmp_path):
