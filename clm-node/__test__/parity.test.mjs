@@ -76,6 +76,7 @@ test('error codes, version, actors', () => {
   assert.deepEqual(errorCodes(), [
     'NOT_FOUND', 'ALREADY_EXISTS', 'INVALID_INPUT', 'POLICY_VIOLATION', 'PERMISSION_DENIED',
     'CONFLICT', 'CRYPTO', 'DATABASE', 'AUTHENTICATION', 'CONFIGURATION', 'CLOSED', 'INTERNAL',
+    'STORAGE_FULL',
   ])
   assert.match(version(), /^\d+\.\d+\.\d+/)
   assert.equal(Clm.version(), version())
