@@ -267,6 +267,134 @@ print("ok")
     .await;
 }
 
+/// The elements of the DER value at the start of `bytes`: (tag, whole TLV).
+fn der_children(value: &[u8]) -> Vec<(u8, &[u8])> {
+    let mut rest = value;
+    let mut children = Vec::new();
+    while !rest.is_empty() {
+        let (tag, header, len) = der_header(rest);
+        children.push((tag, &rest[..header + len]));
+        rest = &rest[header + len..];
+    }
+    children
+}
+
+/// (tag, header length, content length) of the DER element at the start of `bytes`.
+fn der_header(bytes: &[u8]) -> (u8, usize, usize) {
+    let first = usize::from(bytes[1]);
+    if first < 0x80 {
+        return (bytes[0], 2, first);
+    }
+    let count = first & 0x7f;
+    let len = bytes[2..2 + count]
+        .iter()
+        .fold(0usize, |acc, byte| (acc << 8) | usize::from(*byte));
+    (bytes[0], 2 + count, len)
+}
+
+fn der_content(element: &[u8]) -> &[u8] {
+    let (_, header, len) = der_header(element);
+    &element[header..header + len]
+}
+
+/// Checks a certs-only PKCS #7 bundle: the certificates' SET OF is in DER
+/// order (sorted by the elements' encodings, X.690 §11.6), `openssl` prints
+/// `count` certificates and pyca/cryptography loads them with warnings made
+/// errors (it warns about a SET OF out of order).
+fn assert_der_ordered_pkcs7(dir: &Path, file: &str, bundle: &[u8], count: usize) {
+    // ContentInfo { contentType, [0] { SignedData { version,
+    // digestAlgorithms, encapContentInfo, [0] certificates, signerInfos } } }
+    let content_info = der_children(bundle);
+    assert_eq!(content_info.len(), 1);
+    let fields = der_children(der_content(content_info[0].1));
+    let signed_data = der_children(der_content(fields[1].1));
+    let signed_fields = der_children(der_content(signed_data[0].1));
+    let (tag, certificates) = signed_fields[3];
+    assert_eq!(tag, 0xa0, "certificates [0] IMPLICIT SET OF");
+    let elements: Vec<&[u8]> = der_children(der_content(certificates))
+        .into_iter()
+        .map(|(_, element)| element)
+        .collect();
+    assert_eq!(elements.len(), count);
+    assert!(
+        elements.windows(2).all(|pair| pair[0] <= pair[1]),
+        "{file}: the certificates are not in DER order"
+    );
+    std::fs::write(dir.join(file), bundle).expect("write");
+    let printed = openssl(
+        dir,
+        &["pkcs7", "-inform", "DER", "-in", file, "-print_certs", "-noout"],
+    );
+    assert_eq!(printed.matches("subject=").count(), count, "{printed}");
+    let out = python_ok(
+        dir,
+        &format!(
+            r#"
+import warnings
+warnings.simplefilter("error")
+from cryptography.hazmat.primitives.serialization import pkcs7
+with open("{file}", "rb") as f:
+    certificates = pkcs7.load_der_pkcs7_certificates(f.read())
+assert len(certificates) == {count}, certificates
+print("ok")
+"#
+        ),
+    );
+    assert_eq!(out.trim(), "ok", "{file}");
+}
+
+/// Certificates of one shape differ in their encodings' bytes where the
+/// field-by-field order the `cms` crate sorts by disagrees: a bundle of
+/// several, and the exported chains for each leaf key algorithm, are in DER
+/// order and read by openssl and pyca/cryptography without a warning.
+#[tokio::test]
+async fn pkcs7_certificate_set_is_in_der_order() {
+    on_both_keyed(security(), |clm| async move {
+        let system = clm.system_actor();
+        let (_, intermediate) = hierarchy(&clm, None).await;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path();
+        let mut leaves = Vec::new();
+        for _ in 0..8 {
+            let leaf = leaf(&clm, intermediate.certificate.id, None).await;
+            leaves.push(
+                clm::crypto::parse_certificates(leaf.certificate_pem.as_bytes())
+                    .expect("parse")
+                    .remove(0)
+                    .der,
+            );
+        }
+        let bundle = clm::crypto::pkcs7::certs_only(&leaves).expect("bundle");
+        assert_der_ordered_pkcs7(path, "leaves.p7b", &bundle, leaves.len());
+
+        for algorithm in [
+            KeyAlgorithm::EcdsaP256,
+            KeyAlgorithm::Rsa2048,
+            KeyAlgorithm::EcdsaP384,
+        ] {
+            let leaf = clm
+                .issue_certificate(
+                    &system,
+                    request(
+                        intermediate.certificate.id,
+                        KeySource::Generate(algorithm),
+                        None,
+                    ),
+                )
+                .await
+                .expect("issue")
+                .into_certificate()
+                .expect("issued");
+            let export = clm
+                .export_certificate(&system, leaf.id, CertificateFormat::Pkcs7Der)
+                .await
+                .expect("export");
+            assert_der_ordered_pkcs7(path, &format!("{algorithm:?}.p7b"), &export.data, 3);
+        }
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn pkcs12_modern_and_legacy_open_in_openssl_and_cryptography() {
     on_both_keyed(security(), |clm| async move {
