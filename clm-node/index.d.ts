@@ -2101,6 +2101,11 @@ export type PrivateKeyId = string
 export interface ReconcileReport {
   /** Certificates whose missing `certificate_metadata` row was written. */
   metadata_created: number
+  /**
+   * Requests left `pending_approval` after their workflow had ended
+   * (rejected, cancelled or expired), now settled to match it.
+   */
+  requests_settled: number
 }
 
 /**

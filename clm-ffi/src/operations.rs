@@ -2316,8 +2316,8 @@ pub unsafe extern "C" fn clm_refresh_certificate_statuses(
 /// `arguments_json`: none; pass NULL.
 ///
 /// `actor`: who performs it (not NULL).
-/// `result_json`: the `ReconcileReport` record `{"metadata_created"}` as JSON
-/// text; free it with `clm_string_free`.
+/// `result_json`: the `ReconcileReport` record `{"metadata_created",
+/// "requests_settled"}` as JSON text; free it with `clm_string_free`.
 ///
 /// # Safety
 /// `clm` and `actor` are NULL or live handles; `arguments_json` is NULL or a

@@ -538,6 +538,9 @@ pub(crate) async fn write_metadata_rows(
 pub struct ReconcileReport {
     /// Certificates whose missing `certificate_metadata` row was written.
     pub metadata_created: u64,
+    /// Requests left `pending_approval` after their workflow had ended
+    /// (rejected, cancelled or expired), now settled to match it.
+    pub requests_settled: u64,
 }
 
 impl Clm {
@@ -897,9 +900,11 @@ impl Clm {
     /// missing in core get it, and approved workflow instances whose
     /// issuance was interrupted (the process stopped between the approval
     /// and the certificate, or before recording it) are issued, or
-    /// completed with the certificate their request already has. Safe to
-    /// run at any time and repeatedly: a request is issued once whoever
-    /// issues it.
+    /// completed with the certificate their request already has; requests
+    /// still waiting on a workflow instance that was rejected, cancelled or
+    /// expired (the process stopped between the two databases' writes) are
+    /// settled to match it. Safe to run at any time and repeatedly: a
+    /// request is issued once whoever issues it.
     #[tracing::instrument(skip_all, fields(actor = actor.log_kind(), organization), err(level = "info"))]
     pub async fn reconcile(&self, actor: &Actor) -> Result<ReconcileReport> {
         self.authorize(
@@ -953,6 +958,32 @@ impl Clm {
             for instance in batch {
                 tracing::info!(workflow_instance_id = %instance, "reconcile: finishing an approved workflow instance");
                 self.issue_approved(actor, instance).await?;
+            }
+        }
+        let mut after = None;
+        loop {
+            let batch = {
+                let mut conn = self.databases().secure.acquire().await?;
+                crate::store::certificate_requests::waiting_on_workflow_after(
+                    &mut conn.conn(),
+                    after,
+                    500,
+                )
+                .await?
+            };
+            let Some((last, _)) = batch.last() else { break };
+            after = Some(*last);
+            let instances: Vec<_> = batch.iter().map(|(_, instance)| *instance).collect();
+            let ended = {
+                let mut conn = self.databases().core.acquire().await?;
+                crate::store::workflow_instances::ended_unissued_among(&mut conn.conn(), &instances)
+                    .await?
+            };
+            for instance in ended {
+                tracing::info!(workflow_instance_id = %instance.id, "reconcile: settling the request of an ended workflow instance");
+                if self.settle_ended_request(actor, &instance).await? {
+                    report.requests_settled = report.requests_settled.saturating_add(1);
+                }
             }
         }
         Ok(report)

@@ -694,13 +694,7 @@ impl Clm {
         tx.commit().await?;
         failpoint!("workflow.decided")?;
         if !approve && step_done {
-            self.settle_request(
-                actor,
-                &instance,
-                crate::model::RequestStatus::Rejected,
-                None,
-            )
-            .await?;
+            self.settle_ended_request(actor, &instance).await?;
         }
         if issue {
             self.settle_request(
@@ -860,13 +854,7 @@ impl Clm {
                 .org(instance.organization_id),
         )
         .await?;
-        self.settle_request(
-            actor,
-            &instance,
-            crate::model::RequestStatus::Cancelled,
-            None,
-        )
-        .await?;
+        self.settle_ended_request(actor, &instance).await?;
         self.workflow_instance_view(instance_id).await
     }
 
@@ -897,7 +885,7 @@ impl Clm {
                 continue;
             }
             instance.status = WorkflowStatus::Cancelled;
-            instance.error_message = Some("expired waiting for approval".into());
+            instance.error_message = Some(EXPIRED.into());
             instance.completed_at = Some(now());
             workflow_instances::update(&mut tx.conn(), &instance).await?;
             cancel_open_steps(&mut tx.conn(), instance.id).await?;
@@ -909,13 +897,7 @@ impl Clm {
                     .org(instance.organization_id),
             )
             .await?;
-            self.settle_request(
-                actor,
-                &instance,
-                crate::model::RequestStatus::Expired,
-                Some("expired waiting for approval"),
-            )
-            .await?;
+            self.settle_ended_request(actor, &instance).await?;
             expired = expired.saturating_add(1);
         }
         Ok(expired)
@@ -1051,7 +1033,7 @@ impl Clm {
         instance: &WorkflowInstance,
         status: crate::model::RequestStatus,
         reason: Option<&str>,
-    ) -> Result<()> {
+    ) -> Result<bool> {
         let mut tx = self.databases().secure.begin().await?;
         let mut request = store::get::<crate::store::certificate_requests::CertificateRequests>(
             &mut tx.conn(),
@@ -1059,6 +1041,10 @@ impl Clm {
             false,
         )
         .await?;
+        if request.status == status {
+            // Settled already (reconcile after a run that got this far).
+            return Ok(false);
+        }
         request.status = status;
         if let Some(reason) = reason {
             request.failure_reason = Some(reason.to_string());
@@ -1076,7 +1062,43 @@ impl Clm {
                 ),
         )
         .await?;
-        tx.commit().await
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Settles the request of an instance that ended without an issuance
+    /// (see [`ended_request_status`]); false when there was nothing to do.
+    /// The instance commits first (core), the request after (secure): this
+    /// is also how [`Clm::reconcile`] finishes a run stopped in between.
+    pub(crate) async fn settle_ended_request(
+        &self,
+        actor: &Actor,
+        instance: &WorkflowInstance,
+    ) -> Result<bool> {
+        match ended_request_status(instance) {
+            Some((status, reason)) => self.settle_request(actor, instance, status, reason).await,
+            None => Ok(false),
+        }
+    }
+}
+
+/// Why an instance was cancelled at its deadline; its request keeps it as
+/// the failure reason.
+const EXPIRED: &str = "expired waiting for approval";
+
+/// What the request of an instance that ended without an issuance becomes
+/// (rejected, expired or cancelled); None while the instance may still issue.
+fn ended_request_status(
+    instance: &WorkflowInstance,
+) -> Option<(crate::model::RequestStatus, Option<&'static str>)> {
+    use crate::model::RequestStatus;
+    match instance.status {
+        WorkflowStatus::Rejected => Some((RequestStatus::Rejected, None)),
+        WorkflowStatus::Cancelled if instance.error_message.as_deref() == Some(EXPIRED) => {
+            Some((RequestStatus::Expired, Some(EXPIRED)))
+        }
+        WorkflowStatus::Cancelled => Some((RequestStatus::Cancelled, None)),
+        _ => None,
     }
 }
 

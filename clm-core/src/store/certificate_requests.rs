@@ -114,6 +114,37 @@ pub async fn list_certificate_requests(
     list::<CertificateRequests>(conn, &f, page).await
 }
 
+/// Live requests still `pending_approval` with a workflow instance, after
+/// `after` in id order, with their instance: for the reconcile walk, which
+/// settles those whose instance has already ended.
+pub async fn waiting_on_workflow_after(
+    conn: &mut Conn<'_>,
+    after: Option<crate::model::CertificateRequestId>,
+    limit: u32,
+) -> Result<
+    Vec<(
+        crate::model::CertificateRequestId,
+        crate::model::WorkflowInstanceId,
+    )>,
+> {
+    let after = after.unwrap_or(crate::model::CertificateRequestId(uuid::Uuid::nil()));
+    Ok(crate::on_conn!(conn, |c| sqlx::query_as::<
+        _,
+        (
+            crate::model::CertificateRequestId,
+            crate::model::WorkflowInstanceId,
+        ),
+    >(
+        "SELECT id, workflow_instance_id FROM certificate_requests
+         WHERE status = 'pending_approval' AND workflow_instance_id IS NOT NULL
+           AND deleted_at IS NULL AND id > $1 ORDER BY id LIMIT $2"
+    )
+    .bind(after)
+    .bind(i64::from(limit))
+    .fetch_all(&mut *c)
+    .await)?)
+}
+
 /// Marks a waiting request issued with its certificate, only if it still
 /// waits: of two racing issuances exactly one passes (the other sees 0 rows).
 pub async fn mark_issued_if_waiting(

@@ -4,7 +4,7 @@ use crate::db::Conn;
 use crate::model::{
     OrganizationId, ResourceId, Timestamp, UserId, WorkflowId, WorkflowInstance, WorkflowStatus,
 };
-use crate::store::support::{fetch_all, in_ids_opt, in_texts, require_row};
+use crate::store::support::{fetch_all, in_ids_opt, in_texts, placeholders, require_row};
 use crate::store::{Filter, Page, PageRequest, Value, id_value, list};
 use crate::{Result, exec, table};
 
@@ -108,6 +108,29 @@ pub async fn list_expired_pending(
         &tail,
     )
     .await
+}
+
+/// The instances among `ids` that ended without an issuance (rejected or
+/// cancelled, which includes expired).
+pub async fn ended_unissued_among(
+    conn: &mut Conn<'_>,
+    ids: &[crate::model::WorkflowInstanceId],
+) -> Result<Vec<WorkflowInstance>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let marks = placeholders(conn.dialect(), 1, ids.len());
+    let sql = format!(
+        "SELECT * FROM workflow_instances
+         WHERE status IN ('rejected', 'cancelled') AND id IN ({marks})"
+    );
+    Ok(crate::on_conn!(conn, |c| {
+        let mut query = sqlx::query_as::<_, WorkflowInstance>(sqlx::AssertSqlSafe(sql));
+        for id in ids {
+            query = query.bind(*id);
+        }
+        query.fetch_all(&mut *c).await
+    })?)
 }
 
 /// Ids of live instances in status `approved` after `after`, in id order:

@@ -970,6 +970,7 @@ class PoolStats(Record):
 
 class ReconcileReport(Record):
     metadata_created: int
+    requests_settled: int
 
 
 class Role(Record):

@@ -1333,9 +1333,10 @@ class PoolStats(Record):
 class ReconcileReport(Record):
     """What a reconcile run repaired."""
 
-    _fields = ('metadata_created',)
+    _fields = ('metadata_created', 'requests_settled',)
 
     metadata_created: int
+    requests_settled: int
 
 
 class Role(Record):
