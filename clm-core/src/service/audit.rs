@@ -823,11 +823,17 @@ impl Clm {
         // Write the file first: if it fails, nothing is deleted.
         let mut out = std::fs::OpenOptions::new()
             .create(true)
+            .read(true)
             .append(true)
             .open(file)
             .map_err(|err| {
                 Error::invalid("file", format!("cannot open {}: {err}", file.display()))
             })?;
+        let first_kept = audit_store::walk(&mut tx.conn(), kind, 0, 1)
+            .await?
+            .first()
+            .map_or(0, |event| event.sequence_number);
+        let written_before = lines_of_an_unfinished_run(&mut out, file, first_kept)?;
         let mut after = 0i64;
         let mut anchor = GENESIS_HASH.to_string();
         let mut archived = 0u64;
@@ -841,10 +847,12 @@ impl Clm {
                 break;
             }
             for event in &batch {
-                let line = serde_json::to_string(event)?;
-                writeln!(out, "{line}").map_err(|err| {
-                    Error::invalid("file", format!("cannot write {}: {err}", file.display()))
-                })?;
+                if !written_before.contains(&event.row_hash) {
+                    let line = serde_json::to_string(event)?;
+                    writeln!(out, "{line}").map_err(|err| {
+                        Error::invalid("file", format!("cannot write {}: {err}", file.display()))
+                    })?;
+                }
                 anchor = event.row_hash.clone();
                 after = event.sequence_number;
                 archived = archived.saturating_add(1);
@@ -877,6 +885,67 @@ impl Clm {
             file: file.display().to_string(),
         })
     }
+}
+
+/// The row hashes of the lines of archive `file` from sequence `first_kept`
+/// on: rows still in the database, so written by a run that stopped before
+/// its commit deleted them; the run again appends only what they lack, and
+/// no row is in the file twice. A torn last line (the process stopped
+/// mid-write) is cut off, so the next line starts whole. Reads the whole
+/// file: archives are appended to rarely, and a partial run may have
+/// stopped anywhere in them.
+fn lines_of_an_unfinished_run(
+    out: &mut std::fs::File,
+    file: &Path,
+    first_kept: i64,
+) -> Result<std::collections::HashSet<String>> {
+    use std::io::{BufRead, Seek};
+
+    /// The fields of an archived [`AuditEvent`] this check needs.
+    #[derive(serde::Deserialize)]
+    struct ArchivedLine {
+        sequence_number: i64,
+        row_hash: String,
+    }
+
+    let read_error = |err: std::io::Error| {
+        Error::invalid("file", format!("cannot read {}: {err}", file.display()))
+    };
+    out.seek(std::io::SeekFrom::Start(0)).map_err(read_error)?;
+    let mut reader = std::io::BufReader::new(&*out);
+    let mut written = std::collections::HashSet::new();
+    let mut whole: u64 = 0;
+    let mut line = Vec::new();
+    for number in 1u64.. {
+        line.clear();
+        let read = reader.read_until(b'\n', &mut line).map_err(read_error)?;
+        if read == 0 || line.last() != Some(&b'\n') {
+            break;
+        }
+        let archived: ArchivedLine = serde_json::from_slice(&line).map_err(|err| {
+            Error::invalid(
+                "file",
+                format!(
+                    "{} is not an audit archive (line {number}: {err})",
+                    file.display()
+                ),
+            )
+        })?;
+        if archived.sequence_number >= first_kept {
+            written.insert(archived.row_hash);
+        }
+        whole = whole.saturating_add(u64::try_from(read).unwrap_or(u64::MAX));
+    }
+    drop(reader);
+    if out.metadata().map_err(read_error)?.len() > whole {
+        out.set_len(whole).map_err(|err| {
+            Error::invalid(
+                "file",
+                format!("cannot cut the torn last line of {}: {err}", file.display()),
+            )
+        })?;
+    }
+    Ok(written)
 }
 
 /// The largest `older_than_days` an archive run takes (a century): larger
