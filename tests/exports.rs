@@ -323,7 +323,15 @@ fn assert_der_ordered_pkcs7(dir: &Path, file: &str, bundle: &[u8], count: usize)
     std::fs::write(dir.join(file), bundle).expect("write");
     let printed = openssl(
         dir,
-        &["pkcs7", "-inform", "DER", "-in", file, "-print_certs", "-noout"],
+        &[
+            "pkcs7",
+            "-inform",
+            "DER",
+            "-in",
+            file,
+            "-print_certs",
+            "-noout",
+        ],
     );
     assert_eq!(printed.matches("subject=").count(), count, "{printed}");
     let out = python_ok(

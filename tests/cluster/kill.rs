@@ -11,7 +11,7 @@ use clm::Clm;
 use clm::model::{CertificateId, KeyStatus, RotationStatus};
 use clm::service::rotation::{RotationOptions, RotationProgress};
 
-use crate::common::cluster_invariants::{assert_invariants, assert_issued_with_keys};
+use crate::common::invariants::{assert_invariants, assert_issued_with_keys};
 use crate::wf_support::{leaf, policy, root_ca, rules};
 use crate::{ErrorTally, config_at, primary};
 
@@ -115,7 +115,7 @@ async fn issuance_by_32_callers_survives_a_killed_server() {
         .map(|(id, _)| *id)
         .collect();
     assert_issued_with_keys(&clm, &ids).await;
-    let counts = assert_invariants(&clm).await;
+    let counts = assert_invariants(&clm, &crate::common::test_master_key()).await;
     eprintln!(
         "kill during issuance: {} issued before, {} while down, {} after the restart; \
          errors {:?}; reconcile wrote {} metadata rows; {counts:?}",
@@ -195,7 +195,7 @@ async fn a_data_key_rotation_killed_midway_resumes_to_the_end() {
 
     clm.reconcile(&system).await.expect("reconcile");
     assert_issued_with_keys(&clm, &ids).await;
-    let counts = assert_invariants(&clm).await;
+    let counts = assert_invariants(&clm, &crate::common::test_master_key()).await;
     eprintln!("kill during rotation: resumed {resumed:?}; {counts:?}");
     clm.close().await;
 }

@@ -7,11 +7,12 @@
 //!   connection, mid-transaction, while callers issue;
 //! - `replica`: a real streaming replica (`pg_basebackup -R`) behind
 //!   `with_read_replicas`, stopped while clm runs;
+//! - `disk_full`: the data directory on a small tmpfs, filled and freed;
 //! - `processes`: two and four processes (this test binary run again as
 //!   workers) sharing one PostgreSQL.
 //!
 //! Each ends with `reconcile` and the invariant check of
-//! `common::cluster_invariants`. Without PostgreSQL's server programs the
+//! `common::invariants` (shared with tests/faults). Without PostgreSQL's server programs the
 //! tests skip with the reason; with `CI` set they fail instead. Larger runs
 //! are `#[ignore]`d here and live in `scripts/soak`.
 
@@ -20,6 +21,7 @@ mod common;
 #[path = "../wf_support/mod.rs"]
 mod wf_support;
 
+mod disk_full;
 mod kill;
 mod processes;
 mod proxy;

@@ -25,7 +25,7 @@ use clm::service::policies::PolicyUpdate;
 use clm::store::now;
 use clm::{Clm, ClmConfig, ErrorCode};
 
-use crate::common::cluster_invariants::{assert_invariants, assert_issued_with_keys};
+use crate::common::invariants::{assert_invariants, assert_issued_with_keys};
 use crate::common::{PgTestDb, test_master_key};
 use crate::wf_support::{leaf, org, pending, policy, root_ca, rules, security, user_in};
 
@@ -447,7 +447,7 @@ async fn check_processes(db: &PgTestDb, workers: usize, iterations: usize) {
     );
     clm.reconcile(&system).await.expect("reconcile");
     assert_issued_with_keys(&clm, &issued).await;
-    let counts = assert_invariants(&clm).await;
+    let counts = assert_invariants(&clm, &crate::common::test_master_key()).await;
     eprintln!(
         "{workers} processes: {} certificates, {crls} CRLs (numbers {:?}..={:?}), {} approvals, \
          {renewals} renewals, lifecycle runs {} ran / {} found the lease taken; {counts:?}",

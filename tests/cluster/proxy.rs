@@ -16,7 +16,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
 use crate::common::PgTestDb;
-use crate::common::cluster_invariants::{assert_invariants, assert_issued_with_keys};
+use crate::common::invariants::{assert_invariants, assert_issued_with_keys};
 use crate::wf_support::{leaf, policy, root_ca, rules};
 use crate::{ErrorTally, config_at};
 
@@ -258,7 +258,7 @@ async fn the_pools_recover_from_connections_cut_mid_transaction() {
         .map(|(id, _)| *id)
         .collect();
     assert_issued_with_keys(&clm, &ids).await;
-    let counts = assert_invariants(&clm).await;
+    let counts = assert_invariants(&clm, &crate::common::test_master_key()).await;
     eprintln!(
         "proxy: {} connections, {} cut; {} certificates issued, {} CRLs; errors {:?}; \
          reconcile wrote {} metadata rows; {counts:?}",

@@ -13,7 +13,7 @@ use clm::service::inventory::CertificateSearch;
 use clm::store::PageRequest;
 use clm::{Clm, ClmConfig};
 
-use crate::common::cluster_invariants::assert_invariants;
+use crate::common::invariants::assert_invariants;
 use crate::common::pg_cluster::PgCluster;
 use crate::wf_support::{leaf, org, policy, root_ca, rules};
 use crate::{config_at, primary};
@@ -197,7 +197,7 @@ async fn reports_read_the_replica_and_fall_back_to_the_primary_when_it_stops() {
         vec![back.id]
     );
 
-    assert_invariants(&clm).await;
+    assert_invariants(&clm, &crate::common::test_master_key()).await;
     clm.close().await;
     drop(replica);
 }

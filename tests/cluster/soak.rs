@@ -24,7 +24,7 @@ use clm::store::PageRequest;
 use clm::store::audit::{AuditFilter, AuditLogKind};
 use clm::{Clm, ClmConfig};
 
-use crate::common::cluster_invariants::assert_invariants;
+use crate::common::invariants::assert_invariants;
 use crate::common::{PgTestDb, test_master_key};
 use crate::wf_support::{org, policy, root_ca, rules, security, user_in};
 
@@ -451,7 +451,7 @@ async fn run_soak(db: &PgTestDb, minutes: f64, processes: usize) {
         );
     }
     let repaired = clm.reconcile(&clm.system_actor()).await.expect("reconcile");
-    let counts = assert_invariants(&clm).await;
+    let counts = assert_invariants(&clm, &crate::common::test_master_key()).await;
     report += &format!(
         "reconcile wrote {} metadata rows; invariants hold: {counts:?}\n",
         repaired.metadata_created

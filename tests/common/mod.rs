@@ -6,8 +6,9 @@
 //! When it is unreachable the PostgreSQL half is skipped loudly, or fails when `CI` is set.
 #![allow(dead_code)]
 
-pub mod cluster_invariants;
+pub mod invariants;
 pub mod pg_cluster;
+pub mod small_disk;
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;

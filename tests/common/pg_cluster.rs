@@ -89,10 +89,32 @@ impl PgCluster {
     /// [`BASE_SETTINGS`]) and `hba` as the whole pg_hba.conf. Not started:
     /// the caller may add files to [`PgCluster::data_dir`] first.
     pub fn init(bin: PathBuf, settings: &str, hba: &str) -> Result<PgCluster, String> {
+        PgCluster::init_at(bin, None, settings, hba)
+    }
+
+    /// As [`PgCluster::init`], with the data directory in `parent` (a small
+    /// filesystem, for the disk-full test) and the WAL (`initdb --waldir`)
+    /// in the cluster's temporary directory: a full data directory fails
+    /// the statement that needs space, where a full WAL stops the server.
+    pub fn init_with_data_in(
+        bin: PathBuf,
+        parent: &Path,
+        settings: &str,
+        hba: &str,
+    ) -> Result<PgCluster, String> {
+        PgCluster::init_at(bin, Some(parent), settings, hba)
+    }
+
+    fn init_at(
+        bin: PathBuf,
+        data_parent: Option<&Path>,
+        settings: &str,
+        hba: &str,
+    ) -> Result<PgCluster, String> {
         let dir = tempfile::tempdir().map_err(|err| format!("tempdir: {err}"))?;
         let cluster = PgCluster {
             bin,
-            data: dir.path().join("data"),
+            data: data_parent.unwrap_or(dir.path()).join("data"),
             port: free_port()?,
             as_postgres: is_root(),
             running: AtomicBool::new(false),
@@ -100,10 +122,13 @@ impl PgCluster {
         };
         cluster.give(cluster.dir.path())?;
         let data = cluster.data_arg();
-        cluster.run(
-            "initdb",
-            &["-D", &data, "-U", "postgres", "-A", "trust", "--no-sync"],
-        )?;
+        let mut args = vec!["-D", &data, "-U", "postgres", "-A", "trust", "--no-sync"];
+        let waldir = cluster.dir.path().join("wal").display().to_string();
+        if let Some(parent) = data_parent {
+            cluster.give(parent)?;
+            args.extend(["--waldir", &waldir]);
+        }
+        cluster.run("initdb", &args)?;
         cluster.configure(settings, hba)?;
         Ok(cluster)
     }

@@ -4,11 +4,10 @@
 //! child process: this test binary run again on the same test, told by
 //! `CLM_FAULT_POINT` where to abort). Then the databases are reopened, the
 //! repair runs (`reconcile`, the interrupted rotation resumed, the CRL or
-//! archive run again) and [`invariants::assert_invariants`] must hold.
+//! archive run again) and [`common::invariants::assert_invariants`] must hold.
 
 #[path = "../common/mod.rs"]
 mod common;
-mod invariants;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -16,8 +15,8 @@ use std::process::Command;
 use clm::crypto::{DistinguishedName, KeyAlgorithm, SecretString};
 use clm::db::DatabaseConfig;
 use clm::model::{
-    CertificateId, CertificateKind, KeyStatus, RevocationReason, RotationStatus,
-    SubjectAlternativeName, WorkflowInstanceId, WorkflowStatus,
+    CertificateId, CertificateKind, CertificateRequestId, KeyStatus, RequestStatus,
+    RevocationReason, RotationStatus, SubjectAlternativeName, WorkflowInstanceId, WorkflowStatus,
 };
 use clm::query::AuditLogKind;
 use clm::service::access::ROLE_APPROVER;
@@ -28,11 +27,13 @@ use clm::service::issuance::{IssuanceOutcome, IssueRequest, KeySource};
 use clm::service::maintenance::MaintainOptions;
 use clm::service::policies::NewPolicy;
 use clm::service::rotation::RotationOptions;
+use clm::store::certificate_requests::CertificateRequests;
 use clm::store::certificates::Certificates;
 use clm::store::{Filter, count};
 use clm::{Actor, Clm, ClmConfig, MasterKeySource, SecuritySettings};
+use common::invariants::assert_invariants;
+use common::small_disk::{SmallDisk, fill};
 use common::{master_key, on_both_configs, unique};
-use invariants::assert_invariants;
 
 /// Set in a child process: the failpoint to abort at.
 const POINT_ENV: &str = "CLM_FAULT_POINT";
@@ -88,6 +89,8 @@ enum Operation {
     GenerateCrl,
     /// Approve a waiting workflow instance (argument: instance id, approver id).
     Approve,
+    /// Reject a waiting workflow instance (argument: instance id, approver id).
+    Reject,
     /// Archive the whole secure audit chain (argument: the archive file).
     ArchiveAudit,
     /// `maintain` (ANALYZE only).
@@ -138,13 +141,13 @@ impl Operation {
                 let ca = CertificateId(argument.parse().expect("CA id"));
                 clm.generate_crl(&system, ca, None).await.map(|_| ())
             }
-            Operation::Approve => {
+            Operation::Approve | Operation::Reject => {
                 let (instance, approver) = argument.split_once(' ').expect("two ids");
                 let instance = WorkflowInstanceId(instance.parse().expect("instance id"));
                 let approver = clm
                     .actor_for_user(clm::model::UserId(approver.parse().expect("user id")))
                     .await?;
-                clm.decide_approval(&approver, instance, true, None)
+                clm.decide_approval(&approver, instance, self == Operation::Approve, None)
                     .await
                     .map(|_| ())
             }
@@ -876,6 +879,83 @@ async fn approval_interrupted_ends_with_one_certificate() {
     .await;
 }
 
+/// The status of the request `instance` carries.
+async fn request_status(clm: &Clm, instance: WorkflowInstanceId) -> RequestStatus {
+    let view = clm
+        .get_workflow_instance(&clm.system_actor(), instance)
+        .await
+        .expect("instance");
+    let mut conn = clm.databases().secure.acquire().await.expect("conn");
+    clm::store::get::<CertificateRequests>(
+        &mut conn.conn(),
+        CertificateRequestId(view.instance.subject_id.as_uuid()),
+        false,
+    )
+    .await
+    .expect("request")
+    .status
+}
+
+/// A rejection commits the instance (core) before it settles the request
+/// (secure): stopped in between, the request waits forever unless
+/// reconcile finishes it.
+#[tokio::test]
+async fn rejection_interrupted_rejects_the_request_on_reconcile() {
+    const TEST: &str = "rejection_interrupted_rejects_the_request_on_reconcile";
+    if child(Operation::Reject).await {
+        return;
+    }
+    let _scenario = fail::FailScenario::setup();
+    on_both_configs(|config| async move {
+        let mut clm = open(&config, old_master()).await.expect("open");
+        let ca = root_ca(&clm).await;
+        for fault in BOTH {
+            let (instance, approver) = waiting_request(&clm, ca).await;
+            let argument = format!(
+                "{} {}",
+                instance.as_uuid(),
+                approver.user_id().expect("user").as_uuid()
+            );
+            let outcome = inject(
+                TEST,
+                *fault,
+                "workflow.decided",
+                Operation::Reject,
+                &clm,
+                &config,
+                &argument,
+            )
+            .await;
+            if let Some(outcome) = outcome {
+                outcome.expect_err("never a false success");
+            }
+            clm = reopen(clm, &config, old_master()).await;
+            let view = clm
+                .get_workflow_instance(&clm.system_actor(), instance)
+                .await
+                .expect("instance");
+            assert_eq!(view.instance.status, WorkflowStatus::Rejected, "{fault:?}");
+            assert_eq!(
+                request_status(&clm, instance).await,
+                RequestStatus::PendingApproval,
+                "{fault:?}: the fault stops between the two writes"
+            );
+            let report = clm.reconcile(&clm.system_actor()).await.expect("reconcile");
+            assert_eq!(report.requests_settled, 1, "{fault:?}");
+            assert_eq!(
+                request_status(&clm, instance).await,
+                RequestStatus::Rejected,
+                "{fault:?}"
+            );
+            let again = clm.reconcile(&clm.system_actor()).await.expect("again");
+            assert_eq!(again.requests_settled, 0, "{fault:?}: settled once");
+            assert_invariants(&clm, &old_master()).await;
+        }
+        clm.close().await;
+    })
+    .await;
+}
+
 // -------------------------------------------------------------------- audit
 
 #[tokio::test]
@@ -945,13 +1025,29 @@ async fn audit_archive_interrupted_keeps_the_chain() {
                     .expect("archive again");
                 assert!(report.archived > 0, "{fault:?} at {point}");
                 assert_invariants(&clm, &old_master()).await;
-                // Every line whole (no torn write), every archived row in the file.
+                // Every line whole (no torn write), no row twice, each line
+                // linked to the one before and hashing to its row_hash, every
+                // archived row in the file.
                 let text = std::fs::read_to_string(&file).expect("archive file");
                 let mut sequences = std::collections::BTreeSet::new();
+                let mut previous: Option<String> = None;
                 for line in text.lines() {
-                    let event: serde_json::Value =
+                    let event: clm::model::AuditEvent =
                         serde_json::from_str(line).expect("whole JSON lines");
-                    sequences.insert(event["sequence_number"].as_i64().expect("sequence"));
+                    assert!(
+                        sequences.insert(event.sequence_number),
+                        "{fault:?} at {point}: row {} archived twice",
+                        event.sequence_number
+                    );
+                    assert_eq!(
+                        clm::service::audit::row_hash(&event),
+                        event.row_hash,
+                        "{fault:?} at {point}"
+                    );
+                    if let Some(previous) = &previous {
+                        assert_eq!(&event.previous_hash, previous, "{fault:?} at {point}");
+                    }
+                    previous = Some(event.row_hash);
                 }
                 let through = report.through_sequence.expect("through");
                 assert!(
@@ -1057,58 +1153,6 @@ async fn sqlite_syncs_the_secure_database_fully() {
     clm.close().await;
 }
 
-/// A small tmpfs of its own, unmounted when dropped.
-struct SmallDisk {
-    dir: tempfile::TempDir,
-}
-
-impl SmallDisk {
-    /// None (after saying why) when this machine cannot mount one; CI must.
-    fn mount(megabytes: u32) -> Option<SmallDisk> {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let output = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={megabytes}m"), "tmpfs"])
-            .arg(dir.path())
-            .output();
-        match output {
-            Ok(output) if output.status.success() => Some(SmallDisk { dir }),
-            other => {
-                let why = format!("cannot mount a tmpfs for the disk-full test: {other:?}");
-                if std::env::var("CI").is_ok_and(|v| !v.is_empty()) {
-                    panic!("{why} (CI is set: it must run)");
-                }
-                eprintln!("SKIPPING the SQLite disk-full test: {why}");
-                None
-            }
-        }
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-}
-
-impl Drop for SmallDisk {
-    /// Lazily: a failed test may still hold the database files open.
-    fn drop(&mut self) {
-        let _ = Command::new("umount")
-            .arg("-l")
-            .arg(self.dir.path())
-            .status();
-    }
-}
-
-/// Fills the disk holding `dir` with one file until a write fails.
-fn fill(dir: &Path) -> PathBuf {
-    use std::io::Write;
-    let path = dir.join("filler");
-    let mut file = std::fs::File::create(&path).expect("filler");
-    let block = vec![0x5a_u8; 4096];
-    while file.write_all(&block).is_ok() {}
-    let _ = file.sync_all();
-    path
-}
-
 async fn integrity(clm: &Clm) {
     for pool in [&clm.databases().secure, &clm.databases().core] {
         let mut conn = pool.acquire().await.expect("conn");
@@ -1129,7 +1173,7 @@ async fn sqlite_on_a_full_disk_refuses_writes_and_recovers() {
     }
     // Failpoints are global to the process: no other test's may fire here.
     let _scenario = fail::FailScenario::setup();
-    let Some(disk) = SmallDisk::mount(16) else {
+    let Some(disk) = SmallDisk::mount(16, "the SQLite disk-full test") else {
         return;
     };
     let config = ClmConfig::sqlite(disk.path().join("clm")).with_max_connections(4);
