@@ -12,8 +12,7 @@
 use chrono::{DateTime, Utc};
 use der::{Decode, Encode};
 use rustls_pki_types::{
-    AlgorithmIdentifier, CertificateDer, InvalidSignature, SignatureVerificationAlgorithm,
-    UnixTime,
+    AlgorithmIdentifier, CertificateDer, InvalidSignature, SignatureVerificationAlgorithm, UnixTime,
 };
 use sha2::{Digest, Sha256};
 use x509_cert::Certificate;

@@ -396,6 +396,8 @@ pub struct GroupCommit {
     /// A writer task is spawned and has not drained the queue yet: jobs
     /// queued now are its, and need no other task.
     waiting: std::sync::atomic::AtomicBool,
+    /// The audit chains' heads as the writer left them.
+    heads: crate::service::audit::RememberedHeads,
 }
 
 impl std::fmt::Debug for GroupCommit {
@@ -483,7 +485,13 @@ async fn write_secure_rows(
             entries.push((*actor, key_use.clone()));
         }
     }
-    append_many_chain_held(conn, AuditLogKind::Secure, entries).await?;
+    append_many_chain_held(
+        conn,
+        AuditLogKind::Secure,
+        entries,
+        &clm.group_commit().heads,
+    )
+    .await?;
     let ocsp_responses: Vec<crate::store::ocsp_responses::OcspResponseRecord> = writes
         .iter()
         .filter_map(|(_, w)| w.issuance.ocsp_response.as_deref().cloned())
@@ -505,6 +513,7 @@ async fn write_secure_rows(
 /// The jobs' metadata and one core audit row per job (in a transaction
 /// begun by `Pool::begin_core_half`: it holds the chain).
 async fn write_core_rows(
+    clm: &Clm,
     conn: &mut crate::db::Conn<'_>,
     jobs: &[WriteJob],
     rows: &[Certificate],
@@ -518,7 +527,7 @@ async fn write_core_rows(
             (&job.actor, metadata_audit(certificates))
         })
         .collect();
-    append_many_chain_held(conn, AuditLogKind::Core, entries).await?;
+    append_many_chain_held(conn, AuditLogKind::Core, entries, &clm.group_commit().heads).await?;
     Ok(())
 }
 
@@ -895,7 +904,7 @@ impl Clm {
             Ok(tx)
         };
         let core = |mut tx: crate::db::Tx| async move {
-            write_core_rows(&mut tx.conn(), jobs, rows).await?;
+            write_core_rows(self, &mut tx.conn(), jobs, rows).await?;
             Ok(tx)
         };
         self.commit_secure_then_core(secure, core, writer)

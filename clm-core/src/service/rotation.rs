@@ -1270,7 +1270,12 @@ mod tests {
             let statuses = clm.key_status(&clm.system_actor()).await.expect("status");
             assert_eq!(status_of(&statuses, old).key.key_status, KeyStatus::Retired);
 
-            let mut tx = clm.databases().secure.begin_secure_half().await.expect("begin");
+            let mut tx = clm
+                .databases()
+                .secure
+                .begin_secure_half()
+                .await
+                .expect("begin");
             crate::store::certificates::insert_many(&mut tx.conn(), std::slice::from_ref(&row))
                 .await
                 .expect("certificate");
