@@ -736,6 +736,53 @@ async fn audit_logs_append_list_walk() {
     .await;
 }
 
+/// The certificate writer's append after the head it remembers goes in
+/// only when that row (sequence number and hash) is the chain's last; a
+/// stale guess writes nothing, so the caller reads the head and chains
+/// again. SQLite always declines (its head read costs no round trip).
+#[tokio::test]
+async fn audit_appends_after_a_remembered_head_only_when_it_is_the_head() {
+    on_both(|db: Databases| async move {
+        for (kind, pool) in [
+            (AuditLogKind::Secure, db.secure.clone()),
+            (AuditLogKind::Core, db.core.clone()),
+        ] {
+            let mut pooled = pool.acquire().await.unwrap();
+            let mut c = pooled.conn();
+            for seq in 1..=3 {
+                audit::append(&mut c, kind, &audit_event(seq, None))
+                    .await
+                    .unwrap();
+            }
+            // Another hash at the head (a rolled-back append's), a row
+            // below the head, a row that does not exist.
+            for stale in [(3, "h3-rolled-back"), (2, "h2"), (4, "h4")] {
+                let went_in =
+                    audit::append_many_after(&mut c, kind, stale, &[audit_event(4, None)])
+                        .await
+                        .unwrap();
+                assert!(!went_in, "{kind:?} after {stale:?}");
+            }
+            let head = audit::last(&mut c, kind).await.unwrap().unwrap();
+            assert_eq!(head.sequence_number, 3);
+            let went_in = audit::append_many_after(
+                &mut c,
+                kind,
+                (3, "h3"),
+                &[audit_event(4, None), audit_event(5, None)],
+            )
+            .await
+            .unwrap();
+            let postgres = c.dialect() == clm::db::Dialect::Postgres;
+            assert_eq!(went_in, postgres, "{kind:?}");
+            let expected = if postgres { 5 } else { 3 };
+            let head = audit::last(&mut c, kind).await.unwrap().unwrap();
+            assert_eq!(head.sequence_number, expected);
+        }
+    })
+    .await;
+}
+
 /// The SAN search and the lookups by owner, policy and predecessor are
 /// answered by their indexes on PostgreSQL (the SAN index is a GIN over
 /// containment; the others are partial, holding only non-NULL values).

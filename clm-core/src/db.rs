@@ -124,11 +124,21 @@ impl Lock {
     }
 }
 
-/// `BEGIN` plus [`Lock::DataKeys`] taken shared, as one simple query (the
-/// key is written out: a simple query takes no parameters; a test checks
-/// it is the lock's).
+/// The secure half of a cross-database write as one simple query (the keys
+/// are written out: a simple query takes no parameters; a test checks they
+/// are the locks'): `BEGIN`, [`Lock::DataKeys`] shared (it writes sealed
+/// values) and [`Lock::SecureAuditChain`], so the core half can start at
+/// once without breaking the secure-then-core lock order.
 #[cfg(feature = "postgres")]
-const BEGIN_SEALING_POSTGRES: &str = "BEGIN; SELECT pg_advisory_xact_lock_shared(1668050194)";
+const BEGIN_SECURE_HALF_POSTGRES: &str = "BEGIN; SELECT pg_advisory_xact_lock_shared(1668050194); SELECT pg_advisory_xact_lock(1668050177)";
+
+/// The core half of a cross-database write: [`Lock::CoreAuditChain`], and a
+/// commit that does not wait for its WAL flush. It commits after the secure
+/// half's durable commit; a crash that loses it loses only metadata that
+/// [`crate::Clm::reconcile`] rebuilds from the durable certificates.
+#[cfg(feature = "postgres")]
+const BEGIN_CORE_HALF_POSTGRES: &str =
+    "BEGIN; SET LOCAL synchronous_commit = off; SELECT pg_advisory_xact_lock(1668050178)";
 
 /// A connection pool of either backend.
 #[derive(Debug, Clone)]
@@ -424,20 +434,50 @@ impl Pool {
         Ok(trace.begun(None, inner))
     }
 
-    /// A write transaction of sealed values: [`Pool::begin`] holding
-    /// [`Lock::DataKeys`] shared from its first statement. On PostgreSQL the
-    /// lock rides in the `BEGIN` itself (one simple query), so a writer pays
-    /// no round trip for it.
-    pub(crate) async fn begin_sealing(&self) -> Result<Tx> {
+    /// The secure half of a cross-database write, a writer of sealed values:
+    /// [`Pool::begin`] holding [`Lock::DataKeys`] shared and
+    /// [`Lock::SecureAuditChain`] from its first statement. On PostgreSQL
+    /// the locks ride in the `BEGIN` itself (one simple query), so a writer
+    /// pays no round trip for them.
+    pub(crate) async fn begin_secure_half(&self) -> Result<Tx> {
+        self.begin_with_locks(
+            #[cfg(feature = "postgres")]
+            BEGIN_SECURE_HALF_POSTGRES,
+            Lock::SecureAuditChain,
+        )
+        .await
+    }
+
+    /// The core half of a cross-database write, holding
+    /// [`Lock::CoreAuditChain`] from its `BEGIN`; on PostgreSQL its commit
+    /// does not wait for the WAL flush (see `BEGIN_CORE_HALF_POSTGRES`).
+    pub(crate) async fn begin_core_half(&self) -> Result<Tx> {
+        self.begin_with_locks(
+            #[cfg(feature = "postgres")]
+            BEGIN_CORE_HALF_POSTGRES,
+            Lock::CoreAuditChain,
+        )
+        .await
+    }
+
+    async fn begin_with_locks(
+        &self,
+        #[cfg(feature = "postgres")] begin_postgres: &'static str,
+        lock: Lock,
+    ) -> Result<Tx> {
         match self {
             #[cfg(feature = "postgres")]
             Pool::Postgres(p) => {
                 let trace = TxTrace::begin(true);
-                let inner = TxInner::Postgres(p.begin_with(BEGIN_SEALING_POSTGRES).await?);
-                Ok(trace.begun(Some(Lock::DataKeys), inner))
+                let inner = TxInner::Postgres(p.begin_with(begin_postgres).await?);
+                Ok(trace.begun(Some(lock), inner))
             }
+            // SQLite's `BEGIN IMMEDIATE` holds the file's write lock.
             #[cfg(feature = "sqlite")]
-            Pool::Sqlite(_) => self.begin().await,
+            Pool::Sqlite(_) => {
+                let _ = lock;
+                self.begin().await
+            }
         }
     }
 
@@ -1292,11 +1332,21 @@ mod tests {
 
     #[cfg(feature = "postgres")]
     #[test]
-    fn the_sealing_begin_takes_the_data_key_lock() {
-        let key = Lock::DataKeys.key().to_string();
+    fn the_cross_database_halves_take_their_chain_locks() {
+        let data_keys = Lock::DataKeys.key();
+        let secure = Lock::SecureAuditChain.key();
+        let core = Lock::CoreAuditChain.key();
         assert_eq!(
-            BEGIN_SEALING_POSTGRES,
-            format!("BEGIN; SELECT pg_advisory_xact_lock_shared({key})")
+            BEGIN_SECURE_HALF_POSTGRES,
+            format!(
+                "BEGIN; SELECT pg_advisory_xact_lock_shared({data_keys}); SELECT pg_advisory_xact_lock({secure})"
+            )
+        );
+        assert_eq!(
+            BEGIN_CORE_HALF_POSTGRES,
+            format!(
+                "BEGIN; SET LOCAL synchronous_commit = off; SELECT pg_advisory_xact_lock({core})"
+            )
         );
     }
 }

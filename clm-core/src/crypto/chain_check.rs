@@ -11,7 +11,10 @@
 
 use chrono::{DateTime, Utc};
 use der::{Decode, Encode};
-use rustls_pki_types::{CertificateDer, UnixTime};
+use rustls_pki_types::{
+    AlgorithmIdentifier, CertificateDer, InvalidSignature, SignatureVerificationAlgorithm, UnixTime,
+};
+use sha2::{Digest, Sha256};
 use x509_cert::Certificate;
 use x509_cert::ext::pkix::name::GeneralName;
 use x509_cert::ext::pkix::{BasicConstraints, KeyUsage, KeyUsages, SubjectAltName};
@@ -167,7 +170,7 @@ fn verify_link_signature(child: &Link<'_>, parent: &Link<'_>) -> Result<()> {
     let signer = webpki::EndEntityCert::try_from(&parent_der)
         .map_err(|err| failed(format!("webpki cannot read the issuer: {err}")))?;
     let mut last = None;
-    for candidate in webpki::ALL_VERIFICATION_ALGS {
+    for candidate in verification_algorithms() {
         if candidate.signature_alg_id().as_ref() != content.as_slice() {
             continue;
         }
@@ -180,6 +183,111 @@ fn verify_link_signature(child: &Link<'_>, parent: &Link<'_>) -> Result<()> {
         Some(err) => format!("the signature does not verify with the issuer's key: {err}"),
         None => "webpki knows no such signature algorithm".to_string(),
     }))
+}
+
+/// How many verified signatures [`Remembering`] keeps: enough for the
+/// links above every issuer a busy process signs with at once.
+const REMEMBERED_SIGNATURES: usize = 64;
+
+/// Digests of (algorithms, public key, message, signature) found valid,
+/// oldest overwritten first.
+struct RecentlyVerified {
+    digests: [[u8; 32]; REMEMBERED_SIGNATURES],
+    filled: usize,
+    next: usize,
+}
+
+static RECENTLY_VERIFIED: std::sync::Mutex<RecentlyVerified> =
+    std::sync::Mutex::new(RecentlyVerified {
+        digests: [[0; 32]; REMEMBERED_SIGNATURES],
+        filled: 0,
+        next: 0,
+    });
+
+/// One of webpki's verification algorithms that remembers the signatures
+/// it recently found valid. Checking every issued certificate's path
+/// verifies the same CA links each time (an intermediate's signature by
+/// its root, for every leaf under it): the same key, message and signature
+/// give the same answer, so a remembered success is reused and each
+/// issuance pays for its own certificate's signature alone. Only successes
+/// are remembered, under a SHA-256 digest of everything verified.
+#[derive(Debug)]
+struct Remembering {
+    inner: &'static dyn SignatureVerificationAlgorithm,
+}
+
+impl Remembering {
+    fn digest(&self, public_key: &[u8], message: &[u8], signature: &[u8]) -> [u8; 32] {
+        let mut hasher = Sha256::new();
+        for part in [
+            self.inner.public_key_alg_id().as_ref(),
+            self.inner.signature_alg_id().as_ref(),
+            public_key,
+            message,
+            signature,
+        ] {
+            // Length-prefixed: no two different inputs hash as one.
+            hasher.update((part.len() as u64).to_be_bytes());
+            hasher.update(part);
+        }
+        hasher.finalize().into()
+    }
+}
+
+impl SignatureVerificationAlgorithm for Remembering {
+    fn verify_signature(
+        &self,
+        public_key: &[u8],
+        message: &[u8],
+        signature: &[u8],
+    ) -> std::result::Result<(), InvalidSignature> {
+        let digest = self.digest(public_key, message, signature);
+        // A poisoned lock only costs the shortcut: verify in full.
+        if let Ok(recent) = RECENTLY_VERIFIED.lock()
+            && recent.digests[..recent.filled].contains(&digest)
+        {
+            return Ok(());
+        }
+        self.inner
+            .verify_signature(public_key, message, signature)?;
+        if let Ok(mut recent) = RECENTLY_VERIFIED.lock() {
+            let slot = recent.next;
+            recent.digests[slot] = digest;
+            recent.next = (slot + 1) % REMEMBERED_SIGNATURES;
+            recent.filled = (recent.filled + 1).min(REMEMBERED_SIGNATURES);
+        }
+        Ok(())
+    }
+
+    fn public_key_alg_id(&self) -> AlgorithmIdentifier {
+        self.inner.public_key_alg_id()
+    }
+
+    fn signature_alg_id(&self) -> AlgorithmIdentifier {
+        self.inner.signature_alg_id()
+    }
+
+    fn fips(&self) -> bool {
+        self.inner.fips()
+    }
+}
+
+/// webpki's algorithms, each [`Remembering`].
+fn verification_algorithms() -> &'static [&'static dyn SignatureVerificationAlgorithm] {
+    static REMEMBERING: std::sync::LazyLock<Vec<Remembering>> = std::sync::LazyLock::new(|| {
+        webpki::ALL_VERIFICATION_ALGS
+            .iter()
+            .map(|inner| Remembering { inner: *inner })
+            .collect()
+    });
+    static ALGORITHMS: std::sync::LazyLock<Vec<&'static dyn SignatureVerificationAlgorithm>> =
+        std::sync::LazyLock::new(|| {
+            REMEMBERING
+                .iter()
+                .map(|algorithm| algorithm as &dyn SignatureVerificationAlgorithm)
+                .collect()
+        });
+    &ALGORITHMS
 }
 
 /// Checks `certificate_der`, issued as `kind`, against `chain` (its issuer
@@ -444,7 +552,7 @@ fn check_with_usage(path: &[Link<'_>], usage: webpki::KeyUsage, at: DateTime<Utc
     let seconds = u64::try_from(at.timestamp()).unwrap_or(0);
     end_entity
         .verify_for_usage(
-            webpki::ALL_VERIFICATION_ALGS,
+            verification_algorithms(),
             &[anchor],
             &intermediates,
             UnixTime::since_unix_epoch(std::time::Duration::from_secs(seconds)),
@@ -516,6 +624,56 @@ mod tests {
         )
         .unwrap();
         Ca { key, der }
+    }
+
+    /// The last byte of the DER is in the signature: flipping it keeps the
+    /// certificate readable and breaks its signature.
+    fn with_broken_signature(der: &[u8]) -> Vec<u8> {
+        let mut broken = der.to_vec();
+        if let Some(last) = broken.last_mut() {
+            *last ^= 0x01;
+        }
+        broken
+    }
+
+    /// Remembered signatures are exactly those verified: after a path
+    /// passed (its CA link remembered), the same path with that link's
+    /// signature broken, or with the leaf's broken, still fails.
+    #[test]
+    fn a_remembered_link_never_passes_a_different_signature() {
+        let top = root("Remembered Root", Some(1), None);
+        let inter = issue(
+            &top,
+            CertificateKind::IntermediateCa,
+            "CN=Remembered Inter",
+            vec![],
+            1825,
+        );
+        let leaf = issue(
+            &inter,
+            CertificateKind::TlsServer,
+            "CN=remembered.example.com",
+            dns("remembered.example.com"),
+            30,
+        );
+        let at = Utc::now();
+        let chain = vec![inter.der.clone(), top.der.clone()];
+        for _ in 0..2 {
+            verify_issued(&leaf.der, CertificateKind::TlsServer, &chain, at)
+                .expect("the genuine path passes, remembered or not");
+        }
+        let broken_chain = vec![with_broken_signature(&inter.der), top.der.clone()];
+        let err = verify_issued(&leaf.der, CertificateKind::TlsServer, &broken_chain, at)
+            .expect_err("a broken CA link fails");
+        assert!(err.to_string().contains("webpki refuses the path"), "{err}");
+        let err = verify_issued(
+            &with_broken_signature(&leaf.der),
+            CertificateKind::TlsServer,
+            &chain,
+            at,
+        )
+        .expect_err("a broken leaf signature fails");
+        assert!(err.to_string().contains("webpki refuses the path"), "{err}");
     }
 
     /// A delegated OCSP responder below an intermediate: the intermediate

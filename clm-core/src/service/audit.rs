@@ -7,7 +7,7 @@ use std::path::Path;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::db::{Conn, Pool};
+use crate::db::{Conn, Dialect, Pool};
 use crate::model::{ActorType, AuditEvent, AuditId, AuditOutcome, OrganizationId, ResourceId};
 use crate::service::actor::{Access, Actor, ActorKind};
 use crate::store::audit::{self as audit_store, AuditFilter, AuditLogKind};
@@ -284,16 +284,101 @@ pub async fn append_many(
         return Ok(Vec::new());
     }
     audit_store::lock_chain(conn, kind).await?;
-    let mut head = audit_store::head(conn, kind).await?;
+    append_after_head(conn, kind, entries).await
+}
+
+/// Reads the chain's head and appends `entries` after it (the chain's lock
+/// is held).
+async fn append_after_head(
+    conn: &mut Conn<'_>,
+    kind: AuditLogKind,
+    entries: Vec<(&Actor, AuditEntry)>,
+) -> Result<Vec<AuditEvent>> {
+    let head = audit_store::head(conn, kind).await?;
+    let events = chain_after(head, entries)?;
+    failpoint!("audit.append")?;
+    audit_store::append_many(conn, kind, &events).await?;
+    Ok(events)
+}
+
+/// The heads of both chains as the certificate writer last wrote them:
+/// a guess, checked by the database in the statement that appends.
+#[derive(Default)]
+pub(crate) struct RememberedHeads {
+    secure: std::sync::Mutex<Option<(i64, String)>>,
+    core: std::sync::Mutex<Option<(i64, String)>>,
+}
+
+impl RememberedHeads {
+    fn slot(&self, kind: AuditLogKind) -> &std::sync::Mutex<Option<(i64, String)>> {
+        match kind {
+            AuditLogKind::Secure => &self.secure,
+            AuditLogKind::Core => &self.core,
+        }
+    }
+
+    /// A poisoned slot is no guess: the head is read instead.
+    fn get(&self, kind: AuditLogKind) -> Option<(i64, String)> {
+        self.slot(kind).lock().ok().and_then(|head| head.clone())
+    }
+
+    fn set(&self, kind: AuditLogKind, head: Option<(i64, String)>) {
+        if let Ok(mut slot) = self.slot(kind).lock() {
+            *slot = head;
+        }
+    }
+}
+
+/// [`append_many`] in a transaction that already holds the chain's lock
+/// (begun by `Pool::begin_secure_half` or `Pool::begin_core_half`), chained
+/// after the head `heads` remembers when the database confirms it in the
+/// appending statement (PostgreSQL): the issuance path then pays no round
+/// trip to read the head. When the head moved (another writer; an append
+/// whose transaction rolled back) it is read and the rows chained again.
+pub(crate) async fn append_many_chain_held(
+    conn: &mut Conn<'_>,
+    kind: AuditLogKind,
+    entries: Vec<(&Actor, AuditEntry)>,
+    heads: &RememberedHeads,
+) -> Result<Vec<AuditEvent>> {
+    if entries.is_empty() {
+        return Ok(Vec::new());
+    }
+    if let Some(guess) = heads
+        .get(kind)
+        .filter(|_| conn.dialect() == Dialect::Postgres)
+    {
+        let events = chain_after(Some(guess.clone()), entries.clone())?;
+        failpoint!("audit.append")?;
+        if audit_store::append_many_after(conn, kind, (guess.0, &guess.1), &events).await? {
+            heads.set(kind, last_link(&events));
+            return Ok(events);
+        }
+    }
+    let events = append_after_head(conn, kind, entries).await?;
+    heads.set(kind, last_link(&events));
+    Ok(events)
+}
+
+/// `entries` chained in order after `head`.
+fn chain_after(
+    mut head: Option<(i64, String)>,
+    entries: Vec<(&Actor, AuditEntry)>,
+) -> Result<Vec<AuditEvent>> {
     let mut events = Vec::with_capacity(entries.len());
     for (actor, entry) in entries {
         let event = chain_next(head.as_ref(), actor, entry)?;
         head = Some((event.sequence_number, event.row_hash.clone()));
         events.push(event);
     }
-    failpoint!("audit.append")?;
-    audit_store::append_many(conn, kind, &events).await?;
     Ok(events)
+}
+
+/// The head after `events`: the last one's sequence number and hash.
+fn last_link(events: &[AuditEvent]) -> Option<(i64, String)> {
+    events
+        .last()
+        .map(|event| (event.sequence_number, event.row_hash.clone()))
 }
 
 /// The rule of the chain: the event after `head` (sequence number and row

@@ -14,7 +14,7 @@ use crate::model::{
     UserId, WorkflowId,
 };
 use crate::service::actor::Actor;
-use crate::service::audit::{AuditEntry, append, append_many};
+use crate::service::audit::{AuditEntry, append, append_many_chain_held};
 use crate::service::cache::TtlCache;
 use crate::store::audit::AuditLogKind;
 use crate::store::{certificate_metadata, certificates, now, private_keys};
@@ -396,6 +396,8 @@ pub struct GroupCommit {
     /// A writer task is spawned and has not drained the queue yet: jobs
     /// queued now are its, and need no other task.
     waiting: std::sync::atomic::AtomicBool,
+    /// The audit chains' heads as the writer left them.
+    heads: crate::service::audit::RememberedHeads,
 }
 
 impl std::fmt::Debug for GroupCommit {
@@ -421,7 +423,7 @@ impl GroupCommit {
 }
 
 /// Everything of the jobs' certificates that goes into the secure
-/// transaction, one statement per table for the batch: certificates, keys,
+/// transaction (begun by `Pool::begin_secure_half`: it holds the chain), one statement per table for the batch: certificates, keys,
 /// requests, audit rows (chained in job order), then what is per row and rare
 /// (requests that waited for approval, a new CA's URLs).
 async fn write_secure_rows(
@@ -483,7 +485,13 @@ async fn write_secure_rows(
             entries.push((*actor, key_use.clone()));
         }
     }
-    append_many(conn, AuditLogKind::Secure, entries).await?;
+    append_many_chain_held(
+        conn,
+        AuditLogKind::Secure,
+        entries,
+        &clm.group_commit().heads,
+    )
+    .await?;
     let ocsp_responses: Vec<crate::store::ocsp_responses::OcspResponseRecord> = writes
         .iter()
         .filter_map(|(_, w)| w.issuance.ocsp_response.as_deref().cloned())
@@ -502,8 +510,10 @@ async fn write_secure_rows(
     Ok(())
 }
 
-/// The jobs' metadata and one core audit row per job.
+/// The jobs' metadata and one core audit row per job (in a transaction
+/// begun by `Pool::begin_core_half`: it holds the chain).
 async fn write_core_rows(
+    clm: &Clm,
     conn: &mut crate::db::Conn<'_>,
     jobs: &[WriteJob],
     rows: &[Certificate],
@@ -517,7 +527,7 @@ async fn write_core_rows(
             (&job.actor, metadata_audit(certificates))
         })
         .collect();
-    append_many(conn, AuditLogKind::Core, entries).await?;
+    append_many_chain_held(conn, AuditLogKind::Core, entries, &clm.group_commit().heads).await?;
     Ok(())
 }
 
@@ -817,43 +827,64 @@ impl Clm {
     }
 
     /// Runs the secure and the core half of a cross-database write, each
-    /// ending with its open transaction, and commits secure, then core:
-    /// metadata never names a certificate that is not stored.
+    /// given its transaction and handing it back with its rows written, and
+    /// commits secure, then core: metadata never names a certificate that
+    /// is not stored.
     ///
-    /// The halves run one after the other, so every writer takes the secure
-    /// audit chain's lock before the core one's. Run at once, two writers
-    /// (two import batches, an import and an issuance batch, two processes)
-    /// could each hold one chain and wait for the other's: a deadlock across
-    /// two databases that neither server can see.
+    /// Every writer takes the secure audit chain's lock before the core
+    /// one's. Taken in the other order, two writers (two import batches, an
+    /// import and an issuance batch, two processes) could each hold one
+    /// chain and wait for the other's: a deadlock across two databases that
+    /// neither server can see.
     ///
-    /// On PostgreSQL secure commits once core's rows are written (an error
-    /// in either rolls both back); `writer` (a group commit's lock) is then
-    /// released, and core, already holding its chain, commits in order.
+    /// PostgreSQL: the secure half's `BEGIN` takes its chain's lock, so the
+    /// core half runs beside it, not after it; secure commits (durably) once
+    /// both halves' rows are written (an error in either rolls both back);
+    /// `writer` (a group commit's lock) is then released, and core, already
+    /// holding its chain, commits in order without waiting for its WAL
+    /// flush. A caller waits for one flush; a server crash in the moment
+    /// after can lose only core's metadata, which reconcile rebuilds from
+    /// the durable certificates, as it does for a process that stopped
+    /// between the two commits.
     /// SQLite holds a write lock per file, so there secure commits before
     /// core begins.
-    pub(crate) async fn commit_secure_then_core(
+    pub(crate) async fn commit_secure_then_core<S, SecureHalf, C, CoreHalf>(
         &self,
-        secure: impl std::future::Future<Output = Result<crate::db::Tx>>,
-        core: impl std::future::Future<Output = Result<crate::db::Tx>>,
+        secure: S,
+        core: C,
         writer: &mut Option<tokio::sync::MutexGuard<'_, ()>>,
-    ) -> std::result::Result<(), HalfWritten> {
+    ) -> std::result::Result<(), HalfWritten>
+    where
+        S: FnOnce(crate::db::Tx) -> SecureHalf,
+        SecureHalf: std::future::Future<Output = Result<crate::db::Tx>>,
+        C: FnOnce(crate::db::Tx) -> CoreHalf,
+        CoreHalf: std::future::Future<Output = Result<crate::db::Tx>>,
+    {
         use HalfWritten::{Nothing, SecureOnly};
-        // Both futures are lazy: each begins when awaited.
-        let secure = secure.await.map_err(Nothing)?;
-        failpoint!("cross_db.secure_written").map_err(Nothing)?;
-        if self.databases().dialect() == crate::db::Dialect::Postgres {
-            // On a core failure the secure transaction is dropped: rolled back.
-            let core = core.await.map_err(Nothing)?;
+        let databases = self.databases();
+        let secure_tx = databases
+            .secure
+            .begin_secure_half()
+            .await
+            .map_err(Nothing)?;
+        if databases.dialect() == crate::db::Dialect::Postgres {
+            let core = async { core(databases.core.begin_core_half().await?).await };
+            // On a failure of either, both transactions are dropped: rolled back.
+            let (secure, core) = tokio::try_join!(secure(secure_tx), core).map_err(Nothing)?;
+            failpoint!("cross_db.secure_written").map_err(Nothing)?;
             failpoint!("cross_db.core_written").map_err(Nothing)?;
             secure.commit().await.map_err(Nothing)?;
             writer.take();
             failpoint!("cross_db.secure_committed").map_err(SecureOnly)?;
             core.commit().await.map_err(SecureOnly)
         } else {
+            let secure = secure(secure_tx).await.map_err(Nothing)?;
+            failpoint!("cross_db.secure_written").map_err(Nothing)?;
             secure.commit().await.map_err(Nothing)?;
             writer.take();
             failpoint!("cross_db.secure_committed").map_err(SecureOnly)?;
-            let core = core.await.map_err(SecureOnly)?;
+            let core_tx = databases.core.begin_core_half().await.map_err(SecureOnly)?;
+            let core = core(core_tx).await.map_err(SecureOnly)?;
             failpoint!("cross_db.core_written").map_err(SecureOnly)?;
             core.commit().await.map_err(SecureOnly)
         }
@@ -870,14 +901,13 @@ impl Clm {
             .iter()
             .flat_map(|j| j.writes.iter().map(|w| w.certificate.clone()))
             .collect();
-        let secure = async {
-            let mut tx = self.databases().secure.begin_sealing().await?;
-            write_secure_rows(self, &mut tx.conn(), jobs, &rows).await?;
+        let rows = &rows;
+        let secure = |mut tx: crate::db::Tx| async move {
+            write_secure_rows(self, &mut tx.conn(), jobs, rows).await?;
             Ok(tx)
         };
-        let core = async {
-            let mut tx = self.databases().core.begin().await?;
-            write_core_rows(&mut tx.conn(), jobs, &rows).await?;
+        let core = |mut tx: crate::db::Tx| async move {
+            write_core_rows(self, &mut tx.conn(), jobs, rows).await?;
             Ok(tx)
         };
         self.commit_secure_then_core(secure, core, writer)

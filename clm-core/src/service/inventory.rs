@@ -661,8 +661,7 @@ impl Clm {
             }
             _ => None,
         };
-        let secure = async {
-            let mut tx = self.databases().secure.begin().await?;
+        let secure = |mut tx: crate::db::Tx| async move {
             certificates::insert_many(&mut tx.conn(), rows).await?;
             if let Some(key) = key {
                 let mut key = [key.clone()];
@@ -672,8 +671,7 @@ impl Clm {
             append_many(&mut tx.conn(), AuditLogKind::Secure, entries).await?;
             Ok(tx)
         };
-        let core = async {
-            let mut tx = self.databases().core.begin().await?;
+        let core = |mut tx: crate::db::Tx| async move {
             write_metadata_rows(&mut tx.conn(), actor, rows).await?;
             Ok(tx)
         };

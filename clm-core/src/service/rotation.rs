@@ -944,7 +944,7 @@ impl Clm {
     }
 
     /// Inserts sealed private keys in a transaction begun with
-    /// `begin_sealing` (so holding the data-key lock shared), then re-seals,
+    /// `begin_secure_half` (so holding the data-key lock shared), then re-seals,
     /// before the caller commits, any the insert found sealed under a key
     /// retired since they were sealed: [`Clm::keep_off_retired_keys`] with
     /// the check folded into the insert.
@@ -1270,7 +1270,12 @@ mod tests {
             let statuses = clm.key_status(&clm.system_actor()).await.expect("status");
             assert_eq!(status_of(&statuses, old).key.key_status, KeyStatus::Retired);
 
-            let mut tx = clm.databases().secure.begin_sealing().await.expect("begin");
+            let mut tx = clm
+                .databases()
+                .secure
+                .begin_secure_half()
+                .await
+                .expect("begin");
             crate::store::certificates::insert_many(&mut tx.conn(), std::slice::from_ref(&row))
                 .await
                 .expect("certificate");

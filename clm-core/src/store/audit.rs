@@ -167,29 +167,7 @@ pub async fn append_many(
     #[cfg(feature = "postgres")]
     #[cfg_attr(not(feature = "sqlite"), allow(irrefutable_let_patterns))]
     if let Conn::Postgres(c) = conn {
-        sqlx::query(AssertSqlSafe(unnest_insert_sql(
-            kind.table(),
-            APPEND_COLUMNS,
-            APPEND_COLUMN_COUNT,
-        )))
-        .bind(column(events, |e| e.id))
-        .bind(column(events, |e| e.sequence_number))
-        .bind(column(events, |e| e.event_type.as_str()))
-        .bind(column(events, |e| e.action.as_str()))
-        .bind(column(events, |e| e.outcome.as_str()))
-        .bind(column(events, |e| e.actor_type.as_str()))
-        .bind(column(events, |e| e.user_id))
-        .bind(column(events, |e| e.api_key_id))
-        .bind(column(events, |e| e.organization_id))
-        .bind(column(events, |e| e.resource_type.as_deref()))
-        .bind(column(events, |e| e.resource_id))
-        .bind(column(events, |e| &e.details))
-        .bind(column(events, |e| e.event_timestamp))
-        .bind(column(events, |e| e.previous_hash.as_str()))
-        .bind(column(events, |e| e.row_hash.as_str()))
-        .bind(column(events, |e| e.created_at))
-        .execute(&mut **c)
-        .await?;
+        append_unnest(c, kind, events, None).await?;
         return Ok(());
     }
     for chunk in events.chunks(MAX_BIND_PARAMS / APPEND_COLUMN_COUNT) {
@@ -210,6 +188,76 @@ pub async fn append_many(
         .map_err(|err| duplicate_as_already_exists(kind, err.into()))?;
     }
     Ok(())
+}
+
+/// PostgreSQL's append: one statement of column arrays. With `after`
+/// (a head the caller believes current: sequence number and row hash) the
+/// rows go in only if that row is the chain's last; returns whether they
+/// went in (without `after`, always).
+#[cfg(feature = "postgres")]
+async fn append_unnest(
+    c: &mut sqlx::PgConnection,
+    kind: AuditLogKind,
+    events: &[AuditEvent],
+    after: Option<(i64, &str)>,
+) -> Result<bool> {
+    let mut sql = unnest_insert_sql(kind.table(), APPEND_COLUMNS, APPEND_COLUMN_COUNT);
+    if after.is_some() {
+        let table = kind.table();
+        let head = APPEND_COLUMN_COUNT.saturating_add(1);
+        let hash = APPEND_COLUMN_COUNT.saturating_add(2);
+        sql.push_str(&format!(
+            " WHERE EXISTS (SELECT 1 FROM {table} WHERE sequence_number = ${head} AND row_hash = ${hash})
+               AND NOT EXISTS (SELECT 1 FROM {table} WHERE sequence_number > ${head})"
+        ));
+    }
+    let query = sqlx::query(AssertSqlSafe(sql))
+        .bind(column(events, |e| e.id))
+        .bind(column(events, |e| e.sequence_number))
+        .bind(column(events, |e| e.event_type.as_str()))
+        .bind(column(events, |e| e.action.as_str()))
+        .bind(column(events, |e| e.outcome.as_str()))
+        .bind(column(events, |e| e.actor_type.as_str()))
+        .bind(column(events, |e| e.user_id))
+        .bind(column(events, |e| e.api_key_id))
+        .bind(column(events, |e| e.organization_id))
+        .bind(column(events, |e| e.resource_type.as_deref()))
+        .bind(column(events, |e| e.resource_id))
+        .bind(column(events, |e| &e.details))
+        .bind(column(events, |e| e.event_timestamp))
+        .bind(column(events, |e| e.previous_hash.as_str()))
+        .bind(column(events, |e| e.row_hash.as_str()))
+        .bind(column(events, |e| e.created_at));
+    let query = match after {
+        Some((sequence_number, row_hash)) => query.bind(sequence_number).bind(row_hash),
+        None => query,
+    };
+    let inserted = query.execute(&mut *c).await?.rows_affected();
+    Ok(after.is_none() || usize::try_from(inserted).is_ok_and(|n| n == events.len()))
+}
+
+/// [`append_many`] on the condition that the chain's last row is `after`
+/// (sequence number and row hash), checked in the same statement: a writer
+/// holding the chain's lock that remembers the head it wrote last appends
+/// without reading it first. Returns false, having written nothing, when
+/// the head has moved (another writer, a rolled-back append): the caller
+/// reads the head and chains again. SQLite reads its head locally at no
+/// round trip's cost, so there this is the caller's cue to do that.
+pub async fn append_many_after(
+    conn: &mut Conn<'_>,
+    kind: AuditLogKind,
+    after: (i64, &str),
+    events: &[AuditEvent],
+) -> Result<bool> {
+    if events.is_empty() {
+        return Ok(true);
+    }
+    match conn {
+        #[cfg(feature = "postgres")]
+        Conn::Postgres(c) => append_unnest(c, kind, events, Some(after)).await,
+        #[cfg(feature = "sqlite")]
+        Conn::Sqlite(_) => Ok(false),
+    }
 }
 
 /// SQLite's no-replace trigger (migration 0002 core / 0004 secure) refuses

@@ -235,7 +235,7 @@ pub async fn insert_many(conn: &mut Conn<'_>, keys: &[PrivateKeyRecord]) -> Resu
 
 /// Inserts `keys` like [`insert_many`] and names those sealed under a data
 /// key that is retired as the insert sees it. The caller holds the
-/// data-key lock shared (`Pool::begin_sealing`), so that view is fresh and
+/// data-key lock shared (`Pool::begin_secure_half`), so that view is fresh and
 /// stays true until commit; it re-seals the named keys before committing.
 /// On PostgreSQL the check rides on the insert (`RETURNING`), so the usual
 /// case, nothing retired, costs no round trip of its own.
