@@ -1209,7 +1209,12 @@ async fn issued_by(clm: &Clm, issuer: CertificateId) -> usize {
 
 async fn id_of(clm: &Clm, cert: &ParsedCertificate) -> CertificateId {
     let report = import(clm, cert.pem.clone().into_bytes()).await;
-    assert_eq!(report.imported.len(), 0, "{} was not stored", cert.subject_dn);
+    assert_eq!(
+        report.imported.len(),
+        0,
+        "{} was not stored",
+        cert.subject_dn
+    );
     report.already_present[0]
 }
 
@@ -1291,8 +1296,9 @@ async fn streamed_import_larger_than_a_chunk_reports_progress_and_links_all() {
         let steps = seen.lock().expect("lock").clone();
         assert!(steps.len() >= 3, "one progress call per chunk: {steps:?}");
         assert!(
-            steps.windows(2).all(|w| w[0].imported <= w[1].imported
-                && w[0].blocks_read <= w[1].blocks_read),
+            steps
+                .windows(2)
+                .all(|w| w[0].imported <= w[1].imported && w[0].blocks_read <= w[1].blocks_read),
             "{steps:?}"
         );
         assert_eq!(steps.last().map(|s| s.imported), Some((n + 1) as u64));

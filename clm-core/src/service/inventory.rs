@@ -348,11 +348,7 @@ fn link_issuers(linking: &[Incoming], candidates: &Candidates) -> Vec<Linked> {
         // A worker that panicked links nothing rather than failing the import.
         workers
             .into_iter()
-            .flat_map(|(worker, len)| {
-                worker
-                    .join()
-                    .unwrap_or_else(|_| vec![Linked::Unknown; len])
-            })
+            .flat_map(|(worker, len)| worker.join().unwrap_or_else(|_| vec![Linked::Unknown; len]))
             .collect()
     })
 }
@@ -595,7 +591,10 @@ fn locate_error(piece: &Piece, err: Error) -> Error {
     let mut start = 0;
     let mut blocks = piece.blocks_before;
     let mut certificates = piece.certificates_before;
-    for end in block_ends(&piece.bytes, usize::MAX).into_iter().chain([piece.bytes.len()]) {
+    for end in block_ends(&piece.bytes, usize::MAX)
+        .into_iter()
+        .chain([piece.bytes.len()])
+    {
         if end <= start {
             continue;
         }
