@@ -502,8 +502,12 @@ impl<R: std::io::Read> BlockReader<R> {
     /// The next piece of up to `max_blocks` whole PEM blocks (the rest of
     /// the input at its end), or None once all of it has been handed out.
     fn next_piece(&mut self, max_blocks: usize) -> Result<Option<Piece>> {
+        // Block ends found so far; each pass scans only past the last one.
+        let mut ends: Vec<usize> = Vec::new();
         loop {
-            let ends = block_ends(&self.buffer, max_blocks);
+            let from = ends.last().copied().unwrap_or(0);
+            let more = block_ends(&self.buffer[from..], max_blocks.saturating_sub(ends.len()));
+            ends.extend(more.into_iter().map(|end| end.saturating_add(from)));
             let cut = match ends.last() {
                 Some(&last) if ends.len() >= max_blocks => Some(last),
                 _ if self.at_end => Some(self.buffer.len()),
@@ -995,7 +999,6 @@ impl Clm {
             return Ok(None);
         }
         let mut bundle = ParsedBundle::default();
-        let (mut blocks_read, mut certificates_read) = (0, 0);
         if !state.finished {
             let mut reader = state
                 .reader
@@ -1010,13 +1013,16 @@ impl Clm {
                     Ok((reader, parsed))
                 })
                 .await?;
-            (blocks_read, certificates_read) = (reader.blocks as u64, reader.certificates);
             state.reader = Some(reader);
             match parsed {
                 Some(parsed) => bundle = parsed,
                 None => state.finished = true,
             }
         }
+        let (blocks_read, certificates_read) = state
+            .reader
+            .as_ref()
+            .map_or((0, 0), |reader| (reader.blocks as u64, reader.certificates));
         let organization_id = state.ownership.organization_id;
 
         // Drop repeats within the chunk and of the certificates held back,
