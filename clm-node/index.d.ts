@@ -1061,6 +1061,20 @@ export interface ImportInput {
   private_key_pem?: string | null
 }
 
+/** Counts reported to [`ImportOptions::progress`] after each written chunk. */
+export interface ImportProgress {
+  /** Certificates found already stored so far. */
+  already_present: number
+  /** PEM blocks read from the input so far. */
+  blocks_read: number
+  /** Certificates read from the input so far (repeats within it included). */
+  certificates_read: number
+  /** Certificates written so far. */
+  imported: number
+  /** Certificates held back until their issuer appears (or the input ends). */
+  pending: number
+}
+
 /** What an import did. */
 export interface ImportReport {
   /**
@@ -1081,6 +1095,29 @@ export interface ImportReport {
    * PEM blocks of the input that hold no certificate and were left out,
    * such as a bundle's private key (an encrypted legacy one included).
    */
+  skipped: SkippedBlock[]
+}
+
+/**
+ * What a streamed import did: counts rather than rows, so its size does
+ * not grow with the input's.
+ */
+export interface ImportSummary {
+  /**
+   * Certificates of the input clm already held in the import's scope
+   * (by SHA-256 fingerprint); nothing was written for them. A repeat of a
+   * certificate in a later chunk of the same input counts here too.
+   */
+  already_present: number
+  /** PEM blocks read (0 for one DER certificate). */
+  blocks: number
+  /** Certificates read, repeats included. */
+  certificates_read: number
+  /** Imported certificates with oddities, as in [`ImportReport::flagged`]. */
+  flagged: Array<JsonValue[]>
+  /** Certificates written by this import. */
+  imported: number
+  /** PEM blocks that hold no certificate and were left out. */
   skipped: SkippedBlock[]
 }
 
@@ -2961,6 +2998,8 @@ export declare class Clm {
   exportPrivateKey(actor: Actor, certificateId: CertificateId, options?: PrivateKeyExportOptions | null): Promise<string>
   /** Imports PEM, DER or bundles, optionally with the one certificate's key. */
   importCertificates(actor: Actor, request: ImportInput): Promise<ImportReport>
+  /** Imports a PEM bundle of any size (or one DER certificate) from a file on the host, in bounded memory: read, checked and written a chunk at a time, with progress after each written chunk. */
+  importCertificatesFromFile(actor: Actor, path: string, organizationId?: OrganizationId | null, ownerUserId?: UserId | null, onProgress?: ((progress: ImportProgress) => void) | null): Promise<ImportSummary>
   /** One certificate by id. */
   getCertificate(actor: Actor, id: CertificateId): Promise<Certificate>
   /** One certificate by its business id (the SHA-256 fingerprint). */

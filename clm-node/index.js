@@ -147,6 +147,7 @@ const OPERATIONS = [
   {"name": "export_pkcs12", "js_name": "exportPkcs12", "module": "exports", "summary": "Certificate, chain and private key as PKCS#12 under a password (audited; needs certificates:export).", "needs_actor": true, "arguments": [{"name": "certificate_id", "js_name": "certificateId", "required": true}, {"name": "password", "js_name": "password", "required": true}, {"name": "options", "js_name": "options", "required": false}], "result_kind": "value", "progress": false},
   {"name": "export_private_key", "js_name": "exportPrivateKey", "module": "exports", "summary": "A private key as PKCS#8: PEM text, or base64 of the DER; encrypted (PBES2) with a password.", "needs_actor": true, "arguments": [{"name": "certificate_id", "js_name": "certificateId", "required": true}, {"name": "options", "js_name": "options", "required": false}], "result_kind": "value", "progress": false},
   {"name": "import_certificates", "js_name": "importCertificates", "module": "inventory", "summary": "Imports PEM, DER or bundles, optionally with the one certificate's key.", "needs_actor": true, "arguments": [{"name": "request", "js_name": "request", "required": true}], "result_kind": "value", "progress": false},
+  {"name": "import_certificates_from_file", "js_name": "importCertificatesFromFile", "module": "inventory", "summary": "Imports a PEM bundle of any size (or one DER certificate) from a file on the host, in bounded memory: read, checked and written a chunk at a time, with progress after each written chunk.", "needs_actor": true, "arguments": [{"name": "path", "js_name": "path", "required": true}, {"name": "organization_id", "js_name": "organizationId", "required": false}, {"name": "owner_user_id", "js_name": "ownerUserId", "required": false}], "result_kind": "value", "progress": true},
   {"name": "get_certificate", "js_name": "getCertificate", "module": "inventory", "summary": "One certificate by id.", "needs_actor": true, "arguments": [{"name": "id", "js_name": "id", "required": true}], "result_kind": "value", "progress": false},
   {"name": "get_certificate_by_certificate_id", "js_name": "getCertificateByCertificateId", "module": "inventory", "summary": "One certificate by its business id (the SHA-256 fingerprint).", "needs_actor": true, "arguments": [{"name": "certificate_id", "js_name": "certificateId", "required": true}], "result_kind": "value", "progress": false},
   {"name": "get_certificate_pem", "js_name": "getCertificatePem", "module": "inventory", "summary": "A certificate as PEM.", "needs_actor": true, "arguments": [{"name": "id", "js_name": "id", "required": true}], "result_kind": "value", "progress": false},
@@ -517,6 +518,11 @@ class Clm {
   /** Imports PEM, DER or bundles, optionally with the one certificate's key. */
   importCertificates(actor, request) {
     return runtime.callAs(this, actor, "import_certificates", { request })
+  }
+
+  /** Imports a PEM bundle of any size (or one DER certificate) from a file on the host, in bounded memory: read, checked and written a chunk at a time, with progress after each written chunk. */
+  importCertificatesFromFile(actor, path, organizationId, ownerUserId, onProgress) {
+    return runtime.callAs(this, actor, "import_certificates_from_file", { path, organization_id: organizationId, owner_user_id: ownerUserId }, onProgress)
   }
 
   /** One certificate by id. */

@@ -17,7 +17,9 @@ use clm::model::{
 };
 use clm::service::access::NewOrganization;
 use clm::service::identity::NewUser;
-use clm::service::inventory::{CertificateSearch, ImportReport, ImportRequest};
+use clm::service::inventory::{
+    CertificateSearch, ImportOptions, ImportProgress, ImportReport, ImportRequest,
+};
 use clm::service::policies::NewPolicy;
 use clm::store::audit::{AuditFilter, AuditLogKind};
 use clm::store::certificates::Certificates;
@@ -1175,6 +1177,236 @@ async fn status_refresh_moves_statuses_forward_by_policy_threshold() {
 
         let audits = secure_events(&clm, "certificates.status_refreshed").await;
         assert_eq!(audits.len(), 3);
+    })
+    .await;
+}
+
+// ------------------------------------------------------- streamed import
+
+/// Certificates `issuer` signed, as the inventory links them.
+async fn issued_by(clm: &Clm, issuer: CertificateId) -> usize {
+    let mut count = 0;
+    let mut cursor = None;
+    loop {
+        let page = clm
+            .search_certificates(
+                &clm.system_actor(),
+                &CertificateSearch {
+                    issuer_certificate_id: Some(issuer),
+                    ..Default::default()
+                },
+                &PageRequest::after(1000, cursor),
+            )
+            .await
+            .expect("search");
+        count += page.items.len();
+        match page.next_cursor {
+            Some(next) => cursor = Some(next),
+            None => return count,
+        }
+    }
+}
+
+async fn id_of(clm: &Clm, cert: &ParsedCertificate) -> CertificateId {
+    let report = import(clm, cert.pem.clone().into_bytes()).await;
+    assert_eq!(
+        report.imported.len(),
+        0,
+        "{} was not stored",
+        cert.subject_dn
+    );
+    report.already_present[0]
+}
+
+/// `n` leaves of `parent` as one PEM text, sharing `key`.
+fn leaves_pem(parent: &Ca, key: &KeyPair, prefix: &str, n: usize) -> Vec<u8> {
+    let now = Utc::now();
+    let mut data = Vec::new();
+    for i in 0..n {
+        let cert = leaf_with(
+            parent,
+            key,
+            &format!("{prefix}{i}.stream.example"),
+            now - Duration::hours(1),
+            now + Duration::days(90),
+        );
+        data.extend_from_slice(cert.pem.as_bytes());
+    }
+    data
+}
+
+/// A reader that hands out at most 1000 bytes per call, so PEM blocks
+/// straddle the reads.
+struct Trickle(std::io::Cursor<Vec<u8>>);
+
+impl std::io::Read for Trickle {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let len = buf.len().min(1000);
+        self.0.read(&mut buf[..len])
+    }
+}
+
+#[tokio::test]
+async fn streamed_import_larger_than_a_chunk_reports_progress_and_links_all() {
+    let chunk = clm::service::inventory::IMPORT_BATCH;
+    let n = 2 * chunk + 5;
+    let ca = root("Stream Root");
+    let key = KeyPair::generate(KeyAlgorithm::EcdsaP256).expect("key");
+    let mut data = ca.cert.pem.clone().into_bytes();
+    data.extend_from_slice(&leaves_pem(&ca, &key, "s", n));
+    // A skipped block in the second chunk, numbered in the input's terms.
+    let key_block_number = chunk + 10;
+    let mut with_key = Vec::new();
+    for (i, block) in String::from_utf8(data.clone())
+        .expect("utf-8")
+        .split_inclusive("-----END CERTIFICATE-----\n")
+        .enumerate()
+    {
+        if i + 1 == key_block_number {
+            with_key.extend_from_slice(key.to_pkcs8_pem().expose().as_bytes());
+        }
+        with_key.extend_from_slice(block.as_bytes());
+    }
+    let data = &with_key;
+    let ca = &ca;
+    on_both_keyed(security(), |clm| async move {
+        let seen = std::sync::Mutex::new(Vec::<ImportProgress>::new());
+        let record = |step: ImportProgress| seen.lock().expect("lock").push(step);
+        let summary = clm
+            .import_certificates_from_reader(
+                &clm.system_actor(),
+                Trickle(std::io::Cursor::new(data.clone())),
+                ImportOptions {
+                    progress: Some(&record),
+                    ..Default::default()
+                },
+            )
+            .await
+            .expect("streamed import");
+        assert_eq!(summary.imported, (n + 1) as u64);
+        assert_eq!(summary.already_present, 0);
+        assert_eq!(summary.certificates_read, (n + 1) as u64);
+        assert_eq!(summary.blocks, (n + 2) as u64);
+        assert_eq!(summary.skipped.len(), 1);
+        assert_eq!(summary.skipped[0].block, key_block_number);
+        assert_eq!(certificate_count(&clm).await, (n + 1) as i64);
+        let ca_id = id_of(&clm, &ca.cert).await;
+        assert_eq!(issued_by(&clm, ca_id).await, n);
+
+        let steps = seen.lock().expect("lock").clone();
+        assert!(steps.len() >= 3, "one progress call per chunk: {steps:?}");
+        assert!(
+            steps
+                .windows(2)
+                .all(|w| w[0].imported <= w[1].imported && w[0].blocks_read <= w[1].blocks_read),
+            "{steps:?}"
+        );
+        assert_eq!(steps.last().map(|s| s.imported), Some((n + 1) as u64));
+
+        // Again, from a file: everything is already there.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("bundle.pem");
+        std::fs::write(&path, data).expect("write bundle");
+        let again = clm
+            .import_certificates_from_file(&clm.system_actor(), &path, ImportOptions::default())
+            .await
+            .expect("file import");
+        assert_eq!(again.imported, 0);
+        assert_eq!(again.already_present, (n + 1) as u64);
+        assert_eq!(certificate_count(&clm).await, (n + 1) as i64);
+
+        let missing = clm
+            .import_certificates_from_file(
+                &clm.system_actor(),
+                dir.path().join("missing.pem"),
+                ImportOptions::default(),
+            )
+            .await;
+        let err = assert_code(missing, ErrorCode::InvalidInput);
+        assert!(err.to_string().contains("missing.pem"), "{err}");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn children_before_their_issuers_in_a_stream_are_linked() {
+    // More leaves than one chunk before their intermediate, which comes
+    // before its root: every link is the one an ordered input gets.
+    let chunk = clm::service::inventory::IMPORT_BATCH;
+    let n = chunk + 300;
+    let ca = root("Late Root");
+    let sub = intermediate(&ca, "Late Issuing CA");
+    let key = KeyPair::generate(KeyAlgorithm::EcdsaP256).expect("key");
+    let mut data = leaves_pem(&sub, &key, "late", n);
+    data.extend_from_slice(sub.cert.pem.as_bytes());
+    data.extend_from_slice(ca.cert.pem.as_bytes());
+    let data = &data;
+    let (ca, sub) = (&ca, &sub);
+    on_both_keyed(security(), |clm| async move {
+        let summary = clm
+            .import_certificates_from_reader(
+                &clm.system_actor(),
+                std::io::Cursor::new(data.clone()),
+                ImportOptions::default(),
+            )
+            .await
+            .expect("streamed import");
+        assert_eq!(summary.imported, (n + 2) as u64);
+        let ca_id = id_of(&clm, &ca.cert).await;
+        let sub_id = id_of(&clm, &sub.cert).await;
+        let sub_row = clm
+            .get_certificate(&clm.system_actor(), sub_id)
+            .await
+            .expect("intermediate");
+        assert_eq!(sub_row.issuer_certificate_id, Some(ca_id));
+        assert_eq!(issued_by(&clm, sub_id).await, n);
+        assert_eq!(issued_by(&clm, ca_id).await, 1);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_bad_block_mid_stream_stops_there_and_names_it() {
+    let chunk = clm::service::inventory::IMPORT_BATCH;
+    let before = chunk + 100; // the CA and the leaves ahead of the bad block
+    let after = 10;
+    let ca = root("Mid Stream Root");
+    let key = KeyPair::generate(KeyAlgorithm::EcdsaP256).expect("key");
+    let mut good = ca.cert.pem.clone().into_bytes();
+    good.extend_from_slice(&leaves_pem(&ca, &key, "mid", before - 1));
+    let bad_at = good.len();
+    let mut data = good.clone();
+    data.extend_from_slice(b"-----BEGIN CERTIFICATE-----\nMIIBAAAA\n-----END CERTIFICATE-----\n");
+    let tail = leaves_pem(&ca, &key, "tail", after);
+    data.extend_from_slice(&tail);
+    good.extend_from_slice(&tail);
+    let (data, good, ca) = (&data, &good, &ca);
+    on_both_keyed(security(), |clm| async move {
+        let err = assert_code(
+            clm.import_certificates(&clm.system_actor(), request(data.clone()))
+                .await,
+            ErrorCode::InvalidInput,
+        );
+        let text = err.to_string();
+        assert!(
+            text.contains(&format!("PEM block {} of the input", before + 1)),
+            "{text}"
+        );
+        assert!(text.contains(&format!("at byte {bad_at}")), "{text}");
+        // The chunk before the bad one was written whole; nothing after it.
+        assert!(
+            text.contains(&format!("{chunk} certificates read before it were written")),
+            "{text}"
+        );
+        assert_eq!(certificate_count(&clm).await, chunk as i64);
+
+        // The corrected input completes the rest.
+        let report = import(&clm, good.clone()).await;
+        assert_eq!(report.imported.len(), before + after - chunk);
+        assert_eq!(report.already_present.len(), chunk);
+        assert_eq!(certificate_count(&clm).await, (before + after) as i64);
+        let ca_id = id_of(&clm, &ca.cert).await;
+        assert_eq!(issued_by(&clm, ca_id).await, before + after - 1);
     })
     .await;
 }

@@ -283,6 +283,9 @@ mod tests {
         // A chunked reader of `latest_crl` for Rust hosts: a handle that
         // lives across calls, which a JSON call cannot return.
         "open_latest_crl",
+        // Any `std::io::Read` as the source: a Rust value, which a JSON
+        // call cannot pass (bindings get `import_certificates_from_file`).
+        "import_certificates_from_reader",
         "databases",
         "config",
     ];

@@ -2061,6 +2061,41 @@ pub unsafe extern "C" fn clm_import_certificates(
     unsafe { run(clm, actor, "import_certificates", arguments_json, None, Output::Json(result_json)) }
 }
 
+/// Imports a PEM bundle of any size (or one DER certificate) from a file on
+/// the host, in bounded memory: read, checked and written a chunk at a time,
+/// with progress after each written chunk.
+///
+/// Operation `import_certificates_from_file` (inventory).
+/// `arguments_json`: a JSON object of these named arguments:
+/// - `path` (text; required)
+/// - `organization_id` (`OrganizationId` UUID or null; optional)
+/// - `owner_user_id` (`UserId` UUID or null; optional)
+///
+/// `actor`: who performs it (not NULL).
+/// `progress` (may be NULL) is called with `user_data` and the
+/// `ImportProgress` record `{"already_present", "blocks_read",
+/// "certificates_read", "imported", "pending"}` as JSON text while the
+/// operation runs.
+/// `result_json`: the `ImportSummary` record `{"already_present", "blocks",
+/// "certificates_read", "flagged", "imported", "skipped"}` as JSON text; free
+/// it with `clm_string_free`.
+///
+/// # Safety
+/// `clm` and `actor` are NULL or live handles; `arguments_json` is NULL or a
+/// NUL-terminated string; `result_json` is NULL or writable. `progress` and
+/// `user_data` as for `clm_progress_callback`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn clm_import_certificates_from_file(
+    clm: *const clm_handle,
+    actor: *const clm_actor,
+    arguments_json: *const c_char,
+    progress: clm_progress_callback,
+    user_data: *mut c_void,
+    result_json: *mut *mut c_char,
+) -> clm_status {
+    unsafe { run(clm, actor, "import_certificates_from_file", arguments_json, Progress::new(progress, user_data), Output::Json(result_json)) }
+}
+
 /// One certificate by id.
 ///
 /// Operation `get_certificate` (inventory).

@@ -32,7 +32,10 @@ use crate::service::exports::{
     PrivateKeyExportOptions,
 };
 use crate::service::identity::{LoginContext, NewApiKey, NewUser, UserUpdate};
-use crate::service::inventory::{CertificateSearch, ImportReport, StatusRefreshReport};
+use crate::service::inventory::{
+    CertificateSearch, ImportOptions, ImportProgress, ImportReport, ImportSummary,
+    StatusRefreshReport,
+};
 use crate::service::issuance::{DryRunReport, IssuanceOutcome, RenewOptions};
 use crate::service::lifecycle::LifecycleReport;
 use crate::service::maintenance::{DatabaseStatsReport, MaintainOptions, MaintenanceReport};
@@ -485,6 +488,26 @@ operations! { clm, actor, progress;
     /// Imports PEM, DER or bundles, optionally with the one certificate's key.
     inventory acting import_certificates(request: ImportInput) -> ImportReport =>
         record(&clm.import_certificates(actor, request.try_into()?).await?);
+    /// Imports a PEM bundle of any size (or one DER certificate) from a file on the host, in
+    /// bounded memory: read, checked and written a chunk at a time, with progress after each
+    /// written chunk.
+    inventory acting [progress: ImportProgress] import_certificates_from_file(
+        path: String,
+        organization_id: Option<OrganizationId>,
+        owner_user_id: Option<UserId>,
+    ) -> ImportSummary => {
+        let report_progress = move |step: ImportProgress| {
+            if let Some(sink) = progress {
+                sink(progress_value(step));
+            }
+        };
+        let options = ImportOptions {
+            organization_id,
+            owner_user_id,
+            progress: Some(&report_progress),
+        };
+        record(&clm.import_certificates_from_file(actor, &path, options).await?)
+    };
     /// One certificate by id.
     inventory acting get_certificate(id: CertificateId) -> Certificate =>
         record(&clm.get_certificate(actor, id).await?);

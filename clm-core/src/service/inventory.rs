@@ -4,9 +4,8 @@
 //! along the clock.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::Arc;
 
-use futures::StreamExt;
+use std::io::Read as _;
 
 use chrono::{DateTime, Utc};
 use serde_json::json;
@@ -128,28 +127,105 @@ pub struct StatusRefreshReport {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum IssuerLink {
     Stored(CertificateId),
-    /// Index into the certificates of the same import.
+    /// Index into the certificates being linked together (a chunk of the
+    /// input and the certificates held back from earlier chunks).
     InBatch(usize),
 }
 
-/// What the threads that link an import's batches share.
-struct ImportShared {
-    fresh: Vec<ParsedCertificate>,
-    candidates: Candidates,
-    /// The CAs' issuer links (the leaves' are found batch by batch).
-    links: Vec<Option<IssuerLink>>,
-    /// Row id of each certificate of `fresh`.
-    ids: Vec<CertificateId>,
-    ownership: Ownership,
+/// What linking found for one certificate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Linked {
+    /// Self-signed, its own signature verified: it has no issuer.
+    Root,
+    Issuer(IssuerLink),
+    /// No known certificate issued it (yet).
+    Unknown,
 }
 
-/// What every batch of one import shares.
-struct ImportJob<'a> {
-    actor: &'a Actor,
-    shared: &'a Arc<ImportShared>,
-    /// The sealed key of a single-certificate import.
-    private_key: Option<&'a crate::model::PrivateKeyRecord>,
-    organization_id: Option<OrganizationId>,
+impl Linked {
+    fn link(self) -> Option<IssuerLink> {
+        match self {
+            Linked::Issuer(link) => Some(link),
+            Linked::Root | Linked::Unknown => None,
+        }
+    }
+}
+
+/// A certificate read from an import's input, with the row id it gets.
+struct Incoming {
+    id: CertificateId,
+    parsed: ParsedCertificate,
+}
+
+/// Certificates whose issuer has not been seen yet that a streamed import
+/// holds back, waiting for the issuer to appear later in the input. Beyond
+/// this many, the held certificates are written without an issuer link.
+pub const IMPORT_PENDING_LIMIT: usize = 2_000;
+
+/// Cached issuer names an import stops remembering as "not stored" beyond.
+const ISSUER_CACHE_LIMIT: usize = 10_000;
+
+/// Bytes asked of an import's source per read.
+const READ_SIZE: usize = 256 * 1024;
+
+/// Longest PEM block (or DER certificate) an import accepts.
+const MAX_BLOCK_BYTES: usize = 16 * 1024 * 1024;
+
+/// Counts reported to [`ImportOptions::progress`] after each written chunk.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
+pub struct ImportProgress {
+    /// PEM blocks read from the input so far.
+    pub blocks_read: u64,
+    /// Certificates read from the input so far (repeats within it included).
+    pub certificates_read: u64,
+    /// Certificates written so far.
+    pub imported: u64,
+    /// Certificates found already stored so far.
+    pub already_present: u64,
+    /// Certificates held back until their issuer appears (or the input ends).
+    pub pending: u64,
+}
+
+/// What a streamed import did: counts rather than rows, so its size does
+/// not grow with the input's.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
+pub struct ImportSummary {
+    /// Certificates written by this import.
+    pub imported: u64,
+    /// Certificates of the input clm already held in the import's scope
+    /// (by SHA-256 fingerprint); nothing was written for them. A repeat of a
+    /// certificate in a later chunk of the same input counts here too.
+    pub already_present: u64,
+    /// Imported certificates with oddities, as in [`ImportReport::flagged`].
+    pub flagged: Vec<(CertificateId, Vec<String>)>,
+    /// PEM blocks that hold no certificate and were left out.
+    pub skipped: Vec<SkippedBlock>,
+    /// PEM blocks read (0 for one DER certificate).
+    pub blocks: u64,
+    /// Certificates read, repeats included.
+    pub certificates_read: u64,
+}
+
+/// Where a streamed import puts its certificates, and whom it tells.
+#[derive(Clone, Copy, Default)]
+pub struct ImportOptions<'a> {
+    /// The tenant the certificates join; None: shared (global administrators
+    /// only). Needs `certificates:import` there.
+    pub organization_id: Option<OrganizationId>,
+    /// The user responsible for the certificates.
+    pub owner_user_id: Option<UserId>,
+    /// Called after each written chunk.
+    pub progress: Option<&'a (dyn Fn(ImportProgress) + Send + Sync)>,
+}
+
+impl std::fmt::Debug for ImportOptions<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ImportOptions")
+            .field("organization_id", &self.organization_id)
+            .field("owner_user_id", &self.owner_user_id)
+            .field("progress", &self.progress.is_some())
+            .finish()
+    }
 }
 
 /// A batch as stored: the rows written, and the rows another import had
@@ -159,45 +235,44 @@ struct WrittenBatch {
     replaced: Vec<(CertificateId, CertificateId)>,
 }
 
-impl WrittenBatch {
-    fn add_to(self, report: &mut ImportReport) {
-        report.imported.extend(self.imported);
-        report
-            .already_present
-            .extend(self.replaced.into_iter().map(|(_, stored)| stored));
-    }
-}
-
-/// A possible issuer: a stored CA or a CA of the same import.
+/// A possible issuer: a stored CA or a CA linked in the same round.
+#[derive(Clone)]
 struct Candidate {
     link: IssuerLink,
     subject_key_id: Option<String>,
     public_key_der: Vec<u8>,
 }
 
-/// Possible issuers by subject DN: the stored CAs an import names, and the
-/// import's own CAs. Only CAs are candidates, so only a CA's link can decide
-/// the order in which an import's rows must be written.
+impl Candidate {
+    fn of(link: IssuerLink, ca: &ParsedCertificate) -> Self {
+        Candidate {
+            link,
+            subject_key_id: ca.subject_key_id.clone(),
+            public_key_der: ca.public_key_der.clone(),
+        }
+    }
+}
+
+/// Possible issuers by subject DN: the stored CAs the certificates being
+/// linked name, and their own CAs. Only CAs are candidates, so only a CA's
+/// link can decide the order in which rows must be written.
 struct Candidates(HashMap<String, Vec<Candidate>>);
 
 impl Candidates {
-    fn new(parsed: &[ParsedCertificate], stored: &[(CertificateId, ParsedCertificate)]) -> Self {
+    fn new(stored: &HashMap<String, Vec<Candidate>>, linking: &[Incoming]) -> Self {
         let mut by_subject: HashMap<String, Vec<Candidate>> = HashMap::new();
-        let stored = stored.iter().map(|(id, ca)| (IssuerLink::Stored(*id), ca));
-        let in_input = parsed
-            .iter()
-            .enumerate()
-            .filter(|(_, p)| p.is_ca)
-            .map(|(index, ca)| (IssuerLink::InBatch(index), ca));
-        for (link, ca) in stored.chain(in_input) {
+        for certificate in linking {
+            if let Some(known) = stored.get(&certificate.parsed.issuer_dn) {
+                by_subject
+                    .entry(certificate.parsed.issuer_dn.clone())
+                    .or_insert_with(|| known.clone());
+            }
+        }
+        for (index, ca) in linking.iter().enumerate().filter(|(_, c)| c.parsed.is_ca) {
             by_subject
-                .entry(ca.subject_dn.clone())
+                .entry(ca.parsed.subject_dn.clone())
                 .or_default()
-                .push(Candidate {
-                    link,
-                    subject_key_id: ca.subject_key_id.clone(),
-                    public_key_der: ca.public_key_der.clone(),
-                });
+                .push(Candidate::of(IssuerLink::InBatch(index), &ca.parsed));
         }
         Candidates(by_subject)
     }
@@ -223,51 +298,48 @@ fn imported_kind(parsed: &ParsedCertificate) -> CertificateKind {
     }
 }
 
-/// Finds the issuer of `parsed[index]`: none for a self-signed certificate,
-/// else the first candidate with the issuer's name, a matching key
-/// identifier (when both sides have one) and a key that verifies the signature.
-fn find_issuer(
-    parsed: &[ParsedCertificate],
-    index: usize,
-    candidates: &Candidates,
-) -> Option<IssuerLink> {
-    let certificate = &parsed[index];
+/// Finds the issuer of `linking[index]`: none for a self-signed
+/// certificate, else the first candidate with the issuer's name, a matching
+/// key identifier (when both sides have one) and a key that verifies the
+/// signature.
+fn find_issuer(linking: &[Incoming], index: usize, candidates: &Candidates) -> Linked {
+    let certificate = &linking[index].parsed;
     if certificate.subject_dn == certificate.issuer_dn
         && verify_signed_by(certificate, &certificate.public_key_der).is_ok()
     {
-        return None;
+        return Linked::Root;
     }
     candidates
         .0
-        .get(certificate.issuer_dn.as_str())?
-        .iter()
-        .filter(|c| c.link != IssuerLink::InBatch(index))
-        .filter(
-            |c| match (&certificate.authority_key_id, &c.subject_key_id) {
-                (Some(aki), Some(ski)) => aki == ski,
-                _ => true,
-            },
-        )
-        .find(|c| verify_signed_by(certificate, &c.public_key_der).is_ok())
-        .map(|c| c.link)
+        .get(certificate.issuer_dn.as_str())
+        .and_then(|named| {
+            named
+                .iter()
+                .filter(|c| c.link != IssuerLink::InBatch(index))
+                .filter(
+                    |c| match (&certificate.authority_key_id, &c.subject_key_id) {
+                        (Some(aki), Some(ski)) => aki == ski,
+                        _ => true,
+                    },
+                )
+                .find(|c| verify_signed_by(certificate, &c.public_key_der).is_ok())
+        })
+        .map_or(Linked::Unknown, |c| Linked::Issuer(c.link))
 }
 
-/// Issuer links of `parsed[i]` for each `i` in `indices`, the signature
-/// checks spread over the machine's cores (a bulk import verifies thousands).
-fn link_issuers(
-    parsed: &[ParsedCertificate],
-    indices: &[usize],
-    candidates: &Candidates,
-) -> Vec<Option<IssuerLink>> {
+/// The issuer of every certificate of `linking`, the signature checks
+/// spread over the machine's cores (a bulk import verifies thousands).
+fn link_issuers(linking: &[Incoming], candidates: &Candidates) -> Vec<Linked> {
     let threads = std::thread::available_parallelism().map_or(1, usize::from);
-    let per_thread = indices.len().div_ceil(threads).max(64);
+    let per_thread = linking.len().div_ceil(threads).max(64);
+    let indices: Vec<usize> = (0..linking.len()).collect();
     std::thread::scope(|scope| {
         let workers: Vec<_> = indices
             .chunks(per_thread)
             .map(|part| {
                 let worker = scope.spawn(move || {
                     part.iter()
-                        .map(|&index| find_issuer(parsed, index, candidates))
+                        .map(|&index| find_issuer(linking, index, candidates))
                         .collect::<Vec<_>>()
                 });
                 (worker, part.len())
@@ -276,7 +348,7 @@ fn link_issuers(
         // A worker that panicked links nothing rather than failing the import.
         workers
             .into_iter()
-            .flat_map(|(worker, len)| worker.join().unwrap_or_else(|_| vec![None; len]))
+            .flat_map(|(worker, len)| worker.join().unwrap_or_else(|_| vec![Linked::Unknown; len]))
             .collect()
     })
 }
@@ -284,15 +356,14 @@ fn link_issuers(
 /// Inputs at least this large are parsed on several threads.
 const PARALLEL_PARSE_BYTES: usize = 256 * 1024;
 
-/// [`parse_certificate_bundle`] with a large PEM bundle cut at block
-/// boundaries into one piece per core, each parsed on its own thread. Any
-/// error parses the whole input again in one piece, so the error (and the
-/// certificate number it names) is exactly what the serial parse reports.
+/// [`read_bundle`] with a large PEM piece cut at block boundaries into one
+/// part per core, each parsed on its own thread. Any error parses the
+/// piece again in one part, so the error is exactly the serial parse's.
 fn parse_bundle(data: &[u8]) -> Result<ParsedBundle> {
     const BEGIN: &[u8] = b"-----BEGIN ";
     let threads = std::thread::available_parallelism().map_or(1, usize::from);
     if threads < 2 || data.len() < PARALLEL_PARSE_BYTES {
-        return parse_certificate_bundle(data);
+        return read_bundle(data);
     }
     let next_begin = |from: usize| {
         data.get(from..)
@@ -313,7 +384,7 @@ fn parse_bundle(data: &[u8]) -> Result<ParsedBundle> {
     }
     cuts.push(data.len());
     if cuts.len() < 3 {
-        return parse_certificate_bundle(data);
+        return read_bundle(data);
     }
     let pieces: Vec<Result<ParsedBundle>> = std::thread::scope(|scope| {
         let workers: Vec<_> = cuts
@@ -343,17 +414,15 @@ fn parse_bundle(data: &[u8]) -> Result<ParsedBundle> {
                 whole.skipped.append(&mut piece.skipped);
                 whole.blocks = whole.blocks.saturating_add(piece.blocks);
             }
-            Err(_) => return parse_certificate_bundle(data),
+            Err(_) => return read_bundle(data),
         }
-    }
-    if whole.certificates.is_empty() {
-        return parse_certificate_bundle(data);
     }
     Ok(whole)
 }
 
-/// Depth of each certificate in the import's own issuer tree (0 = its
-/// issuer is stored or unknown), so parents are inserted before children.
+/// Depth of each certificate in the issuer tree of the certificates linked
+/// together (0 = its issuer is stored or unknown), so parents are inserted
+/// before children.
 fn depths(links: &[Option<IssuerLink>]) -> Vec<usize> {
     (0..links.len())
         .map(|start| {
@@ -369,6 +438,343 @@ fn depths(links: &[Option<IssuerLink>]) -> Vec<usize> {
             depth
         })
         .collect()
+}
+
+/// Byte offset just past the END line of each complete PEM block of
+/// `buffer`, at most `max`.
+fn block_ends(buffer: &[u8], max: usize) -> Vec<usize> {
+    const END: &[u8] = b"-----END ";
+    let mut ends = Vec::new();
+    let mut from = 0;
+    while ends.len() < max {
+        let Some(at) = find_bytes(&buffer[from..], END) else {
+            break;
+        };
+        let label_at = from.saturating_add(at).saturating_add(END.len());
+        let Some(close) = find_bytes(&buffer[label_at..], b"-----") else {
+            break;
+        };
+        from = label_at.saturating_add(close).saturating_add(5);
+        ends.push(from);
+    }
+    ends
+}
+
+fn find_bytes(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// A run of whole PEM blocks cut from an import's input.
+struct Piece {
+    bytes: Vec<u8>,
+    /// Byte offset of the piece in the input.
+    offset: u64,
+    /// PEM blocks of the input before this piece.
+    blocks_before: usize,
+    /// Certificates of the input before this piece.
+    certificates_before: u64,
+}
+
+/// An import's input, read a bounded piece at a time and cut after whole
+/// PEM blocks, so no more than a chunk of it is ever held.
+struct BlockReader<R> {
+    source: R,
+    buffer: Vec<u8>,
+    at_end: bool,
+    /// Bytes of the input before `buffer`.
+    offset: u64,
+    blocks: usize,
+    certificates: u64,
+}
+
+impl<R: std::io::Read> BlockReader<R> {
+    fn new(source: R) -> Self {
+        BlockReader {
+            source,
+            buffer: Vec::new(),
+            at_end: false,
+            offset: 0,
+            blocks: 0,
+            certificates: 0,
+        }
+    }
+
+    /// The next piece of up to `max_blocks` whole PEM blocks (the rest of
+    /// the input at its end), or None once all of it has been handed out.
+    fn next_piece(&mut self, max_blocks: usize) -> Result<Option<Piece>> {
+        // Block ends found so far; each pass scans only past the last one.
+        let mut ends: Vec<usize> = Vec::new();
+        loop {
+            let from = ends.last().copied().unwrap_or(0);
+            let more = block_ends(&self.buffer[from..], max_blocks.saturating_sub(ends.len()));
+            ends.extend(more.into_iter().map(|end| end.saturating_add(from)));
+            let cut = match ends.last() {
+                Some(&last) if ends.len() >= max_blocks => Some(last),
+                _ if self.at_end => Some(self.buffer.len()),
+                _ => None,
+            };
+            if let Some(cut) = cut {
+                if cut == 0 {
+                    return Ok(None);
+                }
+                let rest = self.buffer.split_off(cut);
+                let bytes = std::mem::replace(&mut self.buffer, rest);
+                let piece = Piece {
+                    bytes,
+                    offset: self.offset,
+                    blocks_before: self.blocks,
+                    certificates_before: self.certificates,
+                };
+                self.offset = self.offset.saturating_add(cut as u64);
+                return Ok(Some(piece));
+            }
+            let since_last_block = self
+                .buffer
+                .len()
+                .saturating_sub(ends.last().copied().unwrap_or(0));
+            if since_last_block > MAX_BLOCK_BYTES {
+                return Err(Error::invalid(
+                    "data",
+                    format!(
+                        "no PEM END line within {} MiB after byte {} of the input",
+                        MAX_BLOCK_BYTES / (1024 * 1024),
+                        self.offset
+                            .saturating_add(ends.last().copied().unwrap_or(0) as u64)
+                    ),
+                ));
+            }
+            let read = (&mut self.source)
+                .take(READ_SIZE as u64)
+                .read_to_end(&mut self.buffer)
+                .map_err(|err| {
+                    Error::invalid(
+                        "data",
+                        format!(
+                            "reading the input failed after byte {}: {err}",
+                            self.offset.saturating_add(self.buffer.len() as u64)
+                        ),
+                    )
+                })?;
+            if read == 0 {
+                self.at_end = true;
+            }
+        }
+    }
+
+    /// Parses `piece` (PEM blocks, or the whole input as one DER
+    /// certificate), numbering skipped blocks and errors in the input's
+    /// terms, and counts what it held.
+    fn parse(&mut self, piece: &Piece) -> Result<ParsedBundle> {
+        if !crate::crypto::pem::looks_like_pem(&piece.bytes) {
+            if piece.offset > 0 {
+                // Text after the last block.
+                return Ok(ParsedBundle::default());
+            }
+            let certificate = crate::crypto::parse_certificate_der(&piece.bytes)?;
+            self.certificates = 1;
+            return Ok(ParsedBundle {
+                certificates: vec![certificate],
+                ..ParsedBundle::default()
+            });
+        }
+        let mut bundle = parse_bundle(&piece.bytes).map_err(|err| locate_error(piece, err))?;
+        for skipped in &mut bundle.skipped {
+            skipped.block = skipped.block.saturating_add(piece.blocks_before);
+        }
+        self.blocks = self.blocks.saturating_add(bundle.blocks);
+        self.certificates = self
+            .certificates
+            .saturating_add(bundle.certificates.len() as u64);
+        Ok(bundle)
+    }
+}
+
+/// The error of a piece that failed to parse, naming the failing block's
+/// position in the whole input (block number, certificate number, byte).
+fn locate_error(piece: &Piece, err: Error) -> Error {
+    let mut start = 0;
+    let mut blocks = piece.blocks_before;
+    let mut certificates = piece.certificates_before;
+    for end in block_ends(&piece.bytes, usize::MAX)
+        .into_iter()
+        .chain([piece.bytes.len()])
+    {
+        if end <= start {
+            continue;
+        }
+        let part = &piece.bytes[start..end];
+        if !crate::crypto::pem::looks_like_pem(part) {
+            start = end;
+            continue;
+        }
+        match read_bundle(part) {
+            Ok(parsed) => {
+                blocks = blocks.saturating_add(parsed.blocks);
+                certificates = certificates.saturating_add(parsed.certificates.len() as u64);
+            }
+            Err(Error::InvalidInput { field, reason, .. }) => {
+                let at = piece
+                    .offset
+                    .saturating_add(start as u64)
+                    .saturating_add(find_bytes(part, b"-----BEGIN ").unwrap_or(0) as u64);
+                return Error::invalid(
+                    field,
+                    format!(
+                        "PEM block {} of the input (certificate {}, at byte {at}): {reason}",
+                        blocks.saturating_add(1),
+                        certificates.saturating_add(1)
+                    ),
+                );
+            }
+            Err(other) => return other,
+        }
+        start = end;
+    }
+    err
+}
+
+/// What one chunk of an import brings to be written.
+struct PreparedChunk {
+    /// Rows in write order (issuers first), at most [`IMPORT_BATCH`] each.
+    batches: Vec<Vec<Certificate>>,
+    flagged: Vec<(CertificateId, Vec<String>)>,
+    already_present: Vec<CertificateId>,
+    skipped: Vec<SkippedBlock>,
+    blocks_read: u64,
+    certificates_read: u64,
+    pending: u64,
+}
+
+/// The reading side of a streamed import: the input, the issuers met so far
+/// and the certificates held back until their issuer appears.
+struct ChunkReader<R> {
+    reader: Option<BlockReader<R>>,
+    /// Possible issuers by subject DN: stored CAs (parsed once per import)
+    /// and the CAs this import writes; an empty list is a name with none.
+    issuers: HashMap<String, Vec<Candidate>>,
+    pending: Vec<Incoming>,
+    ownership: Ownership,
+    finished: bool,
+}
+
+/// The writing side of a streamed import.
+struct ChunkWriter<'a> {
+    actor: &'a Actor,
+    organization_id: Option<OrganizationId>,
+    /// The key of a single-certificate import.
+    key: Option<&'a KeyPair>,
+    /// Rows a concurrent import stored first: this import's id -> the stored id.
+    replaced: HashMap<CertificateId, CertificateId>,
+    summary: ImportSummary,
+    /// The rows themselves, for [`Clm::import_certificates`].
+    report: Option<ImportReport>,
+    progress: Option<&'a (dyn Fn(ImportProgress) + Send + Sync)>,
+}
+
+/// What linking decided for the certificates of one round.
+struct LinkedRound {
+    /// Rows to write now, issuers first.
+    rows: Vec<Certificate>,
+    flagged: Vec<(CertificateId, Vec<String>)>,
+    /// Certificates whose issuer (or whose issuer's issuer) is unknown yet.
+    held: Vec<Incoming>,
+    /// The CAs among `rows`, as issuers for later rounds.
+    new_issuers: Vec<(String, Candidate)>,
+}
+
+/// Links `linking` (certificates held back before, then a chunk's new
+/// ones), holds back those whose issuer has not appeared, unless
+/// `release_all` (the input ended) or more than [`IMPORT_PENDING_LIMIT`]
+/// would be held, and turns the rest into rows.
+fn link_round(
+    linking: Vec<Incoming>,
+    candidates: &Candidates,
+    release_all: bool,
+    ownership: &Ownership,
+) -> LinkedRound {
+    let linked = link_issuers(&linking, candidates);
+    let links: Vec<Option<IssuerLink>> = linked.iter().map(|l| l.link()).collect();
+    let depth = depths(&links);
+    let mut order: Vec<usize> = (0..linking.len()).collect();
+    order.sort_by_key(|&i| (!linking[i].parsed.is_ca, depth[i]));
+    let mut held = vec![false; linking.len()];
+    if !release_all {
+        // Parents come first in `order`, so a parent's decision is known.
+        for &i in &order {
+            held[i] = match linked[i] {
+                Linked::Unknown => true,
+                Linked::Issuer(IssuerLink::InBatch(parent)) => held[parent],
+                Linked::Root | Linked::Issuer(IssuerLink::Stored(_)) => false,
+            };
+        }
+        if held.iter().filter(|h| **h).count() > IMPORT_PENDING_LIMIT {
+            held.fill(false);
+        }
+    }
+    let mut round = LinkedRound {
+        rows: Vec::with_capacity(linking.len()),
+        flagged: Vec::new(),
+        held: Vec::new(),
+        new_issuers: Vec::new(),
+    };
+    for &i in order.iter().filter(|&&i| !held[i]) {
+        let Incoming { id, parsed } = &linking[i];
+        let issuer = match links[i] {
+            Some(IssuerLink::Stored(stored)) => Some(stored),
+            Some(IssuerLink::InBatch(parent)) => linking.get(parent).map(|p| p.id),
+            None => None,
+        };
+        if !parsed.flags.is_empty() {
+            round.flagged.push((*id, parsed.flags.clone()));
+        }
+        if parsed.is_ca {
+            round.new_issuers.push((
+                parsed.subject_dn.clone(),
+                Candidate::of(IssuerLink::Stored(*id), parsed),
+            ));
+        }
+        round.rows.push(certificate_row_with_id(
+            *id,
+            parsed,
+            imported_kind(parsed),
+            CertificateSource::Imported,
+            issuer,
+            ownership,
+        ));
+    }
+    round.held = linking
+        .into_iter()
+        .zip(held)
+        .filter_map(|(certificate, held)| held.then_some(certificate))
+        .collect();
+    round
+}
+
+/// A parse error met after some chunks were written, saying what stands.
+fn stopped_at(err: Error, summary: &ImportSummary) -> Error {
+    match err {
+        Error::InvalidInput {
+            field,
+            reason,
+            source,
+        } => {
+            let reason = if summary.imported == 0 {
+                format!("{reason}; nothing was written")
+            } else {
+                format!(
+                    "{reason}; {} certificates read before it were written and stay \
+                     (import the corrected input again to complete the rest)",
+                    summary.imported
+                )
+            };
+            Error::InvalidInput {
+                field,
+                reason,
+                source,
+            }
+        }
+        other => other,
+    }
 }
 
 fn certificate_search_filter(search: &CertificateSearch) -> Result<CertificateFilter> {
@@ -399,213 +805,404 @@ impl Clm {
     /// and the shared scope, holds its own row), and issuers are the
     /// organization's own CAs and shared ones.
     ///
-    /// Everything is parsed and checked before anything is written: bad input
-    /// writes nothing. Large inputs are written in batches of
-    /// [`IMPORT_BATCH`], each one secure transaction with one audit row; if a
-    /// later batch fails the earlier ones stand, and importing the same input
-    /// again completes the rest without duplicates.
+    /// The input is read as a stream (see
+    /// [`Clm::import_certificates_from_reader`]): chunks of [`IMPORT_BATCH`]
+    /// PEM blocks are parsed, checked and written one after another, each
+    /// batch one secure transaction with one audit row. Bad input in the
+    /// first chunk writes nothing; a bad block later stops the import there,
+    /// the chunks before it stand, and the error names the block and the
+    /// count written. Importing the same input again completes the rest
+    /// without duplicates. The report lists every row written, so its size
+    /// follows the input's; the reader and file forms report counts only.
     #[tracing::instrument(skip_all, fields(actor = actor.log_kind(), organization), err(level = "info"))]
     pub async fn import_certificates(
         &self,
         actor: &Actor,
         request: ImportRequest,
     ) -> Result<ImportReport> {
-        self.authorize(
-            actor,
-            Access::new("certificates", "import").in_org(request.organization_id),
-        )
-        .await?;
-        if request.data.is_empty() {
-            return Err(Error::invalid("data", "is empty"));
-        }
-        self.check_ownership(request.organization_id, request.owner_user_id)
-            .await?;
         let ImportRequest {
             data,
             private_key_pem,
             organization_id,
             owner_user_id,
         } = request;
-        let ParsedBundle {
-            certificates: parsed,
-            skipped,
-            ..
-        } = self.run_cpu(move || parse_bundle(&data)).await?;
-        let key = match private_key_pem {
-            None => None,
-            Some(pem) => Some(matching_key(&parsed, &pem)?),
-        };
-        if let Some(key) = &key {
-            self.refuse_compromised_key(&key.public_key_der()).await?;
+        self.authorize(
+            actor,
+            Access::new("certificates", "import").in_org(organization_id),
+        )
+        .await?;
+        if data.is_empty() {
+            return Err(Error::invalid("data", "is empty"));
         }
+        self.check_ownership(organization_id, owner_user_id).await?;
+        let (data, key) = match private_key_pem {
+            None => (data, None),
+            Some(pem) => {
+                let (data, parsed) = self
+                    .run_cpu(move || {
+                        let parsed = parse_certificate_bundle(&data)?;
+                        Ok((data, parsed))
+                    })
+                    .await?;
+                let key = matching_key(&parsed.certificates, &pem)?;
+                self.refuse_compromised_key(&key.public_key_der()).await?;
+                (data, Some(key))
+            }
+        };
+        let options = ImportOptions {
+            organization_id,
+            owner_user_id,
+            progress: None,
+        };
+        let (_, report) = self
+            .import_stream(
+                actor,
+                std::io::Cursor::new(data),
+                options,
+                key.as_ref(),
+                Some(ImportReport::default()),
+            )
+            .await?;
+        report.ok_or_else(|| Error::Internal("an import lost its report".into()))
+    }
 
-        // Drop repeats within the input, then what is already stored.
-        let mut seen = HashSet::with_capacity(parsed.len());
-        let parsed: Vec<ParsedCertificate> = parsed
+    /// Imports the certificates a reader yields (one PEM certificate, a PEM
+    /// bundle of any size, or one DER certificate), in bounded memory: the
+    /// input is read, parsed, checked and written a chunk of
+    /// [`IMPORT_BATCH`] PEM blocks at a time (parsing the next chunk while
+    /// the last one is written), and [`ImportOptions::progress`] hears after
+    /// each written chunk. Deduplication, issuer links, signature checks and
+    /// flags are those of [`Clm::import_certificates`].
+    ///
+    /// A certificate whose issuer comes later in the input is held back
+    /// (not written) until its issuer appears, so it is linked as if the
+    /// input were in order; at most [`IMPORT_PENDING_LIMIT`] are held: past
+    /// that, or at the end of the input, they are written, those whose
+    /// issuer never appeared without a link (as any certificate of an
+    /// unknown issuer).
+    ///
+    /// A bad block (damaged PEM, a certificate that does not parse) stops
+    /// the import: the error names the block (its number, the certificate's
+    /// number and its byte offset) and how many certificates the chunks
+    /// before it wrote; those stand, and importing the corrected input
+    /// again completes the rest.
+    #[tracing::instrument(skip_all, fields(actor = actor.log_kind(), organization), err(level = "info"))]
+    pub async fn import_certificates_from_reader<R>(
+        &self,
+        actor: &Actor,
+        source: R,
+        options: ImportOptions<'_>,
+    ) -> Result<ImportSummary>
+    where
+        R: std::io::Read + Send + 'static,
+    {
+        self.authorize(
+            actor,
+            Access::new("certificates", "import").in_org(options.organization_id),
+        )
+        .await?;
+        self.check_ownership(options.organization_id, options.owner_user_id)
+            .await?;
+        let (summary, _) = self
+            .import_stream(actor, source, options, None, None)
+            .await?;
+        Ok(summary)
+    }
+
+    /// [`Clm::import_certificates_from_reader`] on a file, read by this
+    /// process (so the path is the host's; needs `certificates:import`
+    /// before the file is opened).
+    #[tracing::instrument(skip_all, fields(actor = actor.log_kind(), organization), err(level = "info"))]
+    pub async fn import_certificates_from_file(
+        &self,
+        actor: &Actor,
+        path: impl AsRef<std::path::Path>,
+        options: ImportOptions<'_>,
+    ) -> Result<ImportSummary> {
+        self.authorize(
+            actor,
+            Access::new("certificates", "import").in_org(options.organization_id),
+        )
+        .await?;
+        let path = path.as_ref();
+        let file = std::fs::File::open(path).map_err(|err| {
+            Error::invalid("path", format!("cannot open {}: {err}", path.display()))
+        })?;
+        self.import_certificates_from_reader(actor, file, options)
+            .await
+    }
+
+    /// The streamed import behind every import entry: reads, links and
+    /// writes chunk by chunk, the next chunk read and linked while the last
+    /// one is written. `report` (when given) collects the rows written.
+    async fn import_stream<R>(
+        &self,
+        actor: &Actor,
+        source: R,
+        options: ImportOptions<'_>,
+        key: Option<&KeyPair>,
+        report: Option<ImportReport>,
+    ) -> Result<(ImportSummary, Option<ImportReport>)>
+    where
+        R: std::io::Read + Send + 'static,
+    {
+        let mut reader = ChunkReader {
+            reader: Some(BlockReader::new(source)),
+            issuers: HashMap::new(),
+            pending: Vec::new(),
+            ownership: Ownership {
+                owner_user_id: options.owner_user_id,
+                organization_id: options.organization_id,
+                ..Ownership::default()
+            },
+            finished: false,
+        };
+        let mut writer = ChunkWriter {
+            actor,
+            organization_id: options.organization_id,
+            key,
+            replaced: HashMap::new(),
+            summary: ImportSummary::default(),
+            report,
+            progress: options.progress,
+        };
+        let mut next = self.read_chunk(&mut reader).await;
+        loop {
+            let chunk = match next {
+                Ok(Some(chunk)) => chunk,
+                Ok(None) => break,
+                Err(err) => return Err(stopped_at(err, &writer.summary)),
+            };
+            let (written, following) = futures::join!(
+                self.write_chunk(&mut writer, chunk),
+                self.read_chunk(&mut reader)
+            );
+            written?;
+            next = following;
+        }
+        if writer.summary.certificates_read == 0 {
+            return Err(Error::invalid(
+                "certificate",
+                "PEM holds no CERTIFICATE block",
+            ));
+        }
+        Ok((writer.summary, writer.report))
+    }
+
+    /// Reads, parses, deduplicates and links the next chunk; None once the
+    /// input has ended and nothing is held back.
+    async fn read_chunk<R>(&self, state: &mut ChunkReader<R>) -> Result<Option<PreparedChunk>>
+    where
+        R: std::io::Read + Send + 'static,
+    {
+        if state.finished && state.pending.is_empty() {
+            return Ok(None);
+        }
+        let mut bundle = ParsedBundle::default();
+        if !state.finished {
+            let mut reader = state
+                .reader
+                .take()
+                .ok_or_else(|| Error::Internal("an import lost its input".into()))?;
+            let (reader, parsed) = self
+                .run_cpu(move || {
+                    let parsed = match reader.next_piece(IMPORT_BATCH)? {
+                        Some(piece) => Some(reader.parse(&piece)?),
+                        None => None,
+                    };
+                    Ok((reader, parsed))
+                })
+                .await?;
+            state.reader = Some(reader);
+            match parsed {
+                Some(parsed) => bundle = parsed,
+                None => state.finished = true,
+            }
+        }
+        let (blocks_read, certificates_read) = state
+            .reader
+            .as_ref()
+            .map_or((0, 0), |reader| (reader.blocks as u64, reader.certificates));
+        let organization_id = state.ownership.organization_id;
+
+        // Drop repeats within the chunk and of the certificates held back,
+        // then what is already stored.
+        let mut seen: HashSet<String> = state
+            .pending
+            .iter()
+            .map(|p| p.parsed.fingerprint_sha256.clone())
+            .collect();
+        let parsed: Vec<ParsedCertificate> = bundle
+            .certificates
             .into_iter()
             .filter(|p| seen.insert(p.fingerprint_sha256.clone()))
             .collect();
-        let fingerprints: Vec<String> = parsed
-            .iter()
-            .map(|p| p.fingerprint_sha256.clone())
-            .collect();
-        let stored: HashMap<String, CertificateId> = {
+        let stored: HashMap<String, CertificateId> = if parsed.is_empty() {
+            HashMap::new()
+        } else {
+            let fingerprints: Vec<String> = parsed
+                .iter()
+                .map(|p| p.fingerprint_sha256.clone())
+                .collect();
             let mut conn = self.databases().secure.acquire().await?;
             certificates::find_by_fingerprints(&mut conn.conn(), organization_id, &fingerprints)
                 .await?
                 .into_iter()
                 .collect()
         };
-        let mut report = ImportReport {
-            skipped,
-            ..ImportReport::default()
-        };
+        let mut already_present = Vec::new();
         let mut fresh = Vec::with_capacity(parsed.len());
         for certificate in parsed {
             match stored.get(&certificate.fingerprint_sha256) {
-                Some(id) => report.already_present.push(*id),
+                Some(id) => already_present.push(*id),
                 None => fresh.push(certificate),
             }
         }
-        if let (Some(key), Some(id)) = (&key, report.already_present.first()) {
-            self.attach_private_key(actor, *id, key).await?;
+        if !fresh.is_empty() {
+            flag_compromised_keys(self, &mut fresh).await?;
         }
-        if fresh.is_empty() {
-            return Ok(report);
-        }
-
-        flag_compromised_keys(self, &mut fresh).await?;
-        let issuers = self.stored_issuers(&fresh, organization_id).await?;
-        let candidates = Candidates::new(&fresh, &issuers);
-        // Only CAs issue, so the CAs' links alone decide the write order
-        // (parents first): they are linked now and written first. The leaves
-        // are linked (signatures checked) and turned into rows batch by
-        // batch, while other batches write.
-        let ca_indices: Vec<usize> = (0..fresh.len()).filter(|&i| fresh[i].is_ca).collect();
-        let (fresh, candidates, ca_links) = self
-            .run_cpu(move || {
-                let ca_links = link_issuers(&fresh, &ca_indices, &candidates);
-                let mut links = vec![None; fresh.len()];
-                for (&index, link) in ca_indices.iter().zip(ca_links) {
-                    links[index] = link;
-                }
-                Ok((fresh, candidates, links))
-            })
+        let mut linking = std::mem::take(&mut state.pending);
+        linking.extend(fresh.into_iter().map(|parsed| Incoming {
+            id: CertificateId::new(),
+            parsed,
+        }));
+        self.load_issuers(&mut state.issuers, &linking, organization_id)
             .await?;
-        let shared = Arc::new(ImportShared {
-            ids: fresh.iter().map(|_| CertificateId::new()).collect(),
-            fresh,
-            candidates,
-            links: ca_links,
-            ownership: Ownership {
-                owner_user_id,
-                organization_id,
-                ..Ownership::default()
-            },
-        });
-        let (fresh, ids) = (&shared.fresh, &shared.ids);
-        let depth = depths(&shared.links);
-        let mut order: Vec<usize> = (0..fresh.len()).collect();
-        order.sort_by_key(|&i| (!fresh[i].is_ca, depth[i]));
-        for &i in &order {
-            if !fresh[i].flags.is_empty() {
-                report.flagged.push((ids[i], fresh[i].flags.clone()));
-            }
+        let candidates = Candidates::new(&state.issuers, &linking);
+        let (release_all, ownership) = (state.finished, state.ownership.clone());
+        let round = self
+            .run_cpu(move || Ok(link_round(linking, &candidates, release_all, &ownership)))
+            .await?;
+        for (subject, issuer) in round.new_issuers {
+            state.issuers.entry(subject).or_default().push(issuer);
         }
-        let private_key = match (&key, ids.as_slice()) {
-            (Some(key), [single]) => Some(self.seal_private_key(*single, key)?),
-            _ => None,
-        };
-        // An import larger than one batch keeps CAs and leaves in separate
-        // batches, so only the (few) CA batches have to be written one after
-        // another; a smaller one is a single batch with one audit row.
-        let cas_in_order = order.partition_point(|&i| fresh[i].is_ca);
-        let (ca_order, leaf_order) = order.split_at(cas_in_order);
-        let (batches, ordered): (Vec<Vec<usize>>, usize) = if order.len() <= IMPORT_BATCH {
-            (vec![order.clone()], 1)
-        } else {
-            (
-                ca_order
-                    .chunks(IMPORT_BATCH)
-                    .chain(leaf_order.chunks(IMPORT_BATCH))
-                    .map(<[usize]>::to_vec)
-                    .collect(),
-                ca_order.len().div_ceil(IMPORT_BATCH),
-            )
-        };
-        let job = ImportJob {
-            actor,
-            shared: &shared,
-            private_key: private_key.as_ref(),
-            organization_id,
-        };
-        // A batch holding a CA is stored before any later one starts (later
-        // rows may name its CAs as issuer). The rest hold leaves only and
-        // depend on nothing but those.
-        let mut batches = batches.into_iter();
-        // Rows a concurrent import stored first: their id here -> the stored id.
-        let mut replaced: HashMap<CertificateId, CertificateId> = HashMap::new();
-        for batch in batches.by_ref().take(ordered) {
-            let rows = self.link_batch(&job, batch).await?;
-            let written = self.write_linked_batch(&job, rows, &replaced).await?;
-            replaced.extend(written.replaced.iter().copied());
-            written.add_to(&mut report);
+        state.pending = round.held;
+        let mut batches = Vec::new();
+        let mut rows = round.rows.into_iter().peekable();
+        while rows.peek().is_some() {
+            batches.push(rows.by_ref().take(IMPORT_BATCH).collect());
         }
-        let earlier = replaced.clone();
-        let job = &job;
-        // The leaf batches flow through two stages: linking (signature
-        // checks on every core) runs one batch ahead of writing, which keeps
-        // two batches in flight. Every batch runs to its end (none is
-        // dropped between its secure and its core commit); the first
-        // failure is reported.
-        let (linked_tx, linked_rx) = futures::channel::mpsc::channel::<Result<Vec<Certificate>>>(1);
-        let link_ahead = async move {
-            let mut linked_tx = linked_tx;
-            for batch in batches {
-                let linked = self.link_batch(job, batch).await;
-                if futures::SinkExt::send(&mut linked_tx, linked)
-                    .await
-                    .is_err()
-                {
-                    break;
-                }
-            }
-        };
-        let write = linked_rx
-            .map(|linked| async {
-                match linked {
-                    Ok(rows) => self.write_linked_batch(job, rows, &earlier).await,
-                    Err(err) => Err(err),
-                }
-            })
-            .buffered(2)
-            .collect::<Vec<Result<WrittenBatch>>>();
-        let ((), outcomes) = futures::join!(link_ahead, write);
-        let mut failure = None;
-        for outcome in outcomes {
-            match outcome {
-                Ok(written) => {
-                    replaced.extend(written.replaced.iter().copied());
-                    written.add_to(&mut report);
-                }
-                Err(err) => {
-                    failure.get_or_insert(err);
-                }
-            }
-        }
-        if let Some(err) = failure {
-            return Err(err);
-        }
-        if !replaced.is_empty() {
-            report.flagged.retain(|(id, _)| !replaced.contains_key(id));
-        }
-        // Freeing the parsed input (tens of thousands of small allocations
-        // for a bulk import) is left to a blocking thread: the caller has
-        // its answer meanwhile.
-        drop(tokio::task::spawn_blocking(move || drop(shared)));
-        Ok(report)
+        Ok(Some(PreparedChunk {
+            batches,
+            flagged: round.flagged,
+            already_present,
+            skipped: bundle.skipped,
+            blocks_read,
+            certificates_read,
+            pending: state.pending.len() as u64,
+        }))
     }
 
+    /// Adds to `issuers` the stored CAs named as issuer by `linking` that
+    /// it does not know yet (each parsed once per import).
+    async fn load_issuers(
+        &self,
+        issuers: &mut HashMap<String, Vec<Candidate>>,
+        linking: &[Incoming],
+        organization_id: Option<OrganizationId>,
+    ) -> Result<()> {
+        let missing: Vec<String> = linking
+            .iter()
+            .map(|c| &c.parsed.issuer_dn)
+            .filter(|dn| !issuers.contains_key(dn.as_str()))
+            .cloned()
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        if issuers.len() > ISSUER_CACHE_LIMIT {
+            // Names with no stored CA are asked again when met again; the
+            // CAs this import wrote stay.
+            issuers.retain(|_, known| !known.is_empty());
+        }
+        for (id, ca) in self.stored_issuers(&missing, organization_id).await? {
+            issuers
+                .entry(ca.subject_dn.clone())
+                .or_default()
+                .push(Candidate::of(IssuerLink::Stored(id), &ca));
+        }
+        for subject in missing {
+            issuers.entry(subject).or_default();
+        }
+        Ok(())
+    }
+
+    /// Writes a chunk's batches in order, then reports progress.
+    async fn write_chunk(&self, writer: &mut ChunkWriter<'_>, chunk: PreparedChunk) -> Result<()> {
+        let PreparedChunk {
+            batches,
+            mut flagged,
+            already_present,
+            skipped,
+            blocks_read,
+            certificates_read,
+            pending,
+        } = chunk;
+        if let (Some(key), Some(id)) = (writer.key, already_present.first()) {
+            self.attach_private_key(writer.actor, *id, key).await?;
+        }
+        let summary = &mut writer.summary;
+        summary.blocks = blocks_read;
+        summary.certificates_read = certificates_read;
+        summary.already_present = summary
+            .already_present
+            .saturating_add(already_present.len() as u64);
+        if let Some(report) = &mut writer.report {
+            report.already_present.extend(&already_present);
+            report.skipped.extend(skipped.iter().cloned());
+        }
+        summary.skipped.extend(skipped);
+        for rows in batches {
+            let private_key = match (writer.key, rows.as_slice()) {
+                (Some(key), [single]) => Some(self.seal_private_key(single.id, key)?),
+                _ => None,
+            };
+            let written = self
+                .write_linked_batch(
+                    writer.actor,
+                    rows,
+                    private_key.as_ref(),
+                    writer.organization_id,
+                    &writer.replaced,
+                )
+                .await?;
+            let summary = &mut writer.summary;
+            summary.imported = summary
+                .imported
+                .saturating_add(written.imported.len() as u64);
+            summary.already_present = summary
+                .already_present
+                .saturating_add(written.replaced.len() as u64);
+            if !written.replaced.is_empty() {
+                let mine: HashSet<CertificateId> =
+                    written.replaced.iter().map(|(mine, _)| *mine).collect();
+                flagged.retain(|(id, _)| !mine.contains(id));
+            }
+            if let Some(report) = &mut writer.report {
+                report
+                    .already_present
+                    .extend(written.replaced.iter().map(|(_, stored)| *stored));
+                report.imported.extend(written.imported);
+            }
+            writer.replaced.extend(written.replaced);
+        }
+        if let Some(report) = &mut writer.report {
+            report.flagged.extend(flagged.iter().cloned());
+        }
+        writer.summary.flagged.extend(flagged);
+        if let Some(progress) = writer.progress {
+            progress(ImportProgress {
+                blocks_read,
+                certificates_read,
+                imported: writer.summary.imported,
+                already_present: writer.summary.already_present,
+                pending,
+            });
+        }
+        Ok(())
+    }
     /// The owner and organization must exist: core's metadata refers to them,
     /// and a failure there would leave certificates without metadata.
     async fn check_ownership(
@@ -685,60 +1282,16 @@ impl Clm {
             })
     }
 
-    /// The rows of a batch (`indices` into the parsed input), each with its
-    /// issuer: a CA's from the links found before, a leaf's found now.
-    /// Runs on a blocking thread under a CPU permit.
-    async fn link_batch(
-        &self,
-        job: &ImportJob<'_>,
-        indices: Vec<usize>,
-    ) -> Result<Vec<Certificate>> {
-        let shared = job.shared.clone();
-        self.run_cpu(move || {
-            let shared = &*shared;
-            let leaves: Vec<usize> = indices
-                .iter()
-                .copied()
-                .filter(|&i| !shared.fresh[i].is_ca)
-                .collect();
-            let mut leaf_links =
-                link_issuers(&shared.fresh, &leaves, &shared.candidates).into_iter();
-            Ok(indices
-                .iter()
-                .map(|&i| {
-                    let parsed = &shared.fresh[i];
-                    let link = if parsed.is_ca {
-                        shared.links[i]
-                    } else {
-                        leaf_links.next().flatten()
-                    };
-                    let issuer = match link {
-                        Some(IssuerLink::Stored(id)) => Some(id),
-                        Some(IssuerLink::InBatch(index)) => shared.ids.get(index).copied(),
-                        None => None,
-                    };
-                    certificate_row_with_id(
-                        shared.ids[i],
-                        parsed,
-                        imported_kind(parsed),
-                        CertificateSource::Imported,
-                        issuer,
-                        &shared.ownership,
-                    )
-                })
-                .collect())
-        })
-        .await
-    }
-
     /// Writes a linked batch, its issuers first mapped through `replaced`.
     /// If the batch hits the fingerprint constraint (another import stored
     /// some of these certificates meanwhile), those rows are dropped,
     /// reported as already present, and the rest is written once more.
     async fn write_linked_batch(
         &self,
-        job: &ImportJob<'_>,
+        actor: &Actor,
         mut rows: Vec<Certificate>,
+        private_key: Option<&crate::model::PrivateKeyRecord>,
+        organization_id: Option<OrganizationId>,
         replaced: &HashMap<CertificateId, CertificateId>,
     ) -> Result<WrittenBatch> {
         for row in &mut rows {
@@ -747,7 +1300,7 @@ impl Clm {
             }
         }
         match self
-            .write_import_batch(job.actor, &rows, job.private_key, job.organization_id)
+            .write_import_batch(actor, &rows, private_key, organization_id)
             .await
         {
             Err(Error::AlreadyExists { .. }) => {}
@@ -762,7 +1315,7 @@ impl Clm {
         let fingerprints: Vec<String> = rows.iter().map(|r| r.fingerprint_sha256.clone()).collect();
         let stored: HashMap<String, CertificateId> = {
             let mut conn = self.databases().secure.acquire().await?;
-            certificates::find_by_fingerprints(&mut conn.conn(), job.organization_id, &fingerprints)
+            certificates::find_by_fingerprints(&mut conn.conn(), organization_id, &fingerprints)
                 .await?
                 .into_iter()
                 .collect()
@@ -787,29 +1340,23 @@ impl Clm {
             written.imported.push(row);
         }
         if !written.imported.is_empty() {
-            self.write_import_batch(job.actor, &written.imported, None, job.organization_id)
+            self.write_import_batch(actor, &written.imported, None, organization_id)
                 .await?;
         }
         Ok(written)
     }
 
-    /// Stored CA certificates named as issuer by any of `certificates` that
-    /// an import into `organization_id` may link to (shared CAs and the
-    /// organization's own), parsed.
+    /// Stored CA certificates with one of `subjects` that an import into
+    /// `organization_id` may link to (shared CAs and the organization's
+    /// own), parsed.
     async fn stored_issuers(
         &self,
-        certificates: &[ParsedCertificate],
+        subjects: &[String],
         organization_id: Option<OrganizationId>,
     ) -> Result<Vec<(CertificateId, ParsedCertificate)>> {
-        let subjects: Vec<String> = certificates
-            .iter()
-            .map(|c| c.issuer_dn.clone())
-            .collect::<HashSet<_>>()
-            .into_iter()
-            .collect();
         let rows = {
             let mut conn = self.databases().secure.acquire().await?;
-            certificates::find_cas_by_subjects(&mut conn.conn(), organization_id, &subjects).await?
+            certificates::find_cas_by_subjects(&mut conn.conn(), organization_id, subjects).await?
         };
         let mut issuers = Vec::with_capacity(rows.len());
         for row in rows {

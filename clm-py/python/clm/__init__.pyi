@@ -742,11 +742,28 @@ class GeneratedCrl(Record):
     partition: int | None
 
 
+class ImportProgress(Record):
+    blocks_read: int
+    certificates_read: int
+    imported: int
+    already_present: int
+    pending: int
+
+
 class ImportReport(Record):
     imported: list[Certificate]
     already_present: list[UUID]
     flagged: list[list[Any]]
     skipped: list[SkippedBlock]
+
+
+class ImportSummary(Record):
+    imported: int
+    already_present: int
+    flagged: list[list[Any]]
+    skipped: list[SkippedBlock]
+    blocks: int
+    certificates_read: int
 
 
 class IndexStats(Record):
@@ -1390,6 +1407,15 @@ class Clm:
         options: PrivateKeyExportOptions | None = None,
     ) -> str: ...
     def import_certificates(self, actor: Actor, request: ImportInput) -> ImportReport: ...
+    def import_certificates_from_file(
+        self,
+        actor: Actor,
+        path: str,
+        organization_id: str | UUID | None = None,
+        owner_user_id: str | UUID | None = None,
+        *,
+        progress: Callable[[ImportProgress], object] | None = None,
+    ) -> ImportSummary: ...
     def get_certificate(self, actor: Actor, id: str | UUID) -> Certificate: ...
     def get_certificate_by_certificate_id(self, actor: Actor, certificate_id: str) -> Certificate: ...
     def get_certificate_pem(self, actor: Actor, id: str | UUID) -> str: ...

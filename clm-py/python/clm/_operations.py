@@ -282,6 +282,10 @@ OPERATIONS: dict[str, Operation] = {
         (('request', True, 'dict'),),
         'ImportReport', None,
         "Imports PEM, DER or bundles, optionally with the one certificate's key."),
+    'import_certificates_from_file': Operation('import_certificates_from_file', 'inventory', True, 'value',
+        (('path', True, 'str'), ('organization_id', False, 'uuid'), ('owner_user_id', False, 'uuid')),
+        'ImportSummary', 'ImportProgress',
+        'Imports a PEM bundle of any size (or one DER certificate) from a file on the host, in bounded memory: read, checked and written a chunk at a time, with progress after each written chunk.'),
     'get_certificate': Operation('get_certificate', 'inventory', True, 'value',
         (('id', True, 'uuid'),),
         'Certificate', None,
@@ -877,6 +881,18 @@ class Operations:
     def import_certificates(self, actor: Actor, request: ImportInput) -> ImportReport:
         """Imports PEM, DER or bundles, optionally with the one certificate's key."""
         return self._call("import_certificates", actor, {"request": request})
+
+    def import_certificates_from_file(
+        self,
+        actor: Actor,
+        path: str,
+        organization_id: str | UUID | None = None,
+        owner_user_id: str | UUID | None = None,
+        *,
+        progress: Callable[[ImportProgress], object] | None = None,
+    ) -> ImportSummary:
+        """Imports a PEM bundle of any size (or one DER certificate) from a file on the host, in bounded memory: read, checked and written a chunk at a time, with progress after each written chunk."""
+        return self._call("import_certificates_from_file", actor, {"path": path, "organization_id": organization_id, "owner_user_id": owner_user_id}, progress)
 
     def get_certificate(self, actor: Actor, id: str | UUID) -> Certificate:
         """One certificate by id."""
@@ -1556,6 +1572,18 @@ class AsyncOperations:
     async def import_certificates(self, actor: Actor, request: ImportInput) -> ImportReport:
         """Imports PEM, DER or bundles, optionally with the one certificate's key."""
         return await self._call("import_certificates", actor, {"request": request})
+
+    async def import_certificates_from_file(
+        self,
+        actor: Actor,
+        path: str,
+        organization_id: str | UUID | None = None,
+        owner_user_id: str | UUID | None = None,
+        *,
+        progress: Callable[[ImportProgress], object] | None = None,
+    ) -> ImportSummary:
+        """Imports a PEM bundle of any size (or one DER certificate) from a file on the host, in bounded memory: read, checked and written a chunk at a time, with progress after each written chunk."""
+        return await self._call("import_certificates_from_file", actor, {"path": path, "organization_id": organization_id, "owner_user_id": owner_user_id}, progress)
 
     async def get_certificate(self, actor: Actor, id: str | UUID) -> Certificate:
         """One certificate by id."""

@@ -984,6 +984,18 @@ class GeneratedCrl(Record):
     partition: int | None
 
 
+class ImportProgress(Record):
+    """Counts reported to [`ImportOptions::progress`] after each written chunk."""
+
+    _fields = ('blocks_read', 'certificates_read', 'imported', 'already_present', 'pending',)
+
+    blocks_read: int
+    certificates_read: int
+    imported: int
+    already_present: int
+    pending: int
+
+
 class ImportReport(Record):
     """What an import did."""
 
@@ -994,6 +1006,22 @@ class ImportReport(Record):
     already_present: list[UUID]
     flagged: list[list[Any]]
     skipped: list[SkippedBlock]
+
+
+class ImportSummary(Record):
+    """What a streamed import did: counts rather than rows, so its size does
+    not grow with the input's.
+    """
+
+    _fields = ('imported', 'already_present', 'flagged', 'skipped', 'blocks', 'certificates_read',)
+    _decode = {'skipped': ('list', 'SkippedBlock')}
+
+    imported: int
+    already_present: int
+    flagged: list[list[Any]]
+    skipped: list[SkippedBlock]
+    blocks: int
+    certificates_read: int
 
 
 class IndexStats(Record):
@@ -1773,7 +1801,9 @@ __all__ = [
     "ExpiringCertificate",
     "ExpiringCertificatePage",
     "GeneratedCrl",
+    "ImportProgress",
     "ImportReport",
+    "ImportSummary",
     "IndexStats",
     "IssuanceOutcome",
     "IssuanceSummary",

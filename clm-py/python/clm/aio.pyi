@@ -58,7 +58,9 @@ from clm import (
     ExpiringCertificatePage,
     GeneratedCrl,
     ImportInput,
+    ImportProgress,
     ImportReport,
+    ImportSummary,
     IndexStats,
     IssuanceOutcome,
     IssuanceSummary,
@@ -348,6 +350,15 @@ class Clm:
         options: PrivateKeyExportOptions | None = None,
     ) -> str: ...
     async def import_certificates(self, actor: Actor, request: ImportInput) -> ImportReport: ...
+    async def import_certificates_from_file(
+        self,
+        actor: Actor,
+        path: str,
+        organization_id: str | UUID | None = None,
+        owner_user_id: str | UUID | None = None,
+        *,
+        progress: Callable[[ImportProgress], object] | None = None,
+    ) -> ImportSummary: ...
     async def get_certificate(self, actor: Actor, id: str | UUID) -> Certificate: ...
     async def get_certificate_by_certificate_id(
         self,
