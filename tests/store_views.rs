@@ -150,9 +150,22 @@ async fn expiring_view_bounds_are_exact() {
             "gone-micros.example.com",
             t - Days::seconds(30) + Days::microseconds(999_999),
         );
-        let last_day = mk("last-day.example.com", t + Days::days(30) - Days::minutes(1));
-        let past_window = mk("past-window.example.com", t + Days::days(30) + Days::minutes(1));
-        let all = [&soon_whole, &soon_micros, &gone_whole, &gone_micros, &last_day, &past_window];
+        let last_day = mk(
+            "last-day.example.com",
+            t + Days::days(30) - Days::minutes(1),
+        );
+        let past_window = mk(
+            "past-window.example.com",
+            t + Days::days(30) + Days::minutes(1),
+        );
+        let all = [
+            &soon_whole,
+            &soon_micros,
+            &gone_whole,
+            &gone_micros,
+            &last_day,
+            &past_window,
+        ];
         certificates::insert_many(
             &mut c,
             &all.iter().map(|c| (*c).clone()).collect::<Vec<_>>(),
