@@ -63,6 +63,13 @@ static clm_status status_of(acting_op op, const clm_actor *actor, const char *ar
 static int progress_calls;
 static int progress_ok;
 
+static int import_progress_calls;
+
+static void on_import_progress(const char *progress_json, void *user_data) {
+  if (user_data == (void *)&import_progress_calls && strstr(progress_json, "\"certificates_read\":"))
+    import_progress_calls++;
+}
+
 static void on_progress(const char *progress_json, void *user_data) {
   progress_calls++;
   if (user_data == (void *)&progress_calls && strstr(progress_json, "\"rotated\":") &&
@@ -356,6 +363,14 @@ static void inventory(void) {
   char *report = call("import_certificates", clm_import_certificates, sys,
                       "{\"request\":{\"pem\":\"%s\"}}", escaped);
   CHECK(report && strstr(report, "imported"), "the import report counts the certificate");
+  char *from_file = NULL;
+  import_progress_calls = 0;
+  CHECK(clm_import_certificates_from_file(h, sys, own(fmt("{\"path\":\"%s/imported.pem\"}", work)),
+                                          on_import_progress, &import_progress_calls, &from_file) == CLM_OK,
+        "import_certificates_from_file");
+  keep(from_file);
+  CHECK(from_file && strstr(from_file, "\"already_present\":1") && import_progress_calls > 0,
+        "the file import finds the certificate present and reports progress");
 
   char *found = call("search_certificates", clm_search_certificates, sys,
                      "{\"search\":{\"common_name\":\"imported.example.org\"},\"page\":{\"limit\":5}}");

@@ -181,6 +181,29 @@ test('renewal', async () => {
   assert.equal(defaults.outcome, 'issued')
 })
 
+test('a PEM file imports a chunk at a time with progress', async () => {
+  const other = await openTemporary()
+  try {
+    const path = join(t.dir, 'chain.pem')
+    writeFileSync(path, inter.certificate.certificate_pem + root.certificate.certificate_pem)
+    const seen = []
+    const summary = await other.clm.importCertificatesFromFile(other.clm.systemActor(), path, null, null, (p) => seen.push(p))
+    assert.equal(summary.imported, 2, JSON.stringify(summary))
+    assert.equal(summary.certificates_read, 2)
+    await new Promise((resolve) => setImmediate(resolve))
+    assert.ok(seen.length >= 1, `progress calls: ${seen.length}`)
+    assert.equal(seen.at(-1).imported, 2)
+    const again = await other.clm.importCertificatesFromFile(other.clm.systemActor(), path)
+    assert.equal(again.already_present, 2)
+    await assert.rejects(
+      other.clm.importCertificatesFromFile(other.clm.systemActor(), join(t.dir, 'missing.pem')),
+      /missing\.pem/,
+    )
+  } finally {
+    await other.cleanup()
+  }
+})
+
 test('data key rotation reports progress to a callback without blocking', async () => {
   const seen = []
   let ticks = 0

@@ -87,6 +87,8 @@ async function everyOperation(dir: string): Promise<void> {
   const imported = await clm.importCertificates(system, { pem: cert.certificate_pem })
   const skippedLabels: string[] = imported.skipped.map((block) => block.label)
   const signedSerial: string = cert.serial_number_signed
+  const fromFile = await clm.importCertificatesFromFile(system, 'bundle.pem', null, null, (progress) => { const read: number = progress.certificates_read; void read })
+  const fromFileCount: number = fromFile.certificates_read
   const bySerial = await clm.searchCertificates(system, { serial_number: signedSerial })
   const byBusinessId = await clm.getCertificateByCertificateId(system, cert.certificate_id)
   const pem: string = await clm.getCertificatePem(system, cert.id)
@@ -259,7 +261,7 @@ async function everyOperation(dir: string): Promise<void> {
   const wrongToken: number = login.token
 
   await clm.close()
-  void [text, kind, sameCert, authorities, allowed, key, renewed, csrKey, imported, byBusinessId, pem, next, chain, restored,
+  void [text, kind, sameCert, authorities, allowed, key, renewed, csrKey, imported, fromFileCount, byBusinessId, pem, next, chain, restored,
     refreshed, reconciled, revocation, released, crlSize, crlEntries, scopedCrl, servedPem, ocspStatus, rotated, masterRotation, keys, rotations, sameOrg, orgs,
     suspended, sameUser, byName, users, updated, back, unlocked, uri, ended, purged, keyActor, apiKeys, sameRole,
     byCode, roles, widened, granted, samePolicy, byPolicyCode, policies, changed, policyBack, sameWorkflow,

@@ -233,6 +233,36 @@ def test_rotation_with_progress(handle, pki):
     assert [r.id for r in handle.list_key_rotations(system)] == [report.rotation_id]
 
 
+def test_import_from_a_file_with_progress(handle, pki, tmp_path):
+    system, inter = pki["system"], pki["inter"].certificate
+    leaves = [
+        handle.issue_certificate(system, {
+            "issuer_id": inter.id, "validity_days": 30, "subject": {"common_name": f"f{n}.example.com"},
+        }).certificate
+        for n in range(3)
+    ]
+    bundle = tmp_path / "bundle.pem"
+    bundle.write_text("".join(c.certificate_pem for c in leaves) + inter.certificate_pem)
+    other = clm.Clm.open(
+        sqlite_dir=tmp_path / "other", master_key_file=tmp_path / "other.key", create_master_key=True,
+    )
+    try:
+        seen = []
+        summary = other.import_certificates_from_file(
+            other.system_actor(), str(bundle), progress=seen.append,
+        )
+        assert isinstance(summary, clm.ImportSummary)
+        assert (summary.imported, summary.already_present, summary.certificates_read) == (4, 0, 4)
+        assert seen and all(isinstance(p, clm.ImportProgress) for p in seen)
+        assert seen[-1].imported == 4 and seen[-1].certificates_read == 4
+        again = other.import_certificates_from_file(other.system_actor(), str(bundle))
+        assert (again.imported, again.already_present) == (0, 4)
+        with pytest.raises(clm.InvalidInput, match="missing.pem"):
+            other.import_certificates_from_file(other.system_actor(), str(tmp_path / "missing.pem"))
+    finally:
+        other.close()
+
+
 def test_an_exception_in_progress_never_crashes(handle, pki, monkeypatch):
     system = pki["system"]
     unraisable = []

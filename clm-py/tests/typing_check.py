@@ -119,6 +119,9 @@ def every_operation(c: clm.Clm, pem: str) -> None:
     skipped: list[clm.SkippedBlock] = imported.skipped
     skipped_labels: list[str] = [block.label for block in skipped]
     signed_serial: str = cert.serial_number_signed
+    progressed: list[clm.ImportProgress] = []
+    from_file: clm.ImportSummary = c.import_certificates_from_file(system, "bundle.pem", progress=progressed.append)
+    from_file_count: int = from_file.certificates_read
     by_serial: clm.CertificatePage = c.search_certificates(system, {"serial_number": signed_serial})
     cert = c.get_certificate(system, cert.id)
     cert = c.get_certificate_by_certificate_id(system, cert.certificate_id)
