@@ -2202,6 +2202,38 @@ clm_status clm_import_certificates(const struct clm_handle *clm,
                                    char **result_json);
 
 /*
+ Imports a PEM bundle of any size (or one DER certificate) from a file on
+ the host, in bounded memory: read, checked and written a chunk at a time,
+ with progress after each written chunk.
+
+ Operation `import_certificates_from_file` (inventory).
+ `arguments_json`: a JSON object of these named arguments:
+ - `path` (text; required)
+ - `organization_id` (`OrganizationId` UUID or null; optional)
+ - `owner_user_id` (`UserId` UUID or null; optional)
+
+ `actor`: who performs it (not NULL).
+ `progress` (may be NULL) is called with `user_data` and the
+ `ImportProgress` record `{"already_present", "blocks_read",
+ "certificates_read", "imported", "pending"}` as JSON text while the
+ operation runs.
+ `result_json`: the `ImportSummary` record `{"already_present", "blocks",
+ "certificates_read", "flagged", "imported", "skipped"}` as JSON text; free
+ it with `clm_string_free`.
+
+ # Safety
+ `clm` and `actor` are NULL or live handles; `arguments_json` is NULL or a
+ NUL-terminated string; `result_json` is NULL or writable. `progress` and
+ `user_data` as for `clm_progress_callback`.
+ */
+clm_status clm_import_certificates_from_file(const struct clm_handle *clm,
+                                             const struct clm_actor *actor,
+                                             const char *arguments_json,
+                                             clm_progress_callback progress,
+                                             void *user_data,
+                                             char **result_json);
+
+/*
  One certificate by id.
 
  Operation `get_certificate` (inventory).
@@ -2431,8 +2463,8 @@ clm_status clm_refresh_certificate_statuses(const struct clm_handle *clm,
  `arguments_json`: none; pass NULL.
 
  `actor`: who performs it (not NULL).
- `result_json`: the `ReconcileReport` record `{"metadata_created"}` as JSON
- text; free it with `clm_string_free`.
+ `result_json`: the `ReconcileReport` record `{"metadata_created",
+ "requests_settled"}` as JSON text; free it with `clm_string_free`.
 
  # Safety
  `clm` and `actor` are NULL or live handles; `arguments_json` is NULL or a
