@@ -206,9 +206,12 @@ async fn append_unnest(
         let table = kind.table();
         let head = APPEND_COLUMN_COUNT.saturating_add(1);
         let hash = APPEND_COLUMN_COUNT.saturating_add(2);
+        // max() is answered from the end of the sequence index whatever the
+        // parameters; `NOT EXISTS (... sequence_number > $n)` was planned,
+        // generically, as a scan of the whole chain.
         sql.push_str(&format!(
             " WHERE EXISTS (SELECT 1 FROM {table} WHERE sequence_number = ${head} AND row_hash = ${hash})
-               AND NOT EXISTS (SELECT 1 FROM {table} WHERE sequence_number > ${head})"
+               AND (SELECT max(sequence_number) FROM {table}) = ${head}"
         ));
     }
     let query = sqlx::query(AssertSqlSafe(sql))
