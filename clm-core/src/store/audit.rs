@@ -259,7 +259,10 @@ pub async fn append_many_after(
         #[cfg(feature = "postgres")]
         Conn::Postgres(c) => append_unnest(c, kind, events, Some(after)).await,
         #[cfg(feature = "sqlite")]
-        Conn::Sqlite(_) => Ok(false),
+        Conn::Sqlite(_) => {
+            let _ = (kind, after);
+            Ok(false)
+        }
     }
 }
 
