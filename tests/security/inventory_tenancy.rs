@@ -15,8 +15,9 @@ use clm::model::{
 };
 use clm::service::access::ROLE_APPROVER;
 use clm::service::authorities::NewCertificateAuthority;
+use clm::service::identity::NewApiKey;
 use clm::service::identity::NewUser;
-use clm::service::inventory::{CertificateSearch, ImportReport, ImportRequest};
+use clm::service::inventory::{CertificateSearch, ImportOptions, ImportReport, ImportRequest};
 use clm::service::issuance::{IssuanceOutcome, IssueRequest, KeySource};
 use clm::service::policies::NewPolicy;
 use clm::store::{PageRequest, Value};
@@ -628,4 +629,80 @@ fn crl_lists(crl: &clm::service::revocation::GeneratedCrl, row: &clm::model::Cer
     crl.der
         .windows(integer.len())
         .any(|w| w == integer.as_slice())
+}
+
+/// The import from a host file decides access before it opens anything: the
+/// tenant next door importing into A's organization, a member without
+/// `certificates:import` and an importer's key narrowed to reading are refused,
+/// and, for a missing path, refused without learning whether it exists.
+/// Nothing is written; A itself imports the same file.
+#[tokio::test]
+async fn inventory_tenancy_file_import_is_authorized_before_the_file_is_opened() {
+    on_both_keyed(security(), |clm| async move {
+        let (a, b) = (tenant(&clm, "fa").await, tenant(&clm, "fb").await);
+        let reader = member(&clm, "fr", &[("certificates", &["read"])]).await;
+        // An importer who hands out a key narrowed to reading.
+        let importer = member(
+            &clm,
+            "fk",
+            &[
+                ("certificates", &["import", "read"]),
+                ("api_keys", &["create"]),
+            ],
+        )
+        .await;
+        let created = clm
+            .create_api_key(
+                &importer.actor,
+                NewApiKey {
+                    name: "read only".into(),
+                    scopes: Some(clm::model::Permissions::from_pairs(&[(
+                        "certificates",
+                        &["read"],
+                    )])),
+                    ..Default::default()
+                },
+            )
+            .await
+            .expect("create key");
+        let narrow = clm
+            .authenticate_api_key(created.key.expose())
+            .await
+            .expect("key actor");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ca = root("File Import Root");
+        let present = dir.path().join("ca.pem");
+        std::fs::write(&present, &ca.cert.pem).expect("write bundle");
+        let missing = dir.path().join("missing.pem");
+        let attempts = [
+            ("the tenant next door", &b.actor, a.org),
+            ("a member without import", &reader.actor, reader.org),
+            ("an importer's read-only key", &narrow, importer.org),
+        ];
+        for (who, actor, org) in attempts {
+            for path in [&present, &missing] {
+                let options = ImportOptions {
+                    organization_id: Some(org),
+                    ..Default::default()
+                };
+                let err = clm
+                    .import_certificates_from_file(actor, path, options)
+                    .await
+                    .expect_err(who);
+                assert_eq!(err.code(), ErrorCode::PermissionDenied, "{who}: {err}");
+                assert!(!err.to_string().contains(".pem"), "{who}: {err}");
+            }
+        }
+        assert!(visible_ids(&clm, &a.actor).await.is_empty());
+        let options = ImportOptions {
+            organization_id: Some(a.org),
+            ..Default::default()
+        };
+        let summary = clm
+            .import_certificates_from_file(&a.actor, &present, options)
+            .await
+            .expect("A imports its file");
+        assert_eq!(summary.imported, 1);
+    })
+    .await;
 }

@@ -924,12 +924,14 @@ impl Clm {
             Access::new("certificates", "import").in_org(options.organization_id),
         )
         .await?;
+        self.check_ownership(options.organization_id, options.owner_user_id)
+            .await?;
         let path = path.as_ref();
         let file = std::fs::File::open(path).map_err(|err| {
             Error::invalid("path", format!("cannot open {}: {err}", path.display()))
         })?;
-        self.import_certificates_from_reader(actor, file, options)
-            .await
+        let (summary, _) = self.import_stream(actor, file, options, None, None).await?;
+        Ok(summary)
     }
 
     /// The streamed import behind every import entry: reads, links and
