@@ -183,8 +183,66 @@ fn config(cluster: &PgCluster, host: &str, user: &str, stem: &str, dir: &Path) -
     .with_max_connections(2)
 }
 
-/// Opens clm (migrations run) and does one audited write.
-async fn open_and_work(config: ClmConfig, what: &str) {
+/// Whether TCP_NODELAY is set, for each TCP connection of this process to
+/// `port` on this host. Linux: `/proc/self/net/tcp*` gives each socket's
+/// inode by remote port, `/proc/self/fd` the descriptor holding it.
+fn no_delay_of_connections_to(port: u16) -> Vec<bool> {
+    let mut sockets = std::collections::HashSet::new();
+    for table in ["/proc/self/net/tcp", "/proc/self/net/tcp6"] {
+        let text = std::fs::read_to_string(table).unwrap_or_default();
+        for line in text.lines().skip(1) {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let (Some(remote), Some(state), Some(inode)) =
+                (fields.get(2), fields.get(3), fields.get(9))
+            else {
+                continue;
+            };
+            // rem_address is ADDRESS:PORT in hex; state 01 is ESTABLISHED.
+            let remote_port = remote
+                .rsplit(':')
+                .next()
+                .and_then(|hex| u16::from_str_radix(hex, 16).ok());
+            if remote_port == Some(port) && *state == "01" {
+                sockets.insert(format!("socket:[{inode}]"));
+            }
+        }
+    }
+    let mut no_delay = Vec::new();
+    for entry in std::fs::read_dir("/proc/self/fd").expect("list /proc/self/fd") {
+        let Ok(entry) = entry else { continue };
+        let Ok(target) = std::fs::read_link(entry.path()) else {
+            continue;
+        };
+        if !sockets.contains(target.to_string_lossy().as_ref()) {
+            continue;
+        }
+        let Some(fd) = entry.file_name().to_str().and_then(|n| n.parse().ok()) else {
+            continue;
+        };
+        let mut value: libc::c_int = 0;
+        let mut len = libc::socklen_t::try_from(std::mem::size_of::<libc::c_int>())
+            .expect("c_int's size fits socklen_t");
+        // SAFETY: `fd` is an open socket of this process (the pool holds its
+        // connections open), and `value`/`len` describe a live c_int.
+        let rc = unsafe {
+            libc::getsockopt(
+                fd,
+                libc::IPPROTO_TCP,
+                libc::TCP_NODELAY,
+                std::ptr::from_mut(&mut value).cast(),
+                &mut len,
+            )
+        };
+        assert_eq!(rc, 0, "getsockopt(TCP_NODELAY) on fd {fd}");
+        no_delay.push(value != 0);
+    }
+    no_delay
+}
+
+/// Opens clm (migrations run) and does one audited write; every connection
+/// it holds to the cluster has Nagle's algorithm off (with it on, each small
+/// TLS write waits for the server's delayed acknowledgement: sqlx 0.9.0).
+async fn open_and_work(config: ClmConfig, port: u16, what: &str) {
     let clm = Clm::open(config)
         .await
         .unwrap_or_else(|err| panic!("{what}: open failed: {err}"));
@@ -202,6 +260,16 @@ async fn open_and_work(config: ClmConfig, what: &str) {
         .await
         .unwrap_or_else(|err| panic!("{what}: create_organization failed: {err}"));
     assert_eq!(org.org_code, format!("TLS-{suffix}"));
+    let no_delay = no_delay_of_connections_to(port);
+    assert!(
+        !no_delay.is_empty(),
+        "{what}: no connection to port {port} found"
+    );
+    assert!(
+        no_delay.iter().all(|&on| on),
+        "{what}: TCP_NODELAY is off on some of the {} connections",
+        no_delay.len()
+    );
     clm.close().await;
 }
 
@@ -272,7 +340,7 @@ async fn postgres_over_tls_with_a_clm_issued_pki() {
     .with_master_key(MasterKeySource::FileOrCreate(dir.join("master.key")))
     .with_max_connections(2)
     .with_database_tls(tls(SslMode::VerifyFull, Some(&pki.root)));
-    open_and_work(overridden, "verify-full to localhost").await;
+    open_and_work(overridden, cluster.port(), "verify-full to localhost").await;
 
     // The same from the URL alone (libpq's parameters).
     let root = pki.root.display();
@@ -288,7 +356,12 @@ async fn postgres_over_tls_with_a_clm_issued_pki() {
     )
     .with_master_key(MasterKeySource::FileOrCreate(dir.join("master.key")))
     .with_max_connections(2);
-    open_and_work(from_url, "verify-full to 127.0.0.1 from the URL").await;
+    open_and_work(
+        from_url,
+        cluster.port(),
+        "verify-full to 127.0.0.1 from the URL",
+    )
+    .await;
 
     // A root that did not sign the server's certificate.
     let wrong_ca = config(&cluster, "localhost", "postgres", "tls", dir)
@@ -305,12 +378,12 @@ async fn postgres_over_tls_with_a_clm_issued_pki() {
     assert!(err.contains("127.0.0.2"), "{err}");
     let any_name = config(&cluster, "127.0.0.2", "postgres", "tls", dir)
         .with_database_tls(tls(SslMode::VerifyCa, Some(&pki.root)));
-    open_and_work(any_name, "verify-ca to 127.0.0.2").await;
+    open_and_work(any_name, cluster.port(), "verify-ca to 127.0.0.2").await;
 
     // require: encrypted, nothing checked.
     let require = config(&cluster, "127.0.0.2", "postgres", "tls", dir)
         .with_database_tls(tls(SslMode::Require, None));
-    open_and_work(require, "require without a root").await;
+    open_and_work(require, cluster.port(), "require without a root").await;
 
     // require with a root checks the chain, as libpq does.
     let require_checked = config(&cluster, "localhost", "postgres", "tls", dir)
@@ -347,7 +420,12 @@ async fn postgres_over_tls_with_a_clm_issued_pki() {
             sslkey: Some(pki.client_key.clone()),
             ..tls(SslMode::VerifyFull, Some(&pki.root))
         });
-    open_and_work(mtls, "mutual TLS with a clm-issued client certificate").await;
+    open_and_work(
+        mtls,
+        cluster.port(),
+        "mutual TLS with a clm-issued client certificate",
+    )
+    .await;
 
     // A root file that is not there is named.
     let missing = config(&cluster, "localhost", "postgres", "tls", dir)
