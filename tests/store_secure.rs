@@ -455,6 +455,155 @@ async fn private_keys_batches_and_reseal() {
     .await;
 }
 
+/// A reader holding an old snapshot keeps SQLite's passive checkpoints from
+/// resetting the write-ahead log, which then grows with every commit;
+/// `Pool::bound_wal` (bulk writers call it after each batch) truncates it
+/// once it is past its bound, and leaves a small log alone.
+#[tokio::test]
+async fn sqlite_write_ahead_log_past_its_bound_is_truncated() {
+    use clm::db::{Conn, SQLITE_WAL_BOUND_BYTES};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = open_databases(&clm::ClmConfig::sqlite(dir.path()).with_max_connections(4)).await;
+    let wal = dir.path().join("secure.db-wal");
+    let wal_size = || std::fs::metadata(&wal).map_or(0, |m| m.len());
+    let mut reader = db.secure.acquire().await.unwrap();
+    let mut writer = db.secure.acquire().await.unwrap();
+    let Conn::Sqlite(r) = reader.conn() else {
+        panic!("a SQLite connection")
+    };
+    let Conn::Sqlite(w) = writer.conn() else {
+        panic!("a SQLite connection")
+    };
+    sqlx::query("CREATE TABLE wal_filler (b BLOB NOT NULL)")
+        .execute(&mut *w)
+        .await
+        .unwrap();
+    sqlx::query("BEGIN").execute(&mut *r).await.unwrap();
+    let none: i64 = sqlx::query_scalar("SELECT count(*) FROM wal_filler")
+        .fetch_one(&mut *r)
+        .await
+        .unwrap();
+    assert_eq!(none, 0);
+    // 72 commits of 1 MiB while the reader's snapshot pins the log.
+    for _ in 0..72 {
+        sqlx::query("INSERT INTO wal_filler (b) VALUES (zeroblob(1048576))")
+            .execute(&mut *w)
+            .await
+            .unwrap();
+    }
+    let grown = wal_size();
+    assert!(
+        grown > SQLITE_WAL_BOUND_BYTES,
+        "the log holds {grown} bytes"
+    );
+    sqlx::query("COMMIT").execute(&mut *r).await.unwrap();
+    drop(reader);
+    drop(writer);
+
+    db.secure.bound_wal().await;
+    assert_eq!(wal_size(), 0, "the log was {grown} bytes");
+    let mut pooled = db.secure.acquire().await.unwrap();
+    let Conn::Sqlite(c) = pooled.conn() else {
+        panic!("a SQLite connection")
+    };
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM wal_filler")
+        .fetch_one(&mut *c)
+        .await
+        .unwrap();
+    assert_eq!(rows, 72);
+    sqlx::query("INSERT INTO wal_filler (b) VALUES (zeroblob(1024))")
+        .execute(&mut *c)
+        .await
+        .unwrap();
+    drop(pooled);
+    let small = wal_size();
+    assert!(small > 0 && small < SQLITE_WAL_BOUND_BYTES, "{small}");
+    db.secure.bound_wal().await;
+    assert_eq!(wal_size(), small, "a log under its bound is left alone");
+    db.close().await;
+}
+
+/// The rotation writes a batch it read earlier, on another connection:
+/// a row re-sealed (or re-keyed) in between must keep what it has now.
+#[tokio::test]
+async fn reseal_many_updates_only_rows_still_under_the_old_key() {
+    on_both(|db: Databases| async move {
+        let mut pooled = db.secure.acquire().await.unwrap();
+        let mut c = pooled.conn();
+        let old = encryption_key(1, KeyStatus::DecryptOnly);
+        let other = encryption_key(2, KeyStatus::DecryptOnly);
+        let new = encryption_key(3, KeyStatus::Active);
+        for key in [&old, &other, &new] {
+            encryption_keys::insert(&mut c, key).await.unwrap();
+        }
+        let certs: Vec<Certificate> = (0..4)
+            .map(|i| certificate(&format!("r{i}.example.com"), now() + Days::days(30)))
+            .collect();
+        certificates::insert_many(&mut c, &certs).await.unwrap();
+        let mut keys = Vec::new();
+        for cert in &certs {
+            let key = private_key(cert.id, old.id);
+            private_keys::insert(&mut c, &key).await.unwrap();
+            keys.push(key);
+        }
+        // Nothing to write is no statement error and no change.
+        assert_eq!(
+            private_keys::reseal_many(&mut c, old.id, &[])
+                .await
+                .unwrap(),
+            0
+        );
+        // After the batch was read, another writer moved key 1 elsewhere.
+        private_keys::reseal(
+            &mut c,
+            keys[1].id,
+            other.id,
+            &Opaque(vec![7; 64]),
+            &Opaque(vec![8; 12]),
+        )
+        .await
+        .unwrap();
+        let rows: Vec<private_keys::Resealed> = keys
+            .iter()
+            .enumerate()
+            .map(|(i, key)| private_keys::Resealed {
+                id: key.id,
+                encryption_key_id: new.id,
+                encrypted_key_material: Opaque(vec![u8::try_from(i).unwrap(); 64]),
+                nonce: Opaque(vec![9; 12]),
+            })
+            .collect();
+        assert_eq!(
+            private_keys::reseal_many(&mut c, old.id, &rows)
+                .await
+                .unwrap(),
+            3
+        );
+        for (i, key) in keys.iter().enumerate() {
+            let got = private_keys::get_by_certificate(&mut c, key.certificate_id)
+                .await
+                .unwrap();
+            if i == 1 {
+                assert_eq!(got.encryption_key_id, other.id);
+                assert_eq!(got.encrypted_key_material, Opaque(vec![7; 64]));
+                assert_eq!(got.nonce, Opaque(vec![8; 12]));
+            } else {
+                assert_eq!(got.encryption_key_id, new.id);
+                assert_eq!(
+                    got.encrypted_key_material,
+                    Opaque(vec![u8::try_from(i).unwrap(); 64])
+                );
+                assert_eq!(got.nonce, Opaque(vec![9; 12]));
+            }
+        }
+        assert_eq!(
+            private_keys::count_for_key(&mut c, old.id).await.unwrap(),
+            0
+        );
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn requests_revocations_rotations() {
     on_both(|db: Databases| async move {

@@ -47,6 +47,15 @@ static SQLITE_CORE: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite/
 /// How long a SQLite writer waits for the write lock.
 pub const SQLITE_BUSY_TIMEOUT_MS: u64 = 30_000;
 
+/// A SQLite write-ahead log larger than this is checkpointed and truncated
+/// by the next bulk write ([`Pool::bound_wal`]), and cut back to it by any
+/// checkpoint that resets the log (`journal_size_limit`).
+pub const SQLITE_WAL_BOUND_BYTES: u64 = 64 * 1024 * 1024;
+
+/// How long [`Pool::bound_wal`]'s checkpoint waits for readers (writers
+/// wait meanwhile).
+pub const SQLITE_CHECKPOINT_WAIT_MS: u64 = 250;
+
 /// Which SQL dialect a connection speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dialect {
@@ -407,6 +416,70 @@ impl Pool {
             Pool::Postgres(_) => Dialect::Postgres,
             #[cfg(feature = "sqlite")]
             Pool::Sqlite(_) => Dialect::Sqlite,
+        }
+    }
+
+    /// SQLite: once the database's write-ahead log has grown past
+    /// [`SQLITE_WAL_BOUND_BYTES`], checkpoints it whole and truncates it.
+    /// SQLite's own checkpoint after a commit is passive and never resets
+    /// the log while a reader of an older snapshot is active; with readers
+    /// always overlapping the writer (an import reading its next chunk while
+    /// it writes the last, many callers at once) the log then grows with
+    /// everything written: gigabytes for a million-certificate import, every
+    /// read slower for it. `wal_checkpoint(TRUNCATE)` waits (busy timeout)
+    /// for those readers to finish, copies the log into the database and
+    /// empties it. Called by the writers after each batch; a no-op on
+    /// PostgreSQL. Best effort: a checkpoint that could not finish (a reader
+    /// held on past [`SQLITE_CHECKPOINT_WAIT_MS`]) is logged and tried again
+    /// after the next batch.
+    pub async fn bound_wal(&self) {
+        #[cfg(feature = "sqlite")]
+        #[cfg_attr(not(feature = "postgres"), allow(irrefutable_let_patterns))]
+        if let Pool::Sqlite(pool) = self {
+            let mut wal = pool.connect_options().get_filename().as_os_str().to_owned();
+            wal.push("-wal");
+            let size = std::fs::metadata(&wal).map_or(0, |m| m.len());
+            if size <= SQLITE_WAL_BOUND_BYTES {
+                return;
+            }
+            let result = async {
+                let mut conn = pool.acquire().await?;
+                // Other writers wait while the checkpoint waits for readers:
+                // briefly, not for the whole busy timeout.
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "PRAGMA busy_timeout = {SQLITE_CHECKPOINT_WAIT_MS}"
+                )))
+                .execute(&mut *conn)
+                .await?;
+                let checkpoint =
+                    sqlx::query_as::<_, (i64, i64, i64)>("PRAGMA wal_checkpoint(TRUNCATE)")
+                        .fetch_one(&mut *conn)
+                        .await;
+                let restored = sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}"
+                )))
+                .execute(&mut *conn)
+                .await;
+                if restored.is_err() {
+                    conn.close_on_drop();
+                }
+                checkpoint
+            }
+            .await;
+            match result {
+                Ok((0, _, _)) => {
+                    tracing::debug!(wal_bytes = size, "SQLite log checkpointed and truncated")
+                }
+                Ok((_, frames, copied)) => tracing::warn!(
+                    wal_bytes = size,
+                    frames,
+                    copied,
+                    "SQLite log could not be truncated: a reader held an older snapshot"
+                ),
+                Err(err) => {
+                    tracing::warn!(error = %err, wal_bytes = size, "SQLite log checkpoint failed")
+                }
+            }
         }
     }
 
@@ -1178,7 +1251,8 @@ async fn connect_sqlite(data_dir: &Path, settings: PoolSettings) -> Result<Datab
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(synchronous)
             .foreign_keys(true)
-            .busy_timeout(Duration::from_millis(SQLITE_BUSY_TIMEOUT_MS));
+            .busy_timeout(Duration::from_millis(SQLITE_BUSY_TIMEOUT_MS))
+            .pragma("journal_size_limit", SQLITE_WAL_BOUND_BYTES.to_string());
         let options = statement_logging(options, settings);
         SqlitePoolOptions::new()
             .max_connections(settings.max_connections)

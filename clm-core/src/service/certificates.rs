@@ -917,7 +917,12 @@ impl Clm {
                 HalfWritten::SecureOnly(err) => BatchError::Core(format!(
                     "certificates were stored but their metadata was not ({err}); run reconcile to repair"
                 )),
-            })
+            })?;
+        // Callers read between batches without pause: see `Pool::bound_wal`.
+        let databases = self.databases();
+        databases.secure.bound_wal().await;
+        databases.core.bound_wal().await;
+        Ok(())
     }
 
     pub(crate) async fn write_metadata(&self, actor: &Actor, rows: &[Certificate]) -> Result<()> {

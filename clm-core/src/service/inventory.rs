@@ -31,7 +31,7 @@ use crate::store::{self, Page, PageRequest, certificate_metadata, now, policies,
 use crate::{Clm, Error, Result};
 
 /// Certificates written per secure transaction (and per audit row) on import.
-pub const IMPORT_BATCH: usize = 2_000;
+pub const IMPORT_BATCH: usize = 1_000;
 
 /// Longest issuer chain followed by [`Clm::certificate_chain`].
 const MAX_CHAIN: usize = 16;
@@ -981,6 +981,11 @@ impl Clm {
             );
             written?;
             next = following;
+            // Between chunks none of the import's own reads is running, so
+            // a log grown past its bound can be truncated (`Pool::bound_wal`).
+            let databases = self.databases();
+            databases.secure.bound_wal().await;
+            databases.core.bound_wal().await;
         }
         if writer.summary.certificates_read == 0 {
             return Err(Error::invalid(

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use crate::keyring::{self, DetachedKey, MasterKeySource};
 use crate::keyring::{mfa_aad, private_key_aad};
 use crate::model::{
-    EncryptionKey, EncryptionKeyId, KeyRotation, KeyRotationId, KeyStatus, Opaque,
+    EncryptionKey, EncryptionKeyId, KeyRotation, KeyRotationId, KeyStatus, Opaque, PrivateKeyId,
     PrivateKeyRecord, RotationStatus, RotationType, UserId,
 };
 use crate::service::actor::{Access, Actor};
@@ -25,8 +25,8 @@ use crate::store::{Page, PageRequest, encryption_keys, now, users};
 use crate::{Clm, Error, Result};
 
 /// Private keys per batch when [`RotationOptions::batch_size`] is not set.
-pub const DEFAULT_BATCH_SIZE: u32 = 1000;
-/// Four bound values a row stay under SQLite's parameter limit in one statement.
+pub const DEFAULT_BATCH_SIZE: u32 = 2000;
+/// Bounds what one batch holds in memory and one transaction locks.
 pub const MAX_BATCH_SIZE: u32 = 5000;
 /// Passes over the old keys before giving up on a writer that keeps sealing
 /// under an old key (another process whose key ring was not reloaded).
@@ -171,6 +171,13 @@ pub(crate) fn data_key_ids(keys: &[PrivateKeyRecord]) -> Vec<EncryptionKeyId> {
 
 fn aad_refs(parts: &[String; 3]) -> [&str; 3] {
     [&parts[0], &parts[1], &parts[2]]
+}
+
+/// A batch of private keys re-sealed in memory, not yet written.
+struct ResealedBatch {
+    /// The batch's last id: the cursor once it is written.
+    last: PrivateKeyId,
+    rows: Vec<Resealed>,
 }
 
 /// Where the private-key walk stopped.
@@ -369,36 +376,58 @@ impl Clm {
                 let detached = self.detach_if_holding(old).await?;
                 // The cursor belongs to the rotation's own old key; a later
                 // sweep restarts from the beginning to catch late writers.
-                let mut after = if sweep == 0 && rotation.old_key_id == Some(old.id) {
+                let after = if sweep == 0 && rotation.old_key_id == Some(old.id) {
                     rotation.last_item_id
                 } else {
                     None
                 };
-                loop {
+                // While one batch is written, the next is read and re-sealed
+                // on another connection: the database's work and ours overlap.
+                let mut next = self
+                    .prepare_reseal_batch(
+                        old.id,
+                        detached.clone(),
+                        new_key,
+                        after,
+                        options.batch_size,
+                    )
+                    .await?;
+                while let Some(batch) = next.take() {
                     if options.max_batches.is_some_and(|max| report.batches >= max) {
                         return Ok(Walk::Paused);
                     }
-                    let Some(last) = self
-                        .reseal_batch(
-                            actor,
-                            rotation,
-                            (old.id, detached.clone()),
-                            new_key,
-                            after,
-                            options.batch_size,
-                        )
-                        .await?
-                    else {
-                        break;
-                    };
-                    after = Some(last.0);
+                    let last = batch.last;
+                    let prefetch = options
+                        .max_batches
+                        .is_none_or(|max| report.batches.saturating_add(1) < max);
+                    let (written, following) = tokio::join!(
+                        self.write_reseal_batch(actor, rotation, old.id, new_key, batch),
+                        async {
+                            if prefetch {
+                                self.prepare_reseal_batch(
+                                    old.id,
+                                    detached.clone(),
+                                    new_key,
+                                    Some(last),
+                                    options.batch_size,
+                                )
+                                .await
+                            } else {
+                                Ok(None)
+                            }
+                        }
+                    );
+                    let changed = written?;
+                    next = following?;
+                    // Neither half is reading now: see `Pool::bound_wal`.
+                    self.databases().secure.bound_wal().await;
                     report.batches = report.batches.saturating_add(1);
-                    report.rotated_this_call = report.rotated_this_call.saturating_add(last.1);
+                    report.rotated_this_call = report.rotated_this_call.saturating_add(changed);
                     tracing::info!(
                         rotation_id = %rotation.id,
                         sweep,
                         batch = report.batches,
-                        resealed = last.1,
+                        resealed = changed,
                         rotated = rotation.rotated_items,
                         total = rotation.total_items,
                         "data key rotation: batch committed"
@@ -437,33 +466,46 @@ impl Clm {
         )))
     }
 
-    /// One batch in one transaction: re-seal, move the cursor, audit.
-    /// Returns the last id seen and how many rows changed, None when the
-    /// key has nothing left after `after`.
-    async fn reseal_batch(
+    /// Reads the next `batch_size` keys sealed by `old_key` after `after`
+    /// and re-seals them under `new_key` (off the executor). None when the
+    /// key has nothing left after `after`. Nothing is written: a row changed
+    /// before [`Self::write_reseal_batch`] is left alone by its guard.
+    async fn prepare_reseal_batch(
         &self,
-        actor: &Actor,
-        rotation: &mut KeyRotation,
-        (old_key, detached): (EncryptionKeyId, Option<Arc<DetachedKey>>),
+        old_key: EncryptionKeyId,
+        detached: Option<Arc<DetachedKey>>,
         new_key: EncryptionKeyId,
-        after: Option<crate::model::PrivateKeyId>,
+        after: Option<PrivateKeyId>,
         batch_size: u32,
-    ) -> Result<Option<(crate::model::PrivateKeyId, i64)>> {
-        let mut tx = self.databases().secure.begin().await?;
-        let batch =
-            private_keys::batch_sealed_by(&mut tx.conn(), old_key, after, batch_size).await?;
+    ) -> Result<Option<ResealedBatch>> {
+        let batch = {
+            let mut conn = self.databases().secure.acquire().await?;
+            private_keys::batch_sealed_by(&mut conn.conn(), old_key, after, batch_size).await?
+        };
         let Some(last) = batch.last().map(|k| k.id) else {
             return Ok(None);
         };
-        let resealed = {
-            let _permit = self.cpu_permit().await?;
-            let clm = self.clone();
-            tokio::task::spawn_blocking(move || {
-                clm.reseal_records(&batch, new_key, detached.as_deref())
-            })
-            .await??
-        };
-        let changed = private_keys::reseal_many(&mut tx.conn(), old_key, &resealed).await?;
+        let clm = self.clone();
+        let rows = self
+            .run_cpu(move || clm.reseal_records(&batch, new_key, detached.as_deref()))
+            .await?;
+        Ok(Some(ResealedBatch { last, rows }))
+    }
+
+    /// Writes one re-sealed batch in one transaction: the rows still sealed
+    /// by `old_key`, the new key's count, the cursor, the audit row. Returns
+    /// how many rows changed.
+    async fn write_reseal_batch(
+        &self,
+        actor: &Actor,
+        rotation: &mut KeyRotation,
+        old_key: EncryptionKeyId,
+        new_key: EncryptionKeyId,
+        batch: ResealedBatch,
+    ) -> Result<i64> {
+        let ResealedBatch { last, rows } = batch;
+        let mut tx = self.databases().secure.begin().await?;
+        let changed = private_keys::reseal_many(&mut tx.conn(), old_key, &rows).await?;
         let changed = i64::try_from(changed).unwrap_or(i64::MAX);
         encryption_keys::increment_encryption_count(&mut tx.conn(), new_key, changed).await?;
         let mut updated = rotation.clone();
@@ -491,7 +533,7 @@ impl Clm {
         tx.commit().await?;
         failpoint!("rotation.batch_committed")?;
         *rotation = updated;
-        Ok(Some((last, changed)))
+        Ok(changed)
     }
 
     /// Opens each key under its old data key and seals it under `new_key`

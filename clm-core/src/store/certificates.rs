@@ -276,6 +276,20 @@ pub async fn find_by_fingerprints(
     organization_id: Option<OrganizationId>,
     fingerprints: &[String],
 ) -> Result<Vec<(String, CertificateId)>> {
+    #[cfg(feature = "postgres")]
+    #[cfg_attr(not(feature = "sqlite"), allow(irrefutable_let_patterns))]
+    if let Conn::Postgres(c) = conn {
+        let sql = format!(
+            "SELECT fingerprint_sha256, id FROM certificates WHERE fingerprint_sha256 = ANY($1) AND {}",
+            array_scope(organization_id)
+        );
+        let mut query = sqlx::query_as::<_, (String, CertificateId)>(sqlx::AssertSqlSafe(sql))
+            .bind(fingerprints);
+        if let Some(org) = organization_id {
+            query = query.bind(org);
+        }
+        return Ok(query.fetch_all(&mut **c).await?);
+    }
     let mut found = Vec::new();
     for chunk in fingerprints.chunks(MAX_BIND_PARAMS - 1) {
         let (marks, scope) = scoped_in_list(conn.dialect(), chunk.len(), organization_id);
@@ -297,7 +311,21 @@ pub async fn find_by_fingerprints(
     Ok(found)
 }
 
-/// Placeholders for an `IN` list of `n` values followed by the scope
+/// The scope condition after an `= ANY($1)` (PostgreSQL): the organization
+/// is `$2`. One array parameter keeps the statement, and the plan PostgreSQL
+/// caches for it, the same for any number of values; with a list of
+/// parameters, the generic plan it settles on after a few executions
+/// compares every row of the scope with every value (1.7 s per lookup of
+/// 1,000 fingerprints among 70,000 certificates, measured).
+#[cfg(feature = "postgres")]
+fn array_scope(organization_id: Option<OrganizationId>) -> &'static str {
+    match organization_id {
+        None => "organization_id IS NULL",
+        Some(_) => "organization_id = $2",
+    }
+}
+
+/// SQLite: placeholders for an `IN` list of `n` values followed by the scope
 /// condition (`organization_id = <mark>`, or `IS NULL` for the shared scope),
 /// bound in that order. Hand-built with [`placeholders`] rather than a
 /// [`Filter`]: SQLite parses thousands of `$N` in quadratic time.
@@ -481,6 +509,21 @@ pub async fn find_cas_by_subjects(
     organization_id: Option<OrganizationId>,
     subjects: &[String],
 ) -> Result<Vec<Certificate>> {
+    #[cfg(feature = "postgres")]
+    #[cfg_attr(not(feature = "sqlite"), allow(irrefutable_let_patterns))]
+    if let Conn::Postgres(c) = conn {
+        let sql = format!(
+            "SELECT * FROM certificates WHERE deleted_at IS NULL AND is_ca = TRUE AND subject_dn = ANY($1)
+               AND (organization_id IS NULL OR {})
+             ORDER BY not_after DESC, id",
+            array_scope(organization_id)
+        );
+        let mut query = sqlx::query_as::<_, Certificate>(sqlx::AssertSqlSafe(sql)).bind(subjects);
+        if let Some(org) = organization_id {
+            query = query.bind(org);
+        }
+        return Ok(query.fetch_all(&mut **c).await?);
+    }
     let mut found = Vec::new();
     for chunk in subjects.chunks(MAX_BIND_PARAMS - 1) {
         let (marks, scope) = scoped_in_list(conn.dialect(), chunk.len(), organization_id);

@@ -163,68 +163,58 @@ pub async fn count_sealed_by(
     .await)?)
 }
 
-/// Rows per statement of [`reseal_many`]: under SQLite's bound-parameter limit.
-const RESEAL_CHUNK_ROWS: usize = 5_000;
-
-/// Re-seals many keys with one statement per chunk, each row only while it
-/// is still sealed by `old_encryption_key_id` (a row changed meanwhile is
-/// left for the rotation's final sweep). Returns the rows updated.
+/// Re-seals many keys, each row only while it is still sealed by
+/// `old_encryption_key_id` (a row changed meanwhile is left for the
+/// rotation's final sweep). Returns the rows updated.
 pub async fn reseal_many(
     conn: &mut Conn<'_>,
     old_encryption_key_id: EncryptionKeyId,
     rows: &[Resealed],
 ) -> Result<u64> {
-    let dialect = conn.dialect();
-    if dialect == crate::db::Dialect::Sqlite {
+    match conn {
+        // One statement of column arrays: the same text, so the same
+        // prepared statement and plan, whatever the batch's size.
+        #[cfg(feature = "postgres")]
+        Conn::Postgres(c) => {
+            use crate::store::support::column;
+            let result = sqlx::query(
+                "UPDATE private_keys SET encryption_key_id = v.new_key_id,
+                     encrypted_key_material = v.material, nonce = v.nonce
+                 FROM UNNEST($1::uuid[], $2::uuid[], $3::bytea[], $4::bytea[])
+                     AS v (id, new_key_id, material, nonce)
+                 WHERE private_keys.id = v.id AND private_keys.encryption_key_id = $5",
+            )
+            .bind(column(rows, |r| r.id))
+            .bind(column(rows, |r| r.encryption_key_id))
+            .bind(column(rows, |r| &r.encrypted_key_material))
+            .bind(column(rows, |r| &r.nonce))
+            .bind(old_encryption_key_id)
+            .execute(&mut **c)
+            .await?;
+            Ok(result.rows_affected())
+        }
         // SQLite's planner scans the whole table for UPDATE ... FROM a VALUES
         // list; in-process statements one row at a time cost microseconds.
-        let mut updated = 0;
-        for row in rows {
-            updated += exec!(conn, |c| {
-                sqlx::query(
-                "UPDATE private_keys SET encryption_key_id = $2, encrypted_key_material = $3, nonce = $4
-                 WHERE id = $1 AND encryption_key_id = $5"
-            )
-            .bind(row.id)
-            .bind(row.encryption_key_id)
-            .bind(&row.encrypted_key_material)
-            .bind(&row.nonce)
-            .bind(old_encryption_key_id)
-            })?;
-        }
-        return Ok(updated);
-    }
-    let mut updated = 0;
-    for chunk in rows.chunks(RESEAL_CHUNK_ROWS) {
-        let values: Vec<String> = (0..chunk.len())
-            .map(|i| {
-                format!(
-                    "({})",
-                    crate::store::support::placeholders(dialect, 1 + i * 4, 4)
+        #[cfg(feature = "sqlite")]
+        Conn::Sqlite(c) => {
+            let mut updated = 0;
+            for row in rows {
+                updated += sqlx::query(
+                    "UPDATE private_keys SET encryption_key_id = $2, encrypted_key_material = $3, nonce = $4
+                     WHERE id = $1 AND encryption_key_id = $5",
                 )
-            })
-            .collect();
-        let last = crate::store::support::placeholders(dialect, 1 + chunk.len() * 4, 1);
-        let sql = format!(
-            "WITH v (id, new_key_id, material, nonce) AS (VALUES {})
-             UPDATE private_keys SET encryption_key_id = v.new_key_id,
-                 encrypted_key_material = v.material, nonce = v.nonce
-             FROM v WHERE private_keys.id = v.id AND private_keys.encryption_key_id = {last}",
-            values.join(", ")
-        );
-        updated += exec!(conn, |c| {
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for row in chunk {
-                query = query
-                    .bind(row.id)
-                    .bind(row.encryption_key_id)
-                    .bind(&row.encrypted_key_material)
-                    .bind(&row.nonce);
+                .bind(row.id)
+                .bind(row.encryption_key_id)
+                .bind(&row.encrypted_key_material)
+                .bind(&row.nonce)
+                .bind(old_encryption_key_id)
+                .execute(&mut **c)
+                .await?
+                .rows_affected();
             }
-            query.bind(old_encryption_key_id)
-        })?;
+            Ok(updated)
+        }
     }
-    Ok(updated)
 }
 
 /// Inserts many keys (group commits, bulk loads): on PostgreSQL one
