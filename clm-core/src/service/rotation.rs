@@ -439,6 +439,10 @@ impl Clm {
                             rotated: rotation.rotated_items,
                         });
                     }
+                    // The last allowed batch: nothing was read after it.
+                    if !prefetch {
+                        return Ok(Walk::Paused);
+                    }
                 }
             }
             let mut remaining: i64 = 0;
