@@ -372,6 +372,27 @@ async fn certificates_roundtrip_search_and_operations() {
     .await;
 }
 
+/// `n` certificates (`<prefix><i>.example.com`), each with a private key
+/// sealed under `key`.
+async fn certificates_with_keys(
+    c: &mut clm::db::Conn<'_>,
+    prefix: &str,
+    n: usize,
+    key: EncryptionKeyId,
+) -> (Vec<Certificate>, Vec<PrivateKeyRecord>) {
+    let certs: Vec<Certificate> = (0..n)
+        .map(|i| certificate(&format!("{prefix}{i}.example.com"), now() + Days::days(30)))
+        .collect();
+    certificates::insert_many(c, &certs).await.unwrap();
+    let mut keys = Vec::new();
+    for cert in &certs {
+        let sealed = private_key(cert.id, key);
+        private_keys::insert(c, &sealed).await.unwrap();
+        keys.push(sealed);
+    }
+    (certs, keys)
+}
+
 #[tokio::test]
 async fn private_keys_batches_and_reseal() {
     on_both(|db: Databases| async move {
@@ -381,16 +402,7 @@ async fn private_keys_batches_and_reseal() {
         let new = encryption_key(2, KeyStatus::Active);
         encryption_keys::insert(&mut c, &old).await.unwrap();
         encryption_keys::insert(&mut c, &new).await.unwrap();
-        let certs: Vec<Certificate> = (0..5)
-            .map(|i| certificate(&format!("k{i}.example.com"), now() + Days::days(30)))
-            .collect();
-        certificates::insert_many(&mut c, &certs).await.unwrap();
-        let mut keys = Vec::new();
-        for cert in &certs {
-            let key = private_key(cert.id, old.id);
-            private_keys::insert(&mut c, &key).await.unwrap();
-            keys.push(key);
-        }
+        let (certs, keys) = certificates_with_keys(&mut c, "k", 5, old.id).await;
         let got = private_keys::get_by_certificate(&mut c, certs[2].id)
             .await
             .unwrap();
@@ -536,16 +548,7 @@ async fn reseal_many_updates_only_rows_still_under_the_old_key() {
         for key in [&old, &other, &new] {
             encryption_keys::insert(&mut c, key).await.unwrap();
         }
-        let certs: Vec<Certificate> = (0..4)
-            .map(|i| certificate(&format!("r{i}.example.com"), now() + Days::days(30)))
-            .collect();
-        certificates::insert_many(&mut c, &certs).await.unwrap();
-        let mut keys = Vec::new();
-        for cert in &certs {
-            let key = private_key(cert.id, old.id);
-            private_keys::insert(&mut c, &key).await.unwrap();
-            keys.push(key);
-        }
+        let (_, keys) = certificates_with_keys(&mut c, "r", 4, old.id).await;
         // Nothing to write is no statement error and no change.
         assert_eq!(
             private_keys::reseal_many(&mut c, old.id, &[])
