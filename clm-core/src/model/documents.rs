@@ -800,3 +800,22 @@ impl WorkflowDefinition {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::WorkflowDefinition;
+
+    /// Found by the `documents` fuzz target: a float in a step's config read
+    /// back one bit off (serde_json without `float_roundtrip`), so the
+    /// definition written out was not the definition accepted.
+    #[test]
+    fn workflow_definition_numbers_survive_writing_and_reading_back() {
+        let json =
+            r#"{"steps":[{"step_id":1,"type":"issuance","config":{"any":[0,4.42444444e+70]}}]}"#;
+        let parsed = WorkflowDefinition::parse(json).expect("a valid definition");
+        let written = serde_json::to_string(&parsed).expect("serializes");
+        let back = WorkflowDefinition::parse(&written).expect("reads back");
+        assert_eq!(back, parsed, "{written}");
+        assert!(written.contains("4.42444444e+70"), "{written}");
+    }
+}
