@@ -24,6 +24,8 @@ pub mod certificate_revocations;
 pub mod certificates;
 pub mod crls;
 pub mod encryption_keys;
+#[cfg(feature = "postgres")]
+pub(crate) mod issuance;
 pub mod key_rotation_history;
 pub mod maintenance;
 pub mod notifications;

@@ -341,21 +341,68 @@ pub(crate) async fn append_many_chain_held(
     entries: Vec<(&Actor, AuditEntry)>,
     heads: &RememberedHeads,
 ) -> Result<Vec<AuditEvent>> {
+    let guess = chain_after_remembered(conn.dialect(), kind, &entries, heads)?;
+    let appended = match &guess {
+        Some(guess) => {
+            audit_store::append_many_after(conn, kind, guess.head(), &guess.events).await?
+        }
+        None => false,
+    };
+    settle_chain_held(conn, kind, entries, heads, guess, appended).await
+}
+
+/// Events chained after the head a writer remembers, to be appended on the
+/// condition that it is still the chain's head (see
+/// [`append_many_chain_held`]).
+pub(crate) struct ChainGuess {
+    head: (i64, String),
+    pub(crate) events: Vec<AuditEvent>,
+}
+
+impl ChainGuess {
+    /// The head the events follow: sequence number and row hash.
+    pub(crate) fn head(&self) -> (i64, &str) {
+        (self.head.0, &self.head.1)
+    }
+}
+
+/// `entries` chained after the remembered head, when there is one and the
+/// database can check it in the appending statement (PostgreSQL).
+pub(crate) fn chain_after_remembered(
+    dialect: Dialect,
+    kind: AuditLogKind,
+    entries: &[(&Actor, AuditEntry)],
+    heads: &RememberedHeads,
+) -> Result<Option<ChainGuess>> {
+    if entries.is_empty() || dialect != Dialect::Postgres {
+        return Ok(None);
+    }
+    let Some(head) = heads.get(kind) else {
+        return Ok(None);
+    };
+    let events = chain_after(Some(head.clone()), entries.to_vec())?;
+    failpoint!("audit.append")?;
+    Ok(Some(ChainGuess { head, events }))
+}
+
+/// Ends a conditional append: when the guessed events went in, remembers
+/// the head after them; else reads the chain's head and appends `entries`
+/// after it.
+pub(crate) async fn settle_chain_held(
+    conn: &mut Conn<'_>,
+    kind: AuditLogKind,
+    entries: Vec<(&Actor, AuditEntry)>,
+    heads: &RememberedHeads,
+    guess: Option<ChainGuess>,
+    appended: bool,
+) -> Result<Vec<AuditEvent>> {
     if entries.is_empty() {
         return Ok(Vec::new());
     }
-    if let Some(guess) = heads
-        .get(kind)
-        .filter(|_| conn.dialect() == Dialect::Postgres)
-    {
-        let events = chain_after(Some(guess.clone()), entries.clone())?;
-        failpoint!("audit.append")?;
-        if audit_store::append_many_after(conn, kind, (guess.0, &guess.1), &events).await? {
-            heads.set(kind, last_link(&events));
-            return Ok(events);
-        }
-    }
-    let events = append_after_head(conn, kind, entries).await?;
+    let events = match guess {
+        Some(guess) if appended => guess.events,
+        _ => append_after_head(conn, kind, entries).await?,
+    };
     heads.set(kind, last_link(&events));
     Ok(events)
 }

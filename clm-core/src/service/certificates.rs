@@ -423,9 +423,10 @@ impl GroupCommit {
 }
 
 /// Everything of the jobs' certificates that goes into the secure
-/// transaction (begun by `Pool::begin_secure_half`: it holds the chain), one statement per table for the batch: certificates, keys,
-/// requests, audit rows (chained in job order), then what is per row and rare
-/// (requests that waited for approval, a new CA's URLs).
+/// transaction (begun by `Pool::begin_secure_half`: it holds the chain):
+/// certificates, keys, requests and audit rows (chained in job order) in
+/// one statement on PostgreSQL and one per table on SQLite, then what is
+/// per row and rare (requests that waited for approval, a new CA's URLs).
 async fn write_secure_rows(
     clm: &Clm,
     conn: &mut crate::db::Conn<'_>,
@@ -438,14 +439,75 @@ async fn write_secure_rows(
         .iter()
         .flat_map(|job| job.writes.iter().map(move |write| (&job.actor, write)))
         .collect();
-    // Compromised keys stay dead: one index probe per batch, in the
-    // transaction that writes, so no separate round trip on issuance.
-    let known_keys: Vec<String> = writes
+    // Compromised keys stay dead: checked in the transaction that writes,
+    // so no separate round trip on issuance.
+    let public_key_hashes: Vec<String> = writes
         .iter()
         .filter_map(|(_, w)| w.issuance.public_key_sha256.clone())
         .collect();
+    let keys: Vec<PrivateKeyRecord> = writes
+        .iter()
+        .filter_map(|(_, w)| w.private_key.clone())
+        .collect();
+    let new_requests: Vec<crate::model::CertificateRequest> = writes
+        .iter()
+        .filter_map(|(_, w)| match &w.issuance.request {
+            Some(RequestRow::Insert(request)) => Some(request.clone()),
+            _ => None,
+        })
+        .collect();
+    let mut entries = Vec::with_capacity(writes.len().saturating_mul(2));
+    for (actor, write) in &writes {
+        entries.push((*actor, write.audit.clone()));
+        for key_use in &write.issuance.key_use {
+            entries.push((*actor, key_use.clone()));
+        }
+    }
+    let heads = &clm.group_commit().heads;
+    #[cfg(feature = "postgres")]
+    if conn.dialect() == crate::db::Dialect::Postgres {
+        let guess = crate::service::audit::chain_after_remembered(
+            crate::db::Dialect::Postgres,
+            AuditLogKind::Secure,
+            &entries,
+            heads,
+        )?;
+        let written = crate::store::issuance::write_secure(
+            conn,
+            crate::store::issuance::SecureRows {
+                public_key_hashes: &public_key_hashes,
+                certificates: rows,
+                keys: &keys,
+                requests: &new_requests,
+                audit: guess
+                    .as_ref()
+                    .map(|guess| crate::store::issuance::AuditAfter {
+                        head: guess.head(),
+                        events: &guess.events,
+                    }),
+            },
+        )
+        .await?;
+        if let Some((hash, reason)) = &written.compromised {
+            return Err(crate::service::revocation::compromised_key_error(
+                hash, *reason,
+            ));
+        }
+        clm.reseal_named_retired(conn, &keys, &written.keys_under_retired_data_key)
+            .await?;
+        crate::service::audit::settle_chain_held(
+            conn,
+            AuditLogKind::Secure,
+            entries,
+            heads,
+            guess,
+            written.audit_appended,
+        )
+        .await?;
+        return write_secure_rare_rows(conn, &writes).await;
+    }
     if let Some((hash, reason)) =
-        crate::store::certificate_revocations::compromised_keys(conn, &known_keys)
+        crate::store::certificate_revocations::compromised_keys(conn, &public_key_hashes)
             .await?
             .first()
     {
@@ -454,20 +516,19 @@ async fn write_secure_rows(
         ));
     }
     certificates::insert_many(conn, rows).await?;
-    let keys: Vec<PrivateKeyRecord> = writes
-        .iter()
-        .filter_map(|(_, w)| w.private_key.clone())
-        .collect();
     clm.insert_private_keys(conn, &keys).await?;
-    let new_requests: Vec<crate::model::CertificateRequest> = writes
-        .iter()
-        .filter_map(|(_, w)| match &w.issuance.request {
-            Some(RequestRow::Insert(request)) => Some(request.clone()),
-            _ => None,
-        })
-        .collect();
     crate::store::certificate_requests::insert_many(conn, &new_requests).await?;
-    for (_, write) in &writes {
+    append_many_chain_held(conn, AuditLogKind::Secure, entries, heads).await?;
+    write_secure_rare_rows(conn, &writes).await
+}
+
+/// The secure rows only some issuances have, one statement each: requests
+/// that waited for approval, pre-signed OCSP answers, a new CA's URLs.
+async fn write_secure_rare_rows(
+    conn: &mut crate::db::Conn<'_>,
+    writes: &[(&Actor, &CertificateWrite)],
+) -> Result<()> {
+    for (_, write) in writes {
         if let Some(RequestRow::Update(request)) = &write.issuance.request {
             if !crate::store::certificate_requests::mark_issued_if_waiting(conn, request).await? {
                 return Err(Error::conflict(format!(
@@ -478,26 +539,12 @@ async fn write_secure_rows(
             crate::store::certificate_requests::update(conn, request).await?;
         }
     }
-    let mut entries = Vec::with_capacity(writes.len().saturating_mul(2));
-    for (actor, write) in &writes {
-        entries.push((*actor, write.audit.clone()));
-        for key_use in &write.issuance.key_use {
-            entries.push((*actor, key_use.clone()));
-        }
-    }
-    append_many_chain_held(
-        conn,
-        AuditLogKind::Secure,
-        entries,
-        &clm.group_commit().heads,
-    )
-    .await?;
     let ocsp_responses: Vec<crate::store::ocsp_responses::OcspResponseRecord> = writes
         .iter()
         .filter_map(|(_, w)| w.issuance.ocsp_response.as_deref().cloned())
         .collect();
     crate::store::ocsp_responses::insert_many(conn, &ocsp_responses).await?;
-    for (_, write) in &writes {
+    for (_, write) in writes {
         if let Some(urls) = &write.issuance.issuance_urls {
             certificates::set_issuance_urls(
                 conn,
@@ -519,7 +566,6 @@ async fn write_core_rows(
     rows: &[Certificate],
 ) -> Result<()> {
     let metadata: Vec<CertificateMetadata> = rows.iter().map(metadata_row).collect();
-    certificate_metadata::insert_many(conn, &metadata).await?;
     let entries: Vec<(&Actor, AuditEntry)> = jobs
         .iter()
         .map(|job| {
@@ -527,7 +573,39 @@ async fn write_core_rows(
             (&job.actor, metadata_audit(certificates))
         })
         .collect();
-    append_many_chain_held(conn, AuditLogKind::Core, entries, &clm.group_commit().heads).await?;
+    let heads = &clm.group_commit().heads;
+    #[cfg(feature = "postgres")]
+    if conn.dialect() == crate::db::Dialect::Postgres {
+        let guess = crate::service::audit::chain_after_remembered(
+            crate::db::Dialect::Postgres,
+            AuditLogKind::Core,
+            &entries,
+            heads,
+        )?;
+        let appended = crate::store::issuance::write_core(
+            conn,
+            &metadata,
+            guess
+                .as_ref()
+                .map(|guess| crate::store::issuance::AuditAfter {
+                    head: guess.head(),
+                    events: &guess.events,
+                }),
+        )
+        .await?;
+        crate::service::audit::settle_chain_held(
+            conn,
+            AuditLogKind::Core,
+            entries,
+            heads,
+            guess,
+            appended,
+        )
+        .await?;
+        return Ok(());
+    }
+    certificate_metadata::insert_many(conn, &metadata).await?;
+    append_many_chain_held(conn, AuditLogKind::Core, entries, heads).await?;
     Ok(())
 }
 

@@ -1000,6 +1000,17 @@ impl Clm {
         keys: &[PrivateKeyRecord],
     ) -> Result<()> {
         let flagged = private_keys::insert_many_naming_retired(conn, keys).await?;
+        self.reseal_named_retired(conn, keys, &flagged).await
+    }
+
+    /// Re-seals under the active data key those of `keys` (just inserted)
+    /// that the insert found sealed under a retired one (`flagged`).
+    pub(crate) async fn reseal_named_retired(
+        &self,
+        conn: &mut Conn<'_>,
+        keys: &[PrivateKeyRecord],
+        flagged: &[PrivateKeyId],
+    ) -> Result<()> {
         if flagged.is_empty() {
             return Ok(());
         }

@@ -10,7 +10,7 @@ use crate::store::support::{
     MAX_BIND_PARAMS, fetch_all, fetch_page, in_ids_opt, values_insert_sql,
 };
 #[cfg(feature = "postgres")]
-use crate::store::support::{column, unnest_insert_sql};
+use crate::store::support::{PgInsert, column, unnest_insert_sql_from};
 use crate::store::{Filter, Page, PageRequest, Value, id_value, paginate};
 use crate::{Error, Result, exec, on_conn, table};
 
@@ -201,11 +201,29 @@ async fn append_unnest(
     events: &[AuditEvent],
     after: Option<(i64, &str)>,
 ) -> Result<bool> {
-    let mut sql = unnest_insert_sql(kind.table(), APPEND_COLUMNS, APPEND_COLUMN_COUNT);
-    if after.is_some() {
-        let table = kind.table();
-        let head = APPEND_COLUMN_COUNT.saturating_add(1);
-        let hash = APPEND_COLUMN_COUNT.saturating_add(2);
+    let sql = append_sql_from(kind, 1, after.is_some());
+    let query = bind_append(sqlx::query(AssertSqlSafe(sql)), events, after);
+    let inserted = query.execute(&mut *c).await?.rows_affected();
+    Ok(after.is_none() || usize::try_from(inserted).is_ok_and(|n| n == events.len()))
+}
+
+/// How many placeholders [`append_sql_from`] takes.
+#[cfg(feature = "postgres")]
+pub(crate) fn append_placeholders(conditional: bool) -> usize {
+    APPEND_COLUMN_COUNT.saturating_add(if conditional { 2 } else { 0 })
+}
+
+/// PostgreSQL's append statement, its placeholders numbered from `first`:
+/// column arrays, and when `conditional` the head the rows must follow
+/// (sequence number, row hash), checked in the same statement. Bound by
+/// [`bind_append`].
+#[cfg(feature = "postgres")]
+pub(crate) fn append_sql_from(kind: AuditLogKind, first: usize, conditional: bool) -> String {
+    let table = kind.table();
+    let mut sql = unnest_insert_sql_from(table, APPEND_COLUMNS, first, APPEND_COLUMN_COUNT);
+    if conditional {
+        let head = first.saturating_add(APPEND_COLUMN_COUNT);
+        let hash = head.saturating_add(1);
         // max() is answered from the end of the sequence index whatever the
         // parameters; `NOT EXISTS (... sequence_number > $n)` was planned,
         // generically, as a scan of the whole chain.
@@ -214,7 +232,17 @@ async fn append_unnest(
                AND (SELECT max(sequence_number) FROM {table}) = ${head}"
         ));
     }
-    let query = sqlx::query(AssertSqlSafe(sql))
+    sql
+}
+
+/// Binds `events` (and the head they must follow) for [`append_sql_from`].
+#[cfg(feature = "postgres")]
+pub(crate) fn bind_append<'q>(
+    query: PgInsert<'q>,
+    events: &'q [AuditEvent],
+    after: Option<(i64, &'q str)>,
+) -> PgInsert<'q> {
+    let query = query
         .bind(column(events, |e| e.id))
         .bind(column(events, |e| e.sequence_number))
         .bind(column(events, |e| e.event_type.as_str()))
@@ -231,12 +259,10 @@ async fn append_unnest(
         .bind(column(events, |e| e.previous_hash.as_str()))
         .bind(column(events, |e| e.row_hash.as_str()))
         .bind(column(events, |e| e.created_at));
-    let query = match after {
+    match after {
         Some((sequence_number, row_hash)) => query.bind(sequence_number).bind(row_hash),
         None => query,
-    };
-    let inserted = query.execute(&mut *c).await?.rows_affected();
-    Ok(after.is_none() || usize::try_from(inserted).is_ok_and(|n| n == events.len()))
+    }
 }
 
 /// [`append_many`] on the condition that the chain's last row is `after`

@@ -82,6 +82,17 @@ pub async fn mark_compromised_key(
     require_row(affected, "certificate revocation", id)
 }
 
+/// [`compromised_keys`] as one statement for PostgreSQL, the hashes bound
+/// as one array at placeholder `$n`: a text that does not change with
+/// their number.
+#[cfg(feature = "postgres")]
+pub(crate) fn compromised_among_sql(n: usize) -> String {
+    format!(
+        "SELECT DISTINCT public_key_sha256, revocation_reason FROM certificate_revocations
+         WHERE public_key_sha256 = ANY(${n})"
+    )
+}
+
 /// Which of `hashes` (public key SHA-256, hex) are blocklisted, with the
 /// reason that put each there. One probe of the partial index per hash.
 pub async fn compromised_keys(
@@ -89,6 +100,16 @@ pub async fn compromised_keys(
     hashes: &[String],
 ) -> Result<Vec<(String, RevocationReason)>> {
     let mut found = Vec::new();
+    #[cfg(feature = "postgres")]
+    #[cfg_attr(not(feature = "sqlite"), allow(irrefutable_let_patterns))]
+    if let Conn::Postgres(c) = conn {
+        let rows: Vec<(String, RevocationReason)> =
+            sqlx::query_as(sqlx::AssertSqlSafe(compromised_among_sql(1)))
+                .bind(hashes)
+                .fetch_all(&mut **c)
+                .await?;
+        return Ok(rows);
+    }
     // Under SQLite's bind limit; a large import asks in chunks.
     for chunk in hashes.chunks(500) {
         let placeholders = (1..=chunk.len())

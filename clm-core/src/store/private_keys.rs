@@ -223,6 +223,12 @@ pub async fn insert_many(conn: &mut Conn<'_>, keys: &[PrivateKeyRecord]) -> Resu
     insert_rows::<PrivateKeys>(conn, keys).await
 }
 
+/// What an insert into `private_keys` returns to name the keys sealed
+/// under a retired data key: each row's id and whether its key is retired.
+#[cfg(feature = "postgres")]
+pub(crate) const RETURNING_ID_AND_RETIRED: &str = "id, EXISTS (SELECT 1 FROM encryption_keys e
+     WHERE e.id = private_keys.encryption_key_id AND e.key_status = 'retired') AS retired";
+
 /// Inserts `keys` like [`insert_many`] and names those sealed under a data
 /// key that is retired as the insert sees it. The caller holds the
 /// data-key lock shared (`Pool::begin_secure_half`), so that view is fresh and
@@ -242,8 +248,7 @@ pub async fn insert_many_naming_retired(
         use crate::store::{Insert as _, Table as _};
         use sqlx::Row as _;
         let sql = format!(
-            "{} RETURNING id, EXISTS (SELECT 1 FROM encryption_keys e
-                 WHERE e.id = private_keys.encryption_key_id AND e.key_status = 'retired')",
+            "{} RETURNING {RETURNING_ID_AND_RETIRED}",
             unnest_insert_sql(
                 PrivateKeys::NAME,
                 PrivateKeys::INSERT_COLUMNS,

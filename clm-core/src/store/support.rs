@@ -119,10 +119,79 @@ pub(crate) fn placeholders(dialect: Dialect, first: usize, n: usize) -> String {
 /// statement, with thousands of parameters to parse, for every batch size.
 #[cfg(feature = "postgres")]
 pub(crate) fn unnest_insert_sql(table: &str, columns: &str, count: usize) -> String {
+    unnest_insert_sql_from(table, columns, 1, count)
+}
+
+/// [`unnest_insert_sql`] with its placeholders numbered from `first`.
+#[cfg(feature = "postgres")]
+pub(crate) fn unnest_insert_sql_from(
+    table: &str,
+    columns: &str,
+    first: usize,
+    count: usize,
+) -> String {
     format!(
         "INSERT INTO {table} ({columns}) SELECT * FROM UNNEST({})",
-        placeholders(Dialect::Postgres, 1, count)
+        placeholders(Dialect::Postgres, first, count)
     )
+}
+
+/// One PostgreSQL statement made of several parts, `WITH a AS (INSERT ...),
+/// b AS (...) SELECT ...`: writes that would be a statement per table cost
+/// one round trip, one parse and one executor start-up instead. Each part
+/// takes the next placeholder numbers; bind the parts' values in the order
+/// the parts were added. Every data-modifying part runs, referenced or not,
+/// and all of them see the snapshot the statement started with; foreign
+/// keys are checked after the last part, so a part may insert rows that
+/// reference another part's.
+#[cfg(feature = "postgres")]
+#[derive(Debug)]
+pub(crate) struct PgWith {
+    parts: Vec<String>,
+    next_placeholder: usize,
+}
+
+#[cfg(feature = "postgres")]
+impl PgWith {
+    pub(crate) fn new() -> Self {
+        Self {
+            parts: Vec::new(),
+            next_placeholder: 1,
+        }
+    }
+
+    /// Adds `name AS (sql)`, where `sql` is built by `build` from the number
+    /// of the first of the `placeholders` it uses.
+    pub(crate) fn part(
+        &mut self,
+        name: &str,
+        placeholders: usize,
+        build: impl FnOnce(usize) -> String,
+    ) -> &mut Self {
+        let sql = build(self.next_placeholder);
+        self.next_placeholder = self.next_placeholder.saturating_add(placeholders);
+        self.parts.push(format!("{name} AS ({sql})"));
+        self
+    }
+
+    /// Adds `name AS (INSERT INTO T ... SELECT * FROM UNNEST(...) returning)`
+    /// for rows bound with [`Insert::bind_columns`].
+    pub(crate) fn unnest_insert<T: Insert>(&mut self, name: &str, returning: &str) -> &mut Self {
+        self.part(name, T::INSERT_COLUMN_COUNT, |first| {
+            let insert =
+                unnest_insert_sql_from(T::NAME, T::INSERT_COLUMNS, first, T::INSERT_COLUMN_COUNT);
+            if returning.is_empty() {
+                insert
+            } else {
+                format!("{insert} RETURNING {returning}")
+            }
+        })
+    }
+
+    /// The statement, ending in `select` (which may read the parts).
+    pub(crate) fn sql(&self, select: &str) -> String {
+        format!("WITH {} {select}", self.parts.join(",\n"))
+    }
 }
 
 /// A PostgreSQL insert being bound (see [`Insert`]).
