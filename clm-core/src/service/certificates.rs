@@ -424,9 +424,10 @@ impl GroupCommit {
 
 /// Everything of the jobs' certificates that goes into the secure
 /// transaction (begun by `Pool::begin_secure_half`: it holds the chain):
-/// certificates, keys, requests and audit rows (chained in job order) in
-/// one statement on PostgreSQL and one per table on SQLite, then what is
-/// per row and rare (requests that waited for approval, a new CA's URLs).
+/// certificates, keys, requests, pre-signed OCSP answers and audit rows
+/// (chained in job order) in one statement on PostgreSQL and one per table
+/// on SQLite, then what is per row and rare (requests that waited for
+/// approval, a new CA's URLs).
 async fn write_secure_rows(
     clm: &Clm,
     conn: &mut crate::db::Conn<'_>,
@@ -456,6 +457,10 @@ async fn write_secure_rows(
             _ => None,
         })
         .collect();
+    let ocsp_responses: Vec<crate::store::ocsp_responses::OcspResponseRecord> = writes
+        .iter()
+        .filter_map(|(_, w)| w.issuance.ocsp_response.as_deref().cloned())
+        .collect();
     let mut entries = Vec::with_capacity(writes.len().saturating_mul(2));
     for (actor, write) in &writes {
         entries.push((*actor, write.audit.clone()));
@@ -479,6 +484,7 @@ async fn write_secure_rows(
                 certificates: rows,
                 keys: &keys,
                 requests: &new_requests,
+                ocsp_responses: &ocsp_responses,
                 audit: guess
                     .as_ref()
                     .map(|guess| crate::store::issuance::AuditAfter {
@@ -519,11 +525,12 @@ async fn write_secure_rows(
     clm.insert_private_keys(conn, &keys).await?;
     crate::store::certificate_requests::insert_many(conn, &new_requests).await?;
     append_many_chain_held(conn, AuditLogKind::Secure, entries, heads).await?;
+    crate::store::ocsp_responses::insert_many(conn, &ocsp_responses).await?;
     write_secure_rare_rows(conn, &writes).await
 }
 
 /// The secure rows only some issuances have, one statement each: requests
-/// that waited for approval, pre-signed OCSP answers, a new CA's URLs.
+/// that waited for approval, a new CA's URLs.
 async fn write_secure_rare_rows(
     conn: &mut crate::db::Conn<'_>,
     writes: &[(&Actor, &CertificateWrite)],
@@ -539,11 +546,6 @@ async fn write_secure_rare_rows(
             crate::store::certificate_requests::update(conn, request).await?;
         }
     }
-    let ocsp_responses: Vec<crate::store::ocsp_responses::OcspResponseRecord> = writes
-        .iter()
-        .filter_map(|(_, w)| w.issuance.ocsp_response.as_deref().cloned())
-        .collect();
-    crate::store::ocsp_responses::insert_many(conn, &ocsp_responses).await?;
     for (_, write) in writes {
         if let Some(urls) = &write.issuance.issuance_urls {
             certificates::set_issuance_urls(

@@ -17,6 +17,7 @@ use crate::store::certificate_metadata::CertificateMetadataTable;
 use crate::store::certificate_requests::CertificateRequests;
 use crate::store::certificate_revocations::compromised_among_sql;
 use crate::store::certificates::Certificates;
+use crate::store::ocsp_responses::{self, OcspResponseRecord};
 use crate::store::private_keys::{PrivateKeys, RETURNING_ID_AND_RETIRED};
 use crate::store::support::{PgInsert, PgWith};
 use crate::{Error, Result};
@@ -39,6 +40,8 @@ pub(crate) struct SecureRows<'a> {
     pub certificates: &'a [Certificate],
     pub keys: &'a [PrivateKeyRecord],
     pub requests: &'a [CertificateRequest],
+    /// Pre-signed OCSP answers for the new certificates.
+    pub ocsp_responses: &'a [OcspResponseRecord],
     pub audit: Option<AuditAfter<'a>>,
 }
 
@@ -83,6 +86,13 @@ pub(crate) async fn write_secure(
     if !rows.requests.is_empty() {
         statement.unnest_insert::<CertificateRequests>("requests_written", "");
     }
+    if !rows.ocsp_responses.is_empty() {
+        statement.part(
+            "ocsp_written",
+            ocsp_responses::UNNEST_PLACEHOLDERS,
+            ocsp_responses::unnest_insert_sql_from,
+        );
+    }
     let audit_count = add_audit(&mut statement, AuditLogKind::Secure, rows.audit);
     let sql = statement.sql(&format!(
         "SELECT (SELECT public_key_sha256 FROM compromised),
@@ -97,6 +107,9 @@ pub(crate) async fn write_secure(
     }
     if !rows.requests.is_empty() {
         query = CertificateRequests::bind_columns(query, rows.requests);
+    }
+    if !rows.ocsp_responses.is_empty() {
+        query = ocsp_responses::bind_columns(query, rows.ocsp_responses);
     }
     query = bind_audit(query, rows.audit);
     let row = query.fetch_one(&mut *conn).await?;

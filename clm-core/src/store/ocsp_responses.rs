@@ -47,10 +47,64 @@ pub async fn lookup(
     })?)
 }
 
+/// The columns an insert writes, in bind order.
+const INSERT_COLUMNS: &str = "id, certificate_id, issuer_certificate_id, serial_number,
+    cert_status, response_der, this_update, next_update, updated_at";
+const INSERT_COLUMN_COUNT: usize = 9;
+
+/// PostgreSQL's insert of `rows`, one array per column, its placeholders
+/// numbered from `first`; bound by [`bind_columns`].
+#[cfg(feature = "postgres")]
+pub(crate) fn unnest_insert_sql_from(first: usize) -> String {
+    crate::store::support::unnest_insert_sql_from(
+        "ocsp_responses",
+        INSERT_COLUMNS,
+        first,
+        INSERT_COLUMN_COUNT,
+    )
+}
+
+/// How many placeholders [`unnest_insert_sql_from`] takes.
+#[cfg(feature = "postgres")]
+pub(crate) const UNNEST_PLACEHOLDERS: usize = INSERT_COLUMN_COUNT;
+
+/// Binds `rows` for [`unnest_insert_sql_from`].
+#[cfg(feature = "postgres")]
+pub(crate) fn bind_columns<'q>(
+    query: crate::store::support::PgInsert<'q>,
+    rows: &'q [OcspResponseRecord],
+) -> crate::store::support::PgInsert<'q> {
+    use crate::store::support::column;
+    query
+        .bind(column(rows, |r| r.id))
+        .bind(column(rows, |r| r.certificate_id))
+        .bind(column(rows, |r| r.issuer_certificate_id))
+        .bind(column(rows, |r| r.serial_number.as_str()))
+        .bind(column(rows, |r| r.cert_status.as_str()))
+        .bind(column(rows, |r| r.response_der.as_slice()))
+        .bind(column(rows, |r| r.this_update))
+        .bind(column(rows, |r| r.next_update))
+        .bind(column(rows, |r| r.updated_at))
+}
+
 /// Inserts responses for new certificates (issuance: one statement for the
-/// batch, under SQLite's bind limit per statement).
+/// batch; on SQLite one per chunk under its bind limit).
 pub async fn insert_many(conn: &mut Conn<'_>, rows: &[OcspResponseRecord]) -> Result<()> {
-    const COLUMNS: usize = 9;
+    const COLUMNS: usize = INSERT_COLUMN_COUNT;
+    if rows.is_empty() {
+        return Ok(());
+    }
+    #[cfg(feature = "postgres")]
+    #[cfg_attr(not(feature = "sqlite"), allow(irrefutable_let_patterns))]
+    if let Conn::Postgres(c) = conn {
+        bind_columns(
+            sqlx::query(sqlx::AssertSqlSafe(unnest_insert_sql_from(1))),
+            rows,
+        )
+        .execute(&mut **c)
+        .await?;
+        return Ok(());
+    }
     for chunk in rows.chunks(100) {
         let values = (0..chunk.len())
             .map(|row| {
@@ -63,10 +117,7 @@ pub async fn insert_many(conn: &mut Conn<'_>, rows: &[OcspResponseRecord]) -> Re
             })
             .collect::<Vec<_>>()
             .join(", ");
-        let sql = format!(
-            "INSERT INTO ocsp_responses (id, certificate_id, issuer_certificate_id, serial_number,
-                cert_status, response_der, this_update, next_update, updated_at) VALUES {values}"
-        );
+        let sql = format!("INSERT INTO ocsp_responses ({INSERT_COLUMNS}) VALUES {values}");
         exec!(conn, |c| {
             let mut query = sqlx::query(sqlx::AssertSqlSafe(sql.clone()));
             for row in chunk {
