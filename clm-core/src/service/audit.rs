@@ -364,6 +364,15 @@ impl ChainGuess {
     pub(crate) fn head(&self) -> (i64, &str) {
         (self.head.0, &self.head.1)
     }
+
+    /// The events as the one-statement issuance write takes them.
+    #[cfg(feature = "postgres")]
+    pub(crate) fn as_audit_after(&self) -> crate::store::issuance::AuditAfter<'_> {
+        crate::store::issuance::AuditAfter {
+            head: self.head(),
+            events: &self.events,
+        }
+    }
 }
 
 /// `entries` chained after the remembered head, when there is one and the

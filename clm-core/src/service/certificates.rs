@@ -487,10 +487,7 @@ async fn write_secure_rows(
                 ocsp_responses: &ocsp_responses,
                 audit: guess
                     .as_ref()
-                    .map(|guess| crate::store::issuance::AuditAfter {
-                        head: guess.head(),
-                        events: &guess.events,
-                    }),
+                    .map(crate::service::audit::ChainGuess::as_audit_after),
             },
         )
         .await?;
@@ -589,10 +586,7 @@ async fn write_core_rows(
             &metadata,
             guess
                 .as_ref()
-                .map(|guess| crate::store::issuance::AuditAfter {
-                    head: guess.head(),
-                    events: &guess.events,
-                }),
+                .map(crate::service::audit::ChainGuess::as_audit_after),
         )
         .await?;
         crate::service::audit::settle_chain_held(
