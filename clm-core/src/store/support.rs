@@ -204,7 +204,9 @@ pub(crate) type SqliteInsert<'q> =
 
 /// Inserts `rows` into `T` with few statements: on PostgreSQL one
 /// [`unnest_insert_sql`] statement binding one array per column; on SQLite
-/// multi-row `VALUES` in chunks under its bind limit ([`chunk_rows`]).
+/// multi-row `VALUES` of [`chunk_rows`] rows, the rest in statements of
+/// halving sizes (so few, small statement texts per table, see
+/// [`SQLITE_ROWS_PER_INSERT`]).
 /// Not atomic by itself: run it in a transaction for all-or-nothing.
 pub(crate) async fn insert_rows<T: Insert>(conn: &mut Conn<'_>, rows: &[T::Row]) -> Result<u64> {
     if rows.is_empty() {
@@ -226,7 +228,10 @@ pub(crate) async fn insert_rows<T: Insert>(conn: &mut Conn<'_>, rows: &[T::Row])
         #[cfg(feature = "sqlite")]
         Conn::Sqlite(c) => {
             let mut inserted = 0;
-            for chunk in rows.chunks(chunk_rows::<T>()) {
+            let mut rest = rows;
+            while !rest.is_empty() {
+                let (chunk, after) = rest.split_at(sqlite_statement_rows::<T>(rest.len()));
+                rest = after;
                 let sql = values_insert_sql(
                     Dialect::Sqlite,
                     T::NAME,
@@ -271,8 +276,33 @@ pub(crate) async fn insert_one<T: Insert>(conn: &mut Conn<'_>, row: &T::Row) -> 
     Ok(())
 }
 
-/// Rows per multi-row INSERT of `T` on SQLite: as many as fit under its
-/// bind limit.
+/// Rows per multi-row INSERT on SQLite. Every statement text stays
+/// prepared in each pooled connection (sqlx's statement cache, 100 per
+/// connection), and a multi-row INSERT compiles to a program that grows
+/// with its rows: statements as large as the bind limit allows (over a
+/// thousand rows, a different text for every batch size) held 15-19 MiB
+/// in a SQLite import. A fixed size, with the rest of a batch in halving
+/// sizes, keeps a few small texts per table; SQLite has no round trip to
+/// save by going larger.
+pub(crate) const SQLITE_ROWS_PER_INSERT: usize = 64;
+
+/// Rows of the next SQLite INSERT of `T` with `remaining` rows left:
+/// [`chunk_rows`] while that many are left, then the largest power of two
+/// that fits, so a batch of any size is written with at most seven
+/// statement texts per table.
+#[cfg(feature = "sqlite")]
+fn sqlite_statement_rows<T: Insert>(remaining: usize) -> usize {
+    let full = chunk_rows::<T>();
+    if remaining >= full {
+        full
+    } else {
+        // remaining >= 1 here; the largest power of two not above it.
+        1 << (usize::BITS - 1 - remaining.leading_zeros())
+    }
+}
+
+/// Rows per multi-row INSERT of `T` on SQLite: [`SQLITE_ROWS_PER_INSERT`],
+/// or fewer where its bind limit needs.
 pub(crate) const fn chunk_rows<T: Insert>() -> usize {
     let per_row = if T::INSERT_COLUMN_COUNT == 0 {
         1
@@ -280,7 +310,13 @@ pub(crate) const fn chunk_rows<T: Insert>() -> usize {
         T::INSERT_COLUMN_COUNT
     };
     let rows = MAX_BIND_PARAMS / per_row;
-    if rows == 0 { 1 } else { rows }
+    if rows == 0 {
+        1
+    } else if rows > SQLITE_ROWS_PER_INSERT {
+        SQLITE_ROWS_PER_INSERT
+    } else {
+        rows
+    }
 }
 
 /// `INSERT INTO table (columns) VALUES (...), (...)` with `rows` rows of
