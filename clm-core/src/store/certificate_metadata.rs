@@ -41,7 +41,7 @@ pub struct CertificateMetadataFilter {
     pub application: Option<String>,
 }
 
-/// Rows per multi-row INSERT on SQLite (the rest one row at a time).
+/// Rows per multi-row INSERT on SQLite (the rest in halving sizes).
 pub const INSERT_CHUNK_ROWS: usize = chunk_rows::<CertificateMetadataTable>();
 
 pub async fn insert(conn: &mut Conn<'_>, metadata: &CertificateMetadata) -> Result<()> {

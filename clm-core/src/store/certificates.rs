@@ -64,8 +64,8 @@ table!(
     }
 );
 
-/// Rows per multi-row INSERT on SQLite (the rest of a batch goes in one row
-/// at a time; see `store::support::SQLITE_ROWS_PER_INSERT`).
+/// Rows per multi-row INSERT on SQLite (the rest of a batch goes in
+/// statements of halving sizes; see `store::support::SQLITE_ROWS_PER_INSERT`).
 pub const INSERT_CHUNK_ROWS: usize = chunk_rows::<Certificates>();
 
 /// What a certificate listing or search may filter on. All set fields must match.
@@ -97,7 +97,7 @@ pub async fn insert(conn: &mut Conn<'_>, certificate: &Certificate) -> Result<()
 
 /// Inserts many certificates: on PostgreSQL one statement of column arrays,
 /// on SQLite multi-row INSERTs of [`INSERT_CHUNK_ROWS`] rows, then the rest
-/// one row at a time. Not atomic by
+/// in halving sizes. Not atomic by
 /// itself: run it in a transaction for all-or-nothing. A certificate naming
 /// another of the same slice as issuer must come after it.
 pub async fn insert_many(conn: &mut Conn<'_>, certificates: &[Certificate]) -> Result<u64> {

@@ -454,3 +454,37 @@ pub(crate) fn shared_or_in_orgs(
         ),
     }
 }
+
+#[cfg(all(test, feature = "sqlite"))]
+mod tests {
+    use super::*;
+    use crate::store::certificates::Certificates;
+
+    /// The SQLite statement sizes `insert_rows` takes for `total` rows.
+    fn statement_sizes(total: usize) -> Vec<usize> {
+        let mut sizes = Vec::new();
+        let mut rest = total;
+        while rest > 0 {
+            let rows = sqlite_statement_rows::<Certificates>(rest);
+            assert!((1..=rest).contains(&rows), "{rows} rows of {rest} left");
+            sizes.push(rows);
+            rest -= rows;
+        }
+        sizes
+    }
+
+    #[test]
+    fn sqlite_inserts_use_few_small_statement_texts_for_any_batch_size() {
+        assert_eq!(statement_sizes(1), vec![1]);
+        assert_eq!(statement_sizes(64), vec![64]);
+        assert_eq!(statement_sizes(100), vec![64, 32, 4]);
+        assert_eq!(statement_sizes(1500).iter().sum::<usize>(), 1500);
+        let mut texts = std::collections::BTreeSet::new();
+        for total in 1..=3000 {
+            let sizes = statement_sizes(total);
+            assert!(sizes.iter().all(|&n| n <= SQLITE_ROWS_PER_INSERT));
+            texts.extend(sizes);
+        }
+        assert_eq!(texts.len(), 7, "statement sizes seen: {texts:?}");
+    }
+}
