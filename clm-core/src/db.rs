@@ -83,16 +83,17 @@ impl Dialect {
         }
     }
 
-    /// A predicate true when the JSON array column `column` holds an element
-    /// whose `value` equals the text parameter `$n`.
-    pub fn json_array_has_value(self, column: &str, param: usize) -> String {
+    /// A predicate on `certificates` true when one of its subject
+    /// alternative names has the value given by the text parameter `$n`.
+    pub fn certificate_has_san(self, param: usize) -> String {
         match self {
             // Containment, so idx_certificates_sans (GIN, jsonb_path_ops) answers it.
             Dialect::Postgres => format!(
-                "{column} @> jsonb_build_array(jsonb_build_object('value', ${param}::text))"
+                "subject_alternative_names @> jsonb_build_array(jsonb_build_object('value', ${param}::text))"
             ),
+            // The values' own table (its triggers keep it), in value order.
             Dialect::Sqlite => format!(
-                "EXISTS (SELECT 1 FROM json_each({column}) AS e WHERE json_extract(e.value, '$.value') = ${param})"
+                "id IN (SELECT certificate_id FROM certificate_san_values WHERE value = ${param})"
             ),
         }
     }

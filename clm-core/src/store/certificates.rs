@@ -6,8 +6,8 @@ use crate::model::{
     Certificate, CertificateId, CertificateStatus, OrganizationId, Timestamp, UserId,
 };
 use crate::store::support::{
-    MAX_BIND_PARAMS, after_time_id, chunk_rows, contains_ci, fetch_all, fetch_page, in_ids_opt,
-    in_texts, insert_one, insert_rows, json_array_has_value, placeholders, require_row,
+    MAX_BIND_PARAMS, after_time_id, certificate_has_san, chunk_rows, contains_ci, fetch_all,
+    fetch_page, in_ids_opt, in_texts, insert_one, insert_rows, placeholders, require_row,
     time_id_cursor,
 };
 use crate::store::{Filter, Page, PageRequest, Value, get_by, live_clause, paginate};
@@ -186,7 +186,7 @@ fn filter_clauses(conn: &Conn<'_>, filter: &CertificateFilter) -> Filter {
         f = contains_ci(f, dialect, "common_name", name);
     }
     if let Some(san) = &filter.san {
-        f = json_array_has_value(f, dialect, "subject_alternative_names", san);
+        f = certificate_has_san(f, dialect, san);
     }
     if let Some(status) = &filter.status {
         f = in_texts(f, "status", status);

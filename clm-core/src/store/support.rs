@@ -81,14 +81,9 @@ pub(crate) fn contains_ci_any(
     filter.clause(clause, vec![Value::Text(pattern); columns.len()])
 }
 
-/// `Dialect::json_array_has_value` as a [`Filter`] clause (Filter numbers `?` itself).
-pub(crate) fn json_array_has_value(
-    filter: Filter,
-    dialect: Dialect,
-    column: &str,
-    value: &str,
-) -> Filter {
-    let clause = dialect.json_array_has_value(column, 0).replace("$0", "?");
+/// `Dialect::certificate_has_san` as a [`Filter`] clause (Filter numbers `?` itself).
+pub(crate) fn certificate_has_san(filter: Filter, dialect: Dialect, value: &str) -> Filter {
+    let clause = dialect.certificate_has_san(0).replace("$0", "?");
     filter.clause(clause, vec![Value::Text(value.to_string())])
 }
 
@@ -292,12 +287,21 @@ pub(crate) const SQLITE_ROWS_PER_INSERT: usize = 64;
 /// statement texts per table.
 #[cfg(feature = "sqlite")]
 fn sqlite_statement_rows<T: Insert>(remaining: usize) -> usize {
-    let full = chunk_rows::<T>();
-    if remaining >= full {
-        full
-    } else {
-        // remaining >= 1 here; the largest power of two not above it.
-        1 << (usize::BITS - 1 - remaining.leading_zeros())
+    sqlite_rows_of(chunk_rows::<T>(), remaining)
+}
+
+/// Rows of the next multi-row SQLite statement with `remaining` rows left
+/// and at most `full` in one: `full` while that many are left, then the
+/// largest power of two that fits. Any batch then takes few statement
+/// texts (each stays prepared in every pooled connection).
+#[cfg(feature = "sqlite")]
+pub(crate) fn sqlite_rows_of(full: usize, remaining: usize) -> usize {
+    let full = full.max(1);
+    match remaining {
+        0 => 0,
+        n if n >= full => full,
+        // The largest power of two not above n.
+        n => 1 << (usize::BITS - 1 - n.leading_zeros()),
     }
 }
 
@@ -486,5 +490,11 @@ mod tests {
             texts.extend(sizes);
         }
         assert_eq!(texts.len(), 7, "statement sizes seen: {texts:?}");
+        assert_eq!(sqlite_rows_of(64, 0), 0);
+        assert_eq!(
+            sqlite_rows_of(0, 5),
+            1,
+            "a statement takes one row at least"
+        );
     }
 }
