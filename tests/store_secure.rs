@@ -1068,3 +1068,50 @@ async fn sqlite_reseal_seeks_each_row_by_key() {
     })
     .await;
 }
+
+/// A search by owner in expiry order (the shape of `search_certificates`
+/// with an owner) reads a range of idx_certificates_owner_live and sorts
+/// nothing: before migration 0013 (PostgreSQL) / 0015 (SQLite) it read all
+/// of the owner's rows and sorted them for one page.
+#[tokio::test]
+async fn owner_search_is_a_range_of_the_owner_index() {
+    on_both(|db: Databases| async move {
+        let mut pooled = db.secure.acquire().await.unwrap();
+        let mut c = pooled.conn();
+        let postgres = c.dialect() == clm::db::Dialect::Postgres;
+        let owner = uuid::Uuid::new_v4().to_string();
+        let plan: Vec<String> = if postgres {
+            raw(&mut c, "SET enable_seqscan = off", Vec::new())
+                .await
+                .unwrap();
+            clm::on_conn!(&mut c, |conn| sqlx::query_scalar::<_, String>(
+                "EXPLAIN SELECT id FROM certificates WHERE deleted_at IS NULL
+                 AND owner_user_id = $1::uuid ORDER BY not_after, id LIMIT 101"
+            )
+            .bind(owner.clone())
+            .fetch_all(&mut *conn)
+            .await)
+            .unwrap()
+        } else {
+            let rows: Vec<(i64, i64, i64, String)> = clm::on_conn!(&mut c, |conn| sqlx::query_as(
+                "EXPLAIN QUERY PLAN SELECT id FROM certificates WHERE deleted_at IS NULL
+                     AND owner_user_id = ? ORDER BY not_after, id LIMIT 101"
+            )
+            .bind(owner.clone())
+            .fetch_all(&mut *conn)
+            .await)
+            .unwrap();
+            rows.into_iter().map(|(_, _, _, detail)| detail).collect()
+        };
+        let plan = plan.join("\n");
+        assert!(
+            plan.contains("idx_certificates_owner_live"),
+            "the owner search does not use idx_certificates_owner_live:\n{plan}"
+        );
+        assert!(
+            !plan.contains("Sort") && !plan.contains("TEMP B-TREE"),
+            "the owner search sorts:\n{plan}"
+        );
+    })
+    .await;
+}

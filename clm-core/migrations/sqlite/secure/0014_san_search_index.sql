@@ -5,7 +5,9 @@
 -- (value, certificate) order, written by the certificate's triggers. The
 -- search reads the matching entries and then each certificate by its key.
 -- Certificates keep their SANs for life; the update and delete triggers
--- keep the table true should that change. No foreign key: deleting a
+-- keep the table true should that change. A later migration that rebuilds
+-- certificates (as 0005 did) drops these triggers with the old table and
+-- must create them again. No foreign key: deleting a
 -- certificate would then scan this table for rows naming it.
 CREATE TABLE certificate_san_values (
     value          TEXT NOT NULL,
