@@ -169,8 +169,9 @@ const SQLITE_RESEAL_ROWS: usize = 64;
 
 /// SQLite's re-sealing of `rows` keys in one statement: binds each row's
 /// id, new data key, material and nonce, then the old data key. The rows
-/// to change are found by key (`id IN` the list; an `UPDATE ... FROM` the
-/// list was planned as a scan of the table, 647 keys/s at 100,000), each
+/// to change are found by key (`id IN` the list; an `UPDATE ... FROM` a
+/// list of 64 was planned as a walk of every key under the old data key,
+/// 647 keys/s at 100,000), each
 /// takes its values from the list, and `updated_at` is set here so the
 /// row's trigger does not update it a second time.
 #[cfg(feature = "sqlite")]
