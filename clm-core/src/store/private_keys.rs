@@ -169,11 +169,11 @@ const SQLITE_RESEAL_ROWS: usize = 64;
 
 /// SQLite's re-sealing of `rows` keys in one statement: binds each row's
 /// id, new data key, material and nonce, then the old data key. The rows
-/// to change are found by key (`id IN` the list; an `UPDATE ... FROM` a
-/// list of 64 was planned as a walk of every key under the old data key,
-/// 647 keys/s at 100,000), each
-/// takes its values from the list, and `updated_at` is set here so the
-/// row's trigger does not update it a second time.
+/// to change are found by key (`id IN` the list), each takes its values
+/// from the list, and `updated_at` is set here so the row's trigger does
+/// not update it a second time. An `UPDATE ... FROM` the list was planned,
+/// at 64 rows, as a walk of every key under the old data key (647 keys/s
+/// at 100,000).
 #[cfg(feature = "sqlite")]
 pub fn sqlite_reseal_sql(rows: usize) -> String {
     use crate::store::support::marks;
