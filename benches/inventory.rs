@@ -47,7 +47,8 @@ const COPY_CHUNK: usize = 100_000;
 const OWNERS: usize = 1_000;
 const ORGANIZATIONS: usize = 10;
 /// Most samples per measure; a measure stops sampling after `SAMPLE_BUDGET`
-/// (a SAN search scans every row on SQLite).
+/// (a slow query, such as SQLite's SAN search before migration 0014, which
+/// read every row).
 const SAMPLES: usize = 41;
 const SAMPLE_BUDGET: Duration = Duration::from_secs(10);
 const CERTIFICATE_DER_LEN: usize = 720;
