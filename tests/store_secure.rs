@@ -9,7 +9,7 @@ use clm::model::*;
 use clm::store::audit::{self, AuditFilter, AuditLogKind};
 use clm::store::certificates::{self, CertificateFilter};
 use clm::store::{
-    PageRequest, certificate_requests, certificate_revocations, encryption_keys,
+    PageRequest, Value, certificate_requests, certificate_revocations, encryption_keys, id_value,
     key_rotation_history, now, private_keys,
 };
 use common::*;
@@ -970,15 +970,8 @@ async fn san_and_reference_lookups_use_their_indexes_on_postgres() {
             ),
         ];
         for (clause, index, value) in lookups {
-            let sql = format!("EXPLAIN SELECT id FROM certificates WHERE {clause}");
-            let plan: Vec<String> = clm::on_conn!(&mut c, |conn| sqlx::query_scalar::<_, String>(
-                sqlx::AssertSqlSafe(sql.clone())
-            )
-            .bind(value.clone())
-            .fetch_all(&mut *conn)
-            .await)
-            .unwrap();
-            let plan = plan.join("\n");
+            let sql = format!("SELECT id FROM certificates WHERE {clause}");
+            let plan = query_plan(&mut c, &sql, vec![Value::Text(value)]).await;
             assert!(
                 plan.contains(index),
                 "{clause} does not use {index}:\n{plan}"
@@ -999,21 +992,10 @@ async fn san_search_seeks_its_values_table_on_sqlite() {
         let san = clm::db::Dialect::Sqlite.certificate_has_san(1);
         // The shape of `search_certificates`: live rows in expiry order, a page.
         let sql = format!(
-            "EXPLAIN QUERY PLAN SELECT id FROM certificates
+            "SELECT id FROM certificates
              WHERE deleted_at IS NULL AND {san} ORDER BY not_after, id LIMIT 101"
         );
-        let plan: Vec<(i64, i64, i64, String)> = clm::on_conn!(&mut c, |conn| sqlx::query_as(
-            sqlx::AssertSqlSafe(sql.clone())
-        )
-        .bind("svc.example.com")
-        .fetch_all(&mut *conn)
-        .await)
-        .unwrap();
-        let plan: Vec<&str> = plan
-            .iter()
-            .map(|(_, _, _, detail)| detail.as_str())
-            .collect();
-        let plan = plan.join("\n");
+        let plan = query_plan(&mut c, &sql, vec![Value::Text("svc.example.com".into())]).await;
         assert!(
             plan.contains("SEARCH certificate_san_values USING PRIMARY KEY (value=?)"),
             "the SAN values are not sought:\n{plan}"
@@ -1036,31 +1018,12 @@ async fn sqlite_reseal_seeks_each_row_by_key() {
         let mut pooled = db.secure.acquire().await.unwrap();
         let mut c = pooled.conn();
         for rows in [1, 4, 64] {
-            let sql = format!(
-                "EXPLAIN QUERY PLAN {}",
-                private_keys::sqlite_reseal_sql(rows)
-            );
-            let plan: Vec<(i64, i64, i64, String)> = clm::on_conn!(&mut c, |conn| {
-                let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()));
-                for _ in 0..rows {
-                    query = query
-                        .bind(uuid::Uuid::new_v4().to_string())
-                        .bind(uuid::Uuid::new_v4().to_string())
-                        .bind(vec![1u8; 8])
-                        .bind(vec![2u8; 12]);
-                }
-                query
-                    .bind(uuid::Uuid::new_v4().to_string())
-                    .fetch_all(&mut *conn)
-                    .await
-            })
-            .unwrap();
-            let plan: Vec<&str> = plan
-                .iter()
-                .map(|(_, _, _, detail)| detail.as_str())
+            // Four values per row, then the old data key; their types do
+            // not change the plan.
+            let values = (0..rows * 4 + 1)
+                .map(|_| id_value(uuid::Uuid::new_v4()))
                 .collect();
-            let plan = plan.join("\n");
-            println!("{rows} rows:\n{plan}");
+            let plan = query_plan(&mut c, &private_keys::sqlite_reseal_sql(rows), values).await;
             // Each row sought by its id: a search on the old data key alone
             // walks every key it seals (the `UPDATE ... FROM` plan at 64 rows).
             let by_id = plan.lines().any(|line| {
@@ -1086,31 +1049,18 @@ async fn owner_search_is_a_range_of_the_owner_index() {
         let mut pooled = db.secure.acquire().await.unwrap();
         let mut c = pooled.conn();
         let postgres = c.dialect() == clm::db::Dialect::Postgres;
-        let owner = uuid::Uuid::new_v4().to_string();
-        let plan: Vec<String> = if postgres {
+        let owner = id_value(uuid::Uuid::new_v4());
+        if postgres {
             raw(&mut c, "SET enable_seqscan = off", Vec::new())
                 .await
                 .unwrap();
-            clm::on_conn!(&mut c, |conn| sqlx::query_scalar::<_, String>(
-                "EXPLAIN SELECT id FROM certificates WHERE deleted_at IS NULL
-                 AND owner_user_id = $1::uuid ORDER BY not_after, id LIMIT 101"
-            )
-            .bind(owner.clone())
-            .fetch_all(&mut *conn)
-            .await)
-            .unwrap()
-        } else {
-            let rows: Vec<(i64, i64, i64, String)> = clm::on_conn!(&mut c, |conn| sqlx::query_as(
-                "EXPLAIN QUERY PLAN SELECT id FROM certificates WHERE deleted_at IS NULL
-                     AND owner_user_id = ? ORDER BY not_after, id LIMIT 101"
-            )
-            .bind(owner.clone())
-            .fetch_all(&mut *conn)
-            .await)
-            .unwrap();
-            rows.into_iter().map(|(_, _, _, detail)| detail).collect()
-        };
-        let plan = plan.join("\n");
+        }
+        let param = if postgres { "$1" } else { "?" };
+        let sql = format!(
+            "SELECT id FROM certificates WHERE deleted_at IS NULL
+             AND owner_user_id = {param} ORDER BY not_after, id LIMIT 101"
+        );
+        let plan = query_plan(&mut c, &sql, vec![owner]).await;
         assert!(
             plan.contains("idx_certificates_owner_live"),
             "the owner search does not use idx_certificates_owner_live:\n{plan}"

@@ -179,6 +179,31 @@ pub async fn raw(conn: &mut Conn<'_>, sql: &str, values: Vec<Value>) -> clm::Res
     .map(|done| done.rows_affected()))?)
 }
 
+/// The plan of `sql` with `values` bound, one line per plan node:
+/// `EXPLAIN` on PostgreSQL, `EXPLAIN QUERY PLAN` (its detail column) on SQLite.
+pub async fn query_plan(conn: &mut Conn<'_>, sql: &str, values: Vec<Value>) -> String {
+    let lines: Vec<String> = match conn {
+        Conn::Postgres(c) => clm::bind_values!(
+            sqlx::query_scalar::<_, String>(AssertSqlSafe(format!("EXPLAIN {sql}"))),
+            &values
+        )
+        .fetch_all(&mut **c)
+        .await
+        .unwrap_or_else(|err| panic!("EXPLAIN {sql}: {err}")),
+        Conn::Sqlite(c) => {
+            let rows: Vec<(i64, i64, i64, String)> = clm::bind_values!(
+                sqlx::query_as(AssertSqlSafe(format!("EXPLAIN QUERY PLAN {sql}"))),
+                &values
+            )
+            .fetch_all(&mut **c)
+            .await
+            .unwrap_or_else(|err| panic!("EXPLAIN QUERY PLAN {sql}: {err}"));
+            rows.into_iter().map(|(_, _, _, detail)| detail).collect()
+        }
+    };
+    lines.join("\n")
+}
+
 pub fn dialect(db: &Databases) -> Dialect {
     db.dialect()
 }

@@ -152,17 +152,18 @@ async fn import_ca_with_key(
 }
 
 async fn visible_ids(clm: &Clm, actor: &Actor) -> Vec<CertificateId> {
-    clm.search_certificates(
-        actor,
-        &CertificateSearch::default(),
-        &PageRequest::first(500),
-    )
-    .await
-    .expect("search")
-    .items
-    .iter()
-    .map(|c| c.id)
-    .collect()
+    found_ids(clm, actor, CertificateSearch::default()).await
+}
+
+/// The ids `actor` finds with `search` (one page of up to 500).
+async fn found_ids(clm: &Clm, actor: &Actor, search: CertificateSearch) -> Vec<CertificateId> {
+    clm.search_certificates(actor, &search, &PageRequest::first(500))
+        .await
+        .expect("search")
+        .items
+        .iter()
+        .map(|c| c.id)
+        .collect()
 }
 
 /// B holds a certificate; A imports the same (public) certificate. Before
@@ -593,24 +594,14 @@ async fn inventory_tenancy_search_takes_like_metacharacters_literally() {
             ids.push(only_imported(&report).id);
         }
         let find = |needle: String| {
-            let clm = clm.clone();
-            let actor = a.actor.clone();
-            async move {
-                clm.search_certificates(
-                    &actor,
-                    &CertificateSearch {
-                        common_name: Some(needle),
-                        ..Default::default()
-                    },
-                    &PageRequest::first(100),
-                )
-                .await
-                .expect("search")
-                .items
-                .iter()
-                .map(|c| c.id)
-                .collect::<Vec<_>>()
-            }
+            found_ids(
+                &clm,
+                &a.actor,
+                CertificateSearch {
+                    common_name: Some(needle),
+                    ..Default::default()
+                },
+            )
         };
         assert_eq!(find(format!("{tag}a\\b")).await, vec![ids[0]]);
         assert_eq!(find(format!("{tag}a%b")).await, vec![ids[1]]);
@@ -703,6 +694,82 @@ async fn inventory_tenancy_file_import_is_authorized_before_the_file_is_opened()
             .await
             .expect("A imports its file");
         assert_eq!(summary.imported, 1);
+    })
+    .await;
+}
+
+/// The SAN and owner searches (an index table on SQLite since migration
+/// 0014, an index in expiry order since 0013/0015) keep the tenant filter:
+/// A, searching by a name only B's certificate carries, by a name both
+/// carry, or by B's member as owner, sees none of B's rows.
+#[tokio::test]
+async fn inventory_tenancy_san_and_owner_searches_see_only_own_rows() {
+    on_both_keyed(security(), |clm| async move {
+        let (a, b) = (tenant(&clm, "a").await, tenant(&clm, "b").await);
+        let ca = root("Search Root");
+        let both_name = SubjectAlternativeName::Dns(format!("{}.example.com", unique("both")));
+        let b_name = format!("{}.example.com", unique("b-secret"));
+        let a_cert = leaf_with_sans(&ca, "a.example.com", vec![both_name.clone()]);
+        let b_cert = leaf_with_sans(
+            &ca,
+            "b.example.com",
+            vec![
+                both_name.clone(),
+                SubjectAlternativeName::Dns(b_name.clone()),
+            ],
+        );
+        let a_row = only_imported(
+            &import_into(&clm, &a.actor, Some(a.org), &a_cert.pem)
+                .await
+                .expect("A imports"),
+        );
+        let b_row = only_imported(
+            &import_into(&clm, &b.actor, Some(b.org), &b_cert.pem)
+                .await
+                .expect("B imports"),
+        );
+        let by_san = |name: &str| CertificateSearch {
+            san: Some(name.to_string()),
+            ..Default::default()
+        };
+        let both_value = both_name.value();
+        assert!(found_ids(&clm, &a.actor, by_san(&b_name)).await.is_empty());
+        assert_eq!(
+            found_ids(&clm, &a.actor, by_san(&both_value)).await,
+            vec![a_row.id]
+        );
+        assert_eq!(
+            found_ids(&clm, &b.actor, by_san(&both_value)).await,
+            vec![b_row.id]
+        );
+        assert_eq!(
+            found_ids(&clm, &b.actor, by_san(&b_name)).await,
+            vec![b_row.id]
+        );
+        // Naming B's organization does not widen A's view.
+        assert!(
+            found_ids(
+                &clm,
+                &a.actor,
+                CertificateSearch {
+                    organization_id: Some(b.org),
+                    ..by_san(&both_value)
+                }
+            )
+            .await
+            .is_empty()
+        );
+        let by_owner = |owner| CertificateSearch {
+            owner_user_id: Some(owner),
+            ..Default::default()
+        };
+        assert!(found_ids(&clm, &a.actor, by_owner(b.user)).await.is_empty());
+        assert!(
+            found_ids(&clm, &b.actor, by_owner(a.user))
+                .await
+                .iter()
+                .all(|id| *id != a_row.id)
+        );
     })
     .await;
 }
