@@ -1156,3 +1156,30 @@ fn pki_example_writes_a_verifiable_pki() {
     let second = run_example();
     assert!(second.contains("using"), "{second}");
 }
+
+/// A CA for an organization that does not exist is refused before anything
+/// is written (found by the api_call fuzz target: the CA was stored and its
+/// metadata, which names the organization, failed in core).
+#[tokio::test]
+async fn a_ca_for_a_missing_organization_is_refused_and_stores_nothing() {
+    on_both_keyed(security(), |clm| async move {
+        let system = clm.system_actor();
+        let before = row_counts(&clm).await;
+        let err = clm
+            .create_root_ca(
+                &system,
+                NewCertificateAuthority {
+                    subject: DistinguishedName::common_name("Nowhere Root"),
+                    key_algorithm: KeyAlgorithm::EcdsaP256,
+                    organization_id: Some(OrganizationId::new()),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), ErrorCode::InvalidInput, "{err}");
+        assert!(err.to_string().contains("organization_id"), "{err}");
+        assert_eq!(row_counts(&clm).await, before, "something was stored");
+    })
+    .await;
+}

@@ -514,6 +514,10 @@ impl Clm {
                 "a CA certificate needs a non-empty subject",
             ));
         }
+        // Its metadata (core) names the organization: one that does not
+        // exist would leave the CA stored without metadata.
+        self.ensure_core_references(actor, None, new.organization_id)
+            .await?;
         new.subject.validate()?;
         let urls = IssuanceUrls {
             crl_distribution_points: new.crl_distribution_points.clone(),

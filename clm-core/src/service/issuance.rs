@@ -573,7 +573,7 @@ impl Clm {
     /// its metadata references them, and a certificate whose metadata can
     /// never be written would stay half-done. The actor's own user and
     /// organizations are known to exist.
-    async fn ensure_core_references(
+    pub(crate) async fn ensure_core_references(
         &self,
         actor: &Actor,
         owner: Option<UserId>,
