@@ -9,10 +9,13 @@
 //! (default "1,8,32") callers; CLM_BENCH_BACKENDS (default "sqlite,postgres")
 //! which backends run. PostgreSQL from CLM_TEST_PG_URL (default
 //! postgres://postgres@127.0.0.1:5432; skipped when unreachable), durable
-//! commits (the server's defaults).
+//! commits (the server's defaults). CLM_BENCH_PHASES=1 also prints where an
+//! issuance's time went (see `phases.rs`).
 
 #[path = "memory.rs"]
 mod memory;
+#[path = "phases.rs"]
+mod phases;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -202,6 +205,8 @@ async fn bench_backend(label: &str, config: ClmConfig) {
     let csrs = Arc::new(csrs(count.min(2000)));
     // The peak printed after the runs is their own.
     memory::reset_peak();
+    // The set-up's own spans are not the runs'.
+    phases::clear();
     for &callers in &levels {
         let elapsed = drive(&setup, count, callers, None).await;
         println!(
@@ -209,12 +214,14 @@ async fn bench_backend(label: &str, config: ClmConfig) {
             elapsed.as_secs_f64(),
             count as f64 / elapsed.as_secs_f64()
         );
+        phases::report(label, "generated", count);
         let elapsed = drive(&setup, count, callers, Some(csrs.clone())).await;
         println!(
             "{label:<10} sign submitted P-256 CSR callers={callers:<3} {count} in {:>7.3}s = {:>8.0}/s",
             elapsed.as_secs_f64(),
             count as f64 / elapsed.as_secs_f64()
         );
+        phases::report(label, "CSR", count);
     }
     println!(
         "{label:<10} peak RSS during the runs {}",
@@ -263,6 +270,7 @@ async fn main() {
         println!("issuance bench: run with `cargo bench -p clm-core --bench issuance`");
         return;
     }
+    phases::install();
     let dir = match tempfile::tempdir() {
         Ok(dir) => dir,
         Err(err) => panic!("tempdir: {err}"),

@@ -394,6 +394,8 @@ async fn operations_are_traced_and_no_secret_reaches_a_field() {
         "data key rotation: batch committed",
         "group commit: writing a batch jobs=1",
         "transaction{sealing=false begin_ms=",
+        " half=secure commit_ms=",
+        " half=core commit_ms=",
         "ended=committed}: finished outcome=ok duration_ms=",
         "authorization denied actor=user resource=organizations action=create",
         "create_organization{actor=user}: finished outcome=permission denied: create on organizations",

@@ -329,7 +329,9 @@ fn trace_wait(what: &'static str, lock: Option<Lock>, exclusive: bool, started: 
 
 /// The span of one transaction, from `BEGIN` to commit or rollback: closed
 /// (with how it ended; its duration is the span's) when the transaction is
-/// dropped.
+/// dropped. `begin_ms` and `commit_ms` split off the waits at either end
+/// (a connection and locks; the commit, with its WAL flush or fsync);
+/// `half` names the side of a cross-database write (`secure`, `core`).
 struct TxTrace {
     span: tracing::Span,
     started: Instant,
@@ -343,7 +345,9 @@ impl TxTrace {
             span: tracing::debug_span!(
                 "transaction",
                 sealing,
+                half = tracing::field::Empty,
                 begin_ms = tracing::field::Empty,
+                commit_ms = tracing::field::Empty,
                 ended = tracing::field::Empty,
             ),
             started: Instant::now(),
@@ -394,12 +398,16 @@ impl Tx {
     /// Commits; an error leaves nothing of the transaction behind.
     pub async fn commit(self) -> Result<()> {
         let Tx { inner, mut trace } = self;
+        let started = Instant::now();
         let committed = match inner {
             #[cfg(feature = "postgres")]
             TxInner::Postgres(t) => t.commit().await,
             #[cfg(feature = "sqlite")]
             TxInner::Sqlite(t) => t.commit().await,
         };
+        trace
+            .span
+            .record("commit_ms", started.elapsed().as_secs_f64() * 1000.0);
         trace.ended = if committed.is_ok() {
             "committed"
         } else {
@@ -539,20 +547,24 @@ impl Pool {
         #[cfg(feature = "postgres")] begin_postgres: &'static str,
         lock: Lock,
     ) -> Result<Tx> {
-        match self {
+        let tx = match self {
             #[cfg(feature = "postgres")]
             Pool::Postgres(p) => {
                 let trace = TxTrace::begin(true);
                 let inner = TxInner::Postgres(p.begin_with(begin_postgres).await?);
-                Ok(trace.begun(Some(lock), inner))
+                trace.begun(Some(lock), inner)
             }
             // SQLite's `BEGIN IMMEDIATE` holds the file's write lock.
             #[cfg(feature = "sqlite")]
-            Pool::Sqlite(_) => {
-                let _ = lock;
-                self.begin().await
-            }
-        }
+            Pool::Sqlite(_) => self.begin().await?,
+        };
+        let half = match lock {
+            Lock::SecureAuditChain => "secure",
+            Lock::CoreAuditChain => "core",
+            _ => "other",
+        };
+        tx.trace.span.record("half", half);
+        Ok(tx)
     }
 
     /// Closes the pool, waiting for connections in use to come back.

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::json;
+use tracing::Instrument;
 
 use crate::crypto::{
     CertificateTemplate, DistinguishedName, Issuer, KeyAlgorithm, KeyPair, build_certificate,
@@ -754,8 +755,12 @@ impl Clm {
         let planned_key = plan.key;
         let ocsp_signer = self.ocsp_presigner(issuer.row.id).await;
         let certificate_id = CertificateId::new();
+        // Its duration less `work_ms` is the wait for a CPU slot and thread.
+        let signing = tracing::debug_span!("issuance_signing", work_ms = tracing::field::Empty);
+        let signing_inside = signing.clone();
         let (key, parsed, known_key_sha256, ocsp_response) = self
             .run_cpu(move || {
+                let started = std::time::Instant::now();
                 let known_key_sha256 = planned_key
                     .known_spki()
                     .map(|spki| spki_sha256(&spki))
@@ -783,8 +788,10 @@ impl Clm {
                 chain_check::verify_issued(&der, template.kind, &signer.chain_der(), Utc::now())?;
                 let parsed = parse_certificate_der(&der)?;
                 let ocsp = crate::service::ocsp::presign_good(ocsp_signer, certificate_id, &parsed);
+                signing_inside.record("work_ms", started.elapsed().as_secs_f64() * 1000.0);
                 Ok((key, parsed, known_key_sha256, ocsp))
             })
+            .instrument(signing)
             .await?;
 
         let mut row = certificate_row_with_id(
