@@ -11,6 +11,8 @@
 //! created and dropped). `CLM_BENCH_BACKENDS` (default "sqlite,postgres")
 //! picks the backends.
 
+#[path = "ceiling.rs"]
+mod ceiling;
 #[path = "../tests/common/mod.rs"]
 mod common;
 #[path = "memory.rs"]
@@ -183,6 +185,13 @@ fn main() {
         "generated a CA + {n} leaves ({} KB of PEM) in {:.1} s",
         bytes / 1024,
         started.elapsed().as_secs_f64()
+    );
+    let costs = ceiling::p256_costs();
+    println!(
+        "ceiling: {}; checking every certificate's signature alone caps an import at {:.0}/s on {} cores",
+        costs.describe(),
+        ceiling::cap(costs.verify_us),
+        ceiling::cores()
     );
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

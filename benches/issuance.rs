@@ -12,6 +12,8 @@
 //! commits (the server's defaults). CLM_BENCH_PHASES=1 also prints where an
 //! issuance's time went (see `phases.rs`).
 
+#[path = "ceiling.rs"]
+mod ceiling;
 #[path = "memory.rs"]
 mod memory;
 #[path = "phases.rs"]
@@ -271,6 +273,20 @@ async fn main() {
         return;
     }
     phases::install();
+    let costs = ceiling::p256_costs();
+    // What every issuance signs and checks: a key (generated ones), the
+    // certificate, the self-check of its signature, the OCSP answer; a CSR
+    // brings its own key and one more check, of its proof of possession.
+    let generated = costs.generate_us + 2.0 * costs.sign_us + costs.verify_us;
+    let csr = 2.0 * costs.sign_us + 2.0 * costs.verify_us;
+    println!(
+        "ceiling: {}; an issuance's own signatures and checks take {generated:.0} us \
+         (a CSR's {csr:.0} us), which alone cap {} cores at {:.0}/s ({:.0}/s for CSRs)",
+        costs.describe(),
+        ceiling::cores(),
+        ceiling::cap(generated),
+        ceiling::cap(csr)
+    );
     let dir = match tempfile::tempdir() {
         Ok(dir) => dir,
         Err(err) => panic!("tempdir: {err}"),
