@@ -57,7 +57,7 @@ fn write_bundle(n: usize, path: &std::path::Path) {
     let leaf_key = KeyPair::generate(KeyAlgorithm::EcdsaP256).expect("leaf key");
     let mut file = std::io::BufWriter::new(std::fs::File::create(path).expect("bundle file"));
     file.write_all(ca.pem.as_bytes()).expect("write CA");
-    let threads = std::thread::available_parallelism().map_or(1, usize::from);
+    let threads = ceiling::cores();
     for block_start in (0..n).step_by(GENERATE_BLOCK) {
         let block_end = (block_start + GENERATE_BLOCK).min(n);
         let per_thread = (block_end - block_start).div_ceil(threads).max(1);

@@ -94,7 +94,7 @@ where
                     "signing: waiting for a CPU slot and thread".into(),
                     total - work,
                 ));
-                phases.push(("signing: key, certificate, self-check, OCSP".into(), work));
+                phases.push(("signing: (key,) certificate, self-check, OCSP".into(), work));
             }
             _ => {
                 let half = fields.half.unwrap_or_else(|| "other".into());
